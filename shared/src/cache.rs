@@ -1,0 +1,510 @@
+//! Cache-aside for reads by key: Redis when `REDIS_URL` is set, an in-process moka cache otherwise.
+//!
+//! - [`Cache::get_or_load`] answers from the cache, or loads once per key and process however
+//!   many requests miss at the same time (single-flight), then stores the value for
+//!   `CACHE_TTL_SECS`; a missing row is remembered briefly too (negative caching).
+//! - Writers call [`Cache::invalidate`] after they commit.
+//! - Redis is never on the critical path: an error or a slow answer is logged and counted, the
+//!   request is served from the database, and Redis is left alone for a second before it is
+//!   tried again. An invalidation that could not reach Redis is kept and retried before that key
+//!   is read from Redis again, so a write made while Redis was away never leaves a stale entry.
+
+use std::{
+    collections::{HashMap, HashSet},
+    future::Future,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use bytes::Bytes;
+use deadpool_redis::{Runtime, redis};
+use slog::Logger;
+use tokio::sync::OnceCell;
+
+use crate::metrics::Metrics;
+
+/// A cached answer: the serialized value, or the knowledge that there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// The value's bytes (JSON, ready to send).
+    Found(Bytes),
+    /// The source of truth has no such key.
+    Missing,
+}
+
+impl Entry {
+    /// `Found` with `value` as JSON, or `Missing` for `None`.
+    pub fn json<T: serde::Serialize>(value: Option<&T>) -> Self {
+        match value {
+            Some(value) => Self::Found(serde_json::to_vec(value).expect("API values serialize to JSON").into()),
+            None => Self::Missing,
+        }
+    }
+}
+
+/// Whether a look-up was answered by the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// From the cache.
+    Hit,
+    /// Loaded from the source of truth (by this request or the one it waited for).
+    Miss,
+}
+
+impl CacheStatus {
+    /// `hit` or `miss`, for the `X-Cache` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+        }
+    }
+}
+
+/// How a [`Cache`] is set up.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    /// The label of its metrics (`users`, `products`).
+    pub name: &'static str,
+    /// Prefix of every key, so several services (or test runs) can share one Redis.
+    pub namespace: String,
+    /// Redis, or `None` for the in-process cache.
+    pub redis_url: Option<String>,
+    /// Lifetime of a found value.
+    pub ttl: Duration,
+    /// Lifetime of a "missing" answer.
+    pub negative_ttl: Duration,
+    /// The longest a Redis connect or command may take before the cache is bypassed.
+    pub redis_timeout: Duration,
+}
+
+impl CacheSettings {
+    /// Defaults for a cache named `name`: a 5 s negative TTL (capped by `ttl`), 250 ms for Redis.
+    pub fn new(name: &'static str, redis_url: Option<String>, ttl: Duration) -> Self {
+        Self {
+            name,
+            namespace: format!("platform:{name}"),
+            redis_url,
+            ttl,
+            negative_ttl: ttl.min(Duration::from_secs(5)),
+            redis_timeout: Duration::from_millis(250),
+        }
+    }
+}
+
+/// A cache-aside handle; cheap to clone.
+#[derive(Clone)]
+pub struct Cache {
+    /// Shared state of every clone.
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: CacheSettings,
+    store: Store,
+    /// The look-ups under way, by key: later missers wait for the first one's load.
+    flights: Mutex<HashMap<String, Arc<OnceCell<Entry>>>>,
+    metrics: Metrics,
+    logger: Logger,
+    /// Redis is not asked before this instant (milliseconds since `epoch`) after an error.
+    redis_resume_at_ms: AtomicU64,
+    epoch: Instant,
+    /// Keys whose invalidation could not reach Redis yet.
+    pending_invalidations: Mutex<HashSet<String>>,
+}
+
+/// What one look-up found.
+enum Lookup {
+    Hit(Entry),
+    Miss,
+    /// Redis failed or is being left alone: neither hit nor miss.
+    Unavailable,
+}
+
+enum Store {
+    Local(moka::future::Cache<String, Entry>),
+    Redis(deadpool_redis::Pool),
+}
+
+struct EntryExpiry {
+    ttl: Duration,
+    negative_ttl: Duration,
+}
+
+impl moka::Expiry<String, Entry> for EntryExpiry {
+    fn expire_after_create(&self, _key: &String, value: &Entry, _created_at: Instant) -> Option<Duration> {
+        Some(match value {
+            Entry::Found(_) => self.ttl,
+            Entry::Missing => self.negative_ttl,
+        })
+    }
+}
+
+/// How long Redis is left alone after it failed.
+const REDIS_BACKOFF: Duration = Duration::from_secs(1);
+
+impl Cache {
+    /// A cache as `settings` say. Connecting to Redis is lazy: a Redis that is down at start
+    /// only means misses.
+    pub fn new(settings: CacheSettings, metrics: Metrics, logger: Logger) -> anyhow::Result<Self> {
+        let store = match &settings.redis_url {
+            None => Store::Local(
+                moka::future::Cache::builder()
+                    .max_capacity(100_000)
+                    .expire_after(EntryExpiry { ttl: settings.ttl, negative_ttl: settings.negative_ttl })
+                    .build(),
+            ),
+            Some(url) => {
+                let timeout = Some(settings.redis_timeout);
+                let pool = deadpool_redis::Config::from_url(url.clone())
+                    .builder()
+                    .context("reading REDIS_URL")?
+                    .max_size(16)
+                    .wait_timeout(timeout)
+                    .create_timeout(timeout)
+                    .recycle_timeout(timeout)
+                    .runtime(Runtime::Tokio1)
+                    .build()
+                    .context("creating the Redis pool")?;
+                Store::Redis(pool)
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                settings,
+                store,
+                flights: Mutex::new(HashMap::new()),
+                metrics,
+                logger,
+                redis_resume_at_ms: AtomicU64::new(0),
+                epoch: Instant::now(),
+                pending_invalidations: Mutex::new(HashSet::new()),
+            }),
+        })
+    }
+
+    /// Whether this cache is Redis (`redis`) or in-process (`memory`).
+    pub fn kind(&self) -> &'static str {
+        match self.inner.store {
+            Store::Local(_) => "memory",
+            Store::Redis(_) => "redis",
+        }
+    }
+
+    /// The cached entry of `key`, or `load`'s answer (stored for the next readers).
+    ///
+    /// Concurrent misses of one key in this process share one `load`. An error of `load` is
+    /// returned to the caller that ran it and nothing is cached.
+    pub async fn get_or_load<F, Fut, E>(&self, key: &str, load: F) -> Result<(CacheStatus, Entry), E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Entry, E>>,
+    {
+        let key = self.full_key(key);
+        if let Some(entry) = self.read(&key).await {
+            return Ok((CacheStatus::Hit, entry));
+        }
+        let flight = {
+            let mut flights = self.inner.flights.lock().expect("flights lock");
+            flights.entry(key.clone()).or_insert_with(|| Arc::new(OnceCell::new())).clone()
+        };
+        let result = flight
+            .get_or_try_init(|| async {
+                // Another flight may have filled the cache between our miss and this one.
+                if let Lookup::Hit(entry) = self.read_quietly(&key).await {
+                    return Ok(entry);
+                }
+                self.inner.metrics.cache_loads.with_label_values(&[self.inner.settings.name]).inc();
+                let entry = load().await?;
+                self.write(&key, &entry).await;
+                Ok(entry)
+            })
+            .await
+            .cloned();
+        {
+            let mut flights = self.inner.flights.lock().expect("flights lock");
+            if flights.get(&key).is_some_and(|current| Arc::ptr_eq(current, &flight)) {
+                flights.remove(&key);
+            }
+        }
+        result.map(|entry| (CacheStatus::Miss, entry))
+    }
+
+    /// Forgets `key` (call after the write that changed it has committed).
+    pub async fn invalidate(&self, key: &str) {
+        let key = self.full_key(key);
+        match &self.inner.store {
+            Store::Local(cache) => cache.invalidate(&key).await,
+            Store::Redis(pool) => {
+                self.pending().insert(key);
+                if self.redis_allowed() {
+                    self.flush_pending_invalidations(pool).await;
+                }
+            }
+        }
+    }
+
+    /// Whether the cache answers (for `/readyz`); the in-process cache always does.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        match &self.inner.store {
+            Store::Local(_) => Ok(()),
+            Store::Redis(pool) => {
+                let timeout = self.inner.settings.redis_timeout;
+                tokio::time::timeout(timeout, async {
+                    let mut connection = pool.get().await?;
+                    redis::cmd("PING").query_async::<String>(&mut *connection).await?;
+                    anyhow::Ok(())
+                })
+                .await
+                .with_context(|| format!("Redis did not answer within {timeout:?}"))?
+            }
+        }
+    }
+
+    fn full_key(&self, key: &str) -> String {
+        format!("{}:{key}", self.inner.settings.namespace)
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.inner.pending_invalidations.lock().expect("pending invalidations lock")
+    }
+
+    fn count(&self, result: &str) {
+        self.inner.metrics.cache_requests.with_label_values(&[self.inner.settings.name, result]).inc();
+    }
+
+    /// A look-up that counts its hit, miss or bypass (errors are counted where they happen).
+    async fn read(&self, key: &str) -> Option<Entry> {
+        match self.read_quietly(key).await {
+            Lookup::Hit(entry) => {
+                self.count("hit");
+                Some(entry)
+            }
+            Lookup::Miss => {
+                self.count("miss");
+                None
+            }
+            Lookup::Unavailable => {
+                self.count("bypass");
+                None
+            }
+        }
+    }
+
+    async fn read_quietly(&self, key: &str) -> Lookup {
+        match &self.inner.store {
+            Store::Local(cache) => cache.get(key).await.map_or(Lookup::Miss, Lookup::Hit),
+            Store::Redis(pool) => {
+                if !self.redis_allowed() {
+                    return Lookup::Unavailable;
+                }
+                let has_pending = !self.pending().is_empty();
+                if has_pending && !self.flush_pending_invalidations(pool).await {
+                    return Lookup::Unavailable;
+                }
+                let value = self
+                    .redis(
+                        pool,
+                        |mut connection, key| async move {
+                            redis::cmd("GET").arg(key).query_async::<Option<Vec<u8>>>(&mut *connection).await
+                        },
+                        key.to_owned(),
+                    )
+                    .await;
+                match value {
+                    Some(Some(bytes)) => decode(bytes).map_or(Lookup::Miss, Lookup::Hit),
+                    Some(None) => Lookup::Miss,
+                    None => Lookup::Unavailable,
+                }
+            }
+        }
+    }
+
+    async fn write(&self, key: &str, entry: &Entry) {
+        match &self.inner.store {
+            Store::Local(cache) => cache.insert(key.to_owned(), entry.clone()).await,
+            Store::Redis(pool) => {
+                if !self.redis_allowed() || self.pending().contains(key) {
+                    return;
+                }
+                let ttl_ms = match entry {
+                    Entry::Found(_) => self.inner.settings.ttl,
+                    Entry::Missing => self.inner.settings.negative_ttl,
+                }
+                .as_millis() as u64;
+                let value = encode(entry);
+                self.redis(pool, |mut connection, key| async move {
+                    redis::cmd("SET").arg(key).arg(value).arg("PX").arg(ttl_ms).query_async::<()>(&mut *connection).await
+                }, key.to_owned())
+                .await;
+            }
+        }
+    }
+
+    /// Deletes every pending invalidation from Redis; `true` when none is left.
+    async fn flush_pending_invalidations(&self, pool: &deadpool_redis::Pool) -> bool {
+        let keys: Vec<String> = self.pending().iter().cloned().collect();
+        if keys.is_empty() {
+            return true;
+        }
+        let deleted = self
+            .redis(pool, |mut connection, keys| async move {
+                redis::cmd("DEL").arg(&keys).query_async::<i64>(&mut *connection).await
+            }, keys.clone())
+            .await
+            .is_some();
+        if deleted {
+            let mut pending = self.pending();
+            for key in &keys {
+                pending.remove(key);
+            }
+        }
+        deleted
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.inner.epoch.elapsed().as_millis() as u64
+    }
+
+    fn redis_allowed(&self) -> bool {
+        self.now_ms() >= self.inner.redis_resume_at_ms.load(Ordering::Relaxed)
+    }
+
+    /// Runs one Redis command within the timeout; on failure logs, counts, backs off, `None`.
+    async fn redis<T, A, F, Fut>(&self, pool: &deadpool_redis::Pool, command: F, argument: A) -> Option<T>
+    where
+        F: FnOnce(deadpool_redis::Connection, A) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let timeout = self.inner.settings.redis_timeout;
+        let outcome = tokio::time::timeout(timeout, async {
+            let connection = pool.get().await.map_err(|error| anyhow::anyhow!("getting a Redis connection: {error}"))?;
+            command(connection, argument).await.context("Redis command")
+        })
+        .await;
+        let error = match outcome {
+            Ok(Ok(value)) => return Some(value),
+            Ok(Err(error)) => error,
+            Err(_) => anyhow::anyhow!("Redis did not answer within {timeout:?}"),
+        };
+        self.count("error");
+        let resume_at = self.now_ms() + REDIS_BACKOFF.as_millis() as u64;
+        self.inner.redis_resume_at_ms.store(resume_at, Ordering::Relaxed);
+        slog::warn!(self.inner.logger, "cache unavailable, serving from the database";
+            "cache" => self.inner.settings.name, "error" => format!("{error:#}"),
+            "retry_in_ms" => REDIS_BACKOFF.as_millis() as u64);
+        None
+    }
+}
+
+/// The header that says whether a read was a cache hit.
+pub const CACHE_STATUS_HEADER: actix_web::http::header::HeaderName =
+    actix_web::http::header::HeaderName::from_static("x-cache");
+
+/// The response to a cached read: the JSON value (200) or `missing`'s error, with `X-Cache`.
+pub fn cached_response(status: CacheStatus, entry: Entry, missing: impl FnOnce() -> crate::ApiError) -> actix_web::HttpResponse {
+    use actix_web::{HttpResponse, ResponseError};
+    match entry {
+        Entry::Found(body) => HttpResponse::Ok()
+            .content_type("application/json")
+            .insert_header((CACHE_STATUS_HEADER, status.as_str()))
+            .body(body),
+        Entry::Missing => {
+            let error = missing();
+            HttpResponse::build(error.status_code())
+                .insert_header((CACHE_STATUS_HEADER, status.as_str()))
+                .json(error.body())
+        }
+    }
+}
+
+fn encode(entry: &Entry) -> Vec<u8> {
+    match entry {
+        Entry::Found(bytes) => {
+            let mut value = Vec::with_capacity(bytes.len() + 1);
+            value.push(b'+');
+            value.extend_from_slice(bytes);
+            value
+        }
+        Entry::Missing => vec![b'-'],
+    }
+}
+
+fn decode(mut value: Vec<u8>) -> Option<Entry> {
+    match value.first() {
+        Some(b'+') => {
+            value.remove(0);
+            Some(Entry::Found(Bytes::from(value)))
+        }
+        Some(b'-') => Some(Entry::Missing),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local_cache(ttl: Duration) -> Cache {
+        let mut settings = CacheSettings::new("test", None, ttl);
+        settings.negative_ttl = ttl;
+        Cache::new(settings, Metrics::new("test"), Logger::root(slog::Discard, slog::o!())).expect("cache")
+    }
+
+    #[test]
+    fn entries_survive_encoding() {
+        for entry in [Entry::Found(Bytes::from_static(b"{\"id\":1}")), Entry::Missing, Entry::Found(Bytes::new())] {
+            assert_eq!(decode(encode(&entry)), Some(entry));
+        }
+        assert_eq!(decode(b"garbage".to_vec()), None);
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_share_one_load() {
+        let cache = local_cache(Duration::from_secs(60));
+        let loads = Arc::new(AtomicU64::new(0));
+        let lookups = (0..50).map(|_| {
+            let cache = cache.clone();
+            let loads = loads.clone();
+            tokio::spawn(async move {
+                cache
+                    .get_or_load("k", || async move {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        tokio::task::yield_now().await;
+                        Ok::<_, std::convert::Infallible>(Entry::Found(Bytes::from_static(b"v")))
+                    })
+                    .await
+            })
+        });
+        for lookup in futures_util::future::join_all(lookups).await {
+            let (_, entry) = lookup.expect("task").expect("load");
+            assert_eq!(entry, Entry::Found(Bytes::from_static(b"v")));
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn invalidation_and_expiry_force_a_new_load() {
+        let cache = local_cache(Duration::from_millis(300));
+        let load = |value: &'static str| move || async move { Ok::<_, std::convert::Infallible>(Entry::Found(Bytes::from_static(value.as_bytes()))) };
+        assert_eq!(cache.get_or_load("k", load("a")).await.expect("load").0, CacheStatus::Miss);
+        assert_eq!(cache.get_or_load("k", load("b")).await.expect("load"), (CacheStatus::Hit, Entry::Found(Bytes::from_static(b"a"))));
+        cache.invalidate("k").await;
+        assert_eq!(cache.get_or_load("k", load("c")).await.expect("load"), (CacheStatus::Miss, Entry::Found(Bytes::from_static(b"c"))));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(cache.get_or_load("k", load("d")).await.expect("load"), (CacheStatus::Miss, Entry::Found(Bytes::from_static(b"d"))));
+    }
+
+    #[tokio::test]
+    async fn a_failed_load_is_not_cached() {
+        let cache = local_cache(Duration::from_secs(60));
+        let failed = cache.get_or_load("k", || async { Err::<Entry, _>("db down") }).await;
+        assert_eq!(failed, Err("db down"));
+        let (status, entry) = cache.get_or_load("k", || async { Ok::<_, &str>(Entry::Missing) }).await.expect("load");
+        assert_eq!((status, entry), (CacheStatus::Miss, Entry::Missing));
+    }
+}

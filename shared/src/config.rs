@@ -1,0 +1,191 @@
+//! Command-line flags and environment variables (CONTRACTS.md, "Configuration").
+//!
+//! Every binary flattens [`CommonArgs`] into its own clap parser and calls [`parse`], which turns
+//! a value that cannot be parsed into one line naming the variable, then exits with status 2.
+
+use std::{net::IpAddr, path::PathBuf, str::FromStr};
+
+use clap::{
+    Parser,
+    error::{ContextKind, ContextValue, ErrorKind},
+};
+
+/// The flags and variables every HTTP service of the platform takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Listen port [default: the service's port from CONTRACTS.md]
+    #[arg(long, env = "PORT")]
+    pub port: Option<u16>,
+    /// Listen address (`0.0.0.0` in containers)
+    #[arg(long, env = "BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Lowest level that is logged
+    #[arg(long, env = "LOG_LEVEL", value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+    /// Also write `error.log` (errors only) and `combined.log` into this directory
+    #[arg(long, env = "LOG_DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// `sqlite://…` or `postgres://…` [default: sqlite://data/<service>.db]
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<DatabaseUrl>,
+    /// Redis for the cache (`redis://host:port`); unset: an in-process cache
+    #[arg(long, env = "REDIS_URL", value_parser = parse_redis_url)]
+    pub redis_url: Option<String>,
+    /// Time to live of cache-aside entries, in seconds
+    #[arg(long, env = "CACHE_TTL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub cache_ttl_secs: u64,
+}
+
+impl CommonArgs {
+    /// The database URL, or the embedded default `sqlite://data/<service>.db`.
+    pub fn database_url_or_default(&self, service: &str) -> DatabaseUrl {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| DatabaseUrl(format!("sqlite://data/{service}.db")))
+    }
+}
+
+/// Log levels, from the most to the least verbose.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Everything.
+    Trace,
+    /// Diagnostics for developers.
+    Debug,
+    /// One line per request and lifecycle events.
+    Info,
+    /// Something unexpected that was handled.
+    Warn,
+    /// Failures.
+    Error,
+}
+
+impl LogLevel {
+    /// The matching slog level.
+    pub fn to_slog(self) -> slog::Level {
+        match self {
+            Self::Trace => slog::Level::Trace,
+            Self::Debug => slog::Level::Debug,
+            Self::Info => slog::Level::Info,
+            Self::Warn => slog::Level::Warning,
+            Self::Error => slog::Level::Error,
+        }
+    }
+
+    /// The matching `log` crate filter.
+    pub fn to_log(self) -> log::LevelFilter {
+        match self {
+            Self::Trace => log::LevelFilter::Trace,
+            Self::Debug => log::LevelFilter::Debug,
+            Self::Info => log::LevelFilter::Info,
+            Self::Warn => log::LevelFilter::Warn,
+            Self::Error => log::LevelFilter::Error,
+        }
+    }
+}
+
+/// A database URL whose scheme the platform supports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(pub String);
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        if url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self(url.to_owned()))
+        } else {
+            Err("expected sqlite://… or postgres://…".to_owned())
+        }
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn parse_redis_url(url: &str) -> Result<String, String> {
+    if url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://") {
+        Ok(url.to_owned())
+    } else {
+        Err("expected redis://host:port".to_owned())
+    }
+}
+
+/// Parses the process's arguments and environment into `T`.
+///
+/// `--help` and `--version` print and exit 0; any other problem prints one line that names the
+/// environment variable (and flag) at fault and exits 2.
+pub fn parse<T: Parser>() -> T {
+    match T::try_parse() {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                error.exit();
+            }
+            eprintln!("{}", one_line_error(&error, &T::command()));
+            std::process::exit(2);
+        }
+    }
+}
+
+/// clap's message, on one line, with the flag's environment variable named first.
+fn one_line_error(error: &clap::Error, command: &clap::Command) -> String {
+    let rendered = error.render().to_string();
+    let mut line = rendered.lines().next().unwrap_or("error: invalid arguments").to_owned();
+    if let Some(ContextValue::String(invalid_arg)) = error.get(ContextKind::InvalidArg) {
+        let flag = invalid_arg.split_whitespace().next().unwrap_or(invalid_arg);
+        let env = command
+            .get_arguments()
+            .find(|arg| arg.get_long().is_some_and(|long| flag == format!("--{long}")))
+            .and_then(|arg| arg.get_env())
+            .map(|env| env.to_string_lossy().into_owned());
+        if let Some(env) = env {
+            line = line.replace(&format!("'{invalid_arg}'"), &format!("{env} ({flag})"));
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Parser, Debug)]
+    struct TestConfig {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    fn error_line(args: &[&str]) -> String {
+        let error = TestConfig::try_parse_from(args).expect_err("arguments must be rejected");
+        one_line_error(&error, &<TestConfig as clap::CommandFactory>::command())
+    }
+
+    #[test]
+    fn a_bad_port_names_its_variable_on_one_line() {
+        let line = error_line(&["test", "--port", "abc"]);
+        assert!(line.contains("PORT (--port)"), "{line}");
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn a_bad_database_url_names_its_variable() {
+        let line = error_line(&["test", "--database-url", "mysql://x"]);
+        assert!(line.contains("DATABASE_URL (--database-url)"), "{line}");
+        assert!(line.contains("sqlite://"), "{line}");
+    }
+
+    #[test]
+    fn defaults_hold_when_nothing_is_set() {
+        let config = TestConfig::try_parse_from(["test"]).expect("defaults parse");
+        assert_eq!(config.common.cache_ttl_secs, 60);
+        assert_eq!(config.common.log_level, LogLevel::Info);
+        assert_eq!(
+            config.common.database_url_or_default("users").0,
+            "sqlite://data/users.db"
+        );
+    }
+}

@@ -1,0 +1,38 @@
+//! What every service of the platform shares, so that no service writes it again.
+//!
+//! A service's `lib.rs` builds an [`server::HttpService`] from its [`config::CommonArgs`], adds
+//! its own routes, and runs until the shutdown future it was given resolves. Everything else
+//! lives here:
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`config`] | clap arguments every binary takes (CONTRACTS.md's variables) and one-line start-up errors |
+//! | [`telemetry`] | slog JSON logging to stdout (and `LOG_DIR` files), the bridge for `log` records |
+//! | [`error`] | [`error::ApiError`], the JSON error body, and handlers for actix's extractor errors |
+//! | [`request`] | the middleware: `X-Request-Id`, one access line per request, metrics, JSON-only errors |
+//! | [`metrics`] | the Prometheus registry of one service instance |
+//! | [`health`] | `/healthz`, `/readyz` and `/metrics` |
+//! | [`db`] | the SQLite / PostgreSQL pool chosen by URL, with embedded migrations |
+//! | [`cache`] | cache-aside over Redis or an in-process cache, single-flight, fail-open |
+//! | [`pagination`] | `?limit=&offset=` and `X-Total-Count` |
+//! | [`shutdown`] | SIGINT / SIGTERM as a future, fanned out to every server of a process |
+//! | [`server`] | the actix-web server every REST service runs, with all of the above wired in |
+//! | [`validate`] | field checks several services make (names) |
+//! | `testing` | (feature `testing`) a fresh database per test, on SQLite or PostgreSQL |
+
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod pagination;
+pub mod request;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+pub mod validate;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::ApiError;

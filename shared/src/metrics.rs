@@ -1,0 +1,69 @@
+//! The Prometheus metrics of one service instance.
+//!
+//! Each instance owns its [`Metrics`] (its own registry), so several services in one process
+//! (the `stack`, or tests) never count into each other's series.
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+/// The registry and the series every service has.
+#[derive(Clone)]
+pub struct Metrics {
+    /// Where every series below is registered; services may add their own.
+    pub registry: Registry,
+    /// `http_requests_total{method, route, status}`.
+    pub http_requests: IntCounterVec,
+    /// `http_request_duration_seconds{method, route}`.
+    pub http_duration: HistogramVec,
+    /// `cache_requests_total{cache, result}`: `hit`, `miss`, `error`, `bypass`.
+    pub cache_requests: IntCounterVec,
+    /// `cache_loads_total{cache}`: loads from the source of truth after a miss.
+    pub cache_loads: IntCounterVec,
+}
+
+impl Metrics {
+    /// Fresh series for `service` (a constant label on each).
+    pub fn new(service: &str) -> Self {
+        let registry = Registry::new_custom(None, Some([("service".to_owned(), service.to_owned())].into()))
+            .expect("a valid constant label");
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests answered, by route and status"),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "Time to answer HTTP requests").buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["method", "route"],
+        )
+        .expect("valid metric");
+        let cache_requests = IntCounterVec::new(
+            Opts::new("cache_requests_total", "Cache look-ups by result (hit, miss, error, bypass)"),
+            &["cache", "result"],
+        )
+        .expect("valid metric");
+        let cache_loads = IntCounterVec::new(
+            Opts::new("cache_loads_total", "Loads from the database after a cache miss"),
+            &["cache"],
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_duration.clone()),
+            Box::new(cache_requests.clone()),
+            Box::new(cache_loads.clone()),
+        ] {
+            registry.register(collector).expect("each series registered once");
+        }
+        Self { registry, http_requests, http_duration, cache_requests, cache_loads }
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("text encoding into memory cannot fail");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}

@@ -1,0 +1,216 @@
+//! The actix-web server every REST service runs, with the shared pieces wired in.
+//!
+//! A service builds [`ServiceSettings`] from its flags, opens its [`ServiceContext`] (database,
+//! cache, metrics, logger), and hands its routes to [`HttpService::bind`]. Tests change the
+//! settings (port 0, their own database) and take the same path as the binary.
+
+use std::{
+    future::Future,
+    net::{SocketAddr, TcpListener},
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
+
+use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
+use anyhow::Context;
+use slog::Logger;
+
+use crate::{
+    ApiError,
+    cache::{Cache, CacheSettings},
+    config::{CommonArgs, DatabaseUrl},
+    db::{Database, Migrations, redact},
+    error::{json_error, path_error, query_error},
+    health::{self, Readiness},
+    metrics::Metrics,
+    request::{Observability, observe},
+    telemetry,
+};
+
+/// The largest JSON request body a service reads (64 KiB).
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+/// Everything that decides how a service instance runs.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// The service's name (`users`), for logs, metrics and the default database file.
+    pub name: &'static str,
+    /// Where to listen (port 0 picks a free one).
+    pub address: SocketAddr,
+    /// The database.
+    pub database_url: DatabaseUrl,
+    /// The cache.
+    pub cache: CacheSettings,
+    /// The largest JSON body accepted.
+    pub json_limit: usize,
+    /// How long in-flight requests may take to finish after shutdown begins.
+    pub shutdown_timeout: Duration,
+    /// actix worker threads (0: one per core).
+    pub workers: usize,
+}
+
+impl ServiceSettings {
+    /// Settings from the common flags, with the service's default port.
+    pub fn from_args(name: &'static str, default_port: u16, args: &CommonArgs) -> Self {
+        Self {
+            name,
+            address: SocketAddr::new(args.bind, args.port.unwrap_or(default_port)),
+            database_url: args.database_url_or_default(name),
+            cache: CacheSettings::new(name, args.redis_url.clone(), Duration::from_secs(args.cache_ttl_secs)),
+            json_limit: JSON_BODY_LIMIT,
+            shutdown_timeout: Duration::from_secs(10),
+            workers: 0,
+        }
+    }
+}
+
+/// What a service's handlers and start-up share.
+#[derive(Clone)]
+pub struct ServiceContext {
+    /// The service's name.
+    pub name: &'static str,
+    /// Its logger (`service` field set).
+    pub logger: Logger,
+    /// Its metrics.
+    pub metrics: Metrics,
+    /// Its database, migrated.
+    pub database: Database,
+    /// Its cache.
+    pub cache: Cache,
+}
+
+impl ServiceContext {
+    /// Connects the database (running `migrations`) and sets up the cache and metrics.
+    pub async fn open(settings: &ServiceSettings, migrations: Migrations, logger: Logger) -> anyhow::Result<Self> {
+        let metrics = Metrics::new(settings.name);
+        let database = Database::connect(&settings.database_url, migrations).await?;
+        let cache = Cache::new(settings.cache.clone(), metrics.clone(), logger.clone())?;
+        slog::info!(logger, "dependencies ready";
+            "database" => redact(&settings.database_url.0), "cache" => cache.kind());
+        Ok(Self { name: settings.name, logger, metrics, database, cache })
+    }
+
+    /// The `/readyz` checks of the database and the cache.
+    pub fn readiness(&self) -> Readiness {
+        let database = self.database.clone();
+        let cache = self.cache.clone();
+        Readiness::default()
+            .with(
+                "database",
+                Arc::new(move || {
+                    let database = database.clone();
+                    Box::pin(async move { database.ping().await })
+                }),
+            )
+            .with(
+                "cache",
+                Arc::new(move || {
+                    let cache = cache.clone();
+                    Box::pin(async move { cache.ping().await })
+                }),
+            )
+    }
+}
+
+/// A bound, not yet running, actix-web server.
+pub struct HttpService {
+    /// The port it listens on (the real one when asked for port 0).
+    port: u16,
+    /// The server; it runs when awaited.
+    server: Server,
+    /// Closed after the server stops.
+    database: Database,
+    /// For the lifecycle lines.
+    logger: Logger,
+}
+
+impl HttpService {
+    /// Binds the listener and builds the app: the service's routes (`routes`), the health
+    /// routes, the middleware, JSON error handling, and a JSON 404 for unknown paths.
+    pub fn bind<F>(settings: &ServiceSettings, context: &ServiceContext, routes: F) -> anyhow::Result<Self>
+    where
+        F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+    {
+        let listener = TcpListener::bind(settings.address)
+            .with_context(|| format!("binding {}", settings.address))?;
+        let port = listener.local_addr()?.port();
+        let observability = web::Data::new(Observability { logger: context.logger.clone(), metrics: context.metrics.clone() });
+        let readiness = web::Data::new(context.readiness());
+        let json_limit = settings.json_limit;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(observability.clone())
+                .app_data(readiness.clone())
+                .app_data(web::JsonConfig::default().limit(json_limit).error_handler(json_error))
+                .app_data(web::PathConfig::default().error_handler(path_error))
+                .app_data(web::QueryConfig::default().error_handler(query_error))
+                .wrap(from_fn(observe))
+                .configure(health::configure)
+                .configure(routes.clone())
+                .default_service(web::to(not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1));
+        if settings.workers > 0 {
+            server = server.workers(settings.workers);
+        }
+        let server = server.listen(listener)?.run();
+        slog::info!(context.logger, "listening"; "address" => format!("{}:{port}", settings.address.ip()));
+        Ok(Self { port, server, database: context.database.clone(), logger: context.logger.clone() })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
+    /// (bounded by the shutdown timeout) and closes the database.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let logger = self.logger.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            slog::info!(logger, "shutting down: draining in-flight requests");
+            handle.stop(true).await;
+        });
+        self.server.await.context("running the HTTP server")?;
+        self.database.close().await;
+        slog::info!(self.logger, "stopped");
+        Ok(())
+    }
+}
+
+async fn not_found(request: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!("no route for {} {}", request.method(), request.path())))
+}
+
+/// What a binary's `main` runs: logging from the flags, `run` with the settings, exit status
+/// 0 after a clean shutdown and 1 (after logging the cause) on failure.
+pub async fn run_binary<F, Fut>(name: &'static str, default_port: u16, args: &CommonArgs, run: F) -> ExitCode
+where
+    F: FnOnce(ServiceSettings, Logger) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let (root, guard) = match telemetry::init(name, args.log_level, args.log_dir.as_deref()) {
+        Ok(logging) => logging,
+        Err(error) => {
+            eprintln!("error: LOG_DIR (--log-dir): {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let logger = telemetry::for_service(&root, name);
+    let settings = ServiceSettings::from_args(name, default_port, args);
+    let outcome = run(settings, logger.clone()).await;
+    let code = match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            slog::error!(logger, "service failed"; "error" => format!("{error:#}"));
+            ExitCode::FAILURE
+        }
+    };
+    drop((logger, root));
+    drop(guard);
+    code
+}

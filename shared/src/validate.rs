@@ -1,0 +1,46 @@
+//! Field checks that more than one service makes; each returns the cleaned value or the
+//! [`FieldError`] to report in a 422.
+
+use crate::error::FieldError;
+
+/// Longest name, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// A display name: trimmed, 1–200 characters, no control characters.
+pub fn name(field: &str, value: &str) -> Result<String, FieldError> {
+    let trimmed = value.trim();
+    let length = trimmed.chars().count();
+    if length == 0 {
+        Err(FieldError::new(field, "must not be empty"))
+    } else if length > MAX_NAME_CHARS {
+        Err(FieldError::new(field, format!("must be at most {MAX_NAME_CHARS} characters")))
+    } else if trimmed.chars().any(char::is_control) {
+        Err(FieldError::new(field, "must not contain control characters"))
+    } else {
+        Ok(trimmed.to_owned())
+    }
+}
+
+/// Collects the failures of several checks: all values, or every failure.
+pub fn all<T>(results: impl IntoIterator<Item = Result<T, FieldError>>) -> Result<Vec<T>, Vec<FieldError>> {
+    let (values, failures): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+    if failures.is_empty() {
+        Ok(values.into_iter().filter_map(Result::ok).collect())
+    } else {
+        Err(failures.into_iter().filter_map(Result::err).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(name("name", "  Alice "), Ok("Alice".to_owned()));
+        assert!(name("name", "   ").is_err());
+        assert!(name("name", &"é".repeat(200)).is_ok());
+        assert!(name("name", &"é".repeat(201)).is_err());
+        assert!(name("name", "a\u{0}b").is_err());
+    }
+}
