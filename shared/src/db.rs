@@ -105,6 +105,16 @@ impl Database {
     }
 }
 
+/// The current time as the API shows it and the tables store it: RFC 3339, UTC, milliseconds.
+pub fn timestamp_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// `$1, $2, …, $count`: the placeholders of an `IN (…)` list of `count` values.
+pub fn placeholders(count: usize) -> String {
+    (1..=count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+}
+
 /// Whether an error is a unique-constraint violation (e.g. an email already used).
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())

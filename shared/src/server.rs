@@ -7,6 +7,7 @@
 use std::{
     future::Future,
     net::{SocketAddr, TcpListener},
+    path::Path,
     process::ExitCode,
     sync::Arc,
     time::Duration,
@@ -19,7 +20,7 @@ use slog::Logger;
 use crate::{
     ApiError,
     cache::{Cache, CacheSettings},
-    config::{CommonArgs, DatabaseUrl},
+    config::{CommonArgs, DatabaseUrl, LogLevel},
     db::{Database, Migrations, redact},
     error::{json_error, path_error, query_error},
     health::{self, Readiness},
@@ -186,31 +187,40 @@ async fn not_found(request: actix_web::HttpRequest) -> Result<actix_web::HttpRes
     Err(ApiError::NotFound(format!("no route for {} {}", request.method(), request.path())))
 }
 
-/// What a binary's `main` runs: logging from the flags, `run` with the settings, exit status
-/// 0 after a clean shutdown and 1 (after logging the cause) on failure.
+/// What a service binary's `main` runs: [`run_process`] with the service's settings and logger.
 pub async fn run_binary<F, Fut>(name: &'static str, default_port: u16, args: &CommonArgs, run: F) -> ExitCode
 where
     F: FnOnce(ServiceSettings, Logger) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let (root, guard) = match telemetry::init(name, args.log_level, args.log_dir.as_deref()) {
+    let settings = ServiceSettings::from_args(name, default_port, args);
+    run_process(name, args.log_level, args.log_dir.as_deref(), |root| run(settings, telemetry::for_service(&root, name)))
+        .await
+}
+
+/// Sets up logging, runs `run` with the root logger, and turns its outcome into the exit
+/// status: 0 after a clean shutdown, 1 (after logging the cause) on failure, 2 when the log
+/// directory cannot be opened. The logs are flushed before it returns.
+pub async fn run_process<F, Fut>(name: &'static str, level: LogLevel, log_dir: Option<&Path>, run: F) -> ExitCode
+where
+    F: FnOnce(Logger) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let (root, guard) = match telemetry::init(name, level, log_dir) {
         Ok(logging) => logging,
         Err(error) => {
             eprintln!("error: LOG_DIR (--log-dir): {error}");
             return ExitCode::from(2);
         }
     };
-    let logger = telemetry::for_service(&root, name);
-    let settings = ServiceSettings::from_args(name, default_port, args);
-    let outcome = run(settings, logger.clone()).await;
-    let code = match outcome {
+    let code = match run(root.clone()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            slog::error!(logger, "service failed"; "error" => format!("{error:#}"));
+            slog::error!(root, "failed"; "service" => name, "error" => format!("{error:#}"));
             ExitCode::FAILURE
         }
     };
-    drop((logger, root));
+    drop(root);
     drop(guard);
     code
 }

@@ -1,7 +1,10 @@
 //! The users table, through the shared database adapter. Every statement here runs unchanged
 //! on SQLite and PostgreSQL.
 
-use shared::{db::{Database, is_unique_violation}, pagination::Page};
+use shared::{
+    db::{Database, is_unique_violation, placeholders, timestamp_now},
+    pagination::Page,
+};
 use sqlx::AssertSqlSafe;
 
 use crate::domain::{User, UserError, ValidUser};
@@ -13,11 +16,6 @@ const COLUMNS: &str = "id, name, email, created_at";
 pub struct UserRepository {
     /// The pool.
     database: Database,
-}
-
-/// The current time as the API shows it: RFC 3339, UTC, milliseconds.
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl UserRepository {
@@ -42,8 +40,7 @@ impl UserRepository {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
-        let sql = format!("SELECT {COLUMNS} FROM users WHERE id IN ({}) ORDER BY id", placeholders.join(", "));
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE id IN ({}) ORDER BY id", placeholders(ids.len()));
         let mut query = sqlx::query_as::<_, User>(AssertSqlSafe(sql));
         for id in ids {
             query = query.bind(*id);
@@ -68,7 +65,7 @@ impl UserRepository {
         .bind(&user.name)
         .bind(&user.email)
         .bind(&user.email_key)
-        .bind(now())
+        .bind(timestamp_now())
         .fetch_one(self.database.pool())
         .await
         .map_err(|error| email_conflict(error, &user.email))
@@ -107,7 +104,7 @@ impl UserRepository {
                 .bind(name)
                 .bind(email)
                 .bind(email)
-                .bind(now())
+                .bind(timestamp_now())
                 .execute(&mut *transaction)
                 .await?;
         }

@@ -1,0 +1,78 @@
+//! The products REST API: `/api/products…` on port 3002 (the seed's products microservice, made real).
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`domain`] | [`domain::Product`], and the validation of what clients send |
+//! | [`repository`] | the SQL, the same for SQLite and PostgreSQL |
+//! | [`routes`] | the handlers, with cache-aside reads by id |
+//! | [`openapi`] | the OpenAPI 3 document served at `/api/products/openapi.json` |
+//!
+//! Everything else (config, logging, errors, health, metrics, cache, shutdown) is `shared`'s.
+
+pub mod domain;
+pub mod openapi;
+pub mod repository;
+pub mod routes;
+
+use actix_web::web;
+use shared::{
+    config::CommonArgs,
+    db::Migrations,
+    server::{HttpService, ServiceContext, ServiceSettings},
+};
+use slog::Logger;
+
+use crate::repository::ProductRepository;
+
+/// The service's name (logs, metrics, default database `data/products.db`).
+pub const NAME: &str = "products";
+/// The port of CONTRACTS.md.
+pub const DEFAULT_PORT: u16 = 3002;
+
+/// The flags and environment variables of `products-service`.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "products-service", version, about = "The products REST API of the platform")]
+pub struct Config {
+    /// What every service takes.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The embedded migrations, per engine.
+pub fn migrations() -> Migrations {
+    Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") }
+}
+
+/// A built products service: database migrated, listener bound.
+pub struct Application {
+    /// The server.
+    service: HttpService,
+    /// The rows, for seeding.
+    repository: ProductRepository,
+}
+
+impl Application {
+    /// Connects, migrates, binds. The binary and the tests both start here.
+    pub async fn build(settings: ServiceSettings, logger: Logger) -> anyhow::Result<Self> {
+        let context = ServiceContext::open(&settings, migrations(), logger).await?;
+        let repository = ProductRepository::new(context.database.clone());
+        let state = web::Data::new(routes::ProductsState { repository: repository.clone(), cache: context.cache.clone() });
+        let service = HttpService::bind(&settings, &context, move |config| routes::configure(config, state.clone()))?;
+        Ok(Self { service, repository })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.service.port()
+    }
+
+    /// Inserts the seed's demo products (Laptop, Smartphone) when there are no products at all.
+    pub async fn seed_demo_data(&self) -> anyhow::Result<bool> {
+        self.repository.seed_if_empty().await
+    }
+
+    /// Serves until `shutdown` resolves, then drains and stops.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        self.service.run_until_stopped(shutdown).await
+    }
+}

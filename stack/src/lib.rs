@@ -1,0 +1,135 @@
+//! The whole platform in one process, on embedded defaults: each service on its own port
+//! (CONTRACTS.md), SQLite files under `data/`, in-process caches. `cargo run --release -p stack`
+//! on a fresh machine needs nothing else.
+//!
+//! [`Stack::build`] builds every service through its own `Application::build` (the path its
+//! binary takes), seeds the seed's demo rows into empty databases, and
+//! [`Stack::run_until_stopped`] fans one shutdown out to all of them.
+
+use std::net::IpAddr;
+
+use anyhow::Context;
+use futures_util::future::try_join_all;
+use shared::{
+    config::{CommonArgs, LogLevel},
+    server::ServiceSettings,
+    shutdown::Shutdown,
+    telemetry,
+};
+use slog::Logger;
+
+/// The flags and variables of `stack`.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "stack", version, about = "The whole platform in one process, on embedded defaults")]
+pub struct Config {
+    /// Listen address of every service
+    #[arg(long, env = "BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Lowest level that is logged
+    #[arg(long, env = "LOG_LEVEL", value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+    /// Also write `error.log` and `combined.log` into this directory
+    #[arg(long, env = "LOG_DIR")]
+    pub log_dir: Option<std::path::PathBuf>,
+}
+
+/// Where the stack puts its services and data.
+#[derive(Debug, Clone)]
+pub struct StackSettings {
+    /// Listen address of every service.
+    pub bind: IpAddr,
+    /// `None`: each service's port from CONTRACTS.md; `Some(0)`: free ports (tests).
+    pub port_override: Option<u16>,
+    /// Directory of the SQLite files.
+    pub data_dir: std::path::PathBuf,
+}
+
+impl StackSettings {
+    /// The defaults of CONTRACTS.md, data under `./data`.
+    pub fn new(bind: IpAddr) -> Self {
+        Self { bind, port_override: None, data_dir: "data".into() }
+    }
+
+    fn service(&self, name: &'static str, default_port: u16) -> ServiceSettings {
+        let args = CommonArgs {
+            port: Some(self.port_override.unwrap_or(default_port)),
+            bind: self.bind,
+            log_level: LogLevel::Info,
+            log_dir: None,
+            database_url: Some(shared::config::DatabaseUrl(format!(
+                "sqlite://{}/{name}.db",
+                self.data_dir.display()
+            ))),
+            redis_url: None,
+            cache_ttl_secs: 60,
+        };
+        ServiceSettings::from_args(name, default_port, &args)
+    }
+}
+
+/// Every service, built and bound.
+pub struct Stack {
+    /// The users service.
+    users: users_service::Application,
+    /// The products service.
+    products: products_service::Application,
+    /// The stack's logger.
+    logger: Logger,
+}
+
+/// A service's name and where it listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The service.
+    pub service: &'static str,
+    /// Its base URL.
+    pub url: String,
+}
+
+impl Stack {
+    /// Builds every service and seeds the demo rows into empty databases.
+    pub async fn build(settings: StackSettings, root: &Logger) -> anyhow::Result<Self> {
+        let users = users_service::Application::build(
+            settings.service(users_service::NAME, users_service::DEFAULT_PORT),
+            telemetry::for_service(root, users_service::NAME),
+        )
+        .await
+        .context("starting users-service")?;
+        let products = products_service::Application::build(
+            settings.service(products_service::NAME, products_service::DEFAULT_PORT),
+            telemetry::for_service(root, products_service::NAME),
+        )
+        .await
+        .context("starting products-service")?;
+        users.seed_demo_data().await.context("seeding the demo users")?;
+        products.seed_demo_data().await.context("seeding the demo products")?;
+        let logger = telemetry::for_service(root, "stack");
+        Ok(Self { users, products, logger })
+    }
+
+    /// Every service's URL (with `host` in it).
+    pub fn endpoints(&self, host: &str) -> Vec<Endpoint> {
+        vec![
+            Endpoint { service: "users", url: format!("http://{host}:{}/api/users", self.users.port()) },
+            Endpoint { service: "products", url: format!("http://{host}:{}/api/products", self.products.port()) },
+        ]
+    }
+
+    /// Serves every service until `shutdown` resolves, then stops them all.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let fan_out = Shutdown::new();
+        let trigger = fan_out.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            trigger.trigger();
+        });
+        slog::info!(self.logger, "stack ready");
+        try_join_all([
+            Box::pin(self.users.run_until_stopped(fan_out.wait()))
+                as std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>,
+            Box::pin(self.products.run_until_stopped(fan_out.wait())),
+        ])
+        .await?;
+        Ok(())
+    }
+}
