@@ -49,3 +49,95 @@ pub async fn fresh_database(backend: TestBackend) -> anyhow::Result<DatabaseUrl>
         }
     }
 }
+
+/// A service running in the background of a test, on a free port.
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// A client without proxies or redirects.
+    pub client: reqwest::Client,
+    /// Stops the server.
+    shutdown: crate::shutdown::Shutdown,
+    /// The server's task: its result is the service's `run_until_stopped`.
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestServer {
+    /// Runs `run` (a service's `run_until_stopped` given the shutdown future) in the background.
+    pub fn start<F, Fut>(port: u16, run: F) -> Self
+    where
+        F: FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let shutdown = crate::shutdown::Shutdown::new();
+        let task = tokio::spawn(run(Box::pin(shutdown.wait())));
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a reqwest client");
+        Self { address: format!("http://127.0.0.1:{port}"), client, shutdown, task }
+    }
+
+    /// The URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Shuts the server down and waits until it stopped; panics if it failed.
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        self.task.await.expect("the server task").expect("the server stopped cleanly");
+    }
+
+    /// The value of one Prometheus series of the server's `/metrics` (0 when absent).
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        metric_value(&text, name, labels)
+    }
+}
+
+/// The value of the series `name` whose labels include all of `labels`, summed over the
+/// others (0 when there is none).
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
+            (series_name == name
+                && labels.iter().all(|(key, wanted)| series_labels.contains(&format!("{key}=\"{wanted}\""))))
+            .then(|| value.parse::<f64>().ok())
+            .flatten()
+        })
+        .sum()
+}
+
+/// Generates, for each named `async fn(TestBackend)`, a module with a `sqlite` and a `postgres`
+/// test, so every behaviour is checked on both engines.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::testing::TestBackend::Sqlite).await
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name($crate::testing::TestBackend::Postgres).await
+                }
+            }
+        )*
+    };
+}

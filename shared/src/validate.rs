@@ -44,3 +44,49 @@ mod tests {
         assert!(name("name", "a\u{0}b").is_err());
     }
 }
+
+/// A request body that must be a JSON object: serde would otherwise also read a struct from a
+/// JSON array of its fields in order (`["Alice", "a@example.com"]`), which no client means.
+#[derive(Debug, Clone)]
+pub struct Object<T>(pub T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for ObjectVisitor<T> {
+            type Value = Object<T>;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+
+        deserializer.deserialize_map(ObjectVisitor(std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod object_tests {
+    use super::Object;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Pair {
+        a: u8,
+        b: String,
+    }
+
+    #[test]
+    fn only_objects_are_read() {
+        let Object(pair) = serde_json::from_str::<Object<Pair>>(r#"{"a": 1, "b": "x"}"#).expect("object");
+        assert_eq!(pair, Pair { a: 1, b: "x".into() });
+        let error = serde_json::from_str::<Object<Pair>>(r#"[1, "x"]"#).expect_err("array refused");
+        assert!(error.is_data(), "{error}");
+        assert!(serde_json::from_str::<Object<Pair>>(r#"{"a": 1, "b": "x", "c": 2}"#).is_err());
+    }
+}

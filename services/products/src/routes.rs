@@ -7,6 +7,7 @@ use shared::{
     cache::{Cache, Entry, cached_response},
     error::ErrorBody,
     pagination::{ListQuery, ListRequest, list_response},
+    validate::Object,
 };
 
 use crate::{
@@ -92,7 +93,8 @@ pub async fn get_product(state: web::Data<ProductsState>, id: web::Path<i64>) ->
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
     ))]
-pub async fn create_product(state: web::Data<ProductsState>, input: web::Json<ProductInput>) -> Result<HttpResponse, ApiError> {
+pub async fn create_product(state: web::Data<ProductsState>, input: web::Json<Object<ProductInput>>) -> Result<HttpResponse, ApiError> {
+    let Object(input) = input.into_inner();
     let valid = input.validate()?;
     let product = state.repository.insert(&valid).await?;
     // A read of this id before it existed may have cached "missing".
@@ -114,9 +116,10 @@ pub async fn create_product(state: web::Data<ProductsState>, input: web::Json<Pr
 pub async fn update_product(
     state: web::Data<ProductsState>,
     id: web::Path<i64>,
-    input: web::Json<ProductInput>,
+    input: web::Json<Object<ProductInput>>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    let Object(input) = input.into_inner();
     let valid = input.validate()?;
     let updated = state.repository.update(id, &valid).await;
     state.cache.invalidate(&cache_key(id)).await;

@@ -7,6 +7,7 @@ use shared::{
     cache::{Cache, Entry, cached_response},
     error::ErrorBody,
     pagination::{ListQuery, ListRequest, list_response},
+    validate::Object,
 };
 
 use crate::{
@@ -93,7 +94,8 @@ pub async fn get_user(state: web::Data<UsersState>, id: web::Path<i64>) -> Resul
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
     ))]
-pub async fn create_user(state: web::Data<UsersState>, input: web::Json<UserInput>) -> Result<HttpResponse, ApiError> {
+pub async fn create_user(state: web::Data<UsersState>, input: web::Json<Object<UserInput>>) -> Result<HttpResponse, ApiError> {
+    let Object(input) = input.into_inner();
     let valid = input.validate()?;
     let user = state.repository.insert(&valid).await?;
     // A read of this id before it existed may have cached "missing".
@@ -116,9 +118,10 @@ pub async fn create_user(state: web::Data<UsersState>, input: web::Json<UserInpu
 pub async fn update_user(
     state: web::Data<UsersState>,
     id: web::Path<i64>,
-    input: web::Json<UserInput>,
+    input: web::Json<Object<UserInput>>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    let Object(input) = input.into_inner();
     let valid = input.validate()?;
     let updated = state.repository.update(id, &valid).await;
     state.cache.invalidate(&cache_key(id)).await;

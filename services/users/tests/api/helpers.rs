@@ -1,0 +1,106 @@
+//! Spawning users-service the way the binary does, on a free port and a fresh database.
+
+use std::{net::Ipv4Addr, ops::Deref};
+
+use reqwest::Response;
+use serde_json::{Value, json};
+use shared::{
+    config::{CommonArgs, DatabaseUrl, LogLevel},
+    server::ServiceSettings,
+    telemetry::test_logger,
+    testing::{TestBackend, TestServer, fresh_database},
+};
+use users_service::{Application, DEFAULT_PORT, NAME};
+
+/// A running users-service.
+pub struct TestApp {
+    /// The server and its client.
+    pub server: TestServer,
+    /// What it was started with (to start it again on the same database).
+    pub settings: ServiceSettings,
+}
+
+impl Deref for TestApp {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        &self.server
+    }
+}
+
+/// Settings for a test instance on `database_url`: port 0, one worker, its own cache keys.
+pub fn test_settings(database_url: DatabaseUrl) -> ServiceSettings {
+    let args = CommonArgs {
+        port: Some(0),
+        bind: Ipv4Addr::LOCALHOST.into(),
+        log_level: LogLevel::Info,
+        log_dir: None,
+        database_url: Some(database_url),
+        redis_url: None,
+        cache_ttl_secs: 60,
+    };
+    let mut settings = ServiceSettings::from_args(NAME, DEFAULT_PORT, &args);
+    settings.workers = 1;
+    settings.cache.namespace = format!("test:{}:users", uuid::Uuid::new_v4().simple());
+    settings
+}
+
+/// users-service on a fresh database of `backend`.
+pub async fn spawn_app(backend: TestBackend) -> TestApp {
+    let database_url = fresh_database(backend).await.expect("a fresh test database");
+    spawn_with(test_settings(database_url)).await
+}
+
+/// users-service with these settings.
+pub async fn spawn_with(settings: ServiceSettings) -> TestApp {
+    let app = Application::build(settings.clone(), test_logger(NAME)).await.expect("users-service builds");
+    let port = app.port();
+    let server = TestServer::start(port, |shutdown| app.run_until_stopped(shutdown));
+    TestApp { server, settings }
+}
+
+impl TestApp {
+    /// `POST /api/users` with a JSON body.
+    pub async fn post_user(&self, body: Value) -> Response {
+        self.client.post(self.url("/api/users")).json(&body).send().await.expect("POST /api/users")
+    }
+
+    /// Creates a user and returns its JSON.
+    pub async fn create_user(&self, name: &str, email: &str) -> Value {
+        let response = self.post_user(json!({"name": name, "email": email})).await;
+        assert_eq!(response.status(), 201, "creating {email}");
+        response.json().await.expect("user JSON")
+    }
+
+    /// `GET` of a path.
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// `PUT` of a JSON body.
+    pub async fn put(&self, path: &str, body: &Value) -> Response {
+        self.client.put(self.url(path)).json(body).send().await.expect("PUT")
+    }
+
+    /// `DELETE` of a path.
+    pub async fn delete(&self, path: &str) -> Response {
+        self.client.delete(self.url(path)).send().await.expect("DELETE")
+    }
+}
+
+/// The `error.code` of an error response, after checking it is JSON with a message.
+pub async fn error_code(response: Response) -> String {
+    assert_eq!(
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/json"),
+        "errors are JSON"
+    );
+    let body: Value = response.json().await.expect("an error body");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    body["error"]["code"].as_str().expect("error.code").to_owned()
+}
+
+/// The `X-Cache` header.
+pub fn cache_header(response: &Response) -> &str {
+    response.headers().get("x-cache").and_then(|v| v.to_str().ok()).unwrap_or("")
+}

@@ -1,0 +1,7 @@
+//! The users API end to end over HTTP, on SQLite and on PostgreSQL (one test binary).
+
+mod cache;
+mod concurrency;
+mod helpers;
+mod http_contract;
+mod users;
