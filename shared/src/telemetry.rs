@@ -34,7 +34,7 @@ pub fn level_name(level: Level) -> &'static str {
     }
 }
 
-fn json_drain<W: io::Write + Send + 'static>(writer: W) -> slog_json::Json<W> {
+pub(crate) fn json_drain<W: io::Write + Send + 'static>(writer: W) -> slog_json::Json<W> {
     slog_json::Json::new(writer)
         .add_key_value(o!(
             "ts" => FnValue(|_| chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),

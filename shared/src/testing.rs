@@ -90,6 +90,26 @@ impl TestServer {
         self.task.await.expect("the server task").expect("the server stopped cleanly");
     }
 
+    /// `GET` of a path.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// `POST` of a JSON body.
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(&body).send().await.expect("POST")
+    }
+
+    /// `PUT` of a JSON body.
+    pub async fn put(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client.put(self.url(path)).json(body).send().await.expect("PUT")
+    }
+
+    /// `DELETE` of a path.
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.client.delete(self.url(path)).send().await.expect("DELETE")
+    }
+
     /// The value of one Prometheus series of the server's `/metrics` (0 when absent).
     pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         let text = self
@@ -140,4 +160,49 @@ macro_rules! on_both_backends {
             }
         )*
     };
+}
+
+/// The `error.code` of an error response, after checking it is JSON with a message.
+pub async fn error_code(response: reqwest::Response) -> String {
+    assert_eq!(
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/json"),
+        "errors are JSON"
+    );
+    let body: serde_json::Value = response.json().await.expect("an error body");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    body["error"]["code"].as_str().expect("error.code").to_owned()
+}
+
+/// The `X-Cache` header.
+pub fn cache_header(response: &reqwest::Response) -> &str {
+    response.headers().get("x-cache").and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+/// The `X-Total-Count` header as a number.
+pub fn total_count(response: &reqwest::Response) -> u64 {
+    response
+        .headers()
+        .get("x-total-count")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("an X-Total-Count header")
+}
+
+/// A logger that keeps every JSON line in memory, for tests that check what was logged.
+pub fn capturing_logger(service: &'static str) -> (slog::Logger, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Shared {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let drain = std::sync::Mutex::new(crate::telemetry::json_drain(Shared(buffer.clone())));
+    let logger = slog::Logger::root(slog::Drain::fuse(drain), slog::o!("service" => service, "version" => "test"));
+    (logger, buffer)
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use shared::testing::{TestBackend, fresh_database, redis_url};
 
-use crate::helpers::{TestApp, cache_header, spawn_with, test_settings};
+use shared::testing::cache_header;
+
+use crate::helpers::{TestApp, spawn_with, test_settings};
 
 async fn spawn_on_redis(redis: String, ttl: Duration) -> TestApp {
     let mut settings = test_settings(fresh_database(TestBackend::Postgres).await.expect("database"));

@@ -53,7 +53,12 @@ pub async fn spawn_app(backend: TestBackend) -> TestApp {
 
 /// users-service with these settings.
 pub async fn spawn_with(settings: ServiceSettings) -> TestApp {
-    let app = Application::build(settings.clone(), test_logger(NAME)).await.expect("users-service builds");
+    spawn_logging_to(settings, test_logger(NAME)).await
+}
+
+/// users-service with these settings, logging to `logger`.
+pub async fn spawn_logging_to(settings: ServiceSettings, logger: slog::Logger) -> TestApp {
+    let app = Application::build(settings.clone(), logger).await.expect("users-service builds");
     let port = app.port();
     let server = TestServer::start(port, |shutdown| app.run_until_stopped(shutdown));
     TestApp { server, settings }
@@ -62,7 +67,7 @@ pub async fn spawn_with(settings: ServiceSettings) -> TestApp {
 impl TestApp {
     /// `POST /api/users` with a JSON body.
     pub async fn post_user(&self, body: Value) -> Response {
-        self.client.post(self.url("/api/users")).json(&body).send().await.expect("POST /api/users")
+        self.post_json("/api/users", body).await
     }
 
     /// Creates a user and returns its JSON.
@@ -72,35 +77,7 @@ impl TestApp {
         response.json().await.expect("user JSON")
     }
 
-    /// `GET` of a path.
-    pub async fn get(&self, path: &str) -> Response {
-        self.client.get(self.url(path)).send().await.expect("GET")
-    }
 
-    /// `PUT` of a JSON body.
-    pub async fn put(&self, path: &str, body: &Value) -> Response {
-        self.client.put(self.url(path)).json(body).send().await.expect("PUT")
-    }
 
-    /// `DELETE` of a path.
-    pub async fn delete(&self, path: &str) -> Response {
-        self.client.delete(self.url(path)).send().await.expect("DELETE")
-    }
 }
 
-/// The `error.code` of an error response, after checking it is JSON with a message.
-pub async fn error_code(response: Response) -> String {
-    assert_eq!(
-        response.headers().get("content-type").and_then(|v| v.to_str().ok()),
-        Some("application/json"),
-        "errors are JSON"
-    );
-    let body: Value = response.json().await.expect("an error body");
-    assert!(body["error"]["message"].is_string(), "{body}");
-    body["error"]["code"].as_str().expect("error.code").to_owned()
-}
-
-/// The `X-Cache` header.
-pub fn cache_header(response: &Response) -> &str {
-    response.headers().get("x-cache").and_then(|v| v.to_str().ok()).unwrap_or("")
-}

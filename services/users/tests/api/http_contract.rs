@@ -4,7 +4,10 @@
 use serde_json::{Value, json};
 use shared::{on_both_backends, testing::TestBackend};
 
-use crate::helpers::{error_code, spawn_app};
+use shared::testing::{capturing_logger, error_code, fresh_database};
+use sqlx::{Connection, Executor};
+
+use crate::helpers::{spawn_app, spawn_logging_to, test_settings};
 
 async fn bodies_that_are_not_acceptable_json(backend: TestBackend) {
     let app = spawn_app(backend).await;
@@ -123,5 +126,31 @@ async fn openapi_document_describes_the_routes() {
     assert!(paths["/api/users/{id}"]["get"]["responses"]["404"].is_object());
     assert!(paths["/api/users"]["post"]["responses"]["409"].is_object());
     assert!(document["components"]["schemas"]["User"].is_object());
+    app.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_error_is_opaque_to_the_client_and_logged_with_its_cause() {
+    let database_url = fresh_database(TestBackend::Postgres).await.expect("database");
+    let (logger, logs) = capturing_logger("users");
+    let app = spawn_logging_to(test_settings(database_url.clone()), logger).await;
+    let mut connection = sqlx::PgConnection::connect(&database_url.0).await.expect("connect");
+    connection.execute("DROP TABLE users").await.expect("drop the table under the service");
+
+    let response = app.client.get(app.url("/api/users")).header("x-request-id", "broken-1").send().await.expect("GET");
+    assert_eq!(response.status(), 500);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body, json!({"error": {"code": "internal", "message": "internal server error"}}));
+
+    let logs = String::from_utf8(logs.lock().expect("logs").clone()).expect("utf-8");
+    let line: Value = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["request_id"] == "broken-1")
+        .expect("an access line for the request");
+    assert_eq!(line["level"], "error");
+    assert_eq!(line["status"], 500);
+    let cause = line["error"].as_str().expect("the cause");
+    assert!(cause.contains("users database") && cause.contains("users"), "the chain is logged: {cause}");
     app.server.stop().await;
 }

@@ -3,7 +3,9 @@
 use serde_json::{Value, json};
 use shared::{on_both_backends, testing::TestBackend};
 
-use crate::helpers::{cache_header, error_code, spawn_app, spawn_with};
+use shared::testing::{cache_header, error_code};
+
+use crate::helpers::{spawn_app, spawn_with};
 
 async fn create_then_read(backend: TestBackend) {
     let app = spawn_app(backend).await;
