@@ -40,7 +40,11 @@ impl Entry {
     /// `Found` with `value` as JSON, or `Missing` for `None`.
     pub fn json<T: serde::Serialize>(value: Option<&T>) -> Self {
         match value {
-            Some(value) => Self::Found(serde_json::to_vec(value).expect("API values serialize to JSON").into()),
+            Some(value) => Self::Found(
+                serde_json::to_vec(value)
+                    .expect("API values serialize to JSON")
+                    .into(),
+            ),
             None => Self::Missing,
         }
     }
@@ -136,7 +140,12 @@ struct EntryExpiry {
 }
 
 impl moka::Expiry<String, Entry> for EntryExpiry {
-    fn expire_after_create(&self, _key: &String, value: &Entry, _created_at: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Entry,
+        _created_at: Instant,
+    ) -> Option<Duration> {
         Some(match value {
             Entry::Found(_) => self.ttl,
             Entry::Missing => self.negative_ttl,
@@ -155,7 +164,10 @@ impl Cache {
             None => Store::Local(
                 moka::future::Cache::builder()
                     .max_capacity(100_000)
-                    .expire_after(EntryExpiry { ttl: settings.ttl, negative_ttl: settings.negative_ttl })
+                    .expire_after(EntryExpiry {
+                        ttl: settings.ttl,
+                        negative_ttl: settings.negative_ttl,
+                    })
                     .build(),
             ),
             Some(url) => {
@@ -199,7 +211,11 @@ impl Cache {
     ///
     /// Concurrent misses of one key in this process share one `load`. An error of `load` is
     /// returned to the caller that ran it and nothing is cached.
-    pub async fn get_or_load<F, Fut, E>(&self, key: &str, load: F) -> Result<(CacheStatus, Entry), E>
+    pub async fn get_or_load<F, Fut, E>(
+        &self,
+        key: &str,
+        load: F,
+    ) -> Result<(CacheStatus, Entry), E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Entry, E>>,
@@ -210,7 +226,10 @@ impl Cache {
         }
         let flight = {
             let mut flights = self.inner.flights.lock().expect("flights lock");
-            flights.entry(key.clone()).or_insert_with(|| Arc::new(OnceCell::new())).clone()
+            flights
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(OnceCell::new()))
+                .clone()
         };
         let result = flight
             .get_or_try_init(|| async {
@@ -218,7 +237,11 @@ impl Cache {
                 if let Lookup::Hit(entry) = self.read_quietly(&key).await {
                     return Ok(entry);
                 }
-                self.inner.metrics.cache_loads.with_label_values(&[self.inner.settings.name]).inc();
+                self.inner
+                    .metrics
+                    .cache_loads
+                    .with_label_values(&[self.inner.settings.name])
+                    .inc();
                 let entry = load().await?;
                 self.write(&key, &entry).await;
                 Ok(entry)
@@ -227,7 +250,10 @@ impl Cache {
             .cloned();
         {
             let mut flights = self.inner.flights.lock().expect("flights lock");
-            if flights.get(&key).is_some_and(|current| Arc::ptr_eq(current, &flight)) {
+            if flights
+                .get(&key)
+                .is_some_and(|current| Arc::ptr_eq(current, &flight))
+            {
                 flights.remove(&key);
             }
         }
@@ -256,7 +282,9 @@ impl Cache {
                 let timeout = self.inner.settings.redis_timeout;
                 tokio::time::timeout(timeout, async {
                     let mut connection = pool.get().await?;
-                    redis::cmd("PING").query_async::<String>(&mut *connection).await?;
+                    redis::cmd("PING")
+                        .query_async::<String>(&mut *connection)
+                        .await?;
                     anyhow::Ok(())
                 })
                 .await
@@ -270,11 +298,18 @@ impl Cache {
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.inner.pending_invalidations.lock().expect("pending invalidations lock")
+        self.inner
+            .pending_invalidations
+            .lock()
+            .expect("pending invalidations lock")
     }
 
     fn count(&self, result: &str) {
-        self.inner.metrics.cache_requests.with_label_values(&[self.inner.settings.name, result]).inc();
+        self.inner
+            .metrics
+            .cache_requests
+            .with_label_values(&[self.inner.settings.name, result])
+            .inc();
     }
 
     /// A look-up that counts its hit, miss or bypass (errors are counted where they happen).
@@ -310,7 +345,10 @@ impl Cache {
                     .redis(
                         pool,
                         |mut connection, key| async move {
-                            redis::cmd("GET").arg(key).query_async::<Option<Vec<u8>>>(&mut *connection).await
+                            redis::cmd("GET")
+                                .arg(key)
+                                .query_async::<Option<Vec<u8>>>(&mut *connection)
+                                .await
                         },
                         key.to_owned(),
                     )
@@ -337,9 +375,19 @@ impl Cache {
                 }
                 .as_millis() as u64;
                 let value = encode(entry);
-                self.redis(pool, |mut connection, key| async move {
-                    redis::cmd("SET").arg(key).arg(value).arg("PX").arg(ttl_ms).query_async::<()>(&mut *connection).await
-                }, key.to_owned())
+                self.redis(
+                    pool,
+                    |mut connection, key| async move {
+                        redis::cmd("SET")
+                            .arg(key)
+                            .arg(value)
+                            .arg("PX")
+                            .arg(ttl_ms)
+                            .query_async::<()>(&mut *connection)
+                            .await
+                    },
+                    key.to_owned(),
+                )
                 .await;
             }
         }
@@ -352,9 +400,16 @@ impl Cache {
             return true;
         }
         let deleted = self
-            .redis(pool, |mut connection, keys| async move {
-                redis::cmd("DEL").arg(&keys).query_async::<i64>(&mut *connection).await
-            }, keys.clone())
+            .redis(
+                pool,
+                |mut connection, keys| async move {
+                    redis::cmd("DEL")
+                        .arg(&keys)
+                        .query_async::<i64>(&mut *connection)
+                        .await
+                },
+                keys.clone(),
+            )
             .await
             .is_some();
         if deleted {
@@ -375,14 +430,22 @@ impl Cache {
     }
 
     /// Runs one Redis command within the timeout; on failure logs, counts, backs off, `None`.
-    async fn redis<T, A, F, Fut>(&self, pool: &deadpool_redis::Pool, command: F, argument: A) -> Option<T>
+    async fn redis<T, A, F, Fut>(
+        &self,
+        pool: &deadpool_redis::Pool,
+        command: F,
+        argument: A,
+    ) -> Option<T>
     where
         F: FnOnce(deadpool_redis::Connection, A) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let timeout = self.inner.settings.redis_timeout;
         let outcome = tokio::time::timeout(timeout, async {
-            let connection = pool.get().await.map_err(|error| anyhow::anyhow!("getting a Redis connection: {error}"))?;
+            let connection = pool
+                .get()
+                .await
+                .map_err(|error| anyhow::anyhow!("getting a Redis connection: {error}"))?;
             command(connection, argument).await.context("Redis command")
         })
         .await;
@@ -393,7 +456,9 @@ impl Cache {
         };
         self.count("error");
         let resume_at = self.now_ms() + REDIS_BACKOFF.as_millis() as u64;
-        self.inner.redis_resume_at_ms.store(resume_at, Ordering::Relaxed);
+        self.inner
+            .redis_resume_at_ms
+            .store(resume_at, Ordering::Relaxed);
         slog::warn!(self.inner.logger, "cache unavailable, serving from the database";
             "cache" => self.inner.settings.name, "error" => format!("{error:#}"),
             "retry_in_ms" => REDIS_BACKOFF.as_millis() as u64);
@@ -406,7 +471,11 @@ pub const CACHE_STATUS_HEADER: actix_web::http::header::HeaderName =
     actix_web::http::header::HeaderName::from_static("x-cache");
 
 /// The response to a cached read: the JSON value (200) or `missing`'s error, with `X-Cache`.
-pub fn cached_response(status: CacheStatus, entry: Entry, missing: impl FnOnce() -> crate::ApiError) -> actix_web::HttpResponse {
+pub fn cached_response(
+    status: CacheStatus,
+    entry: Entry,
+    missing: impl FnOnce() -> crate::ApiError,
+) -> actix_web::HttpResponse {
     use actix_web::{HttpResponse, ResponseError};
     match entry {
         Entry::Found(body) => HttpResponse::Ok()
@@ -452,12 +521,21 @@ mod tests {
     fn local_cache(ttl: Duration) -> Cache {
         let mut settings = CacheSettings::new("test", None, ttl);
         settings.negative_ttl = ttl;
-        Cache::new(settings, Metrics::new("test"), Logger::root(slog::Discard, slog::o!())).expect("cache")
+        Cache::new(
+            settings,
+            Metrics::new("test"),
+            Logger::root(slog::Discard, slog::o!()),
+        )
+        .expect("cache")
     }
 
     #[test]
     fn entries_survive_encoding() {
-        for entry in [Entry::Found(Bytes::from_static(b"{\"id\":1}")), Entry::Missing, Entry::Found(Bytes::new())] {
+        for entry in [
+            Entry::Found(Bytes::from_static(b"{\"id\":1}")),
+            Entry::Missing,
+            Entry::Found(Bytes::new()),
+        ] {
             assert_eq!(decode(encode(&entry)), Some(entry));
         }
         assert_eq!(decode(b"garbage".to_vec()), None);
@@ -490,21 +568,44 @@ mod tests {
     #[tokio::test]
     async fn invalidation_and_expiry_force_a_new_load() {
         let cache = local_cache(Duration::from_millis(300));
-        let load = |value: &'static str| move || async move { Ok::<_, std::convert::Infallible>(Entry::Found(Bytes::from_static(value.as_bytes()))) };
-        assert_eq!(cache.get_or_load("k", load("a")).await.expect("load").0, CacheStatus::Miss);
-        assert_eq!(cache.get_or_load("k", load("b")).await.expect("load"), (CacheStatus::Hit, Entry::Found(Bytes::from_static(b"a"))));
+        let load = |value: &'static str| {
+            move || async move {
+                Ok::<_, std::convert::Infallible>(Entry::Found(Bytes::from_static(
+                    value.as_bytes(),
+                )))
+            }
+        };
+        assert_eq!(
+            cache.get_or_load("k", load("a")).await.expect("load").0,
+            CacheStatus::Miss
+        );
+        assert_eq!(
+            cache.get_or_load("k", load("b")).await.expect("load"),
+            (CacheStatus::Hit, Entry::Found(Bytes::from_static(b"a")))
+        );
         cache.invalidate("k").await;
-        assert_eq!(cache.get_or_load("k", load("c")).await.expect("load"), (CacheStatus::Miss, Entry::Found(Bytes::from_static(b"c"))));
+        assert_eq!(
+            cache.get_or_load("k", load("c")).await.expect("load"),
+            (CacheStatus::Miss, Entry::Found(Bytes::from_static(b"c")))
+        );
         tokio::time::sleep(Duration::from_millis(400)).await;
-        assert_eq!(cache.get_or_load("k", load("d")).await.expect("load"), (CacheStatus::Miss, Entry::Found(Bytes::from_static(b"d"))));
+        assert_eq!(
+            cache.get_or_load("k", load("d")).await.expect("load"),
+            (CacheStatus::Miss, Entry::Found(Bytes::from_static(b"d")))
+        );
     }
 
     #[tokio::test]
     async fn a_failed_load_is_not_cached() {
         let cache = local_cache(Duration::from_secs(60));
-        let failed = cache.get_or_load("k", || async { Err::<Entry, _>("db down") }).await;
+        let failed = cache
+            .get_or_load("k", || async { Err::<Entry, _>("db down") })
+            .await;
         assert_eq!(failed, Err("db down"));
-        let (status, entry) = cache.get_or_load("k", || async { Ok::<_, &str>(Entry::Missing) }).await.expect("load");
+        let (status, entry) = cache
+            .get_or_load("k", || async { Ok::<_, &str>(Entry::Missing) })
+            .await
+            .expect("load");
         assert_eq!((status, entry), (CacheStatus::Miss, Entry::Missing));
     }
 }

@@ -92,7 +92,10 @@ impl FromStr for DatabaseUrl {
     type Err = String;
 
     fn from_str(url: &str) -> Result<Self, Self::Err> {
-        if url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+        {
             Ok(Self(url.to_owned()))
         } else {
             Err("expected sqlite://… or postgres://…".to_owned())
@@ -107,7 +110,10 @@ impl std::fmt::Display for DatabaseUrl {
 }
 
 fn parse_redis_url(url: &str) -> Result<String, String> {
-    if url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://") {
+    if url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || url.starts_with("redis+unix://")
+    {
         Ok(url.to_owned())
     } else {
         Err("expected redis://host:port".to_owned())
@@ -122,7 +128,10 @@ pub fn parse<T: Parser>() -> T {
     match T::try_parse() {
         Ok(parsed) => parsed,
         Err(error) => {
-            if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) {
                 error.exit();
             }
             eprintln!("{}", one_line_error(&error, &T::command()));
@@ -134,12 +143,19 @@ pub fn parse<T: Parser>() -> T {
 /// clap's message, on one line, with the flag's environment variable named first.
 fn one_line_error(error: &clap::Error, command: &clap::Command) -> String {
     let rendered = error.render().to_string();
-    let mut line = rendered.lines().next().unwrap_or("error: invalid arguments").to_owned();
+    let mut line = rendered
+        .lines()
+        .next()
+        .unwrap_or("error: invalid arguments")
+        .to_owned();
     if let Some(ContextValue::String(invalid_arg)) = error.get(ContextKind::InvalidArg) {
         let flag = invalid_arg.split_whitespace().next().unwrap_or(invalid_arg);
         let env = command
             .get_arguments()
-            .find(|arg| arg.get_long().is_some_and(|long| flag == format!("--{long}")))
+            .find(|arg| {
+                arg.get_long()
+                    .is_some_and(|long| flag == format!("--{long}"))
+            })
             .and_then(|arg| arg.get_env())
             .map(|env| env.to_string_lossy().into_owned());
         if let Some(env) = env {

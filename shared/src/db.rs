@@ -7,11 +7,7 @@
 use std::{path::Path, time::Duration};
 
 use anyhow::Context;
-use sqlx::{
-    AnyPool, Executor,
-    any::AnyPoolOptions,
-    migrate::Migrator,
-};
+use sqlx::{AnyPool, Executor, any::AnyPoolOptions, migrate::Migrator};
 
 use crate::config::DatabaseUrl;
 
@@ -77,7 +73,10 @@ impl Database {
         };
         // Services may share one database; each knows only its own migrations.
         migrator.set_ignore_missing(true);
-        migrator.run(&pool).await.context("running the database migrations")?;
+        migrator
+            .run(&pool)
+            .await
+            .context("running the database migrations")?;
         Ok(Self { pool, backend })
     }
 
@@ -112,7 +111,10 @@ pub fn timestamp_now() -> String {
 
 /// `$1, $2, …, $count`: the placeholders of an `IN (…)` list of `count` values.
 pub fn placeholders(count: usize) -> String {
-    (1..=count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+    (1..=count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Whether an error is a unique-constraint violation (e.g. an email already used).
@@ -122,13 +124,15 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
 
 /// Creates the directory of a SQLite file and asks for the file to be created when missing.
 fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if path != ":memory:" && !path.is_empty() {
-        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating the database directory {}", parent.display()))?;
-        }
+    let parent = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(parent) = parent.filter(|_| path != ":memory:") {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating the database directory {}", parent.display()))?;
     }
     if query.split('&').any(|pair| pair.starts_with("mode=")) {
         Ok(url.to_owned())
@@ -145,7 +149,9 @@ pub fn redact(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let credentials = &url[scheme_end + 3..at];
             match credentials.split_once(':') {
-                Some((user, _password)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                Some((user, _password)) => {
+                    format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+                }
                 None => url.to_owned(),
             }
         }
@@ -161,15 +167,24 @@ mod tests {
     fn sqlite_urls_ask_for_creation() {
         let dir = std::env::temp_dir().join(format!("platform-db-{}", uuid::Uuid::new_v4()));
         let url = format!("sqlite://{}/sub/x.db", dir.display());
-        assert_eq!(prepare_sqlite_url(&url).expect("prepared"), format!("{url}?mode=rwc"));
+        assert_eq!(
+            prepare_sqlite_url(&url).expect("prepared"),
+            format!("{url}?mode=rwc")
+        );
         assert!(dir.join("sub").is_dir());
-        assert_eq!(prepare_sqlite_url("sqlite::memory:?mode=memory").expect("prepared"), "sqlite::memory:?mode=memory");
+        assert_eq!(
+            prepare_sqlite_url("sqlite::memory:?mode=memory").expect("prepared"),
+            "sqlite::memory:?mode=memory"
+        );
         std::fs::remove_dir_all(dir).expect("cleanup");
     }
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://app:secret@db:5432/users"), "postgres://app:***@db:5432/users");
+        assert_eq!(
+            redact("postgres://app:secret@db:5432/users"),
+            "postgres://app:***@db:5432/users"
+        );
         assert_eq!(redact("postgres://db/users"), "postgres://db/users");
     }
 }

@@ -24,7 +24,10 @@ pub struct FieldError {
 impl FieldError {
     /// A failure of `field`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -88,7 +91,10 @@ impl ApiError {
     /// A 422 for the given field failures.
     pub fn validation(details: Vec<FieldError>) -> Self {
         let fields: Vec<&str> = details.iter().map(|d| d.field.as_str()).collect();
-        Self::Validation { message: format!("invalid fields: {}", fields.join(", ")), details }
+        Self::Validation {
+            message: format!("invalid fields: {}", fields.join(", ")),
+            details,
+        }
     }
 
     /// The code of CONTRACTS.md for this error.
@@ -107,7 +113,13 @@ impl ApiError {
             Self::Validation { details, .. } => Some(details.clone()),
             _ => None,
         };
-        ErrorBody { error: ErrorDetail { code: code_for(status), message, details } }
+        ErrorBody {
+            error: ErrorDetail {
+                code: code_for(status),
+                message,
+                details,
+            },
+        }
     }
 }
 
@@ -156,26 +168,38 @@ pub fn body_for_status(status: StatusCode) -> ErrorBody {
     let message = if status.is_server_error() {
         "internal server error".to_owned()
     } else {
-        status.canonical_reason().unwrap_or("request failed").to_lowercase()
+        status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_lowercase()
     };
-    ErrorBody { error: ErrorDetail { code: code_for(status), message, details: None } }
+    ErrorBody {
+        error: ErrorDetail {
+            code: code_for(status),
+            message,
+            details: None,
+        },
+    }
 }
 
 /// Maps a JSON body extractor failure: syntax → 400, wrong shape → 422, too large → 413,
 /// not JSON → 415.
 pub fn json_error(error: JsonPayloadError, _request: &HttpRequest) -> actix_web::Error {
     let api_error = match &error {
-        JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => {
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => {
             ApiError::PayloadTooLarge(format!("request body is larger than {limit} bytes"))
         }
-        JsonPayloadError::ContentType => {
-            ApiError::UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)".into())
-        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(
+            "the request body must be JSON (Content-Type: application/json)".into(),
+        ),
         JsonPayloadError::Deserialize(inner) if inner.is_data() => ApiError::Validation {
             message: format!("invalid request body: {inner}"),
             details: vec![FieldError::new("body", inner.to_string())],
         },
-        JsonPayloadError::Deserialize(inner) => ApiError::BadRequest(format!("malformed JSON: {inner}")),
+        JsonPayloadError::Deserialize(inner) => {
+            ApiError::BadRequest(format!("malformed JSON: {inner}"))
+        }
         other => ApiError::BadRequest(format!("could not read the request body: {other}")),
     };
     api_error.into()
@@ -196,5 +220,7 @@ pub fn is_json(headers: &actix_web::http::header::HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json") || value.starts_with("application/problem+json"))
+        .is_some_and(|value| {
+            value.starts_with("application/json") || value.starts_with("application/problem+json")
+        })
 }

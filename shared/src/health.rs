@@ -50,14 +50,24 @@ async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
     .await;
     let failures: Vec<FieldError> = results
         .iter()
-        .filter_map(|(name, result)| result.as_ref().err().map(|error| FieldError::new(*name, format!("{error:#}"))))
+        .filter_map(|(name, result)| {
+            result
+                .as_ref()
+                .err()
+                .map(|error| FieldError::new(*name, format!("{error:#}")))
+        })
         .collect();
     if failures.is_empty() {
-        let checks: serde_json::Map<String, serde_json::Value> =
-            results.iter().map(|(name, _)| ((*name).to_owned(), json!("ok"))).collect();
+        let checks: serde_json::Map<String, serde_json::Value> = results
+            .iter()
+            .map(|(name, _)| ((*name).to_owned(), json!("ok")))
+            .collect();
         return HttpResponse::Ok().json(json!({"status": "ready", "checks": checks}));
     }
-    let names: Vec<&str> = failures.iter().map(|failure| failure.field.as_str()).collect();
+    let names: Vec<&str> = failures
+        .iter()
+        .map(|failure| failure.field.as_str())
+        .collect();
     let status = StatusCode::SERVICE_UNAVAILABLE;
     HttpResponse::build(status).json(ErrorBody {
         error: ErrorDetail {

@@ -31,8 +31,8 @@ pub mod request;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
-pub mod validate;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod validate;
 
 pub use error::ApiError;

@@ -3,7 +3,9 @@
 //! Each instance owns its [`Metrics`] (its own registry), so several services in one process
 //! (the `stack`, or tests) never count into each other's series.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 /// The registry and the series every service has.
 #[derive(Clone)]
@@ -23,27 +25,44 @@ pub struct Metrics {
 impl Metrics {
     /// Fresh series for `service` (a constant label on each).
     pub fn new(service: &str) -> Self {
-        let registry = Registry::new_custom(None, Some([("service".to_owned(), service.to_owned())].into()))
-            .expect("a valid constant label");
+        let registry = Registry::new_custom(
+            None,
+            Some([("service".to_owned(), service.to_owned())].into()),
+        )
+        .expect("a valid constant label");
         let http_requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests answered, by route and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests answered, by route and status",
+            ),
             &["method", "route", "status"],
         )
         .expect("valid metric");
         let http_duration = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "Time to answer HTTP requests").buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time to answer HTTP requests",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
             ]),
             &["method", "route"],
         )
         .expect("valid metric");
         let cache_requests = IntCounterVec::new(
-            Opts::new("cache_requests_total", "Cache look-ups by result (hit, miss, error, bypass)"),
+            Opts::new(
+                "cache_requests_total",
+                "Cache look-ups by result (hit, miss, error, bypass)",
+            ),
             &["cache", "result"],
         )
         .expect("valid metric");
         let cache_loads = IntCounterVec::new(
-            Opts::new("cache_loads_total", "Loads from the database after a cache miss"),
+            Opts::new(
+                "cache_loads_total",
+                "Loads from the database after a cache miss",
+            ),
             &["cache"],
         )
         .expect("valid metric");
@@ -53,9 +72,17 @@ impl Metrics {
             Box::new(cache_requests.clone()),
             Box::new(cache_loads.clone()),
         ] {
-            registry.register(collector).expect("each series registered once");
+            registry
+                .register(collector)
+                .expect("each series registered once");
         }
-        Self { registry, http_requests, http_duration, cache_requests, cache_loads }
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            cache_requests,
+            cache_loads,
+        }
     }
 
     /// The Prometheus text exposition of every series.

@@ -55,12 +55,18 @@ impl ListQuery {
                 .split(',')
                 .map(str::trim)
                 .filter(|id| !id.is_empty())
-                .map(|id| id.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("ids: '{id}' is not an integer id"))))
+                .map(|id| {
+                    id.parse::<i64>().map_err(|_| {
+                        ApiError::BadRequest(format!("ids: '{id}' is not an integer id"))
+                    })
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             parsed.sort_unstable();
             parsed.dedup();
             if parsed.len() > MAX_LIMIT as usize {
-                return Err(ApiError::BadRequest(format!("ids: at most {MAX_LIMIT} ids per request")));
+                return Err(ApiError::BadRequest(format!(
+                    "ids: at most {MAX_LIMIT} ids per request"
+                )));
             }
             return Ok(ListRequest::Ids(parsed));
         }
@@ -68,13 +74,18 @@ impl ListQuery {
         if limit > MAX_LIMIT {
             return Err(ApiError::BadRequest(format!("limit: at most {MAX_LIMIT}")));
         }
-        Ok(ListRequest::Page(Page { limit: i64::from(limit), offset: i64::from(self.offset.unwrap_or(0)) }))
+        Ok(ListRequest::Page(Page {
+            limit: i64::from(limit),
+            offset: i64::from(self.offset.unwrap_or(0)),
+        }))
     }
 }
 
 /// A JSON array response with `X-Total-Count`.
 pub fn list_response<T: Serialize>(items: &[T], total: i64) -> HttpResponse {
-    HttpResponse::Ok().insert_header((TOTAL_COUNT_HEADER, total)).json(items)
+    HttpResponse::Ok()
+        .insert_header((TOTAL_COUNT_HEADER, total))
+        .json(items)
 }
 
 #[cfg(test)]
@@ -82,21 +93,52 @@ mod tests {
     use super::*;
 
     fn query(limit: Option<u32>, ids: Option<&str>) -> ListQuery {
-        ListQuery { limit, offset: None, ids: ids.map(str::to_owned) }
+        ListQuery {
+            limit,
+            offset: None,
+            ids: ids.map(str::to_owned),
+        }
     }
 
     #[test]
     fn pages_default_and_cap() {
-        assert_eq!(query(None, None).into_request().expect("ok"), ListRequest::Page(Page { limit: 100, offset: 0 }));
-        assert_eq!(query(Some(1000), None).into_request().expect("ok"), ListRequest::Page(Page { limit: 1000, offset: 0 }));
-        assert!(matches!(query(Some(1001), None).into_request(), Err(ApiError::BadRequest(_))));
+        assert_eq!(
+            query(None, None).into_request().expect("ok"),
+            ListRequest::Page(Page {
+                limit: 100,
+                offset: 0
+            })
+        );
+        assert_eq!(
+            query(Some(1000), None).into_request().expect("ok"),
+            ListRequest::Page(Page {
+                limit: 1000,
+                offset: 0
+            })
+        );
+        assert!(matches!(
+            query(Some(1001), None).into_request(),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 
     #[test]
     fn ids_are_parsed_sorted_and_deduplicated() {
-        assert_eq!(query(None, Some("3, 1,3,,2")).into_request().expect("ok"), ListRequest::Ids(vec![1, 2, 3]));
-        assert!(matches!(query(None, Some("1,x")).into_request(), Err(ApiError::BadRequest(_))));
-        let too_many = (0..1001).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
-        assert!(matches!(query(None, Some(&too_many)).into_request(), Err(ApiError::BadRequest(_))));
+        assert_eq!(
+            query(None, Some("3, 1,3,,2")).into_request().expect("ok"),
+            ListRequest::Ids(vec![1, 2, 3])
+        );
+        assert!(matches!(
+            query(None, Some("1,x")).into_request(),
+            Err(ApiError::BadRequest(_))
+        ));
+        let too_many = (0..1001)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(matches!(
+            query(None, Some(&too_many)).into_request(),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 }

@@ -33,9 +33,9 @@ impl RequestId {
     /// The client's id when it is 1–128 visible ASCII characters, otherwise a new UUID.
     pub fn accept_or_generate(client_value: Option<&HeaderValue>) -> Self {
         match client_value {
-            Some(value) if is_acceptable_id(value.as_bytes()) => {
-                Self(Arc::from(value.to_str().expect("visible ASCII is valid str")))
-            }
+            Some(value) if is_acceptable_id(value.as_bytes()) => Self(Arc::from(
+                value.to_str().expect("visible ASCII is valid str"),
+            )),
             _ => Self::generate(),
         }
     }
@@ -101,8 +101,12 @@ pub async fn observe(
     if (status.is_client_error() || status.is_server_error()) && !is_json(response.headers()) {
         response = response.map_body(|head, _body| {
             head.headers.remove(header::CONTENT_LENGTH);
-            head.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            let body = serde_json::to_vec(&body_for_status(status)).expect("error bodies serialize");
+            head.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            let body =
+                serde_json::to_vec(&body_for_status(status)).expect("error bodies serialize");
             BoxBody::new(body)
         });
     }
@@ -116,19 +120,33 @@ pub async fn observe(
     let route = route.as_deref().unwrap_or("unmatched");
     let method = request.method().as_str();
     let metrics = &observability.metrics;
-    metrics.http_requests.with_label_values(&[method, route, status.as_str()]).inc();
-    metrics.http_duration.with_label_values(&[method, route]).observe(elapsed.as_secs_f64());
+    metrics
+        .http_requests
+        .with_label_values(&[method, route, status.as_str()])
+        .inc();
+    metrics
+        .http_duration
+        .with_label_values(&[method, route])
+        .observe(elapsed.as_secs_f64());
 
     let connection = request.connection_info();
     let ip = connection.realip_remote_addr().unwrap_or("-");
-    let user_agent = request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let user_agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1_000.0;
     let logger = &observability.logger;
     let path = request.path();
     let request_id = request_id.as_str();
     let status = status.as_u16();
     if status >= 500 {
-        let cause = response.response().error().map(|error| error.to_string()).unwrap_or_default();
+        let cause = response
+            .response()
+            .error()
+            .map(|error| error.to_string())
+            .unwrap_or_default();
         slog::error!(logger, "request";
             "method" => method, "path" => path, "route" => route, "status" => status,
             "duration_ms" => duration_ms, "ip" => ip, "user_agent" => user_agent,

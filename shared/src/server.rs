@@ -58,7 +58,11 @@ impl ServiceSettings {
             name,
             address: SocketAddr::new(args.bind, args.port.unwrap_or(default_port)),
             database_url: args.database_url_or_default(name),
-            cache: CacheSettings::new(name, args.redis_url.clone(), Duration::from_secs(args.cache_ttl_secs)),
+            cache: CacheSettings::new(
+                name,
+                args.redis_url.clone(),
+                Duration::from_secs(args.cache_ttl_secs),
+            ),
             json_limit: JSON_BODY_LIMIT,
             shutdown_timeout: Duration::from_secs(10),
             workers: 0,
@@ -83,13 +87,23 @@ pub struct ServiceContext {
 
 impl ServiceContext {
     /// Connects the database (running `migrations`) and sets up the cache and metrics.
-    pub async fn open(settings: &ServiceSettings, migrations: Migrations, logger: Logger) -> anyhow::Result<Self> {
+    pub async fn open(
+        settings: &ServiceSettings,
+        migrations: Migrations,
+        logger: Logger,
+    ) -> anyhow::Result<Self> {
         let metrics = Metrics::new(settings.name);
         let database = Database::connect(&settings.database_url, migrations).await?;
         let cache = Cache::new(settings.cache.clone(), metrics.clone(), logger.clone())?;
         slog::info!(logger, "dependencies ready";
             "database" => redact(&settings.database_url.0), "cache" => cache.kind());
-        Ok(Self { name: settings.name, logger, metrics, database, cache })
+        Ok(Self {
+            name: settings.name,
+            logger,
+            metrics,
+            database,
+            cache,
+        })
     }
 
     /// The `/readyz` checks of the database and the cache.
@@ -129,21 +143,32 @@ pub struct HttpService {
 impl HttpService {
     /// Binds the listener and builds the app: the service's routes (`routes`), the health
     /// routes, the middleware, JSON error handling, and a JSON 404 for unknown paths.
-    pub fn bind<F>(settings: &ServiceSettings, context: &ServiceContext, routes: F) -> anyhow::Result<Self>
+    pub fn bind<F>(
+        settings: &ServiceSettings,
+        context: &ServiceContext,
+        routes: F,
+    ) -> anyhow::Result<Self>
     where
         F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
     {
         let listener = TcpListener::bind(settings.address)
             .with_context(|| format!("binding {}", settings.address))?;
         let port = listener.local_addr()?.port();
-        let observability = web::Data::new(Observability { logger: context.logger.clone(), metrics: context.metrics.clone() });
+        let observability = web::Data::new(Observability {
+            logger: context.logger.clone(),
+            metrics: context.metrics.clone(),
+        });
         let readiness = web::Data::new(context.readiness());
         let json_limit = settings.json_limit;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(observability.clone())
                 .app_data(readiness.clone())
-                .app_data(web::JsonConfig::default().limit(json_limit).error_handler(json_error))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(json_limit)
+                        .error_handler(json_error),
+                )
                 .app_data(web::PathConfig::default().error_handler(path_error))
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .wrap(from_fn(observe))
@@ -158,7 +183,12 @@ impl HttpService {
         }
         let server = server.listen(listener)?.run();
         slog::info!(context.logger, "listening"; "address" => format!("{}:{port}", settings.address.ip()));
-        Ok(Self { port, server, database: context.database.clone(), logger: context.logger.clone() })
+        Ok(Self {
+            port,
+            server,
+            database: context.database.clone(),
+            logger: context.logger.clone(),
+        })
     }
 
     /// The port it listens on.
@@ -168,7 +198,10 @@ impl HttpService {
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
     /// (bounded by the shutdown timeout) and closes the database.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let logger = self.logger.clone();
         tokio::spawn(async move {
@@ -184,24 +217,40 @@ impl HttpService {
 }
 
 async fn not_found(request: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!("no route for {} {}", request.method(), request.path())))
+    Err(ApiError::NotFound(format!(
+        "no route for {} {}",
+        request.method(),
+        request.path()
+    )))
 }
 
 /// What a service binary's `main` runs: [`run_process`] with the service's settings and logger.
-pub async fn run_binary<F, Fut>(name: &'static str, default_port: u16, args: &CommonArgs, run: F) -> ExitCode
+pub async fn run_binary<F, Fut>(
+    name: &'static str,
+    default_port: u16,
+    args: &CommonArgs,
+    run: F,
+) -> ExitCode
 where
     F: FnOnce(ServiceSettings, Logger) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let settings = ServiceSettings::from_args(name, default_port, args);
-    run_process(name, args.log_level, args.log_dir.as_deref(), |root| run(settings, telemetry::for_service(&root, name)))
-        .await
+    run_process(name, args.log_level, args.log_dir.as_deref(), |root| {
+        run(settings, telemetry::for_service(&root, name))
+    })
+    .await
 }
 
 /// Sets up logging, runs `run` with the root logger, and turns its outcome into the exit
 /// status: 0 after a clean shutdown, 1 (after logging the cause) on failure, 2 when the log
 /// directory cannot be opened. The logs are flushed before it returns.
-pub async fn run_process<F, Fut>(name: &'static str, level: LogLevel, log_dir: Option<&Path>, run: F) -> ExitCode
+pub async fn run_process<F, Fut>(
+    name: &'static str,
+    level: LogLevel,
+    log_dir: Option<&Path>,
+    run: F,
+) -> ExitCode
 where
     F: FnOnce(Logger) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,

@@ -10,8 +10,9 @@ pub async fn signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
@@ -39,7 +40,9 @@ impl Default for Shutdown {
 impl Shutdown {
     /// A trigger nobody has pulled yet.
     pub fn new() -> Self {
-        Self { sender: watch::Sender::new(false) }
+        Self {
+            sender: watch::Sender::new(false),
+        }
     }
 
     /// Tells every waiter to stop.

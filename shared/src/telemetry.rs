@@ -46,18 +46,28 @@ pub(crate) fn json_drain<W: io::Write + Send + 'static>(writer: W) -> slog_json:
 
 fn log_file(dir: &Path, name: &str) -> io::Result<std::fs::File> {
     std::fs::create_dir_all(dir)?;
-    OpenOptions::new().create(true).append(true).open(dir.join(name))
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))
 }
 
 /// Builds the process's root logger (field `version`) and routes `log` records into it
 /// (field `service` = `process_name`).
-pub fn init(process_name: &'static str, level: LogLevel, log_dir: Option<&Path>) -> io::Result<(Logger, LogGuard)> {
+pub fn init(
+    process_name: &'static str,
+    level: LogLevel,
+    log_dir: Option<&Path>,
+) -> io::Result<(Logger, LogGuard)> {
     let stdout: BoxedDrain = Box::new(json_drain(io::stdout()).fuse());
     let drain: BoxedDrain = match log_dir {
         None => stdout,
         Some(dir) => {
             let combined = json_drain(log_file(dir, "combined.log")?).fuse();
-            let errors = json_drain(log_file(dir, "error.log")?).fuse().filter_level(Level::Error).fuse();
+            let errors = json_drain(log_file(dir, "error.log")?)
+                .fuse()
+                .filter_level(Level::Error)
+                .fuse();
             Box::new(slog::Duplicate::new(stdout, slog::Duplicate::new(combined, errors)).fuse())
         }
     };
@@ -69,7 +79,12 @@ pub fn init(process_name: &'static str, level: LogLevel, log_dir: Option<&Path>)
         .build_with_guard();
     let root = Logger::root(drain.fuse(), o!("version" => env!("CARGO_PKG_VERSION")));
     bridge_log_crate(root.new(o!("service" => process_name)), level);
-    Ok((root, LogGuard { _async_guard: Some(guard) }))
+    Ok((
+        root,
+        LogGuard {
+            _async_guard: Some(guard),
+        },
+    ))
 }
 
 /// The logger a service logs through: the root with its `service` field.
@@ -82,7 +97,10 @@ pub fn for_service(root: &Logger, service: &'static str) -> Logger {
 pub fn test_logger(service: &'static str) -> Logger {
     if std::env::var_os("TEST_LOG").is_some() {
         let drain = std::sync::Mutex::new(json_drain(io::stdout())).fuse();
-        Logger::root(drain, o!("service" => service, "version" => env!("CARGO_PKG_VERSION")))
+        Logger::root(
+            drain,
+            o!("service" => service, "version" => env!("CARGO_PKG_VERSION")),
+        )
     } else {
         Logger::root(slog::Discard, o!())
     }
@@ -144,8 +162,10 @@ mod tests {
         slog::error!(logger, "request"; "status" => 500);
         slog::info!(logger, "second");
         let text = String::from_utf8(buffer.lock().expect("buffer lock").clone()).expect("utf-8");
-        let lines: Vec<serde_json::Value> =
-            text.lines().map(|line| serde_json::from_str(line).expect("a JSON object per line")).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON object per line"))
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["msg"], "request");
         assert_eq!(lines[0]["level"], "error");

@@ -20,7 +20,8 @@ pub enum TestBackend {
 
 /// The PostgreSQL server tests create their databases on.
 pub fn postgres_admin_url() -> String {
-    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// The Redis server of the cache tests.
@@ -35,16 +36,23 @@ pub async fn fresh_database(backend: TestBackend) -> anyhow::Result<DatabaseUrl>
         TestBackend::Sqlite => {
             let dir = std::env::temp_dir().join(&name);
             std::fs::create_dir_all(&dir)?;
-            Ok(DatabaseUrl(format!("sqlite://{}/service.db", dir.display())))
+            Ok(DatabaseUrl(format!(
+                "sqlite://{}/service.db",
+                dir.display()
+            )))
         }
         TestBackend::Postgres => {
             let admin_url = postgres_admin_url();
             let mut connection = PgConnection::connect(&admin_url)
                 .await
                 .with_context(|| format!("connecting to the test PostgreSQL at {admin_url}"))?;
-            connection.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).await?;
+            connection
+                .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .await?;
             connection.close().await?;
-            let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+            let base = admin_url
+                .rsplit_once('/')
+                .map_or(admin_url.as_str(), |(base, _)| base);
             Ok(DatabaseUrl(format!("{base}/{name}")))
         }
     }
@@ -76,7 +84,12 @@ impl TestServer {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a reqwest client");
-        Self { address: format!("http://127.0.0.1:{port}"), client, shutdown, task }
+        Self {
+            address: format!("http://127.0.0.1:{port}"),
+            client,
+            shutdown,
+            task,
+        }
     }
 
     /// The URL of `path` on this server.
@@ -87,7 +100,10 @@ impl TestServer {
     /// Shuts the server down and waits until it stopped; panics if it failed.
     pub async fn stop(self) {
         self.shutdown.trigger();
-        self.task.await.expect("the server task").expect("the server stopped cleanly");
+        self.task
+            .await
+            .expect("the server task")
+            .expect("the server stopped cleanly");
     }
 
     /// `GET` of a path.
@@ -97,17 +113,31 @@ impl TestServer {
 
     /// `POST` of a JSON body.
     pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
-        self.client.post(self.url(path)).json(&body).send().await.expect("POST")
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST")
     }
 
     /// `PUT` of a JSON body.
     pub async fn put(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
-        self.client.put(self.url(path)).json(body).send().await.expect("PUT")
+        self.client
+            .put(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("PUT")
     }
 
     /// `DELETE` of a path.
     pub async fn delete(&self, path: &str) -> reqwest::Response {
-        self.client.delete(self.url(path)).send().await.expect("DELETE")
+        self.client
+            .delete(self.url(path))
+            .send()
+            .await
+            .expect("DELETE")
     }
 
     /// The value of one Prometheus series of the server's `/metrics` (0 when absent).
@@ -134,7 +164,9 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
             let (series, value) = line.rsplit_once(' ')?;
             let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
             (series_name == name
-                && labels.iter().all(|(key, wanted)| series_labels.contains(&format!("{key}=\"{wanted}\""))))
+                && labels
+                    .iter()
+                    .all(|(key, wanted)| series_labels.contains(&format!("{key}=\"{wanted}\""))))
             .then(|| value.parse::<f64>().ok())
             .flatten()
         })
@@ -165,18 +197,28 @@ macro_rules! on_both_backends {
 /// The `error.code` of an error response, after checking it is JSON with a message.
 pub async fn error_code(response: reqwest::Response) -> String {
     assert_eq!(
-        response.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
         Some("application/json"),
         "errors are JSON"
     );
     let body: serde_json::Value = response.json().await.expect("an error body");
     assert!(body["error"]["message"].is_string(), "{body}");
-    body["error"]["code"].as_str().expect("error.code").to_owned()
+    body["error"]["code"]
+        .as_str()
+        .expect("error.code")
+        .to_owned()
 }
 
 /// The `X-Cache` header.
 pub fn cache_header(response: &reqwest::Response) -> &str {
-    response.headers().get("x-cache").and_then(|v| v.to_str().ok()).unwrap_or("")
+    response
+        .headers()
+        .get("x-cache")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 /// The `X-Total-Count` header as a number.
@@ -190,7 +232,9 @@ pub fn total_count(response: &reqwest::Response) -> u64 {
 }
 
 /// A logger that keeps every JSON line in memory, for tests that check what was logged.
-pub fn capturing_logger(service: &'static str) -> (slog::Logger, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+pub fn capturing_logger(
+    service: &'static str,
+) -> (slog::Logger, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
     struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
     impl std::io::Write for Shared {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -203,6 +247,9 @@ pub fn capturing_logger(service: &'static str) -> (slog::Logger, std::sync::Arc<
     }
     let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let drain = std::sync::Mutex::new(crate::telemetry::json_drain(Shared(buffer.clone())));
-    let logger = slog::Logger::root(slog::Drain::fuse(drain), slog::o!("service" => service, "version" => "test"));
+    let logger = slog::Logger::root(
+        slog::Drain::fuse(drain),
+        slog::o!("service" => service, "version" => "test"),
+    );
     (logger, buffer)
 }

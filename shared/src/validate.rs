@@ -13,16 +13,24 @@ pub fn name(field: &str, value: &str) -> Result<String, FieldError> {
     if length == 0 {
         Err(FieldError::new(field, "must not be empty"))
     } else if length > MAX_NAME_CHARS {
-        Err(FieldError::new(field, format!("must be at most {MAX_NAME_CHARS} characters")))
+        Err(FieldError::new(
+            field,
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        ))
     } else if trimmed.chars().any(char::is_control) {
-        Err(FieldError::new(field, "must not contain control characters"))
+        Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ))
     } else {
         Ok(trimmed.to_owned())
     }
 }
 
 /// Collects the failures of several checks: all values, or every failure.
-pub fn all<T>(results: impl IntoIterator<Item = Result<T, FieldError>>) -> Result<Vec<T>, Vec<FieldError>> {
+pub fn all<T>(
+    results: impl IntoIterator<Item = Result<T, FieldError>>,
+) -> Result<Vec<T>, Vec<FieldError>> {
     let (values, failures): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
     if failures.is_empty() {
         Ok(values.into_iter().filter_map(Result::ok).collect())
@@ -61,7 +69,10 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
                 formatter.write_str("a JSON object")
             }
 
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
                 T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Object)
             }
         }
@@ -83,8 +94,15 @@ mod object_tests {
 
     #[test]
     fn only_objects_are_read() {
-        let Object(pair) = serde_json::from_str::<Object<Pair>>(r#"{"a": 1, "b": "x"}"#).expect("object");
-        assert_eq!(pair, Pair { a: 1, b: "x".into() });
+        let Object(pair) =
+            serde_json::from_str::<Object<Pair>>(r#"{"a": 1, "b": "x"}"#).expect("object");
+        assert_eq!(
+            pair,
+            Pair {
+                a: 1,
+                b: "x".into()
+            }
+        );
         let error = serde_json::from_str::<Object<Pair>>(r#"[1, "x"]"#).expect_err("array refused");
         assert!(error.is_data(), "{error}");
         assert!(serde_json::from_str::<Object<Pair>>(r#"{"a": 1, "b": "x", "c": 2}"#).is_err());

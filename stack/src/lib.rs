@@ -20,7 +20,11 @@ use slog::Logger;
 
 /// The flags and variables of `stack`.
 #[derive(clap::Parser, Debug, Clone)]
-#[command(name = "stack", version, about = "The whole platform in one process, on embedded defaults")]
+#[command(
+    name = "stack",
+    version,
+    about = "The whole platform in one process, on embedded defaults"
+)]
 pub struct Config {
     /// Listen address of every service
     #[arg(long, env = "BIND", default_value = "127.0.0.1")]
@@ -47,7 +51,11 @@ pub struct StackSettings {
 impl StackSettings {
     /// The defaults of CONTRACTS.md, data under `./data`.
     pub fn new(bind: IpAddr) -> Self {
-        Self { bind, port_override: None, data_dir: "data".into() }
+        Self {
+            bind,
+            port_override: None,
+            data_dir: "data".into(),
+        }
     }
 
     fn service(&self, name: &'static str, default_port: u16) -> ServiceSettings {
@@ -101,22 +109,41 @@ impl Stack {
         )
         .await
         .context("starting products-service")?;
-        users.seed_demo_data().await.context("seeding the demo users")?;
-        products.seed_demo_data().await.context("seeding the demo products")?;
+        users
+            .seed_demo_data()
+            .await
+            .context("seeding the demo users")?;
+        products
+            .seed_demo_data()
+            .await
+            .context("seeding the demo products")?;
         let logger = telemetry::for_service(root, "stack");
-        Ok(Self { users, products, logger })
+        Ok(Self {
+            users,
+            products,
+            logger,
+        })
     }
 
     /// Every service's URL (with `host` in it).
     pub fn endpoints(&self, host: &str) -> Vec<Endpoint> {
         vec![
-            Endpoint { service: "users", url: format!("http://{host}:{}/api/users", self.users.port()) },
-            Endpoint { service: "products", url: format!("http://{host}:{}/api/products", self.products.port()) },
+            Endpoint {
+                service: "users",
+                url: format!("http://{host}:{}/api/users", self.users.port()),
+            },
+            Endpoint {
+                service: "products",
+                url: format!("http://{host}:{}/api/products", self.products.port()),
+            },
         ]
     }
 
     /// Serves every service until `shutdown` resolves, then stops them all.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let fan_out = Shutdown::new();
         let trigger = fan_out.clone();
         tokio::spawn(async move {

@@ -5,11 +5,19 @@ use serde_json::Value;
 use shared::{shutdown::Shutdown, telemetry::test_logger};
 use stack::{Stack, StackSettings};
 
-async fn start(data_dir: &std::path::Path) -> (Vec<stack::Endpoint>, Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>) {
+async fn start(
+    data_dir: &std::path::Path,
+) -> (
+    Vec<stack::Endpoint>,
+    Shutdown,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let mut settings = StackSettings::new([127, 0, 0, 1].into());
     settings.port_override = Some(0);
     settings.data_dir = data_dir.to_owned();
-    let stack = Stack::build(settings, &test_logger("stack")).await.expect("the stack builds");
+    let stack = Stack::build(settings, &test_logger("stack"))
+        .await
+        .expect("the stack builds");
     let endpoints = stack.endpoints("127.0.0.1");
     let shutdown = Shutdown::new();
     let task = tokio::spawn(stack.run_until_stopped(shutdown.wait()));
@@ -17,8 +25,15 @@ async fn start(data_dir: &std::path::Path) -> (Vec<stack::Endpoint>, Shutdown, t
 }
 
 async fn names(url: &str, field: &str) -> Vec<String> {
-    let rows: Vec<Value> = reqwest::get(url).await.expect("GET").json().await.expect("JSON array");
-    rows.iter().map(|row| row[field].as_str().expect("a string field").to_owned()).collect()
+    let rows: Vec<Value> = reqwest::get(url)
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON array");
+    rows.iter()
+        .map(|row| row[field].as_str().expect("a string field").to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -28,10 +43,25 @@ async fn serves_every_service_with_the_demo_rows_seeded_once() {
 
     for _ in 0..2 {
         let (endpoints, shutdown, task) = start(&data_dir).await;
-        let url = |service: &str| endpoints.iter().find(|e| e.service == service).expect("endpoint").url.clone();
+        let url = |service: &str| {
+            endpoints
+                .iter()
+                .find(|e| e.service == service)
+                .expect("endpoint")
+                .url
+                .clone()
+        };
         assert_eq!(names(&url("users"), "name").await, ["Alice", "Bob"]);
-        assert_eq!(names(&url("products"), "name").await, ["Laptop", "Smartphone"]);
-        let laptop: Value = reqwest::get(format!("{}/1", url("products"))).await.expect("GET").json().await.expect("JSON");
+        assert_eq!(
+            names(&url("products"), "name").await,
+            ["Laptop", "Smartphone"]
+        );
+        let laptop: Value = reqwest::get(format!("{}/1", url("products")))
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("JSON");
         assert_eq!(laptop["price"], 999.99);
         shutdown.trigger();
         task.await.expect("the stack task").expect("a clean stop");

@@ -40,7 +40,12 @@ impl From<ProductRow> for Product {
     fn from(row: ProductRow) -> Self {
         // Exact: an integer below 2^53 divided by 100 rounds to the nearest double of the
         // decimal, which serde_json prints back as that decimal.
-        Self { id: row.id, name: row.name, price: row.price_cents as f64 / 100.0, created_at: row.created_at }
+        Self {
+            id: row.id,
+            name: row.name,
+            price: row.price_cents as f64 / 100.0,
+            created_at: row.created_at,
+        }
     }
 }
 
@@ -107,7 +112,9 @@ pub fn price_cents(number: &serde_json::Number) -> Result<i64, &'static str> {
         return Err("must have at most 2 decimals");
     }
     let whole: i64 = whole.parse().map_err(|_| "is too large")?;
-    let fraction: i64 = format!("{fraction:0<2}").parse().map_err(|_| "is not a number")?;
+    let fraction: i64 = format!("{fraction:0<2}")
+        .parse()
+        .map_err(|_| "is not a number")?;
     whole
         .checked_mul(100)
         .and_then(|cents| cents.checked_add(fraction))
@@ -134,7 +141,9 @@ impl From<ProductError> for ApiError {
         match error {
             ProductError::NotFound(_) => ApiError::NotFound(error.to_string()),
             ProductError::Invalid(details) => ApiError::validation(details),
-            ProductError::Database(cause) => ApiError::Internal(anyhow::Error::new(cause).context("products database")),
+            ProductError::Database(cause) => {
+                ApiError::Internal(anyhow::Error::new(cause).context("products database"))
+            }
         }
     }
 }
@@ -161,7 +170,10 @@ mod tests {
     #[test]
     fn bad_prices_are_refused() {
         assert_eq!(cents("1.005"), Err("must have at most 2 decimals"));
-        assert_eq!(cents("0.30000000000000004"), Err("must have at most 2 decimals"));
+        assert_eq!(
+            cents("0.30000000000000004"),
+            Err("must have at most 2 decimals")
+        );
         assert_eq!(cents("-1"), Err("must not be negative"));
         assert_eq!(cents("-0.5"), Err("must not be negative"));
         assert_eq!(cents("1000000000000"), Err("is too large"));
@@ -170,9 +182,24 @@ mod tests {
 
     #[test]
     fn stored_cents_come_back_as_the_same_decimal() {
-        for (stored, json) in [(99_999, "999.99"), (10, "0.1"), (MAX_PRICE_CENTS, "999999999999.99"), (1, "0.01")] {
-            let product = Product::from(ProductRow { id: 1, name: "x".into(), price_cents: stored, created_at: String::new() });
-            assert_eq!(serde_json::to_value(product.price).expect("json").to_string(), json);
+        for (stored, json) in [
+            (99_999, "999.99"),
+            (10, "0.1"),
+            (MAX_PRICE_CENTS, "999999999999.99"),
+            (1, "0.01"),
+        ] {
+            let product = Product::from(ProductRow {
+                id: 1,
+                name: "x".into(),
+                price_cents: stored,
+                created_at: String::new(),
+            });
+            assert_eq!(
+                serde_json::to_value(product.price)
+                    .expect("json")
+                    .to_string(),
+                json
+            );
         }
     }
 }

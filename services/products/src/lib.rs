@@ -31,7 +31,11 @@ pub const DEFAULT_PORT: u16 = 3002;
 
 /// The flags and environment variables of `products-service`.
 #[derive(clap::Parser, Debug, Clone)]
-#[command(name = "products-service", version, about = "The products REST API of the platform")]
+#[command(
+    name = "products-service",
+    version,
+    about = "The products REST API of the platform"
+)]
 pub struct Config {
     /// What every service takes.
     #[command(flatten)]
@@ -40,7 +44,10 @@ pub struct Config {
 
 /// The embedded migrations, per engine.
 pub fn migrations() -> Migrations {
-    Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") }
+    Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+    }
 }
 
 /// A built products service: database migrated, listener bound.
@@ -56,9 +63,17 @@ impl Application {
     pub async fn build(settings: ServiceSettings, logger: Logger) -> anyhow::Result<Self> {
         let context = ServiceContext::open(&settings, migrations(), logger).await?;
         let repository = ProductRepository::new(context.database.clone());
-        let state = web::Data::new(routes::ProductsState { repository: repository.clone(), cache: context.cache.clone() });
-        let service = HttpService::bind(&settings, &context, move |config| routes::configure(config, state.clone()))?;
-        Ok(Self { service, repository })
+        let state = web::Data::new(routes::ProductsState {
+            repository: repository.clone(),
+            cache: context.cache.clone(),
+        });
+        let service = HttpService::bind(&settings, &context, move |config| {
+            routes::configure(config, state.clone())
+        })?;
+        Ok(Self {
+            service,
+            repository,
+        })
     }
 
     /// The port it listens on.
@@ -72,7 +87,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then drains and stops.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         self.service.run_until_stopped(shutdown).await
     }
 }

@@ -33,7 +33,9 @@ impl ProductRepository {
         .bind(page.offset)
         .fetch_all(self.database.pool())
         .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products").fetch_one(self.database.pool()).await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
+            .fetch_one(self.database.pool())
+            .await?;
         Ok((rows.into_iter().map(Product::from).collect(), total))
     }
 
@@ -42,21 +44,31 @@ impl ProductRepository {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!("SELECT {COLUMNS} FROM products WHERE id IN ({}) ORDER BY id", placeholders(ids.len()));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM products WHERE id IN ({}) ORDER BY id",
+            placeholders(ids.len())
+        );
         let mut query = sqlx::query_as::<_, ProductRow>(AssertSqlSafe(sql));
         for id in ids {
             query = query.bind(*id);
         }
-        Ok(query.fetch_all(self.database.pool()).await?.into_iter().map(Product::from).collect())
+        Ok(query
+            .fetch_all(self.database.pool())
+            .await?
+            .into_iter()
+            .map(Product::from)
+            .collect())
     }
 
     /// The product with this id, if any.
     pub async fn find(&self, id: i64) -> Result<Option<Product>, ProductError> {
-        Ok(sqlx::query_as::<_, ProductRow>("SELECT id, name, price_cents, created_at FROM products WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.database.pool())
-            .await?
-            .map(Product::from))
+        Ok(sqlx::query_as::<_, ProductRow>(
+            "SELECT id, name, price_cents, created_at FROM products WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.database.pool())
+        .await?
+        .map(Product::from))
     }
 
     /// Inserts a product.
@@ -74,7 +86,11 @@ impl ProductRepository {
     }
 
     /// Replaces a product's name and price; `None` when there is no such product.
-    pub async fn update(&self, id: i64, product: &ValidProduct) -> Result<Option<Product>, ProductError> {
+    pub async fn update(
+        &self,
+        id: i64,
+        product: &ValidProduct,
+    ) -> Result<Option<Product>, ProductError> {
         Ok(sqlx::query_as::<_, ProductRow>(
             "UPDATE products SET name = $1, price_cents = $2 WHERE id = $3 \
              RETURNING id, name, price_cents, created_at",
@@ -89,14 +105,19 @@ impl ProductRepository {
 
     /// Deletes a product; `false` when there was none.
     pub async fn delete(&self, id: i64) -> Result<bool, ProductError> {
-        let result = sqlx::query("DELETE FROM products WHERE id = $1").bind(id).execute(self.database.pool()).await?;
+        let result = sqlx::query("DELETE FROM products WHERE id = $1")
+            .bind(id)
+            .execute(self.database.pool())
+            .await?;
         Ok(result.rows_affected() > 0)
     }
 
     /// Inserts the seed's demo products when the table is empty; `true` when it did.
     pub async fn seed_if_empty(&self) -> anyhow::Result<bool> {
         let mut transaction = self.database.pool().begin().await?;
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products").fetch_one(&mut *transaction).await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
+            .fetch_one(&mut *transaction)
+            .await?;
         if count > 0 {
             return Ok(false);
         }

@@ -28,8 +28,15 @@ pub struct ProductsState {
 pub fn configure(config: &mut web::ServiceConfig, state: web::Data<ProductsState>) {
     config
         .app_data(state)
-        .route("/api/products/openapi.json", web::get().to(openapi::document))
-        .service(web::resource("/api/products").route(web::get().to(list_products)).route(web::post().to(create_product)))
+        .route(
+            "/api/products/openapi.json",
+            web::get().to(openapi::document),
+        )
+        .service(
+            web::resource("/api/products")
+                .route(web::get().to(list_products))
+                .route(web::post().to(create_product)),
+        )
         .service(
             web::resource("/api/products/{id}")
                 .route(web::get().to(get_product))
@@ -49,7 +56,10 @@ fn cache_key(id: i64) -> String {
             headers(("X-Total-Count" = i64, description = "Rows in all pages (or found, for ids)"))),
         (status = 400, description = "Bad query string", body = ErrorBody),
     ))]
-pub async fn list_products(state: web::Data<ProductsState>, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list_products(
+    state: web::Data<ProductsState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     match query.into_inner().into_request()? {
         ListRequest::Page(page) => {
             let (products, total) = state.repository.list(page).await?;
@@ -71,7 +81,10 @@ pub async fn list_products(state: web::Data<ProductsState>, query: web::Query<Li
         (status = 400, description = "The id is not an integer", body = ErrorBody),
         (status = 404, description = "No such product", body = ErrorBody),
     ))]
-pub async fn get_product(state: web::Data<ProductsState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn get_product(
+    state: web::Data<ProductsState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let (status, entry) = state
         .cache
@@ -80,7 +93,9 @@ pub async fn get_product(state: web::Data<ProductsState>, id: web::Path<i64>) ->
         })
         .await
         .map_err(ApiError::from)?;
-    Ok(cached_response(status, entry, || ProductError::NotFound(id).into()))
+    Ok(cached_response(status, entry, || {
+        ProductError::NotFound(id).into()
+    }))
 }
 
 /// Creates a product.
@@ -93,13 +108,18 @@ pub async fn get_product(state: web::Data<ProductsState>, id: web::Path<i64>) ->
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
     ))]
-pub async fn create_product(state: web::Data<ProductsState>, input: web::Json<Object<ProductInput>>) -> Result<HttpResponse, ApiError> {
+pub async fn create_product(
+    state: web::Data<ProductsState>,
+    input: web::Json<Object<ProductInput>>,
+) -> Result<HttpResponse, ApiError> {
     let Object(input) = input.into_inner();
     let valid = input.validate()?;
     let product = state.repository.insert(&valid).await?;
     // A read of this id before it existed may have cached "missing".
     state.cache.invalidate(&cache_key(product.id)).await;
-    Ok(HttpResponse::Created().insert_header((header::LOCATION, format!("/api/products/{}", product.id))).json(product))
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/products/{}", product.id)))
+        .json(product))
 }
 
 /// Replaces a product's name and price.
@@ -134,9 +154,16 @@ pub async fn update_product(
         (status = 400, description = "The id is not an integer", body = ErrorBody),
         (status = 404, description = "No such product", body = ErrorBody),
     ))]
-pub async fn delete_product(state: web::Data<ProductsState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn delete_product(
+    state: web::Data<ProductsState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let deleted = state.repository.delete(id).await;
     state.cache.invalidate(&cache_key(id)).await;
-    if deleted? { Ok(HttpResponse::NoContent().finish()) } else { Err(ProductError::NotFound(id).into()) }
+    if deleted? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ProductError::NotFound(id).into())
+    }
 }

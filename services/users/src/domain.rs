@@ -50,16 +50,24 @@ impl UserInput {
     pub fn validate(&self) -> Result<ValidUser, UserError> {
         let email = self.email.trim();
         let email_check = if email.len() > MAX_EMAIL_LEN {
-            Err(FieldError::new("email", format!("must be at most {MAX_EMAIL_LEN} characters")))
+            Err(FieldError::new(
+                "email",
+                format!("must be at most {MAX_EMAIL_LEN} characters"),
+            ))
         } else if !email_address::EmailAddress::is_valid(email) {
             Err(FieldError::new("email", "is not a valid address"))
         } else {
             Ok(email.to_owned())
         };
-        let mut values = validate::all([validate::name("name", &self.name), email_check]).map_err(UserError::Invalid)?;
+        let mut values = validate::all([validate::name("name", &self.name), email_check])
+            .map_err(UserError::Invalid)?;
         let email = values.pop().expect("two values");
         let name = values.pop().expect("two values");
-        Ok(ValidUser { name, email_key: email.to_lowercase(), email })
+        Ok(ValidUser {
+            name,
+            email_key: email.to_lowercase(),
+            email,
+        })
     }
 }
 
@@ -86,7 +94,9 @@ impl From<UserError> for ApiError {
             UserError::NotFound(_) => ApiError::NotFound(error.to_string()),
             UserError::EmailTaken(_) => ApiError::Conflict(error.to_string()),
             UserError::Invalid(details) => ApiError::validation(details),
-            UserError::Database(cause) => ApiError::Internal(anyhow::Error::new(cause).context("users database")),
+            UserError::Database(cause) => {
+                ApiError::Internal(anyhow::Error::new(cause).context("users database"))
+            }
         }
     }
 }
@@ -96,17 +106,25 @@ mod tests {
     use super::*;
 
     fn input(name: &str, email: &str) -> UserInput {
-        UserInput { name: name.to_owned(), email: email.to_owned() }
+        UserInput {
+            name: name.to_owned(),
+            email: email.to_owned(),
+        }
     }
 
     #[test]
     fn valid_input_is_trimmed_and_keyed_in_lower_case() {
-        let user = input("  Alice ", " Alice@Example.COM ").validate().expect("valid");
-        assert_eq!(user, ValidUser {
-            name: "Alice".into(),
-            email: "Alice@Example.COM".into(),
-            email_key: "alice@example.com".into()
-        });
+        let user = input("  Alice ", " Alice@Example.COM ")
+            .validate()
+            .expect("valid");
+        assert_eq!(
+            user,
+            ValidUser {
+                name: "Alice".into(),
+                email: "Alice@Example.COM".into(),
+                email_key: "alice@example.com".into()
+            }
+        );
     }
 
     #[test]

@@ -26,12 +26,16 @@ impl UserRepository {
 
     /// One page, by id, and the total number of users.
     pub async fn list(&self, page: Page) -> Result<(Vec<User>, i64), UserError> {
-        let users = sqlx::query_as::<_, User>("SELECT id, name, email, created_at FROM users ORDER BY id LIMIT $1 OFFSET $2")
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(self.database.pool())
+        let users = sqlx::query_as::<_, User>(
+            "SELECT id, name, email, created_at FROM users ORDER BY id LIMIT $1 OFFSET $2",
+        )
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(self.database.pool())
+        .await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(self.database.pool())
             .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(self.database.pool()).await?;
         Ok((users, total))
     }
 
@@ -40,7 +44,10 @@ impl UserRepository {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!("SELECT {COLUMNS} FROM users WHERE id IN ({}) ORDER BY id", placeholders(ids.len()));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM users WHERE id IN ({}) ORDER BY id",
+            placeholders(ids.len())
+        );
         let mut query = sqlx::query_as::<_, User>(AssertSqlSafe(sql));
         for id in ids {
             query = query.bind(*id);
@@ -50,10 +57,14 @@ impl UserRepository {
 
     /// The user with this id, if any.
     pub async fn find(&self, id: i64) -> Result<Option<User>, UserError> {
-        Ok(sqlx::query_as::<_, User>("SELECT id, name, email, created_at FROM users WHERE id = $1")
+        Ok(
+            sqlx::query_as::<_, User>(
+                "SELECT id, name, email, created_at FROM users WHERE id = $1",
+            )
             .bind(id)
             .fetch_optional(self.database.pool())
-            .await?)
+            .await?,
+        )
     }
 
     /// Inserts a user; [`UserError::EmailTaken`] when the address is used (in any case).
@@ -88,25 +99,32 @@ impl UserRepository {
 
     /// Deletes a user; `false` when there was none.
     pub async fn delete(&self, id: i64) -> Result<bool, UserError> {
-        let result = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(self.database.pool()).await?;
+        let result = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(self.database.pool())
+            .await?;
         Ok(result.rows_affected() > 0)
     }
 
     /// Inserts the seed's demo users when the table is empty; `true` when it did.
     pub async fn seed_if_empty(&self) -> anyhow::Result<bool> {
         let mut transaction = self.database.pool().begin().await?;
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&mut *transaction).await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&mut *transaction)
+            .await?;
         if count > 0 {
             return Ok(false);
         }
         for (name, email) in [("Alice", "alice@example.com"), ("Bob", "bob@example.com")] {
-            sqlx::query("INSERT INTO users (name, email, email_key, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(name)
-                .bind(email)
-                .bind(email)
-                .bind(timestamp_now())
-                .execute(&mut *transaction)
-                .await?;
+            sqlx::query(
+                "INSERT INTO users (name, email, email_key, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(name)
+            .bind(email)
+            .bind(email)
+            .bind(timestamp_now())
+            .execute(&mut *transaction)
+            .await?;
         }
         transaction.commit().await?;
         Ok(true)

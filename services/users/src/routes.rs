@@ -29,7 +29,11 @@ pub fn configure(config: &mut web::ServiceConfig, state: web::Data<UsersState>) 
     config
         .app_data(state)
         .route("/api/users/openapi.json", web::get().to(openapi::document))
-        .service(web::resource("/api/users").route(web::get().to(list_users)).route(web::post().to(create_user)))
+        .service(
+            web::resource("/api/users")
+                .route(web::get().to(list_users))
+                .route(web::post().to(create_user)),
+        )
         .service(
             web::resource("/api/users/{id}")
                 .route(web::get().to(get_user))
@@ -49,7 +53,10 @@ fn cache_key(id: i64) -> String {
             headers(("X-Total-Count" = i64, description = "Rows in all pages (or found, for ids)"))),
         (status = 400, description = "Bad query string", body = ErrorBody),
     ))]
-pub async fn list_users(state: web::Data<UsersState>, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list_users(
+    state: web::Data<UsersState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     match query.into_inner().into_request()? {
         ListRequest::Page(page) => {
             let (users, total) = state.repository.list(page).await?;
@@ -71,7 +78,10 @@ pub async fn list_users(state: web::Data<UsersState>, query: web::Query<ListQuer
         (status = 400, description = "The id is not an integer", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
     ))]
-pub async fn get_user(state: web::Data<UsersState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn get_user(
+    state: web::Data<UsersState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let (status, entry) = state
         .cache
@@ -80,7 +90,9 @@ pub async fn get_user(state: web::Data<UsersState>, id: web::Path<i64>) -> Resul
         })
         .await
         .map_err(ApiError::from)?;
-    Ok(cached_response(status, entry, || UserError::NotFound(id).into()))
+    Ok(cached_response(status, entry, || {
+        UserError::NotFound(id).into()
+    }))
 }
 
 /// Creates a user.
@@ -94,13 +106,18 @@ pub async fn get_user(state: web::Data<UsersState>, id: web::Path<i64>) -> Resul
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
     ))]
-pub async fn create_user(state: web::Data<UsersState>, input: web::Json<Object<UserInput>>) -> Result<HttpResponse, ApiError> {
+pub async fn create_user(
+    state: web::Data<UsersState>,
+    input: web::Json<Object<UserInput>>,
+) -> Result<HttpResponse, ApiError> {
     let Object(input) = input.into_inner();
     let valid = input.validate()?;
     let user = state.repository.insert(&valid).await?;
     // A read of this id before it existed may have cached "missing".
     state.cache.invalidate(&cache_key(user.id)).await;
-    Ok(HttpResponse::Created().insert_header((header::LOCATION, format!("/api/users/{}", user.id))).json(user))
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/users/{}", user.id)))
+        .json(user))
 }
 
 /// Replaces a user's name and email.
@@ -136,9 +153,16 @@ pub async fn update_user(
         (status = 400, description = "The id is not an integer", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
     ))]
-pub async fn delete_user(state: web::Data<UsersState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn delete_user(
+    state: web::Data<UsersState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let deleted = state.repository.delete(id).await;
     state.cache.invalidate(&cache_key(id)).await;
-    if deleted? { Ok(HttpResponse::NoContent().finish()) } else { Err(UserError::NotFound(id).into()) }
+    if deleted? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(UserError::NotFound(id).into())
+    }
 }

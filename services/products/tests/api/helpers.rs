@@ -2,6 +2,7 @@
 
 use std::{net::Ipv4Addr, ops::Deref};
 
+use products_service::{Application, DEFAULT_PORT, NAME};
 use reqwest::Response;
 use serde_json::{Value, json};
 use shared::{
@@ -10,7 +11,6 @@ use shared::{
     telemetry::test_logger,
     testing::{TestBackend, TestServer, fresh_database},
 };
-use products_service::{Application, DEFAULT_PORT, NAME};
 
 /// A running products-service.
 pub struct TestApp {
@@ -47,13 +47,17 @@ pub fn test_settings(database_url: DatabaseUrl) -> ServiceSettings {
 
 /// products-service on a fresh database of `backend`.
 pub async fn spawn_app(backend: TestBackend) -> TestApp {
-    let database_url = fresh_database(backend).await.expect("a fresh test database");
+    let database_url = fresh_database(backend)
+        .await
+        .expect("a fresh test database");
     spawn_with(test_settings(database_url)).await
 }
 
 /// products-service with these settings.
 pub async fn spawn_with(settings: ServiceSettings) -> TestApp {
-    let app = Application::build(settings.clone(), test_logger(NAME)).await.expect("products-service builds");
+    let app = Application::build(settings.clone(), test_logger(NAME))
+        .await
+        .expect("products-service builds");
     let port = app.port();
     let server = TestServer::start(port, |shutdown| app.run_until_stopped(shutdown));
     TestApp { server, settings }
@@ -67,12 +71,10 @@ impl TestApp {
 
     /// Creates a product and returns its JSON.
     pub async fn create_product(&self, name: &str, price: Value) -> Value {
-        let response = self.post_product(json!({"name": name, "price": price})).await;
+        let response = self
+            .post_product(json!({"name": name, "price": price}))
+            .await;
         assert_eq!(response.status(), 201, "creating {name}");
         response.json().await.expect("product JSON")
     }
-
-
-
 }
-

@@ -11,11 +11,19 @@ use crate::helpers::{spawn_app, spawn_with};
 
 async fn create_read_update_delete(backend: TestBackend) {
     let app = spawn_app(backend).await;
-    let response = app.post_product(json!({"name": " Laptop ", "price": 999.99})).await;
+    let response = app
+        .post_product(json!({"name": " Laptop ", "price": 999.99}))
+        .await;
     assert_eq!(response.status(), 201);
-    let location = response.headers()["location"].to_str().expect("location").to_owned();
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
     let created: Value = response.json().await.expect("JSON");
-    assert_eq!((created["name"].as_str(), created["price"].as_f64()), (Some("Laptop"), Some(999.99)));
+    assert_eq!(
+        (created["name"].as_str(), created["price"].as_f64()),
+        (Some("Laptop"), Some(999.99))
+    );
     assert_eq!(location, format!("/api/products/{}", created["id"]));
 
     let first = app.get(&location).await;
@@ -23,25 +31,42 @@ async fn create_read_update_delete(backend: TestBackend) {
     assert_eq!(first.json::<Value>().await.expect("JSON"), created);
     assert_eq!(cache_header(&app.get(&location).await), "hit");
 
-    let updated = app.put(&location, &json!({"name": "Laptop Pro", "price": 1299.5})).await;
+    let updated = app
+        .put(&location, &json!({"name": "Laptop Pro", "price": 1299.5}))
+        .await;
     assert_eq!(updated.status(), 200);
     let read = app.get(&location).await;
     assert_eq!(cache_header(&read), "miss");
     let read: Value = read.json().await.expect("JSON");
-    assert_eq!((read["name"].as_str(), read["price"].as_f64()), (Some("Laptop Pro"), Some(1299.5)));
+    assert_eq!(
+        (read["name"].as_str(), read["price"].as_f64()),
+        (Some("Laptop Pro"), Some(1299.5))
+    );
 
     assert_eq!(app.delete(&location).await.status(), 204);
     let gone = app.get(&location).await;
     assert_eq!(gone.status(), 404);
     assert_eq!(error_code(gone).await, "not_found");
     assert_eq!(app.delete(&location).await.status(), 404);
-    assert_eq!(app.put(&location, &json!({"name": "X", "price": 1})).await.status(), 404);
+    assert_eq!(
+        app.put(&location, &json!({"name": "X", "price": 1}))
+            .await
+            .status(),
+        404
+    );
     app.server.stop().await;
 }
 
 async fn prices_are_exact_to_the_cent(backend: TestBackend) {
     let app = spawn_app(backend).await;
-    for (sent, returned) in [("999.99", "999.99"), ("0.1", "0.1"), ("19.90", "19.9"), ("0", "0.0"), ("42", "42.0"), ("999999999999.99", "999999999999.99")] {
+    for (sent, returned) in [
+        ("999.99", "999.99"),
+        ("0.1", "0.1"),
+        ("19.90", "19.9"),
+        ("0", "0.0"),
+        ("42", "42.0"),
+        ("999999999999.99", "999999999999.99"),
+    ] {
         let body = format!(r#"{{"name":"P","price":{sent}}}"#);
         let response = app
             .client
@@ -53,8 +78,16 @@ async fn prices_are_exact_to_the_cent(backend: TestBackend) {
             .expect("POST");
         assert_eq!(response.status(), 201, "{sent}");
         let created: Value = response.json().await.expect("JSON");
-        let text = app.get(&format!("/api/products/{}", created["id"])).await.text().await.expect("text");
-        assert!(text.contains(&format!("\"price\":{returned},")), "{sent} → {text}");
+        let text = app
+            .get(&format!("/api/products/{}", created["id"]))
+            .await
+            .text()
+            .await
+            .expect("text");
+        assert!(
+            text.contains(&format!("\"price\":{returned},")),
+            "{sent} → {text}"
+        );
     }
     let sum: f64 = app
         .get("/api/products")
@@ -82,8 +115,12 @@ async fn bad_products_are_refused(backend: TestBackend) {
         let response = app.post_product(body.clone()).await;
         assert_eq!(response.status(), 422, "{body}");
         let error: Value = response.json().await.expect("JSON");
-        let named: Vec<&str> =
-            error["error"]["details"].as_array().expect("details").iter().map(|d| d["field"].as_str().expect("field")).collect();
+        let named: Vec<&str> = error["error"]["details"]
+            .as_array()
+            .expect("details")
+            .iter()
+            .map(|d| d["field"].as_str().expect("field"))
+            .collect();
         assert_eq!(named, fields, "{body}");
     }
     for body in [
@@ -106,15 +143,37 @@ async fn bad_products_are_refused(backend: TestBackend) {
         .await
         .expect("POST");
     assert_eq!(malformed.status(), 400);
-    let not_json = app.client.post(app.url("/api/products")).body("name=P").send().await.expect("POST");
+    let not_json = app
+        .client
+        .post(app.url("/api/products"))
+        .body("name=P")
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(not_json.status(), 415);
-    let huge = app.post_product(json!({"name": "P".repeat(70_000), "price": 1})).await;
+    let huge = app
+        .post_product(json!({"name": "P".repeat(70_000), "price": 1}))
+        .await;
     assert_eq!(huge.status(), 413);
     for path in ["/api/products/abc", "/api/products/1.5"] {
         assert_eq!(error_code(app.get(path).await).await, "bad_request");
     }
-    assert_eq!(error_code(app.client.patch(app.url("/api/products/1")).send().await.expect("PATCH")).await, "method_not_allowed");
-    assert_eq!(total_count(&app.get("/api/products").await), 0, "nothing invalid was stored");
+    assert_eq!(
+        error_code(
+            app.client
+                .patch(app.url("/api/products/1"))
+                .send()
+                .await
+                .expect("PATCH")
+        )
+        .await,
+        "method_not_allowed"
+    );
+    assert_eq!(
+        total_count(&app.get("/api/products").await),
+        0,
+        "nothing invalid was stored"
+    );
     app.server.stop().await;
 }
 
@@ -125,11 +184,24 @@ async fn lists_pages_and_batches(backend: TestBackend) {
     }
     let page = app.get("/api/products?limit=2&offset=2").await;
     assert_eq!(total_count(&page), 5);
-    let names: Vec<String> =
-        page.json::<Vec<Value>>().await.expect("array").iter().map(|p| p["name"].as_str().expect("name").to_owned()).collect();
+    let names: Vec<String> = page
+        .json::<Vec<Value>>()
+        .await
+        .expect("array")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name").to_owned())
+        .collect();
     assert_eq!(names, ["P3", "P4"]);
-    let batch: Vec<Value> = app.get("/api/products?ids=5,2,77").await.json().await.expect("array");
-    let ids: Vec<i64> = batch.iter().map(|p| p["id"].as_i64().expect("id")).collect();
+    let batch: Vec<Value> = app
+        .get("/api/products?ids=5,2,77")
+        .await
+        .json()
+        .await
+        .expect("array");
+    let ids: Vec<i64> = batch
+        .iter()
+        .map(|p| p["id"].as_i64().expect("id"))
+        .collect();
     assert_eq!(ids, [2, 5]);
     assert_eq!(app.get("/api/products?limit=5000").await.status(), 400);
     assert_eq!(app.get("/api/products?ids=a").await.status(), 400);
@@ -146,7 +218,11 @@ async fn concurrent_creates_and_restart(backend: TestBackend) {
     let settings = app.settings.clone();
     app.server.stop().await;
     let again = spawn_with(settings).await;
-    assert_eq!(total_count(&again.get("/api/products").await), 100, "rows survive a restart");
+    assert_eq!(
+        total_count(&again.get("/api/products").await),
+        100,
+        "rows survive a restart"
+    );
     again.server.stop().await;
 }
 
@@ -161,12 +237,24 @@ on_both_backends!(
 #[tokio::test]
 async fn openapi_document_and_health() {
     let app = spawn_app(TestBackend::Sqlite).await;
-    let document: Value = app.get("/api/products/openapi.json").await.json().await.expect("JSON");
+    let document: Value = app
+        .get("/api/products/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("JSON");
     assert!(document["paths"]["/api/products/{id}"]["put"].is_object());
     assert!(document["components"]["schemas"]["Product"].is_object());
     assert_eq!(app.get("/healthz").await.status(), 200);
     assert_eq!(app.get("/readyz").await.status(), 200);
     app.get("/api/products/1").await;
-    assert_eq!(app.metric("http_requests_total", &[("route", "/api/products/{id}"), ("status", "404")]).await, 1.0);
+    assert_eq!(
+        app.metric(
+            "http_requests_total",
+            &[("route", "/api/products/{id}"), ("status", "404")]
+        )
+        .await,
+        1.0
+    );
     app.server.stop().await;
 }

@@ -13,28 +13,60 @@ const BINARY: &str = env!("CARGO_BIN_EXE_users-service");
 
 #[test]
 fn a_bad_value_stops_start_up_with_one_line_naming_the_variable() {
-    for (variable, value) in [("PORT", "abc"), ("DATABASE_URL", "mysql://db"), ("LOG_LEVEL", "loud"), ("CACHE_TTL_SECS", "0")] {
-        let output = Command::new(BINARY).env(variable, value).output().expect("run the binary");
+    for (variable, value) in [
+        ("PORT", "abc"),
+        ("DATABASE_URL", "mysql://db"),
+        ("LOG_LEVEL", "loud"),
+        ("CACHE_TTL_SECS", "0"),
+    ] {
+        let output = Command::new(BINARY)
+            .env(variable, value)
+            .output()
+            .expect("run the binary");
         assert_eq!(output.status.code(), Some(2), "{variable}={value}");
         let stderr = String::from_utf8(output.stderr).expect("utf-8");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
         assert!(stderr.contains(variable), "{stderr}");
     }
-    let help = Command::new(BINARY).arg("--help").output().expect("run the binary");
+    let help = Command::new(BINARY)
+        .arg("--help")
+        .output()
+        .expect("run the binary");
     assert!(help.status.success());
     let text = String::from_utf8(help.stdout).expect("utf-8");
-    for variable in ["PORT", "BIND", "LOG_LEVEL", "LOG_DIR", "DATABASE_URL", "REDIS_URL", "CACHE_TTL_SECS"] {
-        assert!(text.contains(&format!("[env: {variable}")), "--help names {variable}");
+    for variable in [
+        "PORT",
+        "BIND",
+        "LOG_LEVEL",
+        "LOG_DIR",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "CACHE_TTL_SECS",
+    ] {
+        assert!(
+            text.contains(&format!("[env: {variable}")),
+            "--help names {variable}"
+        );
     }
 }
 
 #[tokio::test]
 async fn logs_json_everywhere_and_exits_zero_on_sigterm() {
-    let dir = std::env::temp_dir().join(format!("platform-users-bin-{}", uuid::Uuid::new_v4().simple()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let dir = std::env::temp_dir().join(format!(
+        "platform-users-bin-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let mut child = Command::new(BINARY)
         .env("PORT", port.to_string())
-        .env("DATABASE_URL", format!("sqlite://{}/users.db", dir.display()))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/users.db", dir.display()),
+        )
         .env("LOG_DIR", dir.join("logs"))
         .env_remove("REDIS_URL")
         .stdout(Stdio::piped())
@@ -42,13 +74,24 @@ async fn logs_json_everywhere_and_exits_zero_on_sigterm() {
         .spawn()
         .expect("start the binary");
     let stdout = child.stdout.take().expect("stdout");
-    let lines = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>());
+    let lines = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
 
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/api/users/7");
     let mut answered = None;
     for _ in 0..100 {
-        if let Ok(response) = client.get(&url).header("x-request-id", "bin-test-1").header("user-agent", "it").send().await {
+        if let Ok(response) = client
+            .get(&url)
+            .header("x-request-id", "bin-test-1")
+            .header("user-agent", "it")
+            .send()
+            .await
+        {
             answered = Some(response.status());
             break;
         }
@@ -56,26 +99,64 @@ async fn logs_json_everywhere_and_exits_zero_on_sigterm() {
     }
     assert_eq!(answered, Some(reqwest::StatusCode::NOT_FOUND));
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let exit = child.wait().expect("wait");
     assert_eq!(exit.code(), Some(0), "SIGTERM is a clean exit");
 
-    let stdout: Vec<Value> =
-        lines.join().expect("reader").iter().map(|line| serde_json::from_str(line).expect("every line is JSON")).collect();
-    let access = stdout.iter().find(|line| line["msg"] == "request").expect("an access line");
-    for field in ["ts", "level", "msg", "service", "version", "method", "path", "status", "duration_ms", "ip", "user_agent", "request_id"] {
-        assert!(!access[field].is_null(), "access line has {field}: {access}");
+    let stdout: Vec<Value> = lines
+        .join()
+        .expect("reader")
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
+        .collect();
+    let access = stdout
+        .iter()
+        .find(|line| line["msg"] == "request")
+        .expect("an access line");
+    for field in [
+        "ts",
+        "level",
+        "msg",
+        "service",
+        "version",
+        "method",
+        "path",
+        "status",
+        "duration_ms",
+        "ip",
+        "user_agent",
+        "request_id",
+    ] {
+        assert!(
+            !access[field].is_null(),
+            "access line has {field}: {access}"
+        );
     }
     assert_eq!(access["request_id"], "bin-test-1");
     assert_eq!(access["status"], 404);
     assert_eq!(access["path"], "/api/users/7");
     assert_eq!(access["service"], "users");
-    assert!(stdout.iter().any(|line| line["msg"] == "stopped"), "the shutdown is logged and flushed");
+    assert!(
+        stdout.iter().any(|line| line["msg"] == "stopped"),
+        "the shutdown is logged and flushed"
+    );
 
     let combined = std::fs::read_to_string(dir.join("logs/combined.log")).expect("combined.log");
-    assert!(combined.lines().any(|line| line.contains("\"request_id\":\"bin-test-1\"")));
+    assert!(
+        combined
+            .lines()
+            .any(|line| line.contains("\"request_id\":\"bin-test-1\""))
+    );
     let errors = std::fs::read_to_string(dir.join("logs/error.log")).expect("error.log");
-    assert!(errors.lines().all(|line| line.contains("\"level\":\"error\"")), "only errors in error.log");
+    assert!(
+        errors
+            .lines()
+            .all(|line| line.contains("\"level\":\"error\"")),
+        "only errors in error.log"
+    );
     std::fs::remove_dir_all(dir).expect("cleanup");
 }

@@ -11,7 +11,11 @@ use shared::testing::cache_header;
 use crate::helpers::{TestApp, spawn_with, test_settings};
 
 async fn spawn_on_redis(redis: String, ttl: Duration) -> TestApp {
-    let mut settings = test_settings(fresh_database(TestBackend::Postgres).await.expect("database"));
+    let mut settings = test_settings(
+        fresh_database(TestBackend::Postgres)
+            .await
+            .expect("database"),
+    );
     settings.cache.redis_url = Some(redis);
     settings.cache.ttl = ttl;
     settings.cache.negative_ttl = ttl;
@@ -28,18 +32,33 @@ async fn redis_hits_and_invalidation_after_writes() {
     assert_eq!(cache_header(&hit), "hit");
     assert_eq!(hit.json::<Value>().await.expect("JSON"), user);
 
-    app.put(&path, &json!({"name": "Alicia", "email": "alice@example.com"})).await;
+    app.put(
+        &path,
+        &json!({"name": "Alicia", "email": "alice@example.com"}),
+    )
+    .await;
     let after_put = app.get(&path).await;
     assert_eq!(cache_header(&after_put), "miss");
-    assert_eq!(after_put.json::<Value>().await.expect("JSON")["name"], "Alicia");
+    assert_eq!(
+        after_put.json::<Value>().await.expect("JSON")["name"],
+        "Alicia"
+    );
     assert_eq!(cache_header(&app.get(&path).await), "hit");
 
     assert_eq!(app.delete(&path).await.status(), 204);
     let after_delete = app.get(&path).await;
     assert_eq!(after_delete.status(), 404);
     assert_eq!(cache_header(&after_delete), "miss");
-    assert_eq!(cache_header(&app.get(&path).await), "hit", "the 404 is cached too");
-    assert_eq!(app.metric("cache_requests_total", &[("result", "error")]).await, 0.0);
+    assert_eq!(
+        cache_header(&app.get(&path).await),
+        "hit",
+        "the 404 is cached too"
+    );
+    assert_eq!(
+        app.metric("cache_requests_total", &[("result", "error")])
+            .await,
+        0.0
+    );
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 200);
     app.server.stop().await;
@@ -60,8 +79,16 @@ async fn redis_entries_expire_after_the_ttl() {
 
 #[tokio::test]
 async fn an_unreachable_redis_never_fails_a_request() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let app = spawn_on_redis(format!("redis://127.0.0.1:{closed_port}"), Duration::from_secs(60)).await;
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let app = spawn_on_redis(
+        format!("redis://127.0.0.1:{closed_port}"),
+        Duration::from_secs(60),
+    )
+    .await;
     let user = app.create_user("Alice", "alice@example.com").await;
     let path = format!("/api/users/{}", user["id"]);
     for _ in 0..5 {
@@ -70,11 +97,23 @@ async fn an_unreachable_redis_never_fails_a_request() {
         assert_eq!(cache_header(&read), "miss");
         assert_eq!(read.json::<Value>().await.expect("JSON"), user);
     }
-    assert_eq!(app.put(&path, &json!({"name": "B", "email": "b@example.com"})).await.status(), 200);
-    assert_eq!(app.get(&path).await.json::<Value>().await.expect("JSON")["name"], "B");
+    assert_eq!(
+        app.put(&path, &json!({"name": "B", "email": "b@example.com"}))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.get(&path).await.json::<Value>().await.expect("JSON")["name"],
+        "B"
+    );
     assert_eq!(app.delete(&path).await.status(), 204);
     assert_eq!(app.get(&path).await.status(), 404);
-    assert!(app.metric("cache_requests_total", &[("result", "error")]).await >= 1.0);
+    assert!(
+        app.metric("cache_requests_total", &[("result", "error")])
+            .await
+            >= 1.0
+    );
 
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 503);
@@ -92,13 +131,20 @@ async fn fifty_concurrent_cold_reads_load_once(app: TestApp) {
     for response in futures_util::future::join_all(reads).await {
         assert_eq!(response.status(), 200);
     }
-    assert_eq!(app.metric("cache_loads_total", &[]).await - loads_before, 1.0, "one database load");
+    assert_eq!(
+        app.metric("cache_loads_total", &[]).await - loads_before,
+        1.0,
+        "one database load"
+    );
     app.server.stop().await;
 }
 
 #[tokio::test]
 async fn single_flight_on_redis() {
-    fifty_concurrent_cold_reads_load_once(spawn_on_redis(redis_url(), Duration::from_secs(60)).await).await;
+    fifty_concurrent_cold_reads_load_once(
+        spawn_on_redis(redis_url(), Duration::from_secs(60)).await,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -47,7 +47,9 @@ pub fn test_settings(database_url: DatabaseUrl) -> ServiceSettings {
 
 /// users-service on a fresh database of `backend`.
 pub async fn spawn_app(backend: TestBackend) -> TestApp {
-    let database_url = fresh_database(backend).await.expect("a fresh test database");
+    let database_url = fresh_database(backend)
+        .await
+        .expect("a fresh test database");
     spawn_with(test_settings(database_url)).await
 }
 
@@ -58,7 +60,9 @@ pub async fn spawn_with(settings: ServiceSettings) -> TestApp {
 
 /// users-service with these settings, logging to `logger`.
 pub async fn spawn_logging_to(settings: ServiceSettings, logger: slog::Logger) -> TestApp {
-    let app = Application::build(settings.clone(), logger).await.expect("users-service builds");
+    let app = Application::build(settings.clone(), logger)
+        .await
+        .expect("users-service builds");
     let port = app.port();
     let server = TestServer::start(port, |shutdown| app.run_until_stopped(shutdown));
     TestApp { server, settings }
@@ -76,8 +80,4 @@ impl TestApp {
         assert_eq!(response.status(), 201, "creating {email}");
         response.json().await.expect("user JSON")
     }
-
-
-
 }
-
