@@ -5,4 +5,5 @@ mod cache;
 mod concurrency;
 mod helpers;
 mod http_contract;
+mod shutdown;
 mod users;
