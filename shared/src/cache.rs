@@ -130,7 +130,7 @@ enum Lookup {
 }
 
 enum Store {
-    Local(moka::future::Cache<String, Entry>),
+    Local(moka::sync::Cache<String, Entry>),
     Redis(deadpool_redis::Pool),
 }
 
@@ -162,7 +162,7 @@ impl Cache {
     pub fn new(settings: CacheSettings, metrics: Metrics, logger: Logger) -> anyhow::Result<Self> {
         let store = match &settings.redis_url {
             None => Store::Local(
-                moka::future::Cache::builder()
+                moka::sync::Cache::builder()
                     .max_capacity(100_000)
                     .expire_after(EntryExpiry {
                         ttl: settings.ttl,
@@ -264,7 +264,7 @@ impl Cache {
     pub async fn invalidate(&self, key: &str) {
         let key = self.full_key(key);
         match &self.inner.store {
-            Store::Local(cache) => cache.invalidate(&key).await,
+            Store::Local(cache) => cache.invalidate(&key),
             Store::Redis(pool) => {
                 self.pending().insert(key);
                 if self.redis_allowed() {
@@ -332,7 +332,7 @@ impl Cache {
 
     async fn read_quietly(&self, key: &str) -> Lookup {
         match &self.inner.store {
-            Store::Local(cache) => cache.get(key).await.map_or(Lookup::Miss, Lookup::Hit),
+            Store::Local(cache) => cache.get(key).map_or(Lookup::Miss, Lookup::Hit),
             Store::Redis(pool) => {
                 if !self.redis_allowed() {
                     return Lookup::Unavailable;
@@ -364,7 +364,7 @@ impl Cache {
 
     async fn write(&self, key: &str, entry: &Entry) {
         match &self.inner.store {
-            Store::Local(cache) => cache.insert(key.to_owned(), entry.clone()).await,
+            Store::Local(cache) => cache.insert(key.to_owned(), entry.clone()),
             Store::Redis(pool) => {
                 if !self.redis_allowed() || self.pending().contains(key) {
                     return;

@@ -2,13 +2,20 @@
 //!
 //! [`init`] builds the process's one asynchronous drain: stdout, and with `LOG_DIR` also
 //! `combined.log` and `error.log` (the seed's winston transports). The channel blocks rather than
-//! drops when full, and [`LogGuard`] flushes it when dropped at exit. Records of libraries that
+//! drops when full, and [`LogGuard`] flushes it when dropped at exit. Lines are written out in
+//! batches (at most 50 ms late), so a busy service makes few system calls for its logs. Records of libraries that
 //! log through the `log` crate (sqlx, hyper, …) reach the same drain.
 //!
 //! A process serving several services (the `stack`) calls [`init`] once and gives each service
 //! [`for_service`] of the root logger.
 
-use std::{fs::OpenOptions, io, path::Path, sync::OnceLock};
+use std::{
+    fs::OpenOptions,
+    io,
+    path::Path,
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
 
 use slog::{Drain, FnValue, Level, Logger, PushFnValue, o};
 
@@ -34,14 +41,17 @@ pub fn level_name(level: Level) -> &'static str {
     }
 }
 
+fn json_builder<W: io::Write + Send + 'static>(writer: W) -> slog_json::JsonBuilder<W> {
+    slog_json::Json::new(writer).add_key_value(o!(
+        "ts" => FnValue(|_| chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        "level" => FnValue(|record| level_name(record.level())),
+        "msg" => PushFnValue(|record, serializer| serializer.emit(record.msg())),
+    ))
+}
+
+/// A JSON drain that writes each record straight to `writer` (tests).
 pub(crate) fn json_drain<W: io::Write + Send + 'static>(writer: W) -> slog_json::Json<W> {
-    slog_json::Json::new(writer)
-        .add_key_value(o!(
-            "ts" => FnValue(|_| chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-            "level" => FnValue(|record| level_name(record.level())),
-            "msg" => PushFnValue(|record, serializer| serializer.emit(record.msg())),
-        ))
-        .build()
+    json_builder(writer).build()
 }
 
 fn log_file(dir: &Path, name: &str) -> io::Result<std::fs::File> {
@@ -52,6 +62,96 @@ fn log_file(dir: &Path, name: &str) -> io::Result<std::fs::File> {
         .open(dir.join(name))
 }
 
+/// How long a finished log line may wait in memory before it is written out.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+/// Lines are written out at once when this many bytes are waiting.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// A writer for a JSON drain that turns many lines into few system calls.
+///
+/// slog-json writes a record in many small pieces and then calls `flush`: the pieces collect in
+/// `record`, and `flush` moves the finished line into a batch shared with a flusher thread,
+/// which writes the batch out every [`FLUSH_INTERVAL`] (or at once past [`BATCH_BYTES`]).
+/// Dropping the writer (when the drain stops at exit) writes everything out.
+struct BatchedWriter {
+    /// The record being serialized.
+    record: Vec<u8>,
+    /// Finished lines and where they go.
+    batch: Arc<Mutex<Batch>>,
+}
+
+struct Batch {
+    pending: Vec<u8>,
+    target: Box<dyn io::Write + Send>,
+}
+
+impl Batch {
+    fn write_out(&mut self) {
+        if !self.pending.is_empty() {
+            // A log target that fails (a closed stdout) has nowhere to report to.
+            let _ = self
+                .target
+                .write_all(&self.pending)
+                .and_then(|()| self.target.flush());
+            self.pending.clear();
+        }
+    }
+}
+
+impl BatchedWriter {
+    fn new(target: Box<dyn io::Write + Send>) -> Self {
+        let batch = Arc::new(Mutex::new(Batch {
+            pending: Vec::with_capacity(BATCH_BYTES),
+            target,
+        }));
+        let weak = Arc::downgrade(&batch);
+        std::thread::Builder::new()
+            .name("log-flush".into())
+            .spawn(move || {
+                while let Some(batch) = weak.upgrade() {
+                    batch.lock().expect("log batch lock").write_out();
+                    drop(batch);
+                    std::thread::sleep(FLUSH_INTERVAL);
+                }
+            })
+            .expect("spawning the log flusher");
+        Self {
+            record: Vec::with_capacity(1024),
+            batch,
+        }
+    }
+}
+
+impl io::Write for BatchedWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.record.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let mut batch = self.batch.lock().expect("log batch lock");
+        batch.pending.extend_from_slice(&self.record);
+        self.record.clear();
+        if batch.pending.len() >= BATCH_BYTES {
+            batch.write_out();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for BatchedWriter {
+    fn drop(&mut self) {
+        let _ = io::Write::flush(self);
+        self.batch.lock().expect("log batch lock").write_out();
+    }
+}
+
+fn batched_json_drain(target: Box<dyn io::Write + Send>) -> slog_json::Json<BatchedWriter> {
+    json_builder(BatchedWriter::new(target))
+        .set_flush(true)
+        .build()
+}
+
 /// Builds the process's root logger (field `version`) and routes `log` records into it
 /// (field `service` = `process_name`).
 pub fn init(
@@ -59,12 +159,12 @@ pub fn init(
     level: LogLevel,
     log_dir: Option<&Path>,
 ) -> io::Result<(Logger, LogGuard)> {
-    let stdout: BoxedDrain = Box::new(json_drain(io::stdout()).fuse());
+    let stdout: BoxedDrain = Box::new(batched_json_drain(Box::new(io::stdout())).fuse());
     let drain: BoxedDrain = match log_dir {
         None => stdout,
         Some(dir) => {
-            let combined = json_drain(log_file(dir, "combined.log")?).fuse();
-            let errors = json_drain(log_file(dir, "error.log")?)
+            let combined = batched_json_drain(Box::new(log_file(dir, "combined.log")?)).fuse();
+            let errors = batched_json_drain(Box::new(log_file(dir, "error.log")?))
                 .fuse()
                 .filter_level(Level::Error)
                 .fuse();
