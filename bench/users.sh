@@ -26,18 +26,25 @@ for n in $(seq 100); do
     -d "{\"name\":\"Seed $n\",\"email\":\"seed-$n@example.com\"}" >/dev/null
 done
 
-# run NAME wrk-args…: one wrk run; prints a markdown row.
+# run NAME wrk-args…: a 2 s warm-up, then three measured wrk runs; prints a markdown row with
+# the median run (by req/s), since this shared 2-core machine is noisy.
 run() {
   local name=$1
   shift
-  local output
-  output=$(wrk -t1 -c"$connections" -d"${duration}s" --latency "$@")
-  local rps p50 p99 errors
-  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$output")
-  p50=$(awk '$1 == "50%" {print $2}' <<<"$output")
-  p99=$(awk '$1 == "99%" {print $2}' <<<"$output")
-  errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$output")
-  printf '| %s | %.0f | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "${errors:-0}"
+  wrk -t1 -c"$connections" -d2s "$@" >/dev/null
+  local results=()
+  for _ in 1 2 3; do
+    local output
+    output=$(wrk -t1 -c"$connections" -d"${duration}s" --latency "$@")
+    results+=("$(awk '/^Requests\/sec:/ {rps=$2} $1 == "50%" {p50=$2} $1 == "99%" {p99=$2}
+      /Non-2xx or 3xx responses:/ {errors=$5} END {printf "%.0f %s %s %d", rps, p50, p99, errors}' <<<"$output")")
+  done
+  local median
+  median=$(printf '%s\n' "${results[@]}" | sort -n | sed -n 2p)
+  read -r rps p50 p99 errors <<<"$median"
+  local all
+  all=$(printf '%s\n' "${results[@]}" | awk '{printf "%s%s", sep, $1; sep=", "}')
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$errors" "$all"
 }
 
 rows=$(
@@ -54,11 +61,11 @@ section=$(cat <<MD
 
 Machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr); wrk and the
 service share the machine. Command: \`bench/users.sh $duration $connections\` (wrk -t1
--c$connections -d${duration}s, keep-alive; release build; embedded defaults: SQLite, in-process
+-c$connections -d${duration}s, keep-alive, after a 2 s warm-up, three runs each; release build; embedded defaults: SQLite, in-process
 cache; access log on, $log_lines lines written). Run on $(date -u +%Y-%m-%d).
 
-| request | req/s | p50 | p99 | non-2xx |
-|---|---|---|---|---|
+| request | req/s (median of 3) | p50 | p99 | non-2xx | req/s of the 3 runs |
+|---|---|---|---|---|---|
 $rows
 
 Peak RSS of users-service over the whole run: $((peak_rss_kib / 1024)) MiB.
