@@ -84,6 +84,8 @@ pub struct CacheSettings {
     pub negative_ttl: Duration,
     /// The longest a Redis connect or command may take before the cache is bypassed.
     pub redis_timeout: Duration,
+    /// How long Redis is left alone after it failed.
+    pub redis_backoff: Duration,
 }
 
 impl CacheSettings {
@@ -96,6 +98,7 @@ impl CacheSettings {
             ttl,
             negative_ttl: ttl.min(Duration::from_secs(5)),
             redis_timeout: Duration::from_millis(250),
+            redis_backoff: Duration::from_secs(1),
         }
     }
 }
@@ -152,9 +155,6 @@ impl moka::Expiry<String, Entry> for EntryExpiry {
         })
     }
 }
-
-/// How long Redis is left alone after it failed.
-const REDIS_BACKOFF: Duration = Duration::from_secs(1);
 
 impl Cache {
     /// A cache as `settings` say. Connecting to Redis is lazy: a Redis that is down at start
@@ -455,13 +455,13 @@ impl Cache {
             Err(_) => anyhow::anyhow!("Redis did not answer within {timeout:?}"),
         };
         self.count("error");
-        let resume_at = self.now_ms() + REDIS_BACKOFF.as_millis() as u64;
+        let resume_at = self.now_ms() + self.inner.settings.redis_backoff.as_millis() as u64;
         self.inner
             .redis_resume_at_ms
             .store(resume_at, Ordering::Relaxed);
         slog::warn!(self.inner.logger, "cache unavailable, serving from the database";
             "cache" => self.inner.settings.name, "error" => format!("{error:#}"),
-            "retry_in_ms" => REDIS_BACKOFF.as_millis() as u64);
+            "retry_in_ms" => self.inner.settings.redis_backoff.as_millis() as u64);
         None
     }
 }
@@ -593,6 +593,120 @@ mod tests {
             cache.get_or_load("k", load("d")).await.expect("load"),
             (CacheStatus::Miss, Entry::Found(Bytes::from_static(b"d")))
         );
+    }
+
+    /// A TCP forwarder to the test Redis that can be cut (every connection dropped, new ones
+    /// refused) and restored, to make Redis fail under a live cache.
+    struct RedisSwitch {
+        url: String,
+        enabled: Arc<std::sync::atomic::AtomicBool>,
+        connections: Arc<Mutex<tokio::task::JoinSet<()>>>,
+    }
+
+    impl RedisSwitch {
+        async fn start() -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let url = format!("redis://{}", listener.local_addr().expect("addr"));
+            let target =
+                std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            let target = target
+                .trim_start_matches("redis://")
+                .trim_end_matches('/')
+                .to_owned();
+            let enabled = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let connections = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
+            let (accepting, tasks) = (enabled.clone(), connections.clone());
+            tokio::spawn(async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if !accepting.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let target = target.clone();
+                    tasks.lock().expect("tasks").spawn(async move {
+                        if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                }
+            });
+            Self {
+                url,
+                enabled,
+                connections,
+            }
+        }
+
+        fn cut(&self) {
+            self.enabled.store(false, Ordering::SeqCst);
+            self.connections.lock().expect("tasks").abort_all();
+        }
+
+        fn restore(&self) {
+            self.enabled.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_invalidation_redis_missed_is_replayed_before_the_next_read() {
+        let switch = RedisSwitch::start().await;
+        let mut settings =
+            CacheSettings::new("test", Some(switch.url.clone()), Duration::from_secs(60));
+        settings.namespace = format!("unit:{}", uuid::Uuid::new_v4().simple());
+        settings.redis_backoff = Duration::from_millis(20);
+        let cache = Cache::new(
+            settings,
+            Metrics::new("test"),
+            Logger::root(slog::Discard, slog::o!()),
+        )
+        .expect("cache");
+        let value = |v: &'static str| {
+            move || async move {
+                Ok::<_, std::convert::Infallible>(Entry::Found(Bytes::from_static(v.as_bytes())))
+            }
+        };
+
+        assert_eq!(
+            cache.get_or_load("k", value("old")).await.expect("load").0,
+            CacheStatus::Miss
+        );
+        assert_eq!(
+            cache
+                .get_or_load("k", value("unused"))
+                .await
+                .expect("load")
+                .0,
+            CacheStatus::Hit
+        );
+
+        switch.cut();
+        cache.invalidate("k").await; // the write happened; Redis did not hear of it
+        assert_eq!(cache.pending().len(), 1);
+        switch.restore();
+
+        // Until the invalidation reaches Redis, the key is read from the database, never from
+        // Redis's stale copy; once it has, the cache works again.
+        let mut seen = Vec::new();
+        for _ in 0..200 {
+            let (status, entry) = cache.get_or_load("k", value("new")).await.expect("load");
+            assert_eq!(
+                entry,
+                Entry::Found(Bytes::from_static(b"new")),
+                "never the stale value"
+            );
+            seen.push(status);
+            if status == CacheStatus::Hit {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            seen.last(),
+            Some(&CacheStatus::Hit),
+            "Redis serves again: {seen:?}"
+        );
+        assert!(cache.pending().is_empty());
     }
 
     #[tokio::test]
