@@ -145,7 +145,19 @@ impl ResponseError for ApiError {
 
 /// The code of CONTRACTS.md for a status.
 pub fn code_for(status: StatusCode) -> &'static str {
-    match status.as_u16() {
+    code_for_status(status.as_u16())
+}
+
+/// The JSON error body for `status` with `message`, serialized (for servers that are not
+/// actix-web, like the gateway).
+pub fn error_json(status: u16, message: impl Into<String>) -> Vec<u8> {
+    let body = ErrorBody { error: ErrorDetail { code: code_for_status(status), message: message.into(), details: None } };
+    serde_json::to_vec(&body).expect("error bodies serialize")
+}
+
+/// The code of CONTRACTS.md for a status number.
+pub fn code_for_status(status: u16) -> &'static str {
+    match status {
         400 => "bad_request",
         404 => "not_found",
         405 => "method_not_allowed",

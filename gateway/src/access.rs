@@ -1,0 +1,164 @@
+//! The gateway's metrics and its access line: one JSON line per request, written when the
+//! response has been sent (so `duration_ms` and `bytes` are the whole exchange's).
+
+use std::{net::IpAddr, sync::Arc, time::Instant};
+
+use http::{HeaderValue, Method};
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts};
+use shared::metrics::Metrics;
+use slog::Logger;
+
+/// The gateway's series, beside the shared HTTP ones.
+#[derive(Clone)]
+pub struct GatewayMetrics {
+    /// `http_requests_total`, `http_request_duration_seconds` and the registry.
+    pub base: Metrics,
+    /// `gateway_upstream_errors_total{route, kind}`: `connect`, `timeout`, `protocol`.
+    pub upstream_errors: IntCounterVec,
+    /// `gateway_open_connections`: client connections open now.
+    pub open_connections: IntGauge,
+    /// `gateway_ejected_instances{route}`: instances left out now (set at each scrape).
+    pub ejected_instances: IntGaugeVec,
+    /// `gateway_ejections_total{route, instance}`.
+    pub ejections: IntCounterVec,
+    /// `gateway_rate_limited_total`.
+    pub rate_limited: prometheus::IntCounter,
+}
+
+impl GatewayMetrics {
+    /// Fresh series.
+    pub fn new() -> Self {
+        let base = Metrics::new("gateway");
+        let upstream_errors = IntCounterVec::new(
+            Opts::new(
+                "gateway_upstream_errors_total",
+                "Requests that failed upstream, by kind",
+            ),
+            &["route", "kind"],
+        )
+        .expect("valid metric");
+        let open_connections =
+            IntGauge::new("gateway_open_connections", "Client connections open now")
+                .expect("valid metric");
+        let ejected_instances = IntGaugeVec::new(
+            Opts::new(
+                "gateway_ejected_instances",
+                "Upstream instances ejected now",
+            ),
+            &["route"],
+        )
+        .expect("valid metric");
+        let ejections = IntCounterVec::new(
+            Opts::new(
+                "gateway_ejections_total",
+                "Upstream instances ejected after failing",
+            ),
+            &["route", "instance"],
+        )
+        .expect("valid metric");
+        let rate_limited =
+            prometheus::IntCounter::new("gateway_rate_limited_total", "Requests refused with 429")
+                .expect("valid metric");
+        for collector in [
+            Box::new(upstream_errors.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(open_connections.clone()),
+            Box::new(ejected_instances.clone()),
+            Box::new(ejections.clone()),
+            Box::new(rate_limited.clone()),
+        ] {
+            base.registry
+                .register(collector)
+                .expect("each series registered once");
+        }
+        Self {
+            base,
+            upstream_errors,
+            open_connections,
+            ejected_instances,
+            ejections,
+            rate_limited,
+        }
+    }
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where access records go.
+pub struct Telemetry {
+    /// The gateway's logger.
+    pub logger: Logger,
+    /// Its metrics.
+    pub metrics: GatewayMetrics,
+}
+
+/// Everything the access line says about one request.
+pub struct AccessRecord {
+    /// Logger and metrics.
+    pub telemetry: Arc<Telemetry>,
+    /// When the request arrived.
+    pub started: Instant,
+    /// Its method.
+    pub method: Method,
+    /// Its path (without the query, which may hold secrets).
+    pub path: String,
+    /// The route's prefix, `-` when none matched.
+    pub route: Arc<str>,
+    /// The instance that answered, if any.
+    pub upstream: Option<Arc<str>>,
+    /// The status sent.
+    pub status: http::StatusCode,
+    /// The client's address.
+    pub ip: IpAddr,
+    /// The client's `User-Agent`.
+    pub user_agent: Option<HeaderValue>,
+    /// The request id.
+    pub request_id: HeaderValue,
+    /// Response body bytes sent.
+    pub bytes: u64,
+    /// For 5xx: what went wrong.
+    pub error: Option<String>,
+}
+
+impl AccessRecord {
+    /// Counts the request and writes its line.
+    pub fn write(self) {
+        let elapsed = self.started.elapsed();
+        let metrics = &self.telemetry.metrics.base;
+        metrics
+            .http_requests
+            .with_label_values(&[self.method.as_str(), &self.route, self.status.as_str()])
+            .inc();
+        metrics
+            .http_duration
+            .with_label_values(&[self.method.as_str(), &self.route])
+            .observe(elapsed.as_secs_f64());
+        let status = self.status.as_u16();
+
+        let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1_000.0;
+        let user_agent = self
+            .user_agent
+            .as_ref()
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("");
+        let request_id = self.request_id.to_str().unwrap_or("");
+        let upstream = self.upstream.as_deref().unwrap_or("-");
+        let logger = &self.telemetry.logger;
+        let ip = self.ip.to_string();
+        match &self.error {
+            Some(error) if status >= 500 => slog::error!(logger, "request";
+                "method" => self.method.as_str(), "path" => &self.path, "status" => status,
+                "duration_ms" => duration_ms, "ip" => ip, "user_agent" => user_agent,
+                "request_id" => request_id, "route" => &*self.route, "upstream" => upstream,
+                "bytes" => self.bytes, "error" => error),
+            _ => slog::info!(logger, "request";
+                "method" => self.method.as_str(), "path" => &self.path, "status" => status,
+                "duration_ms" => duration_ms, "ip" => ip, "user_agent" => user_agent,
+                "request_id" => request_id, "route" => &*self.route, "upstream" => upstream,
+                "bytes" => self.bytes),
+        }
+    }
+}

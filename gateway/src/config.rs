@@ -1,0 +1,265 @@
+//! The gateway's flags and its route table: built in (CONTRACTS.md's routes) or read from a
+//! TOML file (`GATEWAY_CONFIG` / `--config`; `deploy/gateway.toml` is a commented example).
+
+use std::{net::IpAddr, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use serde::Deserialize;
+use shared::config::LogLevel;
+
+/// The gateway's port (CONTRACTS.md).
+pub const DEFAULT_PORT: u16 = 3000;
+
+/// The flags and environment variables of `gateway`.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(
+    name = "gateway",
+    version,
+    about = "The platform's API gateway (a hyper reverse proxy)"
+)]
+pub struct Args {
+    /// Listen port
+    #[arg(long, env = "PORT", default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// Listen address (`0.0.0.0` in containers)
+    #[arg(long, env = "BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Lowest level that is logged
+    #[arg(long, env = "LOG_LEVEL", value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+    /// Also write `error.log` (errors only) and `combined.log` into this directory
+    #[arg(long, env = "LOG_DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// TOML route table [default: the routes of CONTRACTS.md to 127.0.0.1]
+    #[arg(long = "config", env = "GATEWAY_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The whole configuration: server settings, rate limit, routes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Timeouts, limits and upstream health.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Per-client-IP rate limit; absent: off.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// The routes; the longest matching prefix wins.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// Timeouts, limits and upstream health.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Connecting to an upstream; past it: 502 `upstream_unavailable`.
+    pub connect_timeout_ms: u64,
+    /// Default wait for an upstream's response headers; past it: 504 `upstream_timeout`.
+    pub response_timeout_ms: u64,
+    /// A client must send a whole request head within this (slowloris), idle keep-alive
+    /// connections included; past it the connection is closed.
+    pub client_header_timeout_ms: u64,
+    /// Largest request head; past it: 431.
+    pub max_header_bytes: usize,
+    /// Idle pooled upstream connections are closed after this (keep it below the upstreams'
+    /// own keep-alive: actix's is 5 s).
+    pub pool_idle_timeout_ms: u64,
+    /// Idle connections kept per upstream instance.
+    pub pool_max_idle_per_host: usize,
+    /// Connect failures in a row that eject an instance.
+    pub eject_after_failures: u32,
+    /// How long an ejected instance is left out before it is tried again.
+    pub eject_cooldown_ms: u64,
+    /// On shutdown, how long in-flight requests and open WebSockets may take to finish.
+    pub drain_timeout_ms: u64,
+    /// Server threads (each a single-threaded runtime with its own listener and pool);
+    /// 0: one per core.
+    pub threads: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 2_000,
+            response_timeout_ms: 30_000,
+            client_header_timeout_ms: 10_000,
+            max_header_bytes: 16 * 1024,
+            pool_idle_timeout_ms: 4_000,
+            pool_max_idle_per_host: 256,
+            eject_after_failures: 3,
+            eject_cooldown_ms: 5_000,
+            drain_timeout_ms: 10_000,
+            threads: 0,
+        }
+    }
+}
+
+/// A per-client-IP token bucket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Sustained requests per second per IP.
+    pub per_second: u32,
+    /// Requests allowed in a burst.
+    pub burst: u32,
+}
+
+/// One route: a path prefix and where it goes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Path prefix, matched on whole segments (`/api/users` matches `/api/users/1`, not
+    /// `/api/usersX`).
+    pub prefix: String,
+    /// Upstream instances (`http://host:port`), balanced round-robin over the healthy ones.
+    pub upstreams: Vec<String>,
+    /// Replace the prefix with this before forwarding (default: forward the path unchanged).
+    pub rewrite: Option<String>,
+    /// Send this `Host` upstream instead of the client's.
+    pub host: Option<String>,
+    /// Wait for response headers (default: the server's).
+    pub response_timeout_ms: Option<u64>,
+    /// Largest request body; past it: 413 (default: no limit).
+    pub max_body_bytes: Option<u64>,
+}
+
+impl GatewayConfig {
+    /// CONTRACTS.md's routes, to the services' default ports on 127.0.0.1.
+    pub fn builtin() -> Self {
+        let route = |prefix: &str, port: u16| RouteConfig {
+            prefix: prefix.to_owned(),
+            upstreams: vec![format!("http://127.0.0.1:{port}")],
+            rewrite: None,
+            host: None,
+            response_timeout_ms: None,
+            max_body_bytes: None,
+        };
+        Self {
+            server: ServerConfig::default(),
+            rate_limit: None,
+            routes: vec![
+                route("/api/users", 3001),
+                route("/api/products", 3002),
+                route("/graphql", 3003),
+                route("/chat", 3004),
+                route("/api/upload", 3005),
+                route("/api/media", 3005),
+            ],
+        }
+    }
+
+    /// Reads and checks a TOML file.
+    pub fn from_file(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::from_toml(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Parses and checks TOML text.
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        let config: Self = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Every route has a prefix starting with `/` and at least one `http://host:port` upstream.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for route in &self.routes {
+            anyhow::ensure!(
+                route.prefix.starts_with('/'),
+                "route prefix {:?} must start with /",
+                route.prefix
+            );
+            anyhow::ensure!(
+                !route.upstreams.is_empty(),
+                "route {} has no upstreams",
+                route.prefix
+            );
+            for upstream in &route.upstreams {
+                let uri: http::Uri = upstream
+                    .parse()
+                    .with_context(|| format!("upstream {upstream:?}"))?;
+                anyhow::ensure!(
+                    uri.scheme_str() == Some("http") && uri.authority().is_some(),
+                    "upstream {upstream:?} must be http://host:port"
+                );
+            }
+            if let Some(rewrite) = &route.rewrite {
+                anyhow::ensure!(
+                    rewrite.starts_with('/'),
+                    "rewrite {rewrite:?} must start with /"
+                );
+            }
+        }
+        if let Some(limit) = &self.rate_limit {
+            anyhow::ensure!(
+                limit.per_second > 0 && limit.burst > 0,
+                "rate_limit needs per_second and burst above 0"
+            );
+        }
+        Ok(())
+    }
+}
+
+impl ServerConfig {
+    /// `connect_timeout_ms` as a duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_table_is_the_contracts_one() {
+        let config = GatewayConfig::builtin();
+        let prefixes: Vec<&str> = config.routes.iter().map(|r| r.prefix.as_str()).collect();
+        assert_eq!(
+            prefixes,
+            [
+                "/api/users",
+                "/api/products",
+                "/graphql",
+                "/chat",
+                "/api/upload",
+                "/api/media"
+            ]
+        );
+        config.validate().expect("valid");
+    }
+
+    #[test]
+    fn toml_is_read_and_checked() {
+        let config = GatewayConfig::from_toml(
+            r#"
+            [server]
+            connect_timeout_ms = 500
+            [rate_limit]
+            per_second = 10
+            burst = 20
+            [[routes]]
+            prefix = "/api/users"
+            upstreams = ["http://127.0.0.1:3001", "http://127.0.0.1:3011"]
+            rewrite = "/users"
+            max_body_bytes = 1024
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(config.server.connect_timeout_ms, 500);
+        assert_eq!(
+            config.server.response_timeout_ms, 30_000,
+            "defaults fill the rest"
+        );
+        assert_eq!(config.routes[0].upstreams.len(), 2);
+        for bad in [
+            "[[routes]]\nprefix = \"api\"\nupstreams = [\"http://a:1\"]",
+            "[[routes]]\nprefix = \"/a\"\nupstreams = []",
+            "[[routes]]\nprefix = \"/a\"\nupstreams = [\"https://a:1\"]",
+            "[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]\ntypo = 1",
+        ] {
+            assert!(GatewayConfig::from_toml(bad).is_err(), "{bad}");
+        }
+    }
+}

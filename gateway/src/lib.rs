@@ -1,0 +1,140 @@
+//! The platform's front door on port 3000: a hyper 1.x reverse proxy.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`config`] | flags, and the TOML route table (built in: CONTRACTS.md's routes) |
+//! | [`routing`] | longest-prefix match on path segments, prefix rewrite |
+//! | [`upstream`] | instances of a route: round-robin, passive health, ejection |
+//! | [`headers`] | hop-by-hop removal, `X-Forwarded-*`, request id |
+//! | [`proxy`] | one request: local endpoints, rate limit, route, upstream, response |
+//! | [`local`] | `GET /`, `/healthz`, `/readyz`, `/metrics` |
+//! | [`pool`] | each thread's keep-alive connections to the upstreams |
+//! | [`body`] | streamed request and response bodies (size limit, pool return, access line) |
+//! | [`access`] | the access line and the gateway's metrics |
+//! | [`server`] | thread-per-core runtimes with `SO_REUSEPORT` listeners, graceful drain |
+
+pub mod access;
+pub mod body;
+pub mod config;
+pub mod headers;
+pub mod local;
+pub mod pool;
+pub mod proxy;
+pub mod routing;
+pub mod server;
+pub mod upstream;
+
+use std::{net::SocketAddr, num::NonZeroU32, sync::Arc};
+
+use anyhow::Context;
+use slog::Logger;
+
+use crate::{
+    access::{GatewayMetrics, Telemetry},
+    config::GatewayConfig,
+    proxy::Shared,
+    routing::RouteTable,
+};
+
+/// A gateway with its listeners bound, not yet serving.
+pub struct Gateway {
+    /// One listener per server thread, all on one port.
+    listeners: Vec<std::net::TcpListener>,
+    /// What the threads share.
+    shared: Arc<Shared>,
+    /// The port (the real one when asked for port 0).
+    port: u16,
+}
+
+impl Gateway {
+    /// Builds the route table and binds the listeners. The binary and the tests start here.
+    pub fn build(
+        config: GatewayConfig,
+        address: SocketAddr,
+        logger: Logger,
+    ) -> anyhow::Result<Self> {
+        config.validate()?;
+        let threads = match config.server.threads {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            threads => threads,
+        };
+        let listeners = server::bind_listeners(address, threads)
+            .with_context(|| format!("binding {address}"))?;
+        let port = listeners[0].local_addr()?.port();
+        let limiter = config.rate_limit.as_ref().map(|limit| {
+            let per_second = NonZeroU32::new(limit.per_second).expect("validated above 0");
+            let burst = NonZeroU32::new(limit.burst).expect("validated above 0");
+            governor::RateLimiter::keyed(governor::Quota::per_second(per_second).allow_burst(burst))
+        });
+        let routes = RouteTable::new(&config)?;
+        for route in routes.routes() {
+            let upstreams: Vec<&str> = route
+                .upstreams
+                .instances()
+                .iter()
+                .map(|i| &*i.label)
+                .collect();
+            slog::info!(logger, "route"; "prefix" => &*route.prefix, "upstreams" => upstreams.join(", "));
+        }
+        slog::info!(logger, "listening"; "address" => format!("{}:{port}", address.ip()), "threads" => threads);
+        let shared = Arc::new(Shared {
+            routes,
+            telemetry: Arc::new(Telemetry {
+                logger,
+                metrics: GatewayMetrics::new(),
+            }),
+            limiter,
+            server: config.server,
+            no_route: Arc::from("-"),
+        });
+        Ok(Self {
+            listeners,
+            shared,
+            port,
+        })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests and
+    /// open WebSockets finish within the drain timeout, and returns.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let threads = self
+            .listeners
+            .into_iter()
+            .enumerate()
+            .map(|(index, listener)| {
+                let shared = self.shared.clone();
+                let stopped = stopped.clone();
+                std::thread::Builder::new()
+                    .name(format!("gateway-{index}"))
+                    .spawn(move || server::run_thread(listener, shared, stopped, index == 0))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        shutdown.await;
+        slog::info!(
+            self.shared.telemetry.logger,
+            "shutting down: draining connections"
+        );
+        let _ = stop.send(true);
+        let results = tokio::task::spawn_blocking(move || {
+            threads
+                .into_iter()
+                .map(|thread| thread.join())
+                .collect::<Vec<_>>()
+        })
+        .await?;
+        for result in results {
+            result.map_err(|_| anyhow::anyhow!("a gateway thread panicked"))??;
+        }
+        slog::info!(self.shared.telemetry.logger, "stopped");
+        Ok(())
+    }
+}

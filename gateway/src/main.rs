@@ -1,0 +1,36 @@
+//! `gateway`: see the library's documentation.
+
+use gateway::{
+    Gateway,
+    config::{Args, GatewayConfig},
+};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args: Args = shared::config::parse();
+    let config = match args
+        .config
+        .as_deref()
+        .map(GatewayConfig::from_file)
+        .transpose()
+    {
+        Ok(config) => config.unwrap_or_else(GatewayConfig::builtin),
+        Err(error) => {
+            eprintln!("error: GATEWAY_CONFIG (--config): {error:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let address = std::net::SocketAddr::new(args.bind, args.port);
+    shared::server::run_process(
+        "gateway",
+        args.log_level,
+        args.log_dir.as_deref(),
+        |root| async move {
+            let logger = shared::telemetry::for_service(&root, "gateway");
+            Gateway::build(config, address, logger)?
+                .run_until_stopped(shared::shutdown::signal())
+                .await
+        },
+    )
+    .await
+}

@@ -1,0 +1,386 @@
+//! One request through the gateway: local endpoints, rate limit, route, upstream, response.
+
+use std::{
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+    rc::Rc,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use governor::{DefaultKeyedRateLimiter, clock::Clock};
+use http::{
+    HeaderValue, Method, Request, Response, StatusCode, Version,
+    header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT},
+};
+use hyper::{body::Incoming, client::conn::http1::SendRequest};
+use hyper_util::rt::TokioIo;
+use shared::{error::error_json, request::is_acceptable_id};
+
+use crate::{
+    access::{AccessRecord, Telemetry},
+    body::{BodyTooLarge, GatewayBody, Lease, RequestBody},
+    config::ServerConfig,
+    headers::{
+        REQUEST_ID, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, end_to_end, is_upgrade,
+    },
+    pool::Pool,
+    routing::{Route, RouteTable},
+    server::Tracker,
+    upstream::{Health, Instance},
+};
+
+/// What every server thread shares.
+pub struct Shared {
+    /// The routes.
+    pub routes: RouteTable,
+    /// Logger and metrics.
+    pub telemetry: Arc<Telemetry>,
+    /// Per-client-IP limiter, when configured.
+    pub limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Timeouts and limits.
+    pub server: ServerConfig,
+    /// The route label of requests no route matched.
+    pub no_route: Arc<str>,
+}
+
+/// What one server thread's requests share.
+pub struct ThreadContext {
+    /// Shared by all threads.
+    pub shared: Arc<Shared>,
+    /// This thread's upstream connections.
+    pub pool: Rc<Pool>,
+    /// This thread's connections and tunnels, for the drain.
+    pub tracker: Rc<Tracker>,
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// Answers one request.
+pub async fn handle(
+    mut request: Request<Incoming>,
+    context: Rc<ThreadContext>,
+    peer: SocketAddr,
+) -> Result<Response<GatewayBody>, Infallible> {
+    let shared = &context.shared;
+    let request_id = match request.headers().get(REQUEST_ID) {
+        Some(value) if is_acceptable_id(value.as_bytes()) => value.clone(),
+        _ => HeaderValue::try_from(uuid::Uuid::new_v4().to_string())
+            .expect("a UUID is a valid header value"),
+    };
+    let mut access = AccessRecord {
+        telemetry: shared.telemetry.clone(),
+        started: Instant::now(),
+        method: request.method().clone(),
+        path: request.uri().path().to_owned(),
+        route: shared.no_route.clone(),
+        upstream: None,
+        status: StatusCode::OK,
+        ip: peer.ip(),
+        user_agent: request.headers().get(USER_AGENT).cloned(),
+        request_id: request_id.clone(),
+        bytes: 0,
+        error: None,
+    };
+
+    if let Some(response) = crate::local::answer(&request, shared).await {
+        return Ok(finish_local(response, access));
+    }
+    if let Some(limiter) = &shared.limiter {
+        if let Err(not_until) = limiter.check_key(&peer.ip()) {
+            shared.telemetry.metrics.rate_limited.inc();
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests from this address",
+                access,
+            );
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after(wait)));
+            return Ok(response);
+        }
+    }
+    let Some(route) = shared.routes.find(request.uri().path()).cloned() else {
+        let message = format!("no route for {}", request.uri().path());
+        return Ok(error(StatusCode::NOT_FOUND, &message, access));
+    };
+    access.route = route.prefix.clone();
+    if let Some(limit) = route.max_body_bytes {
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit) {
+            let message = format!("the request body is larger than {limit} bytes");
+            return Ok(error(StatusCode::PAYLOAD_TOO_LARGE, &message, access));
+        }
+    }
+
+    let upgrade = is_upgrade(request.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let upstream_request = match upstream_request(request, &route, peer.ip(), &request_id) {
+        Ok(upstream_request) => upstream_request,
+        Err(message) => return Ok(error(StatusCode::BAD_REQUEST, &message, access)),
+    };
+    Ok(forward(upstream_request, &route, &context, client_upgrade, access).await)
+}
+
+/// The request to send upstream: rewritten path, end-to-end headers, `X-Forwarded-*`, the
+/// request id, and `Host` as the client sent it unless the route sets one.
+fn upstream_request(
+    request: Request<Incoming>,
+    route: &Route,
+    client_ip: IpAddr,
+    request_id: &HeaderValue,
+) -> Result<Request<RequestBody>, String> {
+    let (parts, body) = request.into_parts();
+    let path = route.upstream_path(parts.uri.path());
+    let target = match parts.uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.into_owned(),
+    };
+    let upgrade = is_upgrade(&parts.headers);
+    let mut headers = end_to_end(&parts.headers, upgrade);
+    let forwarded_for = match parts
+        .headers
+        .get(X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(earlier) => HeaderValue::try_from(format!("{earlier}, {client_ip}")),
+        None => HeaderValue::try_from(client_ip.to_string()),
+    }
+    .map_err(|_| "invalid X-Forwarded-For".to_owned())?;
+    headers.insert(X_FORWARDED_FOR, forwarded_for);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    let client_host = parts.headers.get(HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::try_from(a.as_str()).ok())
+    });
+    if let Some(host) = &client_host {
+        headers.insert(X_FORWARDED_HOST, host.clone());
+    }
+    match (&route.host, client_host) {
+        (Some(host), _) => headers.insert(HOST, host.clone()),
+        (None, Some(host)) => headers.insert(HOST, host),
+        (None, None) => None,
+    };
+    headers.insert(REQUEST_ID, request_id.clone());
+    let mut upstream = Request::builder()
+        .method(parts.method)
+        .uri(target)
+        .version(Version::HTTP_11)
+        .body(RequestBody::new(body, route.max_body_bytes))
+        .map_err(|error| format!("invalid request target: {error}"))?;
+    *upstream.headers_mut() = headers;
+    Ok(upstream)
+}
+
+/// A pooled connection to `instance` that is ready, or a new one.
+async fn connection(
+    context: &ThreadContext,
+    instance: &Instance,
+) -> Result<SendRequest<RequestBody>, crate::pool::ConnectError> {
+    while let Some(mut sender) = context.pool.checkout(instance) {
+        if sender.ready().await.is_ok() {
+            return Ok(sender);
+        }
+    }
+    context.pool.connect(instance).await
+}
+
+/// Sends the request to the route's instances: the next healthy one; on a connect failure (no
+/// byte sent) the next one; on a pooled connection found closed before the request went out,
+/// once more on a new connection when the method is idempotent.
+async fn forward(
+    mut request: Request<RequestBody>,
+    route: &Arc<Route>,
+    context: &Rc<ThreadContext>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    mut access: AccessRecord,
+) -> Response<GatewayBody> {
+    let metrics = &context.shared.telemetry.metrics;
+    let idempotent = is_idempotent(request.method());
+    let candidates: Vec<Arc<Instance>> = route.upstreams.candidates().cloned().collect();
+    let mut last_failure = String::from("no upstream instance");
+    let mut stale_retry_used = false;
+    let mut index = 0;
+    while let Some(instance) = candidates.get(index) {
+        let mut sender = match connection(context, instance).await {
+            Ok(sender) => sender,
+            Err(failure) => {
+                metrics
+                    .upstream_errors
+                    .with_label_values(&[&route.prefix, "connect"])
+                    .inc();
+                if route.upstreams.record_failure(instance) == Health::Ejected {
+                    metrics
+                        .ejections
+                        .with_label_values(&[&route.prefix, &instance.label])
+                        .inc();
+                    slog::warn!(context.shared.telemetry.logger, "upstream instance ejected";
+                        "route" => &*route.prefix, "upstream" => &*instance.label, "error" => failure.to_string());
+                }
+                last_failure = failure.to_string();
+                index += 1;
+                continue;
+            }
+        };
+        route.upstreams.record_success(instance);
+        access.upstream = Some(instance.label.clone());
+        let sent =
+            tokio::time::timeout(route.response_timeout, sender.try_send_request(request)).await;
+        match sent {
+            Ok(Ok(response)) => {
+                return respond(response, sender, instance, context, client_upgrade, access);
+            }
+            Err(_elapsed) => {
+                metrics
+                    .upstream_errors
+                    .with_label_values(&[&route.prefix, "timeout"])
+                    .inc();
+                access.error = Some(format!(
+                    "no response headers within {:?}",
+                    route.response_timeout
+                ));
+                let message = format!(
+                    "{} did not answer within {:?}",
+                    instance.label, route.response_timeout
+                );
+                return error(StatusCode::GATEWAY_TIMEOUT, &message, access);
+            }
+            Ok(Err(mut failed)) => {
+                let unsent = failed.take_message();
+                let cause = failed.into_error();
+                if let Some(too_large) = find_cause::<BodyTooLarge>(&cause) {
+                    let message = too_large.to_string();
+                    return error(StatusCode::PAYLOAD_TOO_LARGE, &message, access);
+                }
+                match unsent {
+                    Some(unsent) if idempotent && !stale_retry_used => {
+                        // The pooled connection closed before the request went out.
+                        stale_retry_used = true;
+                        request = unsent;
+                        continue;
+                    }
+                    _ => {
+                        metrics
+                            .upstream_errors
+                            .with_label_values(&[&route.prefix, "protocol"])
+                            .inc();
+                        access.error = Some(format!("{cause:#}"));
+                        return error(
+                            StatusCode::BAD_GATEWAY,
+                            &format!("{} failed: {cause}", instance.label),
+                            access,
+                        );
+                    }
+                }
+            }
+        }
+    }
+    access.error = Some(last_failure.clone());
+    let message = format!("no upstream of {} answered ({last_failure})", route.prefix);
+    error(StatusCode::BAD_GATEWAY, &message, access)
+}
+
+fn find_cause<'a, E: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(found) = error.downcast_ref::<E>() {
+            return Some(found);
+        }
+        current = error.source();
+    }
+    None
+}
+
+/// The client's response: the upstream's status, end-to-end headers and streamed body; for a
+/// 101, the two upgraded connections joined into a tunnel.
+fn respond(
+    mut response: Response<Incoming>,
+    sender: SendRequest<RequestBody>,
+    instance: &Instance,
+    context: &Rc<ThreadContext>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    mut access: AccessRecord,
+) -> Response<GatewayBody> {
+    let status = response.status();
+    access.status = status;
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+    let mut headers = end_to_end(response.headers(), switching);
+    headers.insert(REQUEST_ID, access.request_id.clone());
+    if switching {
+        if let Some(client_upgrade) = client_upgrade {
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            let tracker = context.tracker.clone();
+            tokio::task::spawn_local(async move {
+                let _open = tracker.open();
+                if let (Ok(client), Ok(upstream)) = tokio::join!(client_upgrade, upstream_upgrade) {
+                    let _ = tokio::io::copy_bidirectional(
+                        &mut TokioIo::new(client),
+                        &mut TokioIo::new(upstream),
+                    )
+                    .await;
+                }
+            });
+        }
+        access.write();
+        let mut client_response = Response::new(GatewayBody::empty());
+        *client_response.status_mut() = status;
+        *client_response.headers_mut() = headers;
+        return client_response;
+    }
+    let (mut parts, body) = response.into_parts();
+    parts.headers = headers;
+    let lease = Lease {
+        pool: context.pool.clone(),
+        instance: instance.label.clone(),
+        sender,
+    };
+    Response::from_parts(parts, GatewayBody::upstream(body, Some(lease), access))
+}
+
+/// A JSON error response of CONTRACTS.md, logged.
+pub fn error(status: StatusCode, message: &str, mut access: AccessRecord) -> Response<GatewayBody> {
+    if status.is_server_error() && access.error.is_none() {
+        access.error = Some(message.to_owned());
+    }
+    let mut response = Response::new(GatewayBody::full(error_json(status.as_u16(), message)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    finish_local(response, access)
+}
+
+/// Writes the access line of a response the gateway made itself.
+fn finish_local(
+    mut response: Response<GatewayBody>,
+    mut access: AccessRecord,
+) -> Response<GatewayBody> {
+    access.status = response.status();
+    access.bytes = hyper::body::Body::size_hint(response.body())
+        .exact()
+        .unwrap_or(0);
+    response
+        .headers_mut()
+        .insert(REQUEST_ID, access.request_id.clone());
+    access.write();
+    response
+}
+
+/// How long to wait before telling a rate-limited client to come back, at least a second.
+pub fn retry_after(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}

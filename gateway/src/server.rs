@@ -1,0 +1,190 @@
+//! The runtime model: one thread per core, each with a single-threaded tokio runtime, its own
+//! `SO_REUSEPORT` listener (the kernel spreads connections across them) and its own upstream
+//! pool, so a request never crosses threads and the hot path takes no locks.
+
+use std::{cell::Cell, net::SocketAddr, rc::Rc, sync::Arc, time::Duration};
+
+use hyper::{server::conn::http1, service::service_fn};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::sync::{Notify, watch};
+
+use crate::{
+    pool::Pool,
+    proxy::{Shared, ThreadContext, handle},
+};
+
+/// Counts a thread's open client connections and tunnels, so the drain can wait for them.
+#[derive(Default)]
+pub struct Tracker {
+    /// Open now.
+    open: Cell<usize>,
+    /// Woken when the count drops to zero.
+    idle: Notify,
+}
+
+/// Holds one place in a [`Tracker`] until dropped.
+pub struct OpenGuard(Rc<Tracker>);
+
+impl Tracker {
+    /// Counts one more until the guard is dropped.
+    pub fn open(self: &Rc<Self>) -> OpenGuard {
+        self.open.set(self.open.get() + 1);
+        OpenGuard(self.clone())
+    }
+
+    async fn wait_idle(&self) {
+        while self.open.get() > 0 {
+            self.idle.notified().await;
+        }
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        let open = self.0.open.get() - 1;
+        self.0.open.set(open);
+        if open == 0 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Binds `count` listeners to one address with `SO_REUSEPORT` (port 0: a free port, the same
+/// for all).
+pub fn bind_listeners(
+    address: SocketAddr,
+    count: usize,
+) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    let mut listeners = Vec::with_capacity(count);
+    let mut address = address;
+    for _ in 0..count.max(1) {
+        let socket = Socket::new(
+            Domain::for_address(address),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.set_tcp_nodelay(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&address.into())?;
+        socket.listen(1024)?;
+        let listener: std::net::TcpListener = socket.into();
+        address = listener.local_addr()?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// Runs one server thread until `stop` turns true, then drains.
+pub fn run_thread(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+    housekeeper: bool,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, serve(listener, shared, stop, housekeeper))
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    housekeeper: bool,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let server = &shared.server;
+    let pool = Rc::new(Pool::new(
+        Duration::from_millis(server.pool_idle_timeout_ms),
+        server.pool_max_idle_per_host,
+        server.connect_timeout(),
+    ));
+    let tracker = Rc::new(Tracker::default());
+    let context = Rc::new(ThreadContext {
+        shared: shared.clone(),
+        pool: pool.clone(),
+        tracker: tracker.clone(),
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(Duration::from_millis(server.client_header_timeout_ms))
+        .max_buf_size(server.max_header_bytes.max(8192) + 64 * 1024)
+        .max_header_size(server.max_header_bytes);
+    let builder = Rc::new(builder);
+
+    let housekeeping_shared = shared.clone();
+    tokio::task::spawn_local(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            pool.sweep();
+            if housekeeper {
+                if let Some(limiter) = &housekeeping_shared.limiter {
+                    limiter.retain_recent();
+                }
+            }
+        }
+    });
+
+    let connection_stop = stop.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    tokio::task::spawn_local(serve_connection(stream, peer, context.clone(), builder.clone(), connection_stop.clone()));
+                }
+                Err(error) => {
+                    // Out of file descriptors, usually: back off instead of spinning.
+                    slog::warn!(shared.telemetry.logger, "accept failed"; "error" => error.to_string());
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        }
+    }
+    drop(listener);
+    let drain = Duration::from_millis(shared.server.drain_timeout_ms);
+    if tokio::time::timeout(drain, tracker.wait_idle())
+        .await
+        .is_err()
+    {
+        slog::warn!(shared.telemetry.logger, "drain timeout: closing what is still open";
+            "open" => tracker.open.get(), "drain_timeout_ms" => shared.server.drain_timeout_ms);
+    }
+    Ok(())
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    context: Rc<ThreadContext>,
+    builder: Rc<http1::Builder>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _open = context.tracker.open();
+    let metrics = &context.shared.telemetry.metrics;
+    metrics.open_connections.inc();
+    let service_context = context.clone();
+    let service = service_fn(move |request| handle(request, service_context.clone(), peer));
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = stop.wait_for(|stopped| *stopped) => {
+            // Finish the request in flight, then close instead of keeping alive.
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+    metrics.open_connections.dec();
+}

@@ -1,0 +1,226 @@
+//! Upstream instances: round-robin over the healthy ones, with passive health. An instance
+//! whose connections fail `eject_after_failures` times in a row is left out for
+//! `eject_cooldown_ms`, then tried again.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use http::uri::Authority;
+
+use crate::config::ServerConfig;
+
+/// One upstream instance.
+#[derive(Debug)]
+pub struct Instance {
+    /// `host:port`, what requests are sent to.
+    pub authority: Authority,
+    /// `host:port` as text, for logs and metrics.
+    pub label: Arc<str>,
+    /// Connect failures since the last success.
+    failures: AtomicU32,
+    /// Left out until this many milliseconds after `Upstreams::epoch`.
+    ejected_until_ms: AtomicU64,
+}
+
+/// What happened to an instance's health after a connect failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Still in rotation.
+    Healthy,
+    /// Just ejected.
+    Ejected,
+}
+
+/// The instances of one route.
+#[derive(Debug)]
+pub struct Upstreams {
+    /// The instances, in configuration order.
+    instances: Vec<Arc<Instance>>,
+    /// Round-robin position.
+    next: AtomicUsize,
+    /// Connect failures in a row that eject an instance.
+    eject_after: u32,
+    /// How long an ejection lasts.
+    cooldown: Duration,
+    /// Time zero of the ejection deadlines.
+    epoch: Instant,
+}
+
+impl Upstreams {
+    /// The instances of `urls` (`http://host:port`).
+    pub fn new(urls: &[String], server: &ServerConfig) -> anyhow::Result<Self> {
+        let instances = urls
+            .iter()
+            .map(|url| {
+                let uri: http::Uri = url.parse().with_context(|| format!("upstream {url}"))?;
+                let authority = uri
+                    .authority()
+                    .cloned()
+                    .context("an upstream needs host:port")?;
+                Ok(Arc::new(Instance {
+                    label: Arc::from(authority.as_str()),
+                    authority,
+                    failures: AtomicU32::new(0),
+                    ejected_until_ms: AtomicU64::new(0),
+                }))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Self {
+            instances,
+            next: AtomicUsize::new(0),
+            eject_after: server.eject_after_failures.max(1),
+            cooldown: Duration::from_millis(server.eject_cooldown_ms),
+            epoch: Instant::now(),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Whether `instance` is in rotation now.
+    pub fn is_healthy(&self, instance: &Instance) -> bool {
+        instance.ejected_until_ms.load(Ordering::Relaxed) <= self.now_ms()
+    }
+
+    /// The instances to try for one request, in order: the healthy ones round-robin from the
+    /// next position, then (if every one is ejected) the one whose ejection ends first.
+    pub fn candidates(&self) -> impl Iterator<Item = &Arc<Instance>> {
+        let count = self.instances.len();
+        let start = if count > 1 {
+            self.next.fetch_add(1, Ordering::Relaxed) % count
+        } else {
+            0
+        };
+        let now = self.now_ms();
+        let healthy = (0..count)
+            .map(move |offset| &self.instances[(start + offset) % count])
+            .filter(move |instance| instance.ejected_until_ms.load(Ordering::Relaxed) <= now);
+        let fallback = self
+            .instances
+            .iter()
+            .min_by_key(|instance| instance.ejected_until_ms.load(Ordering::Relaxed))
+            .filter(|instance| instance.ejected_until_ms.load(Ordering::Relaxed) > now);
+        let any_healthy = self
+            .instances
+            .iter()
+            .any(|instance| instance.ejected_until_ms.load(Ordering::Relaxed) <= now);
+        healthy.chain(fallback.filter(|_| !any_healthy))
+    }
+
+    /// A connection to `instance` worked.
+    pub fn record_success(&self, instance: &Instance) {
+        if instance.failures.load(Ordering::Relaxed) != 0 {
+            instance.failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection to `instance` failed; ejects it after enough failures in a row.
+    pub fn record_failure(&self, instance: &Instance) -> Health {
+        let failures = instance.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures >= self.eject_after {
+            instance.failures.store(0, Ordering::Relaxed);
+            instance.ejected_until_ms.store(
+                self.now_ms() + self.cooldown.as_millis() as u64,
+                Ordering::Relaxed,
+            );
+            Health::Ejected
+        } else {
+            Health::Healthy
+        }
+    }
+
+    /// Every instance.
+    pub fn instances(&self) -> &[Arc<Instance>] {
+        &self.instances
+    }
+
+    /// How many instances are ejected now.
+    pub fn ejected(&self) -> usize {
+        self.instances
+            .iter()
+            .filter(|instance| !self.is_healthy(instance))
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstreams(count: usize) -> Upstreams {
+        let urls: Vec<String> = (0..count)
+            .map(|n| format!("http://127.0.0.1:{}", 1000 + n))
+            .collect();
+        let server = ServerConfig {
+            eject_after_failures: 2,
+            eject_cooldown_ms: 60_000,
+            ..ServerConfig::default()
+        };
+        Upstreams::new(&urls, &server).expect("upstreams")
+    }
+
+    fn first(upstreams: &Upstreams) -> String {
+        upstreams
+            .candidates()
+            .next()
+            .expect("a candidate")
+            .label
+            .to_string()
+    }
+
+    #[test]
+    fn round_robin_over_instances() {
+        let upstreams = upstreams(2);
+        let picks: Vec<String> = (0..4).map(|_| first(&upstreams)).collect();
+        assert_eq!(
+            picks,
+            [
+                "127.0.0.1:1000",
+                "127.0.0.1:1001",
+                "127.0.0.1:1000",
+                "127.0.0.1:1001"
+            ]
+        );
+    }
+
+    #[test]
+    fn failures_in_a_row_eject_and_success_resets() {
+        let upstreams = upstreams(2);
+        let dead = upstreams.instances()[0].clone();
+        assert_eq!(upstreams.record_failure(&dead), Health::Healthy);
+        upstreams.record_success(&dead);
+        assert_eq!(
+            upstreams.record_failure(&dead),
+            Health::Healthy,
+            "the count restarted"
+        );
+        assert_eq!(upstreams.record_failure(&dead), Health::Ejected);
+        assert_eq!(upstreams.ejected(), 1);
+        for _ in 0..4 {
+            assert_eq!(
+                first(&upstreams),
+                "127.0.0.1:1001",
+                "the ejected one is left out"
+            );
+        }
+        let live = upstreams.instances()[1].clone();
+        upstreams.record_failure(&live);
+        upstreams.record_failure(&live);
+        let all: Vec<String> = upstreams
+            .candidates()
+            .map(|i| i.label.to_string())
+            .collect();
+        assert_eq!(
+            all.len(),
+            1,
+            "with every instance ejected, the first to come back is tried: {all:?}"
+        );
+    }
+}
