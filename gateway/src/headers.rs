@@ -63,11 +63,9 @@ pub fn end_to_end(source: &HeaderMap, upgrade: bool) -> HeaderMap {
             headers.append(name.clone(), value.clone());
         }
     }
-    if upgrade {
-        if let Some(protocol) = source.get(UPGRADE) {
-            headers.insert(UPGRADE, protocol.clone());
-            headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-        }
+    if upgrade && let Some(protocol) = source.get(UPGRADE) {
+        headers.insert(UPGRADE, protocol.clone());
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
     }
     headers
 }

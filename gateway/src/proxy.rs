@@ -91,20 +91,20 @@ pub async fn handle(
     if let Some(response) = crate::local::answer(&request, shared).await {
         return Ok(finish_local(response, access));
     }
-    if let Some(limiter) = &shared.limiter {
-        if let Err(not_until) = limiter.check_key(&peer.ip()) {
-            shared.telemetry.metrics.rate_limited.inc();
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many requests from this address",
-                access,
-            );
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(retry_after(wait)));
-            return Ok(response);
-        }
+    if let Some(limiter) = &shared.limiter
+        && let Err(not_until) = limiter.check_key(&peer.ip())
+    {
+        shared.telemetry.metrics.rate_limited.inc();
+        let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many requests from this address",
+            access,
+        );
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(retry_after(wait)));
+        return Ok(response);
     }
     let Some(route) = shared.routes.find(request.uri().path()).cloned() else {
         let message = format!("no route for {}", request.uri().path());

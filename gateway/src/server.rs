@@ -125,10 +125,8 @@ async fn serve(
         loop {
             tick.tick().await;
             pool.sweep();
-            if housekeeper {
-                if let Some(limiter) = &housekeeping_shared.limiter {
-                    limiter.retain_recent();
-                }
+            if housekeeper && let Some(limiter) = &housekeeping_shared.limiter {
+                limiter.retain_recent();
             }
         }
     });

@@ -151,7 +151,13 @@ pub fn code_for(status: StatusCode) -> &'static str {
 /// The JSON error body for `status` with `message`, serialized (for servers that are not
 /// actix-web, like the gateway).
 pub fn error_json(status: u16, message: impl Into<String>) -> Vec<u8> {
-    let body = ErrorBody { error: ErrorDetail { code: code_for_status(status), message: message.into(), details: None } };
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: code_for_status(status),
+            message: message.into(),
+            details: None,
+        },
+    };
     serde_json::to_vec(&body).expect("error bodies serialize")
 }
 

@@ -1,0 +1,82 @@
+//! Spawning the gateway in front of test upstreams, and a raw HTTP/1.1 client for the cases
+//! where a client library would rewrite the headers under test.
+
+use std::{net::Ipv4Addr, ops::Deref};
+
+use gateway::{
+    Gateway,
+    config::{GatewayConfig, RouteConfig, ServerConfig},
+};
+use shared::{telemetry::test_logger, testing::TestServer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A running gateway.
+pub struct TestGateway {
+    /// Server and client.
+    pub server: TestServer,
+    /// `127.0.0.1:<port>`, for raw connections.
+    pub authority: String,
+}
+
+impl Deref for TestGateway {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        &self.server
+    }
+}
+
+/// A route to `upstreams`.
+pub fn route(prefix: &str, upstreams: &[&str]) -> RouteConfig {
+    RouteConfig {
+        prefix: prefix.to_owned(),
+        upstreams: upstreams.iter().map(|u| (*u).to_owned()).collect(),
+        rewrite: None,
+        host: None,
+        response_timeout_ms: None,
+        max_body_bytes: None,
+    }
+}
+
+/// A config of `routes` with default server settings, two threads.
+pub fn config(routes: Vec<RouteConfig>) -> GatewayConfig {
+    GatewayConfig {
+        server: ServerConfig {
+            threads: 2,
+            ..ServerConfig::default()
+        },
+        rate_limit: None,
+        routes,
+    }
+}
+
+/// The gateway with `config`, on a free port.
+pub fn spawn(config: GatewayConfig) -> TestGateway {
+    let gateway = Gateway::build(
+        config,
+        (Ipv4Addr::LOCALHOST, 0).into(),
+        test_logger("gateway"),
+    )
+    .expect("the gateway builds");
+    let port = gateway.port();
+    let server = TestServer::start(port, |shutdown| gateway.run_until_stopped(shutdown));
+    TestGateway {
+        server,
+        authority: format!("127.0.0.1:{port}"),
+    }
+}
+
+/// Sends `request` as written on a new connection and reads the response to the connection's
+/// end (ask for `Connection: close`); returns the status line and headers, lower-cased, and
+/// the body.
+pub async fn raw(authority: &str, request: &str) -> (String, String) {
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_lowercase(), body.to_owned())
+}

@@ -1,0 +1,227 @@
+//! Routing, headers, request ids, WebSockets and streaming through the gateway.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use shared::testing::error_code;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{
+    helpers::{config, raw, route, spawn},
+    upstream,
+};
+
+#[tokio::test]
+async fn routes_by_longest_prefix_on_segments_and_keeps_the_query() {
+    let users = upstream::start("users").await;
+    let api = upstream::start("api").await;
+    let rewritten = upstream::start("rewritten").await;
+    let mut versioned = route("/v1", &[&rewritten.url]);
+    versioned.rewrite = Some("/internal".into());
+    let gateway = spawn(config(vec![
+        route("/api", &[&api.url]),
+        route("/api/users", &[&users.url]),
+        versioned,
+    ]));
+
+    let echo = |path: &'static str| {
+        let gateway = &gateway;
+        async move {
+            gateway
+                .get(path)
+                .await
+                .json::<Value>()
+                .await
+                .expect("an echo")
+        }
+    };
+    let users_echo = echo("/api/users/7?fields=name&x=1").await;
+    assert_eq!(users_echo["instance"], "users");
+    assert_eq!(
+        users_echo["path"], "/api/users/7",
+        "the path is forwarded unchanged"
+    );
+    assert_eq!(users_echo["query"], "fields=name&x=1");
+    assert_eq!(echo("/api/users").await["instance"], "users");
+    assert_eq!(
+        echo("/api/usersX").await["instance"],
+        "api",
+        "/api/usersX is not below /api/users"
+    );
+    assert_eq!(echo("/api/products/1").await["instance"], "api");
+    let rewritten_echo = echo("/v1/things?a=b").await;
+    assert_eq!(
+        (
+            rewritten_echo["path"].as_str(),
+            rewritten_echo["query"].as_str()
+        ),
+        (Some("/internal/things"), Some("a=b"))
+    );
+
+    let unknown = gateway.get("/elsewhere").await;
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(error_code(unknown).await, "not_found");
+    let root = gateway.get("/").await;
+    assert_eq!(root.text().await.expect("text"), "API Gateway");
+    assert_eq!(gateway.get("/healthz").await.status(), 200);
+    gateway.server.stop().await;
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_stay_on_their_hop_both_ways() {
+    let upstream = upstream::start("u").await;
+    let gateway = spawn(config(vec![route("/", &[&upstream.url])]));
+    let request = "GET /echo HTTP/1.1\r\nHost: public.example\r\nConnection: close, X-Hop-Secret\r\n\
+                   X-Hop-Secret: 1\r\nKeep-Alive: timeout=9\r\nProxy-Authorization: Basic eA==\r\nTE: gzip\r\n\
+                   X-Custom: kept\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n";
+    let (head, body) = raw(&gateway.authority, request).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        !head.contains("x-upstream-hop"),
+        "a header the upstream's Connection names is dropped: {head}"
+    );
+    assert!(!head.contains("keep-alive: timeout"), "{head}");
+    let echo: Value = serde_json::from_str(&body).expect("echo JSON");
+    let headers = &echo["headers"];
+    for hop in [
+        "x-hop-secret",
+        "keep-alive",
+        "proxy-authorization",
+        "te",
+        "connection",
+    ] {
+        assert!(
+            headers[hop].is_null(),
+            "{hop} reached the upstream: {headers}"
+        );
+    }
+    assert_eq!(headers["x-custom"][0], "kept");
+    assert_eq!(
+        headers["host"][0], "public.example",
+        "Host as the client sent it"
+    );
+    assert_eq!(headers["x-forwarded-for"][0], "203.0.113.7, 127.0.0.1");
+    assert_eq!(headers["x-forwarded-proto"][0], "http");
+    assert_eq!(headers["x-forwarded-host"][0], "public.example");
+    gateway.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_route_may_set_the_host() {
+    let upstream = upstream::start("u").await;
+    let mut with_host = route("/", &[&upstream.url]);
+    with_host.host = Some("internal.svc".into());
+    let gateway = spawn(config(vec![with_host]));
+    let echo: Value = gateway.get("/x").await.json().await.expect("echo");
+    assert_eq!(echo["headers"]["host"][0], "internal.svc");
+    gateway.server.stop().await;
+}
+
+#[tokio::test]
+async fn request_ids_go_upstream_and_come_back() {
+    let upstream = upstream::start("u").await;
+    let gateway = spawn(config(vec![route("/", &[&upstream.url])]));
+    let kept = gateway
+        .client
+        .get(gateway.url("/a"))
+        .header("x-request-id", "trace-42")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(kept.headers()["x-request-id"], "trace-42");
+    let echo: Value = kept.json().await.expect("echo");
+    assert_eq!(echo["headers"]["x-request-id"][0], "trace-42");
+
+    let generated = gateway
+        .client
+        .get(gateway.url("/a"))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .expect("GET");
+    let returned = generated.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(returned.len(), 36);
+    let echo: Value = generated.json().await.expect("echo");
+    assert_eq!(
+        echo["headers"]["x-request-id"][0],
+        returned.as_str(),
+        "the upstream saw the id the client got"
+    );
+    gateway.server.stop().await;
+}
+
+#[tokio::test]
+async fn websockets_pass_through() {
+    let upstream = upstream::start("u").await;
+    let gateway = spawn(config(vec![
+        route("/chat", &[&upstream.url]),
+        route("/ws", &[&upstream.url]),
+    ]));
+    let (mut socket, response) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws", gateway.authority))
+            .await
+            .expect("a WebSocket through the gateway");
+    assert_eq!(response.status(), 101);
+    for text in ["hello", "second frame", &"x".repeat(100_000)] {
+        socket.send(Message::text(text)).await.expect("send");
+        let echoed = socket.next().await.expect("a frame").expect("a message");
+        assert_eq!(echoed.into_text().expect("text").as_str(), text);
+    }
+    socket.close(None).await.expect("close");
+    while socket.next().await.is_some() {}
+    drop(socket);
+    // The tunnel is gone with the socket, so the drain does not wait for it.
+    let stopped = std::time::Instant::now();
+    gateway.server.stop().await;
+    assert!(stopped.elapsed() < std::time::Duration::from_secs(5));
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .expect("status")
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches(" kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+#[tokio::test]
+async fn hundred_mebibytes_stream_both_ways_in_bounded_memory() {
+    const SIZE: u64 = 100 * 1024 * 1024;
+    let upstream = upstream::start("u").await;
+    let gateway = spawn(config(vec![route("/", &[&upstream.url])]));
+    let before = peak_rss_kib();
+
+    let chunk = bytes::Bytes::from(vec![b'y'; 256 * 1024]);
+    let chunks = futures_util::stream::iter(
+        (0..SIZE / chunk.len() as u64).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+    );
+    let uploaded: Value = gateway
+        .client
+        .post(gateway.url("/upload"))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(uploaded["received"], SIZE);
+
+    let download = gateway.get(&format!("/download?bytes={SIZE}")).await;
+    assert_eq!(download.status(), 200);
+    let mut received = 0_u64;
+    let mut stream = download.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        received += chunk.expect("a chunk").len() as u64;
+    }
+    assert_eq!(received, SIZE);
+    let growth_mib = (peak_rss_kib().saturating_sub(before)) / 1024;
+    assert!(
+        growth_mib < 64,
+        "peak memory grew by {growth_mib} MiB while 200 MiB went through"
+    );
+    gateway.server.stop().await;
+}
