@@ -1,5 +1,5 @@
-//! The whole platform in one process, on embedded defaults: each service on its own port
-//! (CONTRACTS.md), SQLite files under `data/`, in-process caches. `cargo run --release -p stack`
+//! The whole platform in one process, on embedded defaults: the gateway on port 3000 in front of
+//! each service on its own port (CONTRACTS.md), SQLite files under `data/`, in-process caches. `cargo run --release -p stack`
 //! on a fresh machine needs nothing else.
 //!
 //! [`Stack::build`] builds every service through its own `Application::build` (the path its
@@ -58,6 +58,25 @@ impl StackSettings {
         }
     }
 
+    /// The gateway's routes: each service the stack runs, at the port it got.
+    fn gateway_config(&self, services: &[(&str, u16)]) -> gateway::config::GatewayConfig {
+        let mut config = gateway::config::GatewayConfig::builtin();
+        config
+            .routes
+            .retain(|route| services.iter().any(|(prefix, _)| route.prefix == *prefix));
+        for route in &mut config.routes {
+            if let Some((_, port)) = services.iter().find(|(prefix, _)| route.prefix == *prefix) {
+                let host = if self.bind.is_unspecified() {
+                    "127.0.0.1".to_owned()
+                } else {
+                    self.bind.to_string()
+                };
+                route.upstreams = vec![format!("http://{host}:{port}")];
+            }
+        }
+        config
+    }
+
     fn service(&self, name: &'static str, default_port: u16) -> ServiceSettings {
         let args = CommonArgs {
             port: Some(self.port_override.unwrap_or(default_port)),
@@ -77,6 +96,8 @@ impl StackSettings {
 
 /// Every service, built and bound.
 pub struct Stack {
+    /// The gateway in front of them.
+    gateway: gateway::Gateway,
     /// The users service.
     users: users_service::Application,
     /// The products service.
@@ -117,8 +138,23 @@ impl Stack {
             .seed_demo_data()
             .await
             .context("seeding the demo products")?;
+        let gateway = gateway::Gateway::build(
+            settings.gateway_config(&[
+                ("/api/users", users.port()),
+                ("/api/products", products.port()),
+            ]),
+            std::net::SocketAddr::new(
+                settings.bind,
+                settings
+                    .port_override
+                    .unwrap_or(gateway::config::DEFAULT_PORT),
+            ),
+            telemetry::for_service(root, "gateway"),
+        )
+        .context("starting the gateway")?;
         let logger = telemetry::for_service(root, "stack");
         Ok(Self {
+            gateway,
             users,
             products,
             logger,
@@ -152,8 +188,9 @@ impl Stack {
         });
         slog::info!(self.logger, "stack ready");
         try_join_all([
-            Box::pin(self.users.run_until_stopped(fan_out.wait()))
+            Box::pin(self.gateway.run_until_stopped(fan_out.wait()))
                 as std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>,
+            Box::pin(self.users.run_until_stopped(fan_out.wait())),
             Box::pin(self.products.run_until_stopped(fan_out.wait())),
         ])
         .await?;
