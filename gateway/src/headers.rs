@@ -47,27 +47,36 @@ fn is_hop_by_hop(name: &HeaderName, value: &HeaderValue) -> bool {
     name.as_str().starts_with("proxy-")
 }
 
-/// `source` without its hop-by-hop headers: the fixed ones, every `Proxy-*`, `TE` other than
-/// `trailers`, and each header named in `Connection`, in one pass over the headers. For an
-/// upgrade, `Upgrade` and `Connection: upgrade` are carried over, as the next hop needs them.
-pub fn end_to_end(source: &HeaderMap, upgrade: bool) -> HeaderMap {
-    let mut named_in_connection: Vec<&str> = Vec::new();
-    named_in_connection.extend(connection_tokens(source));
-    let mut headers = HeaderMap::with_capacity(source.len() + 4);
-    for (name, value) in source {
+/// Removes the hop-by-hop headers in place: the fixed ones, every `Proxy-*`, `TE` other than
+/// `trailers`, and each header named in `Connection`. One pass over the headers finds them
+/// (usually none or one), then only those are removed, so the common request costs no
+/// allocation. For an upgrade, `Upgrade` and `Connection: upgrade` are kept, as the next hop
+/// needs them.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    let upgrade_protocol = if upgrade {
+        headers.get(UPGRADE).cloned()
+    } else {
+        None
+    };
+    let named_in_connection: Vec<&str> = connection_tokens(headers).collect();
+    let mut hop_by_hop: Vec<HeaderName> = Vec::new();
+    for (name, value) in headers.iter() {
         let hop = is_hop_by_hop(name, value)
             || named_in_connection
                 .iter()
                 .any(|token| name.as_str().eq_ignore_ascii_case(token));
-        if !hop {
-            headers.append(name.clone(), value.clone());
+        if hop && !hop_by_hop.contains(name) {
+            hop_by_hop.push(name.clone());
         }
     }
-    if upgrade && let Some(protocol) = source.get(UPGRADE) {
-        headers.insert(UPGRADE, protocol.clone());
+    drop(named_in_connection);
+    for name in &hop_by_hop {
+        headers.remove(name);
+    }
+    if let Some(protocol) = upgrade_protocol {
+        headers.insert(UPGRADE, protocol);
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    headers
 }
 
 #[cfg(test)]
@@ -101,8 +110,10 @@ mod tests {
             ("accept", "b"),
             ("x-custom", "kept"),
         ]);
-        let headers = end_to_end(&source, false);
-        let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        let mut headers = source.clone();
+        strip_hop_by_hop(&mut headers, false);
+        let mut names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
         assert_eq!(names, ["accept", "x-custom"]);
         assert_eq!(
             headers.get_all("accept").iter().count(),
@@ -113,7 +124,8 @@ mod tests {
 
     #[test]
     fn te_trailers_passes_and_upgrades_keep_their_headers() {
-        let headers = end_to_end(&map(&[("te", "trailers")]), false);
+        let mut headers = map(&[("te", "trailers")]);
+        strip_hop_by_hop(&mut headers, false);
         assert_eq!(headers["te"], "trailers");
         let source = map(&[
             ("connection", "Upgrade"),
@@ -121,7 +133,8 @@ mod tests {
             ("sec-websocket-key", "k"),
         ]);
         assert!(is_upgrade(&source));
-        let headers = end_to_end(&source, true);
+        let mut headers = source.clone();
+        strip_hop_by_hop(&mut headers, true);
         assert_eq!(headers["upgrade"], "websocket");
         assert_eq!(headers["connection"], "upgrade");
         assert_eq!(headers["sec-websocket-key"], "k");

@@ -10,7 +10,7 @@ use std::{
 
 use governor::{DefaultKeyedRateLimiter, clock::Clock};
 use http::{
-    HeaderValue, Method, Request, Response, StatusCode, Version,
+    HeaderValue, Method, Request, Response, StatusCode,
     header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT},
 };
 use hyper::{body::Incoming, client::conn::http1::SendRequest};
@@ -22,7 +22,8 @@ use crate::{
     body::{BodyTooLarge, GatewayBody, Lease, RequestBody},
     config::ServerConfig,
     headers::{
-        REQUEST_ID, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, end_to_end, is_upgrade,
+        REQUEST_ID, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, is_upgrade,
+        strip_hop_by_hop,
     },
     pool::Pool,
     routing::{Route, RouteTable},
@@ -70,8 +71,13 @@ pub async fn handle(
     let shared = &context.shared;
     let request_id = match request.headers().get(REQUEST_ID) {
         Some(value) if is_acceptable_id(value.as_bytes()) => value.clone(),
-        _ => HeaderValue::try_from(uuid::Uuid::new_v4().to_string())
-            .expect("a UUID is a valid header value"),
+        _ => HeaderValue::from_bytes(
+            uuid::Uuid::new_v4()
+                .hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer())
+                .as_bytes(),
+        )
+        .expect("a UUID is a valid header value"),
     };
     let mut access = AccessRecord {
         telemetry: shared.telemetry.clone(),
@@ -140,30 +146,35 @@ fn upstream_request(
     client_ip: IpAddr,
     request_id: &HeaderValue,
 ) -> Result<Request<RequestBody>, String> {
-    let (parts, body) = request.into_parts();
-    let path = route.upstream_path(parts.uri.path());
-    let target = match parts.uri.query() {
-        Some(query) => format!("{path}?{query}"),
-        None => path.into_owned(),
+    let (mut parts, body) = request.into_parts();
+    let target: http::Uri = match route.upstream_path(parts.uri.path()) {
+        // Unchanged path: reuse the client's path and query as they are (no copy).
+        std::borrow::Cow::Borrowed(_) => parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .map_or_else(|| http::Uri::from_static("/"), http::Uri::from),
+        std::borrow::Cow::Owned(path) => match parts.uri.query() {
+            Some(query) => format!("{path}?{query}").parse(),
+            None => path.parse(),
+        }
+        .map_err(|error| format!("invalid request target: {error}"))?,
     };
     let upgrade = is_upgrade(&parts.headers);
-    let mut headers = end_to_end(&parts.headers, upgrade);
-    let forwarded_for = match parts
-        .headers
-        .get(X_FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok())
-    {
+    let mut headers = std::mem::take(&mut parts.headers);
+    strip_hop_by_hop(&mut headers, upgrade);
+    let forwarded_for = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(earlier) => HeaderValue::try_from(format!("{earlier}, {client_ip}")),
         None => HeaderValue::try_from(client_ip.to_string()),
     }
     .map_err(|_| "invalid X-Forwarded-For".to_owned())?;
     headers.insert(X_FORWARDED_FOR, forwarded_for);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    let client_host = parts.headers.get(HOST).cloned().or_else(|| {
+    let client_host = headers.get(HOST).cloned().or_else(|| {
         parts
             .uri
             .authority()
-            .and_then(|a| HeaderValue::try_from(a.as_str()).ok())
+            .and_then(|authority| HeaderValue::try_from(authority.as_str()).ok())
     });
     if let Some(host) = &client_host {
         headers.insert(X_FORWARDED_HOST, host.clone());
@@ -174,12 +185,9 @@ fn upstream_request(
         (None, None) => None,
     };
     headers.insert(REQUEST_ID, request_id.clone());
-    let mut upstream = Request::builder()
-        .method(parts.method)
-        .uri(target)
-        .version(Version::HTTP_11)
-        .body(RequestBody::new(body, route.max_body_bytes))
-        .map_err(|error| format!("invalid request target: {error}"))?;
+    let mut upstream = Request::new(RequestBody::new(body, route.max_body_bytes));
+    *upstream.method_mut() = parts.method;
+    *upstream.uri_mut() = target;
     *upstream.headers_mut() = headers;
     Ok(upstream)
 }
@@ -209,11 +217,11 @@ async fn forward(
 ) -> Response<GatewayBody> {
     let metrics = &context.shared.telemetry.metrics;
     let idempotent = is_idempotent(request.method());
-    let candidates: Vec<Arc<Instance>> = route.upstreams.candidates().cloned().collect();
+    let mut candidates = route.upstreams.candidates();
+    let mut current = candidates.next();
     let mut last_failure = String::from("no upstream instance");
     let mut stale_retry_used = false;
-    let mut index = 0;
-    while let Some(instance) = candidates.get(index) {
+    while let Some(instance) = current {
         let mut sender = match connection(context, instance).await {
             Ok(sender) => sender,
             Err(failure) => {
@@ -230,7 +238,7 @@ async fn forward(
                         "route" => &*route.prefix, "upstream" => &*instance.label, "error" => failure.to_string());
                 }
                 last_failure = failure.to_string();
-                index += 1;
+                current = candidates.next();
                 continue;
             }
         };
@@ -318,8 +326,10 @@ fn respond(
     let status = response.status();
     access.status = status;
     let switching = status == StatusCode::SWITCHING_PROTOCOLS;
-    let mut headers = end_to_end(response.headers(), switching);
-    headers.insert(REQUEST_ID, access.request_id.clone());
+    strip_hop_by_hop(response.headers_mut(), switching);
+    response
+        .headers_mut()
+        .insert(REQUEST_ID, access.request_id.clone());
     if switching {
         if let Some(client_upgrade) = client_upgrade {
             let upstream_upgrade = hyper::upgrade::on(&mut response);
@@ -338,11 +348,10 @@ fn respond(
         access.write();
         let mut client_response = Response::new(GatewayBody::empty());
         *client_response.status_mut() = status;
-        *client_response.headers_mut() = headers;
+        *client_response.headers_mut() = std::mem::take(response.headers_mut());
         return client_response;
     }
-    let (mut parts, body) = response.into_parts();
-    parts.headers = headers;
+    let (parts, body) = response.into_parts();
     let lease = Lease {
         pool: context.pool.clone(),
         instance: instance.label.clone(),
