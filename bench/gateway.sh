@@ -8,6 +8,8 @@
 #   bench/gateway.sh [duration-seconds=10] [connections=64]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 duration=${1:-10}
 connections=${2:-64}
 upstream_port=39201
@@ -23,25 +25,39 @@ gateway="$CARGO_TARGET_DIR/release/gateway"
 work=$(mktemp -d)
 cleanup() {
   [ -n "${gateway_pid:-}" ] && kill "$gateway_pid" 2>/dev/null || true
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  for pid_file in "$work/upstream.pid" "$work/proxy.pid"; do
+    [ -f "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null || true
+  done
   sleep 0.5
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-cat >"$work/nginx.conf" <<NGINX
+# The upstream and the nginx proxy are separate nginx instances, so the proxy's requests cross
+# processes as the gateway's do.
+cat >"$work/upstream.conf" <<NGINX
+worker_processes 1;
+pid $work/upstream.pid;
+error_log $work/upstream-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$upstream_port reuseport;
+    location / { default_type application/json; return 200 '{"id":1,"name":"Alice","email":"alice@example.com"}'; }
+  }
+}
+NGINX
+cat >"$work/proxy.conf" <<NGINX
 worker_processes auto;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
+pid $work/proxy.pid;
+error_log $work/proxy-error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 1000000;
   upstream fixed { server 127.0.0.1:$upstream_port; keepalive 128; }
-  server {
-    listen 127.0.0.1:$upstream_port reuseport;
-    location / { default_type application/json; return 200 '{"id":1,"name":"Alice","email":"alice@example.com"}'; }
-  }
   server {
     listen 127.0.0.1:$nginx_port reuseport;
     location / {
@@ -54,7 +70,8 @@ http {
   }
 }
 NGINX
-nginx -c "$work/nginx.conf"
+nginx -c "$work/upstream.conf"
+nginx -c "$work/proxy.conf"
 
 cat >"$work/gateway.toml" <<TOML
 [[routes]]
@@ -67,27 +84,9 @@ for _ in $(seq 100); do curl -fs "http://127.0.0.1:$gateway_port/healthz" >/dev/
 curl -fs "http://127.0.0.1:$nginx_port/api/users/1" >/dev/null
 curl -fs "http://127.0.0.1:$gateway_port/api/users/1" >/dev/null
 
-# run NAME URL: a 2 s warm-up, then three wrk runs; a markdown row of the median (by req/s).
-run() {
-  local name=$1 url=$2
-  wrk -t1 -c"$connections" -d2s "$url" >/dev/null
-  local results=()
-  for _ in 1 2 3; do
-    local output
-    output=$(wrk -t1 -c"$connections" -d"${duration}s" --latency "$url")
-    results+=("$(awk '/^Requests\/sec:/ {rps=$2} $1 == "50%" {p50=$2} $1 == "99%" {p99=$2}
-      /Non-2xx or 3xx responses:/ {errors=$5} END {printf "%.0f %s %s %d", rps, p50, p99, errors}' <<<"$output")")
-  done
-  local median all
-  median=$(printf '%s\n' "${results[@]}" | sort -n | sed -n 2p)
-  all=$(printf '%s\n' "${results[@]}" | awk '{printf "%s%s", sep, $1; sep=", "}')
-  read -r rps p50 p99 errors <<<"$median"
-  printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$errors" "$all"
-}
-
-direct=$(run "direct to the upstream" "http://127.0.0.1:$upstream_port/api/users/1")
-through_nginx=$(run "through nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')" "http://127.0.0.1:$nginx_port/api/users/1")
-through_gateway=$(run "through the gateway" "http://127.0.0.1:$gateway_port/api/users/1")
+direct=$(wrk_row "direct to the upstream" "http://127.0.0.1:$upstream_port/api/users/1")
+through_nginx=$(wrk_row "through nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')" "http://127.0.0.1:$nginx_port/api/users/1")
+through_gateway=$(wrk_row "through the gateway" "http://127.0.0.1:$gateway_port/api/users/1")
 peak_rss_kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$gateway_pid/status")
 log_lines=$(wc -l <"$work/gateway.log")
 nginx_rps=$(awk -F'|' '{gsub(/ /, "", $3); print $3}' <<<"$through_nginx")
@@ -98,7 +97,7 @@ section=$(cat <<MD
 <!-- gateway:begin -->
 ## gateway vs nginx
 
-Machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr); wrk, the proxies and
+Machine: $(machine); wrk, the proxies and
 the upstream share it. Command: \`bench/gateway.sh $duration $connections\` (wrk -t1
 -c$connections -d${duration}s, keep-alive, after a 2 s warm-up, three runs each). Upstream: an
 nginx server block returning a 52-byte JSON body. nginx as proxy: \`worker_processes auto\`,
@@ -117,11 +116,4 @@ $((peak_rss_kib / 1024)) MiB.
 MD
 )
 echo "$section"
-python3 - docs/benchmarks.md "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-text = open(path).read()
-pattern = re.compile(r"<!-- gateway:begin -->.*?<!-- gateway:end -->", re.S)
-text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
-open(path, "w").write(text)
-PY
+write_section gateway "$section"

@@ -7,6 +7,8 @@
 #   bench/users.sh [duration-seconds=10] [connections=64]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 duration=${1:-10}
 connections=${2:-64}
 port=39101
@@ -26,31 +28,10 @@ for n in $(seq 100); do
     -d "{\"name\":\"Seed $n\",\"email\":\"seed-$n@example.com\"}" >/dev/null
 done
 
-# run NAME wrk-args…: a 2 s warm-up, then three measured wrk runs; prints a markdown row with
-# the median run (by req/s), since this shared 2-core machine is noisy.
-run() {
-  local name=$1
-  shift
-  wrk -t1 -c"$connections" -d2s "$@" >/dev/null
-  local results=()
-  for _ in 1 2 3; do
-    local output
-    output=$(wrk -t1 -c"$connections" -d"${duration}s" --latency "$@")
-    results+=("$(awk '/^Requests\/sec:/ {rps=$2} $1 == "50%" {p50=$2} $1 == "99%" {p99=$2}
-      /Non-2xx or 3xx responses:/ {errors=$5} END {printf "%.0f %s %s %d", rps, p50, p99, errors}' <<<"$output")")
-  done
-  local median
-  median=$(printf '%s\n' "${results[@]}" | sort -n | sed -n 2p)
-  read -r rps p50 p99 errors <<<"$median"
-  local all
-  all=$(printf '%s\n' "${results[@]}" | awk '{printf "%s%s", sep, $1; sep=", "}')
-  printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$errors" "$all"
-}
-
 rows=$(
-  run 'GET /api/users/1 (cache hit)' "http://127.0.0.1:$port/api/users/1"
-  run 'GET /api/users?limit=100' "http://127.0.0.1:$port/api/users?limit=100"
-  run 'POST /api/users' -s bench/post_user.lua "http://127.0.0.1:$port/api/users"
+  wrk_row 'GET /api/users/1 (cache hit)' "http://127.0.0.1:$port/api/users/1"
+  wrk_row 'GET /api/users?limit=100' "http://127.0.0.1:$port/api/users?limit=100"
+  wrk_row 'POST /api/users' -s bench/post_user.lua "http://127.0.0.1:$port/api/users"
 )
 peak_rss_kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
 log_lines=$(wc -l <"$work/service.log")
@@ -59,7 +40,7 @@ section=$(cat <<MD
 <!-- users:begin -->
 ## users-service
 
-Machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr); wrk and the
+Machine: $(machine); wrk and the
 service share the machine. Command: \`bench/users.sh $duration $connections\` (wrk -t1
 -c$connections -d${duration}s, keep-alive, after a 2 s warm-up, three runs each; release build; embedded defaults: SQLite, in-process
 cache; access log on, $log_lines lines written). Run on $(date -u +%Y-%m-%d).
@@ -73,13 +54,4 @@ Peak RSS of users-service over the whole run: $((peak_rss_kib / 1024)) MiB.
 MD
 )
 echo "$section"
-doc=docs/benchmarks.md
-[ -f "$doc" ] || printf '# Benchmarks\n\nLoad figures measured on this project'"'"'s machines; each section is rewritten by its script in `bench/`.\n' >"$doc"
-python3 - "$doc" "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-text = open(path).read()
-pattern = re.compile(r"<!-- users:begin -->.*?<!-- users:end -->", re.S)
-text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
-open(path, "w").write(text)
-PY
+write_section users "$section"

@@ -100,6 +100,7 @@ impl Pool {
         .map_err(|error| ConnectError::Io(label.clone(), error))?;
         let _ = stream.set_nodelay(true);
         let (sender, connection) = http1::Builder::new()
+            .writev(false)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|error| ConnectError::Handshake(label.clone(), error))?;

@@ -114,6 +114,7 @@ async fn serve(
     builder
         .timer(TokioTimer::new())
         .keep_alive(true)
+        .writev(false)
         .header_read_timeout(Duration::from_millis(server.client_header_timeout_ms))
         .max_buf_size(server.max_header_bytes.max(8192) + 64 * 1024)
         .max_header_size(server.max_header_bytes);
