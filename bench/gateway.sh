@@ -100,8 +100,8 @@ section=$(cat <<MD
 Machine: $(machine); wrk, the proxies and
 the upstream share it. Command: \`bench/gateway.sh $duration $connections\` (wrk -t1
 -c$connections -d${duration}s, keep-alive, after a 2 s warm-up, three runs each). Upstream: an
-nginx server block returning a 52-byte JSON body. nginx as proxy: \`worker_processes auto\`,
-upstream \`keepalive 128\`, no access log. Gateway: release build, built-in defaults (one
+nginx instance (1 worker) returning a 52-byte JSON body. nginx as proxy: a second instance,
+\`worker_processes auto\`, upstream \`keepalive 128\`, no access log. Gateway: release build, built-in defaults (one
 thread per core), access log on ($log_lines lines written). Run on $(date -u +%Y-%m-%d).
 
 | path | req/s (median of 3) | p50 | p99 | non-2xx | req/s of the 3 runs |
