@@ -229,9 +229,17 @@ async fn hundred_mebibytes_stream_both_ways_in_bounded_memory() {
 #[test]
 fn the_example_config_in_deploy_is_valid() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/gateway.toml");
-    let config = gateway::config::GatewayConfig::from_file(&path).expect("deploy/gateway.toml is valid");
-    assert!(config.rate_limit.is_some(), "the example turns the rate limit on");
-    let builtin: Vec<String> = gateway::config::GatewayConfig::builtin().routes.into_iter().map(|r| r.prefix).collect();
+    let config =
+        gateway::config::GatewayConfig::from_file(&path).expect("deploy/gateway.toml is valid");
+    assert!(
+        config.rate_limit.is_some(),
+        "the example turns the rate limit on"
+    );
+    let builtin: Vec<String> = gateway::config::GatewayConfig::builtin()
+        .routes
+        .into_iter()
+        .map(|r| r.prefix)
+        .collect();
     let example: Vec<String> = config.routes.into_iter().map(|r| r.prefix).collect();
     assert_eq!(example, builtin, "the example has the built-in routes");
 }
