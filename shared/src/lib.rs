@@ -7,6 +7,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`config`] | clap arguments every binary takes (CONTRACTS.md's variables) and one-line start-up errors |
+//! | [`crud`] | the REST shape of table-backed resources: list, cached read, create, replace, delete |
 //! | [`telemetry`] | slog JSON logging to stdout (and `LOG_DIR` files), the bridge for `log` records |
 //! | [`error`] | [`error::ApiError`], the JSON error body, and handlers for actix's extractor errors |
 //! | [`request`] | the middleware: `X-Request-Id`, one access line per request, metrics, JSON-only errors |
@@ -22,6 +23,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod crud;
 pub mod db;
 pub mod error;
 pub mod health;

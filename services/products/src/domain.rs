@@ -125,9 +125,6 @@ pub fn price_cents(number: &serde_json::Number) -> Result<i64, &'static str> {
 /// Everything a products handler can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ProductError {
-    /// No product has this id.
-    #[error("product {0} not found")]
-    NotFound(i64),
     /// The input failed validation.
     #[error("invalid product")]
     Invalid(Vec<FieldError>),
@@ -139,7 +136,6 @@ pub enum ProductError {
 impl From<ProductError> for ApiError {
     fn from(error: ProductError) -> Self {
         match error {
-            ProductError::NotFound(_) => ApiError::NotFound(error.to_string()),
             ProductError::Invalid(details) => ApiError::validation(details),
             ProductError::Database(cause) => {
                 ApiError::Internal(anyhow::Error::new(cause).context("products database"))

@@ -64,8 +64,10 @@ impl Application {
         let context = ServiceContext::open(&settings, migrations(), logger).await?;
         let repository = ProductRepository::new(context.database.clone());
         let state = web::Data::new(routes::ProductsState {
-            repository: repository.clone(),
+            table: repository.clone(),
             cache: context.cache.clone(),
+            name: "product",
+            path: "/api/products",
         });
         let service = HttpService::bind(&settings, &context, move |config| {
             routes::configure(config, state.clone())

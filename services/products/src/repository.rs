@@ -2,6 +2,7 @@
 //! unchanged on SQLite and PostgreSQL.
 
 use shared::{
+    crud::Table,
     db::{Database, placeholders, timestamp_now},
     pagination::Page,
 };
@@ -24,8 +25,39 @@ impl ProductRepository {
         Self { database }
     }
 
+    /// Inserts the seed's demo products when the table is empty; `true` when it did.
+    pub async fn seed_if_empty(&self) -> anyhow::Result<bool> {
+        let mut transaction = self.database.pool().begin().await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
+            .fetch_one(&mut *transaction)
+            .await?;
+        if count > 0 {
+            return Ok(false);
+        }
+        for (name, price_cents) in [("Laptop", 99_999_i64), ("Smartphone", 69_999)] {
+            sqlx::query("INSERT INTO products (name, price_cents, created_at) VALUES ($1, $2, $3)")
+                .bind(name)
+                .bind(price_cents)
+                .bind(timestamp_now())
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(true)
+    }
+}
+
+impl Table for ProductRepository {
+    type Item = Product;
+    type Valid = ValidProduct;
+    type Error = ProductError;
+
+    fn id(item: &Product) -> i64 {
+        item.id
+    }
+
     /// One page, by id, and the total number of products.
-    pub async fn list(&self, page: Page) -> Result<(Vec<Product>, i64), ProductError> {
+    async fn list(&self, page: Page) -> Result<(Vec<Product>, i64), ProductError> {
         let rows = sqlx::query_as::<_, ProductRow>(
             "SELECT id, name, price_cents, created_at FROM products ORDER BY id LIMIT $1 OFFSET $2",
         )
@@ -40,7 +72,7 @@ impl ProductRepository {
     }
 
     /// The products with these ids that exist, by id.
-    pub async fn by_ids(&self, ids: &[i64]) -> Result<Vec<Product>, ProductError> {
+    async fn by_ids(&self, ids: &[i64]) -> Result<Vec<Product>, ProductError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -61,7 +93,7 @@ impl ProductRepository {
     }
 
     /// The product with this id, if any.
-    pub async fn find(&self, id: i64) -> Result<Option<Product>, ProductError> {
+    async fn find(&self, id: i64) -> Result<Option<Product>, ProductError> {
         Ok(sqlx::query_as::<_, ProductRow>(
             "SELECT id, name, price_cents, created_at FROM products WHERE id = $1",
         )
@@ -72,7 +104,7 @@ impl ProductRepository {
     }
 
     /// Inserts a product.
-    pub async fn insert(&self, product: &ValidProduct) -> Result<Product, ProductError> {
+    async fn insert(&self, product: &ValidProduct) -> Result<Product, ProductError> {
         Ok(sqlx::query_as::<_, ProductRow>(
             "INSERT INTO products (name, price_cents, created_at) VALUES ($1, $2, $3) \
              RETURNING id, name, price_cents, created_at",
@@ -86,7 +118,7 @@ impl ProductRepository {
     }
 
     /// Replaces a product's name and price; `None` when there is no such product.
-    pub async fn update(
+    async fn update(
         &self,
         id: i64,
         product: &ValidProduct,
@@ -104,32 +136,11 @@ impl ProductRepository {
     }
 
     /// Deletes a product; `false` when there was none.
-    pub async fn delete(&self, id: i64) -> Result<bool, ProductError> {
+    async fn delete(&self, id: i64) -> Result<bool, ProductError> {
         let result = sqlx::query("DELETE FROM products WHERE id = $1")
             .bind(id)
             .execute(self.database.pool())
             .await?;
         Ok(result.rows_affected() > 0)
-    }
-
-    /// Inserts the seed's demo products when the table is empty; `true` when it did.
-    pub async fn seed_if_empty(&self) -> anyhow::Result<bool> {
-        let mut transaction = self.database.pool().begin().await?;
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
-            .fetch_one(&mut *transaction)
-            .await?;
-        if count > 0 {
-            return Ok(false);
-        }
-        for (name, price_cents) in [("Laptop", 99_999_i64), ("Smartphone", 69_999)] {
-            sqlx::query("INSERT INTO products (name, price_cents, created_at) VALUES ($1, $2, $3)")
-                .bind(name)
-                .bind(price_cents)
-                .bind(timestamp_now())
-                .execute(&mut *transaction)
-                .await?;
-        }
-        transaction.commit().await?;
-        Ok(true)
     }
 }

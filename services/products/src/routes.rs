@@ -1,28 +1,17 @@
-//! The handlers of `/api/products…`. Reads by id go through the cache; every write invalidates the
-//! id it touched after the database committed it.
+//! The handlers of `/api/products…`: each carries its OpenAPI description and hands the request
+//! to the shared [`Resource`] (cache-aside reads, invalidation after writes).
 
-use actix_web::{HttpResponse, http::header, web};
-use shared::{
-    ApiError,
-    cache::{Cache, Entry, cached_response},
-    error::ErrorBody,
-    pagination::{ListQuery, ListRequest, list_response},
-    validate::Object,
-};
+use actix_web::{HttpResponse, web};
+use shared::{ApiError, crud::Resource, error::ErrorBody, pagination::ListQuery, validate::Object};
 
 use crate::{
-    domain::{Product, ProductError, ProductInput},
+    domain::{Product, ProductInput},
     openapi,
     repository::ProductRepository,
 };
 
-/// What the handlers share.
-pub struct ProductsState {
-    /// The table.
-    pub repository: ProductRepository,
-    /// Cache-aside for reads by id.
-    pub cache: Cache,
-}
+/// What the handlers share: the table behind the shared REST shape.
+pub type ProductsState = Resource<ProductRepository>;
 
 /// Adds the products routes (and the OpenAPI document) to an app.
 pub fn configure(config: &mut web::ServiceConfig, state: web::Data<ProductsState>) {
@@ -45,10 +34,6 @@ pub fn configure(config: &mut web::ServiceConfig, state: web::Data<ProductsState
         );
 }
 
-fn cache_key(id: i64) -> String {
-    format!("product:{id}")
-}
-
 /// Lists products, a page at a time, or those named by `?ids=`.
 #[utoipa::path(get, path = "/api/products", tag = "products", params(ListQuery),
     responses(
@@ -60,16 +45,7 @@ pub async fn list_products(
     state: web::Data<ProductsState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    match query.into_inner().into_request()? {
-        ListRequest::Page(page) => {
-            let (products, total) = state.repository.list(page).await?;
-            Ok(list_response(&products, total))
-        }
-        ListRequest::Ids(ids) => {
-            let products = state.repository.by_ids(&ids).await?;
-            Ok(list_response(&products, products.len() as i64))
-        }
-    }
+    state.list(query.into_inner()).await
 }
 
 /// One product, from the cache when it can.
@@ -85,17 +61,7 @@ pub async fn get_product(
     state: web::Data<ProductsState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let (status, entry) = state
-        .cache
-        .get_or_load(&cache_key(id), || async {
-            Ok::<_, ProductError>(Entry::json(state.repository.find(id).await?.as_ref()))
-        })
-        .await
-        .map_err(ApiError::from)?;
-    Ok(cached_response(status, entry, || {
-        ProductError::NotFound(id).into()
-    }))
+    state.get(id.into_inner()).await
 }
 
 /// Creates a product.
@@ -113,13 +79,7 @@ pub async fn create_product(
     input: web::Json<Object<ProductInput>>,
 ) -> Result<HttpResponse, ApiError> {
     let Object(input) = input.into_inner();
-    let valid = input.validate()?;
-    let product = state.repository.insert(&valid).await?;
-    // A read of this id before it existed may have cached "missing".
-    state.cache.invalidate(&cache_key(product.id)).await;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/products/{}", product.id)))
-        .json(product))
+    state.create(input.validate()?).await
 }
 
 /// Replaces a product's name and price.
@@ -138,12 +98,8 @@ pub async fn update_product(
     id: web::Path<i64>,
     input: web::Json<Object<ProductInput>>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
     let Object(input) = input.into_inner();
-    let valid = input.validate()?;
-    let updated = state.repository.update(id, &valid).await;
-    state.cache.invalidate(&cache_key(id)).await;
-    Ok(HttpResponse::Ok().json(updated?.ok_or(ProductError::NotFound(id))?))
+    state.update(id.into_inner(), input.validate()?).await
 }
 
 /// Deletes a product.
@@ -158,12 +114,5 @@ pub async fn delete_product(
     state: web::Data<ProductsState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let deleted = state.repository.delete(id).await;
-    state.cache.invalidate(&cache_key(id)).await;
-    if deleted? {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(ProductError::NotFound(id).into())
-    }
+    state.delete(id.into_inner()).await
 }

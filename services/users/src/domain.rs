@@ -74,9 +74,6 @@ impl UserInput {
 /// Everything a users handler can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
-    /// No user has this id.
-    #[error("user {0} not found")]
-    NotFound(i64),
     /// Another user has this address (in any case).
     #[error("email {0} is already used")]
     EmailTaken(String),
@@ -91,7 +88,6 @@ pub enum UserError {
 impl From<UserError> for ApiError {
     fn from(error: UserError) -> Self {
         match error {
-            UserError::NotFound(_) => ApiError::NotFound(error.to_string()),
             UserError::EmailTaken(_) => ApiError::Conflict(error.to_string()),
             UserError::Invalid(details) => ApiError::validation(details),
             UserError::Database(cause) => {

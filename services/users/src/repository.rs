@@ -2,6 +2,7 @@
 //! on SQLite and PostgreSQL.
 
 use shared::{
+    crud::Table,
     db::{Database, is_unique_violation, placeholders, timestamp_now},
     pagination::Page,
 };
@@ -22,88 +23,6 @@ impl UserRepository {
     /// A repository over `database` (already migrated).
     pub fn new(database: Database) -> Self {
         Self { database }
-    }
-
-    /// One page, by id, and the total number of users.
-    pub async fn list(&self, page: Page) -> Result<(Vec<User>, i64), UserError> {
-        let users = sqlx::query_as::<_, User>(
-            "SELECT id, name, email, created_at FROM users ORDER BY id LIMIT $1 OFFSET $2",
-        )
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(self.database.pool())
-        .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(self.database.pool())
-            .await?;
-        Ok((users, total))
-    }
-
-    /// The users with these ids that exist, by id.
-    pub async fn by_ids(&self, ids: &[i64]) -> Result<Vec<User>, UserError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT {COLUMNS} FROM users WHERE id IN ({}) ORDER BY id",
-            placeholders(ids.len())
-        );
-        let mut query = sqlx::query_as::<_, User>(AssertSqlSafe(sql));
-        for id in ids {
-            query = query.bind(*id);
-        }
-        Ok(query.fetch_all(self.database.pool()).await?)
-    }
-
-    /// The user with this id, if any.
-    pub async fn find(&self, id: i64) -> Result<Option<User>, UserError> {
-        Ok(
-            sqlx::query_as::<_, User>(
-                "SELECT id, name, email, created_at FROM users WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(self.database.pool())
-            .await?,
-        )
-    }
-
-    /// Inserts a user; [`UserError::EmailTaken`] when the address is used (in any case).
-    pub async fn insert(&self, user: &ValidUser) -> Result<User, UserError> {
-        sqlx::query_as::<_, User>(
-            "INSERT INTO users (name, email, email_key, created_at) VALUES ($1, $2, $3, $4) \
-             RETURNING id, name, email, created_at",
-        )
-        .bind(&user.name)
-        .bind(&user.email)
-        .bind(&user.email_key)
-        .bind(timestamp_now())
-        .fetch_one(self.database.pool())
-        .await
-        .map_err(|error| email_conflict(error, &user.email))
-    }
-
-    /// Replaces a user's name and email; `None` when there is no such user.
-    pub async fn update(&self, id: i64, user: &ValidUser) -> Result<Option<User>, UserError> {
-        sqlx::query_as::<_, User>(
-            "UPDATE users SET name = $1, email = $2, email_key = $3 WHERE id = $4 \
-             RETURNING id, name, email, created_at",
-        )
-        .bind(&user.name)
-        .bind(&user.email)
-        .bind(&user.email_key)
-        .bind(id)
-        .fetch_optional(self.database.pool())
-        .await
-        .map_err(|error| email_conflict(error, &user.email))
-    }
-
-    /// Deletes a user; `false` when there was none.
-    pub async fn delete(&self, id: i64) -> Result<bool, UserError> {
-        let result = sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(id)
-            .execute(self.database.pool())
-            .await?;
-        Ok(result.rows_affected() > 0)
     }
 
     /// Inserts the seed's demo users when the table is empty; `true` when it did.
@@ -136,5 +55,97 @@ fn email_conflict(error: sqlx::Error, email: &str) -> UserError {
         UserError::EmailTaken(email.to_owned())
     } else {
         UserError::Database(error)
+    }
+}
+
+impl Table for UserRepository {
+    type Item = User;
+    type Valid = ValidUser;
+    type Error = UserError;
+
+    fn id(item: &User) -> i64 {
+        item.id
+    }
+
+    /// One page, by id, and the total number of users.
+    async fn list(&self, page: Page) -> Result<(Vec<User>, i64), UserError> {
+        let users = sqlx::query_as::<_, User>(
+            "SELECT id, name, email, created_at FROM users ORDER BY id LIMIT $1 OFFSET $2",
+        )
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(self.database.pool())
+        .await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(self.database.pool())
+            .await?;
+        Ok((users, total))
+    }
+
+    /// The users with these ids that exist, by id.
+    async fn by_ids(&self, ids: &[i64]) -> Result<Vec<User>, UserError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM users WHERE id IN ({}) ORDER BY id",
+            placeholders(ids.len())
+        );
+        let mut query = sqlx::query_as::<_, User>(AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        Ok(query.fetch_all(self.database.pool()).await?)
+    }
+
+    /// The user with this id, if any.
+    async fn find(&self, id: i64) -> Result<Option<User>, UserError> {
+        Ok(
+            sqlx::query_as::<_, User>(
+                "SELECT id, name, email, created_at FROM users WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(self.database.pool())
+            .await?,
+        )
+    }
+
+    /// Inserts a user; [`UserError::EmailTaken`] when the address is used (in any case).
+    async fn insert(&self, user: &ValidUser) -> Result<User, UserError> {
+        sqlx::query_as::<_, User>(
+            "INSERT INTO users (name, email, email_key, created_at) VALUES ($1, $2, $3, $4) \
+             RETURNING id, name, email, created_at",
+        )
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(&user.email_key)
+        .bind(timestamp_now())
+        .fetch_one(self.database.pool())
+        .await
+        .map_err(|error| email_conflict(error, &user.email))
+    }
+
+    /// Replaces a user's name and email; `None` when there is no such user.
+    async fn update(&self, id: i64, user: &ValidUser) -> Result<Option<User>, UserError> {
+        sqlx::query_as::<_, User>(
+            "UPDATE users SET name = $1, email = $2, email_key = $3 WHERE id = $4 \
+             RETURNING id, name, email, created_at",
+        )
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(&user.email_key)
+        .bind(id)
+        .fetch_optional(self.database.pool())
+        .await
+        .map_err(|error| email_conflict(error, &user.email))
+    }
+
+    /// Deletes a user; `false` when there was none.
+    async fn delete(&self, id: i64) -> Result<bool, UserError> {
+        let result = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(self.database.pool())
+            .await?;
+        Ok(result.rows_affected() > 0)
     }
 }

@@ -1,28 +1,17 @@
-//! The handlers of `/api/users…`. Reads by id go through the cache; every write invalidates the
-//! id it touched after the database committed it.
+//! The handlers of `/api/users…`: each carries its OpenAPI description and hands the request
+//! to the shared [`Resource`] (cache-aside reads, invalidation after writes).
 
-use actix_web::{HttpResponse, http::header, web};
-use shared::{
-    ApiError,
-    cache::{Cache, Entry, cached_response},
-    error::ErrorBody,
-    pagination::{ListQuery, ListRequest, list_response},
-    validate::Object,
-};
+use actix_web::{HttpResponse, web};
+use shared::{ApiError, crud::Resource, error::ErrorBody, pagination::ListQuery, validate::Object};
 
 use crate::{
-    domain::{User, UserError, UserInput},
+    domain::{User, UserInput},
     openapi,
     repository::UserRepository,
 };
 
-/// What the handlers share.
-pub struct UsersState {
-    /// The table.
-    pub repository: UserRepository,
-    /// Cache-aside for reads by id.
-    pub cache: Cache,
-}
+/// What the handlers share: the table behind the shared REST shape.
+pub type UsersState = Resource<UserRepository>;
 
 /// Adds the users routes (and the OpenAPI document) to an app.
 pub fn configure(config: &mut web::ServiceConfig, state: web::Data<UsersState>) {
@@ -42,10 +31,6 @@ pub fn configure(config: &mut web::ServiceConfig, state: web::Data<UsersState>) 
         );
 }
 
-fn cache_key(id: i64) -> String {
-    format!("user:{id}")
-}
-
 /// Lists users, a page at a time, or those named by `?ids=`.
 #[utoipa::path(get, path = "/api/users", tag = "users", params(ListQuery),
     responses(
@@ -57,16 +42,7 @@ pub async fn list_users(
     state: web::Data<UsersState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    match query.into_inner().into_request()? {
-        ListRequest::Page(page) => {
-            let (users, total) = state.repository.list(page).await?;
-            Ok(list_response(&users, total))
-        }
-        ListRequest::Ids(ids) => {
-            let users = state.repository.by_ids(&ids).await?;
-            Ok(list_response(&users, users.len() as i64))
-        }
-    }
+    state.list(query.into_inner()).await
 }
 
 /// One user, from the cache when it can.
@@ -82,17 +58,7 @@ pub async fn get_user(
     state: web::Data<UsersState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let (status, entry) = state
-        .cache
-        .get_or_load(&cache_key(id), || async {
-            Ok::<_, UserError>(Entry::json(state.repository.find(id).await?.as_ref()))
-        })
-        .await
-        .map_err(ApiError::from)?;
-    Ok(cached_response(status, entry, || {
-        UserError::NotFound(id).into()
-    }))
+    state.get(id.into_inner()).await
 }
 
 /// Creates a user.
@@ -111,13 +77,7 @@ pub async fn create_user(
     input: web::Json<Object<UserInput>>,
 ) -> Result<HttpResponse, ApiError> {
     let Object(input) = input.into_inner();
-    let valid = input.validate()?;
-    let user = state.repository.insert(&valid).await?;
-    // A read of this id before it existed may have cached "missing".
-    state.cache.invalidate(&cache_key(user.id)).await;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/users/{}", user.id)))
-        .json(user))
+    state.create(input.validate()?).await
 }
 
 /// Replaces a user's name and email.
@@ -137,12 +97,8 @@ pub async fn update_user(
     id: web::Path<i64>,
     input: web::Json<Object<UserInput>>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
     let Object(input) = input.into_inner();
-    let valid = input.validate()?;
-    let updated = state.repository.update(id, &valid).await;
-    state.cache.invalidate(&cache_key(id)).await;
-    Ok(HttpResponse::Ok().json(updated?.ok_or(UserError::NotFound(id))?))
+    state.update(id.into_inner(), input.validate()?).await
 }
 
 /// Deletes a user.
@@ -157,12 +113,5 @@ pub async fn delete_user(
     state: web::Data<UsersState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let deleted = state.repository.delete(id).await;
-    state.cache.invalidate(&cache_key(id)).await;
-    if deleted? {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(UserError::NotFound(id).into())
-    }
+    state.delete(id.into_inner()).await
 }

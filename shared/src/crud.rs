@@ -1,0 +1,126 @@
+//! The REST shape the table-backed services share: list (a page, or the rows named by `?ids=`),
+//! read by id through the cache (`X-Cache`), create (201 + `Location`), replace, delete (204),
+//! with the cache entry of an id invalidated after every write to it.
+//!
+//! A service implements [`Table`] over its SQL and keeps thin handlers (they carry its OpenAPI
+//! annotations) that call a [`Resource`].
+
+use actix_web::{HttpResponse, http::header};
+use serde::Serialize;
+
+use crate::{
+    ApiError,
+    cache::{Cache, Entry, cached_response},
+    pagination::{ListQuery, ListRequest, Page, list_response},
+};
+
+/// The rows of one resource, by integer id.
+// Handlers run on actix's single-threaded workers, so these futures need not be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait Table {
+    /// A row as the API returns it.
+    type Item: Serialize;
+    /// What a create or replace writes, validated.
+    type Valid;
+    /// What the table fails with.
+    type Error: Into<ApiError>;
+
+    /// A row's id.
+    fn id(item: &Self::Item) -> i64;
+    /// One page by id, and the number of rows.
+    async fn list(&self, page: Page) -> Result<(Vec<Self::Item>, i64), Self::Error>;
+    /// The rows with these ids that exist, by id.
+    async fn by_ids(&self, ids: &[i64]) -> Result<Vec<Self::Item>, Self::Error>;
+    /// The row with this id.
+    async fn find(&self, id: i64) -> Result<Option<Self::Item>, Self::Error>;
+    /// Inserts a row.
+    async fn insert(&self, valid: &Self::Valid) -> Result<Self::Item, Self::Error>;
+    /// Replaces a row; `None` when there is none.
+    async fn update(&self, id: i64, valid: &Self::Valid)
+    -> Result<Option<Self::Item>, Self::Error>;
+    /// Deletes a row; `false` when there was none.
+    async fn delete(&self, id: i64) -> Result<bool, Self::Error>;
+}
+
+/// A [`Table`] served over HTTP with cache-aside reads.
+pub struct Resource<T> {
+    /// The rows.
+    pub table: T,
+    /// Cache-aside for reads by id.
+    pub cache: Cache,
+    /// The singular name, for cache keys and messages (`user`).
+    pub name: &'static str,
+    /// The collection's path, for `Location` (`/api/users`).
+    pub path: &'static str,
+}
+
+impl<T: Table> Resource<T> {
+    fn cache_key(&self, id: i64) -> String {
+        format!("{}:{id}", self.name)
+    }
+
+    fn not_found(&self, id: i64) -> ApiError {
+        ApiError::NotFound(format!("{} {id} not found", self.name))
+    }
+
+    /// `GET {path}`: a page, or the rows named by `?ids=`; `X-Total-Count`.
+    pub async fn list(&self, query: ListQuery) -> Result<HttpResponse, ApiError> {
+        match query.into_request()? {
+            ListRequest::Page(page) => {
+                let (items, total) = self.table.list(page).await.map_err(Into::into)?;
+                Ok(list_response(&items, total))
+            }
+            ListRequest::Ids(ids) => {
+                let items = self.table.by_ids(&ids).await.map_err(Into::into)?;
+                Ok(list_response(&items, items.len() as i64))
+            }
+        }
+    }
+
+    /// `GET {path}/{id}`, from the cache when it can (`X-Cache: hit` or `miss`).
+    pub async fn get(&self, id: i64) -> Result<HttpResponse, ApiError> {
+        let (status, entry) = self
+            .cache
+            .get_or_load(&self.cache_key(id), || async {
+                self.table
+                    .find(id)
+                    .await
+                    .map(|item| Entry::json(item.as_ref()))
+            })
+            .await
+            .map_err(Into::into)?;
+        Ok(cached_response(status, entry, || self.not_found(id)))
+    }
+
+    /// `POST {path}`: 201 with `Location`.
+    pub async fn create(&self, valid: T::Valid) -> Result<HttpResponse, ApiError> {
+        let item = self.table.insert(&valid).await.map_err(Into::into)?;
+        let id = T::id(&item);
+        // A read of this id before it existed may have cached "missing".
+        self.cache.invalidate(&self.cache_key(id)).await;
+        Ok(HttpResponse::Created()
+            .insert_header((header::LOCATION, format!("{}/{id}", self.path)))
+            .json(item))
+    }
+
+    /// `PUT {path}/{id}`: 200 with the new row, or 404.
+    pub async fn update(&self, id: i64, valid: T::Valid) -> Result<HttpResponse, ApiError> {
+        let updated = self.table.update(id, &valid).await;
+        self.cache.invalidate(&self.cache_key(id)).await;
+        match updated.map_err(Into::into)? {
+            Some(item) => Ok(HttpResponse::Ok().json(item)),
+            None => Err(self.not_found(id)),
+        }
+    }
+
+    /// `DELETE {path}/{id}`: 204, or 404.
+    pub async fn delete(&self, id: i64) -> Result<HttpResponse, ApiError> {
+        let deleted = self.table.delete(id).await;
+        self.cache.invalidate(&self.cache_key(id)).await;
+        if deleted.map_err(Into::into)? {
+            Ok(HttpResponse::NoContent().finish())
+        } else {
+            Err(self.not_found(id))
+        }
+    }
+}
