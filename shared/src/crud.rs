@@ -124,3 +124,55 @@ impl<T: Table> Resource<T> {
         }
     }
 }
+
+/// A table-backed service, built: database migrated, listener bound, routes in place.
+pub struct TableService<T> {
+    /// The server.
+    service: crate::server::HttpService,
+    /// The rows (for seeding).
+    table: T,
+}
+
+impl<T: Table + Clone + Send + Sync + 'static> TableService<T> {
+    /// Opens the database and cache (running `migrations`), builds the table with `table`, and
+    /// binds the server with `routes` over a [`Resource`] named `name` at `path`.
+    pub async fn build(
+        settings: crate::server::ServiceSettings,
+        logger: slog::Logger,
+        migrations: crate::db::Migrations,
+        (name, path): (&'static str, &'static str),
+        table: impl FnOnce(crate::db::Database) -> T,
+        routes: fn(&mut actix_web::web::ServiceConfig, actix_web::web::Data<Resource<T>>),
+    ) -> anyhow::Result<Self> {
+        let context = crate::server::ServiceContext::open(&settings, migrations, logger).await?;
+        let table = table(context.database.clone());
+        let resource = actix_web::web::Data::new(Resource {
+            table: table.clone(),
+            cache: context.cache.clone(),
+            name,
+            path,
+        });
+        let service = crate::server::HttpService::bind(&settings, &context, move |config| {
+            routes(config, resource.clone())
+        })?;
+        Ok(Self { service, table })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.service.port()
+    }
+
+    /// The rows.
+    pub fn table(&self) -> &T {
+        &self.table
+    }
+
+    /// Serves until `shutdown` resolves, then drains and stops.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        self.service.run_until_stopped(shutdown).await
+    }
+}

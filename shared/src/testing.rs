@@ -253,3 +253,25 @@ pub fn capturing_logger(
     );
     (logger, buffer)
 }
+
+/// Settings for a service instance under test on `database_url`: port 0 on 127.0.0.1, one
+/// worker, the in-process cache, and cache keys of its own (so tests can share one Redis).
+pub fn service_settings(
+    name: &'static str,
+    default_port: u16,
+    database_url: DatabaseUrl,
+) -> crate::server::ServiceSettings {
+    let args = crate::config::CommonArgs {
+        port: Some(0),
+        bind: std::net::Ipv4Addr::LOCALHOST.into(),
+        log_level: crate::config::LogLevel::Info,
+        log_dir: None,
+        database_url: Some(database_url),
+        redis_url: None,
+        cache_ttl_secs: 60,
+    };
+    let mut settings = crate::server::ServiceSettings::from_args(name, default_port, &args);
+    settings.workers = 1;
+    settings.cache.namespace = format!("test:{}:{name}", uuid::Uuid::new_v4().simple());
+    settings
+}

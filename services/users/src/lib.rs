@@ -14,12 +14,7 @@ pub mod openapi;
 pub mod repository;
 pub mod routes;
 
-use actix_web::web;
-use shared::{
-    config::CommonArgs,
-    db::Migrations,
-    server::{HttpService, ServiceContext, ServiceSettings},
-};
+use shared::{config::CommonArgs, crud::TableService, db::Migrations, server::ServiceSettings};
 use slog::Logger;
 
 use crate::repository::UserRepository;
@@ -51,41 +46,32 @@ pub fn migrations() -> Migrations {
 }
 
 /// A built users service: database migrated, listener bound.
-pub struct Application {
-    /// The server.
-    service: HttpService,
-    /// The rows, for seeding.
-    repository: UserRepository,
-}
+pub struct Application(TableService<UserRepository>);
 
 impl Application {
     /// Connects, migrates, binds. The binary and the tests both start here.
     pub async fn build(settings: ServiceSettings, logger: Logger) -> anyhow::Result<Self> {
-        let context = ServiceContext::open(&settings, migrations(), logger).await?;
-        let repository = UserRepository::new(context.database.clone());
-        let state = web::Data::new(routes::UsersState {
-            table: repository.clone(),
-            cache: context.cache.clone(),
-            name: "user",
-            path: "/api/users",
-        });
-        let service = HttpService::bind(&settings, &context, move |config| {
-            routes::configure(config, state.clone())
-        })?;
-        Ok(Self {
-            service,
-            repository,
-        })
+        let resource = ("user", "/api/users");
+        TableService::build(
+            settings,
+            logger,
+            migrations(),
+            resource,
+            UserRepository::new,
+            routes::configure,
+        )
+        .await
+        .map(Self)
     }
 
     /// The port it listens on.
     pub fn port(&self) -> u16 {
-        self.service.port()
+        self.0.port()
     }
 
-    /// Inserts the seed's demo users (Alice, Bob) when there are no users at all.
+    /// Inserts the seed's demo users (Alice, Bob) when there are none at all.
     pub async fn seed_demo_data(&self) -> anyhow::Result<bool> {
-        self.repository.seed_if_empty().await
+        self.0.table().seed_if_empty().await
     }
 
     /// Serves until `shutdown` resolves, then drains and stops.
@@ -93,6 +79,6 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        self.service.run_until_stopped(shutdown).await
+        self.0.run_until_stopped(shutdown).await
     }
 }

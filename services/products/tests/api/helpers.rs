@@ -1,15 +1,15 @@
 //! Spawning products-service the way the binary does, on a free port and a fresh database.
 
-use std::{net::Ipv4Addr, ops::Deref};
+use std::ops::Deref;
 
 use products_service::{Application, DEFAULT_PORT, NAME};
 use reqwest::Response;
 use serde_json::{Value, json};
 use shared::{
-    config::{CommonArgs, DatabaseUrl, LogLevel},
+    config::DatabaseUrl,
     server::ServiceSettings,
     telemetry::test_logger,
-    testing::{TestBackend, TestServer, fresh_database},
+    testing::{TestBackend, TestServer, fresh_database, service_settings},
 };
 
 /// A running products-service.
@@ -30,19 +30,7 @@ impl Deref for TestApp {
 
 /// Settings for a test instance on `database_url`: port 0, one worker, its own cache keys.
 pub fn test_settings(database_url: DatabaseUrl) -> ServiceSettings {
-    let args = CommonArgs {
-        port: Some(0),
-        bind: Ipv4Addr::LOCALHOST.into(),
-        log_level: LogLevel::Info,
-        log_dir: None,
-        database_url: Some(database_url),
-        redis_url: None,
-        cache_ttl_secs: 60,
-    };
-    let mut settings = ServiceSettings::from_args(NAME, DEFAULT_PORT, &args);
-    settings.workers = 1;
-    settings.cache.namespace = format!("test:{}:products", uuid::Uuid::new_v4().simple());
-    settings
+    service_settings(NAME, DEFAULT_PORT, database_url)
 }
 
 /// products-service on a fresh database of `backend`.
