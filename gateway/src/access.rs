@@ -5,7 +5,7 @@ use std::{net::IpAddr, sync::Arc, time::Instant};
 
 use http::{HeaderValue, Method};
 use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts};
-use shared::metrics::Metrics;
+use shared::metrics::{Metrics, method_label};
 use slog::Logger;
 
 /// The gateway's series, beside the shared HTTP ones.
@@ -130,11 +130,15 @@ impl AccessRecord {
         let metrics = &self.telemetry.metrics.base;
         metrics
             .http_requests
-            .with_label_values(&[self.method.as_str(), &self.route, self.status.as_str()])
+            .with_label_values(&[
+                method_label(self.method.as_str()),
+                &self.route,
+                self.status.as_str(),
+            ])
             .inc();
         metrics
             .http_duration
-            .with_label_values(&[self.method.as_str(), &self.route])
+            .with_label_values(&[method_label(self.method.as_str()), &self.route])
             .observe(elapsed.as_secs_f64());
         let status = self.status.as_u16();
 

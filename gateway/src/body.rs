@@ -3,6 +3,7 @@
 //! the connection to the pool and writes the access line).
 
 use std::{
+    cell::Cell,
     pin::Pin,
     rc::Rc,
     sync::Arc,
@@ -15,6 +16,8 @@ use hyper::{
     client::conn::http1::SendRequest,
 };
 
+use tokio::sync::Notify;
+
 use crate::{access::AccessRecord, pool::Pool};
 
 /// Errors a body can yield.
@@ -25,6 +28,44 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[error("the request body is larger than {0} bytes")]
 pub struct BodyTooLarge(pub u64);
 
+/// How far the request body has gone upstream: the response timeout starts when it is all
+/// sent, and the connection may be reused only when it was sent completely.
+#[derive(Default)]
+pub struct RequestProgress {
+    /// The body has ended (or failed).
+    done: Cell<bool>,
+    /// It failed (too large, or the client went away): the connection is mid-message.
+    failed: Cell<bool>,
+    /// Wakes [`RequestProgress::finished`].
+    notify: Notify,
+}
+
+impl RequestProgress {
+    fn mark(&self, failed: bool) {
+        if !self.done.get() {
+            self.failed.set(failed);
+            self.done.set(true);
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Resolves once the whole body has been handed to the upstream connection.
+    pub async fn finished(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.done.get() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Whether the body went out completely.
+    pub fn completed(&self) -> bool {
+        self.done.get() && !self.failed.get()
+    }
+}
+
 /// The client's request body, streamed to the upstream.
 pub struct RequestBody {
     /// What the client sends.
@@ -33,16 +74,35 @@ pub struct RequestBody {
     limit: Option<u64>,
     /// Bytes passed on so far.
     seen: u64,
+    /// Shared with the exchange that sends it.
+    progress: Rc<RequestProgress>,
 }
 
 impl RequestBody {
     /// `inner`, cut off with [`BodyTooLarge`] past `limit` bytes.
     pub fn new(inner: Incoming, limit: Option<u64>) -> Self {
+        let progress = Rc::new(RequestProgress::default());
+        if inner.is_end_stream() {
+            progress.mark(false);
+        }
         Self {
             inner,
             limit,
             seen: 0,
+            progress,
         }
+    }
+
+    /// The body's progress, to wait for and to check before reusing the connection.
+    pub fn progress(&self) -> Rc<RequestProgress> {
+        self.progress.clone()
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        // Dropped before its end: the exchange was abandoned mid-body.
+        self.progress.mark(true);
     }
 }
 
@@ -60,13 +120,23 @@ impl Body for RequestBody {
                 if let Some(data) = frame.data_ref() {
                     self.seen += data.len() as u64;
                     if let Some(limit) = self.limit.filter(|limit| self.seen > *limit) {
+                        self.progress.mark(true);
                         return Poll::Ready(Some(Err(Box::new(BodyTooLarge(limit)))));
                     }
                 }
+                if self.inner.is_end_stream() {
+                    self.progress.mark(false);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(Box::new(error)))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some(Err(error))) => {
+                self.progress.mark(true);
+                Poll::Ready(Some(Err(Box::new(error))))
+            }
+            Poll::Ready(None) => {
+                self.progress.mark(false);
+                Poll::Ready(None)
+            }
             Poll::Pending => Poll::Pending,
         }
     }
@@ -88,6 +158,8 @@ pub struct Lease {
     pub instance: Arc<str>,
     /// The connection.
     pub sender: SendRequest<RequestBody>,
+    /// Whether the request went out completely (else the connection is not reused).
+    pub request: Rc<RequestProgress>,
 }
 
 /// What the gateway answers with.
@@ -134,7 +206,7 @@ impl GatewayBody {
 
 impl UpstreamBody {
     fn finish(&mut self) {
-        if let Some(lease) = self.lease.take() {
+        if let Some(lease) = self.lease.take().filter(|lease| lease.request.completed()) {
             lease.pool.checkin(&lease.instance, lease.sender);
         }
         if let Some(access) = self.access.take() {
@@ -145,7 +217,12 @@ impl UpstreamBody {
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
-        // A body dropped before its end leaves the connection mid-message: never reuse it.
+        // hyper never polls a body that is empty from the start (HEAD, 204, 304, length 0): that
+        // exchange is complete. Any other body dropped before its end leaves the connection
+        // mid-message: never reuse it.
+        if self.inner.is_end_stream() {
+            self.finish();
+        }
         self.lease = None;
         if let Some(access) = self.access.take() {
             access.write();

@@ -19,7 +19,7 @@ use shared::{error::error_json, request::is_acceptable_id};
 
 use crate::{
     access::{AccessRecord, Telemetry},
-    body::{BodyTooLarge, GatewayBody, Lease, RequestBody},
+    body::{BodyTooLarge, GatewayBody, Lease, RequestBody, RequestProgress},
     config::ServerConfig,
     headers::{
         REQUEST_ID, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, is_upgrade,
@@ -163,9 +163,16 @@ fn upstream_request(
     let upgrade = is_upgrade(&parts.headers);
     let mut headers = std::mem::take(&mut parts.headers);
     strip_hop_by_hop(&mut headers, upgrade);
-    let forwarded_for = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) => HeaderValue::try_from(format!("{earlier}, {client_ip}")),
-        None => HeaderValue::try_from(client_ip.to_string()),
+    // Every earlier hop, from however many header lines the client sent, then the client.
+    let earlier: Vec<&str> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let forwarded_for = if earlier.is_empty() {
+        HeaderValue::try_from(client_ip.to_string())
+    } else {
+        HeaderValue::try_from(format!("{}, {client_ip}", earlier.join(", ")))
     }
     .map_err(|_| "invalid X-Forwarded-For".to_owned())?;
     headers.insert(X_FORWARDED_FOR, forwarded_for);
@@ -198,7 +205,11 @@ async fn connection(
     instance: &Instance,
 ) -> Result<SendRequest<RequestBody>, crate::pool::ConnectError> {
     while let Some(mut sender) = context.pool.checkout(instance) {
-        if sender.ready().await.is_ok() {
+        // A pooled connection is idle, so it is ready at once or closed; never wait long on one.
+        if matches!(
+            tokio::time::timeout(Duration::from_secs(1), sender.ready()).await,
+            Ok(Ok(()))
+        ) {
             return Ok(sender);
         }
     }
@@ -207,7 +218,8 @@ async fn connection(
 
 /// Sends the request to the route's instances: the next healthy one; on a connect failure (no
 /// byte sent) the next one; on a pooled connection found closed before the request went out,
-/// once more on a new connection when the method is idempotent.
+/// once more on a new connection when the method is idempotent. The response timeout runs
+/// from the moment the request body has been sent, so a long upload is not cut short.
 async fn forward(
     mut request: Request<RequestBody>,
     route: &Arc<Route>,
@@ -222,21 +234,16 @@ async fn forward(
     let mut last_failure = String::from("no upstream instance");
     let mut stale_retry_used = false;
     while let Some(instance) = current {
-        let mut sender = match connection(context, instance).await {
+        let connected = if stale_retry_used {
+            // The retry after a stale connection takes a new one, not another pooled one.
+            context.pool.connect(instance).await
+        } else {
+            connection(context, instance).await
+        };
+        let mut sender = match connected {
             Ok(sender) => sender,
             Err(failure) => {
-                metrics
-                    .upstream_errors
-                    .with_label_values(&[&route.prefix, "connect"])
-                    .inc();
-                if route.upstreams.record_failure(instance) == Health::Ejected {
-                    metrics
-                        .ejections
-                        .with_label_values(&[&route.prefix, &instance.label])
-                        .inc();
-                    slog::warn!(context.shared.telemetry.logger, "upstream instance ejected";
-                        "route" => &*route.prefix, "upstream" => &*instance.label, "error" => failure.to_string());
-                }
+                connect_failed(context, route, instance, &failure.to_string());
                 last_failure = failure.to_string();
                 current = candidates.next();
                 continue;
@@ -244,11 +251,25 @@ async fn forward(
         };
         route.upstreams.record_success(instance);
         access.upstream = Some(instance.label.clone());
-        let sent =
-            tokio::time::timeout(route.response_timeout, sender.try_send_request(request)).await;
+        let progress = request.body().progress();
+        let response = sender.try_send_request(request);
+        tokio::pin!(response);
+        let sent = tokio::select! {
+            biased;
+            sent = &mut response => Ok(sent),
+            () = progress.finished() => tokio::time::timeout(route.response_timeout, &mut response).await,
+        };
         match sent {
             Ok(Ok(response)) => {
-                return respond(response, sender, instance, context, client_upgrade, access);
+                return respond(
+                    response,
+                    sender,
+                    progress,
+                    instance,
+                    context,
+                    client_upgrade,
+                    access,
+                );
             }
             Err(_elapsed) => {
                 metrics
@@ -277,7 +298,6 @@ async fn forward(
                         // The pooled connection closed before the request went out.
                         stale_retry_used = true;
                         request = unsent;
-                        continue;
                     }
                     _ => {
                         metrics
@@ -285,11 +305,8 @@ async fn forward(
                             .with_label_values(&[&route.prefix, "protocol"])
                             .inc();
                         access.error = Some(format!("{cause:#}"));
-                        return error(
-                            StatusCode::BAD_GATEWAY,
-                            &format!("{} failed: {cause}", instance.label),
-                            access,
-                        );
+                        let message = format!("{} failed: {cause}", instance.label);
+                        return error(StatusCode::BAD_GATEWAY, &message, access);
                     }
                 }
             }
@@ -298,6 +315,23 @@ async fn forward(
     access.error = Some(last_failure.clone());
     let message = format!("no upstream of {} answered ({last_failure})", route.prefix);
     error(StatusCode::BAD_GATEWAY, &message, access)
+}
+
+/// Counts a connect failure of `instance` and ejects it after enough in a row.
+fn connect_failed(context: &ThreadContext, route: &Route, instance: &Instance, failure: &str) {
+    let metrics = &context.shared.telemetry.metrics;
+    metrics
+        .upstream_errors
+        .with_label_values(&[&route.prefix, "connect"])
+        .inc();
+    if route.upstreams.record_failure(instance) == Health::Ejected {
+        metrics
+            .ejections
+            .with_label_values(&[&route.prefix, &instance.label])
+            .inc();
+        slog::warn!(context.shared.telemetry.logger, "upstream instance ejected";
+            "route" => &*route.prefix, "upstream" => &*instance.label, "error" => failure);
+    }
 }
 
 fn find_cause<'a, E: std::error::Error + 'static>(
@@ -318,6 +352,7 @@ fn find_cause<'a, E: std::error::Error + 'static>(
 fn respond(
     mut response: Response<Incoming>,
     sender: SendRequest<RequestBody>,
+    request: Rc<RequestProgress>,
     instance: &Instance,
     context: &Rc<ThreadContext>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
@@ -333,9 +368,10 @@ fn respond(
     if switching {
         if let Some(client_upgrade) = client_upgrade {
             let upstream_upgrade = hyper::upgrade::on(&mut response);
-            let tracker = context.tracker.clone();
+            // Counted before the task starts, so a drain beginning now waits for the tunnel.
+            let open = context.tracker.open();
             tokio::task::spawn_local(async move {
-                let _open = tracker.open();
+                let _open = open;
                 if let (Ok(client), Ok(upstream)) = tokio::join!(client_upgrade, upstream_upgrade) {
                     let _ = tokio::io::copy_bidirectional(
                         &mut TokioIo::new(client),
@@ -356,6 +392,7 @@ fn respond(
         pool: context.pool.clone(),
         instance: instance.label.clone(),
         sender,
+        request,
     };
     Response::from_parts(parts, GatewayBody::upstream(body, Some(lease), access))
 }

@@ -114,7 +114,7 @@ struct Inner {
     settings: CacheSettings,
     store: Store,
     /// The look-ups under way, by key: later missers wait for the first one's load.
-    flights: Mutex<HashMap<String, Arc<OnceCell<Entry>>>>,
+    flights: Mutex<HashMap<String, Arc<Flight>>>,
     metrics: Metrics,
     logger: Logger,
     /// Redis is not asked before this instant (milliseconds since `epoch`) after an error.
@@ -123,6 +123,20 @@ struct Inner {
     /// Keys whose invalidation could not reach Redis yet.
     pending_invalidations: Mutex<HashSet<String>>,
 }
+
+/// One load under way, shared by every request that missed the key meanwhile.
+#[derive(Default)]
+struct Flight {
+    /// The loaded entry.
+    cell: OnceCell<Entry>,
+    /// A write invalidated the key while this load ran: what it read may be older than the
+    /// write, so it must not be cached.
+    invalidated: std::sync::atomic::AtomicBool,
+}
+
+/// How long after an invalidation Redis is told again, for a load in another process that
+/// read the old row before the write and stores it after the first delete.
+const SECOND_INVALIDATION: Duration = Duration::from_millis(500);
 
 /// What one look-up found.
 enum Lookup {
@@ -226,12 +240,10 @@ impl Cache {
         }
         let flight = {
             let mut flights = self.inner.flights.lock().expect("flights lock");
-            flights
-                .entry(key.clone())
-                .or_insert_with(|| Arc::new(OnceCell::new()))
-                .clone()
+            flights.entry(key.clone()).or_default().clone()
         };
         let result = flight
+            .cell
             .get_or_try_init(|| async {
                 // Another flight may have filled the cache between our miss and this one.
                 if let Lookup::Hit(entry) = self.read_quietly(&key).await {
@@ -243,7 +255,7 @@ impl Cache {
                     .with_label_values(&[self.inner.settings.name])
                     .inc();
                 let entry = load().await?;
-                self.write(&key, &entry).await;
+                self.store_unless_invalidated(&key, &flight, &entry).await;
                 Ok(entry)
             })
             .await
@@ -260,15 +272,59 @@ impl Cache {
         result.map(|entry| (CacheStatus::Miss, entry))
     }
 
-    /// Forgets `key` (call after the write that changed it has committed).
+    /// Forgets `key` (call after the write that changed it has committed). A load of the key
+    /// under way is told not to cache what it read; with Redis, the key is deleted once more a
+    /// moment later, for loads in other processes.
     pub async fn invalidate(&self, key: &str) {
         let key = self.full_key(key);
+        {
+            let mut flights = self.inner.flights.lock().expect("flights lock");
+            if let Some(flight) = flights.remove(&key) {
+                flight.invalidated.store(true, Ordering::SeqCst);
+            }
+            if let Store::Local(cache) = &self.inner.store {
+                cache.invalidate(&key);
+            }
+        }
+        if let Store::Redis(_) = &self.inner.store {
+            self.invalidate_in_redis(key.clone()).await;
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let cache = self.clone();
+                runtime.spawn(async move {
+                    tokio::time::sleep(SECOND_INVALIDATION).await;
+                    cache.invalidate_in_redis(key).await;
+                });
+            }
+        }
+    }
+
+    async fn invalidate_in_redis(&self, key: String) {
+        if let Store::Redis(pool) = &self.inner.store {
+            self.pending().insert(key);
+            if self.redis_allowed() {
+                self.flush_pending_invalidations(pool).await;
+            }
+        }
+    }
+
+    /// Caches what a load read, unless a write invalidated the key meanwhile.
+    async fn store_unless_invalidated(&self, key: &str, flight: &Flight, entry: &Entry) {
         match &self.inner.store {
-            Store::Local(cache) => cache.invalidate(&key),
-            Store::Redis(pool) => {
-                self.pending().insert(key);
-                if self.redis_allowed() {
-                    self.flush_pending_invalidations(pool).await;
+            Store::Local(cache) => {
+                // Under the flights lock, so an invalidation is wholly before or after this.
+                let _flights = self.inner.flights.lock().expect("flights lock");
+                if !flight.invalidated.load(Ordering::SeqCst) {
+                    cache.insert(key.to_owned(), entry.clone());
+                }
+            }
+            Store::Redis(_) => {
+                if flight.invalidated.load(Ordering::SeqCst) {
+                    return;
+                }
+                self.write(key, entry).await;
+                // An invalidation between the check and the SET would be undone by it.
+                if flight.invalidated.load(Ordering::SeqCst) {
+                    self.invalidate_in_redis(key.to_owned()).await;
                 }
             }
         }
@@ -707,6 +763,47 @@ mod tests {
             "Redis serves again: {seen:?}"
         );
         assert!(cache.pending().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_load_that_raced_a_write_is_not_cached() {
+        let cache = local_cache(Duration::from_secs(60));
+        let read_old_row = Arc::new(tokio::sync::Notify::new());
+        let finish_load = Arc::new(tokio::sync::Notify::new());
+        let loader = {
+            let (cache, read_old_row, finish_load) =
+                (cache.clone(), read_old_row.clone(), finish_load.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_load("k", || async move {
+                        read_old_row.notify_one();
+                        finish_load.notified().await;
+                        Ok::<_, std::convert::Infallible>(Entry::Found(Bytes::from_static(b"old")))
+                    })
+                    .await
+            })
+        };
+        // The load has read the old row; now a write commits and invalidates the key.
+        read_old_row.notified().await;
+        cache.invalidate("k").await;
+        finish_load.notify_one();
+        let (_, raced) = loader.await.expect("task").expect("load");
+        assert_eq!(
+            raced,
+            Entry::Found(Bytes::from_static(b"old")),
+            "the racing reader sees what it read"
+        );
+        let (status, entry) = cache
+            .get_or_load("k", || async {
+                Ok::<_, std::convert::Infallible>(Entry::Found(Bytes::from_static(b"new")))
+            })
+            .await
+            .expect("load");
+        assert_eq!(
+            (status, entry),
+            (CacheStatus::Miss, Entry::Found(Bytes::from_static(b"new"))),
+            "not the old row"
+        );
     }
 
     #[tokio::test]

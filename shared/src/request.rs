@@ -19,7 +19,7 @@ use slog::Logger;
 
 use crate::{
     error::{body_for_status, is_json},
-    metrics::Metrics,
+    metrics::{Metrics, method_label},
 };
 
 /// The request id header of CONTRACTS.md.
@@ -137,11 +137,11 @@ pub async fn observe(
     let metrics = &observability.metrics;
     metrics
         .http_requests
-        .with_label_values(&[method, route, status.as_str()])
+        .with_label_values(&[method_label(method), route, status.as_str()])
         .inc();
     metrics
         .http_duration
-        .with_label_values(&[method, route])
+        .with_label_values(&[method_label(method), route])
         .observe(elapsed.as_secs_f64());
 
     let peer = request.peer_addr().map(|address| address.ip());

@@ -177,7 +177,12 @@ pub fn init(
         .overflow_strategy(slog_async::OverflowStrategy::Block)
         .thread_name("slog".into())
         .build_with_guard();
-    let root = Logger::root(drain.fuse(), o!("version" => env!("CARGO_PKG_VERSION")));
+    // After the guard is dropped at exit the channel is closed; a late record (a background
+    // task of a library) is then dropped instead of panicking the process on its way out.
+    let root = Logger::root(
+        drain.ignore_res(),
+        o!("version" => env!("CARGO_PKG_VERSION")),
+    );
     bridge_log_crate(root.new(o!("service" => process_name)), level);
     Ok((
         root,

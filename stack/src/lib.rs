@@ -180,20 +180,19 @@ impl Stack {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let fan_out = Shutdown::new();
-        let trigger = fan_out.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            trigger.trigger();
-        });
+        // The gateway drains first, while the services behind it still answer; then they stop.
+        let services_stop = Shutdown::new();
         slog::info!(self.logger, "stack ready");
-        try_join_all([
-            Box::pin(self.gateway.run_until_stopped(fan_out.wait()))
+        let services = tokio::spawn(try_join_all([
+            Box::pin(self.users.run_until_stopped(services_stop.wait()))
                 as std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>,
-            Box::pin(self.users.run_until_stopped(fan_out.wait())),
-            Box::pin(self.products.run_until_stopped(fan_out.wait())),
-        ])
-        .await?;
+            Box::pin(self.products.run_until_stopped(services_stop.wait())),
+        ]));
+        let gateway = self.gateway.run_until_stopped(shutdown).await;
+        services_stop.trigger();
+        let services = services.await.context("a service task panicked")?;
+        gateway?;
+        services?;
         Ok(())
     }
 }

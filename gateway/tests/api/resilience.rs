@@ -6,6 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures_util::StreamExt;
 use gateway::config::RateLimitConfig;
 use serde_json::Value;
 use shared::testing::error_code;
@@ -236,4 +237,32 @@ async fn a_slow_request_in_flight_finishes_during_the_drain() {
         reqwest::get(address).await.is_err(),
         "nothing is accepted after the drain"
     );
+}
+
+#[tokio::test]
+async fn the_response_timeout_starts_after_a_slow_upload() {
+    let upstream = upstream::start("u").await;
+    let mut quick = route("/", &[&upstream.url]);
+    quick.response_timeout_ms = Some(300);
+    let gateway = spawn(config(vec![quick]));
+    // A client that needs a second to send its body: longer than the response timeout.
+    let chunks = futures_util::stream::iter(0..10).then(|_| async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok::<_, std::io::Error>(bytes::Bytes::from(vec![7_u8; 1024]))
+    });
+    let response = gateway
+        .client
+        .post(gateway.url("/upload"))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(
+        response.status(),
+        200,
+        "the upload was not cut by the response timeout"
+    );
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["received"], 10 * 1024);
+    gateway.server.stop().await;
 }
