@@ -99,7 +99,10 @@ async fn hop_by_hop_headers_stay_on_their_hop_both_ways() {
         headers["host"][0], "public.example",
         "Host as the client sent it"
     );
-    assert_eq!(headers["x-forwarded-for"][0], "203.0.113.7, 198.51.100.2, 127.0.0.1");
+    assert_eq!(
+        headers["x-forwarded-for"][0],
+        "203.0.113.7, 198.51.100.2, 127.0.0.1"
+    );
     assert_eq!(headers["x-forwarded-proto"][0], "http");
     assert_eq!(headers["x-forwarded-host"][0], "public.example");
     gateway.server.stop().await;
