@@ -33,6 +33,9 @@ pub struct Args {
     /// TOML route table [default: the routes of CONTRACTS.md to 127.0.0.1]
     #[arg(long = "config", env = "GATEWAY_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Ask the gateway on PORT for `/healthz` and exit 0 when it answers 200
+    #[arg(long, hide = true)]
+    pub healthcheck: bool,
 }
 
 /// The whole configuration: server settings, rate limit, routes.

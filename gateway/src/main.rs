@@ -8,6 +8,9 @@ use gateway::{
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args: Args = shared::config::parse();
+    if args.healthcheck {
+        return shared::health::probe(args.port);
+    }
     let config = match args
         .config
         .as_deref()

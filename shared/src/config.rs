@@ -34,6 +34,10 @@ pub struct CommonArgs {
     /// Time to live of cache-aside entries, in seconds
     #[arg(long, env = "CACHE_TTL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub cache_ttl_secs: u64,
+    /// Ask the service on PORT for `/healthz` and exit 0 when it answers 200 (a container's
+    /// health check, with no curl in the image)
+    #[arg(long, hide = true)]
+    pub healthcheck: bool,
 }
 
 impl CommonArgs {

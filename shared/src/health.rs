@@ -83,3 +83,27 @@ async fn metrics(observability: web::Data<Observability>) -> HttpResponse {
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(observability.metrics.render())
 }
+
+/// Asks the server on `127.0.0.1:port` for `GET /healthz`: exit status 0 on a 200, 1 otherwise
+/// (`--healthcheck`, for container health checks).
+pub fn probe(port: u16) -> std::process::ExitCode {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(2);
+    let answered = std::net::TcpStream::connect_timeout(
+        &(std::net::Ipv4Addr::LOCALHOST, port).into(),
+        timeout,
+    )
+    .and_then(|mut stream| {
+        stream.set_read_timeout(Some(timeout))?;
+        stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        let mut head = [0_u8; 12];
+        stream.read_exact(&mut head)?;
+        Ok(head.starts_with(b"HTTP/1.") && &head[9..12] == b"200")
+    })
+    .unwrap_or(false);
+    if answered {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}

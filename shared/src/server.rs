@@ -235,6 +235,9 @@ where
     F: FnOnce(ServiceSettings, Logger) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    if args.healthcheck {
+        return crate::health::probe(args.port.unwrap_or(default_port));
+    }
     let settings = ServiceSettings::from_args(name, default_port, args);
     run_process(name, args.log_level, args.log_dir.as_deref(), |root| {
         run(settings, telemetry::for_service(&root, name))

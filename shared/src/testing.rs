@@ -269,6 +269,7 @@ pub fn service_settings(
         database_url: Some(database_url),
         redis_url: None,
         cache_ttl_secs: 60,
+        healthcheck: false,
     };
     let mut settings = crate::server::ServiceSettings::from_args(name, default_port, &args);
     settings.workers = 1;

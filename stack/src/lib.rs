@@ -89,6 +89,7 @@ impl StackSettings {
             ))),
             redis_url: None,
             cache_ttl_secs: 60,
+            healthcheck: false,
         };
         ServiceSettings::from_args(name, default_port, &args)
     }

@@ -99,6 +99,18 @@ async fn logs_json_everywhere_and_exits_zero_on_sigterm() {
     }
     assert_eq!(answered, Some(reqwest::StatusCode::NOT_FOUND));
 
+    let probe = |port: u16| {
+        Command::new(BINARY)
+            .arg("--healthcheck")
+            .env("PORT", port.to_string())
+            .status()
+            .expect("probe")
+    };
+    assert!(
+        probe(port).success(),
+        "--healthcheck passes while the service runs"
+    );
+
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -106,6 +118,10 @@ async fn logs_json_everywhere_and_exits_zero_on_sigterm() {
     assert!(status.success());
     let exit = child.wait().expect("wait");
     assert_eq!(exit.code(), Some(0), "SIGTERM is a clean exit");
+    assert!(
+        !probe(port).success(),
+        "--healthcheck fails once it is gone"
+    );
 
     let stdout: Vec<Value> = lines
         .join()

@@ -1,0 +1,3 @@
+-- One database per service that owns data (docker-compose runs this once, on an empty volume).
+CREATE DATABASE users;
+CREATE DATABASE products;
