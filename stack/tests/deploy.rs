@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde_yaml::Value;
 
 /// The services that deploy (the `stack` binary is the embedded all-in-one, not a unit of a
