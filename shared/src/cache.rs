@@ -199,7 +199,7 @@ impl Cache {
                 Store::Redis(pool)
             }
         };
-        Ok(Self {
+        let cache = Self {
             inner: Arc::new(Inner {
                 settings,
                 store,
@@ -210,7 +210,39 @@ impl Cache {
                 epoch: Instant::now(),
                 pending_invalidations: Mutex::new(HashSet::new()),
             }),
-        })
+        };
+        cache.retry_pending_invalidations_in_background();
+        Ok(cache)
+    }
+
+    /// With Redis: retries invalidations that could not reach it, once per backoff, so Redis
+    /// forgets stale entries as soon as it is back even if this process reads none of those
+    /// keys (other replicas read them from Redis). Stops when the cache is dropped.
+    fn retry_pending_invalidations_in_background(&self) {
+        let (Store::Redis(_), Ok(runtime)) =
+            (&self.inner.store, tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let weak = Arc::downgrade(&self.inner);
+        let interval = self
+            .inner
+            .settings
+            .redis_backoff
+            .max(Duration::from_millis(100));
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let cache = Cache { inner };
+                if let Store::Redis(pool) = &cache.inner.store
+                    && !cache.pending().is_empty()
+                    && cache.redis_allowed()
+                {
+                    cache.flush_pending_invalidations(pool).await;
+                }
+            }
+        });
     }
 
     /// Whether this cache is Redis (`redis`) or in-process (`memory`).
@@ -740,6 +772,17 @@ mod tests {
         cache.invalidate("k").await; // the write happened; Redis did not hear of it
         assert_eq!(cache.pending().len(), 1);
         switch.restore();
+        // Nothing reads the key: the background retry alone tells Redis.
+        for _ in 0..200 {
+            if cache.pending().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            cache.pending().is_empty(),
+            "the invalidation reached Redis without a read"
+        );
 
         // Until the invalidation reaches Redis, the key is read from the database, never from
         // Redis's stale copy; once it has, the cache works again.
