@@ -266,3 +266,38 @@ async fn the_response_timeout_starts_after_a_slow_upload() {
     assert_eq!(body["received"], 10 * 1024);
     gateway.server.stop().await;
 }
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let upstream = upstream::start("u").await;
+    let gateway = spawn(config(vec![route("/", &[&upstream.url])]));
+    for _ in 0..20 {
+        assert_eq!(gateway.get("/x").await.status(), 200);
+    }
+    for _ in 0..20 {
+        let response = gateway
+            .client
+            .delete(gateway.url("/empty"))
+            .send()
+            .await
+            .expect("DELETE");
+        assert_eq!(response.status(), 204);
+    }
+    for _ in 0..5 {
+        let response = gateway
+            .client
+            .head(gateway.url("/x"))
+            .send()
+            .await
+            .expect("HEAD");
+        assert_eq!(response.status(), 200);
+    }
+    let opened = upstream
+        .connections
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        opened <= 2,
+        "45 sequential requests opened {opened} upstream connections"
+    );
+    gateway.server.stop().await;
+}

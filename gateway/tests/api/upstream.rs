@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `/…` (default) | JSON echo: instance name, method, path, query, headers, body length |
 //! | `/slow?ms=N` | 200 after N ms |
+//! | `/empty` | 204, no body |
 //! | `/hang` | never answers |
 //! | `/download?bytes=N` | N bytes, streamed in 64 KiB chunks |
 //! | `/upload` | reads the body to the end, answers `{"received": N}` |
@@ -36,6 +37,8 @@ pub struct Upstream {
     pub url: String,
     /// Requests to `/slow` that have arrived.
     pub slow_arrived: Arc<AtomicUsize>,
+    /// Connections accepted.
+    pub connections: Arc<AtomicUsize>,
     /// Its task; aborted on drop.
     task: tokio::task::JoinHandle<()>,
 }
@@ -54,11 +57,14 @@ pub async fn start(name: &'static str) -> Upstream {
     let address: SocketAddr = listener.local_addr().expect("address");
     let slow_arrived = Arc::new(AtomicUsize::new(0));
     let arrivals = slow_arrived.clone();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let accepted = connections.clone();
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            accepted.fetch_add(1, Ordering::SeqCst);
             let arrivals = arrivals.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request| answer(request, name, arrivals.clone()));
@@ -72,6 +78,7 @@ pub async fn start(name: &'static str) -> Upstream {
     Upstream {
         url: format!("http://{address}"),
         slow_arrived,
+        connections,
         task,
     }
 }
@@ -103,6 +110,10 @@ async fn answer(
             tokio::time::sleep(Duration::from_millis(query_number(&request, "ms"))).await;
             Response::new(full("done"))
         }
+        "/empty" => Response::builder()
+            .status(204)
+            .body(full(""))
+            .expect("a response"),
         "/hang" => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Response::new(full("never"))
