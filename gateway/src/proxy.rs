@@ -94,6 +94,18 @@ pub async fn handle(
         error: None,
     };
 
+    let head_bytes = head_size(&request);
+    if head_bytes > shared.server.max_header_bytes {
+        let message = format!(
+            "the request head is {head_bytes} bytes, over {}",
+            shared.server.max_header_bytes
+        );
+        return Ok(error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            &message,
+            access,
+        ));
+    }
     if let Some(response) = crate::local::answer(&request, shared).await {
         return Ok(finish_local(response, access));
     }
@@ -136,6 +148,21 @@ pub async fn handle(
         Err(message) => return Ok(error(StatusCode::BAD_REQUEST, &message, access)),
     };
     Ok(forward(upstream_request, &route, &context, client_upgrade, access).await)
+}
+
+/// The size of a request head as sent: request line and header lines.
+fn head_size<B>(request: &Request<B>) -> usize {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(1, |target| target.as_str().len());
+    let line = request.method().as_str().len() + target + 12;
+    request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + line
 }
 
 /// The request to send upstream: rewritten path, end-to-end headers, `X-Forwarded-*`, the

@@ -124,8 +124,24 @@ async fn huge_headers_are_431() {
         "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
         "a".repeat(20 * 1024)
     );
-    let (head, _) = raw(&gateway.authority, &request).await;
+    let (head, body) = raw(&gateway.authority, &request).await;
     assert!(head.starts_with("http/1.1 431"), "{head}");
+    let error: Value = serde_json::from_str(&body).expect("a JSON error body");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("16384")),
+        "{error}"
+    );
+    let enormous = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(40 * 1024)
+    );
+    let (head, _) = raw(&gateway.authority, &enormous).await;
+    assert!(
+        head.starts_with("http/1.1 431"),
+        "hyper itself refuses a head past twice the limit: {head}"
+    );
     assert_eq!(
         gateway.get("/healthz").await.status(),
         200,
