@@ -28,14 +28,20 @@ fn closed_port_url() -> String {
 #[tokio::test]
 async fn a_dead_upstream_is_a_quick_502() {
     let gateway = spawn(config(vec![route("/", &[&closed_port_url()])]));
+    let mut timings = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
         let response = gateway.get("/x").await;
-        let elapsed = started.elapsed();
+        timings.push(started.elapsed());
         assert_eq!(response.status(), 502);
         assert_eq!(error_code(response).await, "upstream_unavailable");
-        assert!(elapsed < Duration::from_millis(100), "502 took {elapsed:?}");
     }
+    // The median of three, so one scheduling hiccup of a loaded test machine does not decide.
+    timings.sort();
+    assert!(
+        timings[1] < Duration::from_millis(100),
+        "502 took {timings:?}"
+    );
     assert!(
         gateway
             .metric("gateway_upstream_errors_total", &[("kind", "connect")])
