@@ -166,6 +166,10 @@ impl Stack {
     pub fn endpoints(&self, host: &str) -> Vec<Endpoint> {
         vec![
             Endpoint {
+                service: "gateway",
+                url: format!("http://{host}:{}", self.gateway.port()),
+            },
+            Endpoint {
                 service: "users",
                 url: format!("http://{host}:{}/api/users", self.users.port()),
             },

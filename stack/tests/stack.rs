@@ -63,6 +63,34 @@ async fn serves_every_service_with_the_demo_rows_seeded_once() {
             .await
             .expect("JSON");
         assert_eq!(laptop["price"], 999.99);
+        let gateway = url("gateway");
+        let root = reqwest::get(&gateway)
+            .await
+            .expect("GET /")
+            .text()
+            .await
+            .expect("text");
+        assert_eq!(root, "API Gateway");
+        let through_gateway = names(&format!("{gateway}/api/users"), "name").await;
+        assert_eq!(
+            through_gateway,
+            ["Alice", "Bob"],
+            "users through the gateway"
+        );
+        let products = names(&format!("{gateway}/api/products"), "name").await;
+        assert_eq!(
+            products,
+            ["Laptop", "Smartphone"],
+            "products through the gateway"
+        );
+        let ready = reqwest::get(format!("{gateway}/readyz"))
+            .await
+            .expect("GET /readyz");
+        assert_eq!(
+            ready.status(),
+            200,
+            "every route of the stack's gateway has a live upstream"
+        );
         shutdown.trigger();
         task.await.expect("the stack task").expect("a clean stop");
     }
