@@ -78,6 +78,10 @@ pub struct ServerConfig {
     /// Server threads (each a single-threaded runtime with its own listener and pool);
     /// 0: one per core.
     pub threads: usize,
+    /// Active health checks: every instance's `/healthz` is asked this often, and one that
+    /// does not answer 200 is taken out of rotation until it does; 0: off (passive health
+    /// only).
+    pub health_check_interval_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +97,7 @@ impl Default for ServerConfig {
             eject_cooldown_ms: 5_000,
             drain_timeout_ms: 10_000,
             threads: 0,
+            health_check_interval_ms: 0,
         }
     }
 }

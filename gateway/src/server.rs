@@ -122,6 +122,10 @@ async fn serve(
         .max_header_size(server.max_header_bytes.saturating_mul(2));
     let builder = Rc::new(builder);
 
+    if housekeeper && shared.server.health_check_interval_ms > 0 {
+        let interval = Duration::from_millis(shared.server.health_check_interval_ms);
+        tokio::task::spawn_local(crate::health::run(shared.clone(), interval));
+    }
     let housekeeping_shared = shared.clone();
     tokio::task::spawn_local(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -136,6 +136,23 @@ impl Upstreams {
         }
     }
 
+    /// The active health probe found `instance` failing: out of rotation for the cool-down
+    /// (again at every failed probe). `true` when it was in rotation until now.
+    pub fn mark_down(&self, instance: &Instance) -> bool {
+        let was_healthy = self.is_healthy(instance);
+        instance.ejected_until_ms.store(
+            self.now_ms() + self.cooldown.as_millis() as u64,
+            Ordering::Relaxed,
+        );
+        was_healthy
+    }
+
+    /// The active health probe found `instance` answering: back in rotation at once.
+    pub fn mark_up(&self, instance: &Instance) {
+        instance.failures.store(0, Ordering::Relaxed);
+        instance.ejected_until_ms.store(0, Ordering::Relaxed);
+    }
+
     /// Every instance.
     pub fn instances(&self) -> &[Arc<Instance>] {
         &self.instances
@@ -173,6 +190,17 @@ mod tests {
             .expect("a candidate")
             .label
             .to_string()
+    }
+
+    #[test]
+    fn health_checks_take_instances_out_and_back() {
+        let upstreams = upstreams(2);
+        let probed = upstreams.instances()[1].clone();
+        assert!(upstreams.mark_down(&probed), "it was in rotation");
+        assert!(!upstreams.mark_down(&probed), "already out");
+        assert_eq!(upstreams.ejected(), 1);
+        upstreams.mark_up(&probed);
+        assert_eq!(upstreams.ejected(), 0);
     }
 
     #[test]

@@ -323,3 +323,44 @@ async fn upstream_connections_are_kept_alive_and_reused() {
     );
     gateway.server.stop().await;
 }
+
+#[tokio::test]
+async fn active_health_checks_eject_a_dead_instance_before_any_request() {
+    let live = upstream::start("live").await;
+    let mut checked = config(vec![route("/", &[&closed_port_url(), &live.url])]);
+    checked.server.health_check_interval_ms = 50;
+    let gateway = spawn(checked);
+    let mut ejected = 0.0;
+    for _ in 0..100 {
+        ejected = gateway
+            .metric("gateway_ejected_instances", &[("route", "/")])
+            .await;
+        if ejected == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        ejected, 1.0,
+        "the dead instance left the rotation on its own"
+    );
+    assert_eq!(
+        gateway
+            .metric("gateway_upstream_errors_total", &[("kind", "connect")])
+            .await,
+        0.0,
+        "no client request met it"
+    );
+    for _ in 0..10 {
+        let echo: Value = gateway.get("/x").await.json().await.expect("echo");
+        assert_eq!(echo["instance"], "live");
+    }
+    assert_eq!(
+        gateway
+            .metric("gateway_ejected_instances", &[("route", "/")])
+            .await,
+        1.0,
+        "the live one stays in"
+    );
+    gateway.server.stop().await;
+}
