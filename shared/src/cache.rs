@@ -349,11 +349,11 @@ impl Cache {
                     cache.insert(key.to_owned(), entry.clone());
                 }
             }
-            Store::Redis(_) => {
+            Store::Redis(pool) => {
                 if flight.invalidated.load(Ordering::SeqCst) {
                     return;
                 }
-                self.write(key, entry).await;
+                self.write_to_redis(pool, key, entry).await;
                 // An invalidation between the check and the SET would be undone by it.
                 if flight.invalidated.load(Ordering::SeqCst) {
                     self.invalidate_in_redis(key.to_owned()).await;
@@ -450,35 +450,32 @@ impl Cache {
         }
     }
 
-    async fn write(&self, key: &str, entry: &Entry) {
-        match &self.inner.store {
-            Store::Local(cache) => cache.insert(key.to_owned(), entry.clone()),
-            Store::Redis(pool) => {
-                if !self.redis_allowed() || self.pending().contains(key) {
-                    return;
-                }
-                let ttl_ms = match entry {
-                    Entry::Found(_) => self.inner.settings.ttl,
-                    Entry::Missing => self.inner.settings.negative_ttl,
-                }
-                .as_millis() as u64;
-                let value = encode(entry);
-                self.redis(
-                    pool,
-                    |mut connection, key| async move {
-                        redis::cmd("SET")
-                            .arg(key)
-                            .arg(value)
-                            .arg("PX")
-                            .arg(ttl_ms)
-                            .query_async::<()>(&mut *connection)
-                            .await
-                    },
-                    key.to_owned(),
-                )
-                .await;
-            }
+    /// Stores `entry` in Redis with its TTL (skipped while Redis is left alone or the key
+    /// has an invalidation waiting).
+    async fn write_to_redis(&self, pool: &deadpool_redis::Pool, key: &str, entry: &Entry) {
+        if !self.redis_allowed() || self.pending().contains(key) {
+            return;
         }
+        let ttl_ms = match entry {
+            Entry::Found(_) => self.inner.settings.ttl,
+            Entry::Missing => self.inner.settings.negative_ttl,
+        }
+        .as_millis() as u64;
+        let value = encode(entry);
+        self.redis(
+            pool,
+            |mut connection, key| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .query_async::<()>(&mut *connection)
+                    .await
+            },
+            key.to_owned(),
+        )
+        .await;
     }
 
     /// Deletes every pending invalidation from Redis; `true` when none is left.
