@@ -317,3 +317,23 @@ on_both_backends!(
     a_created_id_is_not_hidden_by_a_cached_404,
     data_survives_a_restart,
 );
+
+#[tokio::test]
+async fn sqlite_files_are_created_in_wal_mode() {
+    use sqlx::Connection;
+    let dir = std::env::temp_dir().join(format!("platform-wal-{}", uuid::Uuid::new_v4().simple()));
+    let url = shared::config::DatabaseUrl(format!("sqlite://{}/nested/users.db", dir.display()));
+    let app = spawn_with(crate::helpers::test_settings(url.clone())).await;
+    app.create_user("Alice", "alice@example.com").await;
+    let mut connection = sqlx::SqliteConnection::connect(&url.0)
+        .await
+        .expect("the file exists");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut connection)
+        .await
+        .expect("pragma");
+    assert_eq!(mode, "wal");
+    connection.close().await.expect("close");
+    app.server.stop().await;
+    std::fs::remove_dir_all(dir).expect("cleanup");
+}
