@@ -364,3 +364,30 @@ async fn active_health_checks_eject_a_dead_instance_before_any_request() {
     );
     gateway.server.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_head_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = upstream::start("u").await;
+    let mut slow = config(vec![route("/", &[&upstream.url])]);
+    slow.server.client_header_timeout_ms = 300;
+    let gateway = spawn(slow);
+    let mut stream = tokio::net::TcpStream::connect(&gateway.authority)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .expect("half a head");
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the gateway closed the connection");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "closed after {waited:?}"
+    );
+    assert_eq!(gateway.get("/healthz").await.status(), 200);
+    gateway.server.stop().await;
+}
