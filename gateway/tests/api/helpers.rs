@@ -52,12 +52,13 @@ pub fn config(routes: Vec<RouteConfig>) -> GatewayConfig {
 
 /// The gateway with `config`, on a free port.
 pub fn spawn(config: GatewayConfig) -> TestGateway {
-    let gateway = Gateway::build(
-        config,
-        (Ipv4Addr::LOCALHOST, 0).into(),
-        test_logger("gateway"),
-    )
-    .expect("the gateway builds");
+    spawn_logging_to(config, test_logger("gateway"))
+}
+
+/// The gateway with `config`, logging to `logger`.
+pub fn spawn_logging_to(config: GatewayConfig, logger: slog::Logger) -> TestGateway {
+    let gateway = Gateway::build(config, (Ipv4Addr::LOCALHOST, 0).into(), logger)
+        .expect("the gateway builds");
     let port = gateway.port();
     let server = TestServer::start(port, |shutdown| gateway.run_until_stopped(shutdown));
     TestGateway {

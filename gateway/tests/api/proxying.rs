@@ -304,3 +304,60 @@ fn the_example_config_in_deploy_is_valid() {
     let example: Vec<String> = config.routes.into_iter().map(|r| r.prefix).collect();
     assert_eq!(example, builtin, "the example has the built-in routes");
 }
+
+#[tokio::test]
+async fn one_access_line_per_request_with_route_upstream_and_bytes() {
+    let upstream = upstream::start("u").await;
+    let (logger, logs) = shared::testing::capturing_logger("gateway");
+    let gateway =
+        crate::helpers::spawn_logging_to(config(vec![route("/api", &[&upstream.url])]), logger);
+    let response = gateway
+        .client
+        .get(gateway.url("/api/things?secret=1"))
+        .header("x-request-id", "log-check-1")
+        .header("user-agent", "log-test")
+        .send()
+        .await
+        .expect("GET");
+    let body = response.bytes().await.expect("body");
+    gateway.get("/nowhere").await;
+    gateway.server.stop().await;
+
+    let text = String::from_utf8(logs.lock().expect("logs").clone()).expect("utf-8");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON lines"))
+        .collect();
+    let access: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line["msg"] == "request")
+        .collect();
+    assert_eq!(access.len(), 2, "one line per request: {text}");
+    let line = access
+        .iter()
+        .find(|line| line["request_id"] == "log-check-1")
+        .expect("the proxied request's line");
+    assert_eq!(line["route"], "/api");
+    assert_eq!(line["upstream"], upstream.url.trim_start_matches("http://"));
+    assert_eq!(line["bytes"], body.len());
+    assert_eq!(line["status"], 200);
+    assert_eq!(
+        line["path"], "/api/things",
+        "the query stays out of the log"
+    );
+    assert_eq!(
+        (line["method"].as_str(), line["user_agent"].as_str()),
+        (Some("GET"), Some("log-test"))
+    );
+    for field in ["ts", "level", "service", "version", "duration_ms", "ip"] {
+        assert!(!line[field].is_null(), "{field} in {line}");
+    }
+    let unrouted = access
+        .iter()
+        .find(|line| line["path"] == "/nowhere")
+        .expect("the 404's line");
+    assert_eq!(
+        (unrouted["status"].as_u64(), unrouted["route"].as_str()),
+        (Some(404), Some("-"))
+    );
+}
