@@ -321,6 +321,29 @@ async fn one_access_line_per_request_with_route_upstream_and_bytes() {
         .expect("GET");
     let body = response.bytes().await.expect("body");
     gateway.get("/nowhere").await;
+    let requests = |route: &'static str, status: &'static str| {
+        let server = &gateway.server;
+        async move {
+            server
+                .metric(
+                    "http_requests_total",
+                    &[("route", route), ("status", status), ("service", "gateway")],
+                )
+                .await
+        }
+    };
+    assert_eq!(requests("/api", "200").await, 1.0);
+    assert_eq!(requests("-", "404").await, 1.0);
+    assert_eq!(
+        gateway
+            .metric("http_request_duration_seconds_count", &[("route", "/api")])
+            .await,
+        1.0
+    );
+    assert!(
+        gateway.metric("gateway_open_connections", &[]).await >= 1.0,
+        "the scrape's own connection is open"
+    );
     gateway.server.stop().await;
 
     let text = String::from_utf8(logs.lock().expect("logs").clone()).expect("utf-8");
