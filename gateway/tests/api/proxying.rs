@@ -355,7 +355,15 @@ async fn one_access_line_per_request_with_route_upstream_and_bytes() {
         .iter()
         .filter(|line| line["msg"] == "request")
         .collect();
-    assert_eq!(access.len(), 2, "one line per request: {text}");
+    let scrapes = access
+        .iter()
+        .filter(|line| line["path"] == "/metrics")
+        .count();
+    assert_eq!(
+        (access.len(), scrapes),
+        (6, 4),
+        "one line per request, the four scrapes included: {text}"
+    );
     let line = access
         .iter()
         .find(|line| line["request_id"] == "log-check-1")
