@@ -5,7 +5,7 @@ use std::{net::IpAddr, sync::Arc, time::Instant};
 
 use http::{HeaderValue, Method};
 use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts};
-use shared::metrics::{Metrics, method_label};
+use shared::{metrics::Metrics, request::AccessLine};
 use slog::Logger;
 
 /// The gateway's series, beside the shared HTTP ones.
@@ -127,42 +127,33 @@ impl AccessRecord {
     /// Counts the request and writes its line.
     pub fn write(self) {
         let elapsed = self.started.elapsed();
-        let metrics = &self.telemetry.metrics.base;
-        metrics
-            .http_requests
-            .with_label_values(&[
-                method_label(self.method.as_str()),
-                &self.route,
-                self.status.as_str(),
-            ])
-            .inc();
-        metrics
-            .http_duration
-            .with_label_values(&[method_label(self.method.as_str()), &self.route])
-            .observe(elapsed.as_secs_f64());
-        let status = self.status.as_u16();
-
-        let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1_000.0;
-        let user_agent = self
-            .user_agent
-            .as_ref()
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("");
-        let request_id = self.request_id.to_str().unwrap_or("");
-        let upstream = self.upstream.as_deref().unwrap_or("-");
-        let logger = &self.telemetry.logger;
+        self.telemetry.metrics.base.observe_request(
+            self.method.as_str(),
+            &self.route,
+            self.status.as_str(),
+            elapsed,
+        );
         let ip = self.ip.to_string();
-        match &self.error {
-            Some(error) if status >= 500 => slog::error!(logger, "request";
-                "method" => self.method.as_str(), "path" => &self.path, "status" => status,
-                "duration_ms" => duration_ms, "ip" => ip, "user_agent" => user_agent,
-                "request_id" => request_id, "route" => &*self.route, "upstream" => upstream,
-                "bytes" => self.bytes, "error" => error),
-            _ => slog::info!(logger, "request";
-                "method" => self.method.as_str(), "path" => &self.path, "status" => status,
-                "duration_ms" => duration_ms, "ip" => ip, "user_agent" => user_agent,
-                "request_id" => request_id, "route" => &*self.route, "upstream" => upstream,
-                "bytes" => self.bytes),
+        AccessLine {
+            method: self.method.as_str(),
+            path: &self.path,
+            route: &self.route,
+            status: self.status.as_u16(),
+            elapsed,
+            ip: &ip,
+            user_agent: self
+                .user_agent
+                .as_ref()
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or(""),
+            request_id: self.request_id.to_str().unwrap_or(""),
+            upstream: Some(self.upstream.as_deref().unwrap_or("-")),
+            bytes: Some(self.bytes),
+            error: self
+                .error
+                .as_deref()
+                .filter(|_| self.status.is_server_error()),
         }
+        .write(&self.telemetry.logger);
     }
 }

@@ -85,6 +85,23 @@ impl Metrics {
         }
     }
 
+    /// Counts one answered request and its latency (method labels bounded by [`method_label`]).
+    pub fn observe_request(
+        &self,
+        method: &str,
+        route: &str,
+        status: &str,
+        elapsed: std::time::Duration,
+    ) {
+        let method = method_label(method);
+        self.http_requests
+            .with_label_values(&[method, route, status])
+            .inc();
+        self.http_duration
+            .with_label_values(&[method, route])
+            .observe(elapsed.as_secs_f64());
+    }
+
     /// The Prometheus text exposition of every series.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();

@@ -19,7 +19,7 @@ use slog::Logger;
 
 use crate::{
     error::{body_for_status, is_json},
-    metrics::{Metrics, method_label},
+    metrics::Metrics,
 };
 
 /// The request id header of CONTRACTS.md.
@@ -81,6 +81,77 @@ impl FromRequest for RequestId {
     }
 }
 
+/// One access line (CONTRACTS.md, "Request id and logs"): `msg` `request` with `method`,
+/// `path`, `route`, `status`, `duration_ms`, `ip`, `user_agent`, `request_id`, plus the
+/// gateway's `upstream` and `bytes`, and the cause chain of a 5xx. Every server of the platform
+/// writes its requests through it, at `error` level for a 5xx and `info` otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessLine<'a> {
+    /// Request method.
+    pub method: &'a str,
+    /// Path, without the query (which may hold secrets).
+    pub path: &'a str,
+    /// The route that matched (its pattern or prefix).
+    pub route: &'a str,
+    /// Status sent.
+    pub status: u16,
+    /// Time from request to response.
+    pub elapsed: std::time::Duration,
+    /// Client address.
+    pub ip: &'a str,
+    /// Client `User-Agent`.
+    pub user_agent: &'a str,
+    /// The request id.
+    pub request_id: &'a str,
+    /// The instance that answered (the gateway).
+    pub upstream: Option<&'a str>,
+    /// Response body bytes (the gateway).
+    pub bytes: Option<u64>,
+    /// What went wrong, for a 5xx.
+    pub error: Option<&'a str>,
+}
+
+impl AccessLine<'_> {
+    /// Writes the line to `logger`.
+    pub fn write(self, logger: &Logger) {
+        if self.status >= 500 {
+            slog::error!(logger, "request"; self);
+        } else {
+            slog::info!(logger, "request"; self);
+        }
+    }
+}
+
+impl slog::KV for AccessLine<'_> {
+    fn serialize(
+        &self,
+        _record: &slog::Record<'_>,
+        serializer: &mut dyn slog::Serializer,
+    ) -> slog::Result {
+        serializer.emit_str("method", self.method)?;
+        serializer.emit_str("path", self.path)?;
+        serializer.emit_str("route", self.route)?;
+        serializer.emit_u16("status", self.status)?;
+        serializer.emit_f64(
+            "duration_ms",
+            (self.elapsed.as_secs_f64() * 1_000_000.0).round() / 1_000.0,
+        )?;
+        serializer.emit_str("ip", self.ip)?;
+        serializer.emit_str("user_agent", self.user_agent)?;
+        serializer.emit_str("request_id", self.request_id)?;
+        if let Some(upstream) = self.upstream {
+            serializer.emit_str("upstream", upstream)?;
+        }
+        if let Some(bytes) = self.bytes {
+            serializer.emit_u64("bytes", bytes)?;
+        }
+        if let Some(error) = self.error {
+            serializer.emit_str("error", error)?;
+        }
+        Ok(())
+    }
+}
+
 /// What the middleware writes to: the service's logger and metrics (kept in `app_data`).
 pub struct Observability {
     /// The service's logger (with its `service` field).
@@ -134,16 +205,9 @@ pub async fn observe(
     let route = request.match_pattern();
     let route = route.as_deref().unwrap_or("unmatched");
     let method = request.method().as_str();
-    let metrics = &observability.metrics;
-    metrics
-        .http_requests
-        .with_label_values(&[method_label(method), route, status.as_str()])
-        .inc();
-    metrics
-        .http_duration
-        .with_label_values(&[method_label(method), route])
-        .observe(elapsed.as_secs_f64());
-
+    observability
+        .metrics
+        .observe_request(method, route, status.as_str(), elapsed);
     let peer = request.peer_addr().map(|address| address.ip());
     let ip = client_ip(request.headers().get(&FORWARDED_FOR_HEADER), peer);
     let user_agent = request
@@ -151,27 +215,23 @@ pub async fn observe(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1_000.0;
-    let logger = &observability.logger;
-    let path = request.path();
-    let request_id = request_id.as_str();
-    let status = status.as_u16();
-    if status >= 500 {
-        let cause = response
-            .response()
-            .error()
-            .map(|error| error.to_string())
-            .unwrap_or_default();
-        slog::error!(logger, "request";
-            "method" => method, "path" => path, "route" => route, "status" => status,
-            "duration_ms" => duration_ms, "ip" => &ip, "user_agent" => user_agent,
-            "request_id" => request_id, "error" => cause);
-    } else {
-        slog::info!(logger, "request";
-            "method" => method, "path" => path, "route" => route, "status" => status,
-            "duration_ms" => duration_ms, "ip" => &ip, "user_agent" => user_agent,
-            "request_id" => request_id);
+    let cause = (status.is_server_error())
+        .then(|| response.response().error().map(|error| error.to_string()))
+        .flatten();
+    AccessLine {
+        method,
+        path: request.path(),
+        route,
+        status: status.as_u16(),
+        elapsed,
+        ip: &ip,
+        user_agent,
+        request_id: request_id.as_str(),
+        upstream: None,
+        bytes: None,
+        error: cause.as_deref(),
     }
+    .write(&observability.logger);
     Ok(response)
 }
 
