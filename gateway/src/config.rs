@@ -1,11 +1,11 @@
 //! The gateway's flags and its route table: built in (CONTRACTS.md's routes) or read from a
 //! TOML file (`GATEWAY_CONFIG` / `--config`; `deploy/gateway.toml` is a commented example).
 
-use std::{net::IpAddr, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use serde::Deserialize;
-use shared::config::LogLevel;
+use shared::config::ProcessArgs;
 
 /// The gateway's port (CONTRACTS.md).
 pub const DEFAULT_PORT: u16 = 3000;
@@ -21,15 +21,9 @@ pub struct Args {
     /// Listen port
     #[arg(long, env = "PORT", default_value_t = DEFAULT_PORT)]
     pub port: u16,
-    /// Listen address (`0.0.0.0` in containers)
-    #[arg(long, env = "BIND", default_value = "127.0.0.1")]
-    pub bind: IpAddr,
-    /// Lowest level that is logged
-    #[arg(long, env = "LOG_LEVEL", value_enum, default_value_t = LogLevel::Info)]
-    pub log_level: LogLevel,
-    /// Also write `error.log` (errors only) and `combined.log` into this directory
-    #[arg(long, env = "LOG_DIR")]
-    pub log_dir: Option<PathBuf>,
+    /// Address and logging.
+    #[command(flatten)]
+    pub process: ProcessArgs,
     /// TOML route table [default: the routes of CONTRACTS.md to 127.0.0.1]
     #[arg(long = "config", env = "GATEWAY_CONFIG")]
     pub config: Option<PathBuf>,

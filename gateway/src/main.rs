@@ -23,17 +23,12 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let address = std::net::SocketAddr::new(args.bind, args.port);
-    shared::server::run_process(
-        "gateway",
-        args.log_level,
-        args.log_dir.as_deref(),
-        |root| async move {
-            let logger = shared::telemetry::for_service(&root, "gateway");
-            Gateway::build(config, address, logger)?
-                .run_until_stopped(shared::shutdown::signal())
-                .await
-        },
-    )
+    let address = std::net::SocketAddr::new(args.process.bind, args.port);
+    shared::server::run_process("gateway", &args.process, |root| async move {
+        let logger = shared::telemetry::for_service(&root, "gateway");
+        Gateway::build(config, address, logger)?
+            .run_until_stopped(shared::shutdown::signal())
+            .await
+    })
     .await
 }

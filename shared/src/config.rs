@@ -16,15 +16,9 @@ pub struct CommonArgs {
     /// Listen port [default: the service's port from CONTRACTS.md]
     #[arg(long, env = "PORT")]
     pub port: Option<u16>,
-    /// Listen address (`0.0.0.0` in containers)
-    #[arg(long, env = "BIND", default_value = "127.0.0.1")]
-    pub bind: IpAddr,
-    /// Lowest level that is logged
-    #[arg(long, env = "LOG_LEVEL", value_enum, default_value_t = LogLevel::Info)]
-    pub log_level: LogLevel,
-    /// Also write `error.log` (errors only) and `combined.log` into this directory
-    #[arg(long, env = "LOG_DIR")]
-    pub log_dir: Option<PathBuf>,
+    /// Address and logging.
+    #[command(flatten)]
+    pub process: ProcessArgs,
     /// `sqlite://…` or `postgres://…` [default: sqlite://data/<service>.db]
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<DatabaseUrl>,
@@ -40,7 +34,38 @@ pub struct CommonArgs {
     pub healthcheck: bool,
 }
 
+/// What every binary takes, services, gateway and stack alike: where to listen and how to log.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProcessArgs {
+    /// Listen address (`0.0.0.0` in containers)
+    #[arg(long, env = "BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Lowest level that is logged
+    #[arg(long, env = "LOG_LEVEL", value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+    /// Also write `error.log` (errors only) and `combined.log` into this directory
+    #[arg(long, env = "LOG_DIR")]
+    pub log_dir: Option<PathBuf>,
+}
+
 impl CommonArgs {
+    /// A service configured with nothing but its port, address and database: the defaults
+    /// for everything else (in-process cache, 60 s TTL). What the stack and tests run.
+    pub fn embedded(port: u16, bind: IpAddr, database_url: DatabaseUrl) -> Self {
+        Self {
+            port: Some(port),
+            process: ProcessArgs {
+                bind,
+                log_level: LogLevel::Info,
+                log_dir: None,
+            },
+            database_url: Some(database_url),
+            redis_url: None,
+            cache_ttl_secs: 60,
+            healthcheck: false,
+        }
+    }
+
     /// The database URL, or the embedded default `sqlite://data/<service>.db`.
     pub fn database_url_or_default(&self, service: &str) -> DatabaseUrl {
         self.database_url
@@ -202,7 +227,7 @@ mod tests {
     fn defaults_hold_when_nothing_is_set() {
         let config = TestConfig::try_parse_from(["test"]).expect("defaults parse");
         assert_eq!(config.common.cache_ttl_secs, 60);
-        assert_eq!(config.common.log_level, LogLevel::Info);
+        assert_eq!(config.common.process.log_level, LogLevel::Info);
         assert_eq!(
             config.common.database_url_or_default("users").0,
             "sqlite://data/users.db"

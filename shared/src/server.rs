@@ -7,7 +7,6 @@
 use std::{
     future::Future,
     net::{SocketAddr, TcpListener},
-    path::Path,
     process::ExitCode,
     sync::Arc,
     time::Duration,
@@ -20,7 +19,7 @@ use slog::Logger;
 use crate::{
     ApiError,
     cache::{Cache, CacheSettings},
-    config::{CommonArgs, DatabaseUrl, LogLevel},
+    config::{CommonArgs, DatabaseUrl, ProcessArgs},
     db::{Database, Migrations, redact},
     error::{json_error, path_error, query_error},
     health::{self, Readiness},
@@ -56,7 +55,7 @@ impl ServiceSettings {
     pub fn from_args(name: &'static str, default_port: u16, args: &CommonArgs) -> Self {
         Self {
             name,
-            address: SocketAddr::new(args.bind, args.port.unwrap_or(default_port)),
+            address: SocketAddr::new(args.process.bind, args.port.unwrap_or(default_port)),
             database_url: args.database_url_or_default(name),
             cache: CacheSettings::new(
                 name,
@@ -239,7 +238,7 @@ where
         return crate::health::probe(args.port.unwrap_or(default_port));
     }
     let settings = ServiceSettings::from_args(name, default_port, args);
-    run_process(name, args.log_level, args.log_dir.as_deref(), |root| {
+    run_process(name, &args.process, |root| {
         run(settings, telemetry::for_service(&root, name))
     })
     .await
@@ -248,17 +247,12 @@ where
 /// Sets up logging, runs `run` with the root logger, and turns its outcome into the exit
 /// status: 0 after a clean shutdown, 1 (after logging the cause) on failure, 2 when the log
 /// directory cannot be opened. The logs are flushed before it returns.
-pub async fn run_process<F, Fut>(
-    name: &'static str,
-    level: LogLevel,
-    log_dir: Option<&Path>,
-    run: F,
-) -> ExitCode
+pub async fn run_process<F, Fut>(name: &'static str, process: &ProcessArgs, run: F) -> ExitCode
 where
     F: FnOnce(Logger) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let (root, guard) = match telemetry::init(name, level, log_dir) {
+    let (root, guard) = match telemetry::init(name, process.log_level, process.log_dir.as_deref()) {
         Ok(logging) => logging,
         Err(error) => {
             eprintln!("error: LOG_DIR (--log-dir): {error}");

@@ -261,16 +261,8 @@ pub fn service_settings(
     default_port: u16,
     database_url: DatabaseUrl,
 ) -> crate::server::ServiceSettings {
-    let args = crate::config::CommonArgs {
-        port: Some(0),
-        bind: std::net::Ipv4Addr::LOCALHOST.into(),
-        log_level: crate::config::LogLevel::Info,
-        log_dir: None,
-        database_url: Some(database_url),
-        redis_url: None,
-        cache_ttl_secs: 60,
-        healthcheck: false,
-    };
+    let args =
+        crate::config::CommonArgs::embedded(0, std::net::Ipv4Addr::LOCALHOST.into(), database_url);
     let mut settings = crate::server::ServiceSettings::from_args(name, default_port, &args);
     settings.workers = 1;
     settings.cache.namespace = format!("test:{}:{name}", uuid::Uuid::new_v4().simple());

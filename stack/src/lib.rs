@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use anyhow::Context;
 use futures_util::future::try_join_all;
 use shared::{
-    config::{CommonArgs, LogLevel},
+    config::{CommonArgs, DatabaseUrl, ProcessArgs},
     server::ServiceSettings,
     shutdown::Shutdown,
     telemetry,
@@ -26,15 +26,9 @@ use slog::Logger;
     about = "The whole platform in one process, on embedded defaults"
 )]
 pub struct Config {
-    /// Listen address of every service
-    #[arg(long, env = "BIND", default_value = "127.0.0.1")]
-    pub bind: IpAddr,
-    /// Lowest level that is logged
-    #[arg(long, env = "LOG_LEVEL", value_enum, default_value_t = LogLevel::Info)]
-    pub log_level: LogLevel,
-    /// Also write `error.log` and `combined.log` into this directory
-    #[arg(long, env = "LOG_DIR")]
-    pub log_dir: Option<std::path::PathBuf>,
+    /// Address (of every service) and logging.
+    #[command(flatten)]
+    pub process: ProcessArgs,
 }
 
 /// Where the stack puts its services and data.
@@ -78,19 +72,12 @@ impl StackSettings {
     }
 
     fn service(&self, name: &'static str, default_port: u16) -> ServiceSettings {
-        let args = CommonArgs {
-            port: Some(self.port_override.unwrap_or(default_port)),
-            bind: self.bind,
-            log_level: LogLevel::Info,
-            log_dir: None,
-            database_url: Some(shared::config::DatabaseUrl(format!(
-                "sqlite://{}/{name}.db",
-                self.data_dir.display()
-            ))),
-            redis_url: None,
-            cache_ttl_secs: 60,
-            healthcheck: false,
-        };
+        let database = DatabaseUrl(format!("sqlite://{}/{name}.db", self.data_dir.display()));
+        let args = CommonArgs::embedded(
+            self.port_override.unwrap_or(default_port),
+            self.bind,
+            database,
+        );
         ServiceSettings::from_args(name, default_port, &args)
     }
 }

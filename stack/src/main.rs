@@ -5,19 +5,14 @@ use stack::{Config, Stack, StackSettings};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config: Config = shared::config::parse();
-    shared::server::run_process(
-        "stack",
-        config.log_level,
-        config.log_dir.as_deref(),
-        |root| async move {
-            let stack = Stack::build(StackSettings::new(config.bind), &root).await?;
-            eprintln!("\nThe platform is up (Ctrl-C stops it):");
-            for endpoint in stack.endpoints(&config.bind.to_string()) {
-                eprintln!("  {:<10} {}", endpoint.service, endpoint.url);
-            }
-            eprintln!();
-            stack.run_until_stopped(shared::shutdown::signal()).await
-        },
-    )
+    shared::server::run_process("stack", &config.process, |root| async move {
+        let stack = Stack::build(StackSettings::new(config.process.bind), &root).await?;
+        eprintln!("\nThe platform is up (Ctrl-C stops it):");
+        for endpoint in stack.endpoints(&config.process.bind.to_string()) {
+            eprintln!("  {:<10} {}", endpoint.service, endpoint.url);
+        }
+        eprintln!();
+        stack.run_until_stopped(shared::shutdown::signal()).await
+    })
     .await
 }
