@@ -29,6 +29,7 @@ pub mod upstream;
 use std::{net::SocketAddr, num::NonZeroU32, sync::Arc};
 
 use anyhow::Context;
+use shared::server::Service;
 use slog::Logger;
 
 use crate::{
@@ -95,15 +96,16 @@ impl Gateway {
             port,
         })
     }
+}
 
-    /// The port it listens on.
-    pub fn port(&self) -> u16 {
+impl Service for Gateway {
+    fn port(&self) -> u16 {
         self.port
     }
 
     /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests and
     /// open WebSockets finish within the drain timeout, and returns.
-    pub async fn run_until_stopped(
+    async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {

@@ -1,5 +1,7 @@
 //! `gateway`: see the library's documentation.
 
+use shared::server::Service;
+
 use gateway::{
     Gateway,
     config::{Args, GatewayConfig},

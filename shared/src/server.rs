@@ -127,6 +127,19 @@ impl ServiceContext {
     }
 }
 
+/// A built server of the platform (a service, the gateway): bound, not yet serving. The binary,
+/// the stack and the tests all run one through this.
+pub trait Service {
+    /// The port it listens on (the real one when it was asked for port 0).
+    fn port(&self) -> u16;
+
+    /// Serves until `shutdown` resolves, then drains and stops.
+    fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
 /// A bound, not yet running, actix-web server.
 pub struct HttpService {
     /// The port it listens on (the real one when asked for port 0).

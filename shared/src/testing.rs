@@ -268,3 +268,40 @@ pub fn service_settings(
     settings.cache.namespace = format!("test:{}:{name}", uuid::Uuid::new_v4().simple());
     settings
 }
+
+/// A service of the platform running in a test, built the way its binary builds it.
+pub struct TestService {
+    /// The server and its client.
+    pub server: TestServer,
+    /// What it was started with (to start it again, on the same database).
+    pub settings: crate::server::ServiceSettings,
+}
+
+impl std::ops::Deref for TestService {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        &self.server
+    }
+}
+
+impl TestService {
+    /// Builds a service with `build` (its `Application::build`) and runs it in the background.
+    pub async fn start<S, F, Fut>(
+        settings: crate::server::ServiceSettings,
+        logger: slog::Logger,
+        build: F,
+    ) -> Self
+    where
+        S: crate::server::Service + Send + 'static,
+        F: FnOnce(crate::server::ServiceSettings, slog::Logger) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<S>>,
+    {
+        let service = build(settings.clone(), logger)
+            .await
+            .expect("the service builds");
+        let port = service.port();
+        let server = TestServer::start(port, |shutdown| service.run_until_stopped(shutdown));
+        Self { server, settings }
+    }
+}

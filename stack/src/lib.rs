@@ -12,7 +12,7 @@ use anyhow::Context;
 use futures_util::future::try_join_all;
 use shared::{
     config::{CommonArgs, DatabaseUrl, ProcessArgs},
-    server::ServiceSettings,
+    server::{Service, ServiceSettings},
     shutdown::Shutdown,
     telemetry,
 };

@@ -7,7 +7,7 @@ use gateway::{
     Gateway,
     config::{GatewayConfig, RouteConfig, ServerConfig},
 };
-use shared::{telemetry::test_logger, testing::TestServer};
+use shared::{server::Service, telemetry::test_logger, testing::TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A running gateway.

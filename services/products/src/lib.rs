@@ -14,7 +14,12 @@ pub mod openapi;
 pub mod repository;
 pub mod routes;
 
-use shared::{config::CommonArgs, crud::TableService, db::Migrations, server::ServiceSettings};
+use shared::{
+    config::CommonArgs,
+    crud::TableService,
+    db::Migrations,
+    server::{Service, ServiceSettings},
+};
 use slog::Logger;
 
 use crate::repository::ProductRepository;
@@ -64,18 +69,18 @@ impl Application {
         .map(Self)
     }
 
-    /// The port it listens on.
-    pub fn port(&self) -> u16 {
-        self.0.port()
-    }
-
     /// Inserts the seed's demo products (Laptop, Smartphone) when there are none at all.
     pub async fn seed_demo_data(&self) -> anyhow::Result<bool> {
         self.0.table().seed_if_empty().await
     }
+}
 
-    /// Serves until `shutdown` resolves, then drains and stops.
-    pub async fn run_until_stopped(
+impl Service for Application {
+    fn port(&self) -> u16 {
+        self.0.port()
+    }
+
+    async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {

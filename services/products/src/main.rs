@@ -1,6 +1,7 @@
 //! `products-service`: see the library's documentation.
 
 use products_service::{Application, Config, DEFAULT_PORT, NAME};
+use shared::server::Service;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

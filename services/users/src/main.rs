@@ -1,5 +1,6 @@
 //! `users-service`: see the library's documentation.
 
+use shared::server::Service;
 use users_service::{Application, Config, DEFAULT_PORT, NAME};
 
 #[tokio::main]

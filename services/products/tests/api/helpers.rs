@@ -1,7 +1,5 @@
 //! Spawning products-service the way the binary does, on a free port and a fresh database.
 
-use std::ops::Deref;
-
 use products_service::{Application, DEFAULT_PORT, NAME};
 use reqwest::Response;
 use serde_json::{Value, json};
@@ -9,24 +7,11 @@ use shared::{
     config::DatabaseUrl,
     server::ServiceSettings,
     telemetry::test_logger,
-    testing::{TestBackend, TestServer, fresh_database, service_settings},
+    testing::{TestBackend, TestService, fresh_database, service_settings},
 };
 
 /// A running products-service.
-pub struct TestApp {
-    /// The server and its client.
-    pub server: TestServer,
-    /// What it was started with (to start it again on the same database).
-    pub settings: ServiceSettings,
-}
-
-impl Deref for TestApp {
-    type Target = TestServer;
-
-    fn deref(&self) -> &TestServer {
-        &self.server
-    }
-}
+pub type TestApp = TestService;
 
 /// Settings for a test instance on `database_url`: port 0, one worker, its own cache keys.
 pub fn test_settings(database_url: DatabaseUrl) -> ServiceSettings {
@@ -43,22 +28,30 @@ pub async fn spawn_app(backend: TestBackend) -> TestApp {
 
 /// products-service with these settings.
 pub async fn spawn_with(settings: ServiceSettings) -> TestApp {
-    let app = Application::build(settings.clone(), test_logger(NAME))
-        .await
-        .expect("products-service builds");
-    let port = app.port();
-    let server = TestServer::start(port, |shutdown| app.run_until_stopped(shutdown));
-    TestApp { server, settings }
+    spawn_logging_to(settings, test_logger(NAME)).await
 }
 
-impl TestApp {
+/// products-service with these settings, logging to `logger`.
+pub async fn spawn_logging_to(settings: ServiceSettings, logger: slog::Logger) -> TestApp {
+    TestService::start(settings, logger, Application::build).await
+}
+
+/// The products API calls the tests make.
+#[allow(async_fn_in_trait)]
+pub trait ProductsApi {
     /// `POST /api/products` with a JSON body.
-    pub async fn post_product(&self, body: Value) -> Response {
+    async fn post_product(&self, body: Value) -> Response;
+
+    /// Creates a product and returns its JSON.
+    async fn create_product(&self, name: &str, price: Value) -> Value;
+}
+
+impl ProductsApi for TestService {
+    async fn post_product(&self, body: Value) -> Response {
         self.post_json("/api/products", body).await
     }
 
-    /// Creates a product and returns its JSON.
-    pub async fn create_product(&self, name: &str, price: Value) -> Value {
+    async fn create_product(&self, name: &str, price: Value) -> Value {
         let response = self
             .post_product(json!({"name": name, "price": price}))
             .await;

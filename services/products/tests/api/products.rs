@@ -7,7 +7,7 @@ use shared::{
     testing::{TestBackend, cache_header, error_code, total_count},
 };
 
-use crate::helpers::{spawn_app, spawn_with};
+use crate::helpers::{ProductsApi, spawn_app, spawn_with};
 
 async fn create_read_update_delete(backend: TestBackend) {
     let app = spawn_app(backend).await;

@@ -8,7 +8,7 @@ use shared::testing::{TestBackend, fresh_database, redis_url};
 
 use shared::testing::cache_header;
 
-use crate::helpers::{TestApp, spawn_with, test_settings};
+use crate::helpers::{TestApp, UsersApi, spawn_with, test_settings};
 
 async fn spawn_on_redis(redis: String, ttl: Duration) -> TestApp {
     let mut settings = test_settings(

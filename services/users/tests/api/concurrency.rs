@@ -4,7 +4,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 use shared::{on_both_backends, testing::TestBackend};
 
-use crate::helpers::spawn_app;
+use crate::helpers::{UsersApi, spawn_app};
 
 async fn hundred_concurrent_creates_make_hundred_rows(backend: TestBackend) {
     let app = spawn_app(backend).await;

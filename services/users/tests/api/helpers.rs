@@ -1,32 +1,17 @@
 //! Spawning users-service the way the binary does, on a free port and a fresh database.
 
-use std::ops::Deref;
-
 use reqwest::Response;
 use serde_json::{Value, json};
 use shared::{
     config::DatabaseUrl,
     server::ServiceSettings,
     telemetry::test_logger,
-    testing::{TestBackend, TestServer, fresh_database, service_settings},
+    testing::{TestBackend, TestService, fresh_database, service_settings},
 };
 use users_service::{Application, DEFAULT_PORT, NAME};
 
 /// A running users-service.
-pub struct TestApp {
-    /// The server and its client.
-    pub server: TestServer,
-    /// What it was started with (to start it again on the same database).
-    pub settings: ServiceSettings,
-}
-
-impl Deref for TestApp {
-    type Target = TestServer;
-
-    fn deref(&self) -> &TestServer {
-        &self.server
-    }
-}
+pub type TestApp = TestService;
 
 /// Settings for a test instance on `database_url`: port 0, one worker, its own cache keys.
 pub fn test_settings(database_url: DatabaseUrl) -> ServiceSettings {
@@ -48,22 +33,25 @@ pub async fn spawn_with(settings: ServiceSettings) -> TestApp {
 
 /// users-service with these settings, logging to `logger`.
 pub async fn spawn_logging_to(settings: ServiceSettings, logger: slog::Logger) -> TestApp {
-    let app = Application::build(settings.clone(), logger)
-        .await
-        .expect("users-service builds");
-    let port = app.port();
-    let server = TestServer::start(port, |shutdown| app.run_until_stopped(shutdown));
-    TestApp { server, settings }
+    TestService::start(settings, logger, Application::build).await
 }
 
-impl TestApp {
+/// The users API calls the tests make.
+#[allow(async_fn_in_trait)]
+pub trait UsersApi {
     /// `POST /api/users` with a JSON body.
-    pub async fn post_user(&self, body: Value) -> Response {
+    async fn post_user(&self, body: Value) -> Response;
+
+    /// Creates a user and returns its JSON.
+    async fn create_user(&self, name: &str, email: &str) -> Value;
+}
+
+impl UsersApi for TestService {
+    async fn post_user(&self, body: Value) -> Response {
         self.post_json("/api/users", body).await
     }
 
-    /// Creates a user and returns its JSON.
-    pub async fn create_user(&self, name: &str, email: &str) -> Value {
+    async fn create_user(&self, name: &str, email: &str) -> Value {
         let response = self.post_user(json!({"name": name, "email": email})).await;
         assert_eq!(response.status(), 201, "creating {email}");
         response.json().await.expect("user JSON")

@@ -7,7 +7,7 @@ use shared::{on_both_backends, testing::TestBackend};
 use shared::testing::{capturing_logger, error_code, fresh_database};
 use sqlx::{Connection, Executor};
 
-use crate::helpers::{spawn_app, spawn_logging_to, test_settings};
+use crate::helpers::{UsersApi, spawn_app, spawn_logging_to, test_settings};
 
 async fn bodies_that_are_not_acceptable_json(backend: TestBackend) {
     let app = spawn_app(backend).await;

@@ -5,7 +5,7 @@ use shared::{on_both_backends, testing::TestBackend};
 
 use shared::testing::{cache_header, error_code};
 
-use crate::helpers::{spawn_app, spawn_with};
+use crate::helpers::{UsersApi, spawn_app, spawn_with};
 
 async fn create_then_read(backend: TestBackend) {
     let app = spawn_app(backend).await;
