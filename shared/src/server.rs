@@ -22,7 +22,7 @@ use crate::{
     config::{CommonArgs, DatabaseUrl, ProcessArgs},
     db::{Database, Migrations, redact},
     error::{json_error, path_error, query_error},
-    health::{self, Readiness},
+    health::{self, Check, Readiness},
     metrics::Metrics,
     request::{Observability, observe},
     telemetry,
@@ -82,6 +82,8 @@ pub struct ServiceContext {
     pub database: Database,
     /// Its cache.
     pub cache: Cache,
+    /// The service's own `/readyz` checks beyond the database and the cache (a broker, a store).
+    pub extra_checks: Readiness,
 }
 
 impl ServiceContext {
@@ -102,14 +104,21 @@ impl ServiceContext {
             metrics,
             database,
             cache,
+            extra_checks: Readiness::default(),
         })
     }
 
-    /// The `/readyz` checks of the database and the cache.
+    /// Adds a `/readyz` check of a dependency of this service's own (a broker, a store).
+    pub fn with_check(mut self, name: &'static str, check: Check) -> Self {
+        self.extra_checks = self.extra_checks.with(name, check);
+        self
+    }
+
+    /// The `/readyz` checks: the database, the cache, and the service's own.
     pub fn readiness(&self) -> Readiness {
         let database = self.database.clone();
         let cache = self.cache.clone();
-        Readiness::default()
+        let mut readiness = Readiness::default()
             .with(
                 "database",
                 Arc::new(move || {
@@ -123,7 +132,9 @@ impl ServiceContext {
                     let cache = cache.clone();
                     Box::pin(async move { cache.ping().await })
                 }),
-            )
+            );
+        readiness.checks.extend(self.extra_checks.checks.iter().cloned());
+        readiness
     }
 }
 
