@@ -56,6 +56,9 @@ pub enum ApiError {
     /// 400: malformed JSON, a bad query string or path parameter.
     #[error("{0}")]
     BadRequest(String),
+    /// 403: e.g. an expired or tampered signed URL.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404.
     #[error("{0}")]
     NotFound(String),
@@ -127,6 +130,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -165,6 +169,7 @@ pub fn error_json(status: u16, message: impl Into<String>) -> Vec<u8> {
 pub fn code_for_status(status: u16) -> &'static str {
     match status {
         400 => "bad_request",
+        403 => "forbidden",
         404 => "not_found",
         405 => "method_not_allowed",
         409 => "conflict",

@@ -19,6 +19,7 @@
 //! | [`shutdown`] | SIGINT / SIGTERM as a future, fanned out to every server of a process |
 //! | [`server`] | the actix-web server every REST service runs, with all of the above wired in |
 //! | [`validate`] | field checks several services make (names) |
+//! | [`store`] | object storage (local directory or S3 bucket): streamed, staged uploads; ranged reads |
 //! | `testing` | (feature `testing`) a fresh database per test, on SQLite or PostgreSQL |
 
 pub mod cache;
@@ -32,6 +33,7 @@ pub mod pagination;
 pub mod request;
 pub mod server;
 pub mod shutdown;
+pub mod store;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
