@@ -16,6 +16,7 @@
 //! | [`db`] | the SQLite / PostgreSQL pool chosen by URL, with embedded migrations |
 //! | [`cache`] | cache-aside over Redis or an in-process cache, single-flight, fail-open |
 //! | [`pagination`] | `?limit=&offset=` and `X-Total-Count` |
+//! | [`messaging`] | the job queue: RabbitMQ (lapin) or an embedded durable SQL queue, one API |
 //! | [`shutdown`] | SIGINT / SIGTERM as a future, fanned out to every server of a process |
 //! | [`server`] | the actix-web server every REST service runs, with all of the above wired in |
 //! | [`validate`] | field checks several services make (names) |
@@ -28,6 +29,7 @@ pub mod crud;
 pub mod db;
 pub mod error;
 pub mod health;
+pub mod messaging;
 pub mod metrics;
 pub mod pagination;
 pub mod request;

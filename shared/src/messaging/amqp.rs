@@ -1,0 +1,745 @@
+//! RabbitMQ through lapin 4, with an explicit reconnect loop.
+//!
+//! Producers share one connection and one confirm-mode channel per [`AmqpQueue`]; when either
+//! fails, the next use opens new ones (with backoff) and declares the topology again. Every
+//! publish is `mandatory` and waits for its confirm: a nack or a dropped connection is retried
+//! on a fresh connection, an unroutable message or exhausted retries are the caller's error.
+//!
+//! Each consumer has its own connection (so one consumer's failure, or its process's death,
+//! hands exactly its unacked deliveries back to the broker). Retries are published to
+//! `<queue>.retry.<n>` (n = the attempt that failed, at most [`RETRY_LEVELS`]) with a
+//! per-message `expiration`; those queues have no consumer and dead-letter expired messages
+//! back to `<queue>`. Messages of one level have similar delays, so RabbitMQ's expiry at the
+//! head of a queue delays a message by at most the jitter of the one before it.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_util::StreamExt;
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+    options::{
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions,
+        BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+        ExchangeDeclareOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
+    },
+    types::{AMQPValue, FieldTable, LongString, ShortString},
+};
+use slog::Logger;
+use tokio::sync::Mutex;
+
+use super::{
+    ConsumeOptions, DeadLetter, Delivery, DeliveryHandle, ERROR_HEADER, EnqueueError, Envelope,
+    QueueArgs, QueueDepth, QueueError, REQUEST_ID_HEADER, dead_queue_name,
+};
+use crate::db::redact;
+
+/// The number of retry queues (`<queue>.retry.1` … `.retry.10`); later attempts share the last.
+pub const RETRY_LEVELS: u32 = 10;
+/// How long connecting may take before it counts as a failure.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a publish waits for its confirm before it counts as a failure.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The backoff between publish attempts: 100 ms doubling to 2 s, 8 retries (~10 s in all).
+fn publish_backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(2))
+        .with_max_times(8)
+        .with_jitter()
+        .build()
+}
+
+/// The backoff between a consumer's reconnections: 200 ms doubling to 5 s, forever.
+fn reconnect_backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .without_max_times()
+        .with_jitter()
+        .build()
+}
+
+/// RabbitMQ's side of a [`super::JobQueue`].
+#[derive(Clone)]
+pub struct AmqpQueue {
+    /// The shared state.
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    queue: String,
+    dead: String,
+    exchange: String,
+    logger: Logger,
+    /// The producers' connection and confirm channel, while they work.
+    live: Mutex<Option<Live>>,
+}
+
+struct Live {
+    connection: Connection,
+    channel: Channel,
+    /// Retry levels declared on this connection.
+    retry_levels: HashSet<u32>,
+}
+
+/// Why one publish attempt failed.
+enum Failure {
+    /// Worth another try on a fresh connection.
+    Transient(String),
+    /// Another try would fail the same way.
+    Permanent(String),
+}
+
+impl AmqpQueue {
+    /// Connects (a broker that is down is logged, and retried on use).
+    pub async fn connect(url: &str, args: &QueueArgs, logger: Logger) -> anyhow::Result<Self> {
+        let queue = Self {
+            inner: Arc::new(Inner {
+                url: url.to_owned(),
+                queue: args.queue.clone(),
+                dead: dead_queue_name(&args.queue),
+                exchange: args.exchange.clone(),
+                logger,
+                live: Mutex::new(None),
+            }),
+        };
+        match queue.channel().await {
+            Ok(_) => slog::info!(queue.inner.logger, "job queue ready";
+                "queue" => &queue.inner.queue, "backend" => "amqp", "url" => redact(url)),
+            Err(error) => slog::warn!(queue.inner.logger,
+                "RabbitMQ is unavailable; retrying on use";
+                "url" => redact(url), "error" => error.to_string()),
+        }
+        Ok(queue)
+    }
+
+    /// Opens a connection and declares the topology on a channel of it.
+    async fn open(&self) -> Result<(Connection, Channel), lapin::Error> {
+        let properties =
+            ConnectionProperties::default().with_connection_name(LongString::from("platform"));
+        let connection = match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            Connection::connect(&self.inner.url, properties),
+        )
+        .await
+        {
+            Ok(connection) => connection?,
+            Err(_) => {
+                return Err(lapin::Error::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connecting to RabbitMQ timed out",
+                )));
+            }
+        };
+        let channel = connection.create_channel().await?;
+        self.declare_topology(&channel).await?;
+        Ok((connection, channel))
+    }
+
+    /// The durable exchange, job queue and dead-letter queue (idempotent).
+    async fn declare_topology(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        let durable = QueueDeclareOptions::durable();
+        channel
+            .exchange_declare(
+                self.inner.exchange.as_str().into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_declare(
+                self.inner.queue.as_str().into(),
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_declare(
+                self.inner.dead.as_str().into(),
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The name of the retry queue for a job whose attempt `attempt` failed.
+    fn retry_queue(&self, attempt: u32) -> (u32, String) {
+        let level = attempt.clamp(1, RETRY_LEVELS);
+        (level, format!("{}.retry.{level}", self.inner.queue))
+    }
+
+    /// The producers' channel, reconnecting when it is gone.
+    async fn channel(&self) -> Result<Channel, lapin::Error> {
+        let mut live = self.inner.live.lock().await;
+        if let Some(current) = live.as_ref() {
+            if current.connection.status().connected() && current.channel.status().connected() {
+                return Ok(current.channel.clone());
+            }
+            slog::warn!(self.inner.logger, "RabbitMQ connection lost; reconnecting");
+        }
+        *live = None;
+        let (connection, channel) = self.open().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        *live = Some(Live {
+            connection,
+            channel: channel.clone(),
+            retry_levels: HashSet::new(),
+        });
+        Ok(channel)
+    }
+
+    /// Forgets the producers' connection (after it failed), closing what is left of it.
+    async fn reset(&self) {
+        if let Some(live) = self.inner.live.lock().await.take() {
+            let _ = live.connection.close(320, "reconnecting".into()).await;
+        }
+    }
+
+    /// Declares the retry queue of `level` on the current connection, once.
+    async fn ensure_retry_queue(&self, level: u32, name: &str) -> Result<(), lapin::Error> {
+        let channel = self.channel().await?;
+        {
+            let live = self.inner.live.lock().await;
+            if live
+                .as_ref()
+                .is_some_and(|live| live.retry_levels.contains(&level))
+            {
+                return Ok(());
+            }
+        }
+        let mut arguments = FieldTable::default();
+        arguments.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(LongString::from("")),
+        );
+        arguments.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(LongString::from(self.inner.queue.as_str())),
+        );
+        channel
+            .queue_declare(name.into(), QueueDeclareOptions::durable(), arguments)
+            .await?;
+        if let Some(live) = self.inner.live.lock().await.as_mut() {
+            live.retry_levels.insert(level);
+        }
+        Ok(())
+    }
+
+    /// Publishes to the job queue.
+    pub async fn publish_raw(
+        &self,
+        body: &[u8],
+        message_id: &str,
+        request_id: Option<&str>,
+    ) -> Result<(), EnqueueError> {
+        let properties = properties(message_id, request_id, &[]);
+        self.publish_to(&self.inner.queue, body, properties).await
+    }
+
+    /// Publishes through the default exchange to `queue`, retrying until confirmed.
+    async fn publish_to(
+        &self,
+        queue: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), EnqueueError> {
+        let mut delays = publish_backoff();
+        loop {
+            let error = match self.publish_once(queue, body, properties.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(Failure::Permanent(error)) => return Err(EnqueueError::Rejected(error)),
+                Err(Failure::Transient(error)) => error,
+            };
+            let Some(delay) = delays.next() else {
+                return Err(EnqueueError::Unavailable(error));
+            };
+            slog::warn!(self.inner.logger, "publish not confirmed; retrying";
+                "queue" => queue, "error" => &error, "delay_ms" => delay.as_millis());
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn publish_once(
+        &self,
+        queue: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), Failure> {
+        let channel = self
+            .channel()
+            .await
+            .map_err(|error| Failure::Transient(error.to_string()))?;
+        let outcome = async {
+            let confirm = channel
+                .basic_publish(
+                    "".into(),
+                    queue.into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    body,
+                    properties,
+                )
+                .await?;
+            confirm.await
+        };
+        match tokio::time::timeout(CONFIRM_TIMEOUT, outcome).await {
+            Ok(Ok(Confirmation::Ack(None))) => Ok(()),
+            Ok(Ok(Confirmation::Ack(Some(returned)))) => Err(Failure::Permanent(format!(
+                "no queue {queue} to route to ({} {})",
+                returned.reply_code, returned.reply_text
+            ))),
+            Ok(Ok(Confirmation::Nack(_))) => Err(Failure::Transient(
+                "the broker nacked the message".to_owned(),
+            )),
+            Ok(Ok(Confirmation::NotRequested)) => Err(Failure::Permanent(
+                "publisher confirms are off on this channel".to_owned(),
+            )),
+            Ok(Err(error)) => {
+                self.reset().await;
+                Err(Failure::Transient(error.to_string()))
+            }
+            Err(_) => {
+                self.reset().await;
+                Err(Failure::Transient(format!(
+                    "no confirm within {} s",
+                    CONFIRM_TIMEOUT.as_secs()
+                )))
+            }
+        }
+    }
+
+    /// A consumer on its own connection (opened on the first `next`).
+    pub async fn consume(&self, options: ConsumeOptions) -> Result<AmqpConsumer, QueueError> {
+        let mut consumer = AmqpConsumer {
+            queue: self.clone(),
+            options,
+            session: None,
+            stopped: false,
+        };
+        // Fail fast when the broker is down at start; later failures reconnect in `next`.
+        if let Err(error) = consumer.start().await {
+            slog::warn!(self.inner.logger, "consumer cannot reach RabbitMQ yet; retrying";
+                "error" => error.to_string());
+        }
+        Ok(consumer)
+    }
+
+    /// Whether the broker answers (reconnecting when needed).
+    pub async fn check(&self) -> anyhow::Result<()> {
+        match tokio::time::timeout(Duration::from_secs(3), self.channel()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(anyhow::anyhow!("RabbitMQ: {error}")),
+            Err(_) => Err(anyhow::anyhow!("RabbitMQ did not answer within 3 s")),
+        }
+    }
+
+    /// Takes up to `limit` messages off the dead-letter queue (acking them).
+    pub async fn take_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        let channel = self.channel().await?;
+        let mut letters = Vec::new();
+        while letters.len() < limit {
+            let Some(message) = channel
+                .basic_get(self.inner.dead.as_str().into(), BasicGetOptions::default())
+                .await?
+            else {
+                break;
+            };
+            let delivery = message.delivery;
+            let error = header(&delivery.properties, ERROR_HEADER);
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+            letters.push(DeadLetter {
+                body: delivery.data,
+                error,
+            });
+        }
+        Ok(letters)
+    }
+
+    /// Message counts of the job queue and the dead-letter queue.
+    pub async fn depth(&self) -> Result<QueueDepth, QueueError> {
+        let channel = self.channel().await?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let ready = channel
+            .queue_declare(
+                self.inner.queue.as_str().into(),
+                passive,
+                FieldTable::default(),
+            )
+            .await?
+            .message_count();
+        let dead = channel
+            .queue_declare(
+                self.inner.dead.as_str().into(),
+                passive,
+                FieldTable::default(),
+            )
+            .await?
+            .message_count();
+        Ok(QueueDepth {
+            ready: u64::from(ready),
+            dead: u64::from(dead),
+        })
+    }
+
+    /// Deletes the queues (retry levels included) and the exchange: for tests and tools.
+    pub async fn delete_topology(&self) -> Result<(), QueueError> {
+        let channel = self.channel().await?;
+        let mut queues = vec![self.inner.queue.clone(), self.inner.dead.clone()];
+        queues.extend((1..=RETRY_LEVELS).map(|level| self.retry_queue(level).1));
+        for queue in queues {
+            channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await?;
+        }
+        channel
+            .exchange_delete(
+                self.inner.exchange.as_str().into(),
+                ExchangeDeleteOptions::default(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Closes the producers' connection.
+    pub async fn close(&self) {
+        if let Some(live) = self.inner.live.lock().await.take() {
+            let _ = live.connection.close(200, "closing".into()).await;
+        }
+    }
+}
+
+/// Persistent JSON message properties with the id, the request id and extra headers.
+fn properties(
+    message_id: &str,
+    request_id: Option<&str>,
+    extra: &[(&str, &str)],
+) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    if let Some(request_id) = request_id {
+        headers.insert(
+            REQUEST_ID_HEADER.into(),
+            AMQPValue::LongString(LongString::from(request_id)),
+        );
+    }
+    for (name, value) in extra {
+        headers.insert(
+            (*name).into(),
+            AMQPValue::LongString(LongString::from(*value)),
+        );
+    }
+    let timestamp = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_message_id(ShortString::from(truncate(message_id, 255)))
+        .with_timestamp(timestamp)
+        .with_headers(headers)
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// A string header of a message.
+fn header(properties: &BasicProperties, name: &str) -> Option<String> {
+    properties
+        .headers()
+        .as_ref()
+        .and_then(|headers| headers.inner().get(name))
+        .and_then(|value| match value {
+            AMQPValue::LongString(text) => {
+                Some(String::from_utf8_lossy(text.as_bytes()).into_owned())
+            }
+            AMQPValue::ShortString(text) => Some(text.as_str().to_owned()),
+            _ => None,
+        })
+}
+
+/// The connection, channel and lapin consumer of an [`AmqpConsumer`].
+struct Session {
+    connection: Connection,
+    channel: Channel,
+    consumer: lapin::Consumer,
+}
+
+/// Deliveries from RabbitMQ, on a connection of their own.
+pub struct AmqpConsumer {
+    queue: AmqpQueue,
+    options: ConsumeOptions,
+    session: Option<Session>,
+    stopped: bool,
+}
+
+impl AmqpConsumer {
+    async fn start(&mut self) -> Result<(), lapin::Error> {
+        let (connection, channel) = self.queue.open().await?;
+        channel
+            .basic_qos(self.options.prefetch.max(1), BasicQosOptions::default())
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                self.queue.inner.queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        slog::info!(self.queue.inner.logger, "consuming";
+            "queue" => &self.queue.inner.queue, "prefetch" => self.options.prefetch);
+        self.session = Some(Session {
+            connection,
+            channel,
+            consumer,
+        });
+        Ok(())
+    }
+
+    /// The next delivery; reconnects (with backoff, forever) when the connection drops.
+    pub async fn next(&mut self) -> Option<Delivery> {
+        let mut delays = reconnect_backoff();
+        loop {
+            if self.session.is_none() {
+                if self.stopped {
+                    return None;
+                }
+                if let Err(error) = self.start().await {
+                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                    slog::warn!(self.queue.inner.logger, "consumer reconnect failed";
+                        "error" => error.to_string(), "delay_ms" => delay.as_millis());
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+            }
+            let session = self.session.as_mut()?;
+            match session.consumer.next().await {
+                Some(Ok(delivery)) => return Some(self.wrap(delivery)),
+                Some(Err(error)) => {
+                    slog::warn!(self.queue.inner.logger, "consumer connection failed";
+                        "error" => error.to_string());
+                    self.drop_session().await;
+                }
+                None => {
+                    if self.stopped {
+                        return None;
+                    }
+                    slog::warn!(self.queue.inner.logger, "consumer cancelled by the broker");
+                    self.drop_session().await;
+                }
+            }
+        }
+    }
+
+    fn wrap(&self, delivery: lapin::message::Delivery) -> Delivery {
+        let properties = &delivery.properties;
+        Delivery {
+            message_id: properties
+                .message_id()
+                .as_ref()
+                .map(|id| id.as_str().to_owned()),
+            request_id: header(properties, REQUEST_ID_HEADER),
+            redelivered: delivery.redelivered,
+            handle: DeliveryHandle::Amqp(AmqpHandle {
+                acker: delivery.acker,
+                queue: self.queue.clone(),
+            }),
+            body: delivery.data,
+        }
+    }
+
+    async fn drop_session(&mut self) {
+        if let Some(session) = self.session.take() {
+            let _ = session.connection.close(320, "reconnecting".into()).await;
+        }
+    }
+
+    /// Cancels the consumer; the deliveries received but not handed out go back at once.
+    pub async fn stop(&mut self) {
+        self.stopped = true;
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let tag = session.consumer.tag();
+        if let Err(error) = session
+            .channel
+            .basic_cancel(tag, BasicCancelOptions::default())
+            .await
+        {
+            slog::warn!(self.queue.inner.logger, "cancelling the consumer failed";
+                "error" => error.to_string());
+            return;
+        }
+        // After the cancel, the stream yields what was already received, then ends.
+        let drain = async {
+            while let Some(Ok(delivery)) = session.consumer.next().await {
+                let _ = delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..BasicNackOptions::default()
+                    })
+                    .await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    }
+
+    /// Closes the consumer's connection: the broker requeues whatever is still unacked.
+    pub async fn close(mut self) {
+        self.stopped = true;
+        if let Some(session) = self.session.take() {
+            let _ = session.channel.close(200, "closing".into()).await;
+            let _ = session.connection.close(200, "closing".into()).await;
+        }
+    }
+}
+
+/// A RabbitMQ delivery's acker, and the queue to publish retries and dead letters to.
+pub(crate) struct AmqpHandle {
+    acker: lapin::Acker,
+    queue: AmqpQueue,
+}
+
+impl AmqpHandle {
+    pub(crate) async fn ack(self) -> Result<(), QueueError> {
+        self.acker.ack(BasicAckOptions::default()).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn retry(
+        self,
+        next: &Envelope,
+        delay: Duration,
+        error: &str,
+    ) -> Result<(), QueueError> {
+        let (level, retry_queue) = self.queue.retry_queue(next.attempt.saturating_sub(1));
+        self.queue
+            .ensure_retry_queue(level, &retry_queue)
+            .await
+            .map_err(|error| EnqueueError::Unavailable(error.to_string()))?;
+        let expiration = delay.as_millis().max(1).to_string();
+        let properties = properties(
+            &next.id.to_string(),
+            next.request_id.as_deref(),
+            &[(ERROR_HEADER, truncate(error, 1024))],
+        )
+        .with_expiration(expiration.as_str().into());
+        self.queue
+            .publish_to(&retry_queue, &next.to_body(), properties)
+            .await?;
+        self.ack().await
+    }
+
+    pub(crate) async fn dead_letter(
+        self,
+        body: &[u8],
+        message_id: Option<&str>,
+        request_id: Option<&str>,
+        error: &str,
+    ) -> Result<(), QueueError> {
+        let properties = properties(
+            message_id.unwrap_or(""),
+            request_id,
+            &[(ERROR_HEADER, truncate(error, 4096))],
+        );
+        self.queue
+            .publish_to(&self.queue.inner.dead, body, properties)
+            .await?;
+        self.ack().await
+    }
+
+    pub(crate) async fn requeue(self) -> Result<(), QueueError> {
+        self.acker
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messaging::{JobQueue, QueueArgs};
+
+    fn amqp_url() -> String {
+        std::env::var("TEST_AMQP_URL")
+            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+    }
+
+    #[tokio::test]
+    async fn confirmed_jobs_are_consumed_retried_through_a_ttl_queue_and_dead_lettered() {
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let args = QueueArgs::amqp(&amqp_url()).with_names(&name, &format!("{name}.events"));
+        let logger = Logger::root(slog::Discard, slog::o!());
+        let queue = JobQueue::connect(&args, logger).await.expect("connected");
+        queue.check().await.expect("RabbitMQ answers");
+        let id = queue
+            .enqueue("task", serde_json::json!({"n": 1}), Some("req-7"))
+            .await
+            .expect("confirmed");
+        let mut consumer = queue
+            .consume(ConsumeOptions::default())
+            .await
+            .expect("consumer");
+        let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .expect("a delivery within 10 s")
+            .expect("a delivery");
+        assert_eq!(
+            delivery.message_id.as_deref(),
+            Some(id.to_string().as_str())
+        );
+        assert_eq!(delivery.request_id.as_deref(), Some("req-7"));
+        let envelope = delivery.envelope().expect("an envelope");
+        let retried_at = std::time::Instant::now();
+        delivery
+            .retry(&envelope.next_attempt(), Duration::from_millis(300), "boom")
+            .await
+            .expect("retried");
+        let again = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .expect("the retry within 10 s")
+            .expect("a delivery");
+        assert!(retried_at.elapsed() >= Duration::from_millis(300));
+        assert_eq!(again.envelope().expect("envelope").attempt, 2);
+        again
+            .dead_letter("boom twice")
+            .await
+            .expect("dead-lettered");
+        let letters = queue.take_dead_letters(10).await.expect("dead letters");
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].error.as_deref(), Some("boom twice"));
+        assert_eq!(letters[0].envelope().expect("envelope").id, id);
+        assert_eq!(
+            queue.depth().await.expect("depth"),
+            QueueDepth { ready: 0, dead: 0 }
+        );
+        consumer.close().await;
+        queue.delete_topology().await.expect("test queues deleted");
+        queue.close().await;
+    }
+}
