@@ -244,6 +244,10 @@ pub fn is_json(headers: &actix_web::http::header::HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| {
-            value.starts_with("application/json") || value.starts_with("application/problem+json")
+            // `application/json` and the structured `+json` types (problem+json,
+            // graphql-response+json).
+            let media = value.split(';').next().unwrap_or_default().trim();
+            media.eq_ignore_ascii_case("application/json")
+                || (media.starts_with("application/") && media.ends_with("+json"))
         })
 }

@@ -1,0 +1,674 @@
+//! GraphQL over HTTP (the GraphQL-over-HTTP specification), GraphiQL, and subscriptions over
+//! WebSocket (`graphql-transport-ws`, and the legacy `graphql-ws`), all on `/graphql`.
+//!
+//! - `POST` with `Content-Type: application/json` runs any operation; other content types → 415.
+//! - `GET ?query=…&variables=…&operationName=…` runs queries; a mutation over GET → 405 with
+//!   `Allow: POST`.
+//! - The response is `application/graphql-response+json` or `application/json`, as `Accept`
+//!   asks (plain JSON when it is absent or `*/*`); nothing acceptable → 406. With
+//!   `application/graphql-response+json`, a request that could not be executed (parse or
+//!   validation errors, limits) is a 400; with `application/json` it is a 200, as the
+//!   specification says for legacy clients. A request that is not well-formed (bad JSON, no
+//!   `query`) is a 400 either way.
+//! - `GET` from a browser (`Accept: text/html`, no `query`) gets GraphiQL.
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{Method, StatusCode, header},
+    web,
+};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
+use async_graphql::{
+    Positioned, ServerError,
+    http::{ALL_WEBSOCKET_PROTOCOLS, WebSocket, WebSocketProtocols, WsMessage},
+    parser::types::{
+        DocumentOperations, FragmentDefinition, OperationType, Selection, SelectionSet,
+    },
+};
+use futures_util::StreamExt;
+use serde_json::json;
+use shared::request::RequestId;
+
+use crate::{
+    Limits,
+    schema::{AppState, PlatformSchema, request_data},
+};
+
+/// `application/graphql-response+json`.
+pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+/// `application/json`.
+pub const JSON: &str = "application/json";
+
+/// How many client messages may wait for the executor on one WebSocket before it is closed.
+const WEBSOCKET_BACKLOG: usize = 64;
+
+/// The media type of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseType {
+    /// `application/graphql-response+json`: HTTP statuses follow the outcome.
+    GraphqlResponseJson,
+    /// `application/json`: 200 for every well-formed request.
+    Json,
+}
+
+impl ResponseType {
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::GraphqlResponseJson => GRAPHQL_RESPONSE_JSON,
+            Self::Json => JSON,
+        }
+    }
+}
+
+/// One media range of an `Accept` header, with its weight.
+fn media_ranges(accept: &str) -> impl Iterator<Item = (String, f32)> + '_ {
+    accept.split(',').filter_map(|range| {
+        let mut parts = range.split(';');
+        let media = parts.next()?.trim().to_ascii_lowercase();
+        if media.is_empty() {
+            return None;
+        }
+        let quality = parts
+            .filter_map(|parameter| {
+                let (name, value) = parameter.split_once('=')?;
+                (name.trim().eq_ignore_ascii_case("q")).then(|| value.trim().parse::<f32>().ok())?
+            })
+            .next()
+            .unwrap_or(1.0);
+        Some((media, quality))
+    })
+}
+
+/// The response type `Accept` asks for; `None` when it accepts neither JSON type (→ 406).
+pub fn negotiate(accept: Option<&str>) -> Option<ResponseType> {
+    let Some(accept) = accept.filter(|accept| !accept.trim().is_empty()) else {
+        return Some(ResponseType::Json);
+    };
+    let mut best: Option<(ResponseType, f32)> = None;
+    for (media, quality) in media_ranges(accept) {
+        let candidate = match media.as_str() {
+            GRAPHQL_RESPONSE_JSON => ResponseType::GraphqlResponseJson,
+            JSON | "application/*" | "*/*" => ResponseType::Json,
+            _ => continue,
+        };
+        if quality <= 0.0 {
+            continue;
+        }
+        let better = match best {
+            None => true,
+            Some((current, current_quality)) => {
+                quality > current_quality
+                    || (quality == current_quality
+                        && candidate == ResponseType::GraphqlResponseJson
+                        && current != candidate)
+            }
+        };
+        if better {
+            best = Some((candidate, quality));
+        }
+    }
+    best.map(|(response_type, _)| response_type)
+}
+
+/// Whether a browser is asking: `text/html` weighs more than any JSON type.
+fn wants_html(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else { return false };
+    let mut html = 0.0_f32;
+    let mut json = 0.0_f32;
+    for (media, quality) in media_ranges(accept) {
+        match media.as_str() {
+            "text/html" => html = html.max(quality),
+            GRAPHQL_RESPONSE_JSON | JSON | "application/*" | "*/*" => json = json.max(quality),
+            _ => {}
+        }
+    }
+    html > 0.0 && html > json
+}
+
+/// A response carrying only request errors: `{"errors":[{"message","extensions":{"code"}}]}`.
+fn error_response(
+    status: StatusCode,
+    response_type: ResponseType,
+    code: &str,
+    message: impl Into<String>,
+) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(response_type.content_type())
+        .json(json!({"errors": [{"message": message.into(), "extensions": {"code": code}}]}))
+}
+
+fn header_str(request: &HttpRequest, name: header::HeaderName) -> Option<&str> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+}
+
+/// Everything `/graphql` needs.
+pub struct Endpoint {
+    /// The schema, limits set.
+    pub schema: PlatformSchema,
+    /// Shared with the resolvers.
+    pub state: AppState,
+    /// Size limits of requests.
+    pub limits: Limits,
+    /// `graphql_operations_total{operation, outcome}`.
+    pub operations: prometheus::IntCounterVec,
+}
+
+/// Routes `/graphql` (every method; the handler answers 405 for the ones it does not take).
+pub fn configure(config: &mut web::ServiceConfig) {
+    config.route("/graphql", web::route().to(graphql));
+}
+
+async fn graphql(
+    request: HttpRequest,
+    payload: web::Payload,
+    endpoint: web::Data<Endpoint>,
+    request_id: RequestId,
+) -> HttpResponse {
+    let accept = header_str(&request, header::ACCEPT);
+    match *request.method() {
+        Method::GET if is_websocket_upgrade(&request) => {
+            subscribe(&request, payload, &endpoint, &request_id)
+        }
+        Method::GET => {
+            let query_string = request.query_string();
+            let has_query = web::Query::<std::collections::HashMap<String, String>>::from_query(
+                query_string,
+            )
+            .is_ok_and(|parameters| parameters.contains_key("query"));
+            if !has_query && wants_html(accept) {
+                return graphiql();
+            }
+            let Some(response_type) = negotiate(accept) else {
+                return not_acceptable();
+            };
+            if query_string.len() > endpoint.limits.max_query_bytes {
+                return query_too_large(response_type, query_string.len(), &endpoint.limits);
+            }
+            if !has_query {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    response_type,
+                    "BAD_REQUEST",
+                    "a GET request needs a `query` parameter",
+                );
+            }
+            match async_graphql::http::parse_query_string(query_string) {
+                Ok(graphql_request) => {
+                    execute(graphql_request, true, response_type, &endpoint, &request_id).await
+                }
+                Err(error) => error_response(
+                    StatusCode::BAD_REQUEST,
+                    response_type,
+                    "BAD_REQUEST",
+                    format!("malformed GraphQL GET request: {error}"),
+                ),
+            }
+        }
+        Method::POST => {
+            let Some(response_type) = negotiate(accept) else {
+                return not_acceptable();
+            };
+            if !is_json_content(header_str(&request, header::CONTENT_TYPE)) {
+                return error_response(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    response_type,
+                    "UNSUPPORTED_MEDIA_TYPE",
+                    "POST /graphql takes Content-Type: application/json",
+                );
+            }
+            let body = match read_body(payload, endpoint.limits.max_body_bytes).await {
+                Ok(body) => body,
+                Err(BodyError::TooLarge) => {
+                    return error_response(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        response_type,
+                        "PAYLOAD_TOO_LARGE",
+                        format!(
+                            "the request body is over {} bytes",
+                            endpoint.limits.max_body_bytes
+                        ),
+                    );
+                }
+                Err(BodyError::Broken(reason)) => {
+                    return error_response(
+                        StatusCode::BAD_REQUEST,
+                        response_type,
+                        "BAD_REQUEST",
+                        format!("the request body could not be read: {reason}"),
+                    );
+                }
+            };
+            match parse_post_body(&body) {
+                Ok(graphql_request) => {
+                    if graphql_request.query.len() > endpoint.limits.max_query_bytes {
+                        return query_too_large(
+                            response_type,
+                            graphql_request.query.len(),
+                            &endpoint.limits,
+                        );
+                    }
+                    execute(graphql_request, false, response_type, &endpoint, &request_id).await
+                }
+                Err(message) => {
+                    error_response(StatusCode::BAD_REQUEST, response_type, "BAD_REQUEST", message)
+                }
+            }
+        }
+        _ => HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, "GET, POST"))
+            .content_type(JSON)
+            .json(json!({"errors": [{
+                "message": format!("{} is not supported on /graphql: use GET or POST", request.method()),
+                "extensions": {"code": "METHOD_NOT_ALLOWED"}
+            }]})),
+    }
+}
+
+fn not_acceptable() -> HttpResponse {
+    error_response(
+        StatusCode::NOT_ACCEPTABLE,
+        ResponseType::Json,
+        "NOT_ACCEPTABLE",
+        format!("Accept must allow {GRAPHQL_RESPONSE_JSON} or {JSON}"),
+    )
+}
+
+fn query_too_large(response_type: ResponseType, size: usize, limits: &Limits) -> HttpResponse {
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        response_type,
+        "QUERY_TOO_LARGE",
+        format!(
+            "the query document is {size} bytes; the limit is {}",
+            limits.max_query_bytes
+        ),
+    )
+}
+
+fn is_json_content(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case(JSON))
+}
+
+fn is_websocket_upgrade(request: &HttpRequest) -> bool {
+    header_str(request, header::UPGRADE)
+        .is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
+}
+
+enum BodyError {
+    TooLarge,
+    Broken(String),
+}
+
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, BodyError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|error| BodyError::Broken(error.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A POST body: a JSON object with a string `query`, optional `operationName`, `variables`
+/// (an object) and `extensions`.
+fn parse_post_body(body: &[u8]) -> Result<async_graphql::Request, String> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|error| format!("the body is not valid JSON: {error}"))?;
+    let object = value
+        .as_object()
+        .ok_or("the body must be a JSON object with a \"query\"")?;
+    match object.get("query") {
+        Some(serde_json::Value::String(_)) => {}
+        Some(_) => return Err("\"query\" must be a string".to_owned()),
+        None => return Err("the body has no \"query\"".to_owned()),
+    }
+    if let Some(variables) = object.get("variables")
+        && !(variables.is_object() || variables.is_null())
+    {
+        return Err("\"variables\" must be an object".to_owned());
+    }
+    if let Some(name) = object.get("operationName")
+        && !(name.is_string() || name.is_null())
+    {
+        return Err("\"operationName\" must be a string".to_owned());
+    }
+    serde_json::from_value(value).map_err(|error| format!("malformed GraphQL request: {error}"))
+}
+
+/// The operation a request would run, when its document parses and names one.
+fn operation_type(request: &mut async_graphql::Request) -> Option<OperationType> {
+    let operation_name = request.operation_name.clone();
+    let document = request.parsed_query().ok()?;
+    match &document.operations {
+        DocumentOperations::Single(operation) => Some(operation.node.ty),
+        DocumentOperations::Multiple(operations) => match operation_name {
+            Some(name) => operations
+                .iter()
+                .find(|(operation, _)| operation.as_str() == name)
+                .map(|(_, operation)| operation.node.ty),
+            None if operations.len() == 1 => operations.values().next().map(|op| op.node.ty),
+            None => None,
+        },
+    }
+}
+
+/// Whether any operation selects `__schema` or `__type` at its root (through fragments too).
+fn selects_introspection(request: &mut async_graphql::Request) -> bool {
+    let Ok(document) = request.parsed_query() else {
+        return false;
+    };
+    fn selects(
+        selection_set: &SelectionSet,
+        fragments: &std::collections::HashMap<async_graphql::Name, Positioned<FragmentDefinition>>,
+        depth: usize,
+    ) -> bool {
+        depth < 8
+            && selection_set.items.iter().any(|item| match &item.node {
+                Selection::Field(field) => {
+                    matches!(field.node.name.node.as_str(), "__schema" | "__type")
+                }
+                Selection::InlineFragment(fragment) => {
+                    selects(&fragment.node.selection_set.node, fragments, depth + 1)
+                }
+                Selection::FragmentSpread(spread) => fragments
+                    .get(&spread.node.fragment_name.node)
+                    .is_some_and(|fragment| {
+                        selects(&fragment.node.selection_set.node, fragments, depth + 1)
+                    }),
+            })
+    }
+    document
+        .operations
+        .iter()
+        .any(|(_, operation)| selects(&operation.node.selection_set.node, &document.fragments, 0))
+}
+
+fn operation_label(operation: Option<OperationType>) -> &'static str {
+    match operation {
+        Some(OperationType::Query) => "query",
+        Some(OperationType::Mutation) => "mutation",
+        Some(OperationType::Subscription) => "subscription",
+        None => "unknown",
+    }
+}
+
+/// A parse or validation error: the request was not executed (no `path`, no data).
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    !response.errors.is_empty()
+        && response.data == async_graphql::Value::Null
+        && response
+            .errors
+            .iter()
+            .all(|error: &ServerError| error.path.is_empty())
+}
+
+async fn execute(
+    mut graphql_request: async_graphql::Request,
+    over_get: bool,
+    response_type: ResponseType,
+    endpoint: &Endpoint,
+    request_id: &RequestId,
+) -> HttpResponse {
+    let operation = operation_type(&mut graphql_request);
+    if over_get && operation.is_some_and(|ty| ty != OperationType::Query) {
+        return HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, "POST"))
+            .content_type(response_type.content_type())
+            .json(json!({"errors": [{
+                "message": format!("{} operations must be sent with POST", operation_label(operation)),
+                "extensions": {"code": "METHOD_NOT_ALLOWED"}
+            }]}));
+    }
+    if !endpoint.limits.introspection && selects_introspection(&mut graphql_request) {
+        let status = match response_type {
+            ResponseType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
+            ResponseType::Json => StatusCode::OK,
+        };
+        return error_response(
+            status,
+            response_type,
+            "INTROSPECTION_DISABLED",
+            "introspection is disabled on this server",
+        );
+    }
+    if operation == Some(OperationType::Subscription) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            response_type,
+            "BAD_REQUEST",
+            "subscriptions run over WebSocket on this path (graphql-transport-ws)",
+        );
+    }
+    let graphql_request =
+        request_data(&endpoint.state, request_id.as_str()).attach(graphql_request);
+    let response = endpoint.schema.execute(graphql_request).await;
+    let outcome = if response.errors.is_empty() {
+        "ok"
+    } else {
+        "error"
+    };
+    endpoint
+        .operations
+        .with_label_values(&[operation_label(operation), outcome])
+        .inc();
+    if is_request_error(&response) {
+        // Not executed: the body has no `data` entry at all (GraphQL over HTTP).
+        let status = match response_type {
+            ResponseType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
+            ResponseType::Json => StatusCode::OK,
+        };
+        return HttpResponse::build(status)
+            .content_type(response_type.content_type())
+            .json(json!({"errors": response.errors}));
+    }
+    HttpResponse::build(StatusCode::OK)
+        .content_type(response_type.content_type())
+        .json(&response)
+}
+
+fn graphiql() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(crate::graphiql::page())
+}
+
+/// Upgrades to a WebSocket speaking `graphql-transport-ws` (or `graphql-ws`, if the client
+/// offers only that one).
+fn subscribe(
+    request: &HttpRequest,
+    payload: web::Payload,
+    endpoint: &web::Data<Endpoint>,
+    request_id: &RequestId,
+) -> HttpResponse {
+    let offered = header_str(request, header::SEC_WEBSOCKET_PROTOCOL);
+    let (response, session, messages) =
+        match actix_ws::handle_with_protocols(request, payload, &ALL_WEBSOCKET_PROTOCOLS) {
+            Ok(parts) => parts,
+            Err(error) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    ResponseType::Json,
+                    "BAD_REQUEST",
+                    format!("WebSocket handshake failed: {error}"),
+                );
+            }
+        };
+    let chosen = response
+        .headers()
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let protocol = match (offered, chosen.as_deref()) {
+        (_, Some(chosen)) => chosen.parse(),
+        // No subprotocol asked for: the current one.
+        (None, None) => "graphql-transport-ws".parse(),
+        (Some(offered), None) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ResponseType::Json,
+                "BAD_REQUEST",
+                format!(
+                    "unsupported Sec-WebSocket-Protocol '{offered}': use graphql-transport-ws or graphql-ws"
+                ),
+            );
+        }
+    };
+    let Ok(protocol) = protocol else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            ResponseType::Json,
+            "BAD_REQUEST",
+            "unsupported Sec-WebSocket-Protocol",
+        );
+    };
+    let schema = endpoint.schema.clone();
+    let data = request_data(&endpoint.state, request_id.as_str()).into_data();
+    let max_frame = endpoint.limits.max_body_bytes;
+    let operations = endpoint.operations.clone();
+    actix_web::rt::spawn(async move {
+        operations
+            .with_label_values(&["subscription", "connected"])
+            .inc();
+        serve_websocket(schema, data, protocol, session, messages, max_frame).await;
+    });
+    response
+}
+
+/// Pumps one WebSocket: client frames into async-graphql's protocol machine, its messages out.
+async fn serve_websocket(
+    schema: PlatformSchema,
+    data: async_graphql::Data,
+    protocol: WebSocketProtocols,
+    mut session: actix_ws::Session,
+    messages: actix_ws::MessageStream,
+    max_frame: usize,
+) {
+    let mut messages = messages
+        .max_frame_size(max_frame)
+        .aggregate_continuations()
+        .max_continuation_size(max_frame);
+    let (to_executor, mut inbox) = tokio::sync::mpsc::channel::<Vec<u8>>(WEBSOCKET_BACKLOG);
+    let inbound = futures_util::stream::poll_fn(move |context| inbox.poll_recv(context));
+    let mut graphql = WebSocket::new(schema, inbound, protocol)
+        .connection_data(data)
+        .keepalive_timeout(std::time::Duration::from_secs(30));
+    let close = loop {
+        tokio::select! {
+            message = messages.next() => match message {
+                Some(Ok(AggregatedMessage::Text(text))) => {
+                    if to_executor.try_send(text.as_bytes().to_vec()).is_err() {
+                        break Some(CloseReason {
+                            code: CloseCode::Again,
+                            description: Some("too many messages in flight".to_owned()),
+                        });
+                    }
+                }
+                Some(Ok(AggregatedMessage::Binary(bytes))) => {
+                    if to_executor.try_send(bytes.to_vec()).is_err() {
+                        break Some(CloseReason {
+                            code: CloseCode::Again,
+                            description: Some("too many messages in flight".to_owned()),
+                        });
+                    }
+                }
+                Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                    if session.pong(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(AggregatedMessage::Pong(_))) => {}
+                Some(Ok(AggregatedMessage::Close(reason))) => break reason,
+                Some(Err(error)) => {
+                    break Some(CloseReason {
+                        code: CloseCode::Protocol,
+                        description: Some(error.to_string()),
+                    });
+                }
+                None => return,
+            },
+            outgoing = graphql.next() => match outgoing {
+                Some(WsMessage::Text(text)) => {
+                    if session.text(text).await.is_err() {
+                        return;
+                    }
+                }
+                Some(WsMessage::Close(code, reason)) => {
+                    // graphql-transport-ws closes a malformed message with 4400, where
+                    // async-graphql says 1002 for both protocols.
+                    let code = if code == 1002 && protocol == WebSocketProtocols::GraphQLWS {
+                        4400
+                    } else {
+                        code
+                    };
+                    break Some(CloseReason {
+                        code: CloseCode::Other(code),
+                        description: Some(reason),
+                    });
+                }
+                None => break None,
+            },
+        }
+    };
+    let _ = session.close(close).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_negotiation_follows_the_specification() {
+        assert_eq!(negotiate(None), Some(ResponseType::Json));
+        assert_eq!(negotiate(Some("*/*")), Some(ResponseType::Json));
+        assert_eq!(
+            negotiate(Some("application/json")),
+            Some(ResponseType::Json)
+        );
+        assert_eq!(
+            negotiate(Some(GRAPHQL_RESPONSE_JSON)),
+            Some(ResponseType::GraphqlResponseJson)
+        );
+        assert_eq!(
+            negotiate(Some(
+                "application/graphql-response+json, application/json;q=0.9"
+            )),
+            Some(ResponseType::GraphqlResponseJson)
+        );
+        assert_eq!(
+            negotiate(Some(
+                "application/graphql-response+json;q=0.5, application/json"
+            )),
+            Some(ResponseType::Json)
+        );
+        assert_eq!(negotiate(Some("text/xml")), None);
+        assert_eq!(negotiate(Some("application/json;q=0")), None);
+    }
+
+    #[test]
+    fn browsers_get_graphiql() {
+        assert!(wants_html(Some(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        )));
+        assert!(!wants_html(Some("*/*")));
+        assert!(!wants_html(Some("application/json, text/html;q=0.5")));
+        assert!(!wants_html(None));
+    }
+
+    #[test]
+    fn post_bodies_are_checked() {
+        assert!(parse_post_body(br#"{"query":"{ users { id } }"}"#).is_ok());
+        assert!(parse_post_body(br#"{"query":"{ a }","variables":null}"#).is_ok());
+        assert!(parse_post_body(b"{").is_err());
+        assert!(parse_post_body(b"[]").is_err());
+        assert!(parse_post_body(br#"{"query":1}"#).is_err());
+        assert!(parse_post_body(br#"{"variables":{}}"#).is_err());
+        assert!(parse_post_body(br#"{"query":"{a}","variables":[]}"#).is_err());
+    }
+}

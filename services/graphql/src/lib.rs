@@ -1,0 +1,301 @@
+//! The GraphQL API: `/graphql` on port 3003 (the seed's Apollo Server example, made real).
+//!
+//! Posts are this service's own (its database); users and products belong to users-service
+//! and products-service, reached over HTTP. Batching (DataLoader) keeps a nested query to one
+//! call per service and one SQL statement per level.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`schema`] | the types, queries, mutations, subscription, loaders and error codes |
+//! | [`posts`] | the posts table and the validation of what clients send |
+//! | [`upstream`] | the users-service and products-service clients |
+//! | [`events`] | `postCreated` across instances, over `shared::pubsub` |
+//! | [`http`] | GraphQL over HTTP, content negotiation, subscriptions over WebSocket |
+//! | [`graphiql`] | the GraphiQL page and its scripts, served from the binary |
+//!
+//! Everything else (config, logging, errors, health, metrics, shutdown) is `shared`'s.
+
+pub mod events;
+pub mod graphiql;
+pub mod http;
+pub mod posts;
+pub mod schema;
+pub mod upstream;
+
+use std::{sync::Arc, time::Duration};
+
+use actix_web::web;
+use prometheus::{IntCounterVec, Opts};
+use reqwest::Url;
+use shared::{
+    config::CommonArgs,
+    db::Migrations,
+    pubsub::PubSub,
+    server::{HttpService, Service, ServiceContext, ServiceSettings},
+};
+use slog::Logger;
+
+use crate::{
+    events::PostEvents,
+    http::Endpoint,
+    posts::PostRepository,
+    schema::{AppState, MutationRoot, PlatformSchema, QueryRoot, SubscriptionRoot},
+    upstream::{ProductsClient, Upstream, UpstreamTimeouts, UsersClient},
+};
+
+/// The service's name (logs, metrics, default database `data/graphql.db`).
+pub const NAME: &str = "graphql";
+/// The port of CONTRACTS.md.
+pub const DEFAULT_PORT: u16 = 3003;
+
+/// The flags and environment variables of `graphql-service`.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(
+    name = "graphql-service",
+    version,
+    about = "The GraphQL API of the platform: users, posts and products"
+)]
+pub struct Config {
+    /// What every service takes.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Where users-service answers.
+    #[arg(long, env = "USERS_URL", default_value = "http://127.0.0.1:3001")]
+    pub users_url: Url,
+    /// Where products-service answers.
+    #[arg(long, env = "PRODUCTS_URL", default_value = "http://127.0.0.1:3002")]
+    pub products_url: Url,
+    /// The deepest selection a query may nest.
+    #[arg(long, env = "GRAPHQL_MAX_DEPTH", default_value_t = 10)]
+    pub max_depth: usize,
+    /// The highest complexity (fields selected, lists weighted) a query may have.
+    #[arg(long, env = "GRAPHQL_MAX_COMPLEXITY", default_value_t = 1000)]
+    pub max_complexity: usize,
+    /// The largest query document, in bytes.
+    #[arg(long, env = "GRAPHQL_MAX_QUERY_BYTES", default_value_t = 64 * 1024)]
+    pub max_query_bytes: usize,
+    /// Whether the schema answers introspection queries (`__schema`, `__type`).
+    #[arg(long, env = "GRAPHQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
+    /// Connect timeout for users-service and products-service, in milliseconds.
+    #[arg(long, env = "UPSTREAM_CONNECT_TIMEOUT_MS", default_value_t = 2000)]
+    pub upstream_connect_timeout_ms: u64,
+    /// Whole-exchange timeout for users-service and products-service, in milliseconds.
+    #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 10_000)]
+    pub upstream_timeout_ms: u64,
+}
+
+/// What a query may cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Selection depth.
+    pub max_depth: usize,
+    /// Complexity.
+    pub max_complexity: usize,
+    /// Query document size, in bytes.
+    pub max_query_bytes: usize,
+    /// Request body size, in bytes (the query plus its variables).
+    pub max_body_bytes: usize,
+    /// Introspection allowed.
+    pub introspection: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_depth: 10,
+            max_complexity: 1000,
+            max_query_bytes: 64 * 1024,
+            max_body_bytes: 1024 * 1024,
+            introspection: true,
+        }
+    }
+}
+
+/// Everything that decides how an instance runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// What every service has (address, database, cache and Redis URL).
+    pub service: ServiceSettings,
+    /// users-service's base URL.
+    pub users_url: Url,
+    /// products-service's base URL.
+    pub products_url: Url,
+    /// Query limits.
+    pub limits: Limits,
+    /// Timeouts of calls to users-service and products-service.
+    pub timeouts: UpstreamTimeouts,
+    /// The pub/sub channel of `postCreated` (tests use their own).
+    pub events_channel: String,
+}
+
+impl Settings {
+    /// Settings from the flags.
+    pub fn from_config(config: &Config) -> Self {
+        let service = ServiceSettings::from_args(NAME, DEFAULT_PORT, &config.common);
+        Self {
+            service,
+            users_url: config.users_url.clone(),
+            products_url: config.products_url.clone(),
+            limits: Limits {
+                max_depth: config.max_depth,
+                max_complexity: config.max_complexity,
+                max_query_bytes: config.max_query_bytes,
+                max_body_bytes: Limits::default().max_body_bytes.max(config.max_query_bytes),
+                introspection: config.introspection,
+            },
+            timeouts: UpstreamTimeouts {
+                connect: Duration::from_millis(config.upstream_connect_timeout_ms),
+                request: Duration::from_millis(config.upstream_timeout_ms),
+            },
+            events_channel: events::DEFAULT_CHANNEL.to_owned(),
+        }
+    }
+
+    /// Default settings around `service` (the stack, tests).
+    pub fn new(service: ServiceSettings, users_url: Url, products_url: Url) -> Self {
+        Self {
+            service,
+            users_url,
+            products_url,
+            limits: Limits::default(),
+            timeouts: UpstreamTimeouts::default(),
+            events_channel: events::DEFAULT_CHANNEL.to_owned(),
+        }
+    }
+}
+
+/// The embedded migrations, per engine.
+pub fn migrations() -> Migrations {
+    Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+/// Builds the schema with its limits.
+pub fn build_schema(state: AppState, limits: &Limits) -> PlatformSchema {
+    let mut builder = PlatformSchema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .data(state)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity);
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.finish()
+}
+
+fn counter(
+    context: &ServiceContext,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> anyhow::Result<IntCounterVec> {
+    let counter = IntCounterVec::new(Opts::new(name, help), labels)?;
+    context
+        .metrics
+        .registry
+        .register(Box::new(counter.clone()))?;
+    Ok(counter)
+}
+
+fn base_url(url: &Url, variable: &str) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        matches!(url.scheme(), "http" | "https"),
+        "{variable}: '{url}' is not an http(s) URL"
+    );
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// A built graphql service: database migrated, listener bound.
+pub struct Application {
+    /// The HTTP server.
+    server: HttpService,
+    /// Its posts, for demo data.
+    posts: PostRepository,
+}
+
+impl Application {
+    /// Connects, migrates, binds. The binary, the stack and the tests all start here.
+    pub async fn build(settings: Settings, logger: Logger) -> anyhow::Result<Self> {
+        let users_url = base_url(&settings.users_url, "USERS_URL")?;
+        let products_url = base_url(&settings.products_url, "PRODUCTS_URL")?;
+        let context = ServiceContext::open(&settings.service, migrations(), logger.clone()).await?;
+        let pubsub =
+            PubSub::connect(settings.service.cache.redis_url.as_deref(), logger.clone()).await?;
+        let pubsub_check = pubsub.clone();
+        let context = context.with_check(
+            "pubsub",
+            Arc::new(move || {
+                let pubsub = pubsub_check.clone();
+                Box::pin(async move { pubsub.check().await.map_err(anyhow::Error::from) })
+            }),
+        );
+        let upstream_calls = counter(
+            &context,
+            "graphql_upstream_requests_total",
+            "Calls to users-service and products-service, by outcome",
+            &["service", "outcome"],
+        )?;
+        let sql_queries = counter(
+            &context,
+            "graphql_sql_queries_total",
+            "SQL statements run on the posts table, by query",
+            &["query"],
+        )?;
+        let operations = counter(
+            &context,
+            "graphql_operations_total",
+            "GraphQL operations, by type and outcome",
+            &["operation", "outcome"],
+        )?;
+        let posts = PostRepository::new(context.database.clone(), sql_queries);
+        let state = AppState {
+            posts: posts.clone(),
+            users: UsersClient(Upstream::new(
+                "users",
+                &users_url,
+                settings.timeouts,
+                upstream_calls.clone(),
+            )?),
+            products: ProductsClient(Upstream::new(
+                "products",
+                &products_url,
+                settings.timeouts,
+                upstream_calls,
+            )?),
+            events: PostEvents::new(pubsub, settings.events_channel.clone(), logger.clone()),
+            logger: logger.clone(),
+        };
+        let endpoint = web::Data::new(Endpoint {
+            schema: build_schema(state.clone(), &settings.limits),
+            state,
+            limits: settings.limits,
+            operations,
+        });
+        let server = HttpService::bind(&settings.service, &context, move |config| {
+            config.app_data(endpoint.clone());
+            graphiql::configure(config);
+            http::configure(config);
+        })?;
+        Ok(Self { server, posts })
+    }
+
+    /// Inserts the seed's demo posts (by users 1 and 2) when there are none at all.
+    pub async fn seed_demo_data(&self) -> anyhow::Result<bool> {
+        self.posts.seed_if_empty([1, 2]).await
+    }
+}
+
+impl Service for Application {
+    fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        self.server.run_until_stopped(shutdown).await
+    }
+}

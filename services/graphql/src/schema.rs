@@ -1,0 +1,558 @@
+//! The GraphQL schema: the seed's `User`, `Post`, `Query`, `Mutation` (names kept), plus
+//! products, pagination, `updatePost`/`deletePost` and `Subscription.postCreated`.
+//!
+//! Resolvers never call another service or the database once per parent: `Post.author` goes
+//! through [`UserLoader`] (one users-service batch call per query) and `User.posts` through
+//! [`PostsByAuthorLoader`] (one SQL statement per query).
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_graphql::{
+    ComplexObject, Context, Error, ErrorExtensions, ID, Object, Result, Schema, SimpleObject,
+    Subscription,
+    dataloader::{DataLoader, Loader},
+};
+use futures_util::{Stream, StreamExt};
+use shared::pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page};
+
+use crate::{
+    events::PostEvents,
+    posts::{PostInputError, PostRepository, PostRow, ValidPost},
+    upstream::{ProductRecord, ProductsClient, UpstreamError, UserRecord, UsersClient},
+};
+
+/// The schema type this service serves.
+pub type PlatformSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// The `extensions.code` values clients can rely on.
+pub mod codes {
+    /// An argument is malformed or fails validation.
+    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    /// A named object does not exist.
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    /// A unique value is taken (an email).
+    pub const CONFLICT: &str = "CONFLICT";
+    /// Another service could not be reached or failed.
+    pub const UPSTREAM_UNAVAILABLE: &str = "UPSTREAM_UNAVAILABLE";
+    /// Another service did not answer in time.
+    pub const UPSTREAM_TIMEOUT: &str = "UPSTREAM_TIMEOUT";
+    /// Our own fault; the cause is in the log.
+    pub const INTERNAL: &str = "INTERNAL_SERVER_ERROR";
+}
+
+/// A GraphQL error with `extensions.code`.
+pub fn coded_error(code: &'static str, message: impl Into<String>) -> Error {
+    Error::new(message.into()).extend_with(|_, extensions| extensions.set("code", code))
+}
+
+impl ErrorExtensions for UpstreamError {
+    fn extend(&self) -> Error {
+        let error = self;
+        match error {
+            UpstreamError::Unavailable { .. } => {
+                coded_error(codes::UPSTREAM_UNAVAILABLE, error.to_string())
+            }
+            UpstreamError::Timeout { .. } => {
+                coded_error(codes::UPSTREAM_TIMEOUT, error.to_string())
+            }
+            UpstreamError::Rejected {
+                status,
+                code,
+                message,
+                details,
+            } => {
+                let graphql_code = match *status {
+                    409 => codes::CONFLICT,
+                    404 => codes::NOT_FOUND,
+                    _ => codes::BAD_USER_INPUT,
+                };
+                let (code, details) = (code.clone(), details.clone());
+                Error::new(message.clone()).extend_with(move |_, extensions| {
+                    extensions.set("code", graphql_code);
+                    extensions.set("upstreamCode", code.clone());
+                    if let Ok(details) = async_graphql::Value::from_json(details.clone())
+                        && details != async_graphql::Value::Null
+                    {
+                        extensions.set("details", details);
+                    }
+                })
+            }
+        }
+    }
+}
+
+/// A database failure: logged with its cause by the caller's context, opaque to the client.
+fn database_error(context: &Context<'_>, error: sqlx::Error) -> Error {
+    if let Ok(state) = context.data::<AppState>() {
+        slog::error!(state.logger, "database error"; "error" => format!("{error:#}"));
+    }
+    coded_error(codes::INTERNAL, "internal error")
+}
+
+impl ErrorExtensions for PostInputError {
+    fn extend(&self) -> Error {
+        let error = self;
+        let field = match error {
+            PostInputError::Title(_) => "title",
+            PostInputError::Content(_) => "content",
+        };
+        Error::new(error.to_string()).extend_with(move |_, extensions| {
+            extensions.set("code", codes::BAD_USER_INPUT);
+            extensions.set("field", field);
+        })
+    }
+}
+
+/// What every resolver reaches through the context.
+#[derive(Clone)]
+pub struct AppState {
+    /// Posts, in this service's database.
+    pub posts: PostRepository,
+    /// users-service.
+    pub users: UsersClient,
+    /// products-service.
+    pub products: ProductsClient,
+    /// `postCreated` across instances.
+    pub events: PostEvents,
+    /// For causes that clients must not see.
+    pub logger: slog::Logger,
+}
+
+/// The request's id, passed on to other services.
+#[derive(Clone)]
+pub struct CallerRequestId(pub String);
+
+/// Loads users by id from users-service, one batch call per query.
+pub struct UserLoader {
+    /// users-service.
+    pub users: UsersClient,
+    /// Passed on as `X-Request-Id`.
+    pub request_id: String,
+}
+
+impl Loader<i64> for UserLoader {
+    type Value = UserRecord;
+    type Error = Arc<UpstreamError>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, UserRecord>, Self::Error> {
+        self.users
+            .by_ids(keys, &self.request_id)
+            .await
+            .map_err(Arc::new)
+    }
+}
+
+/// Loads every post of each author, one SQL statement per query.
+pub struct PostsByAuthorLoader {
+    /// Posts.
+    pub posts: PostRepository,
+}
+
+impl Loader<i64> for PostsByAuthorLoader {
+    type Value = Vec<PostRow>;
+    type Error = Arc<sqlx::Error>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Vec<PostRow>>, Self::Error> {
+        self.posts.by_authors(keys).await.map_err(Arc::new)
+    }
+}
+
+/// The per-request data a query needs besides [`AppState`]: its loaders and request id.
+pub fn request_data(state: &AppState, request_id: &str) -> RequestData {
+    RequestData {
+        users: DataLoader::new(
+            UserLoader {
+                users: state.users.clone(),
+                request_id: request_id.to_owned(),
+            },
+            tokio::spawn,
+        ),
+        posts_by_author: DataLoader::new(
+            PostsByAuthorLoader {
+                posts: state.posts.clone(),
+            },
+            tokio::spawn,
+        ),
+        request_id: CallerRequestId(request_id.to_owned()),
+    }
+}
+
+/// A request's loaders (batching is per request, so no data leaks between requests).
+pub struct RequestData {
+    /// Users by id.
+    pub users: DataLoader<UserLoader>,
+    /// Posts by author.
+    pub posts_by_author: DataLoader<PostsByAuthorLoader>,
+    /// The request's id.
+    pub request_id: CallerRequestId,
+}
+
+impl RequestData {
+    /// Adds these to a GraphQL request.
+    pub fn attach(self, request: async_graphql::Request) -> async_graphql::Request {
+        request
+            .data(self.users)
+            .data(self.posts_by_author)
+            .data(self.request_id)
+    }
+
+    /// Adds these to a WebSocket connection's data.
+    pub fn into_data(self) -> async_graphql::Data {
+        let mut data = async_graphql::Data::default();
+        data.insert(self.users);
+        data.insert(self.posts_by_author);
+        data.insert(self.request_id);
+        data
+    }
+}
+
+fn state<'a>(context: &Context<'a>) -> &'a AppState {
+    context.data_unchecked::<AppState>()
+}
+
+fn request_id<'a>(context: &Context<'a>) -> &'a str {
+    context
+        .data_opt::<CallerRequestId>()
+        .map_or("", |id| id.0.as_str())
+}
+
+fn parse_id(id: &ID, argument: &str) -> Result<i64> {
+    id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        coded_error(
+            codes::BAD_USER_INPUT,
+            format!("{argument}: '{}' is not a valid id", id.as_str()),
+        )
+    })
+}
+
+fn page(limit: Option<i32>, offset: Option<i32>) -> Result<Page> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT as i32);
+    let offset = offset.unwrap_or(0);
+    if !(0..=MAX_LIMIT as i32).contains(&limit) {
+        return Err(coded_error(
+            codes::BAD_USER_INPUT,
+            format!("limit must be between 0 and {MAX_LIMIT}"),
+        ));
+    }
+    if offset < 0 {
+        return Err(coded_error(
+            codes::BAD_USER_INPUT,
+            "offset must not be negative",
+        ));
+    }
+    Ok(Page {
+        limit: i64::from(limit),
+        offset: i64::from(offset),
+    })
+}
+
+/// A user of users-service.
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct User {
+    /// Its id.
+    pub id: ID,
+    /// Its name.
+    pub name: String,
+    /// Its email address.
+    pub email: String,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    #[graphql(skip)]
+    /// The numeric id, for loaders.
+    pub key: i64,
+}
+
+impl From<UserRecord> for User {
+    fn from(user: UserRecord) -> Self {
+        Self {
+            id: ID(user.id.to_string()),
+            name: user.name,
+            email: user.email,
+            created_at: user.created_at,
+            key: user.id,
+        }
+    }
+}
+
+#[ComplexObject]
+impl User {
+    /// The user's posts, oldest first.
+    async fn posts(&self, context: &Context<'_>) -> Result<Vec<Post>> {
+        let loader = context.data_unchecked::<DataLoader<PostsByAuthorLoader>>();
+        let posts = loader.load_one(self.key).await.map_err(|error| {
+            slog::error!(state(context).logger, "database error"; "error" => format!("{error:#}"));
+            coded_error(codes::INTERNAL, "internal error")
+        })?;
+        Ok(posts
+            .unwrap_or_default()
+            .into_iter()
+            .map(Post::from)
+            .collect())
+    }
+}
+
+/// A post, stored by this service.
+#[derive(SimpleObject, Clone, serde::Serialize, serde::Deserialize)]
+#[graphql(complex)]
+pub struct Post {
+    /// Its id.
+    pub id: ID,
+    /// Its title.
+    pub title: String,
+    /// Its text.
+    pub content: Option<String>,
+    /// Its author's id.
+    pub author_id: ID,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    #[graphql(skip)]
+    /// The author's numeric id, for the loader.
+    pub author_key: i64,
+}
+
+impl From<PostRow> for Post {
+    fn from(post: PostRow) -> Self {
+        Self {
+            id: ID(post.id.to_string()),
+            title: post.title,
+            content: post.content,
+            author_id: ID(post.author_id.to_string()),
+            created_at: post.created_at,
+            author_key: post.author_id,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Post {
+    /// The author, from users-service.
+    async fn author(&self, context: &Context<'_>) -> Result<User> {
+        let loader = context.data_unchecked::<DataLoader<UserLoader>>();
+        match loader.load_one(self.author_key).await {
+            Ok(Some(user)) => Ok(user.into()),
+            Ok(None) => Err(coded_error(
+                codes::NOT_FOUND,
+                format!("user {} not found", self.author_key),
+            )),
+            Err(error) => Err(error.extend()),
+        }
+    }
+}
+
+/// A product of products-service.
+#[derive(SimpleObject, Clone)]
+pub struct Product {
+    /// Its id.
+    pub id: ID,
+    /// Its name.
+    pub name: String,
+    /// Its price.
+    pub price: f64,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+}
+
+impl From<ProductRecord> for Product {
+    fn from(product: ProductRecord) -> Self {
+        Self {
+            id: ID(product.id.to_string()),
+            name: product.name,
+            price: product.price,
+            created_at: product.created_at,
+        }
+    }
+}
+
+/// The queries.
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// Users, by id (default 100, at most 1000 per page).
+    async fn users(
+        &self,
+        context: &Context<'_>,
+        limit: Option<i32>,
+        offset: Option<i32>,
+    ) -> Result<Vec<User>> {
+        let page = page(limit, offset)?;
+        let users = state(context)
+            .users
+            .list(page, request_id(context))
+            .await
+            .map_err(|error| error.extend())?;
+        Ok(users.into_iter().map(User::from).collect())
+    }
+
+    /// One user, or null.
+    async fn user(&self, context: &Context<'_>, id: ID) -> Result<Option<User>> {
+        let id = parse_id(&id, "id")?;
+        let loader = context.data_unchecked::<DataLoader<UserLoader>>();
+        let user = loader.load_one(id).await.map_err(|error| error.extend())?;
+        Ok(user.map(User::from))
+    }
+
+    /// Posts, by id, optionally of one author.
+    async fn posts(
+        &self,
+        context: &Context<'_>,
+        limit: Option<i32>,
+        offset: Option<i32>,
+        author_id: Option<ID>,
+    ) -> Result<Vec<Post>> {
+        let page = page(limit, offset)?;
+        let author_id = author_id.map(|id| parse_id(&id, "authorId")).transpose()?;
+        let posts = state(context)
+            .posts
+            .list(page, author_id)
+            .await
+            .map_err(|error| database_error(context, error))?;
+        Ok(posts.into_iter().map(Post::from).collect())
+    }
+
+    /// One post, or null.
+    async fn post(&self, context: &Context<'_>, id: ID) -> Result<Option<Post>> {
+        let id = parse_id(&id, "id")?;
+        let post = state(context)
+            .posts
+            .find(id)
+            .await
+            .map_err(|error| database_error(context, error))?;
+        Ok(post.map(Post::from))
+    }
+
+    /// Products, by id.
+    async fn products(
+        &self,
+        context: &Context<'_>,
+        limit: Option<i32>,
+        offset: Option<i32>,
+    ) -> Result<Vec<Product>> {
+        let page = page(limit, offset)?;
+        let products = state(context)
+            .products
+            .list(page, request_id(context))
+            .await
+            .map_err(|error| error.extend())?;
+        Ok(products.into_iter().map(Product::from).collect())
+    }
+
+    /// One product, or null.
+    async fn product(&self, context: &Context<'_>, id: ID) -> Result<Option<Product>> {
+        let id = parse_id(&id, "id")?;
+        let product = state(context)
+            .products
+            .find(id, request_id(context))
+            .await
+            .map_err(|error| error.extend())?;
+        Ok(product.map(Product::from))
+    }
+}
+
+/// The mutations.
+pub struct MutationRoot;
+
+#[Object]
+impl MutationRoot {
+    /// Creates a user in users-service (its validation and unique emails apply).
+    async fn create_user(
+        &self,
+        context: &Context<'_>,
+        name: String,
+        email: String,
+    ) -> Result<User> {
+        let user = state(context)
+            .users
+            .create(&name, &email, request_id(context))
+            .await
+            .map_err(|error| error.extend())?;
+        Ok(user.into())
+    }
+
+    /// Creates a post by an existing user; subscribers of `postCreated` receive it.
+    async fn create_post(
+        &self,
+        context: &Context<'_>,
+        title: String,
+        content: Option<String>,
+        author_id: ID,
+    ) -> Result<Post> {
+        let author_id = parse_id(&author_id, "authorId")?;
+        let valid = ValidPost::parse(&title, content).map_err(|error| error.extend())?;
+        let state = state(context);
+        let loader = context.data_unchecked::<DataLoader<UserLoader>>();
+        let author = loader
+            .load_one(author_id)
+            .await
+            .map_err(|error| error.extend())?;
+        if author.is_none() {
+            return Err(coded_error(
+                codes::NOT_FOUND,
+                format!("user {author_id} not found"),
+            ));
+        }
+        let post: Post = state
+            .posts
+            .insert(author_id, &valid)
+            .await
+            .map_err(|error| database_error(context, error))?
+            .into();
+        state.events.publish(&post).await;
+        Ok(post)
+    }
+
+    /// Changes a post's title and content.
+    async fn update_post(
+        &self,
+        context: &Context<'_>,
+        id: ID,
+        title: String,
+        content: Option<String>,
+    ) -> Result<Post> {
+        let id = parse_id(&id, "id")?;
+        let valid = ValidPost::parse(&title, content).map_err(|error| error.extend())?;
+        state(context)
+            .posts
+            .update(id, &valid)
+            .await
+            .map_err(|error| database_error(context, error))?
+            .map(Post::from)
+            .ok_or_else(|| coded_error(codes::NOT_FOUND, format!("post {id} not found")))
+    }
+
+    /// Deletes a post; true when it existed.
+    async fn delete_post(&self, context: &Context<'_>, id: ID) -> Result<bool> {
+        let id = parse_id(&id, "id")?;
+        let deleted = state(context)
+            .posts
+            .delete(id)
+            .await
+            .map_err(|error| database_error(context, error))?;
+        if deleted {
+            Ok(true)
+        } else {
+            Err(coded_error(
+                codes::NOT_FOUND,
+                format!("post {id} not found"),
+            ))
+        }
+    }
+}
+
+/// The subscriptions.
+pub struct SubscriptionRoot;
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// Every post created from now on, by any instance of this service.
+    async fn post_created(&self, context: &Context<'_>) -> Result<impl Stream<Item = Post>> {
+        let stream = state(context).events.subscribe().await.map_err(|error| {
+            coded_error(
+                codes::UPSTREAM_UNAVAILABLE,
+                format!("cannot subscribe to new posts: {error:#}"),
+            )
+        })?;
+        Ok(stream.filter_map(|post| async move { post }))
+    }
+}

@@ -1,0 +1,315 @@
+//! users-service and products-service, over HTTP: the data this service does not own.
+//!
+//! Every call has connect and request timeouts, passes the request's `X-Request-Id` on, and
+//! counts in `graphql_upstream_requests_total{service, outcome}`. Failures become an
+//! [`UpstreamError`], which the schema turns into a GraphQL error with an `extensions.code`.
+
+use std::{collections::HashMap, time::Duration};
+
+use prometheus::IntCounterVec;
+use reqwest::{Client, Response, StatusCode};
+use serde::{Deserialize, de::DeserializeOwned};
+use serde_json::Value;
+use shared::pagination::Page;
+
+/// A user, as users-service returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct UserRecord {
+    /// Its id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// Its email address.
+    pub email: String,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+}
+
+/// A product, as products-service returns it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ProductRecord {
+    /// Its id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// Its price (exact to the cent in products-service's JSON).
+    pub price: f64,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+}
+
+/// Why a call to another service did not give what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// No connection, or the service answered 5xx.
+    #[error("{service} is unavailable: {reason}")]
+    Unavailable {
+        /// `users` or `products`.
+        service: &'static str,
+        /// What happened.
+        reason: String,
+    },
+    /// No answer within the request timeout.
+    #[error("{service} did not answer in time")]
+    Timeout {
+        /// `users` or `products`.
+        service: &'static str,
+    },
+    /// The service refused what was sent (4xx other than 404): its error code and message.
+    #[error("{message}")]
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// The CONTRACTS.md error code (`conflict`, `validation_failed`, …).
+        code: String,
+        /// The service's message.
+        message: String,
+        /// Per-field failures, for validation errors.
+        details: Value,
+    },
+}
+
+/// Timeouts for calls to other services.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamTimeouts {
+    /// To open a connection.
+    pub connect: Duration,
+    /// For a whole exchange.
+    pub request: Duration,
+}
+
+impl Default for UpstreamTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(2),
+            request: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One other service's base URL and the shared HTTP client.
+#[derive(Clone)]
+pub struct Upstream {
+    /// `users` or `products` (metrics, errors).
+    service: &'static str,
+    /// e.g. `http://127.0.0.1:3001`, without a trailing slash.
+    base_url: String,
+    /// Pooled connections, timeouts set.
+    client: Client,
+    /// `graphql_upstream_requests_total{service, outcome}`.
+    calls: IntCounterVec,
+}
+
+impl Upstream {
+    /// A client for `service` at `base_url`.
+    pub fn new(
+        service: &'static str,
+        base_url: &str,
+        timeouts: UpstreamTimeouts,
+        calls: IntCounterVec,
+    ) -> anyhow::Result<Self> {
+        let client = Client::builder()
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.request)
+            .pool_idle_timeout(Duration::from_secs(4))
+            .build()?;
+        Ok(Self {
+            service,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            client,
+            calls,
+        })
+    }
+
+    /// `GET path` → the decoded body; `None` on 404.
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        request_id: &str,
+    ) -> Result<Option<T>, UpstreamError> {
+        let sent = self
+            .client
+            .get(format!("{}{path}", self.base_url))
+            .header(shared::request::REQUEST_ID_HEADER.as_str(), request_id)
+            .send()
+            .await;
+        let response = self.answered(sent)?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        self.decode(response).await.map(Some)
+    }
+
+    /// `POST path` with a JSON body → the decoded body.
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+        request_id: &str,
+    ) -> Result<T, UpstreamError> {
+        let sent = self
+            .client
+            .post(format!("{}{path}", self.base_url))
+            .header(shared::request::REQUEST_ID_HEADER.as_str(), request_id)
+            .json(body)
+            .send()
+            .await;
+        let response = self.answered(sent)?;
+        self.decode(response).await
+    }
+
+    fn answered(&self, sent: reqwest::Result<Response>) -> Result<Response, UpstreamError> {
+        match sent {
+            Ok(response) => Ok(response),
+            Err(error) => {
+                let timed_out = error.is_timeout();
+                self.calls
+                    .with_label_values(&[self.service, if timed_out { "timeout" } else { "error" }])
+                    .inc();
+                Err(if timed_out {
+                    UpstreamError::Timeout {
+                        service: self.service,
+                    }
+                } else {
+                    UpstreamError::Unavailable {
+                        service: self.service,
+                        reason: error_chain(&error),
+                    }
+                })
+            }
+        }
+    }
+
+    async fn decode<T: DeserializeOwned>(&self, response: Response) -> Result<T, UpstreamError> {
+        let status = response.status();
+        let outcome = if status.is_success() {
+            "ok"
+        } else if status.is_client_error() {
+            "rejected"
+        } else {
+            "error"
+        };
+        self.calls.with_label_values(&[self.service, outcome]).inc();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| self.failed(&error))?;
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|error| UpstreamError::Unavailable {
+                service: self.service,
+                reason: format!("unreadable answer: {error}"),
+            });
+        }
+        let error: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let field = |name: &str| error["error"][name].as_str().unwrap_or_default().to_owned();
+        if status.is_client_error() {
+            Err(UpstreamError::Rejected {
+                status: status.as_u16(),
+                code: field("code"),
+                message: field("message"),
+                details: error["error"]["details"].clone(),
+            })
+        } else {
+            Err(UpstreamError::Unavailable {
+                service: self.service,
+                reason: format!("answered {status}"),
+            })
+        }
+    }
+
+    fn failed(&self, error: &reqwest::Error) -> UpstreamError {
+        if error.is_timeout() {
+            UpstreamError::Timeout {
+                service: self.service,
+            }
+        } else {
+            UpstreamError::Unavailable {
+                service: self.service,
+                reason: error_chain(error),
+            }
+        }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn ids_query(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// users-service (`USERS_URL`).
+#[derive(Clone)]
+pub struct UsersClient(pub Upstream);
+
+impl UsersClient {
+    /// One page of users.
+    pub async fn list(
+        &self,
+        page: Page,
+        request_id: &str,
+    ) -> Result<Vec<UserRecord>, UpstreamError> {
+        let path = format!("/api/users?limit={}&offset={}", page.limit, page.offset);
+        Ok(self.0.get(&path, request_id).await?.unwrap_or_default())
+    }
+
+    /// The users with these ids that exist, in one call (users-service's `?ids=` batch).
+    pub async fn by_ids(
+        &self,
+        ids: &[i64],
+        request_id: &str,
+    ) -> Result<HashMap<i64, UserRecord>, UpstreamError> {
+        let mut found = HashMap::with_capacity(ids.len());
+        // users-service takes at most 1000 ids per call.
+        for chunk in ids.chunks(shared::pagination::MAX_LIMIT as usize) {
+            let path = format!("/api/users?ids={}", ids_query(chunk));
+            let users: Vec<UserRecord> = self.0.get(&path, request_id).await?.unwrap_or_default();
+            found.extend(users.into_iter().map(|user| (user.id, user)));
+        }
+        Ok(found)
+    }
+
+    /// Creates a user (`POST /api/users`).
+    pub async fn create(
+        &self,
+        name: &str,
+        email: &str,
+        request_id: &str,
+    ) -> Result<UserRecord, UpstreamError> {
+        let body = serde_json::json!({"name": name, "email": email});
+        self.0.post("/api/users", &body, request_id).await
+    }
+}
+
+/// products-service (`PRODUCTS_URL`).
+#[derive(Clone)]
+pub struct ProductsClient(pub Upstream);
+
+impl ProductsClient {
+    /// One page of products.
+    pub async fn list(
+        &self,
+        page: Page,
+        request_id: &str,
+    ) -> Result<Vec<ProductRecord>, UpstreamError> {
+        let path = format!("/api/products?limit={}&offset={}", page.limit, page.offset);
+        Ok(self.0.get(&path, request_id).await?.unwrap_or_default())
+    }
+
+    /// The product with this id, if any.
+    pub async fn find(
+        &self,
+        id: i64,
+        request_id: &str,
+    ) -> Result<Option<ProductRecord>, UpstreamError> {
+        self.0.get(&format!("/api/products/{id}"), request_id).await
+    }
+}

@@ -1,0 +1,9 @@
+//! graphql-service's integration tests: one binary (see `helpers` for how instances start).
+
+mod dataloader;
+mod helpers;
+mod http_protocol;
+mod mutations;
+mod queries;
+mod subscriptions;
+mod upstream_failures;

@@ -1,0 +1,288 @@
+//! `Subscription.postCreated` with a real WebSocket client: through the gateway on
+//! `graphql-transport-ws` and the legacy `graphql-ws`, and across two instances over Redis.
+
+use std::{net::Ipv4Addr, time::Duration};
+
+use futures_util::{SinkExt, StreamExt};
+use gateway::{Gateway, config::GatewayConfig};
+use serde_json::{Value, json};
+use shared::testing::{TestBackend, TestServer, TestService, fresh_database, redis_url};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+};
+
+use crate::helpers::{GraphqlApi, TestPlatform, create_user, graphql_settings, spawn_graphql};
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+const SUBSCRIPTION: &str = "subscription { postCreated { id title author { name } } }";
+
+/// The gateway with its built-in routes, `/graphql` pointing at `graphql`.
+fn spawn_gateway(graphql: &TestService) -> TestServer {
+    let mut config = GatewayConfig::builtin();
+    config.server.threads = 1;
+    for route in &mut config.routes {
+        if route.prefix == "/graphql" {
+            route.upstreams = vec![graphql.url("")];
+        }
+    }
+    let gateway = Gateway::build(
+        config,
+        (Ipv4Addr::LOCALHOST, 0).into(),
+        shared::telemetry::test_logger("gateway"),
+    )
+    .expect("the gateway builds");
+    let port = shared::server::Service::port(&gateway);
+    TestServer::start(port, |shutdown| {
+        shared::server::Service::run_until_stopped(gateway, shutdown)
+    })
+}
+
+async fn connect(http_url: &str, protocol: &str) -> Socket {
+    let ws_url = format!("{}/graphql", http_url.replacen("http://", "ws://", 1));
+    let mut request = ws_url.into_client_request().expect("a WebSocket request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_str(protocol).expect("a header value"),
+    );
+    let (socket, response) = connect_async(request).await.expect("the WebSocket opens");
+    assert_eq!(
+        response.headers()["sec-websocket-protocol"],
+        protocol,
+        "the server speaks the protocol asked for"
+    );
+    socket
+}
+
+async fn send(socket: &mut Socket, message: Value) {
+    socket
+        .send(Message::text(message.to_string()))
+        .await
+        .expect("a sent frame");
+}
+
+/// The next JSON text frame, skipping keep-alives, within `wait`.
+async fn next_json(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    tokio::time::timeout(wait, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(&text).expect("JSON frames");
+                    if value["type"] == "ka" || value["type"] == "ping" || value["type"] == "pong" {
+                        continue;
+                    }
+                    return value;
+                }
+                Some(Ok(_)) => {}
+                other => panic!("the socket ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+/// Creates posts on `creator` until `socket` receives one (the subscription starts when the
+/// server has read the subscribe message, which nothing acknowledges); returns the event.
+async fn create_until_received(creator: &TestService, author: i64, socket: &mut Socket) -> Value {
+    for attempt in 0..50 {
+        creator
+            .data(
+                "mutation($t: String!, $a: ID!) { createPost(title: $t, authorId: $a) { id } }",
+                json!({"t": format!("Live {attempt}"), "a": author.to_string()}),
+            )
+            .await;
+        if let Some(event) = next_json(socket, Duration::from_millis(200)).await {
+            return event;
+        }
+    }
+    panic!("no postCreated event arrived");
+}
+
+async fn transport_ws_through_the_gateway(backend: TestBackend) {
+    let platform = TestPlatform::spawn(backend).await;
+    let author = create_user(&platform.users, "Ivy", "ivy@example.com").await;
+    let gateway = spawn_gateway(&platform.graphql);
+
+    let mut socket = connect(&gateway.url(""), "graphql-transport-ws").await;
+    send(
+        &mut socket,
+        json!({"type": "connection_init", "payload": {}}),
+    )
+    .await;
+    let ack = next_json(&mut socket, Duration::from_secs(5)).await;
+    assert_eq!(
+        ack.map(|ack| ack["type"].clone()),
+        Some(json!("connection_ack"))
+    );
+    send(
+        &mut socket,
+        json!({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}),
+    )
+    .await;
+    let event = create_until_received(&platform.graphql, author, &mut socket).await;
+    assert_eq!(event["type"], "next", "{event}");
+    assert_eq!(event["id"], "1");
+    let post = &event["payload"]["data"]["postCreated"];
+    assert!(
+        post["title"]
+            .as_str()
+            .is_some_and(|title| title.starts_with("Live "))
+    );
+    assert_eq!(
+        post["author"]["name"], "Ivy",
+        "nested fields resolve in events"
+    );
+
+    // The next one arrives too, in order.
+    platform
+        .graphql
+        .data(
+            "mutation($a: ID!) { createPost(title: \"After\", authorId: $a) { id } }",
+            json!({"a": author.to_string()}),
+        )
+        .await;
+    let mut titles = Vec::new();
+    while let Some(event) = next_json(&mut socket, Duration::from_secs(2)).await {
+        titles.push(event["payload"]["data"]["postCreated"]["title"].clone());
+        if titles.last() == Some(&json!("After")) {
+            break;
+        }
+    }
+    assert_eq!(titles.last(), Some(&json!("After")));
+
+    send(&mut socket, json!({"id": "1", "type": "complete"})).await;
+    socket.close(None).await.expect("a clean close");
+}
+
+shared::on_both_backends!(transport_ws_through_the_gateway);
+
+#[tokio::test]
+async fn legacy_graphql_ws_protocol() {
+    let platform = TestPlatform::spawn(TestBackend::Sqlite).await;
+    let author = create_user(&platform.users, "Jo", "jo@example.com").await;
+    let mut socket = connect(&platform.graphql.url(""), "graphql-ws").await;
+    send(
+        &mut socket,
+        json!({"type": "connection_init", "payload": {}}),
+    )
+    .await;
+    let ack = next_json(&mut socket, Duration::from_secs(5)).await;
+    assert_eq!(
+        ack.map(|ack| ack["type"].clone()),
+        Some(json!("connection_ack"))
+    );
+    send(
+        &mut socket,
+        json!({"id": "7", "type": "start", "payload": {"query": SUBSCRIPTION}}),
+    )
+    .await;
+    let event = create_until_received(&platform.graphql, author, &mut socket).await;
+    assert_eq!(event["type"], "data", "{event}");
+    assert_eq!(event["id"], "7");
+    assert_eq!(
+        event["payload"]["data"]["postCreated"]["author"]["name"],
+        "Jo"
+    );
+}
+
+#[tokio::test]
+async fn bad_subscription_messages_get_errors_not_crashes() {
+    let platform = TestPlatform::spawn(TestBackend::Sqlite).await;
+    let mut socket = connect(&platform.graphql.url(""), "graphql-transport-ws").await;
+    send(&mut socket, json!({"type": "connection_init"})).await;
+    assert!(
+        next_json(&mut socket, Duration::from_secs(5))
+            .await
+            .is_some()
+    );
+    send(
+        &mut socket,
+        json!({"id": "2", "type": "subscribe", "payload": {"query": "subscription { nope }"}}),
+    )
+    .await;
+    let error = next_json(&mut socket, Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    // async-graphql reports a document that fails validation as a `next` carrying errors.
+    assert!(
+        matches!(error["type"].as_str(), Some("error" | "next")),
+        "{error}"
+    );
+    assert_eq!(error["id"], "2");
+    assert!(
+        error["payload"]["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("nope")),
+        "{error}"
+    );
+    // Not JSON: the protocol closes with 4400; the service keeps serving others.
+    socket
+        .send(Message::text("this is not json"))
+        .await
+        .expect("sent");
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|frame| u16::from(frame.code)),
+                Some(Ok(_)) => {}
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the socket closes");
+    assert_eq!(closed, Some(4400));
+    assert_eq!(platform.graphql.get("/healthz").await.status(), 200);
+
+    let refused = platform
+        .graphql
+        .client
+        .get(platform.graphql.url("/graphql"))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-protocol", "mqtt")
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(refused.status(), 400);
+}
+
+#[tokio::test]
+async fn post_created_reaches_subscribers_of_other_instances_over_redis() {
+    let users = crate::helpers::spawn_users(TestBackend::Postgres).await;
+    let author = create_user(&users, "Kai", "kai@example.com").await;
+    // Two instances on one database and one Redis, as behind a load balancer.
+    let database = fresh_database(TestBackend::Postgres)
+        .await
+        .expect("database");
+    let channel = format!("test:{}:post_created", uuid::Uuid::new_v4().simple());
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let mut settings = graphql_settings(database.clone(), &users.url(""), &users.url(""));
+        settings.service.cache.redis_url = Some(redis_url());
+        settings.events_channel = channel.clone();
+        instances.push(spawn_graphql(settings).await);
+    }
+    let mut socket = connect(&instances[0].url(""), "graphql-transport-ws").await;
+    send(&mut socket, json!({"type": "connection_init"})).await;
+    assert!(
+        next_json(&mut socket, Duration::from_secs(5))
+            .await
+            .is_some()
+    );
+    send(
+        &mut socket,
+        json!({"id": "x", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}),
+    )
+    .await;
+    let event = create_until_received(&instances[1], author, &mut socket).await;
+    assert_eq!(event["type"], "next", "{event}");
+    assert_eq!(
+        event["payload"]["data"]["postCreated"]["author"]["name"],
+        "Kai"
+    );
+}
