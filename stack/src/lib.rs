@@ -60,15 +60,19 @@ impl StackSettings {
             .retain(|route| services.iter().any(|(prefix, _)| route.prefix == *prefix));
         for route in &mut config.routes {
             if let Some((_, port)) = services.iter().find(|(prefix, _)| route.prefix == *prefix) {
-                let host = if self.bind.is_unspecified() {
-                    "127.0.0.1".to_owned()
-                } else {
-                    self.bind.to_string()
-                };
-                route.upstreams = vec![format!("http://{host}:{port}")];
+                route.upstreams = vec![format!("http://{}:{port}", self.upstream_host())];
             }
         }
         config
+    }
+
+    /// Where one service of the stack reaches another.
+    fn upstream_host(&self) -> String {
+        if self.bind.is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            self.bind.to_string()
+        }
     }
 
     fn service(&self, name: &'static str, default_port: u16) -> ServiceSettings {
@@ -90,6 +94,8 @@ pub struct Stack {
     users: users_service::Application,
     /// The products service.
     products: products_service::Application,
+    /// The GraphQL service.
+    graphql: graphql_service::Application,
     /// The stack's logger.
     logger: Logger,
 }
@@ -118,6 +124,17 @@ impl Stack {
         )
         .await
         .context("starting products-service")?;
+        let service_url = |port: u16| format!("http://{}:{port}", settings.upstream_host());
+        let graphql = graphql_service::Application::build(
+            graphql_service::Settings::new(
+                settings.service(graphql_service::NAME, graphql_service::DEFAULT_PORT),
+                &service_url(users.port()),
+                &service_url(products.port()),
+            )?,
+            telemetry::for_service(root, graphql_service::NAME),
+        )
+        .await
+        .context("starting graphql-service")?;
         users
             .seed_demo_data()
             .await
@@ -126,10 +143,15 @@ impl Stack {
             .seed_demo_data()
             .await
             .context("seeding the demo products")?;
+        graphql
+            .seed_demo_data()
+            .await
+            .context("seeding the demo posts")?;
         let gateway = gateway::Gateway::build(
             settings.gateway_config(&[
                 ("/api/users", users.port()),
                 ("/api/products", products.port()),
+                ("/graphql", graphql.port()),
             ]),
             std::net::SocketAddr::new(
                 settings.bind,
@@ -145,6 +167,7 @@ impl Stack {
             gateway,
             users,
             products,
+            graphql,
             logger,
         })
     }
@@ -164,6 +187,10 @@ impl Stack {
                 service: "products",
                 url: format!("http://{host}:{}/api/products", self.products.port()),
             },
+            Endpoint {
+                service: "graphql",
+                url: format!("http://{host}:{}/graphql", self.graphql.port()),
+            },
         ]
     }
 
@@ -179,6 +206,7 @@ impl Stack {
             Box::pin(self.users.run_until_stopped(services_stop.wait()))
                 as std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>,
             Box::pin(self.products.run_until_stopped(services_stop.wait())),
+            Box::pin(self.graphql.run_until_stopped(services_stop.wait())),
         ]));
         let gateway = self.gateway.run_until_stopped(shutdown).await;
         services_stop.trigger();

@@ -83,6 +83,24 @@ async fn serves_every_service_with_the_demo_rows_seeded_once() {
             ["Laptop", "Smartphone"],
             "products through the gateway"
         );
+        let posts: Value = reqwest::Client::new()
+            .post(format!("{gateway}/graphql"))
+            .json(&serde_json::json!({"query": "{ posts { title author { name } } }"}))
+            .send()
+            .await
+            .expect("POST /graphql")
+            .json()
+            .await
+            .expect("a GraphQL response");
+        assert_eq!(
+            posts["data"]["posts"],
+            serde_json::json!([
+                {"title": "GraphQL Intro", "author": {"name": "Alice"}},
+                {"title": "Apollo Server", "author": {"name": "Alice"}},
+                {"title": "REST vs GraphQL", "author": {"name": "Bob"}},
+            ]),
+            "the seed's posts, with authors from users-service, through the gateway"
+        );
         let ready = reqwest::get(format!("{gateway}/readyz"))
             .await
             .expect("GET /readyz");
@@ -94,6 +112,8 @@ async fn serves_every_service_with_the_demo_rows_seeded_once() {
         shutdown.trigger();
         task.await.expect("the stack task").expect("a clean stop");
     }
-    assert!(data_dir.join("users.db").exists() && data_dir.join("products.db").exists());
+    for database in ["users.db", "products.db", "graphql.db"] {
+        assert!(data_dir.join(database).exists(), "{database}");
+    }
     std::fs::remove_dir_all(&data_dir).expect("cleanup");
 }

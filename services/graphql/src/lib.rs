@@ -152,16 +152,20 @@ impl Settings {
         }
     }
 
-    /// Default settings around `service` (the stack, tests).
-    pub fn new(service: ServiceSettings, users_url: Url, products_url: Url) -> Self {
-        Self {
+    /// Default settings around `service`, reading from these base URLs (the stack, tests).
+    pub fn new(
+        service: ServiceSettings,
+        users_url: &str,
+        products_url: &str,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
             service,
-            users_url,
-            products_url,
+            users_url: Url::parse(users_url)?,
+            products_url: Url::parse(products_url)?,
             limits: Limits::default(),
             timeouts: UpstreamTimeouts::default(),
             events_channel: events::DEFAULT_CHANNEL.to_owned(),
-        }
+        })
     }
 }
 

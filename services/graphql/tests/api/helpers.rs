@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use graphql_service::{Application, DEFAULT_PORT, NAME, Settings};
-use reqwest::{Response, Url};
+use reqwest::Response;
 use serde_json::{Value, json};
 use shared::{
     config::DatabaseUrl,
@@ -52,9 +52,10 @@ pub async fn spawn_products(backend: TestBackend) -> TestService {
 pub fn graphql_settings(database: DatabaseUrl, users_url: &str, products_url: &str) -> Settings {
     let mut settings = Settings::new(
         service_settings(NAME, DEFAULT_PORT, database),
-        Url::parse(users_url).expect("a users URL"),
-        Url::parse(products_url).expect("a products URL"),
-    );
+        users_url,
+        products_url,
+    )
+    .expect("valid URLs");
     settings.events_channel = format!("test:{}:post_created", uuid::Uuid::new_v4().simple());
     settings.timeouts.request = Duration::from_secs(5);
     settings
