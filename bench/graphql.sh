@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Load benchmark of graphql-service (not a test) against the seed's own Apollo Server example.
+#
+# Ours: release graphql-service in front of a release users-service, each on embedded defaults
+# (SQLite files in a temporary directory, in-process cache/pub-sub), 30 users and 100 posts;
+# the nested query reads 50 posts from SQLite and their authors from users-service (one batch
+# call per query). Apollo: the seed's server.js (in-memory arrays, 3 posts) run with Node.js.
+# Both are driven by wrk on this machine; req/s, p50, p99 go into docs/benchmarks.md.
+#
+#   bench/graphql.sh [duration-seconds=10] [connections=64]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+duration=${1:-10}
+connections=${2:-64}
+users_port=39201
+graphql_port=39203
+apollo_port=39204
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/platform-target}"
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+cargo build --release --locked -p users-service -p graphql-service
+(cd bench/apollo && npm install --no-audit --no-fund --silent)
+
+work=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+wait_for() { for _ in $(seq 200); do curl -fs "$1" >/dev/null && return; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+
+PORT=$users_port DATABASE_URL="sqlite://$work/users.db" \
+  "$CARGO_TARGET_DIR/release/users-service" >"$work/users.log" 2>&1 &
+pids+=($!)
+PORT=$graphql_port DATABASE_URL="sqlite://$work/graphql.db" USERS_URL="http://127.0.0.1:$users_port" \
+  "$CARGO_TARGET_DIR/release/graphql-service" >"$work/graphql.log" 2>&1 &
+graphql_pid=$!
+pids+=($graphql_pid)
+PORT=$apollo_port node bench/apollo/server.js >"$work/apollo.log" 2>&1 &
+apollo_pid=$!
+pids+=($apollo_pid)
+wait_for "http://127.0.0.1:$users_port/healthz"
+wait_for "http://127.0.0.1:$graphql_port/healthz"
+for _ in $(seq 200); do grep -q "listo" "$work/apollo.log" && break; sleep 0.1; done
+
+for n in $(seq 30); do
+  curl -fs -X POST "http://127.0.0.1:$users_port/api/users" -H 'content-type: application/json' \
+    -d "{\"name\":\"Author $n\",\"email\":\"author-$n@example.com\"}" >/dev/null
+done
+for n in $(seq 100); do
+  author=$(( (n % 30) + 1 ))
+  curl -fs -X POST "http://127.0.0.1:$graphql_port/graphql" -H 'content-type: application/json' \
+    -d "{\"query\":\"mutation { createPost(title: \\\"Post $n\\\", content: \\\"Content...\\\", authorId: $author) { id } }\"}" >/dev/null
+done
+
+nested_ours='{"query":"{ posts(limit: 50) { id title author { name email } } }"}'
+nested_apollo='{"query":"{ posts { id title author { name email } } }"}'
+one_user_ours='{"query":"{ user(id: 1) { name } }"}'
+one_user_apollo='{"query":"{ user(id: \"1\") { name } }"}'
+# A check that each answers what we think it does, before measuring.
+curl -fs "http://127.0.0.1:$graphql_port/graphql" -H 'content-type: application/json' -d "$nested_ours" |
+  python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["data"]["posts"])==50 and d["data"]["posts"][0]["author"]["email"], d'
+curl -fs "http://127.0.0.1:$apollo_port/" -H 'content-type: application/json' -d "$nested_apollo" |
+  python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["data"]["posts"])==3, d'
+
+rows=$(
+  QUERY_BODY=$nested_ours wrk_row 'graphql-service: posts(limit: 50) { id title author { name email } }' \
+    -s bench/graphql_query.lua "http://127.0.0.1:$graphql_port/graphql"
+  QUERY_BODY=$nested_apollo wrk_row 'Apollo (seed): posts { id title author { name email } } (3 posts)' \
+    -s bench/graphql_query.lua "http://127.0.0.1:$apollo_port/"
+  QUERY_BODY=$one_user_ours wrk_row 'graphql-service: user(id: 1) { name }' \
+    -s bench/graphql_query.lua "http://127.0.0.1:$graphql_port/graphql"
+  QUERY_BODY=$one_user_apollo wrk_row 'Apollo (seed): user(id: "1") { name }' \
+    -s bench/graphql_query.lua "http://127.0.0.1:$apollo_port/"
+)
+ours_rss=$(awk '/^VmHWM:/ {print $2}' "/proc/$graphql_pid/status")
+apollo_rss=$(awk '/^VmHWM:/ {print $2}' "/proc/$apollo_pid/status")
+nested_ratio=$(awk -F'|' 'NR==1 {ours=$3} NR==2 {apollo=$3} END {printf "%.1f", ours/apollo}' <<<"$rows")
+
+section=$(cat <<MD
+<!-- graphql:begin -->
+## graphql-service against the seed's Apollo Server
+
+Machine: $(machine); wrk, both servers and users-service share the machine. Command:
+\`bench/graphql.sh $duration $connections\` (wrk -t1 -c$connections -d${duration}s, keep-alive,
+POST application/json, after a 2 s warm-up, three runs each; release build). Ours reads 50 posts
+from SQLite and their authors from users-service over HTTP (one batch call per query; access
+logs on); Apollo (apollo-server 3.13, Node.js $(node --version)) answers from in-memory arrays
+of 3 posts. Run on $(date -u +%Y-%m-%d).
+
+| query | req/s (median of 3) | p50 | p99 | non-2xx | req/s of the 3 runs |
+|---|---|---|---|---|---|
+$rows
+
+Nested query: graphql-service answers **${nested_ratio}×** Apollo's requests per second.
+Peak RSS: graphql-service $((ours_rss / 1024)) MiB, Apollo $((apollo_rss / 1024)) MiB.
+<!-- graphql:end -->
+MD
+)
+echo "$section"
+write_section graphql "$section"
