@@ -1,0 +1,201 @@
+//! The media service: `/api/upload` and `/api/media…` on port 3005 (the seed's Multer + S3
+//! example, made real).
+//!
+//! Uploads are streamed: each chunk of the multipart `file` field goes to a staged object in
+//! the store (a temporary file) while the limit (`MEDIA_MAX_BYTES`) and the content type (from
+//! the bytes, against an allow-list) are checked; only a complete, accepted upload is published
+//! under `<uuid>/<sanitised-name>` and recorded. Images get a `thumbnail` job for the worker.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`config`] | the media flags (limit, URL lifetime, allowed types, signing key) |
+//! | [`domain`] | [`domain::Media`], file-name sanitising, content-type detection, errors |
+//! | [`signing`] | HMAC-SHA256 signed download URLs of the fs store |
+//! | [`repository`] | the `media` table, the same SQL on SQLite and PostgreSQL |
+//! | [`upload`] | `POST /api/upload` and `POST /api/media`: the streamed upload |
+//! | [`routes`] | list, read, delete, and the signed downloads (with ranges) |
+//! | [`openapi`] | the OpenAPI 3 document served at `/api/media/openapi.json` |
+//!
+//! The object store ([`shared::store`]) and the job queue ([`shared::messaging`]) are shared
+//! with the worker; everything else (config, logging, errors, health, metrics) is `shared`'s.
+
+pub mod config;
+pub mod domain;
+pub mod openapi;
+pub mod repository;
+pub mod routes;
+pub mod signing;
+pub mod upload;
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use actix_web::web;
+use shared::{
+    config::CommonArgs,
+    db::Migrations,
+    messaging::{JobQueue, QueueArgs},
+    server::{HttpService, Service, ServiceContext, ServiceSettings},
+    store::{ObjectStore, StoreArgs},
+};
+use slog::Logger;
+
+use crate::{config::MediaArgs, repository::MediaRepository, signing::UrlSigner};
+
+/// The service's name (logs, metrics, default database `data/media.db`).
+pub const NAME: &str = "media";
+/// The port of CONTRACTS.md.
+pub const DEFAULT_PORT: u16 = 3005;
+
+/// The flags and environment variables of `media-service`.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(
+    name = "media-service",
+    version,
+    about = "Media uploads of the platform: local disk or S3, signed download URLs"
+)]
+pub struct Config {
+    /// What every service takes.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Where objects are stored.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Where thumbnail jobs go.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Limits, URLs, signing.
+    #[command(flatten)]
+    pub media: MediaArgs,
+}
+
+/// What the media service needs beyond the common settings.
+#[derive(Debug, Clone)]
+pub struct MediaOptions {
+    /// The object store.
+    pub store: StoreArgs,
+    /// The job queue.
+    pub queue: QueueArgs,
+    /// Limits, URLs, signing.
+    pub media: MediaArgs,
+}
+
+impl MediaOptions {
+    /// Embedded defaults under `data_dir`: the fs store in `media/`, the embedded queue in
+    /// `queue.db`, the signing key in `media-signing.key` (the stack, tests).
+    pub fn embedded(data_dir: &Path) -> Self {
+        Self {
+            store: StoreArgs::embedded(data_dir),
+            queue: QueueArgs::embedded(data_dir),
+            media: MediaArgs::embedded(data_dir),
+        }
+    }
+}
+
+impl From<&Config> for MediaOptions {
+    fn from(config: &Config) -> Self {
+        Self {
+            store: config.store.clone(),
+            queue: config.queue.clone(),
+            media: config.media.clone(),
+        }
+    }
+}
+
+/// The embedded migrations, per engine.
+pub fn migrations() -> Migrations {
+    Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct MediaState {
+    /// The `media` table.
+    pub repository: MediaRepository,
+    /// Where the bytes are.
+    pub store: ObjectStore,
+    /// Where thumbnail jobs go.
+    pub queue: JobQueue,
+    /// Signs the fs store's download URLs.
+    pub signer: Arc<UrlSigner>,
+    /// The media flags.
+    pub settings: Arc<MediaArgs>,
+    /// The service's logger.
+    pub logger: Logger,
+}
+
+impl MediaState {
+    /// How long a download URL stays valid.
+    pub fn url_ttl(&self) -> Duration {
+        Duration::from_secs(self.settings.url_ttl_secs)
+    }
+}
+
+/// A built media service: database migrated, store and queue connected, listener bound.
+pub struct Application {
+    /// The server.
+    server: HttpService,
+    /// Closed after the server stops.
+    queue: JobQueue,
+}
+
+impl Application {
+    /// Connects, migrates, binds. The binary, the stack and the tests all start here.
+    pub async fn build(
+        settings: ServiceSettings,
+        options: MediaOptions,
+        logger: Logger,
+    ) -> anyhow::Result<Self> {
+        options.media.validate()?;
+        let signer = Arc::new(UrlSigner::load(&options.media, &logger)?);
+        let store = ObjectStore::connect(&options.store, logger.clone()).await?;
+        let queue = JobQueue::connect(&options.queue, logger.clone()).await?;
+        let check_store = store.clone();
+        let check_queue = queue.clone();
+        let context = ServiceContext::open(&settings, migrations(), logger.clone())
+            .await?
+            .with_check(
+                "store",
+                Arc::new(move || {
+                    let store = check_store.clone();
+                    Box::pin(async move { store.check().await })
+                }),
+            )
+            .with_check(
+                "queue",
+                Arc::new(move || {
+                    let queue = check_queue.clone();
+                    Box::pin(async move { queue.check().await })
+                }),
+            );
+        let state = web::Data::new(MediaState {
+            repository: MediaRepository::new(context.database.clone()),
+            store,
+            queue: queue.clone(),
+            signer,
+            settings: Arc::new(options.media),
+            logger: logger.clone(),
+        });
+        let server = HttpService::bind(&settings, &context, move |config| {
+            routes::configure(config, state.clone());
+        })?;
+        Ok(Self { server, queue })
+    }
+}
+
+impl Service for Application {
+    fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let outcome = self.server.run_until_stopped(shutdown).await;
+        self.queue.close().await;
+        outcome
+    }
+}

@@ -1,0 +1,438 @@
+//! The handlers of `/api/media…` beside the upload: list, read (with fresh download URLs),
+//! delete, and the fs store's signed downloads (whole or by HTTP range).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{StatusCode, header},
+    web,
+};
+use serde::Deserialize;
+use shared::{
+    ApiError,
+    error::{ErrorBody, error_json},
+    pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page, list_response},
+    store::{ByteRange, Presign, StoreError},
+};
+use utoipa::IntoParams;
+
+use crate::{
+    MediaState,
+    domain::{Media, MediaError, MediaRow},
+    openapi,
+    signing::Purpose,
+    upload,
+};
+
+/// Adds the media routes (and the OpenAPI document) to an app.
+pub fn configure(config: &mut web::ServiceConfig, state: web::Data<MediaState>) {
+    config
+        .app_data(state)
+        .route("/api/media/openapi.json", web::get().to(openapi::document))
+        .route("/api/upload", web::post().to(upload::upload))
+        .service(
+            web::resource("/api/media")
+                .route(web::get().to(list_media))
+                .route(web::post().to(upload::upload_media)),
+        )
+        .service(
+            web::resource("/api/media/{id}")
+                .route(web::get().to(get_media))
+                .route(web::delete().to(delete_media)),
+        )
+        .route("/api/media/{id}/content", web::get().to(download_content))
+        .route(
+            "/api/media/{id}/thumbnail",
+            web::get().to(download_thumbnail),
+        );
+}
+
+/// `?limit=&offset=` of the list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MediaListQuery {
+    /// Items per page (0–1000, default 100).
+    #[param(minimum = 0, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// Items to skip (default 0).
+    #[param(minimum = 0)]
+    pub offset: Option<u32>,
+}
+
+/// The query of a signed download URL.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SignedQuery {
+    /// Unix time (seconds) after which the URL is refused.
+    pub expires: Option<String>,
+    /// Hex HMAC-SHA256 of the purpose, the id and `expires`.
+    pub sig: Option<String>,
+}
+
+/// Lists media, oldest first, a page at a time.
+#[utoipa::path(get, path = "/api/media", tag = "media", params(MediaListQuery),
+    responses(
+        (status = 200, description = "Media, oldest first", body = Vec<Media>,
+            headers(("X-Total-Count" = i64, description = "Items in all pages"))),
+        (status = 400, description = "Bad query string", body = ErrorBody),
+    ))]
+pub async fn list_media(
+    state: web::Data<MediaState>,
+    query: web::Query<MediaListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit > MAX_LIMIT {
+        return Err(ApiError::BadRequest(format!("limit: at most {MAX_LIMIT}")));
+    }
+    let page = Page {
+        limit: i64::from(limit),
+        offset: i64::from(query.offset.unwrap_or(0)),
+    };
+    let (rows, total) = state
+        .repository
+        .list(page)
+        .await
+        .map_err(MediaError::from)?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        items.push(present(&state, row, false).await?);
+    }
+    Ok(list_response(&items, total))
+}
+
+/// One media item, with fresh download URLs.
+#[utoipa::path(get, path = "/api/media/{id}", tag = "media",
+    params(("id" = String, Path, description = "Media id (UUID)")),
+    responses(
+        (status = 200, description = "The item", body = Media),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 404, description = "No such item", body = ErrorBody),
+    ))]
+pub async fn get_media(
+    state: web::Data<MediaState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = find(&state, &id).await?;
+    Ok(HttpResponse::Ok().json(present(&state, row, true).await?))
+}
+
+/// Deletes an item: its objects (file and thumbnail), then its row.
+#[utoipa::path(delete, path = "/api/media/{id}", tag = "media",
+    params(("id" = String, Path, description = "Media id (UUID)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 404, description = "No such item", body = ErrorBody),
+        (status = 503, description = "The object store is unreachable", body = ErrorBody),
+    ))]
+pub async fn delete_media(
+    state: web::Data<MediaState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = find(&state, &id).await?;
+    // Objects first: if the store fails, the row still leads to them and a retry finishes.
+    state
+        .store
+        .delete(&row.object_key)
+        .await
+        .map_err(MediaError::from)?;
+    if let Some(thumbnail_key) = &row.thumbnail_key {
+        state
+            .store
+            .delete(thumbnail_key)
+            .await
+            .map_err(MediaError::from)?;
+    }
+    if !state
+        .repository
+        .delete(&row.id)
+        .await
+        .map_err(MediaError::from)?
+    {
+        return Err(MediaError::NotFound(row.id).into());
+    }
+    slog::info!(state.logger, "media deleted"; "media_id" => &row.id);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Downloads the file through a signed URL (the fs store's `url`); supports `Range`.
+#[utoipa::path(get, path = "/api/media/{id}/content", tag = "media",
+    params(("id" = String, Path, description = "Media id (UUID)"), SignedQuery,
+        ("Range" = Option<String>, Header, description = "One byte range, e.g. bytes=0-1023")),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 403, description = "Expired, tampered with or unsigned", body = ErrorBody),
+        (status = 404, description = "No such item", body = ErrorBody),
+        (status = 416, description = "Range beyond the end", body = ErrorBody),
+    ))]
+pub async fn download_content(
+    state: web::Data<MediaState>,
+    request: HttpRequest,
+    id: web::Path<String>,
+    query: web::Query<SignedQuery>,
+) -> Result<HttpResponse, ApiError> {
+    download(&state, &request, &id, &query, Purpose::Content).await
+}
+
+/// Downloads the thumbnail through a signed URL (the fs store's `thumbnail_url`).
+#[utoipa::path(get, path = "/api/media/{id}/thumbnail", tag = "media",
+    params(("id" = String, Path, description = "Media id (UUID)"), SignedQuery,
+        ("Range" = Option<String>, Header, description = "One byte range, e.g. bytes=0-1023")),
+    responses(
+        (status = 200, description = "The thumbnail", content_type = "image/png", body = Vec<u8>),
+        (status = 206, description = "The requested range", content_type = "image/png", body = Vec<u8>),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 403, description = "Expired, tampered with or unsigned", body = ErrorBody),
+        (status = 404, description = "No such item or no thumbnail yet", body = ErrorBody),
+        (status = 416, description = "Range beyond the end", body = ErrorBody),
+    ))]
+pub async fn download_thumbnail(
+    state: web::Data<MediaState>,
+    request: HttpRequest,
+    id: web::Path<String>,
+    query: web::Query<SignedQuery>,
+) -> Result<HttpResponse, ApiError> {
+    download(&state, &request, &id, &query, Purpose::Thumbnail).await
+}
+
+async fn download(
+    state: &MediaState,
+    request: &HttpRequest,
+    id: &str,
+    query: &SignedQuery,
+    purpose: Purpose,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(id)?;
+    let expires = query
+        .expires
+        .as_deref()
+        .and_then(|value| value.parse::<i64>().ok())
+        .ok_or(MediaError::Forbidden("the URL is not signed"))?;
+    let signature = query
+        .sig
+        .as_deref()
+        .ok_or(MediaError::Forbidden("the URL is not signed"))?;
+    if !state.signer.verify(purpose, &id, expires, signature) {
+        return Err(MediaError::Forbidden("the URL's signature is not valid").into());
+    }
+    if unix_now() > expires {
+        return Err(MediaError::Forbidden("the URL has expired").into());
+    }
+    let row = state
+        .repository
+        .find(&id)
+        .await
+        .map_err(MediaError::from)?
+        .ok_or_else(|| MediaError::NotFound(id.clone()))?;
+    let (key, content_type, file_name) = match purpose {
+        Purpose::Content => (
+            row.object_key.clone(),
+            row.content_type.clone(),
+            row.name.clone(),
+        ),
+        Purpose::Thumbnail => (
+            row.thumbnail_key
+                .clone()
+                .ok_or_else(|| MediaError::NotFound(format!("{id} thumbnail")))?,
+            "image/png".to_owned(),
+            thumbnail_file_name(&row.name),
+        ),
+    };
+    let range = request
+        .headers()
+        .get(header::RANGE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(ByteRange::parse_header);
+    let read = match state.store.read(&key, range).await {
+        Ok(read) => read,
+        Err(StoreError::RangeNotSatisfiable { size }) => {
+            return Ok(HttpResponse::build(StatusCode::RANGE_NOT_SATISFIABLE)
+                .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
+                .content_type("application/json")
+                .body(error_json(
+                    416,
+                    format!("the range is beyond the end of the {size}-byte file"),
+                )));
+        }
+        Err(StoreError::NotFound(_)) => {
+            return Err(MediaError::NotFound(format!("{id} {}", purpose.as_str())).into());
+        }
+        Err(other) => return Err(MediaError::from(other).into()),
+    };
+    let length = read.content_length();
+    let mut response = match read.range {
+        Some((first, last)) => {
+            let mut builder = HttpResponse::PartialContent();
+            builder.insert_header((
+                header::CONTENT_RANGE,
+                format!("bytes {first}-{last}/{}", read.size),
+            ));
+            builder
+        }
+        None => HttpResponse::Ok(),
+    };
+    Ok(response
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::CONTENT_DISPOSITION, content_disposition(&file_name)))
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::CACHE_CONTROL, "private, max-age=300"))
+        .no_chunking(length)
+        .streaming(read.body))
+}
+
+/// A media item as clients see it, with download URLs made now. With `check_thumbnail`, a
+/// thumbnail the row does not know about yet is looked for in the store (and recorded).
+pub async fn present(
+    state: &MediaState,
+    row: MediaRow,
+    check_thumbnail: bool,
+) -> Result<Media, MediaError> {
+    let url = download_url(state, &row, Purpose::Content, &row.object_key).await?;
+    let mut thumbnail_url = None;
+    if let Some(thumbnail_key) = &row.thumbnail_key {
+        let mut ready = row.thumbnail_ready_at.is_some();
+        if !ready && check_thumbnail {
+            match state.store.exists(thumbnail_key).await {
+                Ok(true) => {
+                    state.repository.mark_thumbnail_ready(&row.id).await?;
+                    ready = true;
+                }
+                Ok(false) => {}
+                Err(error) => slog::warn!(state.logger, "could not look for a thumbnail";
+                    "media_id" => &row.id, "error" => error.to_string()),
+            }
+        }
+        if ready {
+            thumbnail_url =
+                Some(download_url(state, &row, Purpose::Thumbnail, thumbnail_key).await?);
+        }
+    }
+    Ok(Media {
+        id: row.id,
+        name: row.name,
+        content_type: row.content_type,
+        size: row.size,
+        url,
+        thumbnail_url,
+        created_at: row.created_at,
+    })
+}
+
+/// A presigned S3 URL, or the service's own signed URL on fs.
+async fn download_url(
+    state: &MediaState,
+    row: &MediaRow,
+    purpose: Purpose,
+    key: &str,
+) -> Result<String, MediaError> {
+    let ttl = state.url_ttl();
+    let file_name = match purpose {
+        Purpose::Content => row.name.clone(),
+        Purpose::Thumbnail => thumbnail_file_name(&row.name),
+    };
+    let presign = Presign {
+        start: SystemTime::now(),
+        ttl,
+        content_disposition: Some(content_disposition(&file_name)),
+    };
+    if let Some(url) = state.store.presigned_get(key, &presign).await? {
+        return Ok(url);
+    }
+    Ok(signed_path(
+        state,
+        purpose,
+        &row.id,
+        unix_now() + ttl_secs(ttl),
+    ))
+}
+
+/// `<MEDIA_PUBLIC_URL>/api/media/<id>/<purpose>?expires=…&sig=…`.
+pub fn signed_path(state: &MediaState, purpose: Purpose, id: &str, expires: i64) -> String {
+    let prefix = state
+        .settings
+        .public_url
+        .as_deref()
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    let sig = state.signer.sign(purpose, id, expires);
+    format!(
+        "{prefix}/api/media/{id}/{}?expires={expires}&sig={sig}",
+        purpose.as_str()
+    )
+}
+
+fn ttl_secs(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, ttl_secs)
+}
+
+async fn find(state: &MediaState, id: &str) -> Result<MediaRow, MediaError> {
+    let id = parse_id(id)?;
+    state
+        .repository
+        .find(&id)
+        .await?
+        .ok_or(MediaError::NotFound(id))
+}
+
+/// The canonical (lower-case, hyphenated) form of a UUID id.
+fn parse_id(id: &str) -> Result<String, MediaError> {
+    uuid::Uuid::parse_str(id)
+        .map(|uuid| uuid.to_string())
+        .map_err(|_| MediaError::InvalidId(id.chars().take(64).collect()))
+}
+
+fn thumbnail_file_name(name: &str) -> String {
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+    format!("{stem}-thumbnail.png")
+}
+
+/// `inline; filename="<ASCII fallback>"; filename*=UTF-8''<percent-encoded>` (RFC 6266): the
+/// fallback replaces quotes, backslashes, controls and non-ASCII with `_`.
+pub fn content_disposition(name: &str) -> String {
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::with_capacity(name.len() * 3);
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("inline; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispositions_are_safe_and_keep_the_name() {
+        assert_eq!(
+            content_disposition("cat.png"),
+            "inline; filename=\"cat.png\"; filename*=UTF-8''cat.png"
+        );
+        assert_eq!(
+            content_disposition("a \"b\"\\é.txt"),
+            "inline; filename=\"a _b___.txt\"; filename*=UTF-8''a%20%22b%22%5C%C3%A9.txt"
+        );
+    }
+}

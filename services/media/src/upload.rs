@@ -1,0 +1,252 @@
+//! `POST /api/upload` (the seed's route) and `POST /api/media`: a multipart form whose field
+//! `file` is streamed into a staged object while its size and type are checked.
+//!
+//! Nothing partial survives a failure: the staged object is a temporary file removed when it
+//! is dropped (by an error return, or when the client goes away and actix drops the handler),
+//! and the last steps (publish the object, insert the row, enqueue the thumbnail job) run in a
+//! task of their own, so a disconnect cannot stop them half-way; a failed insert removes the
+//! published object again.
+
+use actix_multipart::{Field, Multipart, MultipartError};
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use futures_util::StreamExt;
+use shared::{ApiError, error::ErrorBody, request::RequestId, store::StagedObject};
+
+use crate::{
+    MediaState,
+    domain::{
+        ContentSniffer, MediaError, THUMBNAIL_TYPES, UploadForm, UploadResponse, key_name,
+        sanitize_file_name,
+    },
+    repository::NewMedia,
+    routes::present,
+};
+
+/// Room for the multipart framing (boundaries, part headers, other small fields) beyond the
+/// file itself, before a declared `Content-Length` is refused outright.
+pub const MULTIPART_OVERHEAD: u64 = 64 * 1024;
+/// The message of a successful upload (the seed's, in English).
+pub const UPLOADED: &str = "File uploaded successfully";
+
+/// A file received whole and accepted, not yet published.
+struct Received {
+    staged: StagedObject,
+    name: String,
+    content_type: &'static str,
+}
+
+/// Uploads a file (multipart field `file`).
+#[utoipa::path(post, path = "/api/upload", tag = "media",
+    request_body(content = inline(UploadForm), content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored", body = UploadResponse,
+            headers(("Location" = String, description = "The item's URL"))),
+        (status = 400, description = "No file field, or a malformed form", body = ErrorBody),
+        (status = 413, description = "Over MEDIA_MAX_BYTES", body = ErrorBody),
+        (status = 415, description = "Type not allowed (decided from the bytes)", body = ErrorBody),
+        (status = 503, description = "The object store is unreachable", body = ErrorBody),
+    ))]
+pub async fn upload(
+    state: web::Data<MediaState>,
+    request: HttpRequest,
+    payload: web::Payload,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    upload_media(state, request, payload, request_id).await
+}
+
+/// The same as `POST /api/upload`.
+#[utoipa::path(post, path = "/api/media", tag = "media",
+    request_body(content = inline(UploadForm), content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored", body = UploadResponse,
+            headers(("Location" = String, description = "The item's URL"))),
+        (status = 400, description = "No file field, or a malformed form", body = ErrorBody),
+        (status = 413, description = "Over MEDIA_MAX_BYTES", body = ErrorBody),
+        (status = 415, description = "Type not allowed (decided from the bytes)", body = ErrorBody),
+        (status = 503, description = "The object store is unreachable", body = ErrorBody),
+    ))]
+pub async fn upload_media(
+    state: web::Data<MediaState>,
+    request: HttpRequest,
+    payload: web::Payload,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    let max = state.settings.max_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max.saturating_add(MULTIPART_OVERHEAD)) {
+        return Err(MediaError::TooLarge(max).into());
+    }
+    let received = receive(&state, Multipart::new(request.headers(), payload)).await?;
+    // From here on the work must finish or be undone whatever the client does.
+    let task = tokio::spawn(publish(state.into_inner(), received, request_id));
+    let media = task
+        .await
+        .map_err(|error| ApiError::Internal(anyhow::Error::new(error).context("upload task")))??;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/media/{}", media.id)))
+        .json(UploadResponse {
+            message: UPLOADED.to_owned(),
+            file: media,
+        }))
+}
+
+/// Reads the whole form: the `file` field into a staged object, other fields discarded (all of
+/// it within the size budget).
+async fn receive(state: &MediaState, mut multipart: Multipart) -> Result<Received, MediaError> {
+    let max = state.settings.max_bytes;
+    // Other fields may not smuggle more than the framing allowance past the limit.
+    let mut other_bytes: u64 = 0;
+    let mut received: Option<Received> = None;
+    while let Some(field) = multipart.next().await {
+        let mut field = field.map_err(multipart_error)?;
+        if field.name() == Some("file") && received.is_none() {
+            let name = field
+                .content_disposition()
+                .and_then(|disposition| {
+                    disposition
+                        .get_filename_ext()
+                        .map(|ext| String::from_utf8_lossy(&ext.value).into_owned())
+                        .or_else(|| disposition.get_filename().map(str::to_owned))
+                })
+                .ok_or(MediaError::NoFileName)?;
+            received = Some(receive_file(state, &mut field, &name).await?);
+        } else {
+            while let Some(chunk) = field.next().await {
+                other_bytes += chunk.map_err(multipart_error)?.len() as u64;
+                if other_bytes > MULTIPART_OVERHEAD {
+                    return Err(MediaError::TooLarge(max));
+                }
+            }
+        }
+    }
+    received.ok_or(MediaError::NoFile)
+}
+
+/// Streams one file field into a staged object, enforcing the limit and the allow-list as the
+/// bytes arrive.
+async fn receive_file(
+    state: &MediaState,
+    field: &mut Field,
+    raw_name: &str,
+) -> Result<Received, MediaError> {
+    let settings = &state.settings;
+    let mut staged = state.store.stage().await?;
+    let mut sniffer = ContentSniffer::new();
+    let mut size: u64 = 0;
+    while let Some(chunk) = field.next().await {
+        let chunk = chunk.map_err(multipart_error)?;
+        size += chunk.len() as u64;
+        if size > settings.max_bytes {
+            return Err(MediaError::TooLarge(settings.max_bytes));
+        }
+        if let Some(found) = sniffer.feed(&chunk)
+            && !settings.allows(found)
+        {
+            return Err(unsupported(found));
+        }
+        staged.write(&chunk).await?;
+    }
+    if size == 0 {
+        return Err(MediaError::Empty);
+    }
+    let content_type = sniffer.finish().ok_or_else(|| {
+        MediaError::Unsupported(
+            "the file's type was not recognised (neither a known format nor UTF-8 text)".into(),
+        )
+    })?;
+    if !settings.allows(content_type) {
+        return Err(unsupported(content_type));
+    }
+    Ok(Received {
+        staged,
+        name: sanitize_file_name(raw_name),
+        content_type,
+    })
+}
+
+fn unsupported(found: &str) -> MediaError {
+    MediaError::Unsupported(format!("files of type {found} are not accepted"))
+}
+
+fn multipart_error(error: MultipartError) -> MediaError {
+    match error {
+        MultipartError::ContentTypeMissing
+        | MultipartError::ContentTypeParse
+        | MultipartError::ContentTypeIncompatible
+        | MultipartError::BoundaryMissing => MediaError::NoFile,
+        other => MediaError::Multipart(other.to_string()),
+    }
+}
+
+/// Publishes the object, records it, and asks for a thumbnail; undoes the publication when the
+/// row cannot be written.
+async fn publish(
+    state: std::sync::Arc<MediaState>,
+    received: Received,
+    request_id: RequestId,
+) -> Result<crate::domain::Media, MediaError> {
+    let Received {
+        staged,
+        name,
+        content_type,
+    } = received;
+    let size = i64::try_from(staged.len()).unwrap_or(i64::MAX);
+    let id = uuid::Uuid::new_v4().to_string();
+    let object_key = format!("{id}/{}", key_name(&name));
+    let wants_thumbnail = THUMBNAIL_TYPES.contains(&content_type);
+    let thumbnail_key = wants_thumbnail.then(|| format!("{id}/thumbnail.png"));
+    staged.commit(&object_key, content_type).await?;
+    let new = NewMedia {
+        id: id.clone(),
+        name,
+        content_type: content_type.to_owned(),
+        size,
+        object_key: object_key.clone(),
+        thumbnail_key: thumbnail_key.clone(),
+    };
+    let mut row = match state.repository.insert(&new).await {
+        Ok(row) => row,
+        Err(error) => {
+            if let Err(cleanup) = state.store.delete(&object_key).await {
+                slog::error!(state.logger, "could not remove an object after a failed insert";
+                    "key" => &object_key, "error" => format!("{cleanup:#}"));
+            }
+            return Err(error.into());
+        }
+    };
+    if let Some(thumbnail_key) = thumbnail_key {
+        let payload = serde_json::json!({
+            "media_id": id,
+            "key": object_key,
+            "thumbnail_key": thumbnail_key,
+        });
+        match state
+            .queue
+            .enqueue("thumbnail", payload, Some(request_id.as_str()))
+            .await
+        {
+            Ok(job) => slog::info!(state.logger, "thumbnail job enqueued";
+                "media_id" => &id, "job_id" => job.to_string(),
+                "request_id" => request_id.as_str()),
+            Err(error) => {
+                // The upload stands; it just will not get a thumbnail.
+                slog::error!(state.logger, "could not enqueue the thumbnail job";
+                    "media_id" => &id, "request_id" => request_id.as_str(),
+                    "error" => error.to_string());
+                match state.repository.clear_thumbnail(&id).await {
+                    Ok(()) => row.thumbnail_key = None,
+                    Err(cleanup) => slog::warn!(state.logger, "could not clear the thumbnail key";
+                        "media_id" => &id, "error" => cleanup.to_string()),
+                }
+            }
+        }
+    }
+    slog::info!(state.logger, "media stored"; "media_id" => &id, "type" => content_type,
+        "size" => size, "store" => state.store.kind(), "request_id" => request_id.as_str());
+    present(&state, row, false).await
+}

@@ -1,0 +1,5 @@
+//! The media API end to end over HTTP: fs and S3 stores (a real s3s-fs server), SQLite and
+//! PostgreSQL (one test binary).
+
+mod helpers;
+mod uploads;
