@@ -1,3 +1,4 @@
 -- One database per service that owns data (docker-compose runs this once, on an empty volume).
 CREATE DATABASE users;
 CREATE DATABASE products;
+CREATE DATABASE graphql;

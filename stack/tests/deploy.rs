@@ -18,6 +18,7 @@ fn services() -> Vec<(&'static str, &'static str, u16)> {
             "products-service",
             products_service::DEFAULT_PORT,
         ),
+        ("graphql", "graphql-service", graphql_service::DEFAULT_PORT),
     ]
 }
 
