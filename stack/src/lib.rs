@@ -29,6 +29,25 @@ pub struct Config {
     /// Address (of every service) and logging.
     #[command(flatten)]
     pub process: ProcessArgs,
+    /// Where the SQLite files, the embedded queue and the media files go.
+    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    pub data_dir: std::path::PathBuf,
+    /// Listen on free ports instead of CONTRACTS.md's (printed at start; for tests and for a
+    /// second stack beside a running one).
+    #[arg(long)]
+    pub free_ports: bool,
+}
+
+impl Config {
+    /// The stack's settings from its flags.
+    pub fn settings(&self) -> StackSettings {
+        let mut settings = StackSettings::new(self.process.bind);
+        settings.data_dir = self.data_dir.clone();
+        if self.free_ports {
+            settings.port_override = Some(0);
+        }
+        settings
+    }
 }
 
 /// Where the stack puts its services and data.

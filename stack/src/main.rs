@@ -1,12 +1,12 @@
 //! `stack`: see the library's documentation.
 
-use stack::{Config, Stack, StackSettings};
+use stack::{Config, Stack};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config: Config = shared::config::parse();
     shared::server::run_process("stack", &config.process, |root| async move {
-        let stack = Stack::build(StackSettings::new(config.process.bind), &root).await?;
+        let stack = Stack::build(config.settings(), &root).await?;
         eprintln!("\nThe platform is up (Ctrl-C stops it):");
         for endpoint in stack.endpoints(&config.process.bind.to_string()) {
             eprintln!("  {:<10} {}", endpoint.service, endpoint.url);

@@ -1,0 +1,428 @@
+//! The harness of the end-to-end tests: the platform started as users run it, as processes.
+//!
+//! - [`Platform::stack`]: the `stack` binary on embedded defaults (SQLite, in-process cache and
+//!   pub/sub, embedded queue, local-disk media), in a data directory of its own, on free ports.
+//! - [`Platform::processes`]: every binary in its own process, the way docker-compose runs
+//!   them, on real backends: PostgreSQL (a fresh database per service), Redis, RabbitMQ and an
+//!   S3-compatible server (s3s-fs, started here).
+//!
+//! The tests talk to the gateway only, except for `/metrics` and the fault drills. Every
+//! process's stdout (its JSON log) is kept, so a test can follow one request id across them.
+//!
+//! The binaries come from the same build as the tests (`target/<profile>/`): `cargo test
+//! --workspace` builds them.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+/// A binary of the workspace, from the build the tests run in.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`)",
+        path.display()
+    );
+    path
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// Lines a process wrote, kept as they come.
+pub type Lines = Arc<Mutex<Vec<String>>>;
+
+fn collect(stream: impl std::io::Read + Send + 'static, lines: Lines) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            lines.lock().expect("log lines").push(line);
+        }
+    });
+}
+
+/// One process of the platform.
+pub struct Process {
+    /// Its name (`gateway`, `users`, …).
+    pub name: String,
+    /// The running child.
+    child: Child,
+    /// Its stdout (JSON log lines).
+    pub stdout: Lines,
+    /// Its stderr.
+    pub stderr: Lines,
+}
+
+impl Process {
+    /// Starts `binary` with `env` (on top of a cleared set of the platform's variables).
+    pub fn spawn(name: &str, binary: &Path, env: &[(&str, String)], args: &[&str]) -> Self {
+        let mut command = Command::new(binary);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for variable in [
+            "PORT",
+            "DATABASE_URL",
+            "REDIS_URL",
+            "AMQP_URL",
+            "MEDIA_STORE",
+            "GATEWAY_CONFIG",
+            "LOG_DIR",
+        ] {
+            command.env_remove(variable);
+        }
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("starting {}: {error}", binary.display()));
+        let stdout = Lines::default();
+        let stderr = Lines::default();
+        collect(child.stdout.take().expect("piped stdout"), stdout.clone());
+        collect(child.stderr.take().expect("piped stderr"), stderr.clone());
+        Self {
+            name: name.to_owned(),
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits up to `bound` for the exit; kills it past that.
+    pub fn terminate(&mut self, bound: Duration) -> anyhow::Result<ExitStatus> {
+        if let Some(status) = self.child.try_wait()? {
+            return Ok(status);
+        }
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(sent.success(), "kill -TERM {} failed", self.child.id());
+        let deadline = Instant::now() + bound;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child.kill()?;
+        self.child.wait()?;
+        bail!("{} did not exit within {bound:?} of SIGTERM", self.name)
+    }
+
+    /// Kills it at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `url` until it answers 200, for up to `bound`.
+pub async fn wait_until_ready(url: &str, bound: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + bound;
+    loop {
+        if let Ok(response) = client.get(url).send().await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{url} did not become ready within {bound:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until something accepts TCP connections at `url`'s host and port.
+pub async fn wait_for_port(url: &str, bound: Duration) -> anyhow::Result<()> {
+    let authority = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let deadline = Instant::now() + bound;
+    while tokio::net::TcpStream::connect(&authority).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("nothing listens at {authority} after {bound:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// The platform, started.
+pub struct Platform {
+    /// `http://127.0.0.1:<gateway port>`.
+    pub gateway: String,
+    /// Each service's own base URL (`users` → `http://127.0.0.1:<port>`), for `/metrics`.
+    pub services: BTreeMap<String, String>,
+    /// Its processes.
+    pub processes: Vec<Process>,
+    /// Files to remove at the end.
+    scratch: PathBuf,
+}
+
+/// What [`Platform::processes`] needs from outside.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    /// Redis.
+    pub redis_url: String,
+    /// RabbitMQ.
+    pub amqp_url: String,
+    /// The S3 endpoint (s3s-fs).
+    pub s3_endpoint: String,
+    /// Its bucket.
+    pub s3_bucket: String,
+    /// Its credentials.
+    pub s3_access_key: String,
+    /// Its credentials.
+    pub s3_secret_key: String,
+}
+
+/// The services of the platform: (name, binary, gateway route prefixes).
+pub const SERVICES: [(&str, &str, &[&str]); 6] = [
+    ("users", "users-service", &["/api/users"]),
+    ("products", "products-service", &["/api/products"]),
+    ("graphql", "graphql-service", &["/graphql"]),
+    ("chat", "chat-service", &["/chat"]),
+    ("media", "media-service", &["/api/upload", "/api/media"]),
+    ("worker", "worker", &[]),
+];
+
+fn scratch_dir(kind: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "platform-e2e-{kind}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+impl Platform {
+    /// The `stack` binary on embedded defaults, in a fresh data directory, on free ports.
+    pub async fn stack() -> anyhow::Result<Self> {
+        let scratch = scratch_dir("stack");
+        let process = Process::spawn(
+            "stack",
+            &binary("stack"),
+            &[("DATA_DIR", scratch.join("data").display().to_string())],
+            &["--free-ports"],
+        );
+        // The stack prints `  <service> <url>` lines once everything is up.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let services = loop {
+            let printed = process.stderr.lock().expect("stderr").clone();
+            let mut services = BTreeMap::new();
+            for line in &printed {
+                let mut words = line.split_whitespace();
+                if let (Some(name), Some(url), None) = (words.next(), words.next(), words.next())
+                    && url.starts_with("http://")
+                {
+                    let base = url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+                    services.insert(name.to_owned(), base);
+                }
+            }
+            if services.contains_key("gateway")
+                && printed
+                    .iter()
+                    .any(|line| line.contains("The platform is up"))
+                && printed.last().is_some_and(|line| line.trim().is_empty())
+            {
+                break services;
+            }
+            if Instant::now() > deadline {
+                bail!("the stack did not start: {}", printed.join("\n"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let gateway = services
+            .get("gateway")
+            .cloned()
+            .context("the stack's gateway URL")?;
+        wait_until_ready(&format!("{gateway}/readyz"), Duration::from_secs(30)).await?;
+        Ok(Self {
+            gateway,
+            services,
+            processes: vec![process],
+            scratch,
+        })
+    }
+
+    /// Every binary in its own process on real backends, the gateway in front (compose's
+    /// layout on one machine).
+    pub async fn processes(backends: &Backends) -> anyhow::Result<Self> {
+        let scratch = scratch_dir("processes");
+        let mut services = BTreeMap::new();
+        let mut processes = Vec::new();
+        let ports: BTreeMap<&str, u16> = SERVICES
+            .iter()
+            .map(|(name, ..)| (*name, free_port()))
+            .collect();
+        let url = |name: &str| format!("http://127.0.0.1:{}", ports[name]);
+        for (name, binary_name, _) in SERVICES {
+            let database = shared::testing::fresh_database(shared::testing::TestBackend::Postgres)
+                .await
+                .context("a PostgreSQL database")?;
+            let mut env = vec![
+                ("PORT", ports[name].to_string()),
+                ("DATABASE_URL", database.0.clone()),
+                ("REDIS_URL", backends.redis_url.clone()),
+                ("AMQP_URL", backends.amqp_url.clone()),
+                ("LOG_LEVEL", "info".to_owned()),
+                ("USERS_URL", url("users")),
+                ("PRODUCTS_URL", url("products")),
+                ("MEDIA_STORE", "s3".to_owned()),
+                ("S3_ENDPOINT", backends.s3_endpoint.clone()),
+                ("S3_BUCKET", backends.s3_bucket.clone()),
+                ("S3_REGION", "us-east-1".to_owned()),
+                ("S3_FORCE_PATH_STYLE", "true".to_owned()),
+                ("AWS_ACCESS_KEY_ID", backends.s3_access_key.clone()),
+                ("AWS_SECRET_ACCESS_KEY", backends.s3_secret_key.clone()),
+                ("MEDIA_URL", url("media")),
+            ];
+            env.push((
+                "MEDIA_SIGNING_KEY",
+                "e2e-signing-key-0123456789abcdef0123456789abcdef".to_owned(),
+            ));
+            processes.push(Process::spawn(name, &binary(binary_name), &env, &[]));
+            services.insert(name.to_owned(), url(name));
+        }
+        for name in services.keys() {
+            wait_until_ready(
+                &format!("{}/readyz", services[name]),
+                Duration::from_secs(60),
+            )
+            .await
+            .with_context(|| format!("{name} did not become ready"))?;
+        }
+        let mut routes = String::from("[server]\nhealth_check_interval_ms = 500\n");
+        for (name, _, prefixes) in SERVICES {
+            for prefix in prefixes {
+                routes.push_str(&format!(
+                    "\n[[routes]]\nprefix = \"{prefix}\"\nupstreams = [\"{}\"]\n",
+                    url(name)
+                ));
+            }
+        }
+        let config = scratch.join("gateway.toml");
+        std::fs::write(&config, routes)?;
+        let gateway_port = free_port();
+        processes.push(Process::spawn(
+            "gateway",
+            &binary("gateway"),
+            &[
+                ("PORT", gateway_port.to_string()),
+                ("GATEWAY_CONFIG", config.display().to_string()),
+            ],
+            &[],
+        ));
+        let gateway = format!("http://127.0.0.1:{gateway_port}");
+        services.insert("gateway".to_owned(), gateway.clone());
+        wait_until_ready(&format!("{gateway}/readyz"), Duration::from_secs(30)).await?;
+        Ok(Self {
+            gateway,
+            services,
+            processes,
+            scratch,
+        })
+    }
+
+    /// The gateway's URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gateway)
+    }
+
+    /// Every JSON log line every process wrote so far.
+    pub fn log_lines(&self) -> Vec<Value> {
+        self.processes
+            .iter()
+            .flat_map(|process| process.stdout.lock().expect("log").clone())
+            .filter_map(|line| serde_json::from_str(&line).ok())
+            .collect()
+    }
+
+    /// The `service` fields of the log lines that carry `request_id`.
+    pub fn services_logging(&self, request_id: &str) -> std::collections::BTreeSet<String> {
+        self.log_lines()
+            .iter()
+            .filter(|line| line["request_id"] == request_id)
+            .filter_map(|line| line["service"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The process named `name`.
+    pub fn process(&mut self, name: &str) -> &mut Process {
+        self.processes
+            .iter_mut()
+            .find(|process| process.name == name)
+            .unwrap_or_else(|| panic!("no process {name}"))
+    }
+
+    /// SIGTERM to every process (the gateway first); each must exit 0 within `bound`.
+    pub fn stop(mut self, bound: Duration) -> anyhow::Result<()> {
+        let mut failures = Vec::new();
+        self.processes
+            .sort_by_key(|process| if process.name == "gateway" { 0 } else { 1 });
+        for process in &mut self.processes {
+            match process.terminate(bound) {
+                Ok(status) if status.success() => {}
+                Ok(status) => failures.push(format!("{} exited with {status}", process.name)),
+                Err(error) => failures.push(format!("{error:#}")),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.scratch);
+        anyhow::ensure!(failures.is_empty(), "{}", failures.join("; "));
+        Ok(())
+    }
+}
+
+/// The value of a Prometheus series in `/metrics` of `base_url` (summed over matching series).
+pub async fn metric(base_url: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let text = reqwest::get(format!("{base_url}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    shared::testing::metric_value(&text, name, labels)
+}

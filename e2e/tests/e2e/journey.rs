@@ -1,0 +1,302 @@
+//! The journey of issue 9, through the gateway only: REST → GraphQL, a subscription, chat,
+//! an upload with its thumbnail, one request id across the logs, and the metrics — on the
+//! `stack` binary (embedded defaults) and on every binary in its own process (real backends).
+
+use std::time::Duration;
+
+use e2e::{Backends, Platform, Process, free_port, metric};
+use serde_json::{Value, json};
+
+use crate::clients::{graphql, next_json, next_of_type, png, send, websocket};
+
+async fn journey(platform: &Platform) {
+    let gateway = platform.gateway.as_str();
+    let client = reqwest::Client::new();
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+
+    // 1. A user and a product over REST, seen in GraphQL.
+    let user: Value = client
+        .post(format!("{gateway}/api/users"))
+        .json(&json!({"name": "Journey", "email": format!("journey-{unique}@example.com")}))
+        .send()
+        .await
+        .expect("POST /api/users")
+        .json()
+        .await
+        .expect("user JSON");
+    let user_id = user["id"].as_i64().expect("a user id");
+    let seen = graphql(
+        gateway,
+        "query($id: ID!) { user(id: $id) { name email } }",
+        json!({"id": user_id.to_string()}),
+    )
+    .await;
+    assert_eq!(seen["user"]["name"], "Journey");
+    let product: Value = client
+        .post(format!("{gateway}/api/products"))
+        .json(&json!({"name": format!("Widget {unique}"), "price": 12.34}))
+        .send()
+        .await
+        .expect("POST /api/products")
+        .json()
+        .await
+        .expect("product JSON");
+    let seen = graphql(
+        gateway,
+        "query($id: ID!) { product(id: $id) { name price } }",
+        json!({"id": product["id"].to_string()}),
+    )
+    .await;
+    assert_eq!(seen["product"]["price"], json!(12.34));
+
+    // 2. A subscription receives a post created afterwards.
+    let mut subscription = websocket(gateway, "/graphql", Some("graphql-transport-ws")).await;
+    send(&mut subscription, json!({"type": "connection_init"})).await;
+    next_of_type(&mut subscription, "connection_ack", Duration::from_secs(5)).await;
+    send(
+        &mut subscription,
+        json!({"id": "1", "type": "subscribe",
+               "payload": {"query": "subscription { postCreated { title author { name } } }"}}),
+    )
+    .await;
+    let mut event = None;
+    for attempt in 0..50 {
+        graphql(
+            gateway,
+            "mutation($t: String!, $a: ID!) { createPost(title: $t, authorId: $a) { id } }",
+            json!({"t": format!("Journey post {attempt}"), "a": user_id.to_string()}),
+        )
+        .await;
+        if let Some(frame) = next_json(&mut subscription, Duration::from_millis(200)).await {
+            event = Some(frame);
+            break;
+        }
+    }
+    let event = event.expect("postCreated arrived");
+    assert_eq!(event["type"], "next", "{event}");
+    assert_eq!(
+        event["payload"]["data"]["postCreated"]["author"]["name"],
+        "Journey"
+    );
+
+    // 3. Two chat clients in one room.
+    let room = format!("journey-{unique}");
+    let mut alice = websocket(gateway, &format!("/chat/ws?room={room}&name=alice"), None).await;
+    let welcome = next_of_type(&mut alice, "welcome", Duration::from_secs(5)).await;
+    assert_eq!(welcome["user"], "alice");
+    next_of_type(&mut alice, "history", Duration::from_secs(5)).await;
+    let mut bob = websocket(gateway, &format!("/chat/ws?room={room}&name=bob"), None).await;
+    next_of_type(&mut bob, "welcome", Duration::from_secs(5)).await;
+    next_of_type(&mut bob, "history", Duration::from_secs(5)).await;
+    let joined = next_of_type(&mut alice, "userJoined", Duration::from_secs(5)).await;
+    assert_eq!(joined["user"], "bob");
+    send(
+        &mut alice,
+        json!({"type": "chatMessage", "text": "hello bob"}),
+    )
+    .await;
+    for socket in [&mut alice, &mut bob] {
+        let message = next_of_type(socket, "chatMessage", Duration::from_secs(5)).await;
+        assert_eq!(
+            (message["user"].as_str(), message["text"].as_str()),
+            (Some("alice"), Some("hello bob"))
+        );
+    }
+    bob.close(None).await.expect("bob leaves");
+    let left = next_of_type(&mut alice, "userLeft", Duration::from_secs(5)).await;
+    assert_eq!(left["user"], "bob");
+
+    // 4. An upload, its signed download, and its thumbnail.
+    let request_id = format!("journey-{unique}");
+    let picture = png(640, 480);
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(picture.clone())
+            .file_name("journey.png")
+            .mime_str("image/png")
+            .expect("a MIME type"),
+    );
+    let uploaded = client
+        .post(format!("{gateway}/api/upload"))
+        .header("x-request-id", &request_id)
+        .multipart(form)
+        .send()
+        .await
+        .expect("POST /api/upload");
+    assert_eq!(uploaded.status(), 201);
+    let uploaded: Value = uploaded.json().await.expect("upload JSON");
+    let file = &uploaded["file"];
+    assert_eq!(file["type"], "image/png");
+    assert_eq!(file["size"], picture.len());
+    let absolute = |url: &str| {
+        if url.starts_with("http") {
+            url.to_owned()
+        } else {
+            format!("{gateway}{url}")
+        }
+    };
+    let downloaded = client
+        .get(absolute(file["url"].as_str().expect("a url")))
+        .send()
+        .await
+        .expect("GET the signed URL");
+    assert_eq!(downloaded.status(), 200);
+    assert_eq!(
+        downloaded.bytes().await.expect("bytes").as_ref(),
+        picture.as_slice()
+    );
+
+    let media_id = file["id"].as_str().expect("an id");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let thumbnail_url = loop {
+        let metadata: Value = client
+            .get(format!("{gateway}/api/media/{media_id}"))
+            .send()
+            .await
+            .expect("GET /api/media/{id}")
+            .json()
+            .await
+            .expect("media JSON");
+        if let Some(url) = metadata["thumbnail_url"].as_str() {
+            break url.to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no thumbnail: {metadata}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let thumbnail = client
+        .get(absolute(&thumbnail_url))
+        .send()
+        .await
+        .expect("GET the thumbnail")
+        .bytes()
+        .await
+        .expect("thumbnail bytes");
+    let thumbnail = image::load_from_memory(&thumbnail).expect("the thumbnail is an image");
+    assert!(thumbnail.width().max(thumbnail.height()) <= 256);
+    assert!(thumbnail.width() > 0 && thumbnail.height() > 0);
+
+    // 5. The upload's request id in the gateway's, media-service's and worker's logs.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let services = platform.services_logging(&request_id);
+        if ["gateway", "media", "worker"]
+            .iter()
+            .all(|service| services.contains(*service))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "request id {request_id} logged only by {services:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // 6. Every /metrics counted what happened.
+    let gateway_metrics = &platform.services["gateway"];
+    for route in [
+        "/api/users",
+        "/api/products",
+        "/graphql",
+        "/chat",
+        "/api/upload",
+        "/api/media",
+    ] {
+        assert!(
+            metric(gateway_metrics, "http_requests_total", &[("route", route)]).await >= 1.0,
+            "the gateway counted {route}"
+        );
+    }
+    for service in ["users", "products", "graphql", "chat", "media"] {
+        assert!(
+            metric(&platform.services[service], "http_requests_total", &[]).await >= 1.0,
+            "{service} counted requests"
+        );
+    }
+    assert!(
+        metric(
+            &platform.services["worker"],
+            "worker_jobs_processed_total",
+            &[]
+        )
+        .await
+            >= 1.0,
+        "the worker counted the thumbnail job"
+    );
+}
+
+#[tokio::test]
+async fn journey_on_embedded_defaults() {
+    let platform = Platform::stack().await.expect("the stack starts");
+    journey(&platform).await;
+    platform
+        .stop(Duration::from_secs(15))
+        .expect("the stack exits 0 on SIGTERM");
+}
+
+/// s3s-fs on a free port, with a bucket directory.
+fn s3_server(root: &std::path::Path) -> (Process, Backends) {
+    let port = free_port();
+    let bucket = "e2e";
+    std::fs::create_dir_all(root.join(bucket)).expect("the bucket directory");
+    let binary = which("s3s-fs").expect(
+        "s3s-fs is not installed: cargo install s3s-fs --version 0.14.1 --features binary --locked",
+    );
+    let process = Process::spawn(
+        "s3",
+        &binary,
+        &[],
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--access-key",
+            "e2e-access",
+            "--secret-key",
+            "e2e-secret-key",
+            &root.display().to_string(),
+        ],
+    );
+    let backends = Backends {
+        redis_url: shared::testing::redis_url(),
+        amqp_url: std::env::var("AMQP_URL")
+            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
+        s3_endpoint: format!("http://127.0.0.1:{port}"),
+        s3_bucket: bucket.to_owned(),
+        s3_access_key: "e2e-access".to_owned(),
+        s3_secret_key: "e2e-secret-key".to_owned(),
+    };
+    (process, backends)
+}
+
+fn which(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .chain(std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".cargo/bin")))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.exists())
+}
+
+#[tokio::test]
+async fn journey_on_real_backends() {
+    let root =
+        std::env::temp_dir().join(format!("platform-e2e-s3-{}", uuid::Uuid::new_v4().simple()));
+    let (mut s3, backends) = s3_server(&root);
+    e2e::wait_for_port(&backends.s3_endpoint, Duration::from_secs(10))
+        .await
+        .expect("s3s-fs listens");
+    let platform = Platform::processes(&backends)
+        .await
+        .expect("every process starts");
+    journey(&platform).await;
+    platform
+        .stop(Duration::from_secs(15))
+        .expect("every process exits 0 on SIGTERM");
+    s3.kill();
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests of the platform, through the gateway only: one binary (see the `e2e`
+//! library for how the platform starts).
+
+mod clients;
+mod journey;
