@@ -40,8 +40,6 @@ pub enum Store {
 pub struct TestApp {
     /// The server and its client.
     pub service: TestService,
-    /// Its data directory (media, queue, key).
-    pub data_dir: PathBuf,
     /// What it was started with.
     pub options: MediaOptions,
     /// The S3 server, for S3 instances.
@@ -110,9 +108,9 @@ pub async fn start(
     let store = ObjectStore::connect(&options.store, test_logger("media-test"))
         .await
         .expect("a second store handle");
+    let _ = data_dir;
     TestApp {
         service,
-        data_dir,
         options,
         s3,
         store,

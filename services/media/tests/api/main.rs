@@ -2,4 +2,7 @@
 //! PostgreSQL (one test binary).
 
 mod helpers;
+mod media;
+mod s3;
+mod streaming;
 mod uploads;
