@@ -1,0 +1,417 @@
+//! One WebSocket client, from `welcome` to `userLeft`.
+//!
+//! Two tasks per connection: this one reads the client's frames (rate limit, checks, store,
+//! publish) and keeps the heartbeat; the writer drains the bounded outbound queue into the
+//! socket. The writer sends `welcome` first, then `history`, then the queue, skipping a
+//! message already in the history (the client joins the room before history is read, so
+//! nothing sent meanwhile is lost). Whatever ends the connection (the client, the heartbeat,
+//! a full queue, an oversized frame, shutdown) goes through one [`Closer`], so both tasks stop
+//! and the close frame says why.
+
+use std::{collections::HashSet, num::NonZeroU32, time::Duration};
+
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, ProtocolError, Session};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::{
+    sync::{mpsc, oneshot, watch},
+    time::Instant,
+};
+use uuid::Uuid;
+
+use crate::{
+    history::History,
+    hub::{Closer, Disconnect, Hub, Member, Outbound},
+    protocol::{ChatMessage, ClientEvent, ErrorCode, ServerEvent, parse_client_event},
+};
+
+/// What the writer sends right after `welcome`.
+struct Preamble {
+    /// The `history` frame.
+    frame: String,
+    /// The ids in it, so the same messages arriving live are not sent twice.
+    ids: HashSet<String>,
+}
+
+/// Serves one client of `room` named `user` until the connection ends.
+pub async fn serve(
+    hub: Hub,
+    history: History,
+    session: Session,
+    mut stream: AggregatedMessageStream,
+    room: String,
+    user: String,
+) {
+    let settings = hub.settings().clone();
+    let metrics = hub.metrics().clone();
+    let logger = hub
+        .logger()
+        .new(slog::o!("room" => room.clone(), "user" => user.clone()));
+    let connection = Uuid::new_v4();
+    let closer = Closer::default();
+    if !hub.track(connection, closer.clone()) {
+        closer.close(Disconnect::Shutdown);
+    }
+    metrics.connections.inc();
+    metrics.connections_total.inc();
+    slog::debug!(logger, "connected"; "connection" => %connection);
+
+    let (outbound, queue) = mpsc::channel(settings.outbound_capacity);
+    let (preamble_tx, preamble_rx) = oneshot::channel();
+    let welcome = ServerEvent::Welcome {
+        message: format!("Welcome to the chat, {user}! You are in room {room}."),
+        room: &room,
+        user: &user,
+    }
+    .to_json();
+    let writer = actix_web::rt::spawn(write_frames(
+        session,
+        welcome,
+        preamble_rx,
+        queue,
+        closer.watch(),
+        settings.close_grace,
+    ));
+
+    let member = Member {
+        outbound: outbound.clone(),
+        closer: closer.clone(),
+    };
+    let joined = match hub.join(&room, connection, member).await {
+        Ok(()) => true,
+        Err(error) => {
+            slog::error!(logger, "joining the room failed"; "error" => %error);
+            closer.close(Disconnect::Unavailable);
+            false
+        }
+    };
+    let preamble = match history.recent(&room, settings.history_len).await {
+        Ok(messages) => Preamble {
+            frame: ServerEvent::History {
+                messages: &messages,
+            }
+            .to_json(),
+            ids: messages.into_iter().map(|message| message.id).collect(),
+        },
+        Err(error) => {
+            slog::error!(logger, "reading the history failed"; "error" => %error);
+            let _ = send_error(
+                &outbound,
+                &hub,
+                ErrorCode::Unavailable,
+                "the history could not be read",
+            );
+            Preamble {
+                frame: ServerEvent::History { messages: &[] }.to_json(),
+                ids: HashSet::new(),
+            }
+        }
+    };
+    let _ = preamble_tx.send(preamble);
+    if joined {
+        let frame = ServerEvent::UserJoined {
+            user: &user,
+            room: &room,
+            message: format!("{user} joined {room}"),
+        }
+        .to_json();
+        if let Err(error) = hub.publish(&room, Some(connection), None, &frame).await {
+            slog::warn!(logger, "userJoined not published"; "error" => %error);
+        }
+    }
+
+    let mut client = Client {
+        hub: &hub,
+        history: &history,
+        outbound: &outbound,
+        room: &room,
+        user: &user,
+        logger: &logger,
+        limiter: RateLimiter::direct(
+            Quota::per_second(non_zero(settings.rate_per_second))
+                .allow_burst(non_zero(settings.rate_burst)),
+        ),
+    };
+    let reason = client.read_frames(&mut stream, &closer).await;
+    closer.close(reason);
+    let reason = closer.reason().unwrap_or(reason);
+    metrics
+        .disconnects
+        .with_label_values(&[reason.label()])
+        .inc();
+    slog::debug!(logger, "disconnecting"; "connection" => %connection, "reason" => reason.label());
+
+    if joined {
+        hub.leave(&room, connection).await;
+        let frame = ServerEvent::UserLeft {
+            user: &user,
+            room: &room,
+            message: format!("{user} left {room}"),
+        }
+        .to_json();
+        if let Err(error) = hub.publish(&room, Some(connection), None, &frame).await {
+            slog::warn!(logger, "userLeft not published"; "error" => %error);
+        }
+    }
+    drop(client);
+    drop(outbound);
+    let _ = writer.await;
+    hub.untrack(connection);
+    metrics.connections.dec();
+}
+
+fn non_zero(value: u32) -> NonZeroU32 {
+    NonZeroU32::new(value).unwrap_or(NonZeroU32::MIN)
+}
+
+/// Queues an `error` event; a full queue makes the client a slow consumer.
+fn send_error(
+    outbound: &mpsc::Sender<Outbound>,
+    hub: &Hub,
+    code: ErrorCode,
+    message: &str,
+) -> Result<(), Disconnect> {
+    let label = serde_json::to_value(code)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    hub.metrics()
+        .client_errors
+        .with_label_values(&[label.as_str()])
+        .inc();
+    let frame = ServerEvent::Error {
+        code,
+        message: message.to_owned(),
+    }
+    .to_json();
+    queue(outbound, Outbound::event(frame))
+}
+
+fn queue(outbound: &mpsc::Sender<Outbound>, item: Outbound) -> Result<(), Disconnect> {
+    match outbound.try_send(item) {
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+        Err(mpsc::error::TrySendError::Full(_)) => Err(Disconnect::SlowConsumer),
+    }
+}
+
+/// The reading side of one connection.
+struct Client<'a> {
+    hub: &'a Hub,
+    history: &'a History,
+    outbound: &'a mpsc::Sender<Outbound>,
+    room: &'a str,
+    user: &'a str,
+    logger: &'a slog::Logger,
+    limiter: DefaultDirectRateLimiter,
+}
+
+impl Client<'_> {
+    /// Reads frames and keeps the heartbeat until the connection must end; returns why.
+    async fn read_frames(
+        &mut self,
+        stream: &mut AggregatedMessageStream,
+        closer: &Closer,
+    ) -> Disconnect {
+        let settings = self.hub.settings();
+        let mut closing = closer.watch();
+        let mut last_seen = Instant::now();
+        let mut heartbeat = tokio::time::interval_at(
+            Instant::now() + settings.ping_interval,
+            settings.ping_interval,
+        );
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if let Some(reason) = *closing.borrow_and_update() {
+                return reason;
+            }
+            tokio::select! {
+                changed = closing.changed() => {
+                    if changed.is_err() {
+                        return Disconnect::ClientGone;
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if last_seen.elapsed() >= settings.pong_timeout {
+                        return Disconnect::Heartbeat;
+                    }
+                    if let Err(reason) = queue(self.outbound, Outbound::Ping) {
+                        return reason;
+                    }
+                }
+                frame = stream.recv() => {
+                    let message = match frame {
+                        None => return Disconnect::ClientGone,
+                        Some(Err(error)) => return protocol_disconnect(&error),
+                        Some(Ok(message)) => message,
+                    };
+                    last_seen = Instant::now();
+                    if let Err(reason) = self.handle(message).await {
+                        return reason;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, message: AggregatedMessage) -> Result<(), Disconnect> {
+        match message {
+            AggregatedMessage::Text(text) => {
+                if self.limiter.check().is_err() {
+                    let settings = self.hub.settings();
+                    return self.refuse(
+                        ErrorCode::RateLimited,
+                        &format!(
+                            "over {} messages per second (burst {}): message dropped",
+                            settings.rate_per_second, settings.rate_burst
+                        ),
+                    );
+                }
+                let max_chars = self.hub.settings().max_text_chars;
+                match parse_client_event(&text, max_chars) {
+                    Ok(ClientEvent::ChatMessage { text }) => self.chat_message(text).await,
+                    Err(refusal) => self.refuse(refusal.code, &refusal.message),
+                }
+            }
+            AggregatedMessage::Binary(_) => {
+                if self.limiter.check().is_err() {
+                    return self.refuse(ErrorCode::RateLimited, "rate limited: frame dropped");
+                }
+                self.refuse(
+                    ErrorCode::InvalidJson,
+                    "binary frames are not supported: send JSON text",
+                )
+            }
+            AggregatedMessage::Ping(payload) => queue(self.outbound, Outbound::Pong(payload)),
+            AggregatedMessage::Pong(_) => Ok(()),
+            AggregatedMessage::Close(_) => Err(Disconnect::ClientClosed),
+        }
+    }
+
+    fn refuse(&self, code: ErrorCode, message: &str) -> Result<(), Disconnect> {
+        send_error(self.outbound, self.hub, code, message)
+    }
+
+    /// Stores the message, then publishes it to the room (the sender included).
+    async fn chat_message(&self, text: String) -> Result<(), Disconnect> {
+        let message = ChatMessage {
+            id: Uuid::new_v4().to_string(),
+            room: self.room.to_owned(),
+            user: self.user.to_owned(),
+            text,
+            timestamp: shared::db::timestamp_now(),
+        };
+        if let Err(error) = self.history.store(&message).await {
+            slog::error!(self.logger, "storing a message failed"; "error" => %error);
+            return self.refuse(ErrorCode::Unavailable, "the message could not be stored");
+        }
+        let frame = ServerEvent::ChatMessage(&message).to_json();
+        if let Err(error) = self
+            .hub
+            .publish(self.room, None, Some(&message.id), &frame)
+            .await
+        {
+            slog::error!(self.logger, "publishing a message failed"; "error" => %error);
+            return self.refuse(
+                ErrorCode::Unavailable,
+                "the message was stored but could not be delivered",
+            );
+        }
+        self.hub.metrics().messages.inc();
+        Ok(())
+    }
+}
+
+/// How a read error ends the connection.
+fn protocol_disconnect(error: &ProtocolError) -> Disconnect {
+    match error {
+        ProtocolError::Overflow => Disconnect::FrameTooLarge,
+        // actix-ws reports a fragmented message over the limit this way.
+        ProtocolError::Io(io) if io.to_string().contains("maximum continuation size") => {
+            Disconnect::FrameTooLarge
+        }
+        ProtocolError::Io(_) => Disconnect::ClientGone,
+        _ => Disconnect::Protocol,
+    }
+}
+
+/// Resolves once the connection is closing.
+async fn closing(watch: &mut watch::Receiver<Option<Disconnect>>) {
+    let _ = watch.wait_for(Option::is_some).await;
+}
+
+/// Sends `message` unless the connection starts closing first.
+async fn send(
+    session: &mut Session,
+    message: actix_ws::Message,
+    watch: &mut watch::Receiver<Option<Disconnect>>,
+) -> Result<(), ()> {
+    let sent = async {
+        match message {
+            actix_ws::Message::Text(text) => session.text(text).await,
+            actix_ws::Message::Ping(payload) => session.ping(&payload).await,
+            actix_ws::Message::Pong(payload) => session.pong(&payload).await,
+            _ => Ok(()),
+        }
+    };
+    tokio::select! {
+        biased;
+        () = closing(watch) => Err(()),
+        sent = sent => sent.map_err(|_| ()),
+    }
+}
+
+/// Writes `welcome`, the history, then the outbound queue; when the connection closes, sends
+/// the close frame (giving up after `grace` if the client does not read).
+async fn write_frames(
+    mut session: Session,
+    welcome: String,
+    preamble: oneshot::Receiver<Preamble>,
+    mut queue: mpsc::Receiver<Outbound>,
+    mut watch: watch::Receiver<Option<Disconnect>>,
+    grace: Duration,
+) {
+    // Ends when the connection closes (an `Err`), whatever the step.
+    let _: Result<(), ()> = async {
+        send(
+            &mut session,
+            actix_ws::Message::Text(welcome.into()),
+            &mut watch,
+        )
+        .await?;
+        let preamble = tokio::select! {
+            biased;
+            () = closing(&mut watch) => return Err(()),
+            preamble = preamble => preamble.map_err(|_| ())?,
+        };
+        send(
+            &mut session,
+            actix_ws::Message::Text(preamble.frame.into()),
+            &mut watch,
+        )
+        .await?;
+        let mut already_sent = preamble.ids;
+        loop {
+            let item = tokio::select! {
+                biased;
+                () = closing(&mut watch) => return Err(()),
+                item = queue.recv() => item.ok_or(())?,
+            };
+            let message = match item {
+                Outbound::Event { frame, message_id } => {
+                    if !already_sent.is_empty()
+                        && message_id.is_some_and(|id| already_sent.remove(&*id))
+                    {
+                        continue;
+                    }
+                    actix_ws::Message::Text(frame)
+                }
+                Outbound::Ping => actix_ws::Message::Ping(bytes::Bytes::new()),
+                Outbound::Pong(payload) => actix_ws::Message::Pong(payload),
+            };
+            send(&mut session, message, &mut watch).await?;
+        }
+    }
+    .await;
+    drop(queue);
+    let reason = watch.borrow().map(Disconnect::close_reason);
+    let _ = tokio::time::timeout(grace, session.close(reason)).await;
+}

@@ -1,0 +1,211 @@
+//! The chat: rooms over WebSockets on port 3004 (the seed's Socket.io chat, made real with
+//! actix-ws), its history in the database, scale-out over Redis pub/sub, and its web page.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`protocol`] | the events of CONTRACTS.md ("Chat protocol"), and the checks on names, rooms, texts |
+//! | [`history`] | the messages in SQLite or PostgreSQL, capped per room |
+//! | [`hub`] | this instance's rooms, their fan-out, presence across instances ([`shared::pubsub`]) |
+//! | [`connection`] | one client: welcome, history, rate limit, heartbeat, slow-consumer cut-off |
+//! | [`routes`] | `GET /chat` (page), `GET /chat/ws`, `GET /chat/rooms` |
+//! | [`metrics`] | the `chat_*` Prometheus series |
+//!
+//! Everything else (config, logging, errors, health, metrics, database, shutdown) is `shared`'s.
+
+pub mod connection;
+pub mod history;
+pub mod hub;
+pub mod metrics;
+pub mod protocol;
+pub mod routes;
+
+use std::{sync::Arc, time::Duration};
+
+use actix_web::web;
+use shared::{
+    config::CommonArgs,
+    db::Migrations,
+    pubsub::PubSub,
+    server::{HttpService, Service, ServiceContext, ServiceSettings},
+};
+use slog::Logger;
+
+use crate::{history::History, hub::Hub, metrics::ChatMetrics};
+
+/// The service's name (logs, metrics, default database `data/chat.db`).
+pub const NAME: &str = "chat";
+/// The port of CONTRACTS.md.
+pub const DEFAULT_PORT: u16 = 3004;
+
+/// The flags and environment variables of `chat-service`.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(
+    name = "chat-service",
+    version,
+    about = "The real-time chat of the platform (WebSockets)"
+)]
+pub struct Config {
+    /// What every service takes (`REDIS_URL` set: rooms shared by every instance).
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Seconds between heartbeat pings to each client
+    #[arg(long, env = "CHAT_PING_INTERVAL_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub chat_ping_interval_secs: u64,
+    /// Seconds without a pong after which a client is disconnected
+    #[arg(long, env = "CHAT_PONG_TIMEOUT_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub chat_pong_timeout_secs: u64,
+    /// Messages kept per room (older ones are deleted)
+    #[arg(long, env = "CHAT_HISTORY_CAP", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=1_000_000))]
+    pub chat_history_cap: u64,
+}
+
+impl Config {
+    /// The chat settings these flags give.
+    pub fn chat_settings(&self) -> ChatSettings {
+        ChatSettings {
+            ping_interval: Duration::from_secs(self.chat_ping_interval_secs),
+            pong_timeout: Duration::from_secs(self.chat_pong_timeout_secs),
+            history_cap: usize::try_from(self.chat_history_cap).unwrap_or(usize::MAX),
+            ..ChatSettings::default()
+        }
+    }
+}
+
+/// How the chat behaves; the defaults are the figures, tests shorten the timings.
+#[derive(Debug, Clone)]
+pub struct ChatSettings {
+    /// Time between heartbeat pings.
+    pub ping_interval: Duration,
+    /// A client silent (no pong, no frame) this long is disconnected.
+    pub pong_timeout: Duration,
+    /// Frames a client's outbound queue holds; a client whose queue is full is disconnected.
+    pub outbound_capacity: usize,
+    /// Largest frame (and fragmented message) a client may send; larger closes with 1009.
+    pub max_frame_bytes: usize,
+    /// Longest message text, in characters.
+    pub max_text_chars: usize,
+    /// Messages sent in `history` on joining.
+    pub history_len: usize,
+    /// Messages kept per room.
+    pub history_cap: usize,
+    /// Messages per second a connection may send on average…
+    pub rate_per_second: u32,
+    /// …and in a burst.
+    pub rate_burst: u32,
+    /// Prefix of the pub/sub channels (instances sharing rooms use the same one).
+    pub channel_prefix: String,
+    /// How often each instance announces its online counts (and 3× this: when it is forgotten).
+    pub presence_interval: Duration,
+    /// How long a close frame may wait for a client that does not read.
+    pub close_grace: Duration,
+    /// How long shutdown waits for clients to be closed before stopping the server.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(5),
+            pong_timeout: Duration::from_secs(15),
+            outbound_capacity: 256,
+            max_frame_bytes: 64 * 1024,
+            max_text_chars: 2000,
+            history_len: 50,
+            history_cap: 1000,
+            rate_per_second: 10,
+            rate_burst: 20,
+            channel_prefix: "chat".to_owned(),
+            presence_interval: Duration::from_secs(5),
+            close_grace: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The embedded migrations, per engine.
+pub fn migrations() -> Migrations {
+    Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+/// A built chat service: database migrated, pub/sub connected, listener bound.
+pub struct Application {
+    http: HttpService,
+    hub: Hub,
+    presence: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    /// Builds with the default [`ChatSettings`] (what the stack runs).
+    pub async fn build(settings: ServiceSettings, logger: Logger) -> anyhow::Result<Self> {
+        Self::build_with(settings, ChatSettings::default(), logger).await
+    }
+
+    /// Connects the database and pub/sub (Redis when the settings' `REDIS_URL` is set), binds.
+    /// The binary and the tests both start here.
+    pub async fn build_with(
+        settings: ServiceSettings,
+        chat: ChatSettings,
+        logger: Logger,
+    ) -> anyhow::Result<Self> {
+        let redis_url = settings.cache.redis_url.clone();
+        let pubsub = PubSub::connect(redis_url.as_deref(), logger.clone()).await?;
+        let checked = pubsub.clone();
+        let context = ServiceContext::open(&settings, migrations(), logger.clone())
+            .await?
+            .with_check(
+                "pubsub",
+                Arc::new(move || {
+                    let pubsub = checked.clone();
+                    Box::pin(async move { pubsub.check().await.map_err(anyhow::Error::from) })
+                }),
+            );
+        slog::info!(logger, "pub/sub ready"; "pubsub" => pubsub.kind());
+        let metrics = ChatMetrics::register(&context.metrics.registry)?;
+        let history = History::new(context.database.clone(), chat.history_cap);
+        let hub = Hub::new(pubsub, chat, metrics, logger);
+        let presence = hub.start_presence().await?;
+        let (hub_data, history_data) = (web::Data::new(hub.clone()), web::Data::new(history));
+        let http = HttpService::bind(&settings, &context, move |config| {
+            routes::configure(config, hub_data.clone(), history_data.clone());
+        })?;
+        Ok(Self {
+            http,
+            hub,
+            presence,
+        })
+    }
+
+    /// The hub (for tests and the stack).
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+}
+
+impl Service for Application {
+    fn port(&self) -> u16 {
+        self.http.port()
+    }
+
+    /// On `shutdown`: refuses new clients, closes every connection with 1001 (going away),
+    /// waits for them (bounded), then drains and stops the HTTP server.
+    async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop = shared::shutdown::Shutdown::new();
+        let server_stop = stop.wait();
+        let hub = self.hub.clone();
+        let presence = self.presence;
+        tokio::spawn(async move {
+            shutdown.await;
+            slog::info!(hub.logger(), "shutting down: closing WebSocket connections");
+            hub.close_all(hub.settings().shutdown_grace).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), presence).await;
+            stop.trigger();
+        });
+        self.http.run_until_stopped(server_stop).await
+    }
+}

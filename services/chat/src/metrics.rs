@@ -1,0 +1,58 @@
+//! The chat series, registered in the service's shared registry (served at `/metrics`).
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Counters and gauges of the chat.
+#[derive(Clone)]
+pub struct ChatMetrics {
+    /// `chat_connections`: WebSocket connections open on this instance.
+    pub connections: IntGauge,
+    /// `chat_connections_total`: WebSocket connections accepted.
+    pub connections_total: IntCounter,
+    /// `chat_disconnects_total{reason}`: how connections ended (`client`, `heartbeat`,
+    /// `slow_consumer`, `frame_too_large`, `protocol`, `shutdown`).
+    pub disconnects: IntCounterVec,
+    /// `chat_rooms`: rooms with at least one client on this instance.
+    pub rooms: IntGauge,
+    /// `chat_messages_total`: chat messages accepted (stored and published).
+    pub messages: IntCounter,
+    /// `chat_frames_delivered_total`: events handed to clients' outbound queues.
+    pub delivered: IntCounter,
+    /// `chat_client_errors_total{code}`: `error` events sent back to clients.
+    pub client_errors: IntCounterVec,
+}
+
+impl ChatMetrics {
+    /// Creates the series and registers them in `registry`.
+    pub fn register(registry: &Registry) -> anyhow::Result<Self> {
+        let metrics = Self {
+            connections: IntGauge::new("chat_connections", "Open WebSocket connections")?,
+            connections_total: IntCounter::new(
+                "chat_connections_total",
+                "WebSocket connections accepted",
+            )?,
+            disconnects: IntCounterVec::new(
+                Opts::new("chat_disconnects_total", "Connections ended, by reason"),
+                &["reason"],
+            )?,
+            rooms: IntGauge::new("chat_rooms", "Rooms with clients on this instance")?,
+            messages: IntCounter::new("chat_messages_total", "Chat messages accepted")?,
+            delivered: IntCounter::new("chat_frames_delivered_total", "Events queued to clients")?,
+            client_errors: IntCounterVec::new(
+                Opts::new(
+                    "chat_client_errors_total",
+                    "error events sent to clients, by code",
+                ),
+                &["code"],
+            )?,
+        };
+        registry.register(Box::new(metrics.connections.clone()))?;
+        registry.register(Box::new(metrics.connections_total.clone()))?;
+        registry.register(Box::new(metrics.disconnects.clone()))?;
+        registry.register(Box::new(metrics.rooms.clone()))?;
+        registry.register(Box::new(metrics.messages.clone()))?;
+        registry.register(Box::new(metrics.delivered.clone()))?;
+        registry.register(Box::new(metrics.client_errors.clone()))?;
+        Ok(metrics)
+    }
+}

@@ -1,0 +1,7 @@
+//! The chat end to end over real WebSockets (tokio-tungstenite), on SQLite and PostgreSQL,
+//! one and two instances (one test binary).
+
+mod bad_input;
+mod events;
+mod helpers;
+mod http;
