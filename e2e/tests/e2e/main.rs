@@ -2,4 +2,6 @@
 //! library for how the platform starts).
 
 mod clients;
+mod hostile_input;
 mod journey;
+mod schemas;

@@ -1,0 +1,60 @@
+//! schemathesis (PyPI) against the OpenAPI documents of users, products and media, through the
+//! gateway: generated valid and invalid requests must never get a 5xx, and every response must
+//! match the document.
+
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use e2e::Platform;
+
+/// schemathesis's `st`: `$SCHEMATHESIS`, or where `.ci/run` installs it.
+fn schemathesis() -> PathBuf {
+    let path = std::env::var_os("SCHEMATHESIS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/platform-tools/st-venv/bin/st")
+        });
+    assert!(
+        path.exists(),
+        "schemathesis is not installed at {} (.ci/run installs it: pip install schemathesis==4.32.5)",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test]
+async fn schemathesis_finds_no_server_errors_or_schema_violations() {
+    let st = schemathesis();
+    let platform = Platform::stack().await.expect("the stack starts");
+    for document in [
+        "/api/users/openapi.json",
+        "/api/products/openapi.json",
+        "/api/media/openapi.json",
+    ] {
+        let output = Command::new(&st)
+            .args([
+                "run",
+                &platform.url(document),
+                "--url",
+                &platform.gateway,
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance",
+                "--max-examples",
+                "40",
+                "--seed",
+                "1",
+            ])
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("schemathesis runs");
+        let report = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "schemathesis found problems in {document}:\n{report}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    platform
+        .stop(Duration::from_secs(15))
+        .expect("the stack exits 0 on SIGTERM");
+}
