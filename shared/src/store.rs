@@ -578,7 +578,14 @@ impl StagedObject {
                     .body(body)
                     .send()
                     .await
-                    .map_err(|error| classify(error, key))?;
+                    .map_err(|error| match classify(error, key) {
+                        // A 404 to a put: the bucket is gone.
+                        StoreError::NotFound(_) => StoreError::Other(anyhow::anyhow!(
+                            "the bucket {} does not exist",
+                            s3.bucket
+                        )),
+                        other => other,
+                    })?;
                 // Drop removes the temporary file.
                 Ok(())
             }

@@ -241,6 +241,9 @@ pub enum MediaError {
     /// A type outside the allow-list, or not recognised.
     #[error("{0}")]
     Unsupported(String),
+    /// A bad query string.
+    #[error("{0}")]
+    BadQuery(String),
     /// Not a media id.
     #[error("invalid media id {0:?}: expected a UUID")]
     InvalidId(String),
@@ -268,14 +271,15 @@ impl From<MediaError> for ApiError {
             | MediaError::NoFileName
             | MediaError::Empty
             | MediaError::Multipart(_)
+            | MediaError::BadQuery(_)
             | MediaError::InvalidId(_) => ApiError::BadRequest(error.to_string()),
             MediaError::TooLarge(_) => ApiError::PayloadTooLarge(error.to_string()),
             MediaError::Unsupported(_) => ApiError::UnsupportedMediaType(error.to_string()),
             MediaError::NotFound(_) => ApiError::NotFound(error.to_string()),
             MediaError::Forbidden(_) => ApiError::Forbidden(error.to_string()),
-            MediaError::Store(StoreError::Unavailable(cause)) => {
-                // 503 with a message naming the store; the cause goes to the log.
-                ApiError::Unavailable(format!("the object store is unavailable: {cause:#}"))
+            MediaError::Store(StoreError::Unavailable(_)) => {
+                // The cause goes to the log (MediaState::fail), not to clients.
+                ApiError::Unavailable("the object store is unavailable".into())
             }
             MediaError::Store(StoreError::NotFound(key)) => {
                 ApiError::NotFound(format!("the object {key} is missing from the store"))

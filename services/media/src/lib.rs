@@ -131,6 +131,16 @@ impl MediaState {
     pub fn url_ttl(&self) -> Duration {
         Duration::from_secs(self.settings.url_ttl_secs)
     }
+
+    /// The API error for `error`, after logging the cause of a store outage (clients only
+    /// learn that the store is unavailable).
+    pub fn fail(&self, error: domain::MediaError) -> shared::ApiError {
+        if let domain::MediaError::Store(shared::store::StoreError::Unavailable(cause)) = &error {
+            slog::warn!(self.logger, "object store unavailable"; "store" => self.store.kind(),
+                "error" => format!("{cause:#}"));
+        }
+        error.into()
+    }
 }
 
 /// A built media service: database migrated, store and queue connected, listener bound.

@@ -81,22 +81,24 @@ pub async fn list_media(
     state: web::Data<MediaState>,
     query: web::Query<MediaListQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    list(&state, &query)
+        .await
+        .map_err(|error| state.fail(error))
+}
+
+async fn list(state: &MediaState, query: &MediaListQuery) -> Result<HttpResponse, MediaError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if limit > MAX_LIMIT {
-        return Err(ApiError::BadRequest(format!("limit: at most {MAX_LIMIT}")));
+        return Err(MediaError::BadQuery(format!("limit: at most {MAX_LIMIT}")));
     }
     let page = Page {
         limit: i64::from(limit),
         offset: i64::from(query.offset.unwrap_or(0)),
     };
-    let (rows, total) = state
-        .repository
-        .list(page)
-        .await
-        .map_err(MediaError::from)?;
+    let (rows, total) = state.repository.list(page).await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in rows {
-        items.push(present(&state, row, false).await?);
+        items.push(present(state, row, false).await?);
     }
     Ok(list_response(&items, total))
 }
@@ -113,8 +115,14 @@ pub async fn get_media(
     state: web::Data<MediaState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = find(&state, &id).await?;
-    Ok(HttpResponse::Ok().json(present(&state, row, true).await?))
+    let read = async {
+        let row = find(&state, &id).await?;
+        present(&state, row, true).await
+    };
+    match read.await {
+        Ok(media) => Ok(HttpResponse::Ok().json(media)),
+        Err(error) => Err(state.fail(error)),
+    }
 }
 
 /// Deletes an item: its objects (file and thumbnail), then its row.
@@ -130,27 +138,18 @@ pub async fn delete_media(
     state: web::Data<MediaState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = find(&state, &id).await?;
+    delete(&state, &id).await.map_err(|error| state.fail(error))
+}
+
+async fn delete(state: &MediaState, id: &str) -> Result<HttpResponse, MediaError> {
+    let row = find(state, id).await?;
     // Objects first: if the store fails, the row still leads to them and a retry finishes.
-    state
-        .store
-        .delete(&row.object_key)
-        .await
-        .map_err(MediaError::from)?;
+    state.store.delete(&row.object_key).await?;
     if let Some(thumbnail_key) = &row.thumbnail_key {
-        state
-            .store
-            .delete(thumbnail_key)
-            .await
-            .map_err(MediaError::from)?;
+        state.store.delete(thumbnail_key).await?;
     }
-    if !state
-        .repository
-        .delete(&row.id)
-        .await
-        .map_err(MediaError::from)?
-    {
-        return Err(MediaError::NotFound(row.id).into());
+    if !state.repository.delete(&row.id).await? {
+        return Err(MediaError::NotFound(row.id));
     }
     slog::info!(state.logger, "media deleted"; "media_id" => &row.id);
     Ok(HttpResponse::NoContent().finish())
@@ -174,7 +173,9 @@ pub async fn download_content(
     id: web::Path<String>,
     query: web::Query<SignedQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    download(&state, &request, &id, &query, Purpose::Content).await
+    download(&state, &request, &id, &query, Purpose::Content)
+        .await
+        .map_err(|error| state.fail(error))
 }
 
 /// Downloads the thumbnail through a signed URL (the fs store's `thumbnail_url`).
@@ -195,7 +196,9 @@ pub async fn download_thumbnail(
     id: web::Path<String>,
     query: web::Query<SignedQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    download(&state, &request, &id, &query, Purpose::Thumbnail).await
+    download(&state, &request, &id, &query, Purpose::Thumbnail)
+        .await
+        .map_err(|error| state.fail(error))
 }
 
 async fn download(
@@ -204,7 +207,7 @@ async fn download(
     id: &str,
     query: &SignedQuery,
     purpose: Purpose,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, MediaError> {
     let id = parse_id(id)?;
     let expires = query
         .expires
@@ -216,16 +219,15 @@ async fn download(
         .as_deref()
         .ok_or(MediaError::Forbidden("the URL is not signed"))?;
     if !state.signer.verify(purpose, &id, expires, signature) {
-        return Err(MediaError::Forbidden("the URL's signature is not valid").into());
+        return Err(MediaError::Forbidden("the URL's signature is not valid"));
     }
     if unix_now() > expires {
-        return Err(MediaError::Forbidden("the URL has expired").into());
+        return Err(MediaError::Forbidden("the URL has expired"));
     }
     let row = state
         .repository
         .find(&id)
-        .await
-        .map_err(MediaError::from)?
+        .await?
         .ok_or_else(|| MediaError::NotFound(id.clone()))?;
     let (key, content_type, file_name) = match purpose {
         Purpose::Content => (
@@ -258,9 +260,9 @@ async fn download(
                 )));
         }
         Err(StoreError::NotFound(_)) => {
-            return Err(MediaError::NotFound(format!("{id} {}", purpose.as_str())).into());
+            return Err(MediaError::NotFound(format!("{id} {}", purpose.as_str())));
         }
-        Err(other) => return Err(MediaError::from(other).into()),
+        Err(other) => return Err(other.into()),
     };
     let length = read.content_length();
     let mut response = match read.range {

@@ -72,6 +72,16 @@ pub async fn upload_media(
     payload: web::Payload,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
+    let outcome = store_upload(state.clone(), &request, payload, request_id).await;
+    outcome.map_err(|error| state.fail(error))
+}
+
+async fn store_upload(
+    state: web::Data<MediaState>,
+    request: &HttpRequest,
+    payload: web::Payload,
+    request_id: RequestId,
+) -> Result<HttpResponse, MediaError> {
     let max = state.settings.max_bytes;
     let declared = request
         .headers()
@@ -79,14 +89,14 @@ pub async fn upload_media(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|length| length > max.saturating_add(MULTIPART_OVERHEAD)) {
-        return Err(MediaError::TooLarge(max).into());
+        return Err(MediaError::TooLarge(max));
     }
     let received = receive(&state, Multipart::new(request.headers(), payload)).await?;
     // From here on the work must finish or be undone whatever the client does.
     let task = tokio::spawn(publish(state.into_inner(), received, request_id));
     let media = task
         .await
-        .map_err(|error| ApiError::Internal(anyhow::Error::new(error).context("upload task")))??;
+        .map_err(|error| anyhow::Error::new(error).context("the upload task"))??;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/media/{}", media.id)))
         .json(UploadResponse {
@@ -104,7 +114,10 @@ async fn receive(state: &MediaState, mut multipart: Multipart) -> Result<Receive
     let mut received: Option<Received> = None;
     while let Some(field) = multipart.next().await {
         let mut field = field.map_err(multipart_error)?;
-        if field.name() == Some("file") && received.is_none() {
+        if field.name() == Some("file") {
+            if received.is_some() {
+                return Err(MediaError::Multipart("only one file per upload".into()));
+            }
             let name = field
                 .content_disposition()
                 .and_then(|disposition| {

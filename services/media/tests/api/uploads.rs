@@ -210,6 +210,13 @@ async fn a_missing_or_misnamed_file_field_is_a_bad_request(backend: TestBackend)
                 .finish(),
         ),
         ("empty form", Multipart::new().finish()),
+        (
+            "two files",
+            Multipart::new()
+                .file("file", "a.txt", "text/plain", b"first")
+                .file("file", "b.txt", "text/plain", b"second")
+                .finish(),
+        ),
         ("file as text", Multipart::new().text("file", "hello").finish()),
         (
             "empty file",
