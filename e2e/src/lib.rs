@@ -71,11 +71,42 @@ pub struct Process {
     pub stdout: Lines,
     /// Its stderr.
     pub stderr: Lines,
+    /// How it was started, to start it again.
+    launch: (PathBuf, Vec<(String, String)>, Vec<String>),
 }
 
 impl Process {
     /// Starts `binary` with `env` (on top of a cleared set of the platform's variables).
     pub fn spawn(name: &str, binary: &Path, env: &[(&str, String)], args: &[&str]) -> Self {
+        let launch = (
+            binary.to_owned(),
+            env.iter()
+                .map(|(key, value)| ((*key).to_owned(), value.clone()))
+                .collect(),
+            args.iter().map(|arg| (*arg).to_owned()).collect(),
+        );
+        let (child, stdout, stderr) = Self::launch(&launch, Lines::default(), Lines::default());
+        Self {
+            name: name.to_owned(),
+            child,
+            stdout,
+            stderr,
+            launch,
+        }
+    }
+
+    /// Kills it and starts it again the same way; its log lines continue in the same buffers.
+    pub fn restart(&mut self) {
+        self.kill();
+        let (child, _, _) = Self::launch(&self.launch, self.stdout.clone(), self.stderr.clone());
+        self.child = child;
+    }
+
+    fn launch(
+        (binary, env, args): &(PathBuf, Vec<(String, String)>, Vec<String>),
+        stdout: Lines,
+        stderr: Lines,
+    ) -> (Child, Lines, Lines) {
         let mut command = Command::new(binary);
         command
             .args(args)
@@ -99,16 +130,9 @@ impl Process {
         let mut child = command
             .spawn()
             .unwrap_or_else(|error| panic!("starting {}: {error}", binary.display()));
-        let stdout = Lines::default();
-        let stderr = Lines::default();
         collect(child.stdout.take().expect("piped stdout"), stdout.clone());
         collect(child.stderr.take().expect("piped stderr"), stderr.clone());
-        Self {
-            name: name.to_owned(),
-            child,
-            stdout,
-            stderr,
-        }
+        (child, stdout, stderr)
     }
 
     /// Its process id.

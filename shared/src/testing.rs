@@ -305,3 +305,77 @@ impl TestService {
         Self { server, settings }
     }
 }
+
+/// A TCP relay to a backend (Redis, RabbitMQ, a service) that a test can cut — every relayed
+/// connection dropped, new ones refused — and restore, to make that backend fail under a live
+/// client without touching the real server other tests share.
+pub struct TcpSwitch {
+    /// `127.0.0.1:<port>`: where clients connect instead of the backend.
+    pub address: std::net::SocketAddr,
+    /// Whether new connections are relayed.
+    enabled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The relayed connections, aborted by [`TcpSwitch::cut`].
+    connections: std::sync::Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
+}
+
+impl TcpSwitch {
+    /// A relay to `target` (`host:port`), on a free local port.
+    pub async fn start(target: &str) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port for the switch");
+        let address = listener.local_addr().expect("the switch's address");
+        let target = target.to_owned();
+        let enabled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(tokio::task::JoinSet::new()));
+        let (accepting, tasks) = (enabled.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !accepting.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let target = target.clone();
+                tasks.lock().expect("switch tasks").spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Self {
+            address,
+            enabled,
+            connections,
+        }
+    }
+
+    /// A relay to the host and port of `url` (`redis://127.0.0.1:6379`,
+    /// `amqp://guest:guest@127.0.0.1:5672/%2f`); returns it and `url` pointed at the relay.
+    pub async fn for_url(url: &str) -> (Self, String) {
+        let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
+        let (credentials, rest) = match rest.rsplit_once('@') {
+            Some((credentials, rest)) => (format!("{credentials}@"), rest),
+            None => (String::new(), rest),
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(slash) => rest.split_at(slash),
+            None => (rest, ""),
+        };
+        let switch = Self::start(authority).await;
+        let relayed = format!("{scheme}://{credentials}{}{path}", switch.address);
+        (switch, relayed)
+    }
+
+    /// Drops every relayed connection and refuses new ones.
+    pub fn cut(&self) {
+        self.enabled
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.connections.lock().expect("switch tasks").abort_all();
+    }
+
+    /// Relays new connections again.
+    pub fn restore(&self) {
+        self.enabled.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}

@@ -238,7 +238,7 @@ async fn journey_on_embedded_defaults() {
 }
 
 /// s3s-fs on a free port, with a bucket directory.
-fn s3_server(root: &std::path::Path) -> (Process, Backends) {
+pub fn s3_server(root: &std::path::Path) -> (Process, Backends) {
     let port = free_port();
     let bucket = "e2e";
     std::fs::create_dir_all(root.join(bucket)).expect("the bucket directory");

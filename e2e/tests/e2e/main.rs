@@ -2,6 +2,7 @@
 //! library for how the platform starts).
 
 mod clients;
+mod faults;
 mod hostile_input;
 mod journey;
 mod schemas;

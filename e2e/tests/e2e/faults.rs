@@ -1,0 +1,278 @@
+//! Faults on real backends, through relays the test can cut (so the shared Redis and RabbitMQ
+//! other tests use are never stopped): Redis lost under read load, RabbitMQ lost during uploads,
+//! a service killed and restarted under load, and SIGTERM to every process under load.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use e2e::{Backends, Platform};
+use serde_json::{Value, json};
+use shared::testing::TcpSwitch;
+
+use crate::clients::png;
+
+/// One answer of a load run: status (0: no answer) and how long it took.
+type Outcome = (u16, Duration);
+
+/// `workers` loops of GET `url` until `stop`; every outcome, in order of completion.
+fn load(
+    url: String,
+    workers: usize,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<Outcome>> {
+    tokio::spawn(async move {
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("a client");
+        let mut tasks = Vec::new();
+        for _ in 0..workers {
+            let (client, url, stop, outcomes) =
+                (client.clone(), url.clone(), stop.clone(), outcomes.clone());
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    let started = Instant::now();
+                    let status = match client.get(&url).send().await {
+                        Ok(response) => {
+                            let status = response.status().as_u16();
+                            let _ = response.bytes().await;
+                            status
+                        }
+                        Err(_) => 0,
+                    };
+                    outcomes
+                        .lock()
+                        .expect("outcomes")
+                        .push((status, started.elapsed()));
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("a load task");
+        }
+        let outcomes = outcomes.lock().expect("outcomes").clone();
+        outcomes
+    })
+}
+
+async fn upload(gateway: &str, name: &str) -> reqwest::Response {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(png(300, 200))
+            .file_name(name.to_owned())
+            .mime_str("image/png")
+            .expect("a MIME type"),
+    );
+    reqwest::Client::new()
+        .post(format!("{gateway}/api/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("an upload answer")
+}
+
+async fn redis_lost_under_read_load(platform: &Platform, redis: &TcpSwitch) {
+    let user: Value = reqwest::Client::new()
+        .post(platform.url("/api/users"))
+        .json(&json!({"name": "Reader", "email": format!("reader-{}@example.com", uuid::Uuid::new_v4().simple())}))
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("JSON");
+    let url = platform.url(&format!("/api/users/{}", user["id"]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = load(url.clone(), 8, stop.clone());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    redis.cut();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    redis.restore();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop.store(true, Ordering::SeqCst);
+    let outcomes = running.await.expect("the load");
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter(|(status, _)| *status != 200)
+        .collect();
+    assert!(
+        outcomes.len() > 100,
+        "a real load: {} requests",
+        outcomes.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {} reads failed: {failed:?}",
+        failed.len(),
+        outcomes.len()
+    );
+
+    // Back: users-service is ready again and serves from Redis.
+    let users = &platform.services["users"];
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ready = reqwest::get(format!("{users}/readyz"))
+            .await
+            .ok()
+            .map(|r| r.status().as_u16());
+        let cached = reqwest::get(&url).await.ok().and_then(|r| {
+            r.headers()
+                .get("x-cache")
+                .map(|v| v.to_str().unwrap_or("").to_owned())
+        });
+        if ready == Some(200) && cached.as_deref() == Some("HIT") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Redis did not come back: ready {ready:?}, cache {cached:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn rabbitmq_lost_during_uploads(platform: &Platform, rabbitmq: &TcpSwitch) {
+    // Uploads go on while the broker is away for 2 s: each is accepted once its job is
+    // confirmed (the publisher reconnects), and every one gets its thumbnail.
+    let outage = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        rabbitmq.cut();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        rabbitmq.restore();
+    };
+    let uploads = async {
+        let mut ids = Vec::new();
+        for index in 0..10 {
+            let response = upload(&platform.gateway, &format!("fault-{index}.png")).await;
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.expect("a JSON answer");
+            assert_eq!(status, 201, "upload {index}: {body}");
+            ids.push(body["file"]["id"].as_str().expect("an id").to_owned());
+        }
+        ids
+    };
+    let ((), ids) = tokio::join!(outage, uploads);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for id in ids {
+        loop {
+            let metadata: Value = reqwest::get(platform.url(&format!("/api/media/{id}")))
+                .await
+                .expect("GET")
+                .json()
+                .await
+                .expect("JSON");
+            if metadata["thumbnail_url"].is_string() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "upload {id} lost its job: {metadata}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+async fn service_killed_and_restarted_under_load(platform: &mut Platform) {
+    let url = platform.url("/api/products/1");
+    reqwest::Client::new()
+        .post(platform.url("/api/products"))
+        .json(&json!({"name": "Anvil", "price": 10}))
+        .send()
+        .await
+        .expect("POST");
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = load(url.clone(), 4, stop.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let killed_at = Instant::now();
+    platform.process("products").kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    platform.process("products").restart();
+    // Recovered by itself: 200s again, without anything telling the gateway.
+    let recovered_after = loop {
+        let status = reqwest::get(&url).await.ok().map(|r| r.status().as_u16());
+        if status == Some(200) {
+            break killed_at.elapsed();
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(30),
+            "the gateway did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    stop.store(true, Ordering::SeqCst);
+    let outcomes = running.await.expect("the load");
+    let unanswered = outcomes.iter().filter(|(status, _)| *status == 0).count();
+    assert_eq!(unanswered, 0, "no hung or dropped client connections");
+    let bad_gateways: Vec<_> = outcomes
+        .iter()
+        .filter(|(status, _)| *status == 502)
+        .collect();
+    assert!(!bad_gateways.is_empty(), "the outage was seen as 502s");
+    assert!(
+        bad_gateways
+            .iter()
+            .all(|(_, took)| *took < Duration::from_secs(1)),
+        "502s come quickly: {bad_gateways:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|(status, _)| matches!(status, 200 | 502)),
+        "only 200s and 502s"
+    );
+    assert!(recovered_after < Duration::from_secs(30));
+}
+
+async fn sigterm_to_every_process_under_load(platform: Platform) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = load(platform.url("/api/users?limit=5"), 6, stop.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopping = tokio::task::spawn_blocking(move || platform.stop(Duration::from_secs(15)));
+    let stopped = stopping.await.expect("the stop task");
+    stop.store(true, Ordering::SeqCst);
+    stopped.expect("every process exits 0 within its drain bound");
+    let outcomes = running.await.expect("the load");
+    let server_errors: Vec<_> = outcomes
+        .iter()
+        .filter(|(status, _)| *status >= 500)
+        .collect();
+    assert!(
+        server_errors.is_empty(),
+        "an accepted request got a 5xx during shutdown: {server_errors:?}"
+    );
+}
+
+#[tokio::test]
+async fn faults_on_real_backends() {
+    let (redis, redis_url) = TcpSwitch::for_url(&shared::testing::redis_url()).await;
+    let amqp = std::env::var("AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+    let (rabbitmq, amqp_url) = TcpSwitch::for_url(&amqp).await;
+    let root =
+        std::env::temp_dir().join(format!("platform-e2e-s3-{}", uuid::Uuid::new_v4().simple()));
+    let (_s3, s3_backends) = crate::journey::s3_server(&root);
+    e2e::wait_for_port(&s3_backends.s3_endpoint, Duration::from_secs(10))
+        .await
+        .expect("s3s-fs listens");
+    let backends = Backends {
+        redis_url,
+        amqp_url,
+        ..s3_backends
+    };
+    let mut platform = Platform::processes(&backends)
+        .await
+        .expect("every process starts");
+
+    redis_lost_under_read_load(&platform, &redis).await;
+    rabbitmq_lost_during_uploads(&platform, &rabbitmq).await;
+    service_killed_and_restarted_under_load(&mut platform).await;
+    sigterm_to_every_process_under_load(platform).await;
+    let _ = std::fs::remove_dir_all(&root);
+}
