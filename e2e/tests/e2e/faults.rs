@@ -56,8 +56,7 @@ fn load(
         for task in tasks {
             task.await.expect("a load task");
         }
-        let outcomes = outcomes.lock().expect("outcomes").clone();
-        outcomes
+        outcomes.lock().expect("outcomes").clone()
     })
 }
 
