@@ -17,6 +17,7 @@
 //! | [`cache`] | cache-aside over Redis or an in-process cache, single-flight, fail-open |
 //! | [`pagination`] | `?limit=&offset=` and `X-Total-Count` |
 //! | [`messaging`] | the job queue: RabbitMQ (lapin) or an embedded durable SQL queue, one API |
+//! | [`pubsub`] | publish/subscribe across instances: Redis pub/sub, or in-process |
 //! | [`shutdown`] | SIGINT / SIGTERM as a future, fanned out to every server of a process |
 //! | [`server`] | the actix-web server every REST service runs, with all of the above wired in |
 //! | [`validate`] | field checks several services make (names) |
@@ -32,6 +33,7 @@ pub mod health;
 pub mod messaging;
 pub mod metrics;
 pub mod pagination;
+pub mod pubsub;
 pub mod request;
 pub mod server;
 pub mod shutdown;
