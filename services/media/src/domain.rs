@@ -7,6 +7,10 @@ use utoipa::ToSchema;
 
 /// The longest stored file name, in bytes.
 pub const MAX_NAME_BYTES: usize = 255;
+/// The longest name part of an object key, in bytes: S3 servers that keep objects as files
+/// derive longer names from the key (s3s-fs: base64 of bucket and key in one file name, which
+/// must fit the file system's 255 bytes; 64 leaves room for any bucket name).
+pub const MAX_KEY_NAME_BYTES: usize = 64;
 /// How many leading bytes are examined to recognise a binary format.
 pub const SNIFF_BYTES: usize = 8192;
 /// The type of text files (infer does not detect text: it is valid UTF-8 without NULs).
@@ -93,13 +97,14 @@ pub fn sanitize_file_name(raw: &str) -> String {
     truncate_name(trimmed, MAX_NAME_BYTES)
 }
 
-/// The name part of an object key: the sanitised name, unless it would be the thumbnail's
-/// (`thumbnail.png` lives beside the original under the same id).
+/// The name part of an object key: the sanitised name cut to [`MAX_KEY_NAME_BYTES`] (keeping
+/// its extension), unless it would be the thumbnail's (`thumbnail.png` lives beside the
+/// original under the same id).
 pub fn key_name(sanitised: &str) -> String {
     if sanitised.eq_ignore_ascii_case("thumbnail.png") {
         format!("original-{sanitised}")
     } else {
-        sanitised.to_owned()
+        truncate_name(sanitised, MAX_KEY_NAME_BYTES)
     }
 }
 
@@ -317,6 +322,9 @@ mod tests {
         assert_eq!(sanitize_file_name(&"x".repeat(1000)).len(), MAX_NAME_BYTES);
         assert_eq!(key_name("thumbnail.png"), "original-thumbnail.png");
         assert_eq!(key_name("cat.png"), "cat.png");
+        let key = key_name(&format!("{}.jpeg", "k".repeat(300)));
+        assert_eq!(key.len(), MAX_KEY_NAME_BYTES);
+        assert!(key.ends_with(".jpeg"));
     }
 
     fn sniff(chunks: &[&[u8]]) -> Option<&'static str> {

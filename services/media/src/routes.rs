@@ -160,8 +160,12 @@ async fn delete(state: &MediaState, id: &str) -> Result<HttpResponse, MediaError
     params(("id" = String, Path, description = "Media id (UUID)"), SignedQuery,
         ("Range" = Option<String>, Header, description = "One byte range, e.g. bytes=0-1023")),
     responses(
-        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The file, with its detected type", content(
+            (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/gif"),
+            (Vec<u8> = "image/webp"), (Vec<u8> = "application/pdf"), (Vec<u8> = "text/plain"))),
+        (status = 206, description = "The requested range", content(
+            (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/gif"),
+            (Vec<u8> = "image/webp"), (Vec<u8> = "application/pdf"), (Vec<u8> = "text/plain"))),
         (status = 400, description = "The id is not a UUID", body = ErrorBody),
         (status = 403, description = "Expired, tampered with or unsigned", body = ErrorBody),
         (status = 404, description = "No such item", body = ErrorBody),

@@ -160,6 +160,28 @@ async fn s3_limits_and_types_leave_nothing_behind(backend: TestBackend) {
     }
     assert_eq!(app.row_count().await, 7);
     assert_eq!(app.objects().len(), 7, "{:?}", app.objects());
+
+    // Hostile names stay inside the bucket, under their id.
+    let file = app.upload_ok("../../etc/passwd", b"root:x:0:0").await;
+    assert_eq!(file["name"], "passwd");
+    let id = file["id"].as_str().expect("id");
+    assert!(app.objects().contains(&format!("{id}/passwd")));
+    let long = app
+        .upload_ok(&format!("{}.txt", "l".repeat(1000)), b"long name")
+        .await;
+    assert_eq!(long["name"].as_str().expect("name").len(), 255);
+
+    // Lists carry presigned URLs that work.
+    let response = app.get("/api/media?limit=3&offset=7").await;
+    assert_eq!(shared::testing::total_count(&response), 9);
+    let page: Vec<Value> = response.json().await.expect("JSON");
+    assert_eq!(page.len(), 2);
+    let s3 = app.s3.as_ref().expect("an S3 server");
+    for item in &page {
+        let url = item["url"].as_str().expect("url");
+        assert!(url.starts_with(&s3.endpoint), "{url}");
+        assert_eq!(app.fetch(url).await.status(), 200);
+    }
 }
 
 async fn s3_delete_removes_the_objects_and_the_row(backend: TestBackend) {

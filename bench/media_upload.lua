@@ -1,0 +1,18 @@
+-- wrk script: POST /api/upload of one multipart file of MEDIA_BENCH_BYTES bytes (a PNG signature,
+-- then zeros), the same body on every request (each upload gets a new id in the service).
+local size = tonumber(os.getenv("MEDIA_BENCH_BYTES") or "1048576")
+local boundary = "media-bench-boundary-3f9a"
+local request_text
+
+function init(args)
+  local file = "\137PNG\r\n\26\n" .. string.rep("\0", size - 8)
+  local body = "--" .. boundary .. "\r\n"
+    .. "Content-Disposition: form-data; name=\"file\"; filename=\"bench.png\"\r\n"
+    .. "Content-Type: image/png\r\n\r\n" .. file .. "\r\n--" .. boundary .. "--\r\n"
+  request_text = wrk.format("POST", "/api/upload",
+    { ["Content-Type"] = "multipart/form-data; boundary=" .. boundary }, body)
+end
+
+function request()
+  return request_text
+end
