@@ -22,7 +22,8 @@ use async_graphql::{
     Positioned, ServerError,
     http::{ALL_WEBSOCKET_PROTOCOLS, WebSocket, WebSocketProtocols, WsMessage},
     parser::types::{
-        DocumentOperations, FragmentDefinition, OperationType, Selection, SelectionSet,
+        DocumentOperations, ExecutableDocument, FragmentDefinition, OperationType, Selection,
+        SelectionSet,
     },
 };
 use futures_util::StreamExt;
@@ -154,6 +155,17 @@ pub struct Endpoint {
     pub limits: Limits,
     /// `graphql_operations_total{operation, outcome}`.
     pub operations: prometheus::IntCounterVec,
+    /// Parsed documents by query text: clients send the same few queries again and again, and
+    /// parsing is a large share of a small query's cost.
+    pub documents: moka::sync::Cache<String, ExecutableDocument>,
+}
+
+/// A cache of parsed documents holding at most `bytes` of query text.
+pub fn document_cache(bytes: u64) -> moka::sync::Cache<String, ExecutableDocument> {
+    moka::sync::Cache::builder()
+        .weigher(|query: &String, _| u32::try_from(query.len()).unwrap_or(u32::MAX))
+        .max_capacity(bytes)
+        .build()
 }
 
 /// Routes `/graphql` (every method; the handler answers 405 for the ones it does not take).
@@ -416,6 +428,17 @@ async fn execute(
     endpoint: &Endpoint,
     request_id: &RequestId,
 ) -> HttpResponse {
+    match endpoint.documents.get(&graphql_request.query) {
+        Some(document) => graphql_request.set_parsed_query(document),
+        None => {
+            if let Ok(document) = graphql_request.parsed_query() {
+                let document = document.clone();
+                endpoint
+                    .documents
+                    .insert(graphql_request.query.clone(), document);
+            }
+        }
+    }
     let operation = operation_type(&mut graphql_request);
     if over_get && operation.is_some_and(|ty| ty != OperationType::Query) {
         return HttpResponse::MethodNotAllowed()

@@ -276,6 +276,7 @@ impl Application {
             state,
             limits: settings.limits,
             operations,
+            documents: http::document_cache(8 * 1024 * 1024),
         });
         let server = HttpService::bind(&settings.service, &context, move |config| {
             config.app_data(endpoint.clone());

@@ -261,6 +261,9 @@ pub struct User {
     #[graphql(skip)]
     /// The numeric id, for loaders.
     pub key: i64,
+    #[graphql(skip)]
+    /// The user's posts, when the list resolver loaded those of every user of the page at once.
+    pub prefetched_posts: Option<Vec<PostRow>>,
 }
 
 impl From<UserRecord> for User {
@@ -271,6 +274,7 @@ impl From<UserRecord> for User {
             email: user.email,
             created_at: user.created_at,
             key: user.id,
+            prefetched_posts: None,
         }
     }
 }
@@ -279,6 +283,9 @@ impl From<UserRecord> for User {
 impl User {
     /// The user's posts, oldest first.
     async fn posts(&self, context: &Context<'_>) -> Result<Vec<Post>> {
+        if let Some(posts) = &self.prefetched_posts {
+            return Ok(posts.iter().cloned().map(Post::from).collect());
+        }
         let loader = context.data_unchecked::<DataLoader<PostsByAuthorLoader>>();
         let posts = loader.load_one(self.key).await.map_err(|error| {
             slog::error!(state(context).logger, "database error"; "error" => format!("{error:#}"));
@@ -309,6 +316,11 @@ pub struct Post {
     #[graphql(skip)]
     /// The author's numeric id, for the loader.
     pub author_key: i64,
+    #[graphql(skip)]
+    #[serde(skip)]
+    /// The author, when the list resolver loaded every author of the page at once
+    /// (`Some(None)`: looked up, not found).
+    pub prefetched_author: Option<Option<UserRecord>>,
 }
 
 impl From<PostRow> for Post {
@@ -320,6 +332,7 @@ impl From<PostRow> for Post {
             author_id: ID(post.author_id.to_string()),
             created_at: post.created_at,
             author_key: post.author_id,
+            prefetched_author: None,
         }
     }
 }
@@ -328,8 +341,14 @@ impl From<PostRow> for Post {
 impl Post {
     /// The author, from users-service.
     async fn author(&self, context: &Context<'_>) -> Result<User> {
-        let loader = context.data_unchecked::<DataLoader<UserLoader>>();
-        match loader.load_one(self.author_key).await {
+        let found = match &self.prefetched_author {
+            Some(prefetched) => Ok(prefetched.clone()),
+            None => {
+                let loader = context.data_unchecked::<DataLoader<UserLoader>>();
+                loader.load_one(self.author_key).await
+            }
+        };
+        match found {
             Ok(Some(user)) => Ok(user.into()),
             Ok(None) => Err(coded_error(
                 codes::NOT_FOUND,
@@ -382,7 +401,20 @@ impl QueryRoot {
             .list(page, request_id(context))
             .await
             .map_err(|error| error.extend())?;
-        Ok(users.into_iter().map(User::from).collect())
+        let mut users: Vec<User> = users.into_iter().map(User::from).collect();
+        if context.look_ahead().field("posts").exists() {
+            // Every user's posts in one statement, instead of a loader call per user.
+            let keys: Vec<i64> = users.iter().map(|user| user.key).collect();
+            let mut by_author = state(context)
+                .posts
+                .by_authors(&keys)
+                .await
+                .map_err(|error| database_error(context, error))?;
+            for user in &mut users {
+                user.prefetched_posts = Some(by_author.remove(&user.key).unwrap_or_default());
+            }
+        }
+        Ok(users)
     }
 
     /// One user, or null.
@@ -408,7 +440,23 @@ impl QueryRoot {
             .list(page, author_id)
             .await
             .map_err(|error| database_error(context, error))?;
-        Ok(posts.into_iter().map(Post::from).collect())
+        let mut posts: Vec<Post> = posts.into_iter().map(Post::from).collect();
+        if context.look_ahead().field("author").exists() {
+            // Every author of the page in one users-service call, instead of a loader call per
+            // post.
+            let mut keys: Vec<i64> = posts.iter().map(|post| post.author_key).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let authors = state(context)
+                .users
+                .by_ids(&keys, request_id(context))
+                .await
+                .map_err(|error| error.extend())?;
+            for post in &mut posts {
+                post.prefetched_author = Some(authors.get(&post.author_key).cloned());
+            }
+        }
+        Ok(posts)
     }
 
     /// One post, or null.
