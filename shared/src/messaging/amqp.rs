@@ -201,7 +201,7 @@ impl AmqpQueue {
     /// Forgets the producers' connection (after it failed), closing what is left of it.
     async fn reset(&self) {
         if let Some(live) = self.inner.live.lock().await.take() {
-            let _ = live.connection.close(320, "reconnecting".into()).await;
+            close_quietly(live.connection.close(320, "reconnecting".into())).await;
         }
     }
 
@@ -418,9 +418,14 @@ impl AmqpQueue {
     /// Closes the producers' connection.
     pub async fn close(&self) {
         if let Some(live) = self.inner.live.lock().await.take() {
-            let _ = live.connection.close(200, "closing".into()).await;
+            close_quietly(live.connection.close(200, "closing".into())).await;
         }
     }
+}
+
+/// Closes a connection or channel, giving up after 2 s (a dead connection may never answer).
+async fn close_quietly(close: impl std::future::Future<Output = Result<(), lapin::Error>>) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
 }
 
 /// Persistent JSON message properties with the id, the request id and extra headers.
@@ -570,7 +575,7 @@ impl AmqpConsumer {
 
     async fn drop_session(&mut self) {
         if let Some(session) = self.session.take() {
-            let _ = session.connection.close(320, "reconnecting".into()).await;
+            close_quietly(session.connection.close(320, "reconnecting".into())).await;
         }
     }
 
@@ -609,8 +614,8 @@ impl AmqpConsumer {
     pub async fn close(mut self) {
         self.stopped = true;
         if let Some(session) = self.session.take() {
-            let _ = session.channel.close(200, "closing".into()).await;
-            let _ = session.connection.close(200, "closing".into()).await;
+            close_quietly(session.channel.close(200, "closing".into())).await;
+            close_quietly(session.connection.close(200, "closing".into())).await;
         }
     }
 }

@@ -1,0 +1,138 @@
+//! The job worker: consumes `tasks_queue` (RabbitMQ, or the embedded durable queue when
+//! `AMQP_URL` is unset) and serves `/healthz`, `/readyz` and `/metrics` on port 3006. The
+//! seed's RabbitMQ consumer made real; `worker produce` is the seed's producer.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`config`] | the flags: queue, store, prefetch, concurrency, retries, shutdown bound; `produce` |
+//! | [`jobs`] | the job kinds (`task`, `thumbnail`) and what each does |
+//! | [`processor`] | the consume loop: concurrency, acks, retries with backoff, dead letters |
+//! | [`repository`] | the worker's own database: processed job ids, recorded with the effect |
+//! | [`metrics`] | processed, failed, retried, dead-lettered, duplicate, in-flight, duration |
+//! | [`producer`] | `worker produce`: publishes jobs with confirms and prints their ids |
+//!
+//! Messaging, the object store, config, logging, health and shutdown are `shared`'s.
+
+pub mod config;
+pub mod jobs;
+pub mod metrics;
+pub mod processor;
+pub mod producer;
+pub mod repository;
+
+use std::sync::Arc;
+
+use shared::{
+    db::Migrations,
+    messaging::JobQueue,
+    server::{HttpService, Service, ServiceContext, ServiceSettings},
+    shutdown::Shutdown,
+    store::ObjectStore,
+};
+use slog::Logger;
+
+pub use crate::config::{Command, Config, WorkerOptions};
+use crate::{metrics::WorkerMetrics, processor::Processor, repository::Repository};
+
+/// The service's name (logs, metrics, default database `data/worker.db`).
+pub const NAME: &str = "worker";
+/// The port of CONTRACTS.md (health and metrics only).
+pub const DEFAULT_PORT: u16 = 3006;
+
+/// The embedded migrations of the worker's own database, per engine.
+pub fn migrations() -> Migrations {
+    Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+/// A built worker: database migrated, queue and store connected, health listener bound.
+pub struct Application {
+    /// `/healthz`, `/readyz`, `/metrics`.
+    http: HttpService,
+    /// The consume loop.
+    processor: Processor,
+    /// Closed at the end.
+    queue: JobQueue,
+    /// For the lifecycle lines.
+    logger: Logger,
+}
+
+impl Application {
+    /// Connects everything and binds the health port. The binary and the tests start here.
+    pub async fn build(
+        settings: ServiceSettings,
+        options: WorkerOptions,
+        logger: Logger,
+    ) -> anyhow::Result<Self> {
+        let context = ServiceContext::open(&settings, migrations(), logger.clone()).await?;
+        let queue = JobQueue::connect(&options.queue, logger.clone()).await?;
+        let store = ObjectStore::connect(&options.store, logger.clone()).await?;
+        let check_queue = queue.clone();
+        let check_store = store.clone();
+        let context = context
+            .with_check(
+                "queue",
+                Arc::new(move || {
+                    let queue = check_queue.clone();
+                    Box::pin(async move { queue.check().await })
+                }),
+            )
+            .with_check(
+                "store",
+                Arc::new(move || {
+                    let store = check_store.clone();
+                    Box::pin(async move { store.check().await })
+                }),
+            );
+        let metrics = WorkerMetrics::register(&context.metrics)?;
+        let http = HttpService::bind(&settings, &context, |_config| {})?;
+        let processor = Processor::new(
+            options.processing,
+            queue.clone(),
+            jobs::JobContext {
+                repository: Repository::new(context.database.clone()),
+                store,
+                logger: logger.clone(),
+            },
+            metrics,
+            logger.clone(),
+        );
+        slog::info!(logger, "worker ready"; "queue" => queue.kind(),
+            "queue_name" => &options.queue.queue,
+            "prefetch" => options.processing.prefetch,
+            "concurrency" => options.processing.concurrency,
+            "max_attempts" => options.processing.max_attempts);
+        Ok(Self {
+            http,
+            processor,
+            queue,
+            logger,
+        })
+    }
+}
+
+impl Service for Application {
+    fn port(&self) -> u16 {
+        self.http.port()
+    }
+
+    /// Consumes until `shutdown` resolves; then stops consuming, lets in-flight jobs finish
+    /// (bounded; the rest go back to the queue), and only then stops the health server.
+    async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let http_stop = Shutdown::new();
+        let http = tokio::spawn(self.http.run_until_stopped(http_stop.wait()));
+        let processed = self.processor.run(shutdown).await;
+        http_stop.trigger();
+        let served = http.await;
+        self.queue.close().await;
+        slog::info!(self.logger, "worker stopped");
+        processed?;
+        served??;
+        Ok(())
+    }
+}

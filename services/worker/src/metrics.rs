@@ -1,0 +1,75 @@
+//! The worker's series, registered on the service's [`shared::metrics::Metrics`] registry.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
+use shared::metrics::Metrics;
+
+/// Job counters by `kind` (`task`, `thumbnail`, or `unknown` for malformed messages).
+#[derive(Clone)]
+pub struct WorkerMetrics {
+    /// `worker_jobs_processed_total{kind}`: jobs done (acked after their effect).
+    pub processed: IntCounterVec,
+    /// `worker_jobs_failed_total{kind}`: failed attempts (each retry and each dead letter).
+    pub failed: IntCounterVec,
+    /// `worker_jobs_retried_total{kind}`: failed attempts scheduled again.
+    pub retried: IntCounterVec,
+    /// `worker_jobs_dead_lettered_total{kind, reason}`: `malformed`, `permanent`, `exhausted`.
+    pub dead_lettered: IntCounterVec,
+    /// `worker_jobs_duplicate_total{kind}`: deliveries of jobs already done (acked, no effect).
+    pub duplicate: IntCounterVec,
+    /// `worker_jobs_in_flight`: deliveries being handled now.
+    pub in_flight: IntGauge,
+    /// `worker_job_duration_seconds{kind, outcome}`: time to handle a delivery.
+    pub duration: HistogramVec,
+}
+
+impl WorkerMetrics {
+    /// Creates and registers the series.
+    pub fn register(metrics: &Metrics) -> anyhow::Result<Self> {
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels)
+        };
+        let this = Self {
+            processed: counter(
+                "worker_jobs_processed_total",
+                "Jobs processed successfully",
+                &["kind"],
+            )?,
+            failed: counter("worker_jobs_failed_total", "Failed job attempts", &["kind"])?,
+            retried: counter(
+                "worker_jobs_retried_total",
+                "Failed job attempts scheduled for a retry",
+                &["kind"],
+            )?,
+            dead_lettered: counter(
+                "worker_jobs_dead_lettered_total",
+                "Jobs moved to the dead letters, by reason",
+                &["kind", "reason"],
+            )?,
+            duplicate: counter(
+                "worker_jobs_duplicate_total",
+                "Deliveries of jobs already processed (acked without effect)",
+                &["kind"],
+            )?,
+            in_flight: IntGauge::new("worker_jobs_in_flight", "Deliveries being handled")?,
+            duration: HistogramVec::new(
+                HistogramOpts::new("worker_job_duration_seconds", "Time to handle a delivery")
+                    .buckets(vec![
+                        0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                    ]),
+                &["kind", "outcome"],
+            )?,
+        };
+        for collector in [
+            Box::new(this.processed.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(this.failed.clone()),
+            Box::new(this.retried.clone()),
+            Box::new(this.dead_lettered.clone()),
+            Box::new(this.duplicate.clone()),
+            Box::new(this.in_flight.clone()),
+            Box::new(this.duration.clone()),
+        ] {
+            metrics.registry.register(collector)?;
+        }
+        Ok(this)
+    }
+}

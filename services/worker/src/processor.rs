@@ -1,0 +1,286 @@
+//! The consume loop: up to `--concurrency` deliveries handled at once, each settled exactly
+//! once — acked after its effect, retried later with exponential backoff and jitter, or
+//! dead-lettered with its error (malformed at once, failing after `--max-attempts`).
+//!
+//! Shutdown: stop consuming (deliveries received but not started go back to the queue), let
+//! in-flight jobs finish within `--shutdown-timeout-secs`, abandon the rest (the broker, or
+//! the lease release, hands them to another worker), close the consumer.
+
+use std::{future::Future, sync::Arc, time::Instant};
+
+use shared::messaging::{ConsumeOptions, Delivery, Envelope, JobQueue, random_unit};
+use slog::Logger;
+use tokio::{sync::Semaphore, task::JoinSet};
+
+use crate::{
+    config::ProcessingArgs,
+    jobs::{Job, JobContext, JobError, Outcome},
+    metrics::WorkerMetrics,
+};
+
+/// The kinds the metrics label; anything else is `unknown` (bounded label values).
+fn kind_label(kind: &str) -> &'static str {
+    match kind {
+        "task" => "task",
+        "thumbnail" => "thumbnail",
+        _ => "unknown",
+    }
+}
+
+/// Consumes the job queue.
+#[derive(Clone)]
+pub struct Processor {
+    /// Shared by every in-flight job.
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    args: ProcessingArgs,
+    queue: JobQueue,
+    jobs: JobContext,
+    metrics: WorkerMetrics,
+    logger: Logger,
+}
+
+impl Processor {
+    /// A processor of `queue`.
+    pub fn new(
+        args: ProcessingArgs,
+        queue: JobQueue,
+        jobs: JobContext,
+        metrics: WorkerMetrics,
+        logger: Logger,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                args,
+                queue,
+                jobs,
+                metrics,
+                logger,
+            }),
+        }
+    }
+
+    /// Consumes until `shutdown` resolves, then drains (see the module documentation).
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let args = self.inner.args;
+        let mut consumer = self
+            .inner
+            .queue
+            .consume(ConsumeOptions {
+                prefetch: args.prefetch,
+                visibility_timeout: std::time::Duration::from_secs(args.lease_secs),
+                poll_interval: std::time::Duration::from_millis(args.poll_ms),
+            })
+            .await?;
+        let slots = Arc::new(Semaphore::new(
+            usize::try_from(args.concurrency).unwrap_or(1),
+        ));
+        let mut in_flight = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            while in_flight.try_join_next().is_some() {}
+            let slot = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                slot = slots.clone().acquire_owned() => slot?,
+            };
+            let delivery = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                delivery = consumer.next() => match delivery {
+                    Some(delivery) => delivery,
+                    None => break,
+                },
+            };
+            let processor = self.clone();
+            in_flight.spawn(async move {
+                processor.handle(delivery).await;
+                drop(slot);
+            });
+        }
+        slog::info!(self.inner.logger, "shutting down: no new jobs; finishing in-flight ones";
+            "in_flight" => in_flight.len(), "bound_secs" => args.shutdown_timeout_secs);
+        consumer.stop().await;
+        let drained = tokio::time::timeout(args.shutdown_timeout(), async {
+            while in_flight.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            slog::warn!(self.inner.logger,
+                "in-flight jobs did not finish in time: handing them back to the queue";
+                "abandoned" => in_flight.len());
+            in_flight.abort_all();
+            while in_flight.join_next().await.is_some() {}
+            self.inner.metrics.in_flight.set(0);
+        }
+        consumer.close().await;
+        Ok(())
+    }
+
+    /// Handles one delivery and settles it.
+    async fn handle(&self, delivery: Delivery) {
+        let metrics = &self.inner.metrics;
+        metrics.in_flight.inc();
+        let started = Instant::now();
+        let (kind, outcome) = self.handle_inner(delivery).await;
+        metrics
+            .duration
+            .with_label_values(&[kind, outcome])
+            .observe(started.elapsed().as_secs_f64());
+        metrics.in_flight.dec();
+    }
+
+    /// Returns the kind and outcome labels.
+    async fn handle_inner(&self, delivery: Delivery) -> (&'static str, &'static str) {
+        let inner = &self.inner;
+        let envelope = match delivery.envelope() {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                let reason = format!("malformed message (not a job envelope): {error}");
+                self.dead_letter(delivery, None, "unknown", "malformed", &reason)
+                    .await;
+                return ("unknown", "dead_lettered");
+            }
+        };
+        let kind = kind_label(&envelope.kind);
+        let job = match Job::parse(&envelope) {
+            Ok(job) => job,
+            Err(error) => {
+                self.dead_letter(
+                    delivery,
+                    Some(&envelope),
+                    kind,
+                    "malformed",
+                    &error.to_string(),
+                )
+                .await;
+                return (kind, "dead_lettered");
+            }
+        };
+        match inner.jobs.repository.is_processed(envelope.id).await {
+            Ok(true) => {
+                self.duplicate(delivery, &envelope, kind).await;
+                return (kind, "duplicate");
+            }
+            Ok(false) => {}
+            Err(error) => {
+                // Cannot tell: treat as a failed attempt (the database may be back soon).
+                let error = JobError::Transient(format!("worker database: {error}"));
+                return (kind, self.failed(delivery, &envelope, kind, error).await);
+            }
+        }
+        match job.run(&inner.jobs, &envelope).await {
+            Ok(Outcome::Done) => {
+                settle(&inner.logger, &envelope, delivery.ack().await);
+                inner.metrics.processed.with_label_values(&[kind]).inc();
+                (kind, "processed")
+            }
+            Ok(Outcome::Duplicate) => {
+                self.duplicate(delivery, &envelope, kind).await;
+                (kind, "duplicate")
+            }
+            Err(error) => (kind, self.failed(delivery, &envelope, kind, error).await),
+        }
+    }
+
+    async fn duplicate(&self, delivery: Delivery, envelope: &Envelope, kind: &'static str) {
+        slog::info!(self.inner.logger, "job already processed: acked without effect";
+            "job_id" => %envelope.id, "kind" => &envelope.kind, "attempt" => envelope.attempt);
+        settle(&self.inner.logger, envelope, delivery.ack().await);
+        self.inner
+            .metrics
+            .duplicate
+            .with_label_values(&[kind])
+            .inc();
+    }
+
+    /// A failed attempt: retried later, or dead-lettered. Returns the outcome label.
+    async fn failed(
+        &self,
+        delivery: Delivery,
+        envelope: &Envelope,
+        kind: &'static str,
+        error: JobError,
+    ) -> &'static str {
+        let inner = &self.inner;
+        inner.metrics.failed.with_label_values(&[kind]).inc();
+        match error {
+            JobError::Malformed(_) => {
+                self.dead_letter(
+                    delivery,
+                    Some(envelope),
+                    kind,
+                    "malformed",
+                    &error.to_string(),
+                )
+                .await;
+                "dead_lettered"
+            }
+            JobError::Permanent(reason) => {
+                self.dead_letter(delivery, Some(envelope), kind, "permanent", &reason)
+                    .await;
+                "dead_lettered"
+            }
+            JobError::Transient(reason) if envelope.attempt >= inner.args.max_attempts => {
+                let reason = format!("failed after {} attempts: {reason}", envelope.attempt);
+                self.dead_letter(delivery, Some(envelope), kind, "exhausted", &reason)
+                    .await;
+                "dead_lettered"
+            }
+            JobError::Transient(reason) => {
+                let delay = inner.args.retry_delay(envelope.attempt, random_unit());
+                slog::warn!(inner.logger, "job failed; retrying later";
+                    "job_id" => %envelope.id, "kind" => &envelope.kind,
+                    "attempt" => envelope.attempt, "max_attempts" => inner.args.max_attempts,
+                    "delay_ms" => delay.as_millis(), "error" => &reason,
+                    "request_id" => envelope.request_id.as_deref());
+                let result = delivery
+                    .retry(&envelope.next_attempt(), delay, &reason)
+                    .await;
+                settle(&inner.logger, envelope, result);
+                inner.metrics.retried.with_label_values(&[kind]).inc();
+                "retried"
+            }
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        delivery: Delivery,
+        envelope: Option<&Envelope>,
+        kind: &'static str,
+        reason_label: &'static str,
+        reason: &str,
+    ) {
+        let inner = &self.inner;
+        slog::error!(inner.logger, "job dead-lettered";
+            "job_id" => envelope.map(|envelope| envelope.id.to_string())
+                .or_else(|| delivery.message_id.clone()),
+            "kind" => envelope.map(|envelope| envelope.kind.as_str()),
+            "attempt" => envelope.map(|envelope| envelope.attempt),
+            "reason" => reason_label, "error" => reason,
+            "request_id" => delivery.request_id.clone());
+        let id = envelope.map(|envelope| envelope.id.to_string());
+        match delivery.dead_letter(reason).await {
+            Ok(()) => {}
+            Err(error) => slog::warn!(inner.logger,
+                "settling a delivery failed: it will be delivered again";
+                "job_id" => id, "error" => error.to_string()),
+        }
+        inner
+            .metrics
+            .dead_lettered
+            .with_label_values(&[kind, reason_label])
+            .inc();
+    }
+}
+
+/// Logs a settlement that failed (the delivery comes back: the job is idempotent).
+fn settle(logger: &Logger, envelope: &Envelope, result: Result<(), shared::messaging::QueueError>) {
+    if let Err(error) = result {
+        slog::warn!(logger, "settling a delivery failed: it will be delivered again";
+            "job_id" => %envelope.id, "error" => error.to_string());
+    }
+}

@@ -1,0 +1,9 @@
+//! worker's integration tests: one binary, against the embedded queue (SQLite and PostgreSQL)
+//! and the machine's RabbitMQ.
+
+mod health;
+mod helpers;
+mod jobs;
+mod producer;
+mod resilience;
+mod thumbnails;
