@@ -106,7 +106,8 @@ pub async fn serve(
             }
         }
     };
-    let _ = preamble_tx.send(preamble);
+    // Announced before the history goes out: a client that has its history knows the others
+    // have been told (with Redis too), so whoever joins after it sees no stale userJoined.
     if joined {
         let frame = ServerEvent::UserJoined {
             user: &user,
@@ -118,6 +119,7 @@ pub async fn serve(
             slog::warn!(logger, "userJoined not published"; "error" => %error);
         }
     }
+    let _ = preamble_tx.send(preamble);
 
     let mut client = Client {
         hub: &hub,

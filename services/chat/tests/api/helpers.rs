@@ -178,8 +178,9 @@ impl Client {
 
     /// The next frame that is not a ping or pong, within [`PATIENCE`].
     pub async fn next_frame(&mut self) -> Message {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let frame = tokio::time::timeout(PATIENCE, self.socket.next())
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
                 .await
                 .expect("a frame in time")
                 .expect("the connection is open")
@@ -215,8 +216,9 @@ impl Client {
 
     /// Reads (skipping events) until the server's close frame; returns its code.
     pub async fn expect_close(&mut self) -> u16 {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let frame = tokio::time::timeout(PATIENCE, self.socket.next())
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
                 .await
                 .expect("the close frame in time");
             match frame {

@@ -5,3 +5,5 @@ mod bad_input;
 mod events;
 mod helpers;
 mod http;
+mod liveness;
+mod scale_out;
