@@ -2,6 +2,7 @@
 //! one and two instances (one test binary).
 
 mod bad_input;
+mod binary;
 mod events;
 mod helpers;
 mod http;
