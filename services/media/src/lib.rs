@@ -35,7 +35,7 @@ use shared::{
     db::Migrations,
     messaging::{JobQueue, QueueArgs},
     server::{HttpService, Service, ServiceContext, ServiceSettings},
-    store::{ObjectStore, StoreArgs},
+    store::{ObjectStore, StoreArgs, StoreKind},
 };
 use slog::Logger;
 
@@ -159,7 +159,14 @@ impl Application {
         logger: Logger,
     ) -> anyhow::Result<Self> {
         options.media.validate()?;
-        let signer = Arc::new(UrlSigner::load(&options.media, &logger)?);
+        // The S3 store hands out presigned S3 URLs: a key file would serve nobody there.
+        let signer = Arc::new(
+            if options.store.media_store == StoreKind::S3 && options.media.signing_key.is_none() {
+                UrlSigner::ephemeral()
+            } else {
+                UrlSigner::load(&options.media, &logger)?
+            },
+        );
         let store = ObjectStore::connect(&options.store, logger.clone()).await?;
         let queue = JobQueue::connect(&options.queue, logger.clone()).await?;
         let check_store = store.clone();

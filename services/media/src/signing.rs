@@ -47,6 +47,12 @@ impl std::fmt::Debug for UrlSigner {
 }
 
 impl UrlSigner {
+    /// A signer with a random key that lives as long as the process (the S3 store, whose
+    /// clients get presigned S3 URLs, not these).
+    pub fn ephemeral() -> Self {
+        Self { key: random_key() }
+    }
+
     /// A signer with this key.
     pub fn new(key: impl Into<Vec<u8>>) -> anyhow::Result<Self> {
         let key = key.into();
@@ -105,6 +111,14 @@ impl UrlSigner {
     }
 }
 
+/// 32 bytes holding 244 random bits from the OS generator (two v4 UUIDs).
+fn random_key() -> Vec<u8> {
+    [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
+        .iter()
+        .flat_map(|uuid| *uuid.as_bytes())
+        .collect()
+}
+
 fn read_key_file(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
     match std::fs::read_to_string(path) {
         Ok(text) => hex::decode(text.trim())
@@ -121,11 +135,7 @@ fn create_key_file(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    // 244 random bits from the OS generator (two v4 UUIDs).
-    let key: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
-        .iter()
-        .flat_map(|uuid| *uuid.as_bytes())
-        .collect();
+    let key = random_key();
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

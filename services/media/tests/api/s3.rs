@@ -220,8 +220,13 @@ async fn an_unreachable_s3_is_a_503_and_readyz_names_the_store() {
         options.store.s3_bucket = Some("unreachable".to_owned());
         options.store.aws_access_key_id = Some("a".to_owned());
         options.store.aws_secret_access_key = Some("b".to_owned());
+        options.media.signing_key = None;
     })
     .await;
+    assert!(
+        !app.options.media.signing_key_file.exists(),
+        "no key file for the S3 store"
+    );
     let response = app.upload("a.txt", b"hello").await;
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.expect("JSON");
