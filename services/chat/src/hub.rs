@@ -338,6 +338,7 @@ impl Hub {
                 subscription,
                 members.clone(),
                 self.inner.metrics.clone(),
+                self.inner.logger.new(slog::o!("room" => room.to_owned())),
             ));
             rooms.insert(room.to_owned(), LocalRoom { members, fan_out });
             self.inner.metrics.rooms.inc();
@@ -517,9 +518,23 @@ fn split_envelope(payload: &Bytes) -> Option<(Option<Uuid>, Option<ByteString>, 
 }
 
 /// Hands each event of a room's channel to the room's clients here (all but its origin).
-async fn fan_out(mut subscription: Subscription, members: Members, metrics: ChatMetrics) {
+async fn fan_out(
+    mut subscription: Subscription,
+    members: Members,
+    metrics: ChatMetrics,
+    logger: Logger,
+) {
+    let mut missed = 0;
     while let Some(payload) = subscription.next().await {
+        // This task fell more than the pub/sub's buffer behind: events were lost here.
+        let now_missed = subscription.missed();
+        if now_missed > missed {
+            metrics.fan_out_missed.inc_by(now_missed - missed);
+            slog::warn!(logger, "room fan-out fell behind; events lost"; "missed" => now_missed - missed);
+            missed = now_missed;
+        }
         let Some((origin, message_id, frame)) = split_envelope(&payload) else {
+            slog::warn!(logger, "unreadable room event");
             continue;
         };
         let members = members.lock().expect("members lock");

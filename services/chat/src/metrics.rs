@@ -20,6 +20,9 @@ pub struct ChatMetrics {
     pub delivered: IntCounter,
     /// `chat_client_errors_total{code}`: `error` events sent back to clients.
     pub client_errors: IntCounterVec,
+    /// `chat_fan_out_missed_total`: room events lost because a room's fan-out fell more than
+    /// the pub/sub buffer behind.
+    pub fan_out_missed: IntCounter,
 }
 
 impl ChatMetrics {
@@ -45,6 +48,10 @@ impl ChatMetrics {
                 ),
                 &["code"],
             )?,
+            fan_out_missed: IntCounter::new(
+                "chat_fan_out_missed_total",
+                "Room events lost by a fan-out that fell behind",
+            )?,
         };
         registry.register(Box::new(metrics.connections.clone()))?;
         registry.register(Box::new(metrics.connections_total.clone()))?;
@@ -53,6 +60,7 @@ impl ChatMetrics {
         registry.register(Box::new(metrics.messages.clone()))?;
         registry.register(Box::new(metrics.delivered.clone()))?;
         registry.register(Box::new(metrics.client_errors.clone()))?;
+        registry.register(Box::new(metrics.fan_out_missed.clone()))?;
         Ok(metrics)
     }
 }
