@@ -94,6 +94,32 @@ async fn s3_uploads_download_identically_through_presigned_urls(backend: TestBac
         b"\x89PNG\r\n\x1a\n"
     );
 
+    // The service's own signed route streams from S3 as well, whole or by range.
+    let expires = chrono::Utc::now().timestamp() + 60;
+    let own = format!(
+        "/api/media/{id}/content?expires={expires}&sig={}",
+        app.signer()
+            .sign(media_service::signing::Purpose::Content, id, expires)
+    );
+    let whole = app.fetch(&own).await;
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.headers()["content-length"], "300000");
+    assert_eq!(
+        whole.bytes().await.expect("bytes").as_ref(),
+        content.as_slice()
+    );
+    let tail = app.fetch_range(&own, "bytes=-10").await;
+    assert_eq!(tail.status(), 206);
+    assert_eq!(
+        tail.headers()["content-range"],
+        "bytes 299990-299999/300000"
+    );
+    assert_eq!(
+        tail.bytes().await.expect("bytes").as_ref(),
+        &content[299_990..]
+    );
+    assert_eq!(app.fetch_range(&own, "bytes=300000-").await.status(), 416);
+
     // A thumbnail in the bucket shows up as a presigned URL.
     app.store
         .put(
