@@ -124,6 +124,57 @@ pub struct MediaState {
     pub settings: Arc<MediaArgs>,
     /// The service's logger.
     pub logger: Logger,
+    /// Upload counters.
+    pub metrics: UploadMetrics,
+}
+
+/// `media_uploads_total{outcome}` and `media_upload_bytes_total`, in the service's registry.
+#[derive(Clone)]
+pub struct UploadMetrics {
+    /// Uploads by outcome: `stored`, `too_large`, `unsupported`, `bad_request`,
+    /// `unavailable`, `error`.
+    pub uploads: prometheus::IntCounterVec,
+    /// Bytes of the stored uploads.
+    pub bytes: prometheus::IntCounter,
+}
+
+impl UploadMetrics {
+    /// The counters, registered in `registry`.
+    pub fn register(registry: &prometheus::Registry) -> anyhow::Result<Self> {
+        let uploads = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("media_uploads_total", "Uploads by outcome"),
+            &["outcome"],
+        )?;
+        let bytes =
+            prometheus::IntCounter::new("media_upload_bytes_total", "Bytes of the uploads stored")?;
+        registry.register(Box::new(uploads.clone()))?;
+        registry.register(Box::new(bytes.clone()))?;
+        Ok(Self { uploads, bytes })
+    }
+
+    /// Counts one upload's outcome.
+    pub fn observe(&self, outcome: Result<u64, &domain::MediaError>) {
+        use domain::MediaError as E;
+        let label = match outcome {
+            Ok(size) => {
+                self.bytes.inc_by(size);
+                "stored"
+            }
+            Err(E::TooLarge(_)) => "too_large",
+            Err(E::Unsupported(_)) => "unsupported",
+            Err(
+                E::NoFile
+                | E::NoFileName
+                | E::Empty
+                | E::Multipart(_)
+                | E::BadQuery(_)
+                | E::InvalidId(_),
+            ) => "bad_request",
+            Err(E::Store(shared::store::StoreError::Unavailable(_))) => "unavailable",
+            Err(_) => "error",
+        };
+        self.uploads.with_label_values(&[label]).inc();
+    }
 }
 
 impl MediaState {
@@ -187,6 +238,7 @@ impl Application {
                     Box::pin(async move { queue.check().await })
                 }),
             );
+        let metrics = UploadMetrics::register(&context.metrics.registry)?;
         let state = web::Data::new(MediaState {
             repository: MediaRepository::new(context.database.clone()),
             store,
@@ -194,6 +246,7 @@ impl Application {
             signer,
             settings: Arc::new(options.media),
             logger: logger.clone(),
+            metrics,
         });
         let server = HttpService::bind(&settings, &context, move |config| {
             routes::configure(config, state.clone());

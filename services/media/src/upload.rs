@@ -73,7 +73,12 @@ pub async fn upload_media(
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     let outcome = store_upload(state.clone(), &request, payload, request_id).await;
-    outcome.map_err(|error| state.fail(error))
+    state
+        .metrics
+        .observe(outcome.as_ref().map(|(_, size)| *size));
+    outcome
+        .map(|(response, _)| response)
+        .map_err(|error| state.fail(error))
 }
 
 async fn store_upload(
@@ -81,7 +86,7 @@ async fn store_upload(
     request: &HttpRequest,
     payload: web::Payload,
     request_id: RequestId,
-) -> Result<HttpResponse, MediaError> {
+) -> Result<(HttpResponse, u64), MediaError> {
     let max = state.settings.max_bytes;
     let declared = request
         .headers()
@@ -97,12 +102,14 @@ async fn store_upload(
     let media = task
         .await
         .map_err(|error| anyhow::Error::new(error).context("the upload task"))??;
-    Ok(HttpResponse::Created()
+    let size = u64::try_from(media.size).unwrap_or_default();
+    let response = HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/media/{}", media.id)))
         .json(UploadResponse {
             message: UPLOADED.to_owned(),
             file: media,
-        }))
+        });
+    Ok((response, size))
 }
 
 /// Reads the whole form: the `file` field into a staged object, other fields discarded (all of

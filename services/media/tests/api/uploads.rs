@@ -97,6 +97,20 @@ async fn exactly_the_limit_is_accepted_and_one_byte_more_is_refused(backend: Tes
 
     assert_eq!(app.row_count().await, 1);
     assert_eq!(app.objects(), before, "nothing left by the refused uploads");
+    let outcome = |label| [("outcome", label)];
+    assert_eq!(
+        app.metric("media_uploads_total", &outcome("stored")).await,
+        1.0
+    );
+    assert_eq!(
+        app.metric("media_uploads_total", &outcome("too_large"))
+            .await,
+        2.0
+    );
+    assert_eq!(
+        app.metric("media_upload_bytes_total", &[]).await,
+        MAX as f64
+    );
 }
 
 async fn a_spoofed_type_is_refused(backend: TestBackend) {
@@ -122,6 +136,8 @@ async fn a_spoofed_type_is_refused(backend: TestBackend) {
     }
     assert_eq!(app.row_count().await, 0);
     assert_eq!(app.objects(), Vec::<String>::new());
+    let unsupported = [("outcome", "unsupported")];
+    assert_eq!(app.metric("media_uploads_total", &unsupported).await, 5.0);
 }
 
 async fn text_and_pdf_are_recognised_whatever_the_client_claims(backend: TestBackend) {
