@@ -579,8 +579,8 @@ impl StagedObject {
                     .send()
                     .await
                     .map_err(|error| match classify(error, key) {
-                        // A 404 to a put: the bucket is gone.
-                        StoreError::NotFound(_) => StoreError::Other(anyhow::anyhow!(
+                        // A 404 to a put: the bucket is missing, the store unusable.
+                        StoreError::NotFound(_) => StoreError::Unavailable(anyhow::anyhow!(
                             "the bucket {} does not exist",
                             s3.bucket
                         )),

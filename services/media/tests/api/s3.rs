@@ -274,6 +274,32 @@ async fn an_unreachable_s3_is_a_503_and_readyz_names_the_store() {
 }
 
 #[tokio::test]
+async fn a_missing_bucket_stops_the_start_when_creation_is_disabled() {
+    let s3 = S3Server::start();
+    let mut options = media_service::MediaOptions::embedded(&crate::helpers::temp_dir("nobucket"));
+    s3.configure(&mut options);
+    options.store.s3_create_bucket = false;
+    let database_url = shared::testing::fresh_database(TestBackend::Sqlite)
+        .await
+        .expect("a database");
+    let settings = shared::testing::service_settings(
+        media_service::NAME,
+        media_service::DEFAULT_PORT,
+        database_url,
+    );
+    let logger = shared::telemetry::test_logger("media");
+    let Err(error) = media_service::Application::build(settings, options, logger).await else {
+        panic!("the start must fail");
+    };
+    let message = format!("{error:#}");
+    assert!(
+        message.contains(&s3.bucket) && message.contains("does not exist"),
+        "{message}"
+    );
+    assert!(!s3.root.join(&s3.bucket).exists(), "no bucket created");
+}
+
+#[tokio::test]
 async fn s3_going_down_turns_uploads_and_readiness_to_503() {
     let mut app = spawn_app(TestBackend::Sqlite, Store::S3).await;
     app.upload_ok("before.txt", b"while S3 is up").await;
