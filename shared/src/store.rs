@@ -248,6 +248,9 @@ enum Backend {
 const STAGING_DIR: &str = ".staging";
 /// Read buffer of streamed file reads.
 const READ_CHUNK: usize = 64 * 1024;
+/// Staged files older than this were left by a process that died mid-upload; they are removed
+/// at start. (Processes sharing the directory may be staging files right now: young ones stay.)
+const STALE_STAGED: Duration = Duration::from_secs(24 * 3600);
 
 impl ObjectStore {
     /// Opens the store `args` describe: creates the fs root, or builds the S3 client and
@@ -258,6 +261,11 @@ impl ObjectStore {
         tokio::fs::create_dir_all(&staging)
             .await
             .with_context(|| format!("creating MEDIA_DIR {}", args.media_dir.display()))?;
+        let removed = remove_stale_staged(&staging, STALE_STAGED).await;
+        if removed > 0 {
+            slog::info!(logger, "removed uploads left staged by a stopped process";
+                "files" => removed);
+        }
         let backend = match args.media_store {
             StoreKind::Fs => {
                 slog::info!(logger, "object store ready"; "store" => "fs",
@@ -601,6 +609,31 @@ impl Drop for StagedObject {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// Removes the `.part` files in `staging` last written more than `age` ago; returns how many.
+async fn remove_stale_staged(staging: &Path, age: Duration) -> usize {
+    let Ok(mut entries) = tokio::fs::read_dir(staging).await else {
+        return 0;
+    };
+    let mut removed = 0;
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let path = entry.path();
+        let stale = entry
+            .metadata()
+            .await
+            .and_then(|metadata| metadata.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|elapsed| elapsed > age);
+        if stale
+            && path.extension().is_some_and(|ext| ext == "part")
+            && tokio::fs::remove_file(&path).await.is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Refuses keys that are not plain relative paths: empty, over 1024 bytes, absolute, with
@@ -990,6 +1023,24 @@ mod tests {
             Err(StoreError::InvalidKey(_))
         ));
         store.check().await.expect("fs store is ready");
+
+        // A staged file left by a dead process is removed at the next start; a young one stays.
+        let staging_dir = dir.join("media").join(STAGING_DIR);
+        let old = staging_dir.join("dead.part");
+        let young = staging_dir.join("busy.part");
+        for path in [&old, &young] {
+            std::fs::write(path, b"x").expect("staged file");
+        }
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .and_then(|file| file.set_modified(SystemTime::now() - 2 * STALE_STAGED))
+            .expect("aged");
+        let logger = Logger::root(slog::Discard, slog::o!());
+        ObjectStore::connect(&StoreArgs::embedded(&dir), logger)
+            .await
+            .expect("reopened");
+        assert!(!old.exists() && young.exists());
         assert_eq!(
             store
                 .presigned_get(
