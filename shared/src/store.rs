@@ -13,6 +13,7 @@
 //!   under its key (a rename on fs, one `PutObject` streamed from the file on S3). Dropping a
 //!   staged object that was not committed removes its temporary file, so an upload that fails
 //!   or whose client disconnects leaves nothing behind. Memory use does not grow with the size.
+//!   Staged files a killed process left behind are removed at the next start, after a day.
 //! - Streaming reads, whole or ranged: [`ObjectStore::read`] with an optional [`ByteRange`].
 //! - [`ObjectStore::presigned_get`]: a presigned S3 URL (`None` on fs, where the service signs
 //!   its own download URLs).
