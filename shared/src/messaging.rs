@@ -393,7 +393,8 @@ impl Consumer {
 }
 
 /// One delivered message, to settle exactly once: ack, retry, dead-letter or requeue. Dropped
-/// unsettled, it is delivered again (when the AMQP channel closes, or when the lease expires).
+/// unsettled, it is delivered again (when the AMQP channel closes, or when the lease expires;
+/// [`Delivery::extend_lease`] keeps the lease of a long job).
 pub struct Delivery {
     /// The message body (normally an [`Envelope`]).
     pub body: Vec<u8>,
@@ -467,6 +468,16 @@ impl Delivery {
         match self.handle {
             DeliveryHandle::Amqp(handle) => handle.requeue().await,
             DeliveryHandle::Embedded(handle) => handle.requeue().await,
+        }
+    }
+
+    /// Keeps a long job's delivery: the embedded queue's lease is extended to `visibility`
+    /// from now (call it well within the visibility timeout). RabbitMQ keeps a delivery as
+    /// long as the consumer's connection lives: nothing to do.
+    pub async fn extend_lease(&self, visibility: Duration) -> Result<(), QueueError> {
+        match &self.handle {
+            DeliveryHandle::Amqp(_) => Ok(()),
+            DeliveryHandle::Embedded(handle) => handle.extend(visibility).await,
         }
     }
 }

@@ -75,7 +75,7 @@ pub struct ProcessingArgs {
     #[arg(long, env = "WORKER_RETRY_BASE_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub retry_base_ms: u64,
     /// Embedded queue: seconds a delivery is leased; unsettled after that (its worker died),
-    /// it is delivered again. Longer than the slowest job
+    /// it is delivered again. Running jobs extend their lease every third of it
     #[arg(long, env = "WORKER_LEASE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub lease_secs: u64,
     /// Embedded queue: how often an idle worker looks for new jobs, in milliseconds
@@ -166,6 +166,8 @@ mod tests {
     fn a_bad_prefetch_is_refused() {
         use clap::Parser;
         assert!(Config::try_parse_from(["worker", "--prefetch", "0"]).is_err());
+        assert!(Config::try_parse_from(["worker", "--amqp-url", "http://rabbit"]).is_err());
+        assert!(Config::try_parse_from(["worker", "--max-attempts", "0"]).is_err());
         let config = Config::try_parse_from(["worker", "produce", "--count", "3"]).expect("parses");
         assert!(matches!(
             config.command,

@@ -2,7 +2,8 @@
 //!
 //! - `task` — the seed's job: payload `{"id": 1, "task": "Tarea 1", "timestamp": "…"}`, logged
 //!   as received and processed. Its effect is a row in `task_runs`, written in the same
-//!   transaction as the job's id (see [`crate::repository`]). Two optional fields exercise
+//!   transaction as the job's id (see [`crate::repository`]; concurrent jobs share one
+//!   transaction, a group commit). Two optional fields exercise
 //!   the machinery: `duration_ms` (simulated work, at most 60 s; the seed's consumer took
 //!   2 s) and `fail_attempts` (the job fails while its attempt is at most this number).
 //! - `thumbnail` — media-service's: payload `{"media_id", "key", "thumbnail_key"}`. Reads `key`
@@ -20,7 +21,7 @@ use shared::{
 };
 use slog::Logger;
 
-use crate::repository::{Recorded, Repository};
+use crate::repository::{Recorded, Repository, TaskRecord, TaskRecorder};
 
 /// The longer side of a thumbnail, at most.
 pub const THUMBNAIL_MAX_SIDE: u32 = 256;
@@ -34,6 +35,8 @@ const MAX_IMAGE_SIDE: u32 = 20_000;
 pub struct JobContext {
     /// The worker's database (idempotency, task runs).
     pub repository: Repository,
+    /// Records task effects in group commits.
+    pub tasks: TaskRecorder,
     /// Where thumbnails are read and written.
     pub store: ObjectStore,
     /// The worker's logger.
@@ -145,11 +148,16 @@ async fn run_task(
             envelope.attempt, task.fail_attempts
         )));
     }
+    let record = TaskRecord {
+        id: envelope.id,
+        attempt: envelope.attempt,
+        task: task.task.clone(),
+    };
     match context
-        .repository
-        .record_task(envelope, &task.task)
+        .tasks
+        .record(record)
         .await
-        .map_err(database_error)?
+        .map_err(|error| JobError::Transient(format!("worker database: {error}")))?
     {
         Recorded::Now => {
             slog::info!(context.logger, "task processed"; "job_id" => %envelope.id,

@@ -32,7 +32,11 @@ use shared::{
 use slog::Logger;
 
 pub use crate::config::{Command, Config, WorkerOptions};
-use crate::{metrics::WorkerMetrics, processor::Processor, repository::Repository};
+use crate::{
+    metrics::WorkerMetrics,
+    processor::Processor,
+    repository::{Repository, TaskRecorder},
+};
 
 /// The service's name (logs, metrics, default database `data/worker.db`).
 pub const NAME: &str = "worker";
@@ -93,6 +97,7 @@ impl Application {
             queue.clone(),
             jobs::JobContext {
                 repository: Repository::new(context.database.clone()),
+                tasks: TaskRecorder::start(Repository::new(context.database.clone())),
                 store,
                 logger: logger.clone(),
             },

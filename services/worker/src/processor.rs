@@ -6,7 +6,11 @@
 //! in-flight jobs finish within `--shutdown-timeout-secs`, abandon the rest (the broker, or
 //! the lease release, hands them to another worker), close the consumer.
 
-use std::{future::Future, sync::Arc, time::Instant};
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use shared::messaging::{ConsumeOptions, Delivery, Envelope, JobQueue, random_unit};
 use slog::Logger;
@@ -70,8 +74,8 @@ impl Processor {
             .queue
             .consume(ConsumeOptions {
                 prefetch: args.prefetch,
-                visibility_timeout: std::time::Duration::from_secs(args.lease_secs),
-                poll_interval: std::time::Duration::from_millis(args.poll_ms),
+                visibility_timeout: Duration::from_secs(args.lease_secs),
+                poll_interval: Duration::from_millis(args.poll_ms),
             })
             .await?;
         let slots = Arc::new(Semaphore::new(
@@ -159,7 +163,10 @@ impl Processor {
                 return (kind, "dead_lettered");
             }
         };
-        match inner.jobs.repository.is_processed(envelope.id).await {
+        // Thumbnails are checked first (their work is costly); tasks when they record their
+        // effect (one statement for many jobs).
+        let check_first = matches!(job, Job::Thumbnail(_));
+        match self.already_processed(check_first, &envelope).await {
             Ok(true) => {
                 self.duplicate(delivery, &envelope, kind).await;
                 return (kind, "duplicate");
@@ -171,7 +178,7 @@ impl Processor {
                 return (kind, self.failed(delivery, &envelope, kind, error).await);
             }
         }
-        match job.run(&inner.jobs, &envelope).await {
+        match self.run_keeping_lease(job, &envelope, &delivery).await {
             Ok(Outcome::Done) => {
                 settle(&inner.logger, &envelope, delivery.ack().await);
                 inner.metrics.processed.with_label_values(&[kind]).inc();
@@ -182,6 +189,43 @@ impl Processor {
                 (kind, "duplicate")
             }
             Err(error) => (kind, self.failed(delivery, &envelope, kind, error).await),
+        }
+    }
+
+    async fn already_processed(
+        &self,
+        check: bool,
+        envelope: &Envelope,
+    ) -> Result<bool, sqlx::Error> {
+        if !check {
+            return Ok(false);
+        }
+        self.inner.jobs.repository.is_processed(envelope.id).await
+    }
+
+    /// Runs the job, extending the delivery's lease (embedded queue) every third of the
+    /// visibility timeout, so a job longer than the lease is not delivered to another worker.
+    async fn run_keeping_lease(
+        &self,
+        job: Job,
+        envelope: &Envelope,
+        delivery: &Delivery,
+    ) -> Result<Outcome, JobError> {
+        let visibility = Duration::from_secs(self.inner.args.lease_secs);
+        let run = job.run(&self.inner.jobs, envelope);
+        tokio::pin!(run);
+        let mut heartbeat =
+            tokio::time::interval_at(tokio::time::Instant::now() + visibility / 3, visibility / 3);
+        loop {
+            tokio::select! {
+                outcome = &mut run => return outcome,
+                _ = heartbeat.tick() => {
+                    if let Err(error) = delivery.extend_lease(visibility).await {
+                        slog::warn!(self.inner.logger, "extending a job's lease failed";
+                            "job_id" => %envelope.id, "error" => error.to_string());
+                    }
+                }
+            }
         }
     }
 

@@ -2,10 +2,14 @@
 //! effect of `task` jobs (`task_runs`), written in one transaction so a job delivered twice
 //! has its effect once. The same SQL on SQLite and PostgreSQL.
 
+use std::collections::HashSet;
+
 use shared::{
     db::{Database, is_unique_violation, timestamp_now},
     messaging::Envelope,
 };
+use sqlx::AssertSqlSafe;
+use tokio::sync::{mpsc, oneshot};
 
 /// Whether recording a job's effect happened now or had happened before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +18,70 @@ pub enum Recorded {
     Now,
     /// The job id was already recorded: nothing was done.
     AlreadyDone,
+}
+
+/// A `task` job's effect to record.
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    /// The job id.
+    pub id: uuid::Uuid,
+    /// Its attempt.
+    pub attempt: u32,
+    /// The task's text.
+    pub task: String,
+}
+
+/// Records `task` effects in groups: every job waiting to be recorded when a transaction
+/// starts goes into it (up to [`GROUP_LIMIT`]), so concurrent jobs share one commit.
+#[derive(Clone)]
+pub struct TaskRecorder {
+    /// To the committing task.
+    sender: mpsc::Sender<(TaskRecord, oneshot::Sender<Result<Recorded, String>>)>,
+}
+
+/// The most records in one transaction.
+pub const GROUP_LIMIT: usize = 256;
+
+impl TaskRecorder {
+    /// Starts the committing task (it ends when every recorder is dropped).
+    pub fn start(repository: Repository) -> Self {
+        let (sender, mut receiver) = mpsc::channel::<(
+            TaskRecord,
+            oneshot::Sender<Result<Recorded, String>>,
+        )>(GROUP_LIMIT * 4);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(GROUP_LIMIT);
+            while receiver.recv_many(&mut batch, GROUP_LIMIT).await > 0 {
+                let (records, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+                match repository.record_tasks(&records).await {
+                    Ok(outcomes) => {
+                        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                            let _ = reply.send(Ok(outcome));
+                        }
+                    }
+                    Err(error) => {
+                        let error = error.to_string();
+                        for reply in replies {
+                            let _ = reply.send(Err(error.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Self { sender }
+    }
+
+    /// Records one task's effect (with whatever else is waiting); resolves once committed.
+    pub async fn record(&self, record: TaskRecord) -> Result<Recorded, String> {
+        let (reply, outcome) = oneshot::channel();
+        self.sender
+            .send((record, reply))
+            .await
+            .map_err(|_| "the task recorder stopped".to_owned())?;
+        outcome
+            .await
+            .map_err(|_| "the task recorder stopped".to_owned())?
+    }
 }
 
 /// Reads and writes the worker's tables.
@@ -38,37 +106,82 @@ impl Repository {
         Ok(found > 0)
     }
 
-    /// The effect of a `task` job (a run of `task`) and its id, in one transaction: when the
-    /// id was already recorded (a concurrent delivery won), neither is written.
-    pub async fn record_task(
-        &self,
-        envelope: &Envelope,
-        task: &str,
-    ) -> Result<Recorded, sqlx::Error> {
-        let mut transaction = self.database.pool().begin().await?;
-        let now = timestamp_now();
-        let inserted = sqlx::query(
-            "INSERT INTO processed_jobs (id, kind, attempt, processed_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(envelope.id.to_string())
-        .bind(&envelope.kind)
-        .bind(i64::from(envelope.attempt))
-        .bind(&now)
-        .execute(&mut *transaction)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(error) if is_unique_violation(&error) => return Ok(Recorded::AlreadyDone),
-            Err(error) => return Err(error),
+    /// The effects of `task` jobs (a run of each `task`) and their ids, in one transaction:
+    /// a job whose id was already recorded (a redelivery, or a concurrent delivery that won)
+    /// gets [`Recorded::AlreadyDone`] and no run. One result per record, in order.
+    pub async fn record_tasks(&self, records: &[TaskRecord]) -> Result<Vec<Recorded>, sqlx::Error> {
+        if records.is_empty() {
+            return Ok(Vec::new());
         }
-        sqlx::query("INSERT INTO task_runs (job_id, task, processed_at) VALUES ($1, $2, $3)")
-            .bind(envelope.id.to_string())
-            .bind(task)
-            .bind(&now)
-            .execute(&mut *transaction)
-            .await?;
+        let now = timestamp_now();
+        let mut transaction = self.database.pool().begin().await?;
+        let values = (0..records.len())
+            .map(|row| {
+                let base = row * 4;
+                format!(
+                    "(${}, ${}, ${}, ${})",
+                    base + 1,
+                    base + 2,
+                    base + 3,
+                    base + 4
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO processed_jobs (id, kind, attempt, processed_at) VALUES {values} \
+             ON CONFLICT (id) DO NOTHING RETURNING id"
+        );
+        let mut insert = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+        for record in records {
+            insert = insert
+                .bind(record.id.to_string())
+                .bind("task")
+                .bind(i64::from(record.attempt))
+                .bind(&now);
+        }
+        let mut inserted: HashSet<String> = insert
+            .fetch_all(&mut *transaction)
+            .await?
+            .into_iter()
+            .collect();
+        // The first record of each newly inserted id runs; any other is a duplicate.
+        let outcomes: Vec<Recorded> = records
+            .iter()
+            .map(|record| {
+                if inserted.remove(&record.id.to_string()) {
+                    Recorded::Now
+                } else {
+                    Recorded::AlreadyDone
+                }
+            })
+            .collect();
+        let runs: Vec<&TaskRecord> = records
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| **outcome == Recorded::Now)
+            .map(|(record, _)| record)
+            .collect();
+        if !runs.is_empty() {
+            let values = (0..runs.len())
+                .map(|row| {
+                    let base = row * 3;
+                    format!("(${}, ${}, ${})", base + 1, base + 2, base + 3)
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("INSERT INTO task_runs (job_id, task, processed_at) VALUES {values}");
+            let mut insert = sqlx::query(AssertSqlSafe(sql));
+            for record in runs {
+                insert = insert
+                    .bind(record.id.to_string())
+                    .bind(&record.task)
+                    .bind(&now);
+            }
+            insert.execute(&mut *transaction).await?;
+        }
         transaction.commit().await?;
-        Ok(Recorded::Now)
+        Ok(outcomes)
     }
 
     /// Records a job whose effect is idempotent by itself (a thumbnail written to its key).

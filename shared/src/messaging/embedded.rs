@@ -84,7 +84,25 @@ struct Inner {
 impl EmbeddedQueue {
     /// Opens (creating and migrating) the queue database.
     pub async fn connect(url: &DatabaseUrl, queue: &str, logger: Logger) -> anyhow::Result<Self> {
-        let database = Database::connect(url, migrations()).await?;
+        // Processes (and, in the stack, services of one process) open the same file at once:
+        // one migrates; another may fail on the migration it raced with, and retries.
+        static CONNECTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let database = {
+            let _serialised = CONNECTING.lock().await;
+            let mut attempt = 1;
+            loop {
+                match Database::connect(url, migrations()).await {
+                    Ok(database) => break database,
+                    Err(error) if attempt < 3 => {
+                        slog::warn!(logger, "opening the queue database failed; retrying";
+                            "error" => format!("{error:#}"), "attempt" => attempt);
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        attempt += 1;
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+        };
         slog::info!(logger, "job queue ready"; "queue" => queue, "backend" => "embedded",
             "database" => redact(&url.0));
         Ok(Self {
@@ -410,6 +428,22 @@ impl EmbeddedHandle {
         Self::settled(result)
     }
 
+    pub(crate) async fn extend(&self, visibility: Duration) -> Result<(), QueueError> {
+        let until =
+            now_millis().saturating_add(i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX));
+        let result = sqlx::query(
+            "UPDATE queue_jobs SET lease_until = $1 \
+             WHERE seq = $2 AND lease_token = $3 AND deliveries = $4",
+        )
+        .bind(until)
+        .bind(self.seq)
+        .bind(&self.token)
+        .bind(self.deliveries)
+        .execute(self.queue.inner.database.pool())
+        .await?;
+        Self::settled(result)
+    }
+
     pub(crate) async fn requeue(self) -> Result<(), QueueError> {
         let result = sqlx::query(
             "UPDATE queue_jobs SET lease_token = NULL, lease_until = NULL \
@@ -539,6 +573,25 @@ mod tests {
         assert!(matches!(stale.ack().await, Err(QueueError::LeaseLost)));
         current.ack().await.expect("the current lease acks");
         queue.close().await;
+        std::fs::remove_dir_all(dir).expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn services_opening_one_fresh_queue_file_at_once_all_succeed() {
+        let dir = std::env::temp_dir().join(format!("platform-queue-{}", uuid::Uuid::new_v4()));
+        let args = QueueArgs::embedded(&dir);
+        let opened = futures_util::future::join_all(
+            (0..4).map(|_| JobQueue::connect(&args, Logger::root(slog::Discard, slog::o!()))),
+        )
+        .await;
+        for queue in opened {
+            let queue = queue.expect("opened");
+            queue
+                .enqueue("task", serde_json::json!({}), None)
+                .await
+                .expect("enqueued");
+            queue.close().await;
+        }
         std::fs::remove_dir_all(dir).expect("cleanup");
     }
 

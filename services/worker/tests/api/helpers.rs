@@ -73,11 +73,7 @@ impl TestBroker {
         let queue = JobQueue::connect(&args, test_logger("producer"))
             .await
             .expect("the test queue");
-        Self {
-            args,
-            queue,
-            dir,
-        }
+        Self { args, queue, dir }
     }
 
     /// The variables that point a `worker` process at this queue.

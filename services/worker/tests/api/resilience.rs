@@ -247,3 +247,55 @@ async fn publishing_to_a_broker_that_is_down_fails_after_retries() {
     );
     assert!(queue.check().await.is_err());
 }
+
+/// A job longer than the lease keeps it (the worker extends it): no second worker starts it.
+async fn a_job_longer_than_its_lease_is_not_delivered_twice(kind: Broker) {
+    let broker = TestBroker::new(kind).await;
+    let short_lease = ProcessingArgs {
+        lease_secs: 1,
+        ..quick()
+    };
+    let first = spawn_worker(&broker, short_lease).await;
+    let second = spawn_worker(&broker, short_lease).await;
+    let id = broker
+        .queue
+        .enqueue("task", task("longer than the lease", 2500, 0), None)
+        .await
+        .expect("enqueued");
+    eventually("the long job done", Duration::from_secs(20), || async {
+        first.repository.task_runs(id).await.expect("runs") == 1
+    })
+    .await;
+    let handled = || async {
+        let mut received = 0.0;
+        let mut duplicates = 0.0;
+        for worker in [&first, &second] {
+            received += worker
+                .metric("worker_job_duration_seconds_count", &[("kind", "task")])
+                .await;
+            duplicates += worker.metric("worker_jobs_duplicate_total", &[]).await;
+        }
+        (received, duplicates)
+    };
+    eventually("the delivery settled", Duration::from_secs(10), || async {
+        handled().await.0 >= 1.0
+    })
+    .await;
+    assert_eq!(handled().await, (1.0, 0.0), "handled by one worker, once");
+    first.stop().await;
+    second.stop().await;
+    broker.cleanup().await;
+}
+
+mod a_job_longer_than_its_lease_is_not_delivered_twice {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_sqlite() {
+        super::a_job_longer_than_its_lease_is_not_delivered_twice(super::Broker::Embedded).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_postgres() {
+        super::a_job_longer_than_its_lease_is_not_delivered_twice(super::Broker::EmbeddedPostgres)
+            .await
+    }
+}
