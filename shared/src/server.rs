@@ -133,7 +133,9 @@ impl ServiceContext {
                     Box::pin(async move { cache.ping().await })
                 }),
             );
-        readiness.checks.extend(self.extra_checks.checks.iter().cloned());
+        readiness
+            .checks
+            .extend(self.extra_checks.checks.iter().cloned());
         readiness
     }
 }

@@ -376,6 +376,7 @@ impl TcpSwitch {
 
     /// Relays new connections again.
     pub fn restore(&self) {
-        self.enabled.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.enabled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
