@@ -115,6 +115,12 @@ pub struct Stack {
     products: products_service::Application,
     /// The GraphQL service.
     graphql: graphql_service::Application,
+    /// The chat service.
+    chat: chat_service::Application,
+    /// The media service.
+    media: media_service::Application,
+    /// The worker (health and metrics only).
+    worker: worker::Application,
     /// The stack's logger.
     logger: Logger,
 }
@@ -154,6 +160,26 @@ impl Stack {
         )
         .await
         .context("starting graphql-service")?;
+        let chat = chat_service::Application::build(
+            settings.service(chat_service::NAME, chat_service::DEFAULT_PORT),
+            telemetry::for_service(root, chat_service::NAME),
+        )
+        .await
+        .context("starting chat-service")?;
+        let media = media_service::Application::build(
+            settings.service(media_service::NAME, media_service::DEFAULT_PORT),
+            media_service::MediaOptions::embedded(&settings.data_dir),
+            telemetry::for_service(root, media_service::NAME),
+        )
+        .await
+        .context("starting media-service")?;
+        let worker = worker::Application::build(
+            settings.service(worker::NAME, worker::DEFAULT_PORT),
+            worker::WorkerOptions::embedded(&settings.data_dir),
+            telemetry::for_service(root, worker::NAME),
+        )
+        .await
+        .context("starting the worker")?;
         users
             .seed_demo_data()
             .await
@@ -171,6 +197,9 @@ impl Stack {
                 ("/api/users", users.port()),
                 ("/api/products", products.port()),
                 ("/graphql", graphql.port()),
+                ("/chat", chat.port()),
+                ("/api/upload", media.port()),
+                ("/api/media", media.port()),
             ]),
             std::net::SocketAddr::new(
                 settings.bind,
@@ -187,6 +216,9 @@ impl Stack {
             users,
             products,
             graphql,
+            chat,
+            media,
+            worker,
             logger,
         })
     }
@@ -210,6 +242,18 @@ impl Stack {
                 service: "graphql",
                 url: format!("http://{host}:{}/graphql", self.graphql.port()),
             },
+            Endpoint {
+                service: "chat",
+                url: format!("http://{host}:{}/chat", self.chat.port()),
+            },
+            Endpoint {
+                service: "media",
+                url: format!("http://{host}:{}/api/media", self.media.port()),
+            },
+            Endpoint {
+                service: "worker",
+                url: format!("http://{host}:{}/metrics", self.worker.port()),
+            },
         ]
     }
 
@@ -226,6 +270,9 @@ impl Stack {
                 as std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>,
             Box::pin(self.products.run_until_stopped(services_stop.wait())),
             Box::pin(self.graphql.run_until_stopped(services_stop.wait())),
+            Box::pin(self.chat.run_until_stopped(services_stop.wait())),
+            Box::pin(self.media.run_until_stopped(services_stop.wait())),
+            Box::pin(self.worker.run_until_stopped(services_stop.wait())),
         ]));
         let gateway = self.gateway.run_until_stopped(shutdown).await;
         services_stop.trigger();

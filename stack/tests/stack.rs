@@ -101,6 +101,25 @@ async fn serves_every_service_with_the_demo_rows_seeded_once() {
             ]),
             "the seed's posts, with authors from users-service, through the gateway"
         );
+        let chat_page = reqwest::get(format!("{gateway}/chat"))
+            .await
+            .expect("GET /chat");
+        assert_eq!(chat_page.status(), 200, "the chat page through the gateway");
+        let media = reqwest::get(format!("{gateway}/api/media"))
+            .await
+            .expect("GET /api/media");
+        assert_eq!(media.status(), 200, "media through the gateway");
+        let worker = reqwest::get(format!(
+            "{}/readyz",
+            url("worker").trim_end_matches("/metrics")
+        ))
+        .await
+        .expect("the worker's /readyz");
+        assert_eq!(
+            worker.status(),
+            200,
+            "the worker is ready on the embedded queue"
+        );
         let ready = reqwest::get(format!("{gateway}/readyz"))
             .await
             .expect("GET /readyz");
@@ -112,7 +131,15 @@ async fn serves_every_service_with_the_demo_rows_seeded_once() {
         shutdown.trigger();
         task.await.expect("the stack task").expect("a clean stop");
     }
-    for database in ["users.db", "products.db", "graphql.db"] {
+    for database in [
+        "users.db",
+        "products.db",
+        "graphql.db",
+        "chat.db",
+        "media.db",
+        "worker.db",
+        "queue.db",
+    ] {
         assert!(data_dir.join(database).exists(), "{database}");
     }
     std::fs::remove_dir_all(&data_dir).expect("cleanup");
