@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Throughput of the job queue and the worker (not a test): the publish rate of
 # `worker produce` (every job confirmed, 256 confirms in flight), then the end-to-end rate of a
-# worker draining a pre-filled queue of the seed's `task` jobs (each one SQLite transaction in
-# the worker's database: the idempotency record and the effect) with prefetch 1, 50 and 250,
+# worker draining a pre-filled queue of the seed's `task` jobs (idempotency record and effect
+# committed in the worker's SQLite database, concurrent jobs sharing a transaction) with
+# prefetch 1, 50 and 250 (concurrency = prefetch),
 # on RabbitMQ and on the embedded queue. Release build, fresh queue names and data directory
 # per run. Writes the table into docs/benchmarks.md (BENCH_WRITE=0: print only).
 #
@@ -50,7 +51,7 @@ env_for() {
 run() {
   local backend=$1 prefetch=$2 count=$3 dir start end publish_rate concurrency
   dir=$(mktemp -d -p "$work" "${backend}_${prefetch}_XXXX")
-  concurrency=$((prefetch < 8 ? prefetch : 8))
+  concurrency=$prefetch
   # shellcheck disable=SC2046
   start=$(now)
   env -u AMQP_URL $(env_for "$backend" "$dir") LOG_LEVEL=warn \
