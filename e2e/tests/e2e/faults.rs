@@ -125,7 +125,7 @@ async fn redis_lost_under_read_load(platform: &Platform, redis: &TcpSwitch) {
                 .get("x-cache")
                 .map(|v| v.to_str().unwrap_or("").to_owned())
         });
-        if ready == Some(200) && cached.as_deref() == Some("HIT") {
+        if ready == Some(200) && cached.as_deref() == Some("hit") {
             break;
         }
         assert!(
