@@ -1,5 +1,5 @@
 //! Publish/subscribe between the instances of a service: Redis pub/sub when `REDIS_URL` is set,
-//! a tokio broadcast inside the process otherwise. Chat rooms and GraphQL's `postCreated` run on
+//! channels inside the process otherwise. Chat rooms and GraphQL's `postCreated` run on
 //! it.
 //!
 //! ```no_run
@@ -25,8 +25,10 @@
 //!   Messages published while it was down are lost (pub/sub is not a queue); `subscribe` called
 //!   meanwhile returns at once and its channel is subscribed on reconnection. `check` fails
 //!   while the connection is down.
-//! - A subscriber that falls more than [`CHANNEL_CAPACITY`] messages behind misses the oldest
-//!   ones rather than growing memory; [`Subscription::missed`] counts them.
+//! - Each subscriber has its own queue, whose memory grows with its backlog only (an idle
+//!   channel costs about a kilobyte). A subscriber more than [`CHANNEL_CAPACITY`] messages
+//!   behind misses the newer ones rather than growing memory or slowing the publisher;
+//!   [`Subscription::missed`] counts them.
 
 use std::{
     collections::HashMap,
@@ -41,11 +43,11 @@ use std::{
 
 use bytes::Bytes;
 use deadpool_redis::{Runtime, redis};
-use futures_util::{Stream, StreamExt, stream::BoxStream};
+use futures_util::{Stream, StreamExt};
 use slog::Logger;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
-/// How many messages a subscriber may lag behind before it misses some.
+/// How many messages a subscriber may fall behind before it misses some.
 pub const CHANNEL_CAPACITY: usize = 1024;
 
 /// How long a Redis command (publish, subscribe, ping) may take.
@@ -91,44 +93,73 @@ enum Backend {
     Redis(RedisBackend),
 }
 
-/// The channels that have subscribers in this process, each a broadcast to them.
+/// One subscriber's queue.
+struct Subscriber {
+    id: u64,
+    sender: mpsc::Sender<Bytes>,
+    missed: Arc<AtomicU64>,
+}
+
+/// The channels that have subscribers in this process, with each subscriber's queue.
 #[derive(Default)]
 struct Channels {
-    map: Mutex<HashMap<String, broadcast::Sender<Bytes>>>,
+    map: Mutex<HashMap<String, Vec<Subscriber>>>,
+    next_id: AtomicU64,
 }
 
 impl Channels {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Bytes>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Subscriber>>> {
         self.map.lock().expect("pub/sub channels lock")
     }
 
-    /// A receiver of `channel`, and whether the channel is new in this process.
-    fn receiver(&self, channel: &str) -> (broadcast::Receiver<Bytes>, bool) {
+    /// A new subscriber of `channel`, and whether the channel is new in this process.
+    fn subscribe(&self, channel: &str) -> (Subscriber, mpsc::Receiver<Bytes>, bool) {
+        let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+        let subscriber = Subscriber {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            sender,
+            missed: Arc::new(AtomicU64::new(0)),
+        };
+        let handle = Subscriber {
+            id: subscriber.id,
+            sender: subscriber.sender.clone(),
+            missed: subscriber.missed.clone(),
+        };
         let mut map = self.lock();
-        match map.get(channel) {
-            Some(sender) => (sender.subscribe(), false),
-            None => {
-                let (sender, receiver) = broadcast::channel(CHANNEL_CAPACITY);
-                map.insert(channel.to_owned(), sender);
-                (receiver, true)
+        let new = !map.contains_key(channel);
+        map.entry(channel.to_owned()).or_default().push(subscriber);
+        (handle, receiver, new)
+    }
+
+    /// Hands `payload` to every local subscriber of `channel` (none is fine); one whose queue
+    /// is full misses it.
+    fn deliver(&self, channel: &str, payload: Bytes) {
+        if let Some(subscribers) = self.lock().get(channel) {
+            for subscriber in subscribers {
+                if let Err(mpsc::error::TrySendError::Full(_)) =
+                    subscriber.sender.try_send(payload.clone())
+                {
+                    subscriber.missed.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
 
-    /// Hands `payload` to the local subscribers of `channel` (none is fine).
-    fn deliver(&self, channel: &str, payload: Bytes) {
-        if let Some(sender) = self.lock().get(channel) {
-            let _ = sender.send(payload);
-        }
+    /// Removes one subscriber; true when the channel has none left (its entry stays, for
+    /// [`Channels::remove_if_unused`]).
+    fn unsubscribe(&self, channel: &str, id: u64) -> bool {
+        let mut map = self.lock();
+        let Some(subscribers) = map.get_mut(channel) else {
+            return false;
+        };
+        subscribers.retain(|subscriber| subscriber.id != id);
+        subscribers.is_empty()
     }
 
     /// Forgets `channel` if nobody subscribes to it any more; true if it was forgotten.
     fn remove_if_unused(&self, channel: &str) -> bool {
         let mut map = self.lock();
-        if map
-            .get(channel)
-            .is_some_and(|sender| sender.receiver_count() == 0)
-        {
+        if map.get(channel).is_some_and(Vec::is_empty) {
             map.remove(channel);
             true
         } else {
@@ -241,11 +272,14 @@ impl PubSub {
     /// Subscribes to `channel`. Returns once the subscription is active (with Redis: confirmed
     /// by Redis, unless the subscriber connection is down, see the module docs).
     pub async fn subscribe(&self, channel: &str) -> Result<Subscription, PubSubError> {
-        let receiver = match &*self.inner {
-            Backend::Local(channels) => channels.receiver(channel).0,
+        let (subscriber, receiver) = match &*self.inner {
+            Backend::Local(channels) => {
+                let (subscriber, receiver, _) = channels.subscribe(channel);
+                (subscriber, receiver)
+            }
             Backend::Redis(redis) => {
                 let mut sink = redis.subscriptions.lock().await;
-                let (receiver, new) = redis.channels.receiver(channel);
+                let (subscriber, receiver, new) = redis.channels.subscribe(channel);
                 if new && let Some(connection) = sink.as_mut() {
                     let subscribed =
                         tokio::time::timeout(REDIS_TIMEOUT, connection.subscribe(channel)).await;
@@ -258,10 +292,18 @@ impl PubSub {
                         }
                     }
                 }
-                receiver
+                (subscriber, receiver)
             }
         };
-        Ok(Subscription::new(receiver, channel, self.inner.clone()))
+        Ok(Subscription {
+            receiver,
+            missed: subscriber.missed,
+            _guard: Unsubscribe {
+                channel: channel.to_owned(),
+                id: subscriber.id,
+                backend: self.inner.clone(),
+            },
+        })
     }
 
     /// Whether pub/sub works (for `/readyz`): always in-process; with Redis, the subscriber
@@ -293,8 +335,8 @@ impl PubSub {
 
 /// The messages of one channel, in the order they were published; dropping it unsubscribes.
 pub struct Subscription {
-    /// The payloads.
-    stream: BoxStream<'static, Bytes>,
+    /// This subscriber's queue.
+    receiver: mpsc::Receiver<Bytes>,
     /// Messages skipped because this subscriber fell behind.
     missed: Arc<AtomicU64>,
     /// Unsubscribes on drop.
@@ -302,34 +344,6 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    fn new(receiver: broadcast::Receiver<Bytes>, channel: &str, backend: Arc<Backend>) -> Self {
-        let missed = Arc::new(AtomicU64::new(0));
-        let counter = missed.clone();
-        let stream = futures_util::stream::unfold(receiver, move |mut receiver| {
-            let counter = counter.clone();
-            async move {
-                loop {
-                    match receiver.recv().await {
-                        Ok(payload) => return Some((payload, receiver)),
-                        Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                            counter.fetch_add(skipped, Ordering::Relaxed);
-                        }
-                        Err(broadcast::error::RecvError::Closed) => return None,
-                    }
-                }
-            }
-        })
-        .boxed();
-        Self {
-            stream,
-            missed,
-            _guard: Unsubscribe {
-                channel: channel.to_owned(),
-                backend,
-            },
-        }
-    }
-
     /// How many messages this subscriber missed because it fell [`CHANNEL_CAPACITY`] behind.
     pub fn missed(&self) -> u64 {
         self.missed.load(Ordering::Relaxed)
@@ -340,7 +354,7 @@ impl Stream for Subscription {
     type Item = Bytes;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        self.stream.poll_next_unpin(cx)
+        self.receiver.poll_recv(cx)
     }
 }
 
@@ -352,10 +366,10 @@ impl std::fmt::Debug for Subscription {
     }
 }
 
-/// Forgets the channel when its last subscriber in the process goes. Declared after the
-/// stream in [`Subscription`], so the receiver is already dropped when this runs.
+/// Removes the subscriber, and forgets the channel when it was the last in the process.
 struct Unsubscribe {
     channel: String,
+    id: u64,
     backend: Arc<Backend>,
 }
 
@@ -363,12 +377,16 @@ impl Drop for Unsubscribe {
     fn drop(&mut self) {
         match &*self.backend {
             Backend::Local(channels) => {
-                channels.remove_if_unused(&self.channel);
+                if channels.unsubscribe(&self.channel, self.id) {
+                    channels.remove_if_unused(&self.channel);
+                }
             }
             Backend::Redis(redis) => {
                 // The connection task takes the subscriptions lock and re-checks, so a new
                 // subscriber arriving meanwhile keeps the channel.
-                let _ = redis.unused.send(std::mem::take(&mut self.channel));
+                if redis.channels.unsubscribe(&self.channel, self.id) {
+                    let _ = redis.unused.send(std::mem::take(&mut self.channel));
+                }
             }
         }
     }
@@ -549,18 +567,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_subscriber_that_falls_behind_misses_the_oldest_messages() {
+    async fn a_subscriber_that_falls_behind_misses_messages_and_others_do_not() {
         let pubsub = PubSub::in_process();
         let mut slow = pubsub.subscribe("a").await.expect("subscribe");
+        let mut keeping_up = pubsub.subscribe("a").await.expect("subscribe");
         let total = CHANNEL_CAPACITY + 10;
         for n in 0..total {
             pubsub
                 .publish("a", Bytes::from(n.to_string()))
                 .await
                 .expect("publish");
+            assert_eq!(next(&mut keeping_up).await, n.to_string());
         }
-        assert_eq!(next(&mut slow).await, "10");
         assert_eq!(slow.missed(), 10);
+        assert_eq!(keeping_up.missed(), 0);
+        for n in 0..CHANNEL_CAPACITY {
+            assert_eq!(next(&mut slow).await, n.to_string());
+        }
+        pubsub
+            .publish("a", Bytes::from_static(b"caught up"))
+            .await
+            .expect("publish");
+        assert_eq!(next(&mut slow).await, "caught up");
     }
 
     fn logger() -> Logger {
