@@ -1,6 +1,7 @@
 //! Load generator for `bench/chat.sh` (not a test).
 //!
-//! - `chat_load idle ws://127.0.0.1:3004 N HOLD_SECS`: opens N connections (rooms of 100),
+//! - `chat_load idle ws://127.0.0.1:3004 N HOLD_SECS`: opens N connections (rooms of
+//!   `CHAT_LOAD_ROOM_SIZE`, default 100),
 //!   prints `connected N`, keeps reading for HOLD_SECS, then exits.
 //! - `chat_load room ws://127.0.0.1:3004 N SECS`: N clients in one room, each sending one
 //!   message a second for SECS seconds (the send time in the text); every client measures the
@@ -44,11 +45,16 @@ async fn connect(
 async fn idle(base: String, count: usize, hold: Duration) {
     let connected = Arc::new(tokio::sync::Semaphore::new(0));
     let gate = Arc::new(tokio::sync::Semaphore::new(200));
+    let room_size: usize = std::env::var("CHAT_LOAD_ROOM_SIZE")
+        .ok()
+        .and_then(|size| size.parse().ok())
+        .unwrap_or(100)
+        .max(1);
     for n in 0..count {
         let (base, connected, gate) = (base.clone(), connected.clone(), gate.clone());
         tokio::spawn(async move {
             let permit = gate.acquire_owned().await.expect("gate");
-            let mut socket = connect(&base, &format!("idle-{}", n / 100), &format!("u{n}")).await;
+            let mut socket = connect(&base, &format!("idle-{}", n / room_size), &format!("u{n}")).await;
             // welcome and history
             for _ in 0..2 {
                 let _ = socket.next().await;
