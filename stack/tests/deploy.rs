@@ -19,6 +19,9 @@ fn services() -> Vec<(&'static str, &'static str, u16)> {
             products_service::DEFAULT_PORT,
         ),
         ("graphql", "graphql-service", graphql_service::DEFAULT_PORT),
+        ("chat", "chat-service", chat_service::DEFAULT_PORT),
+        ("media", "media-service", media_service::DEFAULT_PORT),
+        ("worker", "worker", worker::DEFAULT_PORT),
     ]
 }
 
@@ -147,8 +150,11 @@ fn compose_runs_every_service_on_its_port_with_health_checks() {
             .iter()
             .filter_map(|p| p.as_str())
             .collect();
+        // Services that scale out (`--scale chat=2`) publish their port on any host port.
+        let fixed = format!("{port}:{port}");
+        let any_host_port = port.to_string();
         assert!(
-            published.contains(&format!("{port}:{port}").as_str()),
+            published.contains(&fixed.as_str()) || published.contains(&any_host_port.as_str()),
             "{name} publishes {port}: {published:?}"
         );
         let check: Vec<&str> = service["healthcheck"]["test"]

@@ -251,7 +251,7 @@ async fn sigterm_to_every_process_under_load(platform: Platform) {
 #[tokio::test]
 async fn faults_on_real_backends() {
     let (redis, redis_url) = TcpSwitch::for_url(&shared::testing::redis_url()).await;
-    let amqp = std::env::var("AMQP_URL")
+    let amqp = std::env::var("TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
     let (rabbitmq, amqp_url) = TcpSwitch::for_url(&amqp).await;
     let root =

@@ -263,7 +263,7 @@ pub fn s3_server(root: &std::path::Path) -> (Process, Backends) {
     );
     let backends = Backends {
         redis_url: shared::testing::redis_url(),
-        amqp_url: std::env::var("AMQP_URL")
+        amqp_url: std::env::var("TEST_AMQP_URL")
             .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
         s3_endpoint: format!("http://127.0.0.1:{port}"),
         s3_bucket: bucket.to_owned(),
