@@ -680,64 +680,12 @@ mod tests {
         );
     }
 
-    /// A TCP forwarder to the test Redis that can be cut (every connection dropped, new ones
-    /// refused) and restored, to make Redis fail under a live cache.
-    struct RedisSwitch {
-        url: String,
-        enabled: Arc<std::sync::atomic::AtomicBool>,
-        connections: Arc<Mutex<tokio::task::JoinSet<()>>>,
-    }
-
-    impl RedisSwitch {
-        async fn start() -> Self {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let url = format!("redis://{}", listener.local_addr().expect("addr"));
-            let target =
-                std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-            let target = target
-                .trim_start_matches("redis://")
-                .trim_end_matches('/')
-                .to_owned();
-            let enabled = Arc::new(std::sync::atomic::AtomicBool::new(true));
-            let connections = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
-            let (accepting, tasks) = (enabled.clone(), connections.clone());
-            tokio::spawn(async move {
-                while let Ok((mut client, _)) = listener.accept().await {
-                    if !accepting.load(Ordering::SeqCst) {
-                        continue;
-                    }
-                    let target = target.clone();
-                    tasks.lock().expect("tasks").spawn(async move {
-                        if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                        }
-                    });
-                }
-            });
-            Self {
-                url,
-                enabled,
-                connections,
-            }
-        }
-
-        fn cut(&self) {
-            self.enabled.store(false, Ordering::SeqCst);
-            self.connections.lock().expect("tasks").abort_all();
-        }
-
-        fn restore(&self) {
-            self.enabled.store(true, Ordering::SeqCst);
-        }
-    }
-
     #[tokio::test]
     async fn an_invalidation_redis_missed_is_replayed_before_the_next_read() {
-        let switch = RedisSwitch::start().await;
+        let (switch, switch_url) =
+            crate::testing::TcpSwitch::for_url(&crate::testing::redis_url()).await;
         let mut settings =
-            CacheSettings::new("test", Some(switch.url.clone()), Duration::from_secs(60));
+            CacheSettings::new("test", Some(switch_url.clone()), Duration::from_secs(60));
         settings.namespace = format!("unit:{}", uuid::Uuid::new_v4().simple());
         settings.redis_backoff = Duration::from_millis(20);
         let cache = Cache::new(

@@ -39,7 +39,7 @@ pub mod server;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod validate;
 

@@ -22,8 +22,12 @@
 //! Shape beyond CONTRACTS: `enqueue` takes the job kind, its payload and the request id;
 //! [`JobQueue::publish_raw`] sends a body that need not be an envelope (tools, tests of
 //! malformed messages); [`Delivery::retry`], [`Delivery::dead_letter`] and [`Delivery::requeue`]
-//! settle a delivery other than by [`Delivery::ack`]; [`JobQueue::take_dead_letters`] and
-//! [`JobQueue::depth`] inspect the queues.
+//! settle a delivery other than by [`Delivery::ack`], and [`Delivery::extend_lease`] keeps a
+//! long job's embedded lease; [`JobQueue::take_dead_letters`] and [`JobQueue::depth`] inspect
+//! the queues, [`JobQueue::delete_topology`] removes them (tests). [`QueueArgs`] also takes
+//! `QUEUE_NAME` and `EVENTS_EXCHANGE` (CONTRACTS.md's names by default).
+//!
+//! Not here yet: publishing domain events to `platform.events` (the exchange is declared).
 
 pub mod amqp;
 pub mod embedded;

@@ -672,60 +672,11 @@ mod tests {
         assert!(matches!(error, PubSubError::InvalidUrl(_)), "{error}");
     }
 
-    /// A TCP relay to Redis that can be cut (connections dropped, new ones refused) and restored.
-    struct RedisSwitch {
-        url: String,
-        enabled: Arc<AtomicBool>,
-        connections: Arc<Mutex<tokio::task::JoinSet<()>>>,
-    }
-
-    impl RedisSwitch {
-        async fn start() -> Self {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let url = format!("redis://{}", listener.local_addr().expect("address"));
-            let target = redis_url()
-                .trim_start_matches("redis://")
-                .trim_end_matches('/')
-                .to_owned();
-            let enabled = Arc::new(AtomicBool::new(true));
-            let connections = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
-            let (accepting, tasks) = (enabled.clone(), connections.clone());
-            tokio::spawn(async move {
-                while let Ok((mut client, _)) = listener.accept().await {
-                    if !accepting.load(Ordering::SeqCst) {
-                        continue;
-                    }
-                    let target = target.clone();
-                    tasks.lock().expect("tasks").spawn(async move {
-                        if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                        }
-                    });
-                }
-            });
-            Self {
-                url,
-                enabled,
-                connections,
-            }
-        }
-
-        fn cut(&self) {
-            self.enabled.store(false, Ordering::SeqCst);
-            self.connections.lock().expect("tasks").abort_all();
-        }
-
-        fn restore(&self) {
-            self.enabled.store(true, Ordering::SeqCst);
-        }
-    }
-
     #[tokio::test]
     async fn subscriptions_survive_a_lost_redis_connection() {
-        let switch = RedisSwitch::start().await;
-        let subscriber = PubSub::connect(Some(&switch.url), logger())
+        let (switch, switch_url) =
+            crate::testing::TcpSwitch::for_url(&crate::testing::redis_url()).await;
+        let subscriber = PubSub::connect(Some(&switch_url), logger())
             .await
             .expect("through the switch");
         let publisher = PubSub::connect(Some(&redis_url()), logger())
