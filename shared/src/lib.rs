@@ -22,7 +22,7 @@
 //! | [`server`] | the actix-web server every REST service runs, with all of the above wired in |
 //! | [`validate`] | field checks several services make (names) |
 //! | [`store`] | object storage (local directory or S3 bucket): streamed, staged uploads; ranged reads |
-//! | `testing` | (feature `testing`) a fresh database per test, on SQLite or PostgreSQL |
+//! | `testing` | (feature `testing`) a fresh database per test on SQLite or PostgreSQL, test servers, `TcpSwitch` |
 
 pub mod cache;
 pub mod config;
