@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 source bench/lib.sh
 jobs=${1:-20000}
 amqp_url=${2:-amqp://guest:guest@127.0.0.1:5672/%2f}
-port=39106
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/platform-target}"
 
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
@@ -41,7 +41,7 @@ env_for() {
   local name
   name="bench_$(basename "$2")"
   if [ "$1" = rabbitmq ]; then
-    printf 'AMQP_URL=%s QUEUE_NAME=%s EVENTS_EXCHANGE=%s.events' "$amqp_url" "$name" "$name"
+    printf 'AMQP_URL=%s QUEUE_NAME=%s EVENTS_EXCHANGE=bench_worker.events' "$amqp_url" "$name"
   else
     printf 'QUEUE_DATABASE_URL=sqlite://%s/queue.db QUEUE_NAME=%s' "$2" "$name"
   fi
@@ -65,7 +65,10 @@ run() {
     "$binary" >"$dir/worker.log" 2>&1 &
   pid=$!
   start=$(now)
-  until [ "$(processed 2>/dev/null || echo 0)" -ge "$count" ]; do sleep 0.05; done
+  until [ "$(processed 2>/dev/null || echo 0)" -ge "$count" ]; do
+    kill -0 "$pid" 2>/dev/null || { cat "$dir/worker.log" >&2; exit 1; }
+    sleep 0.05
+  done
   end=$(now)
   stop
   if [ "$backend" = rabbitmq ] && command -v rabbitmqctl >/dev/null; then
