@@ -54,7 +54,8 @@ async fn idle(base: String, count: usize, hold: Duration) {
         let (base, connected, gate) = (base.clone(), connected.clone(), gate.clone());
         tokio::spawn(async move {
             let permit = gate.acquire_owned().await.expect("gate");
-            let mut socket = connect(&base, &format!("idle-{}", n / room_size), &format!("u{n}")).await;
+            let mut socket =
+                connect(&base, &format!("idle-{}", n / room_size), &format!("u{n}")).await;
             // welcome and history
             for _ in 0..2 {
                 let _ = socket.next().await;

@@ -7,6 +7,9 @@
 //! nothing sent meanwhile is lost). Whatever ends the connection (the client, the heartbeat,
 //! a full queue, an oversized frame, shutdown) goes through one [`Closer`], so both tasks stop
 //! and the close frame says why.
+//!
+//! The rare, large steps (joining, reading history, storing, publishing) are boxed, so the
+//! future each idle connection keeps stays small (memory per idle connection).
 
 use std::{collections::HashSet, num::NonZeroU32, time::Duration};
 
@@ -76,7 +79,7 @@ pub async fn serve(
         outbound: outbound.clone(),
         closer: closer.clone(),
     };
-    let joined = match hub.join(&room, connection, member).await {
+    let joined = match Box::pin(hub.join(&room, connection, member)).await {
         Ok(()) => true,
         Err(error) => {
             slog::error!(logger, "joining the room failed"; "error" => %error);
@@ -84,7 +87,7 @@ pub async fn serve(
             false
         }
     };
-    let preamble = match history.recent(&room, settings.history_len).await {
+    let preamble = match Box::pin(history.recent(&room, settings.history_len)).await {
         Ok(messages) => Preamble {
             frame: ServerEvent::History {
                 messages: &messages,
@@ -115,7 +118,7 @@ pub async fn serve(
             message: format!("{user} joined {room}"),
         }
         .to_json();
-        if let Err(error) = hub.publish(&room, Some(connection), None, &frame).await {
+        if let Err(error) = Box::pin(hub.publish(&room, Some(connection), None, &frame)).await {
             slog::warn!(logger, "userJoined not published"; "error" => %error);
         }
     }
@@ -143,14 +146,14 @@ pub async fn serve(
     slog::debug!(logger, "disconnecting"; "connection" => %connection, "reason" => reason.label());
 
     if joined {
-        hub.leave(&room, connection).await;
+        Box::pin(hub.leave(&room, connection)).await;
         let frame = ServerEvent::UserLeft {
             user: &user,
             room: &room,
             message: format!("{user} left {room}"),
         }
         .to_json();
-        if let Err(error) = hub.publish(&room, Some(connection), None, &frame).await {
+        if let Err(error) = Box::pin(hub.publish(&room, Some(connection), None, &frame)).await {
             slog::warn!(logger, "userLeft not published"; "error" => %error);
         }
     }
@@ -269,7 +272,9 @@ impl Client<'_> {
                 }
                 let max_chars = self.hub.settings().max_text_chars;
                 match parse_client_event(&text, max_chars) {
-                    Ok(ClientEvent::ChatMessage { text }) => self.chat_message(text).await,
+                    Ok(ClientEvent::ChatMessage { text }) => {
+                        Box::pin(self.chat_message(text)).await
+                    }
                     Err(refusal) => self.refuse(refusal.code, &refusal.message),
                 }
             }
