@@ -15,6 +15,7 @@ use crate::{
 
 on_every_broker!(
     a_job_in_flight_when_its_worker_is_killed_is_delivered_again,
+    a_worker_killed_mid_run_loses_no_job_and_repeats_none,
     sigterm_finishes_in_flight_jobs_and_exits_zero,
     in_flight_jobs_past_the_shutdown_bound_go_back_to_the_queue,
 );
@@ -46,6 +47,58 @@ async fn a_job_in_flight_when_its_worker_is_killed_is_delivered_again(kind: Brok
             .metric("worker_jobs_processed_total", &[("kind", "task")])
             .await,
         1.0
+    );
+    let depth = broker.queue.depth().await.expect("depth");
+    assert_eq!((depth.ready, depth.dead), (0, 0));
+    worker.stop().await;
+    broker.cleanup().await;
+}
+
+async fn a_worker_killed_mid_run_loses_no_job_and_repeats_none(kind: Broker) {
+    const JOBS: i64 = 300;
+    let broker = TestBroker::new(kind).await;
+    for n in 0..JOBS {
+        broker
+            .queue
+            .enqueue("task", task(&format!("job {n}"), 10, 0), None)
+            .await
+            .expect("enqueued");
+    }
+    let process = WorkerProcess::start(
+        &broker,
+        &[
+            ("WORKER_PREFETCH", "20"),
+            ("WORKER_CONCURRENCY", "4"),
+            ("WORKER_LEASE_SECS", "2"),
+        ],
+    )
+    .await;
+    eventually(
+        "the first worker is half-way",
+        Duration::from_secs(30),
+        || async {
+            process
+                .metric("worker_jobs_processed_total", &[("kind", "task")])
+                .await
+                >= 50.0
+        },
+    )
+    .await;
+    process.crash();
+    let worker = spawn_worker(&broker, quick()).await;
+    let done_by_the_first = worker.repository.task_run_totals().await.expect("totals").0;
+    assert!(
+        done_by_the_first < JOBS,
+        "the crash came too late to test anything"
+    );
+    eventually("every job done", Duration::from_secs(30), || async {
+        worker.repository.task_run_totals().await.expect("totals").0 >= JOBS
+    })
+    .await;
+    assert_eq!(
+        worker.repository.task_run_totals().await.expect("totals"),
+        (JOBS, JOBS),
+        "none lost, none done twice"
     );
     let depth = broker.queue.depth().await.expect("depth");
     assert_eq!((depth.ready, depth.dead), (0, 0));
