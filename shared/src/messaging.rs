@@ -52,14 +52,15 @@ pub const ERROR_HEADER: &str = "x-last-error";
 #[derive(clap::Args, Debug, Clone)]
 pub struct QueueArgs {
     /// RabbitMQ (`amqp://user:pass@host:5672/%2f`); unset: the embedded durable queue
-    #[arg(long, env = "AMQP_URL", value_parser = parse_amqp_url)]
+    #[arg(long, env = "AMQP_URL", value_parser = parse_amqp_url, hide_env_values = true)]
     pub amqp_url: Option<String>,
     /// The embedded queue's database (when AMQP_URL is unset), shared by every process using the
     /// same file
     #[arg(
         long,
         env = "QUEUE_DATABASE_URL",
-        default_value = "sqlite://data/queue.db"
+        default_value = "sqlite://data/queue.db",
+        hide_env_values = true
     )]
     pub queue_database_url: DatabaseUrl,
     /// The job queue's name (its dead letters go to `<name>.dead`)
