@@ -62,6 +62,32 @@ async fn messages_joins_and_leaves_cross_instances(backend: TestBackend) {
 shared::on_both_backends!(messages_joins_and_leaves_cross_instances);
 
 #[tokio::test]
+async fn with_redis_unreachable_a_message_is_stored_but_refused_as_unavailable() {
+    let database_url = fresh_database(TestBackend::Sqlite)
+        .await
+        .expect("a database");
+    let mut settings = test_settings(database_url);
+    // Nothing listens on port 1.
+    settings.cache.redis_url = Some("redis://127.0.0.1:1".to_owned());
+    let app = spawn_with(settings, test_chat_settings()).await;
+    let (mut alice, _) = app.join("general", "alice").await;
+    alice.say("into the void").await;
+    let error = alice.expect_error("unavailable").await;
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("stored")),
+        "{error}"
+    );
+    // The connection stays, and the message is in the history for when Redis is back.
+    alice.say("again").await;
+    alice.expect_error("unavailable").await;
+    let (_, history) = app.join("general", "bob").await;
+    let texts: Vec<&str> = history.iter().filter_map(|m| m["text"].as_str()).collect();
+    assert_eq!(texts, vec!["into the void", "again"]);
+}
+
+#[tokio::test]
 async fn presence_counts_every_instance() {
     let (a, b) = two_instances(TestBackend::Sqlite).await;
     let (mut alice, _) = a.join("lobby", "alice").await;
