@@ -14,7 +14,10 @@ use serde_json::{Value, json};
 use shared::testing::TestBackend;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite::Message};
 
-use crate::helpers::{PATIENCE, spawn_app, spawn_with};
+use crate::helpers::{spawn_app, spawn_with};
+
+/// How long the browser may take for a step (it starts slowly on a busy machine).
+const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A headless Chromium and a DevTools connection to it.
 struct Browser {

@@ -11,7 +11,8 @@ use crate::helpers::{Client, PATIENCE, eventually, spawn_app, spawn_tuned, test_
 fn short_heartbeat() -> chat_service::ChatSettings {
     let mut chat = test_chat_settings();
     chat.ping_interval = Duration::from_millis(100);
-    chat.pong_timeout = Duration::from_millis(400);
+    // Long enough that a test runner starved for a moment still answers in time.
+    chat.pong_timeout = Duration::from_millis(1000);
     chat
 }
 
@@ -51,14 +52,14 @@ async fn a_client_that_answers_pings_stays_connected() {
     let (mut alice, _) = app.join("general", "alice").await;
     // Reading answers pings (tungstenite pongs automatically). Stay for 3 pong timeouts.
     let mut pings = 0;
-    let until = tokio::time::Instant::now() + Duration::from_millis(1200);
+    let until = tokio::time::Instant::now() + Duration::from_millis(3000);
     while let Ok(frame) = tokio::time::timeout_at(until, alice.socket.next()).await {
         match frame {
             Some(Ok(Message::Ping(_))) => pings += 1,
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert!(pings >= 8, "a ping every 100 ms ({pings})");
+    assert!(pings >= 10, "a ping every 100 ms ({pings})");
     alice.say("still connected").await;
     assert_eq!(alice.expect("chatMessage").await["text"], "still connected");
     assert_eq!(
