@@ -201,6 +201,12 @@ impl HttpService {
                 .configure(routes.clone())
                 .default_service(web::to(not_found))
         })
+        // Small responses and WebSocket frames go out at once, not after a delayed ACK.
+        .on_connect(|connection, _| {
+            if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = stream.set_nodelay(true);
+            }
+        })
         .disable_signals()
         .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1));
         if settings.workers > 0 {
