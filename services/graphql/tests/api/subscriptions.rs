@@ -83,6 +83,29 @@ async fn next_json(socket: &mut Socket, wait: Duration) -> Option<Value> {
     .ok()
 }
 
+/// Connects to `http_url` speaking `protocol`, waits for the connection's acknowledgement,
+/// and starts the `postCreated` subscription as operation `id` with the protocol's `start`
+/// message (`subscribe` or, in the legacy protocol, `start`).
+async fn subscribe(http_url: &str, protocol: &str, start: &str, id: &str) -> Socket {
+    let mut socket = connect(http_url, protocol).await;
+    send(
+        &mut socket,
+        json!({"type": "connection_init", "payload": {}}),
+    )
+    .await;
+    let ack = next_json(&mut socket, Duration::from_secs(5)).await;
+    assert_eq!(
+        ack.map(|ack| ack["type"].clone()),
+        Some(json!("connection_ack"))
+    );
+    send(
+        &mut socket,
+        json!({"id": id, "type": start, "payload": {"query": SUBSCRIPTION}}),
+    )
+    .await;
+    socket
+}
+
 /// Creates posts on `creator` until `socket` receives one (the subscription starts when the
 /// server has read the subscribe message, which nothing acknowledges); returns the event.
 async fn create_until_received(creator: &TestService, author: i64, socket: &mut Socket) -> Value {
@@ -105,22 +128,7 @@ async fn transport_ws_through_the_gateway(backend: TestBackend) {
     let author = create_user(&platform.users, "Ivy", "ivy@example.com").await;
     let gateway = spawn_gateway(&platform.graphql);
 
-    let mut socket = connect(&gateway.url(""), "graphql-transport-ws").await;
-    send(
-        &mut socket,
-        json!({"type": "connection_init", "payload": {}}),
-    )
-    .await;
-    let ack = next_json(&mut socket, Duration::from_secs(5)).await;
-    assert_eq!(
-        ack.map(|ack| ack["type"].clone()),
-        Some(json!("connection_ack"))
-    );
-    send(
-        &mut socket,
-        json!({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}),
-    )
-    .await;
+    let mut socket = subscribe(&gateway.url(""), "graphql-transport-ws", "subscribe", "1").await;
     let event = create_until_received(&platform.graphql, author, &mut socket).await;
     assert_eq!(event["type"], "next", "{event}");
     assert_eq!(event["id"], "1");
@@ -162,22 +170,7 @@ shared::on_both_backends!(transport_ws_through_the_gateway);
 async fn legacy_graphql_ws_protocol() {
     let platform = TestPlatform::spawn(TestBackend::Sqlite).await;
     let author = create_user(&platform.users, "Jo", "jo@example.com").await;
-    let mut socket = connect(&platform.graphql.url(""), "graphql-ws").await;
-    send(
-        &mut socket,
-        json!({"type": "connection_init", "payload": {}}),
-    )
-    .await;
-    let ack = next_json(&mut socket, Duration::from_secs(5)).await;
-    assert_eq!(
-        ack.map(|ack| ack["type"].clone()),
-        Some(json!("connection_ack"))
-    );
-    send(
-        &mut socket,
-        json!({"id": "7", "type": "start", "payload": {"query": SUBSCRIPTION}}),
-    )
-    .await;
+    let mut socket = subscribe(&platform.graphql.url(""), "graphql-ws", "start", "7").await;
     let event = create_until_received(&platform.graphql, author, &mut socket).await;
     assert_eq!(event["type"], "data", "{event}");
     assert_eq!(event["id"], "7");
@@ -267,16 +260,11 @@ async fn post_created_reaches_subscribers_of_other_instances_over_redis() {
         settings.events_channel = channel.clone();
         instances.push(spawn_graphql(settings).await);
     }
-    let mut socket = connect(&instances[0].url(""), "graphql-transport-ws").await;
-    send(&mut socket, json!({"type": "connection_init"})).await;
-    assert!(
-        next_json(&mut socket, Duration::from_secs(5))
-            .await
-            .is_some()
-    );
-    send(
-        &mut socket,
-        json!({"id": "x", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}),
+    let mut socket = subscribe(
+        &instances[0].url(""),
+        "graphql-transport-ws",
+        "subscribe",
+        "x",
     )
     .await;
     let event = create_until_received(&instances[1], author, &mut socket).await;
