@@ -262,3 +262,98 @@ fn the_cluster_routes_reach_each_service_on_its_port() {
         assert_eq!(route.upstreams, [format!("http://{service}:{port}")]);
     }
 }
+
+/// The environment variables a binary reads: its clap arguments' `env` names, plus the AWS
+/// SDK's credentials for the two binaries that talk to S3.
+fn variables(binary: &str) -> std::collections::BTreeSet<String> {
+    use clap::CommandFactory;
+    fn collect(command: &clap::Command, into: &mut std::collections::BTreeSet<String>) {
+        for argument in command.get_arguments() {
+            if let Some(env) = argument.get_env() {
+                into.insert(env.to_string_lossy().into_owned());
+            }
+        }
+        for subcommand in command.get_subcommands() {
+            collect(subcommand, into);
+        }
+    }
+    let command = match binary {
+        "gateway" => gateway::config::Args::command(),
+        "users-service" => users_service::Config::command(),
+        "products-service" => products_service::Config::command(),
+        "graphql-service" => graphql_service::Config::command(),
+        "chat-service" => chat_service::Config::command(),
+        "media-service" => media_service::Config::command(),
+        "worker" => worker::Config::command(),
+        other => panic!("no Config for {other}"),
+    };
+    let mut names = std::collections::BTreeSet::new();
+    collect(&command, &mut names);
+    if matches!(binary, "media-service" | "worker") {
+        names.insert("AWS_ACCESS_KEY_ID".to_owned());
+        names.insert("AWS_SECRET_ACCESS_KEY".to_owned());
+    }
+    names
+}
+
+#[test]
+fn every_variable_the_deployments_set_is_one_the_binary_reads() {
+    let compose = yaml("docker-compose.yml");
+    let k8s: Vec<Value> = yaml("deploy/k8s/kustomization.yaml")["resources"]
+        .as_sequence()
+        .expect("resources")
+        .iter()
+        .filter_map(|r| r.as_str())
+        .flat_map(|file| yaml_documents(&format!("deploy/k8s/{file}")))
+        .collect();
+    let mut read_by_someone = std::collections::BTreeSet::new();
+    for (name, binary, _) in services() {
+        let known = variables(binary);
+        read_by_someone.extend(known.iter().cloned());
+        let environment = compose["services"][name]["environment"]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{name} has an environment in compose"));
+        for key in environment.keys().filter_map(|key| key.as_str()) {
+            assert!(
+                known.contains(key),
+                "compose sets {key} for {name}, which {binary} does not read"
+            );
+        }
+        let deployment = k8s
+            .iter()
+            .find(|d| {
+                d["kind"].as_str() == Some("Deployment")
+                    && d["metadata"]["name"].as_str() == Some(name)
+            })
+            .unwrap_or_else(|| panic!("no Deployment {name}"));
+        let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_sequence()
+            .cloned()
+            .unwrap_or_default();
+        for variable in env.iter().filter_map(|entry| entry["name"].as_str()) {
+            assert!(
+                known.contains(variable),
+                "the {name} Deployment sets {variable}, which {binary} does not read"
+            );
+        }
+    }
+    // The ConfigMap goes to every service (envFrom): each of its keys is read by at least one.
+    let config_map = k8s
+        .iter()
+        .find(|d| {
+            d["kind"].as_str() == Some("ConfigMap")
+                && d["metadata"]["name"].as_str() == Some("platform-config")
+        })
+        .expect("the platform-config ConfigMap");
+    for key in config_map["data"]
+        .as_mapping()
+        .expect("data")
+        .keys()
+        .filter_map(|key| key.as_str())
+    {
+        assert!(
+            read_by_someone.contains(key),
+            "platform-config sets {key}, which no binary reads"
+        );
+    }
+}
