@@ -1,5 +1,5 @@
-// The seed's Apollo Server example, as the chapter wrote it (in-memory arrays), with only the
-// port taken from PORT so bench/graphql.sh can run it beside the platform.
+// The seed's Apollo Server example, as the chapter wrote it (in-memory arrays), with the port
+// taken from PORT so bench/graphql.sh can run it beside the platform.
 const { ApolloServer, gql } = require('apollo-server');
 
 const typeDefs = gql`
@@ -41,6 +41,27 @@ const posts = [
   { id: '2', title: 'Apollo Server', content: 'Content...', authorId: '1', createdAt: '2023-02-20' },
   { id: '3', title: 'REST vs GraphQL', content: 'Content...', authorId: '2', createdAt: '2023-03-10' },
 ];
+
+// bench/graphql.sh also runs it with BENCH_USERS=30 BENCH_POSTS=100, the data graphql-service
+// holds in the same run, so both answer the same nested query over the same rows.
+const benchUsers = Number(process.env.BENCH_USERS || 0);
+const benchPosts = Number(process.env.BENCH_POSTS || 0);
+if (benchUsers > 0 && benchPosts > 0) {
+  users.length = 0;
+  posts.length = 0;
+  for (let n = 1; n <= benchUsers; n++) {
+    users.push({ id: String(n), name: `Author ${n}`, email: `author-${n}@example.com` });
+  }
+  for (let n = 1; n <= benchPosts; n++) {
+    posts.push({
+      id: String(n),
+      title: `Post ${n}`,
+      content: 'Content...',
+      authorId: String((n % benchUsers) + 1),
+      createdAt: '2023-01-15',
+    });
+  }
+}
 
 const resolvers = {
   Query: {
