@@ -29,6 +29,12 @@ pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
+/// The RabbitMQ the tests use (`TEST_AMQP_URL`, default the local guest account).
+pub fn amqp_url() -> String {
+    std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
 /// A URL of a new, empty database on `backend`.
 pub async fn fresh_database(backend: TestBackend) -> anyhow::Result<DatabaseUrl> {
     let name = format!("platform_test_{}", uuid::Uuid::new_v4().simple());
@@ -378,5 +384,36 @@ impl TcpSwitch {
     pub fn restore(&self) {
         self.enabled
             .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Checks that `binary --help` names each of `variables` as `[env: NAME…]`.
+pub fn assert_help_names(binary: &str, variables: &[&str]) {
+    let help = std::process::Command::new(binary)
+        .arg("--help")
+        .output()
+        .expect("run the binary");
+    assert!(help.status.success(), "{binary} --help");
+    let text = String::from_utf8(help.stdout).expect("utf-8 help");
+    for variable in variables {
+        assert!(
+            text.contains(&format!("[env: {variable}")),
+            "--help names {variable}"
+        );
+    }
+}
+
+/// Checks that each `(variable, value)` stops `binary` at start with exit code 2 and one line
+/// on stderr naming the variable (CONTRACTS.md, "Configuration").
+pub fn assert_bad_values_refused(binary: &str, cases: &[(&str, &str)]) {
+    for (variable, value) in cases {
+        let output = std::process::Command::new(binary)
+            .env(variable, value)
+            .output()
+            .expect("run the binary");
+        assert_eq!(output.status.code(), Some(2), "{variable}={value}");
+        let stderr = String::from_utf8(output.stderr).expect("utf-8 stderr");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(variable), "{stderr}");
     }
 }

@@ -8,46 +8,34 @@ use std::{
 
 use crate::helpers::Client;
 
+use shared::testing::{assert_bad_values_refused, assert_help_names};
+
 const BINARY: &str = env!("CARGO_BIN_EXE_chat-service");
 
 #[test]
 fn help_names_every_variable_and_a_bad_value_stops_start_up_on_one_line() {
-    let help = Command::new(BINARY)
-        .arg("--help")
-        .output()
-        .expect("run the binary");
-    assert!(help.status.success());
-    let text = String::from_utf8(help.stdout).expect("utf-8");
-    for variable in [
-        "PORT",
-        "BIND",
-        "LOG_LEVEL",
-        "DATABASE_URL",
-        "REDIS_URL",
-        "CHAT_PING_INTERVAL_SECS",
-        "CHAT_PONG_TIMEOUT_SECS",
-        "CHAT_HISTORY_CAP",
-    ] {
-        assert!(
-            text.contains(&format!("[env: {variable}")),
-            "--help names {variable}"
-        );
-    }
-    for (variable, value) in [
-        ("CHAT_PING_INTERVAL_SECS", "0"),
-        ("CHAT_PONG_TIMEOUT_SECS", "soon"),
-        ("CHAT_HISTORY_CAP", "10"),
-        ("REDIS_URL", "http://redis"),
-    ] {
-        let output = Command::new(BINARY)
-            .env(variable, value)
-            .output()
-            .expect("run the binary");
-        assert_eq!(output.status.code(), Some(2), "{variable}={value}");
-        let stderr = String::from_utf8(output.stderr).expect("utf-8");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-        assert!(stderr.contains(variable), "{stderr}");
-    }
+    assert_help_names(
+        BINARY,
+        &[
+            "PORT",
+            "BIND",
+            "LOG_LEVEL",
+            "DATABASE_URL",
+            "REDIS_URL",
+            "CHAT_PING_INTERVAL_SECS",
+            "CHAT_PONG_TIMEOUT_SECS",
+            "CHAT_HISTORY_CAP",
+        ],
+    );
+    assert_bad_values_refused(
+        BINARY,
+        &[
+            ("CHAT_PING_INTERVAL_SECS", "0"),
+            ("CHAT_PONG_TIMEOUT_SECS", "soon"),
+            ("CHAT_HISTORY_CAP", "10"),
+            ("REDIS_URL", "http://redis"),
+        ],
+    );
 }
 
 #[tokio::test]

@@ -9,45 +9,33 @@ use std::{
 
 use serde_json::Value;
 
+use shared::testing::{assert_bad_values_refused, assert_help_names};
+
 const BINARY: &str = env!("CARGO_BIN_EXE_users-service");
 
 #[test]
 fn a_bad_value_stops_start_up_with_one_line_naming_the_variable() {
-    for (variable, value) in [
-        ("PORT", "abc"),
-        ("DATABASE_URL", "mysql://db"),
-        ("LOG_LEVEL", "loud"),
-        ("CACHE_TTL_SECS", "0"),
-    ] {
-        let output = Command::new(BINARY)
-            .env(variable, value)
-            .output()
-            .expect("run the binary");
-        assert_eq!(output.status.code(), Some(2), "{variable}={value}");
-        let stderr = String::from_utf8(output.stderr).expect("utf-8");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-        assert!(stderr.contains(variable), "{stderr}");
-    }
-    let help = Command::new(BINARY)
-        .arg("--help")
-        .output()
-        .expect("run the binary");
-    assert!(help.status.success());
-    let text = String::from_utf8(help.stdout).expect("utf-8");
-    for variable in [
-        "PORT",
-        "BIND",
-        "LOG_LEVEL",
-        "LOG_DIR",
-        "DATABASE_URL",
-        "REDIS_URL",
-        "CACHE_TTL_SECS",
-    ] {
-        assert!(
-            text.contains(&format!("[env: {variable}")),
-            "--help names {variable}"
-        );
-    }
+    assert_bad_values_refused(
+        BINARY,
+        &[
+            ("PORT", "abc"),
+            ("DATABASE_URL", "mysql://db"),
+            ("LOG_LEVEL", "loud"),
+            ("CACHE_TTL_SECS", "0"),
+        ],
+    );
+    assert_help_names(
+        BINARY,
+        &[
+            "PORT",
+            "BIND",
+            "LOG_LEVEL",
+            "LOG_DIR",
+            "DATABASE_URL",
+            "REDIS_URL",
+            "CACHE_TTL_SECS",
+        ],
+    );
 }
 
 #[tokio::test]

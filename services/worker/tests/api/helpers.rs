@@ -38,8 +38,7 @@ pub enum Broker {
 
 /// The RabbitMQ of the tests.
 pub fn amqp_url() -> String {
-    std::env::var("TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+    shared::testing::amqp_url()
 }
 
 /// A queue with names of its own, and a producer on it.
