@@ -307,9 +307,20 @@ impl ObjectStore {
     /// Writes a whole object (replacing any object with this key).
     pub async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
         validate_key(key)?;
-        let mut staged = self.stage().await?;
-        staged.write(&body).await?;
-        staged.commit(key, content_type).await
+        match &*self.inner {
+            // A rename is what makes an fs write atomic: stage, then commit.
+            Backend::Fs(_) => {
+                let mut staged = self.stage().await?;
+                staged.write(&body).await?;
+                staged.commit(key, content_type).await
+            }
+            // S3 puts are atomic already, and the bytes are in memory: no staging file.
+            Backend::S3(s3) => {
+                let length = i64::try_from(body.len()).unwrap_or(i64::MAX);
+                s3.put_object(key, content_type, length, ByteStream::from(body))
+                    .await
+            }
+        }
     }
 
     /// Starts a streamed write: a temporary file, removed unless committed.
@@ -578,23 +589,7 @@ impl StagedObject {
                     .await
                     .map_err(|error| StoreError::Other(error.into()))?;
                 let length = i64::try_from(self.written).unwrap_or(i64::MAX);
-                s3.client
-                    .put_object()
-                    .bucket(&s3.bucket)
-                    .key(key)
-                    .content_type(content_type)
-                    .content_length(length)
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|error| match classify(error, key) {
-                        // A 404 to a put: the bucket is missing, the store unusable.
-                        StoreError::NotFound(_) => StoreError::Unavailable(anyhow::anyhow!(
-                            "the bucket {} does not exist",
-                            s3.bucket
-                        )),
-                        other => other,
-                    })?;
+                s3.put_object(key, content_type, length, body).await?;
                 // Drop removes the temporary file.
                 Ok(())
             }
@@ -720,6 +715,34 @@ struct S3Store {
 }
 
 impl S3Store {
+    /// One `PutObject`: the path of every write to S3.
+    async fn put_object(
+        &self,
+        key: &str,
+        content_type: &str,
+        length: i64,
+        body: ByteStream,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_length(length)
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| match classify(error, key) {
+                // A 404 to a put: the bucket is missing, the store unusable.
+                StoreError::NotFound(_) => StoreError::Unavailable(anyhow::anyhow!(
+                    "the bucket {} does not exist",
+                    self.bucket
+                )),
+                other => other,
+            })?;
+        Ok(())
+    }
+
     async fn new(args: &StoreArgs, staging: PathBuf, logger: Logger) -> anyhow::Result<Self> {
         let bucket = args
             .s3_bucket
