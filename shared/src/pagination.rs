@@ -38,6 +38,21 @@ pub struct Page {
     pub offset: i64,
 }
 
+impl Page {
+    /// A page from optional `limit` (default 100, at most 1000) and `offset` (default 0);
+    /// the error names what is wrong.
+    pub fn new(limit: Option<u32>, offset: Option<u32>) -> Result<Self, String> {
+        let limit = limit.unwrap_or(DEFAULT_LIMIT);
+        if limit > MAX_LIMIT {
+            return Err(format!("limit: at most {MAX_LIMIT}"));
+        }
+        Ok(Self {
+            limit: i64::from(limit),
+            offset: i64::from(offset.unwrap_or(0)),
+        })
+    }
+}
+
 /// What a list request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListRequest {
@@ -70,14 +85,9 @@ impl ListQuery {
             }
             return Ok(ListRequest::Ids(parsed));
         }
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if limit > MAX_LIMIT {
-            return Err(ApiError::BadRequest(format!("limit: at most {MAX_LIMIT}")));
-        }
-        Ok(ListRequest::Page(Page {
-            limit: i64::from(limit),
-            offset: i64::from(self.offset.unwrap_or(0)),
-        }))
+        Page::new(self.limit, self.offset)
+            .map(ListRequest::Page)
+            .map_err(ApiError::BadRequest)
     }
 }
 

@@ -13,7 +13,7 @@ use async_graphql::{
     dataloader::{DataLoader, Loader},
 };
 use futures_util::{Stream, StreamExt};
-use shared::pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page};
+use shared::pagination::{MAX_LIMIT, Page};
 
 use crate::{
     events::PostEvents,
@@ -226,24 +226,16 @@ fn parse_id(id: &ID, argument: &str) -> Result<i64> {
 }
 
 fn page(limit: Option<i32>, offset: Option<i32>) -> Result<Page> {
-    let limit = limit.unwrap_or(DEFAULT_LIMIT as i32);
-    let offset = offset.unwrap_or(0);
-    if !(0..=MAX_LIMIT as i32).contains(&limit) {
-        return Err(coded_error(
-            codes::BAD_USER_INPUT,
-            format!("limit must be between 0 and {MAX_LIMIT}"),
-        ));
-    }
-    if offset < 0 {
-        return Err(coded_error(
-            codes::BAD_USER_INPUT,
-            "offset must not be negative",
-        ));
-    }
-    Ok(Page {
-        limit: i64::from(limit),
-        offset: i64::from(offset),
-    })
+    let bad_input = |message: String| coded_error(codes::BAD_USER_INPUT, message);
+    let limit = limit
+        .map(u32::try_from)
+        .transpose()
+        .map_err(|_| bad_input(format!("limit must be between 0 and {MAX_LIMIT}")))?;
+    let offset = offset
+        .map(u32::try_from)
+        .transpose()
+        .map_err(|_| bad_input("offset must not be negative".to_owned()))?;
+    Page::new(limit, offset).map_err(bad_input)
 }
 
 /// A user of users-service.

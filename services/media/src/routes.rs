@@ -12,7 +12,7 @@ use serde::Deserialize;
 use shared::{
     ApiError,
     error::{ErrorBody, error_json},
-    pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page, list_response},
+    pagination::{Page, list_response},
     store::{ByteRange, Presign, StoreError},
 };
 use utoipa::IntoParams;
@@ -87,14 +87,7 @@ pub async fn list_media(
 }
 
 async fn list(state: &MediaState, query: &MediaListQuery) -> Result<HttpResponse, MediaError> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit > MAX_LIMIT {
-        return Err(MediaError::BadQuery(format!("limit: at most {MAX_LIMIT}")));
-    }
-    let page = Page {
-        limit: i64::from(limit),
-        offset: i64::from(query.offset.unwrap_or(0)),
-    };
+    let page = Page::new(query.limit, query.offset).map_err(MediaError::BadQuery)?;
     let (rows, total) = state.repository.list(page).await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in rows {
