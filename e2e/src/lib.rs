@@ -135,11 +135,6 @@ impl Process {
         (child, stdout, stderr)
     }
 
-    /// Its process id.
-    pub fn id(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Sends SIGTERM and waits up to `bound` for the exit; kills it past that.
     pub fn terminate(&mut self, bound: Duration) -> anyhow::Result<ExitStatus> {
         if let Some(status) = self.child.try_wait()? {
@@ -165,11 +160,6 @@ impl Process {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-
-    /// Whether it is still running.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
     }
 }
 

@@ -226,7 +226,10 @@ async fn service_killed_and_restarted_under_load(platform: &mut Platform) {
             .all(|(status, _)| matches!(status, 200 | 502)),
         "only 200s and 502s"
     );
-    assert!(recovered_after < Duration::from_secs(30));
+    assert!(
+        recovered_after < Duration::from_secs(15),
+        "recovered only after {recovered_after:?}"
+    );
 }
 
 async fn sigterm_to_every_process_under_load(platform: Platform) {
@@ -251,8 +254,7 @@ async fn sigterm_to_every_process_under_load(platform: Platform) {
 #[tokio::test]
 async fn faults_on_real_backends() {
     let (redis, redis_url) = TcpSwitch::for_url(&shared::testing::redis_url()).await;
-    let amqp = std::env::var("TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+    let amqp = shared::testing::amqp_url();
     let (rabbitmq, amqp_url) = TcpSwitch::for_url(&amqp).await;
     let root =
         std::env::temp_dir().join(format!("platform-e2e-s3-{}", uuid::Uuid::new_v4().simple()));

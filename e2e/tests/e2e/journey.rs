@@ -210,10 +210,23 @@ async fn journey(platform: &Platform) {
             "the gateway counted {route}"
         );
     }
-    for service in ["users", "products", "graphql", "chat", "media"] {
+    // Each service counted the requests of its own routes (not just the harness's /readyz).
+    for (service, route) in [
+        ("users", "/api/users"),
+        ("products", "/api/products"),
+        ("graphql", "/graphql"),
+        ("chat", "/chat/ws"),
+        ("media", "/api/upload"),
+    ] {
         assert!(
-            metric(&platform.services[service], "http_requests_total", &[]).await >= 1.0,
-            "{service} counted requests"
+            metric(
+                &platform.services[service],
+                "http_requests_total",
+                &[("route", route)]
+            )
+            .await
+                >= 1.0,
+            "{service} counted {route}"
         );
     }
     assert!(
@@ -263,8 +276,7 @@ pub fn s3_server(root: &std::path::Path) -> (Process, Backends) {
     );
     let backends = Backends {
         redis_url: shared::testing::redis_url(),
-        amqp_url: std::env::var("TEST_AMQP_URL")
-            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
+        amqp_url: shared::testing::amqp_url(),
         s3_endpoint: format!("http://127.0.0.1:{port}"),
         s3_bucket: bucket.to_owned(),
         s3_access_key: "e2e-access".to_owned(),
