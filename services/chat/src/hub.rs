@@ -257,11 +257,6 @@ impl Hub {
         &self.inner.logger
     }
 
-    /// The pub/sub (for `/readyz`).
-    pub fn pubsub(&self) -> &PubSub {
-        &self.inner.pubsub
-    }
-
     fn room_channel(&self, room: &str) -> String {
         format!("{}:room:{room}", self.inner.settings.channel_prefix)
     }

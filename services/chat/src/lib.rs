@@ -177,11 +177,6 @@ impl Application {
             presence,
         })
     }
-
-    /// The hub (for tests and the stack).
-    pub fn hub(&self) -> &Hub {
-        &self.hub
-    }
 }
 
 impl Service for Application {

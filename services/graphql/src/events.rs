@@ -55,9 +55,4 @@ impl PostEvents {
         let subscription = self.pubsub.subscribe(&self.channel).await?;
         Ok(subscription.map(|payload| serde_json::from_slice::<Post>(&payload).ok()))
     }
-
-    /// The pub/sub, for `/readyz`.
-    pub fn pubsub(&self) -> &PubSub {
-        &self.pubsub
-    }
 }

@@ -113,11 +113,4 @@ impl MediaRepository {
             .await?;
         Ok(result.rows_affected() > 0)
     }
-
-    /// How many rows there are (tests check nothing is left after failed uploads).
-    pub async fn count(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM media")
-            .fetch_one(self.database.pool())
-            .await
-    }
 }
