@@ -171,12 +171,14 @@ pub fn init(
             Box::new(slog::Duplicate::new(stdout, slog::Duplicate::new(combined, errors)).fuse())
         }
     };
-    let drain = drain.filter_level(level.to_slog()).fuse();
     let (drain, guard) = slog_async::Async::new(drain)
         .chan_size(16_384)
         .overflow_strategy(slog_async::OverflowStrategy::Block)
         .thread_name("slog".into())
         .build_with_guard();
+    // Filtered before the channel: a record below the level costs a comparison, not a copy
+    // of its fields sent to the logging thread.
+    let drain = drain.filter_level(level.to_slog()).fuse();
     // After the guard is dropped at exit the channel is closed; a late record (a background
     // task of a library) is then dropped instead of panicking the process on its way out.
     let root = Logger::root(

@@ -107,7 +107,7 @@ impl Job {
     /// The job an envelope describes.
     pub fn parse(envelope: &Envelope) -> Result<Self, JobError> {
         fn payload<T: for<'de> Deserialize<'de>>(envelope: &Envelope) -> Result<T, JobError> {
-            serde_json::from_value(envelope.payload.clone()).map_err(|error| {
+            T::deserialize(&envelope.payload).map_err(|error| {
                 JobError::Malformed(format!("invalid {} payload: {error}", envelope.kind))
             })
         }
@@ -122,7 +122,10 @@ impl Job {
     pub async fn run(self, context: &JobContext, envelope: &Envelope) -> Result<Outcome, JobError> {
         match self {
             Self::Task(task) => run_task(context, envelope, task).await,
-            Self::Thumbnail(thumbnail) => run_thumbnail(context, envelope, thumbnail).await,
+            // Boxed: its large state would otherwise make every job's task as big.
+            Self::Thumbnail(thumbnail) => {
+                Box::pin(run_thumbnail(context, envelope, thumbnail)).await
+            }
         }
     }
 }

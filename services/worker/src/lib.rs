@@ -131,7 +131,11 @@ impl Service for Application {
     ) -> anyhow::Result<()> {
         let http_stop = Shutdown::new();
         let http = tokio::spawn(self.http.run_until_stopped(http_stop.wait()));
-        let processed = self.processor.run(shutdown).await;
+        // On a runtime thread, so the jobs it spawns start on that thread's queue instead of
+        // waking a worker from outside the runtime for each one.
+        let processed = tokio::spawn(self.processor.run(shutdown))
+            .await
+            .unwrap_or_else(|error| Err(anyhow::anyhow!("the consume loop panicked: {error}")));
         http_stop.trigger();
         let served = http.await;
         self.queue.close().await;

@@ -136,15 +136,15 @@ impl Processor {
         metrics.in_flight.dec();
     }
 
-    /// Returns the kind and outcome labels.
+    /// Returns the kind and outcome labels. The rare paths (retry, dead letter) publish with
+    /// confirms and are boxed, so the future every job's task holds stays small.
     async fn handle_inner(&self, delivery: Delivery) -> (&'static str, &'static str) {
         let inner = &self.inner;
         let envelope = match delivery.envelope() {
             Ok(envelope) => envelope,
             Err(error) => {
                 let reason = format!("malformed message (not a job envelope): {error}");
-                self.dead_letter(delivery, None, "unknown", "malformed", &reason)
-                    .await;
+                Box::pin(self.dead_letter(delivery, None, "unknown", "malformed", &reason)).await;
                 return ("unknown", "dead_lettered");
             }
         };
@@ -152,13 +152,13 @@ impl Processor {
         let job = match Job::parse(&envelope) {
             Ok(job) => job,
             Err(error) => {
-                self.dead_letter(
+                Box::pin(self.dead_letter(
                     delivery,
                     Some(&envelope),
                     kind,
                     "malformed",
                     &error.to_string(),
-                )
+                ))
                 .await;
                 return (kind, "dead_lettered");
             }
@@ -175,7 +175,10 @@ impl Processor {
             Err(error) => {
                 // Cannot tell: treat as a failed attempt (the database may be back soon).
                 let error = JobError::Transient(format!("worker database: {error}"));
-                return (kind, self.failed(delivery, &envelope, kind, error).await);
+                return (
+                    kind,
+                    Box::pin(self.failed(delivery, &envelope, kind, error)).await,
+                );
             }
         }
         match self.run_keeping_lease(job, &envelope, &delivery).await {
@@ -188,7 +191,10 @@ impl Processor {
                 self.duplicate(delivery, &envelope, kind).await;
                 (kind, "duplicate")
             }
-            Err(error) => (kind, self.failed(delivery, &envelope, kind, error).await),
+            Err(error) => (
+                kind,
+                Box::pin(self.failed(delivery, &envelope, kind, error)).await,
+            ),
         }
     }
 

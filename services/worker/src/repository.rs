@@ -115,36 +115,19 @@ impl Repository {
         }
         let now = timestamp_now();
         let mut transaction = self.database.pool().begin().await?;
-        let values = (0..records.len())
-            .map(|row| {
-                let base = row * 4;
-                format!(
-                    "(${}, ${}, ${}, ${})",
-                    base + 1,
-                    base + 2,
-                    base + 3,
-                    base + 4
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO processed_jobs (id, kind, attempt, processed_at) VALUES {values} \
-             ON CONFLICT (id) DO NOTHING RETURNING id"
-        );
-        let mut insert = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
-        for record in records {
-            insert = insert
-                .bind(record.id.to_string())
-                .bind("task")
-                .bind(i64::from(record.attempt))
-                .bind(&now);
+        let mut inserted: HashSet<String> = HashSet::with_capacity(records.len());
+        for chunk in statement_chunks(records) {
+            let mut insert =
+                sqlx::query_scalar::<_, String>(AssertSqlSafe(PROCESSED_INSERTS.sql(chunk.len())));
+            for record in chunk {
+                insert = insert
+                    .bind(record.id.to_string())
+                    .bind("task")
+                    .bind(i64::from(record.attempt))
+                    .bind(&now);
+            }
+            inserted.extend(insert.fetch_all(&mut *transaction).await?);
         }
-        let mut inserted: HashSet<String> = insert
-            .fetch_all(&mut *transaction)
-            .await?
-            .into_iter()
-            .collect();
         // The first record of each newly inserted id runs; any other is a duplicate.
         let outcomes: Vec<Recorded> = records
             .iter()
@@ -162,17 +145,9 @@ impl Repository {
             .filter(|(_, outcome)| **outcome == Recorded::Now)
             .map(|(record, _)| record)
             .collect();
-        if !runs.is_empty() {
-            let values = (0..runs.len())
-                .map(|row| {
-                    let base = row * 3;
-                    format!("(${}, ${}, ${})", base + 1, base + 2, base + 3)
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!("INSERT INTO task_runs (job_id, task, processed_at) VALUES {values}");
-            let mut insert = sqlx::query(AssertSqlSafe(sql));
-            for record in runs {
+        for chunk in statement_chunks(&runs) {
+            let mut insert = sqlx::query(AssertSqlSafe(RUN_INSERTS.sql(chunk.len())));
+            for record in chunk {
                 insert = insert
                     .bind(record.id.to_string())
                     .bind(&record.task)
@@ -219,5 +194,120 @@ impl Repository {
             .fetch_one(self.database.pool())
             .await?;
         Ok((total, distinct))
+    }
+}
+
+/// The most rows in one INSERT statement. Statements are built only for this size and the
+/// powers of two below it, so a handful of SQL texts serve every group (each prepared once and
+/// cached by the connection), and SQLite's lookup of numbered parameters, which grows with
+/// their count, stays cheap.
+const ROWS_PER_STATEMENT: usize = 32;
+
+/// Splits `items` into statement-sized chunks: full ones, then powers of two.
+fn statement_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let size = if rest.len() >= ROWS_PER_STATEMENT {
+            ROWS_PER_STATEMENT
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+/// The multi-row INSERT texts of one table, by row count (powers of two up to
+/// [`ROWS_PER_STATEMENT`]).
+struct MultiRowInsert {
+    /// `INSERT INTO … VALUES` before the rows.
+    head: &'static str,
+    /// After the rows.
+    tail: &'static str,
+    /// Columns per row.
+    columns: usize,
+    /// Built on first use; index = log2 of the row count.
+    texts: std::sync::OnceLock<Vec<std::sync::Arc<str>>>,
+}
+
+impl MultiRowInsert {
+    const fn new(head: &'static str, tail: &'static str, columns: usize) -> Self {
+        Self {
+            head,
+            tail,
+            columns,
+            texts: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The statement for `rows` rows (a power of two up to [`ROWS_PER_STATEMENT`]).
+    fn sql(&self, rows: usize) -> std::sync::Arc<str> {
+        let texts = self.texts.get_or_init(|| {
+            (0..=ROWS_PER_STATEMENT.ilog2())
+                .map(|power| {
+                    let values = (0..1usize << power)
+                        .map(|row| {
+                            let placeholders = (1..=self.columns)
+                                .map(|column| format!("${}", row * self.columns + column))
+                                .collect::<Vec<_>>()
+                                .join(", ");
+                            format!("({placeholders})")
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    std::sync::Arc::from(format!("{} {values}{}", self.head, self.tail))
+                })
+                .collect()
+        });
+        texts[rows.ilog2() as usize].clone()
+    }
+}
+
+static PROCESSED_INSERTS: MultiRowInsert = MultiRowInsert::new(
+    "INSERT INTO processed_jobs (id, kind, attempt, processed_at) VALUES",
+    " ON CONFLICT (id) DO NOTHING RETURNING id",
+    4,
+);
+
+static RUN_INSERTS: MultiRowInsert = MultiRowInsert::new(
+    "INSERT INTO task_runs (job_id, task, processed_at) VALUES",
+    "",
+    3,
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_split_into_cached_statement_sizes() {
+        let sizes = |n: usize| {
+            statement_chunks(&vec![0u8; n])
+                .map(<[u8]>::len)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), vec![1]);
+        assert_eq!(sizes(7), vec![4, 2, 1]);
+        assert_eq!(sizes(32), vec![32]);
+        assert_eq!(sizes(77), vec![32, 32, 8, 4, 1]);
+        assert_eq!(sizes(256).len(), 8);
+    }
+
+    #[test]
+    fn insert_texts_number_every_parameter() {
+        assert_eq!(
+            &*RUN_INSERTS.sql(2),
+            "INSERT INTO task_runs (job_id, task, processed_at) VALUES ($1, $2, $3), ($4, $5, $6)"
+        );
+        assert!(
+            PROCESSED_INSERTS
+                .sql(32)
+                .ends_with("$128) ON CONFLICT (id) DO NOTHING RETURNING id")
+        );
     }
 }
