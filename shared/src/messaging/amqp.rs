@@ -26,7 +26,7 @@ use lapin::{
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
 use slog::Logger;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, mpsc};
 
 use super::{
     ConsumeOptions, DeadLetter, Delivery, DeliveryHandle, ERROR_HEADER, EnqueueError, Envelope,
@@ -487,6 +487,10 @@ struct Session {
     connection: Connection,
     channel: Channel,
     consumer: lapin::Consumer,
+    /// To this session's settler (see [`settle_deliveries`]).
+    settle: mpsc::UnboundedSender<Settle>,
+    /// The settler: flushed before the channel closes.
+    settler: tokio::task::JoinHandle<()>,
 }
 
 /// Deliveries from RabbitMQ, on a connection of their own.
@@ -513,10 +517,17 @@ impl AmqpConsumer {
             .await?;
         slog::info!(self.queue.inner.logger, "consuming";
             "queue" => &self.queue.inner.queue, "prefetch" => self.options.prefetch);
+        let (settle, settlements) = mpsc::unbounded_channel();
+        let settler = tokio::spawn(settle_deliveries(
+            settlements,
+            self.queue.inner.logger.clone(),
+        ));
         self.session = Some(Session {
             connection,
             channel,
             consumer,
+            settle,
+            settler,
         });
         Ok(())
     }
@@ -539,7 +550,10 @@ impl AmqpConsumer {
             }
             let session = self.session.as_mut()?;
             match session.consumer.next().await {
-                Some(Ok(delivery)) => return Some(self.wrap(delivery)),
+                Some(Ok(delivery)) => {
+                    let settle = session.settle.clone();
+                    return Some(self.wrap(delivery, settle));
+                }
                 Some(Err(error)) => {
                     slog::warn!(self.queue.inner.logger, "consumer connection failed";
                         "error" => error.to_string());
@@ -556,7 +570,14 @@ impl AmqpConsumer {
         }
     }
 
-    fn wrap(&self, delivery: lapin::message::Delivery) -> Delivery {
+    fn wrap(
+        &self,
+        delivery: lapin::message::Delivery,
+        settle: mpsc::UnboundedSender<Settle>,
+    ) -> Delivery {
+        let tag = delivery.delivery_tag;
+        // Registered before the handle exists, so the settler knows it before its settlement.
+        let _ = settle.send(Settle::Delivered(tag, delivery.acker));
         let properties = &delivery.properties;
         Delivery {
             message_id: properties
@@ -566,7 +587,8 @@ impl AmqpConsumer {
             request_id: header(properties, REQUEST_ID_HEADER),
             redelivered: delivery.redelivered,
             handle: DeliveryHandle::Amqp(AmqpHandle {
-                acker: delivery.acker,
+                tag,
+                settle,
                 queue: self.queue.clone(),
             }),
             body: delivery.data,
@@ -575,6 +597,8 @@ impl AmqpConsumer {
 
     async fn drop_session(&mut self) {
         if let Some(session) = self.session.take() {
+            // Its unsettled deliveries come back from the broker when the connection closes.
+            drop(session.settle);
             close_quietly(session.connection.close(320, "reconnecting".into())).await;
         }
     }
@@ -614,22 +638,30 @@ impl AmqpConsumer {
     pub async fn close(mut self) {
         self.stopped = true;
         if let Some(session) = self.session.take() {
+            // Every handle is gone by now (jobs finished or abandoned): the settler sends what
+            // it holds and ends before the channel closes.
+            drop(session.settle);
+            let _ = tokio::time::timeout(Duration::from_secs(5), session.settler).await;
             close_quietly(session.channel.close(200, "closing".into())).await;
             close_quietly(session.connection.close(200, "closing".into())).await;
         }
     }
 }
 
-/// A RabbitMQ delivery's acker, and the queue to publish retries and dead letters to.
+/// A RabbitMQ delivery: its tag on its session's channel, that session's settler, and the
+/// queue to publish retries and dead letters to.
 pub(crate) struct AmqpHandle {
-    acker: lapin::Acker,
+    tag: u64,
+    settle: mpsc::UnboundedSender<Settle>,
     queue: AmqpQueue,
 }
 
 impl AmqpHandle {
+    /// Queues the ack with the session's settler (see [`settle_deliveries`]).
     pub(crate) async fn ack(self) -> Result<(), QueueError> {
-        self.acker.ack(BasicAckOptions::default()).await?;
-        Ok(())
+        self.settle
+            .send(Settle::Ack(self.tag))
+            .map_err(|_| settler_gone())
     }
 
     pub(crate) async fn retry(
@@ -675,13 +707,131 @@ impl AmqpHandle {
     }
 
     pub(crate) async fn requeue(self) -> Result<(), QueueError> {
-        self.acker
-            .nack(BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            })
-            .await?;
-        Ok(())
+        self.settle
+            .send(Settle::Requeue(self.tag))
+            .map_err(|_| settler_gone())
+    }
+}
+
+fn settler_gone() -> QueueError {
+    QueueError::Broker(lapin::Error::from(std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        "the consumer's connection was closed",
+    )))
+}
+
+/// What a session's deliveries tell its settler.
+pub(crate) enum Settle {
+    /// A delivery was handed out (sent before any settlement of it).
+    Delivered(u64, lapin::Acker),
+    /// Its job is done: ack it.
+    Ack(u64),
+    /// Give it back to the queue.
+    Requeue(u64),
+}
+
+/// How long an ack may wait behind an earlier delivery still in progress before it is sent
+/// on its own.
+const ACK_DELAY: Duration = Duration::from_millis(20);
+
+/// The most settlements taken in one go.
+const SETTLE_BATCH: usize = 1024;
+
+/// One session's settler: acks in batches. Deliveries are mostly finished in the order they
+/// came, so when the oldest unsettled delivery is done, it and every done one after it up to
+/// the next in progress are acked with one `multiple` ack (RabbitMQ then does one
+/// acknowledgement's work instead of many). A done delivery stuck behind a long job is acked
+/// on its own after [`ACK_DELAY`]. Every frame goes out from this one task, in order, so a
+/// `multiple` ack never covers a delivery that was requeued or acked already.
+async fn settle_deliveries(mut settlements: mpsc::UnboundedReceiver<Settle>, logger: Logger) {
+    /// A delivery handed out and not yet acked; `done` once its ack was asked for.
+    struct Unsettled {
+        acker: lapin::Acker,
+        done: bool,
+    }
+    async fn send(logger: &Logger, acker: &lapin::Acker, multiple: bool) {
+        if let Err(error) = acker.ack(BasicAckOptions { multiple }).await {
+            slog::warn!(logger, "acking failed: the deliveries will be delivered again";
+                "error" => error.to_string());
+        }
+    }
+    let mut unsettled: std::collections::BTreeMap<u64, Unsettled> = Default::default();
+    let mut batch = Vec::with_capacity(SETTLE_BATCH);
+    // Since when done deliveries have been waiting behind one in progress.
+    let mut waiting_since: Option<tokio::time::Instant> = None;
+    loop {
+        let deadline = waiting_since.map(|since| since + ACK_DELAY);
+        let received = tokio::select! {
+            received = settlements.recv_many(&mut batch, SETTLE_BATCH) => received,
+            () = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let done: Vec<u64> = unsettled
+                    .iter()
+                    .filter(|(_, delivery)| delivery.done)
+                    .map(|(tag, _)| *tag)
+                    .collect();
+                for tag in done {
+                    if let Some(delivery) = unsettled.remove(&tag) {
+                        send(&logger, &delivery.acker, false).await;
+                    }
+                }
+                waiting_since = None;
+                continue;
+            }
+        };
+        for settlement in batch.drain(..) {
+            match settlement {
+                Settle::Delivered(tag, acker) => {
+                    unsettled.insert(tag, Unsettled { acker, done: false });
+                }
+                Settle::Ack(tag) => {
+                    if let Some(delivery) = unsettled.get_mut(&tag) {
+                        delivery.done = true;
+                    }
+                }
+                Settle::Requeue(tag) => {
+                    if let Some(delivery) = unsettled.remove(&tag)
+                        && let Err(error) = delivery
+                            .acker
+                            .nack(BasicNackOptions {
+                                requeue: true,
+                                ..BasicNackOptions::default()
+                            })
+                            .await
+                    {
+                        slog::warn!(logger, "requeueing failed: the delivery comes back anyway";
+                            "error" => error.to_string());
+                    }
+                }
+            }
+        }
+        // The done run at the front, acked up to its last tag at once.
+        let mut last_done = None;
+        while let Some(front) = unsettled.first_entry() {
+            if !front.get().done {
+                break;
+            }
+            last_done = Some(front.remove());
+        }
+        if let Some(delivery) = last_done {
+            send(&logger, &delivery.acker, true).await;
+        }
+        if unsettled.values().any(|delivery| delivery.done) {
+            waiting_since.get_or_insert_with(tokio::time::Instant::now);
+        } else {
+            waiting_since = None;
+        }
+        if received == 0 {
+            // Every sender is gone: ack whatever is done; the rest comes back from the broker.
+            for delivery in unsettled.into_values().filter(|delivery| delivery.done) {
+                send(&logger, &delivery.acker, false).await;
+            }
+            return;
+        }
     }
 }
 
@@ -744,6 +894,63 @@ mod tests {
             QueueDepth { ready: 0, dead: 0 }
         );
         consumer.close().await;
+        queue.delete_topology().await.expect("test queues deleted");
+        queue.close().await;
+    }
+
+    #[tokio::test]
+    async fn acks_out_of_order_and_a_requeue_between_them_settle_every_delivery_once() {
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let args = QueueArgs::amqp(&amqp_url()).with_names(&name, &format!("{name}.events"));
+        let logger = Logger::root(slog::Discard, slog::o!());
+        let queue = JobQueue::connect(&args, logger).await.expect("connected");
+        let mut ids = Vec::new();
+        for n in 0..6 {
+            ids.push(
+                queue
+                    .enqueue("task", serde_json::json!({ "n": n }), None)
+                    .await
+                    .expect("confirmed"),
+            );
+        }
+        let mut consumer = queue
+            .consume(ConsumeOptions {
+                prefetch: 10,
+                ..ConsumeOptions::default()
+            })
+            .await
+            .expect("consumer");
+        let mut deliveries = Vec::new();
+        for _ in 0..6 {
+            let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+                .await
+                .expect("a delivery within 10 s")
+                .expect("a delivery");
+            deliveries.push(Some(delivery));
+        }
+        let mut take = |index: usize| deliveries[index].take().expect("not settled yet");
+        // Done behind the first, still in progress: acked on their own after the delay.
+        take(1).ack().await.expect("queued");
+        take(2).ack().await.expect("queued");
+        tokio::time::sleep(ACK_DELAY * 3).await;
+        // A requeue between acks: a later `multiple` ack must not cover it.
+        take(3).requeue().await.expect("queued");
+        take(0).ack().await.expect("queued");
+        take(4).ack().await.expect("queued");
+        take(5).ack().await.expect("queued");
+        let again = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .expect("the requeued delivery within 10 s")
+            .expect("a delivery");
+        assert!(again.redelivered);
+        assert_eq!(again.envelope().expect("envelope").id, ids[3]);
+        again.ack().await.expect("queued");
+        // Closing flushes the settler; anything left unacked would be back in the queue.
+        consumer.close().await;
+        assert_eq!(
+            queue.depth().await.expect("depth"),
+            QueueDepth { ready: 0, dead: 0 }
+        );
         queue.delete_topology().await.expect("test queues deleted");
         queue.close().await;
     }
