@@ -287,7 +287,9 @@ impl Client<'_> {
                     "binary frames are not supported: send JSON text",
                 )
             }
-            AggregatedMessage::Ping(payload) => queue(self.outbound, Outbound::Pong(payload)),
+            AggregatedMessage::Ping(payload) => {
+                queue(self.outbound, Outbound::Pong(Box::new(payload)))
+            }
             AggregatedMessage::Pong(_) => Ok(()),
             AggregatedMessage::Close(_) => Err(Disconnect::ClientClosed),
         }
@@ -403,16 +405,19 @@ async fn write_frames(
                 item = queue.recv() => item.ok_or(())?,
             };
             let message = match item {
-                Outbound::Event { frame, message_id } => {
+                Outbound::Event(event) => {
                     if !already_sent.is_empty()
-                        && message_id.is_some_and(|id| already_sent.remove(&*id))
+                        && event
+                            .message_id
+                            .as_ref()
+                            .is_some_and(|id| already_sent.remove(&**id))
                     {
                         continue;
                     }
-                    actix_ws::Message::Text(frame)
+                    actix_ws::Message::Text(event.frame.clone())
                 }
                 Outbound::Ping => actix_ws::Message::Ping(bytes::Bytes::new()),
-                Outbound::Pong(payload) => actix_ws::Message::Pong(payload),
+                Outbound::Pong(payload) => actix_ws::Message::Pong(*payload),
             };
             send(&mut session, message, &mut watch).await?;
         }

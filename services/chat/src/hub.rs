@@ -33,29 +33,35 @@ use uuid::Uuid;
 
 use crate::{ChatSettings, metrics::ChatMetrics};
 
-/// A frame waiting in a client's outbound queue.
+/// A JSON event on its way to clients: one allocation shared by every queue it is in.
+#[derive(Debug)]
+pub struct Event {
+    /// The text frame.
+    pub frame: ByteString,
+    /// The chat message's id, if it is one (to skip one already sent in the history).
+    pub message_id: Option<ByteString>,
+}
+
+/// A frame waiting in a client's outbound queue. Two words: the queue's storage (its first
+/// block is allocated with the queue, and kept) is a large share of an idle connection's
+/// memory, and the fan-out copies one of these per client.
 #[derive(Debug, Clone)]
 pub enum Outbound {
-    /// A JSON event; `message_id` is set for `chatMessage` (to skip one already in history).
-    Event {
-        /// The text frame.
-        frame: ByteString,
-        /// The chat message's id, if it is one.
-        message_id: Option<ByteString>,
-    },
+    /// A JSON event.
+    Event(Arc<Event>),
     /// A heartbeat ping.
     Ping,
-    /// The answer to a client's ping.
-    Pong(Bytes),
+    /// The answer to a client's ping (boxed: rare, and it would double the size).
+    Pong(Box<Bytes>),
 }
 
 impl Outbound {
     /// A JSON event that is not a chat message.
     pub fn event(frame: String) -> Self {
-        Self::Event {
+        Self::Event(Arc::new(Event {
             frame: frame.into(),
             message_id: None,
-        }
+        }))
     }
 }
 
@@ -532,17 +538,14 @@ async fn fan_out(
             slog::warn!(logger, "unreadable room event");
             continue;
         };
+        let event = Arc::new(Event { frame, message_id });
         let members = members.lock().expect("members lock");
         let mut delivered = 0;
         for (connection, member) in members.iter() {
             if origin == Some(*connection) {
                 continue;
             }
-            let item = Outbound::Event {
-                frame: frame.clone(),
-                message_id: message_id.clone(),
-            };
-            match member.outbound.try_send(item) {
+            match member.outbound.try_send(Outbound::Event(event.clone())) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     member.closer.close(Disconnect::SlowConsumer);
