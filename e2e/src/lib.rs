@@ -15,7 +15,6 @@
 use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader},
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::{Arc, Mutex},
@@ -42,13 +41,7 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
-}
+pub use shared::testing::free_port;
 
 /// Lines a process wrote, kept as they come.
 pub type Lines = Arc<Mutex<Vec<String>>>;

@@ -620,16 +620,12 @@ mod tests {
     }
 
     /// Polls `condition` every 20 ms for up to 5 s.
-    async fn eventually<F, Fut>(what: &str, mut condition: F)
+    async fn eventually<F, Fut>(what: &str, condition: F)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !condition().await {
-            assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        crate::testing::eventually(what, Duration::from_secs(5), condition).await;
     }
 
     #[tokio::test]

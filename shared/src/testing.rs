@@ -417,3 +417,28 @@ pub fn assert_bad_values_refused(binary: &str, cases: &[(&str, &str)]) {
         assert!(stderr.contains(variable), "{stderr}");
     }
 }
+
+/// A local TCP port that was free a moment ago (bound, then released), for a child process or
+/// an address nothing listens on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Polls `condition` every 20 ms until it holds; fails the test after `limit`, naming `what`.
+pub async fn eventually<F, Fut>(what: &str, limit: std::time::Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -217,11 +217,7 @@ async fn hundred_mebibytes_stream_both_ways_in_bounded_memory() {
         ),
     )
     .expect("config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = shared::testing::free_port();
     let mut gateway = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
         .env("PORT", port.to_string())
         .env("GATEWAY_CONFIG", &config)

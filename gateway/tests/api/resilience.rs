@@ -17,11 +17,7 @@ use crate::{
 };
 
 fn closed_port_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = shared::testing::free_port();
     format!("http://127.0.0.1:{port}")
 }
 

@@ -44,11 +44,7 @@ async fn sigterm_closes_clients_with_1001_and_exits_zero() {
         "platform-chat-bin-{}",
         uuid::Uuid::new_v4().simple()
     ));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = shared::testing::free_port();
     let mut child = Command::new(BINARY)
         .env("PORT", port.to_string())
         .env(

@@ -239,15 +239,11 @@ impl Client {
     }
 }
 
-/// Polls `condition` every 20 ms until it holds, for up to [`PATIENCE`].
-pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+/// Polls `condition` until it holds, for up to [`PATIENCE`].
+pub async fn eventually<F, Fut>(what: &str, condition: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !condition().await {
-        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    shared::testing::eventually(what, PATIENCE, condition).await;
 }

@@ -5,19 +5,13 @@ use std::time::Duration;
 
 use serde_json::json;
 use shared::testing::{
-    TestBackend, TestService, capturing_logger, fresh_database, service_settings,
+    TestBackend, TestService, capturing_logger, free_port, fresh_database, service_settings,
 };
 
 use crate::helpers::{
     GraphqlApi, TestPlatform, create_post, create_user, first_error_code, graphql_settings,
     spawn_graphql,
 };
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
-}
 
 #[tokio::test]
 async fn users_service_down_is_upstream_unavailable() {
@@ -79,7 +73,7 @@ async fn users_service_never_answering_is_upstream_timeout() {
     let mut settings = graphql_settings(
         database,
         &silent_url,
-        &format!("http://127.0.0.1:{}", closed_port()),
+        &format!("http://127.0.0.1:{}", free_port()),
     );
     settings.timeouts.request = Duration::from_millis(300);
     let graphql = spawn_graphql(settings).await;
@@ -112,7 +106,7 @@ async fn the_request_id_is_passed_to_users_service() {
     let graphql = spawn_graphql(graphql_settings(
         database,
         &users.url(""),
-        &format!("http://127.0.0.1:{}", closed_port()),
+        &format!("http://127.0.0.1:{}", free_port()),
     ))
     .await;
 

@@ -3,7 +3,6 @@
 //! with SigV4 credentials), and building multipart bodies byte by byte.
 
 use std::{
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -224,21 +223,7 @@ pub fn files_under(root: &Path) -> Vec<String> {
     found
 }
 
-/// Polls `condition` every 20 ms until it holds, failing after `timeout`.
-pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if condition().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+pub use shared::testing::{eventually, free_port};
 
 /// A PNG signature followed by `len - 8` bytes of `fill`: enough for type detection.
 pub fn png(len: usize, fill: u8) -> Vec<u8> {
@@ -380,12 +365,4 @@ impl Drop for S3Server {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.root);
     }
-}
-
-/// A port nothing listens on (bound, then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
 }

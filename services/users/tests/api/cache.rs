@@ -79,11 +79,7 @@ async fn redis_entries_expire_after_the_ttl() {
 
 #[tokio::test]
 async fn an_unreachable_redis_never_fails_a_request() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let closed_port = shared::testing::free_port();
     let app = spawn_on_redis(
         format!("redis://127.0.0.1:{closed_port}"),
         Duration::from_secs(60),

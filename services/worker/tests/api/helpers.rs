@@ -3,7 +3,6 @@
 //! a TCP proxy that cuts the worker's broker connections.
 
 use std::{
-    future::Future,
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{
@@ -195,21 +194,7 @@ pub async fn spawn_worker_with(options: WorkerOptions, broker: &TestBroker) -> T
     }
 }
 
-/// Polls `condition` every 25 ms until it holds; fails the test after `limit`.
-pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if condition().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
+pub use shared::testing::{eventually, free_port};
 
 /// A task job's payload (the seed's shape) with the test options.
 pub fn task(name: &str, duration_ms: u64, fail_attempts: u32) -> serde_json::Value {
@@ -220,14 +205,6 @@ pub fn task(name: &str, duration_ms: u64, fail_attempts: u32) -> serde_json::Val
         "duration_ms": duration_ms,
         "fail_attempts": fail_attempts,
     })
-}
-
-/// A free TCP port (for a child process's health server).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// The `worker` binary, pointed at `broker`, with its database and store in the scratch dir.
