@@ -14,7 +14,7 @@ use std::{
 };
 
 use slog::Logger;
-use sqlx::Row;
+use sqlx::{Any, Row, any::AnyArguments, query::Query};
 use tokio::sync::Notify;
 
 use super::{
@@ -369,7 +369,19 @@ pub(crate) struct EmbeddedHandle {
 }
 
 impl EmbeddedHandle {
-    fn settled(result: sqlx::any::AnyQueryResult) -> Result<(), QueueError> {
+    /// `sql`, whose `$1`–`$3` name this lease (the job's `seq`, the lease token and the
+    /// delivery count), with those bound; the caller binds its own values from `$4`.
+    fn on_lease(&self, sql: &'static str) -> Query<'_, Any, AnyArguments> {
+        sqlx::query(sql)
+            .bind(self.seq)
+            .bind(self.token.as_str())
+            .bind(self.deliveries)
+    }
+
+    /// Runs a statement of [`Self::on_lease`]: it must change exactly the leased row, or the
+    /// lease was lost (it expired and another consumer took the job).
+    async fn settle(&self, query: Query<'_, Any, AnyArguments>) -> Result<(), QueueError> {
+        let result = query.execute(self.queue.inner.database.pool()).await?;
         if result.rows_affected() == 1 {
             Ok(())
         } else {
@@ -378,15 +390,10 @@ impl EmbeddedHandle {
     }
 
     pub(crate) async fn ack(self) -> Result<(), QueueError> {
-        let result = sqlx::query(
+        self.settle(self.on_lease(
             "DELETE FROM queue_jobs WHERE seq = $1 AND lease_token = $2 AND deliveries = $3",
-        )
-        .bind(self.seq)
-        .bind(&self.token)
-        .bind(self.deliveries)
-        .execute(self.queue.inner.database.pool())
-        .await?;
-        Self::settled(result)
+        ))
+        .await
     }
 
     pub(crate) async fn retry(
@@ -395,68 +402,54 @@ impl EmbeddedHandle {
         delay: Duration,
         error: &str,
     ) -> Result<(), QueueError> {
-        let available_at =
-            now_millis().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
-        let result = sqlx::query(
-            "UPDATE queue_jobs SET body = $1, available_at = $2, last_error = $3, \
-                 lease_token = NULL, lease_until = NULL, deliveries = 0 \
-             WHERE seq = $4 AND lease_token = $5 AND deliveries = $6",
-        )
-        .bind(next.to_body())
-        .bind(available_at)
-        .bind(error)
-        .bind(self.seq)
-        .bind(&self.token)
-        .bind(self.deliveries)
-        .execute(self.queue.inner.database.pool())
-        .await?;
-        Self::settled(result)
+        let query = self
+            .on_lease(
+                "UPDATE queue_jobs SET body = $4, available_at = $5, last_error = $6, \
+                     lease_token = NULL, lease_until = NULL, deliveries = 0 \
+                 WHERE seq = $1 AND lease_token = $2 AND deliveries = $3",
+            )
+            .bind(next.to_body())
+            .bind(millis_from_now(delay))
+            .bind(error);
+        self.settle(query).await
     }
 
     pub(crate) async fn dead_letter(self, error: &str) -> Result<(), QueueError> {
-        let result = sqlx::query(
-            "UPDATE queue_jobs SET state = 'dead', last_error = $1, \
-                 lease_token = NULL, lease_until = NULL \
-             WHERE seq = $2 AND lease_token = $3 AND deliveries = $4",
-        )
-        .bind(error)
-        .bind(self.seq)
-        .bind(&self.token)
-        .bind(self.deliveries)
-        .execute(self.queue.inner.database.pool())
-        .await?;
-        Self::settled(result)
+        let query = self
+            .on_lease(
+                "UPDATE queue_jobs SET state = 'dead', last_error = $4, \
+                     lease_token = NULL, lease_until = NULL \
+                 WHERE seq = $1 AND lease_token = $2 AND deliveries = $3",
+            )
+            .bind(error);
+        self.settle(query).await
     }
 
     pub(crate) async fn extend(&self, visibility: Duration) -> Result<(), QueueError> {
-        let until =
-            now_millis().saturating_add(i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX));
-        let result = sqlx::query(
-            "UPDATE queue_jobs SET lease_until = $1 \
-             WHERE seq = $2 AND lease_token = $3 AND deliveries = $4",
-        )
-        .bind(until)
-        .bind(self.seq)
-        .bind(&self.token)
-        .bind(self.deliveries)
-        .execute(self.queue.inner.database.pool())
-        .await?;
-        Self::settled(result)
+        let query = self
+            .on_lease(
+                "UPDATE queue_jobs SET lease_until = $4 \
+                 WHERE seq = $1 AND lease_token = $2 AND deliveries = $3",
+            )
+            .bind(millis_from_now(visibility));
+        self.settle(query).await
     }
 
     pub(crate) async fn requeue(self) -> Result<(), QueueError> {
-        let result = sqlx::query(
-            "UPDATE queue_jobs SET lease_token = NULL, lease_until = NULL \
-             WHERE seq = $1 AND lease_token = $2 AND deliveries = $3",
-        )
-        .bind(self.seq)
-        .bind(&self.token)
-        .bind(self.deliveries)
-        .execute(self.queue.inner.database.pool())
-        .await?;
+        let settled = self
+            .settle(self.on_lease(
+                "UPDATE queue_jobs SET lease_token = NULL, lease_until = NULL \
+                 WHERE seq = $1 AND lease_token = $2 AND deliveries = $3",
+            ))
+            .await;
         self.queue.inner.waker.notify_waiters();
-        Self::settled(result)
+        settled
     }
+}
+
+/// Milliseconds since the epoch, `after` from now.
+fn millis_from_now(after: Duration) -> i64 {
+    now_millis().saturating_add(i64::try_from(after.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
