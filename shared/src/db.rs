@@ -28,6 +28,18 @@ pub struct Migrations {
     pub postgres: Migrator,
 }
 
+/// The crate's `migrations/sqlite` and `migrations/postgres` folders, embedded at build time
+/// (the paths are relative to the crate that invokes it, as with `sqlx::migrate!`).
+#[macro_export]
+macro_rules! embedded_migrations {
+    () => {
+        $crate::db::Migrations {
+            sqlite: ::sqlx::migrate!("./migrations/sqlite"),
+            postgres: ::sqlx::migrate!("./migrations/postgres"),
+        }
+    };
+}
+
 /// A connection pool and the engine behind it.
 #[derive(Clone, Debug)]
 pub struct Database {

@@ -124,10 +124,7 @@ impl Default for ChatSettings {
 
 /// The embedded migrations, per engine.
 pub fn migrations() -> Migrations {
-    Migrations {
-        sqlite: sqlx::migrate!("./migrations/sqlite"),
-        postgres: sqlx::migrate!("./migrations/postgres"),
-    }
+    shared::embedded_migrations!()
 }
 
 /// A built chat service: database migrated, pub/sub connected, listener bound.

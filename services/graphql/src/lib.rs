@@ -171,10 +171,7 @@ impl Settings {
 
 /// The embedded migrations, per engine.
 pub fn migrations() -> Migrations {
-    Migrations {
-        sqlite: sqlx::migrate!("./migrations/sqlite"),
-        postgres: sqlx::migrate!("./migrations/postgres"),
-    }
+    shared::embedded_migrations!()
 }
 
 /// Builds the schema with its limits.

@@ -103,10 +103,7 @@ impl From<&Config> for MediaOptions {
 
 /// The embedded migrations, per engine.
 pub fn migrations() -> Migrations {
-    Migrations {
-        sqlite: sqlx::migrate!("./migrations/sqlite"),
-        postgres: sqlx::migrate!("./migrations/postgres"),
-    }
+    shared::embedded_migrations!()
 }
 
 /// What the handlers share.

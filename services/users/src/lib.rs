@@ -44,10 +44,7 @@ pub struct Config {
 
 /// The embedded migrations, per engine.
 pub fn migrations() -> Migrations {
-    Migrations {
-        sqlite: sqlx::migrate!("./migrations/sqlite"),
-        postgres: sqlx::migrate!("./migrations/postgres"),
-    }
+    shared::embedded_migrations!()
 }
 
 /// A built users service: database migrated, listener bound.

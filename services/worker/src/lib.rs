@@ -45,10 +45,7 @@ pub const DEFAULT_PORT: u16 = 3006;
 
 /// The embedded migrations of the worker's own database, per engine.
 pub fn migrations() -> Migrations {
-    Migrations {
-        sqlite: sqlx::migrate!("./migrations/sqlite"),
-        postgres: sqlx::migrate!("./migrations/postgres"),
-    }
+    shared::embedded_migrations!()
 }
 
 /// A built worker: database migrated, queue and store connected, health listener bound.
