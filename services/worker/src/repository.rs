@@ -114,14 +114,15 @@ impl Repository {
             return Ok(Vec::new());
         }
         let now = timestamp_now();
+        let ids: Vec<String> = records.iter().map(|record| record.id.to_string()).collect();
         let mut transaction = self.database.pool().begin().await?;
         let mut inserted: HashSet<String> = HashSet::with_capacity(records.len());
-        for chunk in statement_chunks(records) {
+        for (chunk, chunk_ids) in statement_chunks(records).zip(statement_chunks(&ids)) {
             let mut insert =
                 sqlx::query_scalar::<_, String>(AssertSqlSafe(PROCESSED_INSERTS.sql(chunk.len())));
-            for record in chunk {
+            for (record, id) in chunk.iter().zip(chunk_ids) {
                 insert = insert
-                    .bind(record.id.to_string())
+                    .bind(id.as_str())
                     .bind("task")
                     .bind(i64::from(record.attempt))
                     .bind(&now);
@@ -129,29 +130,27 @@ impl Repository {
             inserted.extend(insert.fetch_all(&mut *transaction).await?);
         }
         // The first record of each newly inserted id runs; any other is a duplicate.
-        let outcomes: Vec<Recorded> = records
+        let outcomes: Vec<Recorded> = ids
             .iter()
-            .map(|record| {
-                if inserted.remove(&record.id.to_string()) {
+            .map(|id| {
+                if inserted.remove(id) {
                     Recorded::Now
                 } else {
                     Recorded::AlreadyDone
                 }
             })
             .collect();
-        let runs: Vec<&TaskRecord> = records
+        let runs: Vec<(&TaskRecord, &String)> = records
             .iter()
+            .zip(&ids)
             .zip(&outcomes)
             .filter(|(_, outcome)| **outcome == Recorded::Now)
-            .map(|(record, _)| record)
+            .map(|(run, _)| run)
             .collect();
         for chunk in statement_chunks(&runs) {
             let mut insert = sqlx::query(AssertSqlSafe(RUN_INSERTS.sql(chunk.len())));
-            for record in chunk {
-                insert = insert
-                    .bind(record.id.to_string())
-                    .bind(&record.task)
-                    .bind(&now);
+            for (record, id) in chunk {
+                insert = insert.bind(id.as_str()).bind(&record.task).bind(&now);
             }
             insert.execute(&mut *transaction).await?;
         }
