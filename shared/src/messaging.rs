@@ -429,7 +429,10 @@ impl Delivery {
         serde_json::from_slice(&self.body)
     }
 
-    /// Done: removes it from the queue.
+    /// Done: removes it from the queue. The embedded queue deletes it now; with RabbitMQ the
+    /// ack is handed to the consumer's settler, which sends it (batched) moments later and logs
+    /// a failure itself; an ack that never reaches the broker means the job comes back, which
+    /// the worker's idempotency record absorbs.
     pub async fn ack(self) -> Result<(), QueueError> {
         match self.handle {
             DeliveryHandle::Amqp(handle) => handle.ack().await,

@@ -901,9 +901,19 @@ mod tests {
     #[tokio::test]
     async fn acks_out_of_order_and_a_requeue_between_them_settle_every_delivery_once() {
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-        let args = QueueArgs::amqp(&amqp_url()).with_names(&name, &format!("{name}.events"));
+        let direct = QueueArgs::amqp(&amqp_url()).with_names(&name, &format!("{name}.events"));
         let logger = Logger::root(slog::Discard, slog::o!());
-        let queue = JobQueue::connect(&args, logger).await.expect("connected");
+        let queue = JobQueue::connect(&direct, logger.clone())
+            .await
+            .expect("connected");
+        // The consumer goes through a relay, so its connection can be cut before it flushes.
+        let (switch, relayed) = crate::testing::TcpSwitch::for_url(&amqp_url()).await;
+        let relayed = JobQueue::connect(
+            &QueueArgs::amqp(&relayed).with_names(&name, &format!("{name}.events")),
+            logger,
+        )
+        .await
+        .expect("connected through the relay");
         let mut ids = Vec::new();
         for n in 0..6 {
             ids.push(
@@ -913,7 +923,7 @@ mod tests {
                     .expect("confirmed"),
             );
         }
-        let mut consumer = queue
+        let mut consumer = relayed
             .consume(ConsumeOptions {
                 prefetch: 10,
                 ..ConsumeOptions::default()
@@ -929,28 +939,42 @@ mod tests {
             deliveries.push(Some(delivery));
         }
         let mut take = |index: usize| deliveries[index].take().expect("not settled yet");
-        // Done behind the first, still in progress: acked on their own after the delay.
+        // 1 and 2 are done behind 0, still in progress: acked on their own after the delay.
+        // 3 is requeued between acks: the `multiple` ack of 4 and 5 must not cover it.
         take(1).ack().await.expect("queued");
         take(2).ack().await.expect("queued");
-        tokio::time::sleep(ACK_DELAY * 3).await;
-        // A requeue between acks: a later `multiple` ack must not cover it.
+        tokio::time::sleep(ACK_DELAY * 5).await;
         take(3).requeue().await.expect("queued");
-        take(0).ack().await.expect("queued");
-        take(4).ack().await.expect("queued");
-        take(5).ack().await.expect("queued");
         let again = tokio::time::timeout(Duration::from_secs(10), consumer.next())
             .await
             .expect("the requeued delivery within 10 s")
             .expect("a delivery");
         assert!(again.redelivered);
         assert_eq!(again.envelope().expect("envelope").id, ids[3]);
+        take(4).ack().await.expect("queued");
+        take(5).ack().await.expect("queued");
         again.ack().await.expect("queued");
-        // Closing flushes the settler; anything left unacked would be back in the queue.
-        consumer.close().await;
+        // 4, 5 and the redelivered 3 are done behind 0 too: past the delay they are acked, with
+        // 0 still in progress. Cutting the connection then hands back what was not acked: 0
+        // alone (6 if done deliveries waited for the front, or 1 and 2 were never sent).
+        tokio::time::sleep(ACK_DELAY * 5).await;
+        switch.cut();
+        crate::testing::eventually(
+            "the cut connection's unacked delivery back in the queue",
+            Duration::from_secs(10),
+            || {
+                let queue = &queue;
+                async move { queue.depth().await.expect("depth").ready >= 1 }
+            },
+        )
+        .await;
         assert_eq!(
             queue.depth().await.expect("depth"),
-            QueueDepth { ready: 0, dead: 0 }
+            QueueDepth { ready: 1, dead: 0 },
+            "only the delivery never acked comes back"
         );
+        drop(take(0));
+        drop(consumer);
         queue.delete_topology().await.expect("test queues deleted");
         queue.close().await;
     }
