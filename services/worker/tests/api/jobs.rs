@@ -38,15 +38,19 @@ async fn published_tasks_are_processed_once_and_acked(kind: Broker) {
     for id in ids {
         assert_eq!(worker.repository.task_runs(id).await.expect("runs"), 1);
     }
-    assert_eq!(
-        worker
-            .metric("worker_jobs_processed_total", &[("kind", "task")])
-            .await,
-        20.0
-    );
-    let depth = broker.queue.depth().await.expect("depth");
-    assert_eq!((depth.ready, depth.dead), (0, 0), "every job acked");
-    assert_eq!(worker.metric("worker_jobs_in_flight", &[]).await, 0.0);
+    // The effect is committed before the ack and the counters: wait for those to follow.
+    eventually(
+        "20 counted, none in flight",
+        Duration::from_secs(10),
+        || async {
+            worker
+                .metric("worker_jobs_processed_total", &[("kind", "task")])
+                .await
+                == 20.0
+                && worker.metric("worker_jobs_in_flight", &[]).await == 0.0
+        },
+    )
+    .await;
     assert!(
         worker
             .metric("worker_job_duration_seconds_count", &[("kind", "task")])
@@ -54,6 +58,9 @@ async fn published_tasks_are_processed_once_and_acked(kind: Broker) {
             >= 20.0
     );
     worker.stop().await;
+    // Stopped, the worker's unsettled deliveries are back in the queue: none may be.
+    let depth = broker.queue.depth().await.expect("depth");
+    assert_eq!((depth.ready, depth.dead), (0, 0), "every job acked");
     broker.cleanup().await;
 }
 
@@ -90,12 +97,14 @@ async fn a_failing_task_is_retried_with_growing_delays_then_succeeds(kind: Broke
             .await,
         2.0
     );
-    assert_eq!(
+    // Counted after the effect's commit and the ack.
+    eventually("the success counted", Duration::from_secs(10), || async {
         worker
             .metric("worker_jobs_processed_total", &[("kind", "task")])
-            .await,
-        1.0
-    );
+            .await
+            == 1.0
+    })
+    .await;
     assert_eq!(broker.queue.depth().await.expect("depth").dead, 0);
     worker.stop().await;
     broker.cleanup().await;
@@ -222,12 +231,17 @@ async fn a_job_delivered_twice_has_its_effect_once(kind: Broker) {
             .expect("runs"),
         1
     );
-    assert_eq!(
-        worker
-            .metric("worker_jobs_processed_total", &[("kind", "task")])
-            .await,
-        1.0
-    );
+    eventually(
+        "the copy with the effect counted",
+        Duration::from_secs(10),
+        || async {
+            worker
+                .metric("worker_jobs_processed_total", &[("kind", "task")])
+                .await
+                == 1.0
+        },
+    )
+    .await;
     // Later copies (a redelivery after a lost ack) are recognised too.
     broker.queue.publish(&envelope).await.expect("third copy");
     eventually(

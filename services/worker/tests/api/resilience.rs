@@ -42,15 +42,17 @@ async fn a_job_in_flight_when_its_worker_is_killed_is_delivered_again(kind: Brok
         || async { worker.repository.task_runs(id).await.expect("runs") == 1 },
     )
     .await;
-    assert_eq!(
+    // The effect is committed before the ack and the counter: wait for those to follow.
+    eventually("the job counted", Duration::from_secs(10), || async {
         worker
             .metric("worker_jobs_processed_total", &[("kind", "task")])
-            .await,
-        1.0
-    );
+            .await
+            == 1.0
+    })
+    .await;
+    worker.stop().await;
     let depth = broker.queue.depth().await.expect("depth");
     assert_eq!((depth.ready, depth.dead), (0, 0));
-    worker.stop().await;
     broker.cleanup().await;
 }
 
@@ -310,6 +312,8 @@ async fn a_job_longer_than_its_lease_is_not_delivered_twice(kind: Broker) {
     };
     let first = spawn_worker(&broker, short_lease).await;
     let second = spawn_worker(&broker, short_lease).await;
+    let job_time = Duration::from_millis(2500);
+    let enqueued_at = tokio::time::Instant::now();
     let id = broker
         .queue
         .enqueue("task", task("longer than the lease", 2500, 0), None)
@@ -319,6 +323,9 @@ async fn a_job_longer_than_its_lease_is_not_delivered_twice(kind: Broker) {
         first.repository.task_runs(id).await.expect("runs") == 1
     })
     .await;
+    // A lost lease would hand the job to the other worker about a lease after it started, and
+    // that copy would end a job's time later: watch until then, with a margin.
+    tokio::time::sleep_until(enqueued_at + job_time * 2 + Duration::from_secs(2)).await;
     let handled = || async {
         let mut received = 0.0;
         let mut duplicates = 0.0;
@@ -330,8 +337,9 @@ async fn a_job_longer_than_its_lease_is_not_delivered_twice(kind: Broker) {
         }
         (received, duplicates)
     };
-    eventually("the delivery settled", Duration::from_secs(10), || async {
-        handled().await.0 >= 1.0
+    eventually("nothing in flight", Duration::from_secs(10), || async {
+        first.metric("worker_jobs_in_flight", &[]).await == 0.0
+            && second.metric("worker_jobs_in_flight", &[]).await == 0.0
     })
     .await;
     assert_eq!(handled().await, (1.0, 0.0), "handled by one worker, once");
