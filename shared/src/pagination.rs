@@ -44,7 +44,7 @@ impl Page {
     pub fn new(limit: Option<u32>, offset: Option<u32>) -> Result<Self, String> {
         let limit = limit.unwrap_or(DEFAULT_LIMIT);
         if limit > MAX_LIMIT {
-            return Err(format!("limit: at most {MAX_LIMIT}"));
+            return Err(format!("limit must be between 0 and {MAX_LIMIT}"));
         }
         Ok(Self {
             limit: i64::from(limit),

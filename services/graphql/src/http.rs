@@ -160,10 +160,17 @@ pub struct Endpoint {
     pub documents: moka::sync::Cache<String, ExecutableDocument>,
 }
 
-/// A cache of parsed documents holding at most `bytes` of query text.
+/// How many times its query text a parsed document is counted: the tree keeps a position, a
+/// name and vectors for every token, an order of magnitude more than the text (an estimate,
+/// so `bytes` bounds the memory the cache holds, not just the text it was given).
+const PARSED_DOCUMENT_WEIGHT: usize = 10;
+
+/// A cache of parsed documents holding about `bytes` of memory.
 pub fn document_cache(bytes: u64) -> moka::sync::Cache<String, ExecutableDocument> {
     moka::sync::Cache::builder()
-        .weigher(|query: &String, _| u32::try_from(query.len()).unwrap_or(u32::MAX))
+        .weigher(|query: &String, _| {
+            u32::try_from(query.len().saturating_mul(PARSED_DOCUMENT_WEIGHT)).unwrap_or(u32::MAX)
+        })
         .max_capacity(bytes)
         .build()
 }

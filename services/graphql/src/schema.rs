@@ -395,7 +395,8 @@ impl QueryRoot {
             .map_err(|error| error.extend())?;
         let mut users: Vec<User> = users.into_iter().map(User::from).collect();
         if context.look_ahead().field("posts").exists() {
-            // Every user's posts in one statement, instead of a loader call per user.
+            // Every user's posts in one statement, started now: the loader would batch the same
+            // keys but first waits out its batching delay and runs a future per user.
             let keys: Vec<i64> = users.iter().map(|user| user.key).collect();
             let mut by_author = state(context)
                 .posts
@@ -434,8 +435,9 @@ impl QueryRoot {
             .map_err(|error| database_error(context, error))?;
         let mut posts: Vec<Post> = posts.into_iter().map(Post::from).collect();
         if context.look_ahead().field("author").exists() {
-            // Every author of the page in one users-service call, instead of a loader call per
-            // post.
+            // Every author of the page in one users-service call, started now: the loader would
+            // batch the same keys but first waits out its batching delay (the loaders serve a
+            // single parent: `user(id) { posts }`, `post(id) { author }`).
             let mut keys: Vec<i64> = posts.iter().map(|post| post.author_key).collect();
             keys.sort_unstable();
             keys.dedup();
