@@ -120,12 +120,11 @@ async fn redis_lost_under_read_load(platform: &Platform, redis: &TcpSwitch) {
             .await
             .ok()
             .map(|r| r.status().as_u16());
-        let cached = reqwest::get(&url).await.ok().and_then(|r| {
-            r.headers()
-                .get("x-cache")
-                .map(|v| v.to_str().unwrap_or("").to_owned())
-        });
-        if ready == Some(200) && cached.as_deref() == Some("hit") {
+        let cached = match reqwest::get(&url).await {
+            Ok(response) => shared::testing::cache_header(&response) == "hit",
+            Err(_) => false,
+        };
+        if ready == Some(200) && cached {
             break;
         }
         assert!(

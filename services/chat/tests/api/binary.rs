@@ -64,18 +64,12 @@ async fn sigterm_closes_clients_with_1001_and_exits_zero() {
             .collect::<Vec<_>>()
     });
     let url = format!("ws://127.0.0.1:{port}/chat/ws?room=general&name=alice");
-    let mut up = false;
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+    shared::testing::eventually("the binary listens", Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "the binary listens");
+    })
+    .await;
     let mut alice = Client::connect(&url).await;
     alice.expect("welcome").await;
     alice.expect("history").await;
