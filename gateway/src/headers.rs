@@ -2,7 +2,7 @@
 
 use http::{
     HeaderMap, HeaderName, HeaderValue,
-    header::{CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE},
+    header::{CONNECTION, UPGRADE},
 };
 
 /// `X-Request-Id` (CONTRACTS.md).
@@ -13,7 +13,6 @@ pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 /// Set to the `Host` the client asked for.
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
 /// Whether a request asks to switch protocols (`Connection: upgrade` and an `Upgrade`).
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -25,26 +24,43 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(CONNECTION)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
+        .flat_map(|value| tokens(value.as_bytes()))
+        .filter_map(|token| std::str::from_utf8(token).ok())
 }
 
 fn is_hop_by_hop(name: &HeaderName, value: &HeaderValue) -> bool {
-    if name == CONNECTION
-        || name == KEEP_ALIVE
-        || name == TRANSFER_ENCODING
-        || name == TRAILER
-        || name == UPGRADE
-    {
+    is_hop_by_hop_field(name.as_str(), value.as_bytes())
+}
+
+/// Whether a header field, by its name in any case, stays on its hop: `Connection`,
+/// `Keep-Alive`, `Transfer-Encoding`, `Trailer`, `Upgrade`, every `Proxy-*`, and `TE` other
+/// than `trailers`. (Headers that `Connection` names are hop-by-hop too; the caller checks
+/// those.)
+pub fn is_hop_by_hop_field(name: &str, value: &[u8]) -> bool {
+    const ALWAYS: [&str; 5] = [
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "trailer",
+        "upgrade",
+    ];
+    if ALWAYS.iter().any(|hop| name.eq_ignore_ascii_case(hop)) {
         return true;
     }
-    if name == TE {
+    if name.eq_ignore_ascii_case("te") {
         // `TE: trailers` is the one TE value that concerns the next hop too (gRPC needs it).
-        return !value.as_bytes().eq_ignore_ascii_case(b"trailers");
+        return !value.eq_ignore_ascii_case(b"trailers");
     }
-    name.as_str().starts_with("proxy-")
+    name.get(..6)
+        .is_some_and(|start| start.eq_ignore_ascii_case("proxy-"))
+}
+
+/// The comma-separated tokens of a header value, trimmed, empty ones left out.
+pub fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|byte| *byte == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|token| !token.is_empty())
 }
 
 /// Removes the hop-by-hop headers in place: the fixed ones, every `Proxy-*`, `TE` other than

@@ -7,6 +7,7 @@
 //! | [`upstream`] | instances of a route: round-robin, passive health, ejection |
 //! | [`headers`] | hop-by-hop removal, `X-Forwarded-*`, request id |
 //! | [`health`] | the optional active health checks of upstream instances |
+//! | [`direct`] | the direct path: plain HTTP/1.1 exchanges relayed by the connection's task |
 //! | [`proxy`] | one request: local endpoints, rate limit, route, upstream, response |
 //! | [`local`] | `GET /`, `/healthz`, `/readyz`, `/metrics` |
 //! | [`pool`] | each thread's keep-alive connections to the upstreams |
@@ -17,6 +18,7 @@
 pub mod access;
 pub mod body;
 pub mod config;
+pub mod direct;
 pub mod headers;
 pub mod health;
 pub mod local;

@@ -9,9 +9,17 @@ use serde_json::json;
 
 use crate::{body::GatewayBody, proxy::Shared};
 
+/// The paths the gateway answers itself.
+const LOCAL_PATHS: [&str; 4] = ["/", "/healthz", "/readyz", "/metrics"];
+
+/// Whether a request is one of the gateway's own.
+pub fn is_local(method: &Method, path: &str) -> bool {
+    (method == Method::GET || method == Method::HEAD) && LOCAL_PATHS.contains(&path)
+}
+
 /// The answer to `request` when it is one of the gateway's own, else `None`.
 pub async fn answer(request: &Request<Incoming>, shared: &Shared) -> Option<Response<GatewayBody>> {
-    if request.method() != Method::GET && request.method() != Method::HEAD {
+    if !is_local(request.method(), request.uri().path()) {
         return None;
     }
     let (status, content_type, body) = match request.uri().path() {

@@ -55,7 +55,8 @@ pub struct ThreadContext {
     pub tracker: Rc<Tracker>,
 }
 
-fn is_idempotent(method: &Method) -> bool {
+/// Whether a request with this method may be sent again (RFC 9110 §9.2.2).
+pub fn is_idempotent(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
@@ -71,13 +72,7 @@ pub async fn handle(
     let shared = &context.shared;
     let request_id = match request.headers().get(REQUEST_ID) {
         Some(value) if is_acceptable_id(value.as_bytes()) => value.clone(),
-        _ => HeaderValue::from_bytes(
-            uuid::Uuid::new_v4()
-                .hyphenated()
-                .encode_lower(&mut uuid::Uuid::encode_buffer())
-                .as_bytes(),
-        )
-        .expect("a UUID is a valid header value"),
+        _ => new_request_id(),
     };
     let mut access = AccessRecord {
         telemetry: shared.telemetry.clone(),
@@ -148,6 +143,17 @@ pub async fn handle(
         Err(message) => return Ok(error(StatusCode::BAD_REQUEST, &message, access)),
     };
     Ok(forward(upstream_request, &route, &context, client_upgrade, access).await)
+}
+
+/// A new request id (CONTRACTS.md: a UUID when the client sent none or an unusable one).
+pub fn new_request_id() -> HeaderValue {
+    HeaderValue::from_bytes(
+        uuid::Uuid::new_v4()
+            .hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer())
+            .as_bytes(),
+    )
+    .expect("a UUID is a valid header value")
 }
 
 /// The size of a request head as sent: request line and header lines.
@@ -345,7 +351,7 @@ async fn forward(
 }
 
 /// Counts a connect failure of `instance` and ejects it after enough in a row.
-fn connect_failed(context: &ThreadContext, route: &Route, instance: &Instance, failure: &str) {
+pub fn connect_failed(context: &ThreadContext, route: &Route, instance: &Instance, failure: &str) {
     let metrics = &context.shared.telemetry.metrics;
     metrics
         .upstream_errors

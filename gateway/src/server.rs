@@ -2,12 +2,15 @@
 //! `SO_REUSEPORT` listener (the kernel spreads connections across them) and its own upstream
 //! pool, so a request never crosses threads and the hot path takes no locks.
 
-use std::{cell::Cell, net::SocketAddr, rc::Rc, sync::Arc, time::Duration};
+use std::{cell::Cell, net::SocketAddr, pin::Pin, rc::Rc, sync::Arc, task::Poll, time::Duration};
 
 use hyper::{server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::sync::{Notify, watch};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    sync::{Notify, watch},
+};
 
 use crate::{
     pool::Pool,
@@ -177,10 +180,31 @@ async fn serve_connection(
     let _open = context.tracker.open();
     let metrics = &context.shared.telemetry.metrics;
     metrics.open_connections.inc();
+    if let crate::direct::Next::HandOver(stream, already_read) =
+        crate::direct::serve(stream, peer, &context, &mut stop).await
+    {
+        let io = Prefixed {
+            prefix: already_read,
+            consumed: 0,
+            inner: stream,
+        };
+        serve_with_hyper(io, peer, &context, &builder, &mut stop).await;
+    }
+    metrics.open_connections.dec();
+}
+
+/// Serves the rest of a connection with hyper, from the request the direct path handed over.
+async fn serve_with_hyper(
+    io: Prefixed<tokio::net::TcpStream>,
+    peer: SocketAddr,
+    context: &Rc<ThreadContext>,
+    builder: &http1::Builder,
+    stop: &mut watch::Receiver<bool>,
+) {
     let service_context = context.clone();
     let service = service_fn(move |request| handle(request, service_context.clone(), peer));
     let connection = builder
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(connection);
     tokio::select! {
@@ -191,5 +215,60 @@ async fn serve_connection(
             let _ = connection.await;
         }
     }
-    metrics.open_connections.dec();
+}
+
+/// A connection whose first bytes were already read: they are read again first.
+pub struct Prefixed<T> {
+    /// The bytes read before.
+    prefix: Vec<u8>,
+    /// How many of them have been read again.
+    consumed: usize,
+    /// The connection.
+    inner: T,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+        buffer: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.consumed < this.prefix.len() {
+            let rest = &this.prefix[this.consumed..];
+            let take = rest.len().min(buffer.remaining());
+            buffer.put_slice(&rest[..take]);
+            this.consumed += take;
+            if this.consumed == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.consumed = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(context, buffer)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(context, bytes)
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(context)
+    }
+
+    fn poll_shutdown(
+        self: Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(context)
+    }
 }

@@ -1,5 +1,6 @@
 //! The gateway against real upstreams started in the test (one test binary).
 
+mod direct;
 mod helpers;
 mod proxying;
 mod resilience;

@@ -1,0 +1,1113 @@
+//! The direct path: plain HTTP/1.1 exchanges relayed by the client connection's own task.
+//!
+//! Nearly every request through the gateway is an ordinary HTTP/1.1 request with a
+//! `Content-Length` body or none. For those this module parses the head in place with
+//! `httparse`, writes the upstream head straight into a pooled upstream socket and relays the
+//! response back, all from the one task that owns the client connection: no header maps, no
+//! body types, no hand-off between a server task and a client connection task. The kernel's
+//! loopback work is then most of what a request costs (see `docs/benchmarks.md`).
+//!
+//! Anything else goes to hyper, which then serves the rest of that connection with the bytes
+//! already read ([`Next::HandOver`]): upgrades (WebSocket), chunked or `Expect` requests,
+//! HTTP/1.0, the gateway's own endpoints, unknown paths, a head over the limits or one
+//! `httparse` rejects, a body over the route's limit, and a request the rate limiter refuses.
+//! So each of those answers is made in one place, [`crate::proxy`].
+
+use std::{
+    io::Write,
+    net::{IpAddr, SocketAddr},
+    rc::Rc,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use http::{HeaderValue, Method, StatusCode};
+use shared::{error::error_json, request::is_acceptable_id};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::TcpStream,
+    sync::watch,
+};
+
+use crate::{
+    access::AccessRecord,
+    headers::{is_hop_by_hop_field, tokens},
+    proxy::{ThreadContext, connect_failed, is_idempotent},
+    routing::Route,
+    upstream::Instance,
+};
+
+/// Header fields `httparse` reads from one head; a head with more goes to hyper.
+const MAX_HEADERS: usize = 100;
+/// Largest upstream response head accepted.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// How the direct path left a client connection.
+pub enum Next {
+    /// It is closed (or should be): the client left, asked to close, or an exchange broke.
+    Close,
+    /// Hyper serves it from here, starting with these bytes already read from it.
+    HandOver(TcpStream, Vec<u8>),
+}
+
+/// What one client connection's task keeps between requests.
+struct Connection {
+    /// The client.
+    client: TcpStream,
+    /// The client's address.
+    peer: SocketAddr,
+    /// Bytes read from the client and not yet relayed.
+    inbound: Vec<u8>,
+    /// The head being written (upstream request, client response), then body bytes with it.
+    outbound: Vec<u8>,
+    /// Bytes read from the upstream.
+    upstream_bytes: Vec<u8>,
+}
+
+/// Serves `client` until it closes or needs hyper.
+pub async fn serve(
+    client: TcpStream,
+    peer: SocketAddr,
+    context: &Rc<ThreadContext>,
+    stop: &mut watch::Receiver<bool>,
+) -> Next {
+    let mut connection = Connection {
+        client,
+        peer,
+        inbound: Vec::with_capacity(2048),
+        outbound: Vec::with_capacity(1024),
+        upstream_bytes: Vec::new(),
+    };
+    let header_timeout = Duration::from_millis(context.shared.server.client_header_timeout_ms);
+    loop {
+        let head = tokio::select! {
+            biased;
+            head = tokio::time::timeout(header_timeout, connection.read_request(context)) => head,
+            _ = stop.wait_for(|stopped| *stopped) => return Next::Close,
+        };
+        let request = match head {
+            // Slowloris, or an idle keep-alive connection past its time.
+            Err(_elapsed) => return Next::Close,
+            Ok(Read::Closed) => return Next::Close,
+            Ok(Read::HandOver) => return Next::HandOver(connection.client, connection.inbound),
+            Ok(Read::Request(request)) => request,
+        };
+        let keep_alive = connection.exchange(request, context).await;
+        if !keep_alive || *stop.borrow() {
+            return Next::Close;
+        }
+    }
+}
+
+/// The outcome of reading a request head.
+// One per request, moved once: boxing the request would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
+enum Read {
+    /// The client closed (or broke) the connection.
+    Closed,
+    /// Hyper must take this request.
+    HandOver,
+    /// A request for the direct path; its upstream head is in `outbound`.
+    Request(Request),
+}
+
+/// What the direct path keeps of a request once its head has been turned into the upstream's.
+struct Request {
+    /// The access record, filled in as the exchange goes.
+    access: AccessRecord,
+    /// The route it matched.
+    route: Arc<Route>,
+    /// Request body bytes still to come from the client.
+    body_left: u64,
+    /// Whether the request has a body (which makes a retry impossible once it is streaming).
+    has_body: bool,
+    /// The method is HEAD: the response has no body whatever its headers say.
+    head_method: bool,
+    /// The client asked to close after this exchange.
+    client_close: bool,
+    /// Whether the request may be sent again after a stale pooled connection.
+    idempotent: bool,
+}
+
+/// An exchange that failed before a response reached the client.
+enum Failure {
+    /// Answered with this status and message (502 or 504).
+    Answer(StatusCode, String),
+    /// The client went away.
+    ClientGone,
+}
+
+impl Connection {
+    /// Reads one request head and, when it is for the direct path, writes the upstream request
+    /// head (and whatever body bytes came with it) into `outbound`.
+    async fn read_request(&mut self, context: &Rc<ThreadContext>) -> Read {
+        let limit = context.shared.server.max_header_bytes;
+        loop {
+            if !self.inbound.is_empty() {
+                match self.parse_request(context) {
+                    Ok(Some(request)) => return Read::Request(request),
+                    Ok(None) if self.inbound.len() <= limit => {}
+                    Ok(None) | Err(()) => return Read::HandOver,
+                }
+            }
+            if self.inbound.capacity() - self.inbound.len() < 512 {
+                self.inbound.reserve(4096);
+            }
+            match self.client.read_buf(&mut self.inbound).await {
+                Ok(0) | Err(_) => return Read::Closed,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// `Ok(None)`: the head is not complete yet; `Err(())`: hyper takes it.
+    fn parse_request(&mut self, context: &Rc<ThreadContext>) -> Result<Option<Request>, ()> {
+        let shared = &context.shared;
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Request::new(&mut fields);
+        let head_length = match parsed.parse(&self.inbound) {
+            Ok(httparse::Status::Complete(length)) => length,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err(()),
+        };
+        if head_length > shared.server.max_header_bytes || parsed.version != Some(1) {
+            return Err(());
+        }
+        let (Some(method), Some(target)) = (parsed.method, parsed.path) else {
+            return Err(());
+        };
+        let method = Method::from_bytes(method.as_bytes()).map_err(|_| ())?;
+        if method == Method::CONNECT || !target.starts_with('/') {
+            return Err(());
+        }
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        };
+        if crate::local::is_local(&method, path) {
+            return Err(());
+        }
+        let route = shared.routes.find(path).ok_or(())?.clone();
+
+        let mut host = None;
+        let mut content_length: Option<u64> = None;
+        let mut client_close = false;
+        let mut request_id = None;
+        let mut user_agent = None;
+        for field in parsed.headers.iter() {
+            let name = field.name;
+            if name.eq_ignore_ascii_case("transfer-encoding")
+                || name.eq_ignore_ascii_case("expect")
+                || name.eq_ignore_ascii_case("upgrade")
+            {
+                return Err(());
+            } else if name.eq_ignore_ascii_case("host") {
+                if host.replace(field.value).is_some() {
+                    return Err(());
+                }
+            } else if name.eq_ignore_ascii_case("content-length") {
+                let length = std::str::from_utf8(field.value)
+                    .ok()
+                    .filter(|value| value.bytes().all(|byte| byte.is_ascii_digit()))
+                    .and_then(|value| value.parse::<u64>().ok())
+                    .ok_or(())?;
+                if content_length
+                    .replace(length)
+                    .is_some_and(|earlier| earlier != length)
+                {
+                    return Err(());
+                }
+            } else if name.eq_ignore_ascii_case("connection") {
+                client_close |=
+                    tokens(field.value).any(|token| token.eq_ignore_ascii_case(b"close"));
+            } else if name.eq_ignore_ascii_case("x-request-id") {
+                request_id = Some(field.value);
+            } else if name.eq_ignore_ascii_case("user-agent") {
+                user_agent = HeaderValue::from_bytes(field.value).ok();
+            }
+        }
+        let host = host.ok_or(())?;
+        let body_length = content_length.unwrap_or(0);
+        if route
+            .max_body_bytes
+            .is_some_and(|limit| body_length > limit)
+        {
+            return Err(());
+        }
+        if let Some(limiter) = &shared.limiter
+            && limiter.check_key(&self.peer.ip()).is_err()
+        {
+            // Refused: hyper's path asks again and answers the 429 with its `Retry-After`.
+            return Err(());
+        }
+
+        let request_id = match request_id {
+            Some(value) if is_acceptable_id(value) => {
+                HeaderValue::from_bytes(value).map_err(|_| ())?
+            }
+            _ => crate::proxy::new_request_id(),
+        };
+        let out = &mut self.outbound;
+        out.clear();
+        out.extend_from_slice(method.as_str().as_bytes());
+        out.push(b' ');
+        match route.upstream_path(path) {
+            std::borrow::Cow::Borrowed(_) => out.extend_from_slice(target.as_bytes()),
+            std::borrow::Cow::Owned(rewritten) => {
+                out.extend_from_slice(rewritten.as_bytes());
+                if let Some(query) = query {
+                    out.push(b'?');
+                    out.extend_from_slice(query.as_bytes());
+                }
+            }
+        }
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        let connection_values: Vec<&[u8]> = parsed
+            .headers
+            .iter()
+            .filter(|field| field.name.eq_ignore_ascii_case("connection"))
+            .map(|field| field.value)
+            .collect();
+        let mut earlier_hops: Vec<&[u8]> = Vec::new();
+        for field in parsed.headers.iter() {
+            let name = field.name;
+            if is_hop_by_hop_field(name, field.value)
+                || named_in(&connection_values, name)
+                || name.eq_ignore_ascii_case("host")
+                || name.eq_ignore_ascii_case("x-forwarded-proto")
+                || name.eq_ignore_ascii_case("x-forwarded-host")
+                || name.eq_ignore_ascii_case("x-request-id")
+            {
+                continue;
+            }
+            if name.eq_ignore_ascii_case("x-forwarded-for") {
+                earlier_hops.push(field.value);
+                continue;
+            }
+            push_field(out, name.as_bytes(), field.value);
+        }
+        let forwarded_host = host;
+        let host = route.host.as_ref().map_or(host, HeaderValue::as_bytes);
+        push_field(out, b"host", host);
+        out.extend_from_slice(b"x-forwarded-for: ");
+        for hop in &earlier_hops {
+            out.extend_from_slice(hop);
+            out.extend_from_slice(b", ");
+        }
+        write_ip(out, self.peer.ip());
+        out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
+        push_field(out, b"x-forwarded-host", forwarded_host);
+        push_field(out, b"x-request-id", request_id.as_bytes());
+        out.extend_from_slice(b"\r\n");
+
+        let access = AccessRecord {
+            telemetry: shared.telemetry.clone(),
+            started: Instant::now(),
+            method: method.clone(),
+            path: path.to_owned(),
+            route: route.prefix.clone(),
+            upstream: None,
+            status: StatusCode::OK,
+            ip: self.peer.ip(),
+            user_agent,
+            request_id,
+            bytes: 0,
+            error: None,
+        };
+        // The body bytes that came with the head go out with it.
+        let with_head = (self.inbound.len() - head_length).min(body_length as usize);
+        out.extend_from_slice(&self.inbound[head_length..head_length + with_head]);
+        self.inbound.drain(..head_length + with_head);
+        Ok(Some(Request {
+            access,
+            route,
+            body_left: body_length - with_head as u64,
+            has_body: body_length > 0,
+            head_method: method == Method::HEAD,
+            client_close,
+            idempotent: is_idempotent(&method),
+        }))
+    }
+
+    /// Sends the request upstream and relays the response; whether the client connection may
+    /// carry another request.
+    async fn exchange(&mut self, mut request: Request, context: &Rc<ThreadContext>) -> bool {
+        let route = request.route.clone();
+        let mut candidates = route.upstreams.candidates();
+        let mut current = candidates.next();
+        let mut last_failure = String::from("no upstream instance");
+        let mut retried_stale = false;
+        let upstream_request = std::mem::take(&mut self.outbound);
+        let outcome = loop {
+            let Some(instance) = current else {
+                let message = format!("no upstream of {} answered ({last_failure})", route.prefix);
+                request.access.error = Some(last_failure);
+                break Outcome::Failed(Failure::Answer(StatusCode::BAD_GATEWAY, message));
+            };
+            let pooled = if retried_stale {
+                None
+            } else {
+                context.pool.take_socket(instance)
+            };
+            let reused = pooled.is_some();
+            let mut upstream = match pooled {
+                Some(socket) => socket,
+                None => match context.pool.connect_socket(instance).await {
+                    Ok(socket) => socket,
+                    Err(failure) => {
+                        connect_failed(context, &route, instance, &failure.to_string());
+                        last_failure = failure.to_string();
+                        current = candidates.next();
+                        continue;
+                    }
+                },
+            };
+            route.upstreams.record_success(instance);
+            request.access.upstream = Some(instance.label.clone());
+            match self
+                .send_and_relay(
+                    &mut upstream,
+                    &upstream_request,
+                    &mut request,
+                    instance,
+                    context,
+                )
+                .await
+            {
+                Err(Stale)
+                    if reused && request.idempotent && !request.has_body && !retried_stale =>
+                {
+                    // The upstream had closed the pooled connection before the request reached
+                    // it: once more, on a new connection.
+                    retried_stale = true;
+                }
+                Err(Stale) => {
+                    count_error(context, &route, "protocol");
+                    let message =
+                        format!("{} closed the connection before answering", instance.label);
+                    request.access.error = Some(message.clone());
+                    break Outcome::Failed(Failure::Answer(StatusCode::BAD_GATEWAY, message));
+                }
+                Ok(outcome) => {
+                    if let Outcome::Relayed {
+                        upstream_reusable: true,
+                        ..
+                    } = outcome
+                    {
+                        context.pool.put_socket(&instance.label, upstream);
+                    }
+                    break outcome;
+                }
+            }
+        };
+        self.outbound = upstream_request;
+        match outcome {
+            Outcome::Relayed { keep_alive, .. } => {
+                request.access.write();
+                keep_alive
+            }
+            Outcome::Failed(Failure::ClientGone) => {
+                request.access.write();
+                false
+            }
+            Outcome::Failed(Failure::Answer(status, message)) => {
+                // A body the client is still sending would be read as the next request.
+                let close = request.client_close || request.body_left > 0;
+                let written = self
+                    .answer_error(status, &message, request.access, close)
+                    .await;
+                written && !close
+            }
+        }
+    }
+
+    /// Writes the request, streams the rest of its body, waits for the response head and
+    /// relays the response. `Err(Stale)`: the upstream closed without a byte of response.
+    async fn send_and_relay(
+        &mut self,
+        upstream: &mut TcpStream,
+        upstream_request: &[u8],
+        request: &mut Request,
+        instance: &Instance,
+        context: &ThreadContext,
+    ) -> Result<Outcome, Stale> {
+        let route = &*request.route;
+        let failed = |request: &mut Request, status, message: String| {
+            request.access.error = Some(message.clone());
+            Ok(Outcome::Failed(Failure::Answer(status, message)))
+        };
+        if upstream.write_all(upstream_request).await.is_err() {
+            return Err(Stale);
+        }
+        if request.body_left > 0 {
+            let body_left = request.body_left;
+            match relay((&mut self.client).take(body_left), upstream, body_left).await {
+                Ok(()) => request.body_left = 0,
+                Err(RelayError::Source) => return Ok(Outcome::Failed(Failure::ClientGone)),
+                Err(RelayError::Destination) => {
+                    count_error(context, route, "protocol");
+                    let message = format!("{} stopped reading the request body", instance.label);
+                    return failed(request, StatusCode::BAD_GATEWAY, message);
+                }
+            }
+        }
+        self.upstream_bytes.clear();
+        let head = match tokio::time::timeout(
+            route.response_timeout,
+            read_response_head(upstream, &mut self.upstream_bytes),
+        )
+        .await
+        {
+            Err(_elapsed) => {
+                count_error(context, route, "timeout");
+                let message = format!(
+                    "{} did not answer within {:?}",
+                    instance.label, route.response_timeout
+                );
+                return failed(request, StatusCode::GATEWAY_TIMEOUT, message);
+            }
+            Ok(Err(HeadError::Closed)) if self.upstream_bytes.is_empty() => return Err(Stale),
+            Ok(Err(error)) => {
+                count_error(context, route, "protocol");
+                let message = format!("{} failed: {error}", instance.label);
+                return failed(request, StatusCode::BAD_GATEWAY, message);
+            }
+            Ok(Ok(head)) => head,
+        };
+        let framing = if request.head_method || head.status == 204 || head.status == 304 {
+            Framing::Empty
+        } else {
+            head.framing
+        };
+        let client_close = request.client_close || matches!(framing, Framing::UntilClose);
+        request.access.status =
+            StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        head.write_client_head(
+            &self.upstream_bytes,
+            &framing,
+            &request.access.request_id,
+            client_close,
+            &mut self.outbound,
+        );
+        let relayed = relay_response(
+            framing,
+            head.length,
+            upstream,
+            &mut self.upstream_bytes,
+            &mut self.outbound,
+            &mut self.client,
+        )
+        .await;
+        match relayed {
+            Ok(Relayed { bytes, clean }) => {
+                request.access.bytes = bytes;
+                Ok(Outcome::Relayed {
+                    keep_alive: !client_close,
+                    upstream_reusable: head.keep_alive && clean,
+                })
+            }
+            Err(RelayError::Source) => {
+                count_error(context, route, "protocol");
+                request.access.error =
+                    Some(format!("{} broke off the response body", instance.label));
+                Ok(Outcome::Relayed {
+                    keep_alive: false,
+                    upstream_reusable: false,
+                })
+            }
+            Err(RelayError::Destination) => Ok(Outcome::Relayed {
+                keep_alive: false,
+                upstream_reusable: false,
+            }),
+        }
+    }
+
+    /// Answers the client with a JSON error of CONTRACTS.md and writes the access line;
+    /// whether the answer was written.
+    async fn answer_error(
+        &mut self,
+        status: StatusCode,
+        message: &str,
+        mut access: AccessRecord,
+        close: bool,
+    ) -> bool {
+        let body = error_json(status.as_u16(), message);
+        let out = &mut self.outbound;
+        out.clear();
+        let _ = write!(
+            out,
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        );
+        push_field(out, b"x-request-id", access.request_id.as_bytes());
+        if close {
+            out.extend_from_slice(b"connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&body);
+        access.status = status;
+        access.bytes = body.len() as u64;
+        let written = write_all(&mut self.client, out).await.is_ok();
+        access.write();
+        written
+    }
+}
+
+/// How an exchange that reached an upstream ended.
+enum Outcome {
+    /// The response went to the client (or the client left while it did).
+    Relayed {
+        /// The client connection may carry another request.
+        keep_alive: bool,
+        /// The upstream connection ended the exchange cleanly and may be pooled.
+        upstream_reusable: bool,
+    },
+    /// No response reached the client.
+    Failed(Failure),
+}
+
+/// The upstream closed the connection without sending a byte of response: a pooled
+/// connection it had already closed, usually.
+struct Stale;
+
+/// Why an upstream response head could not be read.
+#[derive(Debug, thiserror::Error)]
+enum HeadError {
+    /// The upstream closed the connection (or reset it).
+    #[error("the connection closed before the response head")]
+    Closed,
+    /// The head is not HTTP/1.x.
+    #[error("malformed response head: {0}")]
+    Malformed(httparse::Error),
+    /// The head is larger than the gateway accepts.
+    #[error("response head over {MAX_RESPONSE_HEAD} bytes")]
+    TooLarge,
+    /// `Content-Length` is not one number.
+    #[error("invalid Content-Length")]
+    InvalidLength,
+}
+
+/// How a response body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding, relayed as it is.
+    Chunked,
+    /// Until the upstream closes the connection.
+    UntilClose,
+}
+
+/// An upstream response head, as ranges into the bytes read.
+struct ResponseHead {
+    /// The status code.
+    status: u16,
+    /// The reason phrase.
+    reason: std::ops::Range<usize>,
+    /// The end-to-end fields (name, value) to pass on.
+    fields: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    /// How the body ends, by the head alone.
+    framing: Framing,
+    /// The connection may carry another request afterwards.
+    keep_alive: bool,
+    /// Length of the head in bytes.
+    length: usize,
+}
+
+impl ResponseHead {
+    /// Writes the client's head: status line, end-to-end fields, framing, the request id.
+    fn write_client_head(
+        &self,
+        bytes: &[u8],
+        framing: &Framing,
+        request_id: &HeaderValue,
+        close: bool,
+        out: &mut Vec<u8>,
+    ) {
+        out.clear();
+        let _ = write!(out, "HTTP/1.1 {} ", self.status);
+        out.extend_from_slice(&bytes[self.reason.clone()]);
+        out.extend_from_slice(b"\r\n");
+        for (name, value) in &self.fields {
+            push_field(out, &bytes[name.clone()], &bytes[value.clone()]);
+        }
+        if *framing == Framing::Chunked {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+        push_field(out, b"x-request-id", request_id.as_bytes());
+        if close {
+            out.extend_from_slice(b"connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Reads until `bytes` holds a whole final response head (interim 1xx responses are read and
+/// dropped: the direct path never sends `Expect` or asks to upgrade).
+async fn read_response_head(
+    upstream: &mut TcpStream,
+    bytes: &mut Vec<u8>,
+) -> Result<ResponseHead, HeadError> {
+    loop {
+        if !bytes.is_empty() {
+            match parse_response_head(bytes)? {
+                Some(head) if (100..200).contains(&head.status) => {
+                    bytes.drain(..head.length);
+                    continue;
+                }
+                Some(head) => return Ok(head),
+                None if bytes.len() > MAX_RESPONSE_HEAD => return Err(HeadError::TooLarge),
+                None => {}
+            }
+        }
+        if bytes.capacity() - bytes.len() < 1024 {
+            bytes.reserve(4096);
+        }
+        match upstream.read_buf(bytes).await {
+            Ok(0) | Err(_) => return Err(HeadError::Closed),
+            Ok(_) => {}
+        }
+    }
+}
+
+fn parse_response_head(bytes: &[u8]) -> Result<Option<ResponseHead>, HeadError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut fields);
+    let length = match parsed.parse(bytes).map_err(HeadError::Malformed)? {
+        httparse::Status::Complete(length) => length,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let range = |part: &[u8]| {
+        let start = part.as_ptr() as usize - bytes.as_ptr() as usize;
+        start..start + part.len()
+    };
+    let status = parsed.code.unwrap_or(502);
+    let reason = parsed
+        .reason
+        .map_or(0..0, |reason| range(reason.as_bytes()));
+    let connection_values: Vec<&[u8]> = parsed
+        .headers
+        .iter()
+        .filter(|field| field.name.eq_ignore_ascii_case("connection"))
+        .map(|field| field.value)
+        .collect();
+    // A body that ends with the connection also ends its reuse: `relay_response` says so.
+    let keep_alive = parsed.version == Some(1)
+        && !connection_values
+            .iter()
+            .any(|value| tokens(value).any(|token| token.eq_ignore_ascii_case(b"close")));
+    let mut content_length: Option<u64> = None;
+    let mut chunked = false;
+    let mut transfer_coded = false;
+    let mut kept = Vec::with_capacity(parsed.headers.len());
+    for field in parsed.headers.iter() {
+        let name = field.name;
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            transfer_coded = true;
+            // Chunked only when it is the last coding applied.
+            chunked = tokens(field.value)
+                .last()
+                .is_some_and(|coding| coding.eq_ignore_ascii_case(b"chunked"));
+            continue;
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(field.value)
+                .ok()
+                .filter(|value| value.bytes().all(|byte| byte.is_ascii_digit()))
+                .and_then(|value| value.parse::<u64>().ok())
+                .ok_or(HeadError::InvalidLength)?;
+            if content_length
+                .replace(value)
+                .is_some_and(|earlier| earlier != value)
+            {
+                return Err(HeadError::InvalidLength);
+            }
+        }
+        if is_hop_by_hop_field(name, field.value)
+            || named_in(&connection_values, name)
+            || name.eq_ignore_ascii_case("x-request-id")
+        {
+            continue;
+        }
+        kept.push((range(name.as_bytes()), range(field.value)));
+    }
+    let framing = if transfer_coded {
+        // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, which is then dropped.
+        kept.retain(|(name, _)| !bytes[name.clone()].eq_ignore_ascii_case(b"content-length"));
+        if chunked {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        }
+    } else {
+        content_length.map_or(Framing::UntilClose, Framing::Length)
+    };
+    Ok(Some(ResponseHead {
+        status,
+        reason,
+        fields: kept,
+        framing,
+        keep_alive,
+        length,
+    }))
+}
+
+/// A response body relayed completely.
+struct Relayed {
+    /// Body bytes sent to the client (chunk framing included).
+    bytes: u64,
+    /// Nothing followed the body on the upstream connection.
+    clean: bool,
+}
+
+/// Which side of a relay failed.
+#[derive(Debug)]
+enum RelayError {
+    /// Reading: it closed early or broke.
+    Source,
+    /// Writing.
+    Destination,
+}
+
+/// Sends `out` (the client's head, already written) and the body after it.
+async fn relay_response(
+    framing: Framing,
+    head_length: usize,
+    upstream: &mut TcpStream,
+    upstream_bytes: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+    client: &mut TcpStream,
+) -> Result<Relayed, RelayError> {
+    let body = &upstream_bytes[head_length..];
+    match framing {
+        Framing::Empty => {
+            write_all(client, out).await?;
+            Ok(Relayed {
+                bytes: 0,
+                clean: body.is_empty(),
+            })
+        }
+        Framing::Length(length) => {
+            let with_head = body
+                .len()
+                .min(usize::try_from(length).unwrap_or(usize::MAX));
+            let clean = with_head == body.len();
+            out.extend_from_slice(&body[..with_head]);
+            write_all(client, out).await?;
+            let rest = length - with_head as u64;
+            if rest > 0 {
+                relay((&mut *upstream).take(rest), client, rest).await?;
+            }
+            Ok(Relayed {
+                bytes: length,
+                clean,
+            })
+        }
+        Framing::Chunked => {
+            let mut scanner = ChunkedScanner::default();
+            let mut start = head_length;
+            let mut bytes = 0u64;
+            loop {
+                let piece = &upstream_bytes[start..];
+                let end = scanner.scan(piece).map_err(|()| RelayError::Source)?;
+                let used = end.unwrap_or(piece.len());
+                out.extend_from_slice(&piece[..used]);
+                bytes += used as u64;
+                write_all(client, out).await?;
+                if end.is_some() {
+                    return Ok(Relayed {
+                        bytes,
+                        clean: used == piece.len(),
+                    });
+                }
+                out.clear();
+                upstream_bytes.clear();
+                start = 0;
+                if upstream_bytes.capacity() < 16 * 1024 {
+                    upstream_bytes.reserve(16 * 1024);
+                }
+                match upstream.read_buf(upstream_bytes).await {
+                    Ok(0) | Err(_) => return Err(RelayError::Source),
+                    Ok(_) => {}
+                }
+            }
+        }
+        Framing::UntilClose => {
+            let already = body.len() as u64;
+            out.extend_from_slice(body);
+            write_all(client, out).await?;
+            let copied = tokio::io::copy(upstream, client)
+                .await
+                .map_err(|_| RelayError::Destination)?;
+            Ok(Relayed {
+                bytes: already + copied,
+                clean: false,
+            })
+        }
+    }
+}
+
+async fn write_all(destination: &mut TcpStream, bytes: &[u8]) -> Result<(), RelayError> {
+    destination
+        .write_all(bytes)
+        .await
+        .map_err(|_| RelayError::Destination)
+}
+
+/// Copies exactly `length` bytes from `source` (already limited to them) to `destination`
+/// through a fixed buffer, so a body of any size passes in constant memory.
+async fn relay(
+    mut source: impl AsyncRead + Unpin,
+    destination: &mut (impl AsyncWrite + Unpin),
+    length: u64,
+) -> Result<(), RelayError> {
+    let mut buffer = vec![0u8; usize::try_from(length.min(64 * 1024)).unwrap_or(64 * 1024)];
+    let mut left = length;
+    while left > 0 {
+        let read = source
+            .read(&mut buffer)
+            .await
+            .map_err(|_| RelayError::Source)?;
+        if read == 0 {
+            return Err(RelayError::Source);
+        }
+        destination
+            .write_all(&buffer[..read])
+            .await
+            .map_err(|_| RelayError::Destination)?;
+        left -= read as u64;
+    }
+    Ok(())
+}
+
+/// Finds where a chunked body ends (RFC 9112 §7.1), fed the bytes as they come.
+#[derive(Debug, Default)]
+struct ChunkedScanner {
+    /// Where in the grammar the next byte falls.
+    state: ChunkState,
+    /// The chunk size read so far.
+    size: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    /// Hex digits of a chunk size.
+    #[default]
+    Size,
+    /// After the size: whitespace or chunk extensions, until CR.
+    Extension,
+    /// LF ending the size line.
+    SizeLf,
+    /// Chunk data, `size` bytes left.
+    Data,
+    /// CR after the data.
+    DataCr,
+    /// LF after the data.
+    DataLf,
+    /// Start of a trailer line, or of the final CRLF.
+    TrailerStart,
+    /// Inside a trailer field line, until CR.
+    Trailer,
+    /// LF ending a trailer line.
+    TrailerLf,
+    /// LF of the final CRLF.
+    FinalLf,
+}
+
+impl ChunkedScanner {
+    /// Scans `bytes`: `Ok(Some(n))` when the body ends after `n` of them, `Ok(None)` when it
+    /// goes on past them, `Err(())` when they are not chunked coding.
+    fn scan(&mut self, bytes: &[u8]) -> Result<Option<usize>, ()> {
+        let mut index = 0;
+        while index < bytes.len() {
+            let byte = bytes[index];
+            match self.state {
+                ChunkState::Size => match byte {
+                    b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                        let digit = u64::from((byte as char).to_digit(16).ok_or(())?);
+                        self.size = self.size.checked_mul(16).ok_or(())? + digit;
+                    }
+                    b';' | b' ' | b'\t' => self.state = ChunkState::Extension,
+                    b'\r' => self.state = ChunkState::SizeLf,
+                    _ => return Err(()),
+                },
+                ChunkState::Extension => {
+                    if byte == b'\r' {
+                        self.state = ChunkState::SizeLf;
+                    }
+                }
+                ChunkState::SizeLf => {
+                    if byte != b'\n' {
+                        return Err(());
+                    }
+                    self.state = if self.size == 0 {
+                        ChunkState::TrailerStart
+                    } else {
+                        ChunkState::Data
+                    };
+                }
+                ChunkState::Data => {
+                    let take = usize::try_from(self.size)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len() - index);
+                    self.size -= take as u64;
+                    index += take;
+                    if self.size == 0 {
+                        self.state = ChunkState::DataCr;
+                    }
+                    continue;
+                }
+                ChunkState::DataCr => {
+                    if byte != b'\r' {
+                        return Err(());
+                    }
+                    self.state = ChunkState::DataLf;
+                }
+                ChunkState::DataLf => {
+                    if byte != b'\n' {
+                        return Err(());
+                    }
+                    self.state = ChunkState::Size;
+                }
+                ChunkState::TrailerStart => {
+                    self.state = if byte == b'\r' {
+                        ChunkState::FinalLf
+                    } else {
+                        ChunkState::Trailer
+                    };
+                }
+                ChunkState::Trailer => {
+                    if byte == b'\r' {
+                        self.state = ChunkState::TrailerLf;
+                    }
+                }
+                ChunkState::TrailerLf => {
+                    if byte != b'\n' {
+                        return Err(());
+                    }
+                    self.state = ChunkState::TrailerStart;
+                }
+                ChunkState::FinalLf => {
+                    if byte != b'\n' {
+                        return Err(());
+                    }
+                    return Ok(Some(index + 1));
+                }
+            }
+            index += 1;
+        }
+        Ok(None)
+    }
+}
+
+/// Appends `name: value` and CRLF.
+fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Whether a `Connection` header value names the field `name`.
+fn named_in(connection_values: &[&[u8]], name: &str) -> bool {
+    connection_values
+        .iter()
+        .any(|value| tokens(value).any(|token| token.eq_ignore_ascii_case(name.as_bytes())))
+}
+
+fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    let _ = write!(out, "{ip}");
+}
+
+fn count_error(context: &ThreadContext, route: &Route, kind: &str) {
+    context
+        .shared
+        .telemetry
+        .metrics
+        .upstream_errors
+        .with_label_values(&[&route.prefix, kind])
+        .inc();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_all(pieces: &[&[u8]]) -> Result<Option<usize>, ()> {
+        let mut scanner = ChunkedScanner::default();
+        let mut offset = 0;
+        for piece in pieces {
+            if let Some(end) = scanner.scan(piece)? {
+                return Ok(Some(offset + end));
+            }
+            offset += piece.len();
+        }
+        Ok(None)
+    }
+
+    #[test]
+    fn a_chunked_body_ends_after_the_last_chunk_and_its_trailers() {
+        let body = b"5\r\nhello\r\nA;name=value\r\n0123456789\r\n0\r\nX-Sum: 1\r\n\r\nNEXT";
+        assert_eq!(scan_all(&[body]), Ok(Some(body.len() - 4)));
+        // The same bytes fed one at a time.
+        let pieces: Vec<&[u8]> = body.chunks(1).collect();
+        assert_eq!(scan_all(&pieces), Ok(Some(body.len() - 4)));
+        assert_eq!(scan_all(&[b"0\r\n\r\n"]), Ok(Some(5)));
+        assert_eq!(scan_all(&[b"5\r\nhel"]), Ok(None), "not over yet");
+    }
+
+    #[test]
+    fn what_is_not_chunked_coding_is_refused() {
+        assert_eq!(scan_all(&[b"zz\r\n"]), Err(()));
+        assert_eq!(
+            scan_all(&[b"3\r\nabcX"]),
+            Err(()),
+            "data not followed by CRLF"
+        );
+        assert_eq!(
+            scan_all(&[b"fffffffffffffffff\r\n"]),
+            Err(()),
+            "size overflow"
+        );
+    }
+
+    #[test]
+    fn response_framing_follows_rfc_9112() {
+        let head = |text: &str| {
+            parse_response_head(text.as_bytes())
+                .expect("valid")
+                .expect("complete")
+        };
+        let plain = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\n");
+        assert_eq!(plain.framing, Framing::Length(5));
+        assert!(plain.keep_alive);
+        let chunked = head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 9\r\n\r\n",
+        );
+        assert_eq!(chunked.framing, Framing::Chunked);
+        assert!(
+            chunked.fields.is_empty(),
+            "Content-Length is dropped beside Transfer-Encoding"
+        );
+        let closing = head(
+            "HTTP/1.1 200 OK\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert!(!closing.keep_alive);
+        assert_eq!(
+            closing.fields.len(),
+            1,
+            "Connection and the field it names are dropped"
+        );
+        let old = head("HTTP/1.0 200 OK\r\n\r\n");
+        assert_eq!(old.framing, Framing::UntilClose);
+        assert!(!old.keep_alive);
+        assert!(matches!(
+            parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n"),
+            Err(HeadError::InvalidLength)
+        ));
+    }
+}

@@ -1,0 +1,244 @@
+//! The direct path's own cases: stale pooled connections, response framings, pipelined
+//! requests, the hand-over to hyper in the middle of a connection, malformed upstream heads.
+//! A scripted upstream answers with exact bytes, which no HTTP library would write.
+
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use serde_json::Value;
+use shared::testing::error_code;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+use crate::{
+    helpers::{config, route, spawn},
+    upstream,
+};
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+/// An upstream that answers the n-th request of its k-th connection with `script[k][n]`
+/// (`None`: close the connection without answering), and counts what it saw.
+struct ScriptedUpstream {
+    url: String,
+    /// Connections accepted.
+    connections: Arc<AtomicUsize>,
+    /// Request lines received, in order.
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl ScriptedUpstream {
+    async fn start(script: Vec<Vec<Option<&'static [u8]>>>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (accepted, seen) = (connections.clone(), requests.clone());
+        tokio::spawn(async move {
+            for replies in script {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                accepted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve_script(stream, replies, seen.clone()));
+            }
+        });
+        Self {
+            url,
+            connections,
+            requests,
+        }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().expect("lock").clone()
+    }
+}
+
+async fn serve_script(
+    mut stream: TcpStream,
+    replies: Vec<Option<&'static [u8]>>,
+    seen: Arc<Mutex<Vec<String>>>,
+) {
+    let mut buffer = Vec::new();
+    for reply in replies {
+        let Some(head_end) = read_head(&mut stream, &mut buffer).await else {
+            return;
+        };
+        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        while buffer.len() < head_end + length {
+            if stream.read_buf(&mut buffer).await.unwrap_or(0) == 0 {
+                return;
+            }
+        }
+        buffer.drain(..head_end + length);
+        seen.lock()
+            .expect("lock")
+            .push(head.lines().next().unwrap_or("").to_owned());
+        match reply {
+            Some(bytes) => {
+                if stream.write_all(bytes).await.is_err() {
+                    return;
+                }
+            }
+            None => return,
+        }
+    }
+}
+
+async fn read_head(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<usize> {
+    loop {
+        if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
+            return Some(end + 4);
+        }
+        if stream.read_buf(buffer).await.ok()? == 0 {
+            return None;
+        }
+    }
+}
+
+/// Writes `request` on a new connection and reads everything until the gateway closes it.
+async fn exchange_raw(authority: &str, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(authority).await.expect("connect");
+    stream.write_all(request).await.expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+fn one_thread(upstream: &str) -> gateway::config::GatewayConfig {
+    let mut config = config(vec![route("/", &[upstream])]);
+    // One thread, so the second request finds the connection the first one pooled.
+    config.server.threads = 1;
+    config
+}
+
+#[tokio::test]
+async fn an_idempotent_request_on_a_connection_the_upstream_dropped_is_sent_once_more() {
+    let upstream = ScriptedUpstream::start(vec![vec![Some(OK), None], vec![Some(OK)]]).await;
+    let gateway = spawn(one_thread(&upstream.url));
+    assert_eq!(gateway.get("/first").await.status(), 200);
+    let second = gateway.get("/second").await;
+    assert_eq!(second.status(), 200, "retried on a new connection");
+    assert_eq!(second.text().await.expect("body"), "ok");
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        upstream.requests(),
+        [
+            "GET /first HTTP/1.1",
+            "GET /second HTTP/1.1",
+            "GET /second HTTP/1.1"
+        ]
+    );
+    gateway.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_post_on_a_connection_the_upstream_dropped_is_not_sent_again() {
+    let upstream = ScriptedUpstream::start(vec![vec![Some(OK), None], vec![Some(OK)]]).await;
+    let gateway = spawn(one_thread(&upstream.url));
+    assert_eq!(gateway.get("/first").await.status(), 200);
+    let response = gateway
+        .client
+        .post(gateway.url("/order"))
+        .body("{}")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 502);
+    assert_eq!(error_code(response).await, "upstream_unavailable");
+    assert_eq!(
+        upstream.requests(),
+        ["GET /first HTTP/1.1", "POST /order HTTP/1.1"],
+        "a request that may have been processed is never repeated"
+    );
+    gateway.server.stop().await;
+}
+
+#[tokio::test]
+async fn chunked_responses_keep_the_connection_and_close_delimited_ones_close_it() {
+    const CHUNKED: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 99\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n";
+    const UNTIL_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end";
+    let upstream =
+        ScriptedUpstream::start(vec![vec![Some(CHUNKED), Some(CHUNKED), Some(UNTIL_CLOSE)]]).await;
+    let gateway = spawn(one_thread(&upstream.url));
+    let request = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n";
+    let text = exchange_raw(&gateway.authority, request).await;
+    let chunked_body = "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n";
+    assert_eq!(
+        text.matches(chunked_body).count(),
+        2,
+        "chunks and trailers pass as sent: {text}"
+    );
+    let responses: Vec<&str> = text.split("HTTP/1.1 200 OK\r\n").skip(1).collect();
+    assert_eq!(responses.len(), 3, "{text}");
+    for chunked in &responses[..2] {
+        let head = chunked
+            .split("\r\n\r\n")
+            .next()
+            .expect("head")
+            .to_lowercase();
+        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+        assert!(
+            !head.contains("content-length"),
+            "Content-Length beside Transfer-Encoding is dropped: {head}"
+        );
+    }
+    let last = responses[2].to_lowercase();
+    assert!(last.contains("connection: close"), "{last}");
+    assert!(last.ends_with("\r\n\r\nuntil the end"), "{last}");
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 1);
+    gateway.server.stop().await;
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order_and_a_chunked_upload_among_them_goes_to_hyper() {
+    let upstream = upstream::start("u").await;
+    let gateway = spawn(config(vec![route("/", &[&upstream.url])]));
+    let request = concat!(
+        "GET /first HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+        "POST /third HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        "GET /fourth HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let text = exchange_raw(&gateway.authority, request.as_bytes()).await;
+    let bodies: Vec<Value> = text
+        .split("HTTP/1.1 200 OK\r\n")
+        .skip(1)
+        .map(|response| {
+            let json = &response[response.find('{').expect("a JSON body")..];
+            let end = json.rfind('}').expect("JSON end");
+            serde_json::from_str(&json[..=end]).expect("JSON")
+        })
+        .collect();
+    let paths: Vec<&str> = bodies
+        .iter()
+        .map(|body| body["path"].as_str().expect("path"))
+        .collect();
+    assert_eq!(paths, ["/first", "/second", "/third", "/fourth"], "{text}");
+    assert_eq!(bodies[1]["body_len"], 3);
+    assert_eq!(bodies[2]["body_len"], 5, "the chunked upload arrived whole");
+    gateway.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_response_that_is_not_http_is_a_502() {
+    let upstream = ScriptedUpstream::start(vec![vec![Some(b"SMTP ready\r\n\r\n")]]).await;
+    let gateway = spawn(one_thread(&upstream.url));
+    let response = gateway.get("/x").await;
+    assert_eq!(response.status(), 502);
+    assert_eq!(error_code(response).await, "upstream_unavailable");
+    gateway.server.stop().await;
+}
