@@ -1,0 +1,527 @@
+//! The upstream's side of a direct exchange: its response head, and the relay of its body in
+//! whichever framing it came (length, chunked, until close).
+
+use std::io::Write;
+
+use http::HeaderValue;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use super::{MAX_HEADERS, named_in, push_field};
+use crate::headers::{is_hop_by_hop_field, tokens};
+
+/// Largest upstream response head accepted.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// Why an upstream response head could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum HeadError {
+    /// The upstream closed the connection (or reset it).
+    #[error("the connection closed before the response head")]
+    Closed,
+    /// The head is not HTTP/1.x.
+    #[error("malformed response head: {0}")]
+    Malformed(httparse::Error),
+    /// The head is larger than the gateway accepts.
+    #[error("response head over {MAX_RESPONSE_HEAD} bytes")]
+    TooLarge,
+    /// `Content-Length` is not one number.
+    #[error("invalid Content-Length")]
+    InvalidLength,
+}
+
+/// How a response body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding, relayed as it is.
+    Chunked,
+    /// Until the upstream closes the connection.
+    UntilClose,
+}
+
+/// An upstream response head, as ranges into the bytes read.
+pub(super) struct ResponseHead {
+    /// The status code.
+    pub(super) status: u16,
+    /// The reason phrase.
+    pub(super) reason: std::ops::Range<usize>,
+    /// The end-to-end fields (name, value) to pass on.
+    pub(super) fields: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    /// How the body ends, by the head alone.
+    pub(super) framing: Framing,
+    /// The connection may carry another request afterwards.
+    pub(super) keep_alive: bool,
+    /// Length of the head in bytes.
+    pub(super) length: usize,
+}
+
+impl ResponseHead {
+    /// Writes the client's head: status line, end-to-end fields, framing, the request id.
+    pub(super) fn write_client_head(
+        &self,
+        bytes: &[u8],
+        framing: &Framing,
+        request_id: &HeaderValue,
+        close: bool,
+        out: &mut Vec<u8>,
+    ) {
+        out.clear();
+        let _ = write!(out, "HTTP/1.1 {} ", self.status);
+        out.extend_from_slice(&bytes[self.reason.clone()]);
+        out.extend_from_slice(b"\r\n");
+        for (name, value) in &self.fields {
+            push_field(out, &bytes[name.clone()], &bytes[value.clone()]);
+        }
+        if *framing == Framing::Chunked {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+        push_field(out, b"x-request-id", request_id.as_bytes());
+        if close {
+            out.extend_from_slice(b"connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Reads until `bytes` holds a whole final response head (interim 1xx responses are read and
+/// dropped: the direct path never sends `Expect` or asks to upgrade).
+pub(super) async fn read_response_head(
+    upstream: &mut TcpStream,
+    bytes: &mut Vec<u8>,
+) -> Result<ResponseHead, HeadError> {
+    loop {
+        if !bytes.is_empty() {
+            match parse_response_head(bytes)? {
+                Some(head) if (100..200).contains(&head.status) => {
+                    bytes.drain(..head.length);
+                    continue;
+                }
+                Some(head) => return Ok(head),
+                None if bytes.len() > MAX_RESPONSE_HEAD => return Err(HeadError::TooLarge),
+                None => {}
+            }
+        }
+        if bytes.capacity() - bytes.len() < 1024 {
+            bytes.reserve(4096);
+        }
+        match upstream.read_buf(bytes).await {
+            Ok(0) | Err(_) => return Err(HeadError::Closed),
+            Ok(_) => {}
+        }
+    }
+}
+
+pub(super) fn parse_response_head(bytes: &[u8]) -> Result<Option<ResponseHead>, HeadError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut fields);
+    let length = match parsed.parse(bytes).map_err(HeadError::Malformed)? {
+        httparse::Status::Complete(length) => length,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let range = |part: &[u8]| {
+        let start = part.as_ptr() as usize - bytes.as_ptr() as usize;
+        start..start + part.len()
+    };
+    let status = parsed.code.unwrap_or(502);
+    let reason = parsed
+        .reason
+        .map_or(0..0, |reason| range(reason.as_bytes()));
+    let connection_values: Vec<&[u8]> = parsed
+        .headers
+        .iter()
+        .filter(|field| field.name.eq_ignore_ascii_case("connection"))
+        .map(|field| field.value)
+        .collect();
+    // A body that ends with the connection also ends its reuse: `relay_response` says so.
+    let keep_alive = parsed.version == Some(1)
+        && !connection_values
+            .iter()
+            .any(|value| tokens(value).any(|token| token.eq_ignore_ascii_case(b"close")));
+    let mut content_length: Option<u64> = None;
+    let mut chunked = false;
+    let mut transfer_coded = false;
+    let mut kept = Vec::with_capacity(parsed.headers.len());
+    for field in parsed.headers.iter() {
+        let name = field.name;
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            transfer_coded = true;
+            // Chunked only when it is the last coding applied.
+            chunked = tokens(field.value)
+                .last()
+                .is_some_and(|coding| coding.eq_ignore_ascii_case(b"chunked"));
+            continue;
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(field.value)
+                .ok()
+                .filter(|value| value.bytes().all(|byte| byte.is_ascii_digit()))
+                .and_then(|value| value.parse::<u64>().ok())
+                .ok_or(HeadError::InvalidLength)?;
+            if content_length
+                .replace(value)
+                .is_some_and(|earlier| earlier != value)
+            {
+                return Err(HeadError::InvalidLength);
+            }
+        }
+        if is_hop_by_hop_field(name, field.value)
+            || named_in(&connection_values, name)
+            || name.eq_ignore_ascii_case("x-request-id")
+        {
+            continue;
+        }
+        kept.push((range(name.as_bytes()), range(field.value)));
+    }
+    let framing = if transfer_coded {
+        // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, which is then dropped.
+        kept.retain(|(name, _)| !bytes[name.clone()].eq_ignore_ascii_case(b"content-length"));
+        if chunked {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        }
+    } else {
+        content_length.map_or(Framing::UntilClose, Framing::Length)
+    };
+    Ok(Some(ResponseHead {
+        status,
+        reason,
+        fields: kept,
+        framing,
+        keep_alive,
+        length,
+    }))
+}
+
+/// A response body relayed completely.
+pub(super) struct Relayed {
+    /// Body bytes sent to the client (chunk framing included).
+    pub(super) bytes: u64,
+    /// Nothing followed the body on the upstream connection.
+    pub(super) clean: bool,
+}
+
+/// Which side of a relay failed.
+#[derive(Debug)]
+pub(super) enum RelayError {
+    /// Reading: it closed early or broke.
+    Source,
+    /// Writing.
+    Destination,
+}
+
+/// Sends `out` (the client's head, already written) and the body after it.
+pub(super) async fn relay_response(
+    framing: Framing,
+    head_length: usize,
+    upstream: &mut TcpStream,
+    upstream_bytes: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+    client: &mut TcpStream,
+) -> Result<Relayed, RelayError> {
+    let body = &upstream_bytes[head_length..];
+    match framing {
+        Framing::Empty => {
+            write_all(client, out).await?;
+            Ok(Relayed {
+                bytes: 0,
+                clean: body.is_empty(),
+            })
+        }
+        Framing::Length(length) => {
+            let with_head = body
+                .len()
+                .min(usize::try_from(length).unwrap_or(usize::MAX));
+            let clean = with_head == body.len();
+            out.extend_from_slice(&body[..with_head]);
+            write_all(client, out).await?;
+            let rest = length - with_head as u64;
+            if rest > 0 {
+                relay((&mut *upstream).take(rest), client, rest).await?;
+            }
+            Ok(Relayed {
+                bytes: length,
+                clean,
+            })
+        }
+        Framing::Chunked => {
+            let mut scanner = ChunkedScanner::default();
+            let mut start = head_length;
+            let mut bytes = 0u64;
+            loop {
+                let piece = &upstream_bytes[start..];
+                let end = scanner.scan(piece).map_err(|()| RelayError::Source)?;
+                let used = end.unwrap_or(piece.len());
+                out.extend_from_slice(&piece[..used]);
+                bytes += used as u64;
+                write_all(client, out).await?;
+                if end.is_some() {
+                    return Ok(Relayed {
+                        bytes,
+                        clean: used == piece.len(),
+                    });
+                }
+                out.clear();
+                upstream_bytes.clear();
+                start = 0;
+                if upstream_bytes.capacity() < 16 * 1024 {
+                    upstream_bytes.reserve(16 * 1024);
+                }
+                match upstream.read_buf(upstream_bytes).await {
+                    Ok(0) | Err(_) => return Err(RelayError::Source),
+                    Ok(_) => {}
+                }
+            }
+        }
+        Framing::UntilClose => {
+            let already = body.len() as u64;
+            out.extend_from_slice(body);
+            write_all(client, out).await?;
+            let copied = tokio::io::copy(upstream, client)
+                .await
+                .map_err(|_| RelayError::Destination)?;
+            Ok(Relayed {
+                bytes: already + copied,
+                clean: false,
+            })
+        }
+    }
+}
+
+pub(super) async fn write_all(destination: &mut TcpStream, bytes: &[u8]) -> Result<(), RelayError> {
+    destination
+        .write_all(bytes)
+        .await
+        .map_err(|_| RelayError::Destination)
+}
+
+/// Copies exactly `length` bytes from `source` (already limited to them) to `destination`
+/// through a fixed buffer, so a body of any size passes in constant memory.
+pub(super) async fn relay(
+    mut source: impl AsyncRead + Unpin,
+    destination: &mut (impl AsyncWrite + Unpin),
+    length: u64,
+) -> Result<(), RelayError> {
+    let mut buffer = vec![0u8; usize::try_from(length.min(64 * 1024)).unwrap_or(64 * 1024)];
+    let mut left = length;
+    while left > 0 {
+        let read = source
+            .read(&mut buffer)
+            .await
+            .map_err(|_| RelayError::Source)?;
+        if read == 0 {
+            return Err(RelayError::Source);
+        }
+        destination
+            .write_all(&buffer[..read])
+            .await
+            .map_err(|_| RelayError::Destination)?;
+        left -= read as u64;
+    }
+    Ok(())
+}
+
+/// Finds where a chunked body ends (RFC 9112 §7.1), fed the bytes as they come.
+#[derive(Debug, Default)]
+pub(super) struct ChunkedScanner {
+    /// Where in the grammar the next byte falls.
+    state: ChunkState,
+    /// The chunk size read so far.
+    size: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    /// Hex digits of a chunk size.
+    #[default]
+    Size,
+    /// After the size: whitespace or chunk extensions, until CR.
+    Extension,
+    /// LF ending the size line.
+    SizeLf,
+    /// Chunk data, `size` bytes left.
+    Data,
+    /// CR after the data.
+    DataCr,
+    /// LF after the data.
+    DataLf,
+    /// Start of a trailer line, or of the final CRLF.
+    TrailerStart,
+    /// Inside a trailer field line, until CR.
+    Trailer,
+    /// LF ending a trailer line.
+    TrailerLf,
+    /// LF of the final CRLF.
+    FinalLf,
+}
+
+impl ChunkedScanner {
+    /// Scans `bytes`: `Ok(Some(n))` when the body ends after `n` of them, `Ok(None)` when it
+    /// goes on past them, `Err(())` when they are not chunked coding.
+    pub(super) fn scan(&mut self, bytes: &[u8]) -> Result<Option<usize>, ()> {
+        let mut index = 0;
+        while index < bytes.len() {
+            let byte = bytes[index];
+            match self.state {
+                ChunkState::Size => match byte {
+                    b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                        let digit = u64::from((byte as char).to_digit(16).ok_or(())?);
+                        self.size = self.size.checked_mul(16).ok_or(())? + digit;
+                    }
+                    b';' | b' ' | b'\t' => self.state = ChunkState::Extension,
+                    b'\r' => self.state = ChunkState::SizeLf,
+                    _ => return Err(()),
+                },
+                ChunkState::Extension => {
+                    if byte == b'\r' {
+                        self.state = ChunkState::SizeLf;
+                    }
+                }
+                ChunkState::SizeLf => {
+                    if byte != b'\n' {
+                        return Err(());
+                    }
+                    self.state = if self.size == 0 {
+                        ChunkState::TrailerStart
+                    } else {
+                        ChunkState::Data
+                    };
+                }
+                ChunkState::Data => {
+                    let take = usize::try_from(self.size)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len() - index);
+                    self.size -= take as u64;
+                    index += take;
+                    if self.size == 0 {
+                        self.state = ChunkState::DataCr;
+                    }
+                    continue;
+                }
+                ChunkState::DataCr => {
+                    if byte != b'\r' {
+                        return Err(());
+                    }
+                    self.state = ChunkState::DataLf;
+                }
+                ChunkState::DataLf => {
+                    if byte != b'\n' {
+                        return Err(());
+                    }
+                    self.state = ChunkState::Size;
+                }
+                ChunkState::TrailerStart => {
+                    self.state = if byte == b'\r' {
+                        ChunkState::FinalLf
+                    } else {
+                        ChunkState::Trailer
+                    };
+                }
+                ChunkState::Trailer => {
+                    if byte == b'\r' {
+                        self.state = ChunkState::TrailerLf;
+                    }
+                }
+                ChunkState::TrailerLf => {
+                    if byte != b'\n' {
+                        return Err(());
+                    }
+                    self.state = ChunkState::TrailerStart;
+                }
+                ChunkState::FinalLf => {
+                    if byte != b'\n' {
+                        return Err(());
+                    }
+                    return Ok(Some(index + 1));
+                }
+            }
+            index += 1;
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_all(pieces: &[&[u8]]) -> Result<Option<usize>, ()> {
+        let mut scanner = ChunkedScanner::default();
+        let mut offset = 0;
+        for piece in pieces {
+            if let Some(end) = scanner.scan(piece)? {
+                return Ok(Some(offset + end));
+            }
+            offset += piece.len();
+        }
+        Ok(None)
+    }
+
+    #[test]
+    fn a_chunked_body_ends_after_the_last_chunk_and_its_trailers() {
+        let body = b"5\r\nhello\r\nA;name=value\r\n0123456789\r\n0\r\nX-Sum: 1\r\n\r\nNEXT";
+        assert_eq!(scan_all(&[body]), Ok(Some(body.len() - 4)));
+        // The same bytes fed one at a time.
+        let pieces: Vec<&[u8]> = body.chunks(1).collect();
+        assert_eq!(scan_all(&pieces), Ok(Some(body.len() - 4)));
+        assert_eq!(scan_all(&[b"0\r\n\r\n"]), Ok(Some(5)));
+        assert_eq!(scan_all(&[b"5\r\nhel"]), Ok(None), "not over yet");
+    }
+
+    #[test]
+    fn what_is_not_chunked_coding_is_refused() {
+        assert_eq!(scan_all(&[b"zz\r\n"]), Err(()));
+        assert_eq!(
+            scan_all(&[b"3\r\nabcX"]),
+            Err(()),
+            "data not followed by CRLF"
+        );
+        assert_eq!(
+            scan_all(&[b"fffffffffffffffff\r\n"]),
+            Err(()),
+            "size overflow"
+        );
+    }
+
+    #[test]
+    fn response_framing_follows_rfc_9112() {
+        let head = |text: &str| {
+            parse_response_head(text.as_bytes())
+                .expect("valid")
+                .expect("complete")
+        };
+        let plain = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\n");
+        assert_eq!(plain.framing, Framing::Length(5));
+        assert!(plain.keep_alive);
+        let chunked = head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 9\r\n\r\n",
+        );
+        assert_eq!(chunked.framing, Framing::Chunked);
+        assert!(
+            chunked.fields.is_empty(),
+            "Content-Length is dropped beside Transfer-Encoding"
+        );
+        let closing = head(
+            "HTTP/1.1 200 OK\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert!(!closing.keep_alive);
+        assert_eq!(
+            closing.fields.len(),
+            1,
+            "Connection and the field it names are dropped"
+        );
+        let old = head("HTTP/1.0 200 OK\r\n\r\n");
+        assert_eq!(old.framing, Framing::UntilClose);
+        assert!(!old.keep_alive);
+        assert!(matches!(
+            parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n"),
+            Err(HeadError::InvalidLength)
+        ));
+    }
+}
