@@ -87,6 +87,8 @@ curl -fs "http://127.0.0.1:$gateway_port/api/users/1" >/dev/null
 direct=$(wrk_row "direct to the upstream" "http://127.0.0.1:$upstream_port/api/users/1")
 through_nginx=$(wrk_row "through nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')" "http://127.0.0.1:$nginx_port/api/users/1")
 through_gateway=$(wrk_row "through the gateway" "http://127.0.0.1:$gateway_port/api/users/1")
+nginx_cpu=$(cpu_per_request "http://127.0.0.1:$nginx_port/api/users/1" $(pgrep -P "$(cat "$work/proxy.pid")"))
+gateway_cpu=$(cpu_per_request "http://127.0.0.1:$gateway_port/api/users/1" "$gateway_pid")
 peak_rss_kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$gateway_pid/status")
 log_lines=$(wc -l <"$work/gateway.log")
 nginx_rps=$(awk -F'|' '{gsub(/ /, "", $3); print $3}' <<<"$through_nginx")
@@ -110,8 +112,9 @@ $direct
 $through_nginx
 $through_gateway
 
-Gateway / nginx throughput: **${ratio}×**. Peak RSS of the gateway over the whole run:
-$((peak_rss_kib / 1024)) MiB.
+Gateway / nginx throughput: **${ratio}×**. CPU time per request (one more ${duration} s run each, user +
+system, all threads): nginx's workers ${nginx_cpu} µs, the gateway ${gateway_cpu} µs. Peak RSS of the
+gateway over the whole run: $((peak_rss_kib / 1024)) MiB.
 <!-- gateway:end -->
 MD
 )

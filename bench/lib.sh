@@ -20,6 +20,22 @@ wrk_row() {
   printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$errors" "$all"
 }
 
+# cpu_per_request URL PID…: one more wrk run of $duration seconds against URL; prints the CPU
+# time (user + system, all threads) the processes PID… spent per request, in µs. On a shared
+# 2-core machine this varies less from run to run than req/s does.
+cpu_per_request() {
+  local url=$1
+  shift
+  local ticks_per_second before=0 after=0 output requests pid
+  ticks_per_second=$(getconf CLK_TCK)
+  for pid in "$@"; do before=$((before + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done
+  output=$(wrk -t1 -c"$connections" -d"${duration}s" "$url")
+  for pid in "$@"; do after=$((after + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done
+  requests=$(awk '/requests in/ {print $1}' <<<"$output")
+  awk -v ticks=$((after - before)) -v hz="$ticks_per_second" -v n="$requests" \
+    'BEGIN {printf "%.1f", ticks / hz * 1e6 / n}'
+}
+
 # write_section NAME TEXT: puts TEXT (which starts with <!-- NAME:begin --> and ends with
 # <!-- NAME:end -->) into docs/benchmarks.md, in place of the earlier one.
 write_section() {
