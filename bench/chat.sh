@@ -25,7 +25,7 @@ load="$CARGO_TARGET_DIR/release/examples/chat_load"
 work=$(mktemp -d)
 pid=""
 stop() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  stop_processes "$pid"
   pid=""
 }
 trap 'stop; rm -rf "$work"' EXIT

@@ -36,6 +36,14 @@ cpu_per_request() {
     'BEGIN {printf "%.1f", ticks / hz * 1e6 / n}'
 }
 
+# stop_processes PID…: stops each (SIGTERM) and waits for it to exit; empty ones are skipped.
+stop_processes() {
+  local pid
+  for pid in "$@"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  done
+}
+
 # write_section NAME TEXT: puts TEXT (which starts with <!-- NAME:begin --> and ends with
 # <!-- NAME:end -->) into docs/benchmarks.md, in place of the earlier one.
 write_section() {

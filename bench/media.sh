@@ -27,8 +27,7 @@ work=$(mktemp -d)
 pid=""
 s3_pid=""
 stop() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-  [ -n "$s3_pid" ] && kill "$s3_pid" 2>/dev/null && wait "$s3_pid" 2>/dev/null || true
+  stop_processes "$pid" "$s3_pid"
   pid=""
   s3_pid=""
 }

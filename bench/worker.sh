@@ -24,7 +24,7 @@ binary="$CARGO_TARGET_DIR/release/worker"
 work=$(mktemp -d)
 pid=""
 stop() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  stop_processes "$pid"
   pid=""
 }
 trap 'stop; rm -rf "$work"' EXIT

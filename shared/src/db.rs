@@ -49,6 +49,30 @@ pub struct Database {
     backend: Backend,
 }
 
+/// Runs `migrator` on `pool`. Services that share a database start at once (all of them, in
+/// the stack's one process): migrations are run one service at a time in a process, and one
+/// that fails because another process migrated the same database at that moment (SQLite has
+/// no migration lock; it reports the file busy or the version already applied) is tried again.
+async fn migrate(migrator: &Migrator, pool: &AnyPool) -> anyhow::Result<()> {
+    static MIGRATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = MIGRATING.lock().await;
+    let mut attempt = 1;
+    loop {
+        match migrator.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(_) if attempt < 3 => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                attempt += 1;
+            }
+            Err(error) => {
+                return Err(error).context(format!(
+                    "running the database migrations ({attempt} attempts)"
+                ));
+            }
+        }
+    }
+}
+
 impl Database {
     /// Connects (creating a SQLite file and its directory when missing) and migrates.
     pub async fn connect(url: &DatabaseUrl, migrations: Migrations) -> anyhow::Result<Self> {
@@ -85,10 +109,7 @@ impl Database {
         };
         // Services may share one database; each knows only its own migrations.
         migrator.set_ignore_missing(true);
-        migrator
-            .run(&pool)
-            .await
-            .context("running the database migrations")?;
+        migrate(&migrator, &pool).await?;
         Ok(Self { pool, backend })
     }
 

@@ -130,7 +130,8 @@ impl Job {
     }
 }
 
-fn database_error(error: sqlx::Error) -> JobError {
+/// A failure of the worker's own database: transient (it may be back for the next attempt).
+pub(crate) fn database_error(error: impl std::fmt::Display) -> JobError {
     JobError::Transient(format!("worker database: {error}"))
 }
 
@@ -156,12 +157,7 @@ async fn run_task(
         attempt: envelope.attempt,
         task: task.task.clone(),
     };
-    match context
-        .tasks
-        .record(record)
-        .await
-        .map_err(|error| JobError::Transient(format!("worker database: {error}")))?
-    {
+    match context.tasks.record(record).await.map_err(database_error)? {
         Recorded::Now => {
             slog::info!(context.logger, "task processed"; "job_id" => %envelope.id,
                 "task" => &task.task, "request_id" => envelope.request_id.as_deref());

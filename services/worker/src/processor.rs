@@ -174,7 +174,7 @@ impl Processor {
             Ok(false) => {}
             Err(error) => {
                 // Cannot tell: treat as a failed attempt (the database may be back soon).
-                let error = JobError::Transient(format!("worker database: {error}"));
+                let error = crate::jobs::database_error(error);
                 return (
                     kind,
                     Box::pin(self.failed(delivery, &envelope, kind, error)).await,

@@ -84,25 +84,9 @@ struct Inner {
 impl EmbeddedQueue {
     /// Opens (creating and migrating) the queue database.
     pub async fn connect(url: &DatabaseUrl, queue: &str, logger: Logger) -> anyhow::Result<Self> {
-        // Processes (and, in the stack, services of one process) open the same file at once:
-        // one migrates; another may fail on the migration it raced with, and retries.
-        static CONNECTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-        let database = {
-            let _serialised = CONNECTING.lock().await;
-            let mut attempt = 1;
-            loop {
-                match Database::connect(url, migrations()).await {
-                    Ok(database) => break database,
-                    Err(error) if attempt < 3 => {
-                        slog::warn!(logger, "opening the queue database failed; retrying";
-                            "error" => format!("{error:#}"), "attempt" => attempt);
-                        tokio::time::sleep(Duration::from_millis(300)).await;
-                        attempt += 1;
-                    }
-                    Err(error) => return Err(error),
-                }
-            }
-        };
+        // Processes (and, in the stack, services of one process) open the same file at once;
+        // `Database::connect` takes its migrations one at a time and retries a raced one.
+        let database = Database::connect(url, migrations()).await?;
         slog::info!(logger, "job queue ready"; "queue" => queue, "backend" => "embedded",
             "database" => redact(&url.0));
         Ok(Self {
