@@ -44,11 +44,15 @@ impl Reusable for SendRequest<RequestBody> {
 
 impl Reusable for TcpStream {
     /// An idle socket with nothing to read is open. Closed by the upstream, it reads end of
-    /// stream; anything else it holds is a protocol error. The runtime has already seen the
-    /// readiness, so this costs no system call when the socket is quiet.
+    /// stream; bytes it holds (a 408 sent before closing, say) would be taken for the next
+    /// request's response. One non-blocking peek asks the kernel itself, since the runtime
+    /// may not have seen the socket's latest readiness yet.
     fn is_open(&self) -> bool {
-        let mut probe = [0u8; 1];
-        matches!(self.try_read(&mut probe), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock)
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        matches!(
+            socket2::SockRef::from(self).peek(&mut probe),
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock
+        )
     }
 }
 

@@ -45,6 +45,8 @@ use response::{
 
 /// Header fields `httparse` reads from one head; a head with more goes to hyper.
 const MAX_HEADERS: usize = 100;
+/// Largest request body the direct path relays; larger ones go to hyper.
+const MAX_DIRECT_BODY: u64 = 64 * 1024;
 
 /// How the direct path left a client connection.
 pub enum Next {
@@ -66,6 +68,8 @@ struct Connection {
     outbound: Vec<u8>,
     /// Bytes read from the upstream.
     upstream_bytes: Vec<u8>,
+    /// True once the gateway drains: the response in flight says `connection: close`.
+    stop: watch::Receiver<bool>,
 }
 
 /// Serves `client` until it closes or needs hyper.
@@ -81,6 +85,7 @@ pub async fn serve(
         inbound: Vec::with_capacity(2048),
         outbound: Vec::with_capacity(1024),
         upstream_bytes: Vec::new(),
+        stop: stop.clone(),
     };
     let header_timeout = Duration::from_millis(context.shared.server.client_header_timeout_ms);
     loop {
@@ -146,14 +151,21 @@ impl Connection {
     /// head (and whatever body bytes came with it) into `outbound`.
     async fn read_request(&mut self, context: &Rc<ThreadContext>) -> Read {
         let limit = context.shared.server.max_header_bytes;
+        // Bytes already searched for the blank line that ends a head, so a head that trickles
+        // in is parsed once, not once per read.
+        let mut searched = 0;
         loop {
-            if !self.inbound.is_empty() {
+            if ends_head(&self.inbound, searched) {
                 match self.parse_request(context) {
                     Ok(Some(request)) => return Read::Request(request),
-                    Ok(None) if self.inbound.len() <= limit => {}
-                    Ok(None) | Err(()) => return Read::HandOver,
+                    Ok(None) => {}
+                    Err(()) => return Read::HandOver,
                 }
             }
+            if self.inbound.len() > limit {
+                return Read::HandOver;
+            }
+            searched = self.inbound.len();
             if self.inbound.capacity() - self.inbound.len() < 512 {
                 self.inbound.reserve(4096);
             }
@@ -174,14 +186,32 @@ impl Connection {
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(_) => return Err(()),
         };
-        if head_length > shared.server.max_header_bytes || parsed.version != Some(1) {
+        if parsed.version != Some(1) {
             return Err(());
         }
         let (Some(method), Some(target)) = (parsed.method, parsed.path) else {
             return Err(());
         };
+        // The same measure as hyper's path (`proxy::head_size`), so both answer 431 alike.
+        let head_size = method.len()
+            + target.len()
+            + 12
+            + parsed
+                .headers
+                .iter()
+                .map(|field| field.name.len() + field.value.len() + 4)
+                .sum::<usize>();
+        if head_size > shared.server.max_header_bytes {
+            return Err(());
+        }
         let method = Method::from_bytes(method.as_bytes()).map_err(|_| ())?;
-        if method == Method::CONNECT || !target.starts_with('/') {
+        // Only plain origin-form targets: hyper refuses or normalises the rest.
+        if method == Method::CONNECT
+            || !target.starts_with('/')
+            || !target
+                .bytes()
+                .all(|byte| byte.is_ascii_graphic() && byte != b'#')
+        {
             return Err(());
         }
         let (path, query) = match target.split_once('?') {
@@ -222,19 +252,30 @@ impl Connection {
                     return Err(());
                 }
             } else if name.eq_ignore_ascii_case("connection") {
-                client_close |=
-                    tokens(field.value).any(|token| token.eq_ignore_ascii_case(b"close"));
+                for token in tokens(field.value) {
+                    client_close |= token.eq_ignore_ascii_case(b"close");
+                    // A message's framing and target are never hop-by-hop: naming them in
+                    // `Connection` is an attempt to desynchronise the upstream.
+                    if token.eq_ignore_ascii_case(b"content-length")
+                        || token.eq_ignore_ascii_case(b"host")
+                    {
+                        return Err(());
+                    }
+                }
             } else if name.eq_ignore_ascii_case("x-request-id") {
-                request_id = Some(field.value);
-            } else if name.eq_ignore_ascii_case("user-agent") {
+                request_id.get_or_insert(field.value);
+            } else if name.eq_ignore_ascii_case("user-agent") && user_agent.is_none() {
                 user_agent = HeaderValue::from_bytes(field.value).ok();
             }
         }
         let host = host.ok_or(())?;
         let body_length = content_length.unwrap_or(0);
-        if route
-            .max_body_bytes
-            .is_some_and(|limit| body_length > limit)
+        // Large uploads go to hyper, which reads an early answer of the upstream (a 413, a
+        // 401) while the body is still coming; a small body fits in the sockets' buffers.
+        if body_length > MAX_DIRECT_BODY
+            || route
+                .max_body_bytes
+                .is_some_and(|limit| body_length > limit)
         {
             return Err(());
         }
@@ -411,12 +452,13 @@ impl Connection {
                 keep_alive
             }
             Outcome::Failed(Failure::ClientGone) => {
+                request.access.status = StatusCode::BAD_REQUEST;
                 request.access.write();
                 false
             }
             Outcome::Failed(Failure::Answer(status, message)) => {
                 // A body the client is still sending would be read as the next request.
-                let close = request.client_close || request.body_left > 0;
+                let close = request.client_close || request.body_left > 0 || *self.stop.borrow();
                 let written = self
                     .answer_error(status, &message, request.access, close)
                     .await;
@@ -445,7 +487,16 @@ impl Connection {
         }
         if request.body_left > 0 {
             let body_left = request.body_left;
-            match relay((&mut self.client).take(body_left), upstream, body_left).await {
+            // A client that stalls mid-body is let go like one that stalls mid-head.
+            let body_timeout =
+                Duration::from_millis(context.shared.server.client_header_timeout_ms);
+            let sent = tokio::time::timeout(
+                body_timeout,
+                relay((&mut self.client).take(body_left), upstream, body_left),
+            )
+            .await
+            .unwrap_or(Err(RelayError::Source));
+            match sent {
                 Ok(()) => request.body_left = 0,
                 Err(RelayError::Source) => return Ok(Outcome::Failed(Failure::ClientGone)),
                 Err(RelayError::Destination) => {
@@ -483,7 +534,8 @@ impl Connection {
         } else {
             head.framing
         };
-        let client_close = request.client_close || matches!(framing, Framing::UntilClose);
+        // Draining: this is the connection's last response, and says so.
+        let client_close = request.client_close || *self.stop.borrow();
         request.access.status =
             StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
         head.write_client_head(
@@ -540,10 +592,11 @@ impl Connection {
         out.clear();
         let _ = write!(
             out,
-            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\ndate: {}\r\n",
             status.as_u16(),
             status.canonical_reason().unwrap_or(""),
-            body.len()
+            body.len(),
+            http_date(),
         );
         push_field(out, b"x-request-id", access.request_id.as_bytes());
         if close {
@@ -575,6 +628,38 @@ enum Outcome {
 /// The upstream closed the connection without sending a byte of response: a pooled
 /// connection it had already closed, usually.
 struct Stale;
+
+/// The current time as an HTTP date, formatted once a second per thread.
+fn http_date() -> std::rc::Rc<str> {
+    thread_local! {
+        static CURRENT: std::cell::RefCell<(u64, std::rc::Rc<str>)> =
+            std::cell::RefCell::new((u64::MAX, std::rc::Rc::from("")));
+    }
+    let now = std::time::SystemTime::now();
+    let second = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    CURRENT.with_borrow_mut(|(formatted_at, text)| {
+        if *formatted_at != second {
+            *text = std::rc::Rc::from(httpdate::fmt_http_date(now));
+            *formatted_at = second;
+        }
+        text.clone()
+    })
+}
+
+/// Whether `bytes` may hold a whole head: a line feed followed by an empty line (CRLF or bare
+/// LF) at or after `from`, the first byte not searched before.
+fn ends_head(bytes: &[u8], from: usize) -> bool {
+    let start = from.saturating_sub(3).min(bytes.len());
+    bytes[start..].iter().enumerate().any(|(index, byte)| {
+        *byte == b'\n'
+            && matches!(
+                &bytes[start + index + 1..],
+                [b'\n', ..] | [b'\r', b'\n', ..]
+            )
+    })
+}
 
 /// Appends `name: value` and CRLF.
 fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

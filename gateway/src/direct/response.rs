@@ -30,6 +30,9 @@ pub(super) enum HeadError {
     /// `Content-Length` is not one number.
     #[error("invalid Content-Length")]
     InvalidLength,
+    /// A status code below 100.
+    #[error("invalid status code {0}")]
+    Status(u16),
 }
 
 /// How a response body ends.
@@ -41,7 +44,8 @@ pub(super) enum Framing {
     Length(u64),
     /// Chunked transfer coding, relayed as it is.
     Chunked,
-    /// Until the upstream closes the connection.
+    /// Until the upstream closes the connection; chunked on its way to the client, so the
+    /// client connection stays open and a body cut short shows.
     UntilClose,
 }
 
@@ -55,6 +59,11 @@ pub(super) struct ResponseHead {
     pub(super) fields: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     /// How the body ends, by the head alone.
     pub(super) framing: Framing,
+    /// The `Content-Length` it declared (written again by the gateway, never passed on as
+    /// sent: a `Connection` header may have named it).
+    pub(super) content_length: Option<u64>,
+    /// It carried a `Date`.
+    pub(super) dated: bool,
     /// The connection may carry another request afterwards.
     pub(super) keep_alive: bool,
     /// Length of the head in bytes.
@@ -78,8 +87,25 @@ impl ResponseHead {
         for (name, value) in &self.fields {
             push_field(out, &bytes[name.clone()], &bytes[value.clone()]);
         }
-        if *framing == Framing::Chunked {
-            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        match framing {
+            Framing::Length(length) => {
+                let _ = write!(out, "content-length: {length}\r\n");
+            }
+            // HEAD and 304 answers tell the length of the body they do not carry; 204 none.
+            Framing::Empty => {
+                if let Some(length) = self.content_length.filter(|_| self.status != 204) {
+                    let _ = write!(out, "content-length: {length}\r\n");
+                }
+            }
+            Framing::Chunked | Framing::UntilClose => {
+                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+            }
+        }
+        if !self.dated {
+            // RFC 9110 §6.6.1: a recipient with a clock adds the `Date` the origin left out.
+            out.extend_from_slice(b"date: ");
+            out.extend_from_slice(super::http_date().as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
         push_field(out, b"x-request-id", request_id.as_bytes());
         if close {
@@ -124,11 +150,20 @@ pub(super) fn parse_response_head(bytes: &[u8]) -> Result<Option<ResponseHead>, 
         httparse::Status::Complete(length) => length,
         httparse::Status::Partial => return Ok(None),
     };
+    // httparse's slices point into `bytes`, except a reason it could not take as text (then
+    // an empty one of its own).
     let range = |part: &[u8]| {
-        let start = part.as_ptr() as usize - bytes.as_ptr() as usize;
-        start..start + part.len()
+        let start = (part.as_ptr() as usize).wrapping_sub(bytes.as_ptr() as usize);
+        if start <= bytes.len() && part.len() <= bytes.len() - start {
+            start..start + part.len()
+        } else {
+            0..0
+        }
     };
-    let status = parsed.code.unwrap_or(502);
+    let status = parsed.code.unwrap_or(0);
+    if status < 100 {
+        return Err(HeadError::Status(status));
+    }
     let reason = parsed
         .reason
         .map_or(0..0, |reason| range(reason.as_bytes()));
@@ -146,6 +181,7 @@ pub(super) fn parse_response_head(bytes: &[u8]) -> Result<Option<ResponseHead>, 
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut transfer_coded = false;
+    let mut dated = false;
     let mut kept = Vec::with_capacity(parsed.headers.len());
     for field in parsed.headers.iter() {
         let name = field.name;
@@ -169,7 +205,9 @@ pub(super) fn parse_response_head(bytes: &[u8]) -> Result<Option<ResponseHead>, 
             {
                 return Err(HeadError::InvalidLength);
             }
+            continue;
         }
+        dated |= name.eq_ignore_ascii_case("date");
         if is_hop_by_hop_field(name, field.value)
             || named_in(&connection_values, name)
             || name.eq_ignore_ascii_case("x-request-id")
@@ -180,7 +218,7 @@ pub(super) fn parse_response_head(bytes: &[u8]) -> Result<Option<ResponseHead>, 
     }
     let framing = if transfer_coded {
         // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, which is then dropped.
-        kept.retain(|(name, _)| !bytes[name.clone()].eq_ignore_ascii_case(b"content-length"));
+        content_length = None;
         if chunked {
             Framing::Chunked
         } else {
@@ -194,6 +232,8 @@ pub(super) fn parse_response_head(bytes: &[u8]) -> Result<Option<ResponseHead>, 
         reason,
         fields: kept,
         framing,
+        content_length,
+        dated,
         keep_alive,
         length,
     }))
@@ -280,16 +320,37 @@ pub(super) async fn relay_response(
             }
         }
         Framing::UntilClose => {
-            let already = body.len() as u64;
-            out.extend_from_slice(body);
-            write_all(client, out).await?;
-            let copied = tokio::io::copy(upstream, client)
-                .await
-                .map_err(|_| RelayError::Destination)?;
-            Ok(Relayed {
-                bytes: already + copied,
-                clean: false,
-            })
+            // Each read goes out as one chunk; the last chunk only after the upstream's clean
+            // end, so a body cut short is never taken for a whole one.
+            let mut bytes = 0u64;
+            let mut start = head_length;
+            loop {
+                let piece = &upstream_bytes[start..];
+                if !piece.is_empty() {
+                    let _ = write!(out, "{:x}\r\n", piece.len());
+                    out.extend_from_slice(piece);
+                    out.extend_from_slice(b"\r\n");
+                    bytes += piece.len() as u64;
+                }
+                write_all(client, out).await?;
+                out.clear();
+                upstream_bytes.clear();
+                start = 0;
+                if upstream_bytes.capacity() < 16 * 1024 {
+                    upstream_bytes.reserve(16 * 1024);
+                }
+                match upstream.read_buf(upstream_bytes).await {
+                    Ok(0) => {
+                        write_all(client, b"0\r\n\r\n").await?;
+                        return Ok(Relayed {
+                            bytes,
+                            clean: false,
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(_) => return Err(RelayError::Source),
+                }
+            }
         }
     }
 }
@@ -334,6 +395,8 @@ pub(super) struct ChunkedScanner {
     state: ChunkState,
     /// The chunk size read so far.
     size: u64,
+    /// Hex digits of the size line read so far (an empty size line is not chunked coding).
+    digits: u32,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -373,16 +436,17 @@ impl ChunkedScanner {
                     b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
                         let digit = u64::from((byte as char).to_digit(16).ok_or(())?);
                         self.size = self.size.checked_mul(16).ok_or(())? + digit;
+                        self.digits += 1;
                     }
-                    b';' | b' ' | b'\t' => self.state = ChunkState::Extension,
-                    b'\r' => self.state = ChunkState::SizeLf,
+                    b';' | b' ' | b'\t' if self.digits > 0 => self.state = ChunkState::Extension,
+                    b'\r' if self.digits > 0 => self.state = ChunkState::SizeLf,
                     _ => return Err(()),
                 },
-                ChunkState::Extension => {
-                    if byte == b'\r' {
-                        self.state = ChunkState::SizeLf;
-                    }
-                }
+                ChunkState::Extension => match byte {
+                    b'\r' => self.state = ChunkState::SizeLf,
+                    b'\n' => return Err(()),
+                    _ => {}
+                },
                 ChunkState::SizeLf => {
                     if byte != b'\n' {
                         return Err(());
@@ -392,6 +456,7 @@ impl ChunkedScanner {
                     } else {
                         ChunkState::Data
                     };
+                    self.digits = 0;
                 }
                 ChunkState::Data => {
                     let take = usize::try_from(self.size)
@@ -416,18 +481,16 @@ impl ChunkedScanner {
                     }
                     self.state = ChunkState::Size;
                 }
-                ChunkState::TrailerStart => {
-                    self.state = if byte == b'\r' {
-                        ChunkState::FinalLf
-                    } else {
-                        ChunkState::Trailer
-                    };
-                }
-                ChunkState::Trailer => {
-                    if byte == b'\r' {
-                        self.state = ChunkState::TrailerLf;
-                    }
-                }
+                ChunkState::TrailerStart => match byte {
+                    b'\r' => self.state = ChunkState::FinalLf,
+                    b'\n' => return Err(()),
+                    _ => self.state = ChunkState::Trailer,
+                },
+                ChunkState::Trailer => match byte {
+                    b'\r' => self.state = ChunkState::TrailerLf,
+                    b'\n' => return Err(()),
+                    _ => {}
+                },
                 ChunkState::TrailerLf => {
                     if byte != b'\n' {
                         return Err(());
@@ -477,6 +540,22 @@ mod tests {
     #[test]
     fn what_is_not_chunked_coding_is_refused() {
         assert_eq!(scan_all(&[b"zz\r\n"]), Err(()));
+        assert_eq!(scan_all(&[b"\r\n"]), Err(()), "an empty size line");
+        assert_eq!(
+            scan_all(&[b"5;a\nb\r\n"]),
+            Err(()),
+            "a bare LF in an extension"
+        );
+        assert_eq!(
+            scan_all(&[b"0\r\n\n"]),
+            Err(()),
+            "a bare LF ending the trailers"
+        );
+        assert_eq!(
+            scan_all(&[b"0\r\nX: 1\n\r\n"]),
+            Err(()),
+            "a bare LF in a trailer"
+        );
         assert_eq!(
             scan_all(&[b"3\r\nabcX"]),
             Err(()),
@@ -511,11 +590,11 @@ mod tests {
             "HTTP/1.1 200 OK\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nContent-Length: 0\r\n\r\n",
         );
         assert!(!closing.keep_alive);
-        assert_eq!(
-            closing.fields.len(),
-            1,
-            "Connection and the field it names are dropped"
+        assert!(
+            closing.fields.is_empty(),
+            "Connection and the field it names are dropped; the length is written anew"
         );
+        assert_eq!(closing.content_length, Some(0));
         let old = head("HTTP/1.0 200 OK\r\n\r\n");
         assert_eq!(old.framing, Framing::UntilClose);
         assert!(!old.keep_alive);
