@@ -9,6 +9,7 @@
 //! | [`schema`] | the types, queries, mutations, subscription, loaders and error codes |
 //! | [`posts`] | the posts table and the validation of what clients send |
 //! | [`upstream`] | the users-service and products-service clients |
+//! | [`pages`] | pages of the post list in memory between writes, emptied across instances |
 //! | [`events`] | `postCreated` across instances, over `shared::pubsub` |
 //! | [`http`] | GraphQL over HTTP, content negotiation, subscriptions over WebSocket |
 //! | [`graphiql`] | the GraphiQL page and its scripts, served from the binary |
@@ -18,6 +19,7 @@
 pub mod events;
 pub mod graphiql;
 pub mod http;
+pub mod pages;
 pub mod posts;
 pub mod schema;
 pub mod upstream;
@@ -38,6 +40,7 @@ use slog::Logger;
 use crate::{
     events::PostEvents,
     http::Endpoint,
+    pages::PageCache,
     posts::PostRepository,
     schema::{AppState, MutationRoot, PlatformSchema, QueryRoot, SubscriptionRoot},
     upstream::{ProductsClient, Upstream, UpstreamTimeouts, UsersClient},
@@ -47,6 +50,10 @@ use crate::{
 pub const NAME: &str = "graphql";
 /// The port of CONTRACTS.md.
 pub const DEFAULT_PORT: u16 = 3003;
+/// How long a page of the post list is kept at most, by default.
+pub const DEFAULT_POST_PAGE_TTL: Duration = Duration::from_secs(5);
+/// Post text the page cache holds at most.
+const POST_PAGE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// The flags and environment variables of `graphql-service`.
 #[derive(clap::Parser, Debug, Clone)]
@@ -83,6 +90,11 @@ pub struct Config {
     /// Whole-exchange timeout for users-service and products-service, in milliseconds.
     #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 10_000)]
     pub upstream_timeout_ms: u64,
+    /// How long a page of the post list is kept in memory at most, in milliseconds (writes
+    /// empty it at once; this bounds another instance's view when a write's announcement is
+    /// lost); 0: no page cache.
+    #[arg(long, env = "POST_PAGE_TTL_MS", default_value_t = 5_000)]
+    pub post_page_ttl_ms: u64,
 }
 
 /// What a query may cost.
@@ -125,8 +137,11 @@ pub struct Settings {
     pub limits: Limits,
     /// Timeouts of calls to users-service and products-service.
     pub timeouts: UpstreamTimeouts,
-    /// The pub/sub channel of `postCreated` (tests use their own).
+    /// The pub/sub channel of `postCreated` (tests use their own); writes are announced to
+    /// the other instances' page caches on it with `.posts_changed` appended.
     pub events_channel: String,
+    /// How long a page of the post list is kept at most (zero: no page cache).
+    pub post_page_ttl: Duration,
 }
 
 impl Settings {
@@ -149,6 +164,7 @@ impl Settings {
                 request: Duration::from_millis(config.upstream_timeout_ms),
             },
             events_channel: events::DEFAULT_CHANNEL.to_owned(),
+            post_page_ttl: Duration::from_millis(config.post_page_ttl_ms),
         }
     }
 
@@ -165,6 +181,7 @@ impl Settings {
             limits: Limits::default(),
             timeouts: UpstreamTimeouts::default(),
             events_channel: events::DEFAULT_CHANNEL.to_owned(),
+            post_page_ttl: DEFAULT_POST_PAGE_TTL,
         })
     }
 }
@@ -250,7 +267,17 @@ impl Application {
             "GraphQL operations, by type and outcome",
             &["operation", "outcome"],
         )?;
-        let posts = PostRepository::new(context.database.clone(), sql_queries);
+        let pages = PageCache::new(
+            settings.post_page_ttl,
+            POST_PAGE_CACHE_BYTES,
+            logger.clone(),
+        )
+        .follow(
+            pubsub.clone(),
+            format!("{}.posts_changed", settings.events_channel),
+        )
+        .await?;
+        let posts = PostRepository::new(context.database.clone(), sql_queries, pages);
         let state = AppState {
             posts: posts.clone(),
             users: UsersClient(Upstream::new(

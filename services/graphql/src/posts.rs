@@ -12,6 +12,8 @@ use shared::{
 };
 use sqlx::AssertSqlSafe;
 
+use crate::pages::PageCache;
+
 /// The longest title, in characters.
 pub const MAX_TITLE_CHARS: usize = 300;
 /// The longest content, in characters.
@@ -82,20 +84,34 @@ pub struct PostRepository {
     database: Database,
     /// `graphql_sql_queries_total{query}`.
     queries: IntCounterVec,
+    /// Pages of the list, between writes.
+    pages: PageCache,
 }
 
 impl PostRepository {
-    /// A repository over `database`, counting its statements in `queries`.
-    pub fn new(database: Database, queries: IntCounterVec) -> Self {
-        Self { database, queries }
+    /// A repository over `database`, counting its statements in `queries`, keeping list pages
+    /// in `pages`.
+    pub fn new(database: Database, queries: IntCounterVec, pages: PageCache) -> Self {
+        Self {
+            database,
+            queries,
+            pages,
+        }
     }
 
     fn count(&self, query: &str) {
         self.queries.with_label_values(&[query]).inc();
     }
 
-    /// One page of posts by id, optionally only those of one author.
+    /// One page of posts by id, optionally only those of one author (from the page cache when
+    /// no write came since it was read).
     pub async fn list(&self, page: Page, author_id: Option<i64>) -> sqlx::Result<Vec<PostRow>> {
+        self.pages
+            .get_or_load(page, author_id, || self.select_page(page, author_id))
+            .await
+    }
+
+    async fn select_page(&self, page: Page, author_id: Option<i64>) -> sqlx::Result<Vec<PostRow>> {
         self.count("list");
         let query = match author_id {
             Some(author_id) => sqlx::query_as::<_, PostRow>(
@@ -151,7 +167,7 @@ impl PostRepository {
     /// Stores a new post.
     pub async fn insert(&self, author_id: i64, post: &ValidPost) -> sqlx::Result<PostRow> {
         self.count("insert");
-        sqlx::query_as::<_, PostRow>(
+        let row = sqlx::query_as::<_, PostRow>(
             "INSERT INTO posts (title, content, author_id, created_at) VALUES ($1, $2, $3, $4) \
              RETURNING id, title, content, author_id, created_at",
         )
@@ -160,13 +176,15 @@ impl PostRepository {
         .bind(author_id)
         .bind(timestamp_now())
         .fetch_one(self.database.pool())
-        .await
+        .await?;
+        self.pages.written().await;
+        Ok(row)
     }
 
     /// Changes a post's title and content; `None` when there is no such post.
     pub async fn update(&self, id: i64, post: &ValidPost) -> sqlx::Result<Option<PostRow>> {
         self.count("update");
-        sqlx::query_as::<_, PostRow>(
+        let row = sqlx::query_as::<_, PostRow>(
             "UPDATE posts SET title = $1, content = $2 WHERE id = $3 \
              RETURNING id, title, content, author_id, created_at",
         )
@@ -174,7 +192,11 @@ impl PostRepository {
         .bind(&post.content)
         .bind(id)
         .fetch_optional(self.database.pool())
-        .await
+        .await?;
+        if row.is_some() {
+            self.pages.written().await;
+        }
+        Ok(row)
     }
 
     /// Deletes a post; `false` when there was none.
@@ -184,7 +206,11 @@ impl PostRepository {
             .bind(id)
             .execute(self.database.pool())
             .await?;
-        Ok(result.rows_affected() > 0)
+        let deleted = result.rows_affected() > 0;
+        if deleted {
+            self.pages.written().await;
+        }
+        Ok(deleted)
     }
 
     /// Inserts the seed's three demo posts when there are none; `true` when it did.
@@ -213,6 +239,7 @@ impl PostRepository {
             .await?;
         }
         transaction.commit().await?;
+        self.pages.written().await;
         Ok(true)
     }
 }

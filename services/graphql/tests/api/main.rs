@@ -4,6 +4,7 @@ mod dataloader;
 mod helpers;
 mod http_protocol;
 mod mutations;
+mod pages;
 mod queries;
 mod subscriptions;
 mod upstream_failures;
