@@ -122,6 +122,9 @@ struct Inner {
     epoch: Instant,
     /// Keys whose invalidation could not reach Redis yet.
     pending_invalidations: Mutex<HashSet<String>>,
+    /// Counts every invalidation (under the flights lock): a batch load stores what it read
+    /// only when none came while it ran.
+    invalidations: AtomicU64,
 }
 
 /// One load under way, shared by every request that missed the key meanwhile.
@@ -209,6 +212,7 @@ impl Cache {
                 redis_resume_at_ms: AtomicU64::new(0),
                 epoch: Instant::now(),
                 pending_invalidations: Mutex::new(HashSet::new()),
+                invalidations: AtomicU64::new(0),
             }),
         };
         cache.retry_pending_invalidations_in_background();
@@ -304,6 +308,122 @@ impl Cache {
         result.map(|entry| (CacheStatus::Miss, entry))
     }
 
+    /// The entries of `keys`, in their order: those cached, and the others from one call of
+    /// `load` with their positions in `keys` (it answers one entry per position, in order).
+    /// What `load` read is stored unless a write invalidated any key while it ran. Unlike
+    /// [`Cache::get_or_load`], concurrent batches missing the same keys each load them: a
+    /// batch costs one statement whatever it misses.
+    pub async fn get_many<F, Fut, E>(&self, keys: &[String], load: F) -> Result<Vec<Entry>, E>
+    where
+        F: FnOnce(Vec<usize>) -> Fut,
+        Fut: Future<Output = Result<Vec<Entry>, E>>,
+    {
+        let keys: Vec<String> = keys.iter().map(|key| self.full_key(key)).collect();
+        let mut entries = self.read_many(&keys).await;
+        let missing: Vec<usize> = (0..keys.len())
+            .filter(|&index| entries[index].is_none())
+            .collect();
+        if !missing.is_empty() {
+            self.inner
+                .metrics
+                .cache_loads
+                .with_label_values(&[self.inner.settings.name])
+                .inc();
+            let invalidations = self.inner.invalidations.load(Ordering::SeqCst);
+            let loaded = load(missing.clone()).await?;
+            let unchanged = || self.inner.invalidations.load(Ordering::SeqCst) == invalidations;
+            match &self.inner.store {
+                Store::Local(cache) => {
+                    // Under the flights lock, so an invalidation is wholly before or after this.
+                    let _flights = self.inner.flights.lock().expect("flights lock");
+                    if unchanged() {
+                        for (&index, entry) in missing.iter().zip(&loaded) {
+                            cache.insert(keys[index].clone(), entry.clone());
+                        }
+                    }
+                }
+                Store::Redis(pool) => {
+                    if unchanged() {
+                        for (&index, entry) in missing.iter().zip(&loaded) {
+                            self.write_to_redis(pool, &keys[index], entry).await;
+                        }
+                        // An invalidation during the SETs would be undone by them.
+                        if !unchanged() {
+                            for &index in &missing {
+                                self.invalidate_in_redis(keys[index].clone()).await;
+                            }
+                        }
+                    }
+                }
+            }
+            for (index, entry) in missing.into_iter().zip(loaded) {
+                entries[index] = Some(entry);
+            }
+        }
+        Ok(entries
+            .into_iter()
+            .map(|entry| entry.unwrap_or(Entry::Missing))
+            .collect())
+    }
+
+    /// Look-ups of many keys (one `MGET` with Redis), each counted as a hit, miss or bypass.
+    async fn read_many(&self, keys: &[String]) -> Vec<Option<Entry>> {
+        let lookups: Vec<Lookup> = match &self.inner.store {
+            Store::Local(cache) => keys
+                .iter()
+                .map(|key| cache.get(key).map_or(Lookup::Miss, Lookup::Hit))
+                .collect(),
+            Store::Redis(pool) => {
+                let reachable = self.redis_allowed()
+                    && (self.pending().is_empty() || self.flush_pending_invalidations(pool).await);
+                let values = if reachable && !keys.is_empty() {
+                    self.redis(
+                        pool,
+                        |mut connection, keys| async move {
+                            redis::cmd("MGET")
+                                .arg(&keys)
+                                .query_async::<Vec<Option<Vec<u8>>>>(&mut *connection)
+                                .await
+                        },
+                        keys.to_vec(),
+                    )
+                    .await
+                } else {
+                    None
+                };
+                match values {
+                    Some(values) if values.len() == keys.len() => values
+                        .into_iter()
+                        .map(|value| value.and_then(decode).map_or(Lookup::Miss, Lookup::Hit))
+                        .collect(),
+                    _ => keys.iter().map(|_| Lookup::Unavailable).collect(),
+                }
+            }
+        };
+        lookups
+            .into_iter()
+            .map(|lookup| self.counted(lookup))
+            .collect()
+    }
+
+    /// Counts a look-up as a hit, miss or bypass (errors are counted where they happen).
+    fn counted(&self, lookup: Lookup) -> Option<Entry> {
+        match lookup {
+            Lookup::Hit(entry) => {
+                self.count("hit");
+                Some(entry)
+            }
+            Lookup::Miss => {
+                self.count("miss");
+                None
+            }
+            Lookup::Unavailable => {
+                self.count("bypass");
+                None
+            }
+        }
+    }
+
     /// Forgets `key` (call after the write that changed it has committed). A load of the key
     /// under way is told not to cache what it read; with Redis, the key is deleted once more a
     /// moment later, for loads in other processes.
@@ -311,6 +431,7 @@ impl Cache {
         let key = self.full_key(key);
         {
             let mut flights = self.inner.flights.lock().expect("flights lock");
+            self.inner.invalidations.fetch_add(1, Ordering::SeqCst);
             if let Some(flight) = flights.remove(&key) {
                 flight.invalidated.store(true, Ordering::SeqCst);
             }
@@ -400,22 +521,10 @@ impl Cache {
             .inc();
     }
 
-    /// A look-up that counts its hit, miss or bypass (errors are counted where they happen).
+    /// A look-up that counts its hit, miss or bypass.
     async fn read(&self, key: &str) -> Option<Entry> {
-        match self.read_quietly(key).await {
-            Lookup::Hit(entry) => {
-                self.count("hit");
-                Some(entry)
-            }
-            Lookup::Miss => {
-                self.count("miss");
-                None
-            }
-            Lookup::Unavailable => {
-                self.count("bypass");
-                None
-            }
-        }
+        let lookup = self.read_quietly(key).await;
+        self.counted(lookup)
     }
 
     async fn read_quietly(&self, key: &str) -> Lookup {
@@ -648,6 +757,101 @@ mod tests {
             assert_eq!(entry, Entry::Found(Bytes::from_static(b"v")));
         }
         assert_eq!(loads.load(Ordering::SeqCst), 1);
+    }
+
+    fn found(text: &'static str) -> Entry {
+        Entry::Found(Bytes::from_static(text.as_bytes()))
+    }
+
+    fn redis_cache() -> Cache {
+        let mut settings = CacheSettings::new(
+            "test",
+            Some(crate::testing::redis_url()),
+            Duration::from_secs(60),
+        );
+        settings.namespace = format!("unit:{}", uuid::Uuid::new_v4().simple());
+        Cache::new(
+            settings,
+            Metrics::new("test"),
+            Logger::root(slog::Discard, slog::o!()),
+        )
+        .expect("cache")
+    }
+
+    #[tokio::test]
+    async fn a_batch_loads_only_what_is_not_cached_in_one_call_and_caches_it() {
+        batch_loads_only_what_is_not_cached(local_cache(Duration::from_secs(60))).await;
+    }
+
+    #[tokio::test]
+    async fn a_batch_reads_redis_in_one_mget_and_fills_it() {
+        batch_loads_only_what_is_not_cached(redis_cache()).await;
+    }
+
+    async fn batch_loads_only_what_is_not_cached(cache: Cache) {
+        cache
+            .get_or_load("2", || async {
+                Ok::<_, std::convert::Infallible>(found("two"))
+            })
+            .await
+            .expect("load");
+        let keys: Vec<String> = ["1", "2", "3"].map(String::from).to_vec();
+        let calls = AtomicU64::new(0);
+        let entries = cache
+            .get_many(&keys, |missing| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    assert_eq!(missing, [0, 2], "only the keys not cached");
+                    Ok::<_, std::convert::Infallible>(vec![found("one"), Entry::Missing])
+                }
+            })
+            .await
+            .expect("batch");
+        assert_eq!(entries, [found("one"), found("two"), Entry::Missing]);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Now every key is cached, "missing" included; a single look-up finds the batch's.
+        let entries = cache
+            .get_many(&keys, |_| async {
+                panic!("nothing left to load");
+                #[allow(unreachable_code)]
+                Ok::<_, std::convert::Infallible>(vec![])
+            })
+            .await
+            .expect("batch");
+        assert_eq!(entries, [found("one"), found("two"), Entry::Missing]);
+        let (status, entry) = cache
+            .get_or_load("1", || async {
+                Ok::<_, std::convert::Infallible>(found("other"))
+            })
+            .await
+            .expect("load");
+        assert_eq!((status, entry), (CacheStatus::Hit, found("one")));
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_raced_a_write_is_not_cached() {
+        let cache = local_cache(Duration::from_secs(60));
+        let keys = vec!["1".to_owned()];
+        let entries = cache
+            .get_many(&keys, |_| async {
+                // The write commits and invalidates while the batch reads the old row.
+                cache.invalidate("1").await;
+                Ok::<_, std::convert::Infallible>(vec![found("old")])
+            })
+            .await
+            .expect("batch");
+        assert_eq!(entries, [found("old")], "the reader gets what it read");
+        let (status, entry) = cache
+            .get_or_load("1", || async {
+                Ok::<_, std::convert::Infallible>(found("new"))
+            })
+            .await
+            .expect("load");
+        assert_eq!(
+            (status, entry),
+            (CacheStatus::Miss, found("new")),
+            "but it was not kept"
+        );
     }
 
     #[tokio::test]

@@ -89,6 +89,24 @@ async fn batch_by_ids(backend: TestBackend) {
         .map(|u| u["id"].as_i64().expect("id"))
         .collect();
     assert_eq!(ids, [1, 3]);
+    // The batch filled the cache a single read uses, and a write empties it for both.
+    assert_eq!(cache_header(&app.get("/api/users/3").await), "hit");
+    let renamed = app
+        .client
+        .put(app.url("/api/users/3"))
+        .json(&json!({"name": "Renamed", "email": "u2@example.com"}))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(renamed.status(), 200);
+    let again: Vec<Value> = app
+        .get("/api/users?ids=1,3")
+        .await
+        .json()
+        .await
+        .expect("array");
+    assert_eq!(again[1]["name"], "Renamed");
+    assert_eq!(again[0]["name"], "U0");
     let empty: Vec<Value> = app
         .get("/api/users?ids=")
         .await
