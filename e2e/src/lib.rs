@@ -110,6 +110,7 @@ impl Process {
             "PORT",
             "DATABASE_URL",
             "REDIS_URL",
+            "CACHE_NAMESPACE",
             "AMQP_URL",
             "MEDIA_STORE",
             "GATEWAY_CONFIG",
@@ -306,6 +307,8 @@ impl Platform {
             .map(|(name, ..)| (*name, free_port()))
             .collect();
         let url = |name: &str| format!("http://127.0.0.1:{}", ports[name]);
+        // Platforms started side by side share Redis but not their databases.
+        let cache_namespace = format!("e2e:{}", uuid::Uuid::new_v4().simple());
         for (name, binary_name, _) in SERVICES {
             let database = shared::testing::fresh_database(shared::testing::TestBackend::Postgres)
                 .await
@@ -314,6 +317,7 @@ impl Platform {
                 ("PORT", ports[name].to_string()),
                 ("DATABASE_URL", database.0.clone()),
                 ("REDIS_URL", backends.redis_url.clone()),
+                ("CACHE_NAMESPACE", cache_namespace.clone()),
                 ("AMQP_URL", backends.amqp_url.clone()),
                 ("LOG_LEVEL", "info".to_owned()),
                 ("USERS_URL", url("users")),

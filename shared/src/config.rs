@@ -28,6 +28,10 @@ pub struct CommonArgs {
     /// Time to live of cache-aside entries, in seconds
     #[arg(long, env = "CACHE_TTL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub cache_ttl_secs: u64,
+    /// Prefix of every cache key in Redis, so deployments that share one Redis (each with its
+    /// own databases) never read each other's entries
+    #[arg(long, env = "CACHE_NAMESPACE", default_value = "platform")]
+    pub cache_namespace: String,
     /// Ask the service on PORT for `/healthz` and exit 0 when it answers 200 (a container's
     /// health check, with no curl in the image)
     #[arg(long, hide = true)]
@@ -62,6 +66,7 @@ impl CommonArgs {
             database_url: Some(database_url),
             redis_url: None,
             cache_ttl_secs: 60,
+            cache_namespace: "platform".to_owned(),
             healthcheck: false,
         }
     }

@@ -57,11 +57,14 @@ impl ServiceSettings {
             name,
             address: SocketAddr::new(args.process.bind, args.port.unwrap_or(default_port)),
             database_url: args.database_url_or_default(name),
-            cache: CacheSettings::new(
-                name,
-                args.redis_url.clone(),
-                Duration::from_secs(args.cache_ttl_secs),
-            ),
+            cache: CacheSettings {
+                namespace: format!("{}:{name}", args.cache_namespace),
+                ..CacheSettings::new(
+                    name,
+                    args.redis_url.clone(),
+                    Duration::from_secs(args.cache_ttl_secs),
+                )
+            },
             json_limit: JSON_BODY_LIMIT,
             shutdown_timeout: Duration::from_secs(10),
             workers: 0,

@@ -307,12 +307,7 @@ impl Connection {
             }
         }
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        let connection_values: Vec<&[u8]> = parsed
-            .headers
-            .iter()
-            .filter(|field| field.name.eq_ignore_ascii_case("connection"))
-            .map(|field| field.value)
-            .collect();
+        let connection_values = connection_values(parsed.headers);
         let mut earlier_hops: Vec<&[u8]> = Vec::new();
         for field in parsed.headers.iter() {
             let name = field.name;
@@ -667,6 +662,15 @@ fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
+}
+
+/// The values of every `Connection` field of a head.
+fn connection_values<'a>(fields: &[httparse::Header<'a>]) -> Vec<&'a [u8]> {
+    fields
+        .iter()
+        .filter(|field| field.name.eq_ignore_ascii_case("connection"))
+        .map(|field| field.value)
+        .collect()
 }
 
 /// Whether a `Connection` header value names the field `name`.

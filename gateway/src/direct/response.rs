@@ -9,7 +9,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use super::{MAX_HEADERS, named_in, push_field};
+use super::{MAX_HEADERS, connection_values, named_in, push_field};
 use crate::headers::{is_hop_by_hop_field, tokens};
 
 /// Largest upstream response head accepted.
@@ -167,12 +167,7 @@ pub(super) fn parse_response_head(bytes: &[u8]) -> Result<Option<ResponseHead>, 
     let reason = parsed
         .reason
         .map_or(0..0, |reason| range(reason.as_bytes()));
-    let connection_values: Vec<&[u8]> = parsed
-        .headers
-        .iter()
-        .filter(|field| field.name.eq_ignore_ascii_case("connection"))
-        .map(|field| field.value)
-        .collect();
+    let connection_values = connection_values(parsed.headers);
     // A body that ends with the connection also ends its reuse: `relay_response` says so.
     let keep_alive = parsed.version == Some(1)
         && !connection_values
@@ -539,33 +534,17 @@ mod tests {
 
     #[test]
     fn what_is_not_chunked_coding_is_refused() {
-        assert_eq!(scan_all(&[b"zz\r\n"]), Err(()));
-        assert_eq!(scan_all(&[b"\r\n"]), Err(()), "an empty size line");
-        assert_eq!(
-            scan_all(&[b"5;a\nb\r\n"]),
-            Err(()),
-            "a bare LF in an extension"
-        );
-        assert_eq!(
-            scan_all(&[b"0\r\n\n"]),
-            Err(()),
-            "a bare LF ending the trailers"
-        );
-        assert_eq!(
-            scan_all(&[b"0\r\nX: 1\n\r\n"]),
-            Err(()),
-            "a bare LF in a trailer"
-        );
-        assert_eq!(
-            scan_all(&[b"3\r\nabcX"]),
-            Err(()),
-            "data not followed by CRLF"
-        );
-        assert_eq!(
-            scan_all(&[b"fffffffffffffffff\r\n"]),
-            Err(()),
-            "size overflow"
-        );
+        for (bytes, what) in [
+            (&b"zz\r\n"[..], "not hex"),
+            (b"\r\n", "an empty size line"),
+            (b"5;a\nb\r\n", "a bare LF in an extension"),
+            (b"0\r\n\n", "a bare LF ending the trailers"),
+            (b"0\r\nX: 1\n\r\n", "a bare LF in a trailer"),
+            (b"3\r\nabcX", "data not followed by CRLF"),
+            (b"fffffffffffffffff\r\n", "size overflow"),
+        ] {
+            assert_eq!(scan_all(&[bytes]), Err(()), "{what}");
+        }
     }
 
     #[test]

@@ -61,6 +61,28 @@ pub fn graphql_settings(database: DatabaseUrl, users_url: &str, products_url: &s
     settings
 }
 
+/// Two graphql-service instances on one fresh PostgreSQL database and one Redis, as behind a
+/// load balancer, on a pub/sub channel of their own; `configure` adjusts their settings.
+pub async fn instances_over_redis(
+    users_url: &str,
+    products_url: &str,
+    configure: impl Fn(&mut Settings),
+) -> Vec<TestService> {
+    let database = fresh_database(TestBackend::Postgres)
+        .await
+        .expect("database");
+    let channel = format!("test:{}:post_created", uuid::Uuid::new_v4().simple());
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let mut settings = graphql_settings(database.clone(), users_url, products_url);
+        settings.service.cache.redis_url = Some(shared::testing::redis_url());
+        settings.events_channel = channel.clone();
+        configure(&mut settings);
+        instances.push(spawn_graphql(settings).await);
+    }
+    instances
+}
+
 /// graphql-service with these settings.
 pub async fn spawn_graphql(settings: Settings) -> TestService {
     spawn_graphql_logging_to(settings, test_logger(NAME)).await

@@ -5,11 +5,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shared::testing::{TestBackend, eventually, fresh_database, redis_url};
+use shared::testing::{TestBackend, eventually};
 
-use crate::helpers::{
-    GraphqlApi, TestPlatform, create_post, create_user, graphql_settings, spawn_graphql,
-};
+use crate::helpers::{GraphqlApi, TestPlatform, create_post, create_user, instances_over_redis};
 
 shared::on_both_backends!(writes_are_seen_by_the_next_read,);
 
@@ -82,24 +80,13 @@ async fn writes_are_seen_by_the_next_read(backend: TestBackend) {
 async fn a_write_on_one_instance_empties_the_pages_of_another() {
     let platform = TestPlatform::spawn(TestBackend::Postgres).await;
     let author = create_user(&platform.users, "Joe", "joe@example.com").await;
-    // Two more instances on one database and one Redis, as behind a load balancer; pages
-    // would live a minute, so only the announcement can make the change show.
-    let database = fresh_database(TestBackend::Postgres)
-        .await
-        .expect("database");
-    let channel = format!("test:{}:post_created", uuid::Uuid::new_v4().simple());
-    let mut instances = Vec::new();
-    for _ in 0..2 {
-        let mut settings = graphql_settings(
-            database.clone(),
-            &platform.users.url(""),
-            &platform.products.url(""),
-        );
-        settings.service.cache.redis_url = Some(redis_url());
-        settings.events_channel = channel.clone();
-        settings.post_page_ttl = Duration::from_secs(60);
-        instances.push(spawn_graphql(settings).await);
-    }
+    // Pages would live a minute: only the announcement can make the change show.
+    let instances = instances_over_redis(
+        &platform.users.url(""),
+        &platform.products.url(""),
+        |settings| settings.post_page_ttl = Duration::from_secs(60),
+    )
+    .await;
     create_post(&instances[1], "Old", author).await;
     assert_eq!(titles(&instances[0].data(LIST, json!({})).await), ["Old"]);
     create_post(&instances[1], "New", author).await;

@@ -6,13 +6,13 @@ use std::{net::Ipv4Addr, time::Duration};
 use futures_util::{SinkExt, StreamExt};
 use gateway::{Gateway, config::GatewayConfig};
 use serde_json::{Value, json};
-use shared::testing::{TestBackend, TestServer, TestService, fresh_database, redis_url};
+use shared::testing::{TestBackend, TestServer, TestService};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async,
     tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
 };
 
-use crate::helpers::{GraphqlApi, TestPlatform, create_user, graphql_settings, spawn_graphql};
+use crate::helpers::{GraphqlApi, TestPlatform, create_user, instances_over_redis};
 
 type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -248,18 +248,7 @@ async fn bad_subscription_messages_get_errors_not_crashes() {
 async fn post_created_reaches_subscribers_of_other_instances_over_redis() {
     let users = crate::helpers::spawn_users(TestBackend::Postgres).await;
     let author = create_user(&users, "Kai", "kai@example.com").await;
-    // Two instances on one database and one Redis, as behind a load balancer.
-    let database = fresh_database(TestBackend::Postgres)
-        .await
-        .expect("database");
-    let channel = format!("test:{}:post_created", uuid::Uuid::new_v4().simple());
-    let mut instances = Vec::new();
-    for _ in 0..2 {
-        let mut settings = graphql_settings(database.clone(), &users.url(""), &users.url(""));
-        settings.service.cache.redis_url = Some(redis_url());
-        settings.events_channel = channel.clone();
-        instances.push(spawn_graphql(settings).await);
-    }
+    let instances = instances_over_redis(&users.url(""), &users.url(""), |_| {}).await;
     let mut socket = subscribe(
         &instances[0].url(""),
         "graphql-transport-ws",
