@@ -308,8 +308,9 @@ impl Cache {
         result.map(|entry| (CacheStatus::Miss, entry))
     }
 
-    /// The entries of `keys`, in their order: those cached, and the others from one call of
-    /// `load` with their positions in `keys` (it answers one entry per position, in order).
+    /// The entries of `keys` (distinct), in their order: those cached, and the others from one
+    /// call of `load` with their positions in `keys` (it answers one entry per position, in
+    /// order), stored in one round trip with Redis.
     /// What `load` read is stored unless a write invalidated any key while it ran. Unlike
     /// [`Cache::get_or_load`], concurrent batches missing the same keys each load them: a
     /// batch costs one statement whatever it misses.
@@ -328,7 +329,7 @@ impl Cache {
                 .metrics
                 .cache_loads
                 .with_label_values(&[self.inner.settings.name])
-                .inc();
+                .inc_by(missing.len() as u64);
             let invalidations = self.inner.invalidations.load(Ordering::SeqCst);
             let loaded = load(missing.clone()).await?;
             let unchanged = || self.inner.invalidations.load(Ordering::SeqCst) == invalidations;
@@ -344,9 +345,12 @@ impl Cache {
                 }
                 Store::Redis(pool) => {
                     if unchanged() {
-                        for (&index, entry) in missing.iter().zip(&loaded) {
-                            self.write_to_redis(pool, &keys[index], entry).await;
-                        }
+                        let stored: Vec<(&str, &Entry)> = missing
+                            .iter()
+                            .zip(&loaded)
+                            .map(|(&index, entry)| (keys[index].as_str(), entry))
+                            .collect();
+                        self.write_to_redis(pool, &stored).await;
                         // An invalidation during the SETs would be undone by them.
                         if !unchanged() {
                             for &index in &missing {
@@ -474,7 +478,7 @@ impl Cache {
                 if flight.invalidated.load(Ordering::SeqCst) {
                     return;
                 }
-                self.write_to_redis(pool, key, entry).await;
+                self.write_to_redis(pool, &[(key, entry)]).await;
                 // An invalidation between the check and the SET would be undone by it.
                 if flight.invalidated.load(Ordering::SeqCst) {
                     self.invalidate_in_redis(key.to_owned()).await;
@@ -559,30 +563,42 @@ impl Cache {
         }
     }
 
-    /// Stores `entry` in Redis with its TTL (skipped while Redis is left alone or the key
-    /// has an invalidation waiting).
-    async fn write_to_redis(&self, pool: &deadpool_redis::Pool, key: &str, entry: &Entry) {
-        if !self.redis_allowed() || self.pending().contains(key) {
+    /// Stores entries in Redis with their TTLs, in one round trip however many (skipped while
+    /// Redis is left alone; a key with an invalidation waiting is left out).
+    async fn write_to_redis(&self, pool: &deadpool_redis::Pool, entries: &[(&str, &Entry)]) {
+        if !self.redis_allowed() {
             return;
         }
-        let ttl_ms = match entry {
-            Entry::Found(_) => self.inner.settings.ttl,
-            Entry::Missing => self.inner.settings.negative_ttl,
-        }
-        .as_millis() as u64;
-        let value = encode(entry);
-        self.redis(
-            pool,
-            |mut connection, key| async move {
-                redis::cmd("SET")
-                    .arg(key)
-                    .arg(value)
+        let mut pipeline = redis::pipe();
+        {
+            let pending = self.pending();
+            for (key, entry) in entries {
+                if pending.contains(*key) {
+                    continue;
+                }
+                let ttl_ms = match entry {
+                    Entry::Found(_) => self.inner.settings.ttl,
+                    Entry::Missing => self.inner.settings.negative_ttl,
+                }
+                .as_millis() as u64;
+                pipeline
+                    .cmd("SET")
+                    .arg(*key)
+                    .arg(encode(entry))
                     .arg("PX")
                     .arg(ttl_ms)
-                    .query_async::<()>(&mut *connection)
-                    .await
+                    .ignore();
+            }
+        }
+        if pipeline.is_empty() {
+            return;
+        }
+        self.redis(
+            pool,
+            |mut connection, pipeline| async move {
+                pipeline.query_async::<()>(&mut *connection).await
             },
-            key.to_owned(),
+            pipeline,
         )
         .await;
     }

@@ -29,7 +29,7 @@ pub struct CommonArgs {
     #[arg(long, env = "CACHE_TTL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub cache_ttl_secs: u64,
     /// Prefix of every cache key in Redis, so deployments that share one Redis (each with its
-    /// own databases) never read each other's entries
+    /// own databases) never read each other's cache entries (pub/sub channels are not prefixed)
     #[arg(long, env = "CACHE_NAMESPACE", default_value = "platform")]
     pub cache_namespace: String,
     /// Ask the service on PORT for `/healthz` and exit 0 when it answers 200 (a container's

@@ -93,7 +93,8 @@ pub struct Config {
     /// How long a page of the post list is kept in memory at most, in milliseconds (writes
     /// empty it at once; this bounds another instance's view when a write's announcement is
     /// lost); 0: no page cache.
-    #[arg(long, env = "POST_PAGE_TTL_MS", default_value_t = 5_000)]
+    #[arg(long, env = "POST_PAGE_TTL_MS", default_value_t = 5_000,
+        value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub post_page_ttl_ms: u64,
 }
 

@@ -128,12 +128,10 @@ impl PageCache {
         self.pages.invalidate_all();
     }
 
-    /// Call after a write has committed: empties this instance's pages, then tells the others.
-    /// A failed announcement is logged: the write stands, and the others' pages expire.
+    /// Call after a write has committed: empties this instance's pages, then tells the others
+    /// (also when this instance keeps none: others may). A failed announcement is logged: the
+    /// write stands, and the others' pages expire.
     pub async fn written(&self) {
-        if !self.enabled {
-            return;
-        }
         self.forget_all();
         if let Some((pubsub, channel)) = &self.announce
             && let Err(error) = pubsub.publish(channel, Bytes::new()).await
