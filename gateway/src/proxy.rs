@@ -260,7 +260,6 @@ async fn forward(
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     mut access: AccessRecord,
 ) -> Response<GatewayBody> {
-    let metrics = &context.shared.telemetry.metrics;
     let idempotent = is_idempotent(request.method());
     let mut candidates = route.upstreams.candidates();
     let mut current = candidates.next();
@@ -305,10 +304,7 @@ async fn forward(
                 );
             }
             Err(_elapsed) => {
-                metrics
-                    .upstream_errors
-                    .with_label_values(&[&route.prefix, "timeout"])
-                    .inc();
+                count_upstream_error(context, route, "timeout");
                 access.error = Some(format!(
                     "no response headers within {:?}",
                     route.response_timeout
@@ -333,10 +329,7 @@ async fn forward(
                         request = unsent;
                     }
                     _ => {
-                        metrics
-                            .upstream_errors
-                            .with_label_values(&[&route.prefix, "protocol"])
-                            .inc();
+                        count_upstream_error(context, route, "protocol");
                         access.error = Some(format!("{cause:#}"));
                         let message = format!("{} failed: {cause}", instance.label);
                         return error(StatusCode::BAD_GATEWAY, &message, access);
@@ -345,20 +338,35 @@ async fn forward(
             }
         }
     }
-    access.error = Some(last_failure.clone());
-    let message = format!("no upstream of {} answered ({last_failure})", route.prefix);
+    let message = no_upstream_answered(route, &last_failure);
+    access.error = Some(last_failure);
     error(StatusCode::BAD_GATEWAY, &message, access)
+}
+
+/// The 502's message when every instance of `route` failed to connect.
+pub fn no_upstream_answered(route: &Route, last_failure: &str) -> String {
+    format!("no upstream of {} answered ({last_failure})", route.prefix)
+}
+
+/// Counts a request that failed upstream: `kind` is `connect`, `timeout` or `protocol`.
+pub fn count_upstream_error(context: &ThreadContext, route: &Route, kind: &str) {
+    context
+        .shared
+        .telemetry
+        .metrics
+        .upstream_errors
+        .with_label_values(&[&route.prefix, kind])
+        .inc();
 }
 
 /// Counts a connect failure of `instance` and ejects it after enough in a row.
 pub fn connect_failed(context: &ThreadContext, route: &Route, instance: &Instance, failure: &str) {
-    let metrics = &context.shared.telemetry.metrics;
-    metrics
-        .upstream_errors
-        .with_label_values(&[&route.prefix, "connect"])
-        .inc();
+    count_upstream_error(context, route, "connect");
     if route.upstreams.record_failure(instance) == Health::Ejected {
-        metrics
+        context
+            .shared
+            .telemetry
+            .metrics
             .ejections
             .with_label_values(&[&route.prefix, &instance.label])
             .inc();

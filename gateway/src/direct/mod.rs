@@ -15,7 +15,7 @@
 
 use std::{
     io::Write,
-    net::{IpAddr, SocketAddr},
+    net::SocketAddr,
     rc::Rc,
     sync::Arc,
     time::{Duration, Instant},
@@ -32,7 +32,9 @@ use tokio::{
 use crate::{
     access::AccessRecord,
     headers::{is_hop_by_hop_field, tokens},
-    proxy::{ThreadContext, connect_failed, is_idempotent},
+    proxy::{
+        ThreadContext, connect_failed, count_upstream_error, is_idempotent, no_upstream_answered,
+    },
     routing::Route,
     upstream::Instance,
 };
@@ -240,17 +242,7 @@ impl Connection {
                     return Err(());
                 }
             } else if name.eq_ignore_ascii_case("content-length") {
-                let length = std::str::from_utf8(field.value)
-                    .ok()
-                    .filter(|value| value.bytes().all(|byte| byte.is_ascii_digit()))
-                    .and_then(|value| value.parse::<u64>().ok())
-                    .ok_or(())?;
-                if content_length
-                    .replace(length)
-                    .is_some_and(|earlier| earlier != length)
-                {
-                    return Err(());
-                }
+                add_content_length(&mut content_length, field.value)?;
             } else if name.eq_ignore_ascii_case("connection") {
                 for token in tokens(field.value) {
                     client_close |= token.eq_ignore_ascii_case(b"close");
@@ -334,7 +326,7 @@ impl Connection {
             out.extend_from_slice(hop);
             out.extend_from_slice(b", ");
         }
-        write_ip(out, self.peer.ip());
+        let _ = write!(out, "{}", self.peer.ip());
         out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
         push_field(out, b"x-forwarded-host", forwarded_host);
         push_field(out, b"x-request-id", request_id.as_bytes());
@@ -380,7 +372,7 @@ impl Connection {
         let upstream_request = std::mem::take(&mut self.outbound);
         let outcome = loop {
             let Some(instance) = current else {
-                let message = format!("no upstream of {} answered ({last_failure})", route.prefix);
+                let message = no_upstream_answered(&route, &last_failure);
                 request.access.error = Some(last_failure);
                 break Outcome::Failed(Failure::Answer(StatusCode::BAD_GATEWAY, message));
             };
@@ -422,7 +414,7 @@ impl Connection {
                     retried_stale = true;
                 }
                 Err(Stale) => {
-                    count_error(context, &route, "protocol");
+                    count_upstream_error(context, &route, "protocol");
                     let message =
                         format!("{} closed the connection before answering", instance.label);
                     request.access.error = Some(message.clone());
@@ -485,17 +477,15 @@ impl Connection {
             // A client that stalls mid-body is let go like one that stalls mid-head.
             let body_timeout =
                 Duration::from_millis(context.shared.server.client_header_timeout_ms);
-            let sent = tokio::time::timeout(
-                body_timeout,
-                relay((&mut self.client).take(body_left), upstream, body_left),
-            )
-            .await
-            .unwrap_or(Err(RelayError::Source));
+            let sent =
+                tokio::time::timeout(body_timeout, relay(&mut self.client, upstream, body_left))
+                    .await
+                    .unwrap_or(Err(RelayError::Source));
             match sent {
                 Ok(()) => request.body_left = 0,
                 Err(RelayError::Source) => return Ok(Outcome::Failed(Failure::ClientGone)),
                 Err(RelayError::Destination) => {
-                    count_error(context, route, "protocol");
+                    count_upstream_error(context, route, "protocol");
                     let message = format!("{} stopped reading the request body", instance.label);
                     return failed(request, StatusCode::BAD_GATEWAY, message);
                 }
@@ -509,7 +499,7 @@ impl Connection {
         .await
         {
             Err(_elapsed) => {
-                count_error(context, route, "timeout");
+                count_upstream_error(context, route, "timeout");
                 let message = format!(
                     "{} did not answer within {:?}",
                     instance.label, route.response_timeout
@@ -518,7 +508,7 @@ impl Connection {
             }
             Ok(Err(HeadError::Closed)) if self.upstream_bytes.is_empty() => return Err(Stale),
             Ok(Err(error)) => {
-                count_error(context, route, "protocol");
+                count_upstream_error(context, route, "protocol");
                 let message = format!("{} failed: {error}", instance.label);
                 return failed(request, StatusCode::BAD_GATEWAY, message);
             }
@@ -558,7 +548,7 @@ impl Connection {
                 })
             }
             Err(RelayError::Source) => {
-                count_error(context, route, "protocol");
+                count_upstream_error(context, route, "protocol");
                 request.access.error =
                     Some(format!("{} broke off the response body", instance.label));
                 Ok(Outcome::Relayed {
@@ -656,6 +646,20 @@ fn ends_head(bytes: &[u8], from: usize) -> bool {
     })
 }
 
+/// Takes one `Content-Length` field into `length`: `Err` for a value that is not a number, or
+/// that disagrees with an earlier field (RFC 9112 §6.3: the message cannot be framed).
+fn add_content_length(length: &mut Option<u64>, value: &[u8]) -> Result<(), ()> {
+    let value = std::str::from_utf8(value)
+        .ok()
+        .filter(|text| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()))
+        .and_then(|text| text.parse::<u64>().ok())
+        .ok_or(())?;
+    match length.replace(value) {
+        Some(earlier) if earlier != value => Err(()),
+        _ => Ok(()),
+    }
+}
+
 /// Appends `name: value` and CRLF.
 fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
@@ -678,18 +682,4 @@ fn named_in(connection_values: &[&[u8]], name: &str) -> bool {
     connection_values
         .iter()
         .any(|value| tokens(value).any(|token| token.eq_ignore_ascii_case(name.as_bytes())))
-}
-
-fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
-    let _ = write!(out, "{ip}");
-}
-
-fn count_error(context: &ThreadContext, route: &Route, kind: &str) {
-    context
-        .shared
-        .telemetry
-        .metrics
-        .upstream_errors
-        .with_label_values(&[&route.prefix, kind])
-        .inc();
 }

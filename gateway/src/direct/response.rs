@@ -9,7 +9,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use super::{MAX_HEADERS, connection_values, named_in, push_field};
+use super::{MAX_HEADERS, add_content_length, connection_values, named_in, push_field};
 use crate::headers::{is_hop_by_hop_field, tokens};
 
 /// Largest upstream response head accepted.
@@ -189,17 +189,8 @@ pub(super) fn parse_response_head(bytes: &[u8]) -> Result<Option<ResponseHead>, 
             continue;
         }
         if name.eq_ignore_ascii_case("content-length") {
-            let value = std::str::from_utf8(field.value)
-                .ok()
-                .filter(|value| value.bytes().all(|byte| byte.is_ascii_digit()))
-                .and_then(|value| value.parse::<u64>().ok())
-                .ok_or(HeadError::InvalidLength)?;
-            if content_length
-                .replace(value)
-                .is_some_and(|earlier| earlier != value)
-            {
-                return Err(HeadError::InvalidLength);
-            }
+            add_content_length(&mut content_length, field.value)
+                .map_err(|()| HeadError::InvalidLength)?;
             continue;
         }
         dated |= name.eq_ignore_ascii_case("date");
@@ -278,7 +269,7 @@ pub(super) async fn relay_response(
             write_all(client, out).await?;
             let rest = length - with_head as u64;
             if rest > 0 {
-                relay((&mut *upstream).take(rest), client, rest).await?;
+                relay(upstream, client, rest).await?;
             }
             Ok(Relayed {
                 bytes: length,
@@ -303,14 +294,9 @@ pub(super) async fn relay_response(
                     });
                 }
                 out.clear();
-                upstream_bytes.clear();
                 start = 0;
-                if upstream_bytes.capacity() < 16 * 1024 {
-                    upstream_bytes.reserve(16 * 1024);
-                }
-                match upstream.read_buf(upstream_bytes).await {
-                    Ok(0) | Err(_) => return Err(RelayError::Source),
-                    Ok(_) => {}
+                if read_next(upstream, upstream_bytes).await? == 0 {
+                    return Err(RelayError::Source);
                 }
             }
         }
@@ -329,25 +315,27 @@ pub(super) async fn relay_response(
                 }
                 write_all(client, out).await?;
                 out.clear();
-                upstream_bytes.clear();
                 start = 0;
-                if upstream_bytes.capacity() < 16 * 1024 {
-                    upstream_bytes.reserve(16 * 1024);
-                }
-                match upstream.read_buf(upstream_bytes).await {
-                    Ok(0) => {
-                        write_all(client, b"0\r\n\r\n").await?;
-                        return Ok(Relayed {
-                            bytes,
-                            clean: false,
-                        });
-                    }
-                    Ok(_) => {}
-                    Err(_) => return Err(RelayError::Source),
+                if read_next(upstream, upstream_bytes).await? == 0 {
+                    write_all(client, b"0\r\n\r\n").await?;
+                    return Ok(Relayed {
+                        bytes,
+                        clean: false,
+                    });
                 }
             }
         }
     }
+}
+
+/// Replaces `bytes` with the upstream's next read; how many (0: it closed).
+async fn read_next(upstream: &mut TcpStream, bytes: &mut Vec<u8>) -> Result<usize, RelayError> {
+    bytes.clear();
+    bytes.reserve(16 * 1024);
+    upstream
+        .read_buf(bytes)
+        .await
+        .map_err(|_| RelayError::Source)
 }
 
 pub(super) async fn write_all(destination: &mut TcpStream, bytes: &[u8]) -> Result<(), RelayError> {
@@ -357,18 +345,20 @@ pub(super) async fn write_all(destination: &mut TcpStream, bytes: &[u8]) -> Resu
         .map_err(|_| RelayError::Destination)
 }
 
-/// Copies exactly `length` bytes from `source` (already limited to them) to `destination`
-/// through a fixed buffer, so a body of any size passes in constant memory.
+/// Copies exactly `length` bytes from `source` to `destination` through a fixed buffer, so a
+/// body of any size passes in constant memory; never reads past them (what follows is the
+/// next message).
 pub(super) async fn relay(
-    mut source: impl AsyncRead + Unpin,
+    source: &mut (impl AsyncRead + Unpin),
     destination: &mut (impl AsyncWrite + Unpin),
     length: u64,
 ) -> Result<(), RelayError> {
     let mut buffer = vec![0u8; usize::try_from(length.min(64 * 1024)).unwrap_or(64 * 1024)];
     let mut left = length;
     while left > 0 {
+        let want = usize::try_from(left).map_or(buffer.len(), |left| left.min(buffer.len()));
         let read = source
-            .read(&mut buffer)
+            .read(&mut buffer[..want])
             .await
             .map_err(|_| RelayError::Source)?;
         if read == 0 {
@@ -381,6 +371,11 @@ pub(super) async fn relay(
         left -= read as u64;
     }
     Ok(())
+}
+
+/// `next` when `byte` is the one the grammar wants here.
+fn expect(byte: u8, wanted: u8, next: ChunkState) -> Result<ChunkState, ()> {
+    if byte == wanted { Ok(next) } else { Err(()) }
 }
 
 /// Finds where a chunked body ends (RFC 9112 §7.1), fed the bytes as they come.
@@ -464,18 +459,8 @@ impl ChunkedScanner {
                     }
                     continue;
                 }
-                ChunkState::DataCr => {
-                    if byte != b'\r' {
-                        return Err(());
-                    }
-                    self.state = ChunkState::DataLf;
-                }
-                ChunkState::DataLf => {
-                    if byte != b'\n' {
-                        return Err(());
-                    }
-                    self.state = ChunkState::Size;
-                }
+                ChunkState::DataCr => self.state = expect(byte, b'\r', ChunkState::DataLf)?,
+                ChunkState::DataLf => self.state = expect(byte, b'\n', ChunkState::Size)?,
                 ChunkState::TrailerStart => match byte {
                     b'\r' => self.state = ChunkState::FinalLf,
                     b'\n' => return Err(()),
@@ -487,10 +472,7 @@ impl ChunkedScanner {
                     _ => {}
                 },
                 ChunkState::TrailerLf => {
-                    if byte != b'\n' {
-                        return Err(());
-                    }
-                    self.state = ChunkState::TrailerStart;
+                    self.state = expect(byte, b'\n', ChunkState::TrailerStart)?
                 }
                 ChunkState::FinalLf => {
                     if byte != b'\n' {

@@ -307,7 +307,7 @@ async fn a_status_below_100_is_a_502() {
 }
 
 #[tokio::test]
-async fn small_uploads_take_the_direct_path_and_large_ones_hyper_both_whole() {
+async fn uploads_below_and_above_the_direct_path_limit_arrive_whole() {
     let upstream = upstream::start("u").await;
     let gateway = spawn(config(vec![route("/", &[&upstream.url])]));
     for size in [40_000, 100_000] {
