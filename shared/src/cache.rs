@@ -372,39 +372,8 @@ impl Cache {
 
     /// Look-ups of many keys (one `MGET` with Redis), each counted as a hit, miss or bypass.
     async fn read_many(&self, keys: &[String]) -> Vec<Option<Entry>> {
-        let lookups: Vec<Lookup> = match &self.inner.store {
-            Store::Local(cache) => keys
-                .iter()
-                .map(|key| cache.get(key).map_or(Lookup::Miss, Lookup::Hit))
-                .collect(),
-            Store::Redis(pool) => {
-                let reachable = self.redis_allowed()
-                    && (self.pending().is_empty() || self.flush_pending_invalidations(pool).await);
-                let values = if reachable && !keys.is_empty() {
-                    self.redis(
-                        pool,
-                        |mut connection, keys| async move {
-                            redis::cmd("MGET")
-                                .arg(&keys)
-                                .query_async::<Vec<Option<Vec<u8>>>>(&mut *connection)
-                                .await
-                        },
-                        keys.to_vec(),
-                    )
-                    .await
-                } else {
-                    None
-                };
-                match values {
-                    Some(values) if values.len() == keys.len() => values
-                        .into_iter()
-                        .map(|value| value.and_then(decode).map_or(Lookup::Miss, Lookup::Hit))
-                        .collect(),
-                    _ => keys.iter().map(|_| Lookup::Unavailable).collect(),
-                }
-            }
-        };
-        lookups
+        self.lookup_many(keys)
+            .await
             .into_iter()
             .map(|lookup| self.counted(lookup))
             .collect()
@@ -533,31 +502,48 @@ impl Cache {
 
     async fn read_quietly(&self, key: &str) -> Lookup {
         match &self.inner.store {
+            // The hot path of a cached GET: no batch around one key.
             Store::Local(cache) => cache.get(key).map_or(Lookup::Miss, Lookup::Hit),
+            Store::Redis(_) => self
+                .lookup_many(&[key.to_owned()])
+                .await
+                .pop()
+                .unwrap_or(Lookup::Unavailable),
+        }
+    }
+
+    /// Uncounted look-ups of many keys: the in-process cache, or one `MGET` (after replaying
+    /// the invalidations Redis missed; all unavailable while Redis is left alone).
+    async fn lookup_many(&self, keys: &[String]) -> Vec<Lookup> {
+        match &self.inner.store {
+            Store::Local(cache) => keys
+                .iter()
+                .map(|key| cache.get(key).map_or(Lookup::Miss, Lookup::Hit))
+                .collect(),
             Store::Redis(pool) => {
-                if !self.redis_allowed() {
-                    return Lookup::Unavailable;
-                }
-                let has_pending = !self.pending().is_empty();
-                if has_pending && !self.flush_pending_invalidations(pool).await {
-                    return Lookup::Unavailable;
-                }
-                let value = self
-                    .redis(
+                let reachable = self.redis_allowed()
+                    && (self.pending().is_empty() || self.flush_pending_invalidations(pool).await);
+                let values = if reachable && !keys.is_empty() {
+                    self.redis(
                         pool,
-                        |mut connection, key| async move {
-                            redis::cmd("GET")
-                                .arg(key)
-                                .query_async::<Option<Vec<u8>>>(&mut *connection)
+                        |mut connection, keys| async move {
+                            redis::cmd("MGET")
+                                .arg(&keys)
+                                .query_async::<Vec<Option<Vec<u8>>>>(&mut *connection)
                                 .await
                         },
-                        key.to_owned(),
+                        keys.to_vec(),
                     )
-                    .await;
-                match value {
-                    Some(Some(bytes)) => decode(bytes).map_or(Lookup::Miss, Lookup::Hit),
-                    Some(None) => Lookup::Miss,
-                    None => Lookup::Unavailable,
+                    .await
+                } else {
+                    None
+                };
+                match values {
+                    Some(values) if values.len() == keys.len() => values
+                        .into_iter()
+                        .map(|value| value.and_then(decode).map_or(Lookup::Miss, Lookup::Hit))
+                        .collect(),
+                    _ => keys.iter().map(|_| Lookup::Unavailable).collect(),
                 }
             }
         }
