@@ -7,6 +7,7 @@
 use std::{path::Path, time::Duration};
 
 use anyhow::Context;
+use backon::{ConstantBuilder, Retryable};
 use sqlx::{AnyPool, Executor, any::AnyPoolOptions, migrate::Migrator};
 
 use crate::config::DatabaseUrl;
@@ -56,21 +57,14 @@ pub struct Database {
 async fn migrate(migrator: &Migrator, pool: &AnyPool) -> anyhow::Result<()> {
     static MIGRATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _one_at_a_time = MIGRATING.lock().await;
-    let mut attempt = 1;
-    loop {
-        match migrator.run(pool).await {
-            Ok(()) => return Ok(()),
-            Err(_) if attempt < 3 => {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                attempt += 1;
-            }
-            Err(error) => {
-                return Err(error).context(format!(
-                    "running the database migrations ({attempt} attempts)"
-                ));
-            }
-        }
-    }
+    (|| migrator.run(pool))
+        .retry(
+            ConstantBuilder::default()
+                .with_delay(Duration::from_millis(300))
+                .with_max_times(2),
+        )
+        .await
+        .context("running the database migrations (3 attempts)")
 }
 
 impl Database {
