@@ -8,12 +8,19 @@
 //!   delivery latency of every message it receives. Prints one JSON line of results.
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::{connect_async, tungstenite::Message};
+use futures_util::StreamExt;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+use tokio_tungstenite::{connect_async_with_config, tungstenite::protocol::WebSocketConfig};
 
 fn micros_now() -> u64 {
     SystemTime::now()
@@ -30,7 +37,10 @@ async fn connect(
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     let url = format!("{base}/chat/ws?room={room}&name={name}");
     for attempt in 0.. {
-        match connect_async(url.as_str()).await {
+        // tungstenite zeroes its whole read buffer (128 KiB by default) before every read:
+        // with 1 000 busy clients that alone was a quarter of this generator's CPU.
+        let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
+        match connect_async_with_config(url.as_str(), Some(config), true).await {
             Ok((socket, _)) => return socket,
             Err(error) if attempt < 20 => {
                 eprintln!("retrying {name}: {error}");
@@ -74,69 +84,299 @@ async fn idle(base: String, count: usize, hold: Duration) {
     tokio::time::sleep(hold).await;
 }
 
-async fn room(base: String, count: usize, seconds: u64) {
-    let started = Arc::new(tokio::sync::Barrier::new(count + 1));
-    let mut clients = Vec::new();
-    let gate = Arc::new(tokio::sync::Semaphore::new(100));
-    for n in 0..count {
-        let (base, started, gate) = (base.clone(), started.clone(), gate.clone());
-        clients.push(tokio::spawn(async move {
-            let permit = gate.acquire_owned().await.expect("gate");
-            let socket = connect(&base, "bench", &format!("c{n}")).await;
-            drop(permit);
-            let (mut sink, mut stream) = socket.split();
-            let reader = tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut closed_with = None;
-                while let Some(frame) = stream.next().await {
-                    match frame {
-                        Ok(Message::Text(text)) => {
-                            let now = micros_now();
-                            if let Some(sent) = text
-                                .as_str()
-                                .split("\"text\":\"t")
-                                .nth(1)
-                                .and_then(|rest| rest.split('"').next())
-                                .and_then(|sent| sent.parse::<u64>().ok())
-                            {
-                                latencies.push(now.saturating_sub(sent));
-                            }
-                        }
-                        Ok(Message::Close(frame)) => {
-                            closed_with = frame.map(|f| u16::from(f.code));
-                            break;
-                        }
-                        Ok(_) => {}
-                        Err(_) => break,
+/// The room bench's client: a WebSocket over a plain socket, one task reading and sending.
+/// At a million frames a second the generator must cost less than the server it measures:
+/// tokio-tungstenite (a task pair per client, a message allocated per frame) took as much CPU
+/// as the chat-service itself on the shared cores. This parses frames in place instead.
+struct RawClient {
+    socket: TcpStream,
+    /// Bytes read and not yet parsed.
+    buffer: Vec<u8>,
+    /// Where the unparsed bytes start.
+    start: usize,
+}
+
+/// A server frame: its opcode and payload.
+struct Frame<'a> {
+    opcode: u8,
+    payload: &'a [u8],
+}
+
+impl RawClient {
+    async fn connect(address: &str, room: &str, name: &str) -> std::io::Result<Self> {
+        let mut socket = TcpStream::connect(address).await?;
+        socket.set_nodelay(true)?;
+        let request = format!(
+            "GET /chat/ws?room={room}&name={name} HTTP/1.1\r\nHost: {address}\r\n\
+             Upgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        socket.write_all(request.as_bytes()).await?;
+        let mut client = Self {
+            socket,
+            buffer: Vec::with_capacity(64 * 1024),
+            start: 0,
+        };
+        loop {
+            if let Some(end) = client.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                if !client.buffer.starts_with(b"HTTP/1.1 101") {
+                    return Err(std::io::Error::other(
+                        String::from_utf8_lossy(&client.buffer).into_owned(),
+                    ));
+                }
+                client.start = end + 4;
+                return Ok(client);
+            }
+            if client.fill().await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    /// Reads more bytes after those not yet parsed; 0 at the end of the stream.
+    async fn fill(&mut self) -> std::io::Result<usize> {
+        if self.start > 0 && self.start == self.buffer.len() {
+            self.buffer.clear();
+            self.start = 0;
+        } else if self.start > self.buffer.capacity() / 2 {
+            self.buffer.drain(..self.start);
+            self.start = 0;
+        }
+        if self.buffer.capacity() - self.buffer.len() < 16 * 1024 {
+            self.buffer.reserve(64 * 1024);
+        }
+        self.socket.read_buf(&mut self.buffer).await
+    }
+
+    /// The next complete frame in the buffer, if there is one.
+    fn next_frame(&mut self) -> Option<Frame<'_>> {
+        let bytes = &self.buffer[self.start..];
+        if bytes.len() < 2 {
+            return None;
+        }
+        let (length, header) = match bytes[1] & 0x7f {
+            126 if bytes.len() >= 4 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
+            127 if bytes.len() >= 10 => (
+                usize::try_from(u64::from_be_bytes(bytes[2..10].try_into().ok()?)).ok()?,
+                10,
+            ),
+            126 | 127 => return None,
+            short => (usize::from(short), 2),
+        };
+        if bytes.len() < header + length {
+            return None;
+        }
+        let opcode = bytes[0] & 0x0f;
+        let payload_start = self.start + header;
+        self.start = payload_start + length;
+        Some(Frame {
+            opcode,
+            payload: &self.buffer[payload_start..payload_start + length],
+        })
+    }
+
+    /// Sends one masked client frame.
+    async fn send(&mut self, opcode: u8, payload: &[u8], mask: [u8; 4]) -> std::io::Result<()> {
+        let mut frame = Vec::with_capacity(payload.len() + 8);
+        frame.push(0x80 | opcode);
+        match u16::try_from(payload.len()) {
+            Ok(length) if length < 126 => frame.push(0x80 | u8::try_from(length).expect("< 126")),
+            Ok(length) => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&length.to_be_bytes());
+            }
+            Err(_) => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&mask);
+        frame.extend(
+            payload
+                .iter()
+                .zip(mask.iter().cycle())
+                .map(|(byte, key)| byte ^ key),
+        );
+        self.socket.write_all(&frame).await
+    }
+}
+
+/// The send time in a chat message this generator sent: `"text":"t<micros>"`.
+fn sent_micros(payload: &[u8]) -> Option<u64> {
+    const MARK: &[u8] = br#""text":"t"#;
+    let at = payload
+        .windows(MARK.len())
+        .position(|window| window == MARK)?
+        + MARK.len();
+    let digits = payload[at..]
+        .iter()
+        .take_while(|byte| byte.is_ascii_digit());
+    let mut value = 0u64;
+    let mut any = false;
+    for digit in digits {
+        value = value * 10 + u64::from(digit - b'0');
+        any = true;
+    }
+    any.then_some(value)
+}
+
+/// What one room client saw.
+struct ClientResult {
+    latencies: Vec<u64>,
+    /// The close code, when the server closed the connection.
+    closed_with: Option<u16>,
+}
+
+/// What the room's clients share to start together.
+struct Start {
+    /// Limits the connections being opened at once.
+    gate: tokio::sync::Semaphore,
+    /// Every client has joined.
+    connected: tokio::sync::Barrier,
+    /// userJoined events received, by all clients.
+    joins_seen: AtomicU64,
+    /// The room is quiet: sending starts.
+    started: tokio::sync::Barrier,
+}
+
+async fn room_client(
+    address: String,
+    n: usize,
+    count: usize,
+    seconds: u64,
+    start: Arc<Start>,
+) -> ClientResult {
+    let permit = start.gate.acquire().await.expect("gate");
+    let mut client = None;
+    for attempt in 0.. {
+        match RawClient::connect(&address, "bench", &format!("c{n}")).await {
+            Ok(connected) => {
+                client = Some(connected);
+                break;
+            }
+            Err(error) if attempt < 20 => {
+                eprintln!("retrying c{n}: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("connecting c{n}: {error}"),
+        }
+    }
+    let mut client = client.expect("connected");
+    drop(permit);
+    let mask = u32::try_from(n)
+        .unwrap_or(0)
+        .wrapping_mul(2_654_435_761)
+        .to_be_bytes();
+    let mut result = ClientResult {
+        latencies: Vec::with_capacity(usize::try_from(seconds).unwrap_or(0) * count),
+        closed_with: None,
+    };
+    // 0: joining and waiting for the start, 2: sending, 3: draining, 4: closing.
+    let mut phase = 0;
+    let mut waits = Box::pin(async {
+        start.connected.wait().await;
+        start.started.wait().await;
+    });
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut sent = 0;
+    let mut drain_until = None;
+    loop {
+        let mut pong = None;
+        while let Some(frame) = client.next_frame() {
+            match frame.opcode {
+                1 => {
+                    if frame.payload.starts_with(br#"{"type":"userJoined""#) {
+                        start.joins_seen.fetch_add(1, Ordering::Relaxed);
+                    } else if let Some(sent) = sent_micros(frame.payload) {
+                        result.latencies.push(micros_now().saturating_sub(sent));
                     }
                 }
-                (latencies, closed_with)
-            });
-            started.wait().await;
-            // Spread the clients over the second.
-            tokio::time::sleep(Duration::from_micros((n as u64 * 1_000_000) / count as u64)).await;
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            for _ in 0..seconds {
-                tick.tick().await;
-                let text = format!(r#"{{"type":"chatMessage","text":"t{}"}}"#, micros_now());
-                if sink.send(Message::text(text)).await.is_err() {
-                    break;
+                8 => {
+                    result.closed_with = frame
+                        .payload
+                        .get(..2)
+                        .map(|code| u16::from_be_bytes([code[0], code[1]]));
+                    return result;
+                }
+                9 => pong = Some(frame.payload.to_vec()),
+                _ => {}
+            }
+        }
+        if let Some(payload) = pong {
+            let _ = client.send(10, &payload, mask).await;
+        }
+        tokio::select! {
+            read = client.fill() => {
+                if !matches!(read, Ok(length) if length > 0) {
+                    return result;
                 }
             }
-            // Let the last messages arrive, then leave.
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            let _ = sink.send(Message::Close(None)).await;
-            reader.await.expect("reader")
-        }));
+            () = &mut waits, if phase < 2 => {
+                // Spread the clients over the second.
+                let offset = Duration::from_micros((n as u64 * 1_000_000) / count as u64);
+                tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, Duration::from_secs(1));
+                phase = 2;
+            }
+            _ = tick.tick(), if phase == 2 => {
+                let text = format!(r#"{{"type":"chatMessage","text":"t{}"}}"#, micros_now());
+                if client.send(1, text.as_bytes(), mask).await.is_err() {
+                    return result;
+                }
+                sent += 1;
+                if sent == seconds {
+                    phase = 3;
+                    // Let the last messages arrive, then leave.
+                    drain_until = Some(tokio::time::Instant::now() + Duration::from_secs(3));
+                }
+            }
+            () = async { tokio::time::sleep_until(drain_until.expect("draining")).await }, if phase == 3 => {
+                let _ = client.send(8, &1000u16.to_be_bytes(), mask).await;
+                phase = 4;
+            }
+        }
     }
-    started.wait().await;
+}
+
+async fn room(base: String, count: usize, seconds: u64) {
+    let address = base
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .to_owned();
+    // Every client joins, then all wait until each earlier client has seen every later one's
+    // userJoined (one per pair): the join storm is not part of what is measured.
+    let start = Arc::new(Start {
+        gate: tokio::sync::Semaphore::new(100),
+        connected: tokio::sync::Barrier::new(count + 1),
+        joins_seen: AtomicU64::new(0),
+        started: tokio::sync::Barrier::new(count + 1),
+    });
+    let clients: Vec<_> = (0..count)
+        .map(|n| {
+            tokio::spawn(room_client(
+                address.clone(),
+                n,
+                count,
+                seconds,
+                start.clone(),
+            ))
+        })
+        .collect();
+    start.connected.wait().await;
+    let pairs = count as u64 * (count as u64 - 1) / 2;
+    let settle = std::time::Instant::now();
+    while start.joins_seen.load(Ordering::Relaxed) < pairs
+        && settle.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    start.started.wait().await;
     let begin = std::time::Instant::now();
     let mut latencies = Vec::new();
     let mut cut_off = 0;
     for client in clients {
-        let (mut client_latencies, closed_with) = client.await.expect("client");
-        latencies.append(&mut client_latencies);
-        if closed_with.is_some_and(|code| code != 1000) {
+        let mut result = client.await.expect("client");
+        latencies.append(&mut result.latencies);
+        if result.closed_with.is_some_and(|code| code != 1000) {
             cut_off += 1;
         }
     }

@@ -1,22 +1,22 @@
 //! One WebSocket client, from `welcome` to `userLeft`.
 //!
-//! Two tasks per connection: this one reads the client's frames (rate limit, checks, store,
-//! publish) and keeps the heartbeat; the writer drains the bounded outbound queue into the
-//! socket. The writer sends `welcome` first, then `history`, then the queue, skipping a
-//! message already in the history (the client joins the room before history is read, so
-//! nothing sent meanwhile is lost). Whatever ends the connection (the client, the heartbeat,
-//! a full queue, an oversized frame, shutdown) goes through one [`Closer`], so both tasks stop
-//! and the close frame says why.
+//! One task per connection reads the client's frames (rate limit, checks, store, publish)
+//! and keeps the heartbeat; the response body ([`Outgoing`]) drains the bounded outbound
+//! queue into the socket: `welcome` first, then `history`, then the queue, skipping a message
+//! already in the history (the client joins the room before history is read, so nothing sent
+//! meanwhile is lost). Whatever ends the connection (the client, the heartbeat, a full queue,
+//! an oversized frame, shutdown) goes through one [`Closer`], and the close frame says why.
 //!
 //! The rare, large steps (joining, reading history, storing, publishing) are boxed, so the
 //! future each idle connection keeps stays small (memory per idle connection).
 
-use std::{collections::HashSet, num::NonZeroU32, time::Duration};
+use std::{collections::HashSet, num::NonZeroU32};
 
+use actix_web::body::BoxBody;
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, ProtocolError, Session};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::{
-    sync::{mpsc, oneshot, watch},
+    sync::{mpsc, oneshot},
     time::Instant,
 };
 use uuid::Uuid;
@@ -24,23 +24,45 @@ use uuid::Uuid;
 use crate::{
     history::History,
     hub::{Closer, Disconnect, Hub, Member, Outbound},
+    outgoing::{Outgoing, Preamble},
     protocol::{ChatMessage, ClientEvent, ErrorCode, ServerEvent, parse_client_event},
 };
 
-/// What the writer sends right after `welcome`.
-struct Preamble {
-    /// The `history` frame.
-    frame: String,
-    /// The ids in it, so the same messages arriving live are not sent twice.
-    ids: HashSet<String>,
-}
-
-/// Serves one client of `room` named `user` until the connection ends.
-pub async fn serve(
+/// Starts serving one client of `room` named `user`: spawns the task that reads its frames
+/// and returns the body that writes to it. `control` is actix-ws's own body (the close frame
+/// that `session` sends).
+pub fn start(
     hub: Hub,
     history: History,
-    session: Session,
-    mut stream: AggregatedMessageStream,
+    (session, stream, control): (Session, AggregatedMessageStream, BoxBody),
+    room: String,
+    user: String,
+) -> Outgoing {
+    let (outbound, queue) = mpsc::channel(hub.settings().outbound_capacity);
+    let (preamble_tx, preamble_rx) = oneshot::channel();
+    let welcome = ServerEvent::Welcome {
+        message: format!("Welcome to the chat, {user}! You are in room {room}."),
+        room: &room,
+        user: &user,
+    }
+    .to_json();
+    actix_web::rt::spawn(serve(
+        hub,
+        history,
+        (session, stream),
+        (outbound, preamble_tx),
+        room,
+        user,
+    ));
+    Outgoing::new(control, &welcome, preamble_rx, queue)
+}
+
+/// Serves one client until the connection ends.
+async fn serve(
+    hub: Hub,
+    history: History,
+    (session, mut stream): (Session, AggregatedMessageStream),
+    (outbound, preamble_tx): (mpsc::Sender<Outbound>, oneshot::Sender<Preamble>),
     room: String,
     user: String,
 ) {
@@ -57,23 +79,6 @@ pub async fn serve(
     metrics.connections.inc();
     metrics.connections_total.inc();
     slog::debug!(logger, "connected"; "connection" => %connection);
-
-    let (outbound, queue) = mpsc::channel(settings.outbound_capacity);
-    let (preamble_tx, preamble_rx) = oneshot::channel();
-    let welcome = ServerEvent::Welcome {
-        message: format!("Welcome to the chat, {user}! You are in room {room}."),
-        room: &room,
-        user: &user,
-    }
-    .to_json();
-    let writer = actix_web::rt::spawn(write_frames(
-        session,
-        welcome,
-        preamble_rx,
-        queue,
-        closer.watch(),
-        settings.close_grace,
-    ));
 
     let member = Member {
         outbound: outbound.clone(),
@@ -159,7 +164,12 @@ pub async fn serve(
     }
     drop(client);
     drop(outbound);
-    let _ = writer.await;
+    // The close frame goes through actix-ws, whose body the response body ends with.
+    let _ = tokio::time::timeout(
+        settings.close_grace,
+        session.close(Some(reason.close_reason())),
+    )
+    .await;
     hub.untrack(connection);
     metrics.connections.dec();
 }
@@ -340,90 +350,4 @@ fn protocol_disconnect(error: &ProtocolError) -> Disconnect {
         ProtocolError::Io(_) => Disconnect::ClientGone,
         _ => Disconnect::Protocol,
     }
-}
-
-/// Resolves once the connection is closing.
-async fn closing(watch: &mut watch::Receiver<Option<Disconnect>>) {
-    let _ = watch.wait_for(Option::is_some).await;
-}
-
-/// Sends `message` unless the connection starts closing first.
-async fn send(
-    session: &mut Session,
-    message: actix_ws::Message,
-    watch: &mut watch::Receiver<Option<Disconnect>>,
-) -> Result<(), ()> {
-    let sent = async {
-        match message {
-            actix_ws::Message::Text(text) => session.text(text).await,
-            actix_ws::Message::Ping(payload) => session.ping(&payload).await,
-            actix_ws::Message::Pong(payload) => session.pong(&payload).await,
-            _ => Ok(()),
-        }
-    };
-    tokio::select! {
-        biased;
-        () = closing(watch) => Err(()),
-        sent = sent => sent.map_err(|_| ()),
-    }
-}
-
-/// Writes `welcome`, the history, then the outbound queue; when the connection closes, sends
-/// the close frame (giving up after `grace` if the client does not read).
-async fn write_frames(
-    mut session: Session,
-    welcome: String,
-    preamble: oneshot::Receiver<Preamble>,
-    mut queue: mpsc::Receiver<Outbound>,
-    mut watch: watch::Receiver<Option<Disconnect>>,
-    grace: Duration,
-) {
-    // Ends when the connection closes (an `Err`), whatever the step.
-    let _: Result<(), ()> = async {
-        send(
-            &mut session,
-            actix_ws::Message::Text(welcome.into()),
-            &mut watch,
-        )
-        .await?;
-        let preamble = tokio::select! {
-            biased;
-            () = closing(&mut watch) => return Err(()),
-            preamble = preamble => preamble.map_err(|_| ())?,
-        };
-        send(
-            &mut session,
-            actix_ws::Message::Text(preamble.frame.into()),
-            &mut watch,
-        )
-        .await?;
-        let mut already_sent = preamble.ids;
-        loop {
-            let item = tokio::select! {
-                biased;
-                () = closing(&mut watch) => return Err(()),
-                item = queue.recv() => item.ok_or(())?,
-            };
-            let message = match item {
-                Outbound::Event(event) => {
-                    if !already_sent.is_empty()
-                        && event
-                            .message_id
-                            .as_ref()
-                            .is_some_and(|id| already_sent.remove(&**id))
-                    {
-                        continue;
-                    }
-                    actix_ws::Message::Text(event.frame.clone())
-                }
-                Outbound::Ping => actix_ws::Message::Ping(bytes::Bytes::new()),
-                Outbound::Pong(payload) => actix_ws::Message::Pong(*payload),
-            };
-            send(&mut session, message, &mut watch).await?;
-        }
-    }
-    .await;
-    drop(queue);
-    let reason = watch.borrow().map(Disconnect::close_reason);
-    let _ = tokio::time::timeout(grace, session.close(reason)).await;
 }

@@ -68,15 +68,15 @@ pub async fn websocket(
         .max_frame_size(settings.max_frame_bytes)
         .aggregate_continuations()
         .max_continuation_size(settings.max_frame_bytes);
-    actix_web::rt::spawn(connection::serve(
+    let (head, control) = response.into_parts();
+    let body = connection::start(
         hub.get_ref().clone(),
         history.get_ref().clone(),
-        session,
-        stream,
+        (session, stream, control),
         room,
         user,
-    ));
-    Ok(response)
+    );
+    Ok(head.set_body(body).map_into_boxed_body())
 }
 
 /// One room of `GET /chat/rooms`.

@@ -1,0 +1,152 @@
+//! What goes out to one client: the response body of its WebSocket.
+//!
+//! Room events skip actix-ws's per-message channel: the room's fan-out encodes a delivery once
+//! ([`Frames`]) and every client's body hands those shared bytes to its connection as they
+//! are, so a delivery to a client costs one queue slot and one socket write, however many
+//! events it holds. actix-ws still handles the handshake, reads the client's frames, and
+//! writes the close frame ([`actix_ws::Session::close`]); its own body is polled first here,
+//! and the body ends when it does (after the close frame).
+
+use std::{
+    collections::HashSet,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use actix_http::ws::{OpCode, Parser};
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::hub::Outbound;
+
+/// Deliveries that fell behind go out together, up to about this many bytes a chunk.
+const MAX_CHUNK_BYTES: usize = 64 * 1024;
+
+/// What follows `welcome`: the `history` frame and the ids of the messages in it.
+pub struct Preamble {
+    /// The `history` event (JSON).
+    pub frame: String,
+    /// The ids in it, so the same messages arriving live are not sent twice.
+    pub ids: HashSet<String>,
+}
+
+/// The body of one client's WebSocket response: `welcome`, then `history`, then its queue.
+pub struct Outgoing {
+    /// actix-ws's body: the close frame, then the end.
+    control: BoxBody,
+    /// The encoded `welcome`, until it is written.
+    welcome: Option<Bytes>,
+    /// The history, until it is read; the queue waits for it.
+    preamble: Option<oneshot::Receiver<Preamble>>,
+    /// Messages in the history not yet seen in the queue.
+    already_sent: HashSet<String>,
+    /// The client's outbound queue.
+    queue: mpsc::Receiver<Outbound>,
+}
+
+impl Outgoing {
+    /// A body that writes `welcome` at once, the history once `preamble` gives it, then
+    /// `queue`, and ends with `control` (actix-ws's body).
+    pub fn new(
+        control: BoxBody,
+        welcome: &str,
+        preamble: oneshot::Receiver<Preamble>,
+        queue: mpsc::Receiver<Outbound>,
+    ) -> Self {
+        Self {
+            control,
+            welcome: Some(text_frame(welcome)),
+            preamble: Some(preamble),
+            already_sent: HashSet::new(),
+            queue,
+        }
+    }
+}
+
+fn text_frame(text: &str) -> Bytes {
+    let mut frame = BytesMut::with_capacity(text.len() + 10);
+    Parser::write_message(&mut frame, text, OpCode::Text, true, false);
+    frame.freeze()
+}
+
+fn control_frame(opcode: OpCode, payload: &[u8]) -> Bytes {
+    let mut frame = BytesMut::with_capacity(payload.len() + 2);
+    Parser::write_message(&mut frame, payload, opcode, true, false);
+    frame.freeze()
+}
+
+impl Outgoing {
+    /// The bytes of one queued item.
+    fn encode(&mut self, item: &Outbound) -> Bytes {
+        match item {
+            Outbound::Frames(frames) => frames.without(&mut self.already_sent),
+            Outbound::Ping => control_frame(OpCode::Ping, b""),
+            Outbound::Pong(payload) => control_frame(OpCode::Pong, payload),
+        }
+    }
+}
+
+impl MessageBody for Outgoing {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        // Once actix-ws has written the close frame, nothing else goes out.
+        match Pin::new(&mut this.control).poll_next(cx) {
+            Poll::Ready(Some(chunk)) => return Poll::Ready(Some(chunk)),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {}
+        }
+        if let Some(welcome) = this.welcome.take() {
+            return Poll::Ready(Some(Ok(welcome)));
+        }
+        if let Some(preamble) = this.preamble.as_mut() {
+            match Pin::new(preamble).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(preamble) => {
+                    this.preamble = None;
+                    // No preamble: the connection ended before it; the close frame follows.
+                    if let Ok(preamble) = preamble {
+                        this.already_sent = preamble.ids;
+                        return Poll::Ready(Some(Ok(text_frame(&preamble.frame))));
+                    }
+                }
+            }
+        }
+        // Deliveries that fell behind go out in one write.
+        let mut single: Option<Bytes> = None;
+        let mut joined = BytesMut::new();
+        while single.as_ref().map_or(joined.len(), Bytes::len) < MAX_CHUNK_BYTES {
+            let Poll::Ready(Some(item)) = this.queue.poll_recv(cx) else {
+                break;
+            };
+            let bytes = this.encode(&item);
+            if bytes.is_empty() {
+                continue;
+            }
+            if let Some(previous) = single.take() {
+                joined.extend_from_slice(&previous);
+                joined.extend_from_slice(&bytes);
+            } else if joined.is_empty() {
+                single = Some(bytes);
+            } else {
+                joined.extend_from_slice(&bytes);
+            }
+        }
+        match single {
+            // One delivery (the usual case): the shared bytes as they are.
+            Some(single) => Poll::Ready(Some(Ok(single))),
+            None if !joined.is_empty() => Poll::Ready(Some(Ok(joined.freeze()))),
+            None => Poll::Pending,
+        }
+    }
+}
