@@ -30,7 +30,7 @@ use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use shared::pubsub::{PubSub, PubSubError, Subscription};
 use slog::Logger;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::{ChatSettings, metrics::ChatMetrics};
@@ -176,45 +176,56 @@ impl Disconnect {
     }
 }
 
-/// Ends a connection: the first reason given wins; both of the connection's tasks watch it.
-#[derive(Clone, Debug)]
-pub struct Closer(Arc<watch::Sender<Option<Disconnect>>>);
+/// Ends a connection: the first reason given wins; the connection's task waits for it.
+/// A mutex and a `Notify`, not a `watch`: every open connection holds one, and a watch
+/// channel's state is several times larger.
+#[derive(Clone, Debug, Default)]
+pub struct Closer(Arc<CloserState>);
 
-impl Default for Closer {
-    fn default() -> Self {
-        Self(Arc::new(watch::Sender::new(None)))
-    }
+#[derive(Debug, Default)]
+struct CloserState {
+    reason: Mutex<Option<Disconnect>>,
+    closing: Notify,
 }
 
 impl Closer {
     /// Asks the connection to close for `reason` (ignored if it is already closing).
     pub fn close(&self, reason: Disconnect) {
-        self.0.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some(reason);
-                true
-            } else {
-                false
+        {
+            let mut current = self.0.reason.lock().expect("close reason lock");
+            if current.is_some() {
+                return;
             }
-        });
+            *current = Some(reason);
+        }
+        self.0.closing.notify_waiters();
     }
 
     /// The reason, once there is one.
     pub fn reason(&self) -> Option<Disconnect> {
-        *self.0.borrow()
+        *self.0.reason.lock().expect("close reason lock")
     }
 
-    /// A receiver that sees the reason arrive.
-    pub fn watch(&self) -> watch::Receiver<Option<Disconnect>> {
-        self.0.subscribe()
+    /// Resolves with the reason once there is one.
+    pub async fn closed(&self) -> Disconnect {
+        loop {
+            let mut notified = std::pin::pin!(self.0.closing.notified());
+            // Registered before the check, so a close between the two is not missed.
+            notified.as_mut().enable();
+            if let Some(reason) = self.reason() {
+                return reason;
+            }
+            notified.await;
+        }
     }
 }
 
 /// A client in a room, as the fan-out sees it.
 #[derive(Debug)]
 pub struct Member {
-    /// Its bounded outbound queue.
-    pub outbound: mpsc::Sender<Outbound>,
+    /// Its bounded outbound queue (flume: its state is a few hundred bytes until it fills,
+    /// where a tokio channel allocates over a kilobyte up front, per idle connection).
+    pub outbound: flume::Sender<Outbound>,
     /// Closes it when the queue is full.
     pub closer: Closer,
 }
@@ -698,10 +709,10 @@ fn deliver(members: &Members, pending: &mut Vec<(Option<Uuid>, Event)>, metrics:
         };
         match member.outbound.try_send(Outbound::Frames(frames)) {
             Ok(()) => delivered += count,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(flume::TrySendError::Full(_)) => {
                 member.closer.close(Disconnect::SlowConsumer);
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(flume::TrySendError::Disconnected(_)) => {}
         }
     }
     metrics.delivered.inc_by(delivered);
@@ -775,7 +786,7 @@ mod tests {
         let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
         let mut queues = HashMap::new();
         for connection in [alice, bob] {
-            let (outbound, queue) = mpsc::channel(4);
+            let (outbound, queue) = flume::bounded(4);
             let member = Member {
                 outbound,
                 closer: Closer::default(),
@@ -792,7 +803,7 @@ mod tests {
         deliver(&members, &mut pending, &metrics);
         assert!(pending.is_empty());
         let received =
-            |connection: Uuid, queues: &mut HashMap<Uuid, mpsc::Receiver<Outbound>>| match queues
+            |connection: Uuid, queues: &mut HashMap<Uuid, flume::Receiver<Outbound>>| match queues
                 .get_mut(&connection)
                 .expect("queue")
                 .try_recv()
@@ -820,14 +831,23 @@ mod tests {
         assert_eq!(metrics.delivered.get(), 4);
     }
 
-    #[test]
-    fn the_first_close_reason_wins() {
+    #[tokio::test]
+    async fn the_first_close_reason_wins_and_wakes_the_waiter() {
         let closer = Closer::default();
-        let watcher = closer.watch();
+        assert_eq!(closer.closed().now_or_never(), None);
+        let waiter = tokio::spawn({
+            let closer = closer.clone();
+            async move { closer.closed().await }
+        });
+        tokio::task::yield_now().await;
         closer.close(Disconnect::SlowConsumer);
         closer.close(Disconnect::Shutdown);
         assert_eq!(closer.reason(), Some(Disconnect::SlowConsumer));
-        assert!(watcher.has_changed().expect("open"));
+        assert_eq!(waiter.await.expect("waiter"), Disconnect::SlowConsumer);
+        assert_eq!(
+            closer.closed().now_or_never(),
+            Some(Disconnect::SlowConsumer)
+        );
         assert_eq!(
             u16::from(Disconnect::SlowConsumer.close_reason().code),
             1013

@@ -17,7 +17,8 @@ use std::{
 use actix_http::ws::{OpCode, Parser};
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{mpsc, oneshot};
+use futures_util::StreamExt;
+use tokio::sync::oneshot;
 
 use crate::hub::Outbound;
 
@@ -43,7 +44,7 @@ pub struct Outgoing {
     /// Messages in the history not yet seen in the queue.
     already_sent: HashSet<String>,
     /// The client's outbound queue.
-    queue: mpsc::Receiver<Outbound>,
+    queue: flume::r#async::RecvStream<'static, Outbound>,
 }
 
 impl Outgoing {
@@ -53,7 +54,7 @@ impl Outgoing {
         control: BoxBody,
         welcome: &str,
         preamble: oneshot::Receiver<Preamble>,
-        queue: mpsc::Receiver<Outbound>,
+        queue: flume::r#async::RecvStream<'static, Outbound>,
     ) -> Self {
         Self {
             control,
@@ -126,7 +127,7 @@ impl MessageBody for Outgoing {
         let mut single: Option<Bytes> = None;
         let mut joined = BytesMut::new();
         while single.as_ref().map_or(joined.len(), Bytes::len) < MAX_CHUNK_BYTES {
-            let Poll::Ready(Some(item)) = this.queue.poll_recv(cx) else {
+            let Poll::Ready(Some(item)) = this.queue.poll_next_unpin(cx) else {
                 break;
             };
             let bytes = this.encode(&item);
