@@ -80,6 +80,7 @@ async fn serve(
     let member = Member {
         outbound: outbound.clone(),
         closer: closer.clone(),
+        joined: std::time::Instant::now(),
     };
     let joined = match Box::pin(hub.join(&room, connection, member)).await {
         Ok(()) => true,

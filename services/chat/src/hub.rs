@@ -228,6 +228,18 @@ pub struct Member {
     pub outbound: flume::Sender<Outbound>,
     /// Closes it when the queue is full.
     pub closer: Closer,
+    /// When it joined the room (set by [`Hub::join`]): it gets only the events the room's
+    /// fan-out took after that.
+    pub joined: Instant,
+}
+
+/// An event waiting for its room's next delivery.
+struct PendingEvent {
+    /// When the fan-out took it from the room's channel.
+    received: Instant,
+    /// The connection it is about (`userJoined`, `userLeft`), which is not sent it.
+    origin: Option<Uuid>,
+    event: Event,
 }
 
 type Members = Arc<Mutex<HashMap<Uuid, Member>>>;
@@ -394,7 +406,7 @@ impl Hub {
         &self,
         room: &str,
         connection: Uuid,
-        member: Member,
+        mut member: Member,
     ) -> Result<(), PubSubError> {
         let mut rooms = self.inner.rooms.lock().await;
         if !rooms.contains_key(room) {
@@ -417,6 +429,7 @@ impl Hub {
         let local = rooms.get(room).expect("the room was just ensured");
         let count = {
             let mut members = local.members.lock().expect("members lock");
+            member.joined = Instant::now();
             members.insert(connection, member);
             members.len()
         };
@@ -621,7 +634,7 @@ async fn fan_out(
 ) {
     let mut missed = 0;
     let mut last_delivery = tokio::time::Instant::now();
-    let mut pending: Vec<(Option<Uuid>, Event)> = Vec::new();
+    let mut pending: Vec<PendingEvent> = Vec::new();
     while let Some(payload) = subscription.next().await {
         take_event(&payload, &mut pending, &logger);
         let window = coalesce_window(
@@ -670,42 +683,56 @@ async fn fan_out(
 }
 
 /// Adds the event of one pub/sub payload to `pending`.
-fn take_event(payload: &Bytes, pending: &mut Vec<(Option<Uuid>, Event)>, logger: &Logger) {
+fn take_event(payload: &Bytes, pending: &mut Vec<PendingEvent>, logger: &Logger) {
     match split_envelope(payload) {
-        Some((origin, message_id, frame)) => pending.push((origin, Event { frame, message_id })),
+        Some((origin, message_id, frame)) => pending.push(PendingEvent {
+            received: Instant::now(),
+            origin,
+            event: Event { frame, message_id },
+        }),
         None => slog::warn!(logger, "unreadable room event"),
     }
 }
 
 /// Queues the pending events for every member, encoded once: all of them for most members;
-/// an event's origin is not sent it (`userJoined` and `userLeft` skip their subject), so a
-/// member that is the origin of some gets the others only.
-fn deliver(members: &Members, pending: &mut Vec<(Option<Uuid>, Event)>, metrics: &ChatMetrics) {
-    if pending.is_empty() {
+/// an event's origin is not sent it (`userJoined` and `userLeft` skip their subject), and a
+/// member that joined while they waited gets only those that came after it (a chat message
+/// from before is in the history it read after joining; a join or leave from before is not
+/// news to it).
+fn deliver(members: &Members, pending: &mut Vec<PendingEvent>, metrics: &ChatMetrics) {
+    let Some(oldest) = pending.first().map(|first| first.received) else {
         return;
-    }
-    let everyone = u64::try_from(pending.len()).unwrap_or(u64::MAX);
-    let all = Arc::new(Frames::encode(pending.iter().map(|(_, event)| event)));
+    };
+    let encode = |leave_out: &dyn Fn(&PendingEvent) -> bool| -> Option<(Arc<Frames>, u64)> {
+        let events: Vec<&Event> = pending
+            .iter()
+            .filter(|pending| !leave_out(pending))
+            .map(|pending| &pending.event)
+            .collect();
+        let count = u64::try_from(events.len()).unwrap_or(u64::MAX);
+        (count > 0).then(|| (Arc::new(Frames::encode(events)), count))
+    };
+    let all = encode(&|_| false);
     let mut for_origins: HashMap<Uuid, Option<(Arc<Frames>, u64)>> = HashMap::new();
-    for origin in pending.iter().filter_map(|(origin, _)| *origin) {
-        for_origins.entry(origin).or_insert_with(|| {
-            let others: Vec<&Event> = pending
-                .iter()
-                .filter(|(from, _)| *from != Some(origin))
-                .map(|(_, event)| event)
-                .collect();
-            let count = u64::try_from(others.len()).unwrap_or(u64::MAX);
-            (count > 0).then(|| (Arc::new(Frames::encode(others)), count))
-        });
+    for origin in pending.iter().filter_map(|pending| pending.origin) {
+        for_origins
+            .entry(origin)
+            .or_insert_with(|| encode(&|pending| pending.origin == Some(origin)));
     }
-    pending.clear();
     let members = members.lock().expect("members lock");
     let mut delivered = 0;
     for (connection, member) in members.iter() {
-        let (frames, count) = match for_origins.get(connection) {
-            None => (all.clone(), everyone),
-            Some(None) => continue,
-            Some(Some((frames, count))) => (frames.clone(), *count),
+        let frames = if member.joined >= oldest {
+            encode(&|pending| {
+                pending.received <= member.joined || pending.origin == Some(*connection)
+            })
+        } else if let Some(frames) = for_origins.get(connection) {
+            frames.clone()
+        } else {
+            all.clone()
+        };
+        let Some((frames, count)) = frames else {
+            continue;
         };
         match member.outbound.try_send(Outbound::Frames(frames)) {
             Ok(()) => delivered += count,
@@ -715,6 +742,8 @@ fn deliver(members: &Members, pending: &mut Vec<(Option<Uuid>, Event)>, metrics:
             Err(flume::TrySendError::Disconnected(_)) => {}
         }
     }
+    drop(members);
+    pending.clear();
     metrics.delivered.inc_by(delivered);
 }
 
@@ -778,57 +807,94 @@ mod tests {
         assert_eq!(coalesce_window(per_member, 100_000), MAX_COALESCE_WINDOW);
     }
 
-    #[test]
-    fn a_delivery_skips_each_event_for_its_origin_only() {
-        let registry = prometheus::Registry::new();
-        let metrics = ChatMetrics::register(&registry).expect("metrics");
+    /// Members that joined at `joined`, with their queues.
+    fn members_joined(
+        connections: &[Uuid],
+        joined: Instant,
+    ) -> (Members, HashMap<Uuid, flume::Receiver<Outbound>>) {
         let members: Members = Arc::default();
-        let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
         let mut queues = HashMap::new();
-        for connection in [alice, bob] {
+        for connection in connections {
             let (outbound, queue) = flume::bounded(4);
             let member = Member {
                 outbound,
                 closer: Closer::default(),
+                joined,
             };
-            members.lock().expect("members").insert(connection, member);
-            queues.insert(connection, queue);
+            members.lock().expect("members").insert(*connection, member);
+            queues.insert(*connection, queue);
         }
-        let joined = r#"{"type":"userJoined","user":"alice"}"#;
-        let message = r#"{"type":"chatMessage","text":"hi"}"#;
-        let mut pending = vec![
-            (Some(alice), event(joined, None)),
-            (None, event(message, Some("m1"))),
+        (members, queues)
+    }
+
+    fn pending(origin: Option<Uuid>, frame: &str, received: Instant) -> PendingEvent {
+        PendingEvent {
+            received,
+            origin,
+            event: event(frame, None),
+        }
+    }
+
+    /// The bytes of the next delivery in `connection`'s queue.
+    fn received(connection: Uuid, queues: &HashMap<Uuid, flume::Receiver<Outbound>>) -> Bytes {
+        match queues.get(&connection).expect("queue").try_recv() {
+            Ok(Outbound::Frames(frames)) => frames.bytes.clone(),
+            other => panic!("expected frames, got {other:?}"),
+        }
+    }
+
+    fn encoded(frames: &[&str]) -> Bytes {
+        let events: Vec<Event> = frames.iter().map(|frame| event(frame, None)).collect();
+        Frames::encode(&events).bytes
+    }
+
+    const JOINED: &str = r#"{"type":"userJoined","user":"alice"}"#;
+    const MESSAGE: &str = r#"{"type":"chatMessage","text":"hi"}"#;
+
+    #[test]
+    fn a_delivery_skips_each_event_for_its_origin_only() {
+        let metrics = ChatMetrics::register(&prometheus::Registry::new()).expect("metrics");
+        let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let start = Instant::now();
+        let (members, queues) = members_joined(&[alice, bob], start);
+        let later = start + Duration::from_millis(1);
+        let mut events = vec![
+            pending(Some(alice), JOINED, later),
+            pending(None, MESSAGE, later),
         ];
-        deliver(&members, &mut pending, &metrics);
-        assert!(pending.is_empty());
-        let received =
-            |connection: Uuid, queues: &mut HashMap<Uuid, flume::Receiver<Outbound>>| match queues
-                .get_mut(&connection)
-                .expect("queue")
-                .try_recv()
-            {
-                Ok(Outbound::Frames(frames)) => frames.bytes.clone(),
-                other => panic!("expected frames, got {other:?}"),
-            };
-        assert_eq!(
-            received(alice, &mut queues),
-            Frames::encode(&[event(message, None)]).bytes
-        );
-        assert_eq!(
-            received(bob, &mut queues),
-            Frames::encode(&[event(joined, None), event(message, None)]).bytes
-        );
+        deliver(&members, &mut events, &metrics);
+        assert!(events.is_empty());
+        assert_eq!(received(alice, &queues), encoded(&[MESSAGE]));
+        assert_eq!(received(bob, &queues), encoded(&[JOINED, MESSAGE]));
         assert_eq!(metrics.delivered.get(), 3);
         // Nothing at all for the origin of every event of a delivery.
-        let mut pending = vec![(Some(alice), event(joined, None))];
-        deliver(&members, &mut pending, &metrics);
-        assert!(queues.get_mut(&alice).expect("queue").try_recv().is_err());
-        assert_eq!(
-            received(bob, &mut queues),
-            Frames::encode(&[event(joined, None)]).bytes
-        );
+        let mut events = vec![pending(Some(alice), JOINED, later)];
+        deliver(&members, &mut events, &metrics);
+        assert!(queues[&alice].try_recv().is_err());
+        assert_eq!(received(bob, &queues), encoded(&[JOINED]));
         assert_eq!(metrics.delivered.get(), 4);
+    }
+
+    #[test]
+    fn a_member_that_joined_while_events_waited_gets_only_the_later_ones() {
+        let metrics = ChatMetrics::register(&prometheus::Registry::new()).expect("metrics");
+        let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let start = Instant::now();
+        let (members, queues) = members_joined(&[alice], start);
+        let millis = |n| start + Duration::from_millis(n);
+        let mut events = vec![
+            pending(Some(alice), JOINED, millis(1)),
+            pending(None, MESSAGE, millis(1)),
+        ];
+        // Bob joins while those two wait for the room's window, and one more event comes.
+        let (late, late_queues) = members_joined(&[bob], millis(2));
+        let bob_member = late.lock().expect("members").remove(&bob).expect("bob");
+        members.lock().expect("members").insert(bob, bob_member);
+        let after = r#"{"type":"chatMessage","text":"after"}"#;
+        events.push(pending(None, after, millis(3)));
+        deliver(&members, &mut events, &metrics);
+        assert_eq!(received(alice, &queues), encoded(&[MESSAGE, after]));
+        assert_eq!(received(bob, &late_queues), encoded(&[after]));
     }
 
     #[tokio::test]
