@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # chat-service under load (not a test): the server's RSS with IDLE idle WebSocket connections
-# (rooms of 100), then CLIENTS clients in one room each sending one message a second for SECS
+# (rooms of 100, each with a history of 50 messages of 100 characters; browser-sized handshakes;
+# measured after 20 s, four heartbeat rounds, of holding them), then CLIENTS clients in one room each sending one message a second for SECS
 # seconds: messages delivered per second and the delivery latency (p50, p99) measured by the
 # clients (services/chat/examples/chat_load.rs). Release build, SQLite in a fresh directory,
 # in-process pub/sub. Prints a markdown section; BENCH_WRITE=1 also writes it into
@@ -44,6 +45,14 @@ rss_mib() { awk '/^VmRSS:/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
 
 start
 base_rss=$(rss_mib)
+# Every idle room has a full history, so each client's history frame is a realistic ~10 KiB.
+command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3; }
+rooms=$(((idle + 99) / 100))
+sqlite3 "$work/chat.db" "
+  WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $rooms * 50 - 1)
+  INSERT INTO chat_messages (id, room, user_name, text, created_at)
+  SELECT 'seed-' || i, 'idle-' || (i / 50), 'seeder', printf('%.100c', 'x'),
+         '2026-01-01T00:00:00.000Z' FROM n;"
 "$load" idle "ws://127.0.0.1:$port" "$idle" 600 >"$work/idle.out" 2>"$work/idle.err" &
 load_pid=$!
 for _ in $(seq 600); do
@@ -51,7 +60,9 @@ for _ in $(seq 600); do
   sleep 0.5
 done
 grep -q '^connected' "$work/idle.out" || { cat "$work/idle.err" >&2; exit 1; }
-sleep 2
+# Held through four heartbeats (pings every 5 s, answered): the steady state, not the moment
+# after the handshakes.
+sleep 20
 idle_rss=$(rss_mib)
 kill "$load_pid" 2>/dev/null || true
 wait "$load_pid" 2>/dev/null || true
@@ -74,7 +85,7 @@ Machine: $(machine); the load generator and the service share the machine. Comma
 | measure | value |
 |---|---|
 | RSS at start | $base_rss MiB |
-| RSS with $idle idle connections (rooms of 100) | $idle_rss MiB |
+| RSS with $idle idle connections (rooms of 100 with 50 messages of history, held 20 s) | $idle_rss MiB |
 | $clients clients in one room, 1 message/s each, ${secs} s: messages delivered | $(field delivered) of $(field expected) |
 | delivered per second | $(field delivered_per_s) |
 | delivery latency p50 / p99 / max | $(field p50_ms) / $(field p99_ms) / $(field max_ms) ms |

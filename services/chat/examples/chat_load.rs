@@ -20,7 +20,33 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-use tokio_tungstenite::{connect_async_with_config, tungstenite::protocol::WebSocketConfig};
+use tokio_tungstenite::{
+    connect_async_with_config,
+    tungstenite::{client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig},
+};
+
+/// Headers a browser sends with its WebSocket handshake (besides the protocol's own).
+const BROWSER_HEADERS: &[(&str, &str)] = &[
+    (
+        "user-agent",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+         Chrome/131.0.0.0 Safari/537.36",
+    ),
+    ("origin", "http://localhost:3000"),
+    ("pragma", "no-cache"),
+    ("cache-control", "no-cache"),
+    ("accept-encoding", "gzip, deflate, br, zstd"),
+    ("accept-language", "en-GB,en;q=0.9,fr;q=0.8"),
+    (
+        "sec-websocket-extensions",
+        "permessage-deflate; client_max_window_bits",
+    ),
+    (
+        "cookie",
+        "session=4f1c2a9e8b7d6c5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a; \
+         theme=dark; locale=en-GB; consent=analytics%3Dno%26ads%3Dno",
+    ),
+];
 
 fn micros_now() -> u64 {
     SystemTime::now()
@@ -40,7 +66,15 @@ async fn connect(
         // tungstenite zeroes its whole read buffer (128 KiB by default) before every read:
         // with 1 000 busy clients that alone was a quarter of this generator's CPU.
         let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
-        match connect_async_with_config(url.as_str(), Some(config), true).await {
+        let mut request = url.as_str().into_client_request().expect("a WebSocket URL");
+        // A browser's handshake is ~700 bytes, not tungstenite's ~200: the server's read
+        // buffer sees what it would in use.
+        for (name, value) in BROWSER_HEADERS {
+            request
+                .headers_mut()
+                .insert(*name, HeaderValue::from_static(value));
+        }
+        match connect_async_with_config(request, Some(config), true).await {
             Ok((socket, _)) => return socket,
             Err(error) if attempt < 20 => {
                 eprintln!("retrying {name}: {error}");

@@ -23,6 +23,7 @@ use crate::{
     hub::{Closer, Disconnect, Hub, Member, Outbound},
     outgoing::{Outgoing, Preamble},
     protocol::{ChatMessage, ClientEvent, ErrorCode, ServerEvent, parse_client_event},
+    queue::OutboundQueue,
 };
 
 /// Starts serving one client of `room` named `user`: spawns the task that reads its frames
@@ -35,7 +36,7 @@ pub fn start(
     room: String,
     user: String,
 ) -> Outgoing {
-    let (outbound, queue) = flume::bounded(hub.settings().outbound_capacity);
+    let (outbound, receiver, backlog) = OutboundQueue::new(hub.settings().outbound_capacity);
     let (preamble_tx, preamble_rx) = oneshot::channel();
     let welcome = ServerEvent::Welcome {
         message: format!("Welcome to the chat, {user}! You are in room {room}."),
@@ -47,11 +48,11 @@ pub fn start(
         hub,
         history,
         (session, stream),
-        (outbound, preamble_tx),
+        (outbound, backlog, preamble_tx),
         room,
         user,
     ));
-    Outgoing::new(control, &welcome, preamble_rx, queue.into_stream())
+    Outgoing::new(control, &welcome, preamble_rx, receiver)
 }
 
 /// Serves one client until the connection ends.
@@ -59,7 +60,11 @@ async fn serve(
     hub: Hub,
     history: History,
     (session, mut stream): (Session, AggregatedMessageStream),
-    (outbound, preamble_tx): (flume::Sender<Outbound>, oneshot::Sender<Preamble>),
+    (outbound, backlog, preamble_tx): (
+        OutboundQueue,
+        flume::Receiver<Outbound>,
+        oneshot::Sender<Preamble>,
+    ),
     room: String,
     user: String,
 ) {
@@ -96,7 +101,10 @@ async fn serve(
                 messages: &messages,
             }
             .to_json(),
-            ids: messages.into_iter().map(|message| message.id).collect(),
+            ids: messages
+                .iter()
+                .filter_map(|message| Uuid::try_parse(&message.id).ok())
+                .collect(),
         },
         Err(error) => {
             slog::error!(logger(), "reading the history failed"; "error" => %error);
@@ -167,6 +175,9 @@ async fn serve(
         session.close(Some(reason.close_reason())),
     )
     .await;
+    // What was never written goes now, not when the body ends: a client that stopped reading
+    // keeps its connection (and body) until TCP gives up, but not its backlog.
+    backlog.drain().for_each(drop);
     hub.untrack(connection);
     metrics.connections.dec();
 }
@@ -183,7 +194,7 @@ fn non_zero(value: u32) -> NonZeroU32 {
 
 /// Queues an `error` event; a full queue makes the client a slow consumer.
 fn send_error(
-    outbound: &flume::Sender<Outbound>,
+    outbound: &OutboundQueue,
     hub: &Hub,
     code: ErrorCode,
     message: &str,
@@ -201,21 +212,14 @@ fn send_error(
         message: message.to_owned(),
     }
     .to_json();
-    queue(outbound, Outbound::event(frame))
-}
-
-fn queue(outbound: &flume::Sender<Outbound>, item: Outbound) -> Result<(), Disconnect> {
-    match outbound.try_send(item) {
-        Ok(()) | Err(flume::TrySendError::Disconnected(_)) => Ok(()),
-        Err(flume::TrySendError::Full(_)) => Err(Disconnect::SlowConsumer),
-    }
+    outbound.push(Outbound::event(frame))
 }
 
 /// The reading side of one connection.
 struct Client<'a> {
     hub: &'a Hub,
     history: &'a History,
-    outbound: &'a flume::Sender<Outbound>,
+    outbound: &'a OutboundQueue,
     room: &'a str,
     user: &'a str,
     limiter: DefaultDirectRateLimiter,
@@ -242,7 +246,7 @@ impl Client<'_> {
                     if last_seen.elapsed() >= settings.pong_timeout {
                         return Disconnect::Heartbeat;
                     }
-                    if let Err(reason) = queue(self.outbound, Outbound::Ping) {
+                    if let Err(reason) = self.outbound.push(Outbound::Ping) {
                         return reason;
                     }
                 }
@@ -292,7 +296,7 @@ impl Client<'_> {
                 )
             }
             AggregatedMessage::Ping(payload) => {
-                queue(self.outbound, Outbound::Pong(Box::new(payload)))
+                self.outbound.push(Outbound::Pong(Box::new(payload)))
             }
             AggregatedMessage::Pong(_) => Ok(()),
             AggregatedMessage::Close(_) => Err(Disconnect::ClientClosed),

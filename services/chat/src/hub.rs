@@ -33,7 +33,7 @@ use slog::Logger;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::{ChatSettings, metrics::ChatMetrics};
+use crate::{ChatSettings, metrics::ChatMetrics, queue::OutboundQueue};
 
 /// A JSON event on its way to clients.
 #[derive(Debug)]
@@ -51,8 +51,11 @@ pub struct Frames {
     /// The encoded frames.
     pub bytes: Bytes,
     /// The chat messages among them: id and place in `bytes` (to leave out one that the
-    /// client already has from its history).
-    pub messages: Vec<(ByteString, Range<usize>)>,
+    /// client already has from its history). Ids are UUIDs: 16 bytes, not a string, in every
+    /// connection's set of ids already sent.
+    pub messages: Vec<(Uuid, Range<usize>)>,
+    /// How many events (frames) `bytes` holds.
+    pub events: usize,
 }
 
 impl Frames {
@@ -60,7 +63,9 @@ impl Frames {
     pub fn encode<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {
         let mut bytes = BytesMut::new();
         let mut messages = Vec::new();
+        let mut count = 0;
         for event in events {
+            count += 1;
             let start = bytes.len();
             Parser::write_message(
                 &mut bytes,
@@ -69,25 +74,30 @@ impl Frames {
                 true,
                 false,
             );
-            if let Some(id) = &event.message_id {
-                messages.push((id.clone(), start..bytes.len()));
+            if let Some(id) = event
+                .message_id
+                .as_deref()
+                .and_then(|id| Uuid::try_parse(id).ok())
+            {
+                messages.push((id, start..bytes.len()));
             }
         }
         Self {
             bytes: bytes.freeze(),
             messages,
+            events: count,
         }
     }
 
     /// The frames without those of the messages in `skip` (each found is taken out of it).
-    pub fn without(&self, skip: &mut HashSet<String>) -> Bytes {
+    pub fn without(&self, skip: &mut HashSet<Uuid>) -> Bytes {
         if skip.is_empty() {
             return self.bytes.clone();
         }
         let mut kept = BytesMut::with_capacity(self.bytes.len());
         let mut next = 0;
         for (id, range) in &self.messages {
-            if skip.remove(&**id) {
+            if skip.remove(id) {
                 kept.extend_from_slice(&self.bytes[next..range.start]);
                 next = range.end;
             }
@@ -114,6 +124,14 @@ pub enum Outbound {
 }
 
 impl Outbound {
+    /// How many events (frames) it is, for the queue's bound.
+    pub fn events(&self) -> usize {
+        match self {
+            Self::Frames(frames) => frames.events,
+            Self::Ping | Self::Pong(_) => 1,
+        }
+    }
+
     /// A JSON event that is not a chat message.
     pub fn event(frame: String) -> Self {
         Self::Frames(Arc::new(Frames::encode(&[Event {
@@ -223,9 +241,8 @@ impl Closer {
 /// A client in a room, as the fan-out sees it.
 #[derive(Debug)]
 pub struct Member {
-    /// Its bounded outbound queue (flume: its state is a few hundred bytes until it fills,
-    /// where a tokio channel allocates over a kilobyte up front, per idle connection).
-    pub outbound: flume::Sender<Outbound>,
+    /// Its outbound queue.
+    pub outbound: OutboundQueue,
     /// Closes it when the queue is full.
     pub closer: Closer,
     /// When it joined the room (set by [`Hub::join`]): it gets only the events the room's
@@ -642,6 +659,7 @@ async fn fan_out(
             members.lock().expect("members lock").len(),
         );
         let deadline = last_delivery + window;
+        let mut window_ends = std::pin::pin!(tokio::time::sleep_until(deadline));
         let mut ended = false;
         while pending.len() < MAX_EVENTS_PER_DELIVERY {
             // Events already here go in the same delivery whatever the window. Without one,
@@ -656,7 +674,7 @@ async fn fan_out(
                 tokio::select! {
                     biased;
                     next = subscription.next() => next,
-                    () = tokio::time::sleep_until(deadline) => break,
+                    () = &mut window_ends => break,
                 }
             };
             match next {
@@ -713,12 +731,12 @@ fn deliver(members: &Members, pending: &mut Vec<PendingEvent>, metrics: &ChatMet
         (count > 0).then(|| (Arc::new(Frames::encode(events)), count))
     };
     let all = encode(&|_| false);
-    let mut for_origins: HashMap<Uuid, Option<(Arc<Frames>, u64)>> = HashMap::new();
-    for origin in pending.iter().filter_map(|pending| pending.origin) {
-        for_origins
-            .entry(origin)
-            .or_insert_with(|| encode(&|pending| pending.origin == Some(origin)));
-    }
+    // Most origins are not members any more (userLeft) or few (userJoined): their copies are
+    // made for the members that need them only.
+    let origins: HashSet<Uuid> = pending
+        .iter()
+        .filter_map(|pending| pending.origin)
+        .collect();
     let members = members.lock().expect("members lock");
     let mut delivered = 0;
     for (connection, member) in members.iter() {
@@ -726,20 +744,17 @@ fn deliver(members: &Members, pending: &mut Vec<PendingEvent>, metrics: &ChatMet
             encode(&|pending| {
                 pending.received <= member.joined || pending.origin == Some(*connection)
             })
-        } else if let Some(frames) = for_origins.get(connection) {
-            frames.clone()
+        } else if origins.contains(connection) {
+            encode(&|pending| pending.origin == Some(*connection))
         } else {
             all.clone()
         };
         let Some((frames, count)) = frames else {
             continue;
         };
-        match member.outbound.try_send(Outbound::Frames(frames)) {
+        match member.outbound.push(Outbound::Frames(frames)) {
             Ok(()) => delivered += count,
-            Err(flume::TrySendError::Full(_)) => {
-                member.closer.close(Disconnect::SlowConsumer);
-            }
-            Err(flume::TrySendError::Disconnected(_)) => {}
+            Err(reason) => member.closer.close(reason),
         }
     }
     drop(members);
@@ -773,19 +788,22 @@ mod tests {
 
     #[test]
     fn frames_leave_out_messages_already_sent() {
+        let (a, b, elsewhere) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let (a_text, b_text) = (a.to_string(), b.to_string());
         let events = [
-            event(r#"{"n":1}"#, Some("a")),
+            event(r#"{"n":1}"#, Some(&a_text)),
             event(r#"{"n":2}"#, None),
-            event(r#"{"n":3}"#, Some("b")),
+            event(r#"{"n":3}"#, Some(&b_text)),
         ];
         let frames = Frames::encode(&events);
+        assert_eq!(frames.events, 3);
         let mut nothing = HashSet::new();
         assert_eq!(frames.without(&mut nothing), frames.bytes);
-        let mut skip: HashSet<String> = ["b".to_owned(), "elsewhere".to_owned()].into();
+        let mut skip: HashSet<Uuid> = [b, elsewhere].into();
         let kept = frames.without(&mut skip);
         assert_eq!(kept, Frames::encode(&events[..2]).bytes);
-        assert_eq!(skip, HashSet::from(["elsewhere".to_owned()]));
-        let mut skip: HashSet<String> = ["a".to_owned()].into();
+        assert_eq!(skip, HashSet::from([elsewhere]));
+        let mut skip: HashSet<Uuid> = [a].into();
         assert_eq!(
             frames.without(&mut skip),
             Frames::encode(&events[1..]).bytes
@@ -815,7 +833,7 @@ mod tests {
         let members: Members = Arc::default();
         let mut queues = HashMap::new();
         for connection in connections {
-            let (outbound, queue) = flume::bounded(4);
+            let (outbound, _, queue) = OutboundQueue::new(4);
             let member = Member {
                 outbound,
                 closer: Closer::default(),

@@ -7,6 +7,7 @@
 //! | [`history`] | the messages in SQLite or PostgreSQL, capped per room |
 //! | [`hub`] | this instance's rooms, their fan-out, presence across instances ([`shared::pubsub`]) |
 //! | [`connection`] | one client: welcome, history, rate limit, heartbeat, slow-consumer cut-off |
+//! | [`queue`] | a connection's outbound queue, bounded by the events in it |
 //! | [`outgoing`] | what goes out to one client: its response body, writing shared pre-encoded deliveries |
 //! | [`routes`] | `GET /chat` (page), `GET /chat/ws`, `GET /chat/rooms` |
 //! | [`metrics`] | the `chat_*` Prometheus series |
@@ -19,6 +20,7 @@ pub mod hub;
 pub mod metrics;
 pub mod outgoing;
 pub mod protocol;
+pub mod queue;
 pub mod routes;
 
 use std::{sync::Arc, time::Duration};
@@ -80,7 +82,8 @@ pub struct ChatSettings {
     pub ping_interval: Duration,
     /// A client silent (no pong, no frame) this long is disconnected.
     pub pong_timeout: Duration,
-    /// Frames a client's outbound queue holds; a client whose queue is full is disconnected.
+    /// Events (frames) a client's outbound queue holds; a client whose queue would overflow
+    /// is disconnected (1013).
     pub outbound_capacity: usize,
     /// Largest frame (and fragmented message) a client may send; larger closes with 1009.
     pub max_frame_bytes: usize,

@@ -17,10 +17,10 @@ use std::{
 use actix_http::ws::{OpCode, Parser};
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
 use tokio::sync::oneshot;
+use uuid::Uuid;
 
-use crate::hub::Outbound;
+use crate::{hub::Outbound, queue::OutboundReceiver};
 
 /// Deliveries that fell behind go out together, up to about this many bytes a chunk.
 const MAX_CHUNK_BYTES: usize = 64 * 1024;
@@ -30,7 +30,7 @@ pub struct Preamble {
     /// The `history` event (JSON).
     pub frame: String,
     /// The ids in it, so the same messages arriving live are not sent twice.
-    pub ids: HashSet<String>,
+    pub ids: HashSet<Uuid>,
 }
 
 /// The body of one client's WebSocket response: `welcome`, then `history`, then its queue.
@@ -42,9 +42,9 @@ pub struct Outgoing {
     /// The history, until it is read; the queue waits for it.
     preamble: Option<oneshot::Receiver<Preamble>>,
     /// Messages in the history not yet seen in the queue.
-    already_sent: HashSet<String>,
+    already_sent: HashSet<Uuid>,
     /// The client's outbound queue.
-    queue: flume::r#async::RecvStream<'static, Outbound>,
+    queue: OutboundReceiver,
 }
 
 impl Outgoing {
@@ -54,7 +54,7 @@ impl Outgoing {
         control: BoxBody,
         welcome: &str,
         preamble: oneshot::Receiver<Preamble>,
-        queue: flume::r#async::RecvStream<'static, Outbound>,
+        queue: OutboundReceiver,
     ) -> Self {
         Self {
             control,
@@ -127,7 +127,7 @@ impl MessageBody for Outgoing {
         let mut single: Option<Bytes> = None;
         let mut joined = BytesMut::new();
         while single.as_ref().map_or(joined.len(), Bytes::len) < MAX_CHUNK_BYTES {
-            let Poll::Ready(Some(item)) = this.queue.poll_next_unpin(cx) else {
+            let Poll::Ready(Some(item)) = this.queue.poll_take(cx) else {
                 break;
             };
             let bytes = this.encode(&item);

@@ -37,15 +37,14 @@ use crate::{
 };
 
 // Patched for the platform (see vendor/README.md): a connection's read and write buffers start
-// at 1 KiB instead of 8 KiB each and grow on demand, so 10 000 idle WebSockets do not hold
-// 160 MiB of buffers; the read buffer grows to HW when less than LW is left.
+// at 1 KiB instead of 8 KiB each, grow on demand, and go back to 1 KiB when the connection goes
+// idle with them empty, so 10 000 idle WebSockets do not hold 160 MiB of buffers; the read
+// buffer grows to HW when less than LW is left.
 const LW_BUFFER_SIZE: usize = 256;
 const HW_BUFFER_SIZE: usize = 1024 * 8;
 const INITIAL_BUFFER_SIZE: usize = 1024;
 const MAX_PIPELINED_MESSAGES: usize = 16;
 
-/// Write buffer capacity at which we reallocate it after flushing.
-const WRITE_BUFFER_RETENTION_LIMIT: usize = 1024 * 128;
 
 bitflags! {
     #[derive(Debug, Clone, Copy)]
@@ -366,7 +365,6 @@ where
         let InnerDispatcherProj {
             io,
             write_buf,
-            h1_write_buffer_size,
             write_buf_needs_reset,
             ..
         } = self.project();
@@ -374,7 +372,9 @@ where
 
         // Allow normal buffer growth, but do not retain allocations caused by large response
         // chunks on idle connections.
-        let retention_limit = (*h1_write_buffer_size).max(WRITE_BUFFER_RETENTION_LIMIT);
+        // Patched: an emptied write buffer goes back to its initial size whenever it grew (for
+        // a large response or frame), not only past a retention limit of 128 KiB.
+        let retention_limit = INITIAL_BUFFER_SIZE;
 
         if write_buf.capacity() > retention_limit {
             // Needs stored flag because `write_buf.advance(n)` reduces reported capacity without
@@ -403,7 +403,7 @@ where
 
         // All bytes have been accepted by the I/O stream, so the buffer can be reused or released.
         if *write_buf_needs_reset {
-            *write_buf = BytesMut::with_capacity(HW_BUFFER_SIZE);
+            *write_buf = BytesMut::with_capacity(INITIAL_BUFFER_SIZE);
             *write_buf_needs_reset = false;
         } else {
             write_buf.clear();
@@ -1260,6 +1260,13 @@ where
                 }
 
                 Poll::Pending => {
+                    // Patched: nothing left to parse and nothing more to read for now: a buffer
+                    // that grew, or whose capacity reads used up (a WebSocket's payload is split
+                    // off it), starts again at its initial size.
+                    if this.read_buf.is_empty() && this.read_buf.capacity() != INITIAL_BUFFER_SIZE
+                    {
+                        *this.read_buf = BytesMut::with_capacity(INITIAL_BUFFER_SIZE);
+                    }
                     return Ok(false);
                 }
 
