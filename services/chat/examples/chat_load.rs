@@ -273,6 +273,8 @@ struct Start {
     started: tokio::sync::Barrier,
 }
 
+type StartWait<'a> = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
 async fn room_client(
     address: String,
     n: usize,
@@ -280,10 +282,43 @@ async fn room_client(
     seconds: u64,
     start: Arc<Start>,
 ) -> ClientResult {
+    let mut waits: StartWait<'_> = Box::pin(async {
+        start.connected.wait().await;
+        start.started.wait().await;
+    });
+    let mut started = false;
+    let result = drive_room_client(
+        &address,
+        n,
+        (count, seconds),
+        &start,
+        &mut waits,
+        &mut started,
+    )
+    .await;
+    // A client that ended before the start still takes its part in it: the others wait for all.
+    if !started {
+        waits.await;
+    }
+    result
+}
+
+async fn drive_room_client(
+    address: &str,
+    n: usize,
+    (count, seconds): (usize, u64),
+    start: &Start,
+    waits: &mut StartWait<'_>,
+    started: &mut bool,
+) -> ClientResult {
+    let mut result = ClientResult {
+        latencies: Vec::with_capacity(usize::try_from(seconds).unwrap_or(0) * count),
+        closed_with: None,
+    };
     let permit = start.gate.acquire().await.expect("gate");
     let mut client = None;
     for attempt in 0.. {
-        match RawClient::connect(&address, "bench", &format!("c{n}")).await {
+        match RawClient::connect(address, "bench", &format!("c{n}")).await {
             Ok(connected) => {
                 client = Some(connected);
                 break;
@@ -292,25 +327,22 @@ async fn room_client(
                 eprintln!("retrying c{n}: {error}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(error) => panic!("connecting c{n}: {error}"),
+            Err(error) => {
+                eprintln!("c{n} could not connect: {error}");
+                return result;
+            }
         }
     }
-    let mut client = client.expect("connected");
+    let Some(mut client) = client else {
+        return result;
+    };
     drop(permit);
     let mask = u32::try_from(n)
         .unwrap_or(0)
         .wrapping_mul(2_654_435_761)
         .to_be_bytes();
-    let mut result = ClientResult {
-        latencies: Vec::with_capacity(usize::try_from(seconds).unwrap_or(0) * count),
-        closed_with: None,
-    };
     // 0: joining and waiting for the start, 2: sending, 3: draining, 4: closing.
     let mut phase = 0;
-    let mut waits = Box::pin(async {
-        start.connected.wait().await;
-        start.started.wait().await;
-    });
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut sent = 0;
     let mut drain_until = None;
@@ -345,7 +377,8 @@ async fn room_client(
                     return result;
                 }
             }
-            () = &mut waits, if phase < 2 => {
+            () = &mut *waits, if phase < 2 => {
+                *started = true;
                 // Spread the clients over the second.
                 let offset = Duration::from_micros((n as u64 * 1_000_000) / count as u64);
                 tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, Duration::from_secs(1));
@@ -396,13 +429,20 @@ async fn room(base: String, count: usize, seconds: u64) {
         })
         .collect();
     start.connected.wait().await;
+    // One userJoined a pair, or two for a pair that joined at the same moment: wait for at
+    // least that many and for the count to stop moving.
     let pairs = count as u64 * (count as u64 - 1) / 2;
     let settle = std::time::Instant::now();
-    while start.joins_seen.load(Ordering::Relaxed) < pairs
-        && settle.elapsed() < Duration::from_secs(60)
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut seen = start.joins_seen.load(Ordering::Relaxed);
+    while settle.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = start.joins_seen.load(Ordering::Relaxed);
+        if now >= pairs && now == seen {
+            break;
+        }
+        seen = now;
     }
+    eprintln!("userJoined seen before the start: {seen} (pairs: {pairs})");
     start.started.wait().await;
     let begin = std::time::Instant::now();
     let mut latencies = Vec::new();
@@ -410,7 +450,8 @@ async fn room(base: String, count: usize, seconds: u64) {
     for client in clients {
         let mut result = client.await.expect("client");
         latencies.append(&mut result.latencies);
-        if result.closed_with.is_some_and(|code| code != 1000) {
+        // Cut off: closed with anything but our own goodbye, or never connected at all.
+        if result.closed_with != Some(1000) {
             cut_off += 1;
         }
     }

@@ -151,3 +151,85 @@ impl MessageBody for Outgoing {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use actix_web::body::BodyStream;
+    use bytestring::ByteString;
+
+    use super::*;
+    use crate::{
+        hub::{Event, Frames},
+        queue::OutboundQueue,
+    };
+
+    fn poll(body: &mut Outgoing) -> Poll<Option<Bytes>> {
+        let mut context = Context::from_waker(std::task::Waker::noop());
+        Pin::new(body)
+            .poll_next(&mut context)
+            .map(|chunk| chunk.map(|bytes| bytes.expect("no body error")))
+    }
+
+    fn delivery(events: &[(&str, Option<Uuid>)]) -> (Outbound, Bytes) {
+        let events: Vec<Event> = events
+            .iter()
+            .map(|(frame, id)| Event {
+                frame: ByteString::from(*frame),
+                message_id: id.map(|id| ByteString::from(id.to_string())),
+            })
+            .collect();
+        let frames = Frames::encode(&events);
+        let bytes = frames.bytes.clone();
+        (Outbound::Frames(Arc::new(frames)), bytes)
+    }
+
+    #[test]
+    fn welcome_history_then_the_queue_and_the_close_frame_ends_it() {
+        let (control_tx, mut control_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let control = BoxBody::new(BodyStream::new(futures_util::stream::poll_fn(move |cx| {
+            control_rx
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(Ok::<_, std::convert::Infallible>))
+        })));
+        let (queue, receiver, _) = OutboundQueue::new(100);
+        let (preamble_tx, preamble_rx) = oneshot::channel();
+        let mut body = Outgoing::new(control, "{\"type\":\"welcome\"}", preamble_rx, receiver);
+
+        assert_eq!(
+            poll(&mut body),
+            Poll::Ready(Some(text_frame("{\"type\":\"welcome\"}")))
+        );
+        // Live events wait for the history.
+        let (in_history, live) = (Uuid::new_v4(), Uuid::new_v4());
+        let (first, _) = delivery(&[("{\"m\":1}", Some(in_history)), ("{\"m\":2}", Some(live))]);
+        queue.push(first).expect("room");
+        assert_eq!(poll(&mut body), Poll::Pending);
+        let preamble = Preamble {
+            frame: "{\"type\":\"history\"}".to_owned(),
+            ids: [in_history].into(),
+        };
+        assert!(preamble_tx.send(preamble).is_ok());
+        assert_eq!(
+            poll(&mut body),
+            Poll::Ready(Some(text_frame("{\"type\":\"history\"}")))
+        );
+        // Two deliveries that waited go out as one chunk, without the message already sent.
+        let (second, second_bytes) = delivery(&[("{\"m\":3}", None)]);
+        queue.push(second).expect("room");
+        let (_, live_only) = delivery(&[("{\"m\":2}", Some(live))]);
+        let mut expected = BytesMut::new();
+        expected.extend_from_slice(&live_only);
+        expected.extend_from_slice(&second_bytes);
+        assert_eq!(poll(&mut body), Poll::Ready(Some(expected.freeze())));
+        assert_eq!(poll(&mut body), Poll::Pending);
+        // The close frame pre-empts what is queued, and ends the body.
+        queue.push(Outbound::Ping).expect("room");
+        let close = control_frame(OpCode::Close, &1001u16.to_be_bytes());
+        control_tx.send(close.clone()).expect("control open");
+        assert_eq!(poll(&mut body), Poll::Ready(Some(close)));
+        drop(control_tx);
+        assert_eq!(poll(&mut body), Poll::Ready(None));
+    }
+}

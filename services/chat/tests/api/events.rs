@@ -275,7 +275,40 @@ shared::on_both_backends!(
 /// A message sent while a client joins is delivered to it once: in history or live.
 #[tokio::test]
 async fn a_message_racing_a_join_arrives_exactly_once() {
+    message_racing_a_join(test_chat_settings()).await;
+}
+
+/// The same when the room coalesces its deliveries (a window of 2 ms a member, where the
+/// defaults wait only in rooms of 100 or more).
+#[tokio::test]
+async fn a_message_racing_a_join_arrives_exactly_once_when_deliveries_are_coalesced() {
     let mut chat = test_chat_settings();
+    chat.coalesce_per_member = std::time::Duration::from_millis(2);
+    message_racing_a_join(chat).await;
+}
+
+/// Coalesced deliveries keep the order of events and still skip each event's subject.
+#[tokio::test]
+async fn coalesced_deliveries_keep_order_and_skip_their_subject() {
+    let mut chat = test_chat_settings();
+    chat.coalesce_per_member = std::time::Duration::from_millis(5);
+    let app = spawn_tuned(TestBackend::Sqlite, chat).await;
+    let (mut alice, _) = app.join("batch", "alice").await;
+    let (mut bob, _) = app.join("batch", "bob").await;
+    assert_eq!(alice.expect("userJoined").await["user"], "bob");
+    for n in 0..5 {
+        bob.say(&format!("b{n}")).await;
+    }
+    for client in [&mut alice, &mut bob] {
+        for n in 0..5 {
+            assert_eq!(client.expect("chatMessage").await["text"], format!("b{n}"));
+        }
+    }
+    drop(bob);
+    assert_eq!(alice.expect("userLeft").await["user"], "bob");
+}
+
+async fn message_racing_a_join(mut chat: chat_service::ChatSettings) {
     chat.rate_burst = 1000;
     chat.rate_per_second = 1000;
     let app = spawn_tuned(TestBackend::Sqlite, chat).await;

@@ -97,3 +97,50 @@ async fn readiness_names_pubsub_when_redis_is_unreachable() {
     assert!(failing.contains(&"pubsub"), "{body}");
     assert_eq!(app.service.get("/healthz").await.status(), 200);
 }
+
+/// actix-http is patched to start connections with 1 KiB buffers (vendor/README.md): heads
+/// larger than that, pipelined requests and a response larger than the write buffer still go
+/// through whole.
+#[tokio::test]
+async fn the_patched_http_buffers_take_large_heads_pipelining_and_large_responses() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app(TestBackend::Sqlite).await;
+    for header_bytes in [2 * 1024, 7 * 1024] {
+        let response = app
+            .service
+            .client
+            .get(app.service.url("/chat/rooms"))
+            .header("x-padding", "p".repeat(header_bytes))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), 200, "a {header_bytes}-byte header");
+    }
+    let address = app.service.address.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let padding = "p".repeat(1500);
+    let requests = format!(
+        "GET /chat/rooms HTTP/1.1\r\nHost: x\r\nX-Padding: {padding}\r\n\r\n\
+         GET /chat HTTP/1.1\r\nHost: x\r\n\r\n\
+         GET /chat/rooms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    socket.write_all(requests.as_bytes()).await.expect("write");
+    let mut answers = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        socket.read_to_end(&mut answers),
+    )
+    .await
+    .expect("answers in time")
+    .expect("read");
+    let answers = String::from_utf8(answers).expect("UTF-8");
+    assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 3, "{answers}");
+    assert!(
+        answers.contains(chat_service::routes::PAGE),
+        "the whole page"
+    );
+    assert!(answers.ends_with("[]"), "{answers}");
+}
