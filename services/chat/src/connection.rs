@@ -36,7 +36,7 @@ pub fn start(
     room: String,
     user: String,
 ) -> Outgoing {
-    let (outbound, receiver, backlog) = OutboundQueue::new(hub.settings().outbound_capacity);
+    let (outbound, receiver, backlog) = OutboundQueue::new(hub.settings().outbound_bytes);
     let (preamble_tx, preamble_rx) = oneshot::channel();
     let welcome = ServerEvent::Welcome {
         message: format!("Welcome to the chat, {user}! You are in room {room}."),

@@ -54,8 +54,6 @@ pub struct Frames {
     /// client already has from its history). Ids are UUIDs: 16 bytes, not a string, in every
     /// connection's set of ids already sent.
     pub messages: Vec<(Uuid, Range<usize>)>,
-    /// How many events (frames) `bytes` holds.
-    pub events: usize,
 }
 
 impl Frames {
@@ -63,9 +61,7 @@ impl Frames {
     pub fn encode<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {
         let mut bytes = BytesMut::new();
         let mut messages = Vec::new();
-        let mut count = 0;
         for event in events {
-            count += 1;
             let start = bytes.len();
             Parser::write_message(
                 &mut bytes,
@@ -85,7 +81,6 @@ impl Frames {
         Self {
             bytes: bytes.freeze(),
             messages,
-            events: count,
         }
     }
 
@@ -124,11 +119,12 @@ pub enum Outbound {
 }
 
 impl Outbound {
-    /// How many events (frames) it is, for the queue's bound.
-    pub fn events(&self) -> usize {
+    /// Its size on the wire, for the queue's bound.
+    pub fn size(&self) -> usize {
         match self {
-            Self::Frames(frames) => frames.events,
-            Self::Ping | Self::Pong(_) => 1,
+            Self::Frames(frames) => frames.bytes.len(),
+            Self::Ping => 2,
+            Self::Pong(payload) => payload.len() + 2,
         }
     }
 
@@ -796,7 +792,6 @@ mod tests {
             event(r#"{"n":3}"#, Some(&b_text)),
         ];
         let frames = Frames::encode(&events);
-        assert_eq!(frames.events, 3);
         let mut nothing = HashSet::new();
         assert_eq!(frames.without(&mut nothing), frames.bytes);
         let mut skip: HashSet<Uuid> = [b, elsewhere].into();
@@ -833,7 +828,7 @@ mod tests {
         let members: Members = Arc::default();
         let mut queues = HashMap::new();
         for connection in connections {
-            let (outbound, _, queue) = OutboundQueue::new(4);
+            let (outbound, _, queue) = OutboundQueue::new(1024);
             let member = Member {
                 outbound,
                 closer: Closer::default(),

@@ -82,9 +82,9 @@ pub struct ChatSettings {
     pub ping_interval: Duration,
     /// A client silent (no pong, no frame) this long is disconnected.
     pub pong_timeout: Duration,
-    /// Events (frames) a client's outbound queue holds; a client whose queue would overflow
+    /// Bytes of frames a client's outbound queue holds; a client whose queue would overflow
     /// is disconnected (1013).
-    pub outbound_capacity: usize,
+    pub outbound_bytes: usize,
     /// Largest frame (and fragmented message) a client may send; larger closes with 1009.
     pub max_frame_bytes: usize,
     /// Longest message text, in characters.
@@ -115,7 +115,9 @@ impl Default for ChatSettings {
         Self {
             ping_interval: Duration::from_secs(5),
             pong_timeout: Duration::from_secs(15),
-            outbound_capacity: 256,
+            // 5 s of a room of 1 000 clients sending a message a second each; 500 messages of
+            // the longest text.
+            outbound_bytes: 1024 * 1024,
             max_frame_bytes: 64 * 1024,
             max_text_chars: 2000,
             history_len: 50,
