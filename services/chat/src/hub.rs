@@ -659,8 +659,8 @@ async fn fan_out(
         let mut ended = false;
         while pending.len() < MAX_EVENTS_PER_DELIVERY {
             // Events already here go in the same delivery whatever the window. Without one,
-            // no timer either: a timer fires on the runtime's next millisecond tick, and a
-            // userJoined held that long would reach clients that joined after it.
+            // no timer either: a timer fires on the runtime's next millisecond tick, which
+            // would hold every event of a small room that long.
             let next = if window.is_zero() {
                 match subscription.next().now_or_never() {
                     Some(next) => next,
