@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::{
     history::History,
-    hub::{Closer, Disconnect, Hub, Member, Outbound},
+    hub::{Closer, Disconnect, Hub, Outbound},
     outgoing::{Outgoing, Preamble},
     protocol::{ChatMessage, ClientEvent, ErrorCode, ServerEvent, parse_client_event},
     queue::OutboundQueue,
@@ -82,12 +82,7 @@ async fn serve(
     metrics.connections_total.inc();
     slog::debug!(logger(), "connected"; "connection" => %connection);
 
-    let member = Member {
-        outbound: outbound.clone(),
-        closer: closer.clone(),
-        joined: std::time::Instant::now(),
-    };
-    let joined = match Box::pin(hub.join(&room, connection, member)).await {
+    let joined = match Box::pin(hub.join(&room, connection, &outbound, &closer)).await {
         Ok(()) => true,
         Err(error) => {
             slog::error!(logger(), "joining the room failed"; "error" => %error);
@@ -169,12 +164,9 @@ async fn serve(
     }
     drop(client);
     drop(outbound);
-    // The close frame goes through actix-ws, whose body the response body ends with.
-    let _ = tokio::time::timeout(
-        settings.close_grace,
-        session.close(Some(reason.close_reason())),
-    )
-    .await;
+    // The close frame goes through actix-ws, whose body the response body ends with. Its
+    // channel carries nothing else, so this does not wait on the client.
+    let _ = session.close(Some(reason.close_reason())).await;
     // What was never written goes now, not when the body ends: a client that stopped reading
     // keeps its connection (and body) until TCP gives up, but not its backlog.
     backlog.drain().for_each(drop);
@@ -309,8 +301,9 @@ impl Client<'_> {
 
     /// Stores the message, then publishes it to the room (the sender included).
     async fn chat_message(&self, text: String) -> Result<(), Disconnect> {
+        let id = Uuid::new_v4();
         let message = ChatMessage {
-            id: Uuid::new_v4().to_string(),
+            id: id.to_string(),
             room: self.room.to_owned(),
             user: self.user.to_owned(),
             text,
@@ -321,11 +314,7 @@ impl Client<'_> {
             return self.refuse(ErrorCode::Unavailable, "the message could not be stored");
         }
         let frame = ServerEvent::ChatMessage(&message).to_json();
-        if let Err(error) = self
-            .hub
-            .publish(self.room, None, Some(&message.id), &frame)
-            .await
-        {
+        if let Err(error) = self.hub.publish(self.room, None, Some(id), &frame).await {
             slog::error!(connection_logger(self.hub, self.room, self.user), "publishing a message failed"; "error" => %error);
             return self.refuse(
                 ErrorCode::Unavailable,

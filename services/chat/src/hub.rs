@@ -41,7 +41,7 @@ pub struct Event {
     /// The text frame.
     pub frame: ByteString,
     /// The chat message's id, if it is one (to skip one already sent in the history).
-    pub message_id: Option<ByteString>,
+    pub message_id: Option<Uuid>,
 }
 
 /// Events encoded as WebSocket text frames, back to back: encoded once, shared by every queue
@@ -51,8 +51,7 @@ pub struct Frames {
     /// The encoded frames.
     pub bytes: Bytes,
     /// The chat messages among them: id and place in `bytes` (to leave out one that the
-    /// client already has from its history). Ids are UUIDs: 16 bytes, not a string, in every
-    /// connection's set of ids already sent.
+    /// client already has from its history).
     pub messages: Vec<(Uuid, Range<usize>)>,
 }
 
@@ -70,11 +69,7 @@ impl Frames {
                 true,
                 false,
             );
-            if let Some(id) = event
-                .message_id
-                .as_deref()
-                .and_then(|id| Uuid::try_parse(id).ok())
-            {
+            if let Some(id) = event.message_id {
                 messages.push((id, start..bytes.len()));
             }
         }
@@ -105,9 +100,7 @@ impl Frames {
     }
 }
 
-/// What waits in a client's outbound queue. Two words: the queue's storage (its first
-/// block is allocated with the queue, and kept) is a large share of an idle connection's
-/// memory, and the fan-out copies one of these per client.
+/// What waits in a client's outbound queue. Two words: the fan-out queues one per member.
 #[derive(Debug, Clone)]
 pub enum Outbound {
     /// Events, in order: one, or those a busy room coalesced into one delivery.
@@ -236,14 +229,13 @@ impl Closer {
 
 /// A client in a room, as the fan-out sees it.
 #[derive(Debug)]
-pub struct Member {
+struct Member {
     /// Its outbound queue.
-    pub outbound: OutboundQueue,
+    outbound: OutboundQueue,
     /// Closes it when the queue is full.
-    pub closer: Closer,
-    /// When it joined the room (set by [`Hub::join`]): it gets only the events the room's
-    /// fan-out took after that.
-    pub joined: Instant,
+    closer: Closer,
+    /// When it joined the room: it gets only the events the room's fan-out took after that.
+    joined: Instant,
 }
 
 /// An event waiting for its room's next delivery.
@@ -414,12 +406,13 @@ impl Hub {
     }
 
     /// Adds a client to a room (subscribing to the room's channel if it is the first here).
-    /// From now on the room's events reach its queue.
+    /// From now on the room's events reach its queue; `closer` ends it if the queue overflows.
     pub async fn join(
         &self,
         room: &str,
         connection: Uuid,
-        mut member: Member,
+        outbound: &OutboundQueue,
+        closer: &Closer,
     ) -> Result<(), PubSubError> {
         let mut rooms = self.inner.rooms.lock().await;
         if !rooms.contains_key(room) {
@@ -442,7 +435,11 @@ impl Hub {
         let local = rooms.get(room).expect("the room was just ensured");
         let count = {
             let mut members = local.members.lock().expect("members lock");
-            member.joined = Instant::now();
+            let member = Member {
+                outbound: outbound.clone(),
+                closer: closer.clone(),
+                joined: Instant::now(),
+            };
             members.insert(connection, member);
             members.len()
         };
@@ -487,11 +484,12 @@ impl Hub {
         &self,
         room: &str,
         origin: Option<Uuid>,
-        message_id: Option<&str>,
+        message_id: Option<Uuid>,
         frame: &str,
     ) -> Result<(), PubSubError> {
-        let origin = origin.map_or_else(|| "-".to_owned(), |id| id.simple().to_string());
-        let envelope = format!("{origin}\n{}\n{frame}", message_id.unwrap_or("-"));
+        let field =
+            |id: Option<Uuid>| id.map_or_else(|| "-".to_owned(), |id| id.simple().to_string());
+        let envelope = format!("{}\n{}\n{frame}", field(origin), field(message_id));
         self.inner
             .pubsub
             .publish(&self.room_channel(room), Bytes::from(envelope))
@@ -598,18 +596,16 @@ impl Hub {
     }
 }
 
-/// Splits `origin\nmessage_id\nframe`.
-fn split_envelope(payload: &Bytes) -> Option<(Option<Uuid>, Option<ByteString>, ByteString)> {
+/// Splits `origin\nmessage_id\nframe` (an id or `-` for none in the first two).
+fn split_envelope(payload: &Bytes) -> Option<(Option<Uuid>, Option<Uuid>, ByteString)> {
+    let field = |bytes: &[u8]| match bytes {
+        b"-" => Some(None),
+        id => Uuid::try_parse_ascii(id).ok().map(Some),
+    };
     let first = payload.iter().position(|b| *b == b'\n')?;
     let second = first + 1 + payload[first + 1..].iter().position(|b| *b == b'\n')?;
-    let origin = std::str::from_utf8(&payload[..first]).ok()?;
-    let origin = if origin == "-" {
-        None
-    } else {
-        Some(Uuid::try_parse(origin).ok()?)
-    };
-    let message_id = ByteString::try_from(payload.slice(first + 1..second)).ok()?;
-    let message_id = (&*message_id != "-").then_some(message_id);
+    let origin = field(&payload[..first])?;
+    let message_id = field(&payload[first + 1..second])?;
     let frame = ByteString::try_from(payload.slice(second + 1..)).ok()?;
     Some((origin, message_id, frame))
 }
@@ -764,32 +760,35 @@ mod tests {
 
     #[test]
     fn envelopes_round_trip() {
-        let origin = Uuid::new_v4();
-        let payload = Bytes::from(format!("{}\nabc\n{{\"x\":\"a\\nb\"}}", origin.simple()));
+        let (origin, message) = (Uuid::new_v4(), Uuid::new_v4());
+        let payload = Bytes::from(format!(
+            "{}\n{message}\n{{\"x\":\"a\\nb\"}}",
+            origin.simple()
+        ));
         let (parsed_origin, id, frame) = split_envelope(&payload).expect("parsed");
         assert_eq!(parsed_origin, Some(origin));
-        assert_eq!(id.as_deref(), Some("abc"));
+        assert_eq!(id, Some(message));
         assert_eq!(&*frame, "{\"x\":\"a\\nb\"}");
         let (origin, id, _) = split_envelope(&Bytes::from_static(b"-\n-\n{}")).expect("parsed");
         assert_eq!((origin, id), (None, None));
         assert!(split_envelope(&Bytes::from_static(b"garbage")).is_none());
+        assert!(split_envelope(&Bytes::from_static(b"-\nnot-an-id\n{}")).is_none());
     }
 
-    fn event(frame: &str, message_id: Option<&str>) -> Event {
+    fn event(frame: &str, message_id: Option<Uuid>) -> Event {
         Event {
             frame: frame.into(),
-            message_id: message_id.map(ByteString::from),
+            message_id,
         }
     }
 
     #[test]
     fn frames_leave_out_messages_already_sent() {
         let (a, b, elsewhere) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        let (a_text, b_text) = (a.to_string(), b.to_string());
         let events = [
-            event(r#"{"n":1}"#, Some(&a_text)),
+            event(r#"{"n":1}"#, Some(a)),
             event(r#"{"n":2}"#, None),
-            event(r#"{"n":3}"#, Some(&b_text)),
+            event(r#"{"n":3}"#, Some(b)),
         ];
         let frames = Frames::encode(&events);
         let mut nothing = HashSet::new();

@@ -101,8 +101,6 @@ pub struct ChatSettings {
     pub channel_prefix: String,
     /// How often each instance announces its online counts (and 3× this: when it is forgotten).
     pub presence_interval: Duration,
-    /// How long a close frame may wait for a client that does not read.
-    pub close_grace: Duration,
     /// How long shutdown waits for clients to be closed before stopping the server.
     pub shutdown_grace: Duration,
     /// How long a room's fan-out spaces its deliveries per member here (at most 10 ms, none
@@ -126,7 +124,6 @@ impl Default for ChatSettings {
             rate_burst: 20,
             channel_prefix: "chat".to_owned(),
             presence_interval: Duration::from_secs(5),
-            close_grace: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(5),
             coalesce_per_member: Duration::from_micros(10),
         }

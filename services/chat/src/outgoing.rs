@@ -58,35 +58,28 @@ impl Outgoing {
     ) -> Self {
         Self {
             control,
-            welcome: Some(text_frame(welcome)),
+            welcome: Some(frame(OpCode::Text, welcome.as_bytes())),
             preamble: Some(preamble),
             already_sent: HashSet::new(),
             queue,
         }
     }
-}
 
-fn text_frame(text: &str) -> Bytes {
-    let mut frame = BytesMut::with_capacity(text.len() + 10);
-    Parser::write_message(&mut frame, text, OpCode::Text, true, false);
-    frame.freeze()
-}
-
-fn control_frame(opcode: OpCode, payload: &[u8]) -> Bytes {
-    let mut frame = BytesMut::with_capacity(payload.len() + 2);
-    Parser::write_message(&mut frame, payload, opcode, true, false);
-    frame.freeze()
-}
-
-impl Outgoing {
     /// The bytes of one queued item.
     fn encode(&mut self, item: &Outbound) -> Bytes {
         match item {
             Outbound::Frames(frames) => frames.without(&mut self.already_sent),
-            Outbound::Ping => control_frame(OpCode::Ping, b""),
-            Outbound::Pong(payload) => control_frame(OpCode::Pong, payload),
+            Outbound::Ping => frame(OpCode::Ping, b""),
+            Outbound::Pong(payload) => frame(OpCode::Pong, payload),
         }
     }
+}
+
+/// One unmasked (server) frame.
+fn frame(opcode: OpCode, payload: &[u8]) -> Bytes {
+    let mut frame = BytesMut::with_capacity(payload.len() + 10);
+    Parser::write_message(&mut frame, payload, opcode, true, false);
+    frame.freeze()
 }
 
 impl MessageBody for Outgoing {
@@ -118,7 +111,10 @@ impl MessageBody for Outgoing {
                     // No preamble: the connection ended before it; the close frame follows.
                     if let Ok(preamble) = preamble {
                         this.already_sent = preamble.ids;
-                        return Poll::Ready(Some(Ok(text_frame(&preamble.frame))));
+                        return Poll::Ready(Some(Ok(frame(
+                            OpCode::Text,
+                            preamble.frame.as_bytes(),
+                        ))));
                     }
                 }
             }
@@ -177,7 +173,7 @@ mod tests {
             .iter()
             .map(|(frame, id)| Event {
                 frame: ByteString::from(*frame),
-                message_id: id.map(|id| ByteString::from(id.to_string())),
+                message_id: *id,
             })
             .collect();
         let frames = Frames::encode(&events);
@@ -199,7 +195,7 @@ mod tests {
 
         assert_eq!(
             poll(&mut body),
-            Poll::Ready(Some(text_frame("{\"type\":\"welcome\"}")))
+            Poll::Ready(Some(frame(OpCode::Text, b"{\"type\":\"welcome\"}")))
         );
         // Live events wait for the history.
         let (in_history, live) = (Uuid::new_v4(), Uuid::new_v4());
@@ -213,7 +209,7 @@ mod tests {
         assert!(preamble_tx.send(preamble).is_ok());
         assert_eq!(
             poll(&mut body),
-            Poll::Ready(Some(text_frame("{\"type\":\"history\"}")))
+            Poll::Ready(Some(frame(OpCode::Text, b"{\"type\":\"history\"}")))
         );
         // Two deliveries that waited go out as one chunk, without the message already sent.
         let (second, second_bytes) = delivery(&[("{\"m\":3}", None)]);
@@ -226,7 +222,7 @@ mod tests {
         assert_eq!(poll(&mut body), Poll::Pending);
         // The close frame pre-empts what is queued, and ends the body.
         queue.push(Outbound::Ping).expect("room");
-        let close = control_frame(OpCode::Close, &1001u16.to_be_bytes());
+        let close = frame(OpCode::Close, &1001u16.to_be_bytes());
         control_tx.send(close.clone()).expect("control open");
         assert_eq!(poll(&mut body), Poll::Ready(Some(close)));
         drop(control_tx);

@@ -74,7 +74,6 @@ async fn a_client_that_does_not_read_is_cut_off_with_1013_without_slowing_the_ro
     let mut chat = test_chat_settings();
     chat.rate_per_second = 100_000;
     chat.rate_burst = 100_000;
-    chat.close_grace = Duration::from_secs(30);
     let app = spawn_tuned(TestBackend::Sqlite, chat).await;
     let (mut reader, _) = app.join("busy", "reader").await;
     let url = app.ws_url("busy", "slow");
