@@ -2,7 +2,7 @@
 //!
 //! - `chat_load idle ws://127.0.0.1:3004 N HOLD_SECS`: opens N connections (rooms of
 //!   `CHAT_LOAD_ROOM_SIZE`, default 100),
-//!   prints `connected N`, keeps reading for HOLD_SECS, then exits.
+//!   prints `connected N`, keeps them (answering pings) for HOLD_SECS, then exits.
 //! - `chat_load room ws://127.0.0.1:3004 N SECS`: N clients in one room, each sending one
 //!   message a second for SECS seconds (the send time in the text); every client measures the
 //!   delivery latency of every message it receives. Prints one JSON line of results.
@@ -15,14 +15,9 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use futures_util::StreamExt;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
-};
-use tokio_tungstenite::{
-    connect_async_with_config,
-    tungstenite::{client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig},
 };
 
 /// Headers a browser sends with its WebSocket handshake (besides the protocol's own).
@@ -56,37 +51,8 @@ fn micros_now() -> u64 {
         })
 }
 
-async fn connect(
-    base: &str,
-    room: &str,
-    name: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let url = format!("{base}/chat/ws?room={room}&name={name}");
-    for attempt in 0.. {
-        // tungstenite zeroes its whole read buffer (128 KiB by default) before every read:
-        // with 1 000 busy clients that alone was a quarter of this generator's CPU.
-        let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
-        let mut request = url.as_str().into_client_request().expect("a WebSocket URL");
-        // A browser's handshake is ~700 bytes, not tungstenite's ~200: the server's read
-        // buffer sees what it would in use.
-        for (name, value) in BROWSER_HEADERS {
-            request
-                .headers_mut()
-                .insert(*name, HeaderValue::from_static(value));
-        }
-        match connect_async_with_config(request, Some(config), true).await {
-            Ok((socket, _)) => return socket,
-            Err(error) if attempt < 20 => {
-                eprintln!("retrying {name}: {error}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(error) => panic!("connecting {name}: {error}"),
-        }
-    }
-    unreachable!("the loop returns or panics")
-}
-
 async fn idle(base: String, count: usize, hold: Duration) {
+    let address = address_of(&base);
     let connected = Arc::new(tokio::sync::Semaphore::new(0));
     let gate = Arc::new(tokio::sync::Semaphore::new(200));
     let room_size: usize = std::env::var("CHAT_LOAD_ROOM_SIZE")
@@ -95,18 +61,44 @@ async fn idle(base: String, count: usize, hold: Duration) {
         .unwrap_or(100)
         .max(1);
     for n in 0..count {
-        let (base, connected, gate) = (base.clone(), connected.clone(), gate.clone());
+        let (address, connected, gate) = (address.clone(), connected.clone(), gate.clone());
         tokio::spawn(async move {
             let permit = gate.acquire_owned().await.expect("gate");
-            let mut socket =
-                connect(&base, &format!("idle-{}", n / room_size), &format!("u{n}")).await;
+            let room = format!("idle-{}", n / room_size);
+            let mut client = RawClient::connect_with_retries(&address, &room, &format!("u{n}"), n)
+                .await
+                .unwrap_or_else(|error| panic!("connecting u{n}: {error}"));
             // welcome and history
-            for _ in 0..2 {
-                let _ = socket.next().await;
+            let mut events = 0;
+            while events < 2 {
+                while let Some(frame) = client.next_frame() {
+                    events += usize::from(frame.opcode == 1);
+                }
+                if events < 2 && !matches!(client.fill().await, Ok(length) if length > 0) {
+                    return;
+                }
             }
             drop(permit);
             connected.add_permits(1);
-            while let Some(Ok(_)) = socket.next().await {}
+            // Idle: answer the server's pings until it closes.
+            loop {
+                let mut pong = None;
+                while let Some(frame) = client.next_frame() {
+                    match frame.opcode {
+                        8 => return,
+                        9 => pong = Some(frame.payload.to_vec()),
+                        _ => {}
+                    }
+                }
+                if let Some(payload) = pong
+                    && client.send(10, &payload).await.is_err()
+                {
+                    return;
+                }
+                if !matches!(client.fill().await, Ok(length) if length > 0) {
+                    return;
+                }
+            }
         });
     }
     let all = connected
@@ -118,12 +110,22 @@ async fn idle(base: String, count: usize, hold: Duration) {
     tokio::time::sleep(hold).await;
 }
 
-/// The room bench's client: a WebSocket over a plain socket, one task reading and sending.
-/// At a million frames a second the generator must cost less than the server it measures:
-/// tokio-tungstenite (a task pair per client, a message allocated per frame) took as much CPU
-/// as the chat-service itself on the shared cores. This parses frames in place instead.
+/// `host:port` of a `ws://host:port` base.
+fn address_of(base: &str) -> String {
+    base.trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// A chat client: a WebSocket over a plain socket that parses frames in place, one task a
+/// client. At a million frames a second the generator must cost less than the server it
+/// measures: tokio-tungstenite (a task pair per client, a message allocated per frame) took as
+/// much CPU as the chat-service itself on the shared cores. Its handshake carries a browser's
+/// headers, so the server sees the request heads it would in use.
 struct RawClient {
     socket: TcpStream,
+    /// The masking key of its frames (clients must mask; any key will do).
+    mask: [u8; 4],
     /// Bytes read and not yet parsed.
     buffer: Vec<u8>,
     /// Where the unparsed bytes start.
@@ -137,17 +139,46 @@ struct Frame<'a> {
 }
 
 impl RawClient {
-    async fn connect(address: &str, room: &str, name: &str) -> std::io::Result<Self> {
+    /// Connects client number `n`, trying again for two seconds while the server is busy.
+    async fn connect_with_retries(
+        address: &str,
+        room: &str,
+        name: &str,
+        n: usize,
+    ) -> std::io::Result<Self> {
+        let mut attempt = 0;
+        loop {
+            match Self::connect(address, room, name, n).await {
+                Err(error) if attempt < 20 => {
+                    eprintln!("retrying {name}: {error}");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn connect(address: &str, room: &str, name: &str, n: usize) -> std::io::Result<Self> {
         let mut socket = TcpStream::connect(address).await?;
         socket.set_nodelay(true)?;
+        let browser_headers: String = BROWSER_HEADERS
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}\r\n"))
+            .collect();
         let request = format!(
             "GET /chat/ws?room={room}&name={name} HTTP/1.1\r\nHost: {address}\r\n\
              Upgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             {browser_headers}\r\n"
         );
         socket.write_all(request.as_bytes()).await?;
         let mut client = Self {
             socket,
+            mask: u32::try_from(n)
+                .unwrap_or(0)
+                .wrapping_mul(2_654_435_761)
+                .to_be_bytes(),
             buffer: Vec::with_capacity(64 * 1024),
             start: 0,
         };
@@ -210,7 +241,8 @@ impl RawClient {
     }
 
     /// Sends one masked client frame.
-    async fn send(&mut self, opcode: u8, payload: &[u8], mask: [u8; 4]) -> std::io::Result<()> {
+    async fn send(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
+        let mask = self.mask;
         let mut frame = Vec::with_capacity(payload.len() + 8);
         frame.push(0x80 | opcode);
         match u16::try_from(payload.len()) {
@@ -316,31 +348,15 @@ async fn drive_room_client(
         closed_with: None,
     };
     let permit = start.gate.acquire().await.expect("gate");
-    let mut client = None;
-    for attempt in 0.. {
-        match RawClient::connect(address, "bench", &format!("c{n}")).await {
-            Ok(connected) => {
-                client = Some(connected);
-                break;
-            }
-            Err(error) if attempt < 20 => {
-                eprintln!("retrying c{n}: {error}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+    let mut client =
+        match RawClient::connect_with_retries(address, "bench", &format!("c{n}"), n).await {
+            Ok(client) => client,
             Err(error) => {
                 eprintln!("c{n} could not connect: {error}");
                 return result;
             }
-        }
-    }
-    let Some(mut client) = client else {
-        return result;
-    };
+        };
     drop(permit);
-    let mask = u32::try_from(n)
-        .unwrap_or(0)
-        .wrapping_mul(2_654_435_761)
-        .to_be_bytes();
     // 0: joining and waiting for the start, 2: sending, 3: draining, 4: closing.
     let mut phase = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -369,7 +385,7 @@ async fn drive_room_client(
             }
         }
         if let Some(payload) = pong {
-            let _ = client.send(10, &payload, mask).await;
+            let _ = client.send(10, &payload).await;
         }
         tokio::select! {
             read = client.fill() => {
@@ -386,7 +402,7 @@ async fn drive_room_client(
             }
             _ = tick.tick(), if phase == 2 => {
                 let text = format!(r#"{{"type":"chatMessage","text":"t{}"}}"#, micros_now());
-                if client.send(1, text.as_bytes(), mask).await.is_err() {
+                if client.send(1, text.as_bytes()).await.is_err() {
                     return result;
                 }
                 sent += 1;
@@ -397,7 +413,7 @@ async fn drive_room_client(
                 }
             }
             () = async { tokio::time::sleep_until(drain_until.expect("draining")).await }, if phase == 3 => {
-                let _ = client.send(8, &1000u16.to_be_bytes(), mask).await;
+                let _ = client.send(8, &1000u16.to_be_bytes()).await;
                 phase = 4;
             }
         }
@@ -405,10 +421,7 @@ async fn drive_room_client(
 }
 
 async fn room(base: String, count: usize, seconds: u64) {
-    let address = base
-        .trim_start_matches("ws://")
-        .trim_end_matches('/')
-        .to_owned();
+    let address = address_of(&base);
     // Every client joins, then all wait until each earlier client has seen every later one's
     // userJoined (one per pair): the join storm is not part of what is measured.
     let start = Arc::new(Start {
