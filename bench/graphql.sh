@@ -29,7 +29,7 @@ cargo build --release --locked -p users-service -p graphql-service
 
 work=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'stop_processes "${pids[@]}"; rm -rf "$work"' EXIT
 wait_for() { for _ in $(seq 200); do curl -fs "$1" >/dev/null && return; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 
 PORT=$users_port DATABASE_URL="sqlite://$work/users.db" \

@@ -19,7 +19,7 @@ cargo build --release --locked -p users-service
 binary="$CARGO_TARGET_DIR/release/users-service"
 
 work=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'stop_processes "$pid"; rm -rf "$work"' EXIT
 PORT=$port DATABASE_URL="sqlite://$work/users.db" "$binary" >"$work/service.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done

@@ -88,12 +88,15 @@ pub struct CacheSettings {
     pub redis_backoff: Duration,
 }
 
+/// The prefix of cache keys when `CACHE_NAMESPACE` is not set.
+pub const DEFAULT_CACHE_NAMESPACE: &str = "platform";
+
 impl CacheSettings {
     /// Defaults for a cache named `name`: a 5 s negative TTL (capped by `ttl`), 250 ms for Redis.
     pub fn new(name: &'static str, redis_url: Option<String>, ttl: Duration) -> Self {
         Self {
             name,
-            namespace: format!("platform:{name}"),
+            namespace: format!("{DEFAULT_CACHE_NAMESPACE}:{name}"),
             redis_url,
             ttl,
             negative_ttl: ttl.min(Duration::from_secs(5)),
@@ -528,11 +531,11 @@ impl Cache {
                         pool,
                         |mut connection, keys| async move {
                             redis::cmd("MGET")
-                                .arg(&keys)
+                                .arg(keys)
                                 .query_async::<Vec<Option<Vec<u8>>>>(&mut *connection)
                                 .await
                         },
-                        keys.to_vec(),
+                        keys,
                     )
                     .await
                 } else {
@@ -600,11 +603,11 @@ impl Cache {
                 pool,
                 |mut connection, keys| async move {
                     redis::cmd("DEL")
-                        .arg(&keys)
+                        .arg(keys)
                         .query_async::<i64>(&mut *connection)
                         .await
                 },
-                keys.clone(),
+                keys.as_slice(),
             )
             .await
             .is_some();
@@ -786,7 +789,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_batch_reads_redis_in_one_mget_and_fills_it() {
+    async fn a_batch_over_redis_loads_only_what_is_not_cached() {
         batch_loads_only_what_is_not_cached(redis_cache()).await;
     }
 

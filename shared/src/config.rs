@@ -30,7 +30,7 @@ pub struct CommonArgs {
     pub cache_ttl_secs: u64,
     /// Prefix of every cache key in Redis, so deployments that share one Redis (each with its
     /// own databases) never read each other's cache entries (pub/sub channels are not prefixed)
-    #[arg(long, env = "CACHE_NAMESPACE", default_value = "platform")]
+    #[arg(long, env = "CACHE_NAMESPACE", default_value = crate::cache::DEFAULT_CACHE_NAMESPACE)]
     pub cache_namespace: String,
     /// Ask the service on PORT for `/healthz` and exit 0 when it answers 200 (a container's
     /// health check, with no curl in the image)
@@ -66,7 +66,7 @@ impl CommonArgs {
             database_url: Some(database_url),
             redis_url: None,
             cache_ttl_secs: 60,
-            cache_namespace: "platform".to_owned(),
+            cache_namespace: crate::cache::DEFAULT_CACHE_NAMESPACE.to_owned(),
             healthcheck: false,
         }
     }
