@@ -162,13 +162,24 @@ fn head_size<B>(request: &Request<B>) -> usize {
         .uri()
         .path_and_query()
         .map_or(1, |target| target.as_str().len());
-    let line = request.method().as_str().len() + target + 12;
-    request
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum::<usize>()
-        + line
+    head_size_of(
+        request.method().as_str().len(),
+        target,
+        request
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str().len(), value.len())),
+    )
+}
+
+/// A request head's size from its method's and target's lengths and its fields' name and
+/// value lengths: both paths measure it so, and answer 431 alike.
+pub(crate) fn head_size_of(
+    method: usize,
+    target: usize,
+    fields: impl Iterator<Item = (usize, usize)>,
+) -> usize {
+    method + target + 12 + fields.map(|(name, value)| name + value + 4).sum::<usize>()
 }
 
 /// The request to send upstream: rewritten path, end-to-end headers, `X-Forwarded-*`, the

@@ -194,15 +194,14 @@ impl Connection {
         let (Some(method), Some(target)) = (parsed.method, parsed.path) else {
             return Err(());
         };
-        // The same measure as hyper's path (`proxy::head_size`), so both answer 431 alike.
-        let head_size = method.len()
-            + target.len()
-            + 12
-            + parsed
+        let head_size = crate::proxy::head_size_of(
+            method.len(),
+            target.len(),
+            parsed
                 .headers
                 .iter()
-                .map(|field| field.name.len() + field.value.len() + 4)
-                .sum::<usize>();
+                .map(|field| (field.name.len(), field.value.len())),
+        );
         if head_size > shared.server.max_header_bytes {
             return Err(());
         }
