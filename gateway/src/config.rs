@@ -1,4 +1,4 @@
-//! The gateway's flags and its route table: built in (CONTRACTS.md's routes) or read from a
+//! The gateway's flags and its route table: built in (docs/contracts.md's routes) or read from a
 //! TOML file (`GATEWAY_CONFIG` / `--config`; `deploy/gateway.toml` is a commented example).
 
 use std::{path::PathBuf, time::Duration};
@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde::Deserialize;
 use shared::config::ProcessArgs;
 
-/// The gateway's port (CONTRACTS.md).
+/// The gateway's port (docs/contracts.md).
 pub const DEFAULT_PORT: u16 = 3000;
 
 /// The flags and environment variables of `gateway`.
@@ -24,7 +24,7 @@ pub struct Args {
     /// Address and logging.
     #[command(flatten)]
     pub process: ProcessArgs,
-    /// TOML route table [default: the routes of CONTRACTS.md to 127.0.0.1]
+    /// TOML route table [default: the routes of docs/contracts.md to 127.0.0.1]
     #[arg(long = "config", env = "GATEWAY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Ask the gateway on PORT for `/healthz` and exit 0 when it answers 200
@@ -126,7 +126,7 @@ pub struct RouteConfig {
 }
 
 impl GatewayConfig {
-    /// CONTRACTS.md's routes, to the services' default ports on 127.0.0.1.
+    /// docs/contracts.md's routes, to the services' default ports on 127.0.0.1.
     pub fn builtin() -> Self {
         let route = |prefix: &str, port: u16| RouteConfig {
             prefix: prefix.to_owned(),

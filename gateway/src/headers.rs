@@ -5,7 +5,7 @@ use http::{
     header::{CONNECTION, UPGRADE},
 };
 
-/// `X-Request-Id` (CONTRACTS.md).
+/// `X-Request-Id` (docs/contracts.md).
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Appended with the client's address.
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

@@ -2,7 +2,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`config`] | flags, and the TOML route table (built in: CONTRACTS.md's routes) |
+//! | [`config`] | flags, and the TOML route table (built in: docs/contracts.md's routes) |
 //! | [`routing`] | longest-prefix match on path segments, prefix rewrite |
 //! | [`upstream`] | instances of a route: round-robin, passive health, ejection |
 //! | [`headers`] | hop-by-hop removal, `X-Forwarded-*`, request id |

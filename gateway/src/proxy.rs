@@ -145,7 +145,7 @@ pub async fn handle(
     Ok(forward(upstream_request, &route, &context, client_upgrade, access).await)
 }
 
-/// A new request id (CONTRACTS.md: a UUID when the client sent none or an unusable one).
+/// A new request id (docs/contracts.md: a UUID when the client sent none or an unusable one).
 pub fn new_request_id() -> HeaderValue {
     HeaderValue::from_bytes(
         uuid::Uuid::new_v4()
@@ -449,7 +449,7 @@ fn respond(
     Response::from_parts(parts, GatewayBody::upstream(body, Some(lease), access))
 }
 
-/// A JSON error response of CONTRACTS.md, logged.
+/// A JSON error response of docs/contracts.md, logged.
 pub fn error(status: StatusCode, message: &str, mut access: AccessRecord) -> Response<GatewayBody> {
     if status.is_server_error() && access.error.is_none() {
         access.error = Some(message.to_owned());

@@ -121,7 +121,7 @@ async fn serve(
         .header_read_timeout(Duration::from_millis(server.client_header_timeout_ms))
         .max_buf_size(server.max_header_bytes.max(8192) + 64 * 1024)
         // hyper answers a head over its limit with a bare 431; heads up to twice the configured
-        // limit reach the handler, which answers the JSON 431 of CONTRACTS.md.
+        // limit reach the handler, which answers the JSON 431 of docs/contracts.md.
         .max_header_size(server.max_header_bytes.saturating_mul(2));
     let builder = Rc::new(builder);
 

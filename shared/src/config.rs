@@ -1,4 +1,4 @@
-//! Command-line flags and environment variables (CONTRACTS.md, "Configuration").
+//! Command-line flags and environment variables (docs/contracts.md, "Configuration").
 //!
 //! Every binary flattens [`CommonArgs`] into its own clap parser and calls [`parse`], which turns
 //! a value that cannot be parsed into one line naming the variable, then exits with status 2.
@@ -13,7 +13,7 @@ use clap::{
 /// The flags and variables every HTTP service of the platform takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CommonArgs {
-    /// Listen port [default: the service's port from CONTRACTS.md]
+    /// Listen port [default: the service's port from docs/contracts.md]
     #[arg(long, env = "PORT")]
     pub port: Option<u16>,
     /// Address and logging.

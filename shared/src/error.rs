@@ -1,5 +1,5 @@
 //! The one error type handlers return, and the JSON body every error response carries:
-//! `{"error":{"code":"not_found","message":"user 42 not found"}}` (CONTRACTS.md, "HTTP errors").
+//! `{"error":{"code":"not_found","message":"user 42 not found"}}` (docs/contracts.md, "HTTP errors").
 //!
 //! actix's own extractor failures (JSON body, path, query) are mapped here too, through the
 //! configs that [`crate::server`] installs, so no plain-text error reaches a client.
@@ -100,7 +100,7 @@ impl ApiError {
         }
     }
 
-    /// The code of CONTRACTS.md for this error.
+    /// The code of docs/contracts.md for this error.
     pub fn code(&self) -> &'static str {
         code_for(self.status_code())
     }
@@ -147,7 +147,7 @@ impl ResponseError for ApiError {
     }
 }
 
-/// The code of CONTRACTS.md for a status.
+/// The code of docs/contracts.md for a status.
 pub fn code_for(status: StatusCode) -> &'static str {
     code_for_status(status.as_u16())
 }
@@ -165,7 +165,7 @@ pub fn error_json(status: u16, message: impl Into<String>) -> Vec<u8> {
     serde_json::to_vec(&body).expect("error bodies serialize")
 }
 
-/// The code of CONTRACTS.md for a status number.
+/// The code of docs/contracts.md for a status number.
 pub fn code_for_status(status: u16) -> &'static str {
     match status {
         400 => "bad_request",

@@ -6,7 +6,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`config`] | clap arguments every binary takes (CONTRACTS.md's variables) and one-line start-up errors |
+//! | [`config`] | clap arguments every binary takes (docs/contracts.md's variables) and one-line start-up errors |
 //! | [`crud`] | the REST shape of table-backed resources: list, cached read, create, replace, delete |
 //! | [`telemetry`] | slog JSON logging to stdout (and `LOG_DIR` files), the bridge for `log` records |
 //! | [`error`] | [`error::ApiError`], the JSON error body, and handlers for actix's extractor errors |

@@ -16,7 +16,7 @@
 //!
 //! Both deliver at least once: a consumer makes its effects idempotent by job id.
 //!
-//! The names are CONTRACTS.md's ("Messaging"); [`QueueArgs::queue`] and
+//! The names are docs/contracts.md's ("Messaging"); [`QueueArgs::queue`] and
 //! [`QueueArgs::exchange`] change them (tests use unique names).
 //!
 //! Shape beyond CONTRACTS: `enqueue` takes the job kind, its payload and the request id;
@@ -25,7 +25,7 @@
 //! settle a delivery other than by [`Delivery::ack`], and [`Delivery::extend_lease`] keeps a
 //! long job's embedded lease; [`JobQueue::take_dead_letters`] and [`JobQueue::depth`] inspect
 //! the queues, [`JobQueue::delete_topology`] removes them (tests). [`QueueArgs`] also takes
-//! `QUEUE_NAME` and `EVENTS_EXCHANGE` (CONTRACTS.md's names by default).
+//! `QUEUE_NAME` and `EVENTS_EXCHANGE` (docs/contracts.md's names by default).
 //!
 //! Not here yet: publishing domain events to `platform.events` (the exchange is declared).
 
@@ -39,11 +39,11 @@ use slog::Logger;
 
 use crate::config::DatabaseUrl;
 
-/// CONTRACTS.md's job queue.
+/// docs/contracts.md's job queue.
 pub const DEFAULT_QUEUE: &str = "tasks_queue";
-/// CONTRACTS.md's domain-event exchange.
+/// docs/contracts.md's domain-event exchange.
 pub const DEFAULT_EXCHANGE: &str = "platform.events";
-/// The header carrying the request id (AMQP) — CONTRACTS.md, "Request id and logs".
+/// The header carrying the request id (AMQP) — docs/contracts.md, "Request id and logs".
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The header of a dead letter naming why it died.
 pub const ERROR_HEADER: &str = "x-last-error";
@@ -72,7 +72,7 @@ pub struct QueueArgs {
 }
 
 impl QueueArgs {
-    /// The embedded queue in `data_dir/queue.db`, with CONTRACTS.md's names (the stack, tests).
+    /// The embedded queue in `data_dir/queue.db`, with docs/contracts.md's names (the stack, tests).
     pub fn embedded(data_dir: &Path) -> Self {
         Self {
             amqp_url: None,
@@ -85,7 +85,7 @@ impl QueueArgs {
         }
     }
 
-    /// RabbitMQ at `url`, with CONTRACTS.md's names.
+    /// RabbitMQ at `url`, with docs/contracts.md's names.
     pub fn amqp(url: &str) -> Self {
         Self {
             amqp_url: Some(url.to_owned()),
@@ -121,7 +121,7 @@ pub fn dead_queue_name(queue: &str) -> String {
     format!("{queue}.dead")
 }
 
-/// A job as it travels (CONTRACTS.md): the body of every message, JSON.
+/// A job as it travels (docs/contracts.md): the body of every message, JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     /// The job's id, also the message's `message_id`; the consumer's idempotency key.

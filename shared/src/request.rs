@@ -22,7 +22,7 @@ use crate::{
     metrics::Metrics,
 };
 
-/// The request id header of CONTRACTS.md.
+/// The request id header of docs/contracts.md.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The id that follows one request through the platform; handlers extract it to pass it on.
@@ -81,7 +81,7 @@ impl FromRequest for RequestId {
     }
 }
 
-/// One access line (CONTRACTS.md, "Request id and logs"): `msg` `request` with `method`,
+/// One access line (docs/contracts.md, "Request id and logs"): `msg` `request` with `method`,
 /// `path`, `route`, `status`, `duration_ms`, `ip`, `user_agent`, `request_id`, plus the
 /// gateway's `upstream` and `bytes`, and the cause chain of a 5xx. Every server of the platform
 /// writes its requests through it, at `error` level for a 5xx and `info` otherwise.

@@ -62,7 +62,7 @@ pub enum StoreKind {
     S3,
 }
 
-/// The flags and variables of the object store (CONTRACTS.md, "Configuration").
+/// The flags and variables of the object store (docs/contracts.md, "Configuration").
 #[derive(clap::Args, Debug, Clone)]
 pub struct StoreArgs {
     /// `fs` (files under MEDIA_DIR) or `s3` (S3_ENDPOINT / S3_BUCKET)

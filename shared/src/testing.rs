@@ -404,7 +404,7 @@ pub fn assert_help_names(binary: &str, variables: &[&str]) {
 }
 
 /// Checks that each `(variable, value)` stops `binary` at start with exit code 2 and one line
-/// on stderr naming the variable (CONTRACTS.md, "Configuration").
+/// on stderr naming the variable (docs/contracts.md, "Configuration").
 pub fn assert_bad_values_refused(binary: &str, cases: &[(&str, &str)]) {
     for (variable, value) in cases {
         let output = std::process::Command::new(binary)

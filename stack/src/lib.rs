@@ -1,5 +1,5 @@
 //! The whole platform in one process, on embedded defaults: the gateway on port 3000 in front of
-//! each service on its own port (CONTRACTS.md), SQLite files under `data/`, in-process caches. `cargo run --release -p stack`
+//! each service on its own port (docs/contracts.md), SQLite files under `data/`, in-process caches. `cargo run --release -p stack`
 //! on a fresh machine needs nothing else.
 //!
 //! [`Stack::build`] builds every service through its own `Application::build` (the path its
@@ -32,7 +32,7 @@ pub struct Config {
     /// Where the SQLite files, the embedded queue and the media files go.
     #[arg(long, env = "DATA_DIR", default_value = "data")]
     pub data_dir: std::path::PathBuf,
-    /// Listen on free ports instead of CONTRACTS.md's (printed at start; for tests and for a
+    /// Listen on free ports instead of docs/contracts.md's (printed at start; for tests and for a
     /// second stack beside a running one).
     #[arg(long)]
     pub free_ports: bool,
@@ -55,14 +55,14 @@ impl Config {
 pub struct StackSettings {
     /// Listen address of every service.
     pub bind: IpAddr,
-    /// `None`: each service's port from CONTRACTS.md; `Some(0)`: free ports (tests).
+    /// `None`: each service's port from docs/contracts.md; `Some(0)`: free ports (tests).
     pub port_override: Option<u16>,
     /// Directory of the SQLite files.
     pub data_dir: std::path::PathBuf,
 }
 
 impl StackSettings {
-    /// The defaults of CONTRACTS.md, data under `./data`.
+    /// The defaults of docs/contracts.md, data under `./data`.
     pub fn new(bind: IpAddr) -> Self {
         Self {
             bind,

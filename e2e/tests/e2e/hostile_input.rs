@@ -1,4 +1,4 @@
-//! Malformed and hostile requests at the front door: every answer is a CONTRACTS.md error (or a
+//! Malformed and hostile requests at the front door: every answer is a docs/contracts.md error (or a
 //! GraphQL error body on `/graphql`), never a 5xx, and every service is healthy afterwards.
 
 use std::time::Duration;
@@ -120,7 +120,7 @@ fn cases() -> Vec<Case> {
     cases
 }
 
-/// Whether `body` is an error body of ours: CONTRACTS.md's, or GraphQL's `errors`.
+/// Whether `body` is an error body of ours: docs/contracts.md's, or GraphQL's `errors`.
 fn is_error_body(body: &Value) -> bool {
     body["error"]["code"].is_string()
         || body["errors"]

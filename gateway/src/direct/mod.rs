@@ -562,7 +562,7 @@ impl Connection {
         }
     }
 
-    /// Answers the client with a JSON error of CONTRACTS.md and writes the access line;
+    /// Answers the client with a JSON error of docs/contracts.md and writes the access line;
     /// whether the answer was written.
     async fn answer_error(
         &mut self,

@@ -3,7 +3,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`protocol`] | the events of CONTRACTS.md ("Chat protocol"), and the checks on names, rooms, texts |
+//! | [`protocol`] | the events of docs/contracts.md ("Chat protocol"), and the checks on names, rooms, texts |
 //! | [`history`] | the messages in SQLite or PostgreSQL, capped per room |
 //! | [`hub`] | this instance's rooms, their fan-out, presence across instances ([`shared::pubsub`]) |
 //! | [`connection`] | one client: welcome, history, rate limit, heartbeat, slow-consumer cut-off |
@@ -38,7 +38,7 @@ use crate::{history::History, hub::Hub, metrics::ChatMetrics};
 
 /// The service's name (logs, metrics, default database `data/chat.db`).
 pub const NAME: &str = "chat";
-/// The port of CONTRACTS.md.
+/// The port of docs/contracts.md.
 pub const DEFAULT_PORT: u16 = 3004;
 
 /// The flags and environment variables of `chat-service`.

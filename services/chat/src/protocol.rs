@@ -1,4 +1,4 @@
-//! The chat protocol of CONTRACTS.md: what clients send, what the server sends, and the checks
+//! The chat protocol of docs/contracts.md: what clients send, what the server sends, and the checks
 //! on names, rooms and messages.
 
 use serde::Serialize;

@@ -48,7 +48,7 @@ use crate::{
 
 /// The service's name (logs, metrics, default database `data/graphql.db`).
 pub const NAME: &str = "graphql";
-/// The port of CONTRACTS.md.
+/// The port of docs/contracts.md.
 pub const DEFAULT_PORT: u16 = 3003;
 /// How long a page of the post list is kept at most, by default.
 pub const DEFAULT_POST_PAGE_TTL: Duration = Duration::from_secs(5);

@@ -19,7 +19,7 @@ pub const MAX_TITLE_CHARS: usize = 300;
 /// The longest content, in characters.
 pub const MAX_CONTENT_CHARS: usize = 100_000;
 
-/// A stored post (CONTRACTS.md's Post resource).
+/// A stored post (docs/contracts.md's Post resource).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct PostRow {
     /// Its id.

@@ -60,7 +60,7 @@ pub enum UpstreamError {
     Rejected {
         /// HTTP status.
         status: u16,
-        /// The CONTRACTS.md error code (`conflict`, `validation_failed`, …).
+        /// The docs/contracts.md error code (`conflict`, `validation_failed`, …).
         code: String,
         /// The service's message.
         message: String,

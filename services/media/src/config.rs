@@ -1,4 +1,4 @@
-//! The media service's own flags (CONTRACTS.md, "Configuration"), beside the common ones, the
+//! The media service's own flags (docs/contracts.md, "Configuration"), beside the common ones, the
 //! store's ([`shared::store::StoreArgs`]) and the queue's ([`shared::messaging::QueueArgs`]).
 
 use std::path::{Path, PathBuf};

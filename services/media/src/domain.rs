@@ -18,7 +18,7 @@ pub const TEXT_PLAIN: &str = "text/plain";
 /// The types the worker makes thumbnails of.
 pub const THUMBNAIL_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 
-/// A media item as the API returns it (CONTRACTS.md, "Resources").
+/// A media item as the API returns it (docs/contracts.md, "Resources").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Media {
     /// Assigned by the service.

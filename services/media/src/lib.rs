@@ -43,7 +43,7 @@ use crate::{config::MediaArgs, repository::MediaRepository, signing::UrlSigner};
 
 /// The service's name (logs, metrics, default database `data/media.db`).
 pub const NAME: &str = "media";
-/// The port of CONTRACTS.md.
+/// The port of docs/contracts.md.
 pub const DEFAULT_PORT: u16 = 3005;
 
 /// The flags and environment variables of `media-service`.

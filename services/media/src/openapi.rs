@@ -12,7 +12,7 @@ use crate::{
 /// The document's root.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "media-service", description = "Uploads and downloads of media files (CONTRACTS.md)."),
+    info(title = "media-service", description = "Uploads and downloads of media files (docs/contracts.md)."),
     paths(upload::upload, upload::upload_media, routes::list_media, routes::get_media,
         routes::delete_media, routes::download_content, routes::download_thumbnail),
     components(schemas(Media, UploadResponse, UploadForm, ErrorBody, ErrorDetail, FieldError)),

@@ -26,7 +26,7 @@ use crate::repository::ProductRepository;
 
 /// The service's name (logs, metrics, default database `data/products.db`).
 pub const NAME: &str = "products";
-/// The port of CONTRACTS.md.
+/// The port of docs/contracts.md.
 pub const DEFAULT_PORT: u16 = 3002;
 
 /// The flags and environment variables of `products-service`.

@@ -12,7 +12,7 @@ use crate::{
 /// The document's root.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "products-service", description = "Products of the platform (CONTRACTS.md)."),
+    info(title = "products-service", description = "Products of the platform (docs/contracts.md)."),
     paths(routes::list_products, routes::get_product, routes::create_product, routes::update_product, routes::delete_product),
     components(schemas(Product, ProductInput, ErrorBody, ErrorDetail, FieldError)),
     tags((name = "products", description = "Products"))

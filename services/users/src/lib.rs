@@ -26,7 +26,7 @@ use crate::repository::UserRepository;
 
 /// The service's name (logs, metrics, default database `data/users.db`).
 pub const NAME: &str = "users";
-/// The port of CONTRACTS.md.
+/// The port of docs/contracts.md.
 pub const DEFAULT_PORT: u16 = 3001;
 
 /// The flags and environment variables of `users-service`.

@@ -12,7 +12,7 @@ use crate::{
 /// The document's root.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "users-service", description = "Users of the platform (CONTRACTS.md)."),
+    info(title = "users-service", description = "Users of the platform (docs/contracts.md)."),
     paths(routes::list_users, routes::get_user, routes::create_user, routes::update_user, routes::delete_user),
     components(schemas(User, UserInput, ErrorBody, ErrorDetail, FieldError)),
     tags((name = "users", description = "Users"))

@@ -1,4 +1,4 @@
-//! The flags and environment variables of `worker` (CONTRACTS.md's, plus the worker's own).
+//! The flags and environment variables of `worker` (docs/contracts.md's, plus the worker's own).
 
 use std::{path::Path, time::Duration};
 

@@ -40,7 +40,7 @@ use crate::{
 
 /// The service's name (logs, metrics, default database `data/worker.db`).
 pub const NAME: &str = "worker";
-/// The port of CONTRACTS.md (health and metrics only).
+/// The port of docs/contracts.md (health and metrics only).
 pub const DEFAULT_PORT: u16 = 3006;
 
 /// The embedded migrations of the worker's own database, per engine.

@@ -1,4 +1,4 @@
-//! The HTTP contract every service keeps (CONTRACTS.md): JSON errors for bodies actix rejects,
+//! The HTTP contract every service keeps (docs/contracts.md): JSON errors for bodies actix rejects,
 //! unknown routes and methods; `X-Request-Id`; health, readiness, metrics; OpenAPI.
 
 use serde_json::{Value, json};
