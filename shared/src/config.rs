@@ -32,10 +32,61 @@ pub struct CommonArgs {
     /// own databases) never read each other's cache entries (pub/sub channels are not prefixed)
     #[arg(long, env = "CACHE_NAMESPACE", default_value = crate::cache::DEFAULT_CACHE_NAMESPACE)]
     pub cache_namespace: String,
+    /// How access tokens are checked.
+    #[command(flatten)]
+    pub auth: AuthArgs,
     /// Ask the service on PORT for `/healthz` and exit 0 when it answers 200 (a container's
     /// health check, with no curl in the image)
     #[arg(long, hide = true)]
     pub healthcheck: bool,
+}
+
+/// How a server checks the access tokens users-service issues (docs/contracts.md, "Identity
+/// and access").
+#[derive(clap::Args, Debug, Clone)]
+pub struct AuthArgs {
+    /// The only accepted token issuer (`iss`)
+    #[arg(long, env = "AUTH_ISSUER", default_value = auth::DEFAULT_ISSUER)]
+    pub auth_issuer: String,
+    /// The only accepted token audience (`aud`)
+    #[arg(long, env = "AUTH_AUDIENCE", default_value = auth::DEFAULT_AUDIENCE)]
+    pub auth_audience: String,
+    /// Where users-service publishes its public keys
+    #[arg(
+        long,
+        env = "AUTH_JWKS_URL",
+        default_value = "http://127.0.0.1:3001/.well-known/jwks.json"
+    )]
+    pub auth_jwks_url: String,
+}
+
+impl Default for AuthArgs {
+    fn default() -> Self {
+        Self {
+            auth_issuer: auth::DEFAULT_ISSUER.to_owned(),
+            auth_audience: auth::DEFAULT_AUDIENCE.to_owned(),
+            auth_jwks_url: "http://127.0.0.1:3001/.well-known/jwks.json".to_owned(),
+        }
+    }
+}
+
+impl AuthArgs {
+    /// What a verifier built from these flags accepts.
+    pub fn verifier_settings(&self) -> auth::VerifierSettings {
+        auth::VerifierSettings {
+            issuer: self.auth_issuer.clone(),
+            audience: self.auth_audience.clone(),
+            ..auth::VerifierSettings::default()
+        }
+    }
+
+    /// A verifier that fetches its keys from `AUTH_JWKS_URL`.
+    pub fn remote_verifier(&self) -> std::sync::Arc<auth::Verifier> {
+        std::sync::Arc::new(auth::Verifier::new(
+            self.verifier_settings(),
+            auth::KeySource::Remote(self.auth_jwks_url.clone()),
+        ))
+    }
 }
 
 /// What every binary takes, services, gateway and stack alike: where to listen and how to log.
@@ -67,6 +118,7 @@ impl CommonArgs {
             redis_url: None,
             cache_ttl_secs: 60,
             cache_namespace: crate::cache::DEFAULT_CACHE_NAMESPACE.to_owned(),
+            auth: AuthArgs::default(),
             healthcheck: false,
         }
     }

@@ -56,7 +56,16 @@ pub enum ApiError {
     /// 400: malformed JSON, a bad query string or path parameter.
     #[error("{0}")]
     BadRequest(String),
-    /// 403: e.g. an expired or tampered signed URL.
+    /// 401: no credentials where they are required (`invalid_token: false`), or a presented
+    /// token that is not valid (`true`); answered with `WWW-Authenticate: Bearer`.
+    #[error("{message}")]
+    Unauthorized {
+        /// What is wrong.
+        message: String,
+        /// A token was presented and refused.
+        invalid_token: bool,
+    },
+    /// 403: signed in but not allowed; an expired or tampered signed URL.
     #[error("{0}")]
     Forbidden(String),
     /// 404.
@@ -130,6 +139,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -143,7 +153,14 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(self.body())
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::Unauthorized { invalid_token, .. } = self {
+            response.insert_header((
+                header::WWW_AUTHENTICATE,
+                auth::www_authenticate(*invalid_token),
+            ));
+        }
+        response.json(self.body())
     }
 }
 
@@ -169,6 +186,7 @@ pub fn error_json(status: u16, message: impl Into<String>) -> Vec<u8> {
 pub fn code_for_status(status: u16) -> &'static str {
     match status {
         400 => "bad_request",
+        401 => "unauthorized",
         403 => "forbidden",
         404 => "not_found",
         405 => "method_not_allowed",

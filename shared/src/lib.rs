@@ -12,6 +12,7 @@
 //! | [`error`] | [`error::ApiError`], the JSON error body, and handlers for actix's extractor errors |
 //! | [`request`] | the middleware: `X-Request-Id`, one access line per request, metrics, JSON-only errors |
 //! | [`metrics`] | the Prometheus registry of one service instance |
+//! | [`identity`] | [`identity::Caller`]: the verified caller of a request (bearer token), and the rules' helpers |
 //! | [`health`] | `/healthz`, `/readyz` and `/metrics` |
 //! | [`db`] | the SQLite / PostgreSQL pool chosen by URL, with embedded migrations |
 //! | [`cache`] | cache-aside over Redis or an in-process cache, single-flight, fail-open |
@@ -30,6 +31,7 @@ pub mod crud;
 pub mod db;
 pub mod error;
 pub mod health;
+pub mod identity;
 pub mod messaging;
 pub mod metrics;
 pub mod pagination;

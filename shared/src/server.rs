@@ -48,6 +48,8 @@ pub struct ServiceSettings {
     pub shutdown_timeout: Duration,
     /// actix worker threads (0: one per core).
     pub workers: usize,
+    /// Checks the bearer tokens of requests ([`crate::identity::Caller`]); one per process.
+    pub verifier: Arc<auth::Verifier>,
 }
 
 impl ServiceSettings {
@@ -68,6 +70,7 @@ impl ServiceSettings {
             json_limit: JSON_BODY_LIMIT,
             shutdown_timeout: Duration::from_secs(10),
             workers: 0,
+            verifier: args.auth.remote_verifier(),
         }
     }
 }
@@ -187,11 +190,13 @@ impl HttpService {
             metrics: context.metrics.clone(),
         });
         let readiness = web::Data::new(context.readiness());
+        let verifier = web::Data::from(settings.verifier.clone());
         let json_limit = settings.json_limit;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(observability.clone())
                 .app_data(readiness.clone())
+                .app_data(verifier.clone())
                 .app_data(
                     web::JsonConfig::default()
                         .limit(json_limit)

@@ -272,7 +272,61 @@ pub fn service_settings(
     let mut settings = crate::server::ServiceSettings::from_args(name, default_port, &args);
     settings.workers = 1;
     settings.cache.namespace = format!("test:{}:{name}", uuid::Uuid::new_v4().simple());
+    settings.verifier = test_verifier();
     settings
+}
+
+/// The signing keys of the tests of this process: a token from [`user_token`] or
+/// [`admin_token`] verifies on every service started with [`service_settings`].
+pub fn test_keys() -> std::sync::Arc<auth::SigningKeys> {
+    static KEYS: std::sync::OnceLock<std::sync::Arc<auth::SigningKeys>> =
+        std::sync::OnceLock::new();
+    KEYS.get_or_init(|| std::sync::Arc::new(auth::SigningKeys::generate().expect("test key")))
+        .clone()
+}
+
+/// Issues tokens with [`test_keys`] for the default issuer and audience (15 minutes).
+pub fn test_issuer() -> auth::TokenIssuer {
+    auth::TokenIssuer::new(
+        test_keys(),
+        auth::DEFAULT_ISSUER,
+        auth::DEFAULT_AUDIENCE,
+        std::time::Duration::from_secs(900),
+    )
+}
+
+/// A verifier of [`test_keys`]' tokens (one per process, as in production).
+pub fn test_verifier() -> std::sync::Arc<auth::Verifier> {
+    static VERIFIER: std::sync::OnceLock<std::sync::Arc<auth::Verifier>> =
+        std::sync::OnceLock::new();
+    VERIFIER
+        .get_or_init(|| {
+            std::sync::Arc::new(auth::Verifier::new(
+                auth::VerifierSettings::default(),
+                auth::KeySource::Fixed(test_keys().jwks()),
+            ))
+        })
+        .clone()
+}
+
+/// An access token of user `user_id` (role `user`, name `user-<id>`).
+pub fn user_token(user_id: i64) -> String {
+    test_issuer()
+        .issue(user_id, &format!("user-{user_id}"), &[auth::Role::User])
+        .expect("test token")
+        .token
+}
+
+/// An access token of admin `user_id` (roles `user` and `admin`, name `admin-<id>`).
+pub fn admin_token(user_id: i64) -> String {
+    test_issuer()
+        .issue(
+            user_id,
+            &format!("admin-{user_id}"),
+            &[auth::Role::User, auth::Role::Admin],
+        )
+        .expect("test token")
+        .token
 }
 
 /// A service of the platform running in a test, built the way its binary builds it.

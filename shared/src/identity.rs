@@ -1,0 +1,123 @@
+//! Who is calling: the [`Caller`] extractor over the process's [`auth::Verifier`], and the
+//! checks the rules of docs/contracts.md ("Identity and access") are made of.
+//!
+//! Identity comes from the bearer token alone, verified here: no header a client can set (an
+//! `X-User-Id`, say) is ever read as an identity, and a service reached on its own port checks
+//! exactly what the gateway checks.
+
+use std::sync::Arc;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use auth::{Principal, Verifier, VerifyError};
+use futures_util::future::LocalBoxFuture;
+
+use crate::ApiError;
+
+/// The caller of a request: `None` when it presented no token. A presented token that does not
+/// verify never gets this far: the request is refused with 401 `invalid_token`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller(pub Option<Principal>);
+
+impl Caller {
+    /// The signed-in caller, or 401.
+    pub fn require(&self) -> Result<Principal, ApiError> {
+        self.0.clone().ok_or_else(sign_in_required)
+    }
+
+    /// An admin, or 401 (anonymous) / 403 (signed in).
+    pub fn require_admin(&self) -> Result<Principal, ApiError> {
+        let principal = self.require()?;
+        if principal.admin {
+            Ok(principal)
+        } else {
+            Err(ApiError::Forbidden("this needs the admin role".into()))
+        }
+    }
+
+    /// User `owner` themself or an admin, or 401 (anonymous) / 403 (anyone else).
+    pub fn require_self_or_admin(&self, owner: i64) -> Result<Principal, ApiError> {
+        let principal = self.require()?;
+        if principal.may_act_for(owner) {
+            Ok(principal)
+        } else {
+            Err(ApiError::Forbidden(
+                "only the owner or an admin may do this".into(),
+            ))
+        }
+    }
+
+    /// Whether the caller is user `owner` or an admin (what may see an email address).
+    pub fn is_self_or_admin(&self, owner: i64) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|principal| principal.may_act_for(owner))
+    }
+}
+
+/// 401 for a request that needs a signed-in caller and presented no token.
+pub fn sign_in_required() -> ApiError {
+    ApiError::Unauthorized {
+        message: "sign in required: send Authorization: Bearer <access token>".into(),
+        invalid_token: false,
+    }
+}
+
+/// The error a refused token answers with: 401 `invalid_token`, or 503 when the keys to check it
+/// could not be had.
+pub fn refused(error: VerifyError) -> ApiError {
+    match error {
+        VerifyError::KeysUnavailable(reason) => {
+            ApiError::Unavailable(format!("tokens cannot be checked now: {reason}"))
+        }
+        other => ApiError::Unauthorized {
+            message: other.to_string(),
+            invalid_token: true,
+        },
+    }
+}
+
+/// The caller an `Authorization` header value proves: `None` without one.
+pub async fn authenticate(
+    verifier: &Verifier,
+    authorization: Option<&[u8]>,
+) -> Result<Option<Principal>, ApiError> {
+    let token = auth::bearer_token(authorization).map_err(|error| ApiError::Unauthorized {
+        message: error.to_string(),
+        invalid_token: true,
+    })?;
+    match token {
+        None => Ok(None),
+        Some(token) => verifier.verify(token).await.map(Some).map_err(refused),
+    }
+}
+
+/// The verifier a server installed (every [`crate::server::HttpService`] installs one).
+pub fn verifier(request: &HttpRequest) -> Option<Arc<Verifier>> {
+    request
+        .app_data::<web::Data<Verifier>>()
+        .map(|data| data.clone().into_inner())
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let authorization = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|value| value.as_bytes().to_vec());
+        let verifier = verifier(request);
+        Box::pin(async move {
+            let Some(authorization) = authorization else {
+                return Ok(Self(None));
+            };
+            let verifier = verifier.ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("no token verifier installed"))
+            })?;
+            authenticate(&verifier, Some(&authorization))
+                .await
+                .map(Self)
+        })
+    }
+}
