@@ -1,8 +1,19 @@
 //! The handlers of `/api/products…`: each carries its OpenAPI description and hands the request
 //! to the shared [`Resource`] (cache-aside reads, invalidation after writes).
+//!
+//! Reads are public. Create, update and delete need an admin: anonymous callers get 401,
+//! signed-in callers without the admin role 403 ([`Admin`]). A token that does not verify is
+//! refused with 401 on every route, reads included (the [`Caller`] extractor), as the gateway
+//! refuses it.
 
-use actix_web::{HttpResponse, web};
-use shared::{ApiError, crud::Resource, error::ErrorBody, pagination::ListQuery, validate::Object};
+use std::{future::Future, pin::Pin};
+
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
+use auth::Principal;
+use shared::{
+    ApiError, crud::Resource, error::ErrorBody, identity::Caller, pagination::ListQuery,
+    validate::Object,
+};
 
 use crate::{
     domain::{Product, ProductInput},
@@ -34,14 +45,36 @@ pub fn configure(config: &mut web::ServiceConfig, state: web::Data<ProductsState
         );
 }
 
+/// The caller of a write: an admin. As a handler's first argument it refuses anyone else (401
+/// anonymous, 403 signed in without the admin role) before the body is read or validated: actix
+/// extracts a handler's arguments in order and stops at the first that fails, so a caller who may
+/// not write learns nothing from the body's checks.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Principal);
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = Caller::from_request(request, payload);
+        Box::pin(async move { caller.await?.require_admin().map(Self) })
+    }
+}
+
 /// Lists products, a page at a time, or those named by `?ids=`.
 #[utoipa::path(get, path = "/api/products", tag = "products", params(ListQuery),
+    security((), ("bearer_auth" = [])),
     responses(
         (status = 200, description = "Products by id", body = Vec<Product>,
             headers(("X-Total-Count" = i64, description = "Rows in all pages (or found, for ids)"))),
         (status = 400, description = "Bad query string", body = ErrorBody),
+        (status = 401, description = "A token was sent and is invalid (reads need none)",
+            body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The Bearer challenge"))),
     ))]
 pub async fn list_products(
+    _caller: Caller,
     state: web::Data<ProductsState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -51,30 +84,40 @@ pub async fn list_products(
 /// One product, from the cache when it can.
 #[utoipa::path(get, path = "/api/products/{id}", tag = "products",
     params(("id" = i64, Path, description = "Product id")),
+    security((), ("bearer_auth" = [])),
     responses(
         (status = 200, description = "The product", body = Product,
             headers(("X-Cache" = String, description = "hit or miss"))),
         (status = 400, description = "The id is not an integer", body = ErrorBody),
+        (status = 401, description = "A token was sent and is invalid (reads need none)",
+            body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The Bearer challenge"))),
         (status = 404, description = "No such product", body = ErrorBody),
     ))]
 pub async fn get_product(
+    _caller: Caller,
     state: web::Data<ProductsState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     state.get(id.into_inner()).await
 }
 
-/// Creates a product.
+/// Creates a product (admins).
 #[utoipa::path(post, path = "/api/products", tag = "products", request_body = ProductInput,
+    security(("bearer_auth" = [])),
     responses(
         (status = 201, description = "Created", body = Product,
             headers(("Location" = String, description = "The new product's URL"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The Bearer challenge"))),
+        (status = 403, description = "Signed in without the admin role", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
     ))]
 pub async fn create_product(
+    _caller: Admin,
     state: web::Data<ProductsState>,
     input: web::Json<Object<ProductInput>>,
 ) -> Result<HttpResponse, ApiError> {
@@ -82,18 +125,23 @@ pub async fn create_product(
     state.create(input.validate()?).await
 }
 
-/// Replaces a product's name and price.
+/// Replaces a product's name and price (admins).
 #[utoipa::path(put, path = "/api/products/{id}", tag = "products", request_body = ProductInput,
     params(("id" = i64, Path, description = "Product id")),
+    security(("bearer_auth" = [])),
     responses(
         (status = 200, description = "Updated", body = Product),
         (status = 400, description = "Malformed JSON or id", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The Bearer challenge"))),
+        (status = 403, description = "Signed in without the admin role", body = ErrorBody),
         (status = 404, description = "No such product", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
     ))]
 pub async fn update_product(
+    _caller: Admin,
     state: web::Data<ProductsState>,
     id: web::Path<i64>,
     input: web::Json<Object<ProductInput>>,
@@ -102,15 +150,20 @@ pub async fn update_product(
     state.update(id.into_inner(), input.validate()?).await
 }
 
-/// Deletes a product.
+/// Deletes a product (admins).
 #[utoipa::path(delete, path = "/api/products/{id}", tag = "products",
     params(("id" = i64, Path, description = "Product id")),
+    security(("bearer_auth" = [])),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "The id is not an integer", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The Bearer challenge"))),
+        (status = 403, description = "Signed in without the admin role", body = ErrorBody),
         (status = 404, description = "No such product", body = ErrorBody),
     ))]
 pub async fn delete_product(
+    _caller: Admin,
     state: web::Data<ProductsState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {

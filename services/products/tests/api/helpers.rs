@@ -1,14 +1,41 @@
 //! Spawning products-service the way the binary does, on a free port and a fresh database.
 
 use products_service::{Application, DEFAULT_PORT, NAME};
-use reqwest::Response;
+use reqwest::{Method, Response};
 use serde_json::{Value, json};
 use shared::{
     config::DatabaseUrl,
     server::ServiceSettings,
     telemetry::test_logger,
-    testing::{TestBackend, TestService, fresh_database, service_settings},
+    testing::{
+        TestBackend, TestService, admin_token, fresh_database, service_settings, user_token,
+    },
 };
+
+/// Who a request is sent as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// No `Authorization` header.
+    Anonymous,
+    /// A signed-in user (role `user`) with this id.
+    User(i64),
+    /// An admin with this id.
+    Admin(i64),
+}
+
+impl Who {
+    /// The bearer token sent, if any.
+    pub fn token(self) -> Option<String> {
+        match self {
+            Self::Anonymous => None,
+            Self::User(id) => Some(user_token(id)),
+            Self::Admin(id) => Some(admin_token(id)),
+        }
+    }
+}
+
+/// The admin the tests write as.
+pub const ADMIN: Who = Who::Admin(1);
 
 /// A running products-service.
 pub type TestApp = TestService;
@@ -39,16 +66,52 @@ pub async fn spawn_logging_to(settings: ServiceSettings, logger: slog::Logger) -
 /// The products API calls the tests make.
 #[allow(async_fn_in_trait)]
 pub trait ProductsApi {
-    /// `POST /api/products` with a JSON body.
+    /// A request as `who`, with a JSON body when there is one.
+    async fn send_as(&self, who: Who, method: Method, path: &str, body: Option<&Value>)
+    -> Response;
+
+    /// `POST /api/products` with a JSON body, as the admin.
     async fn post_product(&self, body: Value) -> Response;
+
+    /// `PUT` of a JSON body, as the admin.
+    async fn put_admin(&self, path: &str, body: &Value) -> Response;
+
+    /// `DELETE`, as the admin.
+    async fn delete_admin(&self, path: &str) -> Response;
 
     /// Creates a product and returns its JSON.
     async fn create_product(&self, name: &str, price: Value) -> Value;
 }
 
 impl ProductsApi for TestService {
+    async fn send_as(
+        &self,
+        who: Who,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = who.token() {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("a response")
+    }
+
     async fn post_product(&self, body: Value) -> Response {
-        self.post_json("/api/products", body).await
+        self.send_as(ADMIN, Method::POST, "/api/products", Some(&body))
+            .await
+    }
+
+    async fn put_admin(&self, path: &str, body: &Value) -> Response {
+        self.send_as(ADMIN, Method::PUT, path, Some(body)).await
+    }
+
+    async fn delete_admin(&self, path: &str) -> Response {
+        self.send_as(ADMIN, Method::DELETE, path, None).await
     }
 
     async fn create_product(&self, name: &str, price: Value) -> Value {

@@ -4,7 +4,7 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 use shared::{
     on_both_backends,
-    testing::{TestBackend, cache_header, error_code, total_count},
+    testing::{TestBackend, admin_token, cache_header, error_code, total_count},
 };
 
 use crate::helpers::{ProductsApi, spawn_app, spawn_with};
@@ -32,7 +32,7 @@ async fn create_read_update_delete(backend: TestBackend) {
     assert_eq!(cache_header(&app.get(&location).await), "hit");
 
     let updated = app
-        .put(&location, &json!({"name": "Laptop Pro", "price": 1299.5}))
+        .put_admin(&location, &json!({"name": "Laptop Pro", "price": 1299.5}))
         .await;
     assert_eq!(updated.status(), 200);
     let read = app.get(&location).await;
@@ -43,13 +43,13 @@ async fn create_read_update_delete(backend: TestBackend) {
         (Some("Laptop Pro"), Some(1299.5))
     );
 
-    assert_eq!(app.delete(&location).await.status(), 204);
+    assert_eq!(app.delete_admin(&location).await.status(), 204);
     let gone = app.get(&location).await;
     assert_eq!(gone.status(), 404);
     assert_eq!(error_code(gone).await, "not_found");
-    assert_eq!(app.delete(&location).await.status(), 404);
+    assert_eq!(app.delete_admin(&location).await.status(), 404);
     assert_eq!(
-        app.put(&location, &json!({"name": "X", "price": 1}))
+        app.put_admin(&location, &json!({"name": "X", "price": 1}))
             .await
             .status(),
         404
@@ -71,6 +71,7 @@ async fn prices_are_exact_to_the_cent(backend: TestBackend) {
         let response = app
             .client
             .post(app.url("/api/products"))
+            .bearer_auth(admin_token(1))
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -137,6 +138,7 @@ async fn bad_products_are_refused(backend: TestBackend) {
     let malformed = app
         .client
         .post(app.url("/api/products"))
+        .bearer_auth(admin_token(1))
         .header("content-type", "application/json")
         .body("{\"name\":")
         .send()
@@ -146,6 +148,7 @@ async fn bad_products_are_refused(backend: TestBackend) {
     let not_json = app
         .client
         .post(app.url("/api/products"))
+        .bearer_auth(admin_token(1))
         .body("name=P")
         .send()
         .await
