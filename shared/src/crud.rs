@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 
 use actix_web::{HttpResponse, http::header};
-use serde::Serialize;
+use auth::Principal;
+use bytes::Bytes;
+use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     ApiError,
@@ -20,8 +22,8 @@ use crate::{
 // Handlers run on actix's single-threaded workers, so these futures need not be `Send`.
 #[allow(async_fn_in_trait)]
 pub trait Table {
-    /// A row as the API returns it.
-    type Item: Serialize;
+    /// A row as the API returns it (and as its cache entry holds it).
+    type Item: Serialize + DeserializeOwned;
     /// What a create or replace writes, validated.
     type Valid;
     /// What the table fails with.
@@ -42,6 +44,15 @@ pub trait Table {
     -> Result<Option<Self::Item>, Self::Error>;
     /// Deletes a row; `false` when there was none.
     async fn delete(&self, id: i64) -> Result<bool, Self::Error>;
+
+    /// Whether `viewer` (`None`: anonymous) may see less of row `id` than the whole of it, so
+    /// that reads pass it through [`Table::redact`]. Nothing is hidden by default.
+    fn hides_from(_id: i64, _viewer: Option<&Principal>) -> bool {
+        false
+    }
+
+    /// Takes out of `item` what a viewer that [`Table::hides_from`] names may not see.
+    fn redact(_item: &mut Self::Item) {}
 }
 
 /// A [`Table`] served over HTTP with cache-aside reads.
@@ -61,24 +72,62 @@ impl<T: Table> Resource<T> {
         format!("{}:{id}", self.name)
     }
 
+    /// Drops the cached entry of row `id` (after a write to it elsewhere than here).
+    pub async fn invalidate(&self, id: i64) {
+        self.cache.invalidate(&self.cache_key(id)).await;
+    }
+
     fn not_found(&self, id: i64) -> ApiError {
         ApiError::NotFound(format!("{} {id} not found", self.name))
     }
 
     /// `GET {path}`: a page, or the rows named by `?ids=`; `X-Total-Count`.
     pub async fn list(&self, query: ListQuery) -> Result<HttpResponse, ApiError> {
+        self.list_for(query, None).await
+    }
+
+    /// [`Self::list`] as `viewer` may see it ([`Table::hides_from`]).
+    pub async fn list_for(
+        &self,
+        query: ListQuery,
+        viewer: Option<&Principal>,
+    ) -> Result<HttpResponse, ApiError> {
         match query.into_request()? {
             ListRequest::Page(page) => {
-                let (items, total) = self.table.list(page).await.map_err(Into::into)?;
+                let (mut items, total) = self.table.list(page).await.map_err(Into::into)?;
+                for item in &mut items {
+                    if T::hides_from(T::id(item), viewer) {
+                        T::redact(item);
+                    }
+                }
                 Ok(list_response(&items, total))
             }
-            ListRequest::Ids(ids) => self.by_ids(&ids).await,
+            ListRequest::Ids(ids) => self.by_ids(&ids, viewer).await,
         }
+    }
+
+    /// A cached row's JSON as `viewer` may see it: as stored, or decoded, redacted and encoded
+    /// again.
+    fn view(&self, id: i64, json: &Bytes, viewer: Option<&Principal>) -> Result<Bytes, ApiError> {
+        if !T::hides_from(id, viewer) {
+            return Ok(json.clone());
+        }
+        let mut item: T::Item = serde_json::from_slice(json).map_err(|error| {
+            ApiError::Internal(anyhow::Error::new(error).context("a cached row"))
+        })?;
+        T::redact(&mut item);
+        serde_json::to_vec(&item)
+            .map(Bytes::from)
+            .map_err(|error| ApiError::Internal(error.into()))
     }
 
     /// `?ids=`: each row from the cache `GET {path}/{id}` fills, the others in one statement
     /// (and cached for the next look-up of either kind); the rows found, by id.
-    async fn by_ids(&self, ids: &[i64]) -> Result<HttpResponse, ApiError> {
+    async fn by_ids(
+        &self,
+        ids: &[i64],
+        viewer: Option<&Principal>,
+    ) -> Result<HttpResponse, ApiError> {
         let keys: Vec<String> = ids.iter().map(|id| self.cache_key(*id)).collect();
         let entries = self
             .cache
@@ -100,12 +149,12 @@ impl<T: Table> Resource<T> {
         let mut body = Vec::with_capacity(2 + entries.len() * 128);
         body.push(b'[');
         let mut found = 0_i64;
-        for entry in &entries {
+        for (id, entry) in ids.iter().zip(&entries) {
             if let Entry::Found(json) = entry {
                 if found > 0 {
                     body.push(b',');
                 }
-                body.extend_from_slice(json);
+                body.extend_from_slice(&self.view(*id, json, viewer)?);
                 found += 1;
             }
         }
@@ -118,6 +167,15 @@ impl<T: Table> Resource<T> {
 
     /// `GET {path}/{id}`, from the cache when it can (`X-Cache: hit` or `miss`).
     pub async fn get(&self, id: i64) -> Result<HttpResponse, ApiError> {
+        self.get_for(id, None).await
+    }
+
+    /// [`Self::get`] as `viewer` may see it ([`Table::hides_from`]).
+    pub async fn get_for(
+        &self,
+        id: i64,
+        viewer: Option<&Principal>,
+    ) -> Result<HttpResponse, ApiError> {
         let (status, entry) = self
             .cache
             .get_or_load(&self.cache_key(id), || async {
@@ -128,6 +186,10 @@ impl<T: Table> Resource<T> {
             })
             .await
             .map_err(Into::into)?;
+        let entry = match entry {
+            Entry::Found(json) => Entry::Found(self.view(id, &json, viewer)?),
+            Entry::Missing => Entry::Missing,
+        };
         Ok(cached_response(status, entry, || self.not_found(id)))
     }
 

@@ -121,3 +121,29 @@ impl FromRequest for Caller {
         })
     }
 }
+
+/// Adds the `bearer_auth` security scheme (HTTP bearer, JWT) to an OpenAPI document: name it
+/// in `modifiers(&BearerAuth)` and in the operations' `security(("bearer_auth" = []))`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer_auth",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT")
+                        .description(Some(
+                            "An access token from POST /api/auth/login or /api/auth/signup",
+                        ))
+                        .build(),
+                ),
+            );
+    }
+}

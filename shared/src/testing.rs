@@ -98,6 +98,25 @@ impl TestServer {
         }
     }
 
+    /// The same server, its client sending `Authorization: Bearer <token>` on every request
+    /// (the helpers below included).
+    pub fn with_token(mut self, token: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}")
+                .parse()
+                .expect("a token is a header value"),
+        );
+        self.client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .build()
+            .expect("a reqwest client");
+        self
+    }
+
     /// The URL of `path` on this server.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
@@ -346,6 +365,12 @@ impl std::ops::Deref for TestService {
 }
 
 impl TestService {
+    /// The same service, its client sending `Authorization: Bearer <token>` on every request.
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.server = self.server.with_token(token);
+        self
+    }
+
     /// Builds a service with `build` (its `Application::build`) and runs it in the background.
     pub async fn start<S, F, Fut>(
         settings: crate::server::ServiceSettings,

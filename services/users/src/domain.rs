@@ -15,9 +15,11 @@ pub struct User {
     /// Display name.
     #[schema(example = "Alice")]
     pub name: String,
-    /// Email address, unique case-insensitively.
+    /// Email address, unique case-insensitively: shown only to the user themself and to
+    /// admins (absent otherwise).
     #[schema(example = "alice@example.com")]
-    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     /// RFC 3339, UTC.
     pub created_at: String,
 }

@@ -67,6 +67,15 @@ impl Table for UserRepository {
         item.id
     }
 
+    /// Email addresses are for the user themself and admins.
+    fn hides_from(id: i64, viewer: Option<&auth::Principal>) -> bool {
+        !viewer.is_some_and(|viewer| viewer.may_act_for(id))
+    }
+
+    fn redact(item: &mut User) {
+        item.email = None;
+    }
+
     /// One page, by id, and the total number of users.
     async fn list(&self, page: Page) -> Result<(Vec<User>, i64), UserError> {
         let users = sqlx::query_as::<_, User>(
@@ -140,12 +149,18 @@ impl Table for UserRepository {
         .map_err(|error| email_conflict(error, &user.email))
     }
 
-    /// Deletes a user; `false` when there was none.
+    /// Deletes a user and their refresh tokens; `false` when there was none.
     async fn delete(&self, id: i64) -> Result<bool, UserError> {
+        let mut transaction = self.database.pool().begin().await?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *transaction)
+            .await?;
         let result = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
-            .execute(self.database.pool())
+            .execute(&mut *transaction)
             .await?;
+        transaction.commit().await?;
         Ok(result.rows_affected() > 0)
     }
 }

@@ -2,7 +2,10 @@
 //! to the shared [`Resource`] (cache-aside reads, invalidation after writes).
 
 use actix_web::{HttpResponse, web};
-use shared::{ApiError, crud::Resource, error::ErrorBody, pagination::ListQuery, validate::Object};
+use shared::{
+    ApiError, crud::Resource, error::ErrorBody, identity::Caller, pagination::ListQuery,
+    validate::Object,
+};
 
 use crate::{
     domain::{User, UserInput},
@@ -31,39 +34,49 @@ pub fn configure(config: &mut web::ServiceConfig, state: web::Data<UsersState>) 
         );
 }
 
-/// Lists users, a page at a time, or those named by `?ids=`.
+/// Lists users, a page at a time, or those named by `?ids=` (emails only to their owner and
+/// admins).
 #[utoipa::path(get, path = "/api/users", tag = "users", params(ListQuery),
+    security((), ("bearer_auth" = [])),
     responses(
         (status = 200, description = "Users by id", body = Vec<User>,
             headers(("X-Total-Count" = i64, description = "Rows in all pages (or found, for ids)"))),
         (status = 400, description = "Bad query string", body = ErrorBody),
+        (status = 401, description = "An invalid token", body = ErrorBody),
     ))]
 pub async fn list_users(
     state: web::Data<UsersState>,
+    caller: Caller,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    state.list(query.into_inner()).await
+    state.list_for(query.into_inner(), caller.0.as_ref()).await
 }
 
-/// One user, from the cache when it can.
+/// One user, from the cache when it can (the email only to that user and admins).
 #[utoipa::path(get, path = "/api/users/{id}", tag = "users",
     params(("id" = i64, Path, description = "User id")),
+    security((), ("bearer_auth" = [])),
     responses(
         (status = 200, description = "The user", body = User,
             headers(("X-Cache" = String, description = "hit or miss"))),
         (status = 400, description = "The id is not an integer", body = ErrorBody),
+        (status = 401, description = "An invalid token", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
     ))]
 pub async fn get_user(
     state: web::Data<UsersState>,
+    caller: Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    state.get(id.into_inner()).await
+    state.get_for(id.into_inner(), caller.0.as_ref()).await
 }
 
-/// Creates a user.
+/// Creates a user without a password (admins only; sign-up is the public way in).
 #[utoipa::path(post, path = "/api/users", tag = "users", request_body = UserInput,
+    security(("bearer_auth" = [])),
     responses(
+        (status = 401, description = "No or invalid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 201, description = "Created", body = User,
             headers(("Location" = String, description = "The new user's URL"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
@@ -74,16 +87,21 @@ pub async fn get_user(
     ))]
 pub async fn create_user(
     state: web::Data<UsersState>,
+    caller: Caller,
     input: web::Json<Object<UserInput>>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
     let Object(input) = input.into_inner();
     state.create(input.validate()?).await
 }
 
-/// Replaces a user's name and email.
+/// Replaces a user's name and email (that user or an admin).
 #[utoipa::path(put, path = "/api/users/{id}", tag = "users", request_body = UserInput,
     params(("id" = i64, Path, description = "User id")),
+    security(("bearer_auth" = [])),
     responses(
+        (status = 401, description = "No or invalid token", body = ErrorBody),
+        (status = 403, description = "Neither that user nor an admin", body = ErrorBody),
         (status = 200, description = "Updated", body = User),
         (status = 400, description = "Malformed JSON or id", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
@@ -94,24 +112,33 @@ pub async fn create_user(
     ))]
 pub async fn update_user(
     state: web::Data<UsersState>,
+    caller: Caller,
     id: web::Path<i64>,
     input: web::Json<Object<UserInput>>,
 ) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    caller.require_self_or_admin(id)?;
     let Object(input) = input.into_inner();
-    state.update(id.into_inner(), input.validate()?).await
+    state.update(id, input.validate()?).await
 }
 
-/// Deletes a user.
+/// Deletes a user and ends their sessions (that user or an admin).
 #[utoipa::path(delete, path = "/api/users/{id}", tag = "users",
     params(("id" = i64, Path, description = "User id")),
+    security(("bearer_auth" = [])),
     responses(
+        (status = 401, description = "No or invalid token", body = ErrorBody),
+        (status = 403, description = "Neither that user nor an admin", body = ErrorBody),
         (status = 204, description = "Deleted"),
         (status = 400, description = "The id is not an integer", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
     ))]
 pub async fn delete_user(
     state: web::Data<UsersState>,
+    caller: Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    state.delete(id.into_inner()).await
+    let id = id.into_inner();
+    caller.require_self_or_admin(id)?;
+    state.delete(id).await
 }

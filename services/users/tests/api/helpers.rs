@@ -6,9 +6,13 @@ use shared::{
     config::DatabaseUrl,
     server::ServiceSettings,
     telemetry::test_logger,
-    testing::{TestBackend, TestService, fresh_database, service_settings},
+    testing::{TestBackend, TestService, admin_token, fresh_database, service_settings, test_keys},
 };
-use users_service::{Application, DEFAULT_PORT, NAME};
+use users_service::{Application, DEFAULT_PORT, IdentityOptions, NAME};
+
+/// The user id of the admin whose token the test client sends by default (no such row: the
+/// token alone makes an admin).
+pub const TEST_ADMIN_ID: i64 = 1_000_000;
 
 /// A running users-service.
 pub type TestApp = TestService;
@@ -31,9 +35,23 @@ pub async fn spawn_with(settings: ServiceSettings) -> TestApp {
     spawn_logging_to(settings, test_logger(NAME)).await
 }
 
-/// users-service with these settings, logging to `logger`.
+/// users-service with these settings, logging to `logger`. Its client sends an admin's token;
+/// the identity tests use clients of their own.
 pub async fn spawn_logging_to(settings: ServiceSettings, logger: slog::Logger) -> TestApp {
-    TestService::start(settings, logger, Application::build).await
+    spawn_with_identity(settings, IdentityOptions::new(test_keys()), logger).await
+}
+
+/// users-service with these identity options (the test keys sign unless they say otherwise).
+pub async fn spawn_with_identity(
+    settings: ServiceSettings,
+    identity: IdentityOptions,
+    logger: slog::Logger,
+) -> TestApp {
+    TestService::start(settings, logger, move |settings, logger| {
+        Application::build(settings, identity, logger)
+    })
+    .await
+    .with_token(&admin_token(TEST_ADMIN_ID))
 }
 
 /// The users API calls the tests make.

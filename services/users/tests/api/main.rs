@@ -1,5 +1,6 @@
 //! The users API end to end over HTTP, on SQLite and on PostgreSQL (one test binary).
 
+mod auth;
 mod binary;
 mod cache;
 mod concurrency;

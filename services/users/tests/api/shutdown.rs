@@ -32,7 +32,8 @@ async fn a_request_in_flight_finishes_during_shutdown() {
     let body = br#"{"name":"Late","email":"late@example.com"}"#;
     let head = format!(
         "POST /api/users HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+         Authorization: Bearer {}\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        shared::testing::admin_token(crate::helpers::TEST_ADMIN_ID),
         body.len()
     );
     stream
