@@ -121,6 +121,8 @@ pub struct AccessRecord {
     pub bytes: u64,
     /// For 5xx: what went wrong.
     pub error: Option<String>,
+    /// The user a verified bearer token proved (the token itself is never logged).
+    pub user_id: Option<i64>,
 }
 
 impl AccessRecord {
@@ -134,7 +136,7 @@ impl AccessRecord {
             elapsed,
         );
         let ip = self.ip.to_string();
-        AccessLine {
+        let line = AccessLine {
             method: self.method.as_str(),
             path: &self.path,
             route: &self.route,
@@ -153,7 +155,16 @@ impl AccessRecord {
                 .error
                 .as_deref()
                 .filter(|_| self.status.is_server_error()),
+        };
+        let logger = &self.telemetry.logger;
+        match self.user_id {
+            None => line.write(logger),
+            // The shared line has no `user_id` field: the gateway adds it beside the line, at
+            // the level the line itself would take.
+            Some(user_id) if self.status.is_server_error() => {
+                slog::error!(logger, "request"; line, "user_id" => user_id);
+            }
+            Some(user_id) => slog::info!(logger, "request"; line, "user_id" => user_id),
         }
-        .write(&self.telemetry.logger);
     }
 }

@@ -5,7 +5,7 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use serde::Deserialize;
-use shared::config::ProcessArgs;
+use shared::config::{AuthArgs, ProcessArgs};
 
 /// The gateway's port (docs/contracts.md).
 pub const DEFAULT_PORT: u16 = 3000;
@@ -24,6 +24,9 @@ pub struct Args {
     /// Address and logging.
     #[command(flatten)]
     pub process: ProcessArgs,
+    /// How bearer tokens are checked (`AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`).
+    #[command(flatten)]
+    pub auth: AuthArgs,
     /// TOML route table [default: the routes of docs/contracts.md to 127.0.0.1]
     #[arg(long = "config", env = "GATEWAY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -39,7 +42,7 @@ pub struct GatewayConfig {
     /// Timeouts, limits and upstream health.
     #[serde(default)]
     pub server: ServerConfig,
-    /// Per-client-IP rate limit; absent: off.
+    /// Per-client rate limit (keyed by the token's user, else the client's IP); absent: off.
     pub rate_limit: Option<RateLimitConfig>,
     /// The routes; the longest matching prefix wins.
     pub routes: Vec<RouteConfig>,
@@ -96,11 +99,11 @@ impl Default for ServerConfig {
     }
 }
 
-/// A per-client-IP token bucket.
+/// A token bucket per client: per user for requests with a verified token, per IP otherwise.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
-    /// Sustained requests per second per IP.
+    /// Sustained requests per second per client.
     pub per_second: u32,
     /// Requests allowed in a burst.
     pub burst: u32,
@@ -123,6 +126,21 @@ pub struct RouteConfig {
     pub response_timeout_ms: Option<u64>,
     /// Largest request body; past it: 413 (default: no limit).
     pub max_body_bytes: Option<u64>,
+    /// Whether a request needs a bearer token (default: optional). A presented token is
+    /// verified on every route either way.
+    #[serde(default)]
+    pub auth: RouteAuth,
+}
+
+/// What a route asks of a request's `Authorization`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteAuth {
+    /// Anonymous requests pass; a presented token must verify (401 otherwise).
+    #[default]
+    Optional,
+    /// A valid bearer token is needed: 401 without one.
+    Required,
 }
 
 impl GatewayConfig {
@@ -135,12 +153,15 @@ impl GatewayConfig {
             host: None,
             response_timeout_ms: None,
             max_body_bytes: None,
+            auth: RouteAuth::Optional,
         };
         Self {
             server: ServerConfig::default(),
             rate_limit: None,
             routes: vec![
                 route("/api/users", 3001),
+                route("/api/auth", 3001),
+                route(auth::JWKS_PATH, 3001),
                 route("/api/products", 3002),
                 route("/graphql", 3003),
                 route("/chat", 3004),
@@ -222,6 +243,8 @@ mod tests {
             prefixes,
             [
                 "/api/users",
+                "/api/auth",
+                "/.well-known/jwks.json",
                 "/api/products",
                 "/graphql",
                 "/chat",
@@ -246,6 +269,10 @@ mod tests {
             upstreams = ["http://127.0.0.1:3001", "http://127.0.0.1:3011"]
             rewrite = "/users"
             max_body_bytes = 1024
+            [[routes]]
+            prefix = "/api/me"
+            upstreams = ["http://127.0.0.1:3001"]
+            auth = "required"
             "#,
         )
         .expect("valid");
@@ -255,11 +282,19 @@ mod tests {
             "defaults fill the rest"
         );
         assert_eq!(config.routes[0].upstreams.len(), 2);
+        assert_eq!(
+            (config.routes[0].auth, config.routes[1].auth),
+            (RouteAuth::Optional, RouteAuth::Required),
+            "auth is optional unless a route says otherwise"
+        );
         for bad in [
             "[[routes]]\nprefix = \"api\"\nupstreams = [\"http://a:1\"]",
             "[[routes]]\nprefix = \"/a\"\nupstreams = []",
             "[[routes]]\nprefix = \"/a\"\nupstreams = [\"https://a:1\"]",
             "[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]\ntypo = 1",
+            "[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]\nauth = \"sometimes\"",
+            "[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]\nauth = \"Required\"",
+            "[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]\nauth = true",
         ] {
             assert!(GatewayConfig::from_toml(bad).is_err(), "{bad}");
         }

@@ -6,9 +6,10 @@
 //! | [`routing`] | longest-prefix match on path segments, prefix rewrite |
 //! | [`upstream`] | instances of a route: round-robin, passive health, ejection |
 //! | [`headers`] | hop-by-hop removal, `X-Forwarded-*`, request id |
+//! | [`identity`] | the one auth decision (bearer token, route policy) and the rate limiter's key |
 //! | [`health`] | the optional active health checks of upstream instances |
 //! | [`direct`] | the direct path: plain HTTP/1.1 exchanges relayed by the connection's task |
-//! | [`proxy`] | one request: local endpoints, rate limit, route, upstream, response |
+//! | [`proxy`] | one request: local endpoints, auth, rate limit, route, upstream, response |
 //! | [`local`] | `GET /`, `/healthz`, `/readyz`, `/metrics` |
 //! | [`pool`] | each thread's keep-alive connections to the upstreams |
 //! | [`body`] | streamed request and response bodies (size limit, pool return, access line) |
@@ -21,6 +22,7 @@ pub mod config;
 pub mod direct;
 pub mod headers;
 pub mod health;
+pub mod identity;
 pub mod local;
 pub mod pool;
 pub mod proxy;
@@ -53,10 +55,13 @@ pub struct Gateway {
 
 impl Gateway {
     /// Builds the route table and binds the listeners. The binary and the tests start here.
+    /// `verifier` checks every bearer token a client presents (the binary's fetches the
+    /// JWKS of users-service; the stack passes its in-process one).
     pub fn build(
         config: GatewayConfig,
         address: SocketAddr,
         logger: Logger,
+        verifier: Arc<auth::Verifier>,
     ) -> anyhow::Result<Self> {
         config.validate()?;
         let threads = match config.server.threads {
@@ -89,6 +94,7 @@ impl Gateway {
                 metrics: GatewayMetrics::new(),
             }),
             limiter,
+            verifier,
             server: config.server,
             no_route: Arc::from("-"),
         });

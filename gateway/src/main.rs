@@ -26,9 +26,10 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let address = std::net::SocketAddr::new(args.process.bind, args.port);
+    let verifier = args.auth.remote_verifier();
     shared::server::run_process("gateway", &args.process, |root| async move {
         let logger = shared::telemetry::for_service(&root, "gateway");
-        Gateway::build(config, address, logger)?
+        Gateway::build(config, address, logger, verifier)?
             .run_until_stopped(shared::shutdown::signal())
             .await
     })

@@ -1,4 +1,5 @@
-//! One request through the gateway: local endpoints, rate limit, route, upstream, response.
+//! One request through the gateway: local endpoints, auth, rate limit, route, upstream,
+//! response.
 
 use std::{
     convert::Infallible,
@@ -11,7 +12,10 @@ use std::{
 use governor::{DefaultKeyedRateLimiter, clock::Clock};
 use http::{
     HeaderValue, Method, Request, Response, StatusCode,
-    header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT},
+    header::{
+        AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT,
+        WWW_AUTHENTICATE,
+    },
 };
 use hyper::{body::Incoming, client::conn::http1::SendRequest};
 use hyper_util::rt::TokioIo;
@@ -25,6 +29,7 @@ use crate::{
         REQUEST_ID, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, is_upgrade,
         strip_hop_by_hop,
     },
+    identity::{ClientKey, Refusal, authorize},
     pool::Pool,
     routing::{Route, RouteTable},
     server::Tracker,
@@ -37,8 +42,10 @@ pub struct Shared {
     pub routes: RouteTable,
     /// Logger and metrics.
     pub telemetry: Arc<Telemetry>,
-    /// Per-client-IP limiter, when configured.
-    pub limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Per-client limiter (per user with a verified token, else per IP), when configured.
+    pub limiter: Option<DefaultKeyedRateLimiter<ClientKey>>,
+    /// Checks the bearer tokens clients present.
+    pub verifier: Arc<auth::Verifier>,
     /// Timeouts and limits.
     pub server: ServerConfig,
     /// The route label of requests no route matched.
@@ -87,6 +94,7 @@ pub async fn handle(
         request_id: request_id.clone(),
         bytes: 0,
         error: None,
+        user_id: None,
     };
 
     let head_bytes = head_size(&request);
@@ -104,26 +112,43 @@ pub async fn handle(
     if let Some(response) = crate::local::answer(&request, shared).await {
         return Ok(finish_local(response, access));
     }
+    let route = shared.routes.find(request.uri().path()).cloned();
+    if let Some(route) = &route {
+        access.route = route.prefix.clone();
+    }
+    let outcome = authorize(
+        &shared.verifier,
+        route
+            .as_ref()
+            .map_or_else(Default::default, |route| route.auth),
+        request
+            .headers()
+            .get_all(AUTHORIZATION)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    )
+    .await;
+    // A refused token draws from its address's bucket, so a flood of bad tokens is limited too.
+    let key = ClientKey::of(&outcome, peer.ip());
     if let Some(limiter) = &shared.limiter
-        && let Err(not_until) = limiter.check_key(&peer.ip())
+        && let Err(not_until) = limiter.check_key(&key)
     {
         shared.telemetry.metrics.rate_limited.inc();
         let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-        let mut response = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many requests from this address",
-            access,
-        );
+        let mut response = error(StatusCode::TOO_MANY_REQUESTS, key.limited_message(), access);
         response
             .headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from(retry_after(wait)));
         return Ok(response);
     }
-    let Some(route) = shared.routes.find(request.uri().path()).cloned() else {
+    match outcome {
+        Ok(principal) => access.user_id = principal.map(|principal| principal.user_id),
+        Err(refusal) => return Ok(refused(&refusal, access)),
+    }
+    let Some(route) = route else {
         let message = format!("no route for {}", request.uri().path());
         return Ok(error(StatusCode::NOT_FOUND, &message, access));
     };
-    access.route = route.prefix.clone();
     if let Some(limit) = route.max_body_bytes {
         let declared = request
             .headers()
@@ -460,6 +485,17 @@ pub fn error(status: StatusCode, message: &str, mut access: AccessRecord) -> Res
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     finish_local(response, access)
+}
+
+/// The answer to a request [`authorize`] refused: 401 with its `WWW-Authenticate`, or 503.
+pub fn refused(refusal: &Refusal, access: AccessRecord) -> Response<GatewayBody> {
+    let mut response = error(refusal.status(), &refusal.message(), access);
+    if let Some(challenge) = refusal.challenge() {
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    }
+    response
 }
 
 /// Writes the access line of a response the gateway made itself.

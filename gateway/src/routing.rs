@@ -5,7 +5,7 @@ use std::{borrow::Cow, sync::Arc, time::Duration};
 use http::HeaderValue;
 
 use crate::{
-    config::{GatewayConfig, RouteConfig},
+    config::{GatewayConfig, RouteAuth, RouteConfig},
     upstream::Upstreams,
 };
 
@@ -22,6 +22,8 @@ pub struct Route {
     pub response_timeout: Duration,
     /// Largest request body accepted.
     pub max_body_bytes: Option<u64>,
+    /// Whether a request needs a bearer token.
+    pub auth: RouteAuth,
     /// Where requests go.
     pub upstreams: Upstreams,
 }
@@ -106,6 +108,7 @@ fn build_route(route: &RouteConfig, config: &GatewayConfig) -> anyhow::Result<Ar
                 .unwrap_or(config.server.response_timeout_ms),
         ),
         max_body_bytes: route.max_body_bytes,
+        auth: route.auth,
         upstreams: Upstreams::new(&route.upstreams, &config.server)?,
     }))
 }
@@ -125,6 +128,7 @@ mod tests {
                 host: None,
                 response_timeout_ms: None,
                 max_body_bytes: None,
+                auth: RouteAuth::Optional,
             })
             .collect();
         RouteTable::new(&config).expect("table")
@@ -150,6 +154,31 @@ mod tests {
         );
         assert_eq!(found(&table, "/apix"), None);
         assert_eq!(found(&table, "/"), None);
+    }
+
+    #[test]
+    fn the_builtin_table_routes_accounts_and_keys_to_users_service() {
+        let table = RouteTable::new(&GatewayConfig::builtin()).expect("table");
+        let users = |path: &str| {
+            let route = table
+                .find(path)
+                .unwrap_or_else(|| panic!("a route for {path}"));
+            let instances = route.upstreams.instances();
+            (route.prefix.to_string(), instances[0].label.to_string())
+        };
+        for (path, prefix) in [
+            ("/.well-known/jwks.json", "/.well-known/jwks.json"),
+            ("/api/auth/login", "/api/auth"),
+            ("/api/auth", "/api/auth"),
+        ] {
+            assert_eq!(
+                users(path),
+                (prefix.to_owned(), "127.0.0.1:3001".to_owned())
+            );
+        }
+        assert_eq!(found(&table, "/.well-known/jwks.jsonx"), None);
+        assert_eq!(found(&table, "/.well-known"), None);
+        assert_eq!(found(&table, "/api/authx"), None);
     }
 
     #[test]

@@ -10,12 +10,15 @@
 //! Anything else goes to hyper, which then serves the rest of that connection with the bytes
 //! already read ([`Next::HandOver`]): upgrades (WebSocket), chunked or `Expect` requests,
 //! HTTP/1.0, the gateway's own endpoints, unknown paths, a head over the limits or one
-//! `httparse` rejects, a body over the route's limit, and a request the rate limiter refuses.
-//! So each of those answers is made in one place, [`crate::proxy`].
+//! `httparse` rejects, a body over the route's limit, a repeated `Authorization` field, and a
+//! request the rate limiter refuses. So each of those answers is made in one place,
+//! [`crate::proxy`]. A request [`crate::identity::authorize`] refuses is answered here, from
+//! the same [`Refusal`] hyper's path answers from, so its token is verified once.
 
 use std::{
     io::Write,
     net::SocketAddr,
+    ops::Range,
     rc::Rc,
     sync::Arc,
     time::{Duration, Instant},
@@ -32,6 +35,7 @@ use tokio::{
 use crate::{
     access::AccessRecord,
     headers::{is_hop_by_hop_field, tokens},
+    identity::{ClientKey, Refusal, authorize},
     proxy::{
         ThreadContext, connect_failed, count_upstream_error, is_idempotent, no_upstream_answered,
     },
@@ -102,6 +106,12 @@ pub async fn serve(
             Ok(Read::Closed) => return Next::Close,
             Ok(Read::HandOver) => return Next::HandOver(connection.client, connection.inbound),
             Ok(Read::Request(request)) => request,
+            Ok(Read::Refused(request, refusal)) => {
+                if connection.refuse(request, &refusal).await {
+                    continue;
+                }
+                return Next::Close;
+            }
         };
         let keep_alive = connection.exchange(request, context).await;
         if !keep_alive || *stop.borrow() {
@@ -120,6 +130,8 @@ enum Read {
     HandOver,
     /// A request for the direct path; its upstream head is in `outbound`.
     Request(Request),
+    /// A request [`authorize`] refused, to be answered without reaching an upstream.
+    Refused(Request, Refusal),
 }
 
 /// What the direct path keeps of a request once its head has been turned into the upstream's.
@@ -138,6 +150,11 @@ struct Request {
     client_close: bool,
     /// Whether the request may be sent again after a stale pooled connection.
     idempotent: bool,
+    /// Where the value of its `Authorization` field lies in `inbound`, if it has one.
+    authorization: Option<Range<usize>>,
+    /// The bytes of `inbound` it takes up (head and the body bytes that came with it); they are
+    /// dropped once the request is let through, and handed to hyper with the rest otherwise.
+    consumed: usize,
 }
 
 /// An exchange that failed before a response reached the client.
@@ -159,7 +176,7 @@ impl Connection {
         loop {
             if ends_head(&self.inbound, searched) {
                 match self.parse_request(context) {
-                    Ok(Some(request)) => return Read::Request(request),
+                    Ok(Some(request)) => return self.admit(request, context).await,
                     Ok(None) => {}
                     Err(()) => return Read::HandOver,
                 }
@@ -178,7 +195,53 @@ impl Connection {
         }
     }
 
-    /// `Ok(None)`: the head is not complete yet; `Err(())`: hyper takes it.
+    /// Decides a parsed request with [`authorize`] and the rate limiter (keyed as on hyper's
+    /// path): let through, refused here, or, when the limiter refuses, handed to hyper, which
+    /// asks again and answers the 429 with its `Retry-After`.
+    async fn admit(&mut self, mut request: Request, context: &Rc<ThreadContext>) -> Read {
+        let shared = &context.shared;
+        let authorization = request
+            .authorization
+            .clone()
+            .map(|range| &self.inbound[range]);
+        let outcome = authorize(&shared.verifier, request.route.auth, authorization).await;
+        if let Some(limiter) = &shared.limiter
+            && limiter
+                .check_key(&ClientKey::of(&outcome, self.peer.ip()))
+                .is_err()
+        {
+            return Read::HandOver;
+        }
+        self.inbound.drain(..request.consumed);
+        match outcome {
+            Ok(principal) => {
+                request.access.user_id = principal.map(|principal| principal.user_id);
+                Read::Request(request)
+            }
+            Err(refusal) => Read::Refused(request, refusal),
+        }
+    }
+
+    /// Answers a refused request as hyper's path does ([`crate::proxy::refused`]); whether the
+    /// client connection may carry another request.
+    async fn refuse(&mut self, request: Request, refusal: &Refusal) -> bool {
+        // A body the client is still sending would be read as the next request; draining, this
+        // is the connection's last answer.
+        let close = request.client_close || request.body_left > 0 || *self.stop.borrow();
+        let written = self
+            .answer_error(
+                refusal.status(),
+                &refusal.message(),
+                refusal.challenge(),
+                request.access,
+                close,
+            )
+            .await;
+        written && !close
+    }
+
+    /// `Ok(None)`: the head is not complete yet; `Err(())`: hyper takes it. The head stays in
+    /// `inbound` until [`Self::admit`] lets the request through.
     fn parse_request(&mut self, context: &Rc<ThreadContext>) -> Result<Option<Request>, ()> {
         let shared = &context.shared;
         let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -229,6 +292,7 @@ impl Connection {
         let mut client_close = false;
         let mut request_id = None;
         let mut user_agent = None;
+        let mut authorization = None;
         for field in parsed.headers.iter() {
             let name = field.name;
             if name.eq_ignore_ascii_case("transfer-encoding")
@@ -257,6 +321,15 @@ impl Connection {
                 request_id.get_or_insert(field.value);
             } else if name.eq_ignore_ascii_case("user-agent") && user_agent.is_none() {
                 user_agent = HeaderValue::from_bytes(field.value).ok();
+            } else if name.eq_ignore_ascii_case("authorization") {
+                // A repeated one is refused on hyper's path, with the rest of the 401s.
+                let start = field.value.as_ptr() as usize - self.inbound.as_ptr() as usize;
+                if authorization
+                    .replace(start..start + field.value.len())
+                    .is_some()
+                {
+                    return Err(());
+                }
             }
         }
         let host = host.ok_or(())?;
@@ -270,13 +343,6 @@ impl Connection {
         {
             return Err(());
         }
-        if let Some(limiter) = &shared.limiter
-            && limiter.check_key(&self.peer.ip()).is_err()
-        {
-            // Refused: hyper's path asks again and answers the 429 with its `Retry-After`.
-            return Err(());
-        }
-
         let request_id = match request_id {
             Some(value) if is_acceptable_id(value) => {
                 HeaderValue::from_bytes(value).map_err(|_| ())?
@@ -344,11 +410,11 @@ impl Connection {
             request_id,
             bytes: 0,
             error: None,
+            user_id: None,
         };
         // The body bytes that came with the head go out with it.
         let with_head = (self.inbound.len() - head_length).min(body_length as usize);
         out.extend_from_slice(&self.inbound[head_length..head_length + with_head]);
-        self.inbound.drain(..head_length + with_head);
         Ok(Some(Request {
             access,
             route,
@@ -357,6 +423,8 @@ impl Connection {
             head_method: method == Method::HEAD,
             client_close,
             idempotent: is_idempotent(&method),
+            authorization,
+            consumed: head_length + with_head,
         }))
     }
 
@@ -446,7 +514,7 @@ impl Connection {
                 // A body the client is still sending would be read as the next request.
                 let close = request.client_close || request.body_left > 0 || *self.stop.borrow();
                 let written = self
-                    .answer_error(status, &message, request.access, close)
+                    .answer_error(status, &message, None, request.access, close)
                     .await;
                 written && !close
             }
@@ -562,12 +630,13 @@ impl Connection {
         }
     }
 
-    /// Answers the client with a JSON error of docs/contracts.md and writes the access line;
-    /// whether the answer was written.
+    /// Answers the client with a JSON error of docs/contracts.md (with `challenge` as its
+    /// `WWW-Authenticate`, if given) and writes the access line; whether the answer was written.
     async fn answer_error(
         &mut self,
         status: StatusCode,
         message: &str,
+        challenge: Option<&str>,
         mut access: AccessRecord,
         close: bool,
     ) -> bool {
@@ -583,6 +652,9 @@ impl Connection {
             http_date(),
         );
         push_field(out, b"x-request-id", access.request_id.as_bytes());
+        if let Some(challenge) = challenge {
+            push_field(out, b"www-authenticate", challenge.as_bytes());
+        }
         if close {
             out.extend_from_slice(b"connection: close\r\n");
         }

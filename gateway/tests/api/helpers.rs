@@ -5,7 +5,7 @@ use std::{net::Ipv4Addr, ops::Deref};
 
 use gateway::{
     Gateway,
-    config::{GatewayConfig, RouteConfig, ServerConfig},
+    config::{GatewayConfig, RouteAuth, RouteConfig, ServerConfig},
 };
 use shared::{server::Service, telemetry::test_logger, testing::TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,6 +35,7 @@ pub fn route(prefix: &str, upstreams: &[&str]) -> RouteConfig {
         host: None,
         response_timeout_ms: None,
         max_body_bytes: None,
+        auth: RouteAuth::Optional,
     }
 }
 
@@ -55,9 +56,19 @@ pub fn spawn(config: GatewayConfig) -> TestGateway {
     spawn_logging_to(config, test_logger("gateway"))
 }
 
-/// The gateway with `config`, logging to `logger`.
+/// The gateway with `config`, logging to `logger`; tokens of `shared::testing::test_keys`
+/// verify.
 pub fn spawn_logging_to(config: GatewayConfig, logger: slog::Logger) -> TestGateway {
-    let gateway = Gateway::build(config, (Ipv4Addr::LOCALHOST, 0).into(), logger)
+    spawn_with(config, logger, shared::testing::test_verifier())
+}
+
+/// The gateway with `config`, logging to `logger`, checking tokens with `verifier`.
+pub fn spawn_with(
+    config: GatewayConfig,
+    logger: slog::Logger,
+    verifier: std::sync::Arc<auth::Verifier>,
+) -> TestGateway {
+    let gateway = Gateway::build(config, (Ipv4Addr::LOCALHOST, 0).into(), logger, verifier)
         .expect("the gateway builds");
     let port = gateway.port();
     let server = TestServer::start(port, |shutdown| gateway.run_until_stopped(shutdown));

@@ -1,5 +1,6 @@
 //! The gateway against real upstreams started in the test (one test binary).
 
+mod authorization;
 mod direct;
 mod helpers;
 mod proxying;
