@@ -20,14 +20,14 @@ use tokio::{
     net::TcpStream,
 };
 
-/// Headers a browser sends with its WebSocket handshake (besides the protocol's own).
+/// Headers a browser sends with its WebSocket handshake (besides the protocol's own and its
+/// `Origin`, the page's own host, which the request names).
 const BROWSER_HEADERS: &[(&str, &str)] = &[
     (
         "user-agent",
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
          Chrome/131.0.0.0 Safari/537.36",
     ),
-    ("origin", "http://localhost:3000"),
     ("pragma", "no-cache"),
     ("cache-control", "no-cache"),
     ("accept-encoding", "gzip, deflate, br, zstd"),
@@ -168,6 +168,7 @@ impl RawClient {
             .collect();
         let request = format!(
             "GET /chat/ws?room={room}&name={name} HTTP/1.1\r\nHost: {address}\r\n\
+             Origin: http://{address}\r\n\
              Upgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
              {browser_headers}\r\n"

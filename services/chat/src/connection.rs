@@ -19,6 +19,7 @@ use tokio::{sync::oneshot, time::Instant};
 use uuid::Uuid;
 
 use crate::{
+    access::Identity,
     history::History,
     hub::{Closer, Disconnect, Hub, Outbound},
     outgoing::{Outgoing, Preamble},
@@ -26,7 +27,7 @@ use crate::{
     queue::OutboundQueue,
 };
 
-/// Starts serving one client of `room` named `user`: spawns the task that reads its frames
+/// Starts serving one client of `room` who is `identity`: spawns the task that reads its frames
 /// and returns the body that writes to it. `control` is actix-ws's own body (the close frame
 /// that `session` sends).
 pub fn start(
@@ -34,14 +35,18 @@ pub fn start(
     history: History,
     (session, stream, control): (Session, AggregatedMessageStream, BoxBody),
     room: String,
-    user: String,
+    identity: Identity,
 ) -> Outgoing {
     let (outbound, receiver, backlog) = OutboundQueue::new(hub.settings().outbound_bytes);
     let (preamble_tx, preamble_rx) = oneshot::channel();
     let welcome = ServerEvent::Welcome {
-        message: format!("Welcome to the chat, {user}! You are in room {room}."),
+        message: format!(
+            "Welcome to the chat, {}! You are in room {room}.",
+            identity.name
+        ),
         room: &room,
-        user: &user,
+        user: &identity.name,
+        user_id: identity.user_id,
     }
     .to_json();
     actix_web::rt::spawn(serve(
@@ -50,7 +55,7 @@ pub fn start(
         (session, stream),
         (outbound, backlog, preamble_tx),
         room,
-        user,
+        identity,
     ));
     Outgoing::new(control, &welcome, preamble_rx, receiver)
 }
@@ -66,8 +71,12 @@ async fn serve(
         oneshot::Sender<Preamble>,
     ),
     room: String,
-    user: String,
+    identity: Identity,
 ) {
+    let Identity {
+        name: user,
+        user_id,
+    } = identity;
     // Borrowed, not cloned, and no logger of its own: what an idle connection holds is its
     // memory (10 000 of them in the chat bench).
     let settings = hub.settings();
@@ -120,6 +129,7 @@ async fn serve(
     if joined {
         let frame = ServerEvent::UserJoined {
             user: &user,
+            user_id,
             room: &room,
             message: format!("{user} joined {room}"),
         }
@@ -136,6 +146,7 @@ async fn serve(
         outbound: &outbound,
         room: &room,
         user: &user,
+        user_id,
         limiter: RateLimiter::direct(
             Quota::per_second(non_zero(settings.rate_per_second))
                 .allow_burst(non_zero(settings.rate_burst)),
@@ -154,6 +165,7 @@ async fn serve(
         Box::pin(hub.leave(&room, connection)).await;
         let frame = ServerEvent::UserLeft {
             user: &user,
+            user_id,
             room: &room,
             message: format!("{user} left {room}"),
         }
@@ -214,6 +226,8 @@ struct Client<'a> {
     outbound: &'a OutboundQueue,
     room: &'a str,
     user: &'a str,
+    /// The sender's account id, carried by its messages; `None` for a guest.
+    user_id: Option<i64>,
     limiter: DefaultDirectRateLimiter,
 }
 
@@ -306,6 +320,7 @@ impl Client<'_> {
             id: id.to_string(),
             room: self.room.to_owned(),
             user: self.user.to_owned(),
+            user_id: self.user_id,
             text,
             timestamp: shared::db::timestamp_now(),
         };

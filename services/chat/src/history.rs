@@ -28,12 +28,13 @@ impl History {
     pub async fn store(&self, message: &ChatMessage) -> Result<(), sqlx::Error> {
         let pool = self.database.pool();
         sqlx::query(
-            "INSERT INTO chat_messages (id, room, user_name, text, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO chat_messages (id, room, user_name, user_id, text, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&message.id)
         .bind(&message.room)
         .bind(&message.user)
+        .bind(message.user_id)
         .bind(&message.text)
         .bind(&message.timestamp)
         .execute(pool)
@@ -55,7 +56,7 @@ impl History {
     /// The room's last `limit` messages, oldest first.
     pub async fn recent(&self, room: &str, limit: usize) -> Result<Vec<ChatMessage>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT id, room, user_name, text, created_at FROM chat_messages \
+            "SELECT id, room, user_name, user_id, text, created_at FROM chat_messages \
              WHERE room = $1 ORDER BY seq DESC LIMIT $2",
         )
         .bind(room)
@@ -69,6 +70,7 @@ impl History {
                     id: row.try_get("id")?,
                     room: row.try_get("room")?,
                     user: row.try_get("user_name")?,
+                    user_id: row.try_get("user_id")?,
                     text: row.try_get("text")?,
                     timestamp: row.try_get("created_at")?,
                 })

@@ -3,7 +3,8 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`protocol`] | the events of docs/contracts.md ("Chat protocol"), and the checks on names, rooms, texts |
+//! | [`protocol`] | the events of docs/contracts.md ("Chat protocol"), and the checks on rooms, texts |
+//! | [`access`] | the handshake's `Origin` check, its access token (three ways to send one), the names |
 //! | [`history`] | the messages in SQLite or PostgreSQL, capped per room |
 //! | [`hub`] | this instance's rooms, their fan-out, presence across instances ([`shared::pubsub`]) |
 //! | [`connection`] | one client: welcome, history, rate limit, heartbeat, slow-consumer cut-off |
@@ -14,6 +15,7 @@
 //!
 //! Everything else (config, logging, errors, health, metrics, database, shutdown) is `shared`'s.
 
+pub mod access;
 pub mod connection;
 pub mod history;
 pub mod hub;
@@ -34,7 +36,7 @@ use shared::{
 };
 use slog::Logger;
 
-use crate::{history::History, hub::Hub, metrics::ChatMetrics};
+use crate::{access::AllowedOrigins, history::History, hub::Hub, metrics::ChatMetrics};
 
 /// The service's name (logs, metrics, default database `data/chat.db`).
 pub const NAME: &str = "chat";
@@ -61,6 +63,13 @@ pub struct Config {
     /// Messages kept per room (older ones are deleted)
     #[arg(long, env = "CHAT_HISTORY_CAP", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=1_000_000))]
     pub chat_history_cap: u64,
+    /// Whether connections without a token may chat (as `guest-xxxx`); false: 401 without one
+    #[arg(long, env = "CHAT_GUESTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub chat_guests: bool,
+    /// Origins besides the request's own host whose pages may open the chat, comma-separated
+    /// (`https://app.example,http://localhost:5173`)
+    #[arg(long, env = "CHAT_ALLOWED_ORIGINS", default_value = "", value_parser = AllowedOrigins::parse)]
+    pub chat_allowed_origins: AllowedOrigins,
 }
 
 impl Config {
@@ -70,6 +79,8 @@ impl Config {
             ping_interval: Duration::from_secs(self.chat_ping_interval_secs),
             pong_timeout: Duration::from_secs(self.chat_pong_timeout_secs),
             history_cap: usize::try_from(self.chat_history_cap).unwrap_or(usize::MAX),
+            guests: self.chat_guests,
+            allowed_origins: self.chat_allowed_origins.clone(),
             ..ChatSettings::default()
         }
     }
@@ -106,6 +117,10 @@ pub struct ChatSettings {
     /// How long a room's fan-out spaces its deliveries per member here (at most 10 ms, none
     /// under 1 ms): a busy big room sends each client its events in fewer, larger writes.
     pub coalesce_per_member: Duration,
+    /// Whether a connection without a token is let in, under a `guest-xxxx` name.
+    pub guests: bool,
+    /// Origins whose pages may open the chat besides the request's own host.
+    pub allowed_origins: AllowedOrigins,
 }
 
 impl Default for ChatSettings {
@@ -126,6 +141,8 @@ impl Default for ChatSettings {
             presence_interval: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(5),
             coalesce_per_member: Duration::from_micros(10),
+            guests: true,
+            allowed_origins: AllowedOrigins::default(),
         }
     }
 }

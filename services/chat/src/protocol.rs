@@ -1,12 +1,10 @@
 //! The chat protocol of docs/contracts.md: what clients send, what the server sends, and the checks
-//! on names, rooms and messages.
+//! on rooms and messages (names are the server's: [`crate::access`]).
 
 use serde::Serialize;
 
 /// The room a client joins when it names none.
 pub const DEFAULT_ROOM: &str = "general";
-/// Longest user name, in characters.
-pub const MAX_NAME_CHARS: usize = 32;
 /// Longest room name, in characters.
 pub const MAX_ROOM_CHARS: usize = 64;
 
@@ -19,6 +17,9 @@ pub struct ChatMessage {
     pub room: String,
     /// Who sent it.
     pub user: String,
+    /// The sender's account id; absent for a guest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<i64>,
     /// What they wrote (1–2000 characters, as sent).
     pub text: String,
     /// When the server accepted it (RFC 3339, UTC, milliseconds).
@@ -35,8 +36,11 @@ pub enum ServerEvent<'a> {
         message: String,
         /// The room it joined.
         room: &'a str,
-        /// Its name, after sanitising.
+        /// Its name: the account's, or the `guest-xxxx` the server assigned.
         user: &'a str,
+        /// Its account id; absent for a guest.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_id: Option<i64>,
     },
     /// The room's recent messages, oldest first, right after `welcome`.
     History {
@@ -47,6 +51,9 @@ pub enum ServerEvent<'a> {
     UserJoined {
         /// Who.
         user: &'a str,
+        /// Their account id; absent for a guest.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_id: Option<i64>,
         /// Where.
         room: &'a str,
         /// A sentence for humans.
@@ -56,6 +63,9 @@ pub enum ServerEvent<'a> {
     UserLeft {
         /// Who.
         user: &'a str,
+        /// Their account id; absent for a guest.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_id: Option<i64>,
         /// Where.
         room: &'a str,
         /// A sentence for humans.
@@ -167,24 +177,6 @@ pub fn parse_client_event(frame: &str, max_text_chars: usize) -> Result<ClientEv
     }
 }
 
-/// A user name: control characters dropped, spaces trimmed, at most 32 characters; empty or
-/// missing gives `guest-xxxx`.
-pub fn sanitise_name(name: Option<&str>) -> String {
-    let cleaned: String = name
-        .unwrap_or("")
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect();
-    let trimmed: String = cleaned.trim().chars().take(MAX_NAME_CHARS).collect();
-    let trimmed = trimmed.trim_end();
-    if trimmed.is_empty() {
-        let suffix = uuid::Uuid::new_v4().simple().to_string();
-        format!("guest-{}", &suffix[..4])
-    } else {
-        trimmed.to_owned()
-    }
-}
-
 /// A room name: 1–64 of `A-Z a-z 0-9 - _ .`; missing or empty gives `general`.
 pub fn check_room(room: Option<&str>) -> Result<String, String> {
     let room = room.map(str::trim).unwrap_or("");
@@ -238,16 +230,6 @@ mod tests {
     }
 
     #[test]
-    fn names_are_sanitised() {
-        assert_eq!(sanitise_name(Some("  alice ")), "alice");
-        assert_eq!(sanitise_name(Some("a\u{0}\nb")), "ab");
-        assert_eq!(sanitise_name(Some(&"x".repeat(40))), "x".repeat(32));
-        let guest = sanitise_name(Some(" \t"));
-        assert!(guest.starts_with("guest-") && guest.len() == 10, "{guest}");
-        assert!(sanitise_name(None).starts_with("guest-"));
-    }
-
-    #[test]
     fn rooms_are_checked() {
         assert_eq!(check_room(None), Ok("general".into()));
         assert_eq!(check_room(Some("")), Ok("general".into()));
@@ -266,6 +248,7 @@ mod tests {
             id: "1".into(),
             room: "general".into(),
             user: "alice".into(),
+            user_id: None,
             text: "hi".into(),
             timestamp: "t".into(),
         };
@@ -273,8 +256,16 @@ mod tests {
             serde_json::from_str(&ServerEvent::ChatMessage(&message).to_json()).expect("json");
         assert_eq!(
             json,
-            serde_json::json!({"type":"chatMessage","id":"1","room":"general","user":"alice","text":"hi","timestamp":"t"})
+            serde_json::json!({"type":"chatMessage","id":"1","room":"general","user":"alice","text":"hi","timestamp":"t"}),
+            "a guest's message has no user_id"
         );
+        let signed_in = ChatMessage {
+            user_id: Some(7),
+            ..message
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&ServerEvent::ChatMessage(&signed_in).to_json()).expect("json");
+        assert_eq!(json["user_id"], 7);
         let json: serde_json::Value = serde_json::from_str(
             &ServerEvent::Error {
                 code: ErrorCode::RateLimited,

@@ -1,14 +1,19 @@
 //! `GET /chat` (the web page), `GET /chat/ws` (the WebSocket), `GET /chat/rooms` (online counts).
+//!
+//! The WebSocket's handshake is checked in this order, each refusal a JSON error before any
+//! upgrade: `Origin` (403), room (400), token (401; 503 if keys cannot be had), guests allowed
+//! (401), shutting down (503), an upgrade request at all (400).
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
 
 use crate::{
+    access::{self, BEARER_PROTOCOL, Presented},
     connection,
     history::History,
     hub::Hub,
-    protocol::{check_room, sanitise_name},
+    protocol::check_room,
 };
 
 /// The web client, served from the binary.
@@ -37,13 +42,28 @@ pub async fn page() -> HttpResponse {
         .body(PAGE)
 }
 
-/// `?room=…&name=…`.
-#[derive(Debug, Deserialize)]
+/// `?room=…&access_token=…`. Other parameters (the seed's `name`) are ignored: the server
+/// names every connection.
+#[derive(Deserialize)]
 pub struct JoinQuery {
     /// The room (default `general`).
     pub room: Option<String>,
-    /// The user's name (default `guest-xxxx`).
-    pub name: Option<String>,
+    /// An access token (RFC 6750 §2.3), when neither the `Authorization` header nor the
+    /// `bearer` subprotocol carries one.
+    pub access_token: Option<String>,
+}
+
+impl std::fmt::Debug for JoinQuery {
+    /// Never shows the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinQuery")
+            .field("room", &self.room)
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 /// Upgrades to a WebSocket and serves the client in the background.
@@ -54,16 +74,22 @@ pub async fn websocket(
     hub: web::Data<Hub>,
     history: web::Data<History>,
 ) -> Result<HttpResponse, ApiError> {
+    let settings = hub.settings();
+    access::check_origin(&request, &settings.allowed_origins)?;
     let room = check_room(query.room.as_deref()).map_err(ApiError::BadRequest)?;
-    let user = sanitise_name(query.name.as_deref());
+    let presented = Presented::of(&request, query.access_token.as_deref());
+    let identity = access::identify(&request, &presented, settings.guests).await?;
     if hub.is_shutting_down() {
         return Err(ApiError::Unavailable(
             "the chat is shutting down".to_owned(),
         ));
     }
-    let (response, session, stream) = actix_ws::handle(&request, body)
-        .map_err(|error| ApiError::BadRequest(format!("expected a WebSocket upgrade: {error}")))?;
-    let settings = hub.settings();
+    // A client that offered `bearer` gets it selected (browsers fail a handshake that selects
+    // none of their offers); the token beside it is never a candidate.
+    let (response, session, stream) =
+        actix_ws::handle_with_protocols(&request, body, &[BEARER_PROTOCOL]).map_err(|error| {
+            ApiError::BadRequest(format!("expected a WebSocket upgrade: {error}"))
+        })?;
     let stream = stream
         .max_frame_size(settings.max_frame_bytes)
         .aggregate_continuations()
@@ -74,7 +100,7 @@ pub async fn websocket(
         history.get_ref().clone(),
         (session, stream, control),
         room,
-        user,
+        identity,
     );
     Ok(head.set_body(body).map_into_boxed_body())
 }

@@ -25,6 +25,8 @@ fn help_names_every_variable_and_a_bad_value_stops_start_up_on_one_line() {
             "CHAT_PING_INTERVAL_SECS",
             "CHAT_PONG_TIMEOUT_SECS",
             "CHAT_HISTORY_CAP",
+            "CHAT_GUESTS",
+            "CHAT_ALLOWED_ORIGINS",
         ],
     );
     assert_bad_values_refused(
@@ -33,6 +35,8 @@ fn help_names_every_variable_and_a_bad_value_stops_start_up_on_one_line() {
             ("CHAT_PING_INTERVAL_SECS", "0"),
             ("CHAT_PONG_TIMEOUT_SECS", "soon"),
             ("CHAT_HISTORY_CAP", "10"),
+            ("CHAT_GUESTS", "maybe"),
+            ("CHAT_ALLOWED_ORIGINS", "chat.example"),
             ("REDIS_URL", "http://redis"),
         ],
     );

@@ -14,7 +14,12 @@ use shared::{
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
     WebSocketStream, client_async,
-    tungstenite::{Message, protocol::CloseFrame},
+    tungstenite::{
+        self, Message,
+        client::IntoClientRequest,
+        http::{HeaderMap, HeaderValue},
+        protocol::CloseFrame,
+    },
 };
 
 /// How long a test waits for an event that must come.
@@ -45,10 +50,18 @@ impl ChatApp {
         )
     }
 
-    /// Connects a client and reads its `welcome` and `history`.
+    /// Connects a client signed in as an account named `name` (token in the `Authorization`
+    /// header) and reads its `welcome` and `history`.
     pub async fn join(&self, room: &str, name: &str) -> (Client, Vec<Value>) {
-        let mut client = Client::connect(&self.ws_url(room, name)).await;
+        let authorization = format!("Bearer {}", token_named(name));
+        let mut client = Client::connect_with(
+            &self.ws_url(room, name),
+            &[("authorization", authorization.as_str())],
+        )
+        .await
+        .unwrap_or_else(|refused| panic!("{name} refused: {refused:?}"));
         let welcome = client.expect("welcome").await;
+        assert_eq!(welcome["user"], name, "{welcome}");
         assert_eq!(welcome["room"], room, "{welcome}");
         let history = client.expect("history").await;
         let messages = history["messages"]
@@ -86,6 +99,34 @@ impl ChatApp {
             .and_then(|entry| entry["online"].as_u64())
             .unwrap_or(0)
     }
+}
+
+/// An access token (the tests' keys) of an account named `name`, whose id is derived from the
+/// name (the same name, the same account).
+pub fn token_named(name: &str) -> String {
+    let id = name.bytes().fold(7_i64, |id, byte| {
+        (id * 31 + i64::from(byte)) % 1_000_000_007
+    }) + 1;
+    token_of(id, name)
+}
+
+/// An access token (the tests' keys) of account `id` named `name`.
+pub fn token_of(id: i64, name: &str) -> String {
+    shared::testing::test_issuer()
+        .issue(id, name, &[auth::Role::User])
+        .expect("a test token")
+        .token
+}
+
+/// A handshake the server refused: its status, headers and JSON body.
+#[derive(Debug)]
+pub struct Refused {
+    /// The status.
+    pub status: u16,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body, as JSON (`Null` if it was not).
+    pub body: Value,
 }
 
 /// Chat settings for tests: the real limits, a unique channel prefix.
@@ -134,6 +175,50 @@ impl Client {
     /// Opens a WebSocket to `url` (a `ws://` URL).
     pub async fn connect(url: &str) -> Self {
         Self::connect_with_receive_buffer(url, None).await
+    }
+
+    /// Opens a WebSocket with these extra handshake headers; the refusal if the server
+    /// answers with anything but 101.
+    pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Result<Self, Refused> {
+        Self::connect_response(url, headers)
+            .await
+            .map(|(client, _)| client)
+    }
+
+    /// [`Self::connect_with`], with the server's 101 headers.
+    pub async fn connect_response(
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(Self, HeaderMap), Refused> {
+        let mut request = url.into_client_request().expect("a WebSocket request");
+        for (name, value) in headers {
+            request.headers_mut().append(
+                tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("a name"),
+                HeaderValue::from_str(value).expect("a header value"),
+            );
+        }
+        let address = url
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .expect("host:port");
+        let stream = TcpStream::connect(address).await.expect("TCP connect");
+        match client_async(request, stream).await {
+            Ok((socket, response)) => {
+                assert_eq!(response.status(), 101);
+                Ok((Self { socket }, response.headers().clone()))
+            }
+            Err(tungstenite::Error::Http(response)) => Err(Refused {
+                status: response.status().as_u16(),
+                headers: response.headers().clone(),
+                body: response
+                    .body()
+                    .as_deref()
+                    .and_then(|body| serde_json::from_slice(body).ok())
+                    .unwrap_or(Value::Null),
+            }),
+            Err(error) => panic!("the handshake failed: {error}"),
+        }
     }
 
     /// Opens a WebSocket whose TCP receive buffer is `receive_buffer` bytes (a small one makes

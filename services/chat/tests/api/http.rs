@@ -29,6 +29,12 @@ async fn the_page_is_served_from_the_binary_and_escapes_what_it_shows() {
         assert!(page.contains("textContent"));
         assert!(!page.contains("innerHTML"), "no HTML from strings");
         assert!(page.contains("setTimeout(connect"), "reconnects");
+        // The optional sign-in: the login API, the token in the subprotocol list and never
+        // in the URL, kept in the tab only.
+        assert!(page.contains("'/api/auth/login'"));
+        assert!(page.contains("new WebSocket(socketUrl(), ['bearer', token])"));
+        assert!(!page.contains("access_token="));
+        assert!(!page.contains("localStorage"));
     }
     let response = app
         .service

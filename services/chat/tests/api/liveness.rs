@@ -76,7 +76,12 @@ async fn a_client_that_does_not_read_is_cut_off_with_1013_without_slowing_the_ro
     chat.rate_burst = 100_000;
     let app = spawn_tuned(TestBackend::Sqlite, chat).await;
     let (mut reader, _) = app.join("busy", "reader").await;
-    let url = app.ws_url("busy", "slow");
+    // Signed in through the query, the one place this client's handshake can carry a token.
+    let url = format!(
+        "{}&access_token={}",
+        app.ws_url("busy", "slow"),
+        crate::helpers::token_named("slow")
+    );
     // A small receive buffer, so the server's writes stall soon after the client stops reading.
     let mut slow = Client::connect_with_receive_buffer(&url, Some(4096)).await;
     slow.expect("welcome").await;

@@ -7,5 +7,6 @@ mod browser;
 mod events;
 mod helpers;
 mod http;
+mod identity;
 mod liveness;
 mod scale_out;
