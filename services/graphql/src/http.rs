@@ -11,16 +11,18 @@
 //!   specification says for legacy clients. A request that is not well-formed (bad JSON, no
 //!   `query`) is a 400 either way.
 //! - `GET` from a browser (`Accept: text/html`, no `query`) gets GraphiQL.
+//! - Every request's caller is its `Authorization: Bearer` token's ([`crate::access`]): none is
+//!   anonymous; one that does not verify is refused with 401, the JSON error body and
+//!   `WWW-Authenticate` before anything runs.
+//! - A WebSocket upgrade is [`crate::websocket`]'s.
 
 use actix_web::{
-    HttpRequest, HttpResponse,
+    HttpRequest, HttpResponse, ResponseError,
     http::{Method, StatusCode, header},
     web,
 };
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use async_graphql::{
     Positioned, ServerError,
-    http::{ALL_WEBSOCKET_PROTOCOLS, WebSocket, WebSocketProtocols, WsMessage},
     parser::types::{
         DocumentOperations, ExecutableDocument, FragmentDefinition, OperationType, Selection,
         SelectionSet,
@@ -32,6 +34,7 @@ use shared::request::RequestId;
 
 use crate::{
     Limits,
+    access::{self, Authenticated},
     schema::{AppState, PlatformSchema, request_data},
 };
 
@@ -39,9 +42,6 @@ use crate::{
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 /// `application/json`.
 pub const JSON: &str = "application/json";
-
-/// How many client messages may wait for the executor on one WebSocket before it is closed.
-const WEBSOCKET_BACKLOG: usize = 64;
 
 /// The media type of a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +127,7 @@ fn wants_html(accept: Option<&str>) -> bool {
 }
 
 /// A response carrying only request errors: `{"errors":[{"message","extensions":{"code"}}]}`.
-fn error_response(
+pub(crate) fn error_response(
     status: StatusCode,
     response_type: ResponseType,
     code: &str,
@@ -138,7 +138,7 @@ fn error_response(
         .json(json!({"errors": [{"message": message.into(), "extensions": {"code": code}}]}))
 }
 
-fn header_str(request: &HttpRequest, name: header::HeaderName) -> Option<&str> {
+pub(crate) fn header_str(request: &HttpRequest, name: header::HeaderName) -> Option<&str> {
     request
         .headers()
         .get(name)
@@ -186,10 +186,19 @@ async fn graphql(
     endpoint: web::Data<Endpoint>,
     request_id: RequestId,
 ) -> HttpResponse {
+    let verifier = shared::identity::verifier(&request);
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|value| value.as_bytes());
+    let caller = match access::from_header(verifier.as_deref(), authorization).await {
+        Ok(caller) => caller,
+        Err(refused) => return refused.error_response(),
+    };
     let accept = header_str(&request, header::ACCEPT);
     match *request.method() {
         Method::GET if is_websocket_upgrade(&request) => {
-            subscribe(&request, payload, &endpoint, &request_id)
+            crate::websocket::subscribe(&request, payload, &endpoint, &request_id, caller)
         }
         Method::GET => {
             let query_string = request.query_string();
@@ -216,7 +225,13 @@ async fn graphql(
             }
             match async_graphql::http::parse_query_string(query_string) {
                 Ok(graphql_request) => {
-                    execute(graphql_request, true, response_type, &endpoint, &request_id).await
+                    let run = Run {
+                        over_get: true,
+                        response_type,
+                        request_id: &request_id,
+                        caller,
+                    };
+                    execute(graphql_request, run, &endpoint).await
                 }
                 Err(error) => error_response(
                     StatusCode::BAD_REQUEST,
@@ -269,7 +284,13 @@ async fn graphql(
                             &endpoint.limits,
                         );
                     }
-                    execute(graphql_request, false, response_type, &endpoint, &request_id).await
+                    let run = Run {
+                        over_get: false,
+                        response_type,
+                        request_id: &request_id,
+                        caller,
+                    };
+                    execute(graphql_request, run, &endpoint).await
                 }
                 Err(message) => {
                     error_response(StatusCode::BAD_REQUEST, response_type, "BAD_REQUEST", message)
@@ -428,13 +449,29 @@ fn is_request_error(response: &async_graphql::Response) -> bool {
             .all(|error: &ServerError| error.path.is_empty())
 }
 
+/// How one request over HTTP runs.
+struct Run<'a> {
+    /// It came as a GET (queries only).
+    over_get: bool,
+    /// What the response is.
+    response_type: ResponseType,
+    /// Its id.
+    request_id: &'a RequestId,
+    /// Who sent it.
+    caller: Authenticated,
+}
+
 async fn execute(
     mut graphql_request: async_graphql::Request,
-    over_get: bool,
-    response_type: ResponseType,
+    run: Run<'_>,
     endpoint: &Endpoint,
-    request_id: &RequestId,
 ) -> HttpResponse {
+    let Run {
+        over_get,
+        response_type,
+        request_id,
+        caller,
+    } = run;
     match endpoint.documents.get(&graphql_request.query) {
         Some(document) => graphql_request.set_parsed_query(document),
         None => {
@@ -477,7 +514,7 @@ async fn execute(
         );
     }
     let graphql_request =
-        request_data(&endpoint.state, request_id.as_str()).attach(graphql_request);
+        request_data(&endpoint.state, request_id.as_str(), caller).attach(graphql_request);
     let response = endpoint.schema.execute(graphql_request).await;
     let outcome = if response.errors.is_empty() {
         "ok"
@@ -507,146 +544,6 @@ fn graphiql() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(crate::graphiql::page())
-}
-
-/// Upgrades to a WebSocket speaking `graphql-transport-ws` (or `graphql-ws`, if the client
-/// offers only that one).
-fn subscribe(
-    request: &HttpRequest,
-    payload: web::Payload,
-    endpoint: &web::Data<Endpoint>,
-    request_id: &RequestId,
-) -> HttpResponse {
-    let offered = header_str(request, header::SEC_WEBSOCKET_PROTOCOL);
-    let (response, session, messages) =
-        match actix_ws::handle_with_protocols(request, payload, &ALL_WEBSOCKET_PROTOCOLS) {
-            Ok(parts) => parts,
-            Err(error) => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    ResponseType::Json,
-                    "BAD_REQUEST",
-                    format!("WebSocket handshake failed: {error}"),
-                );
-            }
-        };
-    let chosen = response
-        .headers()
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    let protocol = match (offered, chosen.as_deref()) {
-        (_, Some(chosen)) => chosen.parse(),
-        // No subprotocol asked for: the current one.
-        (None, None) => "graphql-transport-ws".parse(),
-        (Some(offered), None) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                ResponseType::Json,
-                "BAD_REQUEST",
-                format!(
-                    "unsupported Sec-WebSocket-Protocol '{offered}': use graphql-transport-ws or graphql-ws"
-                ),
-            );
-        }
-    };
-    let Ok(protocol) = protocol else {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            ResponseType::Json,
-            "BAD_REQUEST",
-            "unsupported Sec-WebSocket-Protocol",
-        );
-    };
-    let schema = endpoint.schema.clone();
-    let data = request_data(&endpoint.state, request_id.as_str()).into_data();
-    let max_frame = endpoint.limits.max_body_bytes;
-    let operations = endpoint.operations.clone();
-    actix_web::rt::spawn(async move {
-        operations
-            .with_label_values(&["subscription", "connected"])
-            .inc();
-        serve_websocket(schema, data, protocol, session, messages, max_frame).await;
-    });
-    response
-}
-
-/// Pumps one WebSocket: client frames into async-graphql's protocol machine, its messages out.
-async fn serve_websocket(
-    schema: PlatformSchema,
-    data: async_graphql::Data,
-    protocol: WebSocketProtocols,
-    mut session: actix_ws::Session,
-    messages: actix_ws::MessageStream,
-    max_frame: usize,
-) {
-    let mut messages = messages
-        .max_frame_size(max_frame)
-        .aggregate_continuations()
-        .max_continuation_size(max_frame);
-    let (to_executor, mut inbox) = tokio::sync::mpsc::channel::<Vec<u8>>(WEBSOCKET_BACKLOG);
-    let inbound = futures_util::stream::poll_fn(move |context| inbox.poll_recv(context));
-    let mut graphql = WebSocket::new(schema, inbound, protocol)
-        .connection_data(data)
-        .keepalive_timeout(std::time::Duration::from_secs(30));
-    let close = loop {
-        tokio::select! {
-            message = messages.next() => match message {
-                Some(Ok(AggregatedMessage::Text(text))) => {
-                    if to_executor.try_send(text.as_bytes().to_vec()).is_err() {
-                        break Some(CloseReason {
-                            code: CloseCode::Again,
-                            description: Some("too many messages in flight".to_owned()),
-                        });
-                    }
-                }
-                Some(Ok(AggregatedMessage::Binary(bytes))) => {
-                    if to_executor.try_send(bytes.to_vec()).is_err() {
-                        break Some(CloseReason {
-                            code: CloseCode::Again,
-                            description: Some("too many messages in flight".to_owned()),
-                        });
-                    }
-                }
-                Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                    if session.pong(&bytes).await.is_err() {
-                        return;
-                    }
-                }
-                Some(Ok(AggregatedMessage::Pong(_))) => {}
-                Some(Ok(AggregatedMessage::Close(reason))) => break reason,
-                Some(Err(error)) => {
-                    break Some(CloseReason {
-                        code: CloseCode::Protocol,
-                        description: Some(error.to_string()),
-                    });
-                }
-                None => return,
-            },
-            outgoing = graphql.next() => match outgoing {
-                Some(WsMessage::Text(text)) => {
-                    if session.text(text).await.is_err() {
-                        return;
-                    }
-                }
-                Some(WsMessage::Close(code, reason)) => {
-                    // graphql-transport-ws closes a malformed message with 4400, where
-                    // async-graphql says 1002 for both protocols.
-                    let code = if code == 1002 && protocol == WebSocketProtocols::GraphQLWS {
-                        4400
-                    } else {
-                        code
-                    };
-                    break Some(CloseReason {
-                        code: CloseCode::Other(code),
-                        description: Some(reason),
-                    });
-                }
-                None => break None,
-            },
-        }
-    };
-    let _ = session.close(close).await;
 }
 
 #[cfg(test)]

@@ -6,23 +6,29 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`schema`] | the types, queries, mutations, subscription, loaders and error codes |
+//! | [`schema`] | the types, queries, subscription, loaders and error codes |
+//! | [`mutations`] | the mutations, each behind its rule |
+//! | [`access`] | who the caller is, and what they may do or see |
 //! | [`posts`] | the posts table and the validation of what clients send |
 //! | [`upstream`] | the users-service and products-service clients |
 //! | [`pages`] | pages of the post list in memory between writes, emptied across instances |
 //! | [`events`] | `postCreated` across instances, over `shared::pubsub` |
-//! | [`http`] | GraphQL over HTTP, content negotiation, subscriptions over WebSocket |
+//! | [`http`] | GraphQL over HTTP, content negotiation, the caller of each request |
+//! | [`websocket`] | subscriptions over WebSocket, the caller of each connection |
 //! | [`graphiql`] | the GraphiQL page and its scripts, served from the binary |
 //!
 //! Everything else (config, logging, errors, health, metrics, shutdown) is `shared`'s.
 
+pub mod access;
 pub mod events;
 pub mod graphiql;
 pub mod http;
+pub mod mutations;
 pub mod pages;
 pub mod posts;
 pub mod schema;
 pub mod upstream;
+pub mod websocket;
 
 use std::{sync::Arc, time::Duration};
 

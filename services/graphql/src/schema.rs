@@ -3,7 +3,8 @@
 //!
 //! Resolvers never call another service or the database once per parent: `Post.author` goes
 //! through [`UserLoader`] (one users-service batch call per query) and `User.posts` through
-//! [`PostsByAuthorLoader`] (one SQL statement per query).
+//! [`PostsByAuthorLoader`] (one SQL statement per query). The mutations are in
+//! [`crate::mutations`], the rules of who may do what in [`crate::access`].
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -12,13 +13,16 @@ use async_graphql::{
     Subscription,
     dataloader::{DataLoader, Loader},
 };
+use auth::Principal;
 use futures_util::{Stream, StreamExt};
 use shared::pagination::{MAX_LIMIT, Page};
 
+pub use crate::mutations::MutationRoot;
 use crate::{
+    access::{self, Authenticated, UpstreamAuth},
     events::PostEvents,
-    posts::{PostInputError, PostRepository, PostRow, ValidPost},
-    upstream::{ProductRecord, ProductsClient, UpstreamError, UserRecord, UsersClient},
+    posts::{PostInputError, PostRepository, PostRow},
+    upstream::{ProductRecord, ProductsClient, Relay, UpstreamError, UserRecord, UsersClient},
 };
 
 /// The schema type this service serves.
@@ -38,6 +42,10 @@ pub mod codes {
     pub const UPSTREAM_TIMEOUT: &str = "UPSTREAM_TIMEOUT";
     /// Our own fault; the cause is in the log.
     pub const INTERNAL: &str = "INTERNAL_SERVER_ERROR";
+    /// The operation needs a signed-in caller and none is.
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    /// The caller may not do this (or see this field).
+    pub const FORBIDDEN: &str = "FORBIDDEN";
 }
 
 /// A GraphQL error with `extensions.code`.
@@ -64,6 +72,8 @@ impl ErrorExtensions for UpstreamError {
                 let graphql_code = match *status {
                     409 => codes::CONFLICT,
                     404 => codes::NOT_FOUND,
+                    401 => codes::UNAUTHENTICATED,
+                    403 => codes::FORBIDDEN,
                     _ => codes::BAD_USER_INPUT,
                 };
                 let (code, details) = (code.clone(), details.clone());
@@ -82,7 +92,7 @@ impl ErrorExtensions for UpstreamError {
 }
 
 /// A database failure: logged with its cause by the caller's context, opaque to the client.
-fn database_error(context: &Context<'_>, error: sqlx::Error) -> Error {
+pub(crate) fn database_error(context: &Context<'_>, error: sqlx::Error) -> Error {
     if let Ok(state) = context.data::<AppState>() {
         slog::error!(state.logger, "database error"; "error" => format!("{error:#}"));
     }
@@ -122,12 +132,16 @@ pub struct AppState {
 #[derive(Clone)]
 pub struct CallerRequestId(pub String);
 
-/// Loads users by id from users-service, one batch call per query.
+/// Loads users by id from users-service, one batch call per query. It lives as long as one
+/// operation (one connection for subscriptions) and keeps nothing between batches: what it
+/// loads was fetched with that caller's token.
 pub struct UserLoader {
     /// users-service.
     pub users: UsersClient,
     /// Passed on as `X-Request-Id`.
     pub request_id: String,
+    /// The caller's token, passed on.
+    pub authorization: UpstreamAuth,
 }
 
 impl Loader<i64> for UserLoader {
@@ -135,10 +149,11 @@ impl Loader<i64> for UserLoader {
     type Error = Arc<UpstreamError>;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, UserRecord>, Self::Error> {
-        self.users
-            .by_ids(keys, &self.request_id)
-            .await
-            .map_err(Arc::new)
+        let relay = Relay {
+            request_id: &self.request_id,
+            authorization: self.authorization.0.as_deref(),
+        };
+        self.users.by_ids(keys, relay).await.map_err(Arc::new)
     }
 }
 
@@ -157,13 +172,15 @@ impl Loader<i64> for PostsByAuthorLoader {
     }
 }
 
-/// The per-request data a query needs besides [`AppState`]: its loaders and request id.
-pub fn request_data(state: &AppState, request_id: &str) -> RequestData {
+/// The per-request data a query needs besides [`AppState`]: its caller, loaders and request
+/// id.
+pub fn request_data(state: &AppState, request_id: &str, caller: Authenticated) -> RequestData {
     RequestData {
         users: DataLoader::new(
             UserLoader {
                 users: state.users.clone(),
                 request_id: request_id.to_owned(),
+                authorization: caller.upstream.clone(),
             },
             tokio::spawn,
         ),
@@ -174,10 +191,13 @@ pub fn request_data(state: &AppState, request_id: &str) -> RequestData {
             tokio::spawn,
         ),
         request_id: CallerRequestId(request_id.to_owned()),
+        caller: caller.principal,
+        upstream: caller.upstream,
     }
 }
 
-/// A request's loaders (batching is per request, so no data leaks between requests).
+/// A request's caller and loaders (batching is per request, so no data leaks between requests
+/// or callers).
 pub struct RequestData {
     /// Users by id.
     pub users: DataLoader<UserLoader>,
@@ -185,6 +205,10 @@ pub struct RequestData {
     pub posts_by_author: DataLoader<PostsByAuthorLoader>,
     /// The request's id.
     pub request_id: CallerRequestId,
+    /// Who is asking (`None`: anonymous); [`access`] reads it.
+    pub caller: Option<Principal>,
+    /// The caller's token, relayed to users-service and products-service.
+    pub upstream: UpstreamAuth,
 }
 
 impl RequestData {
@@ -194,6 +218,8 @@ impl RequestData {
             .data(self.users)
             .data(self.posts_by_author)
             .data(self.request_id)
+            .data(self.caller)
+            .data(self.upstream)
     }
 
     /// Adds these to a WebSocket connection's data.
@@ -202,21 +228,29 @@ impl RequestData {
         data.insert(self.users);
         data.insert(self.posts_by_author);
         data.insert(self.request_id);
+        data.insert(self.caller);
+        data.insert(self.upstream);
         data
     }
 }
 
-fn state<'a>(context: &Context<'a>) -> &'a AppState {
+pub(crate) fn state<'a>(context: &Context<'a>) -> &'a AppState {
     context.data_unchecked::<AppState>()
 }
 
-fn request_id<'a>(context: &Context<'a>) -> &'a str {
-    context
-        .data_opt::<CallerRequestId>()
-        .map_or("", |id| id.0.as_str())
+/// What an upstream call of this operation passes on: its request id and caller's token.
+pub(crate) fn relay<'a>(context: &Context<'a>) -> Relay<'a> {
+    Relay {
+        request_id: context
+            .data_opt::<CallerRequestId>()
+            .map_or("", |id| id.0.as_str()),
+        authorization: context
+            .data_opt::<UpstreamAuth>()
+            .and_then(|upstream| upstream.0.as_deref()),
+    }
 }
 
-fn parse_id(id: &ID, argument: &str) -> Result<i64> {
+pub(crate) fn parse_id(id: &ID, argument: &str) -> Result<i64> {
     id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
         coded_error(
             codes::BAD_USER_INPUT,
@@ -246,8 +280,9 @@ pub struct User {
     pub id: ID,
     /// Its name.
     pub name: String,
-    /// Its email address.
-    pub email: String,
+    #[graphql(skip)]
+    /// Its email address, when users-service showed it to this caller (see `User.email`).
+    pub email: Option<String>,
     /// When it was created (RFC 3339).
     pub created_at: String,
     #[graphql(skip)]
@@ -273,6 +308,18 @@ impl From<UserRecord> for User {
 
 #[ComplexObject]
 impl User {
+    /// Its email address: only for the user themself and for admins (anyone else gets a
+    /// `FORBIDDEN` error on this field, and the rest of the query still answers).
+    async fn email(&self, context: &Context<'_>) -> Result<Option<String>> {
+        // The rule is decided here, from the caller, whatever users-service sent.
+        if !access::is_self_or_admin(context, self.key) {
+            return Err(access::forbidden(
+                "only the user themself or an admin may see this email address",
+            ));
+        }
+        Ok(self.email.clone())
+    }
+
     /// The user's posts, oldest first.
     async fn posts(&self, context: &Context<'_>) -> Result<Vec<Post>> {
         if let Some(posts) = &self.prefetched_posts {
@@ -390,7 +437,7 @@ impl QueryRoot {
         let page = page(limit, offset)?;
         let users = state(context)
             .users
-            .list(page, request_id(context))
+            .list(page, relay(context))
             .await
             .map_err(|error| error.extend())?;
         let mut users: Vec<User> = users.into_iter().map(User::from).collect();
@@ -408,6 +455,19 @@ impl QueryRoot {
             }
         }
         Ok(users)
+    }
+
+    /// The caller's own user; null when anonymous (or when users-service no longer has it).
+    async fn me(&self, context: &Context<'_>) -> Result<Option<User>> {
+        let Some(caller) = access::caller(context) else {
+            return Ok(None);
+        };
+        let loader = context.data_unchecked::<DataLoader<UserLoader>>();
+        let user = loader
+            .load_one(caller.user_id)
+            .await
+            .map_err(|error| error.extend())?;
+        Ok(user.map(User::from))
     }
 
     /// One user, or null.
@@ -443,7 +503,7 @@ impl QueryRoot {
             keys.dedup();
             let authors = state(context)
                 .users
-                .by_ids(&keys, request_id(context))
+                .by_ids(&keys, relay(context))
                 .await
                 .map_err(|error| error.extend())?;
             for post in &mut posts {
@@ -474,7 +534,7 @@ impl QueryRoot {
         let page = page(limit, offset)?;
         let products = state(context)
             .products
-            .list(page, request_id(context))
+            .list(page, relay(context))
             .await
             .map_err(|error| error.extend())?;
         Ok(products.into_iter().map(Product::from).collect())
@@ -485,100 +545,10 @@ impl QueryRoot {
         let id = parse_id(&id, "id")?;
         let product = state(context)
             .products
-            .find(id, request_id(context))
+            .find(id, relay(context))
             .await
             .map_err(|error| error.extend())?;
         Ok(product.map(Product::from))
-    }
-}
-
-/// The mutations.
-pub struct MutationRoot;
-
-#[Object]
-impl MutationRoot {
-    /// Creates a user in users-service (its validation and unique emails apply).
-    async fn create_user(
-        &self,
-        context: &Context<'_>,
-        name: String,
-        email: String,
-    ) -> Result<User> {
-        let user = state(context)
-            .users
-            .create(&name, &email, request_id(context))
-            .await
-            .map_err(|error| error.extend())?;
-        Ok(user.into())
-    }
-
-    /// Creates a post by an existing user; subscribers of `postCreated` receive it.
-    async fn create_post(
-        &self,
-        context: &Context<'_>,
-        title: String,
-        content: Option<String>,
-        author_id: ID,
-    ) -> Result<Post> {
-        let author_id = parse_id(&author_id, "authorId")?;
-        let valid = ValidPost::parse(&title, content).map_err(|error| error.extend())?;
-        let state = state(context);
-        let loader = context.data_unchecked::<DataLoader<UserLoader>>();
-        let author = loader
-            .load_one(author_id)
-            .await
-            .map_err(|error| error.extend())?;
-        if author.is_none() {
-            return Err(coded_error(
-                codes::NOT_FOUND,
-                format!("user {author_id} not found"),
-            ));
-        }
-        let post: Post = state
-            .posts
-            .insert(author_id, &valid)
-            .await
-            .map_err(|error| database_error(context, error))?
-            .into();
-        state.events.publish(&post).await;
-        Ok(post)
-    }
-
-    /// Changes a post's title and content.
-    async fn update_post(
-        &self,
-        context: &Context<'_>,
-        id: ID,
-        title: String,
-        content: Option<String>,
-    ) -> Result<Post> {
-        let id = parse_id(&id, "id")?;
-        let valid = ValidPost::parse(&title, content).map_err(|error| error.extend())?;
-        state(context)
-            .posts
-            .update(id, &valid)
-            .await
-            .map_err(|error| database_error(context, error))?
-            .map(Post::from)
-            .ok_or_else(|| coded_error(codes::NOT_FOUND, format!("post {id} not found")))
-    }
-
-    /// Deletes a post; true when it existed.
-    async fn delete_post(&self, context: &Context<'_>, id: ID) -> Result<bool> {
-        let id = parse_id(&id, "id")?;
-        let deleted = state(context)
-            .posts
-            .delete(id)
-            .await
-            .map_err(|error| database_error(context, error))?;
-        if deleted {
-            Ok(true)
-        } else {
-            Err(coded_error(
-                codes::NOT_FOUND,
-                format!("post {id} not found"),
-            ))
-        }
     }
 }
 

@@ -1,8 +1,11 @@
 //! users-service and products-service, over HTTP: the data this service does not own.
 //!
-//! Every call has connect and request timeouts, passes the request's `X-Request-Id` on, and
-//! counts in `graphql_upstream_requests_total{service, outcome}`. Failures become an
-//! [`UpstreamError`], which the schema turns into a GraphQL error with an `extensions.code`.
+//! Every call has connect and request timeouts, passes the request's `X-Request-Id` and its
+//! caller's `Authorization` on ([`Relay`]), and counts in
+//! `graphql_upstream_requests_total{service, outcome}`. Nothing here is cached: what
+//! users-service shows depends on the caller's token (an email address), so each answer serves
+//! the one operation it was fetched for. Failures become an [`UpstreamError`], which the schema
+//! turns into a GraphQL error with an `extensions.code`.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -19,10 +22,31 @@ pub struct UserRecord {
     pub id: i64,
     /// Its name.
     pub name: String,
-    /// Its email address.
-    pub email: String,
+    /// Its email address: users-service leaves it out unless the caller whose token was relayed
+    /// is this user or an admin.
+    #[serde(default)]
+    pub email: Option<String>,
     /// When it was created (RFC 3339).
     pub created_at: String,
+}
+
+/// What a call passes on from the operation it serves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Relay<'a> {
+    /// `X-Request-Id`.
+    pub request_id: &'a str,
+    /// The caller's `Authorization` value (`Bearer <token>`), if any.
+    pub authorization: Option<&'a str>,
+}
+
+impl Relay<'_> {
+    fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let request = request.header(shared::request::REQUEST_ID_HEADER.as_str(), self.request_id);
+        match self.authorization {
+            Some(authorization) => request.header(reqwest::header::AUTHORIZATION, authorization),
+            None => request,
+        }
+    }
 }
 
 /// A product, as products-service returns it.
@@ -125,12 +149,10 @@ impl Upstream {
     async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
-        request_id: &str,
+        relay: Relay<'_>,
     ) -> Result<Option<T>, UpstreamError> {
-        let sent = self
-            .client
-            .get(format!("{}{path}", self.base_url))
-            .header(shared::request::REQUEST_ID_HEADER.as_str(), request_id)
+        let sent = relay
+            .apply(self.client.get(format!("{}{path}", self.base_url)))
             .send()
             .await;
         let response = self.answered(sent)?;
@@ -145,12 +167,10 @@ impl Upstream {
         &self,
         path: &str,
         body: &Value,
-        request_id: &str,
+        relay: Relay<'_>,
     ) -> Result<T, UpstreamError> {
-        let sent = self
-            .client
-            .post(format!("{}{path}", self.base_url))
-            .header(shared::request::REQUEST_ID_HEADER.as_str(), request_id)
+        let sent = relay
+            .apply(self.client.post(format!("{}{path}", self.base_url)))
             .json(body)
             .send()
             .await;
@@ -255,23 +275,23 @@ impl UsersClient {
     pub async fn list(
         &self,
         page: Page,
-        request_id: &str,
+        relay: Relay<'_>,
     ) -> Result<Vec<UserRecord>, UpstreamError> {
         let path = format!("/api/users?limit={}&offset={}", page.limit, page.offset);
-        Ok(self.0.get(&path, request_id).await?.unwrap_or_default())
+        Ok(self.0.get(&path, relay).await?.unwrap_or_default())
     }
 
     /// The users with these ids that exist, in one call (users-service's `?ids=` batch).
     pub async fn by_ids(
         &self,
         ids: &[i64],
-        request_id: &str,
+        relay: Relay<'_>,
     ) -> Result<HashMap<i64, UserRecord>, UpstreamError> {
         let mut found = HashMap::with_capacity(ids.len());
         // users-service takes at most 1000 ids per call.
         for chunk in ids.chunks(shared::pagination::MAX_LIMIT as usize) {
             let path = format!("/api/users?ids={}", ids_query(chunk));
-            let users: Vec<UserRecord> = self.0.get(&path, request_id).await?.unwrap_or_default();
+            let users: Vec<UserRecord> = self.0.get(&path, relay).await?.unwrap_or_default();
             found.extend(users.into_iter().map(|user| (user.id, user)));
         }
         Ok(found)
@@ -282,10 +302,10 @@ impl UsersClient {
         &self,
         name: &str,
         email: &str,
-        request_id: &str,
+        relay: Relay<'_>,
     ) -> Result<UserRecord, UpstreamError> {
         let body = serde_json::json!({"name": name, "email": email});
-        self.0.post("/api/users", &body, request_id).await
+        self.0.post("/api/users", &body, relay).await
     }
 }
 
@@ -298,18 +318,18 @@ impl ProductsClient {
     pub async fn list(
         &self,
         page: Page,
-        request_id: &str,
+        relay: Relay<'_>,
     ) -> Result<Vec<ProductRecord>, UpstreamError> {
         let path = format!("/api/products?limit={}&offset={}", page.limit, page.offset);
-        Ok(self.0.get(&path, request_id).await?.unwrap_or_default())
+        Ok(self.0.get(&path, relay).await?.unwrap_or_default())
     }
 
     /// The product with this id, if any.
     pub async fn find(
         &self,
         id: i64,
-        request_id: &str,
+        relay: Relay<'_>,
     ) -> Result<Option<ProductRecord>, UpstreamError> {
-        self.0.get(&format!("/api/products/{id}"), request_id).await
+        self.0.get(&format!("/api/products/{id}"), relay).await
     }
 }

@@ -44,7 +44,8 @@ async fn nested_queries_make_one_call_per_service_and_level(backend: TestBackend
         let author = authors[index % authors.len()];
         platform
             .graphql
-            .data(
+            .data_as(
+                Some(&crate::helpers::user(author)),
                 "mutation($t: String!, $a: ID!) { createPost(title: $t, authorId: $a) { id } }",
                 json!({"t": format!("Post {index}"), "a": author.to_string()}),
             )

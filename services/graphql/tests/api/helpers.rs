@@ -28,9 +28,18 @@ pub async fn spawn_users(backend: TestBackend) -> TestService {
     TestService::start(
         service_settings(users_service::NAME, users_service::DEFAULT_PORT, database),
         test_logger(users_service::NAME),
-        users_service::Application::build,
+        build_users,
     )
     .await
+}
+
+/// users-service's `Application::build`, signing with the tests' keys.
+pub async fn build_users(
+    settings: shared::server::ServiceSettings,
+    logger: slog::Logger,
+) -> anyhow::Result<users_service::Application> {
+    let identity = users_service::IdentityOptions::new(shared::testing::test_keys());
+    users_service::Application::build(settings, identity, logger).await
 }
 
 /// A running products-service on a fresh database of `backend`.
@@ -117,31 +126,67 @@ impl TestPlatform {
     }
 }
 
-/// The GraphQL calls the tests make.
+/// The id of the admin whose token [`admin`] gives: no row of users-service has it.
+pub const ADMIN_ID: i64 = 900_000;
+
+/// An admin's bearer token (user [`ADMIN_ID`]).
+pub fn admin() -> String {
+    shared::testing::admin_token(ADMIN_ID)
+}
+
+/// User `id`'s bearer token (role `user`).
+pub fn user(id: i64) -> String {
+    shared::testing::user_token(id)
+}
+
+/// The GraphQL calls the tests make, anonymous or with a bearer token.
 #[allow(async_fn_in_trait)]
 pub trait GraphqlApi {
-    /// POSTs a query with variables; returns the whole response.
-    async fn post_graphql(&self, query: &str, variables: Value) -> Response;
+    /// POSTs a query with variables, with `Authorization: Bearer <token>` when given; returns
+    /// the whole response.
+    async fn post_graphql_as(&self, token: Option<&str>, query: &str, variables: Value)
+    -> Response;
 
-    /// POSTs a query and returns its JSON body, asserting a 200.
-    async fn graphql(&self, query: &str, variables: Value) -> Value {
-        let response = self.post_graphql(query, variables).await;
+    /// POSTs a query as `token`'s caller and returns its JSON body, asserting a 200.
+    async fn graphql_as(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let response = self.post_graphql_as(token, query, variables).await;
         assert_eq!(response.status(), 200, "POST /graphql");
         response.json().await.expect("a JSON GraphQL response")
     }
 
-    /// POSTs a query expected to succeed; returns its `data`.
-    async fn data(&self, query: &str, variables: Value) -> Value {
-        let body = self.graphql(query, variables).await;
+    /// POSTs a query anonymously and returns its JSON body, asserting a 200.
+    async fn graphql(&self, query: &str, variables: Value) -> Value {
+        self.graphql_as(None, query, variables).await
+    }
+
+    /// POSTs a query as `token`'s caller, expected to succeed; returns its `data`.
+    async fn data_as(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let body = self.graphql_as(token, query, variables).await;
         assert!(body.get("errors").is_none(), "unexpected errors: {body}");
         body["data"].clone()
+    }
+
+    /// POSTs a query anonymously, expected to succeed; returns its `data`.
+    async fn data(&self, query: &str, variables: Value) -> Value {
+        self.data_as(None, query, variables).await
     }
 }
 
 impl GraphqlApi for TestService {
-    async fn post_graphql(&self, query: &str, variables: Value) -> Response {
-        self.post_json("/graphql", json!({"query": query, "variables": variables}))
-            .await
+    async fn post_graphql_as(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Response {
+        let mut request = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("POST /graphql")
     }
 }
 
@@ -152,20 +197,26 @@ pub fn first_error_code(body: &Value) -> &str {
         .unwrap_or_else(|| panic!("no error code in {body}"))
 }
 
-/// Creates a user through users-service's REST API; returns its id.
+/// Creates a user through users-service's REST API, as an admin; returns its id.
 pub async fn create_user(users: &TestService, name: &str, email: &str) -> i64 {
     let response = users
-        .post_json("/api/users", json!({"name": name, "email": email}))
-        .await;
+        .client
+        .post(users.url("/api/users"))
+        .bearer_auth(admin())
+        .json(&json!({"name": name, "email": email}))
+        .send()
+        .await
+        .expect("POST /api/users");
     assert_eq!(response.status(), 201, "creating {email}");
     let user: Value = response.json().await.expect("user JSON");
     user["id"].as_i64().expect("a numeric id")
 }
 
-/// Creates a post through GraphQL; returns its JSON.
+/// Creates a post through GraphQL, signed in as its author; returns its JSON.
 pub async fn create_post(graphql: &TestService, title: &str, author_id: i64) -> Value {
     graphql
-        .data(
+        .data_as(
+            Some(&user(author_id)),
             "mutation($title: String!, $author: ID!) { \
                createPost(title: $title, content: \"text\", authorId: $author) { id title authorId } }",
             json!({"title": title, "author": author_id.to_string()}),

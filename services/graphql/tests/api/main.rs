@@ -1,5 +1,6 @@
 //! graphql-service's integration tests: one binary (see `helpers` for how instances start).
 
+mod access;
 mod dataloader;
 mod helpers;
 mod http_protocol;

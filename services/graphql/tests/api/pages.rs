@@ -49,7 +49,8 @@ async fn writes_are_seen_by_the_next_read(backend: TestBackend) {
 
     platform
         .graphql
-        .data(
+        .data_as(
+            Some(&crate::helpers::user(author)),
             "mutation($id: ID!) { updatePost(id: $id, title: \"Renamed\") { id } }",
             json!({"id": id}),
         )
@@ -65,7 +66,8 @@ async fn writes_are_seen_by_the_next_read(backend: TestBackend) {
     );
     platform
         .graphql
-        .data(
+        .data_as(
+            Some(&crate::helpers::user(author)),
             "mutation($id: ID!) { deletePost(id: $id) }",
             json!({"id": id}),
         )

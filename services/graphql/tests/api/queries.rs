@@ -24,7 +24,8 @@ async fn users_and_their_posts(backend: TestBackend) {
 
     let data = platform
         .graphql
-        .data(
+        .data_as(
+            Some(&crate::helpers::admin()),
             "{ users { id name email createdAt posts { title } } }",
             json!({}),
         )
@@ -118,7 +119,11 @@ async fn one_post_or_null(backend: TestBackend) {
     let query = "query($id: ID!) { post(id: $id) { title author { email } } }";
     let data = platform
         .graphql
-        .data(query, json!({"id": post["id"]}))
+        .data_as(
+            Some(&crate::helpers::user(alice)),
+            query,
+            json!({"id": post["id"]}),
+        )
         .await;
     assert_eq!(
         data["post"],
@@ -134,7 +139,15 @@ async fn products_and_one_product(backend: TestBackend) {
         let body: serde_json::Value =
             serde_json::from_str(&format!(r#"{{"name": "{name}", "price": {price}}}"#))
                 .expect("JSON");
-        let response = platform.products.post_json("/api/products", body).await;
+        let response = platform
+            .products
+            .client
+            .post(platform.products.url("/api/products"))
+            .bearer_auth(crate::helpers::admin())
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /api/products");
         assert_eq!(response.status(), 201);
     }
     let data = platform

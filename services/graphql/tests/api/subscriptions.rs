@@ -12,7 +12,7 @@ use tokio_tungstenite::{
     tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
 };
 
-use crate::helpers::{GraphqlApi, TestPlatform, create_user, instances_over_redis};
+use crate::helpers::{GraphqlApi, TestPlatform, create_user, instances_over_redis, user};
 
 type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -31,6 +31,7 @@ fn spawn_gateway(graphql: &TestService) -> TestServer {
         config,
         (Ipv4Addr::LOCALHOST, 0).into(),
         shared::telemetry::test_logger("gateway"),
+        shared::testing::test_verifier(),
     )
     .expect("the gateway builds");
     let port = shared::server::Service::port(&gateway);
@@ -40,12 +41,24 @@ fn spawn_gateway(graphql: &TestService) -> TestServer {
 }
 
 async fn connect(http_url: &str, protocol: &str) -> Socket {
+    connect_as(http_url, protocol, None).await
+}
+
+/// Opens a WebSocket speaking `protocol`, with `Authorization: Bearer <token>` on the
+/// handshake when given.
+async fn connect_as(http_url: &str, protocol: &str, token: Option<&str>) -> Socket {
     let ws_url = format!("{}/graphql", http_url.replacen("http://", "ws://", 1));
     let mut request = ws_url.into_client_request().expect("a WebSocket request");
     request.headers_mut().insert(
         "sec-websocket-protocol",
         HeaderValue::from_str(protocol).expect("a header value"),
     );
+    if let Some(token) = token {
+        request.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("a header value"),
+        );
+    }
     let (socket, response) = connect_async(request).await.expect("the WebSocket opens");
     assert_eq!(
         response.headers()["sec-websocket-protocol"],
@@ -111,7 +124,8 @@ async fn subscribe(http_url: &str, protocol: &str, start: &str, id: &str) -> Soc
 async fn create_until_received(creator: &TestService, author: i64, socket: &mut Socket) -> Value {
     for attempt in 0..50 {
         creator
-            .data(
+            .data_as(
+                Some(&crate::helpers::user(author)),
                 "mutation($t: String!, $a: ID!) { createPost(title: $t, authorId: $a) { id } }",
                 json!({"t": format!("Live {attempt}"), "a": author.to_string()}),
             )
@@ -146,7 +160,8 @@ async fn transport_ws_through_the_gateway(backend: TestBackend) {
     // The next one arrives too, in order.
     platform
         .graphql
-        .data(
+        .data_as(
+            Some(&crate::helpers::user(author)),
             "mutation($a: ID!) { createPost(title: \"After\", authorId: $a) { id } }",
             json!({"a": author.to_string()}),
         )
@@ -262,4 +277,210 @@ async fn post_created_reaches_subscribers_of_other_instances_over_redis() {
         event["payload"]["data"]["postCreated"]["author"]["name"],
         "Kai"
     );
+}
+
+/// Sends `connection_init` with `payload` and returns the server's answer: the next JSON
+/// message, or the close code when the server closes instead.
+async fn init(socket: &mut Socket, payload: Value) -> Result<Value, Option<u16>> {
+    send(
+        socket,
+        json!({"type": "connection_init", "payload": payload}),
+    )
+    .await;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    return Ok(serde_json::from_str(&text).expect("JSON frames"));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(frame.map(|frame| u16::from(frame.code)));
+                }
+                Some(Ok(_)) => {}
+                _ => return Err(None),
+            }
+        }
+    })
+    .await
+    .expect("an answer to connection_init")
+}
+
+/// Runs `query` as operation `id` on an acknowledged `graphql-transport-ws` socket; returns
+/// its result's payload.
+async fn run(socket: &mut Socket, id: &str, query: &str) -> Value {
+    send(
+        socket,
+        json!({"id": id, "type": "subscribe", "payload": {"query": query}}),
+    )
+    .await;
+    let answer = next_json(socket, Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    assert_eq!(answer["id"], id, "{answer}");
+    assert_eq!(answer["type"], "next", "{answer}");
+    let complete = next_json(socket, Duration::from_secs(5))
+        .await
+        .expect("the operation completes");
+    assert_eq!(complete, json!({"id": id, "type": "complete"}));
+    answer["payload"].clone()
+}
+
+/// A `graphql-transport-ws` socket on `url`, acknowledged after `connection_init` with
+/// `payload`, and `handshake`'s token on the upgrade request.
+async fn signed_in(url: &str, handshake: Option<&str>, payload: Value) -> Socket {
+    let mut socket = connect_as(url, "graphql-transport-ws", handshake).await;
+    let ack = init(&mut socket, payload.clone()).await;
+    assert_eq!(
+        ack.map(|ack| ack["type"].clone()),
+        Ok(json!("connection_ack")),
+        "{payload}"
+    );
+    socket
+}
+
+#[tokio::test]
+async fn connection_init_names_the_caller() {
+    let platform = TestPlatform::spawn(TestBackend::Sqlite).await;
+    let pia = create_user(&platform.users, "Pia", "pia@example.com").await;
+    let quinn = create_user(&platform.users, "Quinn", "quinn@example.com").await;
+    let url = platform.graphql.url("");
+    let token = user(pia);
+    let me = "{ me { id email } }";
+    let pia_herself = json!({"data": {"me": {"id": pia.to_string(), "email": "pia@example.com"}}});
+    for payload in [
+        json!({"Authorization": format!("Bearer {token}")}),
+        json!({"authorization": format!("Bearer {token}")}),
+        json!({"token": token}),
+    ] {
+        let mut socket = signed_in(&url, None, payload).await;
+        assert_eq!(run(&mut socket, "me", me).await, pia_herself);
+    }
+    let mut anonymous = signed_in(&url, None, json!({})).await;
+    assert_eq!(
+        run(&mut anonymous, "me", me).await,
+        json!({"data": {"me": null}})
+    );
+    // Mutations over the socket obey the same rules.
+    let create = format!("mutation {{ createPost(title: \"ws\", authorId: {pia}) {{ id }} }}");
+    let refused = run(&mut anonymous, "create", &create).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{refused}"
+    );
+
+    // The handshake's header names the caller, unless connection_init names another.
+    let mut by_header = signed_in(&url, Some(&token), json!({})).await;
+    assert_eq!(run(&mut by_header, "me", me).await, pia_herself);
+    let other = user(quinn);
+    let mut overridden = signed_in(&url, Some(&token), json!({"token": other})).await;
+    assert_eq!(
+        run(&mut overridden, "me", "{ me { id } }").await,
+        json!({"data": {"me": {"id": quinn.to_string()}}})
+    );
+    let mut own_mutation = signed_in(&url, None, json!({"token": token})).await;
+    let created = run(&mut own_mutation, "create", &create).await;
+    assert!(created.get("errors").is_none(), "{created}");
+}
+
+#[tokio::test]
+async fn events_show_emails_by_each_subscribers_rule() {
+    let platform = TestPlatform::spawn(TestBackend::Sqlite).await;
+    let rae = create_user(&platform.users, "Rae", "rae@example.com").await;
+    let sam = create_user(&platform.users, "Sam", "sam@example.com").await;
+    let url = platform.graphql.url("");
+    let subscription = json!({"id": "s", "type": "subscribe", "payload": {
+        "query": "subscription { postCreated { title author { name email } } }"
+    }});
+    let mut author = signed_in(&url, None, json!({"token": user(rae)})).await;
+    let mut other = signed_in(&url, None, json!({"token": user(sam)})).await;
+    send(&mut author, subscription.clone()).await;
+    send(&mut other, subscription).await;
+    let seen_by_author = create_until_received(&platform.graphql, rae, &mut author).await;
+    assert_eq!(
+        seen_by_author["payload"]["data"]["postCreated"]["author"],
+        json!({"name": "Rae", "email": "rae@example.com"}),
+        "{seen_by_author}"
+    );
+    let seen_by_other = loop {
+        let event = next_json(&mut other, Duration::from_secs(5))
+            .await
+            .expect("the event reaches every subscriber");
+        if event["payload"]["data"]["postCreated"]["title"]
+            == seen_by_author["payload"]["data"]["postCreated"]["title"]
+        {
+            break event;
+        }
+    };
+    let author = &seen_by_other["payload"]["data"]["postCreated"]["author"];
+    assert_eq!(author["name"], "Rae", "{seen_by_other}");
+    assert_eq!(author["email"], Value::Null, "{seen_by_other}");
+    assert_eq!(
+        seen_by_other["payload"]["errors"][0]["extensions"]["code"],
+        "FORBIDDEN"
+    );
+}
+
+#[tokio::test]
+async fn a_token_that_does_not_verify_refuses_the_connection() {
+    let platform = TestPlatform::spawn(TestBackend::Sqlite).await;
+    let url = platform.graphql.url("");
+    for payload in [
+        json!({"Authorization": "Bearer garbage"}),
+        json!({"token": "not a token"}),
+        json!({"authorization": "Basic dXNlcjpwYXNz"}),
+        json!({"Authorization": 42}),
+        json!({"token": format!("{}x", user(1))}),
+    ] {
+        let mut socket = connect(&url, "graphql-transport-ws").await;
+        assert_eq!(
+            init(&mut socket, payload.clone()).await,
+            Err(Some(4403)),
+            "{payload}"
+        );
+    }
+    // The legacy protocol answers connection_error.
+    let mut legacy = connect(&url, "graphql-ws").await;
+    let answer = init(&mut legacy, json!({"token": "garbage"})).await;
+    assert_eq!(
+        answer.map(|answer| answer["type"].clone()),
+        Ok(json!("connection_error"))
+    );
+    assert_eq!(platform.graphql.get("/healthz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_connection_closes_when_its_token_expires() {
+    let platform = TestPlatform::spawn(TestBackend::Sqlite).await;
+    let tia = create_user(&platform.users, "Tia", "tia@example.com").await;
+    let short_lived = auth::TokenIssuer::new(
+        shared::testing::test_keys(),
+        auth::DEFAULT_ISSUER,
+        auth::DEFAULT_AUDIENCE,
+        Duration::from_secs(2),
+    )
+    .issue(tia, "Tia", &[auth::Role::User])
+    .expect("a token")
+    .token;
+    let mut socket = signed_in(
+        &platform.graphql.url(""),
+        None,
+        json!({"token": short_lived}),
+    )
+    .await;
+    assert_eq!(
+        run(&mut socket, "me", "{ me { id } }").await,
+        json!({"data": {"me": {"id": tia.to_string()}}})
+    );
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|frame| u16::from(frame.code)),
+                Some(Ok(_)) => {}
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the server closes the connection");
+    assert_eq!(closed, Some(4403));
 }

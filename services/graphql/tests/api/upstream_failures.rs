@@ -28,7 +28,9 @@ async fn users_service_down_is_upstream_unavailable() {
         "mutation { createUser(name: \"Hal\", email: \"hal@example.com\") { id } }",
         "mutation { createPost(title: \"t\", authorId: 1) { id } }",
     ] {
-        let response = graphql.post_graphql(query, json!({})).await;
+        let response = graphql
+            .post_graphql_as(Some(&crate::helpers::admin()), query, json!({}))
+            .await;
         assert_eq!(
             response.status(),
             200,
@@ -99,7 +101,7 @@ async fn the_request_id_is_passed_to_users_service() {
             fresh_database(TestBackend::Sqlite).await.expect("database"),
         ),
         users_logger,
-        users_service::Application::build,
+        crate::helpers::build_users,
     )
     .await;
     let database = fresh_database(TestBackend::Sqlite).await.expect("database");
