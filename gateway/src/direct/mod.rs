@@ -322,12 +322,13 @@ impl Connection {
             } else if name.eq_ignore_ascii_case("user-agent") && user_agent.is_none() {
                 user_agent = HeaderValue::from_bytes(field.value).ok();
             } else if name.eq_ignore_ascii_case("authorization") {
-                // A repeated one is refused on hyper's path, with the rest of the 401s.
-                let start = field.value.as_ptr() as usize - self.inbound.as_ptr() as usize;
-                if authorization
-                    .replace(start..start + field.value.len())
-                    .is_some()
-                {
+                // Kept as a place in `inbound` (httparse's values are slices of it), so the
+                // head can be released to `admit`; a repeated field goes to hyper's path.
+                let start = (field.value.as_ptr() as usize)
+                    .checked_sub(self.inbound.as_ptr() as usize)
+                    .ok_or(())?;
+                let place = start..start + field.value.len();
+                if place.end > self.inbound.len() || authorization.replace(place).is_some() {
                     return Err(());
                 }
             }

@@ -452,6 +452,13 @@ async fn the_direct_path_and_hyper_decide_alike() {
             invalid.clone(),
         ),
         (
+            "an empty field",
+            "/open/a",
+            vec!["authorization:".to_owned()],
+            401,
+            invalid.clone(),
+        ),
+        (
             "a bad token on no route",
             "/nowhere",
             vec!["authorization: Bearer garbage".to_owned()],
@@ -496,5 +503,31 @@ async fn the_direct_path_and_hyper_decide_alike() {
             );
         }
     }
+    gateway.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_request_leaves_the_connection_ready_for_the_next() {
+    let upstream = upstream::start("u").await;
+    let gateway = spawn(two_routes(&upstream));
+    let request = format!(
+        concat!(
+            "GET /open/1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer bad\r\n\r\n",
+            "POST /closed/2 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+            "GET /closed/3 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n",
+            "Connection: close\r\n\r\n",
+        ),
+        user_token(31)
+    );
+    let (head, body) = raw(&gateway.authority, &request).await;
+    let text = format!("{head}\r\n\r\n{body}");
+    let statuses: Vec<&str> = text
+        .match_indices("http/1.1 ")
+        .chain(text.match_indices("HTTP/1.1 "))
+        .map(|(at, _)| &text[at + 9..at + 12])
+        .collect();
+    assert_eq!(statuses, ["401", "401", "200"], "{text}");
+    assert!(text.contains(r#""path":"/closed/3""#), "{text}");
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 1);
     gateway.server.stop().await;
 }
