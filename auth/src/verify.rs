@@ -257,7 +257,13 @@ impl Verifier {
         };
         let mut last_try = remote.last_try.lock().await;
         if last_try.is_some_and(|at| at.elapsed() < self.settings.refetch_interval) {
-            return Ok(());
+            return if self.has_keys() {
+                Ok(())
+            } else {
+                Err(VerifyError::KeysUnavailable(
+                    "the last fetch of the keys failed".into(),
+                ))
+            };
         }
         *last_try = Some(Instant::now());
         match fetch(remote).await {
@@ -265,18 +271,17 @@ impl Verifier {
                 self.set_keys(&jwks);
                 Ok(())
             }
-            Err(reason) => {
-                let ring = self
-                    .keys
-                    .read()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                if ring.by_kid.is_empty() {
-                    Err(VerifyError::KeysUnavailable(reason))
-                } else {
-                    Ok(())
-                }
-            }
+            Err(_) if self.has_keys() => Ok(()),
+            Err(reason) => Err(VerifyError::KeysUnavailable(reason)),
         }
+    }
+
+    fn has_keys(&self) -> bool {
+        let ring = self
+            .keys
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        !ring.by_kid.is_empty()
     }
 }
 
