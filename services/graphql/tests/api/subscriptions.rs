@@ -177,6 +177,25 @@ async fn transport_ws_through_the_gateway(backend: TestBackend) {
 
     send(&mut socket, json!({"id": "1", "type": "complete"})).await;
     socket.close(None).await.expect("a clean close");
+
+    // A token reaches the service through the gateway: on a request, and in connection_init.
+    let me: Value = gateway
+        .client
+        .post(gateway.url("/graphql"))
+        .bearer_auth(user(author))
+        .json(&json!({"query": "{ me { email } }"}))
+        .send()
+        .await
+        .expect("POST /graphql")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(me["data"]["me"]["email"], "ivy@example.com", "{me}");
+    let mut signed_in = signed_in(&gateway.url(""), None, json!({"token": user(author)})).await;
+    assert_eq!(
+        run(&mut signed_in, "me", "{ me { email } }").await,
+        json!({"data": {"me": {"email": "ivy@example.com"}}})
+    );
 }
 
 shared::on_both_backends!(transport_ws_through_the_gateway);
