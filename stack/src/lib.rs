@@ -6,7 +6,7 @@
 //! binary takes), seeds the seed's demo rows into empty databases, and
 //! [`Stack::run_until_stopped`] fans one shutdown out to all of them.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 use anyhow::Context;
 use futures_util::future::try_join_all;
@@ -36,17 +36,27 @@ pub struct Config {
     /// second stack beside a running one).
     #[arg(long)]
     pub free_ports: bool,
+    /// The admin account and the signing keys (without ADMIN_EMAIL, an admin with a random
+    /// password is created on first start and written to `<data dir>/admin-credentials`).
+    #[command(flatten)]
+    pub identity: users_service::IdentityArgs,
 }
 
 impl Config {
-    /// The stack's settings from its flags.
-    pub fn settings(&self) -> StackSettings {
+    /// The stack's settings from its flags: reads (or creates) the signing keys and the admin's
+    /// password file.
+    pub fn settings(&self) -> anyhow::Result<StackSettings> {
         let mut settings = StackSettings::new(self.process.bind);
         settings.data_dir = self.data_dir.clone();
         if self.free_ports {
             settings.port_override = Some(0);
         }
-        settings
+        settings.identity = Some(users_service::IdentityOptions::from_args(
+            &self.identity,
+            &shared::config::AuthArgs::default(),
+            &self.data_dir,
+        )?);
+        Ok(settings)
     }
 }
 
@@ -59,6 +69,8 @@ pub struct StackSettings {
     pub port_override: Option<u16>,
     /// Directory of the SQLite files.
     pub data_dir: std::path::PathBuf,
+    /// Accounts and tokens; `None`: the defaults, with the keys in `data_dir`.
+    pub identity: Option<users_service::IdentityOptions>,
 }
 
 impl StackSettings {
@@ -68,6 +80,21 @@ impl StackSettings {
             bind,
             port_override: None,
             data_dir: "data".into(),
+            identity: None,
+        }
+    }
+
+    /// The identity options: the ones given, or the defaults with the keys in the data
+    /// directory (created on first start).
+    fn identity(&self) -> anyhow::Result<users_service::IdentityOptions> {
+        match &self.identity {
+            Some(identity) => Ok(identity.clone()),
+            None => {
+                let path = self.data_dir.join(users_service::SIGNING_KEY_FILE);
+                let keys = auth::SigningKeys::load_or_create(&path)
+                    .with_context(|| format!("the signing keys in {}", path.display()))?;
+                Ok(users_service::IdentityOptions::new(Arc::new(keys)))
+            }
         }
     }
 
@@ -94,16 +121,28 @@ impl StackSettings {
         }
     }
 
-    fn service(&self, name: &'static str, default_port: u16) -> ServiceSettings {
+    /// A service's settings; every service of the stack checks tokens with `verifier`.
+    fn service(
+        &self,
+        name: &'static str,
+        default_port: u16,
+        verifier: &Arc<auth::Verifier>,
+    ) -> ServiceSettings {
         let database = DatabaseUrl(format!("sqlite://{}/{name}.db", self.data_dir.display()));
         let args = CommonArgs::embedded(
             self.port_override.unwrap_or(default_port),
             self.bind,
             database,
         );
-        ServiceSettings::from_args(name, default_port, &args)
+        ServiceSettings {
+            verifier: verifier.clone(),
+            ..ServiceSettings::from_args(name, default_port, &args)
+        }
     }
 }
+
+/// Where a generated admin's credentials are written, in the data directory.
+pub const ADMIN_CREDENTIALS_FILE: &str = "admin-credentials";
 
 /// Every service, built and bound.
 pub struct Stack {
@@ -123,6 +162,8 @@ pub struct Stack {
     worker: worker::Application,
     /// The stack's logger.
     logger: Logger,
+    /// The admin created with a random password on this start, to be shown once.
+    generated_admin: Option<users_service::bootstrap::AdminAccount>,
 }
 
 /// A service's name and where it listens.
@@ -137,14 +178,24 @@ pub struct Endpoint {
 impl Stack {
     /// Builds every service and seeds the demo rows into empty databases.
     pub async fn build(settings: StackSettings, root: &Logger) -> anyhow::Result<Self> {
+        let identity = settings.identity()?;
+        // One process, one key set: every service checks tokens against it in memory.
+        let verifier = identity.verifier();
+        let bootstrap_admin = identity.admin.is_none();
         let users = users_service::Application::build(
-            settings.service(users_service::NAME, users_service::DEFAULT_PORT),
+            settings.service(users_service::NAME, users_service::DEFAULT_PORT, &verifier),
+            identity,
             telemetry::for_service(root, users_service::NAME),
         )
         .await
         .context("starting users-service")?;
+
         let products = products_service::Application::build(
-            settings.service(products_service::NAME, products_service::DEFAULT_PORT),
+            settings.service(
+                products_service::NAME,
+                products_service::DEFAULT_PORT,
+                &verifier,
+            ),
             telemetry::for_service(root, products_service::NAME),
         )
         .await
@@ -152,7 +203,11 @@ impl Stack {
         let service_url = |port: u16| format!("http://{}:{port}", settings.upstream_host());
         let graphql = graphql_service::Application::build(
             graphql_service::Settings::new(
-                settings.service(graphql_service::NAME, graphql_service::DEFAULT_PORT),
+                settings.service(
+                    graphql_service::NAME,
+                    graphql_service::DEFAULT_PORT,
+                    &verifier,
+                ),
                 &service_url(users.port()),
                 &service_url(products.port()),
             )?,
@@ -161,20 +216,20 @@ impl Stack {
         .await
         .context("starting graphql-service")?;
         let chat = chat_service::Application::build(
-            settings.service(chat_service::NAME, chat_service::DEFAULT_PORT),
+            settings.service(chat_service::NAME, chat_service::DEFAULT_PORT, &verifier),
             telemetry::for_service(root, chat_service::NAME),
         )
         .await
         .context("starting chat-service")?;
         let media = media_service::Application::build(
-            settings.service(media_service::NAME, media_service::DEFAULT_PORT),
+            settings.service(media_service::NAME, media_service::DEFAULT_PORT, &verifier),
             media_service::MediaOptions::embedded(&settings.data_dir),
             telemetry::for_service(root, media_service::NAME),
         )
         .await
         .context("starting media-service")?;
         let worker = worker::Application::build(
-            settings.service(worker::NAME, worker::DEFAULT_PORT),
+            settings.service(worker::NAME, worker::DEFAULT_PORT, &verifier),
             worker::WorkerOptions::embedded(&settings.data_dir),
             telemetry::for_service(root, worker::NAME),
         )
@@ -184,6 +239,15 @@ impl Stack {
             .seed_demo_data()
             .await
             .context("seeding the demo users")?;
+        // After the demo rows, which go only into an empty table.
+        let generated_admin = if bootstrap_admin {
+            users
+                .generate_admin_if_none(&settings.data_dir.join(ADMIN_CREDENTIALS_FILE))
+                .await
+                .context("creating the first admin")?
+        } else {
+            None
+        };
         products
             .seed_demo_data()
             .await
@@ -195,6 +259,8 @@ impl Stack {
         let gateway = gateway::Gateway::build(
             settings.gateway_config(&[
                 ("/api/users", users.port()),
+                ("/api/auth", users.port()),
+                ("/.well-known/jwks.json", users.port()),
                 ("/api/products", products.port()),
                 ("/graphql", graphql.port()),
                 ("/chat", chat.port()),
@@ -208,6 +274,7 @@ impl Stack {
                     .unwrap_or(gateway::config::DEFAULT_PORT),
             ),
             telemetry::for_service(root, "gateway"),
+            verifier,
         )
         .context("starting the gateway")?;
         let logger = telemetry::for_service(root, "stack");
@@ -220,7 +287,15 @@ impl Stack {
             media,
             worker,
             logger,
+            generated_admin,
         })
+    }
+
+    /// The admin created with a random password on this start (the first start on a data
+    /// directory without an admin): to be shown once. Its credentials are also in
+    /// `<data dir>/admin-credentials`, readable by the owner only.
+    pub fn generated_admin(&self) -> Option<&users_service::bootstrap::AdminAccount> {
+        self.generated_admin.as_ref()
     }
 
     /// Every service's URL (with `host` in it).

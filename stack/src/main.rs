@@ -5,13 +5,26 @@ use stack::{Config, Stack};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config: Config = shared::config::parse();
-    let settings = config.settings();
     let bind = config.process.bind;
-    shared::server::run_process("stack", &config.process, |root| async move {
-        let stack = Stack::build(settings, &root).await?;
+    let process = config.process.clone();
+    shared::server::run_process("stack", &process, |root| async move {
+        let stack = Stack::build(config.settings()?, &root).await?;
         eprintln!("\nThe platform is up (Ctrl-C stops it):");
         for endpoint in stack.endpoints(&bind.to_string()) {
             eprintln!("  {:<10} {}", endpoint.service, endpoint.url);
+        }
+        if let Some(admin) = stack.generated_admin() {
+            // Shown here once, never logged; the file keeps it for the owner only.
+            eprintln!(
+                "\nAn admin account was created (shown once; also in {}, readable by you \
+                 only):\n  email    {}\n  password {}",
+                config
+                    .data_dir
+                    .join(stack::ADMIN_CREDENTIALS_FILE)
+                    .display(),
+                admin.email,
+                admin.password
+            );
         }
         eprintln!();
         stack.run_until_stopped(shared::shutdown::signal()).await

@@ -51,7 +51,11 @@ async fn serves_every_service_with_the_demo_rows_seeded_once() {
                 .url
                 .clone()
         };
-        assert_eq!(names(&url("users"), "name").await, ["Alice", "Bob"]);
+        // The demo rows, then the admin generated on the first start (and only then).
+        assert_eq!(
+            names(&url("users"), "name").await,
+            ["Alice", "Bob", "Admin"]
+        );
         assert_eq!(
             names(&url("products"), "name").await,
             ["Laptop", "Smartphone"]
@@ -74,9 +78,10 @@ async fn serves_every_service_with_the_demo_rows_seeded_once() {
         let through_gateway = names(&format!("{gateway}/api/users"), "name").await;
         assert_eq!(
             through_gateway,
-            ["Alice", "Bob"],
+            ["Alice", "Bob", "Admin"],
             "users through the gateway"
         );
+        signs_in_the_generated_admin_and_writes(&gateway, &data_dir).await;
         let products = names(&format!("{gateway}/api/products"), "name").await;
         assert_eq!(
             products,
@@ -132,6 +137,8 @@ async fn serves_every_service_with_the_demo_rows_seeded_once() {
         task.await.expect("the stack task").expect("a clean stop");
     }
     for database in [
+        stack::ADMIN_CREDENTIALS_FILE,
+        "auth-signing-key.pem",
         "users.db",
         "products.db",
         "graphql.db",
@@ -143,4 +150,70 @@ async fn serves_every_service_with_the_demo_rows_seeded_once() {
         assert!(data_dir.join(database).exists(), "{database}");
     }
     std::fs::remove_dir_all(&data_dir).expect("cleanup");
+}
+
+/// The admin written to `admin-credentials` (0600) on the first start signs in through the
+/// gateway and writes; anonymous writes are refused.
+async fn signs_in_the_generated_admin_and_writes(gateway: &str, data_dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let file = data_dir.join(stack::ADMIN_CREDENTIALS_FILE);
+    assert_eq!(
+        std::fs::metadata(&file)
+            .expect("written")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(data_dir.join("auth-signing-key.pem"))
+            .expect("keys written")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&file).expect("readable");
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}=")))
+            .expect("a field")
+            .to_owned()
+    };
+    let client = reqwest::Client::new();
+    let session: Value = client
+        .post(format!("{gateway}/api/auth/login"))
+        .json(&serde_json::json!({"email": field("email"), "password": field("password")}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("a session");
+    assert_eq!(session["user"]["role"], "admin", "{session}");
+    let token = session["access_token"].as_str().expect("a token");
+    let product = serde_json::json!({"name": "Admin's", "price": 1.5});
+    let anonymous = client
+        .post(format!("{gateway}/api/products"))
+        .json(&product)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(anonymous.status(), 401);
+    let created = client
+        .post(format!("{gateway}/api/products"))
+        .bearer_auth(token)
+        .json(&product)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.expect("JSON")["id"].clone();
+    let deleted = client
+        .delete(format!("{gateway}/api/products/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(deleted.status(), 204);
 }

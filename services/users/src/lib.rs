@@ -48,6 +48,8 @@ use crate::{
 pub const NAME: &str = "users";
 /// The port of docs/contracts.md.
 pub const DEFAULT_PORT: u16 = 3001;
+/// The signing keys' file in the data directory, when `AUTH_SIGNING_KEY_FILE` names none.
+pub const SIGNING_KEY_FILE: &str = "auth-signing-key.pem";
 
 /// The flags and environment variables of `users-service`.
 #[derive(clap::Parser, Debug, Clone)]
@@ -69,13 +71,9 @@ pub struct Config {
 #[derive(clap::Args, Debug, Clone)]
 pub struct IdentityArgs {
     /// PEM file of the Ed25519 signing keys: the first signs, a second is the previous key,
-    /// still published (created, mode 0600, when missing)
-    #[arg(
-        long,
-        env = "AUTH_SIGNING_KEY_FILE",
-        default_value = "data/auth-signing-key.pem"
-    )]
-    pub auth_signing_key_file: PathBuf,
+    /// still published (created, mode 0600, when missing) [default: <data dir>/auth-signing-key.pem]
+    #[arg(long, env = "AUTH_SIGNING_KEY_FILE")]
+    pub auth_signing_key_file: Option<PathBuf>,
     /// Lifetime of an access token, in seconds
     #[arg(long, env = "AUTH_ACCESS_TTL_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(60..=86_400))]
     pub auth_access_ttl_secs: u64,
@@ -143,10 +141,18 @@ impl IdentityOptions {
         }
     }
 
-    /// The options of the flags: loads (or creates) the key file, reads the admin's password.
-    pub fn from_args(args: &IdentityArgs, auth: &AuthArgs) -> anyhow::Result<Self> {
-        let keys = SigningKeys::load_or_create(&args.auth_signing_key_file)
-            .context("AUTH_SIGNING_KEY_FILE")?;
+    /// The options of the flags: loads (or creates) the key file (`data_dir`'s
+    /// `auth-signing-key.pem` unless one is named), reads the admin's password.
+    pub fn from_args(
+        args: &IdentityArgs,
+        auth: &AuthArgs,
+        data_dir: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        let key_file = args
+            .auth_signing_key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join(SIGNING_KEY_FILE));
+        let keys = SigningKeys::load_or_create(&key_file).context("AUTH_SIGNING_KEY_FILE")?;
         let admin_password = match (&args.admin_password, &args.admin_password_file) {
             (Some(password), _) => Some(password.clone()),
             (None, Some(path)) => Some(

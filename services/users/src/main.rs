@@ -12,7 +12,7 @@ async fn main() -> std::process::ExitCode {
         DEFAULT_PORT,
         &config.common,
         |mut settings, logger| async move {
-            let identity = IdentityOptions::from_args(&identity_args, &auth_args)?;
+            let identity = IdentityOptions::from_args(&identity_args, &auth_args, "data".as_ref())?;
             // This process holds the keys: it checks tokens against them, not over HTTP.
             settings.verifier = identity.verifier();
             Application::build(settings, identity, logger)
