@@ -4,6 +4,9 @@ use serde::{Deserialize, Serialize};
 use shared::{ApiError, error::FieldError, validate};
 use utoipa::ToSchema;
 
+/// Chat names its guests `guest-xxxx`: no account may take a name that looks like one.
+pub const RESERVED_NAME_PREFIX: &str = "guest-";
+
 /// Longest email address accepted (RFC 5321's path limit).
 pub const MAX_EMAIL_LEN: usize = 254;
 
@@ -61,8 +64,17 @@ impl UserInput {
         } else {
             Ok(email.to_owned())
         };
-        let mut values = validate::all([validate::name("name", &self.name), email_check])
-            .map_err(UserError::Invalid)?;
+        let name_check = validate::name("name", &self.name).and_then(|name| {
+            if name.to_lowercase().starts_with(RESERVED_NAME_PREFIX) {
+                Err(FieldError::new(
+                    "name",
+                    format!("names starting with {RESERVED_NAME_PREFIX:?} are the chat's guests'"),
+                ))
+            } else {
+                Ok(name)
+            }
+        });
+        let mut values = validate::all([name_check, email_check]).map_err(UserError::Invalid)?;
         let email = values.pop().expect("two values");
         let name = values.pop().expect("two values");
         Ok(ValidUser {
@@ -132,6 +144,8 @@ mod tests {
         };
         let fields: Vec<&str> = details.iter().map(|d| d.field.as_str()).collect();
         assert_eq!(fields, ["name", "email"]);
+        assert!(input("Guest-1a2b", "g@example.com").validate().is_err());
+        assert!(input("guests of honour", "g@example.com").validate().is_ok());
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(input("A", &long).validate().is_err());
     }
