@@ -1,6 +1,7 @@
-//! What a media item is, how client file names are made safe, how content types are decided
-//! from the bytes, and what can go wrong.
+//! What a media item is, who may see and change it, how client file names are made safe, how
+//! content types are decided from the bytes, and what can go wrong.
 
+use auth::Principal;
 use serde::{Deserialize, Serialize};
 use shared::{ApiError, store::StoreError};
 use utoipa::ToSchema;
@@ -17,6 +18,36 @@ pub const SNIFF_BYTES: usize = 8192;
 pub const TEXT_PLAIN: &str = "text/plain";
 /// The types the worker makes thumbnails of.
 pub const THUMBNAIL_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+/// Who may read a media item besides its owner and admins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Its owner and admins only.
+    #[default]
+    Private,
+    /// Anyone, signed in or not (deleting it stays the owner's and admins').
+    Public,
+}
+
+impl Visibility {
+    /// Its name in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Private => "private",
+            Self::Public => "public",
+        }
+    }
+
+    /// The visibility named `name`, if it is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "private" => Some(Self::Private),
+            "public" => Some(Self::Public),
+            _ => None,
+        }
+    }
+}
 
 /// A media item as the API returns it (docs/contracts.md, "Resources").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -38,6 +69,12 @@ pub struct Media {
     pub url: String,
     /// A download URL of the thumbnail, once the worker made it (images only).
     pub thumbnail_url: Option<String>,
+    /// The id of the user who uploaded it; `null` for items from before uploads needed a user
+    /// (only admins act on those).
+    #[schema(example = 2)]
+    pub owner_id: Option<i64>,
+    /// `private` (owner and admins) or `public` (anyone may read it).
+    pub visibility: Visibility,
     /// RFC 3339, UTC.
     pub created_at: String,
 }
@@ -51,7 +88,7 @@ pub struct UploadResponse {
     pub file: Media,
 }
 
-/// The multipart form of an upload (for the OpenAPI document).
+/// The multipart form of an upload (for the OpenAPI document; the visibility is the query's).
 #[derive(Debug, ToSchema)]
 pub struct UploadForm {
     /// The file (any other field is ignored).
@@ -76,8 +113,32 @@ pub struct MediaRow {
     pub thumbnail_key: Option<String>,
     /// When the thumbnail was first seen in the store.
     pub thumbnail_ready_at: Option<String>,
+    /// The uploader's user id; `None`: owned by nobody.
+    pub owner_id: Option<i64>,
+    /// `private` or `public` (the table's CHECK allows nothing else).
+    pub visibility: String,
     /// RFC 3339, UTC.
     pub created_at: String,
+}
+
+impl MediaRow {
+    /// Its visibility; anything the database does not know as `public` counts as private.
+    pub fn visibility(&self) -> Visibility {
+        Visibility::parse(&self.visibility).unwrap_or_default()
+    }
+
+    /// Whether `viewer` (`None`: anonymous) may see it, fetch its download URLs, and learn that
+    /// it exists: anyone when it is public, otherwise its owner and admins.
+    pub fn readable_by(&self, viewer: Option<&Principal>) -> bool {
+        self.visibility() == Visibility::Public
+            || viewer.is_some_and(|principal| self.manageable_by(principal))
+    }
+
+    /// Whether `principal` may delete it: its owner or an admin (an item owned by nobody: admins
+    /// only).
+    pub fn manageable_by(&self, principal: &Principal) -> bool {
+        principal.admin || self.owner_id == Some(principal.user_id)
+    }
 }
 
 /// The client's file name made safe to store and show: the last path component (so
@@ -252,10 +313,12 @@ pub enum MediaError {
     /// Not a media id.
     #[error("invalid media id {0:?}: expected a UUID")]
     InvalidId(String),
-    /// No such media item.
+    /// No such media item, or one the caller may not see (the same answer, so that private
+    /// items do not reveal that they exist).
     #[error("media {0} not found")]
     NotFound(String),
-    /// A download URL that is expired, tampered with or unsigned.
+    /// A download URL that is expired, tampered with or unsigned; a delete of a public item by
+    /// someone other than its owner or an admin.
     #[error("{0}")]
     Forbidden(&'static str),
     /// The object store failed.
@@ -325,6 +388,54 @@ mod tests {
         let key = key_name(&format!("{}.jpeg", "k".repeat(300)));
         assert_eq!(key.len(), MAX_KEY_NAME_BYTES);
         assert!(key.ends_with(".jpeg"));
+    }
+
+    fn row(owner_id: Option<i64>, visibility: Visibility) -> MediaRow {
+        MediaRow {
+            id: "id".into(),
+            name: "a.txt".into(),
+            content_type: TEXT_PLAIN.into(),
+            size: 1,
+            object_key: "id/a.txt".into(),
+            thumbnail_key: None,
+            thumbnail_ready_at: None,
+            owner_id,
+            visibility: visibility.as_str().into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    fn principal(user_id: i64, admin: bool) -> Principal {
+        Principal {
+            user_id,
+            name: None,
+            admin,
+            expires_at: u64::MAX,
+        }
+    }
+
+    #[test]
+    fn owners_and_admins_act_on_items_and_anyone_reads_public_ones() {
+        let (a, b, admin) = (principal(2, false), principal(3, false), principal(1, true));
+        let private = row(Some(2), Visibility::Private);
+        let public = row(Some(2), Visibility::Public);
+        let nobodys = row(None, Visibility::Private);
+        let readers = |item: &MediaRow| {
+            [None, Some(&a), Some(&b), Some(&admin)].map(|viewer| item.readable_by(viewer))
+        };
+        assert_eq!(readers(&private), [false, true, false, true]);
+        assert_eq!(readers(&public), [true; 4]);
+        assert_eq!(readers(&nobodys), [false, false, false, true]);
+        let managers = |item: &MediaRow| [&a, &b, &admin].map(|who| item.manageable_by(who));
+        assert_eq!(managers(&private), [true, false, true]);
+        assert_eq!(managers(&public), [true, false, true]);
+        assert_eq!(managers(&nobodys), [false, false, true]);
+        // A value the table cannot hold counts as private.
+        let mut odd = public.clone();
+        odd.visibility = "PUBLIC".into();
+        assert_eq!(readers(&odd), [false, true, false, true]);
+        assert_eq!(Visibility::parse("public"), Some(Visibility::Public));
+        assert_eq!(Visibility::parse("Public"), None);
     }
 
     fn sniff(chunks: &[&[u8]]) -> Option<&'static str> {

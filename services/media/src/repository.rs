@@ -6,10 +6,21 @@ use shared::{
     pagination::Page,
 };
 
-use crate::domain::MediaRow;
+use crate::domain::{MediaRow, Visibility};
 
-const COLUMNS: &str =
-    "id, name, content_type, size, object_key, thumbnail_key, thumbnail_ready_at, created_at";
+const COLUMNS: &str = "id, name, content_type, size, object_key, thumbnail_key, \
+     thumbnail_ready_at, owner_id, visibility, created_at";
+
+/// Which rows a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListScope {
+    /// Every row (admins).
+    All,
+    /// The rows this user owns, whatever their visibility.
+    OwnedBy(i64),
+    /// The public rows (anonymous callers).
+    Public,
+}
 
 /// What a new row holds.
 #[derive(Debug, Clone)]
@@ -26,6 +37,10 @@ pub struct NewMedia {
     pub object_key: String,
     /// Key the thumbnail will have (images).
     pub thumbnail_key: Option<String>,
+    /// The uploader.
+    pub owner_id: i64,
+    /// Who may read it.
+    pub visibility: Visibility,
 }
 
 /// Reads and writes media rows.
@@ -45,7 +60,8 @@ impl MediaRepository {
     pub async fn insert(&self, media: &NewMedia) -> Result<MediaRow, sqlx::Error> {
         sqlx::query_as::<_, MediaRow>(sqlx::AssertSqlSafe(format!(
             "INSERT INTO media (id, name, content_type, size, object_key, thumbnail_key, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+             owner_id, visibility, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             RETURNING {COLUMNS}"
         )))
         .bind(&media.id)
         .bind(&media.name)
@@ -53,23 +69,49 @@ impl MediaRepository {
         .bind(media.size)
         .bind(&media.object_key)
         .bind(media.thumbnail_key.as_deref())
+        .bind(media.owner_id)
+        .bind(media.visibility.as_str())
         .bind(timestamp_now())
         .fetch_one(self.database.pool())
         .await
     }
 
-    /// One page, oldest first, and the total number of rows.
-    pub async fn list(&self, page: Page) -> Result<(Vec<MediaRow>, i64), sqlx::Error> {
-        let rows = sqlx::query_as::<_, MediaRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM media ORDER BY seq LIMIT $1 OFFSET $2"
-        )))
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(self.database.pool())
-        .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM media")
-            .fetch_one(self.database.pool())
+    /// One page of the rows in `scope`, oldest first, and how many rows the scope holds.
+    pub async fn list(
+        &self,
+        scope: ListScope,
+        page: Page,
+    ) -> Result<(Vec<MediaRow>, i64), sqlx::Error> {
+        // One of three fixed filters; the owner id or visibility it compares with is bound.
+        let (filter, limit) = match scope {
+            ListScope::All => ("", 1),
+            ListScope::OwnedBy(_) => ("WHERE owner_id = $1", 2),
+            ListScope::Public => ("WHERE visibility = $1", 2),
+        };
+        let offset = limit + 1;
+        let mut rows = sqlx::query_as::<_, MediaRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM media {filter} ORDER BY seq LIMIT ${limit} OFFSET ${offset}"
+        )));
+        let mut total = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM media {filter}"
+        )));
+        match scope {
+            ListScope::All => {}
+            ListScope::OwnedBy(owner) => {
+                rows = rows.bind(owner);
+                total = total.bind(owner);
+            }
+            ListScope::Public => {
+                rows = rows.bind(Visibility::Public.as_str());
+                total = total.bind(Visibility::Public.as_str());
+            }
+        }
+        let rows = rows
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(self.database.pool())
             .await?;
+        let total = total.fetch_one(self.database.pool()).await?;
         Ok((rows, total))
     }
 

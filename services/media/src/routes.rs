@@ -1,5 +1,14 @@
 //! The handlers of `/api/media…` beside the upload: list, read (with fresh download URLs),
 //! delete, and the fs store's signed downloads (whole or by HTTP range).
+//!
+//! Who sees what (README, "Access"): a list shows the caller's own items (admins: all;
+//! anonymous callers: the public ones); an item is read by its owner, an admin, or anyone when
+//! it is public, and an item the caller may not read answers 404 like a missing one, so private
+//! items do not reveal that they exist. Delete needs a signed-in caller (401) who owns the item
+//! or is an admin (403 for someone else's public item, 404 for a private one). A signed download
+//! URL is a capability: it is only issued with a read, and whoever holds it may download until
+//! it expires. Every handler takes the [`Caller`], so a token that does not verify is a 401 on
+//! every route.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -8,10 +17,12 @@ use actix_web::{
     http::{StatusCode, header},
     web,
 };
+use auth::Principal;
 use serde::Deserialize;
 use shared::{
     ApiError,
     error::{ErrorBody, error_json},
+    identity::Caller,
     pagination::{Page, list_response},
     store::{ByteRange, Presign, StoreError},
 };
@@ -21,6 +32,7 @@ use crate::{
     MediaState,
     domain::{Media, MediaError, MediaRow},
     openapi,
+    repository::ListScope,
     signing::Purpose,
     upload,
 };
@@ -70,25 +82,44 @@ pub struct SignedQuery {
     pub sig: Option<String>,
 }
 
-/// Lists media, oldest first, a page at a time.
+/// Lists media, oldest first, a page at a time: the caller's own items (admins: every item;
+/// anonymous callers: the public ones).
 #[utoipa::path(get, path = "/api/media", tag = "media", params(MediaListQuery),
+    security((), ("bearer_auth" = [])),
     responses(
         (status = 200, description = "Media, oldest first", body = Vec<Media>,
             headers(("X-Total-Count" = i64, description = "Items in all pages"))),
         (status = 400, description = "Bad query string", body = ErrorBody),
+        (status = 401, description = "A token was sent and is invalid (reads need none)",
+            body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The Bearer challenge"))),
     ))]
 pub async fn list_media(
+    caller: Caller,
     state: web::Data<MediaState>,
     query: web::Query<MediaListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    list(&state, &query)
+    list(&state, caller.0.as_ref(), &query)
         .await
         .map_err(|error| state.fail(error))
 }
 
-async fn list(state: &MediaState, query: &MediaListQuery) -> Result<HttpResponse, MediaError> {
+/// The items a list shows `viewer`.
+pub fn list_scope(viewer: Option<&Principal>) -> ListScope {
+    match viewer {
+        None => ListScope::Public,
+        Some(principal) if principal.admin => ListScope::All,
+        Some(principal) => ListScope::OwnedBy(principal.user_id),
+    }
+}
+
+async fn list(
+    state: &MediaState,
+    viewer: Option<&Principal>,
+    query: &MediaListQuery,
+) -> Result<HttpResponse, MediaError> {
     let page = Page::new(query.limit, query.offset).map_err(MediaError::BadQuery)?;
-    let (rows, total) = state.repository.list(page).await?;
+    let (rows, total) = state.repository.list(list_scope(viewer), page).await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in rows {
         items.push(present(state, row, false).await?);
@@ -96,20 +127,26 @@ async fn list(state: &MediaState, query: &MediaListQuery) -> Result<HttpResponse
     Ok(list_response(&items, total))
 }
 
-/// One media item, with fresh download URLs.
+/// One media item, with fresh download URLs: for its owner, admins, and anyone when it is
+/// public.
 #[utoipa::path(get, path = "/api/media/{id}", tag = "media",
     params(("id" = String, Path, description = "Media id (UUID)")),
+    security((), ("bearer_auth" = [])),
     responses(
         (status = 200, description = "The item", body = Media),
         (status = 400, description = "The id is not a UUID", body = ErrorBody),
-        (status = 404, description = "No such item", body = ErrorBody),
+        (status = 401, description = "A token was sent and is invalid (reads need none)",
+            body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The Bearer challenge"))),
+        (status = 404, description = "No such item, or a private one of someone else", body = ErrorBody),
     ))]
 pub async fn get_media(
+    caller: Caller,
     state: web::Data<MediaState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let read = async {
-        let row = find(&state, &id).await?;
+        let row = find_readable(&state, &id, caller.0.as_ref()).await?;
         present(&state, row, true).await
     };
     match read.await {
@@ -118,24 +155,41 @@ pub async fn get_media(
     }
 }
 
-/// Deletes an item: its objects (file and thumbnail), then its row.
+/// Deletes an item (its owner or an admin): its objects (file and thumbnail), then its row.
 #[utoipa::path(delete, path = "/api/media/{id}", tag = "media",
     params(("id" = String, Path, description = "Media id (UUID)")),
+    security(("bearer_auth" = [])),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "The id is not a UUID", body = ErrorBody),
-        (status = 404, description = "No such item", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The Bearer challenge"))),
+        (status = 403, description = "A public item of someone else", body = ErrorBody),
+        (status = 404, description = "No such item, or a private one of someone else", body = ErrorBody),
         (status = 503, description = "The object store is unreachable", body = ErrorBody),
     ))]
 pub async fn delete_media(
+    caller: Caller,
     state: web::Data<MediaState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    delete(&state, &id).await.map_err(|error| state.fail(error))
+    let principal = caller.require()?;
+    delete(&state, &principal, &id)
+        .await
+        .map_err(|error| state.fail(error))
 }
 
-async fn delete(state: &MediaState, id: &str) -> Result<HttpResponse, MediaError> {
-    let row = find(state, id).await?;
+async fn delete(
+    state: &MediaState,
+    principal: &Principal,
+    id: &str,
+) -> Result<HttpResponse, MediaError> {
+    let row = find_readable(state, id, Some(principal)).await?;
+    if !row.manageable_by(principal) {
+        return Err(MediaError::Forbidden(
+            "only the owner or an admin may delete this item",
+        ));
+    }
     // Objects first: if the store fails, the row still leads to them and a retry finishes.
     state.store.delete(&row.object_key).await?;
     if let Some(thumbnail_key) = &row.thumbnail_key {
@@ -160,11 +214,15 @@ async fn delete(state: &MediaState, id: &str) -> Result<HttpResponse, MediaError
             (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/gif"),
             (Vec<u8> = "image/webp"), (Vec<u8> = "application/pdf"), (Vec<u8> = "text/plain"))),
         (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 401, description = "A token was sent and is invalid (the signature is what \
+            grants access; no token is needed)", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The Bearer challenge"))),
         (status = 403, description = "Expired, tampered with or unsigned", body = ErrorBody),
         (status = 404, description = "No such item", body = ErrorBody),
         (status = 416, description = "Range beyond the end", body = ErrorBody),
     ))]
 pub async fn download_content(
+    _caller: Caller,
     state: web::Data<MediaState>,
     request: HttpRequest,
     id: web::Path<String>,
@@ -183,11 +241,15 @@ pub async fn download_content(
         (status = 200, description = "The thumbnail", content_type = "image/png", body = Vec<u8>),
         (status = 206, description = "The requested range", content_type = "image/png", body = Vec<u8>),
         (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 401, description = "A token was sent and is invalid (the signature is what \
+            grants access; no token is needed)", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The Bearer challenge"))),
         (status = 403, description = "Expired, tampered with or unsigned", body = ErrorBody),
         (status = 404, description = "No such item or no thumbnail yet", body = ErrorBody),
         (status = 416, description = "Range beyond the end", body = ErrorBody),
     ))]
 pub async fn download_thumbnail(
+    _caller: Caller,
     state: web::Data<MediaState>,
     request: HttpRequest,
     id: web::Path<String>,
@@ -310,6 +372,7 @@ pub async fn present(
                 Some(download_url(state, &row, Purpose::Thumbnail, thumbnail_key).await?);
         }
     }
+    let visibility = row.visibility();
     Ok(Media {
         id: row.id,
         name: row.name,
@@ -317,6 +380,8 @@ pub async fn present(
         size: row.size,
         url,
         thumbnail_url,
+        owner_id: row.owner_id,
+        visibility,
         created_at: row.created_at,
     })
 }
@@ -374,13 +439,17 @@ fn unix_now() -> i64 {
         .map_or(0, ttl_secs)
 }
 
-async fn find(state: &MediaState, id: &str) -> Result<MediaRow, MediaError> {
+/// The row `id` when `viewer` may read it; a row they may not read is not found either.
+async fn find_readable(
+    state: &MediaState,
+    id: &str,
+    viewer: Option<&Principal>,
+) -> Result<MediaRow, MediaError> {
     let id = parse_id(id)?;
-    state
-        .repository
-        .find(&id)
-        .await?
-        .ok_or(MediaError::NotFound(id))
+    match state.repository.find(&id).await? {
+        Some(row) if row.readable_by(viewer) => Ok(row),
+        _ => Err(MediaError::NotFound(id)),
+    }
 }
 
 /// The canonical (lower-case, hyphenated) form of a UUID id.

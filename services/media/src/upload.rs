@@ -1,6 +1,10 @@
 //! `POST /api/upload` (the seed's route) and `POST /api/media`: a multipart form whose field
 //! `file` is streamed into a staged object while its size and type are checked.
 //!
+//! An upload needs a signed-in caller, who owns the item; `?visibility=public` lets anyone read
+//! it (default `private`). Both are settled before a byte of the body is read: an anonymous
+//! upload is a 401 and a bad visibility a 400 whatever the body.
+//!
 //! Nothing partial survives a failure: the staged object is a temporary file removed when it
 //! is dropped (by an error return, or when the client goes away and actix drops the handler),
 //! and the last steps (publish the object, insert the row, enqueue the thumbnail job) run in a
@@ -10,13 +14,17 @@
 use actix_multipart::{Field, Multipart, MultipartError};
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use futures_util::StreamExt;
-use shared::{ApiError, error::ErrorBody, request::RequestId, store::StagedObject};
+use serde::Deserialize;
+use shared::{
+    ApiError, error::ErrorBody, identity::Caller, request::RequestId, store::StagedObject,
+};
+use utoipa::IntoParams;
 
 use crate::{
     MediaState,
     domain::{
-        ContentSniffer, MediaError, THUMBNAIL_TYPES, UploadForm, UploadResponse, key_name,
-        sanitize_file_name,
+        ContentSniffer, MediaError, THUMBNAIL_TYPES, UploadForm, UploadResponse, Visibility,
+        key_name, sanitize_file_name,
     },
     repository::NewMedia,
     routes::present,
@@ -28,6 +36,22 @@ pub const MULTIPART_OVERHEAD: u64 = 64 * 1024;
 /// The message of a successful upload (the seed's, in English).
 pub const UPLOADED: &str = "File uploaded successfully";
 
+/// The query of an upload.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadQuery {
+    /// `private` (the default: the uploader and admins) or `public` (anyone may read it).
+    #[param(inline, value_type = Option<Visibility>)]
+    pub visibility: Option<String>,
+}
+
+/// Who owns an upload and who may read it, settled before its body is read.
+#[derive(Debug, Clone, Copy)]
+struct Ownership {
+    owner_id: i64,
+    visibility: Visibility,
+}
+
 /// A file received whole and accepted, not yet published.
 struct Received {
     staged: StagedObject,
@@ -35,44 +59,79 @@ struct Received {
     content_type: &'static str,
 }
 
-/// Uploads a file (multipart field `file`).
+/// The visibility a query string asks for: `private` when it names none.
+fn requested_visibility(query: &str) -> Result<Visibility, MediaError> {
+    let query = web::Query::<UploadQuery>::from_query(query)
+        .map_err(|error| MediaError::BadQuery(error.to_string()))?;
+    match query.visibility.as_deref() {
+        None => Ok(Visibility::Private),
+        Some(name) => Visibility::parse(name).ok_or_else(|| {
+            MediaError::BadQuery(format!(
+                "visibility must be \"private\" or \"public\", not {:?}",
+                name.chars().take(32).collect::<String>()
+            ))
+        }),
+    }
+}
+
+/// Uploads a file (multipart field `file`), owned by the caller; `?visibility=public` lets
+/// anyone read it.
 #[utoipa::path(post, path = "/api/upload", tag = "media",
     request_body(content = inline(UploadForm), content_type = "multipart/form-data"),
+    params(UploadQuery),
+    security(("bearer_auth" = [])),
     responses(
         (status = 201, description = "Stored", body = UploadResponse,
             headers(("Location" = String, description = "The item's URL"))),
-        (status = 400, description = "No file field, or a malformed form", body = ErrorBody),
+        (status = 400, description = "No file field, a malformed form, or a visibility that is \
+            neither private nor public", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The Bearer challenge"))),
         (status = 413, description = "Over MEDIA_MAX_BYTES", body = ErrorBody),
         (status = 415, description = "Type not allowed (decided from the bytes)", body = ErrorBody),
         (status = 503, description = "The object store is unreachable", body = ErrorBody),
     ))]
 pub async fn upload(
+    caller: Caller,
     state: web::Data<MediaState>,
     request: HttpRequest,
     payload: web::Payload,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    upload_media(state, request, payload, request_id).await
+    upload_media(caller, state, request, payload, request_id).await
 }
 
 /// The same as `POST /api/upload`.
 #[utoipa::path(post, path = "/api/media", tag = "media",
     request_body(content = inline(UploadForm), content_type = "multipart/form-data"),
+    params(UploadQuery),
+    security(("bearer_auth" = [])),
     responses(
         (status = 201, description = "Stored", body = UploadResponse,
             headers(("Location" = String, description = "The item's URL"))),
-        (status = 400, description = "No file field, or a malformed form", body = ErrorBody),
+        (status = 400, description = "No file field, a malformed form, or a visibility that is \
+            neither private nor public", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The Bearer challenge"))),
         (status = 413, description = "Over MEDIA_MAX_BYTES", body = ErrorBody),
         (status = 415, description = "Type not allowed (decided from the bytes)", body = ErrorBody),
         (status = 503, description = "The object store is unreachable", body = ErrorBody),
     ))]
 pub async fn upload_media(
+    caller: Caller,
     state: web::Data<MediaState>,
     request: HttpRequest,
     payload: web::Payload,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    let outcome = store_upload(state.clone(), &request, payload, request_id).await;
+    // Refused before the body is read: nothing is staged, counted or stored.
+    let owner = caller.require()?;
+    let visibility = requested_visibility(request.query_string()).map_err(ApiError::from)?;
+    let ownership = Ownership {
+        owner_id: owner.user_id,
+        visibility,
+    };
+    let outcome = store_upload(state.clone(), &request, payload, request_id, ownership).await;
     state
         .metrics
         .observe(outcome.as_ref().map(|(_, size)| *size));
@@ -86,6 +145,7 @@ async fn store_upload(
     request: &HttpRequest,
     payload: web::Payload,
     request_id: RequestId,
+    ownership: Ownership,
 ) -> Result<(HttpResponse, u64), MediaError> {
     let max = state.settings.max_bytes;
     let declared = request
@@ -98,7 +158,7 @@ async fn store_upload(
     }
     let received = receive(&state, Multipart::new(request.headers(), payload)).await?;
     // From here on the work must finish or be undone whatever the client does.
-    let task = tokio::spawn(publish(state.into_inner(), received, request_id));
+    let task = tokio::spawn(publish(state.into_inner(), received, ownership, request_id));
     let media = task
         .await
         .map_err(|error| anyhow::Error::new(error).context("the upload task"))??;
@@ -208,6 +268,7 @@ fn multipart_error(error: MultipartError) -> MediaError {
 async fn publish(
     state: std::sync::Arc<MediaState>,
     received: Received,
+    ownership: Ownership,
     request_id: RequestId,
 ) -> Result<crate::domain::Media, MediaError> {
     let Received {
@@ -228,6 +289,8 @@ async fn publish(
         size,
         object_key: object_key.clone(),
         thumbnail_key: thumbnail_key.clone(),
+        owner_id: ownership.owner_id,
+        visibility: ownership.visibility,
     };
     let mut row = match state.repository.insert(&new).await {
         Ok(row) => row,
@@ -267,6 +330,7 @@ async fn publish(
         }
     }
     slog::info!(state.logger, "media stored"; "media_id" => &id, "type" => content_type,
+        "owner_id" => ownership.owner_id, "visibility" => ownership.visibility.as_str(),
         "size" => size, "store" => state.store.kind(), "request_id" => request_id.as_str());
     present(&state, row, false).await
 }

@@ -1,6 +1,11 @@
 //! Spawning media-service the way the binary does (port 0, a fresh database, a fresh data
 //! directory), on the fs store or on a real S3-compatible server (`s3s-fs`, started per test
 //! with SigV4 credentials), and building multipart bodies byte by byte.
+//!
+//! A test app's `client` (and so `get`, `delete`, `upload`…) sends the token of [`ADMIN`]: the
+//! tests of uploads, downloads and stores act as an admin, and those of who may do what
+//! (`access`) choose their caller with [`TestApp::send_as`]. Signed URLs are fetched without a
+//! token (they need none, and an S3 presigned URL must carry no other `Authorization`).
 
 use std::{
     path::{Path, PathBuf},
@@ -9,13 +14,75 @@ use std::{
 };
 
 use media_service::{Application, DEFAULT_PORT, MediaOptions, NAME, signing::UrlSigner};
-use reqwest::Response;
+use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
 use shared::{
+    config::DatabaseUrl,
     store::{ObjectStore, StoreKind},
     telemetry::test_logger,
-    testing::{TestBackend, TestService, fresh_database, service_settings},
+    testing::{
+        TestBackend, TestService, admin_token, fresh_database, service_settings, user_token,
+    },
 };
+
+/// Who a request is sent as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// No `Authorization` header.
+    Anonymous,
+    /// A signed-in user (role `user`) with this id.
+    User(i64),
+    /// An admin with this id.
+    Admin(i64),
+}
+
+impl Who {
+    /// The bearer token sent, if any.
+    pub fn token(self) -> Option<String> {
+        match self {
+            Self::Anonymous => None,
+            Self::User(id) => Some(user_token(id)),
+            Self::Admin(id) => Some(admin_token(id)),
+        }
+    }
+
+    /// `request` sent as this caller.
+    pub fn sign(self, request: RequestBuilder) -> RequestBuilder {
+        match self.token() {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+}
+
+/// The caller of the helpers that name none.
+pub const ADMIN: Who = Who::Admin(1);
+
+/// A client without proxies, redirects or default headers.
+pub fn plain_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a reqwest client")
+}
+
+/// A client that sends `who`'s token on every request.
+pub fn client_as(who: Who) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = who.token() {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("a header value"),
+        );
+    }
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .expect("a reqwest client")
+}
 
 /// The signing key every test instance uses (so tests can forge expired URLs).
 pub const SIGNING_KEY: &str = "test-signing-key-of-at-least-32-bytes!";
@@ -98,12 +165,23 @@ pub async fn start(
     let database_url = fresh_database(backend)
         .await
         .expect("a fresh test database");
+    start_on(database_url, data_dir, options, s3).await
+}
+
+/// Starts an instance with these options on an existing database.
+pub async fn start_on(
+    database_url: DatabaseUrl,
+    data_dir: PathBuf,
+    options: MediaOptions,
+    s3: Option<S3Server>,
+) -> TestApp {
     let settings = service_settings(NAME, DEFAULT_PORT, database_url);
     let build_options = options.clone();
-    let service = TestService::start(settings, test_logger(NAME), move |settings, logger| {
+    let mut service = TestService::start(settings, test_logger(NAME), move |settings, logger| {
         Application::build(settings, build_options, logger)
     })
     .await;
+    service.server.client = client_as(ADMIN);
     let store = ObjectStore::connect(&options.store, test_logger("media-test"))
         .await
         .expect("a second store handle");
@@ -117,12 +195,38 @@ pub async fn start(
 }
 
 impl TestApp {
-    /// Uploads `content` as file `name` to `/api/upload`.
+    /// Uploads `content` as file `name` to `/api/upload` (as [`ADMIN`]).
     pub async fn upload(&self, name: &str, content: &[u8]) -> Response {
+        self.upload_as(ADMIN, "/api/upload", name, content).await
+    }
+
+    /// Uploads `content` as file `name` to `path` (`/api/upload?visibility=public`…) as `who`.
+    pub async fn upload_as(&self, who: Who, path: &str, name: &str, content: &[u8]) -> Response {
         let (content_type, body) = Multipart::new()
             .file("file", name, "application/octet-stream", content)
             .finish();
-        self.post_form("/api/upload", &content_type, body).await
+        who.sign(plain_client().post(self.url(path)))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Uploads as `who` to `path` and returns the `file` object of the 201.
+    pub async fn upload_ok_as(&self, who: Who, path: &str, name: &str, content: &[u8]) -> Value {
+        let response = self.upload_as(who, path, name, content).await;
+        assert_eq!(response.status(), 201, "uploading {name} as {who:?}");
+        let body: Value = response.json().await.expect("upload JSON");
+        body["file"].clone()
+    }
+
+    /// A request without a body as `who`.
+    pub async fn send_as(&self, who: Who, method: Method, path: &str) -> Response {
+        who.sign(plain_client().request(method, self.url(path)))
+            .send()
+            .await
+            .expect("a response")
     }
 
     /// Uploads and returns the `file` object of the 201.
@@ -144,14 +248,15 @@ impl TestApp {
             .expect("POST")
     }
 
-    /// A `GET` of a URL the service returned (a path on fs, a presigned URL on S3).
+    /// A `GET` of a URL the service returned (a path on fs, a presigned URL on S3), without a
+    /// token.
     pub async fn fetch(&self, url: &str) -> Response {
         let absolute = if url.starts_with('/') {
             self.url(url)
         } else {
             url.to_owned()
         };
-        self.client.get(absolute).send().await.expect("GET url")
+        plain_client().get(absolute).send().await.expect("GET url")
     }
 
     /// The same with a `Range` header.
@@ -161,7 +266,7 @@ impl TestApp {
         } else {
             url.to_owned()
         };
-        self.client
+        plain_client()
             .get(absolute)
             .header("range", range)
             .send()
@@ -169,7 +274,7 @@ impl TestApp {
             .expect("GET range")
     }
 
-    /// How many media rows the service lists.
+    /// How many media rows the service lists (to an admin: all of them).
     pub async fn row_count(&self) -> u64 {
         let response = self.get("/api/media?limit=0").await;
         assert_eq!(response.status(), 200);

@@ -1,7 +1,8 @@
 //! Uploads are streamed: the `media-service` binary, run as its own process so its memory can
 //! be read from /proc, refuses a 1 GiB chunked upload at the limit and takes a large accepted
 //! upload without its peak RSS growing with the size; a client that disconnects mid-upload
-//! leaves nothing behind.
+//! leaves nothing behind. The process checks tokens against a JWKS this test serves (what
+//! users-service publishes), so that the uploads can be signed in.
 
 use std::{
     path::Path,
@@ -15,7 +16,39 @@ use tokio::{
 };
 
 use crate::helpers::{BOUNDARY, Store, eventually, files_under, free_port, spawn_app, temp_dir};
-use shared::testing::TestBackend;
+use shared::testing::{TestBackend, admin_token, test_keys};
+
+/// Serves the JWKS of the tests' signing keys on a free port, for as long as the test runs;
+/// returns its URL.
+async fn serve_jwks() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port for the JWKS");
+    let address = listener.local_addr().expect("its address");
+    let body = serde_json::to_string(&test_keys().jwks()).expect("JWKS JSON");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buffer = [0_u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{address}/.well-known/jwks.json")
+}
 
 /// The binary, started with its data under `dir`; killed when dropped.
 struct Process {
@@ -24,12 +57,13 @@ struct Process {
 }
 
 impl Process {
-    fn start(dir: &Path, max_bytes: u64) -> Self {
+    fn start(dir: &Path, max_bytes: u64, jwks_url: &str) -> Self {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_media-service"))
             .current_dir(dir)
             .env_clear()
             .env("PORT", port.to_string())
+            .env("AUTH_JWKS_URL", jwks_url)
             .env("MEDIA_MAX_BYTES", max_bytes.to_string())
             .env("LOG_LEVEL", "warn")
             .stdout(Stdio::null())
@@ -90,8 +124,10 @@ async fn chunked_upload(port: u16, file_bytes: u64) -> String {
     });
     let head = format!(
         "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Authorization: Bearer {}\r\n\
          Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n\
-         Transfer-Encoding: chunked\r\n\r\n"
+         Transfer-Encoding: chunked\r\n\r\n",
+        admin_token(1)
     );
     let mut first = format!(
         "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.png\"\r\n\
@@ -135,7 +171,7 @@ async fn chunked_upload(port: u16, file_bytes: u64) -> String {
 #[tokio::test]
 async fn a_1_gib_upload_is_cut_at_the_limit_with_flat_memory() {
     let dir = temp_dir("rss");
-    let process = Process::start(&dir, 5 * 1024 * 1024);
+    let process = Process::start(&dir, 5 * 1024 * 1024, &serve_jwks().await);
     let before = process.status_kib("VmRSS");
     let status = chunked_upload(process.port, 1024 * 1024 * 1024).await;
     assert!(status.contains(" 413 "), "{status}");
@@ -156,7 +192,7 @@ async fn a_1_gib_upload_is_cut_at_the_limit_with_flat_memory() {
 #[tokio::test]
 async fn a_large_accepted_upload_streams_to_disk() {
     let dir = temp_dir("rss-ok");
-    let process = Process::start(&dir, 200 * 1024 * 1024);
+    let process = Process::start(&dir, 200 * 1024 * 1024, &serve_jwks().await);
     let before = process.status_kib("VmRSS");
     let size: u64 = 96 * 1024 * 1024;
     let status = chunked_upload(process.port, size).await;
@@ -193,8 +229,10 @@ async fn a_client_that_disconnects_mid_upload_leaves_nothing() {
     );
     let declared = part.len() + 3 * 1024 * 1024;
     let head = format!(
-        "POST /api/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; \
-         boundary={BOUNDARY}\r\nContent-Length: {declared}\r\n\r\n{part}"
+        "POST /api/upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n\
+         Content-Length: {declared}\r\n\r\n{part}",
+        admin_token(1)
     );
     stream.write_all(head.as_bytes()).await.expect("head");
     stream
