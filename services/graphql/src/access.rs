@@ -106,7 +106,7 @@ pub async fn from_header(
     let token = auth::bearer_token(Some(authorization)).ok().flatten();
     Ok(Authenticated {
         principal,
-        upstream: UpstreamAuth(token.map(|token| format!("Bearer {token}"))),
+        upstream: token.map(UpstreamAuth::bearer).unwrap_or_default(),
     })
 }
 

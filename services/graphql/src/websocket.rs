@@ -96,9 +96,13 @@ impl InitContext {
         let principal = shared::identity::authenticate(verifier, Some(authorization.as_bytes()))
             .await
             .map_err(|refused| format!("Forbidden: {refused}"))?;
+        // Verified, so `Bearer <token>`: relayed in that one spelling.
+        let token = auth::bearer_token(Some(authorization.as_bytes()))
+            .ok()
+            .flatten();
         Ok(Some(Authenticated {
             principal,
-            upstream: UpstreamAuth(Some(authorization)),
+            upstream: token.map(UpstreamAuth::bearer).unwrap_or_default(),
         }))
     }
 }
