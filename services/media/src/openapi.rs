@@ -2,11 +2,11 @@
 //! the bearer scheme (`bearer_auth`) uploads and deletes require and reads accept.
 
 use actix_web::HttpResponse;
-use shared::error::{ErrorBody, ErrorDetail, FieldError};
-use utoipa::{
-    Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+use shared::{
+    error::{ErrorBody, ErrorDetail, FieldError},
+    identity::BearerAuth,
 };
+use utoipa::OpenApi;
 
 use crate::{
     domain::{Media, UploadForm, UploadResponse, Visibility},
@@ -26,28 +26,6 @@ use crate::{
     tags((name = "media", description = "Media files"))
 )]
 pub struct ApiDoc;
-
-/// The name of the security scheme the operations refer to.
-pub const BEARER_AUTH: &str = "bearer_auth";
-
-/// Adds the `bearer_auth` scheme: HTTP bearer, an access token (JWT) of users-service.
-pub struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let scheme = HttpBuilder::new()
-            .scheme(HttpAuthScheme::Bearer)
-            .bearer_format("JWT")
-            .description(Some(
-                "An access token from users-service (`/api/auth/login`).",
-            ))
-            .build();
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme(BEARER_AUTH, SecurityScheme::Http(scheme));
-    }
-}
 
 /// `GET /api/media/openapi.json`.
 pub async fn document() -> HttpResponse {

@@ -2,19 +2,16 @@
 //! the bearer scheme (`bearer_auth`) the write operations require.
 
 use actix_web::HttpResponse;
-use shared::error::{ErrorBody, ErrorDetail, FieldError};
-use utoipa::{
-    Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+use shared::{
+    error::{ErrorBody, ErrorDetail, FieldError},
+    identity::BearerAuth,
 };
+use utoipa::OpenApi;
 
 use crate::{
     domain::{Product, ProductInput},
     routes,
 };
-
-/// The name of the security scheme the operations refer to.
-pub const BEARER_AUTH: &str = "bearer_auth";
 
 /// The document's root.
 #[derive(OpenApi)]
@@ -28,25 +25,6 @@ pub const BEARER_AUTH: &str = "bearer_auth";
     tags((name = "products", description = "Products"))
 )]
 pub struct ApiDoc;
-
-/// Adds the `bearer_auth` scheme: HTTP bearer, an access token (JWT) of users-service.
-pub struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let scheme = HttpBuilder::new()
-            .scheme(HttpAuthScheme::Bearer)
-            .bearer_format("JWT")
-            .description(Some(
-                "An access token from users-service (`/api/auth/login`).",
-            ))
-            .build();
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme(BEARER_AUTH, SecurityScheme::Http(scheme));
-    }
-}
 
 /// `GET /api/products/openapi.json`.
 pub async fn document() -> HttpResponse {

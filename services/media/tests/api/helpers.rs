@@ -67,23 +67,6 @@ pub fn plain_client() -> reqwest::Client {
         .expect("a reqwest client")
 }
 
-/// A client that sends `who`'s token on every request.
-pub fn client_as(who: Who) -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(token) = who.token() {
-        headers.insert(
-            reqwest::header::AUTHORIZATION,
-            format!("Bearer {token}").parse().expect("a header value"),
-        );
-    }
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .default_headers(headers)
-        .build()
-        .expect("a reqwest client")
-}
-
 /// The signing key every test instance uses (so tests can forge expired URLs).
 pub const SIGNING_KEY: &str = "test-signing-key-of-at-least-32-bytes!";
 /// The S3 credentials s3s-fs checks.
@@ -177,11 +160,11 @@ pub async fn start_on(
 ) -> TestApp {
     let settings = service_settings(NAME, DEFAULT_PORT, database_url);
     let build_options = options.clone();
-    let mut service = TestService::start(settings, test_logger(NAME), move |settings, logger| {
+    let service = TestService::start(settings, test_logger(NAME), move |settings, logger| {
         Application::build(settings, build_options, logger)
     })
-    .await;
-    service.server.client = client_as(ADMIN);
+    .await
+    .with_token(&admin_token(1));
     let store = ObjectStore::connect(&options.store, test_logger("media-test"))
         .await
         .expect("a second store handle");
