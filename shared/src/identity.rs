@@ -122,6 +122,36 @@ impl FromRequest for Caller {
     }
 }
 
+/// A signed-in caller. As a handler's first argument it refuses an anonymous one (401) before
+/// the body is read or validated: actix extracts a handler's arguments in order and stops at the
+/// first that fails, so a caller who may not write learns nothing from the body's checks.
+#[derive(Debug, Clone)]
+pub struct SignedIn(pub Principal);
+
+impl FromRequest for SignedIn {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = Caller::from_request(request, payload);
+        Box::pin(async move { caller.await?.require().map(Self) })
+    }
+}
+
+/// An admin caller: like [`SignedIn`], and 403 for a signed-in caller without the admin role.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Principal);
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = Caller::from_request(request, payload);
+        Box::pin(async move { caller.await?.require_admin().map(Self) })
+    }
+}
+
 /// Adds the `bearer_auth` security scheme (HTTP bearer, JWT) to an OpenAPI document: name it
 /// in `modifiers(&BearerAuth)` and in the operations' `security(("bearer_auth" = []))`.
 #[derive(Debug, Clone, Copy, Default)]

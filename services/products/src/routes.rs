@@ -6,12 +6,13 @@
 //! refused with 401 on every route, reads included (the [`Caller`] extractor), as the gateway
 //! refuses it.
 
-use std::{future::Future, pin::Pin};
-
-use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
-use auth::Principal;
+use actix_web::{HttpResponse, web};
 use shared::{
-    ApiError, crud::Resource, error::ErrorBody, identity::Caller, pagination::ListQuery,
+    ApiError,
+    crud::Resource,
+    error::ErrorBody,
+    identity::{Admin, Caller},
+    pagination::ListQuery,
     validate::Object,
 };
 
@@ -43,23 +44,6 @@ pub fn configure(config: &mut web::ServiceConfig, state: web::Data<ProductsState
                 .route(web::put().to(update_product))
                 .route(web::delete().to(delete_product)),
         );
-}
-
-/// The caller of a write: an admin. As a handler's first argument it refuses anyone else (401
-/// anonymous, 403 signed in without the admin role) before the body is read or validated: actix
-/// extracts a handler's arguments in order and stops at the first that fails, so a caller who may
-/// not write learns nothing from the body's checks.
-#[derive(Debug, Clone)]
-pub struct Admin(pub Principal);
-
-impl FromRequest for Admin {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let caller = Caller::from_request(request, payload);
-        Box::pin(async move { caller.await?.require_admin().map(Self) })
-    }
 }
 
 /// Lists products, a page at a time, or those named by `?ids=`.

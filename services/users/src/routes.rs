@@ -3,7 +3,11 @@
 
 use actix_web::{HttpResponse, web};
 use shared::{
-    ApiError, crud::Resource, error::ErrorBody, identity::Caller, pagination::ListQuery,
+    ApiError,
+    crud::Resource,
+    error::ErrorBody,
+    identity::{Admin, Caller, SignedIn},
+    pagination::ListQuery,
     validate::Object,
 };
 
@@ -86,11 +90,10 @@ pub async fn get_user(
         (status = 422, description = "Invalid fields", body = ErrorBody),
     ))]
 pub async fn create_user(
+    _admin: Admin,
     state: web::Data<UsersState>,
-    caller: Caller,
     input: web::Json<Object<UserInput>>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let Object(input) = input.into_inner();
     state.create(input.validate()?).await
 }
@@ -111,13 +114,13 @@ pub async fn create_user(
         (status = 422, description = "Invalid fields", body = ErrorBody),
     ))]
 pub async fn update_user(
+    SignedIn(caller): SignedIn,
     state: web::Data<UsersState>,
-    caller: Caller,
     id: web::Path<i64>,
     input: web::Json<Object<UserInput>>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    caller.require_self_or_admin(id)?;
+    Caller(Some(caller)).require_self_or_admin(id)?;
     let Object(input) = input.into_inner();
     state.update(id, input.validate()?).await
 }
@@ -134,11 +137,11 @@ pub async fn update_user(
         (status = 404, description = "No such user", body = ErrorBody),
     ))]
 pub async fn delete_user(
+    SignedIn(caller): SignedIn,
     state: web::Data<UsersState>,
-    caller: Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    caller.require_self_or_admin(id)?;
+    Caller(Some(caller)).require_self_or_admin(id)?;
     state.delete(id).await
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use shared::{
     ApiError,
     error::{ErrorBody, FieldError},
-    identity::Caller,
+    identity::{Caller, SignedIn},
     validate::Object,
 };
 use utoipa::ToSchema;
@@ -372,13 +372,13 @@ pub async fn me(identity: web::Data<Identity>, caller: Caller) -> Result<HttpRes
         (status = 422, description = "The new password is not acceptable", body = ErrorBody),
     ))]
 pub async fn set_password(
+    SignedIn(caller): SignedIn,
     identity: web::Data<Identity>,
-    caller: Caller,
     id: web::Path<i64>,
     input: web::Json<Object<PasswordInput>>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let principal = caller.require_self_or_admin(id)?;
+    let principal = Caller(Some(caller)).require_self_or_admin(id)?;
     let Object(input) = input.into_inner();
     passwords::check_new("password", &input.password)
         .map_err(|problem: FieldError| ApiError::validation(vec![problem]))?;
