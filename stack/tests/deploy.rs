@@ -251,7 +251,12 @@ fn kubernetes_runs_every_service_with_its_port_and_probes() {
 fn the_cluster_routes_reach_each_service_on_its_port() {
     let config = gateway::config::GatewayConfig::from_file(&root().join("deploy/k8s/gateway.toml"))
         .expect("valid routes");
-    for (prefix, service) in [("/api/users", "users"), ("/api/products", "products")] {
+    for (prefix, service) in [
+        ("/api/users", "users"),
+        ("/api/auth", "users"),
+        (auth::JWKS_PATH, "users"),
+        ("/api/products", "products"),
+    ] {
         let port = services()
             .into_iter()
             .find(|(name, _, _)| *name == service)
@@ -302,13 +307,7 @@ fn variables(binary: &str) -> std::collections::BTreeSet<String> {
 #[test]
 fn every_variable_the_deployments_set_is_one_the_binary_reads() {
     let compose = yaml("docker-compose.yml");
-    let k8s: Vec<Value> = yaml("deploy/k8s/kustomization.yaml")["resources"]
-        .as_sequence()
-        .expect("resources")
-        .iter()
-        .filter_map(|r| r.as_str())
-        .flat_map(|file| yaml_documents(&format!("deploy/k8s/{file}")))
-        .collect();
+    let k8s = k8s_documents();
     let mut read_by_someone = std::collections::BTreeSet::new();
     for (name, binary, _) in services() {
         let known = variables(binary);
@@ -322,14 +321,7 @@ fn every_variable_the_deployments_set_is_one_the_binary_reads() {
                 "compose sets {key} for {name}, which {binary} does not read"
             );
         }
-        let deployment = k8s
-            .iter()
-            .find(|d| {
-                d["kind"].as_str() == Some("Deployment")
-                    && d["metadata"]["name"].as_str() == Some(name)
-            })
-            .unwrap_or_else(|| panic!("no Deployment {name}"));
-        let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        let env = k8s_deployment(&k8s, name)["spec"]["template"]["spec"]["containers"][0]["env"]
             .as_sequence()
             .cloned()
             .unwrap_or_default();
@@ -357,6 +349,252 @@ fn every_variable_the_deployments_set_is_one_the_binary_reads() {
         assert!(
             read_by_someone.contains(key),
             "platform-config sets {key}, which no binary reads"
+        );
+    }
+}
+
+/// The Kubernetes documents of the kustomization's resources.
+fn k8s_documents() -> Vec<Value> {
+    yaml("deploy/k8s/kustomization.yaml")["resources"]
+        .as_sequence()
+        .expect("resources")
+        .iter()
+        .filter_map(|r| r.as_str())
+        .flat_map(|file| yaml_documents(&format!("deploy/k8s/{file}")))
+        .collect()
+}
+
+fn k8s_deployment<'a>(documents: &'a [Value], name: &str) -> &'a Value {
+    documents
+        .iter()
+        .find(|d| {
+            d["kind"].as_str() == Some("Deployment") && d["metadata"]["name"].as_str() == Some(name)
+        })
+        .unwrap_or_else(|| panic!("no Deployment {name}"))
+}
+
+/// The value a Deployment's first container gets for `variable`: its own `env` entry (a
+/// literal value), else the key of a ConfigMap it takes whole (`envFrom`).
+fn k8s_variable(documents: &[Value], name: &str, variable: &str) -> Option<String> {
+    let container = &k8s_deployment(documents, name)["spec"]["template"]["spec"]["containers"][0];
+    if let Some(entry) = container["env"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|entry| entry["name"].as_str() == Some(variable))
+    {
+        return entry["value"].as_str().map(str::to_owned);
+    }
+    container["envFrom"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|source| source["configMapRef"]["name"].as_str())
+        .find_map(|config_map| {
+            documents
+                .iter()
+                .find(|d| {
+                    d["kind"].as_str() == Some("ConfigMap")
+                        && d["metadata"]["name"].as_str() == Some(config_map)
+                })
+                .and_then(|d| d["data"][variable].as_str())
+                .map(str::to_owned)
+        })
+}
+
+#[test]
+fn the_gateway_and_every_service_fetch_the_token_keys_from_users_service() {
+    let users_port = users_service::DEFAULT_PORT;
+    let jwks = format!("http://users:{users_port}{}", auth::JWKS_PATH);
+    let compose = yaml("docker-compose.yml");
+    let k8s = k8s_documents();
+    // users-service checks tokens with the keys it holds; every other binary fetches them.
+    for (name, binary, _) in services()
+        .into_iter()
+        .filter(|(name, _, _)| *name != "users")
+    {
+        assert!(
+            variables(binary).contains("AUTH_JWKS_URL"),
+            "{binary} reads AUTH_JWKS_URL"
+        );
+        assert_eq!(
+            compose["services"][name]["environment"]["AUTH_JWKS_URL"].as_str(),
+            Some(jwks.as_str()),
+            "{name}'s AUTH_JWKS_URL in docker-compose.yml (without it every request with a token gets 503)"
+        );
+        assert_eq!(
+            k8s_variable(&k8s, name, "AUTH_JWKS_URL").as_deref(),
+            Some(jwks.as_str()),
+            "the {name} Deployment's AUTH_JWKS_URL"
+        );
+    }
+}
+
+#[test]
+fn compose_keeps_the_signing_key_in_a_volume_and_names_no_admin_password() {
+    let compose = yaml("docker-compose.yml");
+    let users = &compose["services"]["users"];
+    let key_file = users["environment"]["AUTH_SIGNING_KEY_FILE"]
+        .as_str()
+        .expect("users sets AUTH_SIGNING_KEY_FILE");
+    // A named volume (declared at the top level) mounted over the key file's directory: the key
+    // survives restarts, rebuilds and `docker compose up --force-recreate`.
+    let volume = users["volumes"]
+        .as_sequence()
+        .expect("users has volumes")
+        .iter()
+        .filter_map(|mount| mount.as_str())
+        .filter_map(|mount| mount.split_once(':'))
+        .find(|(_, target)| {
+            let target = target.split(':').next().unwrap_or(target);
+            Path::new(key_file).starts_with(target)
+        })
+        .map(|(source, _)| source)
+        .unwrap_or_else(|| panic!("no volume holds {key_file}"));
+    assert!(
+        compose["volumes"]
+            .as_mapping()
+            .expect("volumes")
+            .contains_key(volume),
+        "{volume} is a named volume declared in docker-compose.yml"
+    );
+    // No fixed password: the admin is named by the operator (deploy/compose.admin.yml).
+    for variable in ["ADMIN_PASSWORD", "ADMIN_PASSWORD_FILE", "ADMIN_EMAIL"] {
+        assert!(
+            users["environment"][variable].is_null(),
+            "docker-compose.yml sets {variable}: no admin may exist before the operator names one"
+        );
+    }
+    let admin = yaml("deploy/compose.admin.yml");
+    let users_admin = &admin["services"]["users"];
+    assert!(
+        users_admin["environment"]["ADMIN_PASSWORD"].is_null(),
+        "the admin's password comes as a file"
+    );
+    let password_file = users_admin["environment"]["ADMIN_PASSWORD_FILE"]
+        .as_str()
+        .expect("ADMIN_PASSWORD_FILE");
+    let secret = users_admin["secrets"][0]["source"]
+        .as_str()
+        .expect("a secret");
+    assert_eq!(password_file, format!("/run/secrets/{secret}"));
+    assert!(
+        admin["secrets"][secret]["environment"].is_string(),
+        "the password comes from the operator's environment, not from the repository"
+    );
+    let known = variables("users-service");
+    for key in users_admin["environment"]
+        .as_mapping()
+        .expect("environment")
+        .keys()
+        .filter_map(|key| key.as_str())
+    {
+        assert!(known.contains(key), "users-service does not read {key}");
+    }
+}
+
+#[test]
+fn kubernetes_gives_every_users_replica_the_same_key_and_admin_from_secrets() {
+    let k8s = k8s_documents();
+    let pod = &k8s_deployment(&k8s, "users")["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let env = |variable: &str| {
+        container["env"]
+            .as_sequence()
+            .expect("env")
+            .iter()
+            .find(|entry| entry["name"].as_str() == Some(variable))
+            .unwrap_or_else(|| panic!("the users Deployment sets no {variable}"))
+    };
+    // A file of a Secret volume, mounted read-only, readable by the service's group.
+    let secret_file = |variable: &str| -> String {
+        let path = env(variable)["value"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{variable} is a path"));
+        let (directory, file) = path.rsplit_once('/').expect("a file in a directory");
+        let mount = container["volumeMounts"]
+            .as_sequence()
+            .expect("volumeMounts")
+            .iter()
+            .find(|mount| mount["mountPath"].as_str() == Some(directory))
+            .unwrap_or_else(|| panic!("nothing is mounted at {directory}"));
+        assert_eq!(mount["readOnly"].as_bool(), Some(true), "{directory}");
+        let volume = pod["volumes"]
+            .as_sequence()
+            .expect("volumes")
+            .iter()
+            .find(|volume| volume["name"] == mount["name"])
+            .expect("the mounted volume");
+        let secret = &volume["secret"];
+        assert!(
+            secret["items"]
+                .as_sequence()
+                .expect("items")
+                .iter()
+                .any(|item| item["path"].as_str() == Some(file)),
+            "{variable}: the Secret puts {file} there"
+        );
+        // Secret files belong to root and the pod's fsGroup: the service (uid 10001, not root)
+        // reads them through the group; nobody else may.
+        assert_eq!(pod["securityContext"]["fsGroup"].as_u64(), Some(10001));
+        let mode = secret["defaultMode"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{variable}'s Secret has a mode"));
+        assert!(
+            mode & 0o040 != 0 && mode & 0o007 == 0,
+            "{variable}: mode {mode:o} is group-readable and not world-readable"
+        );
+        secret["secretName"]
+            .as_str()
+            .expect("secretName")
+            .to_owned()
+    };
+    let signing = secret_file("AUTH_SIGNING_KEY_FILE");
+    let admin = secret_file("ADMIN_PASSWORD_FILE");
+    assert_eq!(
+        env("ADMIN_EMAIL")["valueFrom"]["secretKeyRef"]["name"].as_str(),
+        Some(admin.as_str()),
+        "the admin's address is in the same Secret as its password"
+    );
+    // No key or password in the repository: the Secrets are created by the operator
+    // (deploy/k8s/README.md), not by the base.
+    for secret in [&signing, &admin] {
+        assert!(
+            !k8s.iter().any(|d| d["kind"].as_str() == Some("Secret")
+                && d["metadata"]["name"].as_str() == Some(secret)),
+            "the base must not hold the {secret} Secret"
+        );
+    }
+    let readme = std::fs::read_to_string(root().join("deploy/k8s/README.md")).expect("README");
+    for secret in [&signing, &admin] {
+        assert!(
+            readme.contains(&format!("kubectl create secret generic {secret}")),
+            "deploy/k8s/README.md says how to create {secret}"
+        );
+    }
+    assert!(readme.contains("openssl genpkey -algorithm ed25519"));
+}
+
+#[test]
+fn no_deployment_file_holds_a_private_key() {
+    let mut files = vec![root().join("docker-compose.yml")];
+    let mut directories = vec![root().join("deploy")];
+    while let Some(directory) = directories.pop() {
+        for entry in std::fs::read_dir(&directory).expect("deploy/") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                directories.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    for file in files {
+        let text = std::fs::read(&file).expect("readable");
+        assert!(
+            !String::from_utf8_lossy(&text).contains("PRIVATE KEY-----"),
+            "{} holds a private key",
+            file.display()
         );
     }
 }
