@@ -20,11 +20,20 @@ binary="$CARGO_TARGET_DIR/release/users-service"
 
 work=$(mktemp -d)
 trap 'stop_processes "$pid"; rm -rf "$work"' EXIT
-PORT=$port DATABASE_URL="sqlite://$work/users.db" "$binary" >"$work/service.log" 2>&1 &
+admin_password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+PORT=$port DATABASE_URL="sqlite://$work/users.db" AUTH_SIGNING_KEY_FILE="$work/keys.pem" \
+  ADMIN_EMAIL=admin@bench.example ADMIN_PASSWORD="$admin_password" \
+  "$binary" >"$work/service.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+# Creating users is for admins: the writes carry the admin's access token.
+BENCH_TOKEN=$(curl -fs -X POST "http://127.0.0.1:$port/api/auth/login" -H 'content-type: application/json' \
+  -d "{\"email\":\"admin@bench.example\",\"password\":\"$admin_password\"}" |
+  sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+export BENCH_TOKEN
 for n in $(seq 100); do
   curl -fs -X POST "http://127.0.0.1:$port/api/users" -H 'content-type: application/json' \
+    -H "authorization: Bearer $BENCH_TOKEN" \
     -d "{\"name\":\"Seed $n\",\"email\":\"seed-$n@example.com\"}" >/dev/null
 done
 
