@@ -6,8 +6,15 @@
 //!   them, on real backends: PostgreSQL (a fresh database per service), Redis, RabbitMQ and an
 //!   S3-compatible server (s3s-fs, started here).
 //!
-//! The tests talk to the gateway only, except for `/metrics` and the fault drills. Every
-//! process's stdout (its JSON log) is kept, so a test can follow one request id across them.
+//! The tests talk to the gateway, and to each service's own port for `/metrics`, the fault
+//! drills and the access rules (which hold on both). Every process's stdout (its JSON log) is
+//! kept, so a test can follow one request id across them.
+//!
+//! Identity: users-service signs tokens with a key file in the scratch directory
+//! ([`Platform::signing_key_file`]) and creates an admin at start ([`Platform::admin`]: random
+//! per run in processes mode, read from the stack's `admin-credentials` in stack mode); the
+//! gateway and every service fetch the public keys from the spawned users-service.
+//! [`Platform::sign_up`], [`Platform::login`] and [`Platform::admin_token`] give real tokens.
 //!
 //! The binaries come from the same build as the tests (`target/<profile>/`): `cargo test
 //! --workspace` builds them.
@@ -115,6 +122,19 @@ impl Process {
             "MEDIA_STORE",
             "GATEWAY_CONFIG",
             "LOG_DIR",
+            "DATA_DIR",
+            "AUTH_JWKS_URL",
+            "AUTH_ISSUER",
+            "AUTH_AUDIENCE",
+            "AUTH_SIGNING_KEY_FILE",
+            "AUTH_ACCESS_TTL_SECS",
+            "AUTH_REFRESH_TTL_SECS",
+            "ADMIN_EMAIL",
+            "ADMIN_PASSWORD",
+            "ADMIN_PASSWORD_FILE",
+            "LOGIN_FAILURES_PER_ACCOUNT",
+            "LOGIN_FAILURES_PER_ADDRESS",
+            "CHAT_GUESTS",
         ] {
             command.env_remove(variable);
         }
@@ -206,8 +226,68 @@ pub struct Platform {
     pub services: BTreeMap<String, String>,
     /// Its processes.
     pub processes: Vec<Process>,
+    /// The admin account users-service created at start.
+    pub admin: Credentials,
+    /// users-service's signing keys (`AUTH_SIGNING_KEY_FILE`), to craft tokens with.
+    pub signing_key_file: PathBuf,
     /// Files to remove at the end.
     scratch: PathBuf,
+}
+
+/// An email address and its password.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The address.
+    pub email: String,
+    /// The password.
+    pub password: String,
+}
+
+/// The password [`Platform::sign_up`] gives its users.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// What `/api/auth/signup` and `/api/auth/login` answer: the account and its token pair.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The account's id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// Its email address.
+    pub email: String,
+    /// Its password.
+    pub password: String,
+    /// The access token.
+    pub access_token: String,
+    /// The refresh token.
+    pub refresh_token: String,
+}
+
+impl Session {
+    /// The session in a sign-up or login answer.
+    fn from_answer(answer: &Value, password: &str) -> anyhow::Result<Self> {
+        let text = |value: &Value| {
+            value
+                .as_str()
+                .map(str::to_owned)
+                .with_context(|| format!("a session: {answer}"))
+        };
+        Ok(Self {
+            id: answer["user"]["id"]
+                .as_i64()
+                .with_context(|| format!("a session: {answer}"))?,
+            name: text(&answer["user"]["name"])?,
+            email: text(&answer["user"]["email"])?,
+            password: password.to_owned(),
+            access_token: text(&answer["access_token"])?,
+            refresh_token: text(&answer["refresh_token"])?,
+        })
+    }
+
+    /// `Bearer <access token>`.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.access_token)
+    }
 }
 
 /// What [`Platform::processes`] needs from outside.
@@ -229,7 +309,11 @@ pub struct Backends {
 
 /// The services of the platform: (name, binary, gateway route prefixes).
 pub const SERVICES: [(&str, &str, &[&str]); 6] = [
-    ("users", "users-service", &["/api/users"]),
+    (
+        "users",
+        "users-service",
+        &["/api/users", "/api/auth", "/.well-known/jwks.json"],
+    ),
     ("products", "products-service", &["/api/products"]),
     ("graphql", "graphql-service", &["/graphql"]),
     ("chat", "chat-service", &["/chat"]),
@@ -288,10 +372,26 @@ impl Platform {
             .cloned()
             .context("the stack's gateway URL")?;
         wait_until_ready(&format!("{gateway}/readyz"), Duration::from_secs(30)).await?;
+        let data = scratch.join("data");
+        let written = std::fs::read_to_string(data.join("admin-credentials"))
+            .context("the stack's admin-credentials")?;
+        let field = |name: &str| {
+            written
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("{name}=")))
+                .map(str::to_owned)
+                .with_context(|| format!("`{name}=` in admin-credentials"))
+        };
+        let admin = Credentials {
+            email: field("email")?,
+            password: field("password")?,
+        };
         Ok(Self {
             gateway,
             services,
             processes: vec![process],
+            admin,
+            signing_key_file: data.join("auth-signing-key.pem"),
             scratch,
         })
     }
@@ -309,6 +409,12 @@ impl Platform {
         let url = |name: &str| format!("http://127.0.0.1:{}", ports[name]);
         // Platforms started side by side share Redis but not their databases.
         let cache_namespace = format!("e2e:{}", uuid::Uuid::new_v4().simple());
+        let jwks_url = format!("{}/.well-known/jwks.json", url("users"));
+        let signing_key_file = scratch.join("auth-signing-key.pem");
+        let admin = Credentials {
+            email: format!("admin-{}@e2e.example.com", uuid::Uuid::new_v4().simple()),
+            password: format!("admin {}", uuid::Uuid::new_v4().simple()),
+        };
         for (name, binary_name, _) in SERVICES {
             let database = shared::testing::fresh_database(shared::testing::TestBackend::Postgres)
                 .await
@@ -330,7 +436,16 @@ impl Platform {
                 ("AWS_ACCESS_KEY_ID", backends.s3_access_key.clone()),
                 ("AWS_SECRET_ACCESS_KEY", backends.s3_secret_key.clone()),
                 ("MEDIA_URL", url("media")),
+                ("AUTH_JWKS_URL", jwks_url.clone()),
             ];
+            if name == "users" {
+                env.push((
+                    "AUTH_SIGNING_KEY_FILE",
+                    signing_key_file.display().to_string(),
+                ));
+                env.push(("ADMIN_EMAIL", admin.email.clone()));
+                env.push(("ADMIN_PASSWORD", admin.password.clone()));
+            }
             env.push((
                 "MEDIA_SIGNING_KEY",
                 "e2e-signing-key-0123456789abcdef0123456789abcdef".to_owned(),
@@ -364,6 +479,7 @@ impl Platform {
             &[
                 ("PORT", gateway_port.to_string()),
                 ("GATEWAY_CONFIG", config.display().to_string()),
+                ("AUTH_JWKS_URL", jwks_url),
             ],
             &[],
         ));
@@ -374,6 +490,8 @@ impl Platform {
             gateway,
             services,
             processes,
+            admin,
+            signing_key_file,
             scratch,
         })
     }
@@ -383,12 +501,83 @@ impl Platform {
         format!("{}{path}", self.gateway)
     }
 
+    /// Its scratch directory (the stack's data directory is `data/` in it).
+    pub fn scratch(&self) -> &Path {
+        &self.scratch
+    }
+
+    /// `POST /api/auth/signup` through the gateway.
+    pub async fn signup(&self, name: &str, email: &str, password: &str) -> anyhow::Result<Session> {
+        let response = reqwest::Client::new()
+            .post(self.url("/api/auth/signup"))
+            .json(&serde_json::json!({"name": name, "email": email, "password": password}))
+            .send()
+            .await?;
+        let status = response.status();
+        let answer: Value = response.json().await.context("a sign-up answer")?;
+        anyhow::ensure!(status == 201, "signing up {email}: {status} {answer}");
+        Session::from_answer(&answer, password)
+    }
+
+    /// A new user named `name` (a unique address, the password [`PASSWORD`]), signed up.
+    pub async fn sign_up(&self, name: &str) -> Session {
+        let email = format!(
+            "{}-{}@e2e.example.com",
+            name.to_lowercase().replace(' ', "-"),
+            uuid::Uuid::new_v4().simple()
+        );
+        self.signup(name, &email, PASSWORD)
+            .await
+            .expect("the sign-up succeeds")
+    }
+
+    /// `POST /api/auth/login` through the gateway.
+    pub async fn login(&self, email: &str, password: &str) -> anyhow::Result<Session> {
+        let response = reqwest::Client::new()
+            .post(self.url("/api/auth/login"))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await?;
+        let status = response.status();
+        let answer: Value = response.json().await.context("a login answer")?;
+        anyhow::ensure!(status == 200, "logging in {email}: {status} {answer}");
+        Session::from_answer(&answer, password)
+    }
+
+    /// The admin, logged in.
+    pub async fn admin_session(&self) -> Session {
+        self.login(&self.admin.email, &self.admin.password)
+            .await
+            .expect("the admin logs in")
+    }
+
+    /// An access token of the admin.
+    pub async fn admin_token(&self) -> String {
+        self.admin_session().await.access_token
+    }
+
     /// Every JSON log line every process wrote so far.
     pub fn log_lines(&self) -> Vec<Value> {
         self.processes
             .iter()
             .flat_map(|process| process.stdout.lock().expect("log").clone())
             .filter_map(|line| serde_json::from_str(&line).ok())
+            .collect()
+    }
+
+    /// Every line every process wrote so far, stdout and stderr, each with its process's name.
+    pub fn output_lines(&self) -> Vec<(String, String)> {
+        self.processes
+            .iter()
+            .flat_map(|process| {
+                let stdout = process.stdout.lock().expect("log").clone();
+                let stderr = process.stderr.lock().expect("log").clone();
+                stdout
+                    .into_iter()
+                    .chain(stderr)
+                    .map(|line| (process.name.clone(), line))
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 

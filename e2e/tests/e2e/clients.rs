@@ -6,38 +6,84 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async,
-    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+    tungstenite::{
+        Message,
+        client::IntoClientRequest,
+        http::{HeaderName, HeaderValue},
+    },
 };
 
 /// A WebSocket client.
 pub type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// POSTs a GraphQL query to `gateway`; returns the body, asserting a 200 and no errors.
-pub async fn graphql(gateway: &str, query: &str, variables: Value) -> Value {
-    let response = reqwest::Client::new()
-        .post(format!("{gateway}/graphql"))
-        .json(&json!({"query": query, "variables": variables}))
-        .send()
-        .await
-        .expect("POST /graphql");
-    assert_eq!(response.status(), 200);
+/// POSTs a GraphQL query to `base`, with `Authorization: Bearer <token>` when given; returns
+/// the whole body, asserting a 200.
+pub async fn graphql_response(
+    base: &str,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/graphql"))
+        .json(&json!({"query": query, "variables": variables}));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("POST /graphql");
+    let status = response.status();
     let body: Value = response.json().await.expect("a GraphQL response");
+    assert_eq!(status, 200, "{query}: {body}");
+    body
+}
+
+/// POSTs a GraphQL query to `base` as the holder of `token` (anonymously without); returns the
+/// data, asserting a 200 and no errors.
+pub async fn graphql_as(base: &str, token: Option<&str>, query: &str, variables: Value) -> Value {
+    let body = graphql_response(base, token, query, variables).await;
     assert!(body.get("errors").is_none(), "{query}: {body}");
     body["data"].clone()
 }
 
+/// POSTs a GraphQL query to `gateway` anonymously; returns the data, asserting a 200 and no
+/// errors.
+pub async fn graphql(gateway: &str, query: &str, variables: Value) -> Value {
+    graphql_as(gateway, None, query, variables).await
+}
+
 /// Opens a WebSocket on `path` of the gateway, with an optional subprotocol.
 pub async fn websocket(gateway: &str, path: &str, protocol: Option<&str>) -> Socket {
-    let url = format!("{}{path}", gateway.replacen("http://", "ws://", 1));
+    let headers: Vec<(&str, String)> = protocol
+        .map(|protocol| ("sec-websocket-protocol", protocol.to_owned()))
+        .into_iter()
+        .collect();
+    websocket_with(gateway, path, &headers)
+        .await
+        .unwrap_or_else(|status| panic!("the WebSocket on {path} opens, not {status}"))
+}
+
+/// Opens a WebSocket on `path` of `base` with extra request headers; the HTTP status of a
+/// refused handshake otherwise (0: no HTTP answer).
+pub async fn websocket_with(
+    base: &str,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Result<Socket, u16> {
+    let url = format!("{}{path}", base.replacen("http://", "ws://", 1));
     let mut request = url.into_client_request().expect("a WebSocket request");
-    if let Some(protocol) = protocol {
+    for (name, value) in headers {
         request.headers_mut().insert(
-            "sec-websocket-protocol",
-            HeaderValue::from_str(protocol).expect("a header value"),
+            HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+            HeaderValue::from_str(value).expect("a header value"),
         );
     }
-    let (socket, _) = connect_async(request).await.expect("the WebSocket opens");
-    socket
+    match connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
+        Err(_) => Err(0),
+    }
 }
 
 /// Sends a JSON text frame.

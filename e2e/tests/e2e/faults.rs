@@ -60,7 +60,7 @@ fn load(
     })
 }
 
-async fn upload(gateway: &str, name: &str) -> reqwest::Response {
+async fn upload(gateway: &str, token: &str, name: &str) -> reqwest::Response {
     let form = reqwest::multipart::Form::new().part(
         "file",
         reqwest::multipart::Part::bytes(png(300, 200))
@@ -70,6 +70,7 @@ async fn upload(gateway: &str, name: &str) -> reqwest::Response {
     );
     reqwest::Client::new()
         .post(format!("{gateway}/api/upload"))
+        .bearer_auth(token)
         .multipart(form)
         .send()
         .await
@@ -77,8 +78,10 @@ async fn upload(gateway: &str, name: &str) -> reqwest::Response {
 }
 
 async fn redis_lost_under_read_load(platform: &Platform, redis: &TcpSwitch) {
+    let admin = platform.admin_token().await;
     let user: Value = reqwest::Client::new()
         .post(platform.url("/api/users"))
+        .bearer_auth(&admin)
         .json(&json!({"name": "Reader", "email": format!("reader-{}@example.com", uuid::Uuid::new_v4().simple())}))
         .send()
         .await
@@ -138,6 +141,7 @@ async fn redis_lost_under_read_load(platform: &Platform, redis: &TcpSwitch) {
 async fn rabbitmq_lost_during_uploads(platform: &Platform, rabbitmq: &TcpSwitch) {
     // Uploads go on while the broker is away for 2 s: each is accepted once its job is
     // confirmed (the publisher reconnects), and every one gets its thumbnail.
+    let uploader = platform.sign_up("Uploader").await;
     let outage = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         rabbitmq.cut();
@@ -147,7 +151,12 @@ async fn rabbitmq_lost_during_uploads(platform: &Platform, rabbitmq: &TcpSwitch)
     let uploads = async {
         let mut ids = Vec::new();
         for index in 0..10 {
-            let response = upload(&platform.gateway, &format!("fault-{index}.png")).await;
+            let response = upload(
+                &platform.gateway,
+                &uploader.access_token,
+                &format!("fault-{index}.png"),
+            )
+            .await;
             let status = response.status().as_u16();
             let body: Value = response.json().await.expect("a JSON answer");
             assert_eq!(status, 201, "upload {index}: {body}");
@@ -159,7 +168,10 @@ async fn rabbitmq_lost_during_uploads(platform: &Platform, rabbitmq: &TcpSwitch)
     let deadline = Instant::now() + Duration::from_secs(90);
     for id in ids {
         loop {
-            let metadata: Value = reqwest::get(platform.url(&format!("/api/media/{id}")))
+            let metadata: Value = reqwest::Client::new()
+                .get(platform.url(&format!("/api/media/{id}")))
+                .bearer_auth(&uploader.access_token)
+                .send()
                 .await
                 .expect("GET")
                 .json()
@@ -179,12 +191,14 @@ async fn rabbitmq_lost_during_uploads(platform: &Platform, rabbitmq: &TcpSwitch)
 
 async fn service_killed_and_restarted_under_load(platform: &mut Platform) {
     let url = platform.url("/api/products/1");
-    reqwest::Client::new()
+    let created = reqwest::Client::new()
         .post(platform.url("/api/products"))
+        .bearer_auth(platform.admin_token().await)
         .json(&json!({"name": "Anvil", "price": 10}))
         .send()
         .await
         .expect("POST");
+    assert_eq!(created.status(), 201);
     let stop = Arc::new(AtomicBool::new(false));
     let running = load(url.clone(), 4, stop.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;

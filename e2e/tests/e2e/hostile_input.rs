@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::clients::{next_of_type, send, websocket};
 
 /// One hostile request: method, path, content type, body.
+#[derive(Clone)]
 struct Case {
     method: Method,
     path: String,
@@ -130,28 +131,103 @@ fn is_error_body(body: &Value) -> bool {
 
 async fn hostile_requests(platform: &Platform) {
     let client = reqwest::Client::new();
-    for case in cases() {
+    // Each case as an admin (so writes get past the access check to the body) and anonymously.
+    let admin = platform.admin_token().await;
+    for (case, token) in cases()
+        .into_iter()
+        .flat_map(|case| [(case.clone(), Some(admin.as_str())), (case, None)])
+    {
         let mut request = client
             .request(case.method.clone(), platform.url(&case.path))
             .body(case.body.clone());
         if let Some(content_type) = case.content_type {
             request = request.header("content-type", content_type);
         }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
         let response = request.send().await.expect("an answer");
         let status = response.status();
         let text = response.bytes().await.expect("a body");
         let label = format!(
-            "{} {} ({:?}, {} bytes)",
+            "{} {} ({:?}, {} bytes, {})",
             case.method,
             case.path,
             case.content_type,
-            case.body.len()
+            case.body.len(),
+            if token.is_some() {
+                "admin"
+            } else {
+                "anonymous"
+            }
         );
         assert!(!status.is_server_error(), "{label}: {status} {text:?}");
         if status.is_client_error() {
             let body: Value = serde_json::from_slice(&text)
                 .unwrap_or_else(|_| panic!("{label}: {status} with a non-JSON body {text:?}"));
             assert!(is_error_body(&body), "{label}: {status} {body}");
+        }
+    }
+
+    // Authorization fields that are not a verifiable bearer token: 401 `invalid_token` with a
+    // JSON body on every route, whatever the route's own rule.
+    let fake_jwt = format!(
+        "{}.{}.{}",
+        "eyJhbGciOiJFZERTQSIsImtpZCI6Im5vIn0",
+        "eyJzdWIiOiIxIn0",
+        "a".repeat(86)
+    );
+    let long = "a".repeat(8 * 1024);
+    for authorization in [
+        "Bearer garbage",
+        "Bearer a.b.c",
+        "Bearer ....",
+        "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.",
+        &format!("Bearer {fake_jwt}"),
+        &format!("Bearer {long}"),
+        "Bearer",
+        "Bearer ",
+        "Basic YWRtaW46YWRtaW4=",
+        "Token abc",
+        "bearer",
+    ] {
+        for (method, path) in [
+            (Method::GET, "/api/users"),
+            (Method::GET, "/api/products/1"),
+            (Method::POST, "/api/products"),
+            (Method::GET, "/api/auth/me"),
+            (Method::GET, "/api/media"),
+            (Method::POST, "/graphql"),
+            (Method::GET, "/chat/rooms"),
+        ] {
+            let response = client
+                .request(method.clone(), platform.url(path))
+                .header("authorization", authorization)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .expect("an answer");
+            let status = response.status();
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let text = response.bytes().await.expect("a body");
+            let label = format!(
+                "{method} {path} with `Authorization: {:.40}`",
+                authorization
+            );
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{label}: {text:?}");
+            assert!(
+                challenge.contains("invalid_token"),
+                "{label}: {challenge:?}"
+            );
+            let body: Value = serde_json::from_slice(&text)
+                .unwrap_or_else(|_| panic!("{label}: a non-JSON body {text:?}"));
+            assert_eq!(body["error"]["code"], "unauthorized", "{label}: {body}");
         }
     }
 

@@ -7,16 +7,20 @@ use std::time::Duration;
 use e2e::{Backends, Platform, Process, free_port, metric};
 use serde_json::{Value, json};
 
-use crate::clients::{graphql, next_json, next_of_type, png, send, websocket};
+use crate::clients::{
+    graphql, graphql_as, next_json, next_of_type, png, send, websocket, websocket_with,
+};
 
 async fn journey(platform: &Platform) {
     let gateway = platform.gateway.as_str();
     let client = reqwest::Client::new();
     let unique = uuid::Uuid::new_v4().simple().to_string();
+    let admin = platform.admin_token().await;
 
-    // 1. A user and a product over REST, seen in GraphQL.
+    // 1. A user and a product over REST (admins create both), seen in GraphQL.
     let user: Value = client
         .post(format!("{gateway}/api/users"))
+        .bearer_auth(&admin)
         .json(&json!({"name": "Journey", "email": format!("journey-{unique}@example.com")}))
         .send()
         .await
@@ -25,15 +29,21 @@ async fn journey(platform: &Platform) {
         .await
         .expect("user JSON");
     let user_id = user["id"].as_i64().expect("a user id");
-    let seen = graphql(
+    let seen = graphql_as(
         gateway,
+        Some(&admin),
         "query($id: ID!) { user(id: $id) { name email } }",
         json!({"id": user_id.to_string()}),
     )
     .await;
     assert_eq!(seen["user"]["name"], "Journey");
+    assert_eq!(
+        seen["user"]["email"],
+        format!("journey-{unique}@example.com")
+    );
     let product: Value = client
         .post(format!("{gateway}/api/products"))
+        .bearer_auth(&admin)
         .json(&json!({"name": format!("Widget {unique}"), "price": 12.34}))
         .send()
         .await
@@ -49,7 +59,7 @@ async fn journey(platform: &Platform) {
     .await;
     assert_eq!(seen["product"]["price"], json!(12.34));
 
-    // 2. A subscription receives a post created afterwards.
+    // 2. A subscription receives a post created afterwards (by the admin, for the user).
     let mut subscription = websocket(gateway, "/graphql", Some("graphql-transport-ws")).await;
     send(&mut subscription, json!({"type": "connection_init"})).await;
     next_of_type(&mut subscription, "connection_ack", Duration::from_secs(5)).await;
@@ -61,8 +71,9 @@ async fn journey(platform: &Platform) {
     .await;
     let mut event = None;
     for attempt in 0..50 {
-        graphql(
+        graphql_as(
             gateway,
+            Some(&admin),
             "mutation($t: String!, $a: ID!) { createPost(title: $t, authorId: $a) { id } }",
             json!({"t": format!("Journey post {attempt}"), "a": user_id.to_string()}),
         )
@@ -79,32 +90,70 @@ async fn journey(platform: &Platform) {
         "Journey"
     );
 
-    // 3. Two chat clients in one room.
+    // 3. Two signed-in users and a guest in one room: the users chat under their account
+    // names (the `name` parameter is ignored), the guest under a server-assigned one.
+    let alice = platform.sign_up(&format!("alice-{}", &unique[..8])).await;
+    let bob = platform.sign_up(&format!("bob-{}", &unique[..8])).await;
     let room = format!("journey-{unique}");
-    let mut alice = websocket(gateway, &format!("/chat/ws?room={room}&name=alice"), None).await;
-    let welcome = next_of_type(&mut alice, "welcome", Duration::from_secs(5)).await;
-    assert_eq!(welcome["user"], "alice");
-    next_of_type(&mut alice, "history", Duration::from_secs(5)).await;
-    let mut bob = websocket(gateway, &format!("/chat/ws?room={room}&name=bob"), None).await;
-    next_of_type(&mut bob, "welcome", Duration::from_secs(5)).await;
-    next_of_type(&mut bob, "history", Duration::from_secs(5)).await;
-    let joined = next_of_type(&mut alice, "userJoined", Duration::from_secs(5)).await;
-    assert_eq!(joined["user"], "bob");
+    let mut alice_chat = websocket(
+        gateway,
+        &format!("/chat/ws?room={room}&name=mallory"),
+        Some(&format!("bearer, {}", alice.access_token)),
+    )
+    .await;
+    let welcome = next_of_type(&mut alice_chat, "welcome", Duration::from_secs(5)).await;
+    assert_eq!(welcome["user"], alice.name.as_str(), "{welcome}");
+    next_of_type(&mut alice_chat, "history", Duration::from_secs(5)).await;
+    let mut bob_chat = websocket_with(
+        gateway,
+        &format!("/chat/ws?room={room}"),
+        &[("authorization", bob.bearer())],
+    )
+    .await
+    .expect("bob's WebSocket opens");
+    next_of_type(&mut bob_chat, "welcome", Duration::from_secs(5)).await;
+    next_of_type(&mut bob_chat, "history", Duration::from_secs(5)).await;
+    let joined = next_of_type(&mut alice_chat, "userJoined", Duration::from_secs(5)).await;
+    assert_eq!(joined["user"], bob.name.as_str());
+    let mut guest = websocket(gateway, &format!("/chat/ws?room={room}&name=alice"), None).await;
+    let guest_welcome = next_of_type(&mut guest, "welcome", Duration::from_secs(5)).await;
+    let guest_name = guest_welcome["user"]
+        .as_str()
+        .expect("a guest name")
+        .to_owned();
+    assert!(guest_name.starts_with("guest-"), "{guest_welcome}");
+    next_of_type(&mut guest, "history", Duration::from_secs(5)).await;
+    for socket in [&mut alice_chat, &mut bob_chat] {
+        let joined = next_of_type(socket, "userJoined", Duration::from_secs(5)).await;
+        assert_eq!(joined["user"], guest_name.as_str());
+    }
     send(
-        &mut alice,
+        &mut alice_chat,
         json!({"type": "chatMessage", "text": "hello bob"}),
     )
     .await;
-    for socket in [&mut alice, &mut bob] {
+    for socket in [&mut alice_chat, &mut bob_chat, &mut guest] {
         let message = next_of_type(socket, "chatMessage", Duration::from_secs(5)).await;
         assert_eq!(
-            (message["user"].as_str(), message["text"].as_str()),
-            (Some("alice"), Some("hello bob"))
+            (
+                message["user"].as_str(),
+                message["user_id"].as_i64(),
+                message["text"].as_str()
+            ),
+            (Some(alice.name.as_str()), Some(alice.id), Some("hello bob")),
+            "{message}"
         );
     }
-    bob.close(None).await.expect("bob leaves");
-    let left = next_of_type(&mut alice, "userLeft", Duration::from_secs(5)).await;
-    assert_eq!(left["user"], "bob");
+    send(&mut guest, json!({"type": "chatMessage", "text": "hi all"})).await;
+    let message = next_of_type(&mut bob_chat, "chatMessage", Duration::from_secs(5)).await;
+    assert_eq!(message["user"], guest_name.as_str(), "{message}");
+    assert!(
+        message.get("user_id").is_none_or(Value::is_null),
+        "{message}"
+    );
+    bob_chat.close(None).await.expect("bob leaves");
+    let left = next_of_type(&mut alice_chat, "userLeft", Duration::from_secs(5)).await;
+    assert_eq!(left["user"], bob.name.as_str());
 
     // 4. An upload, its signed download, and its thumbnail.
     let request_id = format!("journey-{unique}");
@@ -118,6 +167,7 @@ async fn journey(platform: &Platform) {
     );
     let uploaded = client
         .post(format!("{gateway}/api/upload"))
+        .bearer_auth(&alice.access_token)
         .header("x-request-id", &request_id)
         .multipart(form)
         .send()
@@ -127,6 +177,7 @@ async fn journey(platform: &Platform) {
     let uploaded: Value = uploaded.json().await.expect("upload JSON");
     let file = &uploaded["file"];
     assert_eq!(file["type"], "image/png");
+    assert_eq!(file["owner_id"], alice.id, "{uploaded}");
     assert_eq!(file["size"], picture.len());
     let absolute = |url: &str| {
         if url.starts_with("http") {
@@ -151,6 +202,7 @@ async fn journey(platform: &Platform) {
     let thumbnail_url = loop {
         let metadata: Value = client
             .get(format!("{gateway}/api/media/{media_id}"))
+            .bearer_auth(&alice.access_token)
             .send()
             .await
             .expect("GET /api/media/{id}")

@@ -4,5 +4,6 @@
 mod clients;
 mod faults;
 mod hostile_input;
+mod identity;
 mod journey;
 mod schemas;
