@@ -198,6 +198,10 @@ impl SigningKeys {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&staged).map_err(io)?;
+        // A file left over from before keeps its mode on open: make it the owner's only.
+        #[cfg(unix)]
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(io)?;
         file.write_all(self.to_pem().as_bytes()).map_err(io)?;
         file.sync_all().map_err(io)?;
         std::fs::rename(&staged, path).map_err(io)

@@ -6,7 +6,18 @@ use crate::error::FieldError;
 /// Longest name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
 
-/// A display name: trimmed, 1–200 characters, no control characters.
+/// Characters that change how a name reads without showing (zero-width, joiners, direction
+/// overrides and isolates, the byte-order mark, soft hyphens): a name with one can pass for
+/// another.
+pub fn is_invisible(character: char) -> bool {
+    matches!(character,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{E0000}'..='\u{E007F}')
+}
+
+/// A display name: trimmed, 1–200 characters, no control or invisible characters.
 pub fn name(field: &str, value: &str) -> Result<String, FieldError> {
     let trimmed = value.trim();
     let length = trimmed.chars().count();
@@ -21,6 +32,11 @@ pub fn name(field: &str, value: &str) -> Result<String, FieldError> {
         Err(FieldError::new(
             field,
             "must not contain control characters",
+        ))
+    } else if trimmed.chars().any(is_invisible) {
+        Err(FieldError::new(
+            field,
+            "must not contain invisible or direction-changing characters",
         ))
     } else {
         Ok(trimmed.to_owned())
@@ -42,6 +58,19 @@ pub fn all<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_with_invisible_characters_are_refused() {
+        for sneaky in [
+            "Ali\u{200B}ce",
+            "\u{202E}ecilA",
+            "Bob\u{FEFF}",
+            "A\u{2066}x",
+        ] {
+            assert!(name("name", sneaky).is_err(), "{sneaky:?}");
+        }
+        assert!(name("name", "Zoë Ångström").is_ok());
+    }
 
     #[test]
     fn names_are_trimmed_and_bounded() {

@@ -182,12 +182,16 @@ impl Accounts {
     }
 
     /// Spends a refresh token. The update is conditional, so of two racing presentations of
-    /// one token only one is valid and the other counts as reuse.
+    /// one token only one is valid and the other counts as reuse; and a token of a family with
+    /// any revoked member is never valid, so a token issued while its family was being revoked
+    /// (a refresh racing a reuse or a logout) dies with the family.
     pub async fn redeem(&self, token_hash: &str) -> Result<Redeemed, sqlx::Error> {
         let now = unix_now();
         let spent: Option<(String, i64)> = sqlx::query_as(
             "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL \
-             AND revoked_at IS NULL AND expires_at > $1 RETURNING family_id, user_id",
+             AND revoked_at IS NULL AND expires_at > $1 AND NOT EXISTS (SELECT 1 FROM \
+             refresh_tokens AS revoked WHERE revoked.family_id = refresh_tokens.family_id \
+             AND revoked.revoked_at IS NOT NULL) RETURNING family_id, user_id",
         )
         .bind(now)
         .bind(token_hash)

@@ -145,7 +145,11 @@ mod tests {
         let fields: Vec<&str> = details.iter().map(|d| d.field.as_str()).collect();
         assert_eq!(fields, ["name", "email"]);
         assert!(input("Guest-1a2b", "g@example.com").validate().is_err());
-        assert!(input("guests of honour", "g@example.com").validate().is_ok());
+        assert!(
+            input("guests of honour", "g@example.com")
+                .validate()
+                .is_ok()
+        );
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(input("A", &long).validate().is_err());
     }

@@ -26,6 +26,8 @@ use crate::{
     throttle::LoginThrottle,
 };
 
+pub use crate::network::Network;
+
 /// What the identity handlers share.
 pub struct Identity {
     /// Identities and refresh tokens.
@@ -38,6 +40,8 @@ pub struct Identity {
     pub issuer: TokenIssuer,
     /// How long a refresh token lives.
     pub refresh_lifetime: Duration,
+    /// Peers whose `X-Forwarded-For` names the client (the gateway).
+    pub trusted_proxies: Vec<Network>,
 }
 
 /// `POST /api/auth/signup`.
@@ -178,22 +182,22 @@ fn too_many(wait: Duration) -> HttpResponse {
         ))
 }
 
-/// The client's address: the peer, or the last `X-Forwarded-For` entry when the peer is a
-/// loopback proxy (the gateway appends the address it saw).
-pub fn client_address(request: &HttpRequest) -> IpAddr {
+/// The client's address: the TCP peer, or, when the peer is a trusted proxy (the gateway), the
+/// last `X-Forwarded-For` entry: the address that proxy saw (it appends it).
+pub fn client_address(request: &HttpRequest, trusted: &[Network]) -> IpAddr {
     let peer = request
         .peer_addr()
         .map_or(IpAddr::from([127, 0, 0, 1]), |address| address.ip());
-    if !peer.is_loopback() {
+    if !trusted.iter().any(|network| network.contains(peer)) {
         return peer;
     }
     request
         .headers()
         .get_all("x-forwarded-for")
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
+        .flat_map(|value| value.as_bytes().split(|byte| *byte == b','))
         .last()
+        .and_then(|entry| std::str::from_utf8(entry).ok())
+        .and_then(|entry| entry.trim().parse::<IpAddr>().ok())
         .unwrap_or(peer)
 }
 
@@ -263,10 +267,11 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let Object(input) = input.into_inner();
     let email_key = input.email.trim().to_lowercase();
-    let address = client_address(&request);
-    if let Err(wait) = identity.throttle.check(&email_key, address) {
-        return Ok(too_many(wait));
-    }
+    let address = client_address(&request, &identity.trusted_proxies);
+    let attempt = match identity.throttle.begin(&email_key, address).await {
+        Ok(attempt) => attempt,
+        Err(wait) => return Ok(too_many(wait)),
+    };
     let credentials = identity
         .accounts
         .credentials(&email_key)
@@ -284,7 +289,7 @@ pub async fn login(
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .json(session))
         }
-        None => match identity.throttle.failed(&email_key, address) {
+        None => match identity.throttle.failed(&attempt) {
             Ok(()) => Err(bad_credentials()),
             Err(wait) => Ok(too_many(wait)),
         },
@@ -372,6 +377,7 @@ pub async fn me(identity: web::Data<Identity>, caller: Caller) -> Result<HttpRes
         (status = 422, description = "The new password is not acceptable", body = ErrorBody),
     ))]
 pub async fn set_password(
+    request: HttpRequest,
     SignedIn(caller): SignedIn,
     identity: web::Data<Identity>,
     id: web::Path<i64>,
@@ -393,12 +399,25 @@ pub async fn set_password(
             .map_err(database)?
             .and_then(|credentials| credentials.password_hash);
         if current.is_some() {
+            // A guess of the current password counts as a failed login of the account.
+            let address = client_address(&request, &identity.trusted_proxies);
+            let attempt = match identity
+                .throttle
+                .begin(&account.email.to_lowercase(), address)
+                .await
+            {
+                Ok(attempt) => attempt,
+                Err(wait) => return Ok(too_many(wait)),
+            };
             let given = input.current_password.unwrap_or_default();
             if !identity.passwords.verify(given, current).await? {
-                return Err(ApiError::Unauthorized {
-                    message: "the current password is wrong".into(),
-                    invalid_token: false,
-                });
+                return match identity.throttle.failed(&attempt) {
+                    Ok(()) => Err(ApiError::Unauthorized {
+                        message: "the current password is wrong".into(),
+                        invalid_token: false,
+                    }),
+                    Err(wait) => Ok(too_many(wait)),
+                };
             }
         }
     }

@@ -3,25 +3,65 @@
 //! Only failures spend the budget: each failed login takes a cell from the account's bucket
 //! and the address's; when either is empty, that key is blocked until governor says a cell is
 //! back, and every login on it (right or wrong) is answered 429 with `Retry-After` without
-//! touching a password hash.
+//! touching a password hash. So that a burst of parallel guesses cannot all pass the check
+//! before the first failure is counted, attempts take turns: one at a time per account, a few
+//! at a time per address, and each looks at the blocks again once it has its turn.
 
-use std::{net::IpAddr, num::NonZeroU32, time::Duration};
+use std::{
+    net::IpAddr,
+    num::NonZeroU32,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
+use sha2::{Digest, Sha256};
+use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
+
+/// Attempts of one address checked at once.
+pub const TURNS_PER_ADDRESS: usize = 4;
+/// How long an attempt waits for its turn before it is answered 429.
+const TURN_WAIT: Duration = Duration::from_secs(10);
+
+/// An account, by the SHA-256 of its lower-cased email: bounded whatever was sent.
+type AccountKey = [u8; 32];
 
 /// Who a failure is counted against.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Key {
-    Account(String),
+    Account(AccountKey),
     Address(IpAddr),
 }
 
-/// The failure budgets and blocks.
+/// A login's turn: while it is held, no other attempt on the account is checked.
+pub struct Attempt {
+    account: AccountKey,
+    address: IpAddr,
+    _account_turn: OwnedMutexGuard<()>,
+    _address_turn: OwnedSemaphorePermit,
+}
+
+/// The failure budgets, blocks and turns.
 pub struct LoginThrottle {
-    accounts: DefaultKeyedRateLimiter<String>,
+    accounts: DefaultKeyedRateLimiter<AccountKey>,
     addresses: DefaultKeyedRateLimiter<IpAddr>,
     /// Keys out of budget, and when they may try again.
-    blocked: moka::sync::Cache<Key, std::time::Instant>,
+    blocked: moka::sync::Cache<Key, Instant>,
+    /// One attempt at a time per account.
+    account_turns: moka::sync::Cache<AccountKey, Arc<Mutex<()>>>,
+    /// [`TURNS_PER_ADDRESS`] attempts at a time per address.
+    address_turns: moka::sync::Cache<IpAddr, Arc<Semaphore>>,
+}
+
+fn cache<K, V>() -> moka::sync::Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    moka::sync::Cache::builder()
+        .max_capacity(100_000)
+        .time_to_idle(Duration::from_secs(3600))
+        .build()
 }
 
 impl LoginThrottle {
@@ -30,18 +70,44 @@ impl LoginThrottle {
         Self {
             accounts: RateLimiter::keyed(Quota::per_minute(per_account)),
             addresses: RateLimiter::keyed(Quota::per_minute(per_address)),
-            blocked: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(3600))
-                .build(),
+            blocked: cache(),
+            account_turns: cache(),
+            address_turns: cache(),
         }
     }
 
-    /// `Err(wait)` while the account (lower-cased email) or the address is blocked.
-    pub fn check(&self, account: &str, address: IpAddr) -> Result<(), Duration> {
-        let now = std::time::Instant::now();
-        let keys = [Key::Account(account.to_owned()), Key::Address(address)];
-        let wait = keys
+    /// Waits for the attempt's turn on `account` (a lower-cased email) from `address`;
+    /// `Err(wait)` while either is blocked, or when no turn came within 10 s.
+    pub async fn begin(&self, account: &str, address: IpAddr) -> Result<Attempt, Duration> {
+        let account: AccountKey = Sha256::digest(account.as_bytes()).into();
+        self.check(account, address)?;
+        let busy = |_| Duration::from_secs(1);
+        let address_turns = self
+            .address_turns
+            .get_with(address, || Arc::new(Semaphore::new(TURNS_PER_ADDRESS)));
+        let address_turn = tokio::time::timeout(TURN_WAIT, address_turns.acquire_owned())
+            .await
+            .map_err(busy)?
+            .map_err(|_| Duration::from_secs(1))?;
+        let account_turns = self
+            .account_turns
+            .get_with(account, || Arc::new(Mutex::new(())));
+        let account_turn = tokio::time::timeout(TURN_WAIT, account_turns.lock_owned())
+            .await
+            .map_err(busy)?;
+        // The attempts that went before may have spent the budget.
+        self.check(account, address)?;
+        Ok(Attempt {
+            account,
+            address,
+            _account_turn: account_turn,
+            _address_turn: address_turn,
+        })
+    }
+
+    fn check(&self, account: AccountKey, address: IpAddr) -> Result<(), Duration> {
+        let now = Instant::now();
+        let wait = [Key::Account(account), Key::Address(address)]
             .iter()
             .filter_map(|key| self.blocked.get(key))
             .filter(|until| *until > now)
@@ -50,22 +116,23 @@ impl LoginThrottle {
         wait.map_or(Ok(()), Err)
     }
 
-    /// Counts a failure; `Err(wait)` when it used up a budget (the key is blocked for `wait`).
-    pub fn failed(&self, account: &str, address: IpAddr) -> Result<(), Duration> {
+    /// Counts the attempt's failure; `Err(wait)` when it used up a budget (the key is blocked
+    /// for `wait`).
+    pub fn failed(&self, attempt: &Attempt) -> Result<(), Duration> {
         let clock = governor::clock::DefaultClock::default();
         let mut wait = None;
-        if let Err(not_until) = self.accounts.check_key(&account.to_owned()) {
+        if let Err(not_until) = self.accounts.check_key(&attempt.account) {
             let until = not_until.wait_time_from(clock.now());
-            self.block(Key::Account(account.to_owned()), until);
+            self.block(Key::Account(attempt.account), until);
             wait = Some(until);
         }
-        if let Err(not_until) = self.addresses.check_key(&address) {
+        if let Err(not_until) = self.addresses.check_key(&attempt.address) {
             let until = not_until.wait_time_from(clock.now());
-            self.block(Key::Address(address), until);
+            self.block(Key::Address(attempt.address), until);
             wait = wait.max(Some(until));
         }
         // The limiters keep a cell per key ever seen: drop the ones back to a full bucket.
-        if self.accounts.len() > 10_000 {
+        if self.accounts.len() > 10_000 || self.addresses.len() > 10_000 {
             self.accounts.retain_recent();
             self.addresses.retain_recent();
         }
@@ -73,7 +140,7 @@ impl LoginThrottle {
     }
 
     fn block(&self, key: Key, wait: Duration) {
-        self.blocked.insert(key, std::time::Instant::now() + wait);
+        self.blocked.insert(key, Instant::now() + wait);
     }
 }
 
@@ -88,35 +155,82 @@ mod tests {
         )
     }
 
-    #[test]
-    fn an_account_is_blocked_after_its_budget_of_failures() {
+    async fn fail(
+        throttle: &LoginThrottle,
+        account: &str,
+        address: IpAddr,
+    ) -> Result<(), Duration> {
+        let attempt = throttle.begin(account, address).await?;
+        throttle.failed(&attempt)
+    }
+
+    #[tokio::test]
+    async fn an_account_is_blocked_after_its_budget_of_failures() {
         let throttle = throttle();
         let address: IpAddr = [10, 0, 0, 1].into();
         for _ in 0..3 {
-            assert!(throttle.check("a@x.io", address).is_ok());
-            assert!(throttle.failed("a@x.io", address).is_ok());
+            assert!(fail(&throttle, "a@x.io", address).await.is_ok());
         }
-        let wait = throttle
-            .failed("a@x.io", address)
+        let wait = fail(&throttle, "a@x.io", address)
+            .await
             .expect_err("fourth failure");
         assert!(
             wait > Duration::ZERO && wait <= Duration::from_secs(20),
             "{wait:?}"
         );
-        assert!(throttle.check("a@x.io", address).is_err());
+        assert!(throttle.begin("a@x.io", address).await.is_err());
         // Another account from another address is not affected.
-        assert!(throttle.check("b@x.io", [10, 0, 0, 2].into()).is_ok());
+        assert!(throttle.begin("b@x.io", [10, 0, 0, 2].into()).await.is_ok());
     }
 
-    #[test]
-    fn an_address_is_blocked_across_accounts() {
+    #[tokio::test]
+    async fn an_address_is_blocked_across_accounts() {
         let throttle = throttle();
         let address: IpAddr = [10, 0, 0, 3].into();
         for n in 0..5 {
-            assert!(throttle.failed(&format!("{n}@x.io"), address).is_ok());
+            assert!(fail(&throttle, &format!("{n}@x.io"), address).await.is_ok());
         }
-        assert!(throttle.failed("6@x.io", address).is_err());
-        assert!(throttle.check("fresh@x.io", address).is_err());
-        assert!(throttle.check("fresh@x.io", [10, 0, 0, 4].into()).is_ok());
+        assert!(fail(&throttle, "6@x.io", address).await.is_err());
+        assert!(throttle.begin("fresh@x.io", address).await.is_err());
+        assert!(
+            throttle
+                .begin("fresh@x.io", [10, 0, 0, 4].into())
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn parallel_guesses_on_one_account_take_turns_and_stop_at_the_budget() {
+        let throttle = Arc::new(throttle());
+        let guesses: Vec<_> = (0..20)
+            .map(|n| {
+                let throttle = throttle.clone();
+                // Spread over addresses so that only the account's budget applies.
+                tokio::spawn(async move {
+                    let attempt = throttle
+                        .begin("victim@x.io", IpAddr::from([10, 1, 0, n]))
+                        .await?;
+                    // The password check, while the turn is held.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    let _ = throttle.failed(&attempt);
+                    Ok::<_, Duration>(())
+                })
+            })
+            .collect();
+        let mut checked = 0;
+        for guess in guesses {
+            if guess.await.expect("task").is_ok() {
+                checked += 1;
+            }
+        }
+        // The budget's three, and the fourth whose failure spent it: no more were checked.
+        assert_eq!(checked, 4);
+        assert!(
+            throttle
+                .begin("victim@x.io", [10, 0, 0, 5].into())
+                .await
+                .is_err()
+        );
     }
 }

@@ -654,3 +654,53 @@ async fn the_generated_admin_is_written_once_privately_and_signs_in() {
     running.server.stop().await;
     std::fs::remove_dir_all(directory).expect("cleaned up");
 }
+
+/// A refresh racing a reuse (or a logout) can store a new token after its family was revoked:
+/// that token is refused too.
+#[tokio::test]
+async fn a_token_stored_into_a_revoked_family_is_refused() {
+    use users_service::accounts::{Accounts, Redeemed};
+    let database_url = fresh_database(TestBackend::Sqlite).await.expect("database");
+    let app = spawn_with_identity(
+        test_settings(database_url.clone()),
+        IdentityOptions::new(test_keys()),
+        shared::telemetry::test_logger("users"),
+    )
+    .await;
+    let session = signup(&app, "Race", "race@example.com").await;
+    let user_id = session["user"]["id"].as_i64().expect("id");
+    let first = session["refresh_token"].as_str().expect("token").to_owned();
+    let database = shared::db::Database::connect(&database_url, users_service::migrations())
+        .await
+        .expect("database");
+    let accounts = Accounts::new(database);
+    let family = accounts
+        .family_of(&auth::token_hash(&first))
+        .await
+        .expect("query")
+        .expect("known");
+    accounts.revoke_family(&family).await.expect("revoked");
+    // The racing refresh stores its new token after the revocation.
+    let late = auth::random_token().expect("token");
+    accounts
+        .store_refresh(&auth::token_hash(&late), &family, user_id, 3600)
+        .await
+        .expect("stored");
+    assert_eq!(
+        accounts
+            .redeem(&auth::token_hash(&late))
+            .await
+            .expect("query"),
+        Redeemed::Invalid
+    );
+    let refused = send(
+        &app,
+        Method::POST,
+        "/api/auth/refresh",
+        None,
+        Some(json!({"refresh_token": late})),
+    )
+    .await;
+    assert_eq!(refused.status(), 401);
+    app.server.stop().await;
+}
