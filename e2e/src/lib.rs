@@ -119,6 +119,8 @@ impl Process {
             "REDIS_URL",
             "CACHE_NAMESPACE",
             "AMQP_URL",
+            "QUEUE_NAME",
+            "EVENTS_EXCHANGE",
             "MEDIA_STORE",
             "GATEWAY_CONFIG",
             "LOG_DIR",
@@ -407,8 +409,12 @@ impl Platform {
             .map(|(name, ..)| (*name, free_port()))
             .collect();
         let url = |name: &str| format!("http://127.0.0.1:{}", ports[name]);
-        // Platforms started side by side share Redis but not their databases.
+        // Platforms started side by side share Redis and RabbitMQ but not their databases,
+        // cache keys or job queue (another platform's worker would take this one's jobs, find
+        // no such object in its own store, and hold them in retries). Redis pub/sub channels
+        // are not prefixed: a platform sees the others' `postCreated` events.
         let cache_namespace = format!("e2e:{}", uuid::Uuid::new_v4().simple());
+        let queue = format!("e2e-{}", uuid::Uuid::new_v4().simple());
         let jwks_url = format!("{}/.well-known/jwks.json", url("users"));
         let signing_key_file = scratch.join("auth-signing-key.pem");
         let admin = Credentials {
@@ -425,6 +431,8 @@ impl Platform {
                 ("REDIS_URL", backends.redis_url.clone()),
                 ("CACHE_NAMESPACE", cache_namespace.clone()),
                 ("AMQP_URL", backends.amqp_url.clone()),
+                ("QUEUE_NAME", queue.clone()),
+                ("EVENTS_EXCHANGE", format!("{queue}.events")),
                 ("LOG_LEVEL", "info".to_owned()),
                 ("USERS_URL", url("users")),
                 ("PRODUCTS_URL", url("products")),

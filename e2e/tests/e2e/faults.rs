@@ -180,10 +180,22 @@ async fn rabbitmq_lost_during_uploads(platform: &Platform, rabbitmq: &TcpSwitch)
             if metadata["thumbnail_url"].is_string() {
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "upload {id} lost its job: {metadata}"
-            );
+            if Instant::now() >= deadline {
+                // What media-service and the worker said about it, and every warning or error.
+                let said: Vec<String> = platform
+                    .log_lines()
+                    .into_iter()
+                    .filter(|line| {
+                        line.to_string().contains(id.as_str())
+                            || matches!(line["level"].as_str(), Some("warn" | "error"))
+                    })
+                    .map(|line| line.to_string())
+                    .collect();
+                panic!(
+                    "upload {id} lost its job: {metadata}\nlogs:\n{}",
+                    said.join("\n")
+                );
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

@@ -69,17 +69,25 @@ async fn journey(platform: &Platform) {
                "payload": {"query": "subscription { postCreated { title author { name } } }"}}),
     )
     .await;
+    // Platforms sharing a Redis see each other's posts: only this journey's count.
+    let ours = format!("Journey post {unique}");
     let mut event = None;
     for attempt in 0..50 {
         graphql_as(
             gateway,
             Some(&admin),
             "mutation($t: String!, $a: ID!) { createPost(title: $t, authorId: $a) { id } }",
-            json!({"t": format!("Journey post {attempt}"), "a": user_id.to_string()}),
+            json!({"t": format!("{ours} {attempt}"), "a": user_id.to_string()}),
         )
         .await;
-        if let Some(frame) = next_json(&mut subscription, Duration::from_millis(200)).await {
-            event = Some(frame);
+        while let Some(frame) = next_json(&mut subscription, Duration::from_millis(200)).await {
+            let title = frame["payload"]["data"]["postCreated"]["title"].as_str();
+            if frame["type"] != "next" || title.is_some_and(|title| title.starts_with(&ours)) {
+                event = Some(frame);
+                break;
+            }
+        }
+        if event.is_some() {
             break;
         }
     }
