@@ -215,7 +215,10 @@ pub async fn jwks(identity: web::Data<Identity>) -> HttpResponse {
     responses(
         (status = 201, description = "Signed up and signed in", body = Session),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "An invalid token was sent (none is needed)", body = ErrorBody),
         (status = 409, description = "Email already used", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields (or unknown ones, such as a role)", body = ErrorBody),
     ))]
 pub async fn signup(
@@ -256,6 +259,10 @@ pub async fn signup(
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginInput,
     responses(
         (status = 200, description = "Signed in", body = Session),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Missing or unknown fields", body = ErrorBody),
         (status = 401, description = "Wrong email or password (the same answer for both)", body = ErrorBody),
         (status = 429, description = "Too many failed sign-ins for this account or address", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -300,6 +307,10 @@ pub async fn login(
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshInput,
     responses(
         (status = 200, description = "A new access and refresh token", body = Session),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Missing or unknown fields", body = ErrorBody),
         (status = 401, description = "Unknown, expired, revoked or already used", body = ErrorBody),
     ))]
 pub async fn refresh(
@@ -326,7 +337,13 @@ pub async fn refresh(
 
 /// Ends the session of a refresh token (its whole family); 204 whether or not it was known.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", request_body = RefreshInput,
-    responses((status = 204, description = "Signed out")))]
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Missing or unknown fields", body = ErrorBody),
+    ))]
 pub async fn logout(
     identity: web::Data<Identity>,
     input: web::Json<Object<RefreshInput>>,
@@ -371,10 +388,15 @@ pub async fn me(identity: web::Data<Identity>, caller: Caller) -> Result<HttpRes
     params(("id" = i64, Path, description = "User id")), security(("bearer_auth" = [])),
     responses(
         (status = 204, description = "Password set; the user's refresh tokens are revoked"),
+        (status = 400, description = "Malformed JSON or id", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 429, description = "Too many wrong current passwords", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 401, description = "No or invalid token, or a wrong current password", body = ErrorBody),
         (status = 403, description = "Neither that user nor an admin", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
-        (status = 422, description = "The new password is not acceptable", body = ErrorBody),
+        (status = 422, description = "The new password is not acceptable, or fields are missing or unknown", body = ErrorBody),
     ))]
 pub async fn set_password(
     request: HttpRequest,
