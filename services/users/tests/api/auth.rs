@@ -704,3 +704,47 @@ async fn a_token_stored_into_a_revoked_family_is_refused() {
     assert_eq!(refused.status(), 401);
     app.server.stop().await;
 }
+
+/// Anonymous reads are served from a redacted cache entry of their own: it never holds the
+/// email, and a write drops it as it drops the full one.
+#[tokio::test]
+async fn the_redacted_cache_entry_follows_writes() {
+    let app = spawn_app(TestBackend::Sqlite).await;
+    let session = signup(&app, "Reader", "reader@example.com").await;
+    let path = format!("/api/users/{}", session["user"]["id"]);
+    for expected in ["miss", "hit"] {
+        let response = send(&app, Method::GET, &path, None, None).await;
+        assert_eq!(shared::testing::cache_header(&response), expected);
+        let body: Value = response.json().await.expect("JSON");
+        assert!(body.get("email").is_none(), "{body}");
+    }
+    let own = send(
+        &app,
+        Method::GET,
+        &path,
+        session["access_token"].as_str(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        own.json::<Value>().await.expect("JSON")["email"],
+        "reader@example.com"
+    );
+    let renamed = send(
+        &app,
+        Method::PUT,
+        &path,
+        session["access_token"].as_str(),
+        Some(json!({"name": "Renamed", "email": "reader@example.com"})),
+    )
+    .await;
+    assert_eq!(renamed.status(), 200);
+    let after: Value = send(&app, Method::GET, &path, None, None)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(after["name"], "Renamed");
+    assert!(after.get("email").is_none());
+    app.server.stop().await;
+}
