@@ -521,3 +521,33 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Who a test request is sent as, with [`user_token`] and [`admin_token`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// No `Authorization` header.
+    Anonymous,
+    /// A signed-in user (role `user`) with this id.
+    User(i64),
+    /// An admin with this id.
+    Admin(i64),
+}
+
+impl Who {
+    /// The bearer token sent, if any.
+    pub fn token(self) -> Option<String> {
+        match self {
+            Self::Anonymous => None,
+            Self::User(id) => Some(user_token(id)),
+            Self::Admin(id) => Some(admin_token(id)),
+        }
+    }
+
+    /// `request` sent as this caller.
+    pub fn sign(self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.token() {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+}

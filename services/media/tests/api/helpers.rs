@@ -14,46 +14,16 @@ use std::{
 };
 
 use media_service::{Application, DEFAULT_PORT, MediaOptions, NAME, signing::UrlSigner};
-use reqwest::{Method, RequestBuilder, Response};
+use reqwest::{Method, Response};
 use serde_json::Value;
 use shared::{
     config::DatabaseUrl,
     store::{ObjectStore, StoreKind},
     telemetry::test_logger,
-    testing::{
-        TestBackend, TestService, admin_token, fresh_database, service_settings, user_token,
-    },
+    testing::{TestBackend, TestService, admin_token, fresh_database, service_settings},
 };
 
-/// Who a request is sent as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Who {
-    /// No `Authorization` header.
-    Anonymous,
-    /// A signed-in user (role `user`) with this id.
-    User(i64),
-    /// An admin with this id.
-    Admin(i64),
-}
-
-impl Who {
-    /// The bearer token sent, if any.
-    pub fn token(self) -> Option<String> {
-        match self {
-            Self::Anonymous => None,
-            Self::User(id) => Some(user_token(id)),
-            Self::Admin(id) => Some(admin_token(id)),
-        }
-    }
-
-    /// `request` sent as this caller.
-    pub fn sign(self, request: RequestBuilder) -> RequestBuilder {
-        match self.token() {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        }
-    }
-}
+pub use shared::testing::Who;
 
 /// The caller of the helpers that name none.
 pub const ADMIN: Who = Who::Admin(1);

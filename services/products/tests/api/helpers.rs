@@ -7,32 +7,10 @@ use shared::{
     config::DatabaseUrl,
     server::ServiceSettings,
     telemetry::test_logger,
-    testing::{
-        TestBackend, TestService, admin_token, fresh_database, service_settings, user_token,
-    },
+    testing::{TestBackend, TestService, fresh_database, service_settings},
 };
 
-/// Who a request is sent as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Who {
-    /// No `Authorization` header.
-    Anonymous,
-    /// A signed-in user (role `user`) with this id.
-    User(i64),
-    /// An admin with this id.
-    Admin(i64),
-}
-
-impl Who {
-    /// The bearer token sent, if any.
-    pub fn token(self) -> Option<String> {
-        match self {
-            Self::Anonymous => None,
-            Self::User(id) => Some(user_token(id)),
-            Self::Admin(id) => Some(admin_token(id)),
-        }
-    }
-}
+pub use shared::testing::Who;
 
 /// The admin the tests write as.
 pub const ADMIN: Who = Who::Admin(1);
