@@ -14,6 +14,7 @@
 //! | [`pages`] | pages of the post list in memory between writes, emptied across instances |
 //! | [`events`] | `postCreated` across instances, over `shared::pubsub` |
 //! | [`http`] | GraphQL over HTTP, content negotiation, the caller of each request |
+//! | [`exchange`] | response types and their negotiation, request-error bodies, the endpoint both transports use |
 //! | [`websocket`] | subscriptions over WebSocket, the caller of each connection |
 //! | [`graphiql`] | the GraphiQL page and its scripts, served from the binary |
 //!
@@ -21,6 +22,7 @@
 
 pub mod access;
 pub mod events;
+pub mod exchange;
 pub mod graphiql;
 pub mod http;
 pub mod mutations;

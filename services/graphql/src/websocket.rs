@@ -26,7 +26,7 @@ use shared::request::RequestId;
 
 use crate::{
     access::{self, Authenticated, UpstreamAuth},
-    http::{Endpoint, ResponseType, error_response, header_str},
+    exchange::{Endpoint, ResponseType, error_response, header_str},
     schema::{AppState, PlatformSchema, request_data},
 };
 

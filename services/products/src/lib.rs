@@ -60,7 +60,7 @@ impl Application {
             migrations(),
             resource,
             ProductRepository::new,
-            routes::configure,
+            configure,
         )
         .await
         .map(Self)
@@ -83,4 +83,16 @@ impl Service for Application {
     ) -> anyhow::Result<()> {
         self.0.run_until_stopped(shutdown).await
     }
+}
+
+/// The products routes and their OpenAPI document.
+fn configure(
+    config: &mut actix_web::web::ServiceConfig,
+    state: actix_web::web::Data<routes::ProductsState>,
+) {
+    config.route(
+        "/api/products/openapi.json",
+        actix_web::web::get().to(openapi::document),
+    );
+    routes::configure(config, state);
 }

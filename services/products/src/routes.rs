@@ -18,21 +18,16 @@ use shared::{
 
 use crate::{
     domain::{Product, ProductInput},
-    openapi,
     repository::ProductRepository,
 };
 
 /// What the handlers share: the table behind the shared REST shape.
 pub type ProductsState = Resource<ProductRepository>;
 
-/// Adds the products routes (and the OpenAPI document) to an app.
+/// Adds the products routes to an app.
 pub fn configure(config: &mut web::ServiceConfig, state: web::Data<ProductsState>) {
     config
         .app_data(state)
-        .route(
-            "/api/products/openapi.json",
-            web::get().to(openapi::document),
-        )
         .service(
             web::resource("/api/products")
                 .route(web::get().to(list_products))

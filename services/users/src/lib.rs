@@ -260,6 +260,7 @@ impl Application {
         });
         let routes_identity = identity.clone();
         let service = HttpService::bind(&settings, &context, move |config| {
+            config.route("/api/users/openapi.json", web::get().to(openapi::document));
             routes::configure(config, users.clone());
             session::configure(config, routes_identity.clone());
         })?;

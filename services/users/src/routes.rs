@@ -13,18 +13,16 @@ use shared::{
 
 use crate::{
     domain::{User, UserInput},
-    openapi,
     repository::UserRepository,
 };
 
 /// What the handlers share: the table behind the shared REST shape.
 pub type UsersState = Resource<UserRepository>;
 
-/// Adds the users routes (and the OpenAPI document) to an app.
+/// Adds the users routes to an app.
 pub fn configure(config: &mut web::ServiceConfig, state: web::Data<UsersState>) {
     config
         .app_data(state)
-        .route("/api/users/openapi.json", web::get().to(openapi::document))
         .service(
             web::resource("/api/users")
                 .route(web::get().to(list_users))
