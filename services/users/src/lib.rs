@@ -91,6 +91,9 @@ pub struct IdentityArgs {
     /// Failed sign-ins per client address per minute before it is throttled (429)
     #[arg(long, env = "LOGIN_FAILURES_PER_ADDRESS", default_value_t = NonZeroU32::new(20).expect("20"))]
     pub login_failures_per_address: NonZeroU32,
+    /// Sign-ups per client address per hour before it is throttled (429)
+    #[arg(long, env = "SIGNUPS_PER_ADDRESS", default_value_t = NonZeroU32::new(60).expect("60"))]
+    pub signups_per_address: NonZeroU32,
     /// Peers (addresses or networks, comma-separated) whose `X-Forwarded-For` names the client:
     /// the gateway's [default: 127.0.0.0/8,::1]
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
@@ -128,6 +131,8 @@ pub struct IdentityOptions {
     pub failures_per_account: NonZeroU32,
     /// Failed sign-ins a minute per address.
     pub failures_per_address: NonZeroU32,
+    /// Sign-ups an hour per address.
+    pub signups_per_address: NonZeroU32,
     /// The admin to create or promote at start.
     pub admin: Option<AdminAccount>,
     /// Peers whose `X-Forwarded-For` names the client.
@@ -145,6 +150,7 @@ impl IdentityOptions {
             hash_concurrency: 2,
             failures_per_account: NonZeroU32::new(5).expect("5"),
             failures_per_address: NonZeroU32::new(20).expect("20"),
+            signups_per_address: NonZeroU32::new(60).expect("60"),
             admin: None,
             trusted_proxies: network::loopback(),
         }
@@ -179,6 +185,7 @@ impl IdentityOptions {
             hash_concurrency: usize::try_from(args.auth_hash_concurrency).unwrap_or(2),
             failures_per_account: args.login_failures_per_account,
             failures_per_address: args.login_failures_per_address,
+            signups_per_address: args.signups_per_address,
             admin: args
                 .admin_email
                 .clone()
@@ -249,6 +256,9 @@ impl Application {
                 options.failures_per_account,
                 options.failures_per_address,
             ),
+            signups: governor::RateLimiter::keyed(governor::Quota::per_hour(
+                options.signups_per_address,
+            )),
             issuer: TokenIssuer::new(
                 options.keys.clone(),
                 options.auth.auth_issuer.clone(),

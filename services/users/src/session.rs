@@ -36,6 +36,8 @@ pub struct Identity {
     pub passwords: Passwords,
     /// Failed-login budgets.
     pub throttle: LoginThrottle,
+    /// Sign-ups per client address: each hashes a password and creates an account.
+    pub signups: governor::DefaultKeyedRateLimiter<IpAddr>,
     /// Signs access tokens.
     pub issuer: TokenIssuer,
     /// How long a refresh token lives.
@@ -172,15 +174,14 @@ fn invalid_refresh() -> ApiError {
     }
 }
 
-fn too_many(wait: Duration) -> HttpResponse {
+fn too_many(wait: Duration, message: &str) -> HttpResponse {
     HttpResponse::TooManyRequests()
         .insert_header((header::RETRY_AFTER, wait.as_secs().max(1).to_string()))
         .content_type("application/json")
-        .body(shared::error::error_json(
-            429,
-            "too many failed sign-ins: try again later",
-        ))
+        .body(shared::error::error_json(429, message))
 }
+
+const TOO_MANY_FAILURES: &str = "too many failed sign-ins: try again later";
 
 /// The client's address: the TCP peer, or, when the peer is a trusted proxy (the gateway), the
 /// last `X-Forwarded-For` entry: the address that proxy saw (it appends it).
@@ -217,15 +218,30 @@ pub async fn jwks(identity: web::Data<Identity>) -> HttpResponse {
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "An invalid token was sent (none is needed)", body = ErrorBody),
         (status = 409, description = "Email already used", body = ErrorBody),
+        (status = 429, description = "Too many sign-ups from this address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields (or unknown ones, such as a role)", body = ErrorBody),
     ))]
 pub async fn signup(
+    request: HttpRequest,
     identity: web::Data<Identity>,
     users: web::Data<UsersState>,
     input: web::Json<Object<SignupInput>>,
 ) -> Result<HttpResponse, ApiError> {
+    let address = client_address(&request, &identity.trusted_proxies);
+    if let Err(not_until) = identity.signups.check_key(&address) {
+        let clock = governor::clock::DefaultClock::default();
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&clock));
+        return Ok(too_many(
+            wait,
+            "too many sign-ups from this address: try again later",
+        ));
+    }
+    if identity.signups.len() > 10_000 {
+        identity.signups.retain_recent();
+    }
     let Object(input) = input.into_inner();
     let profile = UserInput {
         name: input.name,
@@ -277,7 +293,7 @@ pub async fn login(
     let address = client_address(&request, &identity.trusted_proxies);
     let attempt = match identity.throttle.begin(&email_key, address).await {
         Ok(attempt) => attempt,
-        Err(wait) => return Ok(too_many(wait)),
+        Err(wait) => return Ok(too_many(wait, TOO_MANY_FAILURES)),
     };
     let credentials = identity
         .accounts
@@ -298,7 +314,7 @@ pub async fn login(
         }
         None => match identity.throttle.failed(&attempt) {
             Ok(()) => Err(bad_credentials()),
-            Err(wait) => Ok(too_many(wait)),
+            Err(wait) => Ok(too_many(wait, TOO_MANY_FAILURES)),
         },
     }
 }
@@ -429,7 +445,7 @@ pub async fn set_password(
                 .await
             {
                 Ok(attempt) => attempt,
-                Err(wait) => return Ok(too_many(wait)),
+                Err(wait) => return Ok(too_many(wait, TOO_MANY_FAILURES)),
             };
             let given = input.current_password.unwrap_or_default();
             if !identity.passwords.verify(given, current).await? {
@@ -438,7 +454,7 @@ pub async fn set_password(
                         message: "the current password is wrong".into(),
                         invalid_token: false,
                     }),
-                    Err(wait) => Ok(too_many(wait)),
+                    Err(wait) => Ok(too_many(wait, TOO_MANY_FAILURES)),
                 };
             }
         }

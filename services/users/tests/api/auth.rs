@@ -748,3 +748,35 @@ async fn the_redacted_cache_entry_follows_writes() {
     assert!(after.get("email").is_none());
     app.server.stop().await;
 }
+
+#[tokio::test]
+async fn sign_ups_are_limited_per_address() {
+    let database = fresh_database(TestBackend::Sqlite).await.expect("database");
+    let mut options = IdentityOptions::new(test_keys());
+    options.signups_per_address = 2.try_into().expect("2");
+    let app = spawn_with_identity(
+        test_settings(database),
+        options,
+        shared::telemetry::test_logger("users"),
+    )
+    .await;
+    signup(&app, "One", "one@example.com").await;
+    signup(&app, "Two", "two@example.com").await;
+    let third = send(
+        &app,
+        Method::POST,
+        "/api/auth/signup",
+        None,
+        Some(json!({"name": "Three", "email": "three@example.com", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(third.status(), 429);
+    assert!(third.headers().contains_key("retry-after"));
+    assert_eq!(error_code(third).await, "rate_limited");
+    // Nothing was created.
+    assert_eq!(
+        login(&app, "three@example.com", PASSWORD).await.status(),
+        401
+    );
+    app.server.stop().await;
+}
