@@ -6,7 +6,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use shared::pubsub::PubSub;
 
-use crate::schema::Post;
+use crate::posts::PostRow;
 
 /// The channel every instance publishes new posts on, by default.
 pub const DEFAULT_CHANNEL: &str = "graphql.post_created";
@@ -34,7 +34,7 @@ impl PostEvents {
 
     /// Announces a stored post. A failure is logged, not returned: the post is stored, and a
     /// missed notification must not turn a successful mutation into an error.
-    pub async fn publish(&self, post: &Post) {
+    pub async fn publish(&self, post: &PostRow) {
         let payload = match serde_json::to_vec(post) {
             Ok(payload) => Bytes::from(payload),
             Err(error) => {
@@ -44,15 +44,15 @@ impl PostEvents {
         };
         if let Err(error) = self.pubsub.publish(&self.channel, payload).await {
             slog::warn!(self.logger, "post event not published";
-                "post_id" => post.id.as_str(), "error" => format!("{error:#}"));
+                "post_id" => post.id, "error" => format!("{error:#}"));
         }
     }
 
     /// Every post announced from now on (`None` for a payload that does not decode).
     pub async fn subscribe(
         &self,
-    ) -> anyhow::Result<impl Stream<Item = Option<Post>> + Send + 'static> {
+    ) -> anyhow::Result<impl Stream<Item = Option<PostRow>> + Send + 'static> {
         let subscription = self.pubsub.subscribe(&self.channel).await?;
-        Ok(subscription.map(|payload| serde_json::from_slice::<Post>(&payload).ok()))
+        Ok(subscription.map(|payload| serde_json::from_slice::<PostRow>(&payload).ok()))
     }
 }

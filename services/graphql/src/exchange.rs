@@ -9,10 +9,7 @@ use actix_web::{
 use async_graphql::parser::types::ExecutableDocument;
 use serde_json::json;
 
-use crate::{
-    Limits,
-    schema::{AppState, PlatformSchema},
-};
+use crate::{Limits, PlatformSchema, schema::AppState};
 
 /// `application/graphql-response+json`.
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";

@@ -10,17 +10,20 @@
 //! | [`mutations`] | the mutations, each behind its rule |
 //! | [`access`] | who the caller is, and what they may do or see |
 //! | [`posts`] | the posts table and the validation of what clients send |
+//! | [`row`] | [`row::PostRow`], a stored post |
 //! | [`upstream`] | the users-service and products-service clients |
 //! | [`pages`] | pages of the post list in memory between writes, emptied across instances |
 //! | [`events`] | `postCreated` across instances, over `shared::pubsub` |
 //! | [`http`] | GraphQL over HTTP, content negotiation, the caller of each request |
 //! | [`exchange`] | response types and their negotiation, request-error bodies, the endpoint both transports use |
+//! | [`errors`] | the `extensions.code` values and how upstream and input failures become them |
 //! | [`websocket`] | subscriptions over WebSocket, the caller of each connection |
 //! | [`graphiql`] | the GraphiQL page and its scripts, served from the binary |
 //!
 //! Everything else (config, logging, errors, health, metrics, shutdown) is `shared`'s.
 
 pub mod access;
+pub mod errors;
 pub mod events;
 pub mod exchange;
 pub mod graphiql;
@@ -28,6 +31,7 @@ pub mod http;
 pub mod mutations;
 pub mod pages;
 pub mod posts;
+pub mod row;
 pub mod schema;
 pub mod upstream;
 pub mod websocket;
@@ -48,11 +52,15 @@ use slog::Logger;
 use crate::{
     events::PostEvents,
     http::Endpoint,
+    mutations::MutationRoot,
     pages::PageCache,
     posts::PostRepository,
-    schema::{AppState, MutationRoot, PlatformSchema, QueryRoot, SubscriptionRoot},
+    schema::{AppState, QueryRoot, SubscriptionRoot},
     upstream::{ProductsClient, Upstream, UpstreamTimeouts, UsersClient},
 };
+
+/// The schema type this service serves.
+pub type PlatformSchema = async_graphql::Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// The service's name (logs, metrics, default database `data/graphql.db`).
 pub const NAME: &str = "graphql";

@@ -77,13 +77,13 @@ impl MutationRoot {
                 format!("user {author_id} not found"),
             ));
         }
-        let post: Post = state
+        let row = state
             .posts
             .insert(author_id, &valid)
             .await
-            .map_err(|error| database_error(context, error))?
-            .into();
-        state.events.publish(&post).await;
+            .map_err(|error| database_error(context, error))?;
+        state.events.publish(&row).await;
+        let post = Post::from(row);
         Ok(post)
     }
 

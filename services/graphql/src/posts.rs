@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use prometheus::IntCounterVec;
-use serde::{Deserialize, Serialize};
 use shared::{
     db::{Database, placeholders, timestamp_now},
     pagination::Page,
@@ -13,26 +12,12 @@ use shared::{
 use sqlx::AssertSqlSafe;
 
 use crate::pages::PageCache;
+pub use crate::row::PostRow;
 
 /// The longest title, in characters.
 pub const MAX_TITLE_CHARS: usize = 300;
 /// The longest content, in characters.
 pub const MAX_CONTENT_CHARS: usize = 100_000;
-
-/// A stored post (docs/contracts.md's Post resource).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
-pub struct PostRow {
-    /// Its id.
-    pub id: i64,
-    /// Its title (1–300 characters).
-    pub title: String,
-    /// Its text (at most 100 000 characters), if any.
-    pub content: Option<String>,
-    /// The users-service id of its author.
-    pub author_id: i64,
-    /// When it was created (RFC 3339).
-    pub created_at: String,
-}
 
 /// A post's fields as a client sent them, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

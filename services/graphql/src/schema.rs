@@ -9,87 +9,20 @@
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::{
-    ComplexObject, Context, Error, ErrorExtensions, ID, Object, Result, Schema, SimpleObject,
-    Subscription,
+    ComplexObject, Context, Error, ErrorExtensions, ID, Object, Result, SimpleObject, Subscription,
     dataloader::{DataLoader, Loader},
 };
 use auth::Principal;
 use futures_util::{Stream, StreamExt};
 use shared::pagination::{MAX_LIMIT, Page};
 
-pub use crate::mutations::MutationRoot;
+pub use crate::errors::{coded_error, codes};
 use crate::{
     access::{self, Authenticated, UpstreamAuth},
     events::PostEvents,
-    posts::{PostInputError, PostRepository, PostRow},
+    posts::{PostRepository, PostRow},
     upstream::{ProductRecord, ProductsClient, Relay, UpstreamError, UserRecord, UsersClient},
 };
-
-/// The schema type this service serves.
-pub type PlatformSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
-
-/// The `extensions.code` values clients can rely on.
-pub mod codes {
-    /// An argument is malformed or fails validation.
-    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
-    /// A named object does not exist.
-    pub const NOT_FOUND: &str = "NOT_FOUND";
-    /// A unique value is taken (an email).
-    pub const CONFLICT: &str = "CONFLICT";
-    /// Another service could not be reached or failed.
-    pub const UPSTREAM_UNAVAILABLE: &str = "UPSTREAM_UNAVAILABLE";
-    /// Another service did not answer in time.
-    pub const UPSTREAM_TIMEOUT: &str = "UPSTREAM_TIMEOUT";
-    /// Our own fault; the cause is in the log.
-    pub const INTERNAL: &str = "INTERNAL_SERVER_ERROR";
-    /// The operation needs a signed-in caller and none is.
-    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
-    /// The caller may not do this (or see this field).
-    pub const FORBIDDEN: &str = "FORBIDDEN";
-}
-
-/// A GraphQL error with `extensions.code`.
-pub fn coded_error(code: &'static str, message: impl Into<String>) -> Error {
-    Error::new(message.into()).extend_with(|_, extensions| extensions.set("code", code))
-}
-
-impl ErrorExtensions for UpstreamError {
-    fn extend(&self) -> Error {
-        let error = self;
-        match error {
-            UpstreamError::Unavailable { .. } => {
-                coded_error(codes::UPSTREAM_UNAVAILABLE, error.to_string())
-            }
-            UpstreamError::Timeout { .. } => {
-                coded_error(codes::UPSTREAM_TIMEOUT, error.to_string())
-            }
-            UpstreamError::Rejected {
-                status,
-                code,
-                message,
-                details,
-            } => {
-                let graphql_code = match *status {
-                    409 => codes::CONFLICT,
-                    404 => codes::NOT_FOUND,
-                    401 => codes::UNAUTHENTICATED,
-                    403 => codes::FORBIDDEN,
-                    _ => codes::BAD_USER_INPUT,
-                };
-                let (code, details) = (code.clone(), details.clone());
-                Error::new(message.clone()).extend_with(move |_, extensions| {
-                    extensions.set("code", graphql_code);
-                    extensions.set("upstreamCode", code.clone());
-                    if let Ok(details) = async_graphql::Value::from_json(details.clone())
-                        && details != async_graphql::Value::Null
-                    {
-                        extensions.set("details", details);
-                    }
-                })
-            }
-        }
-    }
-}
 
 /// A database failure: logged with its cause by the caller's context, opaque to the client.
 pub(crate) fn database_error(context: &Context<'_>, error: sqlx::Error) -> Error {
@@ -97,20 +30,6 @@ pub(crate) fn database_error(context: &Context<'_>, error: sqlx::Error) -> Error
         slog::error!(state.logger, "database error"; "error" => format!("{error:#}"));
     }
     coded_error(codes::INTERNAL, "internal error")
-}
-
-impl ErrorExtensions for PostInputError {
-    fn extend(&self) -> Error {
-        let error = self;
-        let field = match error {
-            PostInputError::Title(_) => "title",
-            PostInputError::Content(_) => "content",
-        };
-        Error::new(error.to_string()).extend_with(move |_, extensions| {
-            extensions.set("code", codes::BAD_USER_INPUT);
-            extensions.set("field", field);
-        })
-    }
 }
 
 /// What every resolver reaches through the context.
@@ -565,6 +484,6 @@ impl SubscriptionRoot {
                 format!("cannot subscribe to new posts: {error:#}"),
             )
         })?;
-        Ok(stream.filter_map(|post| async move { post }))
+        Ok(stream.filter_map(|post| async move { post.map(Post::from) }))
     }
 }

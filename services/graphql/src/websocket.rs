@@ -25,9 +25,10 @@ use futures_util::StreamExt;
 use shared::request::RequestId;
 
 use crate::{
+    PlatformSchema,
     access::{self, Authenticated, UpstreamAuth},
     exchange::{Endpoint, ResponseType, error_response, header_str},
-    schema::{AppState, PlatformSchema, request_data},
+    schema::{AppState, request_data},
 };
 
 /// How many client messages may wait for the executor on one WebSocket before it is closed.
