@@ -14,6 +14,7 @@
 //! | [`repository`] | the `media` table, the same SQL on SQLite and PostgreSQL |
 //! | [`upload`] | `POST /api/upload` and `POST /api/media`: the streamed upload |
 //! | [`routes`] | list, read, delete, and the signed downloads (with ranges) |
+//! | [`presentation`] | an item's JSON with download URLs made now; download names |
 //! | [`openapi`] | the OpenAPI 3 document served at `/api/media/openapi.json` |
 //!
 //! The object store ([`shared::store`]) and the job queue ([`shared::messaging`]) are shared
@@ -22,6 +23,7 @@
 pub mod config;
 pub mod domain;
 pub mod openapi;
+pub mod presentation;
 pub mod repository;
 pub mod routes;
 pub mod signing;
@@ -246,6 +248,10 @@ impl Application {
             metrics,
         });
         let server = HttpService::bind(&settings, &context, move |config| {
+            config.route(
+                "/api/media/openapi.json",
+                actix_web::web::get().to(openapi::document),
+            );
             routes::configure(config, state.clone());
         })?;
         Ok(Self { server, queue })

@@ -10,8 +10,6 @@
 //! it expires. Every handler takes the [`Caller`], so a token that does not verify is a 401 on
 //! every route.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use actix_web::{
     HttpRequest, HttpResponse,
     http::{StatusCode, header},
@@ -24,24 +22,23 @@ use shared::{
     error::{ErrorBody, error_json},
     identity::Caller,
     pagination::{Page, list_response},
-    store::{ByteRange, Presign, StoreError},
+    store::{ByteRange, StoreError},
 };
 use utoipa::IntoParams;
 
 use crate::{
     MediaState,
     domain::{Media, MediaError, MediaRow},
-    openapi,
+    presentation::{content_disposition, present, thumbnail_file_name, unix_now},
     repository::ListScope,
     signing::Purpose,
     upload,
 };
 
-/// Adds the media routes (and the OpenAPI document) to an app.
+/// Adds the media routes to an app.
 pub fn configure(config: &mut web::ServiceConfig, state: web::Data<MediaState>) {
     config
         .app_data(state)
-        .route("/api/media/openapi.json", web::get().to(openapi::document))
         .route("/api/upload", web::post().to(upload::upload))
         .service(
             web::resource("/api/media")
@@ -345,100 +342,6 @@ async fn download(
         .streaming(read.body))
 }
 
-/// A media item as clients see it, with download URLs made now. With `check_thumbnail`, a
-/// thumbnail the row does not know about yet is looked for in the store (and recorded).
-pub async fn present(
-    state: &MediaState,
-    row: MediaRow,
-    check_thumbnail: bool,
-) -> Result<Media, MediaError> {
-    let url = download_url(state, &row, Purpose::Content, &row.object_key).await?;
-    let mut thumbnail_url = None;
-    if let Some(thumbnail_key) = &row.thumbnail_key {
-        let mut ready = row.thumbnail_ready_at.is_some();
-        if !ready && check_thumbnail {
-            match state.store.exists(thumbnail_key).await {
-                Ok(true) => {
-                    state.repository.mark_thumbnail_ready(&row.id).await?;
-                    ready = true;
-                }
-                Ok(false) => {}
-                Err(error) => slog::warn!(state.logger, "could not look for a thumbnail";
-                    "media_id" => &row.id, "error" => error.to_string()),
-            }
-        }
-        if ready {
-            thumbnail_url =
-                Some(download_url(state, &row, Purpose::Thumbnail, thumbnail_key).await?);
-        }
-    }
-    let visibility = row.visibility();
-    Ok(Media {
-        id: row.id,
-        name: row.name,
-        content_type: row.content_type,
-        size: row.size,
-        url,
-        thumbnail_url,
-        owner_id: row.owner_id,
-        visibility,
-        created_at: row.created_at,
-    })
-}
-
-/// A presigned S3 URL, or the service's own signed URL on fs.
-async fn download_url(
-    state: &MediaState,
-    row: &MediaRow,
-    purpose: Purpose,
-    key: &str,
-) -> Result<String, MediaError> {
-    let ttl = state.url_ttl();
-    let file_name = match purpose {
-        Purpose::Content => row.name.clone(),
-        Purpose::Thumbnail => thumbnail_file_name(&row.name),
-    };
-    let presign = Presign {
-        start: SystemTime::now(),
-        ttl,
-        content_disposition: Some(content_disposition(&file_name)),
-    };
-    if let Some(url) = state.store.presigned_get(key, &presign).await? {
-        return Ok(url);
-    }
-    Ok(signed_path(
-        state,
-        purpose,
-        &row.id,
-        unix_now() + ttl_secs(ttl),
-    ))
-}
-
-/// `<MEDIA_PUBLIC_URL>/api/media/<id>/<purpose>?expires=…&sig=…`.
-pub fn signed_path(state: &MediaState, purpose: Purpose, id: &str, expires: i64) -> String {
-    let prefix = state
-        .settings
-        .public_url
-        .as_deref()
-        .unwrap_or_default()
-        .trim_end_matches('/');
-    let sig = state.signer.sign(purpose, id, expires);
-    format!(
-        "{prefix}/api/media/{id}/{}?expires={expires}&sig={sig}",
-        purpose.as_str()
-    )
-}
-
-fn ttl_secs(ttl: Duration) -> i64 {
-    i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2)
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, ttl_secs)
-}
-
 /// The row `id` when `viewer` may read it; a row they may not read is not found either.
 async fn find_readable(
     state: &MediaState,
@@ -457,50 +360,4 @@ fn parse_id(id: &str) -> Result<String, MediaError> {
     uuid::Uuid::parse_str(id)
         .map(|uuid| uuid.to_string())
         .map_err(|_| MediaError::InvalidId(id.chars().take(64).collect()))
-}
-
-fn thumbnail_file_name(name: &str) -> String {
-    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
-    format!("{stem}-thumbnail.png")
-}
-
-/// `inline; filename="<ASCII fallback>"; filename*=UTF-8''<percent-encoded>` (RFC 6266): the
-/// fallback replaces quotes, backslashes, controls and non-ASCII with `_`.
-pub fn content_disposition(name: &str) -> String {
-    let fallback: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut encoded = String::with_capacity(name.len() * 3);
-    for byte in name.bytes() {
-        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    format!("inline; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dispositions_are_safe_and_keep_the_name() {
-        assert_eq!(
-            content_disposition("cat.png"),
-            "inline; filename=\"cat.png\"; filename*=UTF-8''cat.png"
-        );
-        assert_eq!(
-            content_disposition("a \"b\"\\é.txt"),
-            "inline; filename=\"a _b___.txt\"; filename*=UTF-8''a%20%22b%22%5C%C3%A9.txt"
-        );
-    }
 }

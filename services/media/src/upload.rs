@@ -26,8 +26,8 @@ use crate::{
         ContentSniffer, MediaError, THUMBNAIL_TYPES, UploadForm, UploadResponse, Visibility,
         key_name, sanitize_file_name,
     },
+    presentation::present,
     repository::NewMedia,
-    routes::present,
 };
 
 /// Room for the multipart framing (boundaries, part headers, other small fields) beyond the
