@@ -20,15 +20,6 @@ impl Role {
             Self::Admin => "admin",
         }
     }
-
-    /// The role named `name`, if it is one.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "user" => Some(Self::User),
-            "admin" => Some(Self::Admin),
-            _ => None,
-        }
-    }
 }
 
 /// The claims of an access token.

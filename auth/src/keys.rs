@@ -179,32 +179,12 @@ impl SigningKeys {
         Ok(keys)
     }
 
-    /// Writes the keys to `path`, readable by the owner only; a new file replaces an old one
-    /// whole (written beside it, then renamed).
+    /// Writes the keys to `path`, readable by the owner only ([`write_private`]).
     pub fn write(&self, path: &Path) -> Result<(), KeyError> {
-        let io = |source| KeyError::Io {
+        write_private(path, self.to_pem().as_bytes()).map_err(|source| KeyError::Io {
             path: path.display().to_string(),
             source,
-        };
-        if let Some(parent) = path
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(parent).map_err(io)?;
-        }
-        let staged = path.with_extension("tmp");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&staged).map_err(io)?;
-        // A file left over from before keeps its mode on open: make it the owner's only.
-        #[cfg(unix)]
-        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .map_err(io)?;
-        file.write_all(self.to_pem().as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&staged, path).map_err(io)
+        })
     }
 
     /// The public keys to publish: the current one and the one before it.
@@ -231,6 +211,30 @@ impl SigningKeys {
         header.kid = Some(current.kid.clone());
         Ok(jsonwebtoken::encode(&header, claims, &current.encoding)?)
     }
+}
+
+/// Writes `bytes` to `path`, readable by the owner only (mode 0600, also when a file was there
+/// with another mode): written beside it, synced, then renamed over it, so a reader sees the
+/// old file or the new one whole. Secrets (keys, generated credentials) go through here.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)?;
+    }
+    let staged = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&staged)?;
+    // A file left over from before keeps its mode on open: make it the owner's only.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&staged, path)
 }
 
 fn random_key() -> Result<SigningKey, KeyError> {

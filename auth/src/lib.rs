@@ -23,7 +23,7 @@ mod verify;
 pub use bearer::{BearerError, bearer_token, www_authenticate};
 pub use claims::{Claims, Principal, Role};
 pub use issue::{AccessToken, TokenIssuer, random_token, token_hash};
-pub use keys::{Jwk, Jwks, KeyError, SigningKeys};
+pub use keys::{Jwk, Jwks, KeyError, SigningKeys, write_private};
 pub use verify::{KeySource, Verifier, VerifierSettings, VerifyError};
 
 /// The `iss` and `aud` of the platform's tokens unless configured otherwise.

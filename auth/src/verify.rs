@@ -172,11 +172,6 @@ impl Verifier {
         }
     }
 
-    /// What it accepts.
-    pub fn settings(&self) -> &VerifierSettings {
-        &self.settings
-    }
-
     /// Replaces the keys (a rotation in the issuing process). Tokens of keys no longer listed
     /// stop verifying, remembered ones included.
     pub fn set_keys(&self, jwks: &Jwks) {

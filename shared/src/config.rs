@@ -41,6 +41,9 @@ pub struct CommonArgs {
     pub healthcheck: bool,
 }
 
+/// users-service's JWKS (`auth::JWKS_PATH`) on its port of docs/contracts.md.
+pub const DEFAULT_JWKS_URL: &str = "http://127.0.0.1:3001/.well-known/jwks.json";
+
 /// How a server checks the access tokens users-service issues (docs/contracts.md, "Identity
 /// and access").
 #[derive(clap::Args, Debug, Clone)]
@@ -55,7 +58,7 @@ pub struct AuthArgs {
     #[arg(
         long,
         env = "AUTH_JWKS_URL",
-        default_value = "http://127.0.0.1:3001/.well-known/jwks.json"
+        default_value = DEFAULT_JWKS_URL
     )]
     pub auth_jwks_url: String,
 }
@@ -65,7 +68,7 @@ impl Default for AuthArgs {
         Self {
             auth_issuer: auth::DEFAULT_ISSUER.to_owned(),
             auth_audience: auth::DEFAULT_AUDIENCE.to_owned(),
-            auth_jwks_url: "http://127.0.0.1:3001/.well-known/jwks.json".to_owned(),
+            auth_jwks_url: DEFAULT_JWKS_URL.to_owned(),
         }
     }
 }

@@ -45,11 +45,6 @@ pub trait Table {
     /// Deletes a row; `false` when there was none.
     async fn delete(&self, id: i64) -> Result<bool, Self::Error>;
 
-    /// Whether some viewers see less of a row than the whole of it ([`Table::hides_from`]): reads
-    /// by id then cache the redacted row under a key of its own, so the hot path serves cached
-    /// bytes to every viewer.
-    const REDACTS: bool = false;
-
     /// Whether `viewer` (`None`: anonymous) may see less of row `id` than the whole of it, so
     /// that reads pass it through [`Table::redact`]. Nothing is hidden by default.
     fn hides_from(_id: i64, _viewer: Option<&Principal>) -> bool {
@@ -77,7 +72,8 @@ impl<T: Table> Resource<T> {
         format!("{}:{id}", self.name)
     }
 
-    /// The cache key of the redacted row ([`Table::REDACTS`]).
+    /// The cache key of a row as [`Table::redact`] leaves it, for the viewers it hides from:
+    /// reads by id serve them cached bytes too.
     fn redacted_key(&self, id: i64) -> String {
         format!("{}:{id}:redacted", self.name)
     }
@@ -85,9 +81,7 @@ impl<T: Table> Resource<T> {
     /// Drops the cached entries of row `id` (after a write to it).
     pub async fn invalidate(&self, id: i64) {
         self.cache.invalidate(&self.cache_key(id)).await;
-        if T::REDACTS {
-            self.cache.invalidate(&self.redacted_key(id)).await;
-        }
+        self.cache.invalidate(&self.redacted_key(id)).await;
     }
 
     fn not_found(&self, id: i64) -> ApiError {
@@ -189,7 +183,7 @@ impl<T: Table> Resource<T> {
         id: i64,
         viewer: Option<&Principal>,
     ) -> Result<HttpResponse, ApiError> {
-        let redacted = T::REDACTS && T::hides_from(id, viewer);
+        let redacted = T::hides_from(id, viewer);
         let key = if redacted {
             self.redacted_key(id)
         } else {

@@ -83,6 +83,14 @@ pub enum ApiError {
     /// 415.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 429, with `Retry-After`.
+    #[error("{message}")]
+    TooManyRequests {
+        /// What was too much.
+        message: String,
+        /// How long to wait before trying again.
+        retry_after: std::time::Duration,
+    },
     /// 422, with the fields at fault.
     #[error("{message}")]
     Validation {
@@ -147,6 +155,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -154,11 +163,18 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::Unauthorized { invalid_token, .. } = self {
-            response.insert_header((
-                header::WWW_AUTHENTICATE,
-                auth::www_authenticate(*invalid_token),
-            ));
+        match self {
+            Self::Unauthorized { invalid_token, .. } => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    auth::www_authenticate(*invalid_token),
+                ));
+            }
+            Self::TooManyRequests { retry_after, .. } => {
+                let seconds = retry_after.as_secs_f64().ceil().max(1.0);
+                response.insert_header((header::RETRY_AFTER, format!("{seconds:.0}")));
+            }
+            _ => {}
         }
         response.json(self.body())
     }

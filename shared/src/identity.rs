@@ -36,21 +36,18 @@ impl Caller {
 
     /// User `owner` themself or an admin, or 401 (anonymous) / 403 (anyone else).
     pub fn require_self_or_admin(&self, owner: i64) -> Result<Principal, ApiError> {
-        let principal = self.require()?;
-        if principal.may_act_for(owner) {
-            Ok(principal)
-        } else {
-            Err(ApiError::Forbidden(
-                "only the owner or an admin may do this".into(),
-            ))
-        }
+        owner_or_admin(self.require()?, owner)
     }
+}
 
-    /// Whether the caller is user `owner` or an admin (what may see an email address).
-    pub fn is_self_or_admin(&self, owner: i64) -> bool {
-        self.0
-            .as_ref()
-            .is_some_and(|principal| principal.may_act_for(owner))
+/// `principal` when it is user `owner` or an admin, else 403.
+fn owner_or_admin(principal: Principal, owner: i64) -> Result<Principal, ApiError> {
+    if principal.may_act_for(owner) {
+        Ok(principal)
+    } else {
+        Err(ApiError::Forbidden(
+            "only the owner or an admin may do this".into(),
+        ))
     }
 }
 
@@ -127,6 +124,13 @@ impl FromRequest for Caller {
 /// first that fails, so a caller who may not write learns nothing from the body's checks.
 #[derive(Debug, Clone)]
 pub struct SignedIn(pub Principal);
+
+impl SignedIn {
+    /// The caller when it is user `owner` or an admin, else 403.
+    pub fn require_self_or_admin(self, owner: i64) -> Result<Principal, ApiError> {
+        owner_or_admin(self.0, owner)
+    }
+}
 
 impl FromRequest for SignedIn {
     type Error = ApiError;

@@ -137,7 +137,8 @@ impl MediaRow {
     /// Whether `principal` may delete it: its owner or an admin (an item owned by nobody: admins
     /// only).
     pub fn manageable_by(&self, principal: &Principal) -> bool {
-        principal.admin || self.owner_id == Some(principal.user_id)
+        self.owner_id
+            .map_or(principal.admin, |owner| principal.may_act_for(owner))
     }
 }
 

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use shared::{
     ApiError,
     error::{ErrorBody, error_json},
-    identity::Caller,
+    identity::{Caller, SignedIn},
     pagination::{Page, list_response},
     store::{ByteRange, StoreError},
 };
@@ -166,11 +166,10 @@ pub async fn get_media(
         (status = 503, description = "The object store is unreachable", body = ErrorBody),
     ))]
 pub async fn delete_media(
-    caller: Caller,
+    SignedIn(principal): SignedIn,
     state: web::Data<MediaState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = caller.require()?;
     delete(&state, &principal, &id)
         .await
         .map_err(|error| state.fail(error))

@@ -16,7 +16,7 @@ use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use shared::{
-    ApiError, error::ErrorBody, identity::Caller, request::RequestId, store::StagedObject,
+    ApiError, error::ErrorBody, identity::SignedIn, request::RequestId, store::StagedObject,
 };
 use utoipa::IntoParams;
 
@@ -92,13 +92,13 @@ fn requested_visibility(query: &str) -> Result<Visibility, MediaError> {
         (status = 503, description = "The object store is unreachable", body = ErrorBody),
     ))]
 pub async fn upload(
-    caller: Caller,
+    SignedIn(owner): SignedIn,
     state: web::Data<MediaState>,
     request: HttpRequest,
     payload: web::Payload,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    upload_media(caller, state, request, payload, request_id).await
+    upload_media(SignedIn(owner), state, request, payload, request_id).await
 }
 
 /// The same as `POST /api/upload`.
@@ -118,14 +118,13 @@ pub async fn upload(
         (status = 503, description = "The object store is unreachable", body = ErrorBody),
     ))]
 pub async fn upload_media(
-    caller: Caller,
+    SignedIn(owner): SignedIn,
     state: web::Data<MediaState>,
     request: HttpRequest,
     payload: web::Payload,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     // Refused before the body is read: nothing is staged, counted or stored.
-    let owner = caller.require()?;
     let visibility = requested_visibility(request.query_string()).map_err(ApiError::from)?;
     let ownership = Ownership {
         owner_id: owner.user_id,

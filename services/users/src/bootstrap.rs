@@ -2,7 +2,7 @@
 //! `ADMIN_PASSWORD_FILE`), or, for the embedded stack, generated once with a random password.
 //! There is never a fixed, known password.
 
-use std::{io::Write, path::Path};
+use std::path::Path;
 
 use crate::{
     accounts::Accounts,
@@ -77,30 +77,10 @@ pub async fn generate_admin_if_none(
         email: GENERATED_ADMIN_EMAIL.to_owned(),
         password: auth::random_token()?,
     };
-    write_private(
+    auth::write_private(
         credentials_file,
-        &format!("email={}\npassword={}\n", admin.email, admin.password),
+        format!("email={}\npassword={}\n", admin.email, admin.password).as_bytes(),
     )?;
     ensure_admin(accounts, passwords, &admin).await?;
     Ok(Some(admin))
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    if let Some(parent) = path
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    // A file left over from before keeps its mode on open: make it the owner's only.
-    #[cfg(unix)]
-    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    Ok(())
 }

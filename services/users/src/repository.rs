@@ -67,8 +67,6 @@ impl Table for UserRepository {
         item.id
     }
 
-    const REDACTS: bool = true;
-
     /// Email addresses are for the user themself and admins.
     fn hides_from(id: i64, viewer: Option<&auth::Principal>) -> bool {
         !viewer.is_some_and(|viewer| viewer.may_act_for(id))

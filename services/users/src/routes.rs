@@ -112,13 +112,13 @@ pub async fn create_user(
         (status = 422, description = "Invalid fields", body = ErrorBody),
     ))]
 pub async fn update_user(
-    SignedIn(caller): SignedIn,
+    caller: SignedIn,
     state: web::Data<UsersState>,
     id: web::Path<i64>,
     input: web::Json<Object<UserInput>>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    Caller(Some(caller)).require_self_or_admin(id)?;
+    caller.require_self_or_admin(id)?;
     let Object(input) = input.into_inner();
     state.update(id, input.validate()?).await
 }
@@ -135,11 +135,11 @@ pub async fn update_user(
         (status = 404, description = "No such user", body = ErrorBody),
     ))]
 pub async fn delete_user(
-    SignedIn(caller): SignedIn,
+    caller: SignedIn,
     state: web::Data<UsersState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    Caller(Some(caller)).require_self_or_admin(id)?;
+    caller.require_self_or_admin(id)?;
     state.delete(id).await
 }

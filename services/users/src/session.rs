@@ -174,11 +174,11 @@ fn invalid_refresh() -> ApiError {
     }
 }
 
-fn too_many(wait: Duration, message: &str) -> HttpResponse {
-    HttpResponse::TooManyRequests()
-        .insert_header((header::RETRY_AFTER, wait.as_secs().max(1).to_string()))
-        .content_type("application/json")
-        .body(shared::error::error_json(429, message))
+fn too_many(wait: Duration, message: &str) -> ApiError {
+    ApiError::TooManyRequests {
+        message: message.to_owned(),
+        retry_after: wait,
+    }
 }
 
 const TOO_MANY_FAILURES: &str = "too many failed sign-ins: try again later";
@@ -234,7 +234,7 @@ pub async fn signup(
     if let Err(not_until) = identity.signups.check_key(&address) {
         let clock = governor::clock::DefaultClock::default();
         let wait = not_until.wait_time_from(governor::clock::Clock::now(&clock));
-        return Ok(too_many(
+        return Err(too_many(
             wait,
             "too many sign-ups from this address: try again later",
         ));
@@ -293,7 +293,7 @@ pub async fn login(
     let address = client_address(&request, &identity.trusted_proxies);
     let attempt = match identity.throttle.begin(&email_key, address).await {
         Ok(attempt) => attempt,
-        Err(wait) => return Ok(too_many(wait, TOO_MANY_FAILURES)),
+        Err(wait) => return Err(too_many(wait, TOO_MANY_FAILURES)),
     };
     let credentials = identity
         .accounts
@@ -314,7 +314,7 @@ pub async fn login(
         }
         None => match identity.throttle.failed(&attempt) {
             Ok(()) => Err(bad_credentials()),
-            Err(wait) => Ok(too_many(wait, TOO_MANY_FAILURES)),
+            Err(wait) => Err(too_many(wait, TOO_MANY_FAILURES)),
         },
     }
 }
@@ -416,13 +416,13 @@ pub async fn me(identity: web::Data<Identity>, caller: Caller) -> Result<HttpRes
     ))]
 pub async fn set_password(
     request: HttpRequest,
-    SignedIn(caller): SignedIn,
+    caller: SignedIn,
     identity: web::Data<Identity>,
     id: web::Path<i64>,
     input: web::Json<Object<PasswordInput>>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let principal = Caller(Some(caller)).require_self_or_admin(id)?;
+    let principal = caller.require_self_or_admin(id)?;
     let Object(input) = input.into_inner();
     passwords::check_new("password", &input.password)
         .map_err(|problem: FieldError| ApiError::validation(vec![problem]))?;
@@ -445,7 +445,7 @@ pub async fn set_password(
                 .await
             {
                 Ok(attempt) => attempt,
-                Err(wait) => return Ok(too_many(wait, TOO_MANY_FAILURES)),
+                Err(wait) => return Err(too_many(wait, TOO_MANY_FAILURES)),
             };
             let given = input.current_password.unwrap_or_default();
             if !identity.passwords.verify(given, current).await? {
@@ -454,7 +454,7 @@ pub async fn set_password(
                         message: "the current password is wrong".into(),
                         invalid_token: false,
                     }),
-                    Err(wait) => Ok(too_many(wait, TOO_MANY_FAILURES)),
+                    Err(wait) => Err(too_many(wait, TOO_MANY_FAILURES)),
                 };
             }
         }
