@@ -93,17 +93,6 @@ impl AllowedOrigins {
             .collect::<Result<Vec<_>, _>>()
             .map(Self)
     }
-
-    /// The listed origins.
-    pub fn origins(&self) -> &[Origin] {
-        &self.0
-    }
-}
-
-impl FromIterator<Origin> for AllowedOrigins {
-    fn from_iter<I: IntoIterator<Item = Origin>>(iter: I) -> Self {
-        Self(iter.into_iter().collect())
-    }
 }
 
 /// 403 unless the handshake's `Origin` is allowed: none at all (not a browser), the request's
@@ -365,10 +354,17 @@ mod tests {
 
     #[test]
     fn allowed_lists_are_read_whole_or_refused() {
+        let origin = |text: &str| Origin::parse(text).expect(text);
         assert_eq!(AllowedOrigins::parse(""), Ok(AllowedOrigins::default()));
         let list =
             AllowedOrigins::parse(" https://a.example , http://b.example:8080,").expect("a list");
-        assert_eq!(list.origins().len(), 2);
+        assert_eq!(
+            list,
+            AllowedOrigins(vec![
+                origin("https://a.example"),
+                origin("http://b.example:8080")
+            ])
+        );
         assert!(AllowedOrigins::parse("https://a.example,b.example").is_err());
     }
 

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use shared::pubsub::PubSub;
 
-use crate::posts::PostRow;
+use crate::row::PostRow;
 
 /// The channel every instance publishes new posts on, by default.
 pub const DEFAULT_CHANNEL: &str = "graphql.post_created";

@@ -26,7 +26,7 @@ use shared::request::RequestId;
 
 use crate::{
     PlatformSchema,
-    access::{self, Authenticated, UpstreamAuth},
+    access::{self, Authenticated},
     exchange::{Endpoint, ResponseType, error_response, header_str},
     schema::{AppState, request_data},
 };
@@ -90,21 +90,10 @@ impl InitContext {
         let Some(authorization) = authorization else {
             return Ok(None);
         };
-        let verifier = self
-            .verifier
-            .as_deref()
-            .ok_or("Forbidden: tokens cannot be checked here")?;
-        let principal = shared::identity::authenticate(verifier, Some(authorization.as_bytes()))
+        access::from_header(self.verifier.as_deref(), Some(authorization.as_bytes()))
             .await
-            .map_err(|refused| format!("Forbidden: {refused}"))?;
-        // Verified, so `Bearer <token>`: relayed in that one spelling.
-        let token = auth::bearer_token(Some(authorization.as_bytes()))
-            .ok()
-            .flatten();
-        Ok(Some(Authenticated {
-            principal,
-            upstream: token.map(UpstreamAuth::bearer).unwrap_or_default(),
-        }))
+            .map(Some)
+            .map_err(|refused| format!("Forbidden: {refused}"))
     }
 }
 
