@@ -172,6 +172,22 @@ impl Process {
         bail!("{} did not exit within {bound:?} of SIGTERM", self.name)
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its resident memory now (`VmRSS` in `/proc/<pid>/status`), in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        proc_status_kib(self.pid(), "VmRSS:") * 1024
+    }
+
+    /// The most resident memory it has had so far (`VmHWM`, the high-water mark), in bytes:
+    /// a bound on it holds for every instant of the run, not only the samples a test took.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        proc_status_kib(self.pid(), "VmHWM:") * 1024
+    }
+
     /// Kills it at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -183,6 +199,23 @@ impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A field of `/proc/<pid>/status` given in kB (`VmRSS:`, `VmHWM:`), or 0 once it is gone.
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                line.strip_prefix(field)?
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+        })
+        .unwrap_or(0)
 }
 
 /// Polls `url` until it answers 200, for up to `bound`.
@@ -309,6 +342,16 @@ pub struct Backends {
     pub s3_secret_key: String,
 }
 
+/// A test's own settings for [`Platform::processes_tuned`].
+#[derive(Debug, Clone, Default)]
+pub struct Tuning {
+    /// Variables for one process: (process name as in [`SERVICES`], variable, value); they
+    /// come after the defaults, so they win.
+    pub env: Vec<(String, String, String)>,
+    /// Lines added to the gateway's `[server]` table (TOML).
+    pub gateway_server: String,
+}
+
 /// The services of the platform: (name, binary, gateway route prefixes).
 pub const SERVICES: [(&str, &str, &[&str]); 6] = [
     (
@@ -401,6 +444,11 @@ impl Platform {
     /// Every binary in its own process on real backends, the gateway in front (compose's
     /// layout on one machine).
     pub async fn processes(backends: &Backends) -> anyhow::Result<Self> {
+        Self::processes_tuned(backends, &Tuning::default()).await
+    }
+
+    /// [`Platform::processes`] with settings of a test's own on top of the defaults.
+    pub async fn processes_tuned(backends: &Backends, tuning: &Tuning) -> anyhow::Result<Self> {
         let scratch = scratch_dir("processes");
         let mut services = BTreeMap::new();
         let mut processes = Vec::new();
@@ -458,6 +506,13 @@ impl Platform {
                 "MEDIA_SIGNING_KEY",
                 "e2e-signing-key-0123456789abcdef0123456789abcdef".to_owned(),
             ));
+            env.extend(
+                tuning
+                    .env
+                    .iter()
+                    .filter(|(process, ..)| process == name)
+                    .map(|(_, key, value)| (key.as_str(), value.clone())),
+            );
             processes.push(Process::spawn(name, &binary(binary_name), &env, &[]));
             services.insert(name.to_owned(), url(name));
         }
@@ -469,7 +524,10 @@ impl Platform {
             .await
             .with_context(|| format!("{name} did not become ready"))?;
         }
-        let mut routes = String::from("[server]\nhealth_check_interval_ms = 500\n");
+        let mut routes = format!(
+            "[server]\nhealth_check_interval_ms = 500\n{}\n",
+            tuning.gateway_server
+        );
         for (name, _, prefixes) in SERVICES {
             for prefix in prefixes {
                 routes.push_str(&format!(

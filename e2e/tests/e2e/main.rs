@@ -4,6 +4,7 @@
 mod clients;
 mod faults;
 mod hostile_input;
+mod hostile_load;
 mod identity;
 mod journey;
 mod schemas;
