@@ -35,6 +35,10 @@ pub struct CommonArgs {
     /// How access tokens are checked.
     #[command(flatten)]
     pub auth: AuthArgs,
+    /// Peers whose `X-Forwarded-For` names the client (comma-separated addresses or CIDRs,
+    /// the gateway's) [default: loopback]
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<crate::network::Network>,
     /// Ask the service on PORT for `/healthz` and exit 0 when it answers 200 (a container's
     /// health check, with no curl in the image)
     #[arg(long, hide = true)]
@@ -122,7 +126,17 @@ impl CommonArgs {
             cache_ttl_secs: 60,
             cache_namespace: crate::cache::DEFAULT_CACHE_NAMESPACE.to_owned(),
             auth: AuthArgs::default(),
+            trusted_proxies: Vec::new(),
             healthcheck: false,
+        }
+    }
+
+    /// `TRUSTED_PROXIES`, or loopback when it is unset.
+    pub fn trusted_proxies(&self) -> crate::network::TrustedProxies {
+        if self.trusted_proxies.is_empty() {
+            crate::network::TrustedProxies::loopback()
+        } else {
+            crate::network::TrustedProxies::new(self.trusted_proxies.clone())
         }
     }
 

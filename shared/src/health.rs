@@ -1,7 +1,15 @@
-//! `GET /healthz` (alive), `GET /readyz` (every dependency answers, else 503 naming the failing
-//! ones) and `GET /metrics` (Prometheus text) — served by every service on its own port.
+//! `GET /healthz` (alive), `GET /readyz` (ready to serve) and `GET /metrics` (Prometheus text),
+//! served by every service on its own port.
+//!
+//! `/readyz` checks each dependency, at most [`CHECK_TIMEOUT`] each. A required one (the
+//! service's database) that does not answer makes it 503 naming it: an orchestrator stops
+//! sending traffic. An optional one (the Redis cache, which fails open; pub/sub, whose local
+//! subscribers are still served) leaves it 200 with `"status": "degraded"` and the failure in
+//! `checks`: a Redis blip must not take every instance out of service. Every check sets
+//! `dependency_up{dependency, required}`; `/metrics` runs the checks too, so the gauge is fresh
+//! whether or not anything probes `/readyz`.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use actix_web::{HttpResponse, http::StatusCode, web};
 use futures_util::future::{BoxFuture, join_all};
@@ -9,24 +17,74 @@ use serde_json::json;
 
 use crate::{
     error::{ErrorBody, ErrorDetail, FieldError, code_for},
+    metrics::Metrics,
     request::Observability,
 };
 
 /// One dependency check: resolves `Ok` when the dependency answers.
 pub type Check = Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
 
-/// The dependencies `/readyz` checks, by name (`database`, `cache`, …).
+/// The longest one check may take before it counts as failed.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether a failing dependency makes the instance unready or only degraded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Without it nothing can be served: `/readyz` 503.
+    Required,
+    /// The instance serves without it, worse: `/readyz` 200, `degraded`.
+    Optional,
+}
+
+/// A dependency `/readyz` checks.
+#[derive(Clone)]
+pub struct Dependency {
+    /// Its name in the answer and the metric (`database`, `cache`, …).
+    pub name: &'static str,
+    /// Whether the instance can serve without it.
+    pub need: Need,
+    /// The check.
+    pub check: Check,
+}
+
+/// The dependencies `/readyz` checks.
 #[derive(Clone, Default)]
 pub struct Readiness {
-    /// Name and check of each dependency.
-    pub checks: Vec<(&'static str, Check)>,
+    /// Each dependency, in the order of the answer.
+    pub dependencies: Vec<Dependency>,
 }
 
 impl Readiness {
     /// Adds a dependency.
-    pub fn with(mut self, name: &'static str, check: Check) -> Self {
-        self.checks.push((name, check));
+    pub fn with(mut self, name: &'static str, need: Need, check: Check) -> Self {
+        self.dependencies.push(Dependency { name, need, check });
         self
+    }
+
+    /// Runs every check at once (each bounded by [`CHECK_TIMEOUT`]) and records the outcome
+    /// in `metrics`: each dependency with its error, if it failed.
+    pub async fn evaluate(&self, metrics: &Metrics) -> Vec<(&Dependency, Option<String>)> {
+        let results = join_all(self.dependencies.iter().map(|dependency| async move {
+            let failure = match tokio::time::timeout(CHECK_TIMEOUT, (dependency.check)()).await {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(format!("{error:#}")),
+                Err(_) => Some(format!("no answer within {CHECK_TIMEOUT:?}")),
+            };
+            (dependency, failure)
+        }))
+        .await;
+        for (dependency, failure) in &results {
+            let required = if dependency.need == Need::Required {
+                "true"
+            } else {
+                "false"
+            };
+            metrics
+                .dependency_up
+                .with_label_values(&[dependency.name, required])
+                .set(i64::from(failure.is_none()));
+        }
+        results
     }
 }
 
@@ -42,29 +100,36 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
-    let results = join_all(readiness.checks.iter().map(|(name, check)| {
-        let check = check.clone();
-        async move { (*name, check().await) }
-    }))
-    .await;
-    let failures: Vec<FieldError> = results
+async fn readyz(
+    readiness: web::Data<Readiness>,
+    observability: web::Data<Observability>,
+) -> HttpResponse {
+    let results = readiness.evaluate(&observability.metrics).await;
+    let unready: Vec<FieldError> = results
         .iter()
-        .filter_map(|(name, result)| {
-            result
+        .filter(|(dependency, _)| dependency.need == Need::Required)
+        .filter_map(|(dependency, failure)| {
+            failure
                 .as_ref()
-                .err()
-                .map(|error| FieldError::new(*name, format!("{error:#}")))
+                .map(|failure| FieldError::new(dependency.name, failure.clone()))
         })
         .collect();
-    if failures.is_empty() {
+    if unready.is_empty() {
+        let degraded = results.iter().any(|(_, failure)| failure.is_some());
         let checks: serde_json::Map<String, serde_json::Value> = results
             .iter()
-            .map(|(name, _)| ((*name).to_owned(), json!("ok")))
+            .map(|(dependency, failure)| {
+                let state = match failure {
+                    None => "ok".to_owned(),
+                    Some(failure) => format!("degraded: {failure}"),
+                };
+                (dependency.name.to_owned(), json!(state))
+            })
             .collect();
-        return HttpResponse::Ok().json(json!({"status": "ready", "checks": checks}));
+        let status = if degraded { "degraded" } else { "ready" };
+        return HttpResponse::Ok().json(json!({"status": status, "checks": checks}));
     }
-    let names: Vec<&str> = failures
+    let names: Vec<&str> = unready
         .iter()
         .map(|failure| failure.field.as_str())
         .collect();
@@ -73,12 +138,16 @@ async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
         error: ErrorDetail {
             code: code_for(status),
             message: format!("not ready: {} unavailable", names.join(", ")),
-            details: Some(failures),
+            details: Some(unready),
         },
     })
 }
 
-async fn metrics(observability: web::Data<Observability>) -> HttpResponse {
+async fn metrics(
+    readiness: web::Data<Readiness>,
+    observability: web::Data<Observability>,
+) -> HttpResponse {
+    readiness.evaluate(&observability.metrics).await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(observability.metrics.render())

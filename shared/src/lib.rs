@@ -12,6 +12,7 @@
 //! | [`error`] | [`error::ApiError`], the JSON error body, and handlers for actix's extractor errors |
 //! | [`request`] | the middleware: `X-Request-Id`, one access line per request, metrics, JSON-only errors |
 //! | [`metrics`] | the Prometheus registry of one service instance |
+//! | [`network`] | the client's address: trusted proxies and the one `X-Forwarded-For` rule |
 //! | [`identity`] | [`identity::Caller`]: the verified caller of a request (bearer token), and the rules' helpers |
 //! | [`health`] | `/healthz`, `/readyz` and `/metrics` |
 //! | [`db`] | the SQLite / PostgreSQL pool chosen by URL, with embedded migrations |
@@ -34,6 +35,7 @@ pub mod health;
 pub mod identity;
 pub mod messaging;
 pub mod metrics;
+pub mod network;
 pub mod pagination;
 pub mod pubsub;
 pub mod request;

@@ -4,7 +4,8 @@
 //! (the `stack`, or tests) never count into each other's series.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// The registry and the series every service has.
@@ -20,6 +21,9 @@ pub struct Metrics {
     pub cache_requests: IntCounterVec,
     /// `cache_loads_total{cache}`: loads from the source of truth after a miss.
     pub cache_loads: IntCounterVec,
+    /// `dependency_up{dependency, required}`: 1 when the dependency answered its last
+    /// readiness check, 0 when it did not (an optional one at 0 is a degraded instance).
+    pub dependency_up: IntGaugeVec,
 }
 
 impl Metrics {
@@ -66,11 +70,20 @@ impl Metrics {
             &["cache"],
         )
         .expect("valid metric");
+        let dependency_up = IntGaugeVec::new(
+            Opts::new(
+                "dependency_up",
+                "Whether each dependency answered its last readiness check (1) or not (0)",
+            ),
+            &["dependency", "required"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
             Box::new(cache_requests.clone()),
             Box::new(cache_loads.clone()),
+            Box::new(dependency_up.clone()),
         ] {
             registry
                 .register(collector)
@@ -82,6 +95,7 @@ impl Metrics {
             http_duration,
             cache_requests,
             cache_loads,
+            dependency_up,
         }
     }
 

@@ -51,21 +51,6 @@ impl RequestId {
     }
 }
 
-const FORWARDED_FOR_HEADER: HeaderName = HeaderName::from_static("x-forwarded-for");
-
-/// The client's address: the first hop of `X-Forwarded-For` (set by the gateway) when there
-/// is one, otherwise the peer's. Only logged, never trusted for a decision.
-fn client_ip(forwarded_for: Option<&HeaderValue>, peer: Option<std::net::IpAddr>) -> String {
-    forwarded_for
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(',').next())
-        .map(str::trim)
-        .filter(|first| !first.is_empty())
-        .map(str::to_owned)
-        .or_else(|| peer.map(|ip| ip.to_string()))
-        .unwrap_or_else(|| "-".to_owned())
-}
-
 /// Whether a client's `X-Request-Id` may be kept: 1–128 visible ASCII characters.
 pub fn is_acceptable_id(bytes: &[u8]) -> bool {
     (1..=128).contains(&bytes.len()) && bytes.iter().all(|byte| (0x21..=0x7e).contains(byte))
@@ -208,8 +193,7 @@ pub async fn observe(
     observability
         .metrics
         .observe_request(method, route, status.as_str(), elapsed);
-    let peer = request.peer_addr().map(|address| address.ip());
-    let ip = client_ip(request.headers().get(&FORWARDED_FOR_HEADER), peer);
+    let ip = crate::network::client_address(request).to_string();
     let user_agent = request
         .headers()
         .get(header::USER_AGENT)
@@ -247,15 +231,6 @@ mod tests {
         assert!(!is_acceptable_id(b""));
         assert!(!is_acceptable_id(b"has space"));
         assert!(!is_acceptable_id("caf\u{e9}".as_bytes()));
-    }
-
-    #[test]
-    fn the_client_ip_prefers_the_first_forwarded_hop() {
-        let peer = Some(std::net::IpAddr::from([10, 0, 0, 1]));
-        let forwarded = HeaderValue::from_static("203.0.113.9, 10.0.0.7");
-        assert_eq!(client_ip(Some(&forwarded), peer), "203.0.113.9");
-        assert_eq!(client_ip(None, peer), "10.0.0.1");
-        assert_eq!(client_ip(Some(&HeaderValue::from_static("")), None), "-");
     }
 
     #[test]

@@ -22,8 +22,9 @@ use crate::{
     config::{CommonArgs, DatabaseUrl, ProcessArgs},
     db::{Database, Migrations, redact},
     error::{json_error, path_error, query_error},
-    health::{self, Check, Readiness},
+    health::{self, Check, Need, Readiness},
     metrics::Metrics,
+    network::TrustedProxies,
     request::{Observability, observe},
     telemetry,
 };
@@ -50,6 +51,8 @@ pub struct ServiceSettings {
     pub workers: usize,
     /// Checks the bearer tokens of requests ([`crate::identity::Caller`]); one per process.
     pub verifier: Arc<auth::Verifier>,
+    /// Peers whose `X-Forwarded-For` names the client ([`crate::network::client_address`]).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl ServiceSettings {
@@ -71,6 +74,7 @@ impl ServiceSettings {
             shutdown_timeout: Duration::from_secs(10),
             workers: 0,
             verifier: args.auth.remote_verifier(),
+            trusted_proxies: args.trusted_proxies(),
         }
     }
 }
@@ -114,19 +118,29 @@ impl ServiceContext {
         })
     }
 
-    /// Adds a `/readyz` check of a dependency of this service's own (a broker, a store).
+    /// Adds a `/readyz` check of a dependency of this service's own (a broker, a store)
+    /// without which it cannot serve.
     pub fn with_check(mut self, name: &'static str, check: Check) -> Self {
-        self.extra_checks = self.extra_checks.with(name, check);
+        self.extra_checks = self.extra_checks.with(name, Need::Required, check);
         self
     }
 
-    /// The `/readyz` checks: the database, the cache, and the service's own.
+    /// Adds a `/readyz` check of a dependency this service serves without, degraded (pub/sub
+    /// when local subscribers are still served).
+    pub fn with_optional_check(mut self, name: &'static str, check: Check) -> Self {
+        self.extra_checks = self.extra_checks.with(name, Need::Optional, check);
+        self
+    }
+
+    /// The `/readyz` checks: the database (required), the cache (optional: it fails open),
+    /// and the service's own.
     pub fn readiness(&self) -> Readiness {
         let database = self.database.clone();
         let cache = self.cache.clone();
         let mut readiness = Readiness::default()
             .with(
                 "database",
+                Need::Required,
                 Arc::new(move || {
                     let database = database.clone();
                     Box::pin(async move { database.ping().await })
@@ -134,14 +148,15 @@ impl ServiceContext {
             )
             .with(
                 "cache",
+                Need::Optional,
                 Arc::new(move || {
                     let cache = cache.clone();
                     Box::pin(async move { cache.ping().await })
                 }),
             );
         readiness
-            .checks
-            .extend(self.extra_checks.checks.iter().cloned());
+            .dependencies
+            .extend(self.extra_checks.dependencies.iter().cloned());
         readiness
     }
 }
@@ -191,12 +206,14 @@ impl HttpService {
         });
         let readiness = web::Data::new(context.readiness());
         let verifier = web::Data::from(settings.verifier.clone());
+        let trusted_proxies = web::Data::new(settings.trusted_proxies.clone());
         let json_limit = settings.json_limit;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(observability.clone())
                 .app_data(readiness.clone())
                 .app_data(verifier.clone())
+                .app_data(trusted_proxies.clone())
                 .app_data(
                     web::JsonConfig::default()
                         .limit(json_limit)

@@ -9,7 +9,6 @@
 //! | [`accounts`] | identities: password hashes, roles, refresh tokens |
 //! | [`passwords`] | the password rules and bounded argon2id hashing |
 //! | [`throttle`] | failed sign-ins throttled per account and per address |
-//! | [`network`] | IP networks: the trusted proxies whose `X-Forwarded-For` names the client |
 //! | [`session`] | the `/api/auth/…` handlers and the JWKS |
 //! | [`bootstrap`] | the first admin |
 //! | [`openapi`] | the OpenAPI 3 document served at `/api/users/openapi.json` |
@@ -20,7 +19,6 @@
 pub mod accounts;
 pub mod bootstrap;
 pub mod domain;
-pub mod network;
 pub mod openapi;
 pub mod passwords;
 pub mod repository;
@@ -94,10 +92,6 @@ pub struct IdentityArgs {
     /// Sign-ups per client address per hour before it is throttled (429)
     #[arg(long, env = "SIGNUPS_PER_ADDRESS", default_value_t = NonZeroU32::new(60).expect("60"))]
     pub signups_per_address: NonZeroU32,
-    /// Peers (addresses or networks, comma-separated) whose `X-Forwarded-For` names the client:
-    /// the gateway's [default: 127.0.0.0/8,::1]
-    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<network::Network>,
     /// Create or promote this admin at start (with ADMIN_PASSWORD or ADMIN_PASSWORD_FILE)
     #[arg(long, env = "ADMIN_EMAIL", requires = "admin_secret")]
     pub admin_email: Option<String>,
@@ -135,8 +129,6 @@ pub struct IdentityOptions {
     pub signups_per_address: NonZeroU32,
     /// The admin to create or promote at start.
     pub admin: Option<AdminAccount>,
-    /// Peers whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: Vec<network::Network>,
 }
 
 impl IdentityOptions {
@@ -152,7 +144,6 @@ impl IdentityOptions {
             failures_per_address: NonZeroU32::new(20).expect("20"),
             signups_per_address: NonZeroU32::new(60).expect("60"),
             admin: None,
-            trusted_proxies: network::loopback(),
         }
     }
 
@@ -191,11 +182,6 @@ impl IdentityOptions {
                 .clone()
                 .zip(admin_password)
                 .map(|(email, password)| AdminAccount { email, password }),
-            trusted_proxies: if args.trusted_proxies.is_empty() {
-                network::loopback()
-            } else {
-                args.trusted_proxies.clone()
-            },
             ..Self::new(Arc::new(keys))
         })
     }
@@ -266,7 +252,6 @@ impl Application {
                 options.access_ttl,
             ),
             refresh_lifetime: options.refresh_ttl,
-            trusted_proxies: options.trusted_proxies.clone(),
         });
         let routes_identity = identity.clone();
         let service = HttpService::bind(&settings, &context, move |config| {

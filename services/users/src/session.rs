@@ -26,7 +26,6 @@ use crate::{
     throttle::LoginThrottle,
 };
 
-pub use crate::network::Network;
 
 /// What the identity handlers share.
 pub struct Identity {
@@ -42,8 +41,6 @@ pub struct Identity {
     pub issuer: TokenIssuer,
     /// How long a refresh token lives.
     pub refresh_lifetime: Duration,
-    /// Peers whose `X-Forwarded-For` names the client (the gateway).
-    pub trusted_proxies: Vec<Network>,
 }
 
 /// `POST /api/auth/signup`.
@@ -183,25 +180,6 @@ fn too_many(wait: Duration, message: &str) -> ApiError {
 
 const TOO_MANY_FAILURES: &str = "too many failed sign-ins: try again later";
 
-/// The client's address: the TCP peer, or, when the peer is a trusted proxy (the gateway), the
-/// last `X-Forwarded-For` entry: the address that proxy saw (it appends it).
-pub fn client_address(request: &HttpRequest, trusted: &[Network]) -> IpAddr {
-    let peer = request
-        .peer_addr()
-        .map_or(IpAddr::from([127, 0, 0, 1]), |address| address.ip());
-    if !trusted.iter().any(|network| network.contains(peer)) {
-        return peer;
-    }
-    request
-        .headers()
-        .get_all("x-forwarded-for")
-        .flat_map(|value| value.as_bytes().split(|byte| *byte == b','))
-        .last()
-        .and_then(|entry| std::str::from_utf8(entry).ok())
-        .and_then(|entry| entry.trim().parse::<IpAddr>().ok())
-        .unwrap_or(peer)
-}
-
 /// The public keys that verify access tokens (the current one and the previous one).
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
     responses((status = 200, description = "JSON Web Key Set (Ed25519, EdDSA)")))]
@@ -230,7 +208,7 @@ pub async fn signup(
     users: web::Data<UsersState>,
     input: web::Json<Object<SignupInput>>,
 ) -> Result<HttpResponse, ApiError> {
-    let address = client_address(&request, &identity.trusted_proxies);
+    let address = shared::network::client_address(&request);
     if let Err(not_until) = identity.signups.check_key(&address) {
         let clock = governor::clock::DefaultClock::default();
         let wait = not_until.wait_time_from(governor::clock::Clock::now(&clock));
@@ -290,7 +268,7 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let Object(input) = input.into_inner();
     let email_key = input.email.trim().to_lowercase();
-    let address = client_address(&request, &identity.trusted_proxies);
+    let address = shared::network::client_address(&request);
     let attempt = match identity.throttle.begin(&email_key, address).await {
         Ok(attempt) => attempt,
         Err(wait) => return Err(too_many(wait, TOO_MANY_FAILURES)),
@@ -438,7 +416,7 @@ pub async fn set_password(
             .and_then(|credentials| credentials.password_hash);
         if current.is_some() {
             // A guess of the current password counts as a failed login of the account.
-            let address = client_address(&request, &identity.trusted_proxies);
+            let address = shared::network::client_address(&request);
             let attempt = match identity
                 .throttle
                 .begin(&account.email.to_lowercase(), address)
