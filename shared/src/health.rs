@@ -176,3 +176,117 @@ pub fn probe(port: u16) -> std::process::ExitCode {
         std::process::ExitCode::FAILURE
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{App, test};
+    use serde_json::Value;
+
+    use super::*;
+
+    fn answering(result: Result<(), &'static str>) -> Check {
+        Arc::new(move || Box::pin(async move { result.map_err(anyhow::Error::msg) }))
+    }
+
+    async fn readyz_of(readiness: Readiness) -> (StatusCode, Value, String) {
+        let observability = web::Data::new(Observability {
+            logger: slog::Logger::root(slog::Discard, slog::o!()),
+            metrics: Metrics::new("test"),
+        });
+        let app = test::init_service(
+            App::new()
+                .app_data(web::Data::new(readiness))
+                .app_data(observability)
+                .configure(configure),
+        )
+        .await;
+        let response =
+            test::call_service(&app, test::TestRequest::get().uri("/readyz").to_request()).await;
+        let status = response.status();
+        let body: Value = test::read_body_json(response).await;
+        let metrics =
+            test::call_and_read_body(&app, test::TestRequest::get().uri("/metrics").to_request())
+                .await;
+        (
+            status,
+            body,
+            String::from_utf8(metrics.to_vec()).expect("UTF-8"),
+        )
+    }
+
+    #[actix_web::test]
+    async fn a_failing_optional_dependency_degrades_without_unreadiness() {
+        let readiness = Readiness::default()
+            .with("database", Need::Required, answering(Ok(())))
+            .with(
+                "cache",
+                Need::Optional,
+                answering(Err("connection refused")),
+            );
+        let (status, body, metrics) = readyz_of(readiness).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"], "degraded");
+        assert_eq!(body["checks"]["database"], "ok");
+        assert_eq!(body["checks"]["cache"], "degraded: connection refused");
+        assert!(
+            metrics
+                .contains(r#"dependency_up{dependency="cache",required="false",service="test"} 0"#),
+            "{metrics}"
+        );
+        let up = |dependency, required| {
+            crate::testing::metric_value(
+                &metrics,
+                "dependency_up",
+                &[("dependency", dependency), ("required", required)],
+            )
+        };
+        assert_eq!(up("cache", "false"), 0.0, "{metrics}");
+        assert_eq!(up("database", "true"), 1.0, "{metrics}");
+    }
+
+    #[actix_web::test]
+    async fn a_failing_required_dependency_is_a_503_naming_it() {
+        let readiness = Readiness::default()
+            .with("database", Need::Required, answering(Err("no route")))
+            .with(
+                "cache",
+                Need::Optional,
+                answering(Err("connection refused")),
+            );
+        let (status, body, _) = readyz_of(readiness).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"]["code"], "unavailable");
+        assert_eq!(body["error"]["details"][0]["field"], "database");
+        assert_eq!(body["error"]["details"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[actix_web::test]
+    async fn every_dependency_answering_is_ready() {
+        let readiness = Readiness::default()
+            .with("database", Need::Required, answering(Ok(())))
+            .with("cache", Need::Optional, answering(Ok(())));
+        let (status, body, _) = readyz_of(readiness).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"], "ready");
+    }
+
+    #[actix_web::test]
+    async fn a_check_that_never_answers_fails_after_the_timeout() {
+        let silent: Check = Arc::new(|| Box::pin(futures_util::future::pending()));
+        let readiness = Readiness::default().with("database", Need::Required, silent);
+        let started = std::time::Instant::now();
+        let (status, body, _) = readyz_of(readiness).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            started.elapsed() < CHECK_TIMEOUT * 3,
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            body["error"]["details"][0]["message"]
+                .as_str()
+                .is_some_and(|message| message.starts_with("no answer within")),
+            "{body}"
+        );
+    }
+}

@@ -111,11 +111,34 @@ async fn an_unreachable_redis_never_fails_a_request() {
             >= 1.0
     );
 
+    // The cache fails open, so the instance stays in service: ready, degraded, and saying why.
     let ready = app.get("/readyz").await;
-    assert_eq!(ready.status(), 503);
+    assert_eq!(ready.status(), 200);
     let body: Value = ready.json().await.expect("JSON");
-    assert_eq!(body["error"]["code"], "unavailable");
-    assert_eq!(body["error"]["details"][0]["field"], "cache");
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["checks"]["database"], "ok");
+    assert!(
+        body["checks"]["cache"]
+            .as_str()
+            .is_some_and(|state| state.starts_with("degraded: ")),
+        "{body}"
+    );
+    assert_eq!(
+        app.metric(
+            "dependency_up",
+            &[("dependency", "cache"), ("required", "false")]
+        )
+        .await,
+        0.0
+    );
+    assert_eq!(
+        app.metric(
+            "dependency_up",
+            &[("dependency", "database"), ("required", "true")]
+        )
+        .await,
+        1.0
+    );
     app.server.stop().await;
 }
 
