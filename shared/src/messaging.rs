@@ -16,6 +16,16 @@
 //!
 //! Both deliver at least once: a consumer makes its effects idempotent by job id.
 //!
+//! Both count deliveries ([`Delivery::deliveries`]: how many times the message was handed to a
+//! consumer, this time included), so a consumer can set aside a message whose handling keeps
+//! killing it. The embedded queue counts in its row (a lease is a delivery; a delivery handed
+//! back unstarted by [`Delivery::requeue`] is uncounted). RabbitMQ's classic queues only flag a
+//! redelivery, so the AMQP consumer keeps the count in the message: a delivery flagged
+//! `redelivered` is not handed out; a copy carrying the count so far in [`DELIVERIES_HEADER`]
+//! is published to the job queue (confirmed) and the redelivered one acked, so the count is
+//! durable before the job runs again. (A delivery the broker hands back at a consumer's
+//! cancel or close also comes back flagged, so it counts there.)
+//!
 //! The names are docs/contracts.md's ("Messaging"); [`QueueArgs::queue`] and
 //! [`QueueArgs::exchange`] change them (tests use unique names).
 //!
@@ -47,6 +57,9 @@ pub const DEFAULT_EXCHANGE: &str = "platform.events";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The header of a dead letter naming why it died.
 pub const ERROR_HEADER: &str = "x-last-error";
+/// The header (AMQP) carrying how many times a message was handed to a consumer before; absent
+/// on a message never redelivered.
+pub const DELIVERIES_HEADER: &str = "x-deliveries";
 
 /// Where jobs go: flags and variables of every binary that produces or consumes jobs.
 #[derive(clap::Args, Debug, Clone)]
@@ -411,6 +424,9 @@ pub struct Delivery {
     pub request_id: Option<String>,
     /// Whether it was delivered before (and not settled then).
     pub redelivered: bool,
+    /// How many times the message was handed to a consumer, this time included (1 on the
+    /// first delivery; a retry starts again at 1).
+    pub deliveries: u32,
     /// How to settle it.
     handle: DeliveryHandle,
 }
@@ -473,7 +489,8 @@ impl Delivery {
         }
     }
 
-    /// Not handled (shutting down): back to the queue at once, as it was.
+    /// Not handled (shutting down): back to the queue at once, as it was (the embedded queue
+    /// uncounts this delivery; RabbitMQ flags the message redelivered, which counts).
     pub async fn requeue(self) -> Result<(), QueueError> {
         match self.handle {
             DeliveryHandle::Amqp(handle) => handle.requeue().await,

@@ -29,8 +29,8 @@ use slog::Logger;
 use tokio::sync::{Mutex, mpsc};
 
 use super::{
-    ConsumeOptions, DeadLetter, Delivery, DeliveryHandle, ERROR_HEADER, EnqueueError, Envelope,
-    QueueArgs, QueueDepth, QueueError, REQUEST_ID_HEADER, dead_queue_name,
+    ConsumeOptions, DELIVERIES_HEADER, DeadLetter, Delivery, DeliveryHandle, ERROR_HEADER,
+    EnqueueError, Envelope, QueueArgs, QueueDepth, QueueError, REQUEST_ID_HEADER, dead_queue_name,
 };
 use crate::db::redact;
 
@@ -482,6 +482,24 @@ fn header(properties: &BasicProperties, name: &str) -> Option<String> {
         })
 }
 
+/// How many times a message was handed to a consumer before: its [`DELIVERIES_HEADER`], 0
+/// when absent or not a number.
+fn delivered_before(properties: &BasicProperties) -> u32 {
+    let value = properties
+        .headers()
+        .as_ref()
+        .and_then(|headers| headers.inner().get(DELIVERIES_HEADER).cloned());
+    match value {
+        Some(AMQPValue::LongString(text)) => String::from_utf8_lossy(text.as_bytes())
+            .parse()
+            .unwrap_or(0),
+        Some(AMQPValue::ShortString(text)) => text.as_str().parse().unwrap_or(0),
+        Some(AMQPValue::LongUInt(count)) => count,
+        Some(AMQPValue::LongLongInt(count)) => u32::try_from(count).unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// The connection, channel and lapin consumer of an [`AmqpConsumer`].
 struct Session {
     connection: Connection,
@@ -552,6 +570,10 @@ impl AmqpConsumer {
             match session.consumer.next().await {
                 Some(Ok(delivery)) => {
                     let settle = session.settle.clone();
+                    if delivery.redelivered {
+                        self.recount(delivery, settle).await;
+                        continue;
+                    }
                     return Some(self.wrap(delivery, settle));
                 }
                 Some(Err(error)) => {
@@ -570,6 +592,48 @@ impl AmqpConsumer {
         }
     }
 
+    /// A redelivered message (its consumer died or handed it back unsettled): publishes a copy
+    /// carrying its delivery count to the job queue, then acks it, so the count is durable
+    /// before the job is handed out again (the module documentation of [`super`]). When the
+    /// copy cannot be published, the message goes back to the queue as it is.
+    async fn recount(
+        &self,
+        delivery: lapin::message::Delivery,
+        settle: mpsc::UnboundedSender<Settle>,
+    ) {
+        let tag = delivery.delivery_tag;
+        let _ = settle.send(Settle::Delivered(tag, delivery.acker));
+        let handed_out = delivered_before(&delivery.properties).saturating_add(1);
+        let count = handed_out.to_string();
+        let mut extra = vec![(DELIVERIES_HEADER, count.as_str())];
+        let last_error = header(&delivery.properties, ERROR_HEADER);
+        if let Some(error) = last_error.as_deref() {
+            extra.push((ERROR_HEADER, error));
+        }
+        let message_id = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.as_str().to_owned())
+            .unwrap_or_default();
+        let request_id = header(&delivery.properties, REQUEST_ID_HEADER);
+        let copy = properties(&message_id, request_id.as_deref(), &extra);
+        let settlement = match self
+            .queue
+            .publish_to(&self.queue.inner.queue, &delivery.data, copy)
+            .await
+        {
+            Ok(()) => Settle::Ack(tag),
+            Err(error) => {
+                slog::warn!(self.queue.inner.logger,
+                    "recounting a redelivered message failed: it goes back as it is";
+                    "message_id" => &message_id, "error" => error.to_string());
+                Settle::Requeue(tag)
+            }
+        };
+        let _ = settle.send(settlement);
+    }
+
     fn wrap(
         &self,
         delivery: lapin::message::Delivery,
@@ -579,13 +643,16 @@ impl AmqpConsumer {
         // Registered before the handle exists, so the settler knows it before its settlement.
         let _ = settle.send(Settle::Delivered(tag, delivery.acker));
         let properties = &delivery.properties;
+        let deliveries = delivered_before(properties).saturating_add(1);
         Delivery {
+            deliveries,
             message_id: properties
                 .message_id()
                 .as_ref()
                 .map(|id| id.as_str().to_owned()),
             request_id: header(properties, REQUEST_ID_HEADER),
-            redelivered: delivery.redelivered,
+            // A recounted copy is a redelivery too.
+            redelivered: delivery.redelivered || deliveries > 1,
             handle: DeliveryHandle::Amqp(AmqpHandle {
                 tag,
                 settle,

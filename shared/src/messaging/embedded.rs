@@ -233,6 +233,7 @@ impl EmbeddedQueue {
                     message_id: row.try_get("message_id")?,
                     request_id: row.try_get("request_id")?,
                     redelivered: deliveries_count > 1,
+                    deliveries: u32::try_from(deliveries_count).unwrap_or(u32::MAX),
                     handle: DeliveryHandle::Embedded(EmbeddedHandle {
                         queue: self.clone(),
                         seq,
@@ -422,7 +423,8 @@ impl EmbeddedHandle {
     pub(crate) async fn requeue(self) -> Result<(), QueueError> {
         let settled = self
             .settle(self.on_lease(
-                "UPDATE queue_jobs SET lease_token = NULL, lease_until = NULL \
+                "UPDATE queue_jobs SET lease_token = NULL, lease_until = NULL, \
+                     deliveries = deliveries - 1 \
                  WHERE seq = $1 AND lease_token = $2 AND deliveries = $3",
             ))
             .await;
