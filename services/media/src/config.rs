@@ -9,7 +9,12 @@ use anyhow::bail;
 pub const DEFAULT_ALLOWED_TYPES: &str =
     "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain";
 
-/// Limits, download URLs and their signing.
+/// The bytes one user may keep by default (1 GiB: two hundred uploads at the default limit).
+pub const DEFAULT_QUOTA_BYTES: u64 = 1024 * 1024 * 1024;
+/// The files one user may keep by default.
+pub const DEFAULT_QUOTA_FILES: u64 = 1000;
+
+/// Limits, quotas, download URLs and their signing.
 #[derive(clap::Args, Debug, Clone)]
 pub struct MediaArgs {
     /// Largest file accepted, in bytes (the seed's 5 MB); larger uploads get 413
@@ -24,7 +29,7 @@ pub struct MediaArgs {
     #[arg(long, env = "MEDIA_ALLOWED_TYPES", value_delimiter = ',',
         default_value = DEFAULT_ALLOWED_TYPES)]
     pub allowed_types: Vec<String>,
-    /// Key of the fs store's signed download URLs (at least 32 bytes); unset: generated once and
+    /// Key of the service's signed download URLs (at least 32 bytes); unset: generated once and
     /// kept in MEDIA_SIGNING_KEY_FILE
     #[arg(long, env = "MEDIA_SIGNING_KEY", hide_env_values = true)]
     pub signing_key: Option<String>,
@@ -35,10 +40,18 @@ pub struct MediaArgs {
         default_value = "data/media-signing.key"
     )]
     pub signing_key_file: PathBuf,
-    /// Prefix of the fs store's download URLs (e.g. `http://localhost:3000`); unset: URLs are
+    /// Prefix of the service's download URLs (e.g. `http://localhost:3000`); unset: URLs are
     /// absolute paths (`/api/media/<id>/content?…`), which work through the gateway
     #[arg(long, env = "MEDIA_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Bytes one user may keep (stored files plus uploads in progress; admins too); over it
+    /// uploads get 413. 0: no limit
+    #[arg(long, env = "MEDIA_QUOTA_BYTES", default_value_t = DEFAULT_QUOTA_BYTES)]
+    pub quota_bytes: u64,
+    /// Files one user may keep (stored plus uploads in progress; admins too); over it uploads
+    /// get 413. 0: no limit
+    #[arg(long, env = "MEDIA_QUOTA_FILES", default_value_t = DEFAULT_QUOTA_FILES)]
+    pub quota_files: u64,
 }
 
 impl MediaArgs {
@@ -54,6 +67,8 @@ impl MediaArgs {
             signing_key: None,
             signing_key_file: data_dir.join("media-signing.key"),
             public_url: None,
+            quota_bytes: DEFAULT_QUOTA_BYTES,
+            quota_files: DEFAULT_QUOTA_FILES,
         }
     }
 
@@ -69,6 +84,14 @@ impl MediaArgs {
             }
         }
         Ok(())
+    }
+
+    /// The per-user quotas, `None` where unlimited (0).
+    pub fn quota(&self) -> crate::quota::Quota {
+        crate::quota::Quota {
+            bytes: (self.quota_bytes > 0).then_some(self.quota_bytes),
+            files: (self.quota_files > 0).then_some(self.quota_files),
+        }
     }
 
     /// Whether uploads of `content_type` are accepted.

@@ -305,6 +305,9 @@ pub enum MediaError {
     /// Over `MEDIA_MAX_BYTES`.
     #[error("the file is larger than the limit of {0} bytes")]
     TooLarge(u64),
+    /// Past the uploader's quota (`MEDIA_QUOTA_BYTES`, `MEDIA_QUOTA_FILES`); says which.
+    #[error("{0}")]
+    OverQuota(String),
     /// A type outside the allow-list, or not recognised.
     #[error("{0}")]
     Unsupported(String),
@@ -342,7 +345,9 @@ impl From<MediaError> for ApiError {
             | MediaError::Multipart(_)
             | MediaError::BadQuery(_)
             | MediaError::InvalidId(_) => ApiError::BadRequest(error.to_string()),
-            MediaError::TooLarge(_) => ApiError::PayloadTooLarge(error.to_string()),
+            MediaError::TooLarge(_) | MediaError::OverQuota(_) => {
+                ApiError::PayloadTooLarge(error.to_string())
+            }
             MediaError::Unsupported(_) => ApiError::UnsupportedMediaType(error.to_string()),
             MediaError::NotFound(_) => ApiError::NotFound(error.to_string()),
             MediaError::Forbidden(_) => ApiError::Forbidden(error.to_string()),

@@ -8,13 +8,15 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`config`] | the media flags (limit, URL lifetime, allowed types, signing key) |
+//! | [`config`] | the media flags (limit, quotas, URL lifetime, allowed types, signing key) |
 //! | [`domain`] | [`domain::Media`], file-name sanitising, content-type detection, errors |
 //! | [`signing`] | HMAC-SHA256 signed download URLs of the fs store |
+//! | [`quota`] | per-user quotas: room reserved before an upload stores a byte |
 //! | [`repository`] | the `media` table, the same SQL on SQLite and PostgreSQL |
 //! | [`upload`] | `POST /api/upload` and `POST /api/media`: the streamed upload |
 //! | [`routes`] | list, read, delete, and the signed downloads (with ranges) |
 //! | [`presentation`] | an item's JSON with download URLs made now; download names |
+//! | [`serving`] | how bytes are served: raster images inline, the rest as sandboxed downloads |
 //! | [`openapi`] | the OpenAPI 3 document served at `/api/media/openapi.json` |
 //!
 //! The object store ([`shared::store`]) and the job queue ([`shared::messaging`]) are shared
@@ -24,8 +26,10 @@ pub mod config;
 pub mod domain;
 pub mod openapi;
 pub mod presentation;
+pub mod quota;
 pub mod repository;
 pub mod routes;
+pub mod serving;
 pub mod signing;
 pub mod upload;
 
@@ -37,7 +41,7 @@ use shared::{
     db::Migrations,
     messaging::{JobQueue, QueueArgs},
     server::{HttpService, Service, ServiceContext, ServiceSettings},
-    store::{ObjectStore, StoreArgs, StoreKind},
+    store::{ObjectStore, StoreArgs},
 };
 use slog::Logger;
 
@@ -130,7 +134,7 @@ pub struct MediaState {
 /// `media_uploads_total{outcome}` and `media_upload_bytes_total`, in the service's registry.
 #[derive(Clone)]
 pub struct UploadMetrics {
-    /// Uploads by outcome: `stored`, `too_large`, `unsupported`, `bad_request`,
+    /// Uploads by outcome: `stored`, `too_large`, `over_quota`, `unsupported`, `bad_request`,
     /// `unavailable`, `error`.
     pub uploads: prometheus::IntCounterVec,
     /// Bytes of the stored uploads.
@@ -160,6 +164,7 @@ impl UploadMetrics {
                 "stored"
             }
             Err(E::TooLarge(_)) => "too_large",
+            Err(E::OverQuota(_)) => "over_quota",
             Err(E::Unsupported(_)) => "unsupported",
             Err(
                 E::NoFile
@@ -209,14 +214,9 @@ impl Application {
         logger: Logger,
     ) -> anyhow::Result<Self> {
         options.media.validate()?;
-        // The S3 store hands out presigned S3 URLs: a key file would serve nobody there.
-        let signer = Arc::new(
-            if options.store.media_store == StoreKind::S3 && options.media.signing_key.is_none() {
-                UrlSigner::ephemeral()
-            } else {
-                UrlSigner::load(&options.media, &logger)?
-            },
-        );
+        // Both stores need it: on S3 the downloads of anything but raster images go through
+        // the service's signed URLs too (crate::serving).
+        let signer = Arc::new(UrlSigner::load(&options.media, &logger)?);
         let store = ObjectStore::connect(&options.store, logger.clone()).await?;
         let queue = JobQueue::connect(&options.queue, logger.clone()).await?;
         let check_store = store.clone();

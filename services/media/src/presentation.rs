@@ -1,5 +1,7 @@
-//! How a media item is shown to a client: its JSON with download URLs made now (presigned S3
-//! URLs, or the service's own signed URLs on fs), and the download names and dispositions.
+//! How a media item is shown to a client: its JSON with download URLs made now, and the
+//! download names. A download URL is a presigned S3 URL only for a raster image on the S3 store
+//! (S3 cannot send the sandbox policy of [`crate::serving`]); everything else gets the service's
+//! own signed URL, whose answers carry it.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -8,6 +10,7 @@ use shared::store::Presign;
 use crate::{
     MediaState,
     domain::{Media, MediaError, MediaRow},
+    serving::{Disposition, content_disposition},
     signing::Purpose,
 };
 
@@ -52,7 +55,7 @@ pub async fn present(
     })
 }
 
-/// A presigned S3 URL, or the service's own signed URL on fs.
+/// A presigned S3 URL for a raster image on S3; otherwise the service's own signed URL.
 async fn download_url(
     state: &MediaState,
     row: &MediaRow,
@@ -60,17 +63,19 @@ async fn download_url(
     key: &str,
 ) -> Result<String, MediaError> {
     let ttl = state.url_ttl();
-    let file_name = match purpose {
-        Purpose::Content => row.name.clone(),
-        Purpose::Thumbnail => thumbnail_file_name(&row.name),
+    let (file_name, content_type) = match purpose {
+        Purpose::Content => (row.name.clone(), row.content_type.as_str()),
+        Purpose::Thumbnail => (thumbnail_file_name(&row.name), THUMBNAIL_TYPE),
     };
-    let presign = Presign {
-        start: SystemTime::now(),
-        ttl,
-        content_disposition: Some(content_disposition(&file_name)),
-    };
-    if let Some(url) = state.store.presigned_get(key, &presign).await? {
-        return Ok(url);
+    if Disposition::of(content_type) == Disposition::Inline {
+        let presign = Presign {
+            start: SystemTime::now(),
+            ttl,
+            content_disposition: Some(content_disposition(Disposition::Inline, &file_name)),
+        };
+        if let Some(url) = state.store.presigned_get(key, &presign).await? {
+            return Ok(url);
+        }
     }
     Ok(signed_path(
         state,
@@ -106,49 +111,11 @@ pub fn unix_now() -> i64 {
         .map_or(0, ttl_secs)
 }
 
+/// The type of every thumbnail (the worker writes PNG).
+pub const THUMBNAIL_TYPE: &str = "image/png";
+
 /// The download name of an item's thumbnail.
 pub fn thumbnail_file_name(name: &str) -> String {
     let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
     format!("{stem}-thumbnail.png")
-}
-
-/// `inline; filename="<ASCII fallback>"; filename*=UTF-8''<percent-encoded>` (RFC 6266): the
-/// fallback replaces quotes, backslashes, controls and non-ASCII with `_`.
-pub fn content_disposition(name: &str) -> String {
-    let fallback: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut encoded = String::with_capacity(name.len() * 3);
-    for byte in name.bytes() {
-        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    format!("inline; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dispositions_are_safe_and_keep_the_name() {
-        assert_eq!(
-            content_disposition("cat.png"),
-            "inline; filename=\"cat.png\"; filename*=UTF-8''cat.png"
-        );
-        assert_eq!(
-            content_disposition("a \"b\"\\é.txt"),
-            "inline; filename=\"a _b___.txt\"; filename*=UTF-8''a%20%22b%22%5C%C3%A9.txt"
-        );
-    }
 }

@@ -56,9 +56,21 @@ impl MediaRepository {
         Self { database }
     }
 
-    /// Records an uploaded file.
-    pub async fn insert(&self, media: &NewMedia) -> Result<MediaRow, sqlx::Error> {
-        sqlx::query_as::<_, MediaRow>(sqlx::AssertSqlSafe(format!(
+    /// The database (quota reservations share it).
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// Records an uploaded file; in the same transaction, deletes the quota reservation that
+    /// held its room (`reservation`, when quotas are on), so the room is never counted twice
+    /// nor left uncounted.
+    pub async fn insert(
+        &self,
+        media: &NewMedia,
+        reservation: Option<&str>,
+    ) -> Result<MediaRow, sqlx::Error> {
+        let mut transaction = self.database.pool().begin().await?;
+        let row = sqlx::query_as::<_, MediaRow>(sqlx::AssertSqlSafe(format!(
             "INSERT INTO media (id, name, content_type, size, object_key, thumbnail_key, \
              owner_id, visibility, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              RETURNING {COLUMNS}"
@@ -72,8 +84,16 @@ impl MediaRepository {
         .bind(media.owner_id)
         .bind(media.visibility.as_str())
         .bind(timestamp_now())
-        .fetch_one(self.database.pool())
-        .await
+        .fetch_one(&mut *transaction)
+        .await?;
+        if let Some(reservation) = reservation {
+            sqlx::query("DELETE FROM media_reservations WHERE id = $1")
+                .bind(reservation)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(row)
     }
 
     /// One page of the rows in `scope`, oldest first, and how many rows the scope holds.

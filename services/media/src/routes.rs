@@ -7,7 +7,8 @@
 //! items do not reveal that they exist. Delete needs a signed-in caller (401) who owns the item
 //! or is an admin (403 for someone else's public item, 404 for a private one). A signed download
 //! URL is a capability: it is only issued with a read, and whoever holds it may download until
-//! it expires. Every handler takes the [`Caller`], so a token that does not verify is a 401 on
+//! it expires. Downloads, whole or ranged, carry [`crate::serving`]'s headers: raster images
+//! inline, anything else as an attachment, both in a `Content-Security-Policy` sandbox. Every handler takes the [`Caller`], so a token that does not verify is a 401 on
 //! every route.
 
 use actix_web::{
@@ -29,8 +30,9 @@ use utoipa::IntoParams;
 use crate::{
     MediaState,
     domain::{Media, MediaError, MediaRow},
-    presentation::{content_disposition, present, thumbnail_file_name, unix_now},
+    presentation::{THUMBNAIL_TYPE, present, thumbnail_file_name, unix_now},
     repository::ListScope,
+    serving::download_headers,
     signing::Purpose,
     upload,
 };
@@ -294,7 +296,7 @@ async fn download(
             row.thumbnail_key
                 .clone()
                 .ok_or_else(|| MediaError::NotFound(format!("{id} thumbnail")))?,
-            "image/png".to_owned(),
+            THUMBNAIL_TYPE.to_owned(),
             thumbnail_file_name(&row.name),
         ),
     };
@@ -331,11 +333,11 @@ async fn download(
         }
         None => HttpResponse::Ok(),
     };
+    for pair in download_headers(&content_type, &file_name) {
+        response.insert_header(pair);
+    }
     Ok(response
-        .insert_header((header::CONTENT_TYPE, content_type))
-        .insert_header((header::CONTENT_DISPOSITION, content_disposition(&file_name)))
         .insert_header((header::ACCEPT_RANGES, "bytes"))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::CACHE_CONTROL, "private, max-age=300"))
         .no_chunking(length)
         .streaming(read.body))

@@ -1,4 +1,5 @@
-//! Signed download URLs of the fs store: `…/content?expires=<unix seconds>&sig=<hex>`, where
+//! The service's signed download URLs (every download on the fs store; on S3, every file but
+//! raster images): `…/content?expires=<unix seconds>&sig=<hex>`, where
 //! `sig` is HMAC-SHA256 over the purpose (`content` or `thumbnail`), the media id and the expiry.
 //! The key comes from `MEDIA_SIGNING_KEY`, or is generated once and kept in
 //! `MEDIA_SIGNING_KEY_FILE` (so every instance sharing that file, and restarts, accept the URLs).
@@ -48,12 +49,6 @@ impl std::fmt::Debug for UrlSigner {
 }
 
 impl UrlSigner {
-    /// A signer with a random key that lives as long as the process (the S3 store, whose
-    /// clients get presigned S3 URLs, not these).
-    pub fn ephemeral() -> Self {
-        Self::keyed(&random_key())
-    }
-
     fn keyed(key: &[u8]) -> Self {
         Self {
             keyed: Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key size"),

@@ -10,6 +10,11 @@
 //! and the last steps (publish the object, insert the row, enqueue the thumbnail job) run in a
 //! task of their own, so a disconnect cannot stop them half-way; a failed insert removes the
 //! published object again.
+//!
+//! The uploader's quota ([`crate::quota`]) is reserved before the body is read (one file, and
+//! the declared length when there is one) and grown as the bytes arrive, before each chunk is
+//! written: past the quota the upload stops with a 413 and its reservation is released; the
+//! row that records a stored file takes the reservation's place in one transaction.
 
 use actix_multipart::{Field, Multipart, MultipartError};
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
@@ -27,6 +32,7 @@ use crate::{
         key_name, sanitize_file_name,
     },
     presentation::present,
+    quota::Reservation,
     repository::NewMedia,
 };
 
@@ -87,7 +93,8 @@ fn requested_visibility(query: &str) -> Result<Visibility, MediaError> {
             neither private nor public", body = ErrorBody),
         (status = 401, description = "No token, or an invalid one", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "The Bearer challenge"))),
-        (status = 413, description = "Over MEDIA_MAX_BYTES", body = ErrorBody),
+        (status = 413, description = "Over MEDIA_MAX_BYTES, or past the caller's quota \
+            (MEDIA_QUOTA_BYTES, MEDIA_QUOTA_FILES)", body = ErrorBody),
         (status = 415, description = "Type not allowed (decided from the bytes)", body = ErrorBody),
         (status = 503, description = "The object store is unreachable", body = ErrorBody),
     ))]
@@ -113,7 +120,8 @@ pub async fn upload(
             neither private nor public", body = ErrorBody),
         (status = 401, description = "No token, or an invalid one", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "The Bearer challenge"))),
-        (status = 413, description = "Over MEDIA_MAX_BYTES", body = ErrorBody),
+        (status = 413, description = "Over MEDIA_MAX_BYTES, or past the caller's quota \
+            (MEDIA_QUOTA_BYTES, MEDIA_QUOTA_FILES)", body = ErrorBody),
         (status = 415, description = "Type not allowed (decided from the bytes)", body = ErrorBody),
         (status = 503, description = "The object store is unreachable", body = ErrorBody),
     ))]
@@ -155,9 +163,34 @@ async fn store_upload(
     if declared.is_some_and(|length| length > max.saturating_add(MULTIPART_OVERHEAD)) {
         return Err(MediaError::TooLarge(max));
     }
-    let received = receive(&state, Multipart::new(request.headers(), payload)).await?;
+    // The quota is settled before the body is read as far as the request tells: one more file,
+    // and the declared length less the framing allowance (at least the file holds that much).
+    let initial = declared.map_or(1, |length| length.saturating_sub(MULTIPART_OVERHEAD));
+    let mut reservation = Reservation::open(
+        state.repository.database(),
+        state.settings.quota(),
+        &state.logger,
+        ownership.owner_id,
+        initial,
+        max,
+    )
+    .await?;
+    let multipart = Multipart::new(request.headers(), payload);
+    let received = match receive(&state, multipart, &mut reservation).await {
+        Ok(received) => received,
+        Err(error) => {
+            reservation.release().await;
+            return Err(error);
+        }
+    };
     // From here on the work must finish or be undone whatever the client does.
-    let task = tokio::spawn(publish(state.into_inner(), received, ownership, request_id));
+    let task = tokio::spawn(publish(
+        state.into_inner(),
+        received,
+        ownership,
+        reservation,
+        request_id,
+    ));
     let media = task
         .await
         .map_err(|error| anyhow::Error::new(error).context("the upload task"))??;
@@ -173,7 +206,11 @@ async fn store_upload(
 
 /// Reads the whole form: the `file` field into a staged object, other fields discarded (all of
 /// it within the size budget).
-async fn receive(state: &MediaState, mut multipart: Multipart) -> Result<Received, MediaError> {
+async fn receive(
+    state: &MediaState,
+    mut multipart: Multipart,
+    reservation: &mut Reservation,
+) -> Result<Received, MediaError> {
     let max = state.settings.max_bytes;
     // Other fields may not smuggle more than the framing allowance past the limit.
     let mut other_bytes: u64 = 0;
@@ -193,7 +230,7 @@ async fn receive(state: &MediaState, mut multipart: Multipart) -> Result<Receive
                         .or_else(|| disposition.get_filename().map(str::to_owned))
                 })
                 .ok_or(MediaError::NoFileName)?;
-            received = Some(receive_file(state, &mut field, &name).await?);
+            received = Some(receive_file(state, &mut field, &name, reservation).await?);
         } else {
             while let Some(chunk) = field.next().await {
                 other_bytes += chunk.map_err(multipart_error)?.len() as u64;
@@ -206,12 +243,13 @@ async fn receive(state: &MediaState, mut multipart: Multipart) -> Result<Receive
     received.ok_or(MediaError::NoFile)
 }
 
-/// Streams one file field into a staged object, enforcing the limit and the allow-list as the
-/// bytes arrive.
+/// Streams one file field into a staged object, enforcing the limit, the allow-list and the
+/// quota as the bytes arrive: a chunk is written only once the reservation covers it.
 async fn receive_file(
     state: &MediaState,
     field: &mut Field,
     raw_name: &str,
+    reservation: &mut Reservation,
 ) -> Result<Received, MediaError> {
     let settings = &state.settings;
     let mut staged = state.store.stage().await?;
@@ -228,6 +266,7 @@ async fn receive_file(
         {
             return Err(unsupported(found));
         }
+        reservation.cover(size).await?;
         staged.write(&chunk).await?;
     }
     if size == 0 {
@@ -262,12 +301,14 @@ fn multipart_error(error: MultipartError) -> MediaError {
     }
 }
 
-/// Publishes the object, records it, and asks for a thumbnail; undoes the publication when the
-/// row cannot be written.
+/// Publishes the object, records it (the row takes the reservation's place), and asks for a
+/// thumbnail; undoes the publication and releases the reservation when the row cannot be
+/// written.
 async fn publish(
     state: std::sync::Arc<MediaState>,
     received: Received,
     ownership: Ownership,
+    reservation: Reservation,
     request_id: RequestId,
 ) -> Result<crate::domain::Media, MediaError> {
     let Received {
@@ -280,7 +321,10 @@ async fn publish(
     let object_key = format!("{id}/{}", key_name(&name));
     let wants_thumbnail = THUMBNAIL_TYPES.contains(&content_type);
     let thumbnail_key = wants_thumbnail.then(|| format!("{id}/thumbnail.png"));
-    staged.commit(&object_key, content_type).await?;
+    if let Err(error) = staged.commit(&object_key, content_type).await {
+        reservation.release().await;
+        return Err(error.into());
+    }
     let new = NewMedia {
         id: id.clone(),
         name,
@@ -291,9 +335,13 @@ async fn publish(
         owner_id: ownership.owner_id,
         visibility: ownership.visibility,
     };
-    let mut row = match state.repository.insert(&new).await {
-        Ok(row) => row,
+    let mut row = match state.repository.insert(&new, reservation.id()).await {
+        Ok(row) => {
+            reservation.settle();
+            row
+        }
         Err(error) => {
+            reservation.release().await;
             if let Err(cleanup) = state.store.delete(&object_key).await {
                 slog::error!(state.logger, "could not remove an object after a failed insert";
                     "key" => &object_key, "error" => format!("{cleanup:#}"));
