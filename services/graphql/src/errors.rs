@@ -1,5 +1,7 @@
 //! The GraphQL errors of this service: the `extensions.code` values clients rely on, and how
-//! upstream and input failures become them.
+//! upstream and input failures become them. An upstream failure tells the client which service
+//! failed and nothing else (no URL, nothing the service answered); `crate::upstream` logs the
+//! cause.
 
 use async_graphql::{Error, ErrorExtensions};
 
@@ -23,6 +25,25 @@ pub mod codes {
     pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
     /// The caller may not do this (or see this field).
     pub const FORBIDDEN: &str = "FORBIDDEN";
+    /// The operation selects `__schema` or `__type` and introspection is switched off.
+    pub const INTROSPECTION_DISABLED: &str = "INTROSPECTION_DISABLED";
+    /// The operation uses more aliases than allowed (`GRAPHQL_MAX_ALIASES`).
+    pub const TOO_MANY_ALIASES: &str = "TOO_MANY_ALIASES";
+    /// The operation selects more root fields than allowed (`GRAPHQL_MAX_ROOT_FIELDS`).
+    pub const TOO_MANY_ROOT_FIELDS: &str = "TOO_MANY_ROOT_FIELDS";
+    /// The selections nest deeper than allowed (`GRAPHQL_MAX_DEPTH`).
+    pub const QUERY_TOO_DEEP: &str = "QUERY_TOO_DEEP";
+    /// The operation costs more than allowed (`GRAPHQL_MAX_COMPLEXITY`).
+    pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+    /// The operation made all the calls to other services it may
+    /// (`GRAPHQL_MAX_UPSTREAM_CALLS`).
+    pub const UPSTREAM_CALLS_EXCEEDED: &str = "UPSTREAM_CALLS_EXCEEDED";
+    /// The answer would be larger than allowed (`GRAPHQL_MAX_RESPONSE_BYTES`).
+    pub const RESPONSE_TOO_LARGE: &str = "RESPONSE_TOO_LARGE";
+    /// The WebSocket runs as many operations as it may (`GRAPHQL_MAX_SUBSCRIPTIONS`).
+    pub const TOO_MANY_SUBSCRIPTIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
+    /// The query document is larger than allowed (`GRAPHQL_MAX_QUERY_BYTES`).
+    pub const QUERY_TOO_LARGE: &str = "QUERY_TOO_LARGE";
 }
 
 /// A GraphQL error with `extensions.code`.
@@ -40,6 +61,9 @@ impl ErrorExtensions for UpstreamError {
             UpstreamError::Timeout { .. } => {
                 coded_error(codes::UPSTREAM_TIMEOUT, error.to_string())
             }
+            UpstreamError::Overdrawn(_) => {
+                coded_error(codes::UPSTREAM_CALLS_EXCEEDED, error.to_string())
+            }
             UpstreamError::Rejected {
                 status,
                 code,
@@ -54,7 +78,12 @@ impl ErrorExtensions for UpstreamError {
                     _ => codes::BAD_USER_INPUT,
                 };
                 let (code, details) = (code.clone(), details.clone());
-                Error::new(message.clone()).extend_with(move |_, extensions| {
+                let message = if message.is_empty() {
+                    format!("the request was refused ({status})")
+                } else {
+                    message.clone()
+                };
+                Error::new(message).extend_with(move |_, extensions| {
                     extensions.set("code", graphql_code);
                     extensions.set("upstreamCode", code.clone());
                     if let Ok(details) = async_graphql::Value::from_json(details.clone())

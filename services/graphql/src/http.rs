@@ -22,10 +22,8 @@ use actix_web::{
     web,
 };
 use async_graphql::{
-    Positioned, ServerError,
-    parser::types::{
-        DocumentOperations, FragmentDefinition, OperationType, Selection, SelectionSet,
-    },
+    ServerError,
+    parser::types::{DocumentOperations, OperationType},
 };
 use futures_util::StreamExt;
 use serde_json::json;
@@ -34,6 +32,7 @@ use shared::request::RequestId;
 use crate::{
     Limits,
     access::{self, Authenticated},
+    errors::codes,
     schema::request_data,
 };
 
@@ -187,7 +186,7 @@ fn query_too_large(response_type: ResponseType, size: usize, limits: &Limits) ->
     error_response(
         StatusCode::PAYLOAD_TOO_LARGE,
         response_type,
-        "QUERY_TOO_LARGE",
+        codes::QUERY_TOO_LARGE,
         format!(
             "the query document is {size} bytes; the limit is {}",
             limits.max_query_bytes
@@ -266,37 +265,6 @@ fn operation_type(request: &mut async_graphql::Request) -> Option<OperationType>
     }
 }
 
-/// Whether any operation selects `__schema` or `__type` at its root (through fragments too).
-fn selects_introspection(request: &mut async_graphql::Request) -> bool {
-    let Ok(document) = request.parsed_query() else {
-        return false;
-    };
-    fn selects(
-        selection_set: &SelectionSet,
-        fragments: &std::collections::HashMap<async_graphql::Name, Positioned<FragmentDefinition>>,
-        depth: usize,
-    ) -> bool {
-        depth < 8
-            && selection_set.items.iter().any(|item| match &item.node {
-                Selection::Field(field) => {
-                    matches!(field.node.name.node.as_str(), "__schema" | "__type")
-                }
-                Selection::InlineFragment(fragment) => {
-                    selects(&fragment.node.selection_set.node, fragments, depth + 1)
-                }
-                Selection::FragmentSpread(spread) => fragments
-                    .get(&spread.node.fragment_name.node)
-                    .is_some_and(|fragment| {
-                        selects(&fragment.node.selection_set.node, fragments, depth + 1)
-                    }),
-            })
-    }
-    document
-        .operations
-        .iter()
-        .any(|(_, operation)| selects(&operation.node.selection_set.node, &document.fragments, 0))
-}
-
 fn operation_label(operation: Option<OperationType>) -> &'static str {
     match operation {
         Some(OperationType::Query) => "query",
@@ -360,18 +328,6 @@ async fn execute(
                 "extensions": {"code": "METHOD_NOT_ALLOWED"}
             }]}));
     }
-    if !endpoint.limits.introspection && selects_introspection(&mut graphql_request) {
-        let status = match response_type {
-            ResponseType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
-            ResponseType::Json => StatusCode::OK,
-        };
-        return error_response(
-            status,
-            response_type,
-            "INTROSPECTION_DISABLED",
-            "introspection is disabled on this server",
-        );
-    }
     if operation == Some(OperationType::Subscription) {
         return error_response(
             StatusCode::BAD_REQUEST,
@@ -380,8 +336,7 @@ async fn execute(
             "subscriptions run over WebSocket on this path (graphql-transport-ws)",
         );
     }
-    let graphql_request =
-        request_data(&endpoint.state, request_id.as_str(), caller).attach(graphql_request);
+    let graphql_request = request_data(request_id.as_str(), caller).attach(graphql_request);
     let response = endpoint.schema.execute(graphql_request).await;
     let outcome = if response.errors.is_empty() {
         "ok"

@@ -9,6 +9,9 @@
 //! | [`schema`] | the types, queries, subscription, loaders and error codes |
 //! | [`mutations`] | the mutations, each behind its rule |
 //! | [`access`] | who the caller is, and what they may do or see |
+//! | [`limits`] | what an operation may cost, and the extension that refuses what costs more |
+//! | [`document`] | an operation's shape (root fields, aliases, depth) read from its document |
+//! | [`budget`] | what an operation spends while it runs: upstream calls, response bytes |
 //! | [`posts`] | the posts table and the validation of what clients send |
 //! | [`row`] | [`row::PostRow`], a stored post |
 //! | [`upstream`] | the users-service and products-service clients |
@@ -18,21 +21,26 @@
 //! | [`exchange`] | response types and their negotiation, request-error bodies, the endpoint both transports use |
 //! | [`errors`] | the `extensions.code` values and how upstream and input failures become them |
 //! | [`websocket`] | subscriptions over WebSocket, the caller of each connection |
+//! | [`socket_operations`] | the operations one WebSocket runs, and the refusal of one too many |
 //! | [`graphiql`] | the GraphiQL page and its scripts, served from the binary |
 //!
 //! Everything else (config, logging, errors, health, metrics, shutdown) is `shared`'s.
 
 pub mod access;
+pub mod budget;
+pub mod document;
 pub mod errors;
 pub mod events;
 pub mod exchange;
 pub mod graphiql;
 pub mod http;
+pub mod limits;
 pub mod mutations;
 pub mod pages;
 pub mod posts;
 pub mod row;
 pub mod schema;
+pub mod socket_operations;
 pub mod upstream;
 pub mod websocket;
 
@@ -49,9 +57,11 @@ use shared::{
 };
 use slog::Logger;
 
+pub use crate::limits::Limits;
 use crate::{
     events::PostEvents,
     http::Endpoint,
+    limits::OperationLimits,
     mutations::MutationRoot,
     pages::PageCache,
     posts::PostRepository,
@@ -88,12 +98,29 @@ pub struct Config {
     /// Where products-service answers.
     #[arg(long, env = "PRODUCTS_URL", default_value = "http://127.0.0.1:3002")]
     pub products_url: Url,
-    /// The deepest selection a query may nest.
+    /// The deepest selection of data a query may nest (introspection apart).
     #[arg(long, env = "GRAPHQL_MAX_DEPTH", default_value_t = 10)]
     pub max_depth: usize,
-    /// The highest complexity (fields selected, lists weighted) a query may have.
-    #[arg(long, env = "GRAPHQL_MAX_COMPLEXITY", default_value_t = 1000)]
+    /// The highest complexity a query may have: every field costs 1, a list its `limit` (or
+    /// default page) times its items.
+    #[arg(long, env = "GRAPHQL_MAX_COMPLEXITY", default_value_t = 5000)]
     pub max_complexity: usize,
+    /// The most aliased fields an operation may use.
+    #[arg(long, env = "GRAPHQL_MAX_ALIASES", default_value_t = 30)]
+    pub max_aliases: usize,
+    /// The most fields an operation may select at its root.
+    #[arg(long, env = "GRAPHQL_MAX_ROOT_FIELDS", default_value_t = 20)]
+    pub max_root_fields: usize,
+    /// The most calls to users-service and products-service one operation (one event of a
+    /// subscription) may make.
+    #[arg(long, env = "GRAPHQL_MAX_UPSTREAM_CALLS", default_value_t = 20)]
+    pub max_upstream_calls: usize,
+    /// The largest response to one operation (one event of a subscription), in bytes of JSON.
+    #[arg(long, env = "GRAPHQL_MAX_RESPONSE_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+    /// The most operations (subscriptions) one WebSocket may run at once.
+    #[arg(long, env = "GRAPHQL_MAX_SUBSCRIPTIONS", default_value_t = 32)]
+    pub max_subscriptions: usize,
     /// The largest query document, in bytes.
     #[arg(long, env = "GRAPHQL_MAX_QUERY_BYTES", default_value_t = 64 * 1024)]
     pub max_query_bytes: usize,
@@ -112,33 +139,6 @@ pub struct Config {
     #[arg(long, env = "POST_PAGE_TTL_MS", default_value_t = 5_000,
         value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub post_page_ttl_ms: u64,
-}
-
-/// What a query may cost.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Selection depth.
-    pub max_depth: usize,
-    /// Complexity.
-    pub max_complexity: usize,
-    /// Query document size, in bytes.
-    pub max_query_bytes: usize,
-    /// Request body size, in bytes (the query plus its variables).
-    pub max_body_bytes: usize,
-    /// Introspection allowed.
-    pub introspection: bool,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_depth: 10,
-            max_complexity: 1000,
-            max_query_bytes: 64 * 1024,
-            max_body_bytes: 1024 * 1024,
-            introspection: true,
-        }
-    }
 }
 
 /// Everything that decides how an instance runs.
@@ -172,6 +172,11 @@ impl Settings {
             limits: Limits {
                 max_depth: config.max_depth,
                 max_complexity: config.max_complexity,
+                max_aliases: config.max_aliases,
+                max_root_fields: config.max_root_fields,
+                max_upstream_calls: config.max_upstream_calls,
+                max_response_bytes: config.max_response_bytes,
+                max_subscriptions: config.max_subscriptions,
                 max_query_bytes: config.max_query_bytes,
                 max_body_bytes: Limits::default().max_body_bytes.max(config.max_query_bytes),
                 introspection: config.introspection,
@@ -208,12 +213,11 @@ pub fn migrations() -> Migrations {
     shared::embedded_migrations!()
 }
 
-/// Builds the schema with its limits.
+/// Builds the schema with its limits ([`limits::OperationLimits`] checks every operation).
 pub fn build_schema(state: AppState, limits: &Limits) -> PlatformSchema {
     let mut builder = PlatformSchema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(state)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity);
+        .extension(OperationLimits(*limits));
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
@@ -302,12 +306,14 @@ impl Application {
                 &users_url,
                 settings.timeouts,
                 upstream_calls.clone(),
+                logger.clone(),
             )?),
             products: ProductsClient(Upstream::new(
                 "products",
                 &products_url,
                 settings.timeouts,
                 upstream_calls,
+                logger.clone(),
             )?),
             events: PostEvents::new(pubsub, settings.events_channel.clone(), logger.clone()),
             logger: logger.clone(),

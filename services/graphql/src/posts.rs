@@ -127,22 +127,36 @@ impl PostRepository {
         .await
     }
 
-    /// Every post of each of these authors, in one statement (the DataLoader's batch).
-    pub async fn by_authors(&self, author_ids: &[i64]) -> sqlx::Result<HashMap<i64, Vec<PostRow>>> {
+    /// One page of the posts of each of these authors (oldest first), in one statement (the
+    /// DataLoader's batch): an author with many posts costs a page, not all of them.
+    pub async fn by_authors(
+        &self,
+        author_ids: &[i64],
+        page: Page,
+    ) -> sqlx::Result<HashMap<i64, Vec<PostRow>>> {
         let mut by_author: HashMap<i64, Vec<PostRow>> =
             author_ids.iter().map(|id| (*id, Vec::new())).collect();
-        if author_ids.is_empty() {
+        if author_ids.is_empty() || page.limit == 0 {
             return Ok(by_author);
         }
         self.count("by_authors");
+        let authors = author_ids.len();
         let sql = format!(
-            "SELECT {COLUMNS} FROM posts WHERE author_id IN ({}) ORDER BY id",
-            placeholders(author_ids.len())
+            "SELECT {COLUMNS} FROM (SELECT {COLUMNS}, \
+               ROW_NUMBER() OVER (PARTITION BY author_id ORDER BY id) AS position \
+               FROM posts WHERE author_id IN ({})) AS ranked \
+             WHERE position > ${} AND position <= ${} ORDER BY id",
+            placeholders(authors),
+            authors + 1,
+            authors + 2
         );
         let mut query = sqlx::query_as::<_, PostRow>(AssertSqlSafe(sql));
         for id in author_ids {
             query = query.bind(*id);
         }
+        let query = query
+            .bind(page.offset)
+            .bind(page.offset.saturating_add(page.limit));
         for post in query.fetch_all(self.database.pool()).await? {
             by_author.entry(post.author_id).or_default().push(post);
         }

@@ -3,8 +3,10 @@
 //!
 //! Resolvers never call another service or the database once per parent: `Post.author` goes
 //! through [`UserLoader`] (one users-service batch call per query) and `User.posts` through
-//! [`PostsByAuthorLoader`] (one SQL statement per query). The mutations are in
-//! [`crate::mutations`], the rules of who may do what in [`crate::access`].
+//! [`PostsByAuthorLoader`] (one SQL statement per query). Every list takes `limit` (and
+//! `offset`) and costs, in the complexity limit, its page size times its items
+//! ([`crate::limits::list_cost`]). The mutations are in [`crate::mutations`], the rules of who
+//! may do what in [`crate::access`].
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -14,15 +16,27 @@ use async_graphql::{
 };
 use auth::Principal;
 use futures_util::{Stream, StreamExt};
-use shared::pagination::{MAX_LIMIT, Page};
+use shared::pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page};
 
 pub use crate::errors::{coded_error, codes};
 use crate::{
     access::{self, Authenticated, UpstreamAuth},
+    budget::OperationBudget,
     events::PostEvents,
+    limits::list_cost,
     posts::{PostRepository, PostRow},
     upstream::{ProductRecord, ProductsClient, Relay, UpstreamError, UserRecord, UsersClient},
 };
+
+/// `User.posts`'s page size when `limit` is absent: a user's posts are nested under a list of
+/// users, so a page of them is kept small.
+pub const USER_POSTS_DEFAULT_LIMIT: u32 = 20;
+
+/// A database failure of a loader, logged; opaque to the client.
+fn loader_database_error(context: &Context<'_>, error: &sqlx::Error) -> Error {
+    slog::error!(state(context).logger, "database error"; "error" => format!("{error:#}"));
+    coded_error(codes::INTERNAL, "internal error")
+}
 
 /// A database failure: logged with its cause by the caller's context, opaque to the client.
 pub(crate) fn database_error(context: &Context<'_>, error: sqlx::Error) -> Error {
@@ -52,8 +66,8 @@ pub struct AppState {
 pub struct CallerRequestId(pub String);
 
 /// Loads users by id from users-service, one batch call per query. It lives as long as one
-/// operation (one connection for subscriptions) and keeps nothing between batches: what it
-/// loads was fetched with that caller's token.
+/// operation and keeps nothing between batches: what it loads was fetched with that caller's
+/// token.
 pub struct UserLoader {
     /// users-service.
     pub users: UsersClient,
@@ -61,6 +75,8 @@ pub struct UserLoader {
     pub request_id: String,
     /// The caller's token, passed on.
     pub authorization: UpstreamAuth,
+    /// The operation's budget, which each call draws on.
+    pub budget: Arc<OperationBudget>,
 }
 
 impl Loader<i64> for UserLoader {
@@ -71,57 +87,81 @@ impl Loader<i64> for UserLoader {
         let relay = Relay {
             request_id: &self.request_id,
             authorization: self.authorization.0.as_deref(),
+            budget: Some(&self.budget),
         };
         self.users.by_ids(keys, relay).await.map_err(Arc::new)
     }
 }
 
-/// Loads every post of each author, one SQL statement per query.
+/// One page of one author's posts: what [`PostsByAuthorLoader`] loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AuthorPage {
+    /// The author.
+    pub author: i64,
+    /// Posts per page.
+    pub limit: i64,
+    /// Posts skipped.
+    pub offset: i64,
+}
+
+/// Loads a page of posts of each author, one SQL statement per page size in a query.
 pub struct PostsByAuthorLoader {
     /// Posts.
     pub posts: PostRepository,
 }
 
-impl Loader<i64> for PostsByAuthorLoader {
+impl Loader<AuthorPage> for PostsByAuthorLoader {
     type Value = Vec<PostRow>;
     type Error = Arc<sqlx::Error>;
 
-    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Vec<PostRow>>, Self::Error> {
-        self.posts.by_authors(keys).await.map_err(Arc::new)
+    async fn load(
+        &self,
+        keys: &[AuthorPage],
+    ) -> Result<HashMap<AuthorPage, Vec<PostRow>>, Self::Error> {
+        // (limit, offset) → the authors asking for that page.
+        let mut authors_by_page: HashMap<(i64, i64), Vec<i64>> = HashMap::new();
+        for key in keys {
+            authors_by_page
+                .entry((key.limit, key.offset))
+                .or_default()
+                .push(key.author);
+        }
+        let mut loaded = HashMap::with_capacity(keys.len());
+        for ((limit, offset), authors) in authors_by_page {
+            let page = Page { limit, offset };
+            let by_author = self
+                .posts
+                .by_authors(&authors, page)
+                .await
+                .map_err(Arc::new)?;
+            for (author, posts) in by_author {
+                loaded.insert(
+                    AuthorPage {
+                        author,
+                        limit,
+                        offset,
+                    },
+                    posts,
+                );
+            }
+        }
+        Ok(loaded)
     }
 }
 
-/// The per-request data a query needs besides [`AppState`]: its caller, loaders and request
-/// id.
-pub fn request_data(state: &AppState, request_id: &str, caller: Authenticated) -> RequestData {
+/// The caller-side data of a request (HTTP) or a connection (WebSocket): who is asking and the
+/// request id. Loaders are not in it: each operation gets its own
+/// ([`operation_loaders`]), which spend that operation's budget.
+pub fn request_data(request_id: &str, caller: Authenticated) -> RequestData {
     RequestData {
-        users: DataLoader::new(
-            UserLoader {
-                users: state.users.clone(),
-                request_id: request_id.to_owned(),
-                authorization: caller.upstream.clone(),
-            },
-            tokio::spawn,
-        ),
-        posts_by_author: DataLoader::new(
-            PostsByAuthorLoader {
-                posts: state.posts.clone(),
-            },
-            tokio::spawn,
-        ),
         request_id: CallerRequestId(request_id.to_owned()),
         caller: caller.principal,
         upstream: caller.upstream,
     }
 }
 
-/// A request's caller and loaders (batching is per request, so no data leaks between requests
-/// or callers).
+/// A request's (or a connection's) caller: no data leaks between requests or callers.
 pub struct RequestData {
-    /// Users by id.
-    pub users: DataLoader<UserLoader>,
-    /// Posts by author.
-    pub posts_by_author: DataLoader<PostsByAuthorLoader>,
     /// The request's id.
     pub request_id: CallerRequestId,
     /// Who is asking (`None`: anonymous); [`access`] reads it.
@@ -134,8 +174,6 @@ impl RequestData {
     /// Adds these to a GraphQL request.
     pub fn attach(self, request: async_graphql::Request) -> async_graphql::Request {
         request
-            .data(self.users)
-            .data(self.posts_by_author)
             .data(self.request_id)
             .data(self.caller)
             .data(self.upstream)
@@ -144,12 +182,52 @@ impl RequestData {
     /// Adds these to a WebSocket connection's data.
     pub fn into_data(self) -> async_graphql::Data {
         let mut data = async_graphql::Data::default();
-        data.insert(self.users);
-        data.insert(self.posts_by_author);
         data.insert(self.request_id);
         data.insert(self.caller);
         data.insert(self.upstream);
         data
+    }
+}
+
+/// One operation's loaders: batches are per operation, and the calls they make draw on its
+/// budget.
+pub struct OperationLoaders {
+    /// Users by id.
+    pub users: DataLoader<UserLoader>,
+    /// Posts by author.
+    pub posts_by_author: DataLoader<PostsByAuthorLoader>,
+}
+
+/// The loaders of one operation run for the caller whose token is `upstream`.
+pub fn operation_loaders(
+    state: &AppState,
+    request_id: &str,
+    upstream: UpstreamAuth,
+    budget: Arc<OperationBudget>,
+) -> OperationLoaders {
+    OperationLoaders {
+        users: DataLoader::new(
+            UserLoader {
+                users: state.users.clone(),
+                request_id: request_id.to_owned(),
+                authorization: upstream,
+                budget,
+            },
+            tokio::spawn,
+        ),
+        posts_by_author: DataLoader::new(
+            PostsByAuthorLoader {
+                posts: state.posts.clone(),
+            },
+            tokio::spawn,
+        ),
+    }
+}
+
+impl OperationLoaders {
+    /// Adds these to a GraphQL request.
+    pub fn attach(self, request: async_graphql::Request) -> async_graphql::Request {
+        request.data(self.users).data(self.posts_by_author)
     }
 }
 
@@ -166,6 +244,7 @@ pub(crate) fn relay<'a>(context: &Context<'a>) -> Relay<'a> {
         authorization: context
             .data_opt::<UpstreamAuth>()
             .and_then(|upstream| upstream.0.as_deref()),
+        budget: context.data_opt::<Arc<OperationBudget>>().map(Arc::as_ref),
     }
 }
 
@@ -178,17 +257,19 @@ pub(crate) fn parse_id(id: &ID, argument: &str) -> Result<i64> {
     })
 }
 
-fn page(limit: Option<i32>, offset: Option<i32>) -> Result<Page> {
+/// The page `limit` and `offset` name (`limit` defaults to `default`), or `BAD_USER_INPUT`.
+fn page(limit: Option<i32>, offset: Option<i32>, default: u32) -> Result<Page> {
     let bad_input = |message: String| coded_error(codes::BAD_USER_INPUT, message);
     let limit = limit
         .map(u32::try_from)
         .transpose()
-        .map_err(|_| bad_input(format!("limit must be between 0 and {MAX_LIMIT}")))?;
+        .map_err(|_| bad_input(format!("limit must be between 0 and {MAX_LIMIT}")))?
+        .unwrap_or(default);
     let offset = offset
         .map(u32::try_from)
         .transpose()
         .map_err(|_| bad_input("offset must not be negative".to_owned()))?;
-    Page::new(limit, offset).map_err(bad_input)
+    Page::new(Some(limit), offset).map_err(bad_input)
 }
 
 /// A user of users-service.
@@ -208,8 +289,9 @@ pub struct User {
     /// The numeric id, for loaders.
     pub key: i64,
     #[graphql(skip)]
-    /// The user's posts, when the list resolver loaded those of every user of the page at once.
-    pub prefetched_posts: Option<Vec<PostRow>>,
+    /// A page of the user's posts, when the list resolver loaded that page for every user of
+    /// its own page at once.
+    pub prefetched_posts: Option<(Page, Vec<PostRow>)>,
 }
 
 impl From<UserRecord> for User {
@@ -239,16 +321,30 @@ impl User {
         Ok(self.email.clone())
     }
 
-    /// The user's posts, oldest first.
-    async fn posts(&self, context: &Context<'_>) -> Result<Vec<Post>> {
-        if let Some(posts) = &self.prefetched_posts {
+    /// The user's posts, oldest first (default 20, at most 1000 per page).
+    #[graphql(complexity = "list_cost(limit, USER_POSTS_DEFAULT_LIMIT, child_complexity)")]
+    async fn posts(
+        &self,
+        context: &Context<'_>,
+        limit: Option<i32>,
+        offset: Option<i32>,
+    ) -> Result<Vec<Post>> {
+        let page = page(limit, offset, USER_POSTS_DEFAULT_LIMIT)?;
+        if let Some((prefetched, posts)) = &self.prefetched_posts
+            && *prefetched == page
+        {
             return Ok(posts.iter().cloned().map(Post::from).collect());
         }
         let loader = context.data_unchecked::<DataLoader<PostsByAuthorLoader>>();
-        let posts = loader.load_one(self.key).await.map_err(|error| {
-            slog::error!(state(context).logger, "database error"; "error" => format!("{error:#}"));
-            coded_error(codes::INTERNAL, "internal error")
-        })?;
+        let key = AuthorPage {
+            author: self.key,
+            limit: page.limit,
+            offset: page.offset,
+        };
+        let posts = loader
+            .load_one(key)
+            .await
+            .map_err(|error| loader_database_error(context, &error))?;
         Ok(posts
             .unwrap_or_default()
             .into_iter()
@@ -341,36 +437,70 @@ impl From<ProductRecord> for Product {
     }
 }
 
+/// The one page of posts every `posts` selection under this `users` field asks for, if they all
+/// ask for the same one (else each user's resolver asks the loader for its own).
+fn nested_posts_page(context: &Context<'_>) -> Option<Page> {
+    let field = context.field();
+    let mut pages = field
+        .selection_set()
+        .filter(|field| field.name() == "posts")
+        .map(|field| {
+            let arguments = field.arguments().ok()?;
+            let number = |name: &str| -> Option<Option<i32>> {
+                match arguments
+                    .iter()
+                    .find(|(argument, _)| argument.as_str() == name)
+                {
+                    None | Some((_, async_graphql::Value::Null)) => Some(None),
+                    Some((_, async_graphql::Value::Number(number))) => {
+                        Some(Some(i32::try_from(number.as_i64()?).ok()?))
+                    }
+                    Some(_) => None,
+                }
+            };
+            page(
+                number("limit")?,
+                number("offset")?,
+                USER_POSTS_DEFAULT_LIMIT,
+            )
+            .ok()
+        });
+    let first = pages.next()??;
+    pages.all(|page| page == Some(first)).then_some(first)
+}
+
 /// The queries.
 pub struct QueryRoot;
 
 #[Object]
 impl QueryRoot {
     /// Users, by id (default 100, at most 1000 per page).
+    #[graphql(complexity = "list_cost(limit, DEFAULT_LIMIT, child_complexity)")]
     async fn users(
         &self,
         context: &Context<'_>,
         limit: Option<i32>,
         offset: Option<i32>,
     ) -> Result<Vec<User>> {
-        let page = page(limit, offset)?;
+        let page = page(limit, offset, DEFAULT_LIMIT)?;
         let users = state(context)
             .users
             .list(page, relay(context))
             .await
             .map_err(|error| error.extend())?;
         let mut users: Vec<User> = users.into_iter().map(User::from).collect();
-        if context.look_ahead().field("posts").exists() {
-            // Every user's posts in one statement, started now: the loader would batch the same
-            // keys but first waits out its batching delay and runs a future per user.
+        if let Some(posts_page) = nested_posts_page(context) {
+            // Every user's page of posts in one statement, started now: the loader would batch
+            // the same keys but first waits out its batching delay and runs a future per user.
             let keys: Vec<i64> = users.iter().map(|user| user.key).collect();
             let mut by_author = state(context)
                 .posts
-                .by_authors(&keys)
+                .by_authors(&keys, posts_page)
                 .await
                 .map_err(|error| database_error(context, error))?;
             for user in &mut users {
-                user.prefetched_posts = Some(by_author.remove(&user.key).unwrap_or_default());
+                let posts = by_author.remove(&user.key).unwrap_or_default();
+                user.prefetched_posts = Some((posts_page, posts));
             }
         }
         Ok(users)
@@ -397,7 +527,8 @@ impl QueryRoot {
         Ok(user.map(User::from))
     }
 
-    /// Posts, by id, optionally of one author.
+    /// Posts, by id, optionally of one author (default 100, at most 1000 per page).
+    #[graphql(complexity = "list_cost(limit, DEFAULT_LIMIT, child_complexity)")]
     async fn posts(
         &self,
         context: &Context<'_>,
@@ -405,7 +536,7 @@ impl QueryRoot {
         offset: Option<i32>,
         author_id: Option<ID>,
     ) -> Result<Vec<Post>> {
-        let page = page(limit, offset)?;
+        let page = page(limit, offset, DEFAULT_LIMIT)?;
         let author_id = author_id.map(|id| parse_id(&id, "authorId")).transpose()?;
         let posts = state(context)
             .posts
@@ -443,14 +574,15 @@ impl QueryRoot {
         Ok(post.map(Post::from))
     }
 
-    /// Products, by id.
+    /// Products, by id (default 100, at most 1000 per page).
+    #[graphql(complexity = "list_cost(limit, DEFAULT_LIMIT, child_complexity)")]
     async fn products(
         &self,
         context: &Context<'_>,
         limit: Option<i32>,
         offset: Option<i32>,
     ) -> Result<Vec<Product>> {
-        let page = page(limit, offset)?;
+        let page = page(limit, offset, DEFAULT_LIMIT)?;
         let products = state(context)
             .products
             .list(page, relay(context))
@@ -479,10 +611,9 @@ impl SubscriptionRoot {
     /// Every post created from now on, by any instance of this service.
     async fn post_created(&self, context: &Context<'_>) -> Result<impl Stream<Item = Post>> {
         let stream = state(context).events.subscribe().await.map_err(|error| {
-            coded_error(
-                codes::UPSTREAM_UNAVAILABLE,
-                format!("cannot subscribe to new posts: {error:#}"),
-            )
+            slog::error!(state(context).logger, "cannot subscribe to new posts";
+                "error" => format!("{error:#}"));
+            coded_error(codes::UPSTREAM_UNAVAILABLE, "cannot subscribe to new posts")
         })?;
         Ok(stream.filter_map(|post| async move { post.map(Post::from) }))
     }

@@ -4,8 +4,11 @@
 //! caller's `Authorization` on ([`Relay`]), and counts in
 //! `graphql_upstream_requests_total{service, outcome}`. Nothing here is cached: what
 //! users-service shows depends on the caller's token (an email address), so each answer serves
-//! the one operation it was fetched for. Failures become an [`UpstreamError`], which the schema
-//! turns into a GraphQL error with an `extensions.code`.
+//! the one operation it was fetched for. Every call draws on its operation's
+//! [`OperationBudget`] first, so one operation makes at most so many. Failures become an
+//! [`UpstreamError`], which the schema turns into a GraphQL error with an `extensions.code`:
+//! what failed is logged here (with the URL and the answer), the client hears only which
+//! service.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -14,6 +17,8 @@ use reqwest::{Client, Response, StatusCode};
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::Value;
 use shared::pagination::Page;
+
+use crate::budget::{OperationBudget, Overdrawn};
 
 /// A user, as users-service returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -37,6 +42,8 @@ pub struct Relay<'a> {
     pub request_id: &'a str,
     /// The caller's `Authorization` value (`Bearer <token>`), if any.
     pub authorization: Option<&'a str>,
+    /// The operation's budget, which each call draws on (`None`: unbounded).
+    pub budget: Option<&'a OperationBudget>,
 }
 
 impl Relay<'_> {
@@ -62,24 +69,29 @@ pub struct ProductRecord {
     pub created_at: String,
 }
 
-/// Why a call to another service did not give what was asked.
+/// Why a call to another service did not give what was asked. What clients see of it is its
+/// `Display`: which service, never a URL or what the service answered (that is logged).
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    /// No connection, or the service answered 5xx.
-    #[error("{service} is unavailable: {reason}")]
+    /// No connection, or the service answered 5xx or something unreadable.
+    #[error("{service}-service is unavailable")]
     Unavailable {
         /// `users` or `products`.
         service: &'static str,
-        /// What happened.
+        /// What happened (logged, not shown).
         reason: String,
     },
     /// No answer within the request timeout.
-    #[error("{service} did not answer in time")]
+    #[error("{service}-service did not answer in time")]
     Timeout {
         /// `users` or `products`.
         service: &'static str,
     },
-    /// The service refused what was sent (4xx other than 404): its error code and message.
+    /// The operation has made all the calls it may.
+    #[error("{0}")]
+    Overdrawn(Overdrawn),
+    /// The service refused what was sent (4xx other than 404): its contract error code and
+    /// message (written for the client: the client's input was refused), never the raw body.
     #[error("{message}")]
     Rejected {
         /// HTTP status.
@@ -122,6 +134,8 @@ pub struct Upstream {
     client: Client,
     /// `graphql_upstream_requests_total{service, outcome}`.
     calls: IntCounterVec,
+    /// Where failures are told in full.
+    logger: slog::Logger,
 }
 
 impl Upstream {
@@ -131,6 +145,7 @@ impl Upstream {
         base_url: &str,
         timeouts: UpstreamTimeouts,
         calls: IntCounterVec,
+        logger: slog::Logger,
     ) -> anyhow::Result<Self> {
         let client = Client::builder()
             .connect_timeout(timeouts.connect)
@@ -142,7 +157,36 @@ impl Upstream {
             base_url: base_url.trim_end_matches('/').to_owned(),
             client,
             calls,
+            logger,
         })
+    }
+
+    /// Takes one call from the operation's budget.
+    fn draw(&self, relay: Relay<'_>) -> Result<(), UpstreamError> {
+        match relay.budget {
+            Some(budget) => budget
+                .take_upstream_call()
+                .map_err(UpstreamError::Overdrawn),
+            None => Ok(()),
+        }
+    }
+
+    /// `error`, logged in full (what happened, on which call) when the service failed.
+    fn logged(&self, path: &str, relay: Relay<'_>, error: UpstreamError) -> UpstreamError {
+        match &error {
+            UpstreamError::Unavailable { reason, .. } => {
+                slog::error!(self.logger, "upstream call failed";
+                    "service" => self.service, "url" => format!("{}{path}", self.base_url),
+                    "request_id" => relay.request_id, "error" => reason);
+            }
+            UpstreamError::Timeout { .. } => {
+                slog::error!(self.logger, "upstream call timed out";
+                    "service" => self.service, "url" => format!("{}{path}", self.base_url),
+                    "request_id" => relay.request_id);
+            }
+            UpstreamError::Overdrawn(_) | UpstreamError::Rejected { .. } => {}
+        }
+        error
     }
 
     /// `GET path` → the decoded body; `None` on 404.
@@ -151,15 +195,21 @@ impl Upstream {
         path: &str,
         relay: Relay<'_>,
     ) -> Result<Option<T>, UpstreamError> {
+        self.draw(relay)?;
         let sent = relay
             .apply(self.client.get(format!("{}{path}", self.base_url)))
             .send()
             .await;
-        let response = self.answered(sent)?;
-        if response.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        self.decode(response).await.map(Some)
+        let answer = async {
+            let response = self.answered(sent)?;
+            if response.status() == StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            self.decode(response).await.map(Some)
+        };
+        answer
+            .await
+            .map_err(|error| self.logged(path, relay, error))
     }
 
     /// `POST path` with a JSON body → the decoded body.
@@ -169,13 +219,19 @@ impl Upstream {
         body: &Value,
         relay: Relay<'_>,
     ) -> Result<T, UpstreamError> {
+        self.draw(relay)?;
         let sent = relay
             .apply(self.client.post(format!("{}{path}", self.base_url)))
             .json(body)
             .send()
             .await;
-        let response = self.answered(sent)?;
-        self.decode(response).await
+        let answer = async {
+            let response = self.answered(sent)?;
+            self.decode(response).await
+        };
+        answer
+            .await
+            .map_err(|error| self.logged(path, relay, error))
     }
 
     fn answered(&self, sent: reqwest::Result<Response>) -> Result<Response, UpstreamError> {
@@ -222,7 +278,7 @@ impl Upstream {
         }
         let error: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let field = |name: &str| error["error"][name].as_str().unwrap_or_default().to_owned();
-        if status.is_client_error() {
+        if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
             Err(UpstreamError::Rejected {
                 status: status.as_u16(),
                 code: field("code"),
@@ -232,7 +288,10 @@ impl Upstream {
         } else {
             Err(UpstreamError::Unavailable {
                 service: self.service,
-                reason: format!("answered {status}"),
+                reason: format!(
+                    "answered {status}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(512)])
+                ),
             })
         }
     }

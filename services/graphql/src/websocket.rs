@@ -8,6 +8,10 @@
 //! the connection: close code 4403 (Forbidden) on `graphql-transport-ws`, `connection_error` on
 //! `graphql-ws`. When the token of a connection expires, the connection is closed with 4403, so
 //! a client reconnects with a fresh one and nothing outlives the token that allowed it.
+//!
+//! A connection runs at most `GRAPHQL_MAX_SUBSCRIPTIONS` operations at once
+//! ([`crate::socket_operations`]); each operation is held to the limits of [`crate::limits`]
+//! as over HTTP.
 
 use std::{
     sync::{Arc, Mutex},
@@ -28,7 +32,8 @@ use crate::{
     PlatformSchema,
     access::{self, Authenticated},
     exchange::{Endpoint, ResponseType, error_response, header_str},
-    schema::{AppState, request_data},
+    schema::request_data,
+    socket_operations::{Inbound, SocketOperations},
 };
 
 /// How many client messages may wait for the executor on one WebSocket before it is closed.
@@ -51,8 +56,6 @@ enum InitOutcome {
 struct InitContext {
     /// The process's verifier (`None`: tokens cannot be checked, so none is taken).
     verifier: Option<Arc<auth::Verifier>>,
-    /// For the caller's loaders.
-    state: AppState,
     /// The handshake's request id.
     request_id: String,
     /// Where the outcome is left for the pump.
@@ -60,8 +63,8 @@ struct InitContext {
 }
 
 impl InitContext {
-    /// The connection data a `connection_init` payload adds: its caller and that caller's
-    /// loaders, which replace the handshake's; nothing when it carries no token.
+    /// The connection data a `connection_init` payload adds: its caller, who replaces the
+    /// handshake's; nothing when it carries no token.
     async fn run(self, payload: serde_json::Value) -> async_graphql::Result<async_graphql::Data> {
         let decided = self.authenticate(&payload).await;
         let outcome = match &decided {
@@ -75,7 +78,7 @@ impl InitContext {
             *slot = Some(outcome);
         }
         match decided {
-            Ok(Some(caller)) => Ok(request_data(&self.state, &self.request_id, caller).into_data()),
+            Ok(Some(caller)) => Ok(request_data(&self.request_id, caller).into_data()),
             Ok(None) => Ok(async_graphql::Data::default()),
             Err(message) => Err(async_graphql::Error::new(message)),
         }
@@ -149,14 +152,13 @@ pub fn subscribe(
     };
     let schema = endpoint.schema.clone();
     let expires_at = caller.principal.as_ref().map(|p| p.expires_at);
-    let data = request_data(&endpoint.state, request_id.as_str(), caller).into_data();
+    let data = request_data(request_id.as_str(), caller).into_data();
     let init = InitContext {
         verifier: shared::identity::verifier(request),
-        state: endpoint.state.clone(),
         request_id: request_id.as_str().to_owned(),
         outcome: Arc::new(Mutex::new(None)),
     };
-    let max_frame = endpoint.limits.max_body_bytes;
+    let limits = endpoint.limits;
     let operations = endpoint.operations.clone();
     actix_web::rt::spawn(async move {
         operations
@@ -169,7 +171,16 @@ pub fn subscribe(
             expires_at,
             protocol,
         };
-        serve_websocket(connection, session, messages, max_frame).await;
+        let running =
+            SocketOperations::new(protocol, limits.max_subscriptions, limits.max_query_bytes);
+        serve_websocket(
+            connection,
+            session,
+            messages,
+            running,
+            limits.max_body_bytes,
+        )
+        .await;
     });
     response
 }
@@ -209,11 +220,20 @@ fn close_reason(mut reason: String) -> String {
     reason
 }
 
+/// The close of a connection whose client sends faster than the executor takes its messages.
+fn too_many_in_flight() -> CloseReason {
+    CloseReason {
+        code: CloseCode::Again,
+        description: Some("too many messages in flight".to_owned()),
+    }
+}
+
 /// Pumps one WebSocket: client frames into async-graphql's protocol machine, its messages out.
 async fn serve_websocket(
     connection: Connection,
     mut session: actix_ws::Session,
     messages: actix_ws::MessageStream,
+    mut running: SocketOperations,
     max_frame: usize,
 ) {
     let Connection {
@@ -251,19 +271,31 @@ async fn serve_websocket(
             }
             message = messages.next() => match message {
                 Some(Ok(AggregatedMessage::Text(text))) => {
-                    if to_executor.try_send(text.as_bytes().to_vec()).is_err() {
-                        break Some(CloseReason {
-                            code: CloseCode::Again,
-                            description: Some("too many messages in flight".to_owned()),
-                        });
+                    match running.inbound(text.as_bytes()) {
+                        Inbound::Forward => {
+                            if to_executor.try_send(text.as_bytes().to_vec()).is_err() {
+                                break Some(too_many_in_flight());
+                            }
+                        }
+                        Inbound::Refuse(answer) => {
+                            if session.text(answer).await.is_err() {
+                                return;
+                            }
+                        }
                     }
                 }
                 Some(Ok(AggregatedMessage::Binary(bytes))) => {
-                    if to_executor.try_send(bytes.to_vec()).is_err() {
-                        break Some(CloseReason {
-                            code: CloseCode::Again,
-                            description: Some("too many messages in flight".to_owned()),
-                        });
+                    match running.inbound(&bytes) {
+                        Inbound::Forward => {
+                            if to_executor.try_send(bytes.to_vec()).is_err() {
+                                break Some(too_many_in_flight());
+                            }
+                        }
+                        Inbound::Refuse(answer) => {
+                            if session.text(answer).await.is_err() {
+                                return;
+                            }
+                        }
                     }
                 }
                 Some(Ok(AggregatedMessage::Ping(bytes))) => {
@@ -291,6 +323,7 @@ async fn serve_websocket(
                 }
                 match outgoing {
                     Some(WsMessage::Text(text)) => {
+                        running.outbound(&text);
                         if session.text(text).await.is_err() {
                             return;
                         }

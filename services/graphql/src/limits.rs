@@ -1,0 +1,437 @@
+//! What one operation may cost, and the schema extension that holds every operation to it,
+//! over HTTP and WebSocket alike.
+//!
+//! | limit | when | `extensions.code` |
+//! |---|---|---|
+//! | introspection switched off (`__schema`, `__type`) | before it runs | `INTROSPECTION_DISABLED` |
+//! | aliases ([`Limits::max_aliases`]) | before it runs | `TOO_MANY_ALIASES` |
+//! | root fields ([`Limits::max_root_fields`]) | before it runs | `TOO_MANY_ROOT_FIELDS` |
+//! | data depth ([`Limits::max_depth`]); introspection nests up to [`MAX_INTROSPECTION_DEPTH`] apart | before it runs | `QUERY_TOO_DEEP` |
+//! | complexity ([`Limits::max_complexity`]): a list costs its page size times its items | before it runs | `QUERY_TOO_COMPLEX` |
+//! | calls to users-service and products-service ([`Limits::max_upstream_calls`]) | the call over it | `UPSTREAM_CALLS_EXCEEDED` on that field |
+//! | response bytes ([`Limits::max_response_bytes`]) | the field over it | `RESPONSE_TOO_LARGE`, the whole answer |
+//!
+//! The static limits are read from the document ([`crate::document`]) and from async-graphql's
+//! complexity count (the `complexity` of each list field in [`crate::schema`]). The running ones
+//! draw on the operation's [`OperationBudget`], which this extension gives each operation with
+//! the loaders that spend it; a subscription's budget is refilled for each event.
+
+use std::{
+    any::{Any, TypeId},
+    sync::{Arc, Mutex},
+};
+
+use async_graphql::{
+    ErrorExtensionValues, Request, Response, ServerError, ServerResult, ValidationResult, Value,
+    Variables,
+    extensions::{
+        Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
+        NextPrepareRequest, NextResolve, NextSubscribe, NextValidation, ResolveInfo,
+    },
+    futures_util::stream::BoxStream,
+    parser::types::ExecutableDocument,
+};
+use futures_util::StreamExt;
+
+use crate::{
+    access::UpstreamAuth,
+    budget::{OperationBudget, Overdrawn, field_bytes},
+    document::{self, Shape},
+    errors::codes,
+    schema::{self, AppState, CallerRequestId},
+};
+
+/// How deep `__schema` and `__type` selections may nest (graphql-js's introspection query
+/// nests 14 deep: `__schema`, `types`, `fields`, `type` and nine `ofType`).
+pub const MAX_INTROSPECTION_DEPTH: usize = 20;
+
+/// What an operation may cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Data selection depth (introspection apart).
+    pub max_depth: usize,
+    /// Complexity: every field costs 1, a list its page size times its items' cost.
+    pub max_complexity: usize,
+    /// Aliased fields per operation (counted where fragments are spread).
+    pub max_aliases: usize,
+    /// Fields at the root of an operation.
+    pub max_root_fields: usize,
+    /// Calls to users-service and products-service per operation (per event of a
+    /// subscription).
+    pub max_upstream_calls: usize,
+    /// Bytes of JSON response per operation (per event of a subscription).
+    pub max_response_bytes: usize,
+    /// Operations running at once on one WebSocket.
+    pub max_subscriptions: usize,
+    /// Query document size, in bytes.
+    pub max_query_bytes: usize,
+    /// Request body size, in bytes (the query plus its variables); WebSocket frames too.
+    pub max_body_bytes: usize,
+    /// Introspection allowed.
+    pub introspection: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_depth: 10,
+            max_complexity: 5000,
+            max_aliases: 30,
+            max_root_fields: 20,
+            max_upstream_calls: 20,
+            max_response_bytes: 2 * 1024 * 1024,
+            max_subscriptions: 32,
+            max_query_bytes: 64 * 1024,
+            max_body_bytes: 1024 * 1024,
+            introspection: true,
+        }
+    }
+}
+
+/// A GraphQL error refusing an operation for `code`'s limit (no path: nothing of it ran, or
+/// nothing of it is answered).
+pub fn refusal(code: &'static str, message: impl Into<String>) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", code);
+    error.extensions = Some(extensions);
+    error
+}
+
+impl Limits {
+    /// The first static limit `shape` breaks, if any.
+    pub fn check_shape(&self, shape: &Shape) -> Result<(), ServerError> {
+        if shape.introspection && !self.introspection {
+            return Err(refusal(
+                codes::INTROSPECTION_DISABLED,
+                "introspection is disabled on this server",
+            ));
+        }
+        if shape.aliases > self.max_aliases {
+            return Err(refusal(
+                codes::TOO_MANY_ALIASES,
+                format!(
+                    "the operation uses {} aliases; the limit is {}",
+                    shape.aliases, self.max_aliases
+                ),
+            ));
+        }
+        if shape.root_fields > self.max_root_fields {
+            return Err(refusal(
+                codes::TOO_MANY_ROOT_FIELDS,
+                format!(
+                    "the operation selects {} root fields; the limit is {}",
+                    shape.root_fields, self.max_root_fields
+                ),
+            ));
+        }
+        if shape.data_depth > self.max_depth {
+            return Err(refusal(
+                codes::QUERY_TOO_DEEP,
+                format!(
+                    "the query nests {} fields deep; the limit is {}",
+                    shape.data_depth, self.max_depth
+                ),
+            ));
+        }
+        if shape.introspection_depth > MAX_INTROSPECTION_DEPTH {
+            return Err(refusal(
+                codes::QUERY_TOO_DEEP,
+                format!(
+                    "the introspection query nests {} fields deep; the limit is {MAX_INTROSPECTION_DEPTH}",
+                    shape.introspection_depth
+                ),
+            ));
+        }
+        if shape.truncated || shape.fields > self.max_complexity {
+            return Err(self.too_complex(shape.fields));
+        }
+        Ok(())
+    }
+
+    fn too_complex(&self, cost: usize) -> ServerError {
+        refusal(
+            codes::QUERY_TOO_COMPLEX,
+            format!(
+                "the query costs {}{cost}; the limit is {} (a list costs its `limit` times its \
+                 fields: ask for smaller pages or fewer nested lists)",
+                if cost > self.max_complexity {
+                    "over "
+                } else {
+                    ""
+                },
+                self.max_complexity
+            ),
+        )
+    }
+}
+
+/// The schema extension holding every operation to [`Limits`].
+pub struct OperationLimits(pub Limits);
+
+impl ExtensionFactory for OperationLimits {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(Guard {
+            limits: self.0,
+            budget: Arc::new(OperationBudget::new(
+                self.0.max_upstream_calls,
+                self.0.max_response_bytes,
+            )),
+            operation_name: Mutex::new(None),
+        })
+    }
+}
+
+/// One operation's guard (async-graphql makes one per request, and one per subscription).
+struct Guard {
+    limits: Limits,
+    budget: Arc<OperationBudget>,
+    /// The operation the request names, for measuring that one.
+    operation_name: Mutex<Option<String>>,
+}
+
+/// A value of the request's data, else of the connection's.
+fn request_or_session<'a, T: Any>(
+    request: &'a Request,
+    context: &'a ExtensionContext<'_>,
+) -> Option<&'a T> {
+    request
+        .data
+        .get(&TypeId::of::<T>())
+        .or_else(|| context.session_data.get(&TypeId::of::<T>()))
+        .and_then(|value| value.downcast_ref::<T>())
+}
+
+/// The answer to give: `response`, or the refusal of a response that went over its bytes.
+fn verdict(budget: &OperationBudget, response: Response) -> Response {
+    match budget.response_overdrawn() {
+        Some(overdrawn) => Response::from_errors(vec![overdrawn_error(overdrawn)]),
+        None => response,
+    }
+}
+
+/// The GraphQL error of an overdrawn budget.
+pub fn overdrawn_error(overdrawn: Overdrawn) -> ServerError {
+    let code = match overdrawn {
+        Overdrawn::UpstreamCalls(_) => codes::UPSTREAM_CALLS_EXCEEDED,
+        Overdrawn::ResponseBytes(_) => codes::RESPONSE_TOO_LARGE,
+    };
+    refusal(code, overdrawn.to_string())
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for Guard {
+    fn subscribe<'s>(
+        &self,
+        context: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        let budget = self.budget.clone();
+        let refuse = move |response: Response| {
+            let answer = verdict(&budget, response);
+            budget.reset();
+            answer
+        };
+        next.run(context, stream).map(refuse).boxed()
+    }
+
+    async fn prepare_request(
+        &self,
+        context: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        if let Ok(mut name) = self.operation_name.lock() {
+            name.clone_from(&request.operation_name);
+        }
+        let request = match context.data_opt::<AppState>() {
+            Some(state) => {
+                let request_id = request_or_session::<CallerRequestId>(&request, context)
+                    .map(|id| id.0.clone())
+                    .unwrap_or_default();
+                let upstream = request_or_session::<UpstreamAuth>(&request, context)
+                    .cloned()
+                    .unwrap_or_default();
+                let loaders =
+                    schema::operation_loaders(state, &request_id, upstream, self.budget.clone());
+                loaders.attach(request).data(self.budget.clone())
+            }
+            None => request.data(self.budget.clone()),
+        };
+        next.run(context, request).await
+    }
+
+    async fn parse_query(
+        &self,
+        context: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(context, query, variables).await?;
+        let name = self
+            .operation_name
+            .lock()
+            .ok()
+            .and_then(|name| name.clone());
+        // Every field costs at least 1: a walk past the complexity limit has its answer.
+        let shape = document::shape(
+            &document,
+            name.as_deref(),
+            self.limits.max_complexity.saturating_add(1),
+        );
+        self.limits.check_shape(&shape)?;
+        Ok(document)
+    }
+
+    async fn validation(
+        &self,
+        context: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(context).await?;
+        if result.complexity > self.limits.max_complexity {
+            return Err(vec![self.limits.too_complex(result.complexity)]);
+        }
+        Ok(result)
+    }
+
+    async fn execute(
+        &self,
+        context: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let response = next.run(context, operation_name).await;
+        verdict(&self.budget, response)
+    }
+
+    async fn resolve(
+        &self,
+        context: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        // Nothing more is resolved once the answer is too large: it will not be sent.
+        if let Some(overdrawn) = self.budget.response_overdrawn() {
+            return Err(overdrawn_error(overdrawn));
+        }
+        let key = info.alias.unwrap_or(info.name);
+        let value = next.run(context, info).await?;
+        if let Some(value) = &value {
+            self.budget
+                .add_response_bytes(field_bytes(key, value))
+                .map_err(overdrawn_error)?;
+        }
+        Ok(value)
+    }
+}
+
+/// The cost of a list field: 1, plus its page size (`limit`, else `default`; the largest page
+/// when `limit` is out of range, which the resolver refuses anyway) times its items' cost.
+/// Bounded far below overflow, so sums of costs stay exact enough to compare with a limit.
+pub fn list_cost(limit: Option<i32>, default: u32, items: usize) -> usize {
+    const CEILING: usize = 1 << 32;
+    let page = match limit {
+        None => default,
+        Some(limit) => u32::try_from(limit)
+            .ok()
+            .filter(|limit| *limit <= shared::pagination::MAX_LIMIT)
+            .unwrap_or(shared::pagination::MAX_LIMIT),
+    };
+    let page = usize::try_from(page).unwrap_or(CEILING);
+    page.saturating_mul(items).saturating_add(1).min(CEILING)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_costs_its_page_times_its_items() {
+        assert_eq!(list_cost(None, 100, 3), 301);
+        assert_eq!(list_cost(Some(5), 100, 3), 16);
+        assert_eq!(list_cost(Some(0), 100, 3), 1);
+        assert_eq!(list_cost(Some(-1), 100, 1), 1001);
+        assert_eq!(list_cost(Some(5000), 100, 1), 1001);
+        assert_eq!(list_cost(Some(1000), 100, usize::MAX), 1 << 32);
+    }
+
+    #[test]
+    fn the_first_broken_static_limit_is_named() {
+        let limits = Limits::default();
+        let code = |shape: Shape| {
+            limits
+                .check_shape(&shape)
+                .err()
+                .map(|error| error.extensions.expect("extensions").get("code").cloned())
+        };
+        let fine = Shape {
+            root_fields: 1,
+            fields: 3,
+            data_depth: 2,
+            ..Shape::default()
+        };
+        assert_eq!(code(fine), None);
+        let named = |name: &str| Some(Some(async_graphql::Value::from(name)));
+        assert_eq!(
+            code(Shape {
+                aliases: 31,
+                ..fine
+            }),
+            named("TOO_MANY_ALIASES")
+        );
+        assert_eq!(
+            code(Shape {
+                root_fields: 21,
+                ..fine
+            }),
+            named("TOO_MANY_ROOT_FIELDS")
+        );
+        assert_eq!(
+            code(Shape {
+                data_depth: 11,
+                ..fine
+            }),
+            named("QUERY_TOO_DEEP")
+        );
+        assert_eq!(
+            code(Shape {
+                introspection: true,
+                introspection_depth: 20,
+                ..fine
+            }),
+            None
+        );
+        assert_eq!(
+            code(Shape {
+                introspection: true,
+                introspection_depth: 21,
+                ..fine
+            }),
+            named("QUERY_TOO_DEEP")
+        );
+        assert_eq!(
+            code(Shape {
+                truncated: true,
+                ..fine
+            }),
+            named("QUERY_TOO_COMPLEX")
+        );
+        let closed = Limits {
+            introspection: false,
+            ..limits
+        };
+        let refused = closed
+            .check_shape(&Shape {
+                introspection: true,
+                ..fine
+            })
+            .expect_err("refused");
+        assert_eq!(
+            refused.extensions.expect("extensions").get("code").cloned(),
+            Some(async_graphql::Value::from("INTROSPECTION_DISABLED"))
+        );
+    }
+}
