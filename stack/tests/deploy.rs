@@ -97,6 +97,17 @@ fn every_binary_is_deployed_or_known_not_to_be() {
     );
 }
 
+/// `[workspace.package] version` of the root Cargo.toml.
+fn workspace_version() -> String {
+    let workspace: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml"))
+            .expect("TOML");
+    workspace["workspace"]["package"]["version"]
+        .as_str()
+        .expect("a version")
+        .to_owned()
+}
+
 #[test]
 fn ci_builds_every_binary() {
     let ci = yaml(".github/workflows/ci.yml");
@@ -122,11 +133,25 @@ fn ci_builds_every_binary() {
             "{binary}'s port in release.yml"
         );
     }
+    // Release tags publish the version the manifests pin.
+    let tags: Vec<&str> = release["on"]["push"]["tags"]
+        .as_sequence()
+        .expect("release.yml runs on tags")
+        .iter()
+        .filter_map(|tag| tag.as_str())
+        .collect();
+    assert_eq!(tags, ["v*"]);
+    let text =
+        std::fs::read_to_string(root().join(".github/workflows/release.yml")).expect("release");
+    assert!(text.contains("version=\"${GITHUB_REF_NAME#v}\""));
+    assert!(text.contains("tags=$image:$version"));
+    assert!(!text.contains(":latest"));
 }
 
 #[test]
 fn compose_runs_every_service_on_its_port_with_health_checks() {
     let compose = yaml("docker-compose.yml");
+    let debug = yaml("deploy/compose.debug.yml");
     let services_yaml = &compose["services"];
     for (name, binary, port) in services() {
         let service = &services_yaml[name];
@@ -144,22 +169,24 @@ fn compose_runs_every_service_on_its_port_with_health_checks() {
             Some(port.to_string().as_str()),
             "{name}'s image port"
         );
-        let published: Vec<&str> = service["ports"]
-            .as_sequence()
-            .expect("ports")
-            .iter()
-            .filter_map(|p| p.as_str())
-            .collect();
-        // chat scales out (`--scale chat=2`): it publishes its port on any host port.
-        let expected = if name == "chat" {
-            port.to_string()
+        let published = published_ports(service);
+        // Only the gateway faces clients; the debugging override publishes the rest, on
+        // loopback (chat on any host port: it scales out with `--scale chat=2`).
+        if name == "gateway" {
+            assert_eq!(published, [format!("{port}:{port}")], "the gateway's port");
         } else {
-            format!("{port}:{port}")
-        };
-        assert!(
-            published.contains(&expected.as_str()),
-            "{name} publishes {expected}: {published:?}"
-        );
+            assert!(published.is_empty(), "{name} is published: {published:?}");
+            let expected = if name == "chat" {
+                format!("127.0.0.1::{port}")
+            } else {
+                format!("127.0.0.1:{port}:{port}")
+            };
+            assert_eq!(
+                published_ports(&debug["services"][name]),
+                [expected],
+                "deploy/compose.debug.yml publishes {name} on loopback"
+            );
+        }
         let check: Vec<&str> = service["healthcheck"]["test"]
             .as_sequence()
             .expect("healthcheck")
@@ -189,6 +216,154 @@ fn compose_runs_every_service_on_its_port_with_health_checks() {
     }
 }
 
+/// The `ports` a compose service publishes.
+fn published_ports(service: &Value) -> Vec<String> {
+    service["ports"]
+        .as_sequence()
+        .map(|ports| {
+            ports
+                .iter()
+                .filter_map(|port| port.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn compose_publishes_no_backend_and_every_debug_port_on_loopback_only() {
+    let compose = yaml("docker-compose.yml");
+    for (name, service) in compose["services"].as_mapping().expect("services") {
+        let name = name.as_str().expect("a name");
+        if name != "gateway" {
+            assert!(
+                published_ports(service).is_empty(),
+                "{name} is published by default"
+            );
+        }
+    }
+    let debug = yaml("deploy/compose.debug.yml");
+    for (name, service) in debug["services"].as_mapping().expect("services") {
+        for port in published_ports(service) {
+            assert!(port.starts_with("127.0.0.1:"), "{name:?} publishes {port}");
+        }
+    }
+}
+
+/// Every `${…}` of `text`: the variable and what follows its name (`:?message`, `:-default`).
+fn interpolations(text: &str) -> Vec<(String, String)> {
+    text.split("${")
+        .skip(1)
+        .map(|rest| {
+            let inside = rest.split('}').next().unwrap_or(rest);
+            let name_end = inside
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(inside.len());
+            (inside[..name_end].to_owned(), inside[name_end..].to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn compose_credentials_come_from_the_generated_env_file_and_have_no_default() {
+    let text = std::fs::read_to_string(root().join("docker-compose.yml")).expect("compose");
+    // The credentials that ship with the images' examples appear nowhere.
+    for known in ["platform:platform@", "platform-secret-key", "guest:guest"] {
+        assert!(!text.contains(known), "docker-compose.yml holds {known}");
+    }
+    let seaweed = std::fs::read_to_string(root().join("deploy/seaweedfs-s3.json")).expect("json");
+    assert!(
+        seaweed.contains("@ACCESS_KEY@") && seaweed.contains("@SECRET_KEY@"),
+        "the S3 keys are filled in at start, not kept in the repository"
+    );
+    let variables = interpolations(&text);
+    assert!(!variables.is_empty());
+    for (name, rest) in &variables {
+        assert!(
+            rest.starts_with(":?"),
+            "${{{name}{rest}}}: compose must refuse to start without it, not use a default"
+        );
+    }
+    let compose = yaml("docker-compose.yml");
+    let services = &compose["services"];
+    for (name, _, _) in services()
+        .into_iter()
+        .filter(|(name, ..)| *name != "gateway")
+    {
+        let url = services[name]["environment"]["DATABASE_URL"]
+            .as_str()
+            .expect("DATABASE_URL");
+        assert!(url.contains("${POSTGRES_PASSWORD:?"), "{name}: {url}");
+    }
+    assert!(
+        services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"]
+            .as_str()
+            .is_some_and(|value| value.starts_with("${RABBITMQ_PASSWORD:?")),
+    );
+
+    // deploy/generate-env.sh writes every variable compose needs, random, into a 0600 `.env`,
+    // and keeps an existing one.
+    let scratch = std::env::temp_dir().join(format!("platform-env-{}", std::process::id()));
+    std::fs::create_dir_all(scratch.join("deploy")).expect("scratch");
+    std::fs::copy(
+        root().join("deploy/generate-env.sh"),
+        scratch.join("deploy/generate-env.sh"),
+    )
+    .expect("copy");
+    let generate = || {
+        std::process::Command::new("sh")
+            .arg(scratch.join("deploy/generate-env.sh"))
+            .output()
+            .expect("sh runs")
+    };
+    assert!(generate().status.success());
+    let env_file = scratch.join(".env");
+    let written = std::fs::read_to_string(&env_file).expect(".env");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&env_file)
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let values: std::collections::BTreeMap<&str, &str> = written
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .collect();
+    for (name, _) in &variables {
+        let value = values
+            .get(name.as_str())
+            .unwrap_or_else(|| panic!("generate-env.sh does not write {name}"));
+        assert!(
+            value.len() >= 16,
+            "{name}={value} is too short to be a secret"
+        );
+    }
+    assert!(!generate().status.success(), "an existing .env is kept");
+    assert_eq!(std::fs::read_to_string(&env_file).expect(".env"), written);
+    let again = std::fs::remove_file(&env_file).map(|()| generate());
+    assert_ne!(
+        std::fs::read_to_string(&env_file).expect(".env"),
+        written,
+        "every run draws new secrets ({again:?})"
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+#[test]
+fn the_kubernetes_base_holds_no_credentials() {
+    for document in k8s_documents() {
+        assert_ne!(
+            document["kind"].as_str(),
+            Some("Secret"),
+            "a Secret in the base gives its credentials a default: {:?}",
+            document["metadata"]["name"]
+        );
+    }
+}
+
 #[test]
 fn kubernetes_runs_every_service_with_its_port_and_probes() {
     let kustomization = yaml("deploy/k8s/kustomization.yaml");
@@ -210,12 +385,38 @@ fn kubernetes_runs_every_service_with_its_port_and_probes() {
                     && d["metadata"]["name"].as_str() == Some(name)
             })
             .unwrap_or_else(|| panic!("no Deployment {name}"));
-        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        let pod = &deployment["spec"]["template"]["spec"];
+        let container = &pod["containers"][0];
+        // The image is named without a tag; kustomize's `images:` pins the release.
+        let image = format!("ghcr.io/platform/{binary}");
+        assert_eq!(container["image"].as_str(), Some(image.as_str()), "{name}");
+        let pinned = kustomization["images"]
+            .as_sequence()
+            .expect("images")
+            .iter()
+            .find(|entry| entry["name"].as_str() == Some(image.as_str()))
+            .unwrap_or_else(|| panic!("kustomization.yaml pins no tag of {image}"));
+        assert_eq!(
+            pinned["newTag"].as_str(),
+            Some(workspace_version().as_str()),
+            "{image} runs the release of this version (release.yml publishes it)"
+        );
+        // Migrations before the port opens; endpoints updated before the drain starts.
+        assert_eq!(
+            container["startupProbe"]["httpGet"]["path"].as_str(),
+            Some("/healthz")
+        );
         assert!(
-            container["image"]
-                .as_str()
-                .is_some_and(|image| image.contains(&format!("/{binary}:"))),
-            "{name} runs {binary}"
+            container["lifecycle"]["preStop"]["sleep"]["seconds"]
+                .as_u64()
+                .is_some_and(|seconds| seconds > 0),
+            "{name} pauses before its drain"
+        );
+        assert!(
+            pod["terminationGracePeriodSeconds"]
+                .as_u64()
+                .is_some_and(|grace| grace >= 20),
+            "{name}: the pause and the 10 s drain fit in the grace period"
         );
         assert_eq!(
             container["ports"][0]["containerPort"].as_u64(),
