@@ -353,6 +353,19 @@ fn compose_credentials_come_from_the_generated_env_file_and_have_no_default() {
 }
 
 #[test]
+fn graphql_introspection_is_off_in_the_deployments() {
+    let compose = yaml("docker-compose.yml");
+    assert_eq!(
+        compose["services"]["graphql"]["environment"]["GRAPHQL_INTROSPECTION"].as_str(),
+        Some("false")
+    );
+    assert_eq!(
+        k8s_variable(&k8s_documents(), "graphql", "GRAPHQL_INTROSPECTION").as_deref(),
+        Some("false")
+    );
+}
+
+#[test]
 fn the_kubernetes_base_holds_no_credentials() {
     for document in k8s_documents() {
         assert_ne!(
