@@ -485,6 +485,24 @@ fn the_cluster_routes_reach_each_service_on_its_port() {
     }
 }
 
+#[test]
+fn the_deployed_gateway_limits_rates_and_bodies() {
+    let config = gateway::config::GatewayConfig::from_file(&root().join("deploy/k8s/gateway.toml"))
+        .expect("valid routes");
+    let rate = config.rate_limit.expect("a rate limit");
+    assert!(rate.per_second > 0 && rate.burst >= rate.per_second);
+    for route in &config.routes {
+        // Routes that take no request body (the key set, WebSocket upgrades) need no limit.
+        if route.prefix != auth::JWKS_PATH && route.prefix != "/chat" {
+            assert!(
+                route.max_body_bytes.is_some_and(|limit| limit <= 8 * 1024 * 1024),
+                "{} has no body limit",
+                route.prefix
+            );
+        }
+    }
+}
+
 /// The environment variables a binary reads: its clap arguments' `env` names, plus the AWS
 /// SDK's credentials for the two binaries that talk to S3.
 fn variables(binary: &str) -> std::collections::BTreeSet<String> {
