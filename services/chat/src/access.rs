@@ -228,24 +228,14 @@ pub async fn identify(
     })
 }
 
-/// A signed-in user's chat name: the token's `name` with control characters dropped, trimmed,
-/// at most as long as an account name may be; `user-<id>` when it has none.
+/// A signed-in user's chat name: the token's `name` made clean ([`crate::names::clean`]: NFC,
+/// no control or invisible characters, trimmed, bounded); `user-<id>` when nothing is left.
 pub fn account_name(name: Option<&str>, user_id: i64) -> String {
-    let cleaned: String = name
-        .unwrap_or("")
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect();
-    let trimmed: String = cleaned
-        .trim()
-        .chars()
-        .take(shared::validate::MAX_NAME_CHARS)
-        .collect();
-    let trimmed = trimmed.trim_end();
-    if trimmed.is_empty() {
+    let cleaned = crate::names::clean(name.unwrap_or(""));
+    if cleaned.is_empty() {
         format!("user-{user_id}")
     } else {
-        trimmed.to_owned()
+        cleaned
     }
 }
 
@@ -372,6 +362,7 @@ mod tests {
     fn names() {
         assert_eq!(account_name(Some(" Ann\u{7} Lee "), 3), "Ann Lee");
         assert_eq!(account_name(Some("\n"), 3), "user-3");
+        assert_eq!(account_name(Some("\u{202E}\u{200B}"), 3), "user-3");
         assert_eq!(account_name(None, 42), "user-42");
         assert_eq!(account_name(Some(&"x".repeat(300)), 1).chars().count(), 200);
         let guest = guest_name();

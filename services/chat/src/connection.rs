@@ -1,52 +1,65 @@
 //! One WebSocket client, from `welcome` to `userLeft`.
 //!
-//! One task per connection reads the client's frames (rate limit, checks, store, publish)
+//! One task per connection reads the client's frames (rate limits, checks, store, publish)
 //! and keeps the heartbeat; the response body ([`Outgoing`]) drains the bounded outbound
 //! queue into the socket: `welcome` first, then `history`, then the queue, skipping a message
 //! already in the history (the client joins the room before history is read, so nothing sent
 //! meanwhile is lost). Whatever ends the connection (the client, the heartbeat, a full queue,
 //! an oversized frame, shutdown) goes through one [`Closer`], and the close frame says why.
+//! The connection holds its [`Admission`] (its address's connection slot, its name in the room)
+//! to the end, and gives both back when it ends.
 //!
 //! The rare, large steps (joining, reading history, storing, publishing) are boxed, so the
 //! future each idle connection keeps stays small (memory per idle connection).
 
-use std::{collections::HashSet, num::NonZeroU32};
+use std::collections::HashSet;
 
 use actix_web::body::BoxBody;
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, ProtocolError, Session};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use tokio::{sync::oneshot, time::Instant};
 use uuid::Uuid;
 
 use crate::{
-    access::Identity,
     history::History,
     hub::{Closer, Disconnect, Hub, Outbound},
+    limits::Seat,
+    names::NameClaim,
     outgoing::{Outgoing, Preamble},
     protocol::{ChatMessage, ClientEvent, ErrorCode, ServerEvent, parse_client_event},
     queue::OutboundQueue,
 };
 
-/// Starts serving one client of `room` who is `identity`: spawns the task that reads its frames
-/// and returns the body that writes to it. `control` is actix-ws's own body (the close frame
-/// that `session` sends).
+/// What a connection was let in with, held until it ends.
+pub struct Admission {
+    /// Its slot in its address's connection count.
+    pub seat: Seat,
+    /// Its name in the room.
+    pub name: NameClaim,
+    /// Its account's id; `None` for a guest.
+    pub user_id: Option<i64>,
+}
+
+/// Starts serving one client of `room` admitted as `admission`: spawns the task that reads its
+/// frames and returns the body that writes to it. `control` is actix-ws's own body (the close
+/// frame that `session` sends).
 pub fn start(
     hub: Hub,
     history: History,
     (session, stream, control): (Session, AggregatedMessageStream, BoxBody),
     room: String,
-    identity: Identity,
+    admission: Admission,
 ) -> Outgoing {
     let (outbound, receiver, backlog) = OutboundQueue::new(hub.settings().outbound_bytes);
     let (preamble_tx, preamble_rx) = oneshot::channel();
     let welcome = ServerEvent::Welcome {
         message: format!(
             "Welcome to the chat, {}! You are in room {room}.",
-            identity.name
+            admission.name.name()
         ),
         room: &room,
-        user: &identity.name,
-        user_id: identity.user_id,
+        user: admission.name.name(),
+        user_id: admission.user_id,
     }
     .to_json();
     actix_web::rt::spawn(serve(
@@ -55,7 +68,7 @@ pub fn start(
         (session, stream),
         (outbound, backlog, preamble_tx),
         room,
-        identity,
+        admission,
     ));
     Outgoing::new(control, &welcome, preamble_rx, receiver)
 }
@@ -71,17 +84,15 @@ async fn serve(
         oneshot::Sender<Preamble>,
     ),
     room: String,
-    identity: Identity,
+    admission: Admission,
 ) {
-    let Identity {
-        name: user,
-        user_id,
-    } = identity;
+    let user = admission.name.name();
+    let user_id = admission.user_id;
     // Borrowed, not cloned, and no logger of its own: what an idle connection holds is its
     // memory (10 000 of them in the chat bench).
     let settings = hub.settings();
     let metrics = hub.metrics();
-    let logger = || connection_logger(&hub, &room, &user);
+    let logger = || connection_logger(&hub, &room, user);
     let connection = Uuid::new_v4();
     let closer = Closer::default();
     if !hub.track(connection, closer.clone()) {
@@ -128,7 +139,7 @@ async fn serve(
     // have been told (with Redis too), so whoever joins after it sees no stale userJoined.
     if joined {
         let frame = ServerEvent::UserJoined {
-            user: &user,
+            user,
             user_id,
             room: &room,
             message: format!("{user} joined {room}"),
@@ -145,12 +156,10 @@ async fn serve(
         history: &history,
         outbound: &outbound,
         room: &room,
-        user: &user,
+        user,
         user_id,
-        limiter: RateLimiter::direct(
-            Quota::per_second(non_zero(settings.rate_per_second))
-                .allow_burst(non_zero(settings.rate_burst)),
-        ),
+        seat: &admission.seat,
+        limiter: settings.limits.connection.direct_limiter(),
     };
     let reason = client.read_frames(&mut stream, &closer).await;
     closer.close(reason);
@@ -164,7 +173,7 @@ async fn serve(
     if joined {
         Box::pin(hub.leave(&room, connection)).await;
         let frame = ServerEvent::UserLeft {
-            user: &user,
+            user,
             user_id,
             room: &room,
             message: format!("{user} left {room}"),
@@ -184,16 +193,15 @@ async fn serve(
     backlog.drain().for_each(drop);
     hub.untrack(connection);
     metrics.connections.dec();
+    // The address's slot and the name go back last: a client that reconnects at once finds
+    // its old connection gone from the room.
+    drop(admission);
 }
 
 /// The service's logger with the connection's room and user, built when something is logged.
 fn connection_logger(hub: &Hub, room: &str, user: &str) -> slog::Logger {
     hub.logger()
         .new(slog::o!("room" => room.to_owned(), "user" => user.to_owned()))
-}
-
-fn non_zero(value: u32) -> NonZeroU32 {
-    NonZeroU32::new(value).unwrap_or(NonZeroU32::MIN)
 }
 
 /// Queues an `error` event; a full queue makes the client a slow consumer.
@@ -228,6 +236,9 @@ struct Client<'a> {
     user: &'a str,
     /// The sender's account id, carried by its messages; `None` for a guest.
     user_id: Option<i64>,
+    /// Its address's slot, which names the address whose budget its messages spend.
+    seat: &'a Seat,
+    /// Its own message budget.
     limiter: DefaultDirectRateLimiter,
 }
 
@@ -274,15 +285,8 @@ impl Client<'_> {
     async fn handle(&mut self, message: AggregatedMessage) -> Result<(), Disconnect> {
         match message {
             AggregatedMessage::Text(text) => {
-                if self.limiter.check().is_err() {
-                    let settings = self.hub.settings();
-                    return self.refuse(
-                        ErrorCode::RateLimited,
-                        &format!(
-                            "over {} messages per second (burst {}): message dropped",
-                            settings.rate_per_second, settings.rate_burst
-                        ),
-                    );
+                if let Err(refusal) = self.within_budgets() {
+                    return refusal;
                 }
                 let max_chars = self.hub.settings().max_text_chars;
                 match parse_client_event(&text, max_chars) {
@@ -293,8 +297,8 @@ impl Client<'_> {
                 }
             }
             AggregatedMessage::Binary(_) => {
-                if self.limiter.check().is_err() {
-                    return self.refuse(ErrorCode::RateLimited, "rate limited: frame dropped");
+                if let Err(refusal) = self.within_budgets() {
+                    return refusal;
                 }
                 self.refuse(
                     ErrorCode::InvalidJson,
@@ -307,6 +311,22 @@ impl Client<'_> {
             AggregatedMessage::Pong(_) => Ok(()),
             AggregatedMessage::Close(_) => Err(Disconnect::ClientClosed),
         }
+    }
+
+    /// `Ok` when one more frame fits the connection's, account's and address's budgets;
+    /// otherwise what refusing it gives (a `rate_limited` error queued, the frame dropped).
+    fn within_budgets(&self) -> Result<(), Result<(), Disconnect>> {
+        let limits = self.hub.limits();
+        limits
+            .check_message(&self.limiter, self.user_id, self.seat)
+            .map_err(|(scope, message)| {
+                self.hub
+                    .metrics()
+                    .rate_limited
+                    .with_label_values(&[scope.label()])
+                    .inc();
+                self.refuse(ErrorCode::RateLimited, &message)
+            })
     }
 
     fn refuse(&self, code: ErrorCode, message: &str) -> Result<(), Disconnect> {

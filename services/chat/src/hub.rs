@@ -33,7 +33,9 @@ use slog::Logger;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::{ChatSettings, metrics::ChatMetrics, queue::OutboundQueue};
+use crate::{
+    ChatSettings, limits::Limits, metrics::ChatMetrics, names::RoomNames, queue::OutboundQueue,
+};
 
 /// A JSON event on its way to clients.
 #[derive(Debug)]
@@ -304,6 +306,10 @@ struct HubInner {
     presence_changed: Notify,
     /// The presence task says goodbye and stops.
     presence_stop: Notify,
+    /// Connections per address, message budgets.
+    limits: Limits,
+    /// The names held in each room.
+    names: RoomNames,
     metrics: ChatMetrics,
     logger: Logger,
 }
@@ -319,6 +325,7 @@ impl Hub {
         Self {
             inner: Arc::new(HubInner {
                 pubsub,
+                limits: Limits::new(settings.limits),
                 settings,
                 instance: Uuid::new_v4().simple().to_string(),
                 rooms: tokio::sync::Mutex::new(HashMap::new()),
@@ -328,6 +335,7 @@ impl Hub {
                 shutting_down: AtomicBool::new(false),
                 presence_changed: Notify::new(),
                 presence_stop: Notify::new(),
+                names: RoomNames::default(),
                 metrics,
                 logger,
             }),
@@ -347,6 +355,16 @@ impl Hub {
     /// The logger.
     pub fn logger(&self) -> &Logger {
         &self.inner.logger
+    }
+
+    /// Connections per address and message budgets.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// The names held in each room.
+    pub fn names(&self) -> &RoomNames {
+        &self.inner.names
     }
 
     fn room_channel(&self, room: &str) -> String {

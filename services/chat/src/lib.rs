@@ -5,6 +5,8 @@
 //! |---|---|
 //! | [`protocol`] | the events of docs/contracts.md ("Chat protocol"), and the checks on rooms, texts |
 //! | [`access`] | the handshake's `Origin` check, its access token (three ways to send one), the names |
+//! | [`names`] | names cleaned (NFC, no invisible characters) and unique in a room |
+//! | [`limits`] | connections per client address; messages per connection, account and address |
 //! | [`history`] | the messages in SQLite or PostgreSQL, capped per room |
 //! | [`hub`] | this instance's rooms, their fan-out, presence across instances ([`shared::pubsub`]) |
 //! | [`connection`] | one client: welcome, history, rate limit, heartbeat, slow-consumer cut-off |
@@ -19,7 +21,9 @@ pub mod access;
 pub mod connection;
 pub mod history;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
+pub mod names;
 pub mod outgoing;
 pub mod protocol;
 pub mod queue;
@@ -36,7 +40,13 @@ use shared::{
 };
 use slog::Logger;
 
-use crate::{access::AllowedOrigins, history::History, hub::Hub, metrics::ChatMetrics};
+use crate::{
+    access::AllowedOrigins,
+    history::History,
+    hub::Hub,
+    limits::{LimitSettings, Rate},
+    metrics::ChatMetrics,
+};
 
 /// The service's name (logs, metrics, default database `data/chat.db`).
 pub const NAME: &str = "chat";
@@ -70,6 +80,22 @@ pub struct Config {
     /// (`https://app.example,http://localhost:5173`)
     #[arg(long, env = "CHAT_ALLOWED_ORIGINS", default_value = "", value_parser = AllowedOrigins::parse)]
     pub chat_allowed_origins: AllowedOrigins,
+    /// Open WebSocket connections one client address may hold (an IPv6 client: its /64);
+    /// more are refused with 429
+    #[arg(long, env = "CHAT_CONNECTIONS_PER_ADDRESS", default_value_t = LimitSettings::DEFAULT.connections_per_address, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub chat_connections_per_address: u32,
+    /// Chat messages per second one client address may send over all its connections
+    #[arg(long, env = "CHAT_ADDRESS_MESSAGES_PER_SECOND", default_value_t = LimitSettings::DEFAULT.address.per_second, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub chat_address_messages_per_second: u32,
+    /// Chat messages one client address may send at once over all its connections
+    #[arg(long, env = "CHAT_ADDRESS_MESSAGE_BURST", default_value_t = LimitSettings::DEFAULT.address.burst, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub chat_address_message_burst: u32,
+    /// Chat messages per second one account may send over all its connections
+    #[arg(long, env = "CHAT_ACCOUNT_MESSAGES_PER_SECOND", default_value_t = LimitSettings::DEFAULT.account.per_second, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub chat_account_messages_per_second: u32,
+    /// Chat messages one account may send at once over all its connections
+    #[arg(long, env = "CHAT_ACCOUNT_MESSAGE_BURST", default_value_t = LimitSettings::DEFAULT.account.burst, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub chat_account_message_burst: u32,
 }
 
 impl Config {
@@ -81,6 +107,18 @@ impl Config {
             history_cap: usize::try_from(self.chat_history_cap).unwrap_or(usize::MAX),
             guests: self.chat_guests,
             allowed_origins: self.chat_allowed_origins.clone(),
+            limits: LimitSettings {
+                connections_per_address: self.chat_connections_per_address,
+                address: Rate::new(
+                    self.chat_address_messages_per_second,
+                    self.chat_address_message_burst,
+                ),
+                account: Rate::new(
+                    self.chat_account_messages_per_second,
+                    self.chat_account_message_burst,
+                ),
+                ..LimitSettings::default()
+            },
             ..ChatSettings::default()
         }
     }
@@ -104,10 +142,8 @@ pub struct ChatSettings {
     pub history_len: usize,
     /// Messages kept per room.
     pub history_cap: usize,
-    /// Messages per second a connection may send on average…
-    pub rate_per_second: u32,
-    /// …and in a burst.
-    pub rate_burst: u32,
+    /// Connections per client address, and messages per connection, account and address.
+    pub limits: LimitSettings,
     /// Prefix of the pub/sub channels (instances sharing rooms use the same one).
     pub channel_prefix: String,
     /// How often each instance announces its online counts (and 3× this: when it is forgotten).
@@ -135,8 +171,7 @@ impl Default for ChatSettings {
             max_text_chars: 2000,
             history_len: 50,
             history_cap: 1000,
-            rate_per_second: 10,
-            rate_burst: 20,
+            limits: LimitSettings::default(),
             channel_prefix: "chat".to_owned(),
             presence_interval: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(5),
@@ -157,7 +192,12 @@ pub struct Application {
     http: HttpService,
     hub: Hub,
     presence: tokio::task::JoinHandle<()>,
+    /// Forgets the message budgets of clients gone quiet.
+    forgetting: tokio::task::JoinHandle<()>,
 }
+
+/// How often the message budgets of clients gone quiet are forgotten.
+const FORGET_IDLE_BUDGETS_EVERY: Duration = Duration::from_secs(60);
 
 impl Application {
     /// Builds with the default [`ChatSettings`] (what the stack runs).
@@ -189,6 +229,7 @@ impl Application {
         let history = History::new(context.database.clone(), chat.history_cap);
         let hub = Hub::new(pubsub, chat, metrics, logger);
         let presence = hub.start_presence().await?;
+        let forgetting = hub.limits().forget_idle_every(FORGET_IDLE_BUDGETS_EVERY);
         let (hub_data, history_data) = (web::Data::new(hub.clone()), web::Data::new(history));
         let http = HttpService::bind(&settings, &context, move |config| {
             routes::configure(config, hub_data.clone(), history_data.clone());
@@ -197,6 +238,7 @@ impl Application {
             http,
             hub,
             presence,
+            forgetting,
         })
     }
 }
@@ -216,11 +258,13 @@ impl Service for Application {
         let server_stop = stop.wait();
         let hub = self.hub.clone();
         let presence = self.presence;
+        let forgetting = self.forgetting;
         tokio::spawn(async move {
             shutdown.await;
             slog::info!(hub.logger(), "shutting down: closing WebSocket connections");
             hub.close_all(hub.settings().shutdown_grace).await;
             let _ = tokio::time::timeout(Duration::from_secs(2), presence).await;
+            forgetting.abort();
             stop.trigger();
         });
         self.http.run_until_stopped(server_stop).await

@@ -23,6 +23,12 @@ pub struct ChatMetrics {
     /// `chat_fan_out_missed_total`: room events lost because a room's fan-out fell more than
     /// the pub/sub buffer behind.
     pub fan_out_missed: IntCounter,
+    /// `chat_connections_refused_total`: handshakes refused with 429 because their address
+    /// held its cap of connections.
+    pub connections_refused: IntCounter,
+    /// `chat_rate_limited_total{scope}`: messages dropped over a budget (`connection`,
+    /// `account`, `address`).
+    pub rate_limited: IntCounterVec,
 }
 
 impl ChatMetrics {
@@ -52,6 +58,17 @@ impl ChatMetrics {
                 "chat_fan_out_missed_total",
                 "Room events lost by a fan-out that fell behind",
             )?,
+            connections_refused: IntCounter::new(
+                "chat_connections_refused_total",
+                "Handshakes refused because their address held its cap of connections",
+            )?,
+            rate_limited: IntCounterVec::new(
+                Opts::new(
+                    "chat_rate_limited_total",
+                    "Messages dropped over a budget, by scope",
+                ),
+                &["scope"],
+            )?,
         };
         registry.register(Box::new(metrics.connections.clone()))?;
         registry.register(Box::new(metrics.connections_total.clone()))?;
@@ -61,6 +78,8 @@ impl ChatMetrics {
         registry.register(Box::new(metrics.delivered.clone()))?;
         registry.register(Box::new(metrics.client_errors.clone()))?;
         registry.register(Box::new(metrics.fan_out_missed.clone()))?;
+        registry.register(Box::new(metrics.connections_refused.clone()))?;
+        registry.register(Box::new(metrics.rate_limited.clone()))?;
         Ok(metrics)
     }
 }

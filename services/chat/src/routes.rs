@@ -2,7 +2,9 @@
 //!
 //! The WebSocket's handshake is checked in this order, each refusal a JSON error before any
 //! upgrade: `Origin` (403), room (400), token (401; 503 if keys cannot be had), guests allowed
-//! (401), shutting down (503), an upgrade request at all (400).
+//! (401), shutting down (503), the client address's connections (429), an upgrade request at
+//! all (400). A handshake let in takes its address's slot and its name in the room
+//! ([`crate::limits`], [`crate::names`]).
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use serde::{Deserialize, Serialize};
@@ -10,9 +12,10 @@ use shared::ApiError;
 
 use crate::{
     access::{self, BEARER_PROTOCOL, Presented},
-    connection,
+    connection::{self, Admission},
     history::History,
     hub::Hub,
+    names::Holder,
     protocol::check_room,
 };
 
@@ -84,6 +87,16 @@ pub async fn websocket(
             "the chat is shutting down".to_owned(),
         ));
     }
+    let seat = hub
+        .limits()
+        .admit(shared::network::client_address(&request))
+        .inspect_err(|_| hub.metrics().connections_refused.inc())?;
+    let holder = identity
+        .user_id
+        .map_or_else(|| Holder::Guest(uuid::Uuid::new_v4()), Holder::Account);
+    let name = hub
+        .names()
+        .claim(&room, holder, &identity.name, access::guest_name);
     // A client that offered `bearer` gets it selected (browsers fail a handshake that selects
     // none of their offers); the token beside it is never a candidate.
     let (response, session, stream) =
@@ -100,7 +113,11 @@ pub async fn websocket(
         history.get_ref().clone(),
         (session, stream, control),
         room,
-        identity,
+        Admission {
+            seat,
+            name,
+            user_id: identity.user_id,
+        },
     );
     Ok(head.set_body(body).map_into_boxed_body())
 }

@@ -27,6 +27,12 @@ fn help_names_every_variable_and_a_bad_value_stops_start_up_on_one_line() {
             "CHAT_HISTORY_CAP",
             "CHAT_GUESTS",
             "CHAT_ALLOWED_ORIGINS",
+            "CHAT_CONNECTIONS_PER_ADDRESS",
+            "CHAT_ADDRESS_MESSAGES_PER_SECOND",
+            "CHAT_ADDRESS_MESSAGE_BURST",
+            "CHAT_ACCOUNT_MESSAGES_PER_SECOND",
+            "CHAT_ACCOUNT_MESSAGE_BURST",
+            "TRUSTED_PROXIES",
         ],
     );
     assert_bad_values_refused(
@@ -37,6 +43,11 @@ fn help_names_every_variable_and_a_bad_value_stops_start_up_on_one_line() {
             ("CHAT_HISTORY_CAP", "10"),
             ("CHAT_GUESTS", "maybe"),
             ("CHAT_ALLOWED_ORIGINS", "chat.example"),
+            ("CHAT_CONNECTIONS_PER_ADDRESS", "0"),
+            ("CHAT_ADDRESS_MESSAGES_PER_SECOND", "many"),
+            ("CHAT_ADDRESS_MESSAGE_BURST", "-1"),
+            ("CHAT_ACCOUNT_MESSAGES_PER_SECOND", "0"),
+            ("CHAT_ACCOUNT_MESSAGE_BURST", "1.5"),
             ("REDIS_URL", "http://redis"),
         ],
     );

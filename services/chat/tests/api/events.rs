@@ -4,7 +4,8 @@ use serde_json::Value;
 use shared::testing::TestBackend;
 
 use crate::helpers::{
-    ChatApp, Client, eventually, spawn_app, spawn_tuned, spawn_with, test_chat_settings, token_of,
+    ChatApp, Client, eventually, message_budgets_out_of_reach, spawn_app, spawn_tuned, spawn_with,
+    test_chat_settings, token_of,
 };
 
 fn is_uuid(value: &Value) -> bool {
@@ -217,8 +218,7 @@ async fn the_rooms_endpoint_counts_clients_online() {
 
 async fn history_holds_the_last_50_messages_oldest_first(backend: TestBackend) {
     let mut chat = test_chat_settings();
-    chat.rate_burst = 1000;
-    chat.rate_per_second = 1000;
+    chat.limits = message_budgets_out_of_reach();
     let app = spawn_tuned(backend, chat).await;
     let (mut alice, history) = app.join("general", "alice").await;
     assert!(history.is_empty());
@@ -317,8 +317,7 @@ async fn coalesced_deliveries_keep_order_and_skip_their_subject() {
 }
 
 async fn message_racing_a_join(mut chat: chat_service::ChatSettings) {
-    chat.rate_burst = 1000;
-    chat.rate_per_second = 1000;
+    chat.limits = message_budgets_out_of_reach();
     let app = spawn_tuned(TestBackend::Sqlite, chat).await;
     let (mut alice, _) = app.join("race", "alice").await;
     let sender = tokio::spawn(async move {

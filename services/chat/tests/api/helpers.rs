@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use chat_service::{Application, ChatSettings, DEFAULT_PORT, NAME};
+use chat_service::{
+    Application, ChatSettings, DEFAULT_PORT, NAME,
+    limits::{LimitSettings, Rate},
+};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use shared::{
@@ -134,6 +137,17 @@ pub fn test_chat_settings() -> ChatSettings {
     ChatSettings {
         channel_prefix: format!("test:chat:{}", uuid::Uuid::new_v4().simple()),
         ..ChatSettings::default()
+    }
+}
+
+/// Limits whose message budgets no test reaches (its connection cap as by default).
+pub fn message_budgets_out_of_reach() -> LimitSettings {
+    let plenty = Rate::new(100_000, 100_000);
+    LimitSettings {
+        connection: plenty,
+        account: plenty,
+        address: plenty,
+        ..LimitSettings::default()
     }
 }
 

@@ -6,7 +6,10 @@ use futures_util::{SinkExt, StreamExt};
 use shared::testing::TestBackend;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{Client, PATIENCE, eventually, spawn_app, spawn_tuned, test_chat_settings};
+use crate::helpers::{
+    Client, PATIENCE, eventually, message_budgets_out_of_reach, spawn_app, spawn_tuned,
+    test_chat_settings,
+};
 
 fn short_heartbeat() -> chat_service::ChatSettings {
     let mut chat = test_chat_settings();
@@ -72,8 +75,7 @@ async fn a_client_that_answers_pings_stays_connected() {
 #[tokio::test]
 async fn a_client_that_does_not_read_is_cut_off_with_1013_without_slowing_the_room() {
     let mut chat = test_chat_settings();
-    chat.rate_per_second = 100_000;
-    chat.rate_burst = 100_000;
+    chat.limits = message_budgets_out_of_reach();
     let app = spawn_tuned(TestBackend::Sqlite, chat).await;
     let (mut reader, _) = app.join("busy", "reader").await;
     // Signed in through the query, the one place this client's handshake can carry a token.

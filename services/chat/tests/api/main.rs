@@ -8,5 +8,7 @@ mod events;
 mod helpers;
 mod http;
 mod identity;
+mod limits;
 mod liveness;
+mod names;
 mod scale_out;

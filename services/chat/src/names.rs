@@ -1,0 +1,273 @@
+//! The names clients chat under: cleaned ([`clean`]: NFC, no control or invisible characters)
+//! and unique in a room ([`RoomNames`]: compared by [`name_key`], caseless).
+//!
+//! Names come from tokens (an account's `name` claim) or from the server (`guest-xxxx`); the
+//! chat never refuses a connection for its name: it shows a clean one instead.
+//!
+//! - **Cleaned.** Unicode NFC, so one name has one spelling; control characters and the
+//!   invisible ones of [`shared::validate::is_invisible`] (zero-width characters, joiners,
+//!   direction overrides and isolates, the byte-order mark) dropped, since they make a name
+//!   read as another (`"\u{202E}ecilA"` shows as "Alice"); trimmed; at most
+//!   [`MAX_NAME_CHARS`] characters. users-service refuses such names at sign-up; the chat
+//!   strips them from whatever a token carries.
+//! - **Unique in a room**, on this instance, compared caseless after NFKC (`Alice`, `ALICE` and
+//!   the full-width `Ａｌｉｃｅ` are one name). The connections of one account share its name (one
+//!   person, several tabs). Another account whose name is taken gets the first free
+//!   `"<name> (2)"`, `"<name> (3)"`, …; a guest whose drawn name is taken draws again. The
+//!   first to join keeps the plain name until every connection holding it has left.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use shared::validate::{MAX_NAME_CHARS, is_invisible};
+use unicode_normalization::UnicodeNormalization;
+use uuid::Uuid;
+
+/// A name as shown: NFC, without control or invisible characters, trimmed, at most
+/// [`MAX_NAME_CHARS`] characters (possibly empty: the caller picks a fallback).
+pub fn clean(name: &str) -> String {
+    let visible: String = name
+        .nfc()
+        .filter(|c| !c.is_control() && !is_invisible(*c))
+        .collect();
+    let bounded: String = visible.trim().chars().take(MAX_NAME_CHARS).collect();
+    bounded.trim_end().to_owned()
+}
+
+/// What two names are compared by: NFKC, lowercase, NFKC again (lowercasing may leave a
+/// string that is not normalised).
+pub fn name_key(name: &str) -> String {
+    name.nfkc().flat_map(char::to_lowercase).nfkc().collect()
+}
+
+/// Who holds a name in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Holder {
+    /// An account: all its connections share its name.
+    Account(i64),
+    /// A guest's connection.
+    Guest(Uuid),
+}
+
+/// A name held in a room.
+#[derive(Debug)]
+struct Held {
+    holder: Holder,
+    /// The connections holding it (several for one account).
+    connections: usize,
+}
+
+/// The names held in each room on this instance; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct RoomNames(Arc<Mutex<HashMap<String, HashMap<String, Held>>>>);
+
+/// Guests draw at most this many names before one gets a suffix (65 536 guest names: a room
+/// that has taken this many draws is as good as full).
+const GUEST_DRAWS: usize = 16;
+
+impl RoomNames {
+    /// Takes a name in `room` for `holder`, who wants `wanted` (already [`clean`]): `wanted`
+    /// itself when no one else holds it, else (an account) `wanted` with the first free suffix,
+    /// or (a guest) the first free name `draw` gives. Held until the claim is dropped.
+    pub fn claim(
+        &self,
+        room: &str,
+        holder: Holder,
+        wanted: &str,
+        mut draw: impl FnMut() -> String,
+    ) -> NameClaim {
+        let mut rooms = self.0.lock().expect("names lock");
+        let names = rooms.entry(room.to_owned()).or_default();
+        let free = |name: &str| {
+            names
+                .get(&name_key(name))
+                .is_none_or(|held| held.holder == holder)
+        };
+        let mut name = wanted.to_owned();
+        if let Holder::Guest(_) = holder {
+            for _ in 0..GUEST_DRAWS {
+                if free(&name) {
+                    break;
+                }
+                name = draw();
+            }
+        }
+        if !free(&name) {
+            let base = name;
+            name = (2_u64..)
+                .map(|n| with_suffix(&base, n))
+                .find(|candidate| free(candidate))
+                .expect("some suffix is free");
+        }
+        let key = name_key(&name);
+        names
+            .entry(key.clone())
+            .or_insert(Held {
+                holder,
+                connections: 0,
+            })
+            .connections += 1;
+        NameClaim {
+            names: self.clone(),
+            room: room.to_owned(),
+            key,
+            name,
+        }
+    }
+
+    /// Rooms with names held (memory: none is kept for an empty room).
+    pub fn rooms(&self) -> usize {
+        self.0.lock().expect("names lock").len()
+    }
+
+    fn release(&self, room: &str, key: &str) {
+        let mut rooms = self.0.lock().expect("names lock");
+        let Some(names) = rooms.get_mut(room) else {
+            return;
+        };
+        if let Some(held) = names.get_mut(key) {
+            held.connections -= 1;
+            if held.connections == 0 {
+                names.remove(key);
+            }
+        }
+        if names.is_empty() {
+            rooms.remove(room);
+        }
+    }
+}
+
+/// `"<base> (<n>)"`, the base shortened so the whole stays within [`MAX_NAME_CHARS`].
+fn with_suffix(base: &str, n: u64) -> String {
+    let suffix = format!(" ({n})");
+    let room_for_base = MAX_NAME_CHARS.saturating_sub(suffix.chars().count());
+    let base: String = base.chars().take(room_for_base).collect();
+    format!("{}{suffix}", base.trim_end())
+}
+
+/// A connection's name in its room, released when dropped.
+#[derive(Debug)]
+pub struct NameClaim {
+    names: RoomNames,
+    room: String,
+    key: String,
+    /// The name the connection chats under.
+    name: String,
+}
+
+impl NameClaim {
+    /// The name the connection chats under.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for NameClaim {
+    fn drop(&mut self) {
+        self.names.release(&self.room, &self.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_draws() -> String {
+        panic!("an account draws no names")
+    }
+
+    #[test]
+    fn names_are_nfc_without_invisible_or_control_characters() {
+        // "A" and a combining ring is "Å" in NFC.
+        assert_eq!(clean("A\u{30A}ngstr\u{F6}m"), "\u{C5}ngstr\u{F6}m");
+        assert_eq!(clean("\u{202E}ecilA\u{200B}"), "ecilA");
+        assert_eq!(clean(" Ali\u{200D}ce\u{2066} \u{7}"), "Alice");
+        assert_eq!(clean("\u{FEFF}\u{200B}"), "");
+        assert_eq!(clean(&"é".repeat(300)).chars().count(), MAX_NAME_CHARS);
+    }
+
+    #[test]
+    fn keys_are_caseless_and_compatibility_normalised() {
+        assert_eq!(name_key("Alice"), name_key("aLICE"));
+        assert_eq!(
+            name_key("Alice"),
+            name_key("\u{FF21}\u{FF4C}\u{FF49}\u{FF43}\u{FF45}")
+        );
+        assert_eq!(name_key("\u{C5}sa"), name_key("a\u{30A}SA"));
+        assert_ne!(name_key("Alice"), name_key("Alicia"));
+    }
+
+    #[test]
+    fn a_second_account_with_a_taken_name_gets_a_suffix() {
+        let names = RoomNames::default();
+        let first = names.claim("general", Holder::Account(1), "Alice", no_draws);
+        let second = names.claim("general", Holder::Account(2), "alice", no_draws);
+        let third = names.claim("general", Holder::Account(3), "ALICE", no_draws);
+        assert_eq!(first.name(), "Alice");
+        assert_eq!(second.name(), "alice (2)");
+        assert_eq!(third.name(), "ALICE (3)");
+        // Another room is another namespace.
+        let elsewhere = names.claim("other", Holder::Account(2), "alice", no_draws);
+        assert_eq!(elsewhere.name(), "alice");
+        // An account named like a suffixed name does not take it from its holder.
+        let sly = names.claim("general", Holder::Account(4), "Alice (2)", no_draws);
+        assert_eq!(sly.name(), "Alice (2) (2)");
+    }
+
+    #[test]
+    fn one_account_keeps_one_name_over_its_connections() {
+        let names = RoomNames::default();
+        let tab = names.claim("general", Holder::Account(1), "Alice", no_draws);
+        let other_tab = names.claim("general", Holder::Account(1), "Alice", no_draws);
+        assert_eq!(other_tab.name(), "Alice");
+        drop(tab);
+        // Still held by the other tab.
+        let impostor = names.claim("general", Holder::Account(2), "Alice", no_draws);
+        assert_eq!(impostor.name(), "Alice (2)");
+        drop(other_tab);
+        drop(impostor);
+        assert_eq!(names.rooms(), 0, "released names leave nothing behind");
+        let later = names.claim("general", Holder::Account(2), "Alice", no_draws);
+        assert_eq!(later.name(), "Alice");
+    }
+
+    #[test]
+    fn a_guest_whose_name_is_taken_draws_another() {
+        let names = RoomNames::default();
+        let first = names.claim(
+            "general",
+            Holder::Guest(Uuid::new_v4()),
+            "guest-0001",
+            || panic!("the first guest keeps its name"),
+        );
+        let mut drawn = vec!["guest-0001".to_owned(), "guest-0002".to_owned()];
+        let second = names.claim(
+            "general",
+            Holder::Guest(Uuid::new_v4()),
+            "guest-0001",
+            || drawn.remove(0),
+        );
+        assert_eq!(first.name(), "guest-0001");
+        assert_eq!(second.name(), "guest-0002");
+        // Two guests are two people even with one name drawn.
+        let unlucky = names.claim(
+            "general",
+            Holder::Guest(Uuid::new_v4()),
+            "guest-0001",
+            || "guest-0001".to_owned(),
+        );
+        assert_eq!(unlucky.name(), "guest-0001 (2)");
+    }
+
+    #[test]
+    fn suffixed_names_stay_within_the_limit() {
+        let names = RoomNames::default();
+        let long = "n".repeat(MAX_NAME_CHARS);
+        let _first = names.claim("general", Holder::Account(1), &long, no_draws);
+        let second = names.claim("general", Holder::Account(2), &long, no_draws);
+        assert_eq!(second.name().chars().count(), MAX_NAME_CHARS);
+        assert!(second.name().ends_with(" (2)"));
+    }
+}
