@@ -82,7 +82,7 @@ pub struct Reservation {
     id: String,
     /// The uploader.
     owner_id: i64,
-    /// Bytes held.
+    /// Bytes held (0: no row written yet).
     reserved: u64,
     /// The most the upload may reach (`MEDIA_MAX_BYTES`): reservations never hold more.
     ceiling: u64,
@@ -99,14 +99,16 @@ struct Keeper {
 }
 
 impl Reservation {
-    /// Reserves one file and `initial` bytes (at least 1: an upload has bytes) for `owner_id`,
-    /// or refuses with [`MediaError::OverQuota`]. Without limits nothing is written.
+    /// Reserves one file and `preferred` bytes for `owner_id` (the declared length: room for
+    /// the whole file up front), or, when those do not fit, `minimum` (the least the file can
+    /// hold; at least 1 byte), or refuses with [`MediaError::OverQuota`]. No byte count passes
+    /// `ceiling` (`MEDIA_MAX_BYTES`). Without limits nothing is written.
     pub async fn open(
         database: &Database,
         quota: Quota,
         logger: &slog::Logger,
         owner_id: i64,
-        initial: u64,
+        (preferred, minimum): (u64, u64),
         ceiling: u64,
     ) -> Result<Self, MediaError> {
         let mut reservation = Self {
@@ -121,7 +123,15 @@ impl Reservation {
             ceiling,
             renewed: Instant::now(),
         };
-        reservation.hold(initial.clamp(1, ceiling.max(1))).await?;
+        let ceiling = ceiling.max(1);
+        let minimum = minimum.clamp(1, ceiling);
+        let preferred = preferred.clamp(minimum, ceiling);
+        match reservation.hold(preferred).await {
+            Err(MediaError::OverQuota(_)) if preferred > minimum => {
+                reservation.hold(minimum).await?;
+            }
+            outcome => outcome?,
+        }
         Ok(reservation)
     }
 
@@ -156,7 +166,9 @@ impl Reservation {
 
     /// Gives the room back now (an upload that failed).
     pub async fn release(mut self) {
-        if let Some(keeper) = self.keeper.take() {
+        if let Some(keeper) = self.keeper.take()
+            && self.reserved > 0
+        {
             keeper.delete(&self.id).await;
         }
     }
@@ -243,6 +255,7 @@ impl Drop for Reservation {
     /// background.
     fn drop(&mut self) {
         if let Some(keeper) = self.keeper.take()
+            && self.reserved > 0
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             let id = std::mem::take(&mut self.id);

@@ -164,8 +164,11 @@ async fn store_upload(
         return Err(MediaError::TooLarge(max));
     }
     // The quota is settled before the body is read as far as the request tells: one more file,
-    // and the declared length less the framing allowance (at least the file holds that much).
-    let initial = declared.map_or(1, |length| length.saturating_sub(MULTIPART_OVERHEAD));
+    // and room for the declared length, or at least for what the file must hold of it (the
+    // length less the framing allowance).
+    let initial = declared.map_or((1, 1), |length| {
+        (length, length.saturating_sub(MULTIPART_OVERHEAD))
+    });
     let mut reservation = Reservation::open(
         state.repository.database(),
         state.settings.quota(),
