@@ -152,7 +152,10 @@ impl Reservation {
             return Ok(());
         }
         let exact = received.max(self.reserved);
-        let ahead = exact.saturating_add(RESERVE_STEP).min(self.ceiling).max(exact);
+        let ahead = exact
+            .saturating_add(RESERVE_STEP)
+            .min(self.ceiling)
+            .max(exact);
         match self.hold(ahead).await {
             Err(MediaError::OverQuota(_)) if ahead > exact => self.hold(exact).await,
             outcome => outcome,
@@ -275,7 +278,10 @@ mod tests {
             files: Some(3),
         };
         let used = |bytes, files| Usage { bytes, files };
-        assert!(quota.refusal(used(0, 0), 100).is_none(), "exactly the quota");
+        assert!(
+            quota.refusal(used(0, 0), 100).is_none(),
+            "exactly the quota"
+        );
         assert!(quota.refusal(used(60, 2), 40).is_none());
         let Some(MediaError::OverQuota(message)) = quota.refusal(used(60, 2), 41) else {
             panic!("one byte over");

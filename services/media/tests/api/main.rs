@@ -6,5 +6,6 @@ mod helpers;
 mod media;
 mod quotas;
 mod s3;
+mod serving;
 mod streaming;
 mod uploads;

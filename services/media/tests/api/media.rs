@@ -113,7 +113,11 @@ async fn signed_urls_refuse_expired_tampered_and_unsigned_requests(backend: Test
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(
         headers["content-disposition"],
-        "inline; filename=\"doc.pdf\"; filename*=UTF-8''doc.pdf"
+        "attachment; filename=\"doc.pdf\"; filename*=UTF-8''doc.pdf"
+    );
+    assert_eq!(
+        headers["content-security-policy"],
+        media_service::serving::ATTACHMENT_POLICY
     );
 
     let signer = app.signer();

@@ -48,7 +48,10 @@ fn text(len: usize) -> Vec<u8> {
 async fn expect_over_quota(response: reqwest::Response, quota: &str, label: &str) {
     assert_eq!(response.status(), 413, "{label}");
     let body: Value = response.json().await.expect("a JSON error body");
-    assert_eq!(body["error"]["code"], "payload_too_large", "{label}: {body}");
+    assert_eq!(
+        body["error"]["code"], "payload_too_large",
+        "{label}: {body}"
+    );
     let message = body["error"]["message"].as_str().expect("a message");
     assert!(
         message.contains("quota") && message.contains(quota),
@@ -89,9 +92,7 @@ async fn holdings(app: &TestApp, who: Who) -> (Vec<String>, u64) {
     (ids, bytes)
 }
 
-async fn uploads_past_the_byte_or_file_quota_are_refused_and_store_nothing(
-    backend: TestBackend,
-) {
+async fn uploads_past_the_byte_or_file_quota_are_refused_and_store_nothing(backend: TestBackend) {
     let app = app_with_quota(backend, 10_000, 3).await;
     app.upload_ok_as(ALICE, "/api/upload", "a.txt", &text(4000))
         .await;
@@ -104,14 +105,16 @@ async fn uploads_past_the_byte_or_file_quota_are_refused_and_store_nothing(
     expect_over_quota(response, "10000 bytes", "one byte past the bytes").await;
     assert_eq!(app.objects(), objects, "nothing stored or staged");
     assert_eq!(holdings(&app, ALICE).await.1, 8000);
-    assert_eq!(reservations(&app).await, 0, "the refused upload's room is back");
+    assert_eq!(
+        reservations(&app).await,
+        0,
+        "the refused upload's room is back"
+    );
 
     // Exactly the quota fits; then the bytes are full, and so are the files.
     app.upload_ok_as(ALICE, "/api/upload", "c.txt", &text(2000))
         .await;
-    let response = app
-        .upload_as(ALICE, "/api/media", "d.txt", &text(1))
-        .await;
+    let response = app.upload_as(ALICE, "/api/media", "d.txt", &text(1)).await;
     expect_over_quota(response, "3 files", "a fourth file").await;
     let (ids, bytes) = holdings(&app, ALICE).await;
     assert_eq!((ids.len(), bytes), (3, 10_000));
@@ -120,7 +123,11 @@ async fn uploads_past_the_byte_or_file_quota_are_refused_and_store_nothing(
     app.upload_ok_as(BOB, "/api/upload", "bob.txt", &text(9000))
         .await;
     let response = app
-        .send_as(ALICE, reqwest::Method::DELETE, &format!("/api/media/{}", ids[0]))
+        .send_as(
+            ALICE,
+            reqwest::Method::DELETE,
+            &format!("/api/media/{}", ids[0]),
+        )
         .await;
     assert_eq!(response.status(), 204);
     app.upload_ok_as(ALICE, "/api/upload", "e.txt", &text(4000))
