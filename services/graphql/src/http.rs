@@ -89,7 +89,7 @@ async fn graphql(
                     "a GET request needs a `query` parameter",
                 );
             }
-            match async_graphql::http::parse_query_string(query_string) {
+            match parse_query_string(query_string) {
                 Ok(graphql_request) => {
                     let run = Run {
                         over_get: true,
@@ -220,6 +220,44 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// The parameters of a GET request, by the GraphQL-over-HTTP names (`operationName`, where
+/// async-graphql's own parser reads `operation_name`).
+#[derive(serde::Deserialize)]
+struct GetParameters {
+    query: String,
+    #[serde(rename = "operationName", default)]
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Option<String>,
+    #[serde(default)]
+    extensions: Option<String>,
+}
+
+/// A GET request's query string: `query`, optional `operationName`, and `variables` and
+/// `extensions` as JSON objects.
+fn parse_query_string(query_string: &str) -> Result<async_graphql::Request, String> {
+    let parameters = web::Query::<GetParameters>::from_query(query_string)
+        .map_err(|error| error.to_string())?
+        .into_inner();
+    let object = |name: &str, text: Option<String>| -> Result<serde_json::Value, String> {
+        match text {
+            None => Ok(json!({})),
+            Some(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(value @ (serde_json::Value::Object(_) | serde_json::Value::Null)) => Ok(value),
+                Ok(_) => Err(format!("`{name}` must be a JSON object")),
+                Err(error) => Err(format!("`{name}` is not valid JSON: {error}")),
+            },
+        }
+    };
+    let variables = object("variables", parameters.variables)?;
+    let extensions = object("extensions", parameters.extensions)?;
+    let mut request = async_graphql::Request::new(parameters.query)
+        .variables(async_graphql::Variables::from_json(variables));
+    request.operation_name = parameters.operation_name;
+    request.extensions = serde_json::from_value(extensions).unwrap_or_default();
+    Ok(request)
 }
 
 /// A POST body: a JSON object with a string `query`, optional `operationName`, `variables`
@@ -408,6 +446,23 @@ mod tests {
         assert!(!wants_html(Some("*/*")));
         assert!(!wants_html(Some("application/json, text/html;q=0.5")));
         assert!(!wants_html(None));
+    }
+
+    #[test]
+    fn get_parameters_use_the_specification_names() {
+        let request = parse_query_string(
+            "query=query%20A%20%7B%20a%20%7D&operationName=A&variables=%7B%22x%22%3A1%7D",
+        )
+        .expect("a request");
+        assert_eq!(request.query, "query A { a }");
+        assert_eq!(request.operation_name.as_deref(), Some("A"));
+        assert_eq!(
+            request.variables.into_value().into_json().ok(),
+            Some(serde_json::json!({"x": 1}))
+        );
+        assert!(parse_query_string("query=%7Ba%7D&variables=%5B%5D").is_err());
+        assert!(parse_query_string("query=%7Ba%7D&variables=nope").is_err());
+        assert!(parse_query_string("operationName=A").is_err());
     }
 
     #[test]

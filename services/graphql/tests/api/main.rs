@@ -4,6 +4,8 @@ mod access;
 mod dataloader;
 mod helpers;
 mod http_protocol;
+mod introspection_query;
+mod limits;
 mod mutations;
 mod pages;
 mod queries;

@@ -503,3 +503,103 @@ async fn a_connection_closes_when_its_token_expires() {
     .expect("the server closes the connection");
     assert_eq!(closed, Some(4403));
 }
+
+/// graphql-service on SQLite with at most `max` operations per WebSocket, in front of
+/// `platform`'s users-service and products-service.
+async fn capped_instance(platform: &TestPlatform, max: usize) -> TestService {
+    let database = shared::testing::fresh_database(TestBackend::Sqlite)
+        .await
+        .expect("database");
+    let mut settings = crate::helpers::graphql_settings(
+        database,
+        &platform.users.url(""),
+        &platform.products.url(""),
+    );
+    settings.limits.max_subscriptions = max;
+    crate::helpers::spawn_graphql(settings).await
+}
+
+#[tokio::test]
+async fn a_socket_runs_a_bounded_number_of_operations() {
+    let platform = TestPlatform::spawn(TestBackend::Sqlite).await;
+    let author = create_user(&platform.users, "Kit", "kit@example.com").await;
+    let graphql = capped_instance(&platform, 3).await;
+
+    let mut socket = subscribe(&graphql.url(""), "graphql-transport-ws", "subscribe", "1").await;
+    for id in ["2", "3", "4", "5"] {
+        send(
+            &mut socket,
+            json!({"id": id, "type": "subscribe", "payload": {"query": SUBSCRIPTION}}),
+        )
+        .await;
+    }
+    for id in ["4", "5"] {
+        let refused = next_json(&mut socket, Duration::from_secs(5))
+            .await
+            .expect("a refusal");
+        assert_eq!(refused["type"], "error", "{refused}");
+        assert_eq!(refused["id"], id, "{refused}");
+        assert_eq!(
+            refused["payload"][0]["extensions"]["code"], "TOO_MANY_SUBSCRIPTIONS",
+            "{refused}"
+        );
+    }
+    // A query too large for the service is refused on its own.
+    let padding = " ".repeat(65 * 1024);
+    send(
+        &mut socket,
+        json!({"id": "big", "type": "subscribe", "payload": {"query": format!("{SUBSCRIPTION}{padding}")}}),
+    )
+    .await;
+    let refused = next_json(&mut socket, Duration::from_secs(5))
+        .await
+        .expect("a refusal");
+    assert_eq!(
+        refused["payload"][0]["extensions"]["code"],
+        "QUERY_TOO_LARGE"
+    );
+
+    // One completed, another may start; the running ones still get their events.
+    send(&mut socket, json!({"id": "1", "type": "complete"})).await;
+    send(
+        &mut socket,
+        json!({"id": "6", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}),
+    )
+    .await;
+    let first = create_until_received(&graphql, author, &mut socket).await;
+    let mut ids = Vec::new();
+    let mut message = Some(first);
+    while let Some(event) = message {
+        match event["type"].as_str() {
+            Some("next") => ids.push(event["id"].as_str().unwrap_or_default().to_owned()),
+            // async-graphql confirms the client's `complete`.
+            Some("complete") => assert_eq!(event["id"], "1", "{event}"),
+            _ => panic!("unexpected {event}"),
+        }
+        message = next_json(&mut socket, Duration::from_secs(1)).await;
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids, ["2", "3", "6"]);
+
+    // The legacy protocol refuses with its own error shape.
+    let mut legacy = subscribe(&graphql.url(""), "graphql-ws", "start", "a").await;
+    for id in ["b", "c", "d"] {
+        send(
+            &mut legacy,
+            json!({"id": id, "type": "start", "payload": {"query": SUBSCRIPTION}}),
+        )
+        .await;
+    }
+    let refused = next_json(&mut legacy, Duration::from_secs(5))
+        .await
+        .expect("a refusal");
+    assert_eq!(
+        (
+            refused["id"].clone(),
+            refused["payload"]["extensions"]["code"].clone()
+        ),
+        (json!("d"), json!("TOO_MANY_SUBSCRIPTIONS")),
+        "{refused}"
+    );
+}

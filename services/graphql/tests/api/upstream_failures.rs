@@ -42,6 +42,11 @@ async fn users_service_down_is_upstream_unavailable() {
             "UPSTREAM_UNAVAILABLE",
             "{query}: {body}"
         );
+        // Which service, and nothing of where it is or what went wrong.
+        assert_eq!(
+            body["errors"][0]["message"], "users-service is unavailable",
+            "{query}: {body}"
+        );
     }
     // Posts themselves are still served: they are this service's own.
     let own = graphql.data("{ posts { title } }", json!({})).await;
@@ -136,4 +141,77 @@ async fn the_request_id_is_passed_to_users_service() {
     })
     .await;
     assert!(seen.is_ok(), "users-service logged the caller's request id");
+}
+
+/// A users-service stand-in answering every request with a 500 carrying internals.
+async fn failing_users_service() -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a listener");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let serving = tokio::spawn(async move {
+        while let Ok((mut connection, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0_u8; 4096];
+                let _ = connection.read(&mut request).await;
+                let body = "panic at db.internal:5432 secret-stack-trace";
+                let answer = format!(
+                    "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = connection.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (url, serving)
+}
+
+#[tokio::test]
+async fn upstream_failures_reach_clients_opaque_and_the_log_in_full() {
+    let (users_url, serving) = failing_users_service().await;
+    let (logger, log) = capturing_logger(graphql_service::NAME);
+    let database = fresh_database(TestBackend::Sqlite).await.expect("database");
+    let settings = graphql_settings(
+        database,
+        &users_url,
+        &format!("http://127.0.0.1:{}", free_port()),
+    );
+    let graphql = crate::helpers::spawn_graphql_logging_to(settings, logger).await;
+
+    for (query, message) in [
+        ("{ users { id } }", "users-service is unavailable"),
+        ("{ products { id } }", "products-service is unavailable"),
+    ] {
+        let response = graphql
+            .client
+            .post(graphql.url("/graphql"))
+            .header("x-request-id", "opaque-1")
+            .json(&json!({"query": query}))
+            .send()
+            .await
+            .expect("POST /graphql");
+        let text = response.text().await.expect("a body");
+        let body: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(first_error_code(&body), "UPSTREAM_UNAVAILABLE", "{body}");
+        assert_eq!(body["errors"][0]["message"], message, "{body}");
+        for internal in ["secret-stack-trace", "127.0.0.1", "http://", "500"] {
+            assert!(
+                !text.contains(internal),
+                "{internal} reached the client: {text}"
+            );
+        }
+    }
+    let logged = String::from_utf8_lossy(&log.lock().expect("log")).into_owned();
+    let failure = logged
+        .lines()
+        .find(|line| {
+            line.contains("upstream call failed") && line.contains("\"service\":\"users\"")
+        })
+        .unwrap_or_else(|| panic!("the failure is logged: {logged}"));
+    for detail in ["secret-stack-trace", &users_url, "opaque-1", "500"] {
+        assert!(failure.contains(detail), "{detail} missing from {failure}");
+    }
+    serving.abort();
 }
