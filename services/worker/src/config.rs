@@ -24,6 +24,9 @@ pub struct Config {
     /// How jobs are consumed.
     #[command(flatten)]
     pub processing: ProcessingArgs,
+    /// Thumbnails' memory budget, image cap and orphan sweep.
+    #[command(flatten)]
+    pub thumbnails: ThumbnailArgs,
     /// `produce`; none: consume.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -70,6 +73,11 @@ pub struct ProcessingArgs {
     /// Attempts of a failing job before it goes to the dead letters
     #[arg(long, env = "WORKER_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
+    /// Deliveries of one job before it goes to the dead letters unrun: a job whose handling
+    /// kills the worker (out of memory, a crash) is delivered again each time; the next
+    /// delivery after this many sets it aside
+    #[arg(long, env = "WORKER_MAX_DELIVERIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_deliveries: u32,
     /// Delay before the first retry, in milliseconds; each next one is 5 times longer (1 s, 5 s,
     /// 25 s, …), ±20 % jitter, at most an hour
     #[arg(long, env = "WORKER_RETRY_BASE_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
@@ -92,6 +100,7 @@ impl Default for ProcessingArgs {
             prefetch: 1,
             concurrency: 1,
             max_attempts: 5,
+            max_deliveries: 5,
             retry_base_ms: 1000,
             lease_secs: 60,
             poll_ms: 200,
@@ -116,6 +125,42 @@ impl ProcessingArgs {
     }
 }
 
+/// How thumbnails are made: the memory every decode of the process shares, the largest image,
+/// and how often thumbnails of deleted media are looked for.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct ThumbnailArgs {
+    /// MiB that the images being decoded at once may take in all (the encoded file, its
+    /// pixels and the decoder's own buffers, estimated from the header before decoding); an
+    /// image waits until its share is free, and one that alone needs more is dead-lettered
+    #[arg(long, env = "WORKER_DECODE_MEMORY_MB", default_value_t = 128, value_parser = clap::value_parser!(u64).range(8..=65_536))]
+    pub decode_memory_mb: u64,
+    /// The largest image decoded, in pixels (width × height, read from the header); a larger
+    /// one is dead-lettered with the reason
+    #[arg(long, env = "WORKER_MAX_IMAGE_PIXELS", default_value_t = 24_000_000, value_parser = clap::value_parser!(u64).range(1..=400_000_000))]
+    pub max_image_pixels: u64,
+    /// Seconds between sweeps for thumbnails written for media deleted meanwhile (one also
+    /// runs at start)
+    #[arg(long, env = "WORKER_ORPHAN_SWEEP_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub orphan_sweep_secs: u64,
+}
+
+impl Default for ThumbnailArgs {
+    fn default() -> Self {
+        Self {
+            decode_memory_mb: 128,
+            max_image_pixels: 24_000_000,
+            orphan_sweep_secs: 600,
+        }
+    }
+}
+
+impl ThumbnailArgs {
+    /// The decode budget in bytes.
+    pub fn decode_memory_bytes(&self) -> u64 {
+        self.decode_memory_mb.saturating_mul(1 << 20)
+    }
+}
+
 /// Everything a worker instance needs beyond [`shared::server::ServiceSettings`].
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -125,6 +170,8 @@ pub struct WorkerOptions {
     pub store: StoreArgs,
     /// Consumption and retries.
     pub processing: ProcessingArgs,
+    /// Thumbnails.
+    pub thumbnails: ThumbnailArgs,
 }
 
 impl WorkerOptions {
@@ -134,6 +181,7 @@ impl WorkerOptions {
             queue: config.queue.clone(),
             store: config.store.clone(),
             processing: config.processing,
+            thumbnails: config.thumbnails,
         }
     }
 
@@ -143,6 +191,7 @@ impl WorkerOptions {
             queue: QueueArgs::embedded(data_dir),
             store: StoreArgs::embedded(data_dir),
             processing: ProcessingArgs::default(),
+            thumbnails: ThumbnailArgs::default(),
         }
     }
 }

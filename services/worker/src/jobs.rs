@@ -6,29 +6,26 @@
 //!   transaction, a group commit). Two optional fields exercise
 //!   the machinery: `duration_ms` (simulated work, at most 60 s; the seed's consumer took
 //!   2 s) and `fail_attempts` (the job fails while its attempt is at most this number).
-//! - `thumbnail` — media-service's: payload `{"media_id", "key", "thumbnail_key"}`. Reads `key`
-//!   from the object store, decodes it, and writes a PNG of at most 256 px on its longer side
-//!   at `thumbnail_key`. Not an image, or a corrupt one: a permanent failure (dead letter).
-//!   Writing the same thumbnail twice is harmless, so the job id is recorded after the write.
+//! - `thumbnail` — media-service's: payload `{"media_id", "key"}`: a PNG of at most 256 px on
+//!   its longer side at `<media_id>/thumbnail.png`, within the process's decode budget, unless
+//!   the media item was deleted ([`crate::thumbnail`]). Not an image, a corrupt one, or one
+//!   over the caps: a permanent failure (dead letter). Writing the same thumbnail twice is
+//!   harmless, so the job id is recorded after the write.
 
-use std::{io::Cursor, time::Duration};
+use std::time::Duration;
 
-use bytes::Bytes;
 use serde::Deserialize;
-use shared::{
-    messaging::Envelope,
-    store::{ObjectStore, StoreError},
-};
+use shared::{messaging::Envelope, store::ObjectStore};
 use slog::Logger;
 
-use crate::repository::{Recorded, Repository, TaskRecord, TaskRecorder};
+use crate::{
+    decode::DecodeBudget,
+    repository::{Recorded, Repository, TaskRecord, TaskRecorder},
+    thumbnail::ThumbnailPayload,
+};
 
-/// The longer side of a thumbnail, at most.
-pub const THUMBNAIL_MAX_SIDE: u32 = 256;
 /// The longest simulated work of a `task`.
 const MAX_TASK_DURATION: Duration = Duration::from_secs(60);
-/// Images wider or taller than this are refused (decoding them would take too much memory).
-const MAX_IMAGE_SIDE: u32 = 20_000;
 
 /// What jobs need to run.
 #[derive(Clone)]
@@ -39,6 +36,8 @@ pub struct JobContext {
     pub tasks: TaskRecorder,
     /// Where thumbnails are read and written.
     pub store: ObjectStore,
+    /// The memory every decode of the process shares.
+    pub budget: DecodeBudget,
     /// The worker's logger.
     pub logger: Logger,
 }
@@ -83,17 +82,6 @@ pub struct TaskPayload {
     pub fail_attempts: u32,
 }
 
-/// `thumbnail`'s payload (CONTRACTS between crates).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ThumbnailPayload {
-    /// The media item.
-    pub media_id: String,
-    /// The uploaded image's key in the store.
-    pub key: String,
-    /// Where the thumbnail goes.
-    pub thumbnail_key: String,
-}
-
 /// What handling a job amounted to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -101,6 +89,9 @@ pub enum Outcome {
     Done,
     /// The job had already been processed (a redelivery): no effect.
     Duplicate,
+    /// Nothing to do, for this reason (a thumbnail of a deleted media item): acked, not
+    /// retried.
+    Skipped(&'static str),
 }
 
 impl Job {
@@ -124,7 +115,7 @@ impl Job {
             Self::Task(task) => run_task(context, envelope, task).await,
             // Boxed: its large state would otherwise make every job's task as big.
             Self::Thumbnail(thumbnail) => {
-                Box::pin(run_thumbnail(context, envelope, thumbnail)).await
+                Box::pin(crate::thumbnail::run(context, envelope, thumbnail)).await
             }
         }
     }
@@ -167,133 +158,9 @@ async fn run_task(
     }
 }
 
-async fn run_thumbnail(
-    context: &JobContext,
-    envelope: &Envelope,
-    job: ThumbnailPayload,
-) -> Result<Outcome, JobError> {
-    let original = context
-        .store
-        .get(&job.key)
-        .await
-        .map_err(|error| match error {
-            StoreError::InvalidKey(_) => JobError::Permanent(error.to_string()),
-            // Not there yet (an eventually consistent store) or the store is down: later.
-            _ => JobError::Transient(format!("reading {}: {error}", job.key)),
-        })?;
-    let thumbnail = tokio::task::spawn_blocking(move || make_thumbnail(&original))
-        .await
-        .map_err(|error| JobError::Transient(format!("thumbnail task: {error}")))??;
-    context
-        .store
-        .put(&job.thumbnail_key, thumbnail.png, "image/png")
-        .await
-        .map_err(|error| match error {
-            StoreError::InvalidKey(_) => JobError::Permanent(error.to_string()),
-            _ => JobError::Transient(format!("writing {}: {error}", job.thumbnail_key)),
-        })?;
-    let recorded = context
-        .repository
-        .record_done(envelope)
-        .await
-        .map_err(database_error)?;
-    slog::info!(context.logger, "thumbnail written"; "job_id" => %envelope.id,
-        "media_id" => &job.media_id, "thumbnail_key" => &job.thumbnail_key,
-        "width" => thumbnail.width, "height" => thumbnail.height,
-        "request_id" => envelope.request_id.as_deref());
-    Ok(match recorded {
-        Recorded::Now => Outcome::Done,
-        Recorded::AlreadyDone => Outcome::Duplicate,
-    })
-}
-
-/// A PNG thumbnail and its size.
-#[derive(Debug, Clone)]
-pub struct Thumbnail {
-    /// The PNG bytes.
-    pub png: Bytes,
-    /// Its width.
-    pub width: u32,
-    /// Its height.
-    pub height: u32,
-}
-
-/// Decodes an image (PNG, JPEG, GIF, WebP) and scales it to at most
-/// [`THUMBNAIL_MAX_SIDE`] on its longer side (smaller images keep their size), as PNG.
-pub fn make_thumbnail(original: &[u8]) -> Result<Thumbnail, JobError> {
-    let mut reader = image::ImageReader::new(Cursor::new(original))
-        .with_guessed_format()
-        .map_err(|error| JobError::Permanent(format!("reading the image: {error}")))?;
-    if reader.format().is_none() {
-        return Err(JobError::Permanent(
-            "not an image (unrecognised format)".to_owned(),
-        ));
-    }
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
-    reader.limits(limits);
-    let image = reader
-        .decode()
-        .map_err(|error| JobError::Permanent(format!("decoding the image: {error}")))?;
-    let image = if image.width() > THUMBNAIL_MAX_SIDE || image.height() > THUMBNAIL_MAX_SIDE {
-        image.thumbnail(THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE)
-    } else {
-        image
-    };
-    let mut png = Cursor::new(Vec::new());
-    image
-        .write_to(&mut png, image::ImageFormat::Png)
-        .map_err(|error| JobError::Permanent(format!("encoding the thumbnail: {error}")))?;
-    Ok(Thumbnail {
-        png: Bytes::from(png.into_inner()),
-        width: image.width(),
-        height: image.height(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn png(width: u32, height: u32) -> Vec<u8> {
-        let image = image::RgbImage::from_fn(width, height, |x, y| {
-            image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
-        });
-        let mut out = Cursor::new(Vec::new());
-        image
-            .write_to(&mut out, image::ImageFormat::Png)
-            .expect("encoding a PNG");
-        out.into_inner()
-    }
-
-    #[test]
-    fn a_large_image_is_scaled_to_256_on_its_longer_side() {
-        let thumbnail = make_thumbnail(&png(1000, 500)).expect("a thumbnail");
-        assert_eq!((thumbnail.width, thumbnail.height), (256, 128));
-        let decoded = image::load_from_memory(&thumbnail.png).expect("a PNG");
-        assert_eq!((decoded.width(), decoded.height()), (256, 128));
-    }
-
-    #[test]
-    fn a_small_image_keeps_its_size() {
-        let thumbnail = make_thumbnail(&png(40, 30)).expect("a thumbnail");
-        assert_eq!((thumbnail.width, thumbnail.height), (40, 30));
-    }
-
-    #[test]
-    fn text_and_truncated_images_are_permanent_failures() {
-        assert!(matches!(
-            make_thumbnail(b"hello, not an image"),
-            Err(JobError::Permanent(_))
-        ));
-        let mut truncated = png(300, 300);
-        truncated.truncate(truncated.len() / 2);
-        assert!(matches!(
-            make_thumbnail(&truncated),
-            Err(JobError::Permanent(_))
-        ));
-    }
 
     #[test]
     fn unknown_kinds_and_bad_payloads_are_malformed() {

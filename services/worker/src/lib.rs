@@ -6,6 +6,9 @@
 //! |---|---|
 //! | [`config`] | the flags: queue, store, prefetch, concurrency, retries, shutdown bound; `produce` |
 //! | [`jobs`] | the job kinds (`task`, `thumbnail`) and what each does |
+//! | [`thumbnail`] | the `thumbnail` job: keys from the media id, the media item's checks |
+//! | [`decode`] | decoding within the process's memory budget; the caps; EXIF orientation |
+//! | [`orphans`] | the sweep for thumbnails whose media item is gone |
 //! | [`processor`] | the consume loop: concurrency, acks, retries with backoff, dead letters |
 //! | [`repository`] | the worker's own database: processed job ids, recorded with the effect |
 //! | [`metrics`] | processed, failed, retried, dead-lettered, duplicate, in-flight, duration |
@@ -14,11 +17,14 @@
 //! Messaging, the object store, config, logging, health and shutdown are `shared`'s.
 
 pub mod config;
+pub mod decode;
 pub mod jobs;
 pub mod metrics;
+pub mod orphans;
 pub mod processor;
 pub mod producer;
 pub mod repository;
+pub mod thumbnail;
 
 use std::sync::Arc;
 
@@ -33,6 +39,7 @@ use slog::Logger;
 
 pub use crate::config::{Command, Config, WorkerOptions};
 use crate::{
+    decode::DecodeBudget,
     metrics::WorkerMetrics,
     processor::Processor,
     repository::{Repository, TaskRecorder},
@@ -56,6 +63,8 @@ pub struct Application {
     processor: Processor,
     /// Closed at the end.
     queue: JobQueue,
+    /// The orphan sweep (at start, then periodically).
+    sweeper: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     /// For the lifecycle lines.
     logger: Logger,
 }
@@ -89,6 +98,18 @@ impl Application {
             );
         let metrics = WorkerMetrics::register(&context.metrics)?;
         let http = HttpService::bind(&settings, &context, |_config| {})?;
+        let thumbnails = options.thumbnails;
+        let budget = DecodeBudget::new(
+            thumbnails.decode_memory_bytes(),
+            thumbnails.max_image_pixels,
+            metrics.decode_memory.clone(),
+        );
+        let sweeper = Box::pin(orphans::run_sweeps(
+            store.clone(),
+            Repository::new(context.database.clone()),
+            std::time::Duration::from_secs(thumbnails.orphan_sweep_secs),
+            logger.clone(),
+        ));
         let processor = Processor::new(
             options.processing,
             queue.clone(),
@@ -96,6 +117,7 @@ impl Application {
                 repository: Repository::new(context.database.clone()),
                 tasks: TaskRecorder::start(Repository::new(context.database.clone())),
                 store,
+                budget,
                 logger: logger.clone(),
             },
             metrics,
@@ -105,11 +127,15 @@ impl Application {
             "queue_name" => &options.queue.queue,
             "prefetch" => options.processing.prefetch,
             "concurrency" => options.processing.concurrency,
-            "max_attempts" => options.processing.max_attempts);
+            "max_attempts" => options.processing.max_attempts,
+            "max_deliveries" => options.processing.max_deliveries,
+            "decode_memory_mb" => thumbnails.decode_memory_mb,
+            "max_image_pixels" => thumbnails.max_image_pixels);
         Ok(Self {
             http,
             processor,
             queue,
+            sweeper,
             logger,
         })
     }
@@ -128,11 +154,13 @@ impl Service for Application {
     ) -> anyhow::Result<()> {
         let http_stop = Shutdown::new();
         let http = tokio::spawn(self.http.run_until_stopped(http_stop.wait()));
+        let sweeper = tokio::spawn(self.sweeper);
         // On a runtime thread, so the jobs it spawns start on that thread's queue instead of
         // waking a worker from outside the runtime for each one.
         let processed = tokio::spawn(self.processor.run(shutdown))
             .await
             .unwrap_or_else(|error| Err(anyhow::anyhow!("the consume loop panicked: {error}")));
+        sweeper.abort();
         http_stop.trigger();
         let served = http.await;
         self.queue.close().await;

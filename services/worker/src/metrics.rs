@@ -12,8 +12,15 @@ pub struct WorkerMetrics {
     pub failed: IntCounterVec,
     /// `worker_jobs_retried_total{kind}`: failed attempts scheduled again.
     pub retried: IntCounterVec,
-    /// `worker_jobs_dead_lettered_total{kind, reason}`: `malformed`, `permanent`, `exhausted`.
+    /// `worker_jobs_dead_lettered_total{kind, reason}`: `malformed`, `permanent`, `exhausted`,
+    /// `redelivered` (delivered more than `--max-deliveries` times: its handling killed the
+    /// worker).
     pub dead_lettered: IntCounterVec,
+    /// `worker_jobs_skipped_total{kind}`: jobs with nothing left to do (a thumbnail of a
+    /// deleted media item), acked.
+    pub skipped: IntCounterVec,
+    /// `worker_decode_memory_bytes`: the decode budget held now.
+    pub decode_memory: IntGauge,
     /// `worker_jobs_duplicate_total{kind}`: deliveries of jobs already done (acked, no effect).
     pub duplicate: IntCounterVec,
     /// `worker_jobs_in_flight`: deliveries being handled now.
@@ -45,6 +52,15 @@ impl WorkerMetrics {
                 "Jobs moved to the dead letters, by reason",
                 &["kind", "reason"],
             )?,
+            skipped: counter(
+                "worker_jobs_skipped_total",
+                "Jobs with nothing left to do (acked without effect)",
+                &["kind"],
+            )?,
+            decode_memory: IntGauge::new(
+                "worker_decode_memory_bytes",
+                "Bytes of the decode budget held by images being decoded",
+            )?,
             duplicate: counter(
                 "worker_jobs_duplicate_total",
                 "Deliveries of jobs already processed (acked without effect)",
@@ -65,6 +81,8 @@ impl WorkerMetrics {
             Box::new(this.retried.clone()),
             Box::new(this.dead_lettered.clone()),
             Box::new(this.duplicate.clone()),
+            Box::new(this.skipped.clone()),
+            Box::new(this.decode_memory.clone()),
             Box::new(this.in_flight.clone()),
             Box::new(this.duration.clone()),
         ] {

@@ -1,6 +1,8 @@
 //! The consume loop: up to `--concurrency` deliveries handled at once, each settled exactly
 //! once — acked after its effect, retried later with exponential backoff and jitter, or
-//! dead-lettered with its error (malformed at once, failing after `--max-attempts`).
+//! dead-lettered with its error (malformed at once, failing after `--max-attempts`, and unrun
+//! once delivered more than `--max-deliveries` times: a job whose handling kills the worker
+//! would otherwise come back forever).
 //!
 //! Shutdown: stop consuming (deliveries received but not started go back to the queue), let
 //! in-flight jobs finish within `--shutdown-timeout-secs`, abandon the rest (the broker, or
@@ -140,6 +142,22 @@ impl Processor {
     /// confirms and are boxed, so the future every job's task holds stays small.
     async fn handle_inner(&self, delivery: Delivery) -> (&'static str, &'static str) {
         let inner = &self.inner;
+        if delivery.deliveries > inner.args.max_deliveries {
+            let envelope = delivery.envelope().ok();
+            let kind = envelope
+                .as_ref()
+                .map_or("unknown", |envelope| kind_label(&envelope.kind));
+            let reason = format!(
+                "delivered {} times without being settled: the worker handling it died each \
+                 time (killed for memory, or crashed); set aside after {} deliveries \
+                 (WORKER_MAX_DELIVERIES)",
+                delivery.deliveries - 1,
+                inner.args.max_deliveries
+            );
+            Box::pin(self.dead_letter(delivery, envelope.as_ref(), kind, "redelivered", &reason))
+                .await;
+            return (kind, "dead_lettered");
+        }
         let envelope = match delivery.envelope() {
             Ok(envelope) => envelope,
             Err(error) => {
@@ -190,6 +208,14 @@ impl Processor {
             Ok(Outcome::Duplicate) => {
                 self.duplicate(delivery, &envelope, kind).await;
                 (kind, "duplicate")
+            }
+            Ok(Outcome::Skipped(reason)) => {
+                slog::info!(inner.logger, "job skipped: nothing to do";
+                    "job_id" => %envelope.id, "kind" => &envelope.kind, "reason" => reason,
+                    "request_id" => envelope.request_id.as_deref());
+                settle(&inner.logger, &envelope, delivery.ack().await);
+                inner.metrics.skipped.with_label_values(&[kind]).inc();
+                (kind, "skipped")
             }
             Err(error) => (
                 kind,

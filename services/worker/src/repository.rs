@@ -1,6 +1,7 @@
 //! The worker's own database: which job ids had their effect (`processed_jobs`), and the
 //! effect of `task` jobs (`task_runs`), written in one transaction so a job delivered twice
-//! has its effect once. The same SQL on SQLite and PostgreSQL.
+//! has its effect once; thumbnails being written (`thumbnail_writes`, for the orphan sweep).
+//! The same SQL on SQLite and PostgreSQL.
 
 use std::collections::HashSet;
 
@@ -82,6 +83,17 @@ impl TaskRecorder {
             .await
             .map_err(|_| "the task recorder stopped".to_owned())?
     }
+}
+
+/// A thumbnail write on record until it was checked (see [`crate::thumbnail::write`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingWrite {
+    /// The record's own id (two writes of one thumbnail have two records).
+    pub writer: String,
+    /// The thumbnail.
+    pub thumbnail_key: String,
+    /// The upload it was made from.
+    pub original_key: String,
 }
 
 /// Reads and writes the worker's tables.
@@ -174,6 +186,65 @@ impl Repository {
             Err(error) if is_unique_violation(&error) => Ok(Recorded::AlreadyDone),
             Err(error) => Err(error),
         }
+    }
+
+    /// Records that a thumbnail is about to be written (for [`crate::orphans`]).
+    pub async fn begin_thumbnail_write(
+        &self,
+        thumbnail_key: &str,
+        original_key: &str,
+    ) -> Result<PendingWrite, sqlx::Error> {
+        let pending = PendingWrite {
+            writer: uuid::Uuid::new_v4().to_string(),
+            thumbnail_key: thumbnail_key.to_owned(),
+            original_key: original_key.to_owned(),
+        };
+        sqlx::query(
+            "INSERT INTO thumbnail_writes (writer, thumbnail_key, original_key, started_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&pending.writer)
+        .bind(&pending.thumbnail_key)
+        .bind(&pending.original_key)
+        .bind(chrono::Utc::now().timestamp_millis())
+        .execute(self.database.pool())
+        .await?;
+        Ok(pending)
+    }
+
+    /// The write was checked: its record goes.
+    pub async fn end_thumbnail_write(&self, pending: &PendingWrite) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM thumbnail_writes WHERE writer = $1")
+            .bind(&pending.writer)
+            .execute(self.database.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` writes begun more than `older_than` ago and never checked, oldest first.
+    pub async fn stale_thumbnail_writes(
+        &self,
+        older_than: std::time::Duration,
+        limit: i64,
+    ) -> Result<Vec<PendingWrite>, sqlx::Error> {
+        let before = chrono::Utc::now().timestamp_millis()
+            - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX / 2);
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT writer, thumbnail_key, original_key FROM thumbnail_writes \
+             WHERE started_at <= $1 ORDER BY started_at LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(self.database.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(writer, thumbnail_key, original_key)| PendingWrite {
+                writer,
+                thumbnail_key,
+                original_key,
+            })
+            .collect())
     }
 
     /// How many times `task` jobs with this id ran (tests: exactly once).

@@ -21,7 +21,9 @@ use shared::{
     testing::{TestBackend, TestService, fresh_database, metric_value, service_settings},
 };
 use worker::{
-    Application, DEFAULT_PORT, NAME, WorkerOptions, config::ProcessingArgs, repository::Repository,
+    Application, DEFAULT_PORT, NAME, WorkerOptions,
+    config::{ProcessingArgs, ThumbnailArgs},
+    repository::Repository,
 };
 
 /// Where the jobs go.
@@ -124,6 +126,7 @@ pub fn quick() -> ProcessingArgs {
         prefetch: 10,
         concurrency: 4,
         max_attempts: 5,
+        max_deliveries: 5,
         retry_base_ms: 50,
         lease_secs: 5,
         poll_ms: 20,
@@ -164,6 +167,7 @@ pub fn worker_options(broker: &TestBroker, processing: ProcessingArgs) -> Worker
         queue: broker.args.clone(),
         store: StoreArgs::embedded(&broker.dir),
         processing,
+        thumbnails: ThumbnailArgs::default(),
     }
 }
 

@@ -4,6 +4,7 @@
 mod health;
 mod helpers;
 mod jobs;
+mod orphans;
 mod producer;
 mod resilience;
 mod thumbnails;

@@ -18,6 +18,7 @@ on_every_broker!(
     a_worker_killed_mid_run_loses_no_job_and_repeats_none,
     sigterm_finishes_in_flight_jobs_and_exits_zero,
     in_flight_jobs_past_the_shutdown_bound_go_back_to_the_queue,
+    a_job_that_kills_its_worker_each_time_is_dead_lettered_after_max_deliveries,
 );
 
 async fn a_job_in_flight_when_its_worker_is_killed_is_delivered_again(kind: Broker) {
@@ -369,4 +370,68 @@ mod a_job_longer_than_its_lease_is_not_delivered_twice {
         super::a_job_longer_than_its_lease_is_not_delivered_twice(super::Broker::EmbeddedPostgres)
             .await
     }
+}
+
+async fn a_job_that_kills_its_worker_each_time_is_dead_lettered_after_max_deliveries(kind: Broker) {
+    const MAX_DELIVERIES: u32 = 2;
+    let broker = TestBroker::new(kind).await;
+    // A job still running when its worker dies (killed for memory, say), every time.
+    let poison = broker
+        .queue
+        .enqueue("task", task("poison", 60_000, 0), Some("req-poison"))
+        .await
+        .expect("enqueued");
+    let max = MAX_DELIVERIES.to_string();
+    for _ in 0..MAX_DELIVERIES {
+        // A 1 s lease: the embedded queue delivers the job again 1 s after the crash.
+        let process = WorkerProcess::start(
+            &broker,
+            &[("WORKER_LEASE_SECS", "1"), ("WORKER_MAX_DELIVERIES", &max)],
+        )
+        .await;
+        eventually("the job is in flight", Duration::from_secs(20), || async {
+            process.metric("worker_jobs_in_flight", &[]).await == 1.0
+        })
+        .await;
+        process.crash();
+    }
+    let worker = spawn_worker(
+        &broker,
+        ProcessingArgs {
+            max_deliveries: MAX_DELIVERIES,
+            ..quick()
+        },
+    )
+    .await;
+    let letters = broker.dead_letters(1).await;
+    let error = letters[0].error.as_deref().expect("a reason");
+    assert!(
+        error.contains("delivered 2 times") && error.contains("WORKER_MAX_DELIVERIES"),
+        "{error}"
+    );
+    assert_eq!(letters[0].envelope().expect("the job").id, poison);
+    assert_eq!(worker.repository.task_runs(poison).await.expect("runs"), 0);
+    assert_eq!(
+        worker
+            .metric(
+                "worker_jobs_dead_lettered_total",
+                &[("kind", "task"), ("reason", "redelivered")]
+            )
+            .await,
+        1.0
+    );
+    // The queue keeps working: the next job is done.
+    let next = broker
+        .queue
+        .enqueue("task", task("after the poison", 0, 0), None)
+        .await
+        .expect("enqueued");
+    eventually("the next job done", Duration::from_secs(20), || async {
+        worker.repository.task_runs(next).await.expect("runs") == 1
+    })
+    .await;
+    worker.stop().await;
+    let depth = broker.queue.depth().await.expect("depth");
+    assert_eq!((depth.ready, depth.dead), (0, 0));
+    broker.cleanup().await;
 }
