@@ -28,6 +28,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[error("the request body is larger than {0} bytes")]
 pub struct BodyTooLarge(pub u64);
 
+/// A request body the client framed wrongly (a malformed chunk, a body cut short): answered
+/// 400, as the client's fault.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body is malformed: {0}")]
+pub struct ClientBodyError(#[source] pub hyper::Error);
+
 /// How far the request body has gone upstream: the response timeout starts when it is all
 /// sent, and the connection may be reused only when it was sent completely.
 #[derive(Default)]
@@ -131,7 +137,7 @@ impl Body for RequestBody {
             }
             Poll::Ready(Some(Err(error))) => {
                 self.progress.mark(true);
-                Poll::Ready(Some(Err(Box::new(error))))
+                Poll::Ready(Some(Err(Box::new(ClientBodyError(error)))))
             }
             Poll::Ready(None) => {
                 self.progress.mark(false);

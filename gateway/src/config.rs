@@ -5,7 +5,10 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use serde::Deserialize;
-use shared::config::{AuthArgs, ProcessArgs};
+use shared::{
+    config::{AuthArgs, ProcessArgs},
+    network::Network,
+};
 
 /// The gateway's port (docs/contracts.md).
 pub const DEFAULT_PORT: u16 = 3000;
@@ -79,6 +82,18 @@ pub struct ServerConfig {
     /// does not answer 200 is taken out of rotation until it does; 0: off (passive health
     /// only).
     pub health_check_interval_ms: u64,
+    /// Peers whose `X-Forwarded-For` names the client (addresses or CIDRs, such as the load
+    /// balancer in front of the gateway); default none: the TCP peer is the client.
+    #[serde(deserialize_with = "networks")]
+    pub trusted_proxies: Vec<Network>,
+}
+
+/// Reads a list of networks (`"10.0.0.0/8"`, `"192.0.2.7"`, `"::1"`).
+fn networks<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Network>, D::Error> {
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|text| text.parse().map_err(serde::de::Error::custom))
+        .collect()
 }
 
 impl Default for ServerConfig {
@@ -95,6 +110,7 @@ impl Default for ServerConfig {
             drain_timeout_ms: 10_000,
             threads: 0,
             health_check_interval_ms: 0,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -261,6 +277,7 @@ mod tests {
             r#"
             [server]
             connect_timeout_ms = 500
+            trusted_proxies = ["10.0.0.0/8", "192.0.2.7"]
             [rate_limit]
             per_second = 10
             burst = 20
@@ -282,6 +299,14 @@ mod tests {
             "defaults fill the rest"
         );
         assert_eq!(config.routes[0].upstreams.len(), 2);
+        assert!(
+            config.server.trusted_proxies[0].contains([10, 1, 2, 3].into())
+                && !config.server.trusted_proxies[1].contains([192, 0, 2, 8].into())
+        );
+        assert!(
+            GatewayConfig::builtin().server.trusted_proxies.is_empty(),
+            "no proxy is trusted unless configured"
+        );
         assert_eq!(
             (config.routes[0].auth, config.routes[1].auth),
             (RouteAuth::Optional, RouteAuth::Required),
@@ -295,6 +320,7 @@ mod tests {
             "[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]\nauth = \"sometimes\"",
             "[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]\nauth = \"Required\"",
             "[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]\nauth = true",
+            "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]",
         ] {
             assert!(GatewayConfig::from_toml(bad).is_err(), "{bad}");
         }

@@ -14,6 +14,55 @@ pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-p
 /// Set to the `Host` the client asked for.
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// Most header fields a request may carry through the gateway; past it: 431 on both paths.
+/// actix-web (every service) refuses a head of more than 96 fields, and the gateway may add six
+/// (`Host`, `X-Forwarded-For`, `-Proto`, `-Host`, `X-Request-Id`, and hyper's
+/// `Transfer-Encoding` for a streamed body), so every request it lets through fits.
+pub const MAX_REQUEST_FIELDS: usize = 90;
+
+/// The transfer codings of a message's `Transfer-Encoding` fields (RFC 9112 §6.1).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TransferCodings {
+    /// `chunked` is the last coding: the body is framed by its chunks.
+    pub chunked: bool,
+    /// The codings applied before the framing (`gzip` of `gzip, chunked`), comma-separated:
+    /// a proxy that removes `chunked` announces these again, else the client would take a
+    /// coded body for the content itself.
+    pub below: Vec<u8>,
+}
+
+impl TransferCodings {
+    /// The codings of `values` (every `Transfer-Encoding` field of a message, in order).
+    pub fn of<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let all: Vec<&[u8]> = values.into_iter().flat_map(tokens).collect();
+        let chunked = all
+            .last()
+            .is_some_and(|coding| coding.eq_ignore_ascii_case(b"chunked"));
+        let below = if chunked { &all[..all.len() - 1] } else { &all[..] };
+        Self {
+            chunked,
+            below: below.join(&b", "[..]),
+        }
+    }
+
+    /// Whether `chunked` is applied once at most, and last (RFC 9112 §6.1): a sender never
+    /// chunks twice, and a body whose framing is not its last coding cannot be framed.
+    pub fn is_valid(&self) -> bool {
+        !tokens(&self.below).any(|coding| coding.eq_ignore_ascii_case(b"chunked"))
+    }
+
+    /// The value of a `Transfer-Encoding` for a body chunked anew: the codings below, then
+    /// `chunked`.
+    pub fn rechunked(&self) -> Vec<u8> {
+        let mut value = self.below.clone();
+        if !value.is_empty() {
+            value.extend_from_slice(b", ");
+        }
+        value.extend_from_slice(b"chunked");
+        value
+    }
+}
+
 /// Whether a request asks to switch protocols (`Connection: upgrade` and an `Upgrade`).
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(UPGRADE)

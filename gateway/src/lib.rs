@@ -7,6 +7,7 @@
 //! | [`upstream`] | instances of a route: round-robin, passive health, ejection |
 //! | [`headers`] | hop-by-hop removal, `X-Forwarded-*`, request id |
 //! | [`identity`] | the one auth decision (bearer token, route policy) and the rate limiter's key |
+//! | [`client`] | the client's address: the peer, or behind trusted proxies their `X-Forwarded-For` |
 //! | [`health`] | the optional active health checks of upstream instances |
 //! | [`direct`] | the direct path: plain HTTP/1.1 exchanges relayed by the connection's task |
 //! | [`proxy`] | one request: local endpoints, auth, rate limit, route, upstream, response |
@@ -18,6 +19,7 @@
 
 pub mod access;
 pub mod body;
+pub mod client;
 pub mod config;
 pub mod direct;
 pub mod headers;
@@ -97,6 +99,7 @@ impl Gateway {
             verifier,
             server: config.server,
             no_route: Arc::from("-"),
+            draining: std::sync::atomic::AtomicBool::new(false),
         });
         Ok(Self {
             listeners,
@@ -135,6 +138,9 @@ impl Service for Gateway {
             self.shared.telemetry.logger,
             "shutting down: draining connections"
         );
+        self.shared
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = stop.send(true);
         let results = tokio::task::spawn_blocking(move || {
             threads

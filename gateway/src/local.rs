@@ -1,7 +1,7 @@
 //! What the gateway answers itself: `GET /` (the seed's `API Gateway`), `/healthz`, `/readyz`
-//! (every route has an instance that is in rotation and accepts connections) and `/metrics`.
+//! (200 while it serves and is not draining) and `/metrics`.
 
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header::CONTENT_TYPE};
 use hyper::body::Incoming;
@@ -33,7 +33,7 @@ pub async fn answer(request: &Request<Incoming>, shared: &Shared) -> Option<Resp
             "application/json",
             br#"{"status":"ok"}"#.to_vec(),
         ),
-        "/readyz" => readiness(shared).await,
+        "/readyz" => readiness(shared),
         "/metrics" => (
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
@@ -49,42 +49,29 @@ pub async fn answer(request: &Request<Incoming>, shared: &Shared) -> Option<Resp
     Some(response)
 }
 
-async fn readiness(shared: &Shared) -> (StatusCode, &'static str, Vec<u8>) {
-    let checks = shared.routes.routes().iter().map(|route| async move {
-        for instance in route.upstreams.instances() {
-            if !route.upstreams.is_healthy(instance) {
-                continue;
-            }
-            let connect = tokio::net::TcpStream::connect(instance.authority.as_str());
-            if matches!(
-                tokio::time::timeout(Duration::from_millis(500), connect).await,
-                Ok(Ok(_))
-            ) {
-                return None;
-            }
-        }
-        Some(route.prefix.clone())
-    });
-    let failing: Vec<_> = futures_util::future::join_all(checks)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
-    if failing.is_empty() {
+/// Ready while the gateway serves, whatever its upstreams do: one route's instances all down
+/// is that route's 502s, not a reason to take the whole gateway out of a load balancer (in
+/// Kubernetes, out of the Service's endpoints). 503 once it drains. The routes with no
+/// instance in rotation are named in `degraded`, for people, not for the probe.
+fn readiness(shared: &Shared) -> (StatusCode, &'static str, Vec<u8>) {
+    if shared.draining.load(Ordering::Relaxed) {
+        let body = json!({"error": {"code": "unavailable", "message": "draining: shutting down"}});
         return (
-            StatusCode::OK,
+            StatusCode::SERVICE_UNAVAILABLE,
             "application/json",
-            br#"{"status":"ready"}"#.to_vec(),
+            body.to_string().into_bytes(),
         );
     }
-    let details: Vec<_> = failing
+    let degraded: Vec<&str> = shared
+        .routes
+        .routes()
         .iter()
-        .map(|prefix| json!({"field": &**prefix, "message": "no healthy upstream"}))
+        .filter(|route| route.upstreams.ejected() == route.upstreams.instances().len())
+        .map(|route| &*route.prefix)
         .collect();
-    let names: Vec<&str> = failing.iter().map(|prefix| &**prefix).collect();
-    let body = json!({"error": {"code": "unavailable", "message": format!("not ready: {}", names.join(", ")), "details": details}});
+    let body = json!({"status": "ready", "degraded": degraded});
     (
-        StatusCode::SERVICE_UNAVAILABLE,
+        StatusCode::OK,
         "application/json",
         body.to_string().into_bytes(),
     )

@@ -13,8 +13,8 @@ use governor::{DefaultKeyedRateLimiter, clock::Clock};
 use http::{
     HeaderValue, Method, Request, Response, StatusCode,
     header::{
-        AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT,
-        WWW_AUTHENTICATE,
+        AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER, TRANSFER_ENCODING,
+        USER_AGENT, WWW_AUTHENTICATE,
     },
 };
 use hyper::{body::Incoming, client::conn::http1::SendRequest};
@@ -23,11 +23,12 @@ use shared::{error::error_json, request::is_acceptable_id};
 
 use crate::{
     access::{AccessRecord, Telemetry},
-    body::{BodyTooLarge, GatewayBody, Lease, RequestBody, RequestProgress},
+    body::{BodyTooLarge, ClientBodyError, GatewayBody, Lease, RequestBody, RequestProgress},
+    client::client_address,
     config::ServerConfig,
     headers::{
-        REQUEST_ID, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, is_upgrade,
-        strip_hop_by_hop,
+        MAX_REQUEST_FIELDS, REQUEST_ID, TransferCodings, X_FORWARDED_FOR, X_FORWARDED_HOST,
+        X_FORWARDED_PROTO, is_upgrade, strip_hop_by_hop,
     },
     identity::{ClientKey, Refusal, authorize},
     pool::Pool,
@@ -50,6 +51,8 @@ pub struct Shared {
     pub server: ServerConfig,
     /// The route label of requests no route matched.
     pub no_route: Arc<str>,
+    /// Set when the gateway starts to drain: `/readyz` answers 503 from then on.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// What one server thread's requests share.
@@ -77,6 +80,15 @@ pub async fn handle(
     peer: SocketAddr,
 ) -> Result<Response<GatewayBody>, Infallible> {
     let shared = &context.shared;
+    let client = client_address(
+        peer.ip(),
+        request
+            .headers()
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        &shared.server.trusted_proxies,
+    );
     let request_id = match request.headers().get(REQUEST_ID) {
         Some(value) if is_acceptable_id(value.as_bytes()) => value.clone(),
         _ => new_request_id(),
@@ -89,7 +101,7 @@ pub async fn handle(
         route: shared.no_route.clone(),
         upstream: None,
         status: StatusCode::OK,
-        ip: peer.ip(),
+        ip: client,
         user_agent: request.headers().get(USER_AGENT).cloned(),
         request_id: request_id.clone(),
         bytes: 0,
@@ -109,8 +121,26 @@ pub async fn handle(
             access,
         ));
     }
+    if request.headers().len() > MAX_REQUEST_FIELDS {
+        let message = format!(
+            "the request has {} header fields, over {MAX_REQUEST_FIELDS}",
+            request.headers().len()
+        );
+        return Ok(error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            &message,
+            access,
+        ));
+    }
+    if let Err((status, message)) = check_target(&request) {
+        return Ok(error(status, message, access));
+    }
     if let Some(response) = crate::local::answer(&request, shared).await {
         return Ok(finish_local(response, access));
+    }
+    if client_host(&request).is_none() {
+        let message = "a request needs a Host (RFC 9112 §3.2)";
+        return Ok(error(StatusCode::BAD_REQUEST, message, access));
     }
     let route = shared.routes.find(request.uri().path()).cloned();
     if let Some(route) = &route {
@@ -129,7 +159,7 @@ pub async fn handle(
     )
     .await;
     // A refused token draws from its address's bucket, so a flood of bad tokens is limited too.
-    let key = ClientKey::of(&outcome, peer.ip());
+    let key = ClientKey::of(&outcome, client);
     if let Some(limiter) = &shared.limiter
         && let Err(not_until) = limiter.check_key(&key)
     {
@@ -163,11 +193,40 @@ pub async fn handle(
 
     let upgrade = is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-    let upstream_request = match upstream_request(request, &route, peer.ip(), &request_id) {
+    let upstream_request = match upstream_request(request, &route, client, &request_id) {
         Ok(upstream_request) => upstream_request,
         Err(message) => return Ok(error(StatusCode::BAD_REQUEST, &message, access)),
     };
     Ok(forward(upstream_request, &route, &context, client_upgrade, access).await)
+}
+
+/// Refuses what the gateway never forwards: `CONNECT` (405: it is a reverse proxy, not a
+/// tunnel), and a request with more than one `Host` field (400, RFC 9112 §3.2: the gateway and
+/// a service could each read another one).
+fn check_target<B>(request: &Request<B>) -> Result<(), (StatusCode, &'static str)> {
+    if request.method() == Method::CONNECT {
+        return Err((
+            StatusCode::METHOD_NOT_ALLOWED,
+            "CONNECT is not served: the gateway is no tunnel",
+        ));
+    }
+    if request.headers().get_all(HOST).iter().nth(1).is_some() {
+        return Err((StatusCode::BAD_REQUEST, "more than one Host header"));
+    }
+    Ok(())
+}
+
+/// The host a request is for (RFC 9112 §3.2.2): an absolute-form target's authority, which
+/// wins over any `Host` field, else its one `Host`; `None` when it names none.
+fn client_host<B>(request: &Request<B>) -> Option<HeaderValue> {
+    match request.uri().authority() {
+        Some(authority) => HeaderValue::try_from(authority.as_str()).ok(),
+        None => request
+            .headers()
+            .get(HOST)
+            .filter(|host| !host.is_empty())
+            .cloned(),
+    }
 }
 
 /// A new request id (docs/contracts.md: a UUID when the client sent none or an unusable one).
@@ -207,14 +266,17 @@ pub(crate) fn head_size_of(
     method + target + 12 + fields.map(|(name, value)| name + value + 4).sum::<usize>()
 }
 
-/// The request to send upstream: rewritten path, end-to-end headers, `X-Forwarded-*`, the
-/// request id, and `Host` as the client sent it unless the route sets one.
+/// The request to send upstream: rewritten path, end-to-end headers, one `Content-Length`,
+/// `X-Forwarded-*` (one `X-Forwarded-For`: the client's address, whatever the client sent),
+/// the request id, and the host the client asked for ([`client_host`]) unless the route sets
+/// one.
 fn upstream_request(
     request: Request<Incoming>,
     route: &Route,
     client_ip: IpAddr,
     request_id: &HeaderValue,
 ) -> Result<Request<RequestBody>, String> {
+    let client_host = client_host(&request);
     let (mut parts, body) = request.into_parts();
     let target: http::Uri = match route.upstream_path(parts.uri.path()) {
         // Unchanged path: reuse the client's path and query as they are (no copy).
@@ -232,26 +294,14 @@ fn upstream_request(
     let upgrade = is_upgrade(&parts.headers);
     let mut headers = std::mem::take(&mut parts.headers);
     strip_hop_by_hop(&mut headers, upgrade);
-    // Every earlier hop, from however many header lines the client sent, then the client.
-    let earlier: Vec<&str> = headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let forwarded_for = if earlier.is_empty() {
-        HeaderValue::try_from(client_ip.to_string())
-    } else {
-        HeaderValue::try_from(format!("{}, {client_ip}", earlier.join(", ")))
+    // hyper let the request in only when its lengths agree: one of them goes on.
+    if let Some(length) = headers.get(CONTENT_LENGTH).cloned() {
+        headers.insert(CONTENT_LENGTH, length);
     }
-    .map_err(|_| "invalid X-Forwarded-For".to_owned())?;
+    let forwarded_for = HeaderValue::try_from(client_ip.to_string())
+        .map_err(|_| "invalid client address".to_owned())?;
     headers.insert(X_FORWARDED_FOR, forwarded_for);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    let client_host = headers.get(HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|authority| HeaderValue::try_from(authority.as_str()).ok())
-    });
     if let Some(host) = &client_host {
         headers.insert(X_FORWARDED_HOST, host.clone());
     }
@@ -331,6 +381,7 @@ async fn forward(
             Ok(Ok(response)) => {
                 return respond(
                     response,
+                    route,
                     sender,
                     progress,
                     instance,
@@ -357,6 +408,11 @@ async fn forward(
                 if let Some(too_large) = find_cause::<BodyTooLarge>(&cause) {
                     let message = too_large.to_string();
                     return error(StatusCode::PAYLOAD_TOO_LARGE, &message, access);
+                }
+                if let Some(malformed) = find_cause::<ClientBodyError>(&cause) {
+                    // The client's fault, not the upstream's: not counted as an upstream error.
+                    let message = malformed.to_string();
+                    return error(StatusCode::BAD_REQUEST, &message, access);
                 }
                 match unsent {
                     Some(unsent) if idempotent && !stale_retry_used => {
@@ -426,8 +482,10 @@ fn find_cause<'a, E: std::error::Error + 'static>(
 
 /// The client's response: the upstream's status, end-to-end headers and streamed body; for a
 /// 101, the two upgraded connections joined into a tunnel.
+#[allow(clippy::too_many_arguments)] // One call site; each argument is a distinct part.
 fn respond(
     mut response: Response<Incoming>,
+    route: &Route,
     sender: SendRequest<RequestBody>,
     request: Rc<RequestProgress>,
     instance: &Instance,
@@ -436,8 +494,16 @@ fn respond(
     mut access: AccessRecord,
 ) -> Response<GatewayBody> {
     let status = response.status();
-    access.status = status;
     let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+    if switching && client_upgrade.is_none() {
+        // A 101 the client never asked for: the upstream speaks another protocol on a
+        // connection hyper has handed over; nothing of it reaches the client.
+        count_upstream_error(context, route, "protocol");
+        let message = format!("{} switched protocols unasked", instance.label);
+        return error(StatusCode::BAD_GATEWAY, &message, access);
+    }
+    access.status = status;
+    reframe(response.headers_mut());
     strip_hop_by_hop(response.headers_mut(), switching);
     response
         .headers_mut()
@@ -464,14 +530,39 @@ fn respond(
         *client_response.headers_mut() = std::mem::take(response.headers_mut());
         return client_response;
     }
-    let (parts, body) = response.into_parts();
-    let lease = Lease {
+    // hyper's client speaks HTTP/1.0 on a connection whose upstream answered in it: such a
+    // connection carries no other request.
+    let lease = (response.version() == http::Version::HTTP_11).then(|| Lease {
         pool: context.pool.clone(),
         instance: instance.label.clone(),
         sender,
         request,
-    };
-    Response::from_parts(parts, GatewayBody::upstream(body, Some(lease), access))
+    });
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, GatewayBody::upstream(body, lease, access))
+}
+
+/// The framing fields of an upstream response hyper has decoded, made true for the body it
+/// passes on (RFC 9112 §6.3): beside `Transfer-Encoding`, a `Content-Length` is no length of
+/// anything and goes; the codings below `chunked` (`gzip`) are announced again, and hyper
+/// chunks the body anew after them.
+fn reframe(headers: &mut http::HeaderMap) {
+    if !headers.contains_key(TRANSFER_ENCODING) {
+        return;
+    }
+    headers.remove(CONTENT_LENGTH);
+    let codings = TransferCodings::of(
+        headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    );
+    headers.remove(TRANSFER_ENCODING);
+    if !codings.below.is_empty()
+        && let Ok(value) = HeaderValue::from_bytes(&codings.below)
+    {
+        headers.insert(TRANSFER_ENCODING, value);
+    }
 }
 
 /// A JSON error response of docs/contracts.md, logged.

@@ -34,7 +34,8 @@ use tokio::{
 
 use crate::{
     access::AccessRecord,
-    headers::{is_hop_by_hop_field, tokens},
+    client::client_address,
+    headers::{MAX_REQUEST_FIELDS, is_hop_by_hop_field, tokens},
     identity::{ClientKey, Refusal, authorize},
     proxy::{
         ThreadContext, connect_failed, count_upstream_error, is_idempotent, no_upstream_answered,
@@ -49,8 +50,8 @@ use response::{
     Framing, HeadError, RelayError, Relayed, read_response_head, relay, relay_response, write_all,
 };
 
-/// Header fields `httparse` reads from one head; a head with more goes to hyper.
-const MAX_HEADERS: usize = 100;
+/// Header fields `httparse` reads from one response head; a head with more is a 502.
+const MAX_RESPONSE_FIELDS: usize = 100;
 /// Largest request body the direct path relays; larger ones go to hyper.
 const MAX_DIRECT_BODY: u64 = 64 * 1024;
 
@@ -138,6 +139,8 @@ enum Read {
 struct Request {
     /// The access record, filled in as the exchange goes.
     access: AccessRecord,
+    /// The client's address ([`client_address`]): the rate limiter's key without a token.
+    client: std::net::IpAddr,
     /// The route it matched.
     route: Arc<Route>,
     /// Request body bytes still to come from the client.
@@ -207,7 +210,7 @@ impl Connection {
         let outcome = authorize(&shared.verifier, request.route.auth, authorization).await;
         if let Some(limiter) = &shared.limiter
             && limiter
-                .check_key(&ClientKey::of(&outcome, self.peer.ip()))
+                .check_key(&ClientKey::of(&outcome, request.client))
                 .is_err()
         {
             return Read::HandOver;
@@ -244,7 +247,8 @@ impl Connection {
     /// `inbound` until [`Self::admit`] lets the request through.
     fn parse_request(&mut self, context: &Rc<ThreadContext>) -> Result<Option<Request>, ()> {
         let shared = &context.shared;
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        // More fields than the services take: hyper's path answers the 431.
+        let mut fields = [httparse::EMPTY_HEADER; MAX_REQUEST_FIELDS];
         let mut parsed = httparse::Request::new(&mut fields);
         let head_length = match parsed.parse(&self.inbound) {
             Ok(httparse::Status::Complete(length)) => length,
@@ -293,6 +297,7 @@ impl Connection {
         let mut request_id = None;
         let mut user_agent = None;
         let mut authorization = None;
+        let mut forwarded_for: Vec<&[u8]> = Vec::new();
         for field in parsed.headers.iter() {
             let name = field.name;
             if name.eq_ignore_ascii_case("transfer-encoding")
@@ -319,6 +324,8 @@ impl Connection {
                 }
             } else if name.eq_ignore_ascii_case("x-request-id") {
                 request_id.get_or_insert(field.value);
+            } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+                forwarded_for.push(field.value);
             } else if name.eq_ignore_ascii_case("user-agent") && user_agent.is_none() {
                 user_agent = HeaderValue::from_bytes(field.value).ok();
             } else if name.eq_ignore_ascii_case("authorization") {
@@ -334,6 +341,11 @@ impl Connection {
             }
         }
         let host = host.ok_or(())?;
+        let client = client_address(
+            self.peer.ip(),
+            forwarded_for,
+            &shared.server.trusted_proxies,
+        );
         let body_length = content_length.unwrap_or(0);
         // Large uploads go to hyper, which reads an early answer of the upstream (a 413, a
         // 401) while the body is still coming; a small body fits in the sockets' buffers.
@@ -366,34 +378,31 @@ impl Connection {
         }
         out.extend_from_slice(b" HTTP/1.1\r\n");
         let connection_values = connection_values(parsed.headers);
-        let mut earlier_hops: Vec<&[u8]> = Vec::new();
         for field in parsed.headers.iter() {
             let name = field.name;
+            // The fields the gateway writes itself: one `Content-Length` however many the
+            // client repeated, and the forwarding fields it vouches for.
             if is_hop_by_hop_field(name, field.value)
                 || named_in(&connection_values, name)
                 || name.eq_ignore_ascii_case("host")
+                || name.eq_ignore_ascii_case("content-length")
+                || name.eq_ignore_ascii_case("x-forwarded-for")
                 || name.eq_ignore_ascii_case("x-forwarded-proto")
                 || name.eq_ignore_ascii_case("x-forwarded-host")
                 || name.eq_ignore_ascii_case("x-request-id")
             {
                 continue;
             }
-            if name.eq_ignore_ascii_case("x-forwarded-for") {
-                earlier_hops.push(field.value);
-                continue;
-            }
             push_field(out, name.as_bytes(), field.value);
+        }
+        if let Some(length) = content_length {
+            let _ = write!(out, "content-length: {length}\r\n");
         }
         let forwarded_host = host;
         let host = route.host.as_ref().map_or(host, HeaderValue::as_bytes);
         push_field(out, b"host", host);
-        out.extend_from_slice(b"x-forwarded-for: ");
-        for hop in &earlier_hops {
-            out.extend_from_slice(hop);
-            out.extend_from_slice(b", ");
-        }
-        let _ = write!(out, "{}", self.peer.ip());
-        out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
+        let _ = write!(out, "x-forwarded-for: {client}\r\n");
+        out.extend_from_slice(b"x-forwarded-proto: http\r\n");
         push_field(out, b"x-forwarded-host", forwarded_host);
         push_field(out, b"x-request-id", request_id.as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -406,7 +415,7 @@ impl Connection {
             route: route.prefix.clone(),
             upstream: None,
             status: StatusCode::OK,
-            ip: self.peer.ip(),
+            ip: client,
             user_agent,
             request_id,
             bytes: 0,
@@ -418,6 +427,7 @@ impl Connection {
         out.extend_from_slice(&self.inbound[head_length..head_length + with_head]);
         Ok(Some(Request {
             access,
+            client,
             route,
             body_left: body_length - with_head as u64,
             has_body: body_length > 0,
@@ -551,7 +561,9 @@ impl Connection {
                     .unwrap_or(Err(RelayError::Source));
             match sent {
                 Ok(()) => request.body_left = 0,
-                Err(RelayError::Source) => return Ok(Outcome::Failed(Failure::ClientGone)),
+                Err(RelayError::Source | RelayError::Malformed) => {
+                    return Ok(Outcome::Failed(Failure::ClientGone));
+                }
                 Err(RelayError::Destination) => {
                     count_upstream_error(context, route, "protocol");
                     let message = format!("{} stopped reading the request body", instance.label);
@@ -628,6 +640,11 @@ impl Connection {
                 keep_alive: false,
                 upstream_reusable: false,
             }),
+            Err(RelayError::Malformed) => {
+                count_upstream_error(context, route, "protocol");
+                let message = format!("{} sent a malformed chunked body", instance.label);
+                failed(request, StatusCode::BAD_GATEWAY, message)
+            }
         }
     }
 

@@ -9,8 +9,8 @@ use tokio::{
     net::TcpStream,
 };
 
-use super::{MAX_HEADERS, add_content_length, connection_values, named_in, push_field};
-use crate::headers::{is_hop_by_hop_field, tokens};
+use super::{MAX_RESPONSE_FIELDS, add_content_length, connection_values, named_in, push_field};
+use crate::headers::{TransferCodings, is_hop_by_hop_field, tokens};
 
 /// Largest upstream response head accepted.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -33,6 +33,14 @@ pub(super) enum HeadError {
     /// A status code below 100.
     #[error("invalid status code {0}")]
     Status(u16),
+    /// An interim (1xx) response the direct path never asks for: it sends no `Expect` and no
+    /// `Upgrade`, so a 100, a 103 or an unasked-for 101 means the upstream speaks another
+    /// exchange than the one sent, and what follows on the connection cannot be trusted.
+    #[error("an interim response {0} that was not asked for")]
+    Interim(u16),
+    /// `Transfer-Encoding` applies `chunked` other than last, or twice.
+    #[error("invalid Transfer-Encoding")]
+    InvalidCodings,
 }
 
 /// How a response body ends.
@@ -59,6 +67,8 @@ pub(super) struct ResponseHead {
     pub(super) fields: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     /// How the body ends, by the head alone.
     pub(super) framing: Framing,
+    /// The transfer codings below `chunked` (`gzip` of `gzip, chunked`), announced again.
+    pub(super) codings: TransferCodings,
     /// The `Content-Length` it declared (written again by the gateway, never passed on as
     /// sent: a `Connection` header may have named it).
     pub(super) content_length: Option<u64>,
@@ -98,7 +108,7 @@ impl ResponseHead {
                 }
             }
             Framing::Chunked | Framing::UntilClose => {
-                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+                push_field(out, b"transfer-encoding", &self.codings.rechunked());
             }
         }
         if !self.dated {
@@ -115,8 +125,7 @@ impl ResponseHead {
     }
 }
 
-/// Reads until `bytes` holds a whole final response head (interim 1xx responses are read and
-/// dropped: the direct path never sends `Expect` or asks to upgrade).
+/// Reads until `bytes` holds a whole response head: a final one, else [`HeadError::Interim`].
 pub(super) async fn read_response_head(
     upstream: &mut TcpStream,
     bytes: &mut Vec<u8>,
@@ -125,8 +134,7 @@ pub(super) async fn read_response_head(
         if !bytes.is_empty() {
             match parse_response_head(bytes)? {
                 Some(head) if (100..200).contains(&head.status) => {
-                    bytes.drain(..head.length);
-                    continue;
+                    return Err(HeadError::Interim(head.status));
                 }
                 Some(head) => return Ok(head),
                 None if bytes.len() > MAX_RESPONSE_HEAD => return Err(HeadError::TooLarge),
@@ -143,8 +151,9 @@ pub(super) async fn read_response_head(
     }
 }
 
-pub(super) fn parse_response_head(bytes: &[u8]) -> Result<Option<ResponseHead>, HeadError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+/// Parses a response head from the start of `bytes`: `Ok(None)` while it is incomplete.
+pub fn parse_response_head(bytes: &[u8]) -> Result<Option<ResponseHead>, HeadError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
     let mut parsed = httparse::Response::new(&mut fields);
     let length = match parsed.parse(bytes).map_err(HeadError::Malformed)? {
         httparse::Status::Complete(length) => length,
@@ -174,18 +183,13 @@ pub(super) fn parse_response_head(bytes: &[u8]) -> Result<Option<ResponseHead>, 
             .iter()
             .any(|value| tokens(value).any(|token| token.eq_ignore_ascii_case(b"close")));
     let mut content_length: Option<u64> = None;
-    let mut chunked = false;
-    let mut transfer_coded = false;
+    let mut transfer_encoding: Vec<&[u8]> = Vec::new();
     let mut dated = false;
     let mut kept = Vec::with_capacity(parsed.headers.len());
     for field in parsed.headers.iter() {
         let name = field.name;
         if name.eq_ignore_ascii_case("transfer-encoding") {
-            transfer_coded = true;
-            // Chunked only when it is the last coding applied.
-            chunked = tokens(field.value)
-                .last()
-                .is_some_and(|coding| coding.eq_ignore_ascii_case(b"chunked"));
+            transfer_encoding.push(field.value);
             continue;
         }
         if name.eq_ignore_ascii_case("content-length") {
@@ -202,10 +206,15 @@ pub(super) fn parse_response_head(bytes: &[u8]) -> Result<Option<ResponseHead>, 
         }
         kept.push((range(name.as_bytes()), range(field.value)));
     }
+    let transfer_coded = !transfer_encoding.is_empty();
+    let codings = TransferCodings::of(transfer_encoding);
+    if !codings.is_valid() {
+        return Err(HeadError::InvalidCodings);
+    }
     let framing = if transfer_coded {
         // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, which is then dropped.
         content_length = None;
-        if chunked {
+        if codings.chunked {
             Framing::Chunked
         } else {
             Framing::UntilClose
@@ -218,6 +227,7 @@ pub(super) fn parse_response_head(bytes: &[u8]) -> Result<Option<ResponseHead>, 
         reason,
         fields: kept,
         framing,
+        codings,
         content_length,
         dated,
         keep_alive,
@@ -240,16 +250,19 @@ pub(super) enum RelayError {
     Source,
     /// Writing.
     Destination,
+    /// The body is not chunked coding, and nothing of the response has reached the client
+    /// yet: it can still be answered with a 502.
+    Malformed,
 }
 
 /// Sends `out` (the client's head, already written) and the body after it.
 pub(super) async fn relay_response(
     framing: Framing,
     head_length: usize,
-    upstream: &mut TcpStream,
+    upstream: &mut (impl AsyncRead + Unpin),
     upstream_bytes: &mut Vec<u8>,
     out: &mut Vec<u8>,
-    client: &mut TcpStream,
+    client: &mut (impl AsyncWrite + Unpin),
 ) -> Result<Relayed, RelayError> {
     let body = &upstream_bytes[head_length..];
     match framing {
@@ -282,7 +295,15 @@ pub(super) async fn relay_response(
             let mut bytes = 0u64;
             loop {
                 let piece = &upstream_bytes[start..];
-                let end = scanner.scan(piece).map_err(|()| RelayError::Source)?;
+                // The client's head goes out with the first piece, once it has been checked.
+                let unanswered = bytes == 0 && start == head_length;
+                let end = scanner.scan(piece).map_err(|()| {
+                    if unanswered {
+                        RelayError::Malformed
+                    } else {
+                        RelayError::Source
+                    }
+                })?;
                 let used = end.unwrap_or(piece.len());
                 out.extend_from_slice(&piece[..used]);
                 bytes += used as u64;
@@ -329,7 +350,10 @@ pub(super) async fn relay_response(
 }
 
 /// Replaces `bytes` with the upstream's next read; how many (0: it closed).
-async fn read_next(upstream: &mut TcpStream, bytes: &mut Vec<u8>) -> Result<usize, RelayError> {
+async fn read_next(
+    upstream: &mut (impl AsyncRead + Unpin),
+    bytes: &mut Vec<u8>,
+) -> Result<usize, RelayError> {
     bytes.clear();
     bytes.reserve(16 * 1024);
     upstream
@@ -338,7 +362,11 @@ async fn read_next(upstream: &mut TcpStream, bytes: &mut Vec<u8>) -> Result<usiz
         .map_err(|_| RelayError::Source)
 }
 
-pub(super) async fn write_all(destination: &mut TcpStream, bytes: &[u8]) -> Result<(), RelayError> {
+/// Writes all of `bytes` to `destination`.
+pub(super) async fn write_all(
+    destination: &mut (impl AsyncWrite + Unpin),
+    bytes: &[u8],
+) -> Result<(), RelayError> {
     destination
         .write_all(bytes)
         .await
@@ -378,9 +406,23 @@ fn expect(byte: u8, wanted: u8, next: ChunkState) -> Result<ChunkState, ()> {
     if byte == wanted { Ok(next) } else { Err(()) }
 }
 
-/// Finds where a chunked body ends (RFC 9112 §7.1), fed the bytes as they come.
+/// A `tchar` of RFC 9110 §5.6.2: the bytes of a token (field names, extension names).
+fn is_tchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+/// Bytes of a field value or a quoted pair: visible ASCII, space, tab. No control bytes, and
+/// no `obs-text` (0x80–0xFF), which no sender may generate (RFC 9110 §5.5).
+fn is_field_byte(byte: u8) -> bool {
+    matches!(byte, b'\t' | b' '..=b'~')
+}
+
+/// Finds where a chunked body ends (RFC 9112 §7.1), fed the bytes as they come, and checks
+/// every byte of the framing against the grammar: sizes, chunk extensions (token names,
+/// token or quoted-string values) and trailer fields (token names, visible values). What it
+/// passes, any HTTP/1.1 parser downstream frames the same way.
 #[derive(Debug, Default)]
-pub(super) struct ChunkedScanner {
+pub struct ChunkedScanner {
     /// Where in the grammar the next byte falls.
     state: ChunkState,
     /// The chunk size read so far.
@@ -394,8 +436,26 @@ enum ChunkState {
     /// Hex digits of a chunk size.
     #[default]
     Size,
-    /// After the size: whitespace or chunk extensions, until CR.
-    Extension,
+    /// Whitespace after the size, before `;`.
+    SizeSpace,
+    /// After `;`: whitespace, then an extension name.
+    ExtensionStart,
+    /// An extension name.
+    ExtensionName,
+    /// Whitespace after a name, before `=` or `;`.
+    ExtensionNameSpace,
+    /// After `=`: whitespace, then a token or a quoted string.
+    ExtensionValueStart,
+    /// A token value.
+    ExtensionToken,
+    /// Inside a quoted string.
+    ExtensionQuoted,
+    /// After a backslash in a quoted string.
+    ExtensionQuotedPair,
+    /// After a value: `;`, whitespace before one, or CR.
+    ExtensionEnd,
+    /// Whitespace after a value, before `;`.
+    ExtensionEndSpace,
     /// LF ending the size line.
     SizeLf,
     /// Chunk data, `size` bytes left.
@@ -406,8 +466,10 @@ enum ChunkState {
     DataLf,
     /// Start of a trailer line, or of the final CRLF.
     TrailerStart,
-    /// Inside a trailer field line, until CR.
-    Trailer,
+    /// A trailer field's name, until `:`.
+    TrailerName,
+    /// A trailer field's value, until CR.
+    TrailerValue,
     /// LF ending a trailer line.
     TrailerLf,
     /// LF of the final CRLF.
@@ -417,70 +479,115 @@ enum ChunkState {
 impl ChunkedScanner {
     /// Scans `bytes`: `Ok(Some(n))` when the body ends after `n` of them, `Ok(None)` when it
     /// goes on past them, `Err(())` when they are not chunked coding.
-    pub(super) fn scan(&mut self, bytes: &[u8]) -> Result<Option<usize>, ()> {
+    pub fn scan(&mut self, bytes: &[u8]) -> Result<Option<usize>, ()> {
+        use ChunkState::*;
         let mut index = 0;
         while index < bytes.len() {
             let byte = bytes[index];
-            match self.state {
-                ChunkState::Size => match byte {
+            let space = byte == b' ' || byte == b'\t';
+            self.state = match self.state {
+                Size => match byte {
                     b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
                         let digit = u64::from((byte as char).to_digit(16).ok_or(())?);
                         self.size = self.size.checked_mul(16).ok_or(())? + digit;
                         self.digits += 1;
+                        Size
                     }
-                    b';' | b' ' | b'\t' if self.digits > 0 => self.state = ChunkState::Extension,
-                    b'\r' if self.digits > 0 => self.state = ChunkState::SizeLf,
+                    b';' if self.digits > 0 => ExtensionStart,
+                    _ if space && self.digits > 0 => SizeSpace,
+                    b'\r' if self.digits > 0 => SizeLf,
                     _ => return Err(()),
                 },
-                ChunkState::Extension => match byte {
-                    b'\r' => self.state = ChunkState::SizeLf,
-                    b'\n' => return Err(()),
-                    _ => {}
+                SizeSpace | ExtensionEndSpace => match byte {
+                    b';' => ExtensionStart,
+                    _ if space => self.state,
+                    _ => return Err(()),
                 },
-                ChunkState::SizeLf => {
-                    if byte != b'\n' {
-                        return Err(());
-                    }
-                    self.state = if self.size == 0 {
-                        ChunkState::TrailerStart
-                    } else {
-                        ChunkState::Data
-                    };
+                ExtensionStart => match byte {
+                    _ if space => ExtensionStart,
+                    _ if is_tchar(byte) => ExtensionName,
+                    _ => return Err(()),
+                },
+                ExtensionName => match byte {
+                    _ if is_tchar(byte) => ExtensionName,
+                    b'=' => ExtensionValueStart,
+                    b';' => ExtensionStart,
+                    b'\r' => SizeLf,
+                    _ if space => ExtensionNameSpace,
+                    _ => return Err(()),
+                },
+                ExtensionNameSpace => match byte {
+                    b'=' => ExtensionValueStart,
+                    b';' => ExtensionStart,
+                    _ if space => ExtensionNameSpace,
+                    _ => return Err(()),
+                },
+                ExtensionValueStart => match byte {
+                    b'"' => ExtensionQuoted,
+                    _ if space => ExtensionValueStart,
+                    _ if is_tchar(byte) => ExtensionToken,
+                    _ => return Err(()),
+                },
+                ExtensionToken => match byte {
+                    _ if is_tchar(byte) => ExtensionToken,
+                    b';' => ExtensionStart,
+                    b'\r' => SizeLf,
+                    _ if space => ExtensionEndSpace,
+                    _ => return Err(()),
+                },
+                ExtensionQuoted => match byte {
+                    b'"' => ExtensionEnd,
+                    b'\\' => ExtensionQuotedPair,
+                    _ if is_field_byte(byte) => ExtensionQuoted,
+                    _ => return Err(()),
+                },
+                ExtensionQuotedPair if is_field_byte(byte) => ExtensionQuoted,
+                ExtensionQuotedPair => return Err(()),
+                ExtensionEnd => match byte {
+                    b';' => ExtensionStart,
+                    b'\r' => SizeLf,
+                    _ if space => ExtensionEndSpace,
+                    _ => return Err(()),
+                },
+                SizeLf => {
+                    expect(byte, b'\n', Data)?;
                     self.digits = 0;
+                    if self.size == 0 { TrailerStart } else { Data }
                 }
-                ChunkState::Data => {
+                Data => {
                     let take = usize::try_from(self.size)
                         .unwrap_or(usize::MAX)
                         .min(bytes.len() - index);
                     self.size -= take as u64;
                     index += take;
                     if self.size == 0 {
-                        self.state = ChunkState::DataCr;
+                        self.state = DataCr;
                     }
                     continue;
                 }
-                ChunkState::DataCr => self.state = expect(byte, b'\r', ChunkState::DataLf)?,
-                ChunkState::DataLf => self.state = expect(byte, b'\n', ChunkState::Size)?,
-                ChunkState::TrailerStart => match byte {
-                    b'\r' => self.state = ChunkState::FinalLf,
-                    b'\n' => return Err(()),
-                    _ => self.state = ChunkState::Trailer,
+                DataCr => expect(byte, b'\r', DataLf)?,
+                DataLf => expect(byte, b'\n', Size)?,
+                TrailerStart => match byte {
+                    b'\r' => FinalLf,
+                    _ if is_tchar(byte) => TrailerName,
+                    _ => return Err(()),
                 },
-                ChunkState::Trailer => match byte {
-                    b'\r' => self.state = ChunkState::TrailerLf,
-                    b'\n' => return Err(()),
-                    _ => {}
+                TrailerName => match byte {
+                    b':' => TrailerValue,
+                    _ if is_tchar(byte) => TrailerName,
+                    _ => return Err(()),
                 },
-                ChunkState::TrailerLf => {
-                    self.state = expect(byte, b'\n', ChunkState::TrailerStart)?
-                }
-                ChunkState::FinalLf => {
-                    if byte != b'\n' {
-                        return Err(());
-                    }
+                TrailerValue => match byte {
+                    b'\r' => TrailerLf,
+                    _ if is_field_byte(byte) => TrailerValue,
+                    _ => return Err(()),
+                },
+                TrailerLf => expect(byte, b'\n', TrailerStart)?,
+                FinalLf => {
+                    expect(byte, b'\n', FinalLf)?;
                     return Ok(Some(index + 1));
                 }
-            }
+            };
             index += 1;
         }
         Ok(None)
@@ -505,7 +612,7 @@ mod tests {
 
     #[test]
     fn a_chunked_body_ends_after_the_last_chunk_and_its_trailers() {
-        let body = b"5\r\nhello\r\nA;name=value\r\n0123456789\r\n0\r\nX-Sum: 1\r\n\r\nNEXT";
+        let body = b"5\r\nhello\r\nA;name=value\r\n0123456789\r\n3 ; a = \"q \\\" d\" ;b;c=t\r\nxyz\r\n0\r\nX-Sum: 1\t\r\nY:\r\n\r\nNEXT";
         assert_eq!(scan_all(&[body]), Ok(Some(body.len() - 4)));
         // The same bytes fed one at a time.
         let pieces: Vec<&[u8]> = body.chunks(1).collect();
@@ -524,6 +631,18 @@ mod tests {
             (b"0\r\nX: 1\n\r\n", "a bare LF in a trailer"),
             (b"3\r\nabcX", "data not followed by CRLF"),
             (b"fffffffffffffffff\r\n", "size overflow"),
+            (b"5;a\0b\r\n", "NUL in an extension"),
+            (b"5;a=\x01\r\n", "a control byte as an extension value"),
+            (b"5;\xff\r\n", "obs-text as an extension name"),
+            (b"5;a=\"b\x7f\"\r\n", "DEL in a quoted extension value"),
+            (b"5 \r\n", "whitespace after the size without an extension"),
+            (b"5;a b\r\n", "two words in an extension"),
+            (b"0\r\nX: \x00\r\n\r\n", "NUL in a trailer value"),
+            (b"0\r\nX: \xff\r\n\r\n", "obs-text in a trailer value"),
+            (b"0\r\nX : 1\r\n\r\n", "whitespace before a trailer's colon"),
+            (b"0\r\n: 1\r\n\r\n", "a trailer without a name"),
+            (b"0\r\nX\x01: 1\r\n\r\n", "a control byte in a trailer name"),
+            (b"0\r\nX: 1\rY: 2\r\n\r\n", "a bare CR in a trailer"),
         ] {
             assert_eq!(scan_all(&[bytes]), Err(()), "{what}");
         }
