@@ -248,6 +248,20 @@ impl TestApp {
         found
     }
 
+    /// The quota reservations in the service's database (uploads in progress).
+    pub async fn reservations(&self) -> i64 {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.service.settings.database_url.0)
+            .await
+            .expect("the service's database");
+        let count = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM media_reservations")
+            .fetch_one(&pool)
+            .await
+            .expect("the reservations");
+        pool.close().await;
+        count
+    }
+
     /// A signer with the instance's key.
     pub fn signer(&self) -> UrlSigner {
         UrlSigner::new(SIGNING_KEY.as_bytes()).expect("the test key")

@@ -59,20 +59,6 @@ async fn expect_over_quota(response: reqwest::Response, quota: &str, label: &str
     );
 }
 
-/// The quota reservations in the service's database.
-async fn reservations(app: &TestApp) -> i64 {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&app.service.settings.database_url.0)
-        .await
-        .expect("the service's database");
-    let count = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM media_reservations")
-        .fetch_one(&pool)
-        .await
-        .expect("the reservations");
-    pool.close().await;
-    count
-}
-
 /// The item ids `who` owns, and their total size.
 async fn holdings(app: &TestApp, who: Who) -> (Vec<String>, u64) {
     let items: Vec<Value> = app
@@ -106,7 +92,7 @@ async fn uploads_past_the_byte_or_file_quota_are_refused_and_store_nothing(backe
     assert_eq!(app.objects(), objects, "nothing stored or staged");
     assert_eq!(holdings(&app, ALICE).await.1, 8000);
     assert_eq!(
-        reservations(&app).await,
+        app.reservations().await,
         0,
         "the refused upload's room is back"
     );
@@ -144,7 +130,7 @@ async fn uploads_past_the_byte_or_file_quota_are_refused_and_store_nothing(backe
         3.0
     );
     assert_eq!(app.row_count().await, 4);
-    assert_eq!(reservations(&app).await, 0);
+    assert_eq!(app.reservations().await, 0);
 }
 
 /// An upload sent over its own connection, its body held back after the first bytes.
@@ -285,7 +271,7 @@ async fn concurrent_uploads_of_one_user_never_pass_the_quota(backend: TestBacken
         let (ids, total) = holdings(&app, ALICE).await;
         assert_eq!((ids.len(), total), (fit, 3000 * fit as u64), "{label}");
         assert_eq!(app.objects().len(), fit, "{label}: {:?}", app.objects());
-        assert_eq!(reservations(&app).await, 0, "{label}");
+        assert_eq!(app.reservations().await, 0, "{label}");
         app.stop().await;
     }
 }
@@ -317,7 +303,7 @@ async fn a_streamed_upload_stops_at_the_quota_and_a_declared_one_before_its_body
         "the service answered before the whole body came ({sent} bytes sent)"
     );
     assert_eq!(app.objects(), objects, "nothing stored or staged");
-    assert_eq!(reservations(&app).await, 0);
+    assert_eq!(app.reservations().await, 0);
 
     // Declared over what is left: refused with nothing of the file sent.
     let over = text(quota);
@@ -339,5 +325,5 @@ async fn a_streamed_upload_stops_at_the_quota_and_a_declared_one_before_its_body
     app.upload_ok_as(ALICE, "/api/upload", "last.txt", &text(10))
         .await;
     assert_eq!(holdings(&app, ALICE).await.1, quota as u64);
-    assert_eq!(reservations(&app).await, 0);
+    assert_eq!(app.reservations().await, 0);
 }

@@ -1,7 +1,7 @@
 //! Uploads are streamed: the `media-service` binary, run as its own process so its memory can
 //! be read from /proc, refuses a 1 GiB chunked upload at the limit and takes a large accepted
 //! upload without its peak RSS growing with the size; a client that disconnects mid-upload
-//! leaves nothing behind. The process checks tokens against a JWKS this test serves (what
+//! leaves nothing behind (its quota reservation included). The process checks tokens against a JWKS this test serves (what
 //! users-service publishes), so that the uploads can be signed in.
 
 use std::{
@@ -257,4 +257,11 @@ async fn a_client_that_disconnects_mid_upload_leaves_nothing() {
     .await;
     assert_eq!(app.objects(), Vec::<String>::new());
     assert_eq!(app.row_count().await, 0);
+    let app = &app;
+    eventually(
+        "the upload's quota reservation to be released",
+        Duration::from_secs(10),
+        || async move { app.reservations().await == 0 },
+    )
+    .await;
 }
