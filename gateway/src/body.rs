@@ -181,6 +181,8 @@ pub enum GatewayBody {
 
 /// An upstream's response body on its way to the client.
 pub struct UpstreamBody {
+    /// The first frame, read before the response went out ([`first_frame`]).
+    first: Option<Frame<Bytes>>,
     /// What the upstream sends.
     inner: Incoming,
     /// The connection, returned to the pool at the end of the body.
@@ -200,9 +202,16 @@ impl GatewayBody {
         Self::Full(None)
     }
 
-    /// An upstream body that returns `lease` and writes `access` when it ends.
-    pub fn upstream(inner: Incoming, lease: Option<Lease>, access: AccessRecord) -> Self {
+    /// An upstream body (starting with `first`, already read from it) that returns `lease`
+    /// and writes `access` when it ends.
+    pub fn upstream(
+        first: Option<Frame<Bytes>>,
+        inner: Incoming,
+        lease: Option<Lease>,
+        access: AccessRecord,
+    ) -> Self {
         Self::Upstream(UpstreamBody {
+            first,
             inner,
             lease,
             access: Some(access),
@@ -226,7 +235,7 @@ impl Drop for UpstreamBody {
         // hyper never polls a body that is empty from the start (HEAD, 204, 304, length 0): that
         // exchange is complete. Any other body dropped before its end leaves the connection
         // mid-message: never reuse it.
-        if self.inner.is_end_stream() {
+        if self.first.is_none() && self.inner.is_end_stream() {
             self.finish();
         }
         self.lease = None;
@@ -247,7 +256,10 @@ impl Body for GatewayBody {
         match self.get_mut() {
             Self::Full(bytes) => Poll::Ready(bytes.take().map(|bytes| Ok(Frame::data(bytes)))),
             Self::Upstream(body) => {
-                let polled = Pin::new(&mut body.inner).poll_frame(cx);
+                let polled = match body.first.take() {
+                    Some(frame) => Poll::Ready(Some(Ok(frame))),
+                    None => Pin::new(&mut body.inner).poll_frame(cx),
+                };
                 match polled {
                     Poll::Ready(Some(Ok(frame))) => {
                         if let (Some(data), Some(access)) = (frame.data_ref(), body.access.as_mut())
@@ -276,7 +288,7 @@ impl Body for GatewayBody {
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Full(bytes) => bytes.is_none(),
-            Self::Upstream(body) => body.inner.is_end_stream(),
+            Self::Upstream(body) => body.first.is_none() && body.inner.is_end_stream(),
         }
     }
 
@@ -284,7 +296,47 @@ impl Body for GatewayBody {
         match self {
             Self::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             Self::Full(None) => SizeHint::with_exact(0),
-            Self::Upstream(body) => body.inner.size_hint(),
+            Self::Upstream(body) => match &body.first {
+                None => body.inner.size_hint(),
+                Some(_) => SizeHint::default(),
+            },
         }
     }
+}
+
+/// What an upstream body holds when its response head has just arrived.
+pub enum FirstFrame {
+    /// Nothing at hand yet: the body comes later (or slowly); the head goes out now.
+    NotYet,
+    /// Its first frame.
+    Frame(Frame<Bytes>),
+    /// It is empty.
+    End,
+    /// It is broken (a malformed chunk): nothing of the response has gone out, so it can
+    /// still be answered with a 502.
+    Failed(hyper::Error),
+}
+
+/// Reads the first frame of `body` when hyper has its bytes at hand: the ones that came with
+/// the head. The client connection runs on this thread, so a few turns of yielding let it
+/// decode what it has read; a body whose bytes are still on their way is not waited for, so
+/// a response that streams slowly keeps its head going out at once.
+pub async fn first_frame(body: &mut Incoming) -> FirstFrame {
+    use futures_util::FutureExt;
+    use http_body_util::BodyExt;
+    if body.is_end_stream() {
+        return FirstFrame::End;
+    }
+    let mut frame = std::pin::pin!(body.frame());
+    for _ in 0..4 {
+        if let Some(polled) = (&mut frame).now_or_never() {
+            return match polled {
+                Some(Ok(frame)) => FirstFrame::Frame(frame),
+                Some(Err(error)) => FirstFrame::Failed(error),
+                None => FirstFrame::End,
+            };
+        }
+        tokio::task::yield_now().await;
+    }
+    FirstFrame::NotYet
 }

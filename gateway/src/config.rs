@@ -86,6 +86,9 @@ pub struct ServerConfig {
     /// balancer in front of the gateway); default none: the TCP peer is the client.
     #[serde(deserialize_with = "networks")]
     pub trusted_proxies: Vec<Network>,
+    /// Serve plain HTTP/1.1 exchanges on the direct path (`src/direct`); false: hyper serves
+    /// every request (slower, same answers: the differential tests hold both to that).
+    pub direct_path: bool,
 }
 
 /// Reads a list of networks (`"10.0.0.0/8"`, `"192.0.2.7"`, `"::1"`).
@@ -111,6 +114,7 @@ impl Default for ServerConfig {
             threads: 0,
             health_check_interval_ms: 0,
             trusted_proxies: Vec::new(),
+            direct_path: true,
         }
     }
 }

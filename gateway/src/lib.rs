@@ -99,7 +99,6 @@ impl Gateway {
             verifier,
             server: config.server,
             no_route: Arc::from("-"),
-            draining: std::sync::atomic::AtomicBool::new(false),
         });
         Ok(Self {
             listeners,
@@ -138,9 +137,6 @@ impl Service for Gateway {
             self.shared.telemetry.logger,
             "shutting down: draining connections"
         );
-        self.shared
-            .draining
-            .store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = stop.send(true);
         let results = tokio::task::spawn_blocking(move || {
             threads

@@ -1,7 +1,5 @@
 //! What the gateway answers itself: `GET /` (the seed's `API Gateway`), `/healthz`, `/readyz`
-//! (200 while it serves and is not draining) and `/metrics`.
-
-use std::sync::atomic::Ordering;
+//! (200 while it runs) and `/metrics`.
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header::CONTENT_TYPE};
 use hyper::body::Incoming;
@@ -49,19 +47,11 @@ pub async fn answer(request: &Request<Incoming>, shared: &Shared) -> Option<Resp
     Some(response)
 }
 
-/// Ready while the gateway serves, whatever its upstreams do: one route's instances all down
+/// Ready while the gateway runs, whatever its upstreams do: one route's instances all down
 /// is that route's 502s, not a reason to take the whole gateway out of a load balancer (in
-/// Kubernetes, out of the Service's endpoints). 503 once it drains. The routes with no
-/// instance in rotation are named in `degraded`, for people, not for the probe.
+/// Kubernetes, out of the Service's endpoints). Draining, it accepts no connection, so a probe
+/// fails then. The routes with no instance in rotation are named in `degraded`, for people.
 fn readiness(shared: &Shared) -> (StatusCode, &'static str, Vec<u8>) {
-    if shared.draining.load(Ordering::Relaxed) {
-        let body = json!({"error": {"code": "unavailable", "message": "draining: shutting down"}});
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "application/json",
-            body.to_string().into_bytes(),
-        );
-    }
     let degraded: Vec<&str> = shared
         .routes
         .routes()

@@ -5,7 +5,10 @@ use std::{
     convert::Infallible,
     net::{IpAddr, SocketAddr},
     rc::Rc,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU16, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -13,7 +16,7 @@ use governor::{DefaultKeyedRateLimiter, clock::Clock};
 use http::{
     HeaderValue, Method, Request, Response, StatusCode,
     header::{
-        AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER, TRANSFER_ENCODING,
+        AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST, RETRY_AFTER, TRANSFER_ENCODING,
         USER_AGENT, WWW_AUTHENTICATE,
     },
 };
@@ -23,7 +26,10 @@ use shared::{error::error_json, request::is_acceptable_id};
 
 use crate::{
     access::{AccessRecord, Telemetry},
-    body::{BodyTooLarge, ClientBodyError, GatewayBody, Lease, RequestBody, RequestProgress},
+    body::{
+        BodyTooLarge, ClientBodyError, FirstFrame, GatewayBody, Lease, RequestBody,
+        RequestProgress, first_frame,
+    },
     client::client_address,
     config::ServerConfig,
     headers::{
@@ -51,8 +57,6 @@ pub struct Shared {
     pub server: ServerConfig,
     /// The route label of requests no route matched.
     pub no_route: Arc<str>,
-    /// Set when the gateway starts to drain: `/readyz` answers 503 from then on.
-    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// What one server thread's requests share.
@@ -347,6 +351,7 @@ async fn forward(
     mut access: AccessRecord,
 ) -> Response<GatewayBody> {
     let idempotent = is_idempotent(request.method());
+    let interim = watch_interim(&mut request);
     let mut candidates = route.upstreams.candidates();
     let mut current = candidates.next();
     let mut last_failure = String::from("no upstream instance");
@@ -378,6 +383,17 @@ async fn forward(
             () = progress.finished() => tokio::time::timeout(route.response_timeout, &mut response).await,
         };
         match sent {
+            Ok(Ok(_)) if interim.load(Ordering::Relaxed) != 0 => {
+                count_upstream_error(context, route, "protocol");
+                let status = interim.load(Ordering::Relaxed);
+                let message = format!(
+                    "{} sent an interim response {status} that was not asked for",
+                    instance.label
+                );
+                // The response and its connection are dropped: what follows on it is not
+                // the exchange that was sent.
+                return error(StatusCode::BAD_GATEWAY, &message, access);
+            }
             Ok(Ok(response)) => {
                 return respond(
                     response,
@@ -388,7 +404,8 @@ async fn forward(
                     context,
                     client_upgrade,
                     access,
-                );
+                )
+                .await;
             }
             Err(_elapsed) => {
                 count_upstream_error(context, route, "timeout");
@@ -433,6 +450,26 @@ async fn forward(
     let message = no_upstream_answered(route, &last_failure);
     access.error = Some(last_failure);
     error(StatusCode::BAD_GATEWAY, &message, access)
+}
+
+/// Notes the status of an interim (1xx) response the request did not ask for: any but a 100
+/// to an `Expect: 100-continue` (a 101 comes as the response itself). hyper would skip it and
+/// read on; the gateway answers 502 instead, as the direct path does, since an upstream that
+/// sends one is not answering the request that was sent.
+fn watch_interim(request: &mut Request<RequestBody>) -> Arc<AtomicU16> {
+    let expects_continue = request
+        .headers()
+        .get(EXPECT)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let unasked = Arc::new(AtomicU16::new(0));
+    let seen = unasked.clone();
+    hyper::ext::on_informational(request, move |response| {
+        let status = response.status().as_u16();
+        if !(status == 100 && expects_continue) {
+            seen.store(status, Ordering::Relaxed);
+        }
+    });
+    unasked
 }
 
 /// The 502's message when every instance of `route` failed to connect.
@@ -483,7 +520,7 @@ fn find_cause<'a, E: std::error::Error + 'static>(
 /// The client's response: the upstream's status, end-to-end headers and streamed body; for a
 /// 101, the two upgraded connections joined into a tunnel.
 #[allow(clippy::too_many_arguments)] // One call site; each argument is a distinct part.
-fn respond(
+async fn respond(
     mut response: Response<Incoming>,
     route: &Route,
     sender: SendRequest<RequestBody>,
@@ -503,8 +540,11 @@ fn respond(
         return error(StatusCode::BAD_GATEWAY, &message, access);
     }
     access.status = status;
-    reframe(response.headers_mut());
+    let codings = reframe(response.headers_mut());
     strip_hop_by_hop(response.headers_mut(), switching);
+    if let Some(codings) = codings {
+        response.headers_mut().insert(TRANSFER_ENCODING, codings);
+    }
     response
         .headers_mut()
         .insert(REQUEST_ID, access.request_id.clone());
@@ -538,17 +578,26 @@ fn respond(
         sender,
         request,
     });
-    let (parts, body) = response.into_parts();
-    Response::from_parts(parts, GatewayBody::upstream(body, lease, access))
+    let (parts, mut body) = response.into_parts();
+    let first = match first_frame(&mut body).await {
+        FirstFrame::Failed(failure) => {
+            count_upstream_error(context, route, "protocol");
+            let message = format!("{} sent a malformed body: {failure}", instance.label);
+            return error(StatusCode::BAD_GATEWAY, &message, access);
+        }
+        FirstFrame::Frame(frame) => Some(frame),
+        FirstFrame::NotYet | FirstFrame::End => None,
+    };
+    Response::from_parts(parts, GatewayBody::upstream(first, body, lease, access))
 }
 
-/// The framing fields of an upstream response hyper has decoded, made true for the body it
+/// Makes the framing fields of an upstream response hyper has decoded true for the body it
 /// passes on (RFC 9112 §6.3): beside `Transfer-Encoding`, a `Content-Length` is no length of
-/// anything and goes; the codings below `chunked` (`gzip`) are announced again, and hyper
-/// chunks the body anew after them.
-fn reframe(headers: &mut http::HeaderMap) {
+/// anything and goes. Returns the codings below `chunked` (`gzip`), to announce again after
+/// the hop-by-hop fields are gone: hyper then chunks the body anew after them.
+fn reframe(headers: &mut http::HeaderMap) -> Option<HeaderValue> {
     if !headers.contains_key(TRANSFER_ENCODING) {
-        return;
+        return None;
     }
     headers.remove(CONTENT_LENGTH);
     let codings = TransferCodings::of(
@@ -557,12 +606,9 @@ fn reframe(headers: &mut http::HeaderMap) {
             .iter()
             .map(HeaderValue::as_bytes),
     );
-    headers.remove(TRANSFER_ENCODING);
-    if !codings.below.is_empty()
-        && let Ok(value) = HeaderValue::from_bytes(&codings.below)
-    {
-        headers.insert(TRANSFER_ENCODING, value);
-    }
+    (!codings.below.is_empty())
+        .then(|| HeaderValue::from_bytes(&codings.below).ok())
+        .flatten()
 }
 
 /// A JSON error response of docs/contracts.md, logged.

@@ -180,9 +180,12 @@ async fn serve_connection(
     let _open = context.tracker.open();
     let metrics = &context.shared.telemetry.metrics;
     metrics.open_connections.inc();
-    if let crate::direct::Next::HandOver(stream, already_read) =
+    let next = if context.shared.server.direct_path {
         crate::direct::serve(stream, peer, &context, &mut stop).await
-    {
+    } else {
+        crate::direct::Next::HandOver(stream, Vec::new())
+    };
+    if let crate::direct::Next::HandOver(stream, already_read) = next {
         let io = Prefixed {
             prefix: already_read,
             consumed: 0,

@@ -340,7 +340,8 @@ impl Connection {
                 }
             }
         }
-        let host = host.ok_or(())?;
+        // No `Host`, or an empty one: hyper's path answers the 400.
+        let host = host.filter(|host| !host.is_empty()).ok_or(())?;
         let client = client_address(
             self.peer.ip(),
             forwarded_for,

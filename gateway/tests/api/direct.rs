@@ -1,124 +1,21 @@
 //! The direct path's own cases: stale pooled connections, response framings, pipelined
 //! requests, the hand-over to hyper in the middle of a connection, malformed upstream heads.
-//! A scripted upstream answers with exact bytes, which no HTTP library would write.
+//! A scripted upstream ([`ScriptedUpstream`]) answers with exact bytes.
 
-use std::sync::{
-    Arc, Mutex,
-    atomic::{AtomicUsize, Ordering},
-};
+use std::sync::atomic::Ordering;
 
 use serde_json::Value;
 use shared::testing::error_code;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-};
 
 use crate::{
-    helpers::{config, route, spawn},
+    helpers::{config, exchange_raw, route, spawn},
+    scripted::ScriptedUpstream,
     upstream,
 };
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
-/// An upstream that answers the n-th request of its k-th connection with `script[k][n]`
-/// (`None`: close the connection without answering), and counts what it saw.
-struct ScriptedUpstream {
-    url: String,
-    /// Connections accepted.
-    connections: Arc<AtomicUsize>,
-    /// Request lines received, in order.
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-impl ScriptedUpstream {
-    async fn start(script: Vec<Vec<Option<&'static [u8]>>>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        let connections = Arc::new(AtomicUsize::new(0));
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let (accepted, seen) = (connections.clone(), requests.clone());
-        tokio::spawn(async move {
-            for replies in script {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                accepted.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve_script(stream, replies, seen.clone()));
-            }
-        });
-        Self {
-            url,
-            connections,
-            requests,
-        }
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().expect("lock").clone()
-    }
-}
-
-async fn serve_script(
-    mut stream: TcpStream,
-    replies: Vec<Option<&'static [u8]>>,
-    seen: Arc<Mutex<Vec<String>>>,
-) {
-    let mut buffer = Vec::new();
-    for reply in replies {
-        let Some(head_end) = read_head(&mut stream, &mut buffer).await else {
-            return;
-        };
-        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-        let length: usize = head
-            .lines()
-            .find_map(|line| {
-                let (name, value) = line.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse().ok())?
-            })
-            .unwrap_or(0);
-        while buffer.len() < head_end + length {
-            if stream.read_buf(&mut buffer).await.unwrap_or(0) == 0 {
-                return;
-            }
-        }
-        buffer.drain(..head_end + length);
-        seen.lock()
-            .expect("lock")
-            .push(head.lines().next().unwrap_or("").to_owned());
-        match reply {
-            Some(bytes) => {
-                if stream.write_all(bytes).await.is_err() {
-                    return;
-                }
-            }
-            None => return,
-        }
-    }
-}
-
-async fn read_head(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<usize> {
-    loop {
-        if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
-            return Some(end + 4);
-        }
-        if stream.read_buf(buffer).await.ok()? == 0 {
-            return None;
-        }
-    }
-}
-
-/// Writes `request` on a new connection and reads everything until the gateway closes it.
-async fn exchange_raw(authority: &str, request: &[u8]) -> String {
-    let mut stream = TcpStream::connect(authority).await.expect("connect");
-    stream.write_all(request).await.expect("send");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.expect("read");
-    String::from_utf8_lossy(&response).into_owned()
-}
-
-fn one_thread(upstream: &str) -> gateway::config::GatewayConfig {
+pub fn one_thread(upstream: &str) -> gateway::config::GatewayConfig {
     let mut config = config(vec![route("/", &[upstream])]);
     // One thread, so the second request finds the connection the first one pooled.
     config.server.threads = 1;

@@ -92,3 +92,14 @@ pub async fn raw(authority: &str, request: &str) -> (String, String) {
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     (head.to_lowercase(), body.to_owned())
 }
+
+/// Writes `request` on a new connection and reads everything until the gateway closes it.
+pub async fn exchange_raw(authority: &str, request: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .expect("connect");
+    stream.write_all(request).await.expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    String::from_utf8_lossy(&response).into_owned()
+}

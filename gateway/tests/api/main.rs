@@ -1,8 +1,11 @@
 //! The gateway against real upstreams started in the test (one test binary).
 
 mod authorization;
+mod differential;
 mod direct;
+mod framing;
 mod helpers;
 mod proxying;
 mod resilience;
+mod scripted;
 mod upstream;
