@@ -42,7 +42,7 @@ use crate::{
 };
 
 /// How deep `__schema` and `__type` selections may nest (graphql-js's introspection query
-/// nests 14 deep: `__schema`, `types`, `fields`, `type` and nine `ofType`).
+/// nests 15 deep: `__schema`, `types`, `fields`, `args`, `type` and nine `ofType`, and its own field).
 pub const MAX_INTROSPECTION_DEPTH: usize = 20;
 
 /// What an operation may cost.

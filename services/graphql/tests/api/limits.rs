@@ -159,7 +159,7 @@ async fn data_depth_is_limited_and_introspection_nests_apart() {
     let body = graphql.graphql(deep, json!({})).await;
     assert_eq!(codes(&body), ["QUERY_TOO_DEEP"], "{body}");
 
-    // graphql-js's introspection query nests 14 deep; with its data beside it, the data is
+    // graphql-js's introspection query nests 15 deep; with its data beside it, the data is
     // measured alone.
     for (query, operation) in [
         (introspection_query::DEFAULT, "IntrospectionQuery"),
