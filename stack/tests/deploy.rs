@@ -284,18 +284,18 @@ fn compose_credentials_come_from_the_generated_env_file_and_have_no_default() {
         );
     }
     let compose = yaml("docker-compose.yml");
-    let services = &compose["services"];
+    let composed = &compose["services"];
     for (name, _, _) in services()
         .into_iter()
         .filter(|(name, ..)| *name != "gateway")
     {
-        let url = services[name]["environment"]["DATABASE_URL"]
+        let url = composed[name]["environment"]["DATABASE_URL"]
             .as_str()
             .expect("DATABASE_URL");
         assert!(url.contains("${POSTGRES_PASSWORD:?"), "{name}: {url}");
     }
     assert!(
-        services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"]
+        composed["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"]
             .as_str()
             .is_some_and(|value| value.starts_with("${RABBITMQ_PASSWORD:?")),
     );
@@ -495,7 +495,9 @@ fn the_deployed_gateway_limits_rates_and_bodies() {
         // Routes that take no request body (the key set, WebSocket upgrades) need no limit.
         if route.prefix != auth::JWKS_PATH && route.prefix != "/chat" {
             assert!(
-                route.max_body_bytes.is_some_and(|limit| limit <= 8 * 1024 * 1024),
+                route
+                    .max_body_bytes
+                    .is_some_and(|limit| limit <= 8 * 1024 * 1024),
                 "{} has no body limit",
                 route.prefix
             );
