@@ -936,6 +936,7 @@ mod tests {
             Some(id.to_string().as_str())
         );
         assert_eq!(delivery.request_id.as_deref(), Some("req-7"));
+        assert_eq!(delivery.deliveries, 1);
         let envelope = delivery.envelope().expect("an envelope");
         let retried_at = std::time::Instant::now();
         delivery
@@ -1017,6 +1018,7 @@ mod tests {
             .expect("the requeued delivery within 10 s")
             .expect("a delivery");
         assert!(again.redelivered);
+        assert_eq!(again.deliveries, 2, "the count travels in the copy");
         assert_eq!(again.envelope().expect("envelope").id, ids[3]);
         take(4).ack().await.expect("queued");
         take(5).ack().await.expect("queued");
@@ -1042,6 +1044,46 @@ mod tests {
         );
         drop(take(0));
         drop(consumer);
+        queue.delete_topology().await.expect("test queues deleted");
+        queue.close().await;
+    }
+
+    #[tokio::test]
+    async fn deliveries_are_counted_across_dead_consumers_and_kept_with_the_message() {
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let args = QueueArgs::amqp(&amqp_url()).with_names(&name, &format!("{name}.events"));
+        let logger = Logger::root(slog::Discard, slog::o!());
+        let queue = JobQueue::connect(&args, logger.clone())
+            .await
+            .expect("connected");
+        let id = queue
+            .enqueue("task", serde_json::json!({}), Some("req-9"))
+            .await
+            .expect("confirmed");
+        for expected in 1..=3 {
+            // A consumer of its own, which dies (its connection closes) holding the delivery.
+            let consumer_queue = JobQueue::connect(&args, logger.clone())
+                .await
+                .expect("connected");
+            let mut consumer = consumer_queue
+                .consume(ConsumeOptions::default())
+                .await
+                .expect("consumer");
+            let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+                .await
+                .expect("a delivery within 10 s")
+                .expect("a delivery");
+            assert_eq!(delivery.deliveries, expected);
+            assert_eq!(
+                delivery.message_id.as_deref(),
+                Some(id.to_string().as_str())
+            );
+            assert_eq!(delivery.request_id.as_deref(), Some("req-9"));
+            assert_eq!(delivery.envelope().expect("envelope").id, id);
+            drop(delivery);
+            consumer.close().await;
+            consumer_queue.close().await;
+        }
         queue.delete_topology().await.expect("test queues deleted");
         queue.close().await;
     }

@@ -484,6 +484,7 @@ mod tests {
         assert_eq!(envelope.attempt, 1);
         assert_eq!(delivery.request_id.as_deref(), Some("req-1"));
         assert!(!delivery.redelivered);
+        assert_eq!(delivery.deliveries, 1);
         // The first consumer "crashes": the delivery is never settled.
         std::mem::forget(delivery);
         let mut second = queue
@@ -492,12 +493,38 @@ mod tests {
             .expect("consumer");
         let again = next_within(&mut second).await;
         assert!(again.redelivered);
+        assert_eq!(again.deliveries, 2);
         assert_eq!(again.envelope().expect("envelope").id, id);
         again.ack().await.expect("acked");
         assert_eq!(
             queue.depth().await.expect("depth"),
             QueueDepth { ready: 0, dead: 0 }
         );
+        queue.close().await;
+        std::fs::remove_dir_all(dir).expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn a_delivery_handed_back_unstarted_is_uncounted_and_a_crashed_one_counts() {
+        let (queue, dir) = fresh_queue().await;
+        queue
+            .enqueue("task", serde_json::json!({}), None)
+            .await
+            .expect("enqueued");
+        let mut consumer = queue
+            .consume(quick(Duration::from_millis(200)))
+            .await
+            .expect("consumer");
+        let first = next_within(&mut consumer).await;
+        assert_eq!(first.deliveries, 1);
+        first.requeue().await.expect("handed back");
+        let second = next_within(&mut consumer).await;
+        assert_eq!(second.deliveries, 1, "a requeue is no delivery");
+        // Its consumer dies holding it: the lease expires and the next delivery counts.
+        std::mem::forget(second);
+        let third = next_within(&mut consumer).await;
+        assert_eq!(third.deliveries, 2);
+        third.ack().await.expect("acked");
         queue.close().await;
         std::fs::remove_dir_all(dir).expect("cleanup");
     }
