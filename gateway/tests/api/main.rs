@@ -8,4 +8,5 @@ mod helpers;
 mod proxying;
 mod resilience;
 mod scripted;
+mod trust;
 mod upstream;

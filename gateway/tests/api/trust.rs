@@ -1,0 +1,116 @@
+//! The gateway as the trust boundary: the client's address is the socket peer, or, behind a
+//! configured trusted proxy, the rightmost `X-Forwarded-For` entry that proxy vouches for. It
+//! is the one `X-Forwarded-For` sent upstream, the access line's `ip` and the rate limiter's
+//! key, on both paths.
+
+use gateway::config::RateLimitConfig;
+use serde_json::Value;
+
+use crate::{
+    direct::one_thread,
+    framing::{PATHS, split},
+    helpers::{exchange_raw, spawn_logging_to},
+    scripted::ScriptedUpstream,
+};
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+fn request(forwarded_for: &str, id: &str) -> Vec<u8> {
+    format!(
+        "GET /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: {forwarded_for}\r\nX-Forwarded-For: 6.6.6.7\r\nX-Request-Id: {id}\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Sends one request from `forwarded_for` through a gateway on `path` whose trusted proxies
+/// are `trusted`: the `X-Forwarded-For` lines the upstream got and the access line's `ip`.
+async fn forwarded(path: &str, trusted: &[&str], forwarded_for: &str) -> (Vec<String>, String) {
+    let upstream = ScriptedUpstream::always(OK).await;
+    let mut config = one_thread(&upstream.url);
+    config.server.direct_path = path == "direct";
+    config.server.trusted_proxies = trusted.iter().map(|n| n.parse().expect("network")).collect();
+    let (logger, logs) = shared::testing::capturing_logger("gateway");
+    let gateway = spawn_logging_to(config, logger);
+    let text = exchange_raw(&gateway.authority, &request(forwarded_for, "trust-1")).await;
+    assert_eq!(split(&text).0, 200, "{text}");
+    gateway.server.stop().await;
+    let received = String::from_utf8_lossy(&upstream.received()[0]).to_lowercase();
+    let lines = received
+        .lines()
+        .filter(|line| line.starts_with("x-forwarded-for:"))
+        .map(str::to_owned)
+        .collect();
+    let logs = String::from_utf8(logs.lock().expect("logs").clone()).expect("utf-8");
+    let ip = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["request_id"] == "trust-1")
+        .and_then(|line| line["ip"].as_str().map(str::to_owned))
+        .expect("the access line");
+    (lines, ip)
+}
+
+#[tokio::test]
+async fn a_client_cannot_name_its_own_address() {
+    for path in PATHS {
+        let (lines, ip) = forwarded(path, &[], "6.6.6.6").await;
+        assert_eq!(lines, ["x-forwarded-for: 127.0.0.1"], "{path}");
+        assert_eq!(ip, "127.0.0.1", "{path}");
+        // A trusted network that is not the peer's changes nothing.
+        let (lines, _) = forwarded(path, &["10.0.0.0/8"], "6.6.6.6").await;
+        assert_eq!(lines, ["x-forwarded-for: 127.0.0.1"], "{path}");
+    }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_address_it_saw_is_the_client() {
+    for path in PATHS {
+        // The client wrote 6.6.6.6; the proxy (the peer, 127.0.0.1) saw 198.51.100.7 and
+        // appended it, and the last field's 6.6.6.7 is written by the client too: the walk
+        // from the right stops at the first untrusted entry.
+        let (lines, ip) = forwarded(path, &["127.0.0.1", "6.6.6.7"], "6.6.6.6, 198.51.100.7").await;
+        assert_eq!(lines, ["x-forwarded-for: 198.51.100.7"], "{path}");
+        assert_eq!(ip, "198.51.100.7", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_rate_limit_keys_on_the_vouched_address() {
+    for path in PATHS {
+        for trusted in [false, true] {
+            let upstream = ScriptedUpstream::always(OK).await;
+            let mut config = one_thread(&upstream.url);
+            config.server.direct_path = path == "direct";
+            if trusted {
+                config.server.trusted_proxies = vec!["127.0.0.1".parse().expect("network")];
+            }
+            config.rate_limit = Some(RateLimitConfig {
+                per_second: 1,
+                burst: 2,
+            });
+            let gateway = crate::helpers::spawn(config);
+            let mut statuses = Vec::new();
+            // Three requests from one client, then one from another; each names a new
+            // address of its own on the left, as a spoofing client would.
+            for (n, from) in ["198.51.100.1", "198.51.100.1", "198.51.100.1", "198.51.100.2"]
+                .iter()
+                .enumerate()
+            {
+                let request = format!(
+                    "GET /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.{n}, {from}\r\nConnection: close\r\n\r\n"
+                );
+                let text = exchange_raw(&gateway.authority, request.as_bytes()).await;
+                statuses.push(split(&text).0);
+            }
+            let expected = if trusted {
+                // The rightmost entry, which the proxy vouches for, is the client.
+                [200, 200, 429, 200]
+            } else {
+                // Without trust every request is the peer's, whatever it wrote.
+                [200, 200, 429, 429]
+            };
+            assert_eq!(statuses, expected, "{path}, trusted: {trusted}");
+            gateway.server.stop().await;
+        }
+    }
+}
