@@ -21,8 +21,10 @@ use tokio::{sync::oneshot, time::Instant};
 use uuid::Uuid;
 
 use crate::{
+    closing::{Closer, Disconnect},
+    frames::Outbound,
     history::History,
-    hub::{Closer, Disconnect, Hub, Outbound},
+    hub::Hub,
     limits::Seat,
     names::NameClaim,
     outgoing::{Outgoing, Preamble},

@@ -14,7 +14,6 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    ops::Range,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -22,9 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix_http::ws::{OpCode, Parser};
-use actix_ws::{CloseCode, CloseReason};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use bytestring::ByteString;
 use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -34,200 +31,14 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::{
-    ChatSettings, limits::Limits, metrics::ChatMetrics, names::RoomNames, queue::OutboundQueue,
+    ChatSettings,
+    closing::{Closer, Disconnect},
+    frames::{Event, Frames, Outbound},
+    limits::Limits,
+    metrics::ChatMetrics,
+    names::RoomNames,
+    queue::OutboundQueue,
 };
-
-/// A JSON event on its way to clients.
-#[derive(Debug)]
-pub struct Event {
-    /// The text frame.
-    pub frame: ByteString,
-    /// The chat message's id, if it is one (to skip one already sent in the history).
-    pub message_id: Option<Uuid>,
-}
-
-/// Events encoded as WebSocket text frames, back to back: encoded once, shared by every queue
-/// they are in, and written to each client as they are.
-#[derive(Debug)]
-pub struct Frames {
-    /// The encoded frames.
-    pub bytes: Bytes,
-    /// The chat messages among them: id and place in `bytes` (to leave out one that the
-    /// client already has from its history).
-    pub messages: Vec<(Uuid, Range<usize>)>,
-}
-
-impl Frames {
-    /// Encodes `events`, in order.
-    pub fn encode<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {
-        let mut bytes = BytesMut::new();
-        let mut messages = Vec::new();
-        for event in events {
-            let start = bytes.len();
-            Parser::write_message(
-                &mut bytes,
-                event.frame.as_bytes(),
-                OpCode::Text,
-                true,
-                false,
-            );
-            if let Some(id) = event.message_id {
-                messages.push((id, start..bytes.len()));
-            }
-        }
-        Self {
-            bytes: bytes.freeze(),
-            messages,
-        }
-    }
-
-    /// The frames without those of the messages in `skip` (each found is taken out of it).
-    pub fn without(&self, skip: &mut HashSet<Uuid>) -> Bytes {
-        if skip.is_empty() {
-            return self.bytes.clone();
-        }
-        let mut kept = BytesMut::with_capacity(self.bytes.len());
-        let mut next = 0;
-        for (id, range) in &self.messages {
-            if skip.remove(id) {
-                kept.extend_from_slice(&self.bytes[next..range.start]);
-                next = range.end;
-            }
-        }
-        if next == 0 {
-            return self.bytes.clone();
-        }
-        kept.extend_from_slice(&self.bytes[next..]);
-        kept.freeze()
-    }
-}
-
-/// What waits in a client's outbound queue. Two words: the fan-out queues one per member.
-#[derive(Debug, Clone)]
-pub enum Outbound {
-    /// Events, in order: one, or those a busy room coalesced into one delivery.
-    Frames(Arc<Frames>),
-    /// A heartbeat ping.
-    Ping,
-    /// The answer to a client's ping (boxed: rare, and it would double the size).
-    Pong(Box<Bytes>),
-}
-
-impl Outbound {
-    /// Its size on the wire, for the queue's bound.
-    pub fn size(&self) -> usize {
-        match self {
-            Self::Frames(frames) => frames.bytes.len(),
-            Self::Ping => 2,
-            Self::Pong(payload) => payload.len() + 2,
-        }
-    }
-
-    /// A JSON event that is not a chat message.
-    pub fn event(frame: String) -> Self {
-        Self::Frames(Arc::new(Frames::encode(&[Event {
-            frame: frame.into(),
-            message_id: None,
-        }])))
-    }
-}
-
-/// Why a connection ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disconnect {
-    /// The client sent a close frame (answered with 1000).
-    ClientClosed,
-    /// The connection dropped without a close frame.
-    ClientGone,
-    /// No pong (or anything else) within the pong timeout (closed with 1008).
-    Heartbeat,
-    /// The outbound queue overflowed (closed with 1013).
-    SlowConsumer,
-    /// A frame or message over the size limit (closed with 1009).
-    FrameTooLarge,
-    /// A WebSocket protocol violation (closed with 1002).
-    Protocol,
-    /// The room could not be joined: pub/sub is down (closed with 1011).
-    Unavailable,
-    /// The server is shutting down (closed with 1001).
-    Shutdown,
-}
-
-impl Disconnect {
-    /// The close frame sent for it.
-    pub fn close_reason(self) -> CloseReason {
-        let (code, description) = match self {
-            Self::ClientClosed | Self::ClientGone => (CloseCode::Normal, "bye"),
-            Self::Heartbeat => (CloseCode::Policy, "no pong within the heartbeat timeout"),
-            Self::SlowConsumer => (CloseCode::Again, "too slow: outbound queue full"),
-            Self::FrameTooLarge => (CloseCode::Size, "frame over 64 KiB"),
-            Self::Protocol => (CloseCode::Protocol, "protocol error"),
-            Self::Unavailable => (CloseCode::Error, "chat unavailable, try again"),
-            Self::Shutdown => (CloseCode::Away, "server shutting down"),
-        };
-        CloseReason {
-            code,
-            description: Some(description.to_owned()),
-        }
-    }
-
-    /// The `reason` label of `chat_disconnects_total`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::ClientClosed | Self::ClientGone => "client",
-            Self::Heartbeat => "heartbeat",
-            Self::SlowConsumer => "slow_consumer",
-            Self::FrameTooLarge => "frame_too_large",
-            Self::Protocol => "protocol",
-            Self::Unavailable => "unavailable",
-            Self::Shutdown => "shutdown",
-        }
-    }
-}
-
-/// Ends a connection: the first reason given wins; the connection's task waits for it.
-/// A mutex and a `Notify`, not a `watch`: every open connection holds one, and a watch
-/// channel's state is several times larger.
-#[derive(Clone, Debug, Default)]
-pub struct Closer(Arc<CloserState>);
-
-#[derive(Debug, Default)]
-struct CloserState {
-    reason: Mutex<Option<Disconnect>>,
-    closing: Notify,
-}
-
-impl Closer {
-    /// Asks the connection to close for `reason` (ignored if it is already closing).
-    pub fn close(&self, reason: Disconnect) {
-        {
-            let mut current = self.0.reason.lock().expect("close reason lock");
-            if current.is_some() {
-                return;
-            }
-            *current = Some(reason);
-        }
-        self.0.closing.notify_waiters();
-    }
-
-    /// The reason, once there is one.
-    pub fn reason(&self) -> Option<Disconnect> {
-        *self.0.reason.lock().expect("close reason lock")
-    }
-
-    /// Resolves with the reason once there is one.
-    pub async fn closed(&self) -> Disconnect {
-        loop {
-            let mut notified = std::pin::pin!(self.0.closing.notified());
-            // Registered before the check, so a close between the two is not missed.
-            notified.as_mut().enable();
-            if let Some(reason) = self.reason() {
-                return reason;
-            }
-            notified.await;
-        }
-    }
-}
 
 /// A client in a room, as the fan-out sees it.
 #[derive(Debug)]
@@ -801,33 +612,6 @@ mod tests {
     }
 
     #[test]
-    fn frames_leave_out_messages_already_sent() {
-        let (a, b, elsewhere) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        let events = [
-            event(r#"{"n":1}"#, Some(a)),
-            event(r#"{"n":2}"#, None),
-            event(r#"{"n":3}"#, Some(b)),
-        ];
-        let frames = Frames::encode(&events);
-        let mut nothing = HashSet::new();
-        assert_eq!(frames.without(&mut nothing), frames.bytes);
-        let mut skip: HashSet<Uuid> = [b, elsewhere].into();
-        let kept = frames.without(&mut skip);
-        assert_eq!(kept, Frames::encode(&events[..2]).bytes);
-        assert_eq!(skip, HashSet::from([elsewhere]));
-        let mut skip: HashSet<Uuid> = [a].into();
-        assert_eq!(
-            frames.without(&mut skip),
-            Frames::encode(&events[1..]).bytes
-        );
-        // A short text frame: FIN + text opcode, its length, the JSON.
-        assert_eq!(
-            &Frames::encode(&events[..1]).bytes[..],
-            b"\x81\x07{\"n\":1}"
-        );
-    }
-
-    #[test]
     fn only_big_rooms_wait_to_coalesce() {
         let per_member = Duration::from_micros(10);
         assert_eq!(coalesce_window(per_member, 1), Duration::ZERO);
@@ -925,33 +709,5 @@ mod tests {
         deliver(&members, &mut events, &metrics);
         assert_eq!(received(alice, &queues), encoded(&[MESSAGE, after]));
         assert_eq!(received(bob, &late_queues), encoded(&[after]));
-    }
-
-    #[tokio::test]
-    async fn the_first_close_reason_wins_and_wakes_the_waiter() {
-        let closer = Closer::default();
-        assert_eq!(closer.closed().now_or_never(), None);
-        let waiter = tokio::spawn({
-            let closer = closer.clone();
-            async move { closer.closed().await }
-        });
-        tokio::task::yield_now().await;
-        closer.close(Disconnect::SlowConsumer);
-        closer.close(Disconnect::Shutdown);
-        assert_eq!(closer.reason(), Some(Disconnect::SlowConsumer));
-        assert_eq!(waiter.await.expect("waiter"), Disconnect::SlowConsumer);
-        assert_eq!(
-            closer.closed().now_or_never(),
-            Some(Disconnect::SlowConsumer)
-        );
-        assert_eq!(
-            u16::from(Disconnect::SlowConsumer.close_reason().code),
-            1013
-        );
-        assert_eq!(u16::from(Disconnect::Shutdown.close_reason().code), 1001);
-        assert_eq!(
-            u16::from(Disconnect::FrameTooLarge.close_reason().code),
-            1009
-        );
     }
 }

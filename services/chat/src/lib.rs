@@ -9,6 +9,8 @@
 //! | [`limits`] | connections per client address; messages per connection, account and address |
 //! | [`history`] | the messages in SQLite or PostgreSQL, capped per room |
 //! | [`hub`] | this instance's rooms, their fan-out, presence across instances ([`shared::pubsub`]) |
+//! | [`frames`] | events encoded once as WebSocket frames, what an outbound queue holds |
+//! | [`closing`] | why a connection ends (its close frame), the one switch that ends it |
 //! | [`connection`] | one client: welcome, history, rate limit, heartbeat, slow-consumer cut-off |
 //! | [`queue`] | a connection's outbound queue, bounded by the events in it |
 //! | [`outgoing`] | what goes out to one client: its response body, writing shared pre-encoded deliveries |
@@ -18,7 +20,9 @@
 //! Everything else (config, logging, errors, health, metrics, database, shutdown) is `shared`'s.
 
 pub mod access;
+pub mod closing;
 pub mod connection;
+pub mod frames;
 pub mod history;
 pub mod hub;
 pub mod limits;

@@ -1,9 +1,9 @@
 //! What goes out to one client: the response body of its WebSocket.
 //!
 //! Room events skip actix-ws's per-message channel: the room's fan-out encodes a delivery once
-//! ([`Frames`]) and every client's body hands those shared bytes to its connection as they
-//! are, so a delivery to a client costs one queue slot and one socket write, however many
-//! events it holds. actix-ws still handles the handshake, reads the client's frames, and
+//! ([`Frames`](crate::frames::Frames)) and every client's body hands those shared bytes to its
+//! connection as they are, so a delivery to a client costs one queue slot and one socket
+//! write, however many events it holds. actix-ws still handles the handshake, reads the client's frames, and
 //! writes the close frame ([`actix_ws::Session::close`]); its own body is polled first here,
 //! and the body ends when it does (after the close frame).
 
@@ -20,7 +20,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::{hub::Outbound, queue::OutboundReceiver};
+use crate::{frames::Outbound, queue::OutboundReceiver};
 
 /// Deliveries that fell behind go out together, up to about this many bytes a chunk.
 const MAX_CHUNK_BYTES: usize = 64 * 1024;
@@ -157,7 +157,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        hub::{Event, Frames},
+        frames::{Event, Frames},
         queue::OutboundQueue,
     };
 

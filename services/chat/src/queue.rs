@@ -17,7 +17,7 @@ use std::{
 
 use futures_util::StreamExt;
 
-use crate::hub::{Disconnect, Outbound};
+use crate::{closing::Disconnect, frames::Outbound};
 
 /// The sending side: the fan-out's and the connection's own (errors, pings, pongs).
 #[derive(Clone, Debug)]
@@ -87,7 +87,7 @@ mod tests {
     use futures_util::FutureExt;
 
     use super::*;
-    use crate::hub::{Event, Frames};
+    use crate::frames::{Event, Frames};
 
     /// A delivery of `events` frames of 8 bytes each (2 of header, `{"n":0}`).
     fn delivery(events: usize) -> Outbound {
