@@ -578,6 +578,10 @@ async fn respond(
         sender,
         request,
     });
+    // The gateway answers in its own version (RFC 9110 §6.2), whatever the upstream's: a body
+    // that ends with an HTTP/1.0 upstream's connection is chunked anew, as on the direct path,
+    // and the client's connection stays open.
+    *response.version_mut() = http::Version::HTTP_11;
     let (parts, mut body) = response.into_parts();
     let first = match first_frame(&mut body).await {
         FirstFrame::Failed(failure) => {

@@ -101,9 +101,11 @@ impl ResponseHead {
             Framing::Length(length) => {
                 let _ = write!(out, "content-length: {length}\r\n");
             }
-            // HEAD and 304 answers tell the length of the body they do not carry; 204 none.
+            // A HEAD answer tells the length of the body it does not carry. 204 and 304 carry
+            // none: hyper's path never writes one on them, and both paths answer alike.
             Framing::Empty => {
-                if let Some(length) = self.content_length.filter(|_| self.status != 204) {
+                let lengthless = self.status == 204 || self.status == 304;
+                if let Some(length) = self.content_length.filter(|_| !lengthless) {
                     let _ = write!(out, "content-length: {length}\r\n");
                 }
             }
