@@ -143,23 +143,27 @@ impl Limits {
                 ),
             ));
         }
-        if shape.truncated || shape.fields > self.max_complexity {
-            return Err(self.too_complex(shape.fields));
+        if shape.truncated {
+            return Err(self.too_complex(None));
+        }
+        if shape.fields > self.max_complexity {
+            return Err(self.too_complex(Some(shape.fields)));
         }
         Ok(())
     }
 
-    fn too_complex(&self, cost: usize) -> ServerError {
+    /// `QUERY_TOO_COMPLEX`, with the cost when it was counted to the end (`None`: the count
+    /// stopped past the limit).
+    fn too_complex(&self, cost: Option<usize>) -> ServerError {
+        let cost = match cost {
+            Some(cost) => cost.to_string(),
+            None => format!("over {}", self.max_complexity),
+        };
         refusal(
             codes::QUERY_TOO_COMPLEX,
             format!(
-                "the query costs {}{cost}; the limit is {} (a list costs its `limit` times its \
+                "the query costs {cost}; the limit is {} (a list costs its `limit` times its \
                  fields: ask for smaller pages or fewer nested lists)",
-                if cost > self.max_complexity {
-                    "over "
-                } else {
-                    ""
-                },
                 self.max_complexity
             ),
         )
@@ -292,7 +296,7 @@ impl Extension for Guard {
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(context).await?;
         if result.complexity > self.limits.max_complexity {
-            return Err(vec![self.limits.too_complex(result.complexity)]);
+            return Err(vec![self.limits.too_complex(Some(result.complexity))]);
         }
         Ok(result)
     }

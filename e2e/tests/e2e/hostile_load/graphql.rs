@@ -9,8 +9,8 @@
 //!   `QUERY_TOO_COMPLEX`, before anything runs;
 //! - the users bomb: 300 aliases of `users(limit: 1000)` (300 calls to users-service
 //!   unguarded) → `TOO_MANY_ALIASES`, no call made;
-//! - a fan-out within the static limits: 20 root fields each making users-service calls →
-//!   `UPSTREAM_CALLS_EXCEEDED` past 20 calls;
+//! - a fan-out within the static limits: one mutation of 20 `createPost { author }`, each
+//!   calling users-service twice → `UPSTREAM_CALLS_EXCEEDED` past 20 calls;
 //! - 20 000 `subscribe` messages on one WebSocket (57 → 189 MB unguarded) → 32 run, the rest
 //!   `TOO_MANY_SUBSCRIPTIONS`.
 
@@ -60,12 +60,12 @@ fn users_bomb() -> String {
 }
 
 /// Within the static limits (20 root fields, 20 aliases, a small cost) but each root field
-/// calls users-service twice: the list, and the authors of its users' posts.
+/// calls users-service twice: the author's check, and the author answered.
 fn fan_out() -> String {
     let fields: String = (0..20)
-        .map(|i| format!("f{i}: users(limit: 5) {{ posts(limit: 5) {{ author {{ name }} }} }} "))
+        .map(|i| format!("c{i}: createPost(title: \"fan-out {i}\") {{ id author {{ name }} }} "))
         .collect();
-    format!("{{ {fields}}}")
+    format!("mutation {{ {fields}}}")
 }
 
 /// POSTs `query` through the gateway; the HTTP status and the body.
@@ -162,7 +162,8 @@ async fn subscribe_flood(gateway: &str, token: &str) -> BTreeMap<String, usize> 
                         .to_owned();
                     *refusals.entry(code).or_insert(0) += 1;
                 }
-                Some("ping" | "pong" | "ka") => {}
+                // The subscriptions that run get the attack's own posts.
+                Some("next" | "ping" | "pong" | "ka") => {}
                 _ => panic!("unexpected {message}"),
             }
         }

@@ -97,4 +97,24 @@ async fn nested_queries_make_one_call_per_service_and_level(backend: TestBackend
         0.0,
         "no statement per user"
     );
+
+    // Users → posts → their authors: the authors are those users, nothing more is asked.
+    let calls_before = users_list_calls(&platform.users).await;
+    let data = platform
+        .graphql
+        .data(
+            "{ users(limit: 50) { name posts { author { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(users_list_calls(&platform.users).await - calls_before, 1.0);
+    let users = data["users"].as_array().expect("users");
+    assert!(
+        users
+            .iter()
+            .all(|user| user["posts"].as_array().is_some_and(|posts| posts
+                .iter()
+                .all(|post| post["author"]["name"] == user["name"]))),
+        "{data}"
+    );
 }
