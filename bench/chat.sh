@@ -32,7 +32,11 @@ stop() {
 trap 'stop; rm -rf "$work"' EXIT
 
 start() {
-  env -u REDIS_URL PORT=$port DATABASE_URL="sqlite://$work/chat.db" LOG_LEVEL=warn "$server" >/dev/null &
+  # Every load client comes from 127.0.0.1: the per-address connection cap and message budget
+  # are lifted so that one address can play thousands of clients.
+  env -u REDIS_URL PORT=$port DATABASE_URL="sqlite://$work/chat.db" LOG_LEVEL=warn \
+    CHAT_CONNECTIONS_PER_ADDRESS=1000000 CHAT_ADDRESS_MESSAGES_PER_SECOND=1000000 \
+    CHAT_ADDRESS_MESSAGE_BURST=1000000 "$server" >/dev/null &
   pid=$!
   for _ in $(seq 100); do
     if (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null; then return 0; fi
