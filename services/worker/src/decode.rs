@@ -30,7 +30,7 @@ use bytes::Bytes;
 use image::{ImageDecoder, ImageFormat, Limits, metadata::Orientation};
 use tokio::sync::{Mutex, MutexGuard, OwnedSemaphorePermit, Semaphore};
 
-use crate::jobs::JobError;
+use crate::outcome::JobError;
 
 /// The longer side of a thumbnail, at most.
 pub const THUMBNAIL_MAX_SIDE: u32 = 256;

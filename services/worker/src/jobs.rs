@@ -15,46 +15,17 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use shared::{messaging::Envelope, store::ObjectStore};
-use slog::Logger;
+use shared::messaging::Envelope;
 
 use crate::{
-    decode::DecodeBudget,
-    repository::{Recorded, Repository, TaskRecord, TaskRecorder},
+    context::JobContext,
+    outcome::{JobError, Outcome, database_error},
+    repository::{Recorded, TaskRecord},
     thumbnail::ThumbnailPayload,
 };
 
 /// The longest simulated work of a `task`.
 const MAX_TASK_DURATION: Duration = Duration::from_secs(60);
-
-/// What jobs need to run.
-#[derive(Clone)]
-pub struct JobContext {
-    /// The worker's database (idempotency, task runs).
-    pub repository: Repository,
-    /// Records task effects in group commits.
-    pub tasks: TaskRecorder,
-    /// Where thumbnails are read and written.
-    pub store: ObjectStore,
-    /// The memory every decode of the process shares.
-    pub budget: DecodeBudget,
-    /// The worker's logger.
-    pub logger: Logger,
-}
-
-/// Why a job failed.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    /// The message cannot be a job of ours (unknown kind, invalid payload): dead letter now.
-    #[error("malformed job: {0}")]
-    Malformed(String),
-    /// This job can never succeed (a corrupt image): dead letter now.
-    #[error("{0}")]
-    Permanent(String),
-    /// Might succeed later (a database or the store unavailable): retried.
-    #[error("{0}")]
-    Transient(String),
-}
 
 /// A job parsed from its envelope.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,18 +53,6 @@ pub struct TaskPayload {
     pub fail_attempts: u32,
 }
 
-/// What handling a job amounted to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The effect happened now.
-    Done,
-    /// The job had already been processed (a redelivery): no effect.
-    Duplicate,
-    /// Nothing to do, for this reason (a thumbnail of a deleted media item): acked, not
-    /// retried.
-    Skipped(&'static str),
-}
-
 impl Job {
     /// The job an envelope describes.
     pub fn parse(envelope: &Envelope) -> Result<Self, JobError> {
@@ -119,11 +78,6 @@ impl Job {
             }
         }
     }
-}
-
-/// A failure of the worker's own database: transient (it may be back for the next attempt).
-pub(crate) fn database_error(error: impl std::fmt::Display) -> JobError {
-    JobError::Transient(format!("worker database: {error}"))
 }
 
 async fn run_task(

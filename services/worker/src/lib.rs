@@ -6,6 +6,8 @@
 //! |---|---|
 //! | [`config`] | the flags: queue, store, prefetch, concurrency, retries, shutdown bound; `produce` |
 //! | [`jobs`] | the job kinds (`task`, `thumbnail`) and what each does |
+//! | [`context`] | what every job runs with (database, store, decode budget) |
+//! | [`outcome`] | what handling a job amounted to, or why it failed |
 //! | [`thumbnail`] | the `thumbnail` job: keys from the media id, the media item's checks |
 //! | [`decode`] | decoding within the process's memory budget; the caps; EXIF orientation |
 //! | [`orphans`] | the sweep for thumbnails whose media item is gone |
@@ -17,10 +19,12 @@
 //! Messaging, the object store, config, logging, health and shutdown are `shared`'s.
 
 pub mod config;
+pub mod context;
 pub mod decode;
 pub mod jobs;
 pub mod metrics;
 pub mod orphans;
+pub mod outcome;
 pub mod processor;
 pub mod producer;
 pub mod repository;
@@ -113,7 +117,7 @@ impl Application {
         let processor = Processor::new(
             options.processing,
             queue.clone(),
-            jobs::JobContext {
+            context::JobContext {
                 repository: Repository::new(context.database.clone()),
                 tasks: TaskRecorder::start(Repository::new(context.database.clone())),
                 store,

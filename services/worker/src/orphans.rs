@@ -14,7 +14,7 @@ use shared::store::ObjectStore;
 use slog::Logger;
 
 use crate::{
-    jobs::{JobError, Outcome},
+    outcome::{JobError, Outcome},
     repository::Repository,
     thumbnail::settle_write,
 };

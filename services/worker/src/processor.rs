@@ -20,8 +20,10 @@ use tokio::{sync::Semaphore, task::JoinSet};
 
 use crate::{
     config::ProcessingArgs,
-    jobs::{Job, JobContext, JobError, Outcome},
+    context::JobContext,
+    jobs::Job,
     metrics::WorkerMetrics,
+    outcome::{JobError, Outcome},
 };
 
 /// The kinds the metrics label; anything else is `unknown` (bounded label values).
@@ -192,7 +194,7 @@ impl Processor {
             Ok(false) => {}
             Err(error) => {
                 // Cannot tell: treat as a failed attempt (the database may be back soon).
-                let error = crate::jobs::database_error(error);
+                let error = crate::outcome::database_error(error);
                 return (
                     kind,
                     Box::pin(self.failed(delivery, &envelope, kind, error)).await,

@@ -25,8 +25,9 @@ use shared::{
 };
 
 use crate::{
+    context::JobContext,
     decode::{self, Thumbnail},
-    jobs::{JobContext, JobError, Outcome, database_error},
+    outcome::{JobError, Outcome, database_error},
     repository::Recorded,
 };
 

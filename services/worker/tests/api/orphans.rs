@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use worker::{
+    context::JobContext,
     decode::{DecodeBudget, Thumbnail},
-    jobs::{JobContext, Outcome},
     orphans,
+    outcome::Outcome,
     repository::TaskRecorder,
     thumbnail::{MEDIA_GONE, MediaKeys, ThumbnailPayload},
 };
