@@ -12,6 +12,7 @@
 //! | [`limits`] | what an operation may cost, and the extension that refuses what costs more |
 //! | [`document`] | an operation's shape (root fields, aliases, depth) read from its document |
 //! | [`budget`] | what an operation spends while it runs: upstream calls, response bytes |
+//! | [`cost`] | what a list costs in the complexity limit |
 //! | [`posts`] | the posts table and the validation of what clients send |
 //! | [`row`] | [`row::PostRow`], a stored post |
 //! | [`upstream`] | the users-service and products-service clients |
@@ -28,6 +29,7 @@
 
 pub mod access;
 pub mod budget;
+pub mod cost;
 pub mod document;
 pub mod errors;
 pub mod events;

@@ -7,7 +7,7 @@
 //! | aliases ([`Limits::max_aliases`]) | before it runs | `TOO_MANY_ALIASES` |
 //! | root fields ([`Limits::max_root_fields`]) | before it runs | `TOO_MANY_ROOT_FIELDS` |
 //! | data depth ([`Limits::max_depth`]); introspection nests up to [`MAX_INTROSPECTION_DEPTH`] apart | before it runs | `QUERY_TOO_DEEP` |
-//! | complexity ([`Limits::max_complexity`]): a list costs its page size times its items | before it runs | `QUERY_TOO_COMPLEX` |
+//! | complexity ([`Limits::max_complexity`]): a list costs its page size times its items ([`crate::cost`]) | before it runs | `QUERY_TOO_COMPLEX` |
 //! | calls to users-service and products-service ([`Limits::max_upstream_calls`]) | the call over it | `UPSTREAM_CALLS_EXCEEDED` on that field |
 //! | response bytes ([`Limits::max_response_bytes`]) | the field over it | `RESPONSE_TOO_LARGE`, the whole answer |
 //!
@@ -41,8 +41,9 @@ use crate::{
     schema::{self, AppState, CallerRequestId},
 };
 
-/// How deep `__schema` and `__type` selections may nest (graphql-js's introspection query
-/// nests 15 deep: `__schema`, `types`, `fields`, `args`, `type` and nine `ofType`, and its own field).
+/// How deep `__schema` and `__type` selections may nest, apart from the data's depth
+/// (graphql-js's introspection query nests 15 deep: `__schema`, `types`, `fields`, `args`,
+/// `type`, nine `ofType` and the innermost `name`).
 pub const MAX_INTROSPECTION_DEPTH: usize = 20;
 
 /// What an operation may cost.
@@ -332,35 +333,9 @@ impl Extension for Guard {
     }
 }
 
-/// The cost of a list field: 1, plus its page size (`limit`, else `default`; the largest page
-/// when `limit` is out of range, which the resolver refuses anyway) times its items' cost.
-/// Bounded far below overflow, so sums of costs stay exact enough to compare with a limit.
-pub fn list_cost(limit: Option<i32>, default: u32, items: usize) -> usize {
-    const CEILING: usize = 1 << 32;
-    let page = match limit {
-        None => default,
-        Some(limit) => u32::try_from(limit)
-            .ok()
-            .filter(|limit| *limit <= shared::pagination::MAX_LIMIT)
-            .unwrap_or(shared::pagination::MAX_LIMIT),
-    };
-    let page = usize::try_from(page).unwrap_or(CEILING);
-    page.saturating_mul(items).saturating_add(1).min(CEILING)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_list_costs_its_page_times_its_items() {
-        assert_eq!(list_cost(None, 100, 3), 301);
-        assert_eq!(list_cost(Some(5), 100, 3), 16);
-        assert_eq!(list_cost(Some(0), 100, 3), 1);
-        assert_eq!(list_cost(Some(-1), 100, 1), 1001);
-        assert_eq!(list_cost(Some(5000), 100, 1), 1001);
-        assert_eq!(list_cost(Some(1000), 100, usize::MAX), 1 << 32);
-    }
 
     #[test]
     fn the_first_broken_static_limit_is_named() {

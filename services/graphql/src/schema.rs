@@ -5,7 +5,7 @@
 //! through [`UserLoader`] (one users-service batch call per query) and `User.posts` through
 //! [`PostsByAuthorLoader`] (one SQL statement per query). Every list takes `limit` (and
 //! `offset`) and costs, in the complexity limit, its page size times its items
-//! ([`crate::limits::list_cost`]). The mutations are in [`crate::mutations`], the rules of who
+//! ([`crate::cost::list_cost`]). The mutations are in [`crate::mutations`], the rules of who
 //! may do what in [`crate::access`].
 
 use std::{collections::HashMap, sync::Arc};
@@ -22,8 +22,8 @@ pub use crate::errors::{coded_error, codes};
 use crate::{
     access::{self, Authenticated, UpstreamAuth},
     budget::OperationBudget,
+    cost::list_cost,
     events::PostEvents,
-    limits::list_cost,
     posts::{PostRepository, PostRow},
     upstream::{ProductRecord, ProductsClient, Relay, UpstreamError, UserRecord, UsersClient},
 };
