@@ -31,6 +31,9 @@ use crate::{
     repository::Recorded,
 };
 
+/// The longest read of an upload (the decode budget's turn is held meanwhile).
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Why a thumbnail job had nothing to do.
 pub const MEDIA_GONE: &str = "the media item was deleted";
 
@@ -126,27 +129,41 @@ async fn decode_within_budget(
     context: &JobContext,
     keys: &MediaKeys,
 ) -> Result<Option<Thumbnail>, JobError> {
+    // Opened in the turn, so no response waits open for it.
+    let mut turn = context.budget.turn().await;
     let read = match context.store.read(&keys.original, None).await {
         Ok(read) => read,
         Err(StoreError::NotFound(_)) => return Ok(None),
         Err(error) => return Err(store_error(&keys.original, error)),
     };
-    let mut turn = context.budget.turn().await;
     turn.hold_encoded(read.size).await?;
     let expected = read.size;
-    let mut encoded = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
     let mut body = read.body;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk
-            .map_err(|error| JobError::Transient(format!("reading {}: {error}", keys.original)))?;
-        if (encoded.len() + chunk.len()) as u64 > expected {
-            return Err(JobError::Transient(format!(
-                "{} changed while it was read",
-                keys.original
-            )));
+    // The turn is held while the file is read: a stalled read must not hold up every job.
+    let encoded = tokio::time::timeout(READ_TIMEOUT, async {
+        let mut encoded = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|error| {
+                JobError::Transient(format!("reading {}: {error}", keys.original))
+            })?;
+            if (encoded.len() + chunk.len()) as u64 > expected {
+                return Err(JobError::Transient(format!(
+                    "{} changed while it was read",
+                    keys.original
+                )));
+            }
+            encoded.extend_from_slice(&chunk);
         }
-        encoded.extend_from_slice(&chunk);
-    }
+        Ok(encoded)
+    })
+    .await
+    .map_err(|_| {
+        JobError::Transient(format!(
+            "reading {} took over {} s",
+            keys.original,
+            READ_TIMEOUT.as_secs()
+        ))
+    })??;
     let admitted = turn.admit(&encoded).await?;
     let thumbnail = tokio::task::spawn_blocking(move || {
         let thumbnail = decode::make_thumbnail(&encoded, &admitted.header);
