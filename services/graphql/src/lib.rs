@@ -6,7 +6,8 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`schema`] | the types, queries, subscription, loaders and error codes |
+//! | [`schema`] | the types, queries and subscription |
+//! | [`loaders`] | a request's caller data and an operation's loaders |
 //! | [`mutations`] | the mutations, each behind its rule |
 //! | [`access`] | who the caller is, and what they may do or see |
 //! | [`limits`] | what an operation may cost, and the extension that refuses what costs more |
@@ -37,6 +38,7 @@ pub mod exchange;
 pub mod graphiql;
 pub mod http;
 pub mod limits;
+pub mod loaders;
 pub mod mutations;
 pub mod pages;
 pub mod posts;

@@ -38,7 +38,8 @@ use crate::{
     budget::{OperationBudget, Overdrawn, field_bytes},
     document::{self, Shape},
     errors::codes,
-    schema::{self, AppState, CallerRequestId},
+    loaders::{self, CallerRequestId},
+    schema::AppState,
 };
 
 /// How deep `__schema` and `__type` selections may nest, apart from the data's depth
@@ -258,8 +259,13 @@ impl Extension for Guard {
                 let upstream = request_or_session::<UpstreamAuth>(&request, context)
                     .cloned()
                     .unwrap_or_default();
-                let loaders =
-                    schema::operation_loaders(state, &request_id, upstream, self.budget.clone());
+                let loaders = loaders::operation_loaders(
+                    &state.users,
+                    &state.posts,
+                    &request_id,
+                    upstream,
+                    self.budget.clone(),
+                );
                 loaders.attach(request).data(self.budget.clone())
             }
             None => request.data(self.budget.clone()),

@@ -3,29 +3,32 @@
 //!
 //! Resolvers never call another service or the database once per parent: `Post.author` goes
 //! through [`UserLoader`] (one users-service batch call per query) and `User.posts` through
-//! [`PostsByAuthorLoader`] (one SQL statement per query). Every list takes `limit` (and
+//! [`PostsByAuthorLoader`] (one SQL statement per query), the loaders of
+//! [`crate::loaders`]. Every list takes `limit` (and
 //! `offset`) and costs, in the complexity limit, its page size times its items
 //! ([`crate::cost::list_cost`]). The mutations are in [`crate::mutations`], the rules of who
 //! may do what in [`crate::access`].
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use async_graphql::{
     ComplexObject, Context, Error, ErrorExtensions, ID, Object, Result, SimpleObject, Subscription,
-    dataloader::{DataLoader, Loader},
+    dataloader::DataLoader,
 };
-use auth::Principal;
 use futures_util::{Stream, StreamExt};
 use shared::pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page};
 
 pub use crate::errors::{coded_error, codes};
+pub use crate::loaders::{
+    AuthorPage, CallerRequestId, PostsByAuthorLoader, RequestData, UserLoader, request_data,
+};
 use crate::{
-    access::{self, Authenticated, UpstreamAuth},
+    access::{self, UpstreamAuth},
     budget::OperationBudget,
     cost::list_cost,
     events::PostEvents,
     posts::{PostRepository, PostRow},
-    upstream::{ProductRecord, ProductsClient, Relay, UpstreamError, UserRecord, UsersClient},
+    upstream::{ProductRecord, ProductsClient, Relay, UserRecord, UsersClient},
 };
 
 /// `User.posts`'s page size when `limit` is absent: a user's posts are nested under a list of
@@ -59,176 +62,6 @@ pub struct AppState {
     pub events: PostEvents,
     /// For causes that clients must not see.
     pub logger: slog::Logger,
-}
-
-/// The request's id, passed on to other services.
-#[derive(Clone)]
-pub struct CallerRequestId(pub String);
-
-/// Loads users by id from users-service, one batch call per query. It lives as long as one
-/// operation and keeps nothing between batches: what it loads was fetched with that caller's
-/// token.
-pub struct UserLoader {
-    /// users-service.
-    pub users: UsersClient,
-    /// Passed on as `X-Request-Id`.
-    pub request_id: String,
-    /// The caller's token, passed on.
-    pub authorization: UpstreamAuth,
-    /// The operation's budget, which each call draws on.
-    pub budget: Arc<OperationBudget>,
-}
-
-impl Loader<i64> for UserLoader {
-    type Value = UserRecord;
-    type Error = Arc<UpstreamError>;
-
-    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, UserRecord>, Self::Error> {
-        let relay = Relay {
-            request_id: &self.request_id,
-            authorization: self.authorization.0.as_deref(),
-            budget: Some(&self.budget),
-        };
-        self.users.by_ids(keys, relay).await.map_err(Arc::new)
-    }
-}
-
-/// One page of one author's posts: what [`PostsByAuthorLoader`] loads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AuthorPage {
-    /// The author.
-    pub author: i64,
-    /// Posts per page.
-    pub limit: i64,
-    /// Posts skipped.
-    pub offset: i64,
-}
-
-/// Loads a page of posts of each author, one SQL statement per page size in a query.
-pub struct PostsByAuthorLoader {
-    /// Posts.
-    pub posts: PostRepository,
-}
-
-impl Loader<AuthorPage> for PostsByAuthorLoader {
-    type Value = Vec<PostRow>;
-    type Error = Arc<sqlx::Error>;
-
-    async fn load(
-        &self,
-        keys: &[AuthorPage],
-    ) -> Result<HashMap<AuthorPage, Vec<PostRow>>, Self::Error> {
-        // (limit, offset) → the authors asking for that page.
-        let mut authors_by_page: HashMap<(i64, i64), Vec<i64>> = HashMap::new();
-        for key in keys {
-            authors_by_page
-                .entry((key.limit, key.offset))
-                .or_default()
-                .push(key.author);
-        }
-        let mut loaded = HashMap::with_capacity(keys.len());
-        for ((limit, offset), authors) in authors_by_page {
-            let page = Page { limit, offset };
-            let by_author = self
-                .posts
-                .by_authors(&authors, page)
-                .await
-                .map_err(Arc::new)?;
-            for (author, posts) in by_author {
-                loaded.insert(
-                    AuthorPage {
-                        author,
-                        limit,
-                        offset,
-                    },
-                    posts,
-                );
-            }
-        }
-        Ok(loaded)
-    }
-}
-
-/// The caller-side data of a request (HTTP) or a connection (WebSocket): who is asking and the
-/// request id. Loaders are not in it: each operation gets its own
-/// ([`operation_loaders`]), which spend that operation's budget.
-pub fn request_data(request_id: &str, caller: Authenticated) -> RequestData {
-    RequestData {
-        request_id: CallerRequestId(request_id.to_owned()),
-        caller: caller.principal,
-        upstream: caller.upstream,
-    }
-}
-
-/// A request's (or a connection's) caller: no data leaks between requests or callers.
-pub struct RequestData {
-    /// The request's id.
-    pub request_id: CallerRequestId,
-    /// Who is asking (`None`: anonymous); [`access`] reads it.
-    pub caller: Option<Principal>,
-    /// The caller's token, relayed to users-service and products-service.
-    pub upstream: UpstreamAuth,
-}
-
-impl RequestData {
-    /// Adds these to a GraphQL request.
-    pub fn attach(self, request: async_graphql::Request) -> async_graphql::Request {
-        request
-            .data(self.request_id)
-            .data(self.caller)
-            .data(self.upstream)
-    }
-
-    /// Adds these to a WebSocket connection's data.
-    pub fn into_data(self) -> async_graphql::Data {
-        let mut data = async_graphql::Data::default();
-        data.insert(self.request_id);
-        data.insert(self.caller);
-        data.insert(self.upstream);
-        data
-    }
-}
-
-/// One operation's loaders: batches are per operation, and the calls they make draw on its
-/// budget.
-pub struct OperationLoaders {
-    /// Users by id.
-    pub users: DataLoader<UserLoader>,
-    /// Posts by author.
-    pub posts_by_author: DataLoader<PostsByAuthorLoader>,
-}
-
-/// The loaders of one operation run for the caller whose token is `upstream`.
-pub fn operation_loaders(
-    state: &AppState,
-    request_id: &str,
-    upstream: UpstreamAuth,
-    budget: Arc<OperationBudget>,
-) -> OperationLoaders {
-    OperationLoaders {
-        users: DataLoader::new(
-            UserLoader {
-                users: state.users.clone(),
-                request_id: request_id.to_owned(),
-                authorization: upstream,
-                budget,
-            },
-            tokio::spawn,
-        ),
-        posts_by_author: DataLoader::new(
-            PostsByAuthorLoader {
-                posts: state.posts.clone(),
-            },
-            tokio::spawn,
-        ),
-    }
-}
-
-impl OperationLoaders {
-    /// Adds these to a GraphQL request.
-    pub fn attach(self, request: async_graphql::Request) -> async_graphql::Request {
-        request.data(self.users).data(self.posts_by_author)
-    }
 }
 
 pub(crate) fn state<'a>(context: &Context<'a>) -> &'a AppState {
