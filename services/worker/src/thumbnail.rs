@@ -173,7 +173,14 @@ async fn decode_within_budget(
         thumbnail
     })
     .await
-    .map_err(|error| JobError::Transient(format!("thumbnail task: {error}")))??;
+    .map_err(|error| {
+        // A decoder that panics on this file will panic on it again.
+        if error.is_panic() {
+            JobError::Permanent("decoding the image: the decoder panicked".to_owned())
+        } else {
+            JobError::Transient(format!("thumbnail task: {error}"))
+        }
+    })??;
     Ok(Some(thumbnail))
 }
 
