@@ -162,7 +162,7 @@ impl Presented {
     }
 
     /// The `Authorization` value the token amounts to (`None`: no token).
-    fn as_authorization(&self) -> Option<Vec<u8>> {
+    pub fn as_authorization(&self) -> Option<Vec<u8>> {
         match self {
             Self::Nothing => None,
             Self::Header(value) => Some(value.clone()),
@@ -202,7 +202,23 @@ pub async fn identify(
     presented: &Presented,
     guests: bool,
 ) -> Result<Identity, ApiError> {
-    let Some(authorization) = presented.as_authorization() else {
+    identify_with(
+        shared::identity::verifier(request),
+        presented.as_authorization(),
+        guests,
+    )
+    .await
+}
+
+/// [`identify`] for an `Authorization` value (`None`: no token) checked with `verifier`, the
+/// one rule for every way a token arrives (the Socket.IO `auth` payload comes after the
+/// handshake's request, so its session keeps the verifier).
+pub async fn identify_with(
+    verifier: Option<std::sync::Arc<auth::Verifier>>,
+    authorization: Option<Vec<u8>>,
+    guests: bool,
+) -> Result<Identity, ApiError> {
+    let Some(authorization) = authorization else {
         return if guests {
             Ok(Identity {
                 name: guest_name(),
@@ -211,13 +227,14 @@ pub async fn identify(
         } else {
             Err(ApiError::Unauthorized {
                 message: "sign in required: this chat takes no guests; present an access token \
-                          (Authorization: Bearer, the `bearer` subprotocol, or access_token)"
+                          (Authorization: Bearer, the `bearer` subprotocol, access_token, or \
+                          Socket.IO's auth {token})"
                     .into(),
                 invalid_token: false,
             })
         };
     };
-    let verifier = shared::identity::verifier(request)
+    let verifier = verifier
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no token verifier installed")))?;
     let principal = shared::identity::authenticate(&verifier, Some(&authorization))
         .await?

@@ -28,7 +28,7 @@ use crate::{
     limits::Seat,
     names::NameClaim,
     outgoing::{Outgoing, Preamble},
-    protocol::{ChatMessage, ClientEvent, ErrorCode, ServerEvent, parse_client_event},
+    protocol::{ChatMessage, ClientEvent, ErrorCode, Refusal, ServerEvent, parse_client_event},
     queue::OutboundQueue,
 };
 
@@ -54,16 +54,7 @@ pub fn start(
 ) -> Outgoing {
     let (outbound, receiver, backlog) = OutboundQueue::new(hub.settings().outbound_bytes);
     let (preamble_tx, preamble_rx) = oneshot::channel();
-    let welcome = ServerEvent::Welcome {
-        message: format!(
-            "Welcome to the chat, {}! You are in room {room}.",
-            admission.name.name()
-        ),
-        room: &room,
-        user: admission.name.name(),
-        user_id: admission.user_id,
-    }
-    .to_json();
+    let welcome = welcome_event(&room, admission.name.name(), admission.user_id);
     actix_web::rt::spawn(serve(
         hub,
         history,
@@ -104,53 +95,22 @@ async fn serve(
     metrics.connections_total.inc();
     slog::debug!(logger(), "connected"; "connection" => %connection);
 
-    let joined = match Box::pin(hub.join(&room, connection, &outbound, &closer)).await {
-        Ok(()) => true,
-        Err(error) => {
-            slog::error!(logger(), "joining the room failed"; "error" => %error);
-            closer.close(Disconnect::Unavailable);
-            false
+    let entered = Box::pin(enter_room(
+        &hub,
+        &history,
+        (&room, connection),
+        (&outbound, &closer),
+        (user, user_id),
+    ))
+    .await;
+    let joined = entered.joined;
+    let preamble = Preamble {
+        frame: ServerEvent::History {
+            messages: &entered.messages,
         }
+        .to_json(),
+        ids: message_ids(&entered.messages),
     };
-    let preamble = match Box::pin(history.recent(&room, settings.history_len)).await {
-        Ok(messages) => Preamble {
-            frame: ServerEvent::History {
-                messages: &messages,
-            }
-            .to_json(),
-            ids: messages
-                .iter()
-                .filter_map(|message| Uuid::try_parse(&message.id).ok())
-                .collect(),
-        },
-        Err(error) => {
-            slog::error!(logger(), "reading the history failed"; "error" => %error);
-            let _ = send_error(
-                &outbound,
-                &hub,
-                ErrorCode::Unavailable,
-                "the history could not be read",
-            );
-            Preamble {
-                frame: ServerEvent::History { messages: &[] }.to_json(),
-                ids: HashSet::new(),
-            }
-        }
-    };
-    // Announced before the history goes out: a client that has its history knows the others
-    // have been told (with Redis too), so whoever joins after it sees no stale userJoined.
-    if joined {
-        let frame = ServerEvent::UserJoined {
-            user,
-            user_id,
-            room: &room,
-            message: format!("{user} joined {room}"),
-        }
-        .to_json();
-        if let Err(error) = Box::pin(hub.publish(&room, Some(connection), None, &frame)).await {
-            slog::warn!(logger(), "userJoined not published"; "error" => %error);
-        }
-    }
     let _ = preamble_tx.send(preamble);
 
     let mut client = Client {
@@ -173,17 +133,7 @@ async fn serve(
     slog::debug!(logger(), "disconnecting"; "connection" => %connection, "reason" => reason.label());
 
     if joined {
-        Box::pin(hub.leave(&room, connection)).await;
-        let frame = ServerEvent::UserLeft {
-            user,
-            user_id,
-            room: &room,
-            message: format!("{user} left {room}"),
-        }
-        .to_json();
-        if let Err(error) = Box::pin(hub.publish(&room, Some(connection), None, &frame)).await {
-            slog::warn!(logger(), "userLeft not published"; "error" => %error);
-        }
+        Box::pin(leave_room(&hub, (&room, connection), (user, user_id))).await;
     }
     drop(client);
     drop(outbound);
@@ -200,19 +150,160 @@ async fn serve(
     drop(admission);
 }
 
-/// The service's logger with the connection's room and user, built when something is logged.
-fn connection_logger(hub: &Hub, room: &str, user: &str) -> slog::Logger {
-    hub.logger()
-        .new(slog::o!("room" => room.to_owned(), "user" => user.to_owned()))
+/// The `welcome` event of a client that connected, for every protocol.
+pub fn welcome_event(room: &str, user: &str, user_id: Option<i64>) -> String {
+    ServerEvent::Welcome {
+        message: format!("Welcome to the chat, {user}! You are in room {room}."),
+        room,
+        user,
+        user_id,
+    }
+    .to_json()
 }
 
-/// Queues an `error` event; a full queue makes the client a slow consumer.
-fn send_error(
-    outbound: &OutboundQueue,
+/// A client's entry into a room: whether it joined, and the room's recent messages.
+pub struct Entered {
+    /// Whether the room was joined (pub/sub up); if not, the connection is being closed.
+    pub joined: bool,
+    /// The room's recent messages, oldest first (none if they could not be read: the client
+    /// was sent an `unavailable` error).
+    pub messages: Vec<ChatMessage>,
+}
+
+/// Puts a client in a room, for every protocol: joins it (its events reach `outbound` from
+/// now on; `closer` ends the client if pub/sub is down), reads its history, and announces the
+/// client to the others (`userJoined`, before the history goes out: a client that has its
+/// history knows the others have been told, with Redis too).
+pub async fn enter_room(
     hub: &Hub,
-    code: ErrorCode,
-    message: &str,
-) -> Result<(), Disconnect> {
+    history: &History,
+    (room, connection): (&str, Uuid),
+    (outbound, closer): (&OutboundQueue, &Closer),
+    (user, user_id): (&str, Option<i64>),
+) -> Entered {
+    let logger = || connection_logger(hub, room, user);
+    let joined = match Box::pin(hub.join(room, connection, outbound, closer)).await {
+        Ok(()) => true,
+        Err(error) => {
+            slog::error!(logger(), "joining the room failed"; "error" => %error);
+            closer.close(Disconnect::Unavailable);
+            false
+        }
+    };
+    let messages = match Box::pin(history.recent(room, hub.settings().history_len)).await {
+        Ok(messages) => messages,
+        Err(error) => {
+            slog::error!(logger(), "reading the history failed"; "error" => %error);
+            let _ = send_error(
+                outbound,
+                hub,
+                ErrorCode::Unavailable,
+                "the history could not be read",
+            );
+            Vec::new()
+        }
+    };
+    if joined {
+        let frame = ServerEvent::UserJoined {
+            user,
+            user_id,
+            room,
+            message: format!("{user} joined {room}"),
+        }
+        .to_json();
+        if let Err(error) = Box::pin(hub.publish(room, Some(connection), None, &frame)).await {
+            slog::warn!(logger(), "userJoined not published"; "error" => %error);
+        }
+    }
+    Entered { joined, messages }
+}
+
+/// Takes a client out of a room it joined, for every protocol, and tells the others
+/// (`userLeft`).
+pub async fn leave_room(
+    hub: &Hub,
+    (room, connection): (&str, Uuid),
+    (user, user_id): (&str, Option<i64>),
+) {
+    Box::pin(hub.leave(room, connection)).await;
+    let frame = ServerEvent::UserLeft {
+        user,
+        user_id,
+        room,
+        message: format!("{user} left {room}"),
+    }
+    .to_json();
+    if let Err(error) = Box::pin(hub.publish(room, Some(connection), None, &frame)).await {
+        slog::warn!(connection_logger(hub, room, user), "userLeft not published"; "error" => %error);
+    }
+}
+
+/// The ids of `messages` (to skip the same messages arriving live).
+pub fn message_ids(messages: &[ChatMessage]) -> HashSet<Uuid> {
+    messages
+        .iter()
+        .filter_map(|message| Uuid::try_parse(&message.id).ok())
+        .collect()
+}
+
+/// Whether one more message of a client fits its connection's (`limiter`), account's and
+/// address's budgets, for every protocol; the refusal (`rate_limited`, counted) otherwise.
+pub fn spend_budget(
+    hub: &Hub,
+    limiter: &DefaultDirectRateLimiter,
+    user_id: Option<i64>,
+    seat: &Seat,
+) -> Result<(), Refusal> {
+    hub.limits()
+        .check_message(limiter, user_id, seat)
+        .map_err(|(scope, message)| {
+            hub.metrics()
+                .rate_limited
+                .with_label_values(&[scope.label()])
+                .inc();
+            Refusal::new(ErrorCode::RateLimited, message)
+        })
+}
+
+/// Stores a checked chat message, then publishes it to the room (the sender included), for
+/// every protocol; the stored message, or why it failed (`unavailable`).
+pub async fn post_message(
+    hub: &Hub,
+    history: &History,
+    room: &str,
+    (user, user_id): (&str, Option<i64>),
+    text: String,
+) -> Result<ChatMessage, Refusal> {
+    let id = Uuid::new_v4();
+    let message = ChatMessage {
+        id: id.to_string(),
+        room: room.to_owned(),
+        user: user.to_owned(),
+        user_id,
+        text,
+        timestamp: shared::db::timestamp_now(),
+    };
+    if let Err(error) = history.store(&message).await {
+        slog::error!(connection_logger(hub, room, user), "storing a message failed"; "error" => %error);
+        return Err(Refusal::new(
+            ErrorCode::Unavailable,
+            "the message could not be stored",
+        ));
+    }
+    let frame = ServerEvent::ChatMessage(&message).to_json();
+    if let Err(error) = hub.publish(room, None, Some(id), &frame).await {
+        slog::error!(connection_logger(hub, room, user), "publishing a message failed"; "error" => %error);
+        return Err(Refusal::new(
+            ErrorCode::Unavailable,
+            "the message was stored but could not be delivered",
+        ));
+    }
+    hub.metrics().messages.inc();
+    Ok(message)
+}
+
+/// Counts a refusal sent to a client (`chat_client_errors_total`).
+pub fn count_client_error(hub: &Hub, code: ErrorCode) {
     let label = serde_json::to_value(code)
         .ok()
         .and_then(|value| value.as_str().map(str::to_owned))
@@ -221,6 +312,22 @@ fn send_error(
         .client_errors
         .with_label_values(&[label.as_str()])
         .inc();
+}
+
+/// The service's logger with the connection's room and user, built when something is logged.
+fn connection_logger(hub: &Hub, room: &str, user: &str) -> slog::Logger {
+    hub.logger()
+        .new(slog::o!("room" => room.to_owned(), "user" => user.to_owned()))
+}
+
+/// Queues an `error` event; a full queue makes the client a slow consumer.
+pub fn send_error(
+    outbound: &OutboundQueue,
+    hub: &Hub,
+    code: ErrorCode,
+    message: &str,
+) -> Result<(), Disconnect> {
+    count_client_error(hub, code);
     let frame = ServerEvent::Error {
         code,
         message: message.to_owned(),
@@ -318,17 +425,8 @@ impl Client<'_> {
     /// `Ok` when one more frame fits the connection's, account's and address's budgets;
     /// otherwise what refusing it gives (a `rate_limited` error queued, the frame dropped).
     fn within_budgets(&self) -> Result<(), Result<(), Disconnect>> {
-        let limits = self.hub.limits();
-        limits
-            .check_message(&self.limiter, self.user_id, self.seat)
-            .map_err(|(scope, message)| {
-                self.hub
-                    .metrics()
-                    .rate_limited
-                    .with_label_values(&[scope.label()])
-                    .inc();
-                self.refuse(ErrorCode::RateLimited, &message)
-            })
+        spend_budget(self.hub, &self.limiter, self.user_id, self.seat)
+            .map_err(|refusal| self.refuse(refusal.code, &refusal.message))
     }
 
     fn refuse(&self, code: ErrorCode, message: &str) -> Result<(), Disconnect> {
@@ -337,34 +435,23 @@ impl Client<'_> {
 
     /// Stores the message, then publishes it to the room (the sender included).
     async fn chat_message(&self, text: String) -> Result<(), Disconnect> {
-        let id = Uuid::new_v4();
-        let message = ChatMessage {
-            id: id.to_string(),
-            room: self.room.to_owned(),
-            user: self.user.to_owned(),
-            user_id: self.user_id,
+        match post_message(
+            self.hub,
+            self.history,
+            self.room,
+            (self.user, self.user_id),
             text,
-            timestamp: shared::db::timestamp_now(),
-        };
-        if let Err(error) = self.history.store(&message).await {
-            slog::error!(connection_logger(self.hub, self.room, self.user), "storing a message failed"; "error" => %error);
-            return self.refuse(ErrorCode::Unavailable, "the message could not be stored");
+        )
+        .await
+        {
+            Ok(_) => Ok(()),
+            Err(refusal) => self.refuse(refusal.code, &refusal.message),
         }
-        let frame = ServerEvent::ChatMessage(&message).to_json();
-        if let Err(error) = self.hub.publish(self.room, None, Some(id), &frame).await {
-            slog::error!(connection_logger(self.hub, self.room, self.user), "publishing a message failed"; "error" => %error);
-            return self.refuse(
-                ErrorCode::Unavailable,
-                "the message was stored but could not be delivered",
-            );
-        }
-        self.hub.metrics().messages.inc();
-        Ok(())
     }
 }
 
-/// How a read error ends the connection.
-fn protocol_disconnect(error: &ProtocolError) -> Disconnect {
+/// How a read error ends the connection (both protocols' WebSockets).
+pub fn protocol_disconnect(error: &ProtocolError) -> Disconnect {
     match error {
         ProtocolError::Overflow => Disconnect::FrameTooLarge,
         // actix-ws reports a fragmented message over the limit this way.

@@ -1,12 +1,13 @@
 //! What goes out to clients: events ([`Event`]), encoded once as WebSocket text frames
 //! ([`Frames`]) that every recipient's queue shares, and what a client's outbound queue holds
-//! ([`Outbound`]).
+//! ([`Outbound`]): those frames, heartbeats, and a Socket.IO session's own packets.
 
 use std::{collections::HashSet, ops::Range, sync::Arc};
 
 use actix_http::ws::{OpCode, Parser};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// A JSON event on its way to clients.
@@ -75,7 +76,7 @@ impl Frames {
 }
 
 /// What waits in a client's outbound queue. Two words: the fan-out queues one per member.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Outbound {
     /// Events, in order: one, or those a busy room coalesced into one delivery.
     Frames(Arc<Frames>),
@@ -83,6 +84,22 @@ pub enum Outbound {
     Ping,
     /// The answer to a client's ping (boxed: rare, and it would double the size).
     Pong(Box<Bytes>),
+    /// An Engine.IO packet of a Socket.IO session, encoded (`42["error",…]`, `43…`).
+    Packet(Box<String>),
+    /// Packets that go out before anything queued after them, once they are ready: a Socket.IO
+    /// session queues it before it joins a room, and fills it once the history is read, so
+    /// the room's live events wait behind the history.
+    Batch(oneshot::Receiver<Batch>),
+}
+
+/// What a Socket.IO session sends on entering a room, before the room's live events.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Encoded Engine.IO packets, in order (the connect answer, `welcome`, `history`, an ack).
+    pub packets: Vec<String>,
+    /// The ids of the messages in the history, so the same messages arriving live are not
+    /// sent twice.
+    pub ids: HashSet<Uuid>,
 }
 
 impl Outbound {
@@ -92,6 +109,8 @@ impl Outbound {
             Self::Frames(frames) => frames.bytes.len(),
             Self::Ping => 2,
             Self::Pong(payload) => payload.len() + 2,
+            Self::Packet(packet) => packet.len(),
+            Self::Batch(_) => 0,
         }
     }
 

@@ -15,6 +15,7 @@
 //! | [`queue`] | a connection's outbound queue, bounded by the events in it |
 //! | [`outgoing`] | what goes out to one client: its response body, writing shared pre-encoded deliveries |
 //! | [`routes`] | `GET /chat` (page), `GET /chat/ws`, `GET /chat/rooms` |
+//! | [`socketio`] | `/socket.io/`: Engine.IO v4 and Socket.IO v5 into the same hub, the client bundle |
 //! | [`metrics`] | the `chat_*` Prometheus series |
 //!
 //! Everything else (config, logging, errors, health, metrics, database, shutdown) is `shared`'s.
@@ -32,6 +33,7 @@ pub mod outgoing;
 pub mod protocol;
 pub mod queue;
 pub mod routes;
+pub mod socketio;
 
 use std::{sync::Arc, time::Duration};
 
@@ -234,9 +236,15 @@ impl Application {
         let hub = Hub::new(pubsub, chat, metrics, logger);
         let presence = hub.start_presence().await?;
         let forgetting = hub.limits().forget_idle_every(FORGET_IDLE_BUDGETS_EVERY);
+        let engine = web::Data::new(socketio::Engine {
+            hub: hub.clone(),
+            history: history.clone(),
+            sessions: socketio::session::Sessions::default(),
+        });
         let (hub_data, history_data) = (web::Data::new(hub.clone()), web::Data::new(history));
         let http = HttpService::bind(&settings, &context, move |config| {
             routes::configure(config, hub_data.clone(), history_data.clone());
+            socketio::configure(config, engine.clone());
         })?;
         Ok(Self {
             http,

@@ -71,6 +71,8 @@ impl Outgoing {
             Outbound::Frames(frames) => frames.without(&mut self.already_sent),
             Outbound::Ping => frame(OpCode::Ping, b""),
             Outbound::Pong(payload) => frame(OpCode::Pong, payload),
+            // Socket.IO sessions only: a native client is never sent either.
+            Outbound::Packet(_) | Outbound::Batch(_) => Bytes::new(),
         }
     }
 }

@@ -125,7 +125,8 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    /// A refusal with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -145,27 +146,8 @@ pub fn parse_client_event(frame: &str, max_text_chars: usize) -> Result<ClientEv
     };
     match kind {
         "chatMessage" => {
-            let Some(text) = value.get("text").and_then(serde_json::Value::as_str) else {
-                return Err(Refusal::new(
-                    ErrorCode::ValidationFailed,
-                    "chatMessage needs a string \"text\"",
-                ));
-            };
-            if text.trim().is_empty() {
-                return Err(Refusal::new(
-                    ErrorCode::ValidationFailed,
-                    "text must not be empty",
-                ));
-            }
-            if text.chars().count() > max_text_chars {
-                return Err(Refusal::new(
-                    ErrorCode::ValidationFailed,
-                    format!("text must be at most {max_text_chars} characters"),
-                ));
-            }
-            Ok(ClientEvent::ChatMessage {
-                text: text.to_owned(),
-            })
+            let text = check_text(value.get("text"), max_text_chars)?;
+            Ok(ClientEvent::ChatMessage { text })
         }
         other => Err(Refusal::new(
             ErrorCode::UnknownType,
@@ -175,6 +157,32 @@ pub fn parse_client_event(frame: &str, max_text_chars: usize) -> Result<ClientEv
             ),
         )),
     }
+}
+
+/// A chat message's `text` field: a string, not blank, at most `max_text_chars` characters.
+pub fn check_text(
+    text: Option<&serde_json::Value>,
+    max_text_chars: usize,
+) -> Result<String, Refusal> {
+    let Some(text) = text.and_then(serde_json::Value::as_str) else {
+        return Err(Refusal::new(
+            ErrorCode::ValidationFailed,
+            "chatMessage needs a string \"text\"",
+        ));
+    };
+    if text.trim().is_empty() {
+        return Err(Refusal::new(
+            ErrorCode::ValidationFailed,
+            "text must not be empty",
+        ));
+    }
+    if text.chars().count() > max_text_chars {
+        return Err(Refusal::new(
+            ErrorCode::ValidationFailed,
+            format!("text must be at most {max_text_chars} characters"),
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 /// A room name: 1–64 of `A-Z a-z 0-9 - _ .`; missing or empty gives `general`.

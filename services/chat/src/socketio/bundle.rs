@@ -1,0 +1,114 @@
+//! `GET /socket.io/socket.io.js`: the official client bundle (`socket.io-client`'s
+//! `dist/socket.io.min.js`, vendored in `vendor/socket.io-client/`), as the seed's page loads
+//! it; and its source map. Gzipped once, on first use, for clients that accept gzip; an
+//! `ETag` of its bytes answers a revalidation with 304, and `Cache-Control` lets it be cached
+//! for a day.
+
+use std::{io::Write, sync::OnceLock};
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::header::{self, CacheControl, CacheDirective},
+};
+
+/// The bundle.
+const SCRIPT: &[u8] = include_bytes!("../../../../vendor/socket.io-client/socket.io.min.js");
+/// Its source map.
+const SOURCE_MAP: &[u8] =
+    include_bytes!("../../../../vendor/socket.io-client/socket.io.min.js.map");
+
+/// One served file, encoded once.
+struct Asset {
+    plain: &'static [u8],
+    gzipped: Vec<u8>,
+    etag: String,
+    content_type: &'static str,
+}
+
+impl Asset {
+    fn new(plain: &'static [u8], content_type: &'static str) -> Self {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let gzipped = encoder
+            .write_all(plain)
+            .and_then(|()| encoder.finish())
+            .expect("gzip into memory does not fail");
+        Self {
+            plain,
+            gzipped,
+            etag: format!("\"{:016x}\"", fnv1a(plain)),
+            content_type,
+        }
+    }
+
+    fn respond(&self, request: &HttpRequest) -> HttpResponse {
+        let cache = CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(86_400)]);
+        let revalidated = request
+            .headers()
+            .get_all(header::IF_NONE_MATCH)
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .any(|tag| {
+                let tag = tag.trim();
+                tag == "*" || tag.trim_start_matches("W/") == self.etag
+            });
+        if revalidated {
+            return HttpResponse::NotModified()
+                .insert_header(cache)
+                .insert_header((header::ETAG, self.etag.as_str()))
+                .finish();
+        }
+        let mut response = HttpResponse::Ok();
+        response
+            .content_type(self.content_type)
+            .insert_header(cache)
+            .insert_header((header::ETAG, self.etag.as_str()))
+            .insert_header((header::VARY, "Accept-Encoding"))
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+        if accepts_gzip(request) {
+            response
+                .insert_header((header::CONTENT_ENCODING, "gzip"))
+                .body(self.gzipped.clone())
+        } else {
+            response.body(self.plain)
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: the bytes' `ETag`, the same in every instance of one build.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Whether the request takes gzip (`Accept-Encoding`, not refused with `q=0`).
+fn accepts_gzip(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value.split(',').any(|coding| {
+                let mut parts = coding.split(';');
+                let name = parts.next().unwrap_or_default().trim();
+                let refused = parts.any(|parameter| parameter.trim().replace(' ', "") == "q=0");
+                (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+            })
+        })
+}
+
+/// `GET /socket.io/socket.io.js` (and `socket.io.min.js`).
+pub async fn script(request: HttpRequest) -> HttpResponse {
+    static ASSET: OnceLock<Asset> = OnceLock::new();
+    ASSET
+        .get_or_init(|| Asset::new(SCRIPT, "application/javascript; charset=utf-8"))
+        .respond(&request)
+}
+
+/// `GET /socket.io/socket.io.min.js.map`.
+pub async fn source_map(request: HttpRequest) -> HttpResponse {
+    static ASSET: OnceLock<Asset> = OnceLock::new();
+    ASSET
+        .get_or_init(|| Asset::new(SOURCE_MAP, "application/json"))
+        .respond(&request)
+}
