@@ -72,7 +72,11 @@ mod tests {
         // The client wrote 6.6.6.6; the balancer saw 198.51.100.7 and appended it.
         let fields = [&b"6.6.6.6, 198.51.100.7"[..], b"10.9.9.9"];
         assert_eq!(client_address(peer, fields, &trusted), ip("198.51.100.7"));
-        assert_eq!(client_address(peer, [], &trusted), peer, "no header: the peer");
+        assert_eq!(
+            client_address(peer, [], &trusted),
+            peer,
+            "no header: the peer"
+        );
         let garbage = [&b"6.6.6.6, not-an-address"[..]];
         assert_eq!(client_address(peer, garbage, &trusted), peer);
         let mapped = [&b"::ffff:198.51.100.7"[..]];

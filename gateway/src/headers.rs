@@ -38,7 +38,11 @@ impl TransferCodings {
         let chunked = all
             .last()
             .is_some_and(|coding| coding.eq_ignore_ascii_case(b"chunked"));
-        let below = if chunked { &all[..all.len() - 1] } else { &all[..] };
+        let below = if chunked {
+            &all[..all.len() - 1]
+        } else {
+            &all[..]
+        };
         Self {
             chunked,
             below: below.join(&b", "[..]),

@@ -32,18 +32,13 @@ pub mod routing;
 pub mod server;
 pub mod upstream;
 
-use std::{net::SocketAddr, num::NonZeroU32, sync::Arc};
+use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use shared::server::Service;
 use slog::Logger;
 
-use crate::{
-    access::{GatewayMetrics, Telemetry},
-    config::GatewayConfig,
-    proxy::Shared,
-    routing::RouteTable,
-};
+use crate::{config::GatewayConfig, proxy::Shared};
 
 /// A gateway with its listeners bound, not yet serving.
 pub struct Gateway {
@@ -73,33 +68,17 @@ impl Gateway {
         let listeners = server::bind_listeners(address, threads)
             .with_context(|| format!("binding {address}"))?;
         let port = listeners[0].local_addr()?.port();
-        let limiter = config.rate_limit.as_ref().map(|limit| {
-            let per_second = NonZeroU32::new(limit.per_second).expect("validated above 0");
-            let burst = NonZeroU32::new(limit.burst).expect("validated above 0");
-            governor::RateLimiter::keyed(governor::Quota::per_second(per_second).allow_burst(burst))
-        });
-        let routes = RouteTable::new(&config)?;
-        for route in routes.routes() {
+        let shared = Arc::new(Shared::new(config, logger)?.with_verifier(verifier));
+        for route in shared.routes.routes() {
             let upstreams: Vec<&str> = route
                 .upstreams
                 .instances()
                 .iter()
                 .map(|i| &*i.label)
                 .collect();
-            slog::info!(logger, "route"; "prefix" => &*route.prefix, "upstreams" => upstreams.join(", "));
+            slog::info!(shared.telemetry.logger, "route"; "prefix" => &*route.prefix, "upstreams" => upstreams.join(", "));
         }
-        slog::info!(logger, "listening"; "address" => format!("{}:{port}", address.ip()), "threads" => threads);
-        let shared = Arc::new(Shared {
-            routes,
-            telemetry: Arc::new(Telemetry {
-                logger,
-                metrics: GatewayMetrics::new(),
-            }),
-            limiter,
-            verifier,
-            server: config.server,
-            no_route: Arc::from("-"),
-        });
+        slog::info!(shared.telemetry.logger, "listening"; "address" => format!("{}:{port}", address.ip()), "threads" => threads);
         Ok(Self {
             listeners,
             shared,

@@ -4,6 +4,7 @@
 use std::{
     convert::Infallible,
     net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
     rc::Rc,
     sync::{
         Arc,
@@ -23,14 +24,16 @@ use http::{
 use hyper::{body::Incoming, client::conn::http1::SendRequest};
 use hyper_util::rt::TokioIo;
 use shared::{error::error_json, request::is_acceptable_id};
+use slog::Logger;
 
 use crate::{
-    access::{AccessRecord, Telemetry},
+    access::{AccessRecord, GatewayMetrics, Telemetry},
     body::{
         BodyTooLarge, ClientBodyError, FirstFrame, GatewayBody, Lease, RequestBody,
         RequestProgress, first_frame,
     },
     client::client_address,
+    config::GatewayConfig,
     config::ServerConfig,
     headers::{
         MAX_REQUEST_FIELDS, REQUEST_ID, TransferCodings, X_FORWARDED_FOR, X_FORWARDED_HOST,
@@ -57,6 +60,38 @@ pub struct Shared {
     pub server: ServerConfig,
     /// The route label of requests no route matched.
     pub no_route: Arc<str>,
+}
+
+impl Shared {
+    /// The routes, limiter and telemetry of `config`, logging to `logger`, with a verifier that
+    /// knows no keys (every token is refused until [`Shared::with_verifier`] sets the real one).
+    pub fn new(config: GatewayConfig, logger: Logger) -> anyhow::Result<Self> {
+        config.validate()?;
+        let limiter = config.rate_limit.as_ref().map(|limit| {
+            let per_second = NonZeroU32::new(limit.per_second).expect("validated above 0");
+            let burst = NonZeroU32::new(limit.burst).expect("validated above 0");
+            governor::RateLimiter::keyed(governor::Quota::per_second(per_second).allow_burst(burst))
+        });
+        Ok(Self {
+            routes: RouteTable::new(&config)?,
+            telemetry: Arc::new(Telemetry {
+                logger,
+                metrics: GatewayMetrics::new(),
+            }),
+            limiter,
+            verifier: Arc::new(auth::Verifier::new(
+                auth::VerifierSettings::default(),
+                auth::KeySource::Fixed(auth::Jwks::default()),
+            )),
+            server: config.server,
+            no_route: Arc::from("-"),
+        })
+    }
+
+    /// The same, checking tokens with `verifier`.
+    pub fn with_verifier(self, verifier: Arc<auth::Verifier>) -> Self {
+        Self { verifier, ..self }
+    }
 }
 
 /// What one server thread's requests share.

@@ -12,6 +12,10 @@ use tokio::{
 use super::{MAX_RESPONSE_FIELDS, add_content_length, connection_values, named_in, push_field};
 use crate::headers::{TransferCodings, is_hop_by_hop_field, tokens};
 
+/// Most trailer fields a chunked body may end with: a parser downstream reads them into a
+/// table of its own, as it does a head's fields.
+const MAX_TRAILER_FIELDS: u32 = 64;
+
 /// Largest upstream response head accepted.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
@@ -431,6 +435,8 @@ pub struct ChunkedScanner {
     size: u64,
     /// Hex digits of the size line read so far (an empty size line is not chunked coding).
     digits: u32,
+    /// Trailer fields read so far.
+    trailers: u32,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -571,7 +577,10 @@ impl ChunkedScanner {
                 DataLf => expect(byte, b'\n', Size)?,
                 TrailerStart => match byte {
                     b'\r' => FinalLf,
-                    _ if is_tchar(byte) => TrailerName,
+                    _ if is_tchar(byte) && self.trailers < MAX_TRAILER_FIELDS => {
+                        self.trailers += 1;
+                        TrailerName
+                    }
                     _ => return Err(()),
                 },
                 TrailerName => match byte {
@@ -648,6 +657,14 @@ mod tests {
         ] {
             assert_eq!(scan_all(&[bytes]), Err(()), "{what}");
         }
+        let trailers = |count: usize| format!("0\r\n{}\r\n", "X: 1\r\n".repeat(count));
+        let most = MAX_TRAILER_FIELDS as usize;
+        assert!(scan_all(&[trailers(most).as_bytes()]).is_ok_and(|end| end.is_some()));
+        assert_eq!(
+            scan_all(&[trailers(most + 1).as_bytes()]),
+            Err(()),
+            "more trailer fields than a parser downstream takes"
+        );
     }
 
     #[test]

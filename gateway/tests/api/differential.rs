@@ -43,7 +43,10 @@ fn client_view(text: &str) -> (u16, String, String) {
         })
     };
     let (framing, content) = match (field("transfer-encoding"), field("content-length")) {
-        (Some(codings), _) => (format!("transfer-encoding: {codings}"), decode_chunked(&body)),
+        (Some(codings), _) => (
+            format!("transfer-encoding: {codings}"),
+            decode_chunked(&body),
+        ),
         (None, Some(length)) => (format!("content-length: {length}"), body),
         (None, None) => ("none".to_owned(), body),
     };
@@ -59,7 +62,8 @@ fn client_view(text: &str) -> (u16, String, String) {
 }
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Up: 1\r\n\r\nok";
-const GET: &[u8] = b"GET /a?b=c HTTP/1.1\r\nHost: h.example\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n";
+const GET: &[u8] =
+    b"GET /a?b=c HTTP/1.1\r\nHost: h.example\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n";
 
 /// (what the case is, the client's request, the upstream's response, the status expected).
 const CASES: &[(&str, &[u8], &[u8], u16)] = &[
@@ -110,7 +114,13 @@ async fn both_paths_send_the_same_request_and_give_the_same_answer() {
             seen.push((path, upstream_saw, client_saw));
         }
         let (direct, hyper) = (&seen[0], &seen[1]);
-        assert_eq!(direct.1, hyper.1, "{what}: the upstream read different requests");
-        assert_eq!(direct.2, hyper.2, "{what}: the clients saw different answers");
+        assert_eq!(
+            direct.1, hyper.1,
+            "{what}: the upstream read different requests"
+        );
+        assert_eq!(
+            direct.2, hyper.2,
+            "{what}: the clients saw different answers"
+        );
     }
 }

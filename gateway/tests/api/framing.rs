@@ -43,7 +43,8 @@ async fn an_interim_response_nobody_asked_for_is_a_502_and_its_connection_is_dro
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nGET / HTTP/1.1\r\n\r\n";
     for path in PATHS {
         for reply in [EARLY_HINTS, SWITCHED] {
-            let upstream = ScriptedUpstream::start(vec![vec![Some(reply), Some(OK)], vec![Some(OK)]]).await;
+            let upstream =
+                ScriptedUpstream::start(vec![vec![Some(reply), Some(OK)], vec![Some(OK)]]).await;
             let gateway = on_path(path, &upstream.url);
             let (status, head, _) = split(&exchange_raw(&gateway.authority, GET).await);
             assert_eq!(status, 502, "{path}: {head}");
@@ -58,7 +59,8 @@ async fn an_interim_response_nobody_asked_for_is_a_502_and_its_connection_is_dro
 
 #[tokio::test]
 async fn a_100_to_an_expect_is_passed_over() {
-    const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    const CONTINUE: &[u8] =
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     let upstream = ScriptedUpstream::always(CONTINUE).await;
     let gateway = on_path("direct", &upstream.url);
     let request = b"POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi";
@@ -71,9 +73,18 @@ async fn a_100_to_an_expect_is_passed_over() {
 #[tokio::test]
 async fn control_bytes_in_chunk_extensions_and_trailers_never_reach_the_client() {
     for (reply, what) in [
-        (&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;a\x00b\r\nok\r\n0\r\n\r\n"[..], "NUL in an extension"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;\xff\r\nok\r\n0\r\n\r\n", "0xFF in an extension"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX: \x01\r\n\r\n", "a control byte in a trailer"),
+        (
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;a\x00b\r\nok\r\n0\r\n\r\n"[..],
+            "NUL in an extension",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;\xff\r\nok\r\n0\r\n\r\n",
+            "0xFF in an extension",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX: \x01\r\n\r\n",
+            "a control byte in a trailer",
+        ),
     ] {
         for path in PATHS {
             let upstream = ScriptedUpstream::always(reply).await;
@@ -127,14 +138,21 @@ async fn every_request_the_gateway_forwards_fits_in_actix_field_limit() {
         assert_eq!(status, 200, "{path}");
         let received = String::from_utf8_lossy(&upstream.received()[0]).into_owned();
         let fields = received.trim_end().lines().count() - 1;
-        assert!(fields <= ACTIX_MAX_FIELDS, "{path}: {fields} fields went upstream");
+        assert!(
+            fields <= ACTIX_MAX_FIELDS,
+            "{path}: {fields} fields went upstream"
+        );
         for over in [most, 98, 99] {
             let text = exchange_raw(&gateway.authority, &with_fields(over)).await;
             let (status, _, body) = split(&text);
             assert_eq!(status, 431, "{path}, {over}: {text}");
             assert!(body.contains("\"bad_request\""), "{body}");
         }
-        assert_eq!(upstream.received().len(), 1, "{path}: none of those went upstream");
+        assert_eq!(
+            upstream.received().len(),
+            1,
+            "{path}: none of those went upstream"
+        );
         gateway.server.stop().await;
     }
 }
@@ -148,7 +166,10 @@ async fn content_length_beside_transfer_encoding_is_dropped_and_the_body_arrives
         let (status, head, body) = split(&exchange_raw(&gateway.authority, GET).await);
         assert_eq!(status, 200, "{path}");
         assert!(!head.contains("content-length"), "{path}: {head}");
-        assert!(head.contains("transfer-encoding: chunked"), "{path}: {head}");
+        assert!(
+            head.contains("transfer-encoding: chunked"),
+            "{path}: {head}"
+        );
         assert_eq!(decode_chunked(&body), "hello world", "{path}: {body:?}");
         gateway.server.stop().await;
     }
@@ -162,7 +183,8 @@ pub fn decode_chunked(body: &str) -> String {
         let Some((line, after)) = rest.split_once("\r\n") else {
             return data;
         };
-        let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
         if size == 0 {
             return data;
         }
@@ -177,15 +199,34 @@ async fn connect_is_refused_and_the_host_is_one_field_or_the_target_authority() 
         let upstream = ScriptedUpstream::always(OK).await;
         let gateway = on_path(path, &upstream.url);
         for (request, expected) in [
-            (&b"CONNECT internal:22 HTTP/1.1\r\nHost: internal:22\r\nConnection: close\r\n\r\n"[..], 405),
-            (b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n", 400),
+            (
+                &b"CONNECT internal:22 HTTP/1.1\r\nHost: internal:22\r\nConnection: close\r\n\r\n"
+                    [..],
+                405,
+            ),
+            (
+                b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+                400,
+            ),
             (b"GET /x HTTP/1.1\r\nConnection: close\r\n\r\n", 400),
-            (b"GET /x HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n", 400),
+            (
+                b"GET /x HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n",
+                400,
+            ),
         ] {
             let text = exchange_raw(&gateway.authority, request).await;
-            assert_eq!(split(&text).0, expected, "{path}: {}: {text}", String::from_utf8_lossy(request));
+            assert_eq!(
+                split(&text).0,
+                expected,
+                "{path}: {}: {text}",
+                String::from_utf8_lossy(request)
+            );
         }
-        assert!(upstream.received().is_empty(), "{path}: {:?}", upstream.requests());
+        assert!(
+            upstream.received().is_empty(),
+            "{path}: {:?}",
+            upstream.requests()
+        );
         let text = exchange_raw(
             &gateway.authority,
             b"GET http://real.example/x?q=1 HTTP/1.1\r\nHost: fake.example\r\nConnection: close\r\n\r\n",
@@ -193,9 +234,18 @@ async fn connect_is_refused_and_the_host_is_one_field_or_the_target_authority() 
         .await;
         assert_eq!(split(&text).0, 200, "{path}: {text}");
         let received = String::from_utf8_lossy(&upstream.received()[0]).to_lowercase();
-        assert!(received.starts_with("get /x?q=1 http/1.1\r\n"), "{path}: {received}");
-        assert!(received.contains("\r\nhost: real.example\r\n"), "{path}: {received}");
-        assert!(received.contains("\r\nx-forwarded-host: real.example\r\n"), "{path}: {received}");
+        assert!(
+            received.starts_with("get /x?q=1 http/1.1\r\n"),
+            "{path}: {received}"
+        );
+        assert!(
+            received.contains("\r\nhost: real.example\r\n"),
+            "{path}: {received}"
+        );
+        assert!(
+            received.contains("\r\nx-forwarded-host: real.example\r\n"),
+            "{path}: {received}"
+        );
         assert!(!received.contains("fake"), "{path}: {received}");
         gateway.server.stop().await;
     }
@@ -221,7 +271,8 @@ async fn a_malformed_chunked_request_body_is_the_clients_400() {
 
 #[tokio::test]
 async fn a_malformed_chunked_response_is_a_502() {
-    const BROKEN: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nhello\r\n0\r\n\r\n";
+    const BROKEN: &[u8] =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nhello\r\n0\r\n\r\n";
     for path in PATHS {
         let upstream = ScriptedUpstream::always(BROKEN).await;
         let gateway = on_path(path, &upstream.url);
@@ -244,7 +295,10 @@ async fn transfer_codings_below_chunked_are_announced_again() {
             let gateway = on_path(path, &upstream.url);
             let (status, head, body) = split(&exchange_raw(&gateway.authority, GET).await);
             assert_eq!(status, 200, "{path}");
-            assert!(head.contains("\r\ntransfer-encoding: gzip, chunked"), "{path}: {head}");
+            assert!(
+                head.contains("\r\ntransfer-encoding: gzip, chunked"),
+                "{path}: {head}"
+            );
             assert_eq!(decode_chunked(&body), "GZIP", "{path}");
             gateway.server.stop().await;
         }
@@ -255,7 +309,8 @@ async fn transfer_codings_below_chunked_are_announced_again() {
 async fn after_an_http_1_0_answer_the_next_request_is_still_http_1_1() {
     const OLD: &[u8] = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok";
     for path in PATHS {
-        let upstream = ScriptedUpstream::start(vec![vec![Some(OLD), Some(OK)], vec![Some(OK)]]).await;
+        let upstream =
+            ScriptedUpstream::start(vec![vec![Some(OLD), Some(OK)], vec![Some(OK)]]).await;
         let gateway = on_path(path, &upstream.url);
         for _ in 0..2 {
             let (status, _, body) = split(&exchange_raw(&gateway.authority, GET).await);

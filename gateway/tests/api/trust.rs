@@ -28,7 +28,10 @@ async fn forwarded(path: &str, trusted: &[&str], forwarded_for: &str) -> (Vec<St
     let upstream = ScriptedUpstream::always(OK).await;
     let mut config = one_thread(&upstream.url);
     config.server.direct_path = path == "direct";
-    config.server.trusted_proxies = trusted.iter().map(|n| n.parse().expect("network")).collect();
+    config.server.trusted_proxies = trusted
+        .iter()
+        .map(|n| n.parse().expect("network"))
+        .collect();
     let (logger, logs) = shared::testing::capturing_logger("gateway");
     let gateway = spawn_logging_to(config, logger);
     let text = exchange_raw(&gateway.authority, &request(forwarded_for, "trust-1")).await;
@@ -92,9 +95,14 @@ async fn the_rate_limit_keys_on_the_vouched_address() {
             let mut statuses = Vec::new();
             // Three requests from one client, then one from another; each names a new
             // address of its own on the left, as a spoofing client would.
-            for (n, from) in ["198.51.100.1", "198.51.100.1", "198.51.100.1", "198.51.100.2"]
-                .iter()
-                .enumerate()
+            for (n, from) in [
+                "198.51.100.1",
+                "198.51.100.1",
+                "198.51.100.1",
+                "198.51.100.2",
+            ]
+            .iter()
+            .enumerate()
             {
                 let request = format!(
                     "GET /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.{n}, {from}\r\nConnection: close\r\n\r\n"

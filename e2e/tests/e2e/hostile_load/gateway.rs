@@ -1,1 +1,207 @@
-//! Hostile load on gateway.
+//! Hostile load on the gateway, every process on real backends, the gateway rate-limiting (20
+//! a second, bursts of 40 per client):
+//! - a client that writes its own `X-Forwarded-For` (one spoofed address, then a new one on
+//!   every request) is still its socket's address: the one `X-Forwarded-For` the gateway sends
+//!   holds that, so products-service's access line shows it and never the spoof, and the
+//!   gateway's own line too;
+//! - that client floods the gateway (2 000 requests from 40 connections, each naming a new
+//!   address of its own) while a normal client at another address sends a request every 50 ms:
+//!   the flood meets 429s past its budget, however many addresses it names, and the normal
+//!   client gets a 2xx for every request. The gateway's peak resident memory (`VmHWM`) is read
+//!   from `/proc` and bounded.
+//!
+//! Each client connects from its own loopback address (127.0.0.x), so the gateway sees two
+//! distinct peers, as it would two hosts.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::{Duration, Instant},
+};
+
+use e2e::{Platform, Tuning};
+use futures_util::future::join_all;
+use serde_json::Value;
+
+use crate::journey::s3_server;
+
+/// The gateway's rate limit in this test (the `[rate_limit]` table).
+const PER_SECOND: u64 = 20;
+const BURST: u64 = 40;
+
+/// What the flood may make the gateway's peak resident memory.
+const PEAK_RSS_BOUND: u64 = 64 * 1024 * 1024;
+
+/// A client whose connections leave from the loopback address `source`.
+fn client_from(source: Ipv4Addr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::V4(source))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a client")
+}
+
+#[tokio::test]
+async fn a_client_cannot_choose_its_address_nor_starve_another_with_a_flood() {
+    let root =
+        std::env::temp_dir().join(format!("platform-e2e-s3-{}", uuid::Uuid::new_v4().simple()));
+    let (mut s3, backends) = s3_server(&root);
+    e2e::wait_for_port(&backends.s3_endpoint, Duration::from_secs(10))
+        .await
+        .expect("s3s-fs listens");
+    let tuning = Tuning {
+        gateway_server: format!("[rate_limit]\nper_second = {PER_SECOND}\nburst = {BURST}"),
+        ..Tuning::default()
+    };
+    let platform = Platform::processes_tuned(&backends, &tuning)
+        .await
+        .expect("every process starts");
+    spoofed_addresses_stay_out_of_the_logs(&platform).await;
+    a_flood_does_not_starve_a_normal_client(&platform).await;
+    platform
+        .stop(Duration::from_secs(15))
+        .expect("every process exits 0 on SIGTERM");
+    s3.kill();
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The `ip` of `process`'s access line for `request_id`.
+fn logged_ip(platform: &Platform, process: &str, request_id: &str) -> Option<String> {
+    let process = platform
+        .processes
+        .iter()
+        .find(|candidate| candidate.name == process)
+        .expect("the process");
+    let lines: Vec<Value> = process.stdout.lock().expect("log").clone();
+    lines
+        .iter()
+        .find(|line| line["msg"] == "request" && line["request_id"] == request_id)
+        .and_then(|line| line["ip"].as_str().map(str::to_owned))
+}
+
+async fn spoofed_addresses_stay_out_of_the_logs(platform: &Platform) {
+    let attacker = Ipv4Addr::new(127, 0, 0, 7);
+    let client = client_from(attacker);
+    let request_id = format!("spoof-{}", uuid::Uuid::new_v4().simple());
+    let response = client
+        .get(platform.url("/api/products"))
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-forwarded-for", "203.0.113.66, 10.0.0.1")
+        .header("x-request-id", &request_id)
+        .send()
+        .await
+        .expect("GET /api/products");
+    assert_eq!(response.status(), 200);
+    let _ = response.bytes().await;
+    // The access lines are written when the response is done: wait for them, boundedly.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (gateway_ip, products_ip) = loop {
+        let logged = (
+            logged_ip(platform, "gateway", &request_id),
+            logged_ip(platform, "products", &request_id),
+        );
+        if (logged.0.is_some() && logged.1.is_some()) || Instant::now() > deadline {
+            break logged;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let vouched = attacker.to_string();
+    assert_eq!(
+        gateway_ip.as_deref(),
+        Some(vouched.as_str()),
+        "the gateway's line"
+    );
+    assert_eq!(
+        products_ip.as_deref(),
+        Some(vouched.as_str()),
+        "products-service's line shows the address the gateway vouches for"
+    );
+    let everything = platform.output_lines();
+    for (process, line) in &everything {
+        if line.contains(&request_id) {
+            for spoof in ["6.6.6.6", "203.0.113.66", "10.0.0.1"] {
+                assert!(!line.contains(spoof), "{process} logged {spoof}: {line}");
+            }
+        }
+    }
+}
+
+async fn a_flood_does_not_starve_a_normal_client(platform: &Platform) {
+    let gateway = platform
+        .processes
+        .iter()
+        .find(|process| process.name == "gateway")
+        .expect("the gateway");
+    let rss_before = gateway.rss_bytes();
+    let attacker = client_from(Ipv4Addr::new(127, 0, 0, 8));
+    let normal = client_from(Ipv4Addr::new(127, 0, 0, 9));
+    let url = platform.url("/api/products");
+    let started = Instant::now();
+    let flood = join_all((0..40).map(|connection| {
+        let (attacker, url) = (attacker.clone(), url.clone());
+        async move {
+            let mut statuses = Vec::with_capacity(50);
+            for n in 0..50 {
+                let spoof = format!("198.51.{connection}.{n}");
+                let status = attacker
+                    .get(&url)
+                    .header("x-forwarded-for", spoof)
+                    .send()
+                    .await
+                    .map_or(0, |response| response.status().as_u16());
+                statuses.push(status);
+            }
+            statuses
+        }
+    }));
+    let steady = async {
+        let mut statuses = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        for _ in 0..40 {
+            tick.tick().await;
+            let response = normal
+                .get(&url)
+                .send()
+                .await
+                .expect("the normal client's GET");
+            statuses.push(response.status().as_u16());
+        }
+        statuses
+    };
+    let (flood, steady) = tokio::join!(flood, steady);
+    let elapsed = started.elapsed();
+    let flood: Vec<u16> = flood.into_iter().flatten().collect();
+    let passed = flood.iter().filter(|status| **status == 200).count() as u64;
+    let limited = flood.iter().filter(|status| **status == 429).count();
+    let budget = BURST + PER_SECOND * (elapsed.as_secs() + 1);
+    println!(
+        "flood: {} requests in {elapsed:?}, {passed} passed, {limited} limited; normal client: {:?}",
+        flood.len(),
+        steady
+    );
+    assert_eq!(
+        passed + limited as u64,
+        flood.len() as u64,
+        "each flood request is served or limited, none fails"
+    );
+    assert!(
+        passed <= budget,
+        "the flood got {passed}, over its budget of {budget}"
+    );
+    assert!(limited > 0);
+    assert!(
+        steady.iter().all(|status| (200..300).contains(status)),
+        "the normal client was starved: {steady:?}"
+    );
+    let (rss, peak) = (gateway.rss_bytes(), gateway.peak_rss_bytes());
+    println!(
+        "gateway: VmRSS {} MiB before, {} MiB after, VmHWM {} MiB",
+        rss_before >> 20,
+        rss >> 20,
+        peak >> 20
+    );
+    assert!(
+        peak < PEAK_RSS_BOUND,
+        "the gateway's VmHWM is {} MiB",
+        peak >> 20
+    );
+}
