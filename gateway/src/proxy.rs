@@ -305,10 +305,9 @@ pub(crate) fn head_size_of(
     method + target + 12 + fields.map(|(name, value)| name + value + 4).sum::<usize>()
 }
 
-/// The request to send upstream: rewritten path, end-to-end headers, one `Content-Length`,
-/// `X-Forwarded-*` (one `X-Forwarded-For`: the client's address, whatever the client sent),
-/// the request id, and the host the client asked for ([`client_host`]) unless the route sets
-/// one.
+/// The request to send upstream: rewritten path, end-to-end headers, `X-Forwarded-*` (one
+/// `X-Forwarded-For`: the client's address, whatever the client sent), the request id, and the
+/// host the client asked for ([`client_host`]) unless the route sets one.
 fn upstream_request(
     request: Request<Incoming>,
     route: &Route,
@@ -333,10 +332,8 @@ fn upstream_request(
     let upgrade = is_upgrade(&parts.headers);
     let mut headers = std::mem::take(&mut parts.headers);
     strip_hop_by_hop(&mut headers, upgrade);
-    // hyper let the request in only when its lengths agree: one of them goes on.
-    if let Some(length) = headers.get(CONTENT_LENGTH).cloned() {
-        headers.insert(CONTENT_LENGTH, length);
-    }
+    // A repeated `Content-Length` goes upstream once: hyper let the request in only when its
+    // values agree, and its client writes the body's length as one field.
     let forwarded_for = HeaderValue::try_from(client_ip.to_string())
         .map_err(|_| "invalid client address".to_owned())?;
     headers.insert(X_FORWARDED_FOR, forwarded_for);
