@@ -91,7 +91,10 @@ mod tests {
         assert_eq!(decode("2probe"), Ok(Packet::Ping("probe".into())));
         assert_eq!(decode("3"), Ok(Packet::Pong(String::new())));
         assert_eq!(decode("5"), Ok(Packet::Upgrade));
-        assert_eq!(decode("bAQIDBA=="), Ok(Packet::Binary(Bytes::from_static(&[1, 2, 3, 4]))));
+        assert_eq!(
+            decode("bAQIDBA=="),
+            Ok(Packet::Binary(Bytes::from_static(&[1, 2, 3, 4])))
+        );
         assert_eq!(decode(""), Err(PacketError::Empty));
         assert_eq!(decode("0{}"), Err(PacketError::Type('0')));
         assert_eq!(decode("b!!"), Err(PacketError::Base64));

@@ -89,6 +89,10 @@ mod tests {
         let frames = Frames::encode(&events);
         let read: Vec<&[u8]> = frame_payloads(&frames.bytes).collect();
         assert_eq!(read, texts.iter().map(String::as_bytes).collect::<Vec<_>>());
-        assert_eq!(frame_payloads(&frames.bytes[..10]).count(), 1, "a cut frame is not read");
+        assert_eq!(
+            frame_payloads(&frames.bytes[..10]).count(),
+            1,
+            "a cut frame is not read"
+        );
     }
 }

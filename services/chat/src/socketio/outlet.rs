@@ -138,7 +138,10 @@ mod tests {
         let mut payload = || poll_fn(|cx| outlet.poll_payload(cx, 1000)).now_or_never();
         assert_eq!(payload(), None, "the batch is not filled");
         let filled = Batch {
-            packets: vec![r#"40{"sid":"s"}"#.to_owned(), r#"42["history",{}]"#.to_owned()],
+            packets: vec![
+                r#"40{"sid":"s"}"#.to_owned(),
+                r#"42["history",{}]"#.to_owned(),
+            ],
             ids: [in_history].into(),
         };
         fill.send(filled).expect("outlet waits");

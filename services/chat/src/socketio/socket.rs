@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use governor::DefaultDirectRateLimiter;
 use serde_json::{Value, json};
+use shared::ApiError;
 use tokio::{
     sync::{mpsc, oneshot},
     time::Instant,
@@ -209,7 +210,8 @@ impl Socket<'_> {
         let packet = socket_packet::decode(text).map_err(|_| Disconnect::Protocol)?;
         if packet.namespace != MAIN_NAMESPACE {
             if packet.kind == Kind::Connect {
-                let refused = socket_packet::connect_error(&packet.namespace, "Invalid namespace", None);
+                let refused =
+                    socket_packet::connect_error(&packet.namespace, "Invalid namespace", None);
                 return self.send(refused);
             }
             return Ok(());
@@ -222,7 +224,8 @@ impl Socket<'_> {
             _ if !connected => Err(Disconnect::Protocol),
             Kind::Disconnect => Err(Disconnect::ClientClosed),
             Kind::Event => {
-                if let Err(refusal) = spend_budget(self.hub, &self.limiter, self.user_id, self.seat) {
+                if let Err(refusal) = spend_budget(self.hub, &self.limiter, self.user_id, self.seat)
+                {
                     return self.refuse(packet.ack, &refusal);
                 }
                 self.event(packet.ack, packet.data).await
@@ -258,10 +261,18 @@ impl Socket<'_> {
         {
             Ok(identity) => identity,
             Err(error) => {
+                // The code a `/chat/ws` handshake's 401 gives in `WWW-Authenticate`.
+                let code = match error {
+                    ApiError::Unauthorized {
+                        invalid_token: true,
+                        ..
+                    } => "invalid_token",
+                    _ => error.code(),
+                };
                 let refused = socket_packet::connect_error(
                     MAIN_NAMESPACE,
                     &error.to_string(),
-                    Some(json!({ "code": error.code() })),
+                    Some(json!({ "code": code })),
                 );
                 return self.send(refused);
             }
@@ -431,7 +442,9 @@ impl Socket<'_> {
     /// Queues a Socket.IO packet.
     fn send(&self, packet: String) -> Result<(), Disconnect> {
         let packet = engine_packet::message(&packet);
-        self.session.outbound.push(Outbound::Packet(Box::new(packet)))
+        self.session
+            .outbound
+            .push(Outbound::Packet(Box::new(packet)))
     }
 
     /// Refuses what the client sent: in the ack it asked for, else as an `error` event.
@@ -445,7 +458,12 @@ impl Socket<'_> {
                 });
                 self.send(socket_packet::ack(id, &answer))
             }
-            None => send_error(&self.session.outbound, self.hub, refusal.code, &refusal.message),
+            None => send_error(
+                &self.session.outbound,
+                self.hub,
+                refusal.code,
+                &refusal.message,
+            ),
         }
     }
 }

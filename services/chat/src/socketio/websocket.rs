@@ -51,7 +51,14 @@ pub fn open(
     let _ = session.outbound.push(Outbound::Packet(Box::new(open)));
     let outlet = session.take_outlet_now();
     let (handoff_tx, handoff) = oneshot::channel();
-    let response = accept(request, body, engine.hub.settings(), &session, handoff, false);
+    let response = accept(
+        request,
+        body,
+        engine.hub.settings(),
+        &session,
+        handoff,
+        false,
+    );
     if let (Some(outlet), Ok(_)) = (outlet, response.as_ref()) {
         let _ = handoff_tx.send(outlet);
     }
@@ -177,7 +184,10 @@ impl Reader {
                     self.session.flush();
                 }
                 Ok(Packet::Upgrade) => {
-                    if !self.session.switch(Transport::Probing, Transport::WebSocket) {
+                    if !self
+                        .session
+                        .switch(Transport::Probing, Transport::WebSocket)
+                    {
                         return Err(Disconnect::Protocol);
                     }
                     self.session.flush();

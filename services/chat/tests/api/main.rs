@@ -12,3 +12,4 @@ mod limits;
 mod liveness;
 mod names;
 mod scale_out;
+mod socketio;
