@@ -13,3 +13,4 @@ mod liveness;
 mod names;
 mod scale_out;
 mod socketio;
+mod socketio_client;

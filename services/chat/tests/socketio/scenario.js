@@ -64,6 +64,10 @@ async function connect(auth) {
 async function main() {
   const alice = await connect(token ? { token } : {});
   check(typeof alice.hello.message === "string", `welcome.message: ${JSON.stringify(alice.hello)}`);
+  if (token) {
+    check(typeof alice.hello.user_id === "number" && !/^guest-/.test(alice.hello.user),
+      `alice is signed in: ${JSON.stringify(alice.hello)}`);
+  }
   const joined = once(alice.socket, "userJoined");
   const bob = await connect({});
   check(/^guest-/.test(bob.hello.user), `bob is a guest: ${JSON.stringify(bob.hello)}`);
