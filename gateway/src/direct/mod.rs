@@ -9,11 +9,20 @@
 //!
 //! Anything else goes to hyper, which then serves the rest of that connection with the bytes
 //! already read ([`Next::HandOver`]): upgrades (WebSocket), chunked or `Expect` requests,
-//! HTTP/1.0, the gateway's own endpoints, unknown paths, a head over the limits or one
-//! `httparse` rejects, a body over the route's limit, a repeated `Authorization` field, and a
-//! request the rate limiter refuses. So each of those answers is made in one place,
+//! HTTP/1.0, the gateway's own endpoints, unknown paths, a head over the limits (more than
+//! [`MAX_REQUEST_FIELDS`](crate::headers::MAX_REQUEST_FIELDS) fields included) or one `httparse`
+//! rejects, a target that is not origin-form (`CONNECT`'s included), no `Host` or two, a body
+//! over the route's limit, a repeated `Authorization` field, and a request the rate limiter
+//! refuses. So each of those answers is made in one place,
 //! [`crate::proxy`]. A request [`crate::identity::authorize`] refuses is answered here, from
 //! the same [`Refusal`] hyper's path answers from, so its token is verified once.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `mod.rs` | the connection's loop, the exchange with a pooled upstream socket, error answers |
+//! | `request.rs` | the client's head, checked and turned into the upstream's |
+//! | `response.rs` | the upstream's head, and the relay of its body (length, chunked, until close) |
+//! | `fuzzing.rs` | both on arbitrary bytes, with their invariants, for the fuzz target |
 
 use std::{io::Write, net::SocketAddr, ops::Range, rc::Rc, sync::Arc, time::Duration};
 

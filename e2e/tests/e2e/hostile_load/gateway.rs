@@ -71,9 +71,10 @@ fn logged_ip(platform: &Platform, process: &str, request_id: &str) -> Option<Str
         .iter()
         .find(|candidate| candidate.name == process)
         .expect("the process");
-    let lines: Vec<Value> = process.stdout.lock().expect("log").clone();
+    let lines: Vec<String> = process.stdout.lock().expect("log").clone();
     lines
         .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .find(|line| line["msg"] == "request" && line["request_id"] == request_id)
         .and_then(|line| line["ip"].as_str().map(str::to_owned))
 }
