@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{proxy::Shared, upstream::Instance};
+use crate::{context::Shared, upstream::Instance};
 
 /// Whether `instance` answers `GET /healthz` with 200 within `timeout`.
 pub async fn probe(instance: &Instance, timeout: Duration) -> bool {

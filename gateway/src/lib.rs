@@ -10,10 +10,13 @@
 //! | [`client`] | the client's address: the peer, or behind trusted proxies their `X-Forwarded-For` |
 //! | [`health`] | the optional active health checks of upstream instances |
 //! | [`direct`] | the direct path: plain HTTP/1.1 exchanges relayed by the connection's task |
+//! | [`context`] | what requests share: across threads, and within one thread |
+//! | [`framing`] | hyper's path's framing rules that hyper does not apply (both paths frame alike) |
 //! | [`proxy`] | one request: local endpoints, auth, rate limit, route, upstream, response |
 //! | [`local`] | `GET /`, `/healthz`, `/readyz`, `/metrics` |
 //! | [`pool`] | each thread's keep-alive connections to the upstreams |
-//! | [`body`] | streamed request and response bodies (size limit, pool return, access line) |
+//! | [`request_body`] | the streamed request body (size limit, progress, the client's framing errors) |
+//! | [`body`] | the response bodies (the gateway's own; the upstream's: pool return, access line) |
 //! | [`access`] | the access line and the gateway's metrics |
 //! | [`server`] | thread-per-core runtimes with `SO_REUSEPORT` listeners, graceful drain |
 
@@ -21,13 +24,16 @@ pub mod access;
 pub mod body;
 pub mod client;
 pub mod config;
+pub mod context;
 pub mod direct;
+pub mod framing;
 pub mod headers;
 pub mod health;
 pub mod identity;
 pub mod local;
 pub mod pool;
 pub mod proxy;
+pub mod request_body;
 pub mod routing;
 pub mod server;
 pub mod upstream;
@@ -38,7 +44,7 @@ use anyhow::Context;
 use shared::server::Service;
 use slog::Logger;
 
-use crate::{config::GatewayConfig, proxy::Shared};
+use crate::{config::GatewayConfig, context::Shared};
 
 /// A gateway with its listeners bound, not yet serving.
 pub struct Gateway {

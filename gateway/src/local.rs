@@ -5,7 +5,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header::CONTENT_T
 use hyper::body::Incoming;
 use serde_json::json;
 
-use crate::{body::GatewayBody, proxy::Shared};
+use crate::{body::GatewayBody, context::Shared};
 
 /// The paths the gateway answers itself.
 const LOCAL_PATHS: [&str; 4] = ["/", "/healthz", "/readyz", "/metrics"];

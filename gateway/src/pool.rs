@@ -15,7 +15,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::{net::TcpStream, time::Instant};
 
-use crate::{body::RequestBody, upstream::Instance};
+use crate::{request_body::RequestBody, upstream::Instance};
 
 /// Why a new connection could not be made.
 #[derive(Debug, thiserror::Error)]

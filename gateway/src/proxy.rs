@@ -4,105 +4,38 @@
 use std::{
     convert::Infallible,
     net::{IpAddr, SocketAddr},
-    num::NonZeroU32,
     rc::Rc,
-    sync::{
-        Arc,
-        atomic::{AtomicU16, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
-use governor::{DefaultKeyedRateLimiter, clock::Clock};
+use governor::clock::Clock;
 use http::{
     HeaderValue, Method, Request, Response, StatusCode,
     header::{
-        AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST, RETRY_AFTER, TRANSFER_ENCODING,
+        AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER, TRANSFER_ENCODING,
         USER_AGENT, WWW_AUTHENTICATE,
     },
 };
 use hyper::{body::Incoming, client::conn::http1::SendRequest};
 use hyper_util::rt::TokioIo;
 use shared::{error::error_json, request::is_acceptable_id};
-use slog::Logger;
 
 use crate::{
-    access::{AccessRecord, GatewayMetrics, Telemetry},
-    body::{
-        BodyTooLarge, ClientBodyError, FirstFrame, GatewayBody, Lease, RequestBody,
-        RequestProgress, first_frame,
-    },
+    access::AccessRecord,
+    body::{FirstFrame, GatewayBody, Lease, first_frame},
     client::client_address,
-    config::GatewayConfig,
-    config::ServerConfig,
+    context::ThreadContext,
+    framing::{check_target, client_host, reframe, watch_interim},
     headers::{
-        MAX_REQUEST_FIELDS, REQUEST_ID, TransferCodings, X_FORWARDED_FOR, X_FORWARDED_HOST,
-        X_FORWARDED_PROTO, is_upgrade, strip_hop_by_hop,
+        MAX_REQUEST_FIELDS, REQUEST_ID, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
+        is_upgrade, strip_hop_by_hop,
     },
     identity::{ClientKey, Refusal, authorize},
-    pool::Pool,
-    routing::{Route, RouteTable},
-    server::Tracker,
+    request_body::{BodyTooLarge, ClientBodyError, RequestBody, RequestProgress},
+    routing::Route,
     upstream::{Health, Instance},
 };
-
-/// What every server thread shares.
-pub struct Shared {
-    /// The routes.
-    pub routes: RouteTable,
-    /// Logger and metrics.
-    pub telemetry: Arc<Telemetry>,
-    /// Per-client limiter (per user with a verified token, else per IP), when configured.
-    pub limiter: Option<DefaultKeyedRateLimiter<ClientKey>>,
-    /// Checks the bearer tokens clients present.
-    pub verifier: Arc<auth::Verifier>,
-    /// Timeouts and limits.
-    pub server: ServerConfig,
-    /// The route label of requests no route matched.
-    pub no_route: Arc<str>,
-}
-
-impl Shared {
-    /// The routes, limiter and telemetry of `config`, logging to `logger`, with a verifier that
-    /// knows no keys (every token is refused until [`Shared::with_verifier`] sets the real one).
-    pub fn new(config: GatewayConfig, logger: Logger) -> anyhow::Result<Self> {
-        config.validate()?;
-        let limiter = config.rate_limit.as_ref().map(|limit| {
-            let per_second = NonZeroU32::new(limit.per_second).expect("validated above 0");
-            let burst = NonZeroU32::new(limit.burst).expect("validated above 0");
-            governor::RateLimiter::keyed(governor::Quota::per_second(per_second).allow_burst(burst))
-        });
-        Ok(Self {
-            routes: RouteTable::new(&config)?,
-            telemetry: Arc::new(Telemetry {
-                logger,
-                metrics: GatewayMetrics::new(),
-            }),
-            limiter,
-            verifier: Arc::new(auth::Verifier::new(
-                auth::VerifierSettings::default(),
-                auth::KeySource::Fixed(auth::Jwks::default()),
-            )),
-            server: config.server,
-            no_route: Arc::from("-"),
-        })
-    }
-
-    /// The same, checking tokens with `verifier`.
-    pub fn with_verifier(self, verifier: Arc<auth::Verifier>) -> Self {
-        Self { verifier, ..self }
-    }
-}
-
-/// What one server thread's requests share.
-pub struct ThreadContext {
-    /// Shared by all threads.
-    pub shared: Arc<Shared>,
-    /// This thread's upstream connections.
-    pub pool: Rc<Pool>,
-    /// This thread's connections and tunnels, for the drain.
-    pub tracker: Rc<Tracker>,
-}
 
 /// Whether a request with this method may be sent again (RFC 9110 §9.2.2).
 pub fn is_idempotent(method: &Method) -> bool {
@@ -237,35 +170,6 @@ pub async fn handle(
         Err(message) => return Ok(error(StatusCode::BAD_REQUEST, &message, access)),
     };
     Ok(forward(upstream_request, &route, &context, client_upgrade, access).await)
-}
-
-/// Refuses what the gateway never forwards: `CONNECT` (405: it is a reverse proxy, not a
-/// tunnel), and a request with more than one `Host` field (400, RFC 9112 §3.2: the gateway and
-/// a service could each read another one).
-fn check_target<B>(request: &Request<B>) -> Result<(), (StatusCode, &'static str)> {
-    if request.method() == Method::CONNECT {
-        return Err((
-            StatusCode::METHOD_NOT_ALLOWED,
-            "CONNECT is not served: the gateway is no tunnel",
-        ));
-    }
-    if request.headers().get_all(HOST).iter().nth(1).is_some() {
-        return Err((StatusCode::BAD_REQUEST, "more than one Host header"));
-    }
-    Ok(())
-}
-
-/// The host a request is for (RFC 9112 §3.2.2): an absolute-form target's authority, which
-/// wins over any `Host` field, else its one `Host`; `None` when it names none.
-fn client_host<B>(request: &Request<B>) -> Option<HeaderValue> {
-    match request.uri().authority() {
-        Some(authority) => HeaderValue::try_from(authority.as_str()).ok(),
-        None => request
-            .headers()
-            .get(HOST)
-            .filter(|host| !host.is_empty())
-            .cloned(),
-    }
 }
 
 /// A new request id (docs/contracts.md: a UUID when the client sent none or an unusable one).
@@ -484,26 +388,6 @@ async fn forward(
     error(StatusCode::BAD_GATEWAY, &message, access)
 }
 
-/// Notes the status of an interim (1xx) response the request did not ask for: any but a 100
-/// to an `Expect: 100-continue` (a 101 comes as the response itself). hyper would skip it and
-/// read on; the gateway answers 502 instead, as the direct path does, since an upstream that
-/// sends one is not answering the request that was sent.
-fn watch_interim(request: &mut Request<RequestBody>) -> Arc<AtomicU16> {
-    let expects_continue = request
-        .headers()
-        .get(EXPECT)
-        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let unasked = Arc::new(AtomicU16::new(0));
-    let seen = unasked.clone();
-    hyper::ext::on_informational(request, move |response| {
-        let status = response.status().as_u16();
-        if !(status == 100 && expects_continue) {
-            seen.store(status, Ordering::Relaxed);
-        }
-    });
-    unasked
-}
-
 /// The 502's message when every instance of `route` failed to connect.
 pub fn no_upstream_answered(route: &Route, last_failure: &str) -> String {
     format!("no upstream of {} answered ({last_failure})", route.prefix)
@@ -625,26 +509,6 @@ async fn respond(
         FirstFrame::NotYet | FirstFrame::End => None,
     };
     Response::from_parts(parts, GatewayBody::upstream(first, body, lease, access))
-}
-
-/// Makes the framing fields of an upstream response hyper has decoded true for the body it
-/// passes on (RFC 9112 §6.3): beside `Transfer-Encoding`, a `Content-Length` is no length of
-/// anything and goes. Returns the codings below `chunked` (`gzip`), to announce again after
-/// the hop-by-hop fields are gone: hyper then chunks the body anew after them.
-fn reframe(headers: &mut http::HeaderMap) -> Option<HeaderValue> {
-    if !headers.contains_key(TRANSFER_ENCODING) {
-        return None;
-    }
-    headers.remove(CONTENT_LENGTH);
-    let codings = TransferCodings::of(
-        headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .map(HeaderValue::as_bytes),
-    );
-    (!codings.below.is_empty())
-        .then(|| HeaderValue::from_bytes(&codings.below).ok())
-        .flatten()
 }
 
 /// A JSON error response of docs/contracts.md, logged.

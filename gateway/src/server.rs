@@ -2,56 +2,21 @@
 //! `SO_REUSEPORT` listener (the kernel spreads connections across them) and its own upstream
 //! pool, so a request never crosses threads and the hot path takes no locks.
 
-use std::{cell::Cell, net::SocketAddr, pin::Pin, rc::Rc, sync::Arc, task::Poll, time::Duration};
+use std::{net::SocketAddr, pin::Pin, rc::Rc, sync::Arc, task::Poll, time::Duration};
 
 use hyper::{server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
-    sync::{Notify, watch},
+    sync::watch,
 };
 
 use crate::{
+    context::{Shared, ThreadContext, Tracker},
     pool::Pool,
-    proxy::{Shared, ThreadContext, handle},
+    proxy::handle,
 };
-
-/// Counts a thread's open client connections and tunnels, so the drain can wait for them.
-#[derive(Default)]
-pub struct Tracker {
-    /// Open now.
-    open: Cell<usize>,
-    /// Woken when the count drops to zero.
-    idle: Notify,
-}
-
-/// Holds one place in a [`Tracker`] until dropped.
-pub struct OpenGuard(Rc<Tracker>);
-
-impl Tracker {
-    /// Counts one more until the guard is dropped.
-    pub fn open(self: &Rc<Self>) -> OpenGuard {
-        self.open.set(self.open.get() + 1);
-        OpenGuard(self.clone())
-    }
-
-    async fn wait_idle(&self) {
-        while self.open.get() > 0 {
-            self.idle.notified().await;
-        }
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        let open = self.0.open.get() - 1;
-        self.0.open.set(open);
-        if open == 0 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
 
 /// Binds `count` listeners to one address with `SO_REUSEPORT` (port 0: a free port, the same
 /// for all).
@@ -165,7 +130,7 @@ async fn serve(
         .is_err()
     {
         slog::warn!(shared.telemetry.logger, "drain timeout: closing what is still open";
-            "open" => tracker.open.get(), "drain_timeout_ms" => shared.server.drain_timeout_ms);
+            "open" => tracker.open_now(), "drain_timeout_ms" => shared.server.drain_timeout_ms);
     }
     Ok(())
 }

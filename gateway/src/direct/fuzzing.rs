@@ -28,7 +28,7 @@ use super::{
 };
 use crate::{
     config::{GatewayConfig, RouteAuth, RouteConfig},
-    proxy::Shared,
+    context::Shared,
 };
 
 /// Most fields actix-web reads from a request head.

@@ -36,9 +36,10 @@ use tokio::{
 
 use crate::{
     access::AccessRecord,
+    context::ThreadContext,
     headers::tokens,
     identity::{ClientKey, Refusal, authorize},
-    proxy::{ThreadContext, connect_failed, count_upstream_error, no_upstream_answered},
+    proxy::{connect_failed, count_upstream_error, no_upstream_answered},
     routing::Route,
     upstream::Instance,
 };

@@ -12,8 +12,9 @@ use super::{
 use crate::{
     access::AccessRecord,
     client::client_address,
+    context::Shared,
     headers::{MAX_REQUEST_FIELDS, is_hop_by_hop_field, tokens},
-    proxy::{Shared, is_idempotent},
+    proxy::is_idempotent,
 };
 
 /// `Ok(None)`: the head is not complete yet; `Err(())`: hyper takes it. The head stays in

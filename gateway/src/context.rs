@@ -1,0 +1,117 @@
+//! What the gateway's requests share: [`Shared`] across every server thread (routes, limiter,
+//! telemetry, token verifier, settings), [`ThreadContext`] within one thread (its upstream pool
+//! and the [`Tracker`] of its open connections, which the drain waits for).
+
+use std::{cell::Cell, num::NonZeroU32, rc::Rc, sync::Arc};
+
+use governor::DefaultKeyedRateLimiter;
+use slog::Logger;
+use tokio::sync::Notify;
+
+use crate::{
+    access::{GatewayMetrics, Telemetry},
+    config::{GatewayConfig, ServerConfig},
+    identity::ClientKey,
+    pool::Pool,
+    routing::RouteTable,
+};
+
+/// What every server thread shares.
+pub struct Shared {
+    /// The routes.
+    pub routes: RouteTable,
+    /// Logger and metrics.
+    pub telemetry: Arc<Telemetry>,
+    /// Per-client limiter (per user with a verified token, else per IP), when configured.
+    pub limiter: Option<DefaultKeyedRateLimiter<ClientKey>>,
+    /// Checks the bearer tokens clients present.
+    pub verifier: Arc<auth::Verifier>,
+    /// Timeouts and limits.
+    pub server: ServerConfig,
+    /// The route label of requests no route matched.
+    pub no_route: Arc<str>,
+}
+
+impl Shared {
+    /// The routes, limiter and telemetry of `config`, logging to `logger`, with a verifier that
+    /// knows no keys (every token is refused until [`Shared::with_verifier`] sets the real one).
+    pub fn new(config: GatewayConfig, logger: Logger) -> anyhow::Result<Self> {
+        config.validate()?;
+        let limiter = config.rate_limit.as_ref().map(|limit| {
+            let per_second = NonZeroU32::new(limit.per_second).expect("validated above 0");
+            let burst = NonZeroU32::new(limit.burst).expect("validated above 0");
+            governor::RateLimiter::keyed(governor::Quota::per_second(per_second).allow_burst(burst))
+        });
+        Ok(Self {
+            routes: RouteTable::new(&config)?,
+            telemetry: Arc::new(Telemetry {
+                logger,
+                metrics: GatewayMetrics::new(),
+            }),
+            limiter,
+            verifier: Arc::new(auth::Verifier::new(
+                auth::VerifierSettings::default(),
+                auth::KeySource::Fixed(auth::Jwks::default()),
+            )),
+            server: config.server,
+            no_route: Arc::from("-"),
+        })
+    }
+
+    /// The same, checking tokens with `verifier`.
+    pub fn with_verifier(self, verifier: Arc<auth::Verifier>) -> Self {
+        Self { verifier, ..self }
+    }
+}
+
+/// What one server thread's requests share.
+pub struct ThreadContext {
+    /// Shared by all threads.
+    pub shared: Arc<Shared>,
+    /// This thread's upstream connections.
+    pub pool: Rc<Pool>,
+    /// This thread's connections and tunnels, for the drain.
+    pub tracker: Rc<Tracker>,
+}
+
+/// Counts a thread's open client connections and tunnels, so the drain can wait for them.
+#[derive(Default)]
+pub struct Tracker {
+    /// Open now.
+    open: Cell<usize>,
+    /// Woken when the count drops to zero.
+    idle: Notify,
+}
+
+/// Holds one place in a [`Tracker`] until dropped.
+pub struct OpenGuard(Rc<Tracker>);
+
+impl Tracker {
+    /// How many are open now.
+    pub fn open_now(&self) -> usize {
+        self.open.get()
+    }
+
+    /// Counts one more until the guard is dropped.
+    pub fn open(self: &Rc<Self>) -> OpenGuard {
+        self.open.set(self.open.get() + 1);
+        OpenGuard(self.clone())
+    }
+
+    /// Resolves once nothing is open.
+    pub async fn wait_idle(&self) {
+        while self.open.get() > 0 {
+            self.idle.notified().await;
+        }
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        let open = self.0.open.get() - 1;
+        self.0.open.set(open);
+        if open == 0 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}

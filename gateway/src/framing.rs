@@ -1,0 +1,85 @@
+//! The framing rules of hyper's path that hyper itself does not apply, so both paths frame
+//! alike (the direct path applies them in `direct/request.rs` and `direct/response.rs`):
+//! which requests are never forwarded, which host a request is for, the interim responses
+//! nobody asked for, and the framing fields of a response hyper has decoded.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU16, Ordering},
+};
+
+use http::{
+    HeaderValue, Method, Request, StatusCode,
+    header::{CONTENT_LENGTH, EXPECT, HOST, TRANSFER_ENCODING},
+};
+
+use crate::{headers::TransferCodings, request_body::RequestBody};
+
+/// Refuses what the gateway never forwards: `CONNECT` (405: it is a reverse proxy, not a
+/// tunnel), and a request with more than one `Host` field (400, RFC 9112 §3.2: the gateway and
+/// a service could each read another one).
+pub fn check_target<B>(request: &Request<B>) -> Result<(), (StatusCode, &'static str)> {
+    if request.method() == Method::CONNECT {
+        return Err((
+            StatusCode::METHOD_NOT_ALLOWED,
+            "CONNECT is not served: the gateway is no tunnel",
+        ));
+    }
+    if request.headers().get_all(HOST).iter().nth(1).is_some() {
+        return Err((StatusCode::BAD_REQUEST, "more than one Host header"));
+    }
+    Ok(())
+}
+
+/// The host a request is for (RFC 9112 §3.2.2): an absolute-form target's authority, which
+/// wins over any `Host` field, else its one `Host`; `None` when it names none.
+pub fn client_host<B>(request: &Request<B>) -> Option<HeaderValue> {
+    match request.uri().authority() {
+        Some(authority) => HeaderValue::try_from(authority.as_str()).ok(),
+        None => request
+            .headers()
+            .get(HOST)
+            .filter(|host| !host.is_empty())
+            .cloned(),
+    }
+}
+
+/// Notes the status of an interim (1xx) response the request did not ask for: any but a 100
+/// to an `Expect: 100-continue` (a 101 comes as the response itself). hyper would skip it and
+/// read on; the gateway answers 502 instead, as the direct path does, since an upstream that
+/// sends one is not answering the request that was sent.
+pub fn watch_interim(request: &mut Request<RequestBody>) -> Arc<AtomicU16> {
+    let expects_continue = request
+        .headers()
+        .get(EXPECT)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let unasked = Arc::new(AtomicU16::new(0));
+    let seen = unasked.clone();
+    hyper::ext::on_informational(request, move |response| {
+        let status = response.status().as_u16();
+        if !(status == 100 && expects_continue) {
+            seen.store(status, Ordering::Relaxed);
+        }
+    });
+    unasked
+}
+
+/// Makes the framing fields of an upstream response hyper has decoded true for the body it
+/// passes on (RFC 9112 §6.3): beside `Transfer-Encoding`, a `Content-Length` is no length of
+/// anything and goes. Returns the codings below `chunked` (`gzip`), to announce again after
+/// the hop-by-hop fields are gone: hyper then chunks the body anew after them.
+pub fn reframe(headers: &mut http::HeaderMap) -> Option<HeaderValue> {
+    if !headers.contains_key(TRANSFER_ENCODING) {
+        return None;
+    }
+    headers.remove(CONTENT_LENGTH);
+    let codings = TransferCodings::of(
+        headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    );
+    (!codings.below.is_empty())
+        .then(|| HeaderValue::from_bytes(&codings.below).ok())
+        .flatten()
+}
