@@ -227,7 +227,8 @@ fn message_end(bytes: &[u8]) -> Option<usize> {
         }
         ([length], []) => {
             let length: usize = std::str::from_utf8(length).ok()?.parse().ok()?;
-            (bytes.len() >= head_length + length).then_some(head_length + length)
+            let end = head_length.checked_add(length)?;
+            (bytes.len() >= end).then_some(end)
         }
         ([], [coding]) if coding.ends_with(b"chunked") => {
             chunked_end(&bytes[head_length..]).map(|end| head_length + end)
