@@ -22,7 +22,7 @@ use crate::helpers::{spawn_app, spawn_with, token_of};
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A headless Chromium and a DevTools connection to it.
-struct Browser {
+pub struct Browser {
     child: Child,
     devtools: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
     next_id: u64,
@@ -38,7 +38,7 @@ impl Drop for Browser {
 }
 
 impl Browser {
-    async fn launch() -> Self {
+    pub async fn launch() -> Self {
         let binary = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_owned());
         let profile = std::env::temp_dir().join(format!(
             "platform-chat-chromium-{}",
@@ -87,7 +87,7 @@ impl Browser {
     }
 
     /// Calls a DevTools method (in a page's session, or on the browser) and returns its result.
-    async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+    pub async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
         self.next_id += 1;
         let id = self.next_id;
         let mut request = json!({"id": id, "method": method, "params": params});
@@ -115,7 +115,7 @@ impl Browser {
     }
 
     /// Opens a page; returns its session.
-    async fn open(&mut self, url: &str) -> String {
+    pub async fn open(&mut self, url: &str) -> String {
         let target = self
             .call(None, "Target.createTarget", json!({"url": url}))
             .await;
@@ -133,7 +133,7 @@ impl Browser {
     }
 
     /// Evaluates JavaScript in a page and returns its value.
-    async fn evaluate(&mut self, session: &str, expression: &str) -> Value {
+    pub async fn evaluate(&mut self, session: &str, expression: &str) -> Value {
         let result = self
             .call(
                 Some(session),
@@ -146,7 +146,7 @@ impl Browser {
     }
 
     /// Polls `expression` until it is `true` (an exception, while the page loads, is not).
-    async fn wait_for(&mut self, session: &str, what: &str, expression: &str) {
+    pub async fn wait_for(&mut self, session: &str, what: &str, expression: &str) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         let check =
             format!("(() => {{ try {{ return {expression}; }} catch (e) {{ return false; }} }})()");
@@ -162,9 +162,9 @@ impl Browser {
 }
 
 /// The page's lines, each as `colour|text`.
-const LINES: &str = "[...document.querySelectorAll('#messages li')].map(li => li.style.color + '|' + li.textContent)";
+pub const LINES: &str = "[...document.querySelectorAll('#messages li')].map(li => li.style.color + '|' + li.textContent)";
 
-fn line_is(colour: &str, text: &str) -> String {
+pub fn line_is(colour: &str, text: &str) -> String {
     format!(
         "[...document.querySelectorAll('#messages li')].some(li => li.style.color === {} && li.textContent.includes({}))",
         json!(colour),

@@ -13,4 +13,5 @@ mod liveness;
 mod names;
 mod scale_out;
 mod socketio;
+mod socketio_browser;
 mod socketio_client;
