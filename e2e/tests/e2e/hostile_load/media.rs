@@ -22,8 +22,8 @@ use tokio::{
 const QUOTA: u64 = 8 * 1024 * 1024;
 /// The size of each of the attacker's files.
 const FILE: usize = 512 * 1024;
-/// How many uploads the attacker tries (four times the quota).
-const ATTEMPTS: usize = 64;
+/// How many uploads the attacker tries (sixteen times the quota).
+const ATTEMPTS: usize = 256;
 /// The attacker's connections.
 const CONNECTIONS: usize = 8;
 /// media-service's peak RSS bound during the whole run.
@@ -73,9 +73,20 @@ fn assert_over_quota(status: u16, body: &Value, label: &str) {
     assert!(message.contains("quota"), "{label}: {message}");
 }
 
+/// How an endless upload ended.
+struct Endless {
+    /// The status line the client got.
+    status: String,
+    /// The bytes of file sent.
+    sent: u64,
+    /// Whether sending stalled (nobody read the body any more) before an answer came.
+    stalled: bool,
+}
+
 /// Sends a chunked upload of up to `total` bytes of text to `/api/upload` through the gateway,
-/// stopping once an answer came; the status line and the bytes sent.
-async fn endless_upload(gateway: &str, session: &Session, total: u64) -> (String, u64) {
+/// stopping once an answer came or once a write stalls for 5 s (then the body is ended with the
+/// connection's write side, and the answer awaited).
+async fn endless_upload(gateway: &str, session: &Session, total: u64) -> Endless {
     let address = gateway.trim_start_matches("http://");
     let stream = TcpStream::connect(address).await.expect("connect");
     let (mut reader, mut writer) = stream.into_split();
@@ -112,21 +123,31 @@ async fn endless_upload(gateway: &str, session: &Session, total: u64) -> (String
             .write_all(format!("{:x}\r\n{part}\r\n", part.len()).as_bytes())
             .await
             .is_ok();
+    let mut stalled = false;
     while ok && sent < total && !answer.is_finished() {
-        ok = writer
-            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
-            .await
-            .is_ok()
-            && writer.write_all(&chunk).await.is_ok()
-            && writer.write_all(b"\r\n").await.is_ok();
+        let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
+        framed.extend_from_slice(&chunk);
+        framed.extend_from_slice(b"\r\n");
+        match tokio::time::timeout(Duration::from_secs(5), writer.write_all(&framed)).await {
+            Ok(written) => ok = written.is_ok(),
+            Err(_) => {
+                stalled = true;
+                break;
+            }
+        }
         sent += chunk.len() as u64;
         tokio::task::yield_now().await;
     }
+    let _ = writer.shutdown().await;
     let status = tokio::time::timeout(Duration::from_secs(60), answer)
         .await
         .expect("an answer within 60 s")
         .expect("the reader task");
-    (status, sent)
+    Endless {
+        status,
+        sent,
+        stalled,
+    }
 }
 
 /// The ids and total size of what `session` owns.
@@ -309,12 +330,33 @@ async fn one_user_past_their_quota_is_refused_while_another_keeps_uploading() {
     )
     .await;
     assert_over_quota(status, &body, "a declared 4 MiB upload");
-    // Streamed without a length: cut at once.
-    let (status_line, sent) = endless_upload(&gateway, &attacker, 256 * 1024 * 1024).await;
-    assert!(status_line.contains(" 413 "), "{status_line}");
+    // Streamed without a length: media-service refuses it at the first chunk past the quota
+    // and stops reading; the client is not left waiting, and sends far less than it meant to.
+    let media_url = platform.services["media"].clone();
+    let over_quota = || {
+        e2e::metric(
+            &media_url,
+            "media_uploads_total",
+            &[("outcome", "over_quota")],
+        )
+    };
+    let refused_before = over_quota().await;
+    let endless = endless_upload(&gateway, &attacker, 256 * 1024 * 1024).await;
+    assert_eq!(
+        over_quota().await,
+        refused_before + 1.0,
+        "media refused the endless upload"
+    );
+    // (Through the gateway the 413 may only come once the client ends its body: `stalled`.)
     assert!(
-        sent < 256 * 1024 * 1024,
-        "the endless upload was answered early ({sent} bytes sent)"
+        endless.status.contains(" 413 "),
+        "the endless upload: {}",
+        endless.status
+    );
+    assert!(
+        endless.sent < 256 * 1024 * 1024,
+        "the endless upload was cut ({} bytes sent)",
+        endless.sent
     );
 
     // The operator lets HTML and XML in: they are saved, never shown, and sandboxed.
@@ -384,12 +426,15 @@ async fn one_user_past_their_quota_is_refused_while_another_keeps_uploading() {
     eprintln!(
         "media hostile load: {} uploads of {} KiB on {CONNECTIONS} connections in {attack_secs:.1} s: \
          {stored} stored ({attacker_bytes} bytes, quota {QUOTA}), {refused} refused with 413; \
-         the other user: {} uploads and downloads, all 2xx; endless upload answered after {} KiB; \
+         the other user: {} uploads and downloads, all 2xx; endless upload: {:?} after {} KiB sent \
+         (stalled: {}); \
          media RSS {} MiB before, peak {} MiB",
         answers.len(),
         FILE / 1024,
         normal_statuses.len(),
-        sent / 1024,
+        endless.status,
+        endless.sent / 1024,
+        endless.stalled,
         rss_before / (1024 * 1024),
         peak / (1024 * 1024),
     );
