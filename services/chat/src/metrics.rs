@@ -7,6 +7,8 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 pub struct ChatMetrics {
     /// `chat_connections`: WebSocket connections open on this instance.
     pub connections: IntGauge,
+    /// Socket.IO long-polling `GET`s waiting for packets.
+    pub polls_waiting: IntGauge,
     /// `chat_connections_total`: WebSocket connections accepted.
     pub connections_total: IntCounter,
     /// `chat_disconnects_total{reason}`: how connections ended (`client`, `heartbeat`,
@@ -36,6 +38,10 @@ impl ChatMetrics {
     pub fn register(registry: &Registry) -> anyhow::Result<Self> {
         let metrics = Self {
             connections: IntGauge::new("chat_connections", "Open WebSocket connections")?,
+            polls_waiting: IntGauge::new(
+                "chat_socketio_polls_waiting",
+                "Socket.IO long-polling GETs waiting for packets",
+            )?,
             connections_total: IntCounter::new(
                 "chat_connections_total",
                 "WebSocket connections accepted",
@@ -71,6 +77,7 @@ impl ChatMetrics {
             )?,
         };
         registry.register(Box::new(metrics.connections.clone()))?;
+        registry.register(Box::new(metrics.polls_waiting.clone()))?;
         registry.register(Box::new(metrics.connections_total.clone()))?;
         registry.register(Box::new(metrics.disconnects.clone()))?;
         registry.register(Box::new(metrics.rooms.clone()))?;

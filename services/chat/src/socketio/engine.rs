@@ -150,7 +150,9 @@ pub async fn entry(
         (Transport::WebSocket, &Method::GET) => {
             websocket::upgrade(&request, body, engine.hub.settings(), session)
         }
-        (Transport::Polling, &Method::GET) => polling::poll(session, engine.hub.settings()).await,
+        (Transport::Polling, &Method::GET) => {
+            polling::poll(session, engine.hub.settings(), engine.hub.metrics()).await
+        }
         (Transport::Polling, &Method::POST) => {
             polling::post(session, body, engine.hub.settings()).await
         }

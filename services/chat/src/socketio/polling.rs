@@ -8,10 +8,12 @@ use std::{future::poll_fn, sync::Arc};
 
 use actix_web::{HttpResponse, http::header, web};
 use futures_util::StreamExt;
+use prometheus::IntGauge;
 
 use crate::{
     ChatSettings,
     closing::Disconnect,
+    metrics::ChatMetrics,
     socketio::{
         engine::EngineError,
         engine_packet::{self, CLOSE, NOOP},
@@ -28,7 +30,11 @@ pub fn text(body: String) -> HttpResponse {
 }
 
 /// `GET ?sid=…`: the session's packets, once there is one.
-pub async fn poll(session: Arc<EngineSession>, settings: &ChatSettings) -> HttpResponse {
+pub async fn poll(
+    session: Arc<EngineSession>,
+    settings: &ChatSettings,
+    metrics: &ChatMetrics,
+) -> HttpResponse {
     // Listening before the transport is read: a probe that flushes after it is not missed.
     let mut flushed = std::pin::pin!(session.flushed());
     flushed.as_mut().enable();
@@ -43,6 +49,7 @@ pub async fn poll(session: Arc<EngineSession>, settings: &ChatSettings) -> HttpR
         return EngineError::BadRequest.response();
     };
     let max_bytes = settings.max_frame_bytes;
+    let _waiting = Waiting::start(metrics);
     let body = tokio::select! {
         biased;
         _ = session.closer.closed() => CLOSE.to_owned(),
@@ -53,6 +60,22 @@ pub async fn poll(session: Arc<EngineSession>, settings: &ChatSettings) -> HttpR
     };
     drop(loan);
     text(body)
+}
+
+/// A `GET` counted in `chat_socketio_polls_waiting` until dropped (answered or cut off).
+struct Waiting(IntGauge);
+
+impl Waiting {
+    fn start(metrics: &ChatMetrics) -> Self {
+        metrics.polls_waiting.inc();
+        Self(metrics.polls_waiting.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// `POST ?sid=…`: the client's packets, to its socket.

@@ -11,8 +11,8 @@ use shared::testing::{TestBackend, fresh_database, redis_url};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite::Message};
 
 use crate::helpers::{
-    ChatApp, PATIENCE, spawn_app, spawn_tuned, spawn_with, test_chat_settings, test_settings,
-    token_named,
+    ChatApp, PATIENCE, eventually, spawn_app, spawn_tuned, spawn_with, test_chat_settings,
+    test_settings, token_named,
 };
 
 /// A raw Engine.IO client over a WebSocket.
@@ -325,6 +325,10 @@ async fn the_upgrade_probe_moves_the_session_and_polling_is_refused_after() {
                 .expect("body")
         }
     });
+    eventually("the GET waits in the server", || async {
+        app.metric("chat_socketio_polls_waiting", &[]).await == 1.0
+    })
+    .await;
     let (socket, _) = connect_async(ws_url(&app, &format!("&sid={sid}")))
         .await
         .expect("WebSocket");
