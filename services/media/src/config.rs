@@ -86,14 +86,6 @@ impl MediaArgs {
         Ok(())
     }
 
-    /// The per-user quotas, `None` where unlimited (0).
-    pub fn quota(&self) -> crate::quota::Quota {
-        crate::quota::Quota {
-            bytes: (self.quota_bytes > 0).then_some(self.quota_bytes),
-            files: (self.quota_files > 0).then_some(self.quota_files),
-        }
-    }
-
     /// Whether uploads of `content_type` are accepted.
     pub fn allows(&self, content_type: &str) -> bool {
         self.allowed_types

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use shared::db::Database;
 
-use crate::{domain::MediaError, presentation::unix_now};
+use crate::{config::MediaArgs, domain::MediaError, presentation::unix_now};
 
 /// How far ahead of the bytes received a reservation grows at once (one transaction per step).
 pub const RESERVE_STEP: u64 = 1024 * 1024;
@@ -36,6 +36,14 @@ pub struct Quota {
 }
 
 impl Quota {
+    /// The quotas of `MEDIA_QUOTA_BYTES` and `MEDIA_QUOTA_FILES` (0: no limit).
+    pub fn of(args: &MediaArgs) -> Self {
+        Self {
+            bytes: (args.quota_bytes > 0).then_some(args.quota_bytes),
+            files: (args.quota_files > 0).then_some(args.quota_files),
+        }
+    }
+
     /// Whether any limit is set.
     pub fn is_limited(&self) -> bool {
         self.bytes.is_some() || self.files.is_some()

@@ -32,7 +32,7 @@ use crate::{
         key_name, sanitize_file_name,
     },
     presentation::present,
-    quota::Reservation,
+    quota::{Quota, Reservation},
     repository::NewMedia,
 };
 
@@ -171,7 +171,7 @@ async fn store_upload(
     });
     let mut reservation = Reservation::open(
         state.repository.database(),
-        state.settings.quota(),
+        Quota::of(&state.settings),
         &state.logger,
         ownership.owner_id,
         initial,
