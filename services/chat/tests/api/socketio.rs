@@ -10,9 +10,11 @@ use serde_json::{Value, json};
 use shared::testing::{TestBackend, fresh_database, redis_url};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite::Message};
 
+use chat_service::limits::Rate;
+
 use crate::helpers::{
-    ChatApp, PATIENCE, eventually, spawn_app, spawn_tuned, spawn_with, test_chat_settings,
-    test_settings, token_named,
+    ChatApp, PATIENCE, eventually, message_budgets_out_of_reach, spawn_app, spawn_tuned,
+    spawn_with, test_chat_settings, test_settings, token_named,
 };
 
 /// A raw Engine.IO client over a WebSocket.
@@ -553,4 +555,84 @@ async fn socket_io_clients_chat_across_instances_over_redis() {
         assert_eq!(event["text"], "from A");
     }
     assert_eq!(native_b.expect("chatMessage").await["text"], "from A");
+}
+
+#[tokio::test]
+async fn socket_io_clients_share_the_native_budgets_and_connection_cap() {
+    let mut chat = test_chat_settings();
+    chat.limits = message_budgets_out_of_reach();
+    chat.limits.connection = Rate::new(1, 2);
+    chat.limits.connections_per_address = 3;
+    let app = spawn_tuned(TestBackend::Sqlite, chat).await;
+    let (_native, _) = app.join("capped", "Nat").await;
+    let (mut sio, _) = Sio::open(&app).await;
+    sio.connect(&json!({"room": "capped"})).await;
+    // Its own budget: a burst of two, then refused in the ack.
+    for id in 1..=2 {
+        sio.send(&format!(r#"42{id}["chatMessage","m{id}"]"#)).await;
+        let (_, ack) = sio.expect_event_and_ack("chatMessage", id).await;
+        assert_eq!(ack["ok"], true, "{ack}");
+    }
+    sio.send(r#"423["chatMessage","m3"]"#).await;
+    let refused = sio.expect_ack(3).await;
+    assert_eq!(refused["error"]["code"], "rate_limited", "{refused}");
+    // The address's cap counts both protocols: a native connection, two sessions, then 429.
+    let (sid, _) = polling_handshake(&app).await;
+    let response = reqwest::get(polling_url(&app, ""))
+        .await
+        .expect("handshake");
+    assert_eq!(response.status(), 429);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert!(
+        connect_async(ws_url(&app, "")).await.is_err(),
+        "a WebSocket session too"
+    );
+    // A session that ends gives its slot back.
+    post(&app, &sid, "1").await;
+    eventually("the closed session's slot is free", || async {
+        reqwest::get(polling_url(&app, ""))
+            .await
+            .is_ok_and(|response| response.status() == 200)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_polling_client_that_stops_fetching_is_cut_off_without_slowing_the_room() {
+    let mut chat = test_chat_settings();
+    chat.limits = message_budgets_out_of_reach();
+    chat.outbound_bytes = 64 * 1024;
+    let app = spawn_tuned(TestBackend::Sqlite, chat).await;
+    let (sid, _) = polling_handshake(&app).await;
+    post(&app, &sid, r#"40{"room":"busy"}"#).await;
+    poll_for(&app, &sid, &[r#"42["history""#]).await;
+    // It stops fetching; a native client floods the room.
+    let (mut sender, _) = app.join("busy", "sender").await;
+    let text = "z".repeat(2000);
+    let mut sent = 0;
+    while app
+        .metric("chat_disconnects_total", &[("reason", "slow_consumer")])
+        .await
+        == 0.0
+    {
+        sender.say(&text).await;
+        assert_eq!(sender.expect("chatMessage").await["text"], text.as_str());
+        sent += 1;
+        assert!(
+            sent <= 1000,
+            "the client that stopped fetching was never cut off"
+        );
+    }
+    let (status, body) = poll(&app, &sid).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, r#"{"code":1,"message":"Session ID unknown"}"#)
+    );
+    assert_eq!(
+        sender.expect("userLeft").await["user"]
+            .as_str()
+            .map(|user| user.starts_with("guest-")),
+        Some(true)
+    );
 }
