@@ -1,6 +1,6 @@
 #!/bin/sh
 # Writes `.env` beside docker-compose.yml: a random credential for each backend (PostgreSQL,
-# RabbitMQ, the S3 store), which compose reads at every `docker compose` command. Run once:
+# RabbitMQ, the S3 store) and media-service's URL-signing key, which compose reads at every `docker compose` command. Run once:
 #
 #   sh deploy/generate-env.sh
 #
@@ -24,5 +24,6 @@ umask 077
   echo "RABBITMQ_PASSWORD=$(secret)"
   echo "S3_ACCESS_KEY=platform-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
   echo "S3_SECRET_KEY=$(secret)"
+  echo "MEDIA_SIGNING_KEY=$(secret)$(secret)"
 } > .env
 echo "wrote .env (mode 0600)" >&2

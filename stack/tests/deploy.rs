@@ -353,6 +353,41 @@ fn compose_credentials_come_from_the_generated_env_file_and_have_no_default() {
 }
 
 #[test]
+fn the_deployed_worker_bounds_its_decode_memory_and_media_replicas_share_a_signing_key() {
+    let compose = yaml("docker-compose.yml");
+    let k8s = k8s_documents();
+    for (variable, value) in [
+        ("WORKER_DECODE_MEMORY_MB", "128"),
+        ("WORKER_MAX_IMAGE_PIXELS", "24000000"),
+        ("WORKER_MAX_DELIVERIES", "5"),
+    ] {
+        assert_eq!(
+            compose["services"]["worker"]["environment"][variable].as_str(),
+            Some(value)
+        );
+        assert_eq!(
+            k8s_variable(&k8s, "worker", variable).as_deref(),
+            Some(value)
+        );
+    }
+    assert!(
+        compose["services"]["media"]["environment"]["MEDIA_SIGNING_KEY"]
+            .as_str()
+            .is_some_and(|value| value.starts_with("${MEDIA_SIGNING_KEY:?"))
+    );
+    let media = &k8s_deployment(&k8s, "media")["spec"]["template"]["spec"]["containers"][0];
+    assert!(
+        media["env"]
+            .as_sequence()
+            .expect("env")
+            .iter()
+            .any(|entry| entry["name"].as_str() == Some("MEDIA_SIGNING_KEY")
+                && entry["valueFrom"]["secretKeyRef"]["name"].as_str() == Some("platform-secrets")),
+        "every media replica reads the same key from the Secret"
+    );
+}
+
+#[test]
 fn graphql_introspection_is_off_in_the_deployments() {
     let compose = yaml("docker-compose.yml");
     assert_eq!(
