@@ -281,16 +281,11 @@ async fn faults_on_real_backends() {
     let (redis, redis_url) = TcpSwitch::for_url(&shared::testing::redis_url()).await;
     let amqp = shared::testing::amqp_url();
     let (rabbitmq, amqp_url) = TcpSwitch::for_url(&amqp).await;
-    let root =
-        std::env::temp_dir().join(format!("platform-e2e-s3-{}", uuid::Uuid::new_v4().simple()));
-    let (_s3, s3_backends) = crate::journey::s3_server(&root);
-    e2e::wait_for_port(&s3_backends.s3_endpoint, Duration::from_secs(10))
-        .await
-        .expect("s3s-fs listens");
+    let s3 = crate::journey::S3::start().await;
     let backends = Backends {
         redis_url,
         amqp_url,
-        ..s3_backends
+        ..s3.backends.clone()
     };
     let mut platform = Platform::processes(&backends)
         .await
@@ -300,5 +295,4 @@ async fn faults_on_real_backends() {
     rabbitmq_lost_during_uploads(&platform, &rabbitmq).await;
     service_killed_and_restarted_under_load(&mut platform).await;
     sigterm_to_every_process_under_load(platform).await;
-    let _ = std::fs::remove_dir_all(&root);
 }

@@ -13,7 +13,7 @@ mod tokens;
 
 use std::time::Duration;
 
-use e2e::{Backends, Platform, Session};
+use e2e::{Platform, Session};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -902,13 +902,8 @@ pub fn assert_invalid_token(answer: &Answer, label: &str) {
 
 #[tokio::test]
 async fn identity_and_access_on_real_backends() {
-    let root =
-        std::env::temp_dir().join(format!("platform-e2e-s3-{}", uuid::Uuid::new_v4().simple()));
-    let (mut s3, backends): (_, Backends) = crate::journey::s3_server(&root);
-    e2e::wait_for_port(&backends.s3_endpoint, Duration::from_secs(10))
-        .await
-        .expect("s3s-fs listens");
-    let platform = Platform::processes(&backends)
+    let s3 = crate::journey::S3::start().await;
+    let platform = Platform::processes(&s3.backends)
         .await
         .expect("every process starts");
     let mut world = World::build(platform).await;
@@ -944,6 +939,4 @@ async fn identity_and_access_on_real_backends() {
         .platform
         .stop(Duration::from_secs(15))
         .expect("every process exits 0 on SIGTERM");
-    s3.kill();
-    let _ = std::fs::remove_dir_all(&root);
 }

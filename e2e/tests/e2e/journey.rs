@@ -310,8 +310,50 @@ async fn journey_on_embedded_defaults() {
         .expect("the stack exits 0 on SIGTERM");
 }
 
+/// An S3-compatible server of a test's own (s3s-fs on a free port, in a scratch directory),
+/// listening; killed and its directory removed when dropped. `backends` names it, beside the
+/// machine's Redis and RabbitMQ.
+pub struct S3 {
+    /// The s3s-fs process.
+    _process: Process,
+    /// Its scratch directory.
+    root: std::path::PathBuf,
+    /// The backends of [`Platform::processes`] with this server as the store.
+    pub backends: Backends,
+}
+
+impl S3 {
+    /// Starts it and waits until it listens.
+    pub async fn start() -> Self {
+        let root =
+            std::env::temp_dir().join(format!("platform-e2e-s3-{}", uuid::Uuid::new_v4().simple()));
+        let (process, backends) = s3_server(&root);
+        e2e::wait_for_port(&backends.s3_endpoint, Duration::from_secs(10))
+            .await
+            .expect("s3s-fs listens");
+        Self {
+            _process: process,
+            root,
+            backends,
+        }
+    }
+}
+
+impl S3 {
+    /// Its directory: one folder per bucket, one file per object.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
 /// s3s-fs on a free port, with a bucket directory.
-pub fn s3_server(root: &std::path::Path) -> (Process, Backends) {
+fn s3_server(root: &std::path::Path) -> (Process, Backends) {
     let port = free_port();
     let bucket = "e2e";
     std::fs::create_dir_all(root.join(bucket)).expect("the bucket directory");
@@ -356,19 +398,12 @@ fn which(name: &str) -> Option<std::path::PathBuf> {
 
 #[tokio::test]
 async fn journey_on_real_backends() {
-    let root =
-        std::env::temp_dir().join(format!("platform-e2e-s3-{}", uuid::Uuid::new_v4().simple()));
-    let (mut s3, backends) = s3_server(&root);
-    e2e::wait_for_port(&backends.s3_endpoint, Duration::from_secs(10))
-        .await
-        .expect("s3s-fs listens");
-    let platform = Platform::processes(&backends)
+    let s3 = S3::start().await;
+    let platform = Platform::processes(&s3.backends)
         .await
         .expect("every process starts");
     journey(&platform).await;
     platform
         .stop(Duration::from_secs(15))
         .expect("every process exits 0 on SIGTERM");
-    s3.kill();
-    let _ = std::fs::remove_dir_all(&root);
 }

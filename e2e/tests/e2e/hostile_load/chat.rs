@@ -28,7 +28,7 @@ use tokio_tungstenite::{
 
 use crate::{
     clients::{Socket, next_json, next_of_type, send},
-    journey::s3_server,
+    journey::S3,
 };
 
 /// chat-service's defaults, which the platform runs with.
@@ -131,12 +131,8 @@ async fn own_outcome(socket: &mut Socket, own: &str) -> bool {
 
 #[tokio::test]
 async fn one_address_is_capped_and_budgeted_and_names_cannot_pass_for_others() {
-    let root =
-        std::env::temp_dir().join(format!("platform-e2e-s3-{}", uuid::Uuid::new_v4().simple()));
-    let (mut s3, backends) = s3_server(&root);
-    e2e::wait_for_port(&backends.s3_endpoint, Duration::from_secs(10))
-        .await
-        .expect("s3s-fs listens");
+    let s3 = S3::start().await;
+    let backends = s3.backends.clone();
     let platform = Platform::processes(&backends)
         .await
         .expect("every process starts");
@@ -144,8 +140,6 @@ async fn one_address_is_capped_and_budgeted_and_names_cannot_pass_for_others() {
     platform
         .stop(Duration::from_secs(15))
         .expect("every process exits 0 on SIGTERM");
-    s3.kill();
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 async fn attacks(platform: &Platform) {

@@ -22,7 +22,7 @@ use e2e::{Platform, Tuning};
 use futures_util::future::join_all;
 use serde_json::Value;
 
-use crate::journey::s3_server;
+use crate::journey::S3;
 
 /// The gateway's rate limit in this test (the `[rate_limit]` table).
 const PER_SECOND: u64 = 20;
@@ -42,12 +42,8 @@ fn client_from(source: Ipv4Addr) -> reqwest::Client {
 
 #[tokio::test]
 async fn a_client_cannot_choose_its_address_nor_starve_another_with_a_flood() {
-    let root =
-        std::env::temp_dir().join(format!("platform-e2e-s3-{}", uuid::Uuid::new_v4().simple()));
-    let (mut s3, backends) = s3_server(&root);
-    e2e::wait_for_port(&backends.s3_endpoint, Duration::from_secs(10))
-        .await
-        .expect("s3s-fs listens");
+    let s3 = S3::start().await;
+    let backends = s3.backends.clone();
     let tuning = Tuning {
         gateway_server: format!("[rate_limit]\nper_second = {PER_SECOND}\nburst = {BURST}"),
         ..Tuning::default()
@@ -60,8 +56,6 @@ async fn a_client_cannot_choose_its_address_nor_starve_another_with_a_flood() {
     platform
         .stop(Duration::from_secs(15))
         .expect("every process exits 0 on SIGTERM");
-    s3.kill();
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// The `ip` of `process`'s access line for `request_id`.

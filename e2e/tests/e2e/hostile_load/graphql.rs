@@ -30,7 +30,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     clients::{graphql_as, websocket},
-    journey::s3_server,
+    journey::S3,
 };
 
 /// Kubernetes' memory limit of the graphql pod.
@@ -188,12 +188,8 @@ async fn subscribe_flood(gateway: &str, token: &str) -> BTreeMap<String, usize> 
 
 #[tokio::test]
 async fn graphql_cost_attacks_are_refused_while_normal_queries_answer() {
-    let root =
-        std::env::temp_dir().join(format!("platform-e2e-s3-{}", uuid::Uuid::new_v4().simple()));
-    let (mut s3, backends) = s3_server(&root);
-    e2e::wait_for_port(&backends.s3_endpoint, Duration::from_secs(10))
-        .await
-        .expect("s3s-fs listens");
+    let s3 = S3::start().await;
+    let backends = s3.backends.clone();
     let mut platform = Platform::processes(&backends)
         .await
         .expect("every process starts");
@@ -306,6 +302,4 @@ async fn graphql_cost_attacks_are_refused_while_normal_queries_answer() {
     platform
         .stop(Duration::from_secs(20))
         .expect("every process exits 0 on SIGTERM");
-    s3.kill();
-    let _ = std::fs::remove_dir_all(&root);
 }

@@ -224,10 +224,8 @@ async fn one_user_past_their_quota_is_refused_while_another_keeps_uploading() {
         "platform-e2e-media-load-{}",
         uuid::Uuid::new_v4().simple()
     ));
-    let (mut s3, backends) = crate::journey::s3_server(&root.join("s3"));
-    e2e::wait_for_port(&backends.s3_endpoint, Duration::from_secs(10))
-        .await
-        .expect("s3s-fs listens");
+    let s3 = crate::journey::S3::start().await;
+    let backends = s3.backends.clone();
     let media_dir = root.join("media");
     let media = |key: &str, value: String| ("media".to_owned(), key.to_owned(), value);
     let tuning = Tuning {
@@ -401,7 +399,7 @@ async fn one_user_past_their_quota_is_refused_while_another_keeps_uploading() {
     // Nothing kept past the quota: every object belongs to a row, nothing stays staged.
     let (user_ids, _) = holdings(&client, &gateway, &user).await;
     let rows: BTreeSet<String> = attacker_ids.iter().chain(&user_ids).cloned().collect();
-    let objects = files_under(&root.join("s3").join(&backends.s3_bucket));
+    let objects = files_under(&s3.root().join(&backends.s3_bucket));
     let owners: BTreeSet<String> = objects
         .iter()
         .filter_map(|key| key.split('/').next().map(str::to_owned))
@@ -447,6 +445,6 @@ async fn one_user_past_their_quota_is_refused_while_another_keeps_uploading() {
     platform
         .stop(Duration::from_secs(15))
         .expect("every process exits 0 on SIGTERM");
-    s3.kill();
+    drop(s3);
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -25,7 +25,7 @@ use shared::{
     store::{ObjectStore, StoreArgs, StoreKind},
 };
 
-use crate::{clients::png, journey::s3_server};
+use crate::{clients::png, journey::S3};
 
 /// compose's and Kubernetes' memory limit of the worker.
 const PEAK_RSS_BOUND: u64 = 256 * 1024 * 1024;
@@ -204,12 +204,8 @@ async fn has_thumbnail(platform: &Platform, token: &str, id: &str) -> bool {
 
 #[tokio::test]
 async fn bombs_are_dead_lettered_within_the_memory_budget_while_normal_images_get_thumbnails() {
-    let root =
-        std::env::temp_dir().join(format!("platform-e2e-s3-{}", uuid::Uuid::new_v4().simple()));
-    let (mut s3, backends) = s3_server(&root);
-    e2e::wait_for_port(&backends.s3_endpoint, Duration::from_secs(10))
-        .await
-        .expect("s3s-fs listens");
+    let s3 = S3::start().await;
+    let backends = s3.backends.clone();
     let queue = format!("e2e-worker-{}", uuid::Uuid::new_v4().simple());
     let exchange = format!("{queue}.events");
     let mut env = Vec::new();
@@ -239,14 +235,12 @@ async fn bombs_are_dead_lettered_within_the_memory_budget_while_normal_images_ge
     )
     .await
     .expect("the platform's job queue");
-    attack(&platform, &backends, &jobs, &root).await;
+    attack(&platform, &backends, &jobs, s3.root()).await;
     platform
         .stop(Duration::from_secs(20))
         .expect("every process exits 0 on SIGTERM");
     let _ = jobs.delete_topology().await;
     jobs.close().await;
-    s3.kill();
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 async fn attack(platform: &Platform, backends: &Backends, jobs: &JobQueue, root: &std::path::Path) {
