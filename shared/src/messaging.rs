@@ -142,6 +142,11 @@ pub struct Envelope {
     pub id: uuid::Uuid,
     /// What to do (`task`, `thumbnail`).
     pub kind: String,
+    /// The job as a reader of the seed's bare messages shows it (the seed's consumer logs a
+    /// message's `task`): a `task` job's `payload.task`, the kind for other jobs. A label
+    /// only: the worker reads `kind` and `payload`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
     /// The kind's arguments.
     pub payload: serde_json::Value,
     /// 1 on the first delivery, one more on each retry.
@@ -155,11 +160,16 @@ pub struct Envelope {
 impl Envelope {
     /// A new job (attempt 1, now).
     pub fn new(kind: &str, payload: serde_json::Value, request_id: Option<&str>) -> Self {
+        let task = match payload.get("task").and_then(serde_json::Value::as_str) {
+            Some(task) if kind == "task" => task.to_owned(),
+            _ => kind.to_owned(),
+        };
         Self {
             // Time-ordered: consumers' idempotency records (indexed by job id) then grow at
             // the end of their index instead of touching a random page per job.
             id: uuid::Uuid::now_v7(),
             kind: kind.to_owned(),
+            task: Some(task),
             payload,
             attempt: 1,
             request_id: request_id.map(str::to_owned),

@@ -5,6 +5,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`config`] | the flags: queue, store, prefetch, concurrency, retries, shutdown bound; `produce` |
+//! | [`message`] | a delivery as a job: an envelope, or the seed's bare `{"task"}` message |
 //! | [`jobs`] | the job kinds (`task`, `thumbnail`) and what each does |
 //! | [`context`] | what every job runs with (database, store, decode budget) |
 //! | [`outcome`] | what handling a job amounted to, or why it failed |
@@ -22,6 +23,7 @@ pub mod config;
 pub mod context;
 pub mod decode;
 pub mod jobs;
+pub mod message;
 pub mod metrics;
 pub mod orphans;
 pub mod outcome;

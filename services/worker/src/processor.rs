@@ -22,6 +22,7 @@ use crate::{
     config::ProcessingArgs,
     context::JobContext,
     jobs::Job,
+    message::job_envelope,
     metrics::WorkerMetrics,
     outcome::{JobError, Outcome},
 };
@@ -145,7 +146,7 @@ impl Processor {
     async fn handle_inner(&self, delivery: Delivery) -> (&'static str, &'static str) {
         let inner = &self.inner;
         if delivery.deliveries > inner.args.max_deliveries {
-            let envelope = delivery.envelope().ok();
+            let envelope = job_envelope(&delivery).ok();
             let kind = envelope
                 .as_ref()
                 .map_or("unknown", |envelope| kind_label(&envelope.kind));
@@ -160,10 +161,9 @@ impl Processor {
                 .await;
             return (kind, "dead_lettered");
         }
-        let envelope = match delivery.envelope() {
+        let envelope = match job_envelope(&delivery) {
             Ok(envelope) => envelope,
-            Err(error) => {
-                let reason = format!("malformed message (not a job envelope): {error}");
+            Err(reason) => {
                 Box::pin(self.dead_letter(delivery, None, "unknown", "malformed", &reason)).await;
                 return ("unknown", "dead_lettered");
             }
