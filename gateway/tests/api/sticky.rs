@@ -1,0 +1,193 @@
+//! Engine.IO session affinity (`sticky = "engine.io"`): with two instances behind one route,
+//! every long-polling request and the WebSocket upgrade naming a `sid` reach the instance that
+//! issued it, on both the direct path's and hyper's configuration.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use gateway::config::Sticky;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+use crate::helpers::{config, route, spawn};
+
+/// An Engine.IO-like instance: a handshake (no `sid`) is answered `0{"sid":"<name>-<n>",…}`;
+/// a request naming one of its own sids is answered 200 with its name (an upgrade: 101, then
+/// its name on the tunnel); any other sid is answered Engine.IO's 400 `Session ID unknown`.
+async fn engine_io(name: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let issued = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream, name, issued.clone()));
+        }
+    });
+    url
+}
+
+async fn serve(mut stream: TcpStream, name: &'static str, issued: Arc<AtomicUsize>) {
+    let mut buffer = Vec::new();
+    loop {
+        let Some(end) = read_head(&mut stream, &mut buffer).await else {
+            return;
+        };
+        let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .map_or(0, |value| value.trim().parse().expect("a length"));
+        while buffer.len() < end + length {
+            if stream.read_buf(&mut buffer).await.unwrap_or(0) == 0 {
+                return;
+            }
+        }
+        buffer.drain(..end + length);
+        let target = head.split(' ').nth(1).unwrap_or("").to_owned();
+        let sid = target
+            .split(['?', '&'])
+            .find_map(|pair| pair.strip_prefix("sid="));
+        let reply = match sid {
+            None => {
+                let n = issued.fetch_add(1, Ordering::SeqCst);
+                let body = format!(
+                    r#"0{{"sid":"{name}-{n}","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000}}"#
+                );
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            }
+            Some(sid) if sid.starts_with(&format!("{name}-")) => {
+                if head.contains("\r\nupgrade: websocket") {
+                    let switch = format!(
+                        "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n{name}"
+                    );
+                    let _ = stream.write_all(switch.as_bytes()).await;
+                    return;
+                }
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{name}",
+                    name.len()
+                )
+            }
+            Some(_) => {
+                let body = r#"{"code":1,"message":"Session ID unknown"}"#;
+                format!(
+                    "HTTP/1.1 400 Bad Request\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            }
+        };
+        if stream.write_all(reply.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads until `buffer` holds a whole head; its length.
+async fn read_head(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<usize> {
+    loop {
+        if let Some(at) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
+            return Some(at + 4);
+        }
+        if stream.read_buf(buffer).await.ok()? == 0 {
+            return None;
+        }
+    }
+}
+
+async fn two_instances_behind(direct_path: bool) -> crate::helpers::TestGateway {
+    let (a, b) = (engine_io("a").await, engine_io("b").await);
+    let mut socket_io = route("/socket.io", &[&a, &b]);
+    socket_io.sticky = Some(Sticky::EngineIo);
+    let mut config = config(vec![socket_io]);
+    config.server.direct_path = direct_path;
+    spawn(config)
+}
+
+/// Opens `count` sessions through the gateway: their sids.
+async fn handshakes(gateway: &crate::helpers::TestGateway, count: usize) -> Vec<String> {
+    let mut sids = Vec::new();
+    for _ in 0..count {
+        let response = gateway.get("/socket.io/?EIO=4&transport=polling").await;
+        assert_eq!(response.status(), 200);
+        let body = response.text().await.expect("a body");
+        let sid = body
+            .split('"')
+            .nth(3)
+            .unwrap_or_else(|| panic!("a sid in {body}"));
+        sids.push(sid.to_owned());
+    }
+    assert!(
+        sids.iter().any(|sid| sid.starts_with("a-")) && sids.iter().any(|sid| sid.starts_with("b-")),
+        "the handshakes are spread over both instances: {sids:?}"
+    );
+    sids
+}
+
+#[tokio::test]
+async fn every_polling_request_of_a_session_reaches_the_instance_that_opened_it() {
+    for direct_path in [true, false] {
+        let gateway = two_instances_behind(direct_path).await;
+        let client = reqwest::Client::new();
+        for sid in handshakes(&gateway, 6).await {
+            let instance = &sid[..1];
+            let url = gateway.url(&format!("/socket.io/?EIO=4&transport=polling&sid={sid}"));
+            for _ in 0..3 {
+                let polled = client.get(&url).send().await.expect("a poll");
+                assert_eq!(polled.status(), 200, "{sid} (direct_path {direct_path})");
+                assert_eq!(polled.text().await.expect("a body"), instance);
+                let sent = client.post(&url).body("4hello").send().await.expect("a post");
+                assert_eq!(sent.status(), 200, "{sid} (direct_path {direct_path})");
+                assert_eq!(sent.text().await.expect("a body"), instance);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_websocket_upgrade_of_a_session_reaches_the_instance_that_opened_it() {
+    let gateway = two_instances_behind(true).await;
+    let mut sids = handshakes(&gateway, 6).await;
+    // One instance's sessions after the other's, out of step with the round-robin.
+    sids.sort();
+    for sid in sids {
+        let mut stream = TcpStream::connect(&gateway.authority)
+            .await
+            .expect("connect");
+        let upgrade = format!(
+            "GET /socket.io/?EIO=4&transport=websocket&sid={sid} HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
+        stream.write_all(upgrade.as_bytes()).await.expect("send");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.expect("read");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+        assert!(
+            answer.ends_with(&format!("\r\n\r\n{}", &sid[..1])),
+            "{sid} reached the other instance: {answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_sid_gets_the_instances_own_answer() {
+    let gateway = two_instances_behind(true).await;
+    let mut statuses = Vec::new();
+    for n in 0..4 {
+        let polled = gateway
+            .get(&format!("/socket.io/?EIO=4&transport=polling&sid=forged-{n}"))
+            .await;
+        statuses.push(polled.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [400; 4],
+        "the instances' own answer to a session they do not know"
+    );
+}
