@@ -267,7 +267,10 @@ impl Application {
         let pubsub =
             PubSub::connect(settings.service.cache.redis_url.as_deref(), logger.clone()).await?;
         let pubsub_check = pubsub.clone();
-        let context = context.with_check(
+        // Optional: queries and mutations are served without pub/sub (a `postCreated` that
+        // cannot be published is logged), so a Redis blip leaves the instance degraded, in
+        // service.
+        let context = context.with_optional_check(
             "pubsub",
             Arc::new(move || {
                 let pubsub = pubsub_check.clone();

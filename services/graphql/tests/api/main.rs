@@ -9,5 +9,6 @@ mod limits;
 mod mutations;
 mod pages;
 mod queries;
+mod readiness;
 mod subscriptions;
 mod upstream_failures;
