@@ -7,4 +7,5 @@ mod jobs;
 mod orphans;
 mod producer;
 mod resilience;
+mod seed_clients;
 mod thumbnails;
