@@ -64,7 +64,10 @@ pub fn bare_job_id(body: &[u8], message_id: Option<&str>) -> uuid::Uuid {
 
 /// A version-8 UUID of the first 16 bytes of SHA-256(`domain` ‖ `bytes`).
 fn hashed(domain: &[u8], bytes: &[u8]) -> uuid::Uuid {
-    let digest = Sha256::new().chain_update(domain).chain_update(bytes).finalize();
+    let digest = Sha256::new()
+        .chain_update(domain)
+        .chain_update(bytes)
+        .finalize();
     let mut first = [0_u8; 16];
     first.copy_from_slice(&digest[..16]);
     uuid::Builder::from_custom_bytes(first).into_uuid()

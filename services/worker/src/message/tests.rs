@@ -31,7 +31,10 @@ fn a_bare_message_is_keyed_by_its_message_id_or_else_its_body() {
     let again = envelope_of(SEED, None, None).expect("a task job").id;
     assert_eq!(envelope_of(SEED, None, None).expect("a task job").id, again);
     let later = br#"{"id":1,"task":"Tarea 1","timestamp":"2026-12-04T06:00:01.000Z"}"#;
-    assert_ne!(envelope_of(later, None, None).expect("a task job").id, again);
+    assert_ne!(
+        envelope_of(later, None, None).expect("a task job").id,
+        again
+    );
 
     let id = uuid::Uuid::new_v4();
     let keyed = envelope_of(SEED, Some(&id.to_string()), None).expect("a task job");
