@@ -361,7 +361,7 @@ pub const SERVICES: [(&str, &str, &[&str]); 6] = [
     ),
     ("products", "products-service", &["/api/products"]),
     ("graphql", "graphql-service", &["/graphql"]),
-    ("chat", "chat-service", &["/chat"]),
+    ("chat", "chat-service", &["/chat", "/socket.io"]),
     ("media", "media-service", &["/api/upload", "/api/media"]),
     ("worker", "worker", &[]),
 ];

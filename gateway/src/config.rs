@@ -150,6 +150,17 @@ pub struct RouteConfig {
     /// verified on every route either way.
     #[serde(default)]
     pub auth: RouteAuth,
+    /// Session affinity across the route's instances (default: none, plain round-robin).
+    pub sticky: Option<Sticky>,
+}
+
+/// How a route keeps a client's session on one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Sticky {
+    /// Engine.IO (Socket.IO): a request naming a session (`sid` in the query) goes to the
+    /// instance whose handshake answer issued it ([`crate::sticky`]).
+    #[serde(rename = "engine.io")]
+    EngineIo,
 }
 
 /// What a route asks of a request's `Authorization`.
@@ -174,6 +185,11 @@ impl GatewayConfig {
             response_timeout_ms: None,
             max_body_bytes: None,
             auth: RouteAuth::Optional,
+            sticky: None,
+        };
+        let socket_io = RouteConfig {
+            sticky: Some(Sticky::EngineIo),
+            ..route("/socket.io", 3004)
         };
         Self {
             server: ServerConfig::default(),
@@ -185,6 +201,7 @@ impl GatewayConfig {
                 route("/api/products", 3002),
                 route("/graphql", 3003),
                 route("/chat", 3004),
+                socket_io,
                 route("/api/upload", 3005),
                 route("/api/media", 3005),
             ],
@@ -268,6 +285,7 @@ mod tests {
                 "/api/products",
                 "/graphql",
                 "/chat",
+                "/socket.io",
                 "/api/upload",
                 "/api/media"
             ]
@@ -294,6 +312,7 @@ mod tests {
             prefix = "/api/me"
             upstreams = ["http://127.0.0.1:3001"]
             auth = "required"
+            sticky = "engine.io"
             "#,
         )
         .expect("valid");
@@ -316,6 +335,11 @@ mod tests {
             (RouteAuth::Optional, RouteAuth::Required),
             "auth is optional unless a route says otherwise"
         );
+        assert_eq!(
+            (config.routes[0].sticky, config.routes[1].sticky),
+            (None, Some(Sticky::EngineIo)),
+            "routes are not sticky unless they say so"
+        );
         for bad in [
             "[[routes]]\nprefix = \"api\"\nupstreams = [\"http://a:1\"]",
             "[[routes]]\nprefix = \"/a\"\nupstreams = []",
@@ -324,6 +348,7 @@ mod tests {
             "[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]\nauth = \"sometimes\"",
             "[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]\nauth = \"Required\"",
             "[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]\nauth = true",
+            "[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]\nsticky = \"cookie\"",
             "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]",
         ] {
             assert!(GatewayConfig::from_toml(bad).is_err(), "{bad}");

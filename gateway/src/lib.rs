@@ -5,6 +5,7 @@
 //! | [`config`] | flags, and the TOML route table (built in: docs/contracts.md's routes) |
 //! | [`routing`] | longest-prefix match on path segments, prefix rewrite |
 //! | [`upstream`] | instances of a route: round-robin, passive health, ejection |
+//! | [`sticky`] | Engine.IO session affinity: `sid` → the instance that issued it |
 //! | [`headers`] | hop-by-hop removal, `X-Forwarded-*`, request id |
 //! | [`identity`] | the one auth decision (bearer token, route policy) and the rate limiter's key |
 //! | [`client`] | the client's address: the peer, or behind trusted proxies their `X-Forwarded-For` |
@@ -36,6 +37,7 @@ pub mod proxy;
 pub mod request_body;
 pub mod routing;
 pub mod server;
+pub mod sticky;
 pub mod upstream;
 
 use std::{net::SocketAddr, sync::Arc};

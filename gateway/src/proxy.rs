@@ -34,6 +34,7 @@ use crate::{
     identity::{ClientKey, Refusal, authorize},
     request_body::{BodyTooLarge, ClientBodyError, RequestBody, RequestProgress},
     routing::Route,
+    sticky::{MAX_HANDSHAKE_BYTES, handshake_sid, read_body, sid_of},
     upstream::{Health, Instance},
 };
 
@@ -151,25 +152,57 @@ pub async fn handle(
         let message = format!("no route for {}", request.uri().path());
         return Ok(error(StatusCode::NOT_FOUND, &message, access));
     };
-    if let Some(limit) = route.max_body_bytes {
-        let declared = request
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > limit) {
-            let message = format!("the request body is larger than {limit} bytes");
-            return Ok(error(StatusCode::PAYLOAD_TOO_LARGE, &message, access));
-        }
+    if let Some(limit) = route.max_body_bytes
+        && content_length(request.headers()).is_some_and(|length| length > limit)
+    {
+        let message = format!("the request body is larger than {limit} bytes");
+        return Ok(error(StatusCode::PAYLOAD_TOO_LARGE, &message, access));
     }
 
+    let affinity = Affinity::of(&route, request.uri().query());
     let upgrade = is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let upstream_request = match upstream_request(request, &route, client, &request_id) {
         Ok(upstream_request) => upstream_request,
         Err(message) => return Ok(error(StatusCode::BAD_REQUEST, &message, access)),
     };
-    Ok(forward(upstream_request, &route, &context, client_upgrade, access).await)
+    Ok(forward(
+        upstream_request,
+        &route,
+        &context,
+        client_upgrade,
+        affinity,
+        access,
+    )
+    .await)
+}
+
+/// Where a request of a sticky route ([`crate::sticky`]) must go, and what its answer teaches.
+#[derive(Debug, Clone, Copy, Default)]
+struct Affinity {
+    /// The instance that opened the session the request names, when remembered.
+    pinned: Option<usize>,
+    /// The request opens a session: its answer names the `sid` to remember.
+    opening: bool,
+}
+
+impl Affinity {
+    /// The affinity of a request to `route` with this query: none unless the route is sticky.
+    fn of(route: &Route, query: Option<&str>) -> Self {
+        let Some(sessions) = &route.sessions else {
+            return Self::default();
+        };
+        match sid_of(query) {
+            Some(sid) => Self {
+                pinned: sessions.instance_of(sid),
+                opening: false,
+            },
+            None => Self {
+                pinned: None,
+                opening: true,
+            },
+        }
+    }
 }
 
 /// A new request id (docs/contracts.md: a UUID when the client sent none or an unusable one).
@@ -284,11 +317,12 @@ async fn forward(
     route: &Arc<Route>,
     context: &Rc<ThreadContext>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    affinity: Affinity,
     mut access: AccessRecord,
 ) -> Response<GatewayBody> {
     let idempotent = is_idempotent(request.method());
     let interim = watch_interim(&mut request);
-    let mut candidates = route.upstreams.candidates();
+    let mut candidates = route.upstreams.candidates_pinned(affinity.pinned);
     let mut current = candidates.next();
     let mut last_failure = String::from("no upstream instance");
     let mut stale_retry_used = false;
@@ -339,6 +373,7 @@ async fn forward(
                     instance,
                     context,
                     client_upgrade,
+                    affinity.opening,
                     access,
                 )
                 .await;
@@ -444,6 +479,7 @@ async fn respond(
     instance: &Instance,
     context: &Rc<ThreadContext>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    opening: bool,
     mut access: AccessRecord,
 ) -> Response<GatewayBody> {
     let status = response.status();
@@ -499,7 +535,37 @@ async fn respond(
     // and the client's connection stays open.
     *response.version_mut() = http::Version::HTTP_11;
     let (parts, mut body) = response.into_parts();
-    let first = match first_frame(&mut body).await {
+    let handshake = if opening && status == StatusCode::OK {
+        route
+            .sessions
+            .as_ref()
+            .zip(content_length(&parts.headers).filter(|length| *length <= MAX_HANDSHAKE_BYTES))
+    } else {
+        None
+    };
+    let first = match handshake {
+        // An Engine.IO handshake answer: read whole (it is small) for the sid it issues.
+        Some((sessions, length)) => {
+            match tokio::time::timeout(route.response_timeout, read_body(&mut body, length)).await {
+                Ok(Ok(bytes)) => {
+                    if let (Some(sid), Some(index)) =
+                        (handshake_sid(&bytes), route.upstreams.index_of(instance))
+                    {
+                        sessions.remember(&sid, index);
+                    }
+                    FirstFrame::Frame(hyper::body::Frame::data(bytes))
+                }
+                Ok(Err(failure)) => FirstFrame::Failed(failure),
+                Err(_elapsed) => {
+                    count_upstream_error(context, route, "timeout");
+                    let message = format!("{} did not send its answer's body", instance.label);
+                    return error(StatusCode::GATEWAY_TIMEOUT, &message, access);
+                }
+            }
+        }
+        None => first_frame(&mut body).await,
+    };
+    let first = match first {
         FirstFrame::Failed(failure) => {
             count_upstream_error(context, route, "protocol");
             let message = format!("{} sent a malformed body: {failure}", instance.label);
@@ -509,6 +575,14 @@ async fn respond(
         FirstFrame::NotYet | FirstFrame::End => None,
     };
     Response::from_parts(parts, GatewayBody::upstream(first, body, lease, access))
+}
+
+/// A head's `Content-Length`, when it has one number.
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
 }
 
 /// A JSON error response of docs/contracts.md, logged.

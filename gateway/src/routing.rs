@@ -5,7 +5,8 @@ use std::{borrow::Cow, sync::Arc, time::Duration};
 use http::HeaderValue;
 
 use crate::{
-    config::{GatewayConfig, RouteAuth, RouteConfig},
+    config::{GatewayConfig, RouteAuth, RouteConfig, Sticky},
+    sticky::Sessions,
     upstream::Upstreams,
 };
 
@@ -26,6 +27,8 @@ pub struct Route {
     pub auth: RouteAuth,
     /// Where requests go.
     pub upstreams: Upstreams,
+    /// The Engine.IO sessions of a `sticky = "engine.io"` route, and which instance opened each.
+    pub sessions: Option<Sessions>,
 }
 
 impl Route {
@@ -110,6 +113,7 @@ fn build_route(route: &RouteConfig, config: &GatewayConfig) -> anyhow::Result<Ar
         max_body_bytes: route.max_body_bytes,
         auth: route.auth,
         upstreams: Upstreams::new(&route.upstreams, &config.server)?,
+        sessions: route.sticky.map(|Sticky::EngineIo| Sessions::default()),
     }))
 }
 
@@ -129,6 +133,7 @@ mod tests {
                 response_timeout_ms: None,
                 max_body_bytes: None,
                 auth: RouteAuth::Optional,
+                sticky: None,
             })
             .collect();
         RouteTable::new(&config).expect("table")

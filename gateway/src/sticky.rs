@@ -94,8 +94,7 @@ pub fn handshake_sid(body: &[u8]) -> Option<String> {
         sid: String,
     }
     let start = body.iter().position(|byte| *byte == b'{')?;
-    let mut objects =
-        serde_json::Deserializer::from_slice(&body[start..]).into_iter::<Handshake>();
+    let mut objects = serde_json::Deserializer::from_slice(&body[start..]).into_iter::<Handshake>();
     match objects.next() {
         Some(Ok(handshake)) => Some(handshake.sid),
         _ => None,
@@ -122,7 +121,10 @@ mod tests {
 
     #[test]
     fn the_sid_is_read_from_the_query() {
-        assert_eq!(sid_of(Some("EIO=4&transport=polling&sid=abc_-1")), Some("abc_-1"));
+        assert_eq!(
+            sid_of(Some("EIO=4&transport=polling&sid=abc_-1")),
+            Some("abc_-1")
+        );
         assert_eq!(sid_of(Some("sid=x&EIO=4")), Some("x"));
         assert_eq!(sid_of(Some("EIO=4&transport=polling")), None);
         assert_eq!(sid_of(Some("EIO=4&sid=")), None);

@@ -114,6 +114,26 @@ impl Upstreams {
         healthy.chain(fallback.filter(|_| !any_healthy))
     }
 
+    /// [`Upstreams::candidates`], with the instance at `pinned` first when it is in rotation
+    /// (a sticky session's instance; the others follow, as they would after a connect failure).
+    pub fn candidates_pinned(&self, pinned: Option<usize>) -> impl Iterator<Item = &Arc<Instance>> {
+        let pinned = pinned
+            .and_then(|index| self.instances.get(index))
+            .filter(|instance| self.is_healthy(instance));
+        pinned.into_iter().chain(
+            self.candidates().filter(move |instance| {
+                !pinned.is_some_and(|pinned| Arc::ptr_eq(pinned, instance))
+            }),
+        )
+    }
+
+    /// The position of `instance` in the route's configuration order.
+    pub fn index_of(&self, instance: &Instance) -> Option<usize> {
+        self.instances
+            .iter()
+            .position(|candidate| std::ptr::eq(&**candidate, instance))
+    }
+
     /// A connection to `instance` worked.
     pub fn record_success(&self, instance: &Instance) {
         if instance.failures.load(Ordering::Relaxed) != 0 {

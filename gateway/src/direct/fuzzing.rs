@@ -59,6 +59,7 @@ impl Harness {
             response_timeout_ms: None,
             max_body_bytes: Some(1024),
             auth: RouteAuth::Optional,
+            sticky: None,
         };
         let mut config = GatewayConfig::builtin();
         config.routes = vec![

@@ -68,6 +68,10 @@ pub(super) fn parse_request(
         return Err(());
     }
     let route = shared.routes.find(path).ok_or(())?.clone();
+    // A sticky route's requests pick their instance by their session: hyper's path does that.
+    if route.sessions.is_some() {
+        return Err(());
+    }
 
     let mut host = None;
     let mut content_length: Option<u64> = None;

@@ -36,6 +36,7 @@ pub fn route(prefix: &str, upstreams: &[&str]) -> RouteConfig {
         response_timeout_ms: None,
         max_body_bytes: None,
         auth: RouteAuth::Optional,
+        sticky: None,
     }
 }
 

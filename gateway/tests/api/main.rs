@@ -8,5 +8,6 @@ mod helpers;
 mod proxying;
 mod resilience;
 mod scripted;
+mod sticky;
 mod trust;
 mod upstream;

@@ -293,13 +293,33 @@ fn the_example_config_in_deploy_is_valid() {
         config.rate_limit.is_some(),
         "the example turns the rate limit on"
     );
-    let builtin: Vec<String> = gateway::config::GatewayConfig::builtin()
-        .routes
-        .into_iter()
-        .map(|r| r.prefix)
-        .collect();
-    let example: Vec<String> = config.routes.into_iter().map(|r| r.prefix).collect();
-    assert_eq!(example, builtin, "the example has the built-in routes");
+    let table = |config: gateway::config::GatewayConfig| -> Vec<_> {
+        config
+            .routes
+            .into_iter()
+            .map(|route| (route.prefix, route.sticky))
+            .collect()
+    };
+    let builtin = table(gateway::config::GatewayConfig::builtin());
+    assert!(
+        builtin.contains(&(
+            "/socket.io".to_owned(),
+            Some(gateway::config::Sticky::EngineIo)
+        )),
+        "Socket.IO is sticky: {builtin:?}"
+    );
+    assert_eq!(
+        table(config),
+        builtin,
+        "the example has the built-in routes, sticky alike"
+    );
+    let k8s = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/k8s/gateway.toml");
+    let k8s = gateway::config::GatewayConfig::from_file(&k8s).expect("deploy/k8s/gateway.toml");
+    assert_eq!(
+        table(k8s),
+        builtin,
+        "the deployments' table has the built-in routes, sticky alike"
+    );
 }
 
 #[tokio::test]

@@ -124,7 +124,8 @@ async fn handshakes(gateway: &crate::helpers::TestGateway, count: usize) -> Vec<
         sids.push(sid.to_owned());
     }
     assert!(
-        sids.iter().any(|sid| sid.starts_with("a-")) && sids.iter().any(|sid| sid.starts_with("b-")),
+        sids.iter().any(|sid| sid.starts_with("a-"))
+            && sids.iter().any(|sid| sid.starts_with("b-")),
         "the handshakes are spread over both instances: {sids:?}"
     );
     sids
@@ -142,7 +143,12 @@ async fn every_polling_request_of_a_session_reaches_the_instance_that_opened_it(
                 let polled = client.get(&url).send().await.expect("a poll");
                 assert_eq!(polled.status(), 200, "{sid} (direct_path {direct_path})");
                 assert_eq!(polled.text().await.expect("a body"), instance);
-                let sent = client.post(&url).body("4hello").send().await.expect("a post");
+                let sent = client
+                    .post(&url)
+                    .body("4hello")
+                    .send()
+                    .await
+                    .expect("a post");
                 assert_eq!(sent.status(), 200, "{sid} (direct_path {direct_path})");
                 assert_eq!(sent.text().await.expect("a body"), instance);
             }
@@ -181,13 +187,14 @@ async fn an_unknown_sid_gets_the_instances_own_answer() {
     let mut statuses = Vec::new();
     for n in 0..4 {
         let polled = gateway
-            .get(&format!("/socket.io/?EIO=4&transport=polling&sid=forged-{n}"))
+            .get(&format!(
+                "/socket.io/?EIO=4&transport=polling&sid=forged-{n}"
+            ))
             .await;
         statuses.push(polled.status().as_u16());
     }
     assert_eq!(
-        statuses,
-        [400; 4],
+        statuses, [400; 4],
         "the instances' own answer to a session they do not know"
     );
 }
