@@ -3,6 +3,9 @@
 //! - `chat_load idle ws://127.0.0.1:3004 N HOLD_SECS`: opens N connections (rooms of
 //!   `CHAT_LOAD_ROOM_SIZE`, default 100),
 //!   prints `connected N`, keeps them (answering pings) for HOLD_SECS, then exits.
+//! - `chat_load socketio-idle ws://127.0.0.1:3004 N HOLD_SECS`: the same over Socket.IO
+//!   (`/socket.io/`, WebSocket transport, the room in the `CONNECT` payload), answering the
+//!   Engine.IO pings.
 //! - `chat_load room ws://127.0.0.1:3004 N SECS`: N clients in one room, each sending one
 //!   message a second for SECS seconds (the send time in the text); every client measures the
 //!   delivery latency of every message it receives. Prints one JSON line of results.
@@ -51,7 +54,16 @@ fn micros_now() -> u64 {
         })
 }
 
-async fn idle(base: String, count: usize, hold: Duration) {
+/// Which protocol the idle clients speak.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// `/chat/ws`.
+    Native,
+    /// `/socket.io/` over WebSocket.
+    SocketIo,
+}
+
+async fn idle(base: String, count: usize, hold: Duration, protocol: Protocol) {
     let address = address_of(&base);
     let connected = Arc::new(tokio::sync::Semaphore::new(0));
     let gate = Arc::new(tokio::sync::Semaphore::new(200));
@@ -65,16 +77,27 @@ async fn idle(base: String, count: usize, hold: Duration) {
         tokio::spawn(async move {
             let permit = gate.acquire_owned().await.expect("gate");
             let room = format!("idle-{}", n / room_size);
-            let mut client = RawClient::connect_with_retries(&address, &room, &format!("u{n}"), n)
+            let path = match protocol {
+                Protocol::Native => format!("/chat/ws?room={room}&name=u{n}"),
+                Protocol::SocketIo => "/socket.io/?EIO=4&transport=websocket".to_owned(),
+            };
+            let mut client = RawClient::connect_with_retries(&address, &path, n)
                 .await
                 .unwrap_or_else(|error| panic!("connecting u{n}: {error}"));
-            // welcome and history
+            if protocol == Protocol::SocketIo {
+                let connect = format!("40{{\"room\":\"{room}\"}}");
+                if client.send(1, connect.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            // welcome and history (Socket.IO: the open packet and the CONNECT answer first)
+            let wanted = if protocol == Protocol::SocketIo { 4 } else { 2 };
             let mut events = 0;
-            while events < 2 {
+            while events < wanted {
                 while let Some(frame) = client.next_frame() {
                     events += usize::from(frame.opcode == 1);
                 }
-                if events < 2 && !matches!(client.fill().await, Ok(length) if length > 0) {
+                if events < wanted && !matches!(client.fill().await, Ok(length) if length > 0) {
                     return;
                 }
             }
@@ -86,12 +109,14 @@ async fn idle(base: String, count: usize, hold: Duration) {
                 while let Some(frame) = client.next_frame() {
                     match frame.opcode {
                         8 => return,
-                        9 => pong = Some(frame.payload.to_vec()),
+                        9 => pong = Some((10, frame.payload.to_vec())),
+                        // An Engine.IO ping, answered with its pong.
+                        1 if frame.payload == b"2" => pong = Some((1, b"3".to_vec())),
                         _ => {}
                     }
                 }
-                if let Some(payload) = pong
-                    && client.send(10, &payload).await.is_err()
+                if let Some((opcode, payload)) = pong
+                    && client.send(opcode, &payload).await.is_err()
                 {
                     return;
                 }
@@ -140,17 +165,12 @@ struct Frame<'a> {
 
 impl RawClient {
     /// Connects client number `n`, trying again for two seconds while the server is busy.
-    async fn connect_with_retries(
-        address: &str,
-        room: &str,
-        name: &str,
-        n: usize,
-    ) -> std::io::Result<Self> {
+    async fn connect_with_retries(address: &str, path: &str, n: usize) -> std::io::Result<Self> {
         let mut attempt = 0;
         loop {
-            match Self::connect(address, room, name, n).await {
+            match Self::connect(address, path, n).await {
                 Err(error) if attempt < 20 => {
-                    eprintln!("retrying {name}: {error}");
+                    eprintln!("retrying {path}: {error}");
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -159,7 +179,7 @@ impl RawClient {
         }
     }
 
-    async fn connect(address: &str, room: &str, name: &str, n: usize) -> std::io::Result<Self> {
+    async fn connect(address: &str, path: &str, n: usize) -> std::io::Result<Self> {
         let mut socket = TcpStream::connect(address).await?;
         socket.set_nodelay(true)?;
         let browser_headers: String = BROWSER_HEADERS
@@ -167,7 +187,7 @@ impl RawClient {
             .map(|(name, value)| format!("{name}: {value}\r\n"))
             .collect();
         let request = format!(
-            "GET /chat/ws?room={room}&name={name} HTTP/1.1\r\nHost: {address}\r\n\
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\n\
              Origin: http://{address}\r\n\
              Upgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
@@ -349,14 +369,19 @@ async fn drive_room_client(
         closed_with: None,
     };
     let permit = start.gate.acquire().await.expect("gate");
-    let mut client =
-        match RawClient::connect_with_retries(address, "bench", &format!("c{n}"), n).await {
-            Ok(client) => client,
-            Err(error) => {
-                eprintln!("c{n} could not connect: {error}");
-                return result;
-            }
-        };
+    let mut client = match RawClient::connect_with_retries(
+        address,
+        &format!("/chat/ws?room=bench&name=c{n}"),
+        n,
+    )
+    .await
+    {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("c{n} could not connect: {error}");
+            return result;
+        }
+    };
     drop(permit);
     // 0: joining and waiting for the start, 2: sending, 3: draining, 4: closing.
     let mut phase = 0;
@@ -490,7 +515,7 @@ async fn room(base: String, count: usize, seconds: u64) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: chat_load idle|room ws://host:port COUNT SECS";
+    let usage = "usage: chat_load idle|socketio-idle|room ws://host:port COUNT SECS";
     let (Some(mode), Some(base), Some(count), Some(seconds)) =
         (args.get(1), args.get(2), args.get(3), args.get(4))
     else {
@@ -499,7 +524,24 @@ async fn main() {
     let count: usize = count.parse().expect(usage);
     let seconds: u64 = seconds.parse().expect(usage);
     match mode.as_str() {
-        "idle" => idle(base.clone(), count, Duration::from_secs(seconds)).await,
+        "idle" => {
+            idle(
+                base.clone(),
+                count,
+                Duration::from_secs(seconds),
+                Protocol::Native,
+            )
+            .await
+        }
+        "socketio-idle" => {
+            idle(
+                base.clone(),
+                count,
+                Duration::from_secs(seconds),
+                Protocol::SocketIo,
+            )
+            .await;
+        }
         "room" => room(base.clone(), count, seconds).await,
         _ => panic!("{usage}"),
     }

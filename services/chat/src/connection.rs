@@ -95,21 +95,25 @@ async fn serve(
     metrics.connections_total.inc();
     slog::debug!(logger(), "connected"; "connection" => %connection);
 
-    let entered = Box::pin(enter_room(
-        &hub,
-        &history,
-        (&room, connection),
-        (&outbound, &closer),
-        (user, user_id),
-    ))
-    .await;
-    let joined = entered.joined;
-    let preamble = Preamble {
-        frame: ServerEvent::History {
-            messages: &entered.messages,
-        }
-        .to_json(),
-        ids: message_ids(&entered.messages),
+    // The history is turned into its frame and dropped here: an idle connection does not
+    // keep it (memory per idle connection).
+    let (joined, preamble) = {
+        let entered = Box::pin(enter_room(
+            &hub,
+            &history,
+            (&room, connection),
+            (&outbound, &closer),
+            (user, user_id),
+        ))
+        .await;
+        let preamble = Preamble {
+            frame: ServerEvent::History {
+                messages: &entered.messages,
+            }
+            .to_json(),
+            ids: message_ids(&entered.messages),
+        };
+        (entered.joined, preamble)
     };
     let _ = preamble_tx.send(preamble);
 

@@ -236,7 +236,7 @@ impl Application {
         let hub = Hub::new(pubsub, chat, metrics, logger);
         let presence = hub.start_presence().await?;
         let forgetting = hub.limits().forget_idle_every(FORGET_IDLE_BUDGETS_EVERY);
-        let engine = web::Data::new(socketio::Engine {
+        let engine = web::Data::new(socketio::handshake::Engine {
             hub: hub.clone(),
             history: history.clone(),
             sessions: socketio::session::Sessions::default(),

@@ -6,7 +6,9 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`engine`] | `/socket.io/`: the query's checks, the spec's errors, opening a session |
+//! | [`engine`] | `/socket.io/`: the query's checks, each request to its transport |
+//! | [`handshake`] | opening a session: the checks of `/chat/ws`, the `open` packet; [`handshake::Engine`] |
+//! | [`errors`] | the specification's errors and the platform's |
 //! | [`engine_packet`] | Engine.IO packets and polling payloads |
 //! | [`socket_packet`] | Socket.IO packets |
 //! | [`session`] | one Engine.IO session as its transports share it, and this instance's sessions |
@@ -20,7 +22,9 @@
 pub mod bundle;
 pub mod engine;
 pub mod engine_packet;
+pub mod errors;
 pub mod events;
+pub mod handshake;
 pub mod outlet;
 pub mod polling;
 pub mod session;
@@ -30,10 +34,8 @@ pub mod websocket;
 
 use actix_web::web;
 
-pub use crate::socketio::engine::Engine;
-
 /// Adds the `/socket.io/` routes to an app.
-pub fn configure(config: &mut web::ServiceConfig, engine: web::Data<Engine>) {
+pub fn configure(config: &mut web::ServiceConfig, engine: web::Data<handshake::Engine>) {
     config
         .app_data(engine)
         .service(

@@ -15,8 +15,8 @@ use crate::{
     closing::Disconnect,
     metrics::ChatMetrics,
     socketio::{
-        engine::EngineError,
         engine_packet::{self, CLOSE, NOOP},
+        errors::EngineError,
         session::{EngineSession, Transport},
     },
 };

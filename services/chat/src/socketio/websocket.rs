@@ -27,8 +27,9 @@ use crate::{
     connection::protocol_disconnect,
     frames::Outbound,
     socketio::{
-        engine::{Engine, EngineError, EngineQuery, open_session},
         engine_packet::{self, PROBE_PONG, Packet},
+        errors::EngineError,
+        handshake::{Engine, EngineQuery, open_session},
         outlet::Outlet,
         session::{EngineSession, Transport},
     },
