@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn fragments_count_where_they_are_spread() {
         let found = of("query { ...F ...F x: users { ...G } } \
-             fragment F on QueryRoot { a: posts { id } b: posts { id } } \
+             fragment F on Query { a: posts { id } b: posts { id } } \
              fragment G on User { y: posts { id } }");
         assert_eq!(found.root_fields, 5);
         assert_eq!(found.aliases, 6);
@@ -207,11 +207,11 @@ mod tests {
         let mut query = String::from("{ ...F0 }");
         for level in 0..20 {
             query.push_str(&format!(
-                " fragment F{level} on QueryRoot {{ ...F{next} ...F{next} }}",
+                " fragment F{level} on Query {{ ...F{next} ...F{next} }}",
                 next = level + 1
             ));
         }
-        query.push_str(" fragment F20 on QueryRoot { posts { id } }");
+        query.push_str(" fragment F20 on Query { posts { id } }");
         let document = async_graphql::parser::parse_query(&query).expect("a document");
         let found = shape(&document, None, 1000);
         assert!(found.truncated);
@@ -220,8 +220,8 @@ mod tests {
 
     #[test]
     fn fragment_cycles_end() {
-        let found = of("{ ...A } fragment A on QueryRoot { posts { id } ...B } \
-                        fragment B on QueryRoot { users { id } ...A }");
+        let found = of("{ ...A } fragment A on Query { posts { id } ...B } \
+                        fragment B on Query { users { id } ...A }");
         assert_eq!(found.root_fields, 2);
         assert!(!found.truncated);
     }

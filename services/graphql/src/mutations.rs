@@ -10,7 +10,7 @@ use crate::{
     schema::{Post, User, UserLoader, coded_error, codes, database_error, parse_id, relay, state},
 };
 
-/// The mutations.
+/// The mutations: the type `Mutation`, the seed's name.
 pub struct MutationRoot;
 
 /// Succeeds when post `id` exists and the caller is its author or an admin.
@@ -27,7 +27,7 @@ async fn owned_post(context: &Context<'_>, id: i64) -> Result<()> {
     Ok(())
 }
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Creates a user in users-service (admins only; its validation and unique emails apply).
     async fn create_user(

@@ -317,10 +317,10 @@ fn nested_posts_page(context: &Context<'_>) -> Option<Page> {
     pages.all(|page| page == Some(first)).then_some(first)
 }
 
-/// The queries.
+/// The queries: the type `Query`, the seed's name (fragments `on Query` keep working).
 pub struct QueryRoot;
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// Users, by id (default 100, at most 1000 per page).
     #[graphql(complexity = "list_cost(limit, DEFAULT_LIMIT, child_complexity)")]
@@ -451,10 +451,10 @@ impl QueryRoot {
     }
 }
 
-/// The subscriptions.
+/// The subscriptions: the type `Subscription`.
 pub struct SubscriptionRoot;
 
-#[Subscription]
+#[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Every post created from now on, by any instance of this service.
     async fn post_created(&self, context: &Context<'_>) -> Result<impl Stream<Item = Post>> {

@@ -276,7 +276,7 @@ async fn introspection_is_on_by_default_and_can_be_switched_off() {
         .graphql
         .data("{ __schema { queryType { name } } }", json!({}))
         .await;
-    assert_eq!(data["__schema"]["queryType"]["name"], "QueryRoot");
+    assert_eq!(data["__schema"]["queryType"]["name"], "Query");
 
     let database = fresh_database(TestBackend::Sqlite).await.expect("database");
     let mut settings = graphql_settings(
@@ -289,7 +289,7 @@ async fn introspection_is_on_by_default_and_can_be_switched_off() {
     for query in [
         "{ __schema { queryType { name } } }",
         "{ __type(name: \"Post\") { name } }",
-        "{ ...F } fragment F on QueryRoot { posts { id } __schema { types { name } } }",
+        "{ ...F } fragment F on Query { posts { id } __schema { types { name } } }",
     ] {
         let body = closed.graphql(query, json!({})).await;
         assert_eq!(code(&body), "INTROSPECTION_DISABLED", "{body}");

@@ -10,5 +10,6 @@ mod mutations;
 mod pages;
 mod queries;
 mod readiness;
+mod seed_schema;
 mod subscriptions;
 mod upstream_failures;
