@@ -86,8 +86,13 @@ impl GatewayBody {
 
 impl UpstreamBody {
     fn finish(&mut self) {
-        if let Some(lease) = self.lease.take().filter(|lease| lease.request.completed()) {
-            lease.pool.checkin(&lease.instance, lease.sender);
+        if let Some(lease) = self.lease.take() {
+            if lease.request.completed() {
+                lease.pool.checkin(&lease.instance, lease.sender);
+            } else {
+                // Answered before the request body ended: the rest of it is not forwarded.
+                lease.request.abandon();
+            }
         }
         if let Some(access) = self.access.take() {
             access.write();
@@ -103,7 +108,9 @@ impl Drop for UpstreamBody {
         if self.first.is_none() && self.inner.is_end_stream() {
             self.finish();
         }
-        self.lease = None;
+        if let Some(lease) = self.lease.take() {
+            lease.request.abandon();
+        }
         if let Some(access) = self.access.take() {
             access.write();
         }
@@ -141,7 +148,9 @@ impl Body for GatewayBody {
                         Poll::Ready(None)
                     }
                     Poll::Ready(Some(Err(error))) => {
-                        body.lease = None;
+                        if let Some(lease) = body.lease.take() {
+                            lease.request.abandon();
+                        }
                         Poll::Ready(Some(Err(error)))
                     }
                     Poll::Pending => Poll::Pending,

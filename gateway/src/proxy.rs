@@ -13,8 +13,8 @@ use governor::clock::Clock;
 use http::{
     HeaderValue, Method, Request, Response, StatusCode,
     header::{
-        AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER, TRANSFER_ENCODING,
-        USER_AGENT, WWW_AUTHENTICATE,
+        AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER,
+        TRANSFER_ENCODING, USER_AGENT, WWW_AUTHENTICATE,
     },
 };
 use hyper::{body::Incoming, client::conn::http1::SendRequest};
@@ -500,6 +500,13 @@ async fn respond(
     response
         .headers_mut()
         .insert(REQUEST_ID, access.request_id.clone());
+    if !switching && !request.completed() {
+        // An early answer, the request body still coming: the connection closes after it
+        // (the rest of the body is not forwarded, [`RequestProgress::abandon`]).
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     if switching {
         if let Some(client_upgrade) = client_upgrade {
             let upstream_upgrade = hyper::upgrade::on(&mut response);

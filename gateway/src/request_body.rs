@@ -1,13 +1,13 @@
 //! The client's request body on its way up: streamed, cut off past the route's size limit,
 //! its progress shared with the exchange (the response timeout starts when it is all sent, and
 //! a connection is reused only after it went out whole), its framing errors told apart as the
-//! client's.
+//! client's, and abandoned when the upstream answered before it ended.
 
 use std::{
     cell::Cell,
     pin::Pin,
     rc::Rc,
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
 };
 
 use bytes::Bytes;
@@ -28,10 +28,20 @@ pub struct BodyTooLarge(pub u64);
 #[error("the request body is malformed: {0}")]
 pub struct ClientBodyError(#[source] pub hyper::Error);
 
+/// A request body the upstream answered before it ended: the rest is not forwarded (the
+/// upstream connection closes, which closes the client's after the answer, RFC 9112 §9.6).
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream answered before the request body ended")]
+pub struct Abandoned;
+
 /// How far the request body has gone upstream: the response timeout starts when it is all
 /// sent, and the connection may be reused only when it was sent completely.
 #[derive(Default)]
 pub struct RequestProgress {
+    /// The upstream's answer went to the client before the body ended: stop forwarding it.
+    abandoned: Cell<bool>,
+    /// The task that polls the body, woken when it is abandoned.
+    waker: Cell<Option<Waker>>,
     /// The body has ended (or failed).
     done: Cell<bool>,
     /// It failed (too large, or the client went away): the connection is mid-message.
@@ -63,6 +73,18 @@ impl RequestProgress {
     /// Whether the body went out completely.
     pub fn completed(&self) -> bool {
         self.done.get() && !self.failed.get()
+    }
+
+    /// The upstream's answer is relayed while the body has not ended: the body yields
+    /// [`Abandoned`] instead of what the client sends next, which ends the upstream connection
+    /// (and so the client's, once its answer is out). A body already ended is left alone.
+    pub fn abandon(&self) {
+        if !self.done.get() {
+            self.abandoned.set(true);
+            if let Some(waker) = self.waker.take() {
+                waker.wake();
+            }
+        }
     }
 }
 
@@ -114,6 +136,10 @@ impl Body for RequestBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.progress.abandoned.get() {
+            self.progress.mark(true);
+            return Poll::Ready(Some(Err(Box::new(Abandoned))));
+        }
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -137,7 +163,10 @@ impl Body for RequestBody {
                 self.progress.mark(false);
                 Poll::Ready(None)
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                self.progress.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
         }
     }
 

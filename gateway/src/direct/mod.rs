@@ -57,6 +57,10 @@ use response::{
 const MAX_RESPONSE_FIELDS: usize = 100;
 /// Largest request body the direct path relays; larger ones go to hyper.
 const MAX_DIRECT_BODY: u64 = 64 * 1024;
+/// How long a connection whose body was answered early reads what its client still sends.
+const LINGER: Duration = Duration::from_secs(2);
+/// How much of it is read (and dropped) at most.
+const LINGER_BYTES: usize = 1024 * 1024;
 
 /// How the direct path left a client connection.
 pub enum Next {
@@ -326,6 +330,9 @@ impl Connection {
         match outcome {
             Outcome::Relayed { keep_alive, .. } => {
                 request.access.write();
+                if request.body_left > 0 {
+                    self.linger().await;
+                }
                 keep_alive
             }
             Outcome::Failed(Failure::ClientGone) => {
@@ -367,16 +374,25 @@ impl Connection {
             // A client that stalls mid-body is let go like one that stalls mid-head.
             let body_timeout =
                 Duration::from_millis(context.shared.server.client_header_timeout_ms);
-            let sent =
-                tokio::time::timeout(body_timeout, relay(&mut self.client, upstream, body_left))
-                    .await
-                    .unwrap_or(Err(RelayError::Source));
+            let (mut from_upstream, mut to_upstream) = upstream.split();
+            let mut probe = [0u8; 1];
+            let sent = tokio::select! {
+                // The upstream answers (or closes) before the body is all sent: an early answer
+                // (a 413 over quota, a 401) goes to the client at once, the rest of the body
+                // is not forwarded, and both connections close after it (RFC 9112 §9.6).
+                _ = from_upstream.peek(&mut probe) => None,
+                sent = tokio::time::timeout(
+                    body_timeout,
+                    relay(&mut self.client, &mut to_upstream, body_left),
+                ) => Some(sent.unwrap_or(Err(RelayError::Source))),
+            };
             match sent {
-                Ok(()) => request.body_left = 0,
-                Err(RelayError::Source | RelayError::Malformed) => {
+                None => {}
+                Some(Ok(())) => request.body_left = 0,
+                Some(Err(RelayError::Source | RelayError::Malformed)) => {
                     return Ok(Outcome::Failed(Failure::ClientGone));
                 }
-                Err(RelayError::Destination) => {
+                Some(Err(RelayError::Destination)) => {
                     count_upstream_error(context, route, "protocol");
                     let message = format!("{} stopped reading the request body", instance.label);
                     return failed(request, StatusCode::BAD_GATEWAY, message);
@@ -411,8 +427,9 @@ impl Connection {
         } else {
             head.framing
         };
-        // Draining: this is the connection's last response, and says so.
-        let client_close = request.client_close || *self.stop.borrow();
+        // Draining, or answering before the body ended: this is the connection's last
+        // response, and says so.
+        let client_close = request.client_close || request.body_left > 0 || *self.stop.borrow();
         request.access.status =
             StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
         head.write_client_head(
@@ -436,7 +453,7 @@ impl Connection {
                 request.access.bytes = bytes;
                 Ok(Outcome::Relayed {
                     keep_alive: !client_close,
-                    upstream_reusable: head.keep_alive && clean,
+                    upstream_reusable: head.keep_alive && clean && request.body_left == 0,
                 })
             }
             Err(RelayError::Source) => {
@@ -458,6 +475,27 @@ impl Connection {
                 failed(request, StatusCode::BAD_GATEWAY, message)
             }
         }
+    }
+
+    /// Closes a client connection whose request body was answered before it ended: the
+    /// gateway's side is shut first, and what the client still sends is read and dropped for a
+    /// while ([`LINGER`], at most [`LINGER_BYTES`]), so the client reads the answer before the
+    /// connection goes (closing with unread bytes would reset it, RFC 9112 §9.6).
+    async fn linger(&mut self) {
+        if self.client.shutdown().await.is_err() {
+            return;
+        }
+        let mut buffer = [0u8; 16 * 1024];
+        let mut left = LINGER_BYTES;
+        let _ = tokio::time::timeout(LINGER, async {
+            while left > 0 {
+                match self.client.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(read) => left = left.saturating_sub(read),
+                }
+            }
+        })
+        .await;
     }
 
     /// Answers the client with a JSON error of docs/contracts.md (with `challenge` as its

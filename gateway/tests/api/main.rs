@@ -3,6 +3,7 @@
 mod authorization;
 mod differential;
 mod direct;
+mod early;
 mod framing;
 mod helpers;
 mod proxying;
