@@ -140,15 +140,21 @@ async fn a_task_failing_every_attempt_is_dead_lettered_with_its_last_error(kind:
             .await,
         2.0
     );
-    assert_eq!(
-        worker
-            .metric(
-                "worker_jobs_dead_lettered_total",
-                &[("kind", "task"), ("reason", "exhausted")]
-            )
-            .await,
-        1.0
-    );
+    // Counted once the dead letter's publish is confirmed, a moment after it is readable.
+    eventually(
+        "the dead letter counted",
+        Duration::from_secs(5),
+        || async {
+            worker
+                .metric(
+                    "worker_jobs_dead_lettered_total",
+                    &[("kind", "task"), ("reason", "exhausted")],
+                )
+                .await
+                == 1.0
+        },
+    )
+    .await;
     assert_eq!(broker.queue.depth().await.expect("depth").ready, 0);
     worker.stop().await;
     broker.cleanup().await;
@@ -197,15 +203,20 @@ async fn malformed_messages_are_dead_lettered_at_once(kind: Broker) {
         "the raw body is kept"
     );
     assert_eq!(worker.metric("worker_jobs_retried_total", &[]).await, 0.0);
-    assert_eq!(
-        worker
-            .metric(
-                "worker_jobs_dead_lettered_total",
-                &[("reason", "malformed")]
-            )
-            .await,
-        3.0
-    );
+    eventually(
+        "the dead letters counted",
+        Duration::from_secs(5),
+        || async {
+            worker
+                .metric(
+                    "worker_jobs_dead_lettered_total",
+                    &[("reason", "malformed")],
+                )
+                .await
+                == 3.0
+        },
+    )
+    .await;
     worker.stop().await;
     broker.cleanup().await;
 }

@@ -8,4 +8,5 @@ mod orphans;
 mod producer;
 mod resilience;
 mod seed_clients;
+mod seed_messages;
 mod thumbnails;
