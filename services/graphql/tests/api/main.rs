@@ -2,6 +2,7 @@
 
 mod access;
 mod dataloader;
+mod graphiql_browser;
 mod helpers;
 mod http_protocol;
 mod introspection_query;
