@@ -33,9 +33,29 @@ pub struct Args {
     /// TOML route table [default: the routes of docs/contracts.md to 127.0.0.1]
     #[arg(long = "config", env = "GATEWAY_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Peers whose `X-Forwarded-For` names the client (comma-separated addresses or CIDRs, such
+    /// as the load balancer in front); set, it replaces `[server] trusted_proxies` [default:
+    /// the TOML's, else none]
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<Network>>,
     /// Ask the gateway on PORT for `/healthz` and exit 0 when it answers 200
     #[arg(long, hide = true)]
     pub healthcheck: bool,
+}
+
+impl Args {
+    /// The configuration the gateway runs with: the TOML file's (or the built-in one), with
+    /// what the environment sets over it (`TRUSTED_PROXIES`).
+    pub fn gateway_config(&self) -> anyhow::Result<GatewayConfig> {
+        let mut config = match &self.config {
+            Some(path) => GatewayConfig::from_file(path)?,
+            None => GatewayConfig::builtin(),
+        };
+        if let Some(trusted_proxies) = &self.trusted_proxies {
+            config.server.trusted_proxies = trusted_proxies.clone();
+        }
+        Ok(config)
+    }
 }
 
 /// The whole configuration: server settings, rate limit, routes.
@@ -270,7 +290,45 @@ impl ServerConfig {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[test]
+    fn trusted_proxies_from_the_environment_replace_the_tomls() {
+        let dir = std::env::temp_dir().join(format!("gateway-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("gateway.toml");
+        std::fs::write(
+            &file,
+            "[server]\ntrusted_proxies = [\"192.0.2.1\"]\n[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]\n",
+        )
+        .expect("write");
+        let trusted = |args: &[&str]| {
+            let args = Args::try_parse_from(["gateway"].iter().chain(args)).expect("args");
+            args.gateway_config()
+                .expect("config")
+                .server
+                .trusted_proxies
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        let toml = format!("--config={}", file.display());
+        assert_eq!(trusted(&[&toml]), ["192.0.2.1/32"], "unset: the TOML's");
+        assert_eq!(
+            trusted(&[&toml, "--trusted-proxies=10.0.0.0/8,fd00::/8"]),
+            ["10.0.0.0/8", "fd00::/8"],
+            "set: it wins over the TOML"
+        );
+        assert!(trusted(&[]).is_empty(), "neither: none");
+        assert_eq!(trusted(&["--trusted-proxies=127.0.0.1"]), ["127.0.0.1/32"]);
+        assert!(
+            Args::try_parse_from(["gateway", "--trusted-proxies=10.0.0.0/33"]).is_err(),
+            "a bad network is refused"
+        );
+        std::fs::remove_dir_all(dir).expect("cleanup");
+    }
 
     #[test]
     fn the_builtin_table_is_the_contracts_one() {

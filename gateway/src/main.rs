@@ -2,10 +2,7 @@
 
 use shared::server::Service;
 
-use gateway::{
-    Gateway,
-    config::{Args, GatewayConfig},
-};
+use gateway::{Gateway, config::Args};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -13,13 +10,8 @@ async fn main() -> std::process::ExitCode {
     if args.healthcheck {
         return shared::health::probe(args.port);
     }
-    let config = match args
-        .config
-        .as_deref()
-        .map(GatewayConfig::from_file)
-        .transpose()
-    {
-        Ok(config) => config.unwrap_or_else(GatewayConfig::builtin),
+    let config = match args.gateway_config() {
+        Ok(config) => config,
         Err(error) => {
             eprintln!("error: GATEWAY_CONFIG (--config): {error:#}");
             return std::process::ExitCode::from(2);

@@ -122,3 +122,58 @@ async fn the_rate_limit_keys_on_the_vouched_address() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_trusted_proxies_variable_sets_the_binarys_list() {
+    shared::testing::assert_help_names(env!("CARGO_BIN_EXE_gateway"), &["TRUSTED_PROXIES"]);
+    let upstream = ScriptedUpstream::always(OK).await;
+    let dir = std::env::temp_dir().join(format!("gateway-trust-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("gateway.toml");
+    // The file trusts nothing the test connects from; the variable trusts the loopback peer.
+    let table = format!(
+        "[server]\ntrusted_proxies = [\"192.0.2.1\"]\n[[routes]]\nprefix = \"/\"\nupstreams = [\"{}\"]\n",
+        upstream.url
+    );
+    std::fs::write(&config, table).expect("config");
+    for (variable, expected) in [
+        (None, "x-forwarded-for: 127.0.0.1"),
+        (
+            Some("10.0.0.0/8,127.0.0.1"),
+            "x-forwarded-for: 198.51.100.7",
+        ),
+    ] {
+        let port = shared::testing::free_port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"));
+        command
+            .env("PORT", port.to_string())
+            .env("GATEWAY_CONFIG", &config)
+            .env("LOG_LEVEL", "warn")
+            .env_remove("TRUSTED_PROXIES")
+            .stdout(std::process::Stdio::null());
+        if let Some(value) = variable {
+            command.env("TRUSTED_PROXIES", value);
+        }
+        let mut gateway = command.spawn().expect("start the gateway binary");
+        let authority = format!("127.0.0.1:{port}");
+        shared::testing::eventually(
+            "the gateway answers",
+            std::time::Duration::from_secs(10),
+            || async { tokio::net::TcpStream::connect(&authority).await.is_ok() },
+        )
+        .await;
+        let request = "GET /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.7\r\nConnection: close\r\n\r\n";
+        let text = exchange_raw(&authority, request.as_bytes()).await;
+        assert_eq!(split(&text).0, 200, "{text}");
+        gateway.kill().expect("kill");
+        gateway.wait().expect("wait");
+        let received = upstream.received();
+        let received = String::from_utf8_lossy(received.last().expect("a request")).to_lowercase();
+        let lines: Vec<&str> = received
+            .lines()
+            .filter(|line| line.starts_with("x-forwarded-for:"))
+            .collect();
+        assert_eq!(lines, [expected], "TRUSTED_PROXIES={variable:?}");
+    }
+    std::fs::remove_dir_all(dir).expect("cleanup");
+}
