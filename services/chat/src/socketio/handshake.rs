@@ -7,7 +7,6 @@ use std::sync::Arc;
 use actix_web::HttpRequest;
 use serde::Deserialize;
 use shared::ApiError;
-use tokio::sync::mpsc;
 
 use crate::{
     access::{self, Presented},
@@ -22,7 +21,9 @@ use crate::{
     },
 };
 
-/// Packets a client may have sent that its socket has not read yet (a `POST` waits).
+/// Packets a client may have sent that its socket has not read yet (a `POST` waits). A flume
+/// channel: it allocates as packets come, where tokio's takes a block of 32 slots at once
+/// (memory per idle session).
 const INCOMING_PACKETS: usize = 16;
 
 /// What the Engine.IO routes share: the hub and history of the native protocol, and the open
@@ -76,7 +77,7 @@ pub fn open_session(
             Refused::Platform(refusal)
         })?;
     let (outbound, receiver, backlog) = OutboundQueue::new(settings.outbound_bytes);
-    let (incoming_tx, incoming) = mpsc::channel(INCOMING_PACKETS);
+    let (incoming_tx, incoming) = flume::bounded(INCOMING_PACKETS);
     let session = Arc::new(EngineSession::new(
         outbound,
         Outlet::new(receiver),

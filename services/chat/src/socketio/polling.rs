@@ -114,7 +114,7 @@ pub async fn post(
     };
     for packet in packets {
         tokio::select! {
-            sent = session.incoming.send(packet) => if sent.is_err() { break },
+            sent = session.incoming.send_async(packet) => if sent.is_err() { break },
             _ = session.closer.closed() => break,
         }
     }

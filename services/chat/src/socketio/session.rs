@@ -12,7 +12,7 @@ use std::{
 };
 
 use base64::Engine as _;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::{
     closing::Closer,
@@ -44,7 +44,7 @@ pub struct EngineSession {
     /// The pending `GET` answers `noop` at once (a WebSocket is taking over).
     flush: Notify,
     /// The packets the client sent, to its socket's task.
-    pub incoming: mpsc::Sender<Packet>,
+    pub incoming: flume::Sender<Packet>,
     /// Ends the session, whatever the cause.
     pub closer: Closer,
     transport: Mutex<Transport>,
@@ -57,7 +57,7 @@ impl EngineSession {
     pub fn new(
         outbound: OutboundQueue,
         outlet: Outlet,
-        incoming: mpsc::Sender<Packet>,
+        incoming: flume::Sender<Packet>,
         transport: Transport,
     ) -> Self {
         Self {

@@ -11,10 +11,7 @@ use std::sync::Arc;
 use governor::DefaultDirectRateLimiter;
 use serde_json::{Value, json};
 use shared::ApiError;
-use tokio::{
-    sync::{mpsc, oneshot},
-    time::Instant,
-};
+use tokio::{sync::oneshot, time::Instant};
 use uuid::Uuid;
 
 use crate::{
@@ -49,7 +46,7 @@ pub struct SocketStart {
     /// Its session.
     pub session: Arc<EngineSession>,
     /// The packets its transports read.
-    pub incoming: mpsc::Receiver<Packet>,
+    pub incoming: flume::Receiver<Packet>,
     /// The queue's plain receiver: what was never sent is dropped when it ends.
     pub backlog: flume::Receiver<Outbound>,
     /// Its address's connection slot.
@@ -81,7 +78,7 @@ pub async fn run(start: SocketStart) {
         history,
         sessions,
         session,
-        mut incoming,
+        incoming,
         backlog,
         seat,
         verifier,
@@ -109,7 +106,7 @@ pub async fn run(start: SocketStart) {
         place: None,
         skip_attachments: 0,
     };
-    let reason = socket.serve(&mut incoming).await;
+    let reason = socket.serve(&incoming).await;
     closer.close(reason);
     let reason = closer.reason().unwrap_or(reason);
     metrics
@@ -149,7 +146,7 @@ struct Socket<'a> {
 
 impl Socket<'_> {
     /// Reads packets and keeps the heartbeat until the session must end; why it ends.
-    async fn serve(&mut self, incoming: &mut mpsc::Receiver<Packet>) -> Disconnect {
+    async fn serve(&mut self, incoming: &flume::Receiver<Packet>) -> Disconnect {
         let settings = self.hub.settings();
         let closer = self.session.closer.clone();
         let mut heartbeat = tokio::time::interval_at(
@@ -173,8 +170,8 @@ impl Socket<'_> {
                 () = tokio::time::sleep_until(due.unwrap_or(connect_due)), if due.is_some() => {
                     return Disconnect::Heartbeat;
                 }
-                packet = incoming.recv() => {
-                    let Some(packet) = packet else { return Disconnect::ClientGone };
+                packet = incoming.recv_async() => {
+                    let Ok(packet) = packet else { return Disconnect::ClientGone };
                     let handled = match packet {
                         Packet::Pong(_) => {
                             pong_due = None;

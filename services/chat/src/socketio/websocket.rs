@@ -230,7 +230,7 @@ impl Reader {
             };
             tokio::select! {
                 reason = session.closer.closed() => return reason,
-                sent = session.incoming.send(packet) => if sent.is_err() {
+                sent = session.incoming.send_async(packet) => if sent.is_err() {
                     return Disconnect::ClientGone;
                 },
             }
