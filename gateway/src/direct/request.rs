@@ -126,8 +126,8 @@ pub(super) fn parse_request(
     let host = host.filter(|host| !host.is_empty()).ok_or(())?;
     let client = client_address(peer.ip(), forwarded_for, &shared.server.trusted_proxies);
     let body_length = content_length.unwrap_or(0);
-    // Large uploads go to hyper, which reads an early answer of the upstream (a 413, a
-    // 401) while the body is still coming; a small body fits in the sockets' buffers.
+    // Large uploads go to hyper: the direct path gives a body no longer than a head takes
+    // (`client_header_timeout_ms`) to arrive whole.
     if body_length > MAX_DIRECT_BODY
         || route
             .max_body_bytes
