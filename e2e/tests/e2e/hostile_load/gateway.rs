@@ -10,6 +10,10 @@
 //!   client gets a 2xx for every request. The gateway's peak resident memory (`VmHWM`) is read
 //!   from `/proc` and bounded.
 //!
+//! - behind a sticky `/socket.io` route to two chat-service instances, every Engine.IO request
+//!   naming a session (polling GET and POST, the WebSocket upgrade) reaches the instance that
+//!   opened it, and a flood of forged session ids leaves the gateway's memory bounded.
+//!
 //! Each client connects from its own loopback address (127.0.0.x), so the gateway sees two
 //! distinct peers, as it would two hosts.
 
@@ -19,7 +23,7 @@ use std::{
 };
 
 use e2e::{Platform, Tuning};
-use futures_util::future::join_all;
+use futures_util::{SinkExt, StreamExt, future::join_all};
 use serde_json::Value;
 
 use crate::journey::S3;
@@ -199,4 +203,200 @@ async fn a_flood_does_not_starve_a_normal_client(platform: &Platform) {
         "the gateway's VmHWM is {} MiB",
         peak >> 20
     );
+}
+
+/// Sessions opened through the gateway in the Socket.IO test.
+const SESSIONS: usize = 6;
+
+/// Requests naming forged session ids in the Socket.IO test.
+const FORGED: usize = 2_000;
+
+/// Two real chat-service instances behind one gateway whose `/socket.io` route is sticky:
+/// every Engine.IO request naming a session (long-polling GET and POST, the WebSocket
+/// upgrade) reaches the instance that opened it, each instance holding some of the sessions;
+/// a flood of forged session ids is answered by the instances (400) and leaves the gateway's
+/// memory bounded while the sessions keep working.
+#[tokio::test]
+async fn socket_io_sessions_stay_on_their_chat_instance_behind_the_gateway() {
+    let scratch =
+        std::env::temp_dir().join(format!("e2e-sticky-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&scratch).expect("scratch");
+    let mut processes = Vec::new();
+    let mut chats = Vec::new();
+    for name in ["chat-a", "chat-b"] {
+        let port = e2e::free_port();
+        let database = format!("sqlite://{}/{name}.db?mode=rwc", scratch.display());
+        processes.push(e2e::Process::spawn(
+            name,
+            &e2e::binary("chat-service"),
+            &[
+                ("PORT", port.to_string()),
+                ("DATABASE_URL", database),
+                ("LOG_LEVEL", "warn".to_owned()),
+            ],
+            &[],
+        ));
+        chats.push(format!("http://127.0.0.1:{port}"));
+    }
+    for chat in &chats {
+        e2e::wait_until_ready(&format!("{chat}/readyz"), Duration::from_secs(60))
+            .await
+            .expect("chat-service is ready");
+    }
+    let config = scratch.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[routes]]\nprefix = \"/socket.io\"\nupstreams = [\"{}\", \"{}\"]\nsticky = \"engine.io\"\n",
+            chats[0], chats[1]
+        ),
+    )
+    .expect("the route table");
+    let port = e2e::free_port();
+    processes.push(e2e::Process::spawn(
+        "gateway",
+        &e2e::binary("gateway"),
+        &[
+            ("PORT", port.to_string()),
+            ("GATEWAY_CONFIG", config.display().to_string()),
+            ("LOG_LEVEL", "warn".to_owned()),
+        ],
+        &[],
+    ));
+    let gateway = format!("http://127.0.0.1:{port}");
+    e2e::wait_until_ready(&format!("{gateway}/readyz"), Duration::from_secs(30))
+        .await
+        .expect("the gateway is ready");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("a client");
+    let polling =
+        |base: &str, sid: &str| format!("{base}/socket.io/?EIO=4&transport=polling&sid={sid}");
+
+    // Sessions opened through the gateway; which instance holds each, asked of each directly
+    // (the one that opened it takes the Socket.IO connect packet, the other answers 400).
+    let mut sessions = Vec::new();
+    for _ in 0..SESSIONS {
+        let opened = client
+            .get(format!("{gateway}/socket.io/?EIO=4&transport=polling"))
+            .send()
+            .await
+            .expect("a handshake");
+        assert_eq!(opened.status(), 200);
+        let body = opened.text().await.expect("the handshake");
+        let handshake: Value =
+            serde_json::from_str(body.trim_start_matches('0')).expect("Engine.IO's open packet");
+        let sid = handshake["sid"].as_str().expect("a sid").to_owned();
+        let mut owners = Vec::new();
+        for (index, chat) in chats.iter().enumerate() {
+            let connect = client
+                .post(polling(chat, &sid))
+                .body("40")
+                .send()
+                .await
+                .expect("a connect packet");
+            if connect.status() == 200 {
+                owners.push(index);
+            } else {
+                assert_eq!(
+                    connect.status(),
+                    400,
+                    "the other instance does not know {sid}"
+                );
+            }
+        }
+        assert_eq!(owners.len(), 1, "{sid} lives on one instance");
+        sessions.push((owners[0], sid));
+    }
+    assert!(
+        sessions.iter().any(|(owner, _)| *owner == 0)
+            && sessions.iter().any(|(owner, _)| *owner == 1),
+        "the gateway spread the sessions over both instances: {sessions:?}"
+    );
+    // One instance's sessions after the other's: out of step with any round-robin.
+    sessions.sort();
+
+    let forged = forge_sessions(&client, &gateway).await;
+    assert_eq!(forged, [FORGED, 0], "forged sessions: [400, other] answers");
+
+    for (owner, sid) in &sessions {
+        let polled = client
+            .get(polling(&gateway, sid))
+            .send()
+            .await
+            .expect("a poll");
+        assert_eq!(polled.status(), 200, "{sid} of instance {owner}");
+        let packets = polled.text().await.expect("packets");
+        assert!(
+            packets.starts_with("40{"),
+            "Socket.IO's connect answer: {packets}"
+        );
+        let sent = client
+            .post(polling(&gateway, sid))
+            .body("6")
+            .send()
+            .await
+            .expect("a noop packet");
+        assert_eq!(sent.status(), 200, "{sid} of instance {owner}");
+        let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket&sid={sid}");
+        let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .unwrap_or_else(|error| panic!("the upgrade of {sid} (instance {owner}): {error}"));
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::text("2probe"))
+            .await
+            .expect("the probe");
+        let answer = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("an answer to the probe")
+            .expect("a frame")
+            .expect("a frame");
+        assert_eq!(
+            answer.into_text().expect("text").as_str(),
+            "3probe",
+            "{sid}"
+        );
+    }
+
+    let gateway_process = processes.last().expect("the gateway");
+    let peak = gateway_process.peak_rss_bytes();
+    assert!(
+        peak < PEAK_RSS_BOUND,
+        "the gateway's VmHWM is {} MiB",
+        peak / (1024 * 1024)
+    );
+    eprintln!(
+        "sticky Socket.IO: {SESSIONS} sessions on [{}, {}] instances, {FORGED} forged sids all 400, gateway VmHWM {} MiB",
+        sessions.iter().filter(|(owner, _)| *owner == 0).count(),
+        sessions.iter().filter(|(owner, _)| *owner == 1).count(),
+        peak / (1024 * 1024)
+    );
+    for mut process in processes.into_iter().rev() {
+        process
+            .terminate(Duration::from_secs(15))
+            .expect("exits on SIGTERM");
+    }
+    let _ = std::fs::remove_dir_all(scratch);
+}
+
+/// Sends [`FORGED`] polls naming session ids no instance issued (64 characters each, a new one
+/// every request, 50 at a time): how many were answered 400 and how many otherwise.
+async fn forge_sessions(client: &reqwest::Client, gateway: &str) -> [usize; 2] {
+    let mut answers = [0, 0];
+    for batch in 0..FORGED / 50 {
+        let polls = (0..50).map(|n| {
+            let sid = format!("{batch:032}{n:032}");
+            client
+                .get(format!(
+                    "{gateway}/socket.io/?EIO=4&transport=polling&sid={sid}"
+                ))
+                .send()
+        });
+        for answer in join_all(polls).await {
+            let status = answer.expect("an answer").status();
+            answers[usize::from(status != 400)] += 1;
+        }
+    }
+    answers
 }
