@@ -636,3 +636,57 @@ async fn a_polling_client_that_stops_fetching_is_cut_off_without_slowing_the_roo
         Some(true)
     );
 }
+
+#[tokio::test]
+async fn the_client_bundle_is_served_compressed_and_cacheable() {
+    let app = spawn_app(TestBackend::Sqlite).await;
+    let vendored = include_bytes!("../../../../vendor/socket.io-client/socket.io.min.js");
+    let plain_client = reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .expect("client");
+    let url = format!("{}/socket.io/socket.io.js", app.service.address);
+    let plain = plain_client.get(&url).send().await.expect("GET");
+    assert_eq!(plain.status(), 200);
+    let headers = plain.headers().clone();
+    assert_eq!(
+        headers["content-type"],
+        "application/javascript; charset=utf-8"
+    );
+    assert_eq!(headers["cache-control"], "public, max-age=86400");
+    assert!(headers.get("content-encoding").is_none());
+    let etag = headers["etag"].to_str().expect("etag").to_owned();
+    assert_eq!(&plain.bytes().await.expect("body")[..], vendored);
+
+    let gzipped = plain_client
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    assert_eq!(gzipped.headers()["etag"].to_str().expect("etag"), etag);
+    let compressed = gzipped.bytes().await.expect("body");
+    assert!(
+        compressed.len() < vendored.len() / 2,
+        "{} bytes",
+        compressed.len()
+    );
+
+    let revalidated = plain_client
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(revalidated.status(), 304);
+    let map = plain_client
+        .get(format!(
+            "{}/socket.io/socket.io.min.js.map",
+            app.service.address
+        ))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(map.status(), 200);
+}
