@@ -34,7 +34,7 @@ use crate::{
     identity::{ClientKey, Refusal, authorize},
     request_body::{BodyTooLarge, ClientBodyError, RequestBody, RequestProgress},
     routing::Route,
-    sticky::{MAX_HANDSHAKE_BYTES, handshake_sid, read_body, sid_of},
+    sticky::{Affinity, MAX_HANDSHAKE_BYTES, read_handshake},
     upstream::{Health, Instance},
 };
 
@@ -159,7 +159,7 @@ pub async fn handle(
         return Ok(error(StatusCode::PAYLOAD_TOO_LARGE, &message, access));
     }
 
-    let affinity = Affinity::of(&route, request.uri().query());
+    let affinity = Affinity::of(route.sessions.as_ref(), request.uri().query());
     let upgrade = is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let upstream_request = match upstream_request(request, &route, client, &request_id) {
@@ -175,34 +175,6 @@ pub async fn handle(
         access,
     )
     .await)
-}
-
-/// Where a request of a sticky route ([`crate::sticky`]) must go, and what its answer teaches.
-#[derive(Debug, Clone, Copy, Default)]
-struct Affinity {
-    /// The instance that opened the session the request names, when remembered.
-    pinned: Option<usize>,
-    /// The request opens a session: its answer names the `sid` to remember.
-    opening: bool,
-}
-
-impl Affinity {
-    /// The affinity of a request to `route` with this query: none unless the route is sticky.
-    fn of(route: &Route, query: Option<&str>) -> Self {
-        let Some(sessions) = &route.sessions else {
-            return Self::default();
-        };
-        match sid_of(query) {
-            Some(sid) => Self {
-                pinned: sessions.instance_of(sid),
-                opening: false,
-            },
-            None => Self {
-                pinned: None,
-                opening: true,
-            },
-        }
-    }
 }
 
 /// A new request id (docs/contracts.md: a UUID when the client sent none or an unusable one).
@@ -553,11 +525,10 @@ async fn respond(
     let first = match handshake {
         // An Engine.IO handshake answer: read whole (it is small) for the sid it issues.
         Some((sessions, length)) => {
-            match tokio::time::timeout(route.response_timeout, read_body(&mut body, length)).await {
-                Ok(Ok(bytes)) => {
-                    if let (Some(sid), Some(index)) =
-                        (handshake_sid(&bytes), route.upstreams.index_of(instance))
-                    {
+            let timeout = route.response_timeout;
+            match tokio::time::timeout(timeout, read_handshake(&mut body, length)).await {
+                Ok(Ok((bytes, sid))) => {
+                    if let (Some(sid), Some(index)) = (sid, route.upstreams.index_of(instance)) {
                         sessions.remember(&sid, index);
                     }
                     FirstFrame::Frame(hyper::body::Frame::data(bytes))

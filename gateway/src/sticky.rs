@@ -101,8 +101,12 @@ pub fn handshake_sid(body: &[u8]) -> Option<String> {
     }
 }
 
-/// Reads a whole response body of at most `limit` bytes (its `Content-Length` said so).
-pub async fn read_body(body: &mut Incoming, limit: u64) -> Result<Bytes, hyper::Error> {
+/// Reads a handshake answer's whole body, of at most `limit` bytes (its `Content-Length` said
+/// so): the bytes, to relay, and the `sid` they issue, if any.
+pub async fn read_handshake(
+    body: &mut Incoming,
+    limit: u64,
+) -> Result<(Bytes, Option<String>), hyper::Error> {
     let mut bytes = BytesMut::new();
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
@@ -112,7 +116,38 @@ pub async fn read_body(body: &mut Incoming, limit: u64) -> Result<Bytes, hyper::
             }
         }
     }
-    Ok(bytes.freeze())
+    let sid = handshake_sid(&bytes);
+    Ok((bytes.freeze(), sid))
+}
+
+/// Where a request of a route must go, and what its answer teaches: nothing unless the route
+/// is sticky.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Affinity {
+    /// The instance that opened the session the request names, when remembered.
+    pub pinned: Option<usize>,
+    /// The request opens a session: its answer names the `sid` to remember.
+    pub opening: bool,
+}
+
+impl Affinity {
+    /// The affinity of a request with this query to a route with these `sessions` (a sticky
+    /// route's).
+    pub fn of(sessions: Option<&Sessions>, query: Option<&str>) -> Self {
+        let Some(sessions) = sessions else {
+            return Self::default();
+        };
+        match sid_of(query) {
+            Some(sid) => Self {
+                pinned: sessions.instance_of(sid),
+                opening: false,
+            },
+            None => Self {
+                pinned: None,
+                opening: true,
+            },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@
 //! | `mod.rs` | the connection's loop, the exchange with a pooled upstream socket, error answers |
 //! | `request.rs` | the client's head, checked and turned into the upstream's |
 //! | `response.rs` | the upstream's head, and the relay of its body (length, chunked, until close) |
+//! | `early.rs` | the request body's relay, cut short by an early answer, and the lingering close |
 //! | `fuzzing.rs` | both on arbitrary bytes, with their invariants, for the fuzz target |
 
 use std::{io::Write, net::SocketAddr, ops::Range, rc::Rc, sync::Arc, time::Duration};
@@ -44,23 +45,22 @@ use crate::{
     upstream::Instance,
 };
 
+mod early;
 /// The direct path on arbitrary bytes, for the fuzz target.
 pub mod fuzzing;
 mod request;
 mod response;
 
+use early::{linger, relay_body};
+
 use response::{
-    Framing, HeadError, RelayError, Relayed, read_response_head, relay, relay_response, write_all,
+    Framing, HeadError, RelayError, Relayed, read_response_head, relay_response, write_all,
 };
 
 /// Header fields `httparse` reads from one response head; a head with more is a 502.
 const MAX_RESPONSE_FIELDS: usize = 100;
 /// Largest request body the direct path relays; larger ones go to hyper.
 const MAX_DIRECT_BODY: u64 = 64 * 1024;
-/// How long a connection whose body was answered early reads what its client still sends.
-const LINGER: Duration = Duration::from_secs(2);
-/// How much of it is read (and dropped) at most.
-const LINGER_BYTES: usize = 1024 * 1024;
 
 /// How the direct path left a client connection.
 pub enum Next {
@@ -331,7 +331,7 @@ impl Connection {
             Outcome::Relayed { keep_alive, .. } => {
                 request.access.write();
                 if request.body_left > 0 {
-                    self.linger().await;
+                    linger(&mut self.client).await;
                 }
                 keep_alive
             }
@@ -374,19 +374,7 @@ impl Connection {
             // A client that stalls mid-body is let go like one that stalls mid-head.
             let body_timeout =
                 Duration::from_millis(context.shared.server.client_header_timeout_ms);
-            let (mut from_upstream, mut to_upstream) = upstream.split();
-            let mut probe = [0u8; 1];
-            let sent = tokio::select! {
-                // The upstream answers (or closes) before the body is all sent: an early answer
-                // (a 413 over quota, a 401) goes to the client at once, the rest of the body
-                // is not forwarded, and both connections close after it (RFC 9112 §9.6).
-                _ = from_upstream.peek(&mut probe) => None,
-                sent = tokio::time::timeout(
-                    body_timeout,
-                    relay(&mut self.client, &mut to_upstream, body_left),
-                ) => Some(sent.unwrap_or(Err(RelayError::Source))),
-            };
-            match sent {
+            match relay_body(&mut self.client, upstream, body_left, body_timeout).await {
                 None => {}
                 Some(Ok(())) => request.body_left = 0,
                 Some(Err(RelayError::Source | RelayError::Malformed)) => {
@@ -475,27 +463,6 @@ impl Connection {
                 failed(request, StatusCode::BAD_GATEWAY, message)
             }
         }
-    }
-
-    /// Closes a client connection whose request body was answered before it ended: the
-    /// gateway's side is shut first, and what the client still sends is read and dropped for a
-    /// while ([`LINGER`], at most [`LINGER_BYTES`]), so the client reads the answer before the
-    /// connection goes (closing with unread bytes would reset it, RFC 9112 §9.6).
-    async fn linger(&mut self) {
-        if self.client.shutdown().await.is_err() {
-            return;
-        }
-        let mut buffer = [0u8; 16 * 1024];
-        let mut left = LINGER_BYTES;
-        let _ = tokio::time::timeout(LINGER, async {
-            while left > 0 {
-                match self.client.read(&mut buffer).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(read) => left = left.saturating_sub(read),
-                }
-            }
-        })
-        .await;
     }
 
     /// Answers the client with a JSON error of docs/contracts.md (with `challenge` as its
