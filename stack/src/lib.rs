@@ -101,13 +101,14 @@ impl StackSettings {
     /// The gateway's routes: each service the stack runs, at the port it got.
     fn gateway_config(&self, services: &[(&str, u16)]) -> gateway::config::GatewayConfig {
         let mut config = gateway::config::GatewayConfig::builtin();
-        config
-            .routes
-            .retain(|route| services.iter().any(|(prefix, _)| route.prefix == *prefix));
         for route in &mut config.routes {
-            if let Some((_, port)) = services.iter().find(|(prefix, _)| route.prefix == *prefix) {
-                route.upstreams = vec![format!("http://{}:{port}", self.upstream_host())];
-            }
+            // Every built-in route is served by a service of the stack: one the stack left
+            // out would answer 404 only here, not in a deployment.
+            let (_, port) = services
+                .iter()
+                .find(|(prefix, _)| route.prefix == *prefix)
+                .unwrap_or_else(|| panic!("the stack serves no built-in route {}", route.prefix));
+            route.upstreams = vec![format!("http://{}:{port}", self.upstream_host())];
         }
         config
     }
@@ -264,6 +265,7 @@ impl Stack {
                 ("/api/products", products.port()),
                 ("/graphql", graphql.port()),
                 ("/chat", chat.port()),
+                ("/socket.io", chat.port()),
                 ("/api/upload", media.port()),
                 ("/api/media", media.port()),
             ]),

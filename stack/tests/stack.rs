@@ -110,6 +110,15 @@ async fn serves_every_service_with_the_demo_rows_seeded_once() {
             .await
             .expect("GET /chat");
         assert_eq!(chat_page.status(), 200, "the chat page through the gateway");
+        let handshake = reqwest::get(format!("{gateway}/socket.io/?EIO=4&transport=polling"))
+            .await
+            .expect("GET /socket.io/");
+        assert_eq!(handshake.status(), 200, "Socket.IO through the gateway");
+        let open = handshake.text().await.expect("a handshake");
+        assert!(
+            open.starts_with("0{") && open.contains("\"sid\""),
+            "an Engine.IO open packet: {open}"
+        );
         let media = reqwest::get(format!("{gateway}/api/media"))
             .await
             .expect("GET /api/media");
