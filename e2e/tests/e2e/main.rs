@@ -8,3 +8,4 @@ mod hostile_load;
 mod identity;
 mod journey;
 mod schemas;
+mod socketio;
