@@ -26,7 +26,6 @@ use crate::{
     throttle::LoginThrottle,
 };
 
-
 /// What the identity handlers share.
 pub struct Identity {
     /// Identities and refresh tokens.
