@@ -10,15 +10,12 @@ use std::{
 };
 
 use bytes::Bytes;
-use hyper::{
-    body::{Body, Frame, Incoming, SizeHint},
-    client::conn::http1::SendRequest,
-};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::{
     access::AccessRecord,
-    pool::Pool,
-    request_body::{RequestBody, RequestProgress},
+    pool::{Connection, Pool},
+    request_body::RequestProgress,
 };
 
 /// A pooled connection to hand back once its response is read.
@@ -28,7 +25,7 @@ pub struct Lease {
     /// The instance it is connected to.
     pub instance: Arc<str>,
     /// The connection.
-    pub sender: SendRequest<RequestBody>,
+    pub connection: Connection,
     /// Whether the request went out completely (else the connection is not reused).
     pub request: Rc<RequestProgress>,
 }
@@ -88,7 +85,7 @@ impl UpstreamBody {
     fn finish(&mut self) {
         if let Some(lease) = self.lease.take() {
             if lease.request.completed() {
-                lease.pool.checkin(&lease.instance, lease.sender);
+                lease.pool.checkin(&lease.instance, lease.connection);
             } else {
                 // Answered before the request body ended: the rest of it is not forwarded.
                 lease.request.abandon();

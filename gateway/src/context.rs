@@ -13,6 +13,7 @@ use crate::{
     config::{GatewayConfig, ServerConfig},
     identity::ClientKey,
     pool::Pool,
+    resolve::Resolver,
     routing::RouteTable,
 };
 
@@ -30,6 +31,8 @@ pub struct Shared {
     pub server: ServerConfig,
     /// The route label of requests no route matched.
     pub no_route: Arc<str>,
+    /// How upstream connections resolve the instances' names.
+    pub resolver: Arc<Resolver>,
 }
 
 impl Shared {
@@ -55,12 +58,21 @@ impl Shared {
             )),
             server: config.server,
             no_route: Arc::from("-"),
+            resolver: Arc::new(Resolver::System),
         })
     }
 
     /// The same, checking tokens with `verifier`.
     pub fn with_verifier(self, verifier: Arc<auth::Verifier>) -> Self {
         Self { verifier, ..self }
+    }
+
+    /// The same, resolving the instances' names with `resolver`.
+    pub fn with_resolver(self, resolver: Resolver) -> Self {
+        Self {
+            resolver: Arc::new(resolver),
+            ..self
+        }
     }
 }
 

@@ -5,7 +5,8 @@
 //! | [`config`] | flags, and the TOML route table (built in: docs/contracts.md's routes) |
 //! | [`routing`] | longest-prefix match on path segments, prefix rewrite |
 //! | [`upstream`] | instances of a route: round-robin, passive health, ejection |
-//! | [`sticky`] | Engine.IO session affinity: `sid` → the instance that issued it |
+//! | [`sticky`] | Engine.IO session affinity: `sid` → the instance and address that issued it |
+//! | [`resolve`] | upstream names to addresses, at every new connection |
 //! | [`headers`] | hop-by-hop removal, `X-Forwarded-*`, request id |
 //! | [`identity`] | the one auth decision (bearer token, route policy) and the rate limiter's key |
 //! | [`client`] | the client's address: the peer, or behind trusted proxies their `X-Forwarded-For` |
@@ -35,6 +36,7 @@ pub mod local;
 pub mod pool;
 pub mod proxy;
 pub mod request_body;
+pub mod resolve;
 pub mod routing;
 pub mod server;
 pub mod sticky;
@@ -46,7 +48,7 @@ use anyhow::Context;
 use shared::server::Service;
 use slog::Logger;
 
-use crate::{config::GatewayConfig, context::Shared};
+use crate::{config::GatewayConfig, context::Shared, resolve::Resolver};
 
 /// A gateway with its listeners bound, not yet serving.
 pub struct Gateway {
@@ -68,6 +70,17 @@ impl Gateway {
         logger: Logger,
         verifier: Arc<auth::Verifier>,
     ) -> anyhow::Result<Self> {
+        Self::build_resolving(config, address, logger, verifier, Resolver::System)
+    }
+
+    /// [`Gateway::build`], resolving the upstreams' names with `resolver`.
+    pub fn build_resolving(
+        config: GatewayConfig,
+        address: SocketAddr,
+        logger: Logger,
+        verifier: Arc<auth::Verifier>,
+        resolver: Resolver,
+    ) -> anyhow::Result<Self> {
         config.validate()?;
         let threads = match config.server.threads {
             0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
@@ -76,7 +89,11 @@ impl Gateway {
         let listeners = server::bind_listeners(address, threads)
             .with_context(|| format!("binding {address}"))?;
         let port = listeners[0].local_addr()?.port();
-        let shared = Arc::new(Shared::new(config, logger)?.with_verifier(verifier));
+        let shared = Arc::new(
+            Shared::new(config, logger)?
+                .with_verifier(verifier)
+                .with_resolver(resolver),
+        );
         for route in shared.routes.routes() {
             let upstreams: Vec<&str> = route
                 .upstreams

@@ -8,14 +8,19 @@
 //!
 //! Two kinds of connection are pooled: plain sockets for the direct path ([`crate::direct`]),
 //! and hyper client connections for the exchanges hyper serves (upgrades, chunked uploads).
+//!
+//! A new connection resolves its instance's name anew ([`Resolver`]) and takes the addresses in
+//! turn ([`Instance::in_turn`]), so replicas behind one name share the load. Each connection
+//! knows the address it reached, and a request pinned to an address (a sticky session's
+//! replica, [`crate::sticky::Pin`]) takes or makes a connection to that address only.
 
-use std::{cell::RefCell, collections::HashMap, sync::Arc, time::Duration};
+use std::{cell::RefCell, collections::HashMap, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::{net::TcpStream, time::Instant};
 
-use crate::{request_body::RequestBody, upstream::Instance};
+use crate::{request_body::RequestBody, resolve::Resolver, upstream::Instance};
 
 /// Why a new connection could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -31,14 +36,27 @@ pub enum ConnectError {
     Handshake(Arc<str>, #[source] hyper::Error),
 }
 
-/// Whether an idle connection can still carry a request.
-trait Reusable {
-    fn is_open(&self) -> bool;
+/// A hyper client connection and the address its socket reached.
+pub struct Connection {
+    /// Sends requests on it.
+    pub sender: SendRequest<RequestBody>,
+    /// The upstream's address (one of those its name resolved to).
+    pub address: SocketAddr,
 }
 
-impl Reusable for SendRequest<RequestBody> {
+/// An idle connection: whether it can still carry a request, and where it goes.
+trait Reusable {
+    fn is_open(&self) -> bool;
+    fn reaches(&self, address: SocketAddr) -> bool;
+}
+
+impl Reusable for Connection {
     fn is_open(&self) -> bool {
-        !self.is_closed()
+        !self.sender.is_closed()
+    }
+
+    fn reaches(&self, address: SocketAddr) -> bool {
+        self.address == address
     }
 }
 
@@ -53,6 +71,10 @@ impl Reusable for TcpStream {
             socket2::SockRef::from(self).peek(&mut probe),
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock
         )
+    }
+
+    fn reaches(&self, address: SocketAddr) -> bool {
+        self.peer_addr().is_ok_and(|peer| peer == address)
     }
 }
 
@@ -72,15 +94,36 @@ impl<T: Reusable> IdleLists<T> {
         }
     }
 
-    fn take(&self, label: &Arc<str>, idle_timeout: Duration) -> Option<T> {
+    /// The most recently idle connection (to `address`, when given) that is still usable;
+    /// the unusable ones met on the way are dropped.
+    fn take(
+        &self,
+        label: &Arc<str>,
+        address: Option<SocketAddr>,
+        idle_timeout: Duration,
+    ) -> Option<T> {
         let mut lists = self.lists.borrow_mut();
         let list = lists.get_mut(label)?;
-        while let Some((connection, idle_since)) = list.pop() {
-            if idle_since.elapsed() < idle_timeout && connection.is_open() {
-                return Some(connection);
+        let usable = |(connection, idle_since): &(T, Instant)| {
+            idle_since.elapsed() < idle_timeout && connection.is_open()
+        };
+        match address {
+            None => {
+                while let Some(entry) = list.pop() {
+                    if usable(&entry) {
+                        return Some(entry.0);
+                    }
+                }
+                None
+            }
+            Some(address) => {
+                list.retain(usable);
+                let at = list
+                    .iter()
+                    .rposition(|(connection, _)| connection.reaches(address))?;
+                Some(list.remove(at).0)
             }
         }
-        None
     }
 
     fn put(&self, label: &Arc<str>, connection: T, max_idle: usize) {
@@ -103,7 +146,7 @@ impl<T: Reusable> IdleLists<T> {
 /// One thread's upstream connections.
 pub struct Pool {
     /// Idle hyper client connections.
-    senders: IdleLists<SendRequest<RequestBody>>,
+    senders: IdleLists<Connection>,
     /// Idle sockets of the direct path.
     sockets: IdleLists<TcpStream>,
     /// Idle connections older than this are dropped.
@@ -112,36 +155,46 @@ pub struct Pool {
     max_idle: usize,
     /// TCP connect timeout.
     connect_timeout: Duration,
+    /// Turns instance names into addresses.
+    resolver: Arc<Resolver>,
 }
 
 impl Pool {
-    /// An empty pool.
-    pub fn new(idle_timeout: Duration, max_idle: usize, connect_timeout: Duration) -> Self {
+    /// An empty pool whose new connections resolve names with `resolver`.
+    pub fn new(
+        idle_timeout: Duration,
+        max_idle: usize,
+        connect_timeout: Duration,
+        resolver: Arc<Resolver>,
+    ) -> Self {
         Self {
             senders: IdleLists::new(),
             sockets: IdleLists::new(),
             idle_timeout,
             max_idle,
             connect_timeout,
+            resolver,
         }
     }
 
-    /// An idle hyper connection to `instance` that is still open and fresh enough, if any; the
-    /// caller waits for it to be ready (a closed one fails there and is dropped).
-    pub fn checkout(&self, instance: &Instance) -> Option<SendRequest<RequestBody>> {
-        self.senders.take(&instance.label, self.idle_timeout)
+    /// An idle hyper connection to `instance` (to `address` only, when given) that is still
+    /// open and fresh enough, if any; the caller waits for it to be ready (a closed one fails
+    /// there and is dropped).
+    pub fn checkout(&self, instance: &Instance, address: Option<SocketAddr>) -> Option<Connection> {
+        self.senders
+            .take(&instance.label, address, self.idle_timeout)
     }
 
     /// Puts a hyper connection whose exchange finished back in the pool.
-    pub fn checkin(&self, label: &Arc<str>, sender: SendRequest<RequestBody>) {
-        if !sender.is_closed() {
-            self.senders.put(label, sender, self.max_idle);
+    pub fn checkin(&self, label: &Arc<str>, connection: Connection) {
+        if !connection.sender.is_closed() {
+            self.senders.put(label, connection, self.max_idle);
         }
     }
 
     /// An idle socket to `instance` that is still open and fresh enough, if any.
     pub fn take_socket(&self, instance: &Instance) -> Option<TcpStream> {
-        self.sockets.take(&instance.label, self.idle_timeout)
+        self.sockets.take(&instance.label, None, self.idle_timeout)
     }
 
     /// Puts a socket whose exchange ended cleanly back in the pool.
@@ -149,26 +202,56 @@ impl Pool {
         self.sockets.put(label, socket, self.max_idle);
     }
 
-    /// A new TCP connection to `instance`, within the connect timeout.
-    pub async fn connect_socket(&self, instance: &Instance) -> Result<TcpStream, ConnectError> {
+    /// A new TCP connection to `instance`, within the connect timeout, and the address it
+    /// reached: its name is resolved anew; with `address`, to that address only, if the name
+    /// still resolves to it; else to its addresses in turn, the next one after a failure.
+    pub async fn connect_socket_to(
+        &self,
+        instance: &Instance,
+        address: Option<SocketAddr>,
+    ) -> Result<(TcpStream, SocketAddr), ConnectError> {
         let label = &instance.label;
-        let stream = tokio::time::timeout(
-            self.connect_timeout,
-            TcpStream::connect(instance.authority.as_str()),
-        )
+        let (stream, reached) = tokio::time::timeout(self.connect_timeout, async {
+            let resolved = self.resolver.resolve(instance.authority.as_str()).await?;
+            let order = match address {
+                Some(address) if resolved.contains(&address) => vec![address],
+                Some(address) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{label} no longer resolves to {address}"),
+                    ));
+                }
+                None => instance.in_turn(resolved),
+            };
+            let mut failure = None;
+            for address in order {
+                match TcpStream::connect(address).await {
+                    Ok(stream) => return Ok((stream, address)),
+                    Err(error) => failure = Some(error),
+                }
+            }
+            Err(failure.unwrap_or_else(|| io::ErrorKind::NotFound.into()))
+        })
         .await
         .map_err(|_| ConnectError::Timeout(label.clone()))?
         .map_err(|error| ConnectError::Io(label.clone(), error))?;
         let _ = stream.set_nodelay(true);
-        Ok(stream)
+        Ok((stream, reached))
     }
 
-    /// A new hyper connection to `instance`; its I/O runs as a task on this thread.
+    /// A new TCP connection to one of `instance`'s addresses ([`Pool::connect_socket_to`]).
+    pub async fn connect_socket(&self, instance: &Instance) -> Result<TcpStream, ConnectError> {
+        Ok(self.connect_socket_to(instance, None).await?.0)
+    }
+
+    /// A new hyper connection to `instance` (to `address` only, when given:
+    /// [`Pool::connect_socket_to`]); its I/O runs as a task on this thread.
     pub async fn connect(
         &self,
         instance: &Instance,
-    ) -> Result<SendRequest<RequestBody>, ConnectError> {
-        let stream = self.connect_socket(instance).await?;
+        address: Option<SocketAddr>,
+    ) -> Result<Connection, ConnectError> {
+        let (stream, address) = self.connect_socket_to(instance, address).await?;
         let (sender, connection) = http1::Builder::new()
             .writev(false)
             .handshake(TokioIo::new(stream))
@@ -178,7 +261,7 @@ impl Pool {
             // Ends when the upstream closes or the last sender is dropped.
             let _ = connection.with_upgrades().await;
         });
-        Ok(sender)
+        Ok(Connection { sender, address })
     }
 
     /// Drops idle connections past their idle timeout or closed (run now and then).

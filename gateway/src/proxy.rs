@@ -17,7 +17,7 @@ use http::{
         TRANSFER_ENCODING, USER_AGENT, WWW_AUTHENTICATE,
     },
 };
-use hyper::{body::Incoming, client::conn::http1::SendRequest};
+use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use shared::{error::error_json, request::is_acceptable_id};
 
@@ -32,9 +32,10 @@ use crate::{
         is_upgrade, strip_hop_by_hop,
     },
     identity::{ClientKey, Refusal, authorize},
+    pool::{ConnectError, Connection},
     request_body::{BodyTooLarge, ClientBodyError, RequestBody, RequestProgress},
     routing::Route,
-    sticky::{Affinity, MAX_HANDSHAKE_BYTES, read_handshake},
+    sticky::{Affinity, MAX_HANDSHAKE_BYTES, Pin, read_handshake},
     upstream::{Health, Instance},
 };
 
@@ -263,21 +264,47 @@ fn upstream_request(
     Ok(upstream)
 }
 
-/// A pooled connection to `instance` that is ready, or a new one.
+/// A pooled connection to `instance` (to `address` only, when given) that is ready, if any.
+async fn pooled(
+    context: &ThreadContext,
+    instance: &Instance,
+    address: Option<SocketAddr>,
+) -> Option<Connection> {
+    while let Some(mut connection) = context.pool.checkout(instance, address) {
+        // A pooled connection is idle, so it is ready at once or closed; never wait long on one.
+        if matches!(
+            tokio::time::timeout(Duration::from_secs(1), connection.sender.ready()).await,
+            Ok(Ok(()))
+        ) {
+            return Some(connection);
+        }
+    }
+    None
+}
+
+/// A connection to `instance` for one request, pooled and ready or new (only new when
+/// `fresh`: the retry after a stale pooled connection). With `address` (a sticky session's
+/// replica) one to that address; when there is none and none can be made (the name no longer
+/// resolves to it, or it refuses), one to any address, as for every other request: the
+/// replica that gets it answers that it does not know the session.
 async fn connection(
     context: &ThreadContext,
     instance: &Instance,
-) -> Result<SendRequest<RequestBody>, crate::pool::ConnectError> {
-    while let Some(mut sender) = context.pool.checkout(instance) {
-        // A pooled connection is idle, so it is ready at once or closed; never wait long on one.
-        if matches!(
-            tokio::time::timeout(Duration::from_secs(1), sender.ready()).await,
-            Ok(Ok(()))
-        ) {
-            return Ok(sender);
+    address: Option<SocketAddr>,
+    fresh: bool,
+) -> Result<Connection, ConnectError> {
+    if let Some(address) = address {
+        if !fresh && let Some(connection) = pooled(context, instance, Some(address)).await {
+            return Ok(connection);
+        }
+        if let Ok(connection) = context.pool.connect(instance, Some(address)).await {
+            return Ok(connection);
         }
     }
-    context.pool.connect(instance).await
+    if !fresh && let Some(connection) = pooled(context, instance, None).await {
+        return Ok(connection);
+    }
+    context.pool.connect(instance, None).await
 }
 
 /// Sends the request to the route's instances: the next healthy one; on a connect failure (no
@@ -294,19 +321,22 @@ async fn forward(
 ) -> Response<GatewayBody> {
     let idempotent = is_idempotent(request.method());
     let interim = watch_interim(&mut request);
-    let mut candidates = route.upstreams.candidates_pinned(affinity.pinned);
+    let pinned = affinity.pinned;
+    let mut candidates = route
+        .upstreams
+        .candidates_pinned(pinned.map(|pin| pin.instance));
     let mut current = candidates.next();
     let mut last_failure = String::from("no upstream instance");
     let mut stale_retry_used = false;
     while let Some(instance) = current {
-        let connected = if stale_retry_used {
-            // The retry after a stale connection takes a new one, not another pooled one.
-            context.pool.connect(instance).await
-        } else {
-            connection(context, instance).await
-        };
-        let mut sender = match connected {
-            Ok(sender) => sender,
+        // The session's replica, when this is the session's instance.
+        let address = pinned
+            .filter(|pin| route.upstreams.index_of(instance) == Some(pin.instance))
+            .map(|pin| pin.address);
+        // The retry after a stale connection takes a new one, not another pooled one.
+        let connected = connection(context, instance, address, stale_retry_used).await;
+        let mut upstream = match connected {
+            Ok(upstream) => upstream,
             Err(failure) => {
                 connect_failed(context, route, instance, &failure.to_string());
                 last_failure = failure.to_string();
@@ -317,7 +347,7 @@ async fn forward(
         route.upstreams.record_success(instance);
         access.upstream = Some(instance.label.clone());
         let progress = request.body().progress();
-        let response = sender.try_send_request(request);
+        let response = upstream.sender.try_send_request(request);
         tokio::pin!(response);
         let sent = tokio::select! {
             biased;
@@ -340,7 +370,7 @@ async fn forward(
                 return respond(
                     response,
                     route,
-                    sender,
+                    upstream,
                     progress,
                     instance,
                     context,
@@ -446,7 +476,7 @@ fn find_cause<'a, E: std::error::Error + 'static>(
 async fn respond(
     mut response: Response<Incoming>,
     route: &Route,
-    sender: SendRequest<RequestBody>,
+    upstream: Connection,
     request: Rc<RequestProgress>,
     instance: &Instance,
     context: &Rc<ThreadContext>,
@@ -503,10 +533,11 @@ async fn respond(
     }
     // hyper's client speaks HTTP/1.0 on a connection whose upstream answered in it: such a
     // connection carries no other request.
+    let address = upstream.address;
     let lease = (response.version() == http::Version::HTTP_11).then(|| Lease {
         pool: context.pool.clone(),
         instance: instance.label.clone(),
-        sender,
+        connection: upstream,
         request,
     });
     // The gateway answers in its own version (RFC 9110 §6.2), whatever the upstream's: a body
@@ -529,7 +560,11 @@ async fn respond(
             match tokio::time::timeout(timeout, read_handshake(&mut body, length)).await {
                 Ok(Ok((bytes, sid))) => {
                     if let (Some(sid), Some(index)) = (sid, route.upstreams.index_of(instance)) {
-                        sessions.remember(&sid, index);
+                        let pin = Pin {
+                            instance: index,
+                            address,
+                        };
+                        sessions.remember(&sid, pin);
                     }
                     FirstFrame::Frame(hyper::body::Frame::data(bytes))
                 }

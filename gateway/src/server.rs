@@ -71,6 +71,7 @@ async fn serve(
         Duration::from_millis(server.pool_idle_timeout_ms),
         server.pool_max_idle_per_host,
         server.connect_timeout(),
+        shared.resolver.clone(),
     ));
     let tracker = Rc::new(Tracker::default());
     let context = Rc::new(ThreadContext {

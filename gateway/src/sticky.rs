@@ -3,7 +3,7 @@
 //!
 //! Engine.IO names a session by the `sid` the instance chose and answered in its handshake
 //! (`GET …?EIO=4&transport=polling` without `sid`, answered `0{"sid":"…",…}`). The gateway reads
-//! that answer (bounded: [`MAX_HANDSHAKE_BYTES`]) and remembers `sid` → instance in a cache that
+//! that answer (bounded: [`MAX_HANDSHAKE_BYTES`]) and remembers `sid` → [`Pin`] in a cache that
 //! is bounded in entries ([`MAX_SESSIONS`], least-used evicted first) and forgets a session idle
 //! for [`SESSION_IDLE`]; every request that names the `sid` keeps it alive. A request whose
 //! `sid` the cache does not hold (after a gateway restart, or on another gateway replica) goes
@@ -11,8 +11,15 @@
 //! `Session ID unknown` and the client opens a new session. A client cannot grow the cache:
 //! only an upstream's handshake answer adds to it, and it never holds more than
 //! [`MAX_SESSIONS`].
+//!
+//! A [`Pin`] names the configured instance and the socket address its name resolved to for the
+//! connection that carried the handshake: replicas behind one name (`docker compose up --scale
+//! chat=2`, a Kubernetes headless Service) are told apart by address. A later request naming the
+//! sid goes to a connection to that address (with the route's `Host` as ever) while the name
+//! still resolves to it; when it no longer does, or the connect fails, the request is balanced
+//! as any other and the replica that gets it answers `Session ID unknown`.
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
@@ -29,11 +36,20 @@ pub const MAX_HANDSHAKE_BYTES: u64 = 4096;
 /// Longest `sid` the gateway remembers or looks up.
 pub const MAX_SID_BYTES: usize = 64;
 
-/// The sessions of one sticky route: `sid` → the index of the instance that opened it.
+/// Where a session lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pin {
+    /// The index of the route's instance (configured upstream) that opened it.
+    pub instance: usize,
+    /// The address of that instance's connection that carried the handshake: the replica.
+    pub address: SocketAddr,
+}
+
+/// The sessions of one sticky route: `sid` → where it lives.
 #[derive(Debug)]
 pub struct Sessions {
     /// Bounded in entries, idle entries expire.
-    cache: moka::sync::Cache<Box<str>, usize>,
+    cache: moka::sync::Cache<Box<str>, Pin>,
 }
 
 impl Default for Sessions {
@@ -53,15 +69,15 @@ impl Sessions {
         }
     }
 
-    /// The instance that opened session `sid`, if remembered (and keeps it alive).
-    pub fn instance_of(&self, sid: &str) -> Option<usize> {
+    /// Where session `sid` lives, if remembered (and keeps it alive).
+    pub fn pin_of(&self, sid: &str) -> Option<Pin> {
         self.cache.get(sid)
     }
 
-    /// Remembers that instance `index` opened session `sid`.
-    pub fn remember(&self, sid: &str, index: usize) {
+    /// Remembers where session `sid` lives.
+    pub fn remember(&self, sid: &str, pin: Pin) {
         if !sid.is_empty() && sid.len() <= MAX_SID_BYTES {
-            self.cache.insert(Box::from(sid), index);
+            self.cache.insert(Box::from(sid), pin);
         }
     }
 
@@ -124,8 +140,8 @@ pub async fn read_handshake(
 /// is sticky.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Affinity {
-    /// The instance that opened the session the request names, when remembered.
-    pub pinned: Option<usize>,
+    /// Where the session the request names lives, when remembered.
+    pub pinned: Option<Pin>,
     /// The request opens a session: its answer names the `sid` to remember.
     pub opening: bool,
 }
@@ -139,7 +155,7 @@ impl Affinity {
         };
         match sid_of(query) {
             Some(sid) => Self {
-                pinned: sessions.instance_of(sid),
+                pinned: sessions.pin_of(sid),
                 opening: false,
             },
             None => Self {
@@ -181,11 +197,17 @@ mod tests {
     #[test]
     fn the_cache_holds_at_most_its_capacity() {
         let sessions = Sessions::with_capacity(100);
+        let pin = |n: usize| Pin {
+            instance: n % 2,
+            address: SocketAddr::from(([127, 0, 0, 1 + (n % 3) as u8], 3004)),
+        };
         for n in 0..10_000 {
-            sessions.remember(&format!("sid-{n}"), n % 2);
+            sessions.remember(&format!("sid-{n}"), pin(n));
         }
         assert!(sessions.len() <= 100, "{} sessions", sessions.len());
-        sessions.remember(&"a".repeat(MAX_SID_BYTES + 1), 0);
-        assert_eq!(sessions.instance_of(&"a".repeat(MAX_SID_BYTES + 1)), None);
+        sessions.remember("kept", pin(5));
+        assert_eq!(sessions.pin_of("kept"), Some(pin(5)));
+        sessions.remember(&"a".repeat(MAX_SID_BYTES + 1), pin(0));
+        assert_eq!(sessions.pin_of(&"a".repeat(MAX_SID_BYTES + 1)), None);
     }
 }

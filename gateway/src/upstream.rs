@@ -1,6 +1,8 @@
 //! Upstream instances: round-robin over the healthy ones, with passive health. An instance
 //! whose connections fail `eject_after_failures` times in a row is left out for
-//! `eject_cooldown_ms`, then tried again.
+//! `eject_cooldown_ms`, then tried again. An instance is a configured `host:port`; a name that
+//! resolves to several addresses (replicas behind one DNS name) is balanced over them too,
+//! connection by connection ([`Instance::in_turn`]).
 
 use std::{
     sync::{
@@ -26,6 +28,21 @@ pub struct Instance {
     failures: AtomicU32,
     /// Left out until this many milliseconds after `Upstreams::epoch`.
     ejected_until_ms: AtomicU64,
+    /// Round-robin position over the addresses the name resolves to.
+    next_address: AtomicUsize,
+}
+
+impl Instance {
+    /// The addresses of one resolution of this instance's name in the order to try them for
+    /// a new connection: round-robin from the next position, whatever order the resolver
+    /// gave (glibc sorts its answers, which would send every connection to the first).
+    pub fn in_turn<T>(&self, mut addresses: Vec<T>) -> Vec<T> {
+        if addresses.len() > 1 {
+            let start = self.next_address.fetch_add(1, Ordering::Relaxed) % addresses.len();
+            addresses.rotate_left(start);
+        }
+        addresses
+    }
 }
 
 /// What happened to an instance's health after a connect failure.
@@ -68,6 +85,7 @@ impl Upstreams {
                     authority,
                     failures: AtomicU32::new(0),
                     ejected_until_ms: AtomicU64::new(0),
+                    next_address: AtomicUsize::new(0),
                 }))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -210,6 +228,21 @@ mod tests {
             .expect("a candidate")
             .label
             .to_string()
+    }
+
+    #[test]
+    fn new_connections_take_the_resolved_addresses_in_turn() {
+        let upstreams = upstreams(1);
+        let instance = &upstreams.instances()[0];
+        let firsts: Vec<char> = (0..4)
+            .map(|_| instance.in_turn(vec!['a', 'b'])[0])
+            .collect();
+        assert_eq!(firsts, ['a', 'b', 'a', 'b']);
+        assert_eq!(
+            instance.in_turn(vec!['a', 'b', 'c']).len(),
+            3,
+            "every one, in order"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::{net::Ipv4Addr, ops::Deref};
 use gateway::{
     Gateway,
     config::{GatewayConfig, RouteAuth, RouteConfig, ServerConfig},
+    resolve::Resolver,
 };
 use shared::{server::Service, telemetry::test_logger, testing::TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -69,7 +70,19 @@ pub fn spawn_with(
     logger: slog::Logger,
     verifier: std::sync::Arc<auth::Verifier>,
 ) -> TestGateway {
-    let gateway = Gateway::build(config, (Ipv4Addr::LOCALHOST, 0).into(), logger, verifier)
+    spawn_resolving(config, logger, verifier, Resolver::System)
+}
+
+/// The gateway with `config`, logging to `logger`, checking tokens with `verifier`, resolving
+/// the upstreams' names with `resolver`.
+pub fn spawn_resolving(
+    config: GatewayConfig,
+    logger: slog::Logger,
+    verifier: std::sync::Arc<auth::Verifier>,
+    resolver: Resolver,
+) -> TestGateway {
+    let address = (Ipv4Addr::LOCALHOST, 0).into();
+    let gateway = Gateway::build_resolving(config, address, logger, verifier, resolver)
         .expect("the gateway builds");
     let port = gateway.port();
     let server = TestServer::start(port, |shutdown| gateway.run_until_stopped(shutdown));

@@ -1,33 +1,62 @@
 //! Engine.IO session affinity (`sticky = "engine.io"`): with two instances behind one route,
-//! every long-polling request and the WebSocket upgrade naming a `sid` reach the instance that
-//! issued it, on both the direct path's and hyper's configuration.
+//! or two replicas behind one name (one instance whose name resolves to two addresses), every
+//! long-polling request and the WebSocket upgrade naming a `sid` reach the one that issued it,
+//! on both the direct path's and hyper's configuration.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
-use gateway::config::Sticky;
+use gateway::{config::Sticky, resolve::Resolver};
+use shared::{telemetry::test_logger, testing::test_verifier};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
 };
 
-use crate::helpers::{config, route, spawn};
+use crate::helpers::{TestGateway, config, route, spawn, spawn_resolving};
 
-/// An Engine.IO-like instance: a handshake (no `sid`) is answered `0{"sid":"<name>-<n>",…}`;
+/// An Engine.IO-like instance: a handshake (no `sid`) is answered `0{"sid":"<name>-<n>",…}`
+/// and its connection closed (so handshakes in a row take new connections, which the gateway
+/// spreads over the addresses of a name);
 /// a request naming one of its own sids is answered 200 with its name (an upgrade: 101, then
 /// its name on the tunnel); any other sid is answered Engine.IO's 400 `Session ID unknown`.
 async fn engine_io(name: &'static str) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("address"));
+    engine_io_on(listener, name);
+    url
+}
+
+/// [`engine_io`] on `listener`.
+fn engine_io_on(listener: TcpListener, name: &'static str) {
     let issued = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(serve(stream, name, issued.clone()));
         }
     });
-    url
+}
+
+/// Two Engine.IO replicas on one port of two loopback addresses, 127.0.0.1 (`a`) and
+/// 127.0.0.2 (`b`), as the replicas of a scaled compose service or the pods of a headless
+/// Service are: the port.
+async fn two_replicas() -> u16 {
+    loop {
+        let a = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = a.local_addr().expect("address").port();
+        // The port can be taken on 127.0.0.2 already: then another one.
+        if let Ok(b) = TcpListener::bind(("127.0.0.2", port)).await {
+            engine_io_on(a, "a");
+            engine_io_on(b, "b");
+            return port;
+        }
+    }
 }
 
 async fn serve(mut stream: TcpStream, name: &'static str, issued: Arc<AtomicUsize>) {
@@ -57,10 +86,12 @@ async fn serve(mut stream: TcpStream, name: &'static str, issued: Arc<AtomicUsiz
                 let body = format!(
                     r#"0{{"sid":"{name}-{n}","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000}}"#
                 );
-                format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                let handshake = format!(
+                    "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
                     body.len()
-                )
+                );
+                let _ = stream.write_all(handshake.as_bytes()).await;
+                return;
             }
             Some(sid) if sid.starts_with(&format!("{name}-")) => {
                 if head.contains("\r\nupgrade: websocket") {
@@ -101,7 +132,24 @@ async fn read_head(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<usize
     }
 }
 
-async fn two_instances_behind(direct_path: bool) -> crate::helpers::TestGateway {
+/// The gateway with one sticky instance, `http://chat.test:<port>`, whose name resolves to both
+/// replicas of [`two_replicas`].
+async fn two_replicas_behind_one_name(direct_path: bool) -> TestGateway {
+    let port = two_replicas().await;
+    let name = format!("chat.test:{port}");
+    let addresses: Vec<SocketAddr> = ["127.0.0.1", "127.0.0.2"]
+        .iter()
+        .map(|ip| format!("{ip}:{port}").parse().expect("an address"))
+        .collect();
+    let mut socket_io = route("/socket.io", &[&format!("http://{name}")]);
+    socket_io.sticky = Some(Sticky::EngineIo);
+    let mut config = config(vec![socket_io]);
+    config.server.direct_path = direct_path;
+    let resolver = Resolver::Fixed(HashMap::from([(name, addresses)]));
+    spawn_resolving(config, test_logger("gateway"), test_verifier(), resolver)
+}
+
+async fn two_instances_behind(direct_path: bool) -> TestGateway {
     let (a, b) = (engine_io("a").await, engine_io("b").await);
     let mut socket_io = route("/socket.io", &[&a, &b]);
     socket_io.sticky = Some(Sticky::EngineIo);
@@ -111,7 +159,7 @@ async fn two_instances_behind(direct_path: bool) -> crate::helpers::TestGateway 
 }
 
 /// Opens `count` sessions through the gateway: their sids.
-async fn handshakes(gateway: &crate::helpers::TestGateway, count: usize) -> Vec<String> {
+async fn handshakes(gateway: &TestGateway, count: usize) -> Vec<String> {
     let mut sids = Vec::new();
     for _ in 0..count {
         let response = gateway.get("/socket.io/?EIO=4&transport=polling").await;
@@ -131,28 +179,46 @@ async fn handshakes(gateway: &crate::helpers::TestGateway, count: usize) -> Vec<
     sids
 }
 
+/// Polls and posts to every session of `sids` through `gateway`: each reaches its issuer.
+async fn every_request_reaches_its_issuer(gateway: &TestGateway, sids: &[String], case: &str) {
+    let client = reqwest::Client::new();
+    for sid in sids {
+        let instance = &sid[..1];
+        let url = gateway.url(&format!("/socket.io/?EIO=4&transport=polling&sid={sid}"));
+        for _ in 0..3 {
+            let polled = client.get(&url).send().await.expect("a poll");
+            assert_eq!(polled.status(), 200, "{sid} ({case})");
+            assert_eq!(polled.text().await.expect("a body"), instance);
+            let sent = client
+                .post(&url)
+                .body("4hello")
+                .send()
+                .await
+                .expect("a post");
+            assert_eq!(sent.status(), 200, "{sid} ({case})");
+            assert_eq!(sent.text().await.expect("a body"), instance);
+        }
+    }
+}
+
 #[tokio::test]
 async fn every_polling_request_of_a_session_reaches_the_instance_that_opened_it() {
     for direct_path in [true, false] {
         let gateway = two_instances_behind(direct_path).await;
-        let client = reqwest::Client::new();
-        for sid in handshakes(&gateway, 6).await {
-            let instance = &sid[..1];
-            let url = gateway.url(&format!("/socket.io/?EIO=4&transport=polling&sid={sid}"));
-            for _ in 0..3 {
-                let polled = client.get(&url).send().await.expect("a poll");
-                assert_eq!(polled.status(), 200, "{sid} (direct_path {direct_path})");
-                assert_eq!(polled.text().await.expect("a body"), instance);
-                let sent = client
-                    .post(&url)
-                    .body("4hello")
-                    .send()
-                    .await
-                    .expect("a post");
-                assert_eq!(sent.status(), 200, "{sid} (direct_path {direct_path})");
-                assert_eq!(sent.text().await.expect("a body"), instance);
-            }
-        }
+        let sids = handshakes(&gateway, 6).await;
+        let case = format!("two instances, direct_path {direct_path}");
+        every_request_reaches_its_issuer(&gateway, &sids, &case).await;
+    }
+}
+
+#[tokio::test]
+async fn every_polling_request_of_a_session_reaches_the_replica_behind_one_name_that_opened_it() {
+    for direct_path in [true, false] {
+        let gateway = two_replicas_behind_one_name(direct_path).await;
+        // The handshakes themselves are spread over both replicas (asserted there).
+        let sids = handshakes(&gateway, 6).await;
+        let case = format!("two replicas behind one name, direct_path {direct_path}");
+        every_request_reaches_its_issuer(&gateway, &sids, &case).await;
     }
 }
 
