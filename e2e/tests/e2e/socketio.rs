@@ -2,11 +2,17 @@
 //! backends, the gateway's `/socket.io` route sticky by `sid`): the real `socket.io-client`
 //! (`services/chat/tests/socketio/scenario.js`, its version pinned there) chats with the
 //! default transports (long-polling, then the upgrade) and over WebSocket only, and the page's
-//! `/socket.io/socket.io.js` bundle is served. Needs `npm ci` in `services/chat/tests/socketio/`
+//! `/socket.io/socket.io.js` bundle is served. Two chat-service instances sharing Redis behind
+//! a gateway sticky over both: a default-transport client and a WebSocket-only one, one on each
+//! instance, chat in one room (`two_clients.js`). Needs `npm ci` in `services/chat/tests/socketio/`
 //! (`.ci/run` does it); without it the tests are skipped with a message, except under
 //! `CI=true`, where they fail.
 
-use std::{path::PathBuf, process::Stdio, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
 
 use e2e::Platform;
 
@@ -31,29 +37,36 @@ fn scenario_dir() -> Option<PathBuf> {
     None
 }
 
-/// Runs the scenario against `base` with `transports`; panics with node's output unless it
-/// passed.
-async fn run_scenario(dir: &PathBuf, base: &str, transports: &str) {
+/// Runs `node <args>` in `dir` (bounded to a minute); panics with node's output unless it
+/// exited 0, else returns its standard output.
+async fn run_node(dir: &Path, args: &[&str]) -> String {
     let output = tokio::time::timeout(
         Duration::from_secs(60),
         tokio::process::Command::new("node")
             .current_dir(dir)
-            .args(["scenario.js", base, transports])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .output(),
     )
     .await
-    .unwrap_or_else(|_| panic!("the {transports} scenario did not end"))
+    .unwrap_or_else(|_| panic!("node {args:?} did not end"))
     .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "the {transports} scenario through the gateway failed ({}):\n{stdout}\n{stderr}",
+        "node {args:?} through the gateway failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
+    stdout
+}
+
+/// Runs the scenario against `base` with `transports`; panics with node's output unless it
+/// passed.
+async fn run_scenario(dir: &Path, base: &str, transports: &str) {
+    run_node(dir, &["scenario.js", base, transports]).await;
 }
 
 #[tokio::test]
@@ -79,4 +92,114 @@ async fn socket_io_clients_chat_through_the_gateway() {
     platform
         .stop(Duration::from_secs(15))
         .expect("every process exits 0 on SIGTERM");
+}
+
+/// Times the two clients connect through the gateway, each with a room of its own, until a run
+/// places them on different instances (the first does behind a round-robin: the scenario opens
+/// its two sessions back to back; the others are a margin).
+const ATTEMPTS: usize = 4;
+
+/// Two chat-service processes sharing the machine's Redis (so rooms span them) behind a gateway
+/// whose `/socket.io` route is sticky by Engine.IO session over both: the real
+/// `socket.io-client` with the default transports (long-polling, every request of its session
+/// reaching the instance that opened it, then the upgrade) and one with WebSocket only join a
+/// room unique to this run and each gets the other's `chatMessage`
+/// (`services/chat/tests/socketio/two_clients.js`). Each instance's `chat_connections_total`
+/// (Socket.IO sessions counted there) shows where each client landed: in one of [`ATTEMPTS`]
+/// runs, one on each. Without the sticky route the polling client's requests stray to the
+/// instance that does not know its session, and the run fails.
+#[tokio::test]
+async fn socket_io_clients_on_two_chat_instances_chat_through_the_sticky_gateway() {
+    let Some(dir) = scenario_dir() else { return };
+    let scratch = std::env::temp_dir().join(format!(
+        "e2e-socketio-pair-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&scratch).expect("scratch");
+    let mut processes = Vec::new();
+    let mut chats = Vec::new();
+    for name in ["chat-a", "chat-b"] {
+        let port = e2e::free_port();
+        let database = format!("sqlite://{}/{name}.db?mode=rwc", scratch.display());
+        processes.push(e2e::Process::spawn(
+            name,
+            &e2e::binary("chat-service"),
+            &[
+                ("PORT", port.to_string()),
+                ("DATABASE_URL", database),
+                ("REDIS_URL", shared::testing::redis_url()),
+                ("LOG_LEVEL", "warn".to_owned()),
+            ],
+            &[],
+        ));
+        chats.push(format!("http://127.0.0.1:{port}"));
+    }
+    for chat in &chats {
+        e2e::wait_until_ready(&format!("{chat}/readyz"), Duration::from_secs(60))
+            .await
+            .expect("chat-service is ready");
+    }
+    let config = scratch.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[routes]]\nprefix = \"/socket.io\"\nupstreams = [\"{}\", \"{}\"]\nsticky = \"engine.io\"\n",
+            chats[0], chats[1]
+        ),
+    )
+    .expect("the route table");
+    let port = e2e::free_port();
+    processes.push(e2e::Process::spawn(
+        "gateway",
+        &e2e::binary("gateway"),
+        &[
+            ("PORT", port.to_string()),
+            ("GATEWAY_CONFIG", config.display().to_string()),
+            ("LOG_LEVEL", "warn".to_owned()),
+        ],
+        &[],
+    ));
+    let gateway = format!("http://127.0.0.1:{port}");
+    e2e::wait_until_ready(&format!("{gateway}/readyz"), Duration::from_secs(30))
+        .await
+        .expect("the gateway is ready");
+
+    let mut placements = Vec::new();
+    for _ in 0..ATTEMPTS {
+        let before = connections(&chats).await;
+        let room = format!("e2e-pair-{}", uuid::Uuid::new_v4().simple());
+        let stdout = run_node(&dir, &["two_clients.js", &gateway, &room]).await;
+        let after = connections(&chats).await;
+        let placed = [after[0] - before[0], after[1] - before[1]];
+        assert_eq!(
+            placed[0] + placed[1],
+            2.0,
+            "two Socket.IO sessions, each counted once: {placed:?} ({stdout})"
+        );
+        placements.push(placed);
+        if placed == [1.0, 1.0] {
+            eprintln!("{}", stdout.trim());
+            break;
+        }
+    }
+    assert_eq!(
+        placements.last(),
+        Some(&[1.0, 1.0]),
+        "in one of {ATTEMPTS} runs the clients sat on different instances: {placements:?}"
+    );
+    eprintln!("Socket.IO pair over two instances: sessions per instance by run {placements:?}");
+    for mut process in processes.into_iter().rev() {
+        process
+            .terminate(Duration::from_secs(15))
+            .expect("exits on SIGTERM");
+    }
+    let _ = std::fs::remove_dir_all(scratch);
+}
+
+/// `chat_connections_total` (WebSocket and Socket.IO sessions accepted) of each instance.
+async fn connections(chats: &[String]) -> [f64; 2] {
+    [
+        e2e::metric(&chats[0], "chat_connections_total", &[]).await,
+        e2e::metric(&chats[1], "chat_connections_total", &[]).await,
+    ]
 }
