@@ -33,28 +33,28 @@ async fn engine_io(name: &'static str) -> String {
     url
 }
 
-/// [`engine_io`] on `listener`.
-fn engine_io_on(listener: TcpListener, name: &'static str) {
+/// [`engine_io`] on `listener`; aborting the task stops it and closes its connections.
+fn engine_io_on(listener: TcpListener, name: &'static str) -> tokio::task::JoinHandle<()> {
     let issued = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
         while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve(stream, name, issued.clone()));
+            connections.spawn(serve(stream, name, issued.clone()));
         }
-    });
+    })
 }
 
 /// Two Engine.IO replicas on one port of two loopback addresses, 127.0.0.1 (`a`) and
 /// 127.0.0.2 (`b`), as the replicas of a scaled compose service or the pods of a headless
-/// Service are: the port.
-async fn two_replicas() -> u16 {
+/// Service are: the port, and replica `b`'s task.
+async fn two_replicas() -> (u16, tokio::task::JoinHandle<()>) {
     loop {
         let a = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = a.local_addr().expect("address").port();
         // The port can be taken on 127.0.0.2 already: then another one.
         if let Ok(b) = TcpListener::bind(("127.0.0.2", port)).await {
             engine_io_on(a, "a");
-            engine_io_on(b, "b");
-            return port;
+            return (port, engine_io_on(b, "b"));
         }
     }
 }
@@ -133,9 +133,11 @@ async fn read_head(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<usize
 }
 
 /// The gateway with one sticky instance, `http://chat.test:<port>`, whose name resolves to both
-/// replicas of [`two_replicas`].
-async fn two_replicas_behind_one_name(direct_path: bool) -> TestGateway {
-    let port = two_replicas().await;
+/// replicas of [`two_replicas`]; and replica `b`'s task.
+async fn two_replicas_behind_one_name(
+    direct_path: bool,
+) -> (TestGateway, tokio::task::JoinHandle<()>) {
+    let (port, b) = two_replicas().await;
     let name = format!("chat.test:{port}");
     let addresses: Vec<SocketAddr> = ["127.0.0.1", "127.0.0.2"]
         .iter()
@@ -146,7 +148,8 @@ async fn two_replicas_behind_one_name(direct_path: bool) -> TestGateway {
     let mut config = config(vec![socket_io]);
     config.server.direct_path = direct_path;
     let resolver = Resolver::Fixed(HashMap::from([(name, addresses)]));
-    spawn_resolving(config, test_logger("gateway"), test_verifier(), resolver)
+    let gateway = spawn_resolving(config, test_logger("gateway"), test_verifier(), resolver);
+    (gateway, b)
 }
 
 async fn two_instances_behind(direct_path: bool) -> TestGateway {
@@ -214,7 +217,7 @@ async fn every_polling_request_of_a_session_reaches_the_instance_that_opened_it(
 #[tokio::test]
 async fn every_polling_request_of_a_session_reaches_the_replica_behind_one_name_that_opened_it() {
     for direct_path in [true, false] {
-        let gateway = two_replicas_behind_one_name(direct_path).await;
+        let (gateway, _b) = two_replicas_behind_one_name(direct_path).await;
         // The handshakes themselves are spread over both replicas (asserted there).
         let sids = handshakes(&gateway, 6).await;
         let case = format!("two replicas behind one name, direct_path {direct_path}");
@@ -263,4 +266,26 @@ async fn an_unknown_sid_gets_the_instances_own_answer() {
         statuses, [400; 4],
         "the instances' own answer to a session they do not know"
     );
+}
+
+#[tokio::test]
+async fn a_session_whose_replica_is_gone_gets_the_other_replicas_answer() {
+    let (gateway, b) = two_replicas_behind_one_name(false).await;
+    let sids = handshakes(&gateway, 4).await;
+    b.abort();
+    let _ = b.await;
+    for sid in sids {
+        let polled = gateway
+            .get(&format!("/socket.io/?EIO=4&transport=polling&sid={sid}"))
+            .await;
+        let status = polled.status().as_u16();
+        let body = polled.text().await.expect("a body");
+        if sid.starts_with("a-") {
+            assert_eq!((status, body.as_str()), (200, "a"), "{sid}");
+        } else {
+            // Not a 502: the session's address refuses, and replica a answers instead.
+            assert_eq!(status, 400, "{sid}: {body}");
+            assert!(body.contains("Session ID unknown"), "{sid}: {body}");
+        }
+    }
 }
