@@ -264,6 +264,46 @@ impl Pool {
         Ok(Connection { sender, address })
     }
 
+    /// A pooled connection to `instance` (to `address` only, when given) that is ready, if any.
+    async fn ready(&self, instance: &Instance, address: Option<SocketAddr>) -> Option<Connection> {
+        while let Some(mut connection) = self.checkout(instance, address) {
+            // A pooled connection is idle, so it is ready at once or closed; never wait long on
+            // one.
+            if matches!(
+                tokio::time::timeout(Duration::from_secs(1), connection.sender.ready()).await,
+                Ok(Ok(()))
+            ) {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    /// A connection to `instance` for one request, pooled and ready or new (only new when
+    /// `fresh`: the retry after a stale pooled connection). With `address` (a sticky session's
+    /// replica) one to that address; when there is none and none can be made (the name no
+    /// longer resolves to it, or it refuses), one to any address, as for every other request:
+    /// the replica that gets it answers that it does not know the session.
+    pub async fn for_request(
+        &self,
+        instance: &Instance,
+        address: Option<SocketAddr>,
+        fresh: bool,
+    ) -> Result<Connection, ConnectError> {
+        if let Some(address) = address {
+            if !fresh && let Some(connection) = self.ready(instance, Some(address)).await {
+                return Ok(connection);
+            }
+            if let Ok(connection) = self.connect(instance, Some(address)).await {
+                return Ok(connection);
+            }
+        }
+        if !fresh && let Some(connection) = self.ready(instance, None).await {
+            return Ok(connection);
+        }
+        self.connect(instance, None).await
+    }
+
     /// Drops idle connections past their idle timeout or closed (run now and then).
     pub fn sweep(&self) {
         self.senders.sweep(self.idle_timeout);

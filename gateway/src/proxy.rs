@@ -32,7 +32,7 @@ use crate::{
         is_upgrade, strip_hop_by_hop,
     },
     identity::{ClientKey, Refusal, authorize},
-    pool::{ConnectError, Connection},
+    pool::Connection,
     request_body::{BodyTooLarge, ClientBodyError, RequestBody, RequestProgress},
     routing::Route,
     sticky::{Affinity, MAX_HANDSHAKE_BYTES, Pin, read_handshake},
@@ -264,49 +264,6 @@ fn upstream_request(
     Ok(upstream)
 }
 
-/// A pooled connection to `instance` (to `address` only, when given) that is ready, if any.
-async fn pooled(
-    context: &ThreadContext,
-    instance: &Instance,
-    address: Option<SocketAddr>,
-) -> Option<Connection> {
-    while let Some(mut connection) = context.pool.checkout(instance, address) {
-        // A pooled connection is idle, so it is ready at once or closed; never wait long on one.
-        if matches!(
-            tokio::time::timeout(Duration::from_secs(1), connection.sender.ready()).await,
-            Ok(Ok(()))
-        ) {
-            return Some(connection);
-        }
-    }
-    None
-}
-
-/// A connection to `instance` for one request, pooled and ready or new (only new when
-/// `fresh`: the retry after a stale pooled connection). With `address` (a sticky session's
-/// replica) one to that address; when there is none and none can be made (the name no longer
-/// resolves to it, or it refuses), one to any address, as for every other request: the
-/// replica that gets it answers that it does not know the session.
-async fn connection(
-    context: &ThreadContext,
-    instance: &Instance,
-    address: Option<SocketAddr>,
-    fresh: bool,
-) -> Result<Connection, ConnectError> {
-    if let Some(address) = address {
-        if !fresh && let Some(connection) = pooled(context, instance, Some(address)).await {
-            return Ok(connection);
-        }
-        if let Ok(connection) = context.pool.connect(instance, Some(address)).await {
-            return Ok(connection);
-        }
-    }
-    if !fresh && let Some(connection) = pooled(context, instance, None).await {
-        return Ok(connection);
-    }
-    context.pool.connect(instance, None).await
-}
-
 /// Sends the request to the route's instances: the next healthy one; on a connect failure (no
 /// byte sent) the next one; on a pooled connection found closed before the request went out,
 /// once more on a new connection when the method is idempotent. The response timeout runs
@@ -334,7 +291,10 @@ async fn forward(
             .filter(|pin| route.upstreams.index_of(instance) == Some(pin.instance))
             .map(|pin| pin.address);
         // The retry after a stale connection takes a new one, not another pooled one.
-        let connected = connection(context, instance, address, stale_retry_used).await;
+        let connected = context
+            .pool
+            .for_request(instance, address, stale_retry_used)
+            .await;
         let mut upstream = match connected {
             Ok(upstream) => upstream,
             Err(failure) => {
