@@ -692,3 +692,88 @@ pub async fn metric(base_url: &str, name: &str, labels: &[(&str, &str)]) -> f64 
         .expect("metrics text");
     shared::testing::metric_value(&text, name, labels)
 }
+
+/// Two chat-service processes (SQLite files of their own, `redis_url` shared when given, so
+/// rooms span them) behind a gateway whose only route, `/socket.io`, is sticky by Engine.IO
+/// session over both: how `docker compose up --scale chat=2` serves Socket.IO.
+pub struct StickyChats {
+    /// The two chats, then the gateway.
+    pub processes: Vec<Process>,
+    /// Each chat's base URL, in the gateway's upstream order.
+    pub chats: Vec<String>,
+    /// The gateway's base URL.
+    pub gateway: String,
+    /// Their databases and route table.
+    scratch: PathBuf,
+}
+
+impl StickyChats {
+    /// Starts them and waits until every one is ready.
+    pub async fn start(redis_url: Option<String>) -> anyhow::Result<Self> {
+        let scratch = scratch_dir("sticky-chats");
+        let mut processes = Vec::new();
+        let mut chats = Vec::new();
+        for name in ["chat-a", "chat-b"] {
+            let port = free_port();
+            let mut env = vec![
+                ("PORT", port.to_string()),
+                (
+                    "DATABASE_URL",
+                    format!("sqlite://{}/{name}.db?mode=rwc", scratch.display()),
+                ),
+                ("LOG_LEVEL", "warn".to_owned()),
+            ];
+            if let Some(redis_url) = &redis_url {
+                env.push(("REDIS_URL", redis_url.clone()));
+            }
+            processes.push(Process::spawn(name, &binary("chat-service"), &env, &[]));
+            chats.push(format!("http://127.0.0.1:{port}"));
+        }
+        for chat in &chats {
+            wait_until_ready(&format!("{chat}/readyz"), Duration::from_secs(60))
+                .await
+                .with_context(|| format!("{chat} did not become ready"))?;
+        }
+        let config = scratch.join("gateway.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[routes]]\nprefix = \"/socket.io\"\nupstreams = [\"{}\", \"{}\"]\nsticky = \"engine.io\"\n",
+                chats[0], chats[1]
+            ),
+        )?;
+        let port = free_port();
+        processes.push(Process::spawn(
+            "gateway",
+            &binary("gateway"),
+            &[
+                ("PORT", port.to_string()),
+                ("GATEWAY_CONFIG", config.display().to_string()),
+                ("LOG_LEVEL", "warn".to_owned()),
+            ],
+            &[],
+        ));
+        let gateway = format!("http://127.0.0.1:{port}");
+        wait_until_ready(&format!("{gateway}/readyz"), Duration::from_secs(30)).await?;
+        Ok(Self {
+            processes,
+            chats,
+            gateway,
+            scratch,
+        })
+    }
+
+    /// The gateway's process.
+    pub fn gateway_process(&self) -> &Process {
+        self.processes.last().expect("the gateway")
+    }
+
+    /// SIGTERM to each, the gateway first; each must exit within 15 s.
+    pub fn stop(self) -> anyhow::Result<()> {
+        for mut process in self.processes.into_iter().rev() {
+            process.terminate(Duration::from_secs(15))?;
+        }
+        let _ = std::fs::remove_dir_all(&self.scratch);
+        Ok(())
+    }
+}

@@ -111,65 +111,17 @@ const ATTEMPTS: usize = 4;
 #[tokio::test]
 async fn socket_io_clients_on_two_chat_instances_chat_through_the_sticky_gateway() {
     let Some(dir) = scenario_dir() else { return };
-    let scratch = std::env::temp_dir().join(format!(
-        "e2e-socketio-pair-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&scratch).expect("scratch");
-    let mut processes = Vec::new();
-    let mut chats = Vec::new();
-    for name in ["chat-a", "chat-b"] {
-        let port = e2e::free_port();
-        let database = format!("sqlite://{}/{name}.db?mode=rwc", scratch.display());
-        processes.push(e2e::Process::spawn(
-            name,
-            &e2e::binary("chat-service"),
-            &[
-                ("PORT", port.to_string()),
-                ("DATABASE_URL", database),
-                ("REDIS_URL", shared::testing::redis_url()),
-                ("LOG_LEVEL", "warn".to_owned()),
-            ],
-            &[],
-        ));
-        chats.push(format!("http://127.0.0.1:{port}"));
-    }
-    for chat in &chats {
-        e2e::wait_until_ready(&format!("{chat}/readyz"), Duration::from_secs(60))
-            .await
-            .expect("chat-service is ready");
-    }
-    let config = scratch.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[routes]]\nprefix = \"/socket.io\"\nupstreams = [\"{}\", \"{}\"]\nsticky = \"engine.io\"\n",
-            chats[0], chats[1]
-        ),
-    )
-    .expect("the route table");
-    let port = e2e::free_port();
-    processes.push(e2e::Process::spawn(
-        "gateway",
-        &e2e::binary("gateway"),
-        &[
-            ("PORT", port.to_string()),
-            ("GATEWAY_CONFIG", config.display().to_string()),
-            ("LOG_LEVEL", "warn".to_owned()),
-        ],
-        &[],
-    ));
-    let gateway = format!("http://127.0.0.1:{port}");
-    e2e::wait_until_ready(&format!("{gateway}/readyz"), Duration::from_secs(30))
+    let pair = e2e::StickyChats::start(Some(shared::testing::redis_url()))
         .await
-        .expect("the gateway is ready");
+        .expect("two chats behind a sticky gateway");
+    let (chats, gateway) = (&pair.chats, &pair.gateway);
 
     let mut placements = Vec::new();
     for _ in 0..ATTEMPTS {
-        let before = connections(&chats).await;
+        let before = connections(chats).await;
         let room = format!("e2e-pair-{}", uuid::Uuid::new_v4().simple());
-        let stdout = run_node(&dir, &["two_clients.js", &gateway, &room]).await;
-        let after = connections(&chats).await;
+        let stdout = run_node(&dir, &["two_clients.js", gateway, &room]).await;
+        let after = connections(chats).await;
         let placed = [after[0] - before[0], after[1] - before[1]];
         assert_eq!(
             placed[0] + placed[1],
@@ -188,12 +140,7 @@ async fn socket_io_clients_on_two_chat_instances_chat_through_the_sticky_gateway
         "in one of {ATTEMPTS} runs the clients sat on different instances: {placements:?}"
     );
     eprintln!("Socket.IO pair over two instances: sessions per instance by run {placements:?}");
-    for mut process in processes.into_iter().rev() {
-        process
-            .terminate(Duration::from_secs(15))
-            .expect("exits on SIGTERM");
-    }
-    let _ = std::fs::remove_dir_all(scratch);
+    pair.stop().expect("every process exits on SIGTERM");
 }
 
 /// `chat_connections_total` (WebSocket and Socket.IO sessions accepted) of each instance.

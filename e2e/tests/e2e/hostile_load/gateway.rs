@@ -218,55 +218,10 @@ const FORGED: usize = 2_000;
 /// memory bounded while the sessions keep working.
 #[tokio::test]
 async fn socket_io_sessions_stay_on_their_chat_instance_behind_the_gateway() {
-    let scratch =
-        std::env::temp_dir().join(format!("e2e-sticky-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&scratch).expect("scratch");
-    let mut processes = Vec::new();
-    let mut chats = Vec::new();
-    for name in ["chat-a", "chat-b"] {
-        let port = e2e::free_port();
-        let database = format!("sqlite://{}/{name}.db?mode=rwc", scratch.display());
-        processes.push(e2e::Process::spawn(
-            name,
-            &e2e::binary("chat-service"),
-            &[
-                ("PORT", port.to_string()),
-                ("DATABASE_URL", database),
-                ("LOG_LEVEL", "warn".to_owned()),
-            ],
-            &[],
-        ));
-        chats.push(format!("http://127.0.0.1:{port}"));
-    }
-    for chat in &chats {
-        e2e::wait_until_ready(&format!("{chat}/readyz"), Duration::from_secs(60))
-            .await
-            .expect("chat-service is ready");
-    }
-    let config = scratch.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[routes]]\nprefix = \"/socket.io\"\nupstreams = [\"{}\", \"{}\"]\nsticky = \"engine.io\"\n",
-            chats[0], chats[1]
-        ),
-    )
-    .expect("the route table");
-    let port = e2e::free_port();
-    processes.push(e2e::Process::spawn(
-        "gateway",
-        &e2e::binary("gateway"),
-        &[
-            ("PORT", port.to_string()),
-            ("GATEWAY_CONFIG", config.display().to_string()),
-            ("LOG_LEVEL", "warn".to_owned()),
-        ],
-        &[],
-    ));
-    let gateway = format!("http://127.0.0.1:{port}");
-    e2e::wait_until_ready(&format!("{gateway}/readyz"), Duration::from_secs(30))
+    let pair = e2e::StickyChats::start(None)
         .await
-        .expect("the gateway is ready");
+        .expect("two chats behind a sticky gateway");
+    let (chats, gateway) = (&pair.chats, &pair.gateway);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -317,12 +272,12 @@ async fn socket_io_sessions_stay_on_their_chat_instance_behind_the_gateway() {
     // One instance's sessions after the other's: out of step with any round-robin.
     sessions.sort();
 
-    let forged = forge_sessions(&client, &gateway).await;
+    let forged = forge_sessions(&client, gateway).await;
     assert_eq!(forged, [FORGED, 0], "forged sessions: [400, other] answers");
 
     for (owner, sid) in &sessions {
         let polled = client
-            .get(polling(&gateway, sid))
+            .get(polling(gateway, sid))
             .send()
             .await
             .expect("a poll");
@@ -333,13 +288,16 @@ async fn socket_io_sessions_stay_on_their_chat_instance_behind_the_gateway() {
             "Socket.IO's connect answer: {packets}"
         );
         let sent = client
-            .post(polling(&gateway, sid))
+            .post(polling(gateway, sid))
             .body("6")
             .send()
             .await
             .expect("a noop packet");
         assert_eq!(sent.status(), 200, "{sid} of instance {owner}");
-        let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket&sid={sid}");
+        let url = format!(
+            "{}/socket.io/?EIO=4&transport=websocket&sid={sid}",
+            gateway.replacen("http://", "ws://", 1)
+        );
         let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
             .unwrap_or_else(|error| panic!("the upgrade of {sid} (instance {owner}): {error}"));
@@ -359,7 +317,7 @@ async fn socket_io_sessions_stay_on_their_chat_instance_behind_the_gateway() {
         );
     }
 
-    let gateway_process = processes.last().expect("the gateway");
+    let gateway_process = pair.gateway_process();
     let peak = gateway_process.peak_rss_bytes();
     assert!(
         peak < PEAK_RSS_BOUND,
@@ -372,12 +330,7 @@ async fn socket_io_sessions_stay_on_their_chat_instance_behind_the_gateway() {
         sessions.iter().filter(|(owner, _)| *owner == 1).count(),
         peak / (1024 * 1024)
     );
-    for mut process in processes.into_iter().rev() {
-        process
-            .terminate(Duration::from_secs(15))
-            .expect("exits on SIGTERM");
-    }
-    let _ = std::fs::remove_dir_all(scratch);
+    pair.stop().expect("every process exits on SIGTERM");
 }
 
 /// Sends [`FORGED`] polls naming session ids no instance issued (64 characters each, a new one
