@@ -388,6 +388,30 @@ fn the_deployed_worker_bounds_its_decode_memory_and_media_replicas_share_a_signi
 }
 
 #[test]
+fn the_chat_service_lists_its_pods_so_socket_io_sessions_can_stay_on_theirs() {
+    let service = k8s_documents()
+        .into_iter()
+        .find(|d| {
+            d["kind"].as_str() == Some("Service") && d["metadata"]["name"].as_str() == Some("chat")
+        })
+        .expect("a chat Service");
+    assert_eq!(
+        service["spec"]["clusterIP"].as_str(),
+        Some("None"),
+        "headless: the gateway's lookups of `chat` return every pod, and a session is pinned to one"
+    );
+    let routes = gateway::config::GatewayConfig::from_file(&root().join("deploy/k8s/gateway.toml"))
+        .expect("valid routes");
+    let socket_io = routes
+        .routes
+        .iter()
+        .find(|route| route.prefix == "/socket.io")
+        .expect("a /socket.io route");
+    assert_eq!(socket_io.upstreams, ["http://chat:3004"]);
+    assert!(socket_io.sticky.is_some(), "the /socket.io route is sticky");
+}
+
+#[test]
 fn graphql_introspection_is_off_in_the_deployments() {
     let compose = yaml("docker-compose.yml");
     assert_eq!(
