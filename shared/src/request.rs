@@ -51,6 +51,23 @@ impl RequestId {
     }
 }
 
+/// Whether the request takes a gzip-encoded answer (`Accept-Encoding` names `gzip` or `*`
+/// without refusing it with `q=0`): for answers kept compressed (vendored scripts and pages).
+pub fn accepts_gzip(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value.split(',').any(|coding| {
+                let mut parts = coding.split(';');
+                let name = parts.next().unwrap_or_default().trim();
+                let refused = parts.any(|parameter| parameter.trim().replace(' ', "") == "q=0");
+                (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+            })
+        })
+}
+
 /// Whether a client's `X-Request-Id` may be kept: 1–128 visible ASCII characters.
 pub fn is_acceptable_id(bytes: &[u8]) -> bool {
     (1..=128).contains(&bytes.len()) && bytes.iter().all(|byte| (0x21..=0x7e).contains(byte))
@@ -231,6 +248,24 @@ mod tests {
         assert!(!is_acceptable_id(b""));
         assert!(!is_acceptable_id(b"has space"));
         assert!(!is_acceptable_id("caf\u{e9}".as_bytes()));
+    }
+
+    #[test]
+    fn gzip_is_taken_unless_refused() {
+        let with = |value: &'static str| {
+            actix_web::test::TestRequest::default()
+                .insert_header((header::ACCEPT_ENCODING, value))
+                .to_http_request()
+        };
+        assert!(accepts_gzip(&with("gzip, deflate, br")));
+        assert!(accepts_gzip(&with("br;q=1.0, GZIP;q=0.5")));
+        assert!(accepts_gzip(&with("*")));
+        assert!(!accepts_gzip(&with("gzip;q=0, br")));
+        assert!(!accepts_gzip(&with("gzip; q = 0")));
+        assert!(!accepts_gzip(&with("identity")));
+        assert!(!accepts_gzip(
+            &actix_web::test::TestRequest::default().to_http_request()
+        ));
     }
 
     #[test]

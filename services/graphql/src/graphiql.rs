@@ -46,21 +46,6 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config.route("/graphql/assets/{name}", web::get().to(asset));
 }
 
-fn accepts_gzip(request: &HttpRequest) -> bool {
-    request
-        .headers()
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            value.split(',').any(|coding| {
-                let mut parts = coding.split(';');
-                let name = parts.next().unwrap_or_default().trim();
-                let refused = parts.any(|parameter| parameter.trim().replace(' ', "") == "q=0");
-                (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-            })
-        })
-}
-
 async fn asset(request: HttpRequest, name: web::Path<String>) -> HttpResponse {
     let Some((_, content_type, gzipped)) = ASSETS.iter().find(|(asset, ..)| *asset == *name) else {
         return HttpResponse::NotFound().json(serde_json::json!({
@@ -75,7 +60,7 @@ async fn asset(request: HttpRequest, name: web::Path<String>) -> HttpResponse {
             CacheDirective::MaxAge(86_400),
         ]))
         .insert_header((header::VARY, "Accept-Encoding"));
-    if accepts_gzip(&request) {
+    if shared::request::accepts_gzip(&request) {
         return response
             .insert_header((header::CONTENT_ENCODING, "gzip"))
             .body(*gzipped);

@@ -64,7 +64,7 @@ impl Asset {
             .insert_header((header::ETAG, self.etag.as_str()))
             .insert_header((header::VARY, "Accept-Encoding"))
             .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
-        if accepts_gzip(request) {
+        if shared::request::accepts_gzip(request) {
             response
                 .insert_header((header::CONTENT_ENCODING, "gzip"))
                 .body(self.gzipped.clone())
@@ -79,22 +79,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
     })
-}
-
-/// Whether the request takes gzip (`Accept-Encoding`, not refused with `q=0`).
-fn accepts_gzip(request: &HttpRequest) -> bool {
-    request
-        .headers()
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            value.split(',').any(|coding| {
-                let mut parts = coding.split(';');
-                let name = parts.next().unwrap_or_default().trim();
-                let refused = parts.any(|parameter| parameter.trim().replace(' ', "") == "q=0");
-                (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-            })
-        })
 }
 
 /// `GET /socket.io/socket.io.js` (and `socket.io.min.js`).
