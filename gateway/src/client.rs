@@ -7,44 +7,14 @@
 //! (each trusted hop appends the address it saw, so entries left of it are the client's own
 //! words). Upstream, the gateway sends one `X-Forwarded-For` holding that address alone.
 
-use std::net::IpAddr;
-
-use shared::network::Network;
-
-/// The client of a request from `peer` whose `X-Forwarded-For` fields are `forwarded_for`, in
-/// order. Without trusted proxies (the default) it is always the peer. An entry that is not an
-/// address ends the walk: the address right of it (or the peer) is the client.
-pub fn client_address<'a>(
-    peer: IpAddr,
-    forwarded_for: impl IntoIterator<Item = &'a [u8]>,
-    trusted: &[Network],
-) -> IpAddr {
-    let is_trusted = |address: IpAddr| trusted.iter().any(|network| network.contains(address));
-    if !is_trusted(peer) {
-        return peer;
-    }
-    let entries: Vec<&[u8]> = forwarded_for
-        .into_iter()
-        .flat_map(|value| value.split(|byte| *byte == b','))
-        .collect();
-    let mut client = peer;
-    for entry in entries.into_iter().rev() {
-        let Some(address) = std::str::from_utf8(entry)
-            .ok()
-            .and_then(|entry| entry.trim().parse::<IpAddr>().ok())
-        else {
-            break;
-        };
-        client = address.to_canonical();
-        if !is_trusted(client) {
-            break;
-        }
-    }
-    client
-}
+pub use shared::network::client_address_among as client_address;
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
+    use shared::network::Network;
+
     use super::*;
 
     fn networks(list: &[&str]) -> Vec<Network> {

@@ -432,8 +432,6 @@ pub struct Delivery {
     pub message_id: Option<String>,
     /// The request id header, when the message had one.
     pub request_id: Option<String>,
-    /// Whether it was delivered before (and not settled then).
-    pub redelivered: bool,
     /// How many times the message was handed to a consumer, this time included (1 on the
     /// first delivery; a retry starts again at 1).
     pub deliveries: u32,
@@ -497,6 +495,11 @@ impl Delivery {
             }
             DeliveryHandle::Embedded(handle) => handle.dead_letter(error).await,
         }
+    }
+
+    /// Whether it was handed to a consumer before (and not settled then).
+    pub fn redelivered(&self) -> bool {
+        self.deliveries > 1
     }
 
     /// Not handled (shutting down): back to the queue at once, as it was (the embedded queue

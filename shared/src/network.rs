@@ -111,20 +111,27 @@ impl Default for TrustedProxies {
     }
 }
 
-/// The client of a request that came from `peer` with `headers`: the peer itself, or, when the
-/// peer is a trusted proxy, the rightmost `X-Forwarded-For` entry that is not a trusted proxy
-/// too (every trusted hop appends the address it saw; entries left of the first untrusted one
-/// are the client's own words). An entry that is not an address ends the walk there: the
-/// address right of it (or the peer) is the client.
-pub fn client_address_from(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
-    if !trusted.contains(peer) {
+/// The client of a request that came from `peer` whose `X-Forwarded-For` fields are
+/// `forwarded_for` (in order): the peer itself, or, when the peer is a trusted proxy, the
+/// rightmost entry that is not a trusted proxy too (every trusted hop appends the address it
+/// saw; entries left of the first untrusted one are the client's own words). An entry that is
+/// not an address ends the walk there: the address right of it (or the peer) is the client.
+/// The gateway (hyper's and its own header maps) and every service (actix's) call this one
+/// rule.
+pub fn client_address_among<'a>(
+    peer: IpAddr,
+    forwarded_for: impl IntoIterator<Item = &'a [u8]>,
+    trusted: &[Network],
+) -> IpAddr {
+    let is_trusted = |address: IpAddr| trusted.iter().any(|network| network.contains(address));
+    if !is_trusted(peer) {
         return peer;
     }
-    let mut client = peer;
-    let entries: Vec<&[u8]> = headers
-        .get_all("x-forwarded-for")
-        .flat_map(|value| value.as_bytes().split(|byte| *byte == b','))
+    let entries: Vec<&[u8]> = forwarded_for
+        .into_iter()
+        .flat_map(|value| value.split(|byte| *byte == b','))
         .collect();
+    let mut client = peer;
     for entry in entries.into_iter().rev() {
         let Some(address) = std::str::from_utf8(entry)
             .ok()
@@ -132,12 +139,23 @@ pub fn client_address_from(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedP
         else {
             break;
         };
-        client = address;
-        if !trusted.contains(address) {
+        client = address.to_canonical();
+        if !is_trusted(client) {
             break;
         }
     }
     client
+}
+
+/// [`client_address_among`] for a request with actix's `headers`.
+pub fn client_address_from(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
+    client_address_among(
+        peer,
+        headers
+            .get_all("x-forwarded-for")
+            .map(actix_web::http::header::HeaderValue::as_bytes),
+        trusted.networks(),
+    )
 }
 
 /// [`client_address_from`] for an actix request, with the server's [`TrustedProxies`] (its

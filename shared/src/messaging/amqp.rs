@@ -651,8 +651,6 @@ impl AmqpConsumer {
                 .as_ref()
                 .map(|id| id.as_str().to_owned()),
             request_id: header(properties, REQUEST_ID_HEADER),
-            // A recounted copy is a redelivery too.
-            redelivered: delivery.redelivered || deliveries > 1,
             handle: DeliveryHandle::Amqp(AmqpHandle {
                 tag,
                 settle,
@@ -1017,7 +1015,7 @@ mod tests {
             .await
             .expect("the requeued delivery within 10 s")
             .expect("a delivery");
-        assert!(again.redelivered);
+        assert!(again.redelivered());
         assert_eq!(again.deliveries, 2, "the count travels in the copy");
         assert_eq!(again.envelope().expect("envelope").id, ids[3]);
         take(4).ack().await.expect("queued");

@@ -232,7 +232,6 @@ impl EmbeddedQueue {
                     body: row.try_get("body")?,
                     message_id: row.try_get("message_id")?,
                     request_id: row.try_get("request_id")?,
-                    redelivered: deliveries_count > 1,
                     deliveries: u32::try_from(deliveries_count).unwrap_or(u32::MAX),
                     handle: DeliveryHandle::Embedded(EmbeddedHandle {
                         queue: self.clone(),
@@ -483,7 +482,7 @@ mod tests {
         assert_eq!(envelope.id, id);
         assert_eq!(envelope.attempt, 1);
         assert_eq!(delivery.request_id.as_deref(), Some("req-1"));
-        assert!(!delivery.redelivered);
+        assert!(!delivery.redelivered());
         assert_eq!(delivery.deliveries, 1);
         // The first consumer "crashes": the delivery is never settled.
         std::mem::forget(delivery);
@@ -492,7 +491,7 @@ mod tests {
             .await
             .expect("consumer");
         let again = next_within(&mut second).await;
-        assert!(again.redelivered);
+        assert!(again.redelivered());
         assert_eq!(again.deliveries, 2);
         assert_eq!(again.envelope().expect("envelope").id, id);
         again.ack().await.expect("acked");
