@@ -45,22 +45,6 @@ struct Payload {
     content_type: &'static str,
 }
 
-/// CRC-32 (IEEE), as PNG chunks carry it.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0_u32;
-    for byte in bytes {
-        crc ^= u32::from(*byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 /// A zlib stream of `n` zero bytes: one fixed-Huffman block of a zero literal and copies of
 /// it 258 bytes at a time (13 bits each: about 1/159 of the data).
 fn zlib_zeros(n: usize) -> Vec<u8> {
@@ -123,7 +107,7 @@ fn bomb(width: u32, height: u32, rows: usize) -> Vec<u8> {
         let start = out.len();
         out.extend_from_slice(kind);
         out.extend_from_slice(data);
-        let crc = crc32(&out[start..]);
+        let crc = crc32fast::hash(&out[start..]);
         out.extend_from_slice(&crc.to_be_bytes());
     }
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
