@@ -345,11 +345,16 @@ async fn one_user_past_their_quota_is_refused_while_another_keeps_uploading() {
         refused_before + 1.0,
         "media refused the endless upload"
     );
-    // (Through the gateway the 413 may only come once the client ends its body: `stalled`.)
     assert!(
         endless.status.contains(" 413 "),
         "the endless upload: {}",
         endless.status
+    );
+    // The gateway relays media's early answer while the body is still coming: the client is
+    // never left writing into a connection nobody reads.
+    assert!(
+        !endless.stalled,
+        "the 413 came only after the client stopped sending"
     );
     assert!(
         endless.sent < 256 * 1024 * 1024,
