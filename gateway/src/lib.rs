@@ -9,7 +9,6 @@
 //! | [`resolve`] | upstream names to addresses, at every new connection |
 //! | [`headers`] | hop-by-hop removal, `X-Forwarded-*`, request id |
 //! | [`identity`] | the one auth decision (bearer token, route policy) and the rate limiter's key |
-//! | [`client`] | the client's address: the peer, or behind trusted proxies their `X-Forwarded-For` |
 //! | [`health`] | the optional active health checks of upstream instances |
 //! | [`direct`] | the direct path: plain HTTP/1.1 exchanges relayed by the connection's task |
 //! | [`context`] | what requests share: across threads, and within one thread |
@@ -24,7 +23,6 @@
 
 pub mod access;
 pub mod body;
-pub mod client;
 pub mod config;
 pub mod context;
 pub mod direct;

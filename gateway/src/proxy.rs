@@ -19,12 +19,13 @@ use http::{
 };
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use shared::{error::error_json, request::is_acceptable_id};
+use shared::{
+    error::error_json, network::client_address_among as client_address, request::is_acceptable_id,
+};
 
 use crate::{
     access::AccessRecord,
     body::{FirstFrame, GatewayBody, Lease, first_frame},
-    client::client_address,
     context::ThreadContext,
     framing::{check_target, client_host, reframe, watch_interim},
     headers::{

@@ -241,6 +241,12 @@ mod tests {
         );
         let garbage = forwarded(&["6.6.6.6, not-an-address"]);
         assert_eq!(client_address_from(peer, &garbage, &trusted), peer);
+        let mapped = forwarded(&["::ffff:198.51.100.7"]);
+        assert_eq!(
+            client_address_from(peer, &mapped, &trusted),
+            IpAddr::from([198, 51, 100, 7]),
+            "an IPv4-mapped entry is the IPv4 address"
+        );
         let all_trusted = forwarded(&["10.0.0.5"]);
         assert_eq!(
             client_address_from(peer, &all_trusted, &trusted),

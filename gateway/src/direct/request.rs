@@ -9,9 +9,10 @@ use shared::request::is_acceptable_id;
 use super::{
     MAX_DIRECT_BODY, Request, add_content_length, connection_values, named_in, push_field,
 };
+use shared::network::client_address_among as client_address;
+
 use crate::{
     access::AccessRecord,
-    client::client_address,
     context::Shared,
     headers::{MAX_REQUEST_FIELDS, is_hop_by_hop_field, tokens},
     proxy::is_idempotent,
