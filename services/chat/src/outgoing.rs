@@ -22,8 +22,21 @@ use uuid::Uuid;
 
 use crate::{frames::Outbound, queue::OutboundReceiver};
 
-/// Deliveries that fell behind go out together, up to about this many bytes a chunk.
-const MAX_CHUNK_BYTES: usize = 64 * 1024;
+/// Deliveries (or Socket.IO packets) that fell behind go out together, up to about this many
+/// bytes a chunk.
+pub(crate) const MAX_CHUNK_BYTES: usize = 64 * 1024;
+
+/// What a WebSocket response body yields.
+pub(crate) type Chunk = Option<Result<Bytes, Box<dyn std::error::Error>>>;
+
+/// actix-ws's own body (the `3probe`, the close frame), polled before anything else: its next
+/// chunk, or its end, which ends the response; `None` while it has nothing.
+pub(crate) fn poll_control(control: &mut BoxBody, cx: &mut Context<'_>) -> Option<Poll<Chunk>> {
+    match Pin::new(control).poll_next(cx) {
+        Poll::Pending => None,
+        ready => Some(ready),
+    }
+}
 
 /// What follows `welcome`: the `history` frame and the ids of the messages in it.
 pub struct Preamble {
@@ -91,16 +104,11 @@ impl MessageBody for Outgoing {
         BodySize::Stream
     }
 
-    fn poll_next(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Chunk> {
         let this = self.get_mut();
         // Once actix-ws has written the close frame, nothing else goes out.
-        match Pin::new(&mut this.control).poll_next(cx) {
-            Poll::Ready(Some(chunk)) => return Poll::Ready(Some(chunk)),
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => {}
+        if let Some(ready) = poll_control(&mut this.control, cx) {
+            return ready;
         }
         if let Some(welcome) = this.welcome.take() {
             return Poll::Ready(Some(Ok(welcome)));

@@ -18,7 +18,7 @@ use actix_web::{
     web,
 };
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, Session};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::sync::oneshot;
 
 use crate::{
@@ -26,6 +26,7 @@ use crate::{
     closing::Disconnect,
     connection::protocol_disconnect,
     frames::Outbound,
+    outgoing::{Chunk, MAX_CHUNK_BYTES, poll_control},
     socketio::{
         engine_packet::{self, PROBE_PONG, Packet},
         errors::EngineError,
@@ -34,9 +35,6 @@ use crate::{
         session::{EngineSession, Transport},
     },
 };
-
-/// Packets that waited go out together, up to about this many bytes a chunk.
-const MAX_CHUNK_BYTES: usize = 64 * 1024;
 
 /// `GET ?transport=websocket` without `sid`: a session on the WebSocket from the start.
 pub fn open(
@@ -257,15 +255,10 @@ impl MessageBody for SocketBody {
         BodySize::Stream
     }
 
-    fn poll_next(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Chunk> {
         let this = self.get_mut();
-        match Pin::new(&mut this.control).poll_next(cx) {
-            Poll::Ready(Some(chunk)) => return Poll::Ready(Some(chunk)),
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => {}
+        if let Some(ready) = poll_control(&mut this.control, cx) {
+            return ready;
         }
         if let Some(handoff) = this.handoff.as_mut() {
             match Pin::new(handoff).poll(cx) {
