@@ -190,6 +190,29 @@ impl TestApp {
         body["file"].clone()
     }
 
+    /// Writes `png` as media item `id`'s thumbnail (what the worker does) and returns the
+    /// `thumbnail_url` the item then reads with.
+    pub async fn put_thumbnail(&self, id: &str, png: Vec<u8>) -> String {
+        self.store
+            .put(
+                &format!("{id}/thumbnail.png"),
+                bytes::Bytes::from(png),
+                "image/png",
+            )
+            .await
+            .expect("a thumbnail");
+        let read: Value = self
+            .get(&format!("/api/media/{id}"))
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        read["thumbnail_url"]
+            .as_str()
+            .expect("a thumbnail URL")
+            .to_owned()
+    }
+
     /// `POST` of a raw body with this content type.
     pub async fn post_form(&self, path: &str, content_type: &str, body: Vec<u8>) -> Response {
         self.client

@@ -231,21 +231,7 @@ async fn the_thumbnail_url_appears_once_the_thumbnail_exists(backend: TestBacken
 
     // What the worker does.
     let thumbnail = png(700, 5);
-    app.store
-        .put(
-            &format!("{id}/thumbnail.png"),
-            bytes::Bytes::from(thumbnail.clone()),
-            "image/png",
-        )
-        .await
-        .expect("a thumbnail");
-    let read: Value = app
-        .get(&format!("/api/media/{id}"))
-        .await
-        .json()
-        .await
-        .expect("JSON");
-    let thumbnail_url = read["thumbnail_url"].as_str().expect("a thumbnail URL");
+    let thumbnail_url = &app.put_thumbnail(id, thumbnail.clone()).await;
     assert!(thumbnail_url.starts_with(&format!("/api/media/{id}/thumbnail?")));
     let response = app.fetch(thumbnail_url).await;
     assert_eq!(response.status(), 200);

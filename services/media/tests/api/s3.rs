@@ -121,21 +121,7 @@ async fn s3_uploads_download_identically_through_presigned_urls(backend: TestBac
     assert_eq!(app.fetch_range(&own, "bytes=300000-").await.status(), 416);
 
     // A thumbnail in the bucket shows up as a presigned URL.
-    app.store
-        .put(
-            &format!("{id}/thumbnail.png"),
-            bytes::Bytes::from(png(64, 1)),
-            "image/png",
-        )
-        .await
-        .expect("a thumbnail");
-    let read: Value = app
-        .get(&format!("/api/media/{id}"))
-        .await
-        .json()
-        .await
-        .expect("JSON");
-    let thumbnail_url = read["thumbnail_url"].as_str().expect("a thumbnail URL");
+    let thumbnail_url = &app.put_thumbnail(id, png(64, 1)).await;
     let thumbnail = app.fetch(thumbnail_url).await;
     assert_eq!(thumbnail.status(), 200);
     assert_eq!(

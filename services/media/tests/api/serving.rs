@@ -139,21 +139,7 @@ async fn fs_downloads_are_inline_only_for_raster_images(backend: TestBackend) {
     // A thumbnail is a PNG: inline, sandboxed.
     let file = app.upload_ok("dog.png", &png(3000, 1)).await;
     let id = file["id"].as_str().expect("id");
-    app.store
-        .put(
-            &format!("{id}/thumbnail.png"),
-            bytes::Bytes::from(png(90, 2)),
-            "image/png",
-        )
-        .await
-        .expect("a thumbnail");
-    let read: Value = app
-        .get(&format!("/api/media/{id}"))
-        .await
-        .json()
-        .await
-        .expect("JSON");
-    let thumbnail = read["thumbnail_url"].as_str().expect("a thumbnail URL");
+    let thumbnail = &app.put_thumbnail(id, png(90, 2)).await;
     assert_served(
         &app.fetch(thumbnail).await,
         200,
