@@ -150,6 +150,16 @@ impl TestWorker {
         self.service.metric(name, labels).await
     }
 
+    /// Waits until the `task` jobs it recognised as duplicates number `count`.
+    pub async fn await_task_duplicates(&self, what: &str, count: f64) {
+        eventually(what, Duration::from_secs(20), || async {
+            self.metric("worker_jobs_duplicate_total", &[("kind", "task")])
+                .await
+                == count
+        })
+        .await;
+    }
+
     /// Stops it (SIGTERM's path) and waits.
     pub async fn stop(self) {
         self.service.server.stop().await;

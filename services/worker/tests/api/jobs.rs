@@ -227,13 +227,9 @@ async fn a_job_delivered_twice_has_its_effect_once(kind: Broker) {
     let envelope = Envelope::new("task", task("twice", 50, 0), None);
     broker.queue.publish(&envelope).await.expect("first copy");
     broker.queue.publish(&envelope).await.expect("second copy");
-    eventually("both copies handled", Duration::from_secs(20), || async {
-        worker
-            .metric("worker_jobs_duplicate_total", &[("kind", "task")])
-            .await
-            == 1.0
-    })
-    .await;
+    worker
+        .await_task_duplicates("both copies handled", 1.0)
+        .await;
     assert_eq!(
         worker
             .repository
@@ -255,17 +251,9 @@ async fn a_job_delivered_twice_has_its_effect_once(kind: Broker) {
     .await;
     // Later copies (a redelivery after a lost ack) are recognised too.
     broker.queue.publish(&envelope).await.expect("third copy");
-    eventually(
-        "the third copy handled",
-        Duration::from_secs(20),
-        || async {
-            worker
-                .metric("worker_jobs_duplicate_total", &[("kind", "task")])
-                .await
-                == 2.0
-        },
-    )
-    .await;
+    worker
+        .await_task_duplicates("the third copy handled", 2.0)
+        .await;
     assert_eq!(
         worker
             .repository

@@ -129,17 +129,9 @@ async fn the_seeds_producer_unchanged_feeds_the_worker_and_nothing_is_dead_lette
             .await
             .expect("published");
     }
-    eventually(
-        "the sixth task processed, its copy a duplicate",
-        Duration::from_secs(20),
-        || async {
-            worker
-                .metric("worker_jobs_duplicate_total", &[("kind", "task")])
-                .await
-                == 1.0
-        },
-    )
-    .await;
+    worker
+        .await_task_duplicates("the sixth task processed, its copy a duplicate", 1.0)
+        .await;
     assert_eq!(
         worker.repository.task_run_totals().await.expect("totals"),
         (6, 6)
