@@ -149,8 +149,8 @@ pub enum Presented {
 impl Presented {
     /// The token of `request`, from the first place that has one (see the module's list).
     pub fn of(request: &HttpRequest, access_token: Option<&str>) -> Self {
-        if let Some(value) = request.headers().get(header::AUTHORIZATION) {
-            return Self::Header(value.as_bytes().to_vec());
+        if let header @ Self::Header(_) = Self::in_header(request) {
+            return header;
         }
         if let Some(token) = subprotocol_token(request) {
             return Self::Subprotocol(token);
@@ -159,6 +159,17 @@ impl Presented {
             Some(token) => Self::Query(token.to_owned()),
             None => Self::Nothing,
         }
+    }
+
+    /// The `Authorization` header's token alone: how a plain HTTP request (the history's
+    /// pages) presents one.
+    pub fn in_header(request: &HttpRequest) -> Self {
+        request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map_or(Self::Nothing, |value| {
+                Self::Header(value.as_bytes().to_vec())
+            })
     }
 
     /// The `Authorization` value the token amounts to (`None`: no token).

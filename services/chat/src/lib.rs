@@ -7,14 +7,15 @@
 //! | [`access`] | the handshake's `Origin` check, its access token (three ways to send one), the names |
 //! | [`names`] | names cleaned (NFC, no invisible characters) and unique in a room |
 //! | [`limits`] | connections per client address; messages per connection, account and address |
-//! | [`history`] | the messages in SQLite or PostgreSQL, capped per room |
+//! | [`history`] | the messages in SQLite or PostgreSQL, capped per room, read by page |
 //! | [`hub`] | this instance's rooms, their fan-out, presence across instances ([`shared::pubsub`]) |
 //! | [`frames`] | events encoded once as WebSocket frames, what an outbound queue holds |
 //! | [`closing`] | why a connection ends (its close frame), the one switch that ends it |
 //! | [`connection`] | one client: welcome, history, rate limit, heartbeat, slow-consumer cut-off |
 //! | [`queue`] | a connection's outbound queue, bounded by the events in it |
 //! | [`outgoing`] | what goes out to one client: its response body, writing shared pre-encoded deliveries |
-//! | [`routes`] | `GET /chat` (page), `GET /chat/ws`, `GET /chat/rooms` |
+//! | [`messages`] | `GET /chat/rooms/{room}/messages`: the history a page at a time, by cursor |
+//! | [`routes`] | `GET /chat` (page), `GET /chat/ws`, `GET /chat/rooms`, the history's route |
 //! | [`socketio`] | `/socket.io/`: Engine.IO v4 and Socket.IO v5 into the same hub, the client bundle |
 //! | [`metrics`] | the `chat_*` Prometheus series |
 //!
@@ -27,6 +28,7 @@ pub mod frames;
 pub mod history;
 pub mod hub;
 pub mod limits;
+pub mod messages;
 pub mod metrics;
 pub mod names;
 pub mod outgoing;

@@ -1,4 +1,5 @@
-//! `GET /chat` (the web page), `GET /chat/ws` (the WebSocket), `GET /chat/rooms` (online counts).
+//! `GET /chat` (the web page), `GET /chat/ws` (the WebSocket), `GET /chat/rooms` (online counts),
+//! `GET /chat/rooms/{room}/messages` (the history by page, [`crate::messages`]).
 //!
 //! The WebSocket's handshake is checked in this order, each refusal a JSON error before any
 //! upgrade: `Origin` (403), room (400), token (401; 503 if keys cannot be had), guests allowed
@@ -15,6 +16,7 @@ use crate::{
     connection::{self, Admission},
     history::History,
     hub::Hub,
+    messages,
     names::Holder,
     protocol::check_room,
 };
@@ -33,7 +35,10 @@ pub fn configure(
         .app_data(history)
         .service(web::resource(["/chat", "/chat/"]).route(web::get().to(page)))
         .service(web::resource("/chat/ws").route(web::get().to(websocket)))
-        .service(web::resource("/chat/rooms").route(web::get().to(rooms)));
+        .service(web::resource("/chat/rooms").route(web::get().to(rooms)))
+        .service(
+            web::resource("/chat/rooms/{room}/messages").route(web::get().to(messages::messages)),
+        );
 }
 
 /// The HTML client.

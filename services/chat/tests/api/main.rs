@@ -6,6 +6,7 @@ mod binary;
 mod browser;
 mod events;
 mod helpers;
+mod history_pages;
 mod http;
 mod identity;
 mod limits;
