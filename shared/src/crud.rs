@@ -15,7 +15,9 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::{
     ApiError,
     cache::{Cache, Entry, cached_response},
-    pagination::{ListQuery, ListRequest, Page, TOTAL_COUNT_HEADER, list_response},
+    pagination::{
+        ListPage, ListQuery, ListRequest, TOTAL_COUNT_HEADER, Total, links, list_response,
+    },
 };
 
 /// The rows of one resource, by integer id.
@@ -31,8 +33,15 @@ pub trait Table {
 
     /// A row's id.
     fn id(item: &Self::Item) -> i64;
-    /// One page by id, and the number of rows.
-    async fn list(&self, page: Page) -> Result<(Vec<Self::Item>, i64), Self::Error>;
+    /// One page by id: the rows [`ListPage::sql`] on the `id` column selects (at most
+    /// `limit + 1`, in its order).
+    async fn page(&self, page: &ListPage) -> Result<Vec<Self::Item>, Self::Error>;
+    /// The exact number of rows (it reads them all: only on request).
+    async fn count(&self) -> Result<i64, Self::Error>;
+    /// The database's estimate of the number of rows, where it keeps one cheaply.
+    async fn estimate(&self) -> Result<Option<i64>, Self::Error> {
+        Ok(None)
+    }
     /// The rows with these ids that exist, by id.
     async fn by_ids(&self, ids: &[i64]) -> Result<Vec<Self::Item>, Self::Error>;
     /// The row with this id.
@@ -78,6 +87,11 @@ impl<T: Table> Resource<T> {
         format!("{}:{id}:redacted", self.name)
     }
 
+    /// The scope of the list's cursors: the collection's last path segment (`users`).
+    fn scope(&self) -> &'static str {
+        self.path.rsplit('/').next().unwrap_or(self.path)
+    }
+
     /// Drops the cached entries of row `id` (after a write to it).
     pub async fn invalidate(&self, id: i64) {
         self.cache.invalidate(&self.cache_key(id)).await;
@@ -88,7 +102,8 @@ impl<T: Table> Resource<T> {
         ApiError::NotFound(format!("{} {id} not found", self.name))
     }
 
-    /// `GET {path}`: a page, or the rows named by `?ids=`; `X-Total-Count`.
+    /// `GET {path}`: a page (with `Link` to the pages beside it, and the total asked for), or
+    /// the rows named by `?ids=`.
     pub async fn list(&self, query: ListQuery) -> Result<HttpResponse, ApiError> {
         self.list_for(query, None).await
     }
@@ -99,15 +114,25 @@ impl<T: Table> Resource<T> {
         query: ListQuery,
         viewer: Option<&Principal>,
     ) -> Result<HttpResponse, ApiError> {
-        match query.into_request()? {
-            ListRequest::Page(page) => {
-                let (mut items, total) = self.table.list(page).await.map_err(Into::into)?;
-                for item in &mut items {
+        match query.into_request(self.scope())? {
+            ListRequest::Page { page, exact_count } => {
+                let rows = self.table.page(&page).await.map_err(Into::into)?;
+                let mut window = page.window(rows, T::id);
+                for item in &mut window.items {
                     if T::hides_from(T::id(item), viewer) {
                         T::redact(item);
                     }
                 }
-                Ok(list_response(&items, total))
+                let total = if exact_count {
+                    Total::Exact(self.table.count().await.map_err(Into::into)?)
+                } else {
+                    match self.table.estimate().await.map_err(Into::into)? {
+                        Some(estimate) => Total::Estimate(estimate),
+                        None => Total::Unknown,
+                    }
+                };
+                let link = links(self.path, self.scope(), page.limit, &window);
+                Ok(list_response(&window.items, Some(&link), total))
             }
             ListRequest::Ids(ids) => self.by_ids(&ids, viewer).await,
         }

@@ -125,6 +125,22 @@ impl Database {
         Ok(())
     }
 
+    /// PostgreSQL's planner estimate of the rows in `table` (kept by `ANALYZE` and autovacuum,
+    /// read without touching the table); `None` on SQLite, which keeps none, and before the
+    /// table was first analyzed.
+    pub async fn estimated_rows(&self, table: &str) -> Result<Option<i64>, sqlx::Error> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let estimate: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(reltuples AS BIGINT) FROM pg_class WHERE oid = to_regclass($1)",
+        )
+        .bind(table)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(estimate.filter(|rows| *rows >= 0))
+    }
+
     /// Closes every connection (at shutdown, so SQLite checkpoints its WAL).
     pub async fn close(&self) {
         self.pool.close().await;

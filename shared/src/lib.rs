@@ -17,7 +17,7 @@
 //! | [`health`] | `/healthz`, `/readyz` and `/metrics` |
 //! | [`db`] | the SQLite / PostgreSQL pool chosen by URL, with embedded migrations |
 //! | [`cache`] | cache-aside over Redis or an in-process cache, single-flight, fail-open |
-//! | [`pagination`] | `?limit=&offset=` and `X-Total-Count` |
+//! | [`pagination`] | keyset pages by cursor, `Link` headers, `?ids=`, totals on request |
 //! | [`messaging`] | the job queue: RabbitMQ (lapin) or an embedded durable SQL queue, one API |
 //! | [`pubsub`] | publish/subscribe across instances: Redis pub/sub, or in-process |
 //! | [`shutdown`] | SIGINT / SIGTERM as a future, fanned out to every server of a process |

@@ -256,6 +256,47 @@ pub fn total_count(response: &reqwest::Response) -> u64 {
         .expect("an X-Total-Count header")
 }
 
+/// The URL of the `rel` link in a response's `Link` header (RFC 8288), if it has one.
+pub fn link(response: &reqwest::Response, rel: &str) -> Option<String> {
+    let header = response.headers().get("link")?.to_str().ok()?;
+    header.split(',').find_map(|link| {
+        let (target, params) = link.trim().split_once(';')?;
+        let names_rel = params
+            .split(';')
+            .any(|param| param.trim() == format!("rel=\"{rel}\""));
+        names_rel.then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
+    })
+}
+
+/// PostgreSQL's plan for `sql` (values written into it) with sequential scans and sorts priced
+/// out, so that the plan shows whether an index can serve the query, in its order, at any table
+/// size (on a small table the planner would rightly scan); panics when the plan still scans a
+/// table or sorts, naming `what`.
+pub async fn assert_index_plan(database: &crate::db::Database, what: &str, sql: &str) {
+    let mut transaction = database.pool().begin().await.expect("a transaction");
+    for setting in ["enable_seqscan", "enable_sort"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL {setting} = off")))
+            .execute(&mut *transaction)
+            .await
+            .expect("SET LOCAL");
+    }
+    let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
+        .fetch_all(&mut *transaction)
+        .await
+        .expect("EXPLAIN");
+    let plan = lines.join("\n");
+    assert!(
+        !plan.contains("Seq Scan") && !plan.contains("Sort"),
+        "{what}: the plan scans the table or sorts its rows:\n{plan}"
+    );
+}
+
 /// A logger that keeps every JSON line in memory, for tests that check what was logged.
 pub fn capturing_logger(
     service: &'static str,

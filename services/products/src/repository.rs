@@ -4,7 +4,7 @@
 use shared::{
     crud::Table,
     db::{Database, placeholders, timestamp_now},
-    pagination::Page,
+    pagination::{ListPage, PageSql},
 };
 use sqlx::AssertSqlSafe;
 
@@ -28,10 +28,10 @@ impl ProductRepository {
     /// Inserts the seed's demo products when the table is empty; `true` when it did.
     pub async fn seed_if_empty(&self) -> anyhow::Result<bool> {
         let mut transaction = self.database.pool().begin().await?;
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
-            .fetch_one(&mut *transaction)
+        let any: Option<i64> = sqlx::query_scalar("SELECT id FROM products LIMIT 1")
+            .fetch_optional(&mut *transaction)
             .await?;
-        if count > 0 {
+        if any.is_some() {
             return Ok(false);
         }
         for (name, price_cents) in [("Laptop", 99_999_i64), ("Smartphone", 69_999)] {
@@ -56,19 +56,36 @@ impl Table for ProductRepository {
         item.id
     }
 
-    /// One page, by id, and the total number of products.
-    async fn list(&self, page: Page) -> Result<(Vec<Product>, i64), ProductError> {
-        let rows = sqlx::query_as::<_, ProductRow>(
-            "SELECT id, name, price_cents, created_at FROM products ORDER BY id LIMIT $1 OFFSET $2",
-        )
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(self.database.pool())
-        .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
+    /// One page by id (the primary key's index serves every seek).
+    async fn page(&self, page: &ListPage) -> Result<Vec<Product>, ProductError> {
+        let PageSql {
+            condition,
+            tail,
+            binds,
+        } = page.sql("id", 1);
+        let filter = condition.map(|condition| format!("WHERE {condition}"));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM products {} {tail}",
+            filter.unwrap_or_default()
+        );
+        let mut query = sqlx::query_as::<_, ProductRow>(AssertSqlSafe(sql));
+        for value in binds {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(self.database.pool()).await?;
+        Ok(rows.into_iter().map(Product::from).collect())
+    }
+
+    /// Every product, counted.
+    async fn count(&self) -> Result<i64, ProductError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM products")
             .fetch_one(self.database.pool())
-            .await?;
-        Ok((rows.into_iter().map(Product::from).collect(), total))
+            .await?)
+    }
+
+    /// PostgreSQL's statistics.
+    async fn estimate(&self) -> Result<Option<i64>, ProductError> {
+        Ok(self.database.estimated_rows("products").await?)
     }
 
     /// The products with these ids that exist, by id.

@@ -46,7 +46,10 @@ pub fn configure(config: &mut web::ServiceConfig, state: web::Data<ProductsState
     security((), ("bearer_auth" = [])),
     responses(
         (status = 200, description = "Products by id", body = Vec<Product>,
-            headers(("X-Total-Count" = i64, description = "Rows in all pages (or found, for ids)"))),
+            headers(
+                ("Link" = String, description = "RFC 8288 links to the next, previous and first pages (by cursor)"),
+                ("X-Total-Count" = i64, description = "Rows in all pages, with count=exact (or found, for ids)"),
+                ("X-Total-Count-Estimate" = i64, description = "The database's estimate of the rows (PostgreSQL), without count=exact"))),
         (status = 400, description = "Bad query string", body = ErrorBody),
         (status = 401, description = "A token was sent and is invalid (reads need none)",
             body = ErrorBody,

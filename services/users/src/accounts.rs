@@ -150,12 +150,13 @@ impl Accounts {
         Ok(())
     }
 
-    /// Whether any admin exists.
+    /// Whether any admin exists (the partial index `users_admins` answers it).
     pub async fn has_admin(&self) -> Result<bool, sqlx::Error> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin'")
-            .fetch_one(self.database.pool())
-            .await?;
-        Ok(count > 0)
+        let admin: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE role = 'admin' LIMIT 1")
+                .fetch_optional(self.database.pool())
+                .await?;
+        Ok(admin.is_some())
     }
 
     /// Stores a refresh token (its hash) of `family` for `user_id`, valid for `lifetime_secs`.

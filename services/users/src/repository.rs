@@ -4,7 +4,7 @@
 use shared::{
     crud::Table,
     db::{Database, is_unique_violation, placeholders, timestamp_now},
-    pagination::Page,
+    pagination::{ListPage, PageSql},
 };
 use sqlx::AssertSqlSafe;
 
@@ -28,10 +28,10 @@ impl UserRepository {
     /// Inserts the seed's demo users when the table is empty; `true` when it did.
     pub async fn seed_if_empty(&self) -> anyhow::Result<bool> {
         let mut transaction = self.database.pool().begin().await?;
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&mut *transaction)
+        let any: Option<i64> = sqlx::query_scalar("SELECT id FROM users LIMIT 1")
+            .fetch_optional(&mut *transaction)
             .await?;
-        if count > 0 {
+        if any.is_some() {
             return Ok(false);
         }
         for (name, email) in [("Alice", "alice@example.com"), ("Bob", "bob@example.com")] {
@@ -76,19 +76,36 @@ impl Table for UserRepository {
         item.email = None;
     }
 
-    /// One page, by id, and the total number of users.
-    async fn list(&self, page: Page) -> Result<(Vec<User>, i64), UserError> {
-        let users = sqlx::query_as::<_, User>(
-            "SELECT id, name, email, created_at FROM users ORDER BY id LIMIT $1 OFFSET $2",
-        )
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(self.database.pool())
-        .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+    /// One page by id (the primary key's index serves every seek).
+    async fn page(&self, page: &ListPage) -> Result<Vec<User>, UserError> {
+        let PageSql {
+            condition,
+            tail,
+            binds,
+        } = page.sql("id", 1);
+        let filter = condition.map(|condition| format!("WHERE {condition}"));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM users {} {tail}",
+            filter.unwrap_or_default()
+        );
+        let mut query = sqlx::query_as::<_, User>(AssertSqlSafe(sql));
+        for value in binds {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(self.database.pool()).await?;
+        Ok(rows)
+    }
+
+    /// Every user, counted.
+    async fn count(&self) -> Result<i64, UserError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(self.database.pool())
-            .await?;
-        Ok((users, total))
+            .await?)
+    }
+
+    /// PostgreSQL's statistics.
+    async fn estimate(&self) -> Result<Option<i64>, UserError> {
+        Ok(self.database.estimated_rows("users").await?)
     }
 
     /// The users with these ids that exist, by id.

@@ -173,7 +173,7 @@ async fn bad_products_are_refused(backend: TestBackend) {
         "method_not_allowed"
     );
     assert_eq!(
-        total_count(&app.get("/api/products").await),
+        total_count(&app.get("/api/products?count=exact").await),
         0,
         "nothing invalid was stored"
     );
@@ -185,8 +185,20 @@ async fn lists_pages_and_batches(backend: TestBackend) {
     for n in 1..=5 {
         app.create_product(&format!("P{n}"), json!(n)).await;
     }
-    let page = app.get("/api/products?limit=2&offset=2").await;
+    let page = app.get("/api/products?limit=2&offset=2&count=exact").await;
     assert_eq!(total_count(&page), 5);
+    // The offset page links on by cursor, to the last product, which links nowhere further.
+    let next = shared::testing::link(&page, "next").expect("a next page");
+    assert!(next.starts_with("/api/products?limit=2&after="), "{next}");
+    let last = app.get(&next).await;
+    assert_eq!(shared::testing::link(&last, "next"), None);
+    let last: Vec<Value> = last.json().await.expect("array");
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0]["name"], "P5");
+    let foreign = shared::pagination::encode_cursor("users", 1);
+    let response = app.get(&format!("/api/products?after={foreign}")).await;
+    assert_eq!(response.status(), 400, "a users cursor");
+    assert_eq!(error_code(response).await, "bad_request");
     let names: Vec<String> = page
         .json::<Vec<Value>>()
         .await
@@ -217,12 +229,15 @@ async fn concurrent_creates_and_restart(backend: TestBackend) {
     for response in join_all(creates).await {
         assert_eq!(response.status(), 201);
     }
-    assert_eq!(total_count(&app.get("/api/products?limit=0").await), 100);
+    assert_eq!(
+        total_count(&app.get("/api/products?limit=0&count=exact").await),
+        100
+    );
     let settings = app.settings.clone();
     app.server.stop().await;
     let again = spawn_with(settings).await;
     assert_eq!(
-        total_count(&again.get("/api/products").await),
+        total_count(&again.get("/api/products?count=exact").await),
         100,
         "rows survive a restart"
     );

@@ -6,5 +6,6 @@ mod cache;
 mod concurrency;
 mod helpers;
 mod http_contract;
+mod paging;
 mod shutdown;
 mod users;
