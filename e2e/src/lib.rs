@@ -48,7 +48,7 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-pub use shared::testing::free_port;
+pub use testing::free_port;
 
 /// Lines a process wrote, kept as they come.
 pub type Lines = Arc<Mutex<Vec<String>>>;
@@ -470,7 +470,7 @@ impl Platform {
             password: format!("admin {}", uuid::Uuid::new_v4().simple()),
         };
         for (name, binary_name, _) in SERVICES {
-            let database = shared::testing::fresh_database(shared::testing::TestBackend::Postgres)
+            let database = testing::fresh_database(testing::TestBackend::Postgres)
                 .await
                 .context("a PostgreSQL database")?;
             let mut env = vec![
@@ -690,7 +690,7 @@ pub async fn metric(base_url: &str, name: &str, labels: &[(&str, &str)]) -> f64 
         .text()
         .await
         .expect("metrics text");
-    shared::testing::metric_value(&text, name, labels)
+    testing::metric_value(&text, name, labels)
 }
 
 /// Two chat-service processes (SQLite files of their own, `redis_url` shared when given, so

@@ -5,7 +5,7 @@ use std::{net::IpAddr, sync::Arc, time::Instant};
 
 use http::{HeaderValue, Method};
 use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts};
-use shared::{metrics::Metrics, request::AccessLine};
+use runtime::{access::AccessLine, metrics::Metrics};
 use slog::Logger;
 
 /// The gateway's series, beside the shared HTTP ones.

@@ -4,11 +4,11 @@
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
-use serde::Deserialize;
-use shared::{
+use runtime::{
     config::{AuthArgs, ProcessArgs},
     network::Network,
 };
+use serde::Deserialize;
 
 /// The gateway's port (docs/contracts.md).
 pub const DEFAULT_PORT: u16 = 3000;

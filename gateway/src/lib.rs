@@ -43,7 +43,7 @@ pub mod upstream;
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
-use shared::server::Service;
+use runtime::Service;
 use slog::Logger;
 
 use crate::{config::GatewayConfig, context::Shared, resolve::Resolver};

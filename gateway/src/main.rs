@@ -1,14 +1,19 @@
 //! `gateway`: see the library's documentation.
 
-use shared::server::Service;
+use runtime::Service;
+
+/// The binary allocates through mimalloc: per-request allocations are a measurable share of a
+/// server's time under glibc's allocator (docs/benchmarks.md, "What the users-service profile showed").
+#[global_allocator]
+static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use gateway::{Gateway, config::Args};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let args: Args = shared::config::parse();
+    let args: Args = runtime::config::parse();
     if args.healthcheck {
-        return shared::health::probe(args.port);
+        return runtime::probe(args.port);
     }
     let config = match args.gateway_config() {
         Ok(config) => config,
@@ -19,10 +24,10 @@ async fn main() -> std::process::ExitCode {
     };
     let address = std::net::SocketAddr::new(args.process.bind, args.port);
     let verifier = args.auth.remote_verifier();
-    shared::server::run_process("gateway", &args.process, |root| async move {
-        let logger = shared::telemetry::for_service(&root, "gateway");
+    runtime::run_process("gateway", &args.process, |root| async move {
+        let logger = runtime::telemetry::for_service(&root, "gateway");
         Gateway::build(config, address, logger, verifier)?
-            .run_until_stopped(shared::shutdown::signal())
+            .run_until_stopped(runtime::shutdown::signal())
             .await
     })
     .await

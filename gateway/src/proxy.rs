@@ -19,8 +19,8 @@ use http::{
 };
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use shared::{
-    error::error_json, network::client_address_among as client_address, request::is_acceptable_id,
+use runtime::{
+    access::is_acceptable_id, errors::error_json, network::client_address_among as client_address,
 };
 
 use crate::{

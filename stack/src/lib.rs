@@ -10,12 +10,13 @@ use std::{net::IpAddr, sync::Arc};
 
 use anyhow::Context;
 use futures_util::future::try_join_all;
-use shared::{
+use runtime::{
+    Service,
     config::{CommonArgs, DatabaseUrl, ProcessArgs},
-    server::{Service, ServiceSettings},
     shutdown::Shutdown,
     telemetry,
 };
+use server::ServiceSettings;
 use slog::Logger;
 
 /// The flags and variables of `stack`.
@@ -53,7 +54,7 @@ impl Config {
         }
         settings.identity = Some(users_service::IdentityOptions::from_args(
             &self.identity,
-            &shared::config::AuthArgs::default(),
+            &runtime::config::AuthArgs::default(),
             &self.data_dir,
         )?);
         Ok(settings)

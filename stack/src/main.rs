@@ -2,12 +2,17 @@
 
 use stack::{Config, Stack};
 
+/// The binary allocates through mimalloc: per-request allocations are a measurable share of a
+/// server's time under glibc's allocator (docs/benchmarks.md, "What the users-service profile showed").
+#[global_allocator]
+static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config: Config = shared::config::parse();
+    let config: Config = runtime::config::parse();
     let bind = config.process.bind;
     let process = config.process.clone();
-    shared::server::run_process("stack", &process, |root| async move {
+    runtime::run_process("stack", &process, |root| async move {
         let stack = Stack::build(config.settings()?, &root).await?;
         eprintln!("\nThe platform is up (Ctrl-C stops it):");
         for endpoint in stack.endpoints(&bind.to_string()) {
@@ -27,7 +32,7 @@ async fn main() -> std::process::ExitCode {
             );
         }
         eprintln!();
-        stack.run_until_stopped(shared::shutdown::signal()).await
+        stack.run_until_stopped(runtime::shutdown::signal()).await
     })
     .await
 }

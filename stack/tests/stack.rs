@@ -1,8 +1,8 @@
 //! The stack starts every service on embedded defaults, seeds the demo rows once, and stops
 //! cleanly.
 
+use runtime::{shutdown::Shutdown, telemetry::test_logger};
 use serde_json::Value;
-use shared::{shutdown::Shutdown, telemetry::test_logger};
 use stack::{Stack, StackSettings};
 
 async fn start(

@@ -12,7 +12,7 @@ use std::{
 
 use e2e::{Backends, Platform};
 use serde_json::{Value, json};
-use shared::testing::TcpSwitch;
+use testing::TcpSwitch;
 
 use crate::clients::png;
 
@@ -124,7 +124,7 @@ async fn redis_lost_under_read_load(platform: &Platform, redis: &TcpSwitch) {
             .ok()
             .map(|r| r.status().as_u16());
         let cached = match reqwest::get(&url).await {
-            Ok(response) => shared::testing::cache_header(&response) == "hit",
+            Ok(response) => testing::cache_header(&response) == "hit",
             Err(_) => false,
         };
         if ready == Some(200) && cached {
@@ -278,8 +278,8 @@ async fn sigterm_to_every_process_under_load(platform: Platform) {
 
 #[tokio::test]
 async fn faults_on_real_backends() {
-    let (redis, redis_url) = TcpSwitch::for_url(&shared::testing::redis_url()).await;
-    let amqp = shared::testing::amqp_url();
+    let (redis, redis_url) = TcpSwitch::for_url(&testing::redis_url()).await;
+    let amqp = testing::amqp_url();
     let (rabbitmq, amqp_url) = TcpSwitch::for_url(&amqp).await;
     let s3 = crate::journey::S3::start().await;
     let backends = Backends {

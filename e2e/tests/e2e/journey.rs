@@ -377,8 +377,8 @@ fn s3_server(root: &std::path::Path) -> (Process, Backends) {
         ],
     );
     let backends = Backends {
-        redis_url: shared::testing::redis_url(),
-        amqp_url: shared::testing::amqp_url(),
+        redis_url: testing::redis_url(),
+        amqp_url: testing::amqp_url(),
         s3_endpoint: format!("http://127.0.0.1:{port}"),
         s3_bucket: bucket.to_owned(),
         s3_access_key: "e2e-access".to_owned(),

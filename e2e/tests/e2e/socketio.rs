@@ -111,7 +111,7 @@ const ATTEMPTS: usize = 4;
 #[tokio::test]
 async fn socket_io_clients_on_two_chat_instances_chat_through_the_sticky_gateway() {
     let Some(dir) = scenario_dir() else { return };
-    let pair = e2e::StickyChats::start(Some(shared::testing::redis_url()))
+    let pair = e2e::StickyChats::start(Some(testing::redis_url()))
         .await
         .expect("two chats behind a sticky gateway");
     let (chats, gateway) = (&pair.chats, &pair.gateway);

@@ -28,7 +28,7 @@
 use std::{io::Write, net::SocketAddr, ops::Range, rc::Rc, sync::Arc, time::Duration};
 
 use http::StatusCode;
-use shared::error::error_json;
+use runtime::errors::error_json;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,

@@ -4,12 +4,12 @@
 use std::{io::Write, net::SocketAddr, time::Instant};
 
 use http::{HeaderValue, Method, StatusCode};
-use shared::request::is_acceptable_id;
+use runtime::access::is_acceptable_id;
 
 use super::{
     MAX_DIRECT_BODY, Request, add_content_length, connection_values, named_in, push_field,
 };
-use shared::network::client_address_among as client_address;
+use runtime::network::client_address_among as client_address;
 
 use crate::{
     access::AccessRecord,

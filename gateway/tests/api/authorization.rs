@@ -8,7 +8,7 @@ use auth::{Claims, Role};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use gateway::config::{GatewayConfig, RateLimitConfig, RouteAuth};
 use serde_json::{Value, json};
-use shared::testing::{admin_token, error_code, test_issuer, test_keys, user_token};
+use testing::{admin_token, error_code, test_issuer, test_keys, user_token};
 
 use crate::{
     helpers::{TestGateway, config, raw, route, spawn, spawn_logging_to, spawn_with},
@@ -242,7 +242,7 @@ async fn keys_that_cannot_be_fetched_are_a_503_not_a_pass() {
     let verifier = std::sync::Arc::new(auth::Verifier::new(settings, auth::KeySource::Remote(url)));
     let gateway = spawn_with(
         two_routes(&upstream),
-        shared::telemetry::test_logger("gateway"),
+        runtime::telemetry::test_logger("gateway"),
         verifier,
     );
     let authorization = format!("Bearer {}", user_token(1));
@@ -263,7 +263,7 @@ async fn keys_that_cannot_be_fetched_are_a_503_not_a_pass() {
 #[tokio::test]
 async fn the_access_line_names_the_user_and_never_the_token() {
     let upstream = upstream::start("u").await;
-    let (logger, logs) = shared::testing::capturing_logger("gateway");
+    let (logger, logs) = testing::capturing_logger("gateway");
     let gateway = spawn_logging_to(two_routes(&upstream), logger);
     let token = user_token(42);
     let refused = alg_none_token();

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use serde_json::Value;
-use shared::testing::error_code;
+use testing::error_code;
 
 use crate::{
     helpers::{config, exchange_raw, route, spawn},

@@ -8,7 +8,8 @@ use gateway::{
     config::{GatewayConfig, RouteAuth, RouteConfig, ServerConfig},
     resolve::Resolver,
 };
-use shared::{server::Service, telemetry::test_logger, testing::TestServer};
+use runtime::{Service, telemetry::test_logger};
+use testing::TestServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A running gateway.
@@ -58,10 +59,10 @@ pub fn spawn(config: GatewayConfig) -> TestGateway {
     spawn_logging_to(config, test_logger("gateway"))
 }
 
-/// The gateway with `config`, logging to `logger`; tokens of `shared::testing::test_keys`
+/// The gateway with `config`, logging to `logger`; tokens of `testing::test_keys`
 /// verify.
 pub fn spawn_logging_to(config: GatewayConfig, logger: slog::Logger) -> TestGateway {
-    spawn_with(config, logger, shared::testing::test_verifier())
+    spawn_with(config, logger, testing::test_verifier())
 }
 
 /// The gateway with `config`, logging to `logger`, checking tokens with `verifier`.

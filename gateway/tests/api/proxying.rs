@@ -2,7 +2,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use shared::testing::error_code;
+use testing::error_code;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
@@ -218,7 +218,7 @@ async fn hundred_mebibytes_stream_both_ways_in_bounded_memory() {
         ),
     )
     .expect("config");
-    let port = shared::testing::free_port();
+    let port = testing::free_port();
     let mut gateway = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
         .env("PORT", port.to_string())
         .env("GATEWAY_CONFIG", &config)
@@ -325,7 +325,7 @@ fn the_example_config_in_deploy_is_valid() {
 #[tokio::test]
 async fn one_access_line_per_request_with_route_upstream_and_bytes() {
     let upstream = upstream::start("u").await;
-    let (logger, logs) = shared::testing::capturing_logger("gateway");
+    let (logger, logs) = testing::capturing_logger("gateway");
     let gateway =
         crate::helpers::spawn_logging_to(config(vec![route("/api", &[&upstream.url])]), logger);
     let response = gateway

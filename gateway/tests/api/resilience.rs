@@ -9,7 +9,7 @@ use std::{
 use futures_util::StreamExt;
 use gateway::config::RateLimitConfig;
 use serde_json::Value;
-use shared::testing::error_code;
+use testing::error_code;
 
 use crate::{
     helpers::{config, raw, route, spawn},
@@ -17,7 +17,7 @@ use crate::{
 };
 
 fn closed_port_url() -> String {
-    let port = shared::testing::free_port();
+    let port = testing::free_port();
     format!("http://127.0.0.1:{port}")
 }
 

@@ -13,7 +13,8 @@ use std::{
 };
 
 use gateway::{config::Sticky, resolve::Resolver};
-use shared::{telemetry::test_logger, testing::test_verifier};
+use runtime::telemetry::test_logger;
+use testing::test_verifier;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},

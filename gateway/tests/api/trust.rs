@@ -32,7 +32,7 @@ async fn forwarded(path: &str, trusted: &[&str], forwarded_for: &str) -> (Vec<St
         .iter()
         .map(|n| n.parse().expect("network"))
         .collect();
-    let (logger, logs) = shared::testing::capturing_logger("gateway");
+    let (logger, logs) = testing::capturing_logger("gateway");
     let gateway = spawn_logging_to(config, logger);
     let text = exchange_raw(&gateway.authority, &request(forwarded_for, "trust-1")).await;
     assert_eq!(split(&text).0, 200, "{text}");
@@ -125,7 +125,7 @@ async fn the_rate_limit_keys_on_the_vouched_address() {
 
 #[tokio::test]
 async fn the_trusted_proxies_variable_sets_the_binarys_list() {
-    shared::testing::assert_help_names(env!("CARGO_BIN_EXE_gateway"), &["TRUSTED_PROXIES"]);
+    testing::assert_help_names(env!("CARGO_BIN_EXE_gateway"), &["TRUSTED_PROXIES"]);
     let upstream = ScriptedUpstream::always(OK).await;
     let dir = std::env::temp_dir().join(format!("gateway-trust-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -143,7 +143,7 @@ async fn the_trusted_proxies_variable_sets_the_binarys_list() {
             "x-forwarded-for: 198.51.100.7",
         ),
     ] {
-        let port = shared::testing::free_port();
+        let port = testing::free_port();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"));
         command
             .env("PORT", port.to_string())
@@ -156,7 +156,7 @@ async fn the_trusted_proxies_variable_sets_the_binarys_list() {
         }
         let mut gateway = command.spawn().expect("start the gateway binary");
         let authority = format!("127.0.0.1:{port}");
-        shared::testing::eventually(
+        testing::eventually(
             "the gateway answers",
             std::time::Duration::from_secs(10),
             || async { tokio::net::TcpStream::connect(&authority).await.is_ok() },

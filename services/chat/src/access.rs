@@ -16,7 +16,7 @@
 use std::fmt;
 
 use actix_web::{HttpRequest, http::header};
-use shared::ApiError;
+use server::ApiError;
 
 /// The subprotocol that announces a token in the subprotocol list, and the one a handshake
 /// that offered it selects.
@@ -214,7 +214,7 @@ pub async fn identify(
     guests: bool,
 ) -> Result<Identity, ApiError> {
     identify_with(
-        shared::identity::verifier(request),
+        server::identity::verifier(request),
         presented.as_authorization(),
         guests,
     )
@@ -247,9 +247,9 @@ pub async fn identify_with(
     };
     let verifier = verifier
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no token verifier installed")))?;
-    let principal = shared::identity::authenticate(&verifier, Some(&authorization))
+    let principal = server::identity::authenticate(&verifier, Some(&authorization))
         .await?
-        .ok_or_else(shared::identity::sign_in_required)?;
+        .ok_or_else(server::identity::sign_in_required)?;
     Ok(Identity {
         name: account_name(principal.name.as_deref(), principal.user_id),
         user_id: Some(principal.user_id),

@@ -285,7 +285,7 @@ pub async fn post_message(
         user: user.to_owned(),
         user_id,
         text,
-        timestamp: shared::db::timestamp_now(),
+        timestamp: db::timestamp_now(),
     };
     if let Err(error) = history.store(&message).await {
         slog::error!(connection_logger(hub, room, user), "storing a message failed"; "error" => %error);

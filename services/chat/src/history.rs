@@ -5,10 +5,8 @@
 //! Every statement here seeks the index `chat_messages (room, seq)`: a page, the newest page
 //! and the cap-delete cost the same however many messages the table holds.
 
-use shared::{
-    db::Database,
-    pagination::{ListPage, PageSql, Seek, Window},
-};
+use db::Database;
+use server::pagination::{ListPage, PageSql, Seek, Window};
 use sqlx::Row;
 
 use crate::protocol::ChatMessage;

@@ -1,4 +1,4 @@
-//! The rooms of one instance, joined to the other instances through [`shared::pubsub`].
+//! The rooms of one instance, joined to the other instances through [`pubsub`].
 //!
 //! Every room event (`chatMessage`, `userJoined`, `userLeft`) is published on the room's
 //! channel, `<prefix>:room:<room>`, and reaches the clients through it, on this instance as on
@@ -24,8 +24,8 @@ use std::{
 use bytes::Bytes;
 use bytestring::ByteString;
 use futures_util::{FutureExt, StreamExt};
+use pubsub::{PubSub, PubSubError, Subscription};
 use serde::{Deserialize, Serialize};
-use shared::pubsub::{PubSub, PubSubError, Subscription};
 use slog::Logger;
 use tokio::sync::Notify;
 use uuid::Uuid;

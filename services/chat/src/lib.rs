@@ -8,7 +8,7 @@
 //! | [`names`] | names cleaned (NFC, no invisible characters) and unique in a room |
 //! | [`limits`] | connections per client address; messages per connection, account and address |
 //! | [`history`] | the messages in SQLite or PostgreSQL, capped per room, read by page |
-//! | [`hub`] | this instance's rooms, their fan-out, presence across instances ([`shared::pubsub`]) |
+//! | [`hub`] | this instance's rooms, their fan-out, presence across instances ([`pubsub`]) |
 //! | [`frames`] | events encoded once as WebSocket frames, what an outbound queue holds |
 //! | [`closing`] | why a connection ends (its close frame), the one switch that ends it |
 //! | [`connection`] | one client: welcome, history, rate limit, heartbeat, slow-consumer cut-off |
@@ -40,12 +40,10 @@ pub mod socketio;
 use std::{sync::Arc, time::Duration};
 
 use actix_web::web;
-use shared::{
-    config::CommonArgs,
-    db::Migrations,
-    pubsub::PubSub,
-    server::{HttpService, Service, ServiceContext, ServiceSettings},
-};
+use db::Migrations;
+use pubsub::PubSub;
+use runtime::{Service, config::CommonArgs};
+use server::{HttpService, ServiceContext, ServiceSettings};
 use slog::Logger;
 
 use crate::{
@@ -192,7 +190,7 @@ impl Default for ChatSettings {
 
 /// The embedded migrations, per engine.
 pub fn migrations() -> Migrations {
-    shared::embedded_migrations!()
+    db::embedded_migrations!()
 }
 
 /// A built chat service: database migrated, pub/sub connected, listener bound.
@@ -268,7 +266,7 @@ impl Service for Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let stop = shared::shutdown::Shutdown::new();
+        let stop = runtime::shutdown::Shutdown::new();
         let server_stop = stop.wait();
         let hub = self.hub.clone();
         let presence = self.presence;

@@ -1,20 +1,25 @@
 //! `chat-service`: see the library's documentation.
 
 use chat_service::{Application, Config, DEFAULT_PORT, NAME};
-use shared::server::Service;
+use runtime::Service;
+
+/// The binary allocates through mimalloc: per-request allocations are a measurable share of a
+/// server's time under glibc's allocator (docs/benchmarks.md, "What the users-service profile showed").
+#[global_allocator]
+static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config: Config = shared::config::parse();
+    let config: Config = runtime::config::parse();
     let chat = config.chat_settings();
-    shared::server::run_binary(
+    server::run_binary(
         NAME,
         DEFAULT_PORT,
         &config.common,
         |settings, logger| async move {
             Application::build_with(settings, chat, logger)
                 .await?
-                .run_until_stopped(shared::shutdown::signal())
+                .run_until_stopped(runtime::shutdown::signal())
                 .await
         },
     )

@@ -9,7 +9,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use serde::Deserialize;
-use shared::{
+use server::{
     ApiError,
     pagination::{ListQuery, ListRequest, Seek, Total, links, list_response},
 };

@@ -9,7 +9,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use serde::{Deserialize, Serialize};
-use shared::ApiError;
+use server::ApiError;
 
 use crate::{
     access::{self, BEARER_PROTOCOL, Presented},
@@ -94,7 +94,7 @@ pub async fn websocket(
     }
     let seat = hub
         .limits()
-        .admit(shared::network::client_address(&request))
+        .admit(server::network::client_address(&request))
         .inspect_err(|_| hub.metrics().connections_refused.inc())?;
     let holder = identity
         .user_id

@@ -1,10 +1,10 @@
 //! `postCreated` across instances: each created post is published on a pub/sub channel
-//! (`shared::pubsub`: Redis when `REDIS_URL` is set, in-process otherwise), and every
+//! (`pubsub`: Redis when `REDIS_URL` is set, in-process otherwise), and every
 //! subscription of every instance listens on it.
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use shared::pubsub::PubSub;
+use pubsub::PubSub;
 
 use crate::row::PostRow;
 

@@ -27,7 +27,7 @@ use async_graphql::{
 };
 use futures_util::StreamExt;
 use serde_json::json;
-use shared::request::RequestId;
+use server::request::RequestId;
 
 use crate::{
     Limits,
@@ -52,7 +52,7 @@ async fn graphql(
     endpoint: web::Data<Endpoint>,
     request_id: RequestId,
 ) -> HttpResponse {
-    let verifier = shared::identity::verifier(&request);
+    let verifier = server::identity::verifier(&request);
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)

@@ -18,7 +18,7 @@
 //! | [`row`] | [`row::PostRow`], a stored post |
 //! | [`upstream`] | the users-service and products-service clients |
 //! | [`pages`] | pages of the post list in memory between writes, emptied across instances |
-//! | [`events`] | `postCreated` across instances, over `shared::pubsub` |
+//! | [`events`] | `postCreated` across instances, over `pubsub` |
 //! | [`http`] | GraphQL over HTTP, content negotiation, the caller of each request |
 //! | [`exchange`] | response types and their negotiation, request-error bodies, the endpoint both transports use |
 //! | [`errors`] | the `extensions.code` values and how upstream and input failures become them |
@@ -51,14 +51,12 @@ pub mod websocket;
 use std::{sync::Arc, time::Duration};
 
 use actix_web::web;
+use db::Migrations;
 use prometheus::{IntCounterVec, Opts};
+use pubsub::PubSub;
 use reqwest::Url;
-use shared::{
-    config::CommonArgs,
-    db::Migrations,
-    pubsub::PubSub,
-    server::{HttpService, Service, ServiceContext, ServiceSettings},
-};
+use runtime::{Service, config::CommonArgs};
+use server::{HttpService, ServiceContext, ServiceSettings};
 use slog::Logger;
 
 pub use crate::limits::Limits;
@@ -214,7 +212,7 @@ impl Settings {
 
 /// The embedded migrations, per engine.
 pub fn migrations() -> Migrations {
-    shared::embedded_migrations!()
+    db::embedded_migrations!()
 }
 
 /// Builds the schema with its limits ([`limits::OperationLimits`] checks every operation).

@@ -8,7 +8,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use auth::Principal;
-use shared::pagination::Page;
+use server::pagination::Page;
 
 use crate::{
     access::{Authenticated, UpstreamAuth},

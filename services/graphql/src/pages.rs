@@ -20,7 +20,8 @@ use std::{
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use shared::{pagination::Page, pubsub::PubSub};
+use pubsub::PubSub;
+use server::pagination::Page;
 
 use crate::row::PostRow;
 

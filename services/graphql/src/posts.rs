@@ -4,11 +4,9 @@
 
 use std::collections::HashMap;
 
+use db::{Database, placeholders, timestamp_now};
 use prometheus::IntCounterVec;
-use shared::{
-    db::{Database, placeholders, timestamp_now},
-    pagination::Page,
-};
+use server::pagination::Page;
 use sqlx::AssertSqlSafe;
 
 use crate::pages::PageCache;

@@ -16,7 +16,7 @@ use async_graphql::{
     dataloader::DataLoader,
 };
 use futures_util::{Stream, StreamExt};
-use shared::pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page};
+use server::pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page};
 
 pub use crate::errors::{coded_error, codes};
 pub use crate::loaders::{

@@ -16,7 +16,7 @@ use prometheus::IntCounterVec;
 use reqwest::{Client, Response, StatusCode};
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::Value;
-use shared::pagination::Page;
+use server::pagination::Page;
 
 use crate::budget::{OperationBudget, Overdrawn};
 
@@ -48,7 +48,7 @@ pub struct Relay<'a> {
 
 impl Relay<'_> {
     fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        let request = request.header(shared::request::REQUEST_ID_HEADER.as_str(), self.request_id);
+        let request = request.header(server::request::REQUEST_ID_HEADER.as_str(), self.request_id);
         match self.authorization {
             Some(authorization) => request.header(reqwest::header::AUTHORIZATION, authorization),
             None => request,
@@ -348,7 +348,7 @@ impl UsersClient {
     ) -> Result<HashMap<i64, UserRecord>, UpstreamError> {
         let mut found = HashMap::with_capacity(ids.len());
         // users-service takes at most 1000 ids per call.
-        for chunk in ids.chunks(shared::pagination::MAX_LIMIT as usize) {
+        for chunk in ids.chunks(server::pagination::MAX_LIMIT as usize) {
             let path = format!("/api/users?ids={}", ids_query(chunk));
             let users: Vec<UserRecord> = self.0.get(&path, relay).await?.unwrap_or_default();
             found.extend(users.into_iter().map(|user| (user.id, user)));

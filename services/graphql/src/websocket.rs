@@ -26,7 +26,7 @@ use actix_web::{
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocket, WebSocketProtocols, WsMessage};
 use futures_util::StreamExt;
-use shared::request::RequestId;
+use server::request::RequestId;
 
 use crate::{
     PlatformSchema,
@@ -154,7 +154,7 @@ pub fn subscribe(
     let expires_at = caller.principal.as_ref().map(|p| p.expires_at);
     let data = request_data(request_id.as_str(), caller).into_data();
     let init = InitContext {
-        verifier: shared::identity::verifier(request),
+        verifier: server::identity::verifier(request),
         request_id: request_id.as_str().to_owned(),
         outcome: Arc::new(Mutex::new(None)),
     };

@@ -1,5 +1,5 @@
 //! The media service's own flags (docs/contracts.md, "Configuration"), beside the common ones, the
-//! store's ([`shared::store::StoreArgs`]) and the queue's ([`shared::messaging::QueueArgs`]).
+//! store's ([`store::StoreArgs`]) and the queue's ([`queue::QueueArgs`]).
 
 use std::path::{Path, PathBuf};
 

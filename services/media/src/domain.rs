@@ -3,7 +3,8 @@
 
 use auth::Principal;
 use serde::{Deserialize, Serialize};
-use shared::{ApiError, store::StoreError};
+use server::ApiError;
+use store::StoreError;
 use utoipa::ToSchema;
 
 /// The longest stored file name, in bytes.

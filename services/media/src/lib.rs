@@ -19,7 +19,7 @@
 //! | [`serving`] | how bytes are served: raster images inline, the rest as sandboxed downloads |
 //! | [`openapi`] | the OpenAPI 3 document served at `/api/media/openapi.json` |
 //!
-//! The object store ([`shared::store`]) and the job queue ([`shared::messaging`]) are shared
+//! The object store ([`store`]) and the job queue ([`queue`]) are shared
 //! with the worker; everything else (config, logging, errors, health, metrics) is `shared`'s.
 
 pub mod config;
@@ -36,14 +36,12 @@ pub mod upload;
 use std::{path::Path, sync::Arc, time::Duration};
 
 use actix_web::web;
-use shared::{
-    config::CommonArgs,
-    db::Migrations,
-    messaging::{JobQueue, QueueArgs},
-    server::{HttpService, Service, ServiceContext, ServiceSettings},
-    store::{ObjectStore, StoreArgs},
-};
+use db::Migrations;
+use queue::{JobQueue, QueueArgs};
+use runtime::{Service, config::CommonArgs};
+use server::{HttpService, ServiceContext, ServiceSettings};
 use slog::Logger;
+use store::{ObjectStore, StoreArgs};
 
 use crate::{config::MediaArgs, repository::MediaRepository, signing::UrlSigner};
 
@@ -109,7 +107,7 @@ impl From<&Config> for MediaOptions {
 
 /// The embedded migrations, per engine.
 pub fn migrations() -> Migrations {
-    shared::embedded_migrations!()
+    db::embedded_migrations!()
 }
 
 /// What the handlers share.
@@ -174,7 +172,7 @@ impl UploadMetrics {
                 | E::BadQuery(_)
                 | E::InvalidId(_),
             ) => "bad_request",
-            Err(E::Store(shared::store::StoreError::Unavailable(_))) => "unavailable",
+            Err(E::Store(store::StoreError::Unavailable(_))) => "unavailable",
             Err(_) => "error",
         };
         self.uploads.with_label_values(&[label]).inc();
@@ -189,8 +187,8 @@ impl MediaState {
 
     /// The API error for `error`, after logging the cause of a store outage (clients only
     /// learn that the store is unavailable).
-    pub fn fail(&self, error: domain::MediaError) -> shared::ApiError {
-        if let domain::MediaError::Store(shared::store::StoreError::Unavailable(cause)) = &error {
+    pub fn fail(&self, error: domain::MediaError) -> server::ApiError {
+        if let domain::MediaError::Store(store::StoreError::Unavailable(cause)) = &error {
             slog::warn!(self.logger, "object store unavailable"; "store" => self.store.kind(),
                 "error" => format!("{cause:#}"));
         }

@@ -1,20 +1,25 @@
 //! `media-service`: see the library's documentation.
 
 use media_service::{Application, Config, DEFAULT_PORT, MediaOptions, NAME};
-use shared::server::Service;
+use runtime::Service;
+
+/// The binary allocates through mimalloc: per-request allocations are a measurable share of a
+/// server's time under glibc's allocator (docs/benchmarks.md, "What the users-service profile showed").
+#[global_allocator]
+static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config: Config = shared::config::parse();
+    let config: Config = runtime::config::parse();
     let options = MediaOptions::from(&config);
-    shared::server::run_binary(
+    server::run_binary(
         NAME,
         DEFAULT_PORT,
         &config.common,
         |settings, logger| async move {
             Application::build(settings, options, logger)
                 .await?
-                .run_until_stopped(shared::shutdown::signal())
+                .run_until_stopped(runtime::shutdown::signal())
                 .await
         },
     )

@@ -2,10 +2,8 @@
 //! the bearer scheme (`bearer_auth`) uploads and deletes require and reads accept.
 
 use actix_web::HttpResponse;
-use shared::{
-    error::{ErrorBody, ErrorDetail, FieldError},
-    identity::BearerAuth,
-};
+use runtime::errors::{ErrorBody, ErrorDetail, FieldError};
+use server::identity::BearerAuth;
 use utoipa::OpenApi;
 
 use crate::{

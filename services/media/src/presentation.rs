@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use shared::store::Presign;
+use store::Presign;
 
 use crate::{
     MediaState,

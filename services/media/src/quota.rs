@@ -17,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use shared::db::Database;
+use db::Database;
 
 use crate::{config::MediaArgs, domain::MediaError, presentation::unix_now};
 

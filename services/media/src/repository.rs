@@ -1,10 +1,8 @@
 //! The `media` table, through the shared database adapter. Every statement here runs unchanged
 //! on SQLite and PostgreSQL.
 
-use shared::{
-    db::{Database, timestamp_now},
-    pagination::Page,
-};
+use db::{Database, timestamp_now};
+use server::pagination::Page;
 
 use crate::domain::{MediaRow, Visibility};
 

@@ -17,14 +17,14 @@ use actix_web::{
     web,
 };
 use auth::Principal;
+use runtime::errors::{ErrorBody, error_json};
 use serde::Deserialize;
-use shared::{
+use server::{
     ApiError,
-    error::{ErrorBody, error_json},
     identity::{Caller, SignedIn},
     pagination::{Page, list_response},
-    store::{ByteRange, StoreError},
 };
+use store::{ByteRange, StoreError};
 use utoipa::IntoParams;
 
 use crate::{
@@ -123,7 +123,7 @@ async fn list(
     for row in rows {
         items.push(present(state, row, false).await?);
     }
-    Ok(list_response(&items, total))
+    Ok(list_response(&items, None, server::pagination::Total::Exact(total)))
 }
 
 /// One media item, with fresh download URLs: for its owner, admins, and anyone when it is

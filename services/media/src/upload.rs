@@ -19,10 +19,10 @@
 use actix_multipart::{Field, Multipart, MultipartError};
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use futures_util::StreamExt;
+use runtime::errors::ErrorBody;
 use serde::Deserialize;
-use shared::{
-    ApiError, error::ErrorBody, identity::SignedIn, request::RequestId, store::StagedObject,
-};
+use server::{ApiError, identity::SignedIn, request::RequestId};
+use store::StagedObject;
 use utoipa::IntoParams;
 
 use crate::{

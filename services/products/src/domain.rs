@@ -1,7 +1,8 @@
 //! What a product is, what clients may send, and what can go wrong with it.
 
+use runtime::errors::FieldError;
 use serde::{Deserialize, Serialize};
-use shared::{ApiError, error::FieldError, validate};
+use server::{ApiError, validate};
 use utoipa::ToSchema;
 
 /// The highest price accepted, in cents (one trillion minus a cent): every price up to it is

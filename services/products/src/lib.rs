@@ -14,12 +14,9 @@ pub mod openapi;
 pub mod repository;
 pub mod routes;
 
-use shared::{
-    config::CommonArgs,
-    crud::TableService,
-    db::Migrations,
-    server::{Service, ServiceSettings},
-};
+use db::Migrations;
+use runtime::{Service, config::CommonArgs};
+use server::{ServiceSettings, crud::TableService};
 use slog::Logger;
 
 use crate::repository::ProductRepository;
@@ -44,7 +41,7 @@ pub struct Config {
 
 /// The embedded migrations, per engine.
 pub fn migrations() -> Migrations {
-    shared::embedded_migrations!()
+    db::embedded_migrations!()
 }
 
 /// A built products service: database migrated, listener bound.

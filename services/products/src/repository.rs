@@ -1,9 +1,9 @@
 //! The products table, through the shared database adapter. Every statement here runs
 //! unchanged on SQLite and PostgreSQL.
 
-use shared::{
+use db::{Database, placeholders, timestamp_now};
+use server::{
     crud::Table,
-    db::{Database, placeholders, timestamp_now},
     pagination::{ListPage, PageSql},
 };
 use sqlx::AssertSqlSafe;

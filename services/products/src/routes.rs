@@ -7,10 +7,10 @@
 //! refuses it.
 
 use actix_web::{HttpResponse, web};
-use shared::{
+use runtime::errors::ErrorBody;
+use server::{
     ApiError,
     crud::Resource,
-    error::ErrorBody,
     identity::{Admin, Caller},
     pagination::ListQuery,
     validate::Object,

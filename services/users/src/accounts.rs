@@ -1,8 +1,8 @@
 //! Identities in the users table (password hash, role) and the refresh tokens issued to them.
 //! Every statement runs unchanged on SQLite and PostgreSQL.
 
+use db::{Database, is_unique_violation, timestamp_now};
 use serde::Serialize;
-use shared::db::{Database, is_unique_violation, timestamp_now};
 use utoipa::ToSchema;
 
 use crate::domain::{UserError, ValidUser};

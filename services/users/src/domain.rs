@@ -1,7 +1,8 @@
 //! What a user is, what clients may send, and what can go wrong with it.
 
+use runtime::errors::FieldError;
 use serde::{Deserialize, Serialize};
-use shared::{ApiError, error::FieldError, validate};
+use server::{ApiError, validate};
 use utoipa::ToSchema;
 
 /// Chat names its guests `guest-xxxx`: no account may take a name that looks like one.

@@ -31,12 +31,12 @@ use std::{num::NonZeroU32, path::PathBuf, sync::Arc, time::Duration};
 use actix_web::web;
 use anyhow::Context;
 use auth::{KeySource, SigningKeys, TokenIssuer, Verifier};
-use shared::{
+use db::Migrations;
+use runtime::{
+    Service,
     config::{AuthArgs, CommonArgs},
-    crud::Resource,
-    db::Migrations,
-    server::{HttpService, Service, ServiceContext, ServiceSettings},
 };
+use server::{HttpService, ServiceContext, ServiceSettings, crud::Resource};
 use slog::Logger;
 
 use crate::{
@@ -197,7 +197,7 @@ impl IdentityOptions {
 
 /// The embedded migrations, per engine.
 pub fn migrations() -> Migrations {
-    shared::embedded_migrations!()
+    db::embedded_migrations!()
 }
 
 /// A built users service: database migrated, admin in place, listener bound.

@@ -1,13 +1,18 @@
 //! `users-service`: see the library's documentation.
 
-use shared::server::Service;
+use runtime::Service;
 use users_service::{Application, Config, DEFAULT_PORT, IdentityOptions, NAME};
+
+/// The binary allocates through mimalloc: per-request allocations are a measurable share of a
+/// server's time under glibc's allocator (docs/benchmarks.md, "What the users-service profile showed").
+#[global_allocator]
+static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config: Config = shared::config::parse();
+    let config: Config = runtime::config::parse();
     let (identity_args, auth_args) = (config.identity.clone(), config.common.auth.clone());
-    shared::server::run_binary(
+    server::run_binary(
         NAME,
         DEFAULT_PORT,
         &config.common,
@@ -17,7 +22,7 @@ async fn main() -> std::process::ExitCode {
             settings.verifier = identity.verifier();
             Application::build(settings, identity, logger)
                 .await?
-                .run_until_stopped(shared::shutdown::signal())
+                .run_until_stopped(runtime::shutdown::signal())
                 .await
         },
     )

@@ -1,10 +1,8 @@
 //! The OpenAPI 3 document of the users API, generated from the handlers' annotations.
 
 use actix_web::HttpResponse;
-use shared::{
-    error::{ErrorBody, ErrorDetail, FieldError},
-    identity::BearerAuth,
-};
+use runtime::errors::{ErrorBody, ErrorDetail, FieldError};
+use server::identity::BearerAuth;
 use utoipa::OpenApi;
 
 use crate::{

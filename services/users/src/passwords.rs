@@ -10,7 +10,8 @@
 use std::{sync::Arc, time::Duration};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
-use shared::{ApiError, error::FieldError};
+use runtime::errors::FieldError;
+use server::ApiError;
 use tokio::sync::Semaphore;
 
 /// Fewest characters of a password (NIST SP 800-63B §3.1.1.2).

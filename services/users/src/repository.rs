@@ -1,9 +1,9 @@
 //! The users table, through the shared database adapter. Every statement here runs unchanged
 //! on SQLite and PostgreSQL.
 
-use shared::{
+use db::{Database, is_unique_violation, placeholders, timestamp_now};
+use server::{
     crud::Table,
-    db::{Database, is_unique_violation, placeholders, timestamp_now},
     pagination::{ListPage, PageSql},
 };
 use sqlx::AssertSqlSafe;

@@ -2,10 +2,10 @@
 //! to the shared [`Resource`] (cache-aside reads, invalidation after writes).
 
 use actix_web::{HttpResponse, web};
-use shared::{
+use runtime::errors::ErrorBody;
+use server::{
     ApiError,
     crud::Resource,
-    error::ErrorBody,
     identity::{Admin, Caller, SignedIn},
     pagination::ListQuery,
     validate::Object,

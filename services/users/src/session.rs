@@ -9,10 +9,10 @@ use std::{net::IpAddr, time::Duration};
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use auth::TokenIssuer;
+use runtime::errors::{ErrorBody, FieldError};
 use serde::{Deserialize, Serialize};
-use shared::{
+use server::{
     ApiError,
-    error::{ErrorBody, FieldError},
     identity::{Caller, SignedIn},
     validate::Object,
 };
@@ -207,7 +207,7 @@ pub async fn signup(
     users: web::Data<UsersState>,
     input: web::Json<Object<SignupInput>>,
 ) -> Result<HttpResponse, ApiError> {
-    let address = shared::network::client_address(&request);
+    let address = server::network::client_address(&request);
     if let Err(not_until) = identity.signups.check_key(&address) {
         let clock = governor::clock::DefaultClock::default();
         let wait = not_until.wait_time_from(governor::clock::Clock::now(&clock));
@@ -267,7 +267,7 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let Object(input) = input.into_inner();
     let email_key = input.email.trim().to_lowercase();
-    let address = shared::network::client_address(&request);
+    let address = server::network::client_address(&request);
     let attempt = match identity.throttle.begin(&email_key, address).await {
         Ok(attempt) => attempt,
         Err(wait) => return Err(too_many(wait, TOO_MANY_FAILURES)),
@@ -415,7 +415,7 @@ pub async fn set_password(
             .and_then(|credentials| credentials.password_hash);
         if current.is_some() {
             // A guess of the current password counts as a failed login of the account.
-            let address = shared::network::client_address(&request);
+            let address = server::network::client_address(&request);
             let attempt = match identity
                 .throttle
                 .begin(&account.email.to_lowercase(), address)

@@ -2,7 +2,9 @@
 
 use std::{path::Path, time::Duration};
 
-use shared::{config::CommonArgs, messaging::QueueArgs, store::StoreArgs};
+use queue::QueueArgs;
+use runtime::config::CommonArgs;
+use store::StoreArgs;
 
 /// `worker` (consume) and `worker produce`.
 #[derive(clap::Parser, Debug, Clone)]
@@ -161,7 +163,7 @@ impl ThumbnailArgs {
     }
 }
 
-/// Everything a worker instance needs beyond [`shared::server::ServiceSettings`].
+/// Everything a worker instance needs beyond [`server::ServiceSettings`].
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
     /// The job queue.

@@ -1,7 +1,7 @@
 //! What every job runs with.
 
-use shared::store::ObjectStore;
 use slog::Logger;
+use store::ObjectStore;
 
 use crate::{
     decode::DecodeBudget,

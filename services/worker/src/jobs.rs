@@ -14,8 +14,8 @@
 
 use std::time::Duration;
 
+use queue::Envelope;
 use serde::Deserialize;
-use shared::messaging::Envelope;
 
 use crate::{
     context::JobContext,

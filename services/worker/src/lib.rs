@@ -34,14 +34,12 @@ pub mod thumbnail;
 
 use std::sync::Arc;
 
-use shared::{
-    db::Migrations,
-    messaging::JobQueue,
-    server::{HttpService, Service, ServiceContext, ServiceSettings},
-    shutdown::Shutdown,
-    store::ObjectStore,
-};
+use db::Migrations;
+use queue::JobQueue;
+use runtime::{Service, shutdown::Shutdown};
+use server::{HttpService, ServiceContext, ServiceSettings};
 use slog::Logger;
+use store::ObjectStore;
 
 pub use crate::config::{Command, Config, WorkerOptions};
 use crate::{
@@ -58,7 +56,7 @@ pub const DEFAULT_PORT: u16 = 3006;
 
 /// The embedded migrations of the worker's own database, per engine.
 pub fn migrations() -> Migrations {
-    shared::embedded_migrations!()
+    db::embedded_migrations!()
 }
 
 /// A built worker: database migrated, queue and store connected, health listener bound.

@@ -1,29 +1,34 @@
 //! `worker`: see the library's documentation.
 
-use shared::server::Service;
+use runtime::Service;
 use worker::{Application, Command, Config, DEFAULT_PORT, NAME, WorkerOptions};
+
+/// The binary allocates through mimalloc: per-request allocations are a measurable share of a
+/// server's time under glibc's allocator (docs/benchmarks.md, "What the users-service profile showed").
+#[global_allocator]
+static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config: Config = shared::config::parse();
+    let config: Config = runtime::config::parse();
     match &config.command {
         Some(Command::Produce(args)) => {
-            shared::server::run_process(NAME, &config.common.process, |root| {
-                let logger = shared::telemetry::for_service(&root, NAME);
+            runtime::run_process(NAME, &config.common.process, |root| {
+                let logger = runtime::telemetry::for_service(&root, NAME);
                 async move { worker::producer::produce(&config.queue, args, logger).await }
             })
             .await
         }
         None => {
             let options = WorkerOptions::from_config(&config);
-            shared::server::run_binary(
+            server::run_binary(
                 NAME,
                 DEFAULT_PORT,
                 &config.common,
                 |settings, logger| async move {
                     Application::build(settings, options, logger)
                         .await?
-                        .run_until_stopped(shared::shutdown::signal())
+                        .run_until_stopped(runtime::shutdown::signal())
                         .await
                 },
             )

@@ -16,8 +16,8 @@
 //! byte-identical bodies without `message_id` are one job (the producer that means two jobs sets
 //! `message_id`). A retry publishes the job as an envelope carrying that id.
 
+use queue::{Delivery, Envelope};
 use sha2::{Digest, Sha256};
-use shared::messaging::{Delivery, Envelope};
 
 /// The job a delivery carries, or why it is malformed.
 pub fn job_envelope(delivery: &Delivery) -> Result<Envelope, String> {

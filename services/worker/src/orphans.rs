@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
-use shared::store::ObjectStore;
 use slog::Logger;
+use store::ObjectStore;
 
 use crate::{
     outcome::{JobError, Outcome},

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use shared::messaging::{ConsumeOptions, Delivery, Envelope, JobQueue, random_unit};
+use queue::{ConsumeOptions, Delivery, Envelope, JobQueue, random_unit};
 use slog::Logger;
 use tokio::{sync::Semaphore, task::JoinSet};
 
@@ -356,7 +356,7 @@ impl Processor {
 }
 
 /// Logs a settlement that failed (the delivery comes back: the job is idempotent).
-fn settle(logger: &Logger, envelope: &Envelope, result: Result<(), shared::messaging::QueueError>) {
+fn settle(logger: &Logger, envelope: &Envelope, result: Result<(), queue::QueueError>) {
     if let Err(error) = result {
         slog::warn!(logger, "settling a delivery failed: it will be delivered again";
             "job_id" => %envelope.id, "error" => error.to_string());

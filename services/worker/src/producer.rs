@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use futures_util::{StreamExt, stream};
-use shared::messaging::{JobQueue, QueueArgs};
+use queue::{JobQueue, QueueArgs};
 use slog::Logger;
 
 use crate::config::ProduceArgs;
@@ -15,7 +15,7 @@ pub fn seed_task(n: u32) -> serde_json::Value {
     serde_json::json!({
         "id": n,
         "task": format!("Tarea {n}"),
-        "timestamp": shared::db::timestamp_now(),
+        "timestamp": db::timestamp_now(),
     })
 }
 

@@ -5,10 +5,8 @@
 
 use std::collections::HashSet;
 
-use shared::{
-    db::{Database, is_unique_violation, timestamp_now},
-    messaging::Envelope,
-};
+use db::{Database, is_unique_violation, timestamp_now};
+use queue::Envelope;
 use sqlx::AssertSqlSafe;
 use tokio::sync::{mpsc, oneshot};
 

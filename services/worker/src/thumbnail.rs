@@ -18,11 +18,9 @@
 //!    [`crate::orphans`] finishes the check later.
 
 use futures_util::StreamExt;
+use queue::Envelope;
 use serde::Deserialize;
-use shared::{
-    messaging::Envelope,
-    store::{ObjectStore, StoreError, validate_key},
-};
+use store::{ObjectStore, StoreError, validate_key};
 
 use crate::{
     context::JobContext,

@@ -19,11 +19,9 @@ use std::{
 
 use e2e::{Backends, Platform, Tuning};
 use futures_util::future::join_all;
+use queue::{JobQueue, QueueArgs};
 use serde_json::{Value, json};
-use shared::{
-    messaging::{JobQueue, QueueArgs},
-    store::{ObjectStore, StoreArgs, StoreKind},
-};
+use store::{ObjectStore, StoreArgs, StoreKind};
 
 use crate::{clients::png, journey::S3};
 
@@ -215,7 +213,7 @@ async fn bombs_are_dead_lettered_within_the_memory_budget_while_normal_images_ge
     .expect("every process starts");
     let jobs = JobQueue::connect(
         &QueueArgs::amqp(&backends.amqp_url).with_names(&queue, &exchange),
-        shared::telemetry::test_logger("e2e"),
+        runtime::telemetry::test_logger("e2e"),
     )
     .await
     .expect("the platform's job queue");
@@ -415,7 +413,7 @@ async fn s3_store(backends: &Backends, root: &std::path::Path) -> ObjectStore {
     args.s3_bucket = Some(backends.s3_bucket.clone());
     args.aws_access_key_id = Some(backends.s3_access_key.clone());
     args.aws_secret_access_key = Some(backends.s3_secret_key.clone());
-    ObjectStore::connect(&args, shared::telemetry::test_logger("e2e"))
+    ObjectStore::connect(&args, runtime::telemetry::test_logger("e2e"))
         .await
         .expect("the S3 store")
 }

@@ -2,7 +2,7 @@
 //! body `{"code","message"}`), and the platform's (429, 503) with the contract's error body.
 
 use actix_web::{HttpResponse, ResponseError};
-use shared::ApiError;
+use server::ApiError;
 
 /// The refusals of the Engine.IO specification (the reference server's codes and messages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

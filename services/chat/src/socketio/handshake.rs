@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_web::HttpRequest;
 use serde::Deserialize;
-use shared::ApiError;
+use server::ApiError;
 
 use crate::{
     access::{self, Presented},
@@ -71,7 +71,7 @@ pub fn open_session(
     }
     let seat = hub
         .limits()
-        .admit(shared::network::client_address(request))
+        .admit(server::network::client_address(request))
         .map_err(|refusal| {
             hub.metrics().connections_refused.inc();
             Refused::Platform(refusal)
@@ -108,7 +108,7 @@ pub fn open_session(
         incoming,
         backlog,
         seat,
-        verifier: shared::identity::verifier(request),
+        verifier: server::identity::verifier(request),
         handshake_authorization: Presented::of(request, query.access_token.as_deref())
             .as_authorization(),
     }));

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use governor::DefaultDirectRateLimiter;
 use serde_json::{Value, json};
-use shared::ApiError;
+use server::ApiError;
 use tokio::{sync::oneshot, time::Instant};
 use uuid::Uuid;
 

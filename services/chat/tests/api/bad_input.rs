@@ -3,7 +3,7 @@
 
 use futures_util::SinkExt;
 use serde_json::json;
-use shared::testing::TestBackend;
+use testing::TestBackend;
 use tokio_tungstenite::tungstenite::{
     Message,
     protocol::frame::{

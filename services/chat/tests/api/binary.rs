@@ -8,7 +8,7 @@ use std::{
 
 use crate::helpers::Client;
 
-use shared::testing::{assert_bad_values_refused, assert_help_names};
+use testing::{assert_bad_values_refused, assert_help_names};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_chat-service");
 
@@ -59,7 +59,7 @@ async fn sigterm_closes_clients_with_1001_and_exits_zero() {
         "platform-chat-bin-{}",
         uuid::Uuid::new_v4().simple()
     ));
-    let port = shared::testing::free_port();
+    let port = testing::free_port();
     let mut child = Command::new(BINARY)
         .env("PORT", port.to_string())
         .env(
@@ -79,7 +79,7 @@ async fn sigterm_closes_clients_with_1001_and_exits_zero() {
             .collect::<Vec<_>>()
     });
     let url = format!("ws://127.0.0.1:{port}/chat/ws?room=general&name=alice");
-    shared::testing::eventually("the binary listens", Duration::from_secs(10), || async {
+    testing::eventually("the binary listens", Duration::from_secs(10), || async {
         tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()

@@ -13,7 +13,7 @@ use std::{
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use shared::testing::TestBackend;
+use testing::TestBackend;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite::Message};
 
 use crate::helpers::{spawn_app, spawn_with, token_of};

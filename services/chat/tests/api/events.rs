@@ -1,7 +1,7 @@
 //! The protocol's events, their contents and their order; rooms isolated; history.
 
 use serde_json::Value;
-use shared::testing::TestBackend;
+use testing::TestBackend;
 
 use crate::helpers::{
     ChatApp, Client, eventually, message_budgets_out_of_reach, spawn_app, spawn_tuned, spawn_with,
@@ -183,12 +183,12 @@ async fn account_names_are_sanitised_and_rooms_checked() {
             .get(&format!("/chat/ws?room={bad_room}&name=x"))
             .await;
         assert_eq!(response.status(), 400, "room {bad_room}");
-        assert_eq!(shared::testing::error_code(response).await, "bad_request");
+        assert_eq!(testing::error_code(response).await, "bad_request");
     }
     // A plain GET (no upgrade) is refused with the JSON error body.
     let response = app.service.get("/chat/ws?room=general").await;
     assert_eq!(response.status(), 400);
-    assert_eq!(shared::testing::error_code(response).await, "bad_request");
+    assert_eq!(testing::error_code(response).await, "bad_request");
 }
 
 #[tokio::test]
@@ -274,7 +274,7 @@ async fn history_is_capped_per_room(backend: TestBackend) {
     assert_eq!(other.len(), 1, "another room's messages are not pruned");
 }
 
-shared::on_both_backends!(
+testing::on_both_backends!(
     history_holds_the_last_50_messages_oldest_first,
     history_survives_a_restart,
     history_is_capped_per_room,

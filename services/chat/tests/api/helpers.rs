@@ -7,13 +7,10 @@ use chat_service::{
     limits::{LimitSettings, Rate},
 };
 use futures_util::{SinkExt, StreamExt};
+use runtime::{config::DatabaseUrl, telemetry::test_logger};
 use serde_json::{Value, json};
-use shared::{
-    config::DatabaseUrl,
-    server::ServiceSettings,
-    telemetry::test_logger,
-    testing::{TestBackend, TestService, fresh_database, service_settings},
-};
+use server::ServiceSettings;
+use testing::{TestBackend, TestService, fresh_database, service_settings};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
     WebSocketStream, client_async,
@@ -115,7 +112,7 @@ pub fn token_named(name: &str) -> String {
 
 /// An access token (the tests' keys) of account `id` named `name`.
 pub fn token_of(id: i64, name: &str) -> String {
-    shared::testing::test_issuer()
+    testing::test_issuer()
         .issue(id, name, &[auth::Role::User])
         .expect("a test token")
         .token
@@ -344,5 +341,5 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    shared::testing::eventually(what, PATIENCE, condition).await;
+    testing::eventually(what, PATIENCE, condition).await;
 }

@@ -5,13 +5,10 @@ use chat_service::{
     history::{CAP_DELETE, History, page_query},
     protocol::ChatMessage,
 };
+use db::Database;
 use serde_json::Value;
-use shared::{
-    db::Database,
-    on_both_backends,
-    pagination::{ListPage, Seek, encode_cursor},
-    testing::{TestBackend, assert_index_plan, error_code, fresh_database, link},
-};
+use server::pagination::{ListPage, Seek, encode_cursor};
+use testing::{TestBackend, assert_index_plan, error_code, fresh_database, link, on_both_backends};
 
 use crate::helpers::{ChatApp, spawn_app, spawn_tuned, test_chat_settings, token_named};
 
@@ -26,7 +23,7 @@ fn message(room: &str, text: &str) -> ChatMessage {
         user: "writer".to_owned(),
         user_id: Some(7),
         text: text.to_owned(),
-        timestamp: shared::db::timestamp_now(),
+        timestamp: db::timestamp_now(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The plain HTTP side: the page, health, readiness and metrics.
 
-use shared::testing::{TestBackend, fresh_database};
+use testing::{TestBackend, fresh_database};
 
 use crate::helpers::{eventually, spawn_app, spawn_with, test_chat_settings, test_settings};
 

@@ -3,7 +3,7 @@
 
 use chat_service::{Application, NAME, access::AllowedOrigins};
 use serde_json::Value;
-use shared::testing::{TestBackend, TestService, capturing_logger, fresh_database};
+use testing::{TestBackend, TestService, capturing_logger, fresh_database};
 
 use crate::helpers::{
     ChatApp, Client, Refused, spawn_app, spawn_tuned, test_chat_settings, test_settings, token_of,
@@ -144,7 +144,7 @@ async fn a_token_in_each_place_chats_under_the_account_name_which_no_guest_gets(
 #[tokio::test]
 async fn a_token_without_a_name_chats_as_user_and_its_id() {
     let app = spawn_app(TestBackend::Sqlite).await;
-    let issuer = shared::testing::test_issuer();
+    let issuer = testing::test_issuer();
     let mut claims = issuer.claims(77, "ignored", &[auth::Role::User]);
     claims.name = None;
     let token = issuer.keys().sign(&claims).expect("a token");
@@ -160,7 +160,7 @@ async fn a_token_without_a_name_chats_as_user_and_its_id() {
 #[tokio::test]
 async fn an_invalid_token_in_any_place_is_refused_with_401_before_the_upgrade() {
     let app = spawn_app(TestBackend::Sqlite).await;
-    let issuer = shared::testing::test_issuer();
+    let issuer = testing::test_issuer();
     let mut expired = issuer.claims(5, "old", &[auth::Role::User]);
     expired.exp = expired.iat - 3600;
     expired.iat -= 7200;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use chat_service::limits::{LimitSettings, Rate};
 use serde_json::Value;
-use shared::testing::TestBackend;
+use testing::TestBackend;
 
 use crate::helpers::{ChatApp, Client, eventually, spawn_tuned, test_chat_settings, token_of};
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use shared::testing::TestBackend;
+use testing::TestBackend;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{

@@ -3,7 +3,7 @@
 //! suffix, while one account's connections share its name.
 
 use serde_json::Value;
-use shared::testing::TestBackend;
+use testing::TestBackend;
 
 use crate::helpers::{ChatApp, Client, spawn_app, token_of};
 

@@ -1,7 +1,7 @@
 //! Two chat-service instances on one Redis (and one database) share their rooms: messages,
 //! joins and leaves cross instances, and `/chat/rooms` counts every instance's clients.
 
-use shared::testing::{TestBackend, fresh_database, redis_url};
+use testing::{TestBackend, fresh_database, redis_url};
 
 use crate::helpers::{ChatApp, eventually, spawn_with, test_chat_settings, test_settings};
 
@@ -59,7 +59,7 @@ async fn messages_joins_and_leaves_cross_instances(backend: TestBackend) {
     assert_eq!(alice.expect("userLeft").await["user"], "bob");
 }
 
-shared::on_both_backends!(messages_joins_and_leaves_cross_instances);
+testing::on_both_backends!(messages_joins_and_leaves_cross_instances);
 
 #[tokio::test]
 async fn with_redis_unreachable_a_message_is_stored_but_refused_as_unavailable() {

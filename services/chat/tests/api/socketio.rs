@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use shared::testing::{TestBackend, fresh_database, redis_url};
+use testing::{TestBackend, fresh_database, redis_url};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite::Message};
 
 use chat_service::limits::Rate;

@@ -7,7 +7,7 @@
 //! second leave (red).
 
 use serde_json::json;
-use shared::testing::TestBackend;
+use testing::TestBackend;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},

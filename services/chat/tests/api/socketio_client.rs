@@ -7,7 +7,7 @@
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
-use shared::testing::TestBackend;
+use testing::TestBackend;
 
 use crate::helpers::{ChatApp, spawn_app, token_named};
 

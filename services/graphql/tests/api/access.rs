@@ -8,7 +8,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use shared::testing::{TestBackend, fresh_database};
+use testing::{TestBackend, fresh_database};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
@@ -16,7 +16,7 @@ use crate::helpers::{
     spawn_graphql, user,
 };
 
-shared::on_both_backends!(emails_show_to_their_owner_and_admins_only, me_is_the_caller);
+testing::on_both_backends!(emails_show_to_their_owner_and_admins_only, me_is_the_caller);
 
 /// `(path, code)` of every error of a response.
 fn errors(body: &Value) -> Vec<(String, String)> {
@@ -154,7 +154,7 @@ async fn me_is_the_caller(backend: TestBackend) {
 
 /// Sends `Authorization: <authorization>` on a POST, a GET and a WebSocket handshake of
 /// `/graphql`; asserts each is a 401 with the JSON error body and `WWW-Authenticate`.
-async fn assert_refused(graphql: &shared::testing::TestService, authorization: &str) {
+async fn assert_refused(graphql: &testing::TestService, authorization: &str) {
     let client = &graphql.client;
     let query = "{ users { name } }";
     let requests = [

@@ -2,11 +2,11 @@
 //! SQL statement counter — never by timing.
 
 use serde_json::json;
-use shared::testing::{TestBackend, TestService};
+use testing::{TestBackend, TestService};
 
 use crate::helpers::{GraphqlApi, TestPlatform, create_user};
 
-shared::on_both_backends!(nested_queries_make_one_call_per_service_and_level);
+testing::on_both_backends!(nested_queries_make_one_call_per_service_and_level);
 
 async fn users_list_calls(users: &TestService) -> f64 {
     users

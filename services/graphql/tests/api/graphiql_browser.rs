@@ -12,7 +12,7 @@ use std::{
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use shared::testing::{TestBackend, TestService, fresh_database};
+use testing::{TestBackend, TestService, fresh_database};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite::Message};
 
 use crate::helpers::{graphql_settings, spawn_graphql};

@@ -5,12 +5,9 @@ use std::time::Duration;
 
 use graphql_service::{Application, DEFAULT_PORT, NAME, Settings};
 use reqwest::Response;
+use runtime::{config::DatabaseUrl, telemetry::test_logger};
 use serde_json::{Value, json};
-use shared::{
-    config::DatabaseUrl,
-    telemetry::test_logger,
-    testing::{TestBackend, TestService, fresh_database, service_settings},
-};
+use testing::{TestBackend, TestService, fresh_database, service_settings};
 
 /// graphql-service and the two services it reads from.
 pub struct TestPlatform {
@@ -35,10 +32,10 @@ pub async fn spawn_users(backend: TestBackend) -> TestService {
 
 /// users-service's `Application::build`, signing with the tests' keys.
 pub async fn build_users(
-    settings: shared::server::ServiceSettings,
+    settings: server::ServiceSettings,
     logger: slog::Logger,
 ) -> anyhow::Result<users_service::Application> {
-    let identity = users_service::IdentityOptions::new(shared::testing::test_keys());
+    let identity = users_service::IdentityOptions::new(testing::test_keys());
     users_service::Application::build(settings, identity, logger).await
 }
 
@@ -84,7 +81,7 @@ pub async fn instances_over_redis(
     let mut instances = Vec::new();
     for _ in 0..2 {
         let mut settings = graphql_settings(database.clone(), users_url, products_url);
-        settings.service.cache.redis_url = Some(shared::testing::redis_url());
+        settings.service.cache.redis_url = Some(testing::redis_url());
         settings.events_channel = channel.clone();
         configure(&mut settings);
         instances.push(spawn_graphql(settings).await);
@@ -131,12 +128,12 @@ pub const ADMIN_ID: i64 = 900_000;
 
 /// An admin's bearer token (user [`ADMIN_ID`]).
 pub fn admin() -> String {
-    shared::testing::admin_token(ADMIN_ID)
+    testing::admin_token(ADMIN_ID)
 }
 
 /// User `id`'s bearer token (role `user`).
 pub fn user(id: i64) -> String {
-    shared::testing::user_token(id)
+    testing::user_token(id)
 }
 
 /// The GraphQL calls the tests make, anonymous or with a bearer token.

@@ -3,7 +3,7 @@
 
 use reqwest::{Method, header};
 use serde_json::{Value, json};
-use shared::testing::{TestBackend, TestService, fresh_database};
+use testing::{TestBackend, TestService, fresh_database};
 
 use crate::helpers::{GraphqlApi, TestPlatform, graphql_settings, spawn_graphql};
 

@@ -4,7 +4,7 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use shared::testing::{TestBackend, TestService, fresh_database};
+use testing::{TestBackend, TestService, fresh_database};
 
 use crate::{
     helpers::{

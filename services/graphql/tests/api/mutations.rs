@@ -1,13 +1,13 @@
 //! Every mutation, its error paths and who may run it, on SQLite and PostgreSQL.
 
 use serde_json::{Value, json};
-use shared::testing::TestBackend;
+use testing::TestBackend;
 
 use crate::helpers::{
     GraphqlApi, TestPlatform, admin, create_post, create_user, first_error_code, user,
 };
 
-shared::on_both_backends!(
+testing::on_both_backends!(
     create_user_goes_to_users_service,
     create_user_errors_come_back_coded,
     create_post_checks_its_author_and_fields,
@@ -83,11 +83,7 @@ async fn create_user_errors_come_back_coded(backend: TestBackend) {
         "{invalid}"
     );
     let total = platform.users.get("/api/users").await;
-    assert_eq!(
-        shared::testing::total_count(&total),
-        1,
-        "nothing else was stored"
-    );
+    assert_eq!(testing::total_count(&total), 1, "nothing else was stored");
 }
 
 async fn create_post_checks_its_author_and_fields(backend: TestBackend) {
@@ -244,7 +240,7 @@ async fn create_user_needs_an_admin(backend: TestBackend) {
     assert_eq!(error_codes(&signed_in), ["FORBIDDEN"], "{signed_in}");
     let total = platform.users.get("/api/users").await;
     assert_eq!(
-        shared::testing::total_count(&total),
+        testing::total_count(&total),
         1,
         "users-service was not asked to create anyone"
     );

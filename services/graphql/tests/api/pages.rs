@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shared::testing::{TestBackend, eventually};
+use testing::{TestBackend, eventually};
 
 use crate::helpers::{GraphqlApi, TestPlatform, create_post, create_user, instances_over_redis};
 
-shared::on_both_backends!(writes_are_seen_by_the_next_read,);
+testing::on_both_backends!(writes_are_seen_by_the_next_read,);
 
 const LIST: &str = "{ posts(limit: 10) { id title } }";
 
@@ -22,7 +22,7 @@ fn titles(data: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn list_statements(graphql: &shared::testing::TestService) -> f64 {
+async fn list_statements(graphql: &testing::TestService) -> f64 {
     graphql
         .metric("graphql_sql_queries_total", &[("query", "list")])
         .await

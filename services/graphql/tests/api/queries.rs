@@ -2,11 +2,11 @@
 //! products and pagination.
 
 use serde_json::json;
-use shared::testing::TestBackend;
+use testing::TestBackend;
 
 use crate::helpers::{GraphqlApi, TestPlatform, create_post, create_user, first_error_code};
 
-shared::on_both_backends!(
+testing::on_both_backends!(
     users_and_their_posts,
     one_user_or_null,
     posts_with_their_authors_and_pagination,

@@ -2,13 +2,13 @@
 //! (a `postCreated` it cannot publish is logged), so it reports `degraded` with 200, not 503.
 
 use serde_json::{Value, json};
-use shared::testing::{TcpSwitch, TestBackend, fresh_database, redis_url};
+use testing::{TcpSwitch, TestBackend, fresh_database, redis_url};
 
 use crate::helpers::{
     GraphqlApi, create_user, graphql_settings, spawn_graphql, spawn_products, spawn_users,
 };
 
-async fn readyz(graphql: &shared::testing::TestService) -> (u16, Value) {
+async fn readyz(graphql: &testing::TestService) -> (u16, Value) {
     let response = graphql
         .client
         .get(graphql.url("/readyz"))

@@ -11,7 +11,7 @@
 use std::{path::PathBuf, process::Command};
 
 use serde_json::{Value, json};
-use shared::testing::{TestBackend, fresh_database};
+use testing::{TestBackend, fresh_database};
 
 use crate::{
     helpers::{GraphqlApi, graphql_settings, spawn_graphql},

@@ -6,7 +6,7 @@ use std::{net::Ipv4Addr, time::Duration};
 use futures_util::{SinkExt, StreamExt};
 use gateway::{Gateway, config::GatewayConfig};
 use serde_json::{Value, json};
-use shared::testing::{TestBackend, TestServer, TestService};
+use testing::{TestBackend, TestServer, TestService};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async,
     tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
@@ -30,13 +30,13 @@ fn spawn_gateway(graphql: &TestService) -> TestServer {
     let gateway = Gateway::build(
         config,
         (Ipv4Addr::LOCALHOST, 0).into(),
-        shared::telemetry::test_logger("gateway"),
-        shared::testing::test_verifier(),
+        runtime::telemetry::test_logger("gateway"),
+        testing::test_verifier(),
     )
     .expect("the gateway builds");
-    let port = shared::server::Service::port(&gateway);
+    let port = runtime::Service::port(&gateway);
     TestServer::start(port, |shutdown| {
-        shared::server::Service::run_until_stopped(gateway, shutdown)
+        runtime::Service::run_until_stopped(gateway, shutdown)
     })
 }
 
@@ -198,7 +198,7 @@ async fn transport_ws_through_the_gateway(backend: TestBackend) {
     );
 }
 
-shared::on_both_backends!(transport_ws_through_the_gateway);
+testing::on_both_backends!(transport_ws_through_the_gateway);
 
 #[tokio::test]
 async fn legacy_graphql_ws_protocol() {
@@ -472,7 +472,7 @@ async fn a_connection_closes_when_its_token_expires() {
     let platform = TestPlatform::spawn(TestBackend::Sqlite).await;
     let tia = create_user(&platform.users, "Tia", "tia@example.com").await;
     let short_lived = auth::TokenIssuer::new(
-        shared::testing::test_keys(),
+        testing::test_keys(),
         auth::DEFAULT_ISSUER,
         auth::DEFAULT_AUDIENCE,
         Duration::from_secs(2),
@@ -507,7 +507,7 @@ async fn a_connection_closes_when_its_token_expires() {
 /// graphql-service on SQLite with at most `max` operations per WebSocket, in front of
 /// `platform`'s users-service and products-service.
 async fn capped_instance(platform: &TestPlatform, max: usize) -> TestService {
-    let database = shared::testing::fresh_database(TestBackend::Sqlite)
+    let database = testing::fresh_database(TestBackend::Sqlite)
         .await
         .expect("database");
     let mut settings = crate::helpers::graphql_settings(

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use shared::testing::{
+use testing::{
     TestBackend, TestService, capturing_logger, free_port, fresh_database, service_settings,
 };
 

@@ -8,10 +8,7 @@ use std::borrow::Cow;
 
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
-use shared::{
-    on_both_backends,
-    testing::{TestBackend, error_code, fresh_database, total_count},
-};
+use testing::{TestBackend, error_code, fresh_database, on_both_backends, total_count};
 
 use crate::helpers::{
     ADMIN, MAX, Multipart, Store, Who, plain_client, png, spawn_app, start_on, temp_dir,
@@ -232,7 +229,7 @@ async fn rows_from_before_ownership_are_owned_by_nobody_and_only_admins_act_on_t
     let mut before = media_service::migrations();
     before.sqlite.migrations = Cow::Owned(before.sqlite.migrations[..1].to_vec());
     before.postgres.migrations = Cow::Owned(before.postgres.migrations[..1].to_vec());
-    let old = shared::db::Database::connect(&database_url, before)
+    let old = db::Database::connect(&database_url, before)
         .await
         .expect("the old schema");
     let id = uuid::Uuid::new_v4().to_string();

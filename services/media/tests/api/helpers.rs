@@ -15,15 +15,12 @@ use std::{
 
 use media_service::{Application, DEFAULT_PORT, MediaOptions, NAME, signing::UrlSigner};
 use reqwest::{Method, Response};
+use runtime::{config::DatabaseUrl, telemetry::test_logger};
 use serde_json::Value;
-use shared::{
-    config::DatabaseUrl,
-    store::{ObjectStore, StoreKind},
-    telemetry::test_logger,
-    testing::{TestBackend, TestService, admin_token, fresh_database, service_settings},
-};
+use store::{ObjectStore, StoreKind};
+use testing::{TestBackend, TestService, admin_token, fresh_database, service_settings};
 
-pub use shared::testing::Who;
+pub use testing::Who;
 
 /// The caller of the helpers that name none.
 pub const ADMIN: Who = Who::Admin(1);
@@ -254,7 +251,7 @@ impl TestApp {
     pub async fn row_count(&self) -> u64 {
         let response = self.get("/api/media?limit=0").await;
         assert_eq!(response.status(), 200);
-        shared::testing::total_count(&response)
+        testing::total_count(&response)
     }
 
     /// Every object stored, as `key` paths (sorted), and any staged upload left over.
@@ -318,7 +315,7 @@ pub fn files_under(root: &Path) -> Vec<String> {
     found
 }
 
-pub use shared::testing::{eventually, free_port};
+pub use testing::{eventually, free_port};
 
 /// A PNG signature followed by `len - 8` bytes of `fill`: enough for type detection.
 pub fn png(len: usize, fill: u8) -> Vec<u8> {

@@ -2,10 +2,7 @@
 //! tampering, ranges), thumbnails once they exist, and the service's own documents.
 
 use serde_json::Value;
-use shared::{
-    on_both_backends,
-    testing::{TestBackend, error_code, total_count},
-};
+use testing::{TestBackend, error_code, on_both_backends, total_count};
 
 use crate::helpers::{Store, png, spawn_app};
 use media_service::signing::Purpose;
@@ -291,15 +288,15 @@ async fn a_generated_signing_key_survives_a_restart() {
     app.stop().await;
     assert!(data_dir.join("media-signing.key").is_file());
 
-    let mut settings = shared::testing::service_settings(
+    let mut settings = testing::service_settings(
         media_service::NAME,
         media_service::DEFAULT_PORT,
         database_url,
     );
     settings.workers = 1;
-    let service = shared::testing::TestService::start(
+    let service = testing::TestService::start(
         settings,
-        shared::telemetry::test_logger("media"),
+        runtime::telemetry::test_logger("media"),
         move |settings, logger| media_service::Application::build(settings, options, logger),
     )
     .await;

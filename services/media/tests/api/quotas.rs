@@ -8,10 +8,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use shared::{
-    on_both_backends,
-    testing::{TestBackend, Who, eventually},
-};
+use testing::{TestBackend, Who, eventually, on_both_backends};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpStream, tcp::OwnedWriteHalf},

@@ -5,11 +5,8 @@
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
-use shared::{
-    on_both_backends,
-    store::Presign,
-    testing::{TestBackend, error_code},
-};
+use store::Presign;
+use testing::{TestBackend, error_code, on_both_backends};
 
 use crate::helpers::{MAX, Multipart, S3Server, Store, free_port, png, spawn_app, spawn_with};
 
@@ -185,7 +182,7 @@ async fn s3_limits_and_types_leave_nothing_behind(backend: TestBackend) {
 
     // Lists carry URLs that work: presigned for the image, the service's own for text.
     let response = app.get("/api/media?limit=2").await;
-    assert_eq!(shared::testing::total_count(&response), 9);
+    assert_eq!(testing::total_count(&response), 9);
     let page: Vec<Value> = response.json().await.expect("JSON");
     assert_eq!(page.len(), 2);
     let s3 = app.s3.as_ref().expect("an S3 server");
@@ -228,7 +225,7 @@ async fn an_unreachable_s3_is_a_503_and_readyz_names_the_store() {
     // Nothing listens there: the service still starts.
     let port = free_port();
     let app = spawn_with(TestBackend::Sqlite, Store::Fs, |options| {
-        options.store.media_store = shared::store::StoreKind::S3;
+        options.store.media_store = store::StoreKind::S3;
         options.store.s3_endpoint = Some(format!("http://127.0.0.1:{port}"));
         options.store.s3_bucket = Some("unreachable".to_owned());
         options.store.aws_access_key_id = Some("a".to_owned());
@@ -266,15 +263,15 @@ async fn a_missing_bucket_stops_the_start_when_creation_is_disabled() {
     let mut options = media_service::MediaOptions::embedded(&crate::helpers::temp_dir("nobucket"));
     s3.configure(&mut options);
     options.store.s3_create_bucket = false;
-    let database_url = shared::testing::fresh_database(TestBackend::Sqlite)
+    let database_url = testing::fresh_database(TestBackend::Sqlite)
         .await
         .expect("a database");
-    let settings = shared::testing::service_settings(
+    let settings = testing::service_settings(
         media_service::NAME,
         media_service::DEFAULT_PORT,
         database_url,
     );
-    let logger = shared::telemetry::test_logger("media");
+    let logger = runtime::telemetry::test_logger("media");
     let Err(error) = media_service::Application::build(settings, options, logger).await else {
         panic!("the start must fail");
     };

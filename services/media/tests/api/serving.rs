@@ -6,7 +6,7 @@
 
 use reqwest::Response;
 use serde_json::Value;
-use shared::{on_both_backends, testing::TestBackend};
+use testing::{TestBackend, on_both_backends};
 
 use media_service::{
     serving::{ATTACHMENT_POLICY, INLINE_POLICY},

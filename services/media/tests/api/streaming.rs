@@ -16,7 +16,7 @@ use tokio::{
 };
 
 use crate::helpers::{BOUNDARY, Store, eventually, files_under, free_port, spawn_app, temp_dir};
-use shared::testing::{TestBackend, admin_token, test_keys};
+use testing::{TestBackend, admin_token, test_keys};
 
 /// Serves the JWKS of the tests' signing keys on a free port, for as long as the test runs;
 /// returns its URL.

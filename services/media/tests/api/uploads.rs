@@ -3,13 +3,10 @@
 
 use std::time::Duration;
 
+use queue::{ConsumeOptions, JobQueue};
+use runtime::telemetry::test_logger;
 use serde_json::Value;
-use shared::{
-    messaging::{ConsumeOptions, JobQueue},
-    on_both_backends,
-    telemetry::test_logger,
-    testing::{TestBackend, error_code},
-};
+use testing::{TestBackend, error_code, on_both_backends};
 
 use crate::helpers::{MAX, Multipart, Store, TestApp, png, spawn_app};
 

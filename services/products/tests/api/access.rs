@@ -4,10 +4,7 @@
 
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
-use shared::{
-    on_both_backends,
-    testing::{TestBackend, error_code},
-};
+use testing::{TestBackend, error_code, on_both_backends};
 
 use crate::helpers::{ADMIN, ProductsApi, Who, spawn_app};
 

@@ -2,15 +2,12 @@
 
 use products_service::{Application, DEFAULT_PORT, NAME};
 use reqwest::{Method, Response};
+use runtime::{config::DatabaseUrl, telemetry::test_logger};
 use serde_json::{Value, json};
-use shared::{
-    config::DatabaseUrl,
-    server::ServiceSettings,
-    telemetry::test_logger,
-    testing::{TestBackend, TestService, fresh_database, service_settings},
-};
+use server::ServiceSettings;
+use testing::{TestBackend, TestService, fresh_database, service_settings};
 
-pub use shared::testing::Who;
+pub use testing::Who;
 
 /// The admin the tests write as.
 pub const ADMIN: Who = Who::Admin(1);

@@ -2,10 +2,7 @@
 
 use futures_util::future::join_all;
 use serde_json::{Value, json};
-use shared::{
-    on_both_backends,
-    testing::{TestBackend, admin_token, cache_header, error_code, total_count},
-};
+use testing::{TestBackend, admin_token, cache_header, error_code, on_both_backends, total_count};
 
 use crate::helpers::{ProductsApi, spawn_app, spawn_with};
 
@@ -188,14 +185,14 @@ async fn lists_pages_and_batches(backend: TestBackend) {
     let page = app.get("/api/products?limit=2&offset=2&count=exact").await;
     assert_eq!(total_count(&page), 5);
     // The offset page links on by cursor, to the last product, which links nowhere further.
-    let next = shared::testing::link(&page, "next").expect("a next page");
+    let next = testing::link(&page, "next").expect("a next page");
     assert!(next.starts_with("/api/products?limit=2&after="), "{next}");
     let last = app.get(&next).await;
-    assert_eq!(shared::testing::link(&last, "next"), None);
+    assert_eq!(testing::link(&last, "next"), None);
     let last: Vec<Value> = last.json().await.expect("array");
     assert_eq!(last.len(), 1);
     assert_eq!(last[0]["name"], "P5");
-    let foreign = shared::pagination::encode_cursor("users", 1);
+    let foreign = server::pagination::encode_cursor("users", 1);
     let response = app.get(&format!("/api/products?after={foreign}")).await;
     assert_eq!(response.status(), 400, "a users cursor");
     assert_eq!(error_code(response).await, "bad_request");

@@ -3,12 +3,9 @@
 
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
-use shared::{
-    on_both_backends,
-    testing::{
-        TestBackend, admin_token, capturing_logger, error_code, fresh_database, test_keys,
-        user_token,
-    },
+use testing::{
+    TestBackend, admin_token, capturing_logger, error_code, fresh_database, on_both_backends,
+    test_keys, user_token,
 };
 use users_service::{IdentityOptions, bootstrap::AdminAccount};
 
@@ -293,7 +290,7 @@ async fn failed_logins_are_throttled_per_account_and_per_address() {
     let app = spawn_with_identity(
         test_settings(database),
         options,
-        shared::telemetry::test_logger("users"),
+        runtime::telemetry::test_logger("users"),
     )
     .await;
     signup(&app, "Hank", "hank@example.com").await;
@@ -556,13 +553,13 @@ async fn the_configured_admin_is_created_or_promoted_and_can_sign_in() {
     second.server.stop().await;
 }
 
-async fn spawn_app_with_admin(settings: shared::server::ServiceSettings, email: &str) -> TestApp {
+async fn spawn_app_with_admin(settings: server::ServiceSettings, email: &str) -> TestApp {
     let mut options = IdentityOptions::new(test_keys());
     options.admin = Some(AdminAccount {
         email: email.into(),
         password: "an operator's long secret".into(),
     });
-    spawn_with_identity(settings, options, shared::telemetry::test_logger("users")).await
+    spawn_with_identity(settings, options, runtime::telemetry::test_logger("users")).await
 }
 
 #[tokio::test]
@@ -615,7 +612,7 @@ async fn the_generated_admin_is_written_once_privately_and_signs_in() {
     let app = users_service::Application::build(
         settings.clone(),
         IdentityOptions::new(test_keys()),
-        shared::telemetry::test_logger("users"),
+        runtime::telemetry::test_logger("users"),
     )
     .await
     .expect("built");
@@ -646,7 +643,7 @@ async fn the_generated_admin_is_written_once_privately_and_signs_in() {
     let running = spawn_with_identity(
         settings,
         IdentityOptions::new(test_keys()),
-        shared::telemetry::test_logger("users"),
+        runtime::telemetry::test_logger("users"),
     )
     .await;
     let session = login(&running, &admin.email, &admin.password).await;
@@ -664,13 +661,13 @@ async fn a_token_stored_into_a_revoked_family_is_refused() {
     let app = spawn_with_identity(
         test_settings(database_url.clone()),
         IdentityOptions::new(test_keys()),
-        shared::telemetry::test_logger("users"),
+        runtime::telemetry::test_logger("users"),
     )
     .await;
     let session = signup(&app, "Race", "race@example.com").await;
     let user_id = session["user"]["id"].as_i64().expect("id");
     let first = session["refresh_token"].as_str().expect("token").to_owned();
-    let database = shared::db::Database::connect(&database_url, users_service::migrations())
+    let database = db::Database::connect(&database_url, users_service::migrations())
         .await
         .expect("database");
     let accounts = Accounts::new(database);
@@ -714,7 +711,7 @@ async fn the_redacted_cache_entry_follows_writes() {
     let path = format!("/api/users/{}", session["user"]["id"]);
     for expected in ["miss", "hit"] {
         let response = send(&app, Method::GET, &path, None, None).await;
-        assert_eq!(shared::testing::cache_header(&response), expected);
+        assert_eq!(testing::cache_header(&response), expected);
         let body: Value = response.json().await.expect("JSON");
         assert!(body.get("email").is_none(), "{body}");
     }
@@ -757,7 +754,7 @@ async fn sign_ups_are_limited_per_address() {
     let app = spawn_with_identity(
         test_settings(database),
         options,
-        shared::telemetry::test_logger("users"),
+        runtime::telemetry::test_logger("users"),
     )
     .await;
     signup(&app, "One", "one@example.com").await;

@@ -9,7 +9,7 @@ use std::{
 
 use serde_json::Value;
 
-use shared::testing::{assert_bad_values_refused, assert_help_names};
+use testing::{assert_bad_values_refused, assert_help_names};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_users-service");
 
@@ -44,7 +44,7 @@ async fn logs_json_everywhere_and_exits_zero_on_sigterm() {
         "platform-users-bin-{}",
         uuid::Uuid::new_v4().simple()
     ));
-    let port = shared::testing::free_port();
+    let port = testing::free_port();
     let mut child = Command::new(BINARY)
         .env("PORT", port.to_string())
         .env(

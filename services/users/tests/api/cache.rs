@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shared::testing::{TestBackend, fresh_database, redis_url};
+use testing::{TestBackend, fresh_database, redis_url};
 
-use shared::testing::cache_header;
+use testing::cache_header;
 
 use crate::helpers::{TestApp, UsersApi, spawn_with, test_settings};
 
@@ -79,7 +79,7 @@ async fn redis_entries_expire_after_the_ttl() {
 
 #[tokio::test]
 async fn an_unreachable_redis_never_fails_a_request() {
-    let closed_port = shared::testing::free_port();
+    let closed_port = testing::free_port();
     let app = spawn_on_redis(
         format!("redis://127.0.0.1:{closed_port}"),
         Duration::from_secs(60),

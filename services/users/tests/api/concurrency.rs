@@ -2,7 +2,7 @@
 
 use futures_util::future::join_all;
 use serde_json::json;
-use shared::{on_both_backends, testing::TestBackend};
+use testing::{TestBackend, on_both_backends};
 
 use crate::helpers::{UsersApi, spawn_app};
 

@@ -1,13 +1,10 @@
 //! Spawning users-service the way the binary does, on a free port and a fresh database.
 
 use reqwest::Response;
+use runtime::{config::DatabaseUrl, telemetry::test_logger};
 use serde_json::{Value, json};
-use shared::{
-    config::DatabaseUrl,
-    server::ServiceSettings,
-    telemetry::test_logger,
-    testing::{TestBackend, TestService, admin_token, fresh_database, service_settings, test_keys},
-};
+use server::ServiceSettings;
+use testing::{TestBackend, TestService, admin_token, fresh_database, service_settings, test_keys};
 use users_service::{Application, DEFAULT_PORT, IdentityOptions, NAME};
 
 /// The user id of the admin whose token the test client sends by default (no such row: the

@@ -2,10 +2,10 @@
 //! unknown routes and methods; `X-Request-Id`; health, readiness, metrics; OpenAPI.
 
 use serde_json::{Value, json};
-use shared::{on_both_backends, testing::TestBackend};
+use testing::{TestBackend, on_both_backends};
 
-use shared::testing::{capturing_logger, error_code, fresh_database};
 use sqlx::{Connection, Executor};
+use testing::{capturing_logger, error_code, fresh_database};
 
 use crate::helpers::{UsersApi, spawn_app, spawn_logging_to, test_settings};
 

@@ -1,13 +1,10 @@
 //! Lists at scale: keyset pages by cursor with `Link` headers, totals only on request, and
 //! PostgreSQL plans that seek an index for every list and write.
 
+use db::Database;
 use serde_json::Value;
-use shared::{
-    db::Database,
-    on_both_backends,
-    pagination::encode_cursor,
-    testing::{TestBackend, assert_index_plan, error_code, fresh_database, link},
-};
+use server::pagination::encode_cursor;
+use testing::{TestBackend, assert_index_plan, error_code, fresh_database, link, on_both_backends};
 
 use crate::helpers::{UsersApi, spawn_app};
 

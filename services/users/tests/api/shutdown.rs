@@ -1,7 +1,7 @@
 //! Graceful shutdown: a request in flight when shutdown begins still completes; new
 //! connections are refused afterwards.
 
-use shared::testing::TestBackend;
+use testing::TestBackend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::spawn_app;
@@ -33,7 +33,7 @@ async fn a_request_in_flight_finishes_during_shutdown() {
     let head = format!(
         "POST /api/users HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
          Authorization: Bearer {}\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
-        shared::testing::admin_token(crate::helpers::TEST_ADMIN_ID),
+        testing::admin_token(crate::helpers::TEST_ADMIN_ID),
         body.len()
     );
     stream

@@ -1,6 +1,6 @@
 //! The seed's bare messages as `task` jobs; everything else not an envelope stays malformed.
 
-use shared::messaging::Envelope;
+use queue::Envelope;
 
 use super::{bare_job_id, envelope_of};
 use crate::{jobs::Job, outcome::JobError};

@@ -1,6 +1,7 @@
 //! `/healthz`, `/readyz` (the queue, the store, the database) and `/metrics` on the worker's port.
 
-use shared::{messaging::QueueArgs, testing::error_code};
+use queue::QueueArgs;
+use testing::error_code;
 
 use crate::{
     helpers::{Broker, TestBroker, quick, spawn_worker, spawn_worker_with, worker_options},

@@ -12,14 +12,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use shared::{
-    config::DatabaseUrl,
-    db::Database,
-    messaging::{DeadLetter, JobQueue, QueueArgs},
-    store::{ObjectStore, StoreArgs},
-    telemetry::test_logger,
-    testing::{TestBackend, TestService, fresh_database, metric_value, service_settings},
-};
+use db::Database;
+use queue::{DeadLetter, JobQueue, QueueArgs};
+use runtime::{config::DatabaseUrl, telemetry::test_logger};
+use store::{ObjectStore, StoreArgs};
+use testing::{TestBackend, TestService, fresh_database, metric_value, service_settings};
 use worker::{
     Application, DEFAULT_PORT, NAME, WorkerOptions,
     config::{ProcessingArgs, ThumbnailArgs},
@@ -39,7 +36,7 @@ pub enum Broker {
 
 /// The RabbitMQ of the tests.
 pub fn amqp_url() -> String {
-    shared::testing::amqp_url()
+    testing::amqp_url()
 }
 
 /// A queue with names of its own, and a producer on it.
@@ -208,14 +205,14 @@ pub async fn spawn_worker_with(options: WorkerOptions, broker: &TestBroker) -> T
     }
 }
 
-pub use shared::testing::{eventually, free_port};
+pub use testing::{eventually, free_port};
 
 /// A task job's payload (the seed's shape) with the test options.
 pub fn task(name: &str, duration_ms: u64, fail_attempts: u32) -> serde_json::Value {
     serde_json::json!({
         "id": 1,
         "task": name,
-        "timestamp": shared::db::timestamp_now(),
+        "timestamp": db::timestamp_now(),
         "duration_ms": duration_ms,
         "fail_attempts": fail_attempts,
     })

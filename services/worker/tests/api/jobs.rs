@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, stream};
-use shared::messaging::Envelope;
+use queue::Envelope;
 
 use crate::{
     helpers::{Broker, TestBroker, eventually, quick, spawn_worker, task},

@@ -15,10 +15,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use shared::{
-    messaging::{JobQueue, QueueArgs},
-    telemetry::test_logger,
-};
+use queue::{JobQueue, QueueArgs};
+use runtime::telemetry::test_logger;
 use worker::message::bare_job_id;
 
 use crate::helpers::{TestBroker, eventually, free_port, quick, spawn_worker, worker_command};

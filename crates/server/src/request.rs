@@ -1,0 +1,204 @@
+//! The middleware every service runs on every request: the `X-Request-Id`, one JSON access line,
+//! the HTTP metrics, and the rule that every error response is a JSON error body.
+
+use std::{
+    future::{Ready, ready},
+    sync::Arc,
+    time::Instant,
+};
+
+use actix_web::{
+    Error, FromRequest, HttpMessage, HttpRequest,
+    body::{BoxBody, MessageBody},
+    dev::{Payload, ServiceRequest, ServiceResponse},
+    http::header::{self, HeaderName, HeaderValue},
+    middleware::Next,
+    web,
+};
+use slog::Logger;
+
+use runtime::{
+    access::{AccessLine, is_acceptable_id},
+    metrics::Metrics,
+};
+
+use crate::error::{body_for_status, is_json};
+
+/// The request id header of docs/contracts.md.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id that follows one request through the platform; handlers extract it to pass it on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub Arc<str>);
+
+impl RequestId {
+    /// The client's id when it is 1–128 visible ASCII characters, otherwise a new UUID.
+    pub fn accept_or_generate(client_value: Option<&HeaderValue>) -> Self {
+        match client_value {
+            Some(value) if is_acceptable_id(value.as_bytes()) => Self(Arc::from(
+                value.to_str().expect("visible ASCII is valid str"),
+            )),
+            _ => Self::generate(),
+        }
+    }
+
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        Self(Arc::from(uuid::Uuid::new_v4().to_string()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Whether the request takes a gzip-encoded answer (`Accept-Encoding` names `gzip` or `*`
+/// without refusing it with `q=0`): for answers kept compressed (vendored scripts and pages).
+pub fn accepts_gzip(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value.split(',').any(|coding| {
+                let mut parts = coding.split(';');
+                let name = parts.next().unwrap_or_default().trim();
+                let refused = parts.any(|parameter| parameter.trim().replace(' ', "") == "q=0");
+                (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+            })
+        })
+}
+
+impl FromRequest for RequestId {
+    type Error = Error;
+    type Future = Ready<Result<Self, Error>>;
+
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let id = request.extensions().get::<RequestId>().cloned();
+        ready(Ok(id.unwrap_or_else(RequestId::generate)))
+    }
+}
+
+/// What the middleware writes to: the service's logger and metrics (kept in `app_data`).
+pub struct Observability {
+    /// The service's logger (with its `service` field).
+    pub logger: Logger,
+    /// The service's metrics.
+    pub metrics: Metrics,
+}
+
+/// The middleware function; [`crate::service`] wraps every service's app in it.
+pub async fn observe(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let started = Instant::now();
+    let observability = request
+        .app_data::<web::Data<Observability>>()
+        .cloned()
+        .expect("server::HttpService installs Observability");
+    let request_id = RequestId::accept_or_generate(request.headers().get(&REQUEST_ID_HEADER));
+    request.extensions_mut().insert(request_id.clone());
+    let mut response = match next.call(request).await {
+        Ok(response) => response.map_into_boxed_body(),
+        Err(error) => {
+            // Only a failing middleware gets here (handlers' errors arrive as responses); actix
+            // renders `error` itself, which for our errors is the JSON body.
+            let status = error.as_response_error().status_code().as_u16();
+            slog::error!(observability.logger, "request";
+                "status" => status, "request_id" => request_id.as_str(), "error" => error.to_string());
+            return Err(error);
+        }
+    };
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error()) && !is_json(response.headers()) {
+        response = response.map_body(|head, _body| {
+            head.headers.remove(header::CONTENT_LENGTH);
+            head.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            let body =
+                serde_json::to_vec(&body_for_status(status)).expect("error bodies serialize");
+            BoxBody::new(body)
+        });
+    }
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+
+    let elapsed = started.elapsed();
+    let request = response.request();
+    let route = request.match_pattern();
+    let route = route.as_deref().unwrap_or("unmatched");
+    let method = request.method().as_str();
+    observability
+        .metrics
+        .observe_request(method, route, status.as_str(), elapsed);
+    let ip = crate::network::client_address(request).to_string();
+    let user_agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let cause = (status.is_server_error())
+        .then(|| response.response().error().map(|error| error.to_string()))
+        .flatten();
+    AccessLine {
+        method,
+        path: request.path(),
+        route,
+        status: status.as_u16(),
+        elapsed,
+        ip: &ip,
+        user_agent,
+        request_id: request_id.as_str(),
+        upstream: None,
+        bytes: None,
+        error: cause.as_deref(),
+    }
+    .write(&observability.logger);
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_are_kept_only_when_visible_ascii_up_to_128() {
+        assert!(is_acceptable_id(b"abc-123"));
+        assert!(is_acceptable_id(&[b'a'; 128]));
+        assert!(!is_acceptable_id(&[b'a'; 129]));
+        assert!(!is_acceptable_id(b""));
+        assert!(!is_acceptable_id(b"has space"));
+        assert!(!is_acceptable_id("caf\u{e9}".as_bytes()));
+    }
+
+    #[test]
+    fn gzip_is_taken_unless_refused() {
+        let with = |value: &'static str| {
+            actix_web::test::TestRequest::default()
+                .insert_header((header::ACCEPT_ENCODING, value))
+                .to_http_request()
+        };
+        assert!(accepts_gzip(&with("gzip, deflate, br")));
+        assert!(accepts_gzip(&with("br;q=1.0, GZIP;q=0.5")));
+        assert!(accepts_gzip(&with("*")));
+        assert!(!accepts_gzip(&with("gzip;q=0, br")));
+        assert!(!accepts_gzip(&with("gzip; q = 0")));
+        assert!(!accepts_gzip(&with("identity")));
+        assert!(!accepts_gzip(
+            &actix_web::test::TestRequest::default().to_http_request()
+        ));
+    }
+
+    #[test]
+    fn a_rejected_id_is_replaced_by_a_uuid() {
+        let id = RequestId::accept_or_generate(Some(&HeaderValue::from_static("with space")));
+        assert!(uuid::Uuid::parse_str(id.as_str()).is_ok());
+        let kept = RequestId::accept_or_generate(Some(&HeaderValue::from_static("trace-1")));
+        assert_eq!(kept.as_str(), "trace-1");
+    }
+}
