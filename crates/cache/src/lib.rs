@@ -688,6 +688,12 @@ fn decode(mut value: Vec<u8>) -> Option<Entry> {
     }
 }
 
+impl runtime::Probe for Cache {
+    fn probe(&self) -> runtime::ProbeFuture<'_> {
+        Box::pin(self.ping())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -204,6 +204,12 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+impl runtime::Probe for Database {
+    fn probe(&self) -> runtime::ProbeFuture<'_> {
+        Box::pin(self.ping())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

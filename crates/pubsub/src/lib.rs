@@ -511,6 +511,12 @@ async fn run_subscriber_connection(
     }
 }
 
+impl runtime::Probe for PubSub {
+    fn probe(&self) -> runtime::ProbeFuture<'_> {
+        Box::pin(async move { self.check().await.map_err(anyhow::Error::from) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -547,3 +547,9 @@ pub fn random_unit() -> f64 {
     let bits = uuid::Uuid::new_v4().as_u128() as u64 & ((1_u64 << 53) - 1);
     bits as f64 / (1_u64 << 53) as f64
 }
+
+impl runtime::Probe for JobQueue {
+    fn probe(&self) -> runtime::ProbeFuture<'_> {
+        Box::pin(self.check())
+    }
+}

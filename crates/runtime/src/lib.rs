@@ -9,6 +9,7 @@
 //! | [`shutdown`] | SIGINT / SIGTERM as a future, fanned out to every server of a process |
 //! | [`metrics`] | the Prometheus registry of one instance |
 //! | [`network`] | the client's address: trusted proxies and the one `X-Forwarded-For` rule |
+//! | [`readiness`] | [`Probe`]: how a dependency says whether it answers (for `/readyz`) |
 //! | [`errors`] | the JSON error body and the code of each status |
 //! | [`access`] | the access log's line and the rule for a client's request id |
 //!
@@ -20,7 +21,9 @@ pub mod errors;
 pub mod metrics;
 pub mod network;
 pub mod process;
+pub mod readiness;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use process::{Service, probe, run_process};
+pub use readiness::{Probe, ProbeFuture};

@@ -12,18 +12,16 @@
 use std::{sync::Arc, time::Duration};
 
 use actix_web::{HttpResponse, http::StatusCode, web};
-use futures_util::future::{BoxFuture, join_all};
+use futures_util::future::join_all;
 use serde_json::json;
 
 use runtime::{
+    Probe,
     errors::{ErrorBody, ErrorDetail, FieldError},
     metrics::Metrics,
 };
 
 use crate::{error::code_for, request::Observability};
-
-/// One dependency check: resolves `Ok` when the dependency answers.
-pub type Check = Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
 
 /// The longest one check may take before it counts as failed.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -44,8 +42,8 @@ pub struct Dependency {
     pub name: &'static str,
     /// Whether the instance can serve without it.
     pub need: Need,
-    /// The check.
-    pub check: Check,
+    /// How it is asked.
+    pub probe: Arc<dyn Probe>,
 }
 
 /// The dependencies `/readyz` checks.
@@ -57,8 +55,12 @@ pub struct Readiness {
 
 impl Readiness {
     /// Adds a dependency.
-    pub fn with(mut self, name: &'static str, need: Need, check: Check) -> Self {
-        self.dependencies.push(Dependency { name, need, check });
+    pub fn with(mut self, name: &'static str, need: Need, probe: impl Probe) -> Self {
+        self.dependencies.push(Dependency {
+            name,
+            need,
+            probe: Arc::new(probe),
+        });
         self
     }
 
@@ -66,7 +68,8 @@ impl Readiness {
     /// in `metrics`: each dependency with its error, if it failed.
     pub async fn evaluate(&self, metrics: &Metrics) -> Vec<(&Dependency, Option<String>)> {
         let results = join_all(self.dependencies.iter().map(|dependency| async move {
-            let failure = match tokio::time::timeout(CHECK_TIMEOUT, (dependency.check)()).await {
+            let failure = match tokio::time::timeout(CHECK_TIMEOUT, dependency.probe.probe()).await
+            {
                 Ok(Ok(())) => None,
                 Ok(Err(error)) => Some(format!("{error:#}")),
                 Err(_) => Some(format!("no answer within {CHECK_TIMEOUT:?}")),
@@ -161,8 +164,26 @@ mod tests {
 
     use super::*;
 
-    fn answering(result: Result<(), &'static str>) -> Check {
-        Arc::new(move || Box::pin(async move { result.map_err(anyhow::Error::msg) }))
+    /// A dependency that answers `result` at once.
+    struct Answering(Result<(), &'static str>);
+
+    impl Probe for Answering {
+        fn probe(&self) -> runtime::ProbeFuture<'_> {
+            Box::pin(async move { self.0.map_err(anyhow::Error::msg) })
+        }
+    }
+
+    fn answering(result: Result<(), &'static str>) -> Answering {
+        Answering(result)
+    }
+
+    /// A dependency that never answers.
+    struct Silent;
+
+    impl Probe for Silent {
+        fn probe(&self) -> runtime::ProbeFuture<'_> {
+            Box::pin(futures_util::future::pending())
+        }
     }
 
     async fn readyz_of(readiness: Readiness) -> (StatusCode, Value, String) {
@@ -249,8 +270,7 @@ mod tests {
 
     #[actix_web::test]
     async fn a_check_that_never_answers_fails_after_the_timeout() {
-        let silent: Check = Arc::new(|| Box::pin(futures_util::future::pending()));
-        let readiness = Readiness::default().with("database", Need::Required, silent);
+        let readiness = Readiness::default().with("database", Need::Required, Silent);
         let started = std::time::Instant::now();
         let (status, body, _) = readyz_of(readiness).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

@@ -19,6 +19,7 @@ use slog::Logger;
 use cache::{Cache, CacheSettings};
 use db::{Database, Migrations, redact};
 use runtime::{
+    Probe,
     config::{CommonArgs, DatabaseUrl},
     metrics::Metrics,
     network::TrustedProxies,
@@ -28,7 +29,7 @@ use runtime::{
 use crate::{
     ApiError,
     error::{json_error, path_error, query_error},
-    health::{self, Check, Need, Readiness},
+    health::{self, Need, Readiness},
     request::{Observability, observe},
 };
 
@@ -123,40 +124,24 @@ impl ServiceContext {
 
     /// Adds a `/readyz` check of a dependency of this service's own (a broker, a store)
     /// without which it cannot serve.
-    pub fn with_check(mut self, name: &'static str, check: Check) -> Self {
-        self.extra_checks = self.extra_checks.with(name, Need::Required, check);
+    pub fn with_check(mut self, name: &'static str, probe: impl Probe) -> Self {
+        self.extra_checks = self.extra_checks.with(name, Need::Required, probe);
         self
     }
 
     /// Adds a `/readyz` check of a dependency this service serves without, degraded (pub/sub
     /// when local subscribers are still served).
-    pub fn with_optional_check(mut self, name: &'static str, check: Check) -> Self {
-        self.extra_checks = self.extra_checks.with(name, Need::Optional, check);
+    pub fn with_optional_check(mut self, name: &'static str, probe: impl Probe) -> Self {
+        self.extra_checks = self.extra_checks.with(name, Need::Optional, probe);
         self
     }
 
     /// The `/readyz` checks: the database (required), the cache (optional: it fails open),
     /// and the service's own.
     pub fn readiness(&self) -> Readiness {
-        let database = self.database.clone();
-        let cache = self.cache.clone();
         let mut readiness = Readiness::default()
-            .with(
-                "database",
-                Need::Required,
-                Arc::new(move || {
-                    let database = database.clone();
-                    Box::pin(async move { database.ping().await })
-                }),
-            )
-            .with(
-                "cache",
-                Need::Optional,
-                Arc::new(move || {
-                    let cache = cache.clone();
-                    Box::pin(async move { cache.ping().await })
-                }),
-            );
+            .with("database", Need::Required, self.database.clone())
+            .with("cache", Need::Optional, self.cache.clone());
         readiness
             .dependencies
             .extend(self.extra_checks.dependencies.iter().cloned());

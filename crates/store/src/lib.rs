@@ -922,6 +922,12 @@ impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
     }
 }
 
+impl runtime::Probe for ObjectStore {
+    fn probe(&self) -> runtime::ProbeFuture<'_> {
+        Box::pin(self.check())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use futures_util::StreamExt;

@@ -37,7 +37,7 @@ pub mod queue;
 pub mod routes;
 pub mod socketio;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use actix_web::web;
 use db::Migrations;
@@ -220,16 +220,9 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let redis_url = settings.cache.redis_url.clone();
         let pubsub = PubSub::connect(redis_url.as_deref(), logger.clone()).await?;
-        let checked = pubsub.clone();
         let context = ServiceContext::open(&settings, migrations(), logger.clone())
             .await?
-            .with_check(
-                "pubsub",
-                Arc::new(move || {
-                    let pubsub = checked.clone();
-                    Box::pin(async move { pubsub.check().await.map_err(anyhow::Error::from) })
-                }),
-            );
+            .with_check("pubsub", pubsub.clone());
         slog::info!(logger, "pub/sub ready"; "pubsub" => pubsub.kind());
         let metrics = ChatMetrics::register(&context.metrics.registry)?;
         let history = History::new(context.database.clone(), chat.history_cap);

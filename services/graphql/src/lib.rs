@@ -48,7 +48,7 @@ pub mod socket_operations;
 pub mod upstream;
 pub mod websocket;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use actix_web::web;
 use db::Migrations;
@@ -264,17 +264,10 @@ impl Application {
         let context = ServiceContext::open(&settings.service, migrations(), logger.clone()).await?;
         let pubsub =
             PubSub::connect(settings.service.cache.redis_url.as_deref(), logger.clone()).await?;
-        let pubsub_check = pubsub.clone();
         // Optional: queries and mutations are served without pub/sub (a `postCreated` that
         // cannot be published is logged), so a Redis blip leaves the instance degraded, in
         // service.
-        let context = context.with_optional_check(
-            "pubsub",
-            Arc::new(move || {
-                let pubsub = pubsub_check.clone();
-                Box::pin(async move { pubsub.check().await.map_err(anyhow::Error::from) })
-            }),
-        );
+        let context = context.with_optional_check("pubsub", pubsub.clone());
         let upstream_calls = counter(
             &context,
             "graphql_upstream_requests_total",

@@ -217,24 +217,10 @@ impl Application {
         let signer = Arc::new(UrlSigner::load(&options.media, &logger)?);
         let store = ObjectStore::connect(&options.store, logger.clone()).await?;
         let queue = JobQueue::connect(&options.queue, logger.clone()).await?;
-        let check_store = store.clone();
-        let check_queue = queue.clone();
         let context = ServiceContext::open(&settings, migrations(), logger.clone())
             .await?
-            .with_check(
-                "store",
-                Arc::new(move || {
-                    let store = check_store.clone();
-                    Box::pin(async move { store.check().await })
-                }),
-            )
-            .with_check(
-                "queue",
-                Arc::new(move || {
-                    let queue = check_queue.clone();
-                    Box::pin(async move { queue.check().await })
-                }),
-            );
+            .with_check("store", store.clone())
+            .with_check("queue", queue.clone());
         let metrics = UploadMetrics::register(&context.metrics.registry)?;
         let state = web::Data::new(MediaState {
             repository: MediaRepository::new(context.database.clone()),

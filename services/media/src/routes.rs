@@ -123,7 +123,11 @@ async fn list(
     for row in rows {
         items.push(present(state, row, false).await?);
     }
-    Ok(list_response(&items, None, server::pagination::Total::Exact(total)))
+    Ok(list_response(
+        &items,
+        None,
+        server::pagination::Total::Exact(total),
+    ))
 }
 
 /// One media item, with fresh download URLs: for its owner, admins, and anyone when it is

@@ -32,8 +32,6 @@ pub mod producer;
 pub mod repository;
 pub mod thumbnail;
 
-use std::sync::Arc;
-
 use db::Migrations;
 use queue::JobQueue;
 use runtime::{Service, shutdown::Shutdown};
@@ -83,23 +81,9 @@ impl Application {
         let context = ServiceContext::open(&settings, migrations(), logger.clone()).await?;
         let queue = JobQueue::connect(&options.queue, logger.clone()).await?;
         let store = ObjectStore::connect(&options.store, logger.clone()).await?;
-        let check_queue = queue.clone();
-        let check_store = store.clone();
         let context = context
-            .with_check(
-                "queue",
-                Arc::new(move || {
-                    let queue = check_queue.clone();
-                    Box::pin(async move { queue.check().await })
-                }),
-            )
-            .with_check(
-                "store",
-                Arc::new(move || {
-                    let store = check_store.clone();
-                    Box::pin(async move { store.check().await })
-                }),
-            );
+            .with_check("queue", queue.clone())
+            .with_check("store", store.clone());
         let metrics = WorkerMetrics::register(&context.metrics)?;
         let http = HttpService::bind(&settings, &context, |_config| {})?;
         let thumbnails = options.thumbnails;
