@@ -59,9 +59,9 @@ pub enum PubSubError {
     /// `REDIS_URL` could not be used.
     #[error("invalid Redis URL: {0}")]
     InvalidUrl(String),
-    /// Redis refused or failed the command.
+    /// Redis refused or failed the command (the Redis client's error is the source).
     #[error("Redis pub/sub failed")]
-    Redis(#[from] redis::RedisError),
+    Redis(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// No connection to Redis could be had from the pool.
     #[error("no Redis connection: {0}")]
     Pool(String),
@@ -71,6 +71,12 @@ pub enum PubSubError {
     /// The subscriber connection to Redis is down (being re-established).
     #[error("the Redis subscriber connection is down")]
     Disconnected,
+}
+
+impl From<redis::RedisError> for PubSubError {
+    fn from(error: redis::RedisError) -> Self {
+        Self::Redis(Box::new(error))
+    }
 }
 
 /// A pub/sub handle; cheap to clone, shared by every task of the process.

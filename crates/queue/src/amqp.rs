@@ -19,9 +19,9 @@ use futures_util::StreamExt;
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
     options::{
-        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions,
-        BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-        ExchangeDeclareOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+        BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+        QueueDeclareOptions,
     },
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
@@ -29,8 +29,8 @@ use slog::Logger;
 use tokio::sync::{Mutex, mpsc};
 
 use super::{
-    ConsumeOptions, DELIVERIES_HEADER, DeadLetter, Delivery, DeliveryHandle, ERROR_HEADER,
-    EnqueueError, Envelope, QueueArgs, QueueDepth, QueueError, REQUEST_ID_HEADER, dead_queue_name,
+    ConsumeOptions, DELIVERIES_HEADER, Delivery, DeliveryHandle, ERROR_HEADER, EnqueueError,
+    Envelope, QueueArgs, QueueDepth, QueueError, REQUEST_ID_HEADER, dead_queue_name,
 };
 use db::redact;
 
@@ -346,12 +346,19 @@ impl AmqpQueue {
     }
 
     /// Takes up to `limit` messages off the dead-letter queue (acking them).
-    pub async fn take_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn take_dead_letters(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<super::DeadLetter>, QueueError> {
         let channel = self.channel().await?;
         let mut letters = Vec::new();
         while letters.len() < limit {
             let Some(message) = channel
-                .basic_get(self.inner.dead.as_str().into(), BasicGetOptions::default())
+                .basic_get(
+                    self.inner.dead.as_str().into(),
+                    lapin::options::BasicGetOptions::default(),
+                )
                 .await?
             else {
                 break;
@@ -359,7 +366,7 @@ impl AmqpQueue {
             let delivery = message.delivery;
             let error = header(&delivery.properties, ERROR_HEADER);
             delivery.acker.ack(BasicAckOptions::default()).await?;
-            letters.push(DeadLetter {
+            letters.push(super::DeadLetter {
                 body: delivery.data,
                 error,
             });
@@ -397,19 +404,23 @@ impl AmqpQueue {
     }
 
     /// Deletes the queues (retry levels included) and the exchange: for tests and tools.
+    #[cfg(any(test, feature = "testing"))]
     pub async fn delete_topology(&self) -> Result<(), QueueError> {
         let channel = self.channel().await?;
         let mut queues = vec![self.inner.queue.clone(), self.inner.dead.clone()];
         queues.extend((1..=RETRY_LEVELS).map(|level| self.retry_queue(level).1));
         for queue in queues {
             channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .queue_delete(
+                    queue.as_str().into(),
+                    lapin::options::QueueDeleteOptions::default(),
+                )
                 .await?;
         }
         channel
             .exchange_delete(
                 self.inner.exchange.as_str().into(),
-                ExchangeDeleteOptions::default(),
+                lapin::options::ExchangeDeleteOptions::default(),
             )
             .await?;
         Ok(())
@@ -779,7 +790,7 @@ impl AmqpHandle {
 }
 
 fn settler_gone() -> QueueError {
-    QueueError::Broker(lapin::Error::from(std::io::Error::new(
+    QueueError::Broker(Box::new(std::io::Error::new(
         std::io::ErrorKind::NotConnected,
         "the consumer's connection was closed",
     )))

@@ -18,8 +18,7 @@ use sqlx::{Any, Row, any::AnyArguments, query::Query};
 use tokio::sync::Notify;
 
 use super::{
-    ConsumeOptions, DeadLetter, Delivery, DeliveryHandle, EnqueueError, Envelope, QueueDepth,
-    QueueError,
+    ConsumeOptions, Delivery, DeliveryHandle, EnqueueError, Envelope, QueueDepth, QueueError,
 };
 use db::{Backend, Database, Migrations, redact, timestamp_now};
 use runtime::config::DatabaseUrl;
@@ -138,7 +137,11 @@ impl EmbeddedQueue {
     }
 
     /// Removes and returns up to `limit` dead letters, oldest first.
-    pub async fn take_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn take_dead_letters(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<super::DeadLetter>, QueueError> {
         let rows = sqlx::query(
             "DELETE FROM queue_jobs WHERE seq IN (SELECT seq FROM queue_jobs \
                  WHERE queue = $1 AND state = 'dead' ORDER BY seq LIMIT $2) \
@@ -148,12 +151,12 @@ impl EmbeddedQueue {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(self.inner.database.pool())
         .await?;
-        let mut letters: Vec<(i64, DeadLetter)> = rows
+        let mut letters: Vec<(i64, super::DeadLetter)> = rows
             .iter()
             .map(|row| {
                 Ok((
                     row.try_get("seq")?,
-                    DeadLetter {
+                    super::DeadLetter {
                         body: row.try_get("body")?,
                         error: row.try_get("last_error")?,
                     },
@@ -186,6 +189,7 @@ impl EmbeddedQueue {
     }
 
     /// Deletes every row of this queue.
+    #[cfg(any(test, feature = "testing"))]
     pub async fn delete_topology(&self) -> Result<(), QueueError> {
         sqlx::query("DELETE FROM queue_jobs WHERE queue = $1")
             .bind(&self.inner.queue)

@@ -33,8 +33,8 @@
 //! [`JobQueue::publish_raw`] sends a body that need not be an envelope (tools, tests of
 //! malformed messages); [`Delivery::retry`], [`Delivery::dead_letter`] and [`Delivery::requeue`]
 //! settle a delivery other than by [`Delivery::ack`], and [`Delivery::extend_lease`] keeps a
-//! long job's embedded lease; [`JobQueue::take_dead_letters`] and [`JobQueue::depth`] inspect
-//! the queues, [`JobQueue::delete_topology`] removes them (tests). [`QueueArgs`] also takes
+//! long job's embedded lease; `JobQueue::take_dead_letters` (tests) and [`JobQueue::depth`] inspect
+//! the queues, `JobQueue::delete_topology` removes them (tests, feature `testing`). [`QueueArgs`] also takes
 //! `QUEUE_NAME` and `EVENTS_EXCHANGE` (docs/contracts.md's names by default).
 //!
 //! Not here yet: publishing domain events to `platform.events` (the exchange is declared).
@@ -205,18 +205,34 @@ pub enum EnqueueError {
 /// A failure of a consumer or of settling a delivery.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
-    /// The broker connection failed.
+    /// The broker connection failed (the broker client's error is the source).
     #[error("broker: {0}")]
-    Broker(#[from] lapin::Error),
-    /// The queue database failed.
+    Broker(#[source] BackendError),
+    /// The queue database failed (the database driver's error is the source).
     #[error("queue database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] BackendError),
     /// Publishing a retry or a dead letter failed.
     #[error(transparent)]
     Publish(#[from] EnqueueError),
     /// The delivery's lease had expired and another consumer took the job over.
     #[error("the lease of this delivery was lost (it expired)")]
     LeaseLost,
+}
+
+/// A failure of the broker client or the database driver, kept as the source of a
+/// [`QueueError`] without making their types part of this crate's interface.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
+
+impl From<lapin::Error> for QueueError {
+    fn from(error: lapin::Error) -> Self {
+        Self::Broker(Box::new(error))
+    }
+}
+
+impl From<sqlx::Error> for QueueError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(Box::new(error))
+    }
 }
 
 /// How a consumer takes deliveries.
@@ -351,6 +367,7 @@ impl JobQueue {
     }
 
     /// Takes up to `limit` dead letters off the dead-letter queue (they are removed).
+    #[cfg(any(test, feature = "testing"))]
     pub async fn take_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
         match self {
             Self::Amqp(queue) => queue.take_dead_letters(limit).await,
@@ -368,6 +385,7 @@ impl JobQueue {
 
     /// Removes the queues (RabbitMQ: the queues and the exchange; embedded: the queue's rows).
     /// For tests and tools.
+    #[cfg(any(test, feature = "testing"))]
     pub async fn delete_topology(&self) -> Result<(), QueueError> {
         match self {
             Self::Amqp(queue) => queue.delete_topology().await,
