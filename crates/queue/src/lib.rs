@@ -2,14 +2,14 @@
 //!
 //! Two backends behind one API, chosen by [`QueueArgs`]:
 //!
-//! - `AMQP_URL` set: RabbitMQ through lapin ([`amqp`]). The topology is declared idempotently on
+//! - `AMQP_URL` set: RabbitMQ through lapin (`amqp.rs`). The topology is declared idempotently on
 //!   every (re)connection: the durable queue `tasks_queue`, the topic exchange `platform.events`,
 //!   the dead-letter queue `tasks_queue.dead`, and TTL'd retry queues `tasks_queue.retry.<n>`
 //!   that dead-letter back into `tasks_queue` when a message's delay expires. Messages are
 //!   persistent, carry `message_id`, `content_type: application/json` and the request id in the
 //!   `x-request-id` header; every publish waits for the broker's confirm, and is retried on a
 //!   fresh connection (with backoff) or reported to the caller, never dropped.
-//! - `AMQP_URL` unset: an embedded durable queue in a SQL table ([`embedded`]) on
+//! - `AMQP_URL` unset: an embedded durable queue in a SQL table (`embedded.rs`) on
 //!   [`db::Database`] (SQLite `sqlite://data/queue.db` by default, shared by every process
 //!   started in the same directory; PostgreSQL works too). A consumer leases jobs for a
 //!   visibility timeout; a job whose lease expires (its consumer crashed) is delivered again.
@@ -39,8 +39,8 @@
 //!
 //! Not here yet: publishing domain events to `platform.events` (the exchange is declared).
 
-pub mod amqp;
-pub mod embedded;
+mod amqp;
+mod embedded;
 
 use std::{path::Path, time::Duration};
 
