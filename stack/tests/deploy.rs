@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_yaml::Value;
+use serde_norway::Value;
 
 /// The services that deploy (the `stack` binary is the embedded all-in-one, not a unit of a
 /// deployment on real backends).
@@ -31,7 +31,7 @@ fn root() -> PathBuf {
 
 fn yaml(path: &str) -> Value {
     let text = std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut value: Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut value: Value = serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
     // docker-compose.yml shares settings through YAML merge keys (`<<: *service`).
     value
         .apply_merge()
@@ -41,9 +41,9 @@ fn yaml(path: &str) -> Value {
 
 fn yaml_documents(path: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_yaml::Deserializer::from_str(&text)
+    serde_norway::Deserializer::from_str(&text)
         .map(|document| {
-            serde_yaml::with::singleton_map_recursive::deserialize(document).expect("YAML")
+            serde_norway::with::singleton_map_recursive::deserialize(document).expect("YAML")
         })
         .collect()
 }

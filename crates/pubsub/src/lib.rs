@@ -3,9 +3,9 @@
 //! it.
 //!
 //! ```no_run
-//! # async fn example(logger: slog::Logger) -> Result<(), shared::pubsub::PubSubError> {
+//! # async fn example(logger: slog::Logger) -> Result<(), pubsub::PubSubError> {
 //! use futures_util::StreamExt;
-//! use shared::pubsub::PubSub;
+//! use pubsub::PubSub;
 //!
 //! let pubsub = PubSub::connect(None, logger).await?; // Some("redis://…") for Redis
 //! let mut subscription = pubsub.subscribe("posts").await?;
@@ -21,7 +21,7 @@
 //!   channels and subscribers; messages are fanned out to the local subscribers. Publishing
 //!   goes through a small pool of ordinary connections.
 //! - When the subscriber connection breaks, it is re-established with exponential backoff
-//!   (100 ms doubling to 5 s) and every channel that still has subscribers is subscribed again.
+//!   (100 ms doubling to 5 s, with jitter) and every channel that still has subscribers is subscribed again.
 //!   Messages published while it was down are lost (pub/sub is not a queue); `subscribe` called
 //!   meanwhile returns at once and its channel is subscribed on reconnection. `check` fails
 //!   while the connection is down.
@@ -30,6 +30,7 @@
 //!   behind misses the newer ones rather than growing memory or slowing the publisher;
 //!   [`Subscription::missed`] counts them.
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use std::{
     collections::HashMap,
     pin::Pin,
@@ -409,8 +410,16 @@ async fn run_subscriber_connection(
     first: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut first = Some(first);
-    let mut backoff = Duration::from_millis(100);
+    // 100 ms doubling to 5 s, with jitter, so instances that lost Redis together do not all
+    // reconnect at the same instant; back to the start after each successful connection.
+    let schedule = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .without_max_times()
+        .with_jitter();
+    let mut delays = schedule.build();
     loop {
+        let mut backoff = delays.next().unwrap_or(Duration::from_secs(5));
         let connected = tokio::time::timeout(REDIS_TIMEOUT, client.get_async_pubsub()).await;
         let Some(strong) = backend.upgrade() else {
             return;
@@ -433,7 +442,8 @@ async fn run_subscriber_connection(
                         *subscriptions = Some(sink);
                         redis.connected.store(true, Ordering::SeqCst);
                         slog::info!(logger, "pub/sub connected to Redis"; "channels" => names.len());
-                        backoff = Duration::from_millis(100);
+                        delays = schedule.build();
+                        backoff = delays.next().unwrap_or(Duration::from_secs(5));
                         Some(stream)
                     }
                     Ok(Err(error)) => {
@@ -513,7 +523,6 @@ async fn run_subscriber_connection(
                 }
             }
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 

@@ -138,7 +138,6 @@ pub fn dead_queue_name(queue: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     /// The job's id, also the message's `message_id`; the consumer's idempotency key.
-    #[serde(with = "uuid_text")]
     pub id: uuid::Uuid,
     /// What to do (`task`, `thumbnail`).
     pub kind: String,
@@ -538,32 +537,6 @@ impl Delivery {
             DeliveryHandle::Embedded(handle) => handle.extend(visibility).await,
         }
     }
-}
-
-/// A UUID as its hyphenated text (uuid's serde feature is not enabled in the workspace).
-mod uuid_text {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub(super) fn serialize<S: Serializer>(
-        id: &uuid::Uuid,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&id.hyphenated())
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<uuid::Uuid, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        uuid::Uuid::parse_str(&text).map_err(D::Error::custom)
-    }
-}
-
-/// A random number in `[0, 1)` (for jitter), without a dependency on `rand`.
-pub fn random_unit() -> f64 {
-    // The low 62 bits of a v4 UUID are random (the variant and version bits are above them).
-    let bits = uuid::Uuid::new_v4().as_u128() as u64 & ((1_u64 << 53) - 1);
-    bits as f64 / (1_u64 << 53) as f64
 }
 
 impl runtime::Probe for JobQueue {

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use queue::{ConsumeOptions, Delivery, Envelope, JobQueue, random_unit};
+use queue::{ConsumeOptions, Delivery, Envelope, JobQueue};
 use slog::Logger;
 use tokio::{sync::Semaphore, task::JoinSet};
 
@@ -308,7 +308,9 @@ impl Processor {
                 "dead_lettered"
             }
             JobError::Transient(reason) => {
-                let delay = inner.args.retry_delay(envelope.attempt, random_unit());
+                let delay = inner
+                    .args
+                    .retry_delay(envelope.attempt, rand::random::<f64>());
                 slog::warn!(inner.logger, "job failed; retrying later";
                     "job_id" => %envelope.id, "kind" => &envelope.kind,
                     "attempt" => envelope.attempt, "max_attempts" => inner.args.max_attempts,
