@@ -1,10 +1,11 @@
 //! Structured logging: one JSON object per line (`ts level msg service version` plus fields).
 //!
 //! [`init`] builds the process's one asynchronous drain: stdout, and with `LOG_DIR` also
-//! `combined.log` and `error.log` (the seed's winston transports). The channel blocks rather than
-//! drops when full, and [`LogGuard`] flushes it when dropped at exit. Lines are written out in
-//! batches (at most 50 ms late), so a busy service makes few system calls for its logs. Records of libraries that
-//! log through the `log` crate (sqlx, hyper, …) reach the same drain.
+//! `combined.log` (every line) and `error.log` (errors only) in that directory. The channel
+//! blocks rather than drops when full, and [`LogGuard`] flushes it when dropped at exit. Lines
+//! are written out in batches (at most 50 ms late), so a busy service makes few system calls for
+//! its logs (docs/benchmarks.md, "What the users-service profile showed"). Records of libraries
+//! that log through the `log` crate (sqlx, hyper, …) reach the same drain.
 //!
 //! A process serving several services (the `stack`) calls [`init`] once and gives each service
 //! [`for_service`] of the root logger.
