@@ -30,6 +30,7 @@
 
 pub mod access;
 pub mod budget;
+pub mod connection;
 pub mod cost;
 pub mod document;
 pub mod errors;

@@ -3,10 +3,10 @@
 //!
 //! Resolvers never call another service or the database once per parent: `Post.author` goes
 //! through [`UserLoader`] (one users-service batch call per query) and `User.posts` through
-//! [`PostsByAuthorLoader`] (one SQL statement per query), the loaders of
-//! [`crate::loaders`]. Every list takes `limit` (and
-//! `offset`) and costs, in the complexity limit, its page size times its items
-//! ([`crate::cost::list_cost`]). The mutations are in [`crate::mutations`], the rules of who
+//! [`PostsByAuthorLoader`] (one SQL statement per query, per 250 authors), the loaders of
+//! [`crate::loaders`]. Every list takes `limit` (and `offset`, at most 10000) and costs, in the
+//! complexity limit, its page size times its items ([`crate::cost::list_cost`]);
+//! `postsConnection` pages posts by cursor ([`crate::connection`]) and costs the same way. The mutations are in [`crate::mutations`], the rules of who
 //! may do what in [`crate::access`].
 
 use std::sync::Arc;
@@ -25,6 +25,7 @@ pub use crate::loaders::{
 use crate::{
     access::{self, UpstreamAuth},
     budget::OperationBudget,
+    connection::{self, PostConnection},
     cost::list_cost,
     events::PostEvents,
     posts::{PostRepository, PostRow},
@@ -317,6 +318,24 @@ fn nested_posts_page(context: &Context<'_>) -> Option<Page> {
     pages.all(|page| page == Some(first)).then_some(first)
 }
 
+/// Every author of a page of posts in one users-service call, started now: the loader would
+/// batch the same keys but first waits out its batching delay (the loaders serve a single
+/// parent: `user(id) { posts }`, `post(id) { author }`).
+async fn prefetch_authors(context: &Context<'_>, posts: &mut [Post]) -> Result<()> {
+    let mut keys: Vec<i64> = posts.iter().map(|post| post.author_key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let authors = state(context)
+        .users
+        .by_ids(&keys, relay(context))
+        .await
+        .map_err(|error| error.extend())?;
+    for post in posts {
+        post.prefetched_author = Some(authors.get(&post.author_key).cloned());
+    }
+    Ok(())
+}
+
 /// The queries: the type `Query`, the seed's name (fragments `on Query` keep working).
 pub struct QueryRoot;
 
@@ -393,22 +412,49 @@ impl QueryRoot {
             .map_err(|error| database_error(context, error))?;
         let mut posts: Vec<Post> = posts.into_iter().map(Post::from).collect();
         if context.look_ahead().field("author").exists() {
-            // Every author of the page in one users-service call, started now: the loader would
-            // batch the same keys but first waits out its batching delay (the loaders serve a
-            // single parent: `user(id) { posts }`, `post(id) { author }`).
-            let mut keys: Vec<i64> = posts.iter().map(|post| post.author_key).collect();
-            keys.sort_unstable();
-            keys.dedup();
-            let authors = state(context)
-                .users
-                .by_ids(&keys, relay(context))
-                .await
-                .map_err(|error| error.extend())?;
-            for post in &mut posts {
-                post.prefetched_author = Some(authors.get(&post.author_key).cloned());
-            }
+            prefetch_authors(context, &mut posts).await?;
         }
         Ok(posts)
+    }
+
+    /// Posts by id as a Relay connection, optionally of one author: `first` (default 20, at
+    /// most 1000) after the cursor `after`, or `last` before `before` (see
+    /// [`crate::connection`]).
+    #[graphql(
+        complexity = "list_cost(first.or(last), connection::DEFAULT_FIRST, child_complexity)"
+    )]
+    async fn posts_connection(
+        &self,
+        context: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        author_id: Option<ID>,
+    ) -> Result<PostConnection> {
+        let page = connection::page(first, after.as_deref(), last, before.as_deref())?;
+        let author_id = author_id.map(|id| parse_id(&id, "authorId")).transpose()?;
+        let window = state(context)
+            .posts
+            .page(page, author_id)
+            .await
+            .map_err(|error| database_error(context, error))?;
+        let ids: Vec<i64> = window.items.iter().map(|row| row.id).collect();
+        let mut posts: Vec<Post> = window.items.into_iter().map(Post::from).collect();
+        let selects_authors = context
+            .look_ahead()
+            .field("edges")
+            .field("node")
+            .field("author")
+            .exists();
+        if selects_authors {
+            prefetch_authors(context, &mut posts).await?;
+        }
+        Ok(connection::connection(
+            window.prev.is_some(),
+            window.next.is_some(),
+            ids.into_iter().zip(posts),
+        ))
     }
 
     /// One post, or null.
