@@ -14,12 +14,6 @@ pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-p
 /// Set to the `Host` the client asked for.
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Most header fields a request may carry through the gateway; past it: 431 on both paths.
-/// actix-web (every service) refuses a head of more than 96 fields, and the gateway may add six
-/// (`Host`, `X-Forwarded-For`, `-Proto`, `-Host`, `X-Request-Id`, and hyper's
-/// `Transfer-Encoding` for a streamed body), so every request it lets through fits.
-pub const MAX_REQUEST_FIELDS: usize = 90;
-
 /// The transfer codings of a message's `Transfer-Encoding` fields (RFC 9112 §6.1).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TransferCodings {
@@ -81,8 +75,13 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter_map(|token| std::str::from_utf8(token).ok())
 }
 
-fn is_hop_by_hop(name: &HeaderName, value: &HeaderValue) -> bool {
-    is_hop_by_hop_field(name.as_str(), value.as_bytes())
+/// Whether a field goes past its hop (RFC 9110 §7.6.1): not hop-by-hop
+/// ([`is_hop_by_hop_field`]), and not named by any of the message's `Connection` values.
+pub fn is_end_to_end(name: &str, value: &[u8], connection: &[&[u8]]) -> bool {
+    !is_hop_by_hop_field(name, value)
+        && !connection
+            .iter()
+            .any(|value| tokens(value).any(|token| token.eq_ignore_ascii_case(name.as_bytes())))
 }
 
 /// Whether a header field, by its name in any case, stays on its hop: `Connection`,
@@ -127,18 +126,19 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     } else {
         None
     };
-    let named_in_connection: Vec<&str> = connection_tokens(headers).collect();
+    let connection: Vec<&[u8]> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
     let mut hop_by_hop: Vec<HeaderName> = Vec::new();
     for (name, value) in headers.iter() {
-        let hop = is_hop_by_hop(name, value)
-            || named_in_connection
-                .iter()
-                .any(|token| name.as_str().eq_ignore_ascii_case(token));
+        let hop = !is_end_to_end(name.as_str(), value.as_bytes(), &connection);
         if hop && !hop_by_hop.contains(name) {
             hop_by_hop.push(name.clone());
         }
     }
-    drop(named_in_connection);
+    drop(connection);
     for name in &hop_by_hop {
         headers.remove(name);
     }

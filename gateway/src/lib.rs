@@ -7,7 +7,8 @@
 //! | [`upstream`] | instances of a route: round-robin, passive health, ejection |
 //! | [`sticky`] | Engine.IO session affinity: `sid` → the instance and address that issued it |
 //! | [`resolve`] | upstream names to addresses, at every new connection |
-//! | [`headers`] | hop-by-hop removal, `X-Forwarded-*`, request id |
+//! | [`forward`] | the proxy rules, once for both paths: upstream head, retry, error answers |
+//! | [`headers`] | header primitives: hop-by-hop fields, tokens, transfer codings |
 //! | [`identity`] | the one auth decision (bearer token, route policy) and the rate limiter's key |
 //! | [`health`] | the optional active health checks of upstream instances |
 //! | [`direct`] | the direct path: plain HTTP/1.1 exchanges relayed by the connection's task |
@@ -26,6 +27,7 @@ pub mod body;
 pub mod config;
 pub mod context;
 pub mod direct;
+pub mod forward;
 pub mod framing;
 pub mod headers;
 pub mod health;

@@ -2,6 +2,7 @@
 //! response.
 
 use std::{
+    borrow::Cow,
     convert::Infallible,
     net::{IpAddr, SocketAddr},
     rc::Rc,
@@ -11,27 +12,25 @@ use std::{
 
 use governor::clock::Clock;
 use http::{
-    HeaderValue, Method, Request, Response, StatusCode,
+    HeaderName, HeaderValue, Request, Response, StatusCode,
     header::{
-        AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER,
-        TRANSFER_ENCODING, USER_AGENT, WWW_AUTHENTICATE,
+        AUTHORIZATION, CONNECTION, CONTENT_LENGTH, RETRY_AFTER, TRANSFER_ENCODING, USER_AGENT,
     },
 };
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use shared::{
-    error::error_json, network::client_address_among as client_address, request::is_acceptable_id,
-};
+use shared::network::client_address_among as client_address;
 
 use crate::{
     access::AccessRecord,
     body::{FirstFrame, GatewayBody, Lease, first_frame},
     context::ThreadContext,
-    framing::{check_target, client_host, reframe, watch_interim},
-    headers::{
-        MAX_REQUEST_FIELDS, REQUEST_ID, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
-        is_upgrade, strip_hop_by_hop,
+    forward::{
+        ADDED_FIELDS, ClientHead, ErrorAnswer, MAX_REQUEST_FIELDS, Upstream, UpstreamFailure,
+        head_size, request_id, retries_stale, upstream_fields, upstream_target,
     },
+    framing::{check_target, client_host, reframe, watch_interim},
+    headers::{REQUEST_ID, X_FORWARDED_FOR, is_upgrade, strip_hop_by_hop},
     identity::{ClientKey, Refusal, authorize},
     pool::Connection,
     request_body::{BodyTooLarge, ClientBodyError, RequestBody, RequestProgress},
@@ -39,14 +38,6 @@ use crate::{
     sticky::{Affinity, MAX_HANDSHAKE_BYTES, Pin, read_handshake},
     upstream::{Health, Instance},
 };
-
-/// Whether a request with this method may be sent again (RFC 9110 §9.2.2).
-pub fn is_idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-    )
-}
 
 /// Answers one request.
 pub async fn handle(
@@ -64,10 +55,7 @@ pub async fn handle(
             .map(HeaderValue::as_bytes),
         &shared.server.trusted_proxies,
     );
-    let request_id = match request.headers().get(REQUEST_ID) {
-        Some(value) if is_acceptable_id(value.as_bytes()) => value.clone(),
-        _ => new_request_id(),
-    };
+    let request_id = request_id(request.headers().get(REQUEST_ID).map(HeaderValue::as_bytes));
     let mut access = AccessRecord {
         telemetry: shared.telemetry.clone(),
         started: Instant::now(),
@@ -84,7 +72,7 @@ pub async fn handle(
         user_id: None,
     };
 
-    let head_bytes = head_size(&request);
+    let head_bytes = request_head_size(&request);
     if head_bytes > shared.server.max_header_bytes {
         let message = format!(
             "the request head is {head_bytes} bytes, over {}",
@@ -179,24 +167,13 @@ pub async fn handle(
     .await)
 }
 
-/// A new request id (docs/contracts.md: a UUID when the client sent none or an unusable one).
-pub fn new_request_id() -> HeaderValue {
-    HeaderValue::from_bytes(
-        uuid::Uuid::new_v4()
-            .hyphenated()
-            .encode_lower(&mut uuid::Uuid::encode_buffer())
-            .as_bytes(),
-    )
-    .expect("a UUID is a valid header value")
-}
-
 /// The size of a request head as sent: request line and header lines.
-fn head_size<B>(request: &Request<B>) -> usize {
+fn request_head_size<B>(request: &Request<B>) -> usize {
     let target = request
         .uri()
         .path_and_query()
         .map_or(1, |target| target.as_str().len());
-    head_size_of(
+    head_size(
         request.method().as_str().len(),
         target,
         request
@@ -206,58 +183,66 @@ fn head_size<B>(request: &Request<B>) -> usize {
     )
 }
 
-/// A request head's size from its method's and target's lengths and its fields' name and
-/// value lengths: both paths measure it so, and answer 431 alike.
-pub(crate) fn head_size_of(
-    method: usize,
-    target: usize,
-    fields: impl Iterator<Item = (usize, usize)>,
-) -> usize {
-    method + target + 12 + fields.map(|(name, value)| name + value + 4).sum::<usize>()
-}
-
-/// The request to send upstream: rewritten path, end-to-end headers, `X-Forwarded-*` (one
-/// `X-Forwarded-For`: the client's address, whatever the client sent), the request id, and the
-/// host the client asked for ([`client_host`]) unless the route sets one.
+/// The request to send upstream: the target and fields [`crate::forward`] decides, from the
+/// client's head and the route.
 fn upstream_request(
     request: Request<Incoming>,
     route: &Route,
     client_ip: IpAddr,
     request_id: &HeaderValue,
 ) -> Result<Request<RequestBody>, String> {
-    let client_host = client_host(&request);
-    let (mut parts, body) = request.into_parts();
-    let target: http::Uri = match route.upstream_path(parts.uri.path()) {
-        // Unchanged path: reuse the client's path and query as they are (no copy).
-        std::borrow::Cow::Borrowed(_) => parts
+    let host = client_host(&request).ok_or("a request needs a Host (RFC 9112 §3.2)")?;
+    let (parts, body) = request.into_parts();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |target| target.as_str());
+    let target: http::Uri = match upstream_target(route, target) {
+        // Unchanged: reuse the client's path and query as they are (no copy).
+        Cow::Borrowed(_) => parts
             .uri
             .path_and_query()
             .cloned()
             .map_or_else(|| http::Uri::from_static("/"), http::Uri::from),
-        std::borrow::Cow::Owned(path) => match parts.uri.query() {
-            Some(query) => format!("{path}?{query}").parse(),
-            None => path.parse(),
-        }
-        .map_err(|error| format!("invalid request target: {error}"))?,
+        Cow::Owned(target) => target
+            .parse()
+            .map_err(|error| format!("invalid request target: {error}"))?,
     };
-    let upgrade = is_upgrade(&parts.headers);
-    let mut headers = std::mem::take(&mut parts.headers);
-    strip_hop_by_hop(&mut headers, upgrade);
-    // A repeated `Content-Length` goes upstream once: hyper let the request in only when its
-    // values agree, and its client writes the body's length as one field.
-    let forwarded_for = HeaderValue::try_from(client_ip.to_string())
-        .map_err(|_| "invalid client address".to_owned())?;
-    headers.insert(X_FORWARDED_FOR, forwarded_for);
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    if let Some(host) = &client_host {
-        headers.insert(X_FORWARDED_HOST, host.clone());
+    // hyper lets a request in only when its `Content-Length` values agree; beside a
+    // `Transfer-Encoding` there is none (hyper frames the body by its chunks).
+    let content_length = if parts.headers.contains_key(TRANSFER_ENCODING) {
+        None
+    } else {
+        content_length(&parts.headers)
+    };
+    let head = ClientHead {
+        fields: &parts.headers,
+        host: host.as_bytes(),
+        content_length,
+        upgrade: is_upgrade(&parts.headers),
+    };
+    let mut headers = http::HeaderMap::with_capacity(parts.headers.len() + ADDED_FIELDS);
+    let mut invalid = None;
+    upstream_fields(
+        &head,
+        route,
+        client_ip,
+        request_id.as_bytes(),
+        |field| match field {
+            Upstream::Client((name, value)) => {
+                headers.append(name.clone(), value.clone());
+            }
+            Upstream::Gateway(name, value) => match HeaderValue::from_bytes(value) {
+                Ok(value) => {
+                    headers.append(HeaderName::from_static(name), value);
+                }
+                Err(_) => invalid = Some(name),
+            },
+        },
+    );
+    if let Some(name) = invalid {
+        return Err(format!("the request's {name} is not a header value"));
     }
-    match (&route.host, client_host) {
-        (Some(host), _) => headers.insert(HOST, host.clone()),
-        (None, Some(host)) => headers.insert(HOST, host),
-        (None, None) => None,
-    };
-    headers.insert(REQUEST_ID, request_id.clone());
     let mut upstream = Request::new(RequestBody::new(body, route.max_body_bytes));
     *upstream.method_mut() = parts.method;
     *upstream.uri_mut() = target;
@@ -277,7 +262,7 @@ async fn forward(
     affinity: Affinity,
     mut access: AccessRecord,
 ) -> Response<GatewayBody> {
-    let idempotent = is_idempotent(request.method());
+    let method = request.method().clone();
     let interim = watch_interim(&mut request);
     let pinned = affinity.pinned;
     let mut candidates = route
@@ -317,15 +302,13 @@ async fn forward(
         };
         match sent {
             Ok(Ok(_)) if interim.load(Ordering::Relaxed) != 0 => {
-                count_upstream_error(context, route, "protocol");
-                let status = interim.load(Ordering::Relaxed);
-                let message = format!(
-                    "{} sent an interim response {status} that was not asked for",
-                    instance.label
-                );
+                let failure = UpstreamFailure::UnaskedInterim {
+                    instance: &instance.label,
+                    status: interim.load(Ordering::Relaxed),
+                };
                 // The response and its connection are dropped: what follows on it is not
                 // the exchange that was sent.
-                return error(StatusCode::BAD_GATEWAY, &message, access);
+                return upstream_failed(context, route, &failure, access);
             }
             Ok(Ok(response)) => {
                 return respond(
@@ -342,16 +325,15 @@ async fn forward(
                 .await;
             }
             Err(_elapsed) => {
-                count_upstream_error(context, route, "timeout");
                 access.error = Some(format!(
                     "no response headers within {:?}",
                     route.response_timeout
                 ));
-                let message = format!(
-                    "{} did not answer within {:?}",
-                    instance.label, route.response_timeout
-                );
-                return error(StatusCode::GATEWAY_TIMEOUT, &message, access);
+                let failure = UpstreamFailure::Timeout {
+                    instance: &instance.label,
+                    after: route.response_timeout,
+                };
+                return upstream_failed(context, route, &failure, access);
             }
             Ok(Err(mut failed)) => {
                 let unsent = failed.take_message();
@@ -366,29 +348,41 @@ async fn forward(
                     return error(StatusCode::BAD_REQUEST, &message, access);
                 }
                 match unsent {
-                    Some(unsent) if idempotent && !stale_retry_used => {
-                        // The pooled connection closed before the request went out.
+                    // The pooled connection closed before the request went out.
+                    Some(unsent) if retries_stale(&method, true, stale_retry_used) => {
                         stale_retry_used = true;
                         request = unsent;
                     }
                     _ => {
-                        count_upstream_error(context, route, "protocol");
                         access.error = Some(format!("{cause:#}"));
-                        let message = format!("{} failed: {cause}", instance.label);
-                        return error(StatusCode::BAD_GATEWAY, &message, access);
+                        let failure = UpstreamFailure::Broken {
+                            instance: &instance.label,
+                            what: format!("failed: {cause}"),
+                        };
+                        return upstream_failed(context, route, &failure, access);
                     }
                 }
             }
         }
     }
-    let message = no_upstream_answered(route, &last_failure);
-    access.error = Some(last_failure);
-    error(StatusCode::BAD_GATEWAY, &message, access)
+    let failure = UpstreamFailure::NoneAnswered {
+        route: &route.prefix,
+        last: &last_failure,
+    };
+    let message = failure.message();
+    access.error = Some(last_failure.clone());
+    error(failure.status(), &message, access)
 }
 
-/// The 502's message when every instance of `route` failed to connect.
-pub fn no_upstream_answered(route: &Route, last_failure: &str) -> String {
-    format!("no upstream of {} answered ({last_failure})", route.prefix)
+/// The answer to an upstream failure, counted by its kind.
+fn upstream_failed(
+    context: &ThreadContext,
+    route: &Route,
+    failure: &UpstreamFailure<'_>,
+    access: AccessRecord,
+) -> Response<GatewayBody> {
+    count_upstream_error(context, route, failure.kind());
+    error(failure.status(), &failure.message(), access)
 }
 
 /// Counts a request that failed upstream: `kind` is `connect`, `timeout` or `protocol`.
@@ -450,9 +444,11 @@ async fn respond(
     if switching && client_upgrade.is_none() {
         // A 101 the client never asked for: the upstream speaks another protocol on a
         // connection hyper has handed over; nothing of it reaches the client.
-        count_upstream_error(context, route, "protocol");
-        let message = format!("{} switched protocols unasked", instance.label);
-        return error(StatusCode::BAD_GATEWAY, &message, access);
+        let failure = UpstreamFailure::Broken {
+            instance: &instance.label,
+            what: "switched protocols unasked".to_owned(),
+        };
+        return upstream_failed(context, route, &failure, access);
     }
     access.status = status;
     let codings = reframe(response.headers_mut());
@@ -531,19 +527,23 @@ async fn respond(
                 }
                 Ok(Err(failure)) => FirstFrame::Failed(failure),
                 Err(_elapsed) => {
-                    count_upstream_error(context, route, "timeout");
-                    let message = format!("{} did not send its answer's body", instance.label);
-                    return error(StatusCode::GATEWAY_TIMEOUT, &message, access);
+                    let failure = UpstreamFailure::Timeout {
+                        instance: &instance.label,
+                        after: timeout,
+                    };
+                    return upstream_failed(context, route, &failure, access);
                 }
             }
         }
         None => first_frame(&mut body).await,
     };
     let first = match first {
-        FirstFrame::Failed(failure) => {
-            count_upstream_error(context, route, "protocol");
-            let message = format!("{} sent a malformed body: {failure}", instance.label);
-            return error(StatusCode::BAD_GATEWAY, &message, access);
+        FirstFrame::Failed(broken) => {
+            let failure = UpstreamFailure::Broken {
+                instance: &instance.label,
+                what: format!("sent a malformed body: {broken}"),
+            };
+            return upstream_failed(context, route, &failure, access);
         }
         FirstFrame::Frame(frame) => Some(frame),
         FirstFrame::NotYet | FirstFrame::End => None,
@@ -564,23 +564,25 @@ pub fn error(status: StatusCode, message: &str, mut access: AccessRecord) -> Res
     if status.is_server_error() && access.error.is_none() {
         access.error = Some(message.to_owned());
     }
-    let mut response = Response::new(GatewayBody::full(error_json(status.as_u16(), message)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    finish_local(response, access)
+    answer(ErrorAnswer::new(status, message), access)
 }
 
 /// The answer to a request [`authorize`] refused: 401 with its `WWW-Authenticate`, or 503.
 pub fn refused(refusal: &Refusal, access: AccessRecord) -> Response<GatewayBody> {
-    let mut response = error(refusal.status(), &refusal.message(), access);
-    if let Some(challenge) = refusal.challenge() {
-        response
-            .headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    answer(ErrorAnswer::refusal(refusal), access)
+}
+
+/// The response of an [`ErrorAnswer`], logged.
+fn answer(error: ErrorAnswer, access: AccessRecord) -> Response<GatewayBody> {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in error.fields(access.request_id.as_bytes()) {
+        let value = HeaderValue::from_bytes(value).expect("the answer's fields are header values");
+        headers.insert(HeaderName::from_static(name), value);
     }
-    response
+    let mut response = Response::new(GatewayBody::full(error.body));
+    *response.status_mut() = error.status;
+    *response.headers_mut() = headers;
+    finish_local(response, access)
 }
 
 /// Writes the access line of a response the gateway made itself.
