@@ -13,8 +13,9 @@
 //! | [`health`] | the optional active health checks of upstream instances |
 //! | [`direct`] | the direct path: plain HTTP/1.1 exchanges relayed by the connection's task |
 //! | [`context`] | what requests share: across threads, and within one thread |
+//! | [`tracker`] | a thread's open connections and tunnels, which the drain waits for |
 //! | [`framing`] | hyper's path's framing rules that hyper does not apply (both paths frame alike) |
-//! | [`proxy`] | one request: local endpoints, auth, rate limit, route, upstream, response |
+//! | [`proxy`] | hyper's path: local endpoints, auth, rate limit, route; the exchange upstream |
 //! | [`local`] | `GET /`, `/healthz`, `/readyz`, `/metrics` |
 //! | [`pool`] | each thread's keep-alive connections to the upstreams |
 //! | [`request_body`] | the streamed request body (size limit, progress, the client's framing errors) |
@@ -40,6 +41,7 @@ pub mod resolve;
 pub mod routing;
 pub mod server;
 pub mod sticky;
+pub mod tracker;
 pub mod upstream;
 
 use std::{net::SocketAddr, sync::Arc};

@@ -42,7 +42,6 @@ use crate::{
     context::ThreadContext,
     forward::{ErrorAnswer, UpstreamFailure, retries_stale},
     identity::{ClientKey, Refusal, authorize},
-    proxy::{connect_failed, count_upstream_error},
     routing::Route,
     upstream::Instance,
 };
@@ -280,7 +279,7 @@ impl Connection {
                 None => match context.pool.connect_socket(instance).await {
                     Ok(socket) => socket,
                     Err(failure) => {
-                        connect_failed(context, &route, instance, &failure.to_string());
+                        context.connect_failed(&route, instance, &failure.to_string());
                         last_failure = failure.to_string();
                         current = candidates.next();
                         continue;
@@ -448,7 +447,7 @@ impl Connection {
                 })
             }
             Err(RelayError::Source) => {
-                count_upstream_error(context, route, "protocol");
+                context.count_upstream_error(route, "protocol");
                 request.access.error =
                     Some(format!("{} broke off the response body", instance.label));
                 Ok(Outcome::Relayed {
@@ -529,7 +528,7 @@ fn failed(
     failure: &UpstreamFailure<'_>,
     request: &mut Request,
 ) -> Outcome {
-    count_upstream_error(context, route, failure.kind());
+    context.count_upstream_error(route, failure.kind());
     let message = failure.message();
     let answer = ErrorAnswer::new(failure.status(), &message);
     request.access.error = Some(message);
