@@ -2,7 +2,7 @@
 //! the entry point of the cargo-fuzz target (`gateway/fuzz`) and of the test that replays its
 //! corpus on every `cargo test`.
 //!
-//! One input is a client's request and an upstream's response ([`Harness::run`]). What must
+//! One input is a client's request and an upstream's response (`Harness::run`). What must
 //! hold, whatever the bytes:
 //! - a request the direct path takes is written upstream as one request that an independent
 //!   parser (`httparse`) reads whole, with exactly one `Host`, at most one `Content-Length`

@@ -1,6 +1,6 @@
-//! Hyper's path: one request through the gateway: its gateway's own answers (limits, local
+//! Hyper's path: one request through the gateway: the gateway's own answers (limits, local
 //! endpoints, auth, rate limit, no route), then its upstream head as [`crate::forward`] decides
-//! it, sent and relayed by [`exchange`].
+//! it, sent and relayed by `exchange.rs`.
 //!
 //! | file | what it holds |
 //! |---|---|
