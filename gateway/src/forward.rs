@@ -15,7 +15,10 @@
 
 use std::{borrow::Cow, io::Write, net::IpAddr, time::Duration};
 
-use http::{HeaderName, HeaderValue, Method, StatusCode};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, StatusCode,
+    header::{CONNECTION, UPGRADE},
+};
 use shared::{error::error_json, request::is_acceptable_id};
 
 use crate::{
@@ -188,6 +191,40 @@ pub fn asks_to_close(connection: &[&[u8]]) -> bool {
 /// `X-Request-Id` (the gateway writes the request's own). Its framing fields are the caller's.
 pub fn passes_response_field(name: &str, value: &[u8], connection: &[&[u8]]) -> bool {
     is_end_to_end(name, value, connection) && !name.eq_ignore_ascii_case("x-request-id")
+}
+
+/// Removes from an upstream response's fields (hyper's path holds them in a map) those the
+/// client does not get ([`passes_response_field`]): the hop-by-hop ones (the fixed ones, every
+/// `Proxy-*`, `TE` other than `trailers`, each named in `Connection`) and `X-Request-Id`. One pass over the headers finds them
+/// (usually none or one), then only those are removed, so the common request costs no
+/// allocation. For an upgrade, `Upgrade` and `Connection: upgrade` are kept, as the next hop
+/// needs them.
+pub fn strip_response_fields(headers: &mut HeaderMap, upgrade: bool) {
+    let upgrade_protocol = if upgrade {
+        headers.get(UPGRADE).cloned()
+    } else {
+        None
+    };
+    let connection: Vec<&[u8]> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    let mut hop_by_hop: Vec<HeaderName> = Vec::new();
+    for (name, value) in headers.iter() {
+        let hop = !passes_response_field(name.as_str(), value.as_bytes(), &connection);
+        if hop && !hop_by_hop.contains(name) {
+            hop_by_hop.push(name.clone());
+        }
+    }
+    drop(connection);
+    for name in &hop_by_hop {
+        headers.remove(name);
+    }
+    if let Some(protocol) = upgrade_protocol {
+        headers.insert(UPGRADE, protocol);
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
 }
 
 /// `value`'s text in `buffer` (which is large enough for any number or address).
@@ -444,5 +481,62 @@ mod tests {
         assert!(!is_unasked_interim(100, true));
         assert!(!is_unasked_interim(200, false));
         assert!(carries_no_body(204) && carries_no_body(304) && !carries_no_body(200));
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_the_ones_connection_names_are_dropped() {
+        let source = map(&[
+            ("connection", "keep-alive, X-Secret-Hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret-hop", "1"),
+            ("proxy-authorization", "Basic x"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "gzip"),
+            ("trailer", "x"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("accept", "a"),
+            ("accept", "b"),
+            ("x-custom", "kept"),
+            ("x-request-id", "the upstream's"),
+        ]);
+        let mut headers = source.clone();
+        strip_response_fields(&mut headers, false);
+        let mut names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["accept", "x-custom"]);
+        assert_eq!(
+            headers.get_all("accept").iter().count(),
+            2,
+            "repeated headers keep every value"
+        );
+    }
+
+    #[test]
+    fn te_trailers_passes_and_upgrades_keep_their_headers() {
+        let mut headers = map(&[("te", "trailers")]);
+        strip_response_fields(&mut headers, false);
+        assert_eq!(headers["te"], "trailers");
+        let source = map(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "k"),
+        ]);
+        let mut headers = source.clone();
+        strip_response_fields(&mut headers, true);
+        assert_eq!(headers["upgrade"], "websocket");
+        assert_eq!(headers["connection"], "upgrade");
+        assert_eq!(headers["sec-websocket-key"], "k");
     }
 }

@@ -20,9 +20,9 @@ use crate::{
     access::AccessRecord,
     body::{FirstFrame, GatewayBody, Lease, first_frame},
     context::ThreadContext,
-    forward::{UpstreamFailure, retries_stale},
+    forward::{UpstreamFailure, retries_stale, strip_response_fields},
     framing::{reframe, watch_interim},
-    headers::{REQUEST_ID, strip_hop_by_hop},
+    headers::REQUEST_ID,
     pool::Connection,
     request_body::{BodyTooLarge, ClientBodyError, RequestBody, RequestProgress},
     routing::Route,
@@ -205,7 +205,7 @@ async fn respond(
     }
     access.status = status;
     let codings = reframe(response.headers_mut());
-    strip_hop_by_hop(response.headers_mut(), switching);
+    strip_response_fields(response.headers_mut(), switching);
     if let Some(codings) = codings {
         response.headers_mut().insert(TRANSFER_ENCODING, codings);
     }
