@@ -154,11 +154,10 @@ struct Request {
     body_left: u64,
     /// Whether the request has a body (which makes a retry impossible once it is streaming).
     has_body: bool,
-    /// The method is HEAD: the response has no body whatever its headers say.
-    head_method: bool,
     /// The client asked to close after this exchange.
     client_close: bool,
-    /// Its method.
+    /// Its method (a HEAD's answer has no body whatever its headers say; only an idempotent
+    /// one is sent again).
     method: http::Method,
     /// Where the value of its `Authorization` field lies in `inbound`, if it has one.
     authorization: Option<Range<usize>>,
@@ -416,7 +415,7 @@ impl Connection {
             }
             Ok(Ok(head)) => head,
         };
-        let framing = head.client_framing(request.head_method);
+        let framing = head.client_framing(request.method == http::Method::HEAD);
         // Draining, or answering before the body ended: this is the connection's last
         // response, and says so.
         let client_close = request.client_close || request.body_left > 0 || *self.stop.borrow();

@@ -86,7 +86,6 @@ pub(super) fn parse_request(
         route,
         body_left: body_length - with_head as u64,
         has_body: body_length > 0,
-        head_method: head.method == Method::HEAD,
         method: head.method,
         client_close: checked.client_close,
         authorization: checked.authorization,
