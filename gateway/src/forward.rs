@@ -195,10 +195,9 @@ pub fn passes_response_field(name: &str, value: &[u8], connection: &[&[u8]]) -> 
 
 /// Removes from an upstream response's fields (hyper's path holds them in a map) those the
 /// client does not get ([`passes_response_field`]): the hop-by-hop ones (the fixed ones, every
-/// `Proxy-*`, `TE` other than `trailers`, each named in `Connection`) and `X-Request-Id`. One pass over the headers finds them
-/// (usually none or one), then only those are removed, so the common request costs no
-/// allocation. For an upgrade, `Upgrade` and `Connection: upgrade` are kept, as the next hop
-/// needs them.
+/// `Proxy-*`, `TE` other than `trailers`, each named in `Connection`) and `X-Request-Id`. One
+/// pass over the fields finds them (usually few), then only those are removed. For a switch of
+/// protocols, `Upgrade` and `Connection: upgrade` stay, as the next hop needs them.
 pub fn strip_response_fields(headers: &mut HeaderMap, upgrade: bool) {
     let upgrade_protocol = if upgrade {
         headers.get(UPGRADE).cloned()
