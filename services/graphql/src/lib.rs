@@ -1,4 +1,4 @@
-//! The GraphQL API: `/graphql` on port 3003 (the seed's Apollo Server example, made real).
+//! The GraphQL API: `/graphql` on port 3003 (its lineage is in the service's README).
 //!
 //! Posts are this service's own (its database); users and products belong to users-service
 //! and products-service, reached over HTTP. Batching (DataLoader) keeps a nested query to one
@@ -14,8 +14,8 @@
 //! | [`document`] | an operation's shape (root fields, aliases, depth) read from its document |
 //! | [`budget`] | what an operation spends while it runs: upstream calls, response bytes |
 //! | [`cost`] | what a list costs in the complexity limit |
-//! | [`posts`] | the posts table and the validation of what clients send |
-//! | [`row`] | [`row::PostRow`], a stored post |
+//! | [`posts`] | the posts table |
+//! | [`model`] | a post as data: the stored row, and what a client sent, checked |
 //! | [`upstream`] | the users-service and products-service clients |
 //! | [`pages`] | pages of the post list in memory between writes, emptied across instances |
 //! | [`events`] | `postCreated` across instances, over `shared::pubsub` |
@@ -40,10 +40,10 @@ pub mod graphiql;
 pub mod http;
 pub mod limits;
 pub mod loaders;
+pub mod model;
 pub mod mutations;
 pub mod pages;
 pub mod posts;
-pub mod row;
 pub mod schema;
 pub mod socket_operations;
 pub mod upstream;
@@ -166,9 +166,9 @@ pub struct Settings {
     pub post_page_ttl: Duration,
 }
 
-impl Settings {
+impl From<&Config> for Settings {
     /// Settings from the flags.
-    pub fn from_config(config: &Config) -> Self {
+    fn from(config: &Config) -> Self {
         let service = ServiceSettings::from_args(NAME, DEFAULT_PORT, &config.common);
         Self {
             service,
@@ -194,7 +194,9 @@ impl Settings {
             post_page_ttl: Duration::from_millis(config.post_page_ttl_ms),
         }
     }
+}
 
+impl Settings {
     /// Default settings around `service`, reading from these base URLs (the stack, tests).
     pub fn new(
         service: ServiceSettings,
@@ -341,7 +343,7 @@ impl Application {
         Ok(Self { server, posts })
     }
 
-    /// Inserts the seed's demo posts (by users 1 and 2) when there are none at all.
+    /// Inserts the demo posts (by users 1 and 2) when there are none at all.
     pub async fn seed_demo_data(&self) -> anyhow::Result<bool> {
         self.posts.seed_if_empty([1, 2]).await
     }

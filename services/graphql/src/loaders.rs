@@ -13,7 +13,8 @@ use shared::pagination::Page;
 use crate::{
     access::{Authenticated, UpstreamAuth},
     budget::OperationBudget,
-    posts::{PostRepository, PostRow},
+    model::PostRow,
+    posts::PostRepository,
     upstream::{Relay, UpstreamError, UserRecord, UsersClient},
 };
 

@@ -6,7 +6,7 @@ use shared::server::Service;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config: Config = shared::config::parse();
-    let settings = Settings::from_config(&config);
+    let settings = Settings::from(&config);
     shared::server::run_binary(NAME, DEFAULT_PORT, &config.common, |_, logger| async move {
         Application::build(settings, logger)
             .await?

@@ -6,7 +6,7 @@ use async_graphql::{Context, ErrorExtensions, ID, Object, Result, dataloader::Da
 
 use crate::{
     access,
-    posts::ValidPost,
+    model::ValidPost,
     schema::{Post, User, UserLoader, coded_error, codes, database_error, parse_id, relay, state},
 };
 

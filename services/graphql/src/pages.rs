@@ -22,7 +22,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use shared::{pagination::Page, pubsub::PubSub};
 
-use crate::row::PostRow;
+use crate::model::PostRow;
 
 /// Which page: limit, offset, author filter.
 type PageKey = (i64, i64, Option<i64>);

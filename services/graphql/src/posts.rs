@@ -1,4 +1,4 @@
-//! Posts: this service's own data, through the shared database adapter. Every statement runs
+//! The posts table: this service's own data, through the shared database adapter. Every statement runs
 //! unchanged on SQLite and PostgreSQL, and each one counts in `graphql_sql_queries_total`, so the
 //! tests can prove that a nested query costs one statement, not one per parent.
 //!
@@ -14,54 +14,10 @@ use shared::{
 };
 use sqlx::AssertSqlSafe;
 
-use crate::pages::PageCache;
-pub use crate::row::PostRow;
-
-/// The longest title, in characters.
-pub const MAX_TITLE_CHARS: usize = 300;
-/// The longest content, in characters.
-pub const MAX_CONTENT_CHARS: usize = 100_000;
-
-/// A post's fields as a client sent them, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidPost {
-    /// The title, trimmed.
-    pub title: String,
-    /// The content, as sent.
-    pub content: Option<String>,
-}
-
-/// What is wrong with a post a client sent.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PostInputError {
-    /// Blank or over the limit.
-    #[error("title must be 1 to {MAX_TITLE_CHARS} characters (got {0})")]
-    Title(usize),
-    /// Over the limit.
-    #[error("content must be at most {MAX_CONTENT_CHARS} characters (got {0})")]
-    Content(usize),
-}
-
-impl ValidPost {
-    /// Checks a title and content.
-    pub fn parse(title: &str, content: Option<String>) -> Result<Self, PostInputError> {
-        let title = title.trim();
-        let title_chars = title.chars().count();
-        if title_chars == 0 || title_chars > MAX_TITLE_CHARS {
-            return Err(PostInputError::Title(title_chars));
-        }
-        if let Some(content) = &content {
-            let content_chars = content.chars().count();
-            if content_chars > MAX_CONTENT_CHARS {
-                return Err(PostInputError::Content(content_chars));
-            }
-        }
-        Ok(Self {
-            title: title.to_owned(),
-            content,
-        })
-    }
-}
+use crate::{
+    model::{PostRow, ValidPost},
+    pages::PageCache,
+};
 
 const COLUMNS: &str = "id, title, content, author_id, created_at";
 
@@ -280,7 +236,7 @@ impl PostRepository {
         Ok(deleted)
     }
 
-    /// Inserts the seed's three demo posts when there are none; `true` when it did.
+    /// Inserts three demo posts when there are none; `true` when it did.
     pub async fn seed_if_empty(&self, author_ids: [i64; 2]) -> anyhow::Result<bool> {
         let mut transaction = self.database.pool().begin().await?;
         let any: Option<i64> = sqlx::query_scalar("SELECT id FROM posts LIMIT 1")
@@ -308,35 +264,5 @@ impl PostRepository {
         transaction.commit().await?;
         self.pages.written().await;
         Ok(true)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn titles_are_trimmed_and_bounded_in_characters() {
-        assert_eq!(
-            ValidPost::parse("  Hi  ", None).map(|post| post.title),
-            Ok("Hi".to_owned())
-        );
-        assert_eq!(ValidPost::parse("   ", None), Err(PostInputError::Title(0)));
-        let longest = "é".repeat(MAX_TITLE_CHARS);
-        assert!(ValidPost::parse(&longest, None).is_ok());
-        assert_eq!(
-            ValidPost::parse(&format!("{longest}e"), None),
-            Err(PostInputError::Title(301))
-        );
-    }
-
-    #[test]
-    fn content_is_bounded_in_characters() {
-        let longest = "ü".repeat(MAX_CONTENT_CHARS);
-        assert!(ValidPost::parse("t", Some(longest.clone())).is_ok());
-        assert_eq!(
-            ValidPost::parse("t", Some(format!("{longest}!"))),
-            Err(PostInputError::Content(100_001))
-        );
     }
 }

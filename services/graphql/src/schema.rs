@@ -28,7 +28,8 @@ use crate::{
     connection::{self, PostConnection},
     cost::list_cost,
     events::PostEvents,
-    posts::{PostRepository, PostRow},
+    model::PostRow,
+    posts::PostRepository,
     upstream::{ProductRecord, ProductsClient, Relay, UserRecord, UsersClient},
 };
 
@@ -509,6 +510,7 @@ impl SubscriptionRoot {
                 "error" => format!("{error:#}"));
             coded_error(codes::UPSTREAM_UNAVAILABLE, "cannot subscribe to new posts")
         })?;
-        Ok(stream.filter_map(|post| async move { post.map(Post::from) }))
+        Ok(stream
+            .filter_map(|event| async move { event.map(|event| Post::from(PostRow::from(event))) }))
     }
 }
