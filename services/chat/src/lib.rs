@@ -8,7 +8,7 @@
 //! | [`names`] | names cleaned (NFC, no invisible characters) and unique in a room |
 //! | [`limits`] | connections per client address; messages per connection, account and address |
 //! | [`history`] | the messages in SQLite or PostgreSQL, capped per room, read by page |
-//! | [`hub`] | this instance's rooms, their fan-out, presence across instances ([`shared::pubsub`]) |
+//! | [`hub`] | this instance's connections and rooms, their fan-out and presence across instances over [`shared::pubsub`] |
 //! | [`frames`] | events encoded once as WebSocket frames, what an outbound queue holds |
 //! | [`closing`] | why a connection ends (its close frame), the one switch that ends it |
 //! | [`connection`] | one client: welcome, history, rate limit, heartbeat, slow-consumer cut-off |
