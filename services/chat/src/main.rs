@@ -1,12 +1,12 @@
 //! `chat-service`: see the library's documentation.
 
-use chat_service::{Application, Config, DEFAULT_PORT, NAME};
+use chat_service::{Application, Config, DEFAULT_PORT, NAME, Settings};
 use shared::server::Service;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config: Config = shared::config::parse();
-    let chat = config.chat_settings();
+    let chat = Settings::from(&config);
     shared::server::run_binary(
         NAME,
         DEFAULT_PORT,

@@ -33,8 +33,8 @@ use uuid::Uuid;
 
 use self::{presence::Presence, registry::Registry, rooms::Rooms};
 use crate::{
-    ChatSettings, closing::Closer, limits::Limits, metrics::ChatMetrics, names::RoomNames,
-    queue::OutboundQueue,
+    closing::Closer, limits::Limits, metrics::ChatMetrics, names::RoomNames, queue::OutboundQueue,
+    settings::Settings,
 };
 
 /// The rooms of this instance; cheap to clone.
@@ -45,7 +45,7 @@ pub struct Hub {
 
 struct HubInner {
     pubsub: PubSub,
-    settings: ChatSettings,
+    settings: Settings,
     /// Every open connection, to close them all at shutdown.
     registry: Registry,
     /// The local rooms.
@@ -62,12 +62,7 @@ struct HubInner {
 
 impl Hub {
     /// A hub publishing on `pubsub`.
-    pub fn new(
-        pubsub: PubSub,
-        settings: ChatSettings,
-        metrics: ChatMetrics,
-        logger: Logger,
-    ) -> Self {
+    pub fn new(pubsub: PubSub, settings: Settings, metrics: ChatMetrics, logger: Logger) -> Self {
         let rooms = Rooms::new(
             pubsub.clone(),
             settings.channel_prefix.clone(),
@@ -97,7 +92,7 @@ impl Hub {
     }
 
     /// The chat settings.
-    pub fn settings(&self) -> &ChatSettings {
+    pub fn settings(&self) -> &Settings {
         &self.inner.settings
     }
 

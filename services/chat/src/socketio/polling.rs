@@ -11,9 +11,9 @@ use futures_util::StreamExt;
 use prometheus::IntGauge;
 
 use crate::{
-    ChatSettings,
     closing::Disconnect,
     metrics::ChatMetrics,
+    settings::Settings,
     socketio::{
         engine_packet::{self, CLOSE, NOOP},
         errors::EngineError,
@@ -32,7 +32,7 @@ pub fn text(body: String) -> HttpResponse {
 /// `GET ?sid=…`: the session's packets, once there is one.
 pub async fn poll(
     session: Arc<EngineSession>,
-    settings: &ChatSettings,
+    settings: &Settings,
     metrics: &ChatMetrics,
 ) -> HttpResponse {
     // Listening before the transport is read: a probe that flushes after it is not missed.
@@ -82,7 +82,7 @@ impl Drop for Waiting {
 pub async fn post(
     session: Arc<EngineSession>,
     mut body: web::Payload,
-    settings: &ChatSettings,
+    settings: &Settings,
 ) -> HttpResponse {
     if session.transport() == Transport::WebSocket {
         return EngineError::BadRequest.response();
