@@ -9,7 +9,7 @@ use actix_web::{
 use async_graphql::parser::types::ExecutableDocument;
 use serde_json::json;
 
-use crate::{Limits, PlatformSchema, schema::AppState};
+use crate::{Limits, PlatformSchema, schema::state::AppState};
 
 /// `application/graphql-response+json`.
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";

@@ -32,8 +32,7 @@ use shared::request::RequestId;
 use crate::{
     Limits,
     access::{self, Authenticated},
-    errors::codes,
-    schema::request_data,
+    schema::{caller::request_data, errors::codes},
 };
 
 pub use crate::exchange::{

@@ -6,9 +6,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`schema`] | the types, queries and subscription |
-//! | [`loaders`] | a request's caller data and an operation's loaders |
-//! | [`mutations`] | the mutations, each behind its rule |
+//! | [`schema`] | the GraphQL schema: types, queries, mutations, subscription, loaders, errors |
 //! | [`access`] | who the caller is, and what they may do or see |
 //! | [`limits`] | what an operation may cost, and the extension that refuses what costs more |
 //! | [`document`] | an operation's shape (root fields, aliases, depth) read from its document |
@@ -21,7 +19,6 @@
 //! | [`events`] | `postCreated` across instances, over `shared::pubsub` |
 //! | [`http`] | GraphQL over HTTP, content negotiation, the caller of each request |
 //! | [`exchange`] | response types and their negotiation, request-error bodies, the endpoint both transports use |
-//! | [`errors`] | the `extensions.code` values and how upstream and input failures become them |
 //! | [`websocket`] | subscriptions over WebSocket, the caller of each connection |
 //! | [`socket_operations`] | the operations one WebSocket runs, and the refusal of one too many |
 //! | [`graphiql`] | the GraphiQL page and its scripts, served from the binary |
@@ -30,18 +27,14 @@
 
 pub mod access;
 pub mod budget;
-pub mod connection;
 pub mod cost;
 pub mod document;
-pub mod errors;
 pub mod events;
 pub mod exchange;
 pub mod graphiql;
 pub mod http;
 pub mod limits;
-pub mod loaders;
 pub mod model;
-pub mod mutations;
 pub mod pages;
 pub mod posts;
 pub mod schema;
@@ -67,10 +60,9 @@ use crate::{
     events::PostEvents,
     http::Endpoint,
     limits::OperationLimits,
-    mutations::MutationRoot,
     pages::PageCache,
     posts::PostRepository,
-    schema::{AppState, QueryRoot, SubscriptionRoot},
+    schema::{AppState, MutationRoot, QueryRoot, SubscriptionRoot},
     upstream::{ProductsClient, Upstream, UpstreamTimeouts, UsersClient},
 };
 

@@ -12,7 +12,7 @@ use async_graphql::http::WebSocketProtocols;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::errors::codes;
+use crate::schema::errors::codes;
 
 /// What to do with a client's message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,7 +32,7 @@ use crate::{
     PlatformSchema,
     access::{self, Authenticated},
     exchange::{Endpoint, ResponseType, error_response, header_str},
-    schema::request_data,
+    schema::caller::request_data,
     socket_operations::{Inbound, SocketOperations},
 };
 

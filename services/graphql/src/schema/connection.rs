@@ -20,9 +20,9 @@ use async_graphql::{
 };
 use shared::pagination::{ListPage, MAX_LIMIT, Seek, decode_cursor, encode_cursor};
 
-use crate::{
+use super::{
     errors::{coded_error, codes},
-    schema::Post,
+    types::Post,
 };
 
 /// Posts per page when neither `first` nor `last` is given.
