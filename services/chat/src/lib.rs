@@ -1,5 +1,5 @@
-//! The chat: rooms over WebSockets on port 3004 (the seed's Socket.io chat, made real with
-//! actix-ws), its history in the database, scale-out over Redis pub/sub, and its web page.
+//! The chat: rooms over WebSockets on port 3004 (actix-ws) and over Socket.IO, their history in
+//! the database, scale-out over Redis pub/sub, and the chat's web page.
 //!
 //! | module | what it holds |
 //! |---|---|

@@ -40,7 +40,7 @@ pub async fn poll(
     flushed.as_mut().enable();
     match session.transport() {
         Transport::WebSocket => return EngineError::BadRequest.response(),
-        // The client probes a WebSocket with polling paused: whatever asks now gets noop.
+        // The client probes a WebSocket with polling paused: a GET meanwhile gets noop.
         Transport::Probing => return text(NOOP.to_owned()),
         Transport::Polling => {}
     }
