@@ -12,7 +12,7 @@
 //! | [`frames`] | events encoded once as WebSocket frames, what an outbound queue holds |
 //! | [`closing`] | why a connection ends (its close frame), the one switch that ends it |
 //! | [`connection`] | one client: welcome, history, rate limit, heartbeat, slow-consumer cut-off |
-//! | [`queue`] | a connection's outbound queue, bounded by the events in it |
+//! | [`queue`] | a connection's outbound queue, bounded by the bytes waiting in it |
 //! | [`outgoing`] | what goes out to one client: its response body, writing shared pre-encoded deliveries |
 //! | [`messages`] | `GET /chat/rooms/{room}/messages`: the history a page at a time, by cursor |
 //! | [`routes`] | `GET /chat` (page), `GET /chat/ws`, `GET /chat/rooms`, the history's route |
