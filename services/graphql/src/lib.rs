@@ -17,10 +17,7 @@
 //! | [`upstream`] | the users-service and products-service clients |
 //! | [`pages`] | pages of the post list in memory between writes, emptied across instances |
 //! | [`events`] | `postCreated` across instances, over `shared::pubsub` |
-//! | [`http`] | GraphQL over HTTP, content negotiation, the caller of each request |
-//! | [`exchange`] | response types and their negotiation, request-error bodies, the endpoint both transports use |
-//! | [`websocket`] | subscriptions over WebSocket, the caller of each connection |
-//! | [`socket_operations`] | the operations one WebSocket runs, and the refusal of one too many |
+//! | [`http`] | `/graphql`: one route per transport (GET, POST, WebSocket), negotiation, execution |
 //! | [`graphiql`] | the GraphiQL page and its scripts, served from the binary |
 //!
 //! Everything else (config, logging, errors, health, metrics, shutdown) is `shared`'s.
@@ -30,7 +27,6 @@ pub mod budget;
 pub mod cost;
 pub mod document;
 pub mod events;
-pub mod exchange;
 pub mod graphiql;
 pub mod http;
 pub mod limits;
@@ -38,9 +34,7 @@ pub mod model;
 pub mod pages;
 pub mod posts;
 pub mod schema;
-pub mod socket_operations;
 pub mod upstream;
-pub mod websocket;
 
 use std::{sync::Arc, time::Duration};
 
