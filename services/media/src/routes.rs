@@ -97,10 +97,7 @@ impl MediaListQuery {
     /// ([`ListQuery::into_request`]); 400 for `ids` and for anything those rules refuse.
     pub fn into_page(self) -> Result<(ListPage, bool), ApiError> {
         if self.ids.is_some() {
-            return Err(ApiError::BadRequest(
-                "ids: the media list has no batch by ids (read an item with /api/media/{id})"
-                    .to_owned(),
-            ));
+            return Err(no_ids());
         }
         let query = ListQuery {
             limit: self.limit,
@@ -112,11 +109,16 @@ impl MediaListQuery {
         };
         match query.into_request(CURSOR_SCOPE)? {
             ListRequest::Page { page, exact_count } => Ok((page, exact_count)),
-            ListRequest::Ids(_) => Err(ApiError::BadRequest(
-                "ids: the media list has no batch by ids".to_owned(),
-            )),
+            ListRequest::Ids(_) => Err(no_ids()),
         }
     }
+}
+
+/// The 400 for `?ids=`: media ids are UUIDs, and the list has no batch by them.
+fn no_ids() -> ApiError {
+    ApiError::BadRequest(
+        "ids: the media list has no batch by ids (read an item with /api/media/{id})".to_owned(),
+    )
 }
 
 /// The query of a signed download URL.

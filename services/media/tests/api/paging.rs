@@ -284,12 +284,44 @@ async fn bad_paging_queries_are_400s_with_the_json_body(backend: TestBackend) {
         "/api/media?offset=10001".to_owned(),
         "/api/media?offset=x".to_owned(),
     ];
+    let refused = app.get("/api/media?ids=1").await;
+    let body: Value = refused.json().await.expect("a JSON error");
+    let message = body["error"]["message"].as_str().expect("a message");
+    assert!(message.contains("ids"), "{message}");
     for url in bad {
         for who in [ANONYMOUS, USER_A, ADMIN] {
             let response = app.send_as(who, Method::GET, &url).await;
             assert_eq!(response.status(), 400, "{who:?} {url}");
             assert_eq!(error_code(response).await, "bad_request", "{who:?} {url}");
         }
+    }
+    app.stop().await;
+}
+
+/// The OpenAPI document declares the list's paging parameters (not `ids`) and headers.
+#[tokio::test]
+async fn the_openapi_document_declares_the_paging_parameters_and_headers() {
+    let app = spawn_app(TestBackend::Sqlite, Store::Fs).await;
+    let document: Value = app
+        .get("/api/media/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let list = &document["paths"]["/api/media"]["get"];
+    let mut parameters: Vec<&str> = list["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .map(|parameter| parameter["name"].as_str().expect("a name"))
+        .collect();
+    parameters.sort_unstable();
+    assert_eq!(parameters, ["after", "before", "count", "limit", "offset"]);
+    let headers = list["responses"]["200"]["headers"]
+        .as_object()
+        .expect("headers");
+    for header in ["Link", "X-Total-Count", "X-Total-Count-Estimate"] {
+        assert!(headers.contains_key(header), "{header}: {headers:?}");
     }
     app.stop().await;
 }
