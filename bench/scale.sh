@@ -14,7 +14,8 @@
 #
 #   SIZES="10000 1000000" ENGINES="postgres sqlite" SERVICES="users products media graphql chat" \
 #   R=3 DURATION=5 CONNECTIONS=8 BIN_DIR=<release binaries: skips the build> \
-#   BENCH_WRITE=1 (write the tables into docs/benchmarks.md) KEEP_DATABASES=0 bench/scale.sh
+#   BENCH_WRITE=1 (write the tables into docs/benchmarks.md) KEEP_DATABASES=0 \
+#   RESULTS_FILE= PLANS_FILE= (append to these, see below) bench/scale.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -43,10 +44,12 @@ fi
 bin=${BIN_DIR:-$CARGO_TARGET_DIR/release}
 
 work=$(mktemp -d)
-results="$work/results.tsv"
-plans="$work/plans.md"
-: >"$results"
-: >"$plans"
+# RESULTS_FILE (and PLANS_FILE): kept and appended to, so runs of some services at a time add up
+# to one report; by default both live in the temporary directory.
+results=${RESULTS_FILE:-$work/results.tsv}
+plans=${PLANS_FILE:-$work/plans.md}
+[ -n "${RESULTS_FILE:-}" ] || : >"$results"
+[ -n "${PLANS_FILE:-}" ] || : >"$plans"
 pid=""
 auth_pid=""
 current_database=""
@@ -194,12 +197,13 @@ media_bench() { # ENGINE TARGET ROWS
   measure "$engine" media 'GET /api/media?after= (deep, anonymous)' "$rows" list "$deep"
   measure "$engine" media 'GET /api/media?after= (deep, admin: all)' "$rows" list "${admin[@]}" "$all_deep"
   if [ "$engine" = postgres ] && [ "$rows" = "$largest" ]; then
+    local columns="seq, id, name, content_type, size, object_key, thumbnail_key, thumbnail_ready_at, owner_id, visibility, created_at"
     explain postgres "$target" 'media: first public page' \
-      "SELECT * FROM media WHERE visibility = 'public' ORDER BY seq ASC LIMIT 101"
+      "SELECT $columns FROM media WHERE visibility = 'public' ORDER BY seq ASC LIMIT 101"
     explain postgres "$target" 'media: deep public page' \
-      "SELECT * FROM media WHERE visibility = 'public' AND seq > $public ORDER BY seq ASC LIMIT 101"
+      "SELECT $columns FROM media WHERE visibility = 'public' AND seq > $public ORDER BY seq ASC LIMIT 101"
     explain postgres "$target" 'media: deep page, all (admin)' \
-      "SELECT * FROM media WHERE seq > $((max - 150)) ORDER BY seq ASC LIMIT 101"
+      "SELECT $columns FROM media WHERE seq > $((max - 150)) ORDER BY seq ASC LIMIT 101"
   fi
 }
 
