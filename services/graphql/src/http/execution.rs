@@ -33,7 +33,8 @@ pub struct Endpoint {
     /// `graphql_operations_total{operation, outcome}`.
     pub operations: prometheus::IntCounterVec,
     /// Parsed documents by query text: clients send the same few queries again and again, and
-    /// parsing is a large share of a small query's cost.
+    /// parsing is a large share of a small query's cost (docs/benchmarks.md, graphql-service).
+    /// A document depends on its text alone, so an entry is never stale.
     pub documents: moka::sync::Cache<String, ExecutableDocument>,
 }
 

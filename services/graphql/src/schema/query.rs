@@ -1,7 +1,8 @@
 //! The type `Query`: users, posts (by page and as a connection) and products. A list fetches
 //! what its items' nested fields select in one call started at once (every author of a page of
 //! posts, a page of posts of every user of a page), rather than through the loaders, which
-//! first wait out their batching delay.
+//! first wait out their batching delay (what the nested queries cost: docs/benchmarks.md). A
+//! prefetched page is used only when every nested selection asks for that same page.
 
 use async_graphql::{Context, ErrorExtensions, ID, Object, Result, dataloader::DataLoader};
 use shared::pagination::{DEFAULT_LIMIT, Page};
