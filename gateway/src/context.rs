@@ -1,12 +1,12 @@
 //! What the gateway's requests share: [`Shared`] across every server thread (routes, limiter,
 //! telemetry, token verifier, settings), [`ThreadContext`] within one thread (its upstream pool
-//! and the [`Tracker`] of its open connections, which the drain waits for).
+//! and the [`Tracker`] of its open connections, which the drain waits for), and the upstream
+//! failures both paths count there.
 
-use std::{cell::Cell, num::NonZeroU32, rc::Rc, sync::Arc};
+use std::{num::NonZeroU32, rc::Rc, sync::Arc};
 
 use governor::DefaultKeyedRateLimiter;
 use slog::Logger;
-use tokio::sync::Notify;
 
 use crate::{
     access::{GatewayMetrics, Telemetry},
@@ -14,7 +14,9 @@ use crate::{
     identity::ClientKey,
     pool::Pool,
     resolve::Resolver,
-    routing::RouteTable,
+    routing::{Route, RouteTable},
+    tracker::Tracker,
+    upstream::{Health, Instance},
 };
 
 /// What every server thread shares.
@@ -86,44 +88,29 @@ pub struct ThreadContext {
     pub tracker: Rc<Tracker>,
 }
 
-/// Counts a thread's open client connections and tunnels, so the drain can wait for them.
-#[derive(Default)]
-pub struct Tracker {
-    /// Open now.
-    open: Cell<usize>,
-    /// Woken when the count drops to zero.
-    idle: Notify,
-}
-
-/// Holds one place in a [`Tracker`] until dropped.
-pub struct OpenGuard(Rc<Tracker>);
-
-impl Tracker {
-    /// How many are open now.
-    pub fn open_now(&self) -> usize {
-        self.open.get()
+impl ThreadContext {
+    /// Counts a request that failed upstream: `kind` is `connect`, `timeout` or `protocol`.
+    pub fn count_upstream_error(&self, route: &Route, kind: &str) {
+        self.shared
+            .telemetry
+            .metrics
+            .upstream_errors
+            .with_label_values(&[&route.prefix, kind])
+            .inc();
     }
 
-    /// Counts one more until the guard is dropped.
-    pub fn open(self: &Rc<Self>) -> OpenGuard {
-        self.open.set(self.open.get() + 1);
-        OpenGuard(self.clone())
-    }
-
-    /// Resolves once nothing is open.
-    pub async fn wait_idle(&self) {
-        while self.open.get() > 0 {
-            self.idle.notified().await;
-        }
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        let open = self.0.open.get() - 1;
-        self.0.open.set(open);
-        if open == 0 {
-            self.0.idle.notify_waiters();
+    /// Counts a connect failure of `instance` and ejects it after enough in a row.
+    pub fn connect_failed(&self, route: &Route, instance: &Instance, failure: &str) {
+        self.count_upstream_error(route, "connect");
+        if route.upstreams.record_failure(instance) == Health::Ejected {
+            self.shared
+                .telemetry
+                .metrics
+                .ejections
+                .with_label_values(&[&route.prefix, &instance.label])
+                .inc();
+            slog::warn!(self.shared.telemetry.logger, "upstream instance ejected";
+                "route" => &*route.prefix, "upstream" => &*instance.label, "error" => failure);
         }
     }
 }

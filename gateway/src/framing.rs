@@ -13,7 +13,7 @@ use http::{
     header::{CONTENT_LENGTH, EXPECT, HOST, TRANSFER_ENCODING},
 };
 
-use crate::{headers::TransferCodings, request_body::RequestBody};
+use crate::{forward::is_unasked_interim, headers::TransferCodings, request_body::RequestBody};
 
 /// Refuses what the gateway never forwards: `CONNECT` (405: it is a reverse proxy, not a
 /// tunnel), and a request with more than one `Host` field (400, RFC 9112 §3.2: the gateway and
@@ -57,7 +57,7 @@ pub fn watch_interim(request: &mut Request<RequestBody>) -> Arc<AtomicU16> {
     let seen = unasked.clone();
     hyper::ext::on_informational(request, move |response| {
         let status = response.status().as_u16();
-        if !(status == 100 && expects_continue) {
+        if is_unasked_interim(status, expects_continue) {
             seen.store(status, Ordering::Relaxed);
         }
     });

@@ -1,7 +1,9 @@
-//! Header handling of RFC 9110 §7.6.1: hop-by-hop headers stay on their hop.
+//! Header primitives of RFC 9110 §7.6.1 and RFC 9112 §6.1: which fields stay on their hop, a
+//! value's tokens, the transfer codings; the names of the forwarding fields. The rules that use
+//! them are [`crate::forward`]'s.
 
 use http::{
-    HeaderMap, HeaderName, HeaderValue,
+    HeaderMap, HeaderName,
     header::{CONNECTION, UPGRADE},
 };
 
@@ -13,12 +15,6 @@ pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 /// Set to the `Host` the client asked for.
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-
-/// Most header fields a request may carry through the gateway; past it: 431 on both paths.
-/// actix-web (every service) refuses a head of more than 96 fields, and the gateway may add six
-/// (`Host`, `X-Forwarded-For`, `-Proto`, `-Host`, `X-Request-Id`, and hyper's
-/// `Transfer-Encoding` for a streamed body), so every request it lets through fits.
-pub const MAX_REQUEST_FIELDS: usize = 90;
 
 /// The transfer codings of a message's `Transfer-Encoding` fields (RFC 9112 §6.1).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -81,8 +77,13 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter_map(|token| std::str::from_utf8(token).ok())
 }
 
-fn is_hop_by_hop(name: &HeaderName, value: &HeaderValue) -> bool {
-    is_hop_by_hop_field(name.as_str(), value.as_bytes())
+/// Whether a field goes past its hop (RFC 9110 §7.6.1): not hop-by-hop
+/// ([`is_hop_by_hop_field`]), and not named by any of the message's `Connection` values.
+pub fn is_end_to_end(name: &str, value: &[u8], connection: &[&[u8]]) -> bool {
+    !is_hop_by_hop_field(name, value)
+        && !connection
+            .iter()
+            .any(|value| tokens(value).any(|token| token.eq_ignore_ascii_case(name.as_bytes())))
 }
 
 /// Whether a header field, by its name in any case, stays on its hop: `Connection`,
@@ -116,100 +117,32 @@ pub fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|token| !token.is_empty())
 }
 
-/// Removes the hop-by-hop headers in place: the fixed ones, every `Proxy-*`, `TE` other than
-/// `trailers`, and each header named in `Connection`. One pass over the headers finds them
-/// (usually none or one), then only those are removed, so the common request costs no
-/// allocation. For an upgrade, `Upgrade` and `Connection: upgrade` are kept, as the next hop
-/// needs them.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let upgrade_protocol = if upgrade {
-        headers.get(UPGRADE).cloned()
-    } else {
-        None
-    };
-    let named_in_connection: Vec<&str> = connection_tokens(headers).collect();
-    let mut hop_by_hop: Vec<HeaderName> = Vec::new();
-    for (name, value) in headers.iter() {
-        let hop = is_hop_by_hop(name, value)
-            || named_in_connection
-                .iter()
-                .any(|token| name.as_str().eq_ignore_ascii_case(token));
-        if hop && !hop_by_hop.contains(name) {
-            hop_by_hop.push(name.clone());
-        }
-    }
-    drop(named_in_connection);
-    for name in &hop_by_hop {
-        headers.remove(name);
-    }
-    if let Some(protocol) = upgrade_protocol {
-        headers.insert(UPGRADE, protocol);
-        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+    #[test]
+    fn an_upgrade_asks_for_it_in_connection() {
         let mut headers = HeaderMap::new();
-        for (name, value) in pairs {
-            headers.append(
-                HeaderName::from_bytes(name.as_bytes()).expect("name"),
-                HeaderValue::from_str(value).expect("value"),
-            );
-        }
-        headers
-    }
-
-    #[test]
-    fn hop_by_hop_headers_and_the_ones_connection_names_are_dropped() {
-        let source = map(&[
-            ("connection", "keep-alive, X-Secret-Hop"),
-            ("keep-alive", "timeout=5"),
-            ("x-secret-hop", "1"),
-            ("proxy-authorization", "Basic x"),
-            ("proxy-connection", "keep-alive"),
-            ("te", "gzip"),
-            ("trailer", "x"),
-            ("transfer-encoding", "chunked"),
-            ("upgrade", "websocket"),
-            ("accept", "a"),
-            ("accept", "b"),
-            ("x-custom", "kept"),
-        ]);
-        let mut headers = source.clone();
-        strip_hop_by_hop(&mut headers, false);
-        let mut names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
-        names.sort_unstable();
-        assert_eq!(names, ["accept", "x-custom"]);
-        assert_eq!(
-            headers.get_all("accept").iter().count(),
-            2,
-            "repeated headers keep every value"
-        );
-    }
-
-    #[test]
-    fn te_trailers_passes_and_upgrades_keep_their_headers() {
-        let mut headers = map(&[("te", "trailers")]);
-        strip_hop_by_hop(&mut headers, false);
-        assert_eq!(headers["te"], "trailers");
-        let source = map(&[
-            ("connection", "Upgrade"),
-            ("upgrade", "websocket"),
-            ("sec-websocket-key", "k"),
-        ]);
-        assert!(is_upgrade(&source));
-        let mut headers = source.clone();
-        strip_hop_by_hop(&mut headers, true);
-        assert_eq!(headers["upgrade"], "websocket");
-        assert_eq!(headers["connection"], "upgrade");
-        assert_eq!(headers["sec-websocket-key"], "k");
+        headers.insert(UPGRADE, http::HeaderValue::from_static("websocket"));
         assert!(
-            !is_upgrade(&map(&[("upgrade", "websocket")])),
+            !is_upgrade(&headers),
             "Upgrade alone is not a request to switch"
         );
+        headers.insert(
+            CONNECTION,
+            http::HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        assert!(is_upgrade(&headers));
+    }
+
+    #[test]
+    fn end_to_end_fields_are_neither_hop_by_hop_nor_named_in_connection() {
+        let connection: [&[u8]; 1] = [b"keep-alive, X-Hop"];
+        assert!(!is_end_to_end("x-hop", b"1", &connection));
+        assert!(!is_end_to_end("Proxy-Authorization", b"x", &connection));
+        assert!(!is_end_to_end("te", b"gzip", &connection));
+        assert!(is_end_to_end("te", b"trailers", &connection));
+        assert!(is_end_to_end("x-other", b"1", &connection));
     }
 }

@@ -7,13 +7,15 @@
 //! | [`upstream`] | instances of a route: round-robin, passive health, ejection |
 //! | [`sticky`] | Engine.IO session affinity: `sid` → the instance and address that issued it |
 //! | [`resolve`] | upstream names to addresses, at every new connection |
-//! | [`headers`] | hop-by-hop removal, `X-Forwarded-*`, request id |
+//! | [`forward`] | the proxy rules, once for both paths: upstream head, retry, error answers |
+//! | [`headers`] | header primitives: hop-by-hop fields, tokens, transfer codings |
 //! | [`identity`] | the one auth decision (bearer token, route policy) and the rate limiter's key |
 //! | [`health`] | the optional active health checks of upstream instances |
 //! | [`direct`] | the direct path: plain HTTP/1.1 exchanges relayed by the connection's task |
 //! | [`context`] | what requests share: across threads, and within one thread |
+//! | [`tracker`] | a thread's open connections and tunnels, which the drain waits for |
 //! | [`framing`] | hyper's path's framing rules that hyper does not apply (both paths frame alike) |
-//! | [`proxy`] | one request: local endpoints, auth, rate limit, route, upstream, response |
+//! | [`proxy`] | hyper's path: local endpoints, auth, rate limit, route; the exchange upstream |
 //! | [`local`] | `GET /`, `/healthz`, `/readyz`, `/metrics` |
 //! | [`pool`] | each thread's keep-alive connections to the upstreams |
 //! | [`request_body`] | the streamed request body (size limit, progress, the client's framing errors) |
@@ -26,6 +28,7 @@ pub mod body;
 pub mod config;
 pub mod context;
 pub mod direct;
+pub mod forward;
 pub mod framing;
 pub mod headers;
 pub mod health;
@@ -38,6 +41,7 @@ pub mod resolve;
 pub mod routing;
 pub mod server;
 pub mod sticky;
+pub mod tracker;
 pub mod upstream;
 
 use std::{net::SocketAddr, sync::Arc};

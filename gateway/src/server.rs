@@ -13,9 +13,10 @@ use tokio::{
 };
 
 use crate::{
-    context::{Shared, ThreadContext, Tracker},
+    context::{Shared, ThreadContext},
     pool::Pool,
     proxy::handle,
+    tracker::Tracker,
 };
 
 /// Binds `count` listeners to one address with `SO_REUSEPORT` (port 0: a free port, the same

@@ -2,7 +2,7 @@
 //! the entry point of the cargo-fuzz target (`gateway/fuzz`) and of the test that replays its
 //! corpus on every `cargo test`.
 //!
-//! One input is a client's request and an upstream's response ([`Harness::run`]). What must
+//! One input is a client's request and an upstream's response (`Harness::run`). What must
 //! hold, whatever the bytes:
 //! - a request the direct path takes is written upstream as one request that an independent
 //!   parser (`httparse`) reads whole, with exactly one `Host`, at most one `Content-Length`
@@ -24,15 +24,13 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use super::{
     request::parse_request,
-    response::{Framing, RelayError, Relayed, parse_response_head, relay_response},
+    response::{RelayError, Relayed, parse_response_head, relay_response},
 };
 use crate::{
     config::{GatewayConfig, RouteAuth, RouteConfig},
     context::Shared,
+    forward::{SERVICE_MAX_FIELDS, carries_no_body},
 };
-
-/// Most fields actix-web reads from a request head.
-const SERVICE_MAX_FIELDS: usize = 96;
 
 /// What one run needs, made once per process.
 pub struct Harness {
@@ -169,11 +167,7 @@ impl Harness {
         if head.status < 200 {
             return;
         }
-        let framing = if head.status == 204 || head.status == 304 {
-            Framing::Empty
-        } else {
-            head.framing
-        };
+        let framing = head.client_framing(false);
         let mut out = Vec::new();
         let request_id = HeaderValue::from_static("fuzz");
         head.write_client_head(response, &framing, &request_id, false, &mut out);
@@ -224,7 +218,7 @@ fn message_end(bytes: &[u8]) -> Option<usize> {
     match (lengths.as_slice(), codings.as_slice()) {
         ([], []) => {
             let status = parsed.code?;
-            (status == 204 || status == 304).then_some(head_length)
+            carries_no_body(status).then_some(head_length)
         }
         ([length], []) => {
             let length: usize = std::str::from_utf8(length).ok()?.parse().ok()?;

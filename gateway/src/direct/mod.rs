@@ -10,25 +10,27 @@
 //! Anything else goes to hyper, which then serves the rest of that connection with the bytes
 //! already read ([`Next::HandOver`]): upgrades (WebSocket), chunked or `Expect` requests,
 //! HTTP/1.0, the gateway's own endpoints, unknown paths, a head over the limits (more than
-//! [`MAX_REQUEST_FIELDS`](crate::headers::MAX_REQUEST_FIELDS) fields included) or one `httparse`
+//! [`MAX_REQUEST_FIELDS`](crate::forward::MAX_REQUEST_FIELDS) fields included) or one `httparse`
 //! rejects, a target that is not origin-form (`CONNECT`'s included), no `Host` or two, a body
 //! over the route's limit, a repeated `Authorization` field, and a request the rate limiter
 //! refuses. So each of those answers is made in one place,
 //! [`crate::proxy`]. A request [`crate::identity::authorize`] refuses is answered here, from
-//! the same [`Refusal`] hyper's path answers from, so its token is verified once.
+//! the same [`Refusal`] hyper's path answers from, so its token is verified once. The proxy
+//! rules (the upstream head, the retry rule, the error answers) are [`crate::forward`]'s, as on
+//! hyper's path: this module does the I/O.
 //!
 //! | file | what it holds |
 //! |---|---|
 //! | `mod.rs` | the connection's loop, the exchange with a pooled upstream socket, error answers |
-//! | `request.rs` | the client's head, checked and turned into the upstream's |
+//! | `request.rs` | the client's head: parsed, its framing checked, the upstream's head written |
 //! | `response.rs` | the upstream's head, and the relay of its body (length, chunked, until close) |
+//! | `chunked.rs` | the chunked body's grammar, checked byte by byte as it passes |
 //! | `early.rs` | the request body's relay, cut short by an early answer, and the lingering close |
 //! | `fuzzing.rs` | both on arbitrary bytes, with their invariants, for the fuzz target |
 
 use std::{io::Write, net::SocketAddr, ops::Range, rc::Rc, sync::Arc, time::Duration};
 
 use http::StatusCode;
-use runtime::errors::error_json;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -38,13 +40,13 @@ use tokio::{
 use crate::{
     access::AccessRecord,
     context::ThreadContext,
-    headers::tokens,
+    forward::{ErrorAnswer, UpstreamFailure, retries_stale},
     identity::{ClientKey, Refusal, authorize},
-    proxy::{connect_failed, count_upstream_error, no_upstream_answered},
     routing::Route,
     upstream::Instance,
 };
 
+mod chunked;
 mod early;
 /// The direct path on arbitrary bytes, for the fuzz target.
 pub mod fuzzing;
@@ -53,9 +55,7 @@ mod response;
 
 use early::{linger, relay_body};
 
-use response::{
-    Framing, HeadError, RelayError, Relayed, read_response_head, relay_response, write_all,
-};
+use response::{HeadError, RelayError, Relayed, read_response_head, relay_response, write_all};
 
 /// Header fields `httparse` reads from one response head; a head with more is a 502.
 const MAX_RESPONSE_FIELDS: usize = 100;
@@ -154,12 +154,11 @@ struct Request {
     body_left: u64,
     /// Whether the request has a body (which makes a retry impossible once it is streaming).
     has_body: bool,
-    /// The method is HEAD: the response has no body whatever its headers say.
-    head_method: bool,
     /// The client asked to close after this exchange.
     client_close: bool,
-    /// Whether the request may be sent again after a stale pooled connection.
-    idempotent: bool,
+    /// Its method (a HEAD's answer has no body whatever its headers say; only an idempotent
+    /// one is sent again).
+    method: http::Method,
     /// Where the value of its `Authorization` field lies in `inbound`, if it has one.
     authorization: Option<Range<usize>>,
     /// The bytes of `inbound` it takes up (head and the body bytes that came with it); they are
@@ -169,8 +168,8 @@ struct Request {
 
 /// An exchange that failed before a response reached the client.
 enum Failure {
-    /// Answered with this status and message (502 or 504).
-    Answer(StatusCode, String),
+    /// Answered with this error.
+    Answer(ErrorAnswer),
     /// The client went away.
     ClientGone,
 }
@@ -244,13 +243,7 @@ impl Connection {
         // is the connection's last answer.
         let close = request.client_close || request.body_left > 0 || *self.stop.borrow();
         let written = self
-            .answer_error(
-                refusal.status(),
-                &refusal.message(),
-                refusal.challenge(),
-                request.access,
-                close,
-            )
+            .answer_error(&ErrorAnswer::refusal(refusal), request.access, close)
             .await;
         written && !close
     }
@@ -266,9 +259,13 @@ impl Connection {
         let upstream_request = std::mem::take(&mut self.outbound);
         let outcome = loop {
             let Some(instance) = current else {
-                let message = no_upstream_answered(&route, &last_failure);
+                let failure = UpstreamFailure::NoneAnswered {
+                    route: &route.prefix,
+                    last: &last_failure,
+                };
+                let answer = ErrorAnswer::new(failure.status(), &failure.message());
                 request.access.error = Some(last_failure);
-                break Outcome::Failed(Failure::Answer(StatusCode::BAD_GATEWAY, message));
+                break Outcome::Failed(Failure::Answer(answer));
             };
             let pooled = if retried_stale {
                 None
@@ -281,7 +278,7 @@ impl Connection {
                 None => match context.pool.connect_socket(instance).await {
                     Ok(socket) => socket,
                     Err(failure) => {
-                        connect_failed(context, &route, instance, &failure.to_string());
+                        context.connect_failed(&route, instance, &failure.to_string());
                         last_failure = failure.to_string();
                         current = candidates.next();
                         continue;
@@ -301,18 +298,22 @@ impl Connection {
                 .await
             {
                 Err(Stale)
-                    if reused && request.idempotent && !request.has_body && !retried_stale =>
+                    if retries_stale(
+                        &request.method,
+                        reused && !request.has_body,
+                        retried_stale,
+                    ) =>
                 {
                     // The upstream had closed the pooled connection before the request reached
                     // it: once more, on a new connection.
                     retried_stale = true;
                 }
                 Err(Stale) => {
-                    count_upstream_error(context, &route, "protocol");
-                    let message =
-                        format!("{} closed the connection before answering", instance.label);
-                    request.access.error = Some(message.clone());
-                    break Outcome::Failed(Failure::Answer(StatusCode::BAD_GATEWAY, message));
+                    let failure = UpstreamFailure::Broken {
+                        instance: &instance.label,
+                        what: "closed the connection before answering".to_owned(),
+                    };
+                    break failed(context, &route, &failure, &mut request);
                 }
                 Ok(outcome) => {
                     if let Outcome::Relayed {
@@ -340,12 +341,10 @@ impl Connection {
                 request.access.write();
                 false
             }
-            Outcome::Failed(Failure::Answer(status, message)) => {
+            Outcome::Failed(Failure::Answer(answer)) => {
                 // A body the client is still sending would be read as the next request.
                 let close = request.client_close || request.body_left > 0 || *self.stop.borrow();
-                let written = self
-                    .answer_error(status, &message, None, request.access, close)
-                    .await;
+                let written = self.answer_error(&answer, request.access, close).await;
                 written && !close
             }
         }
@@ -361,11 +360,7 @@ impl Connection {
         instance: &Instance,
         context: &ThreadContext,
     ) -> Result<Outcome, Stale> {
-        let route = &*request.route;
-        let failed = |request: &mut Request, status, message: String| {
-            request.access.error = Some(message.clone());
-            Ok(Outcome::Failed(Failure::Answer(status, message)))
-        };
+        let route = &*request.route.clone();
         if upstream.write_all(upstream_request).await.is_err() {
             return Err(Stale);
         }
@@ -381,9 +376,11 @@ impl Connection {
                     return Ok(Outcome::Failed(Failure::ClientGone));
                 }
                 Some(Err(RelayError::Destination)) => {
-                    count_upstream_error(context, route, "protocol");
-                    let message = format!("{} stopped reading the request body", instance.label);
-                    return failed(request, StatusCode::BAD_GATEWAY, message);
+                    let failure = UpstreamFailure::Broken {
+                        instance: &instance.label,
+                        what: "stopped reading the request body".to_owned(),
+                    };
+                    return Ok(failed(context, route, &failure, request));
                 }
             }
         }
@@ -395,26 +392,30 @@ impl Connection {
         .await
         {
             Err(_elapsed) => {
-                count_upstream_error(context, route, "timeout");
-                let message = format!(
-                    "{} did not answer within {:?}",
-                    instance.label, route.response_timeout
-                );
-                return failed(request, StatusCode::GATEWAY_TIMEOUT, message);
+                let failure = UpstreamFailure::Timeout {
+                    instance: &instance.label,
+                    after: route.response_timeout,
+                };
+                return Ok(failed(context, route, &failure, request));
             }
             Ok(Err(HeadError::Closed)) if self.upstream_bytes.is_empty() => return Err(Stale),
+            Ok(Err(HeadError::Interim(status))) => {
+                let failure = UpstreamFailure::UnaskedInterim {
+                    instance: &instance.label,
+                    status,
+                };
+                return Ok(failed(context, route, &failure, request));
+            }
             Ok(Err(error)) => {
-                count_upstream_error(context, route, "protocol");
-                let message = format!("{} failed: {error}", instance.label);
-                return failed(request, StatusCode::BAD_GATEWAY, message);
+                let failure = UpstreamFailure::Broken {
+                    instance: &instance.label,
+                    what: format!("failed: {error}"),
+                };
+                return Ok(failed(context, route, &failure, request));
             }
             Ok(Ok(head)) => head,
         };
-        let framing = if request.head_method || head.status == 204 || head.status == 304 {
-            Framing::Empty
-        } else {
-            head.framing
-        };
+        let framing = head.client_framing(request.method == http::Method::HEAD);
         // Draining, or answering before the body ended: this is the connection's last
         // response, and says so.
         let client_close = request.client_close || request.body_left > 0 || *self.stop.borrow();
@@ -445,7 +446,7 @@ impl Connection {
                 })
             }
             Err(RelayError::Source) => {
-                count_upstream_error(context, route, "protocol");
+                context.count_upstream_error(route, "protocol");
                 request.access.error =
                     Some(format!("{} broke off the response body", instance.label));
                 Ok(Outcome::Relayed {
@@ -458,45 +459,44 @@ impl Connection {
                 upstream_reusable: false,
             }),
             Err(RelayError::Malformed) => {
-                count_upstream_error(context, route, "protocol");
-                let message = format!("{} sent a malformed chunked body", instance.label);
-                failed(request, StatusCode::BAD_GATEWAY, message)
+                let failure = UpstreamFailure::Broken {
+                    instance: &instance.label,
+                    what: "sent a malformed chunked body".to_owned(),
+                };
+                Ok(failed(context, route, &failure, request))
             }
         }
     }
 
-    /// Answers the client with a JSON error of docs/contracts.md (with `challenge` as its
-    /// `WWW-Authenticate`, if given) and writes the access line; whether the answer was written.
+    /// Answers the client with `answer` and writes the access line; whether the answer was
+    /// written.
     async fn answer_error(
         &mut self,
-        status: StatusCode,
-        message: &str,
-        challenge: Option<&str>,
+        answer: &ErrorAnswer,
         mut access: AccessRecord,
         close: bool,
     ) -> bool {
-        let body = error_json(status.as_u16(), message);
+        let status = answer.status;
         let out = &mut self.outbound;
         out.clear();
         let _ = write!(
             out,
-            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\ndate: {}\r\n",
+            "HTTP/1.1 {} {}\r\ncontent-length: {}\r\ndate: {}\r\n",
             status.as_u16(),
             status.canonical_reason().unwrap_or(""),
-            body.len(),
+            answer.body.len(),
             http_date(),
         );
-        push_field(out, b"x-request-id", access.request_id.as_bytes());
-        if let Some(challenge) = challenge {
-            push_field(out, b"www-authenticate", challenge.as_bytes());
+        for (name, value) in answer.fields(access.request_id.as_bytes()) {
+            push_field(out, name.as_bytes(), value);
         }
         if close {
             out.extend_from_slice(b"connection: close\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&body);
+        out.extend_from_slice(&answer.body);
         access.status = status;
-        access.bytes = body.len() as u64;
+        access.bytes = answer.body.len() as u64;
         let written = write_all(&mut self.client, out).await.is_ok();
         access.write();
         written
@@ -519,6 +519,20 @@ enum Outcome {
 /// The upstream closed the connection without sending a byte of response: a pooled
 /// connection it had already closed, usually.
 struct Stale;
+
+/// The outcome of an upstream failure: counted by its kind, noted in the access line, answered.
+fn failed(
+    context: &ThreadContext,
+    route: &Route,
+    failure: &UpstreamFailure<'_>,
+    request: &mut Request,
+) -> Outcome {
+    context.count_upstream_error(route, failure.kind());
+    let message = failure.message();
+    let answer = ErrorAnswer::new(failure.status(), &message);
+    request.access.error = Some(message);
+    Outcome::Failed(Failure::Answer(answer))
+}
 
 /// The current time as an HTTP date, formatted once a second per thread.
 fn http_date() -> std::rc::Rc<str> {
@@ -572,20 +586,4 @@ fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
-}
-
-/// The values of every `Connection` field of a head.
-fn connection_values<'a>(fields: &[httparse::Header<'a>]) -> Vec<&'a [u8]> {
-    fields
-        .iter()
-        .filter(|field| field.name.eq_ignore_ascii_case("connection"))
-        .map(|field| field.value)
-        .collect()
-}
-
-/// Whether a `Connection` header value names the field `name`.
-fn named_in(connection_values: &[&[u8]], name: &str) -> bool {
-    connection_values
-        .iter()
-        .any(|value| tokens(value).any(|token| token.eq_ignore_ascii_case(name.as_bytes())))
 }

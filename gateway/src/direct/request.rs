@@ -1,25 +1,29 @@
-//! The client's side of a direct exchange: its request head, checked and turned into the
-//! upstream's head (the fields the gateway vouches for written by the gateway alone).
+//! The client's side of a direct exchange, in three steps: [`parse`] reads the head with
+//! `httparse` and keeps only plain origin-form HTTP/1.1; [`check_fields`] reads the fields that
+//! frame and identify the request, refusing what hyper's path must answer; and
+//! [`write_upstream_head`] writes the upstream's head as [`crate::forward`] decides it.
+//! [`parse_request`] runs them for one request and its route.
 
-use std::{io::Write, net::SocketAddr, time::Instant};
+use std::{net::SocketAddr, ops::Range, time::Instant};
 
 use http::{HeaderValue, Method, StatusCode};
-use runtime::access::is_acceptable_id;
-
-use super::{
-    MAX_DIRECT_BODY, Request, add_content_length, connection_values, named_in, push_field,
-};
 use runtime::network::client_address_among as client_address;
 
+use super::{MAX_DIRECT_BODY, Request, add_content_length, push_field};
 use crate::{
     access::AccessRecord,
     context::Shared,
-    headers::{MAX_REQUEST_FIELDS, is_hop_by_hop_field, tokens},
-    proxy::is_idempotent,
+    forward::{
+        ClientHead, MAX_REQUEST_FIELDS, Upstream, head_size, request_id, upstream_fields,
+        upstream_target,
+    },
+    headers::tokens,
+    routing::Route,
 };
 
 /// `Ok(None)`: the head is not complete yet; `Err(())`: hyper takes it. The head stays in
-/// `inbound` until `Connection::admit` lets the request through.
+/// `inbound` until `Connection::admit` lets the request through; the upstream head (and the
+/// body bytes that came with it) is written into `out`.
 pub(super) fn parse_request(
     inbound: &[u8],
     peer: SocketAddr,
@@ -28,8 +32,91 @@ pub(super) fn parse_request(
 ) -> Result<Option<Request>, ()> {
     // More fields than the services take: hyper's path answers the 431.
     let mut fields = [httparse::EMPTY_HEADER; MAX_REQUEST_FIELDS];
-    let mut parsed = httparse::Request::new(&mut fields);
-    let head_length = match parsed.parse(inbound) {
+    let Some(head) = parse(inbound, &mut fields, shared.server.max_header_bytes)? else {
+        return Ok(None);
+    };
+    if crate::local::is_local(&head.method, head.path) {
+        return Err(());
+    }
+    let route = shared.routes.find(head.path).ok_or(())?.clone();
+    // A sticky route's requests pick their instance by their session: hyper's path does that.
+    if route.sessions.is_some() {
+        return Err(());
+    }
+    let checked = check_fields(head.fields, inbound)?;
+    let client = client_address(
+        peer.ip(),
+        checked.forwarded_for.iter().copied(),
+        &shared.server.trusted_proxies,
+    );
+    let body_length = checked.content_length.unwrap_or(0);
+    // Large uploads go to hyper: the direct path gives a body no longer than a head takes
+    // (`client_header_timeout_ms`) to arrive whole.
+    if body_length > MAX_DIRECT_BODY
+        || route
+            .max_body_bytes
+            .is_some_and(|limit| body_length > limit)
+    {
+        return Err(());
+    }
+    let request_id = request_id(checked.request_id);
+    write_upstream_head(&head, &checked, &route, client, &request_id, out);
+
+    let access = AccessRecord {
+        telemetry: shared.telemetry.clone(),
+        started: Instant::now(),
+        method: head.method.clone(),
+        path: head.path.to_owned(),
+        route: route.prefix.clone(),
+        upstream: None,
+        status: StatusCode::OK,
+        ip: client,
+        user_agent: checked.user_agent,
+        request_id,
+        bytes: 0,
+        error: None,
+        user_id: None,
+    };
+    // The body bytes that came with the head go out with it.
+    let with_head = (inbound.len() - head.length).min(body_length as usize);
+    out.extend_from_slice(&inbound[head.length..head.length + with_head]);
+    Ok(Some(Request {
+        access,
+        client,
+        route,
+        body_left: body_length - with_head as u64,
+        has_body: body_length > 0,
+        method: head.method,
+        client_close: checked.client_close,
+        authorization: checked.authorization,
+        consumed: head.length + with_head,
+    }))
+}
+
+/// A request head `httparse` read whole, of a request the direct path may take.
+struct Head<'f, 'h> {
+    /// Its method (never `CONNECT`).
+    method: Method,
+    /// Its origin-form target: path and query.
+    target: &'h str,
+    /// The target's path.
+    path: &'h str,
+    /// Its header fields.
+    fields: &'f [httparse::Header<'h>],
+    /// Its length in bytes.
+    length: usize,
+}
+
+/// Reads a head from the start of `inbound` into `fields`: `Ok(None)` while it is incomplete,
+/// `Err(())` when it is not HTTP/1.1 with an origin-form target, or is over `max_bytes`
+/// ([`head_size`]) or over `fields`' number.
+fn parse<'f, 'h>(
+    inbound: &'h [u8],
+    fields: &'f mut [httparse::Header<'h>],
+    max_bytes: usize,
+) -> Result<Option<Head<'f, 'h>>, ()> {
+    let mut parsed = httparse::Request::new(fields);
+    let length = match parsed.parse(inbound) {
         Ok(httparse::Status::Complete(length)) => length,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(()),
@@ -40,15 +127,15 @@ pub(super) fn parse_request(
     let (Some(method), Some(target)) = (parsed.method, parsed.path) else {
         return Err(());
     };
-    let head_size = crate::proxy::head_size_of(
+    let fields: &'f [httparse::Header<'h>] = parsed.headers;
+    let size = head_size(
         method.len(),
         target.len(),
-        parsed
-            .headers
+        fields
             .iter()
             .map(|field| (field.name.len(), field.value.len())),
     );
-    if head_size > shared.server.max_header_bytes {
+    if size > max_bytes {
         return Err(());
     }
     let method = Method::from_bytes(method.as_bytes()).map_err(|_| ())?;
@@ -61,27 +148,50 @@ pub(super) fn parse_request(
     {
         return Err(());
     }
-    let (path, query) = match target.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (target, None),
-    };
-    if crate::local::is_local(&method, path) {
-        return Err(());
-    }
-    let route = shared.routes.find(path).ok_or(())?.clone();
-    // A sticky route's requests pick their instance by their session: hyper's path does that.
-    if route.sessions.is_some() {
-        return Err(());
-    }
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    Ok(Some(Head {
+        method,
+        target,
+        path,
+        fields,
+        length,
+    }))
+}
 
+/// What [`check_fields`] read of a request's fields.
+struct Checked<'h> {
+    /// Its one non-empty `Host`.
+    host: &'h [u8],
+    /// Its body's length: its `Content-Length` (every one agreeing).
+    content_length: Option<u64>,
+    /// Its `Connection` says `close`.
+    client_close: bool,
+    /// Its first `X-Request-Id`.
+    request_id: Option<&'h [u8]>,
+    /// Its first `User-Agent`, when it is a header value.
+    user_agent: Option<HeaderValue>,
+    /// Where its one `Authorization` value lies in the inbound bytes.
+    authorization: Option<Range<usize>>,
+    /// Its `X-Forwarded-For` values, in order.
+    forwarded_for: Vec<&'h [u8]>,
+}
+
+/// The framing check: `Err(())` (hyper takes the request) for a body framed other than by one
+/// length (`Transfer-Encoding`), an `Expect` or an `Upgrade`, no `Host` or two or an empty
+/// one, `Content-Length`s that disagree, a `Connection` naming the framing or the target, or a
+/// repeated `Authorization`. `inbound` is the buffer the fields were parsed from.
+fn check_fields<'h>(fields: &[httparse::Header<'h>], inbound: &[u8]) -> Result<Checked<'h>, ()> {
     let mut host = None;
-    let mut content_length: Option<u64> = None;
-    let mut client_close = false;
-    let mut request_id = None;
-    let mut user_agent = None;
-    let mut authorization = None;
-    let mut forwarded_for: Vec<&[u8]> = Vec::new();
-    for field in parsed.headers.iter() {
+    let mut checked = Checked {
+        host: b"",
+        content_length: None,
+        client_close: false,
+        request_id: None,
+        user_agent: None,
+        authorization: None,
+        forwarded_for: Vec::new(),
+    };
+    for field in fields {
         let name = field.name;
         if name.eq_ignore_ascii_case("transfer-encoding")
             || name.eq_ignore_ascii_case("expect")
@@ -93,10 +203,10 @@ pub(super) fn parse_request(
                 return Err(());
             }
         } else if name.eq_ignore_ascii_case("content-length") {
-            add_content_length(&mut content_length, field.value)?;
+            add_content_length(&mut checked.content_length, field.value)?;
         } else if name.eq_ignore_ascii_case("connection") {
             for token in tokens(field.value) {
-                client_close |= token.eq_ignore_ascii_case(b"close");
+                checked.client_close |= token.eq_ignore_ascii_case(b"close");
                 // A message's framing and target are never hop-by-hop: naming them in
                 // `Connection` is an attempt to desynchronise the upstream.
                 if token.eq_ignore_ascii_case(b"content-length")
@@ -106,11 +216,11 @@ pub(super) fn parse_request(
                 }
             }
         } else if name.eq_ignore_ascii_case("x-request-id") {
-            request_id.get_or_insert(field.value);
+            checked.request_id.get_or_insert(field.value);
         } else if name.eq_ignore_ascii_case("x-forwarded-for") {
-            forwarded_for.push(field.value);
-        } else if name.eq_ignore_ascii_case("user-agent") && user_agent.is_none() {
-            user_agent = HeaderValue::from_bytes(field.value).ok();
+            checked.forwarded_for.push(field.value);
+        } else if name.eq_ignore_ascii_case("user-agent") && checked.user_agent.is_none() {
+            checked.user_agent = HeaderValue::from_bytes(field.value).ok();
         } else if name.eq_ignore_ascii_case("authorization") {
             // Kept as a place in `inbound` (httparse's values are slices of it), so the
             // head can be released to `admit`; a repeated field goes to hyper's path.
@@ -118,100 +228,46 @@ pub(super) fn parse_request(
                 .checked_sub(inbound.as_ptr() as usize)
                 .ok_or(())?;
             let place = start..start + field.value.len();
-            if place.end > inbound.len() || authorization.replace(place).is_some() {
+            if place.end > inbound.len() || checked.authorization.replace(place).is_some() {
                 return Err(());
             }
         }
     }
     // No `Host`, or an empty one: hyper's path answers the 400.
-    let host = host.filter(|host| !host.is_empty()).ok_or(())?;
-    let client = client_address(peer.ip(), forwarded_for, &shared.server.trusted_proxies);
-    let body_length = content_length.unwrap_or(0);
-    // Large uploads go to hyper: the direct path gives a body no longer than a head takes
-    // (`client_header_timeout_ms`) to arrive whole.
-    if body_length > MAX_DIRECT_BODY
-        || route
-            .max_body_bytes
-            .is_some_and(|limit| body_length > limit)
-    {
-        return Err(());
-    }
-    let request_id = match request_id {
-        Some(value) if is_acceptable_id(value) => HeaderValue::from_bytes(value).map_err(|_| ())?,
-        _ => crate::proxy::new_request_id(),
-    };
-    out.clear();
-    out.extend_from_slice(method.as_str().as_bytes());
-    out.push(b' ');
-    match route.upstream_path(path) {
-        std::borrow::Cow::Borrowed(_) => out.extend_from_slice(target.as_bytes()),
-        std::borrow::Cow::Owned(rewritten) => {
-            out.extend_from_slice(rewritten.as_bytes());
-            if let Some(query) = query {
-                out.push(b'?');
-                out.extend_from_slice(query.as_bytes());
-            }
-        }
-    }
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    let connection_values = connection_values(parsed.headers);
-    for field in parsed.headers.iter() {
-        let name = field.name;
-        // The fields the gateway writes itself: one `Content-Length` however many the
-        // client repeated, and the forwarding fields it vouches for.
-        if is_hop_by_hop_field(name, field.value)
-            || named_in(&connection_values, name)
-            || name.eq_ignore_ascii_case("host")
-            || name.eq_ignore_ascii_case("content-length")
-            || name.eq_ignore_ascii_case("x-forwarded-for")
-            || name.eq_ignore_ascii_case("x-forwarded-proto")
-            || name.eq_ignore_ascii_case("x-forwarded-host")
-            || name.eq_ignore_ascii_case("x-request-id")
-        {
-            continue;
-        }
-        push_field(out, name.as_bytes(), field.value);
-    }
-    if let Some(length) = content_length {
-        let _ = write!(out, "content-length: {length}\r\n");
-    }
-    let forwarded_host = host;
-    let host = route.host.as_ref().map_or(host, HeaderValue::as_bytes);
-    push_field(out, b"host", host);
-    let _ = write!(out, "x-forwarded-for: {client}\r\n");
-    out.extend_from_slice(b"x-forwarded-proto: http\r\n");
-    push_field(out, b"x-forwarded-host", forwarded_host);
-    push_field(out, b"x-request-id", request_id.as_bytes());
-    out.extend_from_slice(b"\r\n");
+    checked.host = host.filter(|host| !host.is_empty()).ok_or(())?;
+    Ok(checked)
+}
 
-    let access = AccessRecord {
-        telemetry: shared.telemetry.clone(),
-        started: Instant::now(),
-        method: method.clone(),
-        path: path.to_owned(),
-        route: route.prefix.clone(),
-        upstream: None,
-        status: StatusCode::OK,
-        ip: client,
-        user_agent,
-        request_id,
-        bytes: 0,
-        error: None,
-        user_id: None,
+/// Writes the upstream request head into `out` (cleared first): the request line with the
+/// route's target, then the fields [`upstream_fields`] decides.
+fn write_upstream_head(
+    head: &Head<'_, '_>,
+    checked: &Checked<'_>,
+    route: &Route,
+    client: std::net::IpAddr,
+    request_id: &HeaderValue,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    out.extend_from_slice(head.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(upstream_target(route, head.target).as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let client_head = ClientHead {
+        fields: head.fields.iter(),
+        host: checked.host,
+        content_length: checked.content_length,
+        upgrade: false,
     };
-    // The body bytes that came with the head go out with it.
-    let with_head = (inbound.len() - head_length).min(body_length as usize);
-    out.extend_from_slice(&inbound[head_length..head_length + with_head]);
-    Ok(Some(Request {
-        access,
-        client,
+    upstream_fields(
+        &client_head,
         route,
-        body_left: body_length - with_head as u64,
-        has_body: body_length > 0,
-        head_method: method == Method::HEAD,
-        client_close,
-        idempotent: is_idempotent(&method),
-        authorization,
-        consumed: head_length + with_head,
-    }))
+        client,
+        request_id.as_bytes(),
+        |field| match field {
+            Upstream::Client(field) => push_field(out, field.name.as_bytes(), field.value),
+            Upstream::Gateway(name, value) => push_field(out, name.as_bytes(), value),
+        },
+    );
+    out.extend_from_slice(b"\r\n");
 }

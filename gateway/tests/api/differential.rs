@@ -10,7 +10,7 @@
 
 use crate::{
     framing::{decode_chunked, on_path, split},
-    helpers::exchange_raw,
+    helpers::{TestGateway, config, exchange_raw, route, spawn},
     scripted::ScriptedUpstream,
 };
 
@@ -122,5 +122,97 @@ async fn both_paths_send_the_same_request_and_give_the_same_answer() {
             direct.2, hyper.2,
             "{what}: the clients saw different answers"
         );
+    }
+}
+
+/// A one-thread gateway on `path` with two routes to `upstream`: `/` as it is, and `/api`
+/// rewritten to `/v2` with its own `Host`.
+fn rewriting_gateway(path: &str, upstream: &str) -> TestGateway {
+    let mut api = route("/api", &[upstream]);
+    api.rewrite = Some("/v2".to_owned());
+    api.host = Some("internal.svc".to_owned());
+    let mut config = config(vec![route("/", &[upstream]), api]);
+    config.server.threads = 1;
+    config.server.direct_path = path == "direct";
+    spawn(config)
+}
+
+/// The request as the upstream read it, with a request id the gateway made up (each path
+/// makes its own) written as `(generated)`.
+fn upstream_head(bytes: &[u8]) -> (String, Vec<String>, Vec<u8>) {
+    let (line, mut fields, body) = normalized_request(bytes);
+    for field in &mut fields {
+        if let Some(id) = field.strip_prefix("x-request-id: ")
+            && id != "diff"
+        {
+            assert_eq!(id.len(), 36, "a UUID: {id}");
+            *field = "x-request-id: (generated)".to_owned();
+        }
+    }
+    (line, fields, body)
+}
+
+/// (what the case is, the client's request): every one reaches the upstream.
+const REQUESTS: &[(&str, &[u8])] = &[
+    ("a rewritten target with its query and the route's Host", b"GET /api/items?a=1&b=%20 HTTP/1.1\r\nHost: h.example\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n"),
+    ("the route's prefix alone", b"GET /api HTTP/1.1\r\nHost: h\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n"),
+    ("forwarding fields the client wrote, in any case, repeated", b"GET /api/x HTTP/1.1\r\nHost: h\r\nx-request-id: diff\r\nX-FORWARDED-FOR: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7\r\nx-forwarded-host: evil\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n"),
+    ("an unacceptable request id", b"GET /a HTTP/1.1\r\nHost: h\r\nX-Request-Id: has spaces in it\r\nConnection: close\r\n\r\n"),
+    ("no request id", b"GET /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
+    ("Connection naming the gateway's own fields", b"GET /a HTTP/1.1\r\nHost: h\r\nX-Request-Id: diff\r\nConnection: close, x-request-id, X-Forwarded-For, X-Other\r\nX-Other: 1\r\nX-Kept: 2\r\n\r\n"),
+    ("Connection naming the body's length", b"POST /api/x HTTP/1.1\r\nHost: h\r\nX-Request-Id: diff\r\nContent-Length: 3\r\nConnection: close, Content-Length\r\n\r\nabc"),
+    ("every hop-by-hop field", b"GET /a HTTP/1.1\r\nHost: h\r\nX-Request-Id: diff\r\nConnection: close\r\nKeep-Alive: 5\r\nTE: gzip\r\nTrailer: X\r\nProxy-Authorization: x\r\nProxy-Connection: keep-alive\r\n\r\n"),
+    ("TE: trailers passes", b"GET /a HTTP/1.1\r\nHost: h\r\nX-Request-Id: diff\r\nTE: trailers\r\nConnection: close\r\n\r\n"),
+    ("repeated and empty end-to-end fields", b"GET /a HTTP/1.1\r\nHost: h\r\nX-Request-Id: diff\r\nAccept: a\r\naccept: b\r\nX-Empty:\r\nCookie: c=1\r\nConnection: close\r\n\r\n"),
+    ("a body with repeated lengths through a rewrite", b"PUT /api/x HTTP/1.1\r\nHost: h\r\nX-Request-Id: diff\r\nContent-Length: 5\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"),
+    ("an absolute-form target's authority as the host", b"GET http://real.example/api/x?q=1 HTTP/1.1\r\nHost: fake\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n"),
+    ("a chunked body", b"POST /a HTTP/1.1\r\nHost: h\r\nX-Request-Id: diff\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+    ("a trusted-looking peer's X-Forwarded-For", b"DELETE /api/x HTTP/1.1\r\nHost: h:8080\r\nX-Request-Id: diff\r\nX-Forwarded-For: 10.0.0.1, 1.2.3.4\r\nConnection: close\r\n\r\n"),
+];
+
+#[tokio::test]
+async fn both_paths_send_identical_upstream_heads() {
+    for (what, request) in REQUESTS {
+        let mut seen = Vec::new();
+        for path in ["direct", "hyper"] {
+            let upstream = ScriptedUpstream::always(OK).await;
+            let gateway = rewriting_gateway(path, &upstream.url);
+            let text = exchange_raw(&gateway.authority, request).await;
+            gateway.server.stop().await;
+            assert_eq!(split(&text).0, 200, "{what}, {path}: {text:?}");
+            let received = upstream.received();
+            assert_eq!(received.len(), 1, "{what}, {path}");
+            seen.push(upstream_head(&received[0]));
+        }
+        assert_eq!(
+            seen[0], seen[1],
+            "{what}: the upstream read different heads (direct, hyper)"
+        );
+        let (line, fields, _) = &seen[0];
+        let count = |name: &str| {
+            fields
+                .iter()
+                .filter(|field| field.starts_with(&format!("{name}:")))
+                .count()
+        };
+        for once in [
+            "host",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "x-request-id",
+        ] {
+            assert_eq!(count(once), 1, "{what}: {once} once: {fields:?}");
+        }
+        assert!(
+            fields.contains(&"x-forwarded-for: 127.0.0.1".to_owned()),
+            "{what}: the peer's address alone: {fields:?}"
+        );
+        if line.contains(" /v2") {
+            assert!(
+                fields.contains(&"host: internal.svc".to_owned()),
+                "{what}: {fields:?}"
+            );
+        }
     }
 }

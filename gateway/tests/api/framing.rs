@@ -132,7 +132,7 @@ async fn every_request_the_gateway_forwards_fits_in_actix_field_limit() {
     for path in PATHS {
         let upstream = ScriptedUpstream::always(OK).await;
         let gateway = on_path(path, &upstream.url);
-        let most = gateway::headers::MAX_REQUEST_FIELDS;
+        let most = gateway::forward::MAX_REQUEST_FIELDS;
         // `Host` and `Connection` are two of the most.
         let (status, _, _) = split(&exchange_raw(&gateway.authority, &with_fields(most - 1)).await);
         assert_eq!(status, 200, "{path}");

@@ -61,7 +61,7 @@ impl Disconnect {
 
 /// Ends a connection: the first reason given wins; the connection's task waits for it.
 /// A mutex and a `Notify`, not a `watch`: every open connection holds one, and a watch
-/// channel's state is several times larger.
+/// channel's state is several times larger (docs/benchmarks.md, "What the chat-service measurements showed").
 #[derive(Clone, Debug, Default)]
 pub struct Closer(Arc<CloserState>);
 

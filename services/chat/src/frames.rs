@@ -20,7 +20,8 @@ pub struct Event {
 }
 
 /// Events encoded as WebSocket text frames, back to back: encoded once, shared by every queue
-/// they are in, and written to each client as they are.
+/// they are in, and written to each client as they are (one encoding a delivery, not one a
+/// member: docs/benchmarks.md, "What the chat-service measurements showed").
 #[derive(Debug)]
 pub struct Frames {
     /// The encoded frames.

@@ -1,6 +1,6 @@
 //! `chat-service`: see the library's documentation.
 
-use chat_service::{Application, Config, DEFAULT_PORT, NAME};
+use chat_service::{Application, Config, DEFAULT_PORT, NAME, Settings};
 use runtime::Service;
 
 /// The binary allocates through mimalloc: per-request allocations are a measurable share of a
@@ -11,7 +11,7 @@ static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config: Config = runtime::config::parse();
-    let chat = config.chat_settings();
+    let chat = Settings::from(&config);
     server::run_binary(
         NAME,
         DEFAULT_PORT,

@@ -1,5 +1,6 @@
 //! `GET /chat/rooms/{room}/messages?limit=&before=&after=`: a room's history a page at a time,
-//! by cursor on the order the server accepted the messages in.
+//! by cursor on the order the server accepted the messages in (the shared
+//! [`server::pagination`] query, without its `offset`, `ids` and `count`: 400).
 //!
 //! Without a cursor the answer is the newest page; `before=` (the `Link` header's `rel="prev"`)
 //! reaches older messages and `after=` (`rel="next"`) newer ones. Within a page the messages
@@ -8,7 +9,6 @@
 //! takes guests ([`crate::access::identify`]).
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
-use serde::Deserialize;
 use server::{
     ApiError,
     pagination::{ListQuery, ListRequest, Seek, Total, links, list_response},
@@ -21,37 +21,26 @@ pub const SCOPE: &str = "chat";
 /// Messages per page when `limit` is absent (the `history` event's length).
 pub const DEFAULT_LIMIT: u32 = 50;
 
-/// The query string: at most one of `before` and `after`.
-#[derive(Debug, Default, Deserialize)]
-pub struct MessagesQuery {
-    /// Messages per page (0–1000, default 50).
-    pub limit: Option<u32>,
-    /// The older page ending before this cursor.
-    pub before: Option<String>,
-    /// The newer page starting after this cursor.
-    pub after: Option<String>,
-}
-
 /// One page of a room's messages: the JSON array, oldest first, with its `Link` header.
 pub async fn messages(
     request: HttpRequest,
     room: web::Path<String>,
-    query: web::Query<MessagesQuery>,
+    query: web::Query<ListQuery>,
     hub: web::Data<Hub>,
     history: web::Data<History>,
 ) -> Result<HttpResponse, ApiError> {
     let room = check_room(Some(room.as_str())).map_err(ApiError::BadRequest)?;
     let presented = access::Presented::in_header(&request);
     access::identify(&request, &presented, hub.settings().guests).await?;
-    let query = query.into_inner();
-    let request = ListQuery {
-        limit: Some(query.limit.unwrap_or(DEFAULT_LIMIT)),
-        before: query.before,
-        after: query.after,
-        ..ListQuery::default()
+    let mut query = query.into_inner();
+    if query.offset.is_some() || query.ids.is_some() || query.count.is_some() {
+        return Err(ApiError::BadRequest(
+            "the chat history takes limit, before and after only (no offset, ids or count)"
+                .to_owned(),
+        ));
     }
-    .into_request(SCOPE)?;
-    let ListRequest::Page { mut page, .. } = request else {
+    query.limit = Some(query.limit.unwrap_or(DEFAULT_LIMIT));
+    let ListRequest::Page { mut page, .. } = query.into_request(SCOPE)? else {
         return Err(ApiError::BadRequest(
             "a page of messages is reached by limit, before and after".to_owned(),
         ));

@@ -3,7 +3,7 @@
 //! Room events skip actix-ws's per-message channel: the room's fan-out encodes a delivery once
 //! ([`Frames`](crate::frames::Frames)) and every client's body hands those shared bytes to its
 //! connection as they are, so a delivery to a client costs one queue slot and one socket
-//! write, however many events it holds. actix-ws still handles the handshake, reads the client's frames, and
+//! write, however many events it holds (docs/benchmarks.md, "What the chat-service measurements showed"). actix-ws handles the handshake, reads the client's frames, and
 //! writes the close frame ([`actix_ws::Session::close`]); its own body is polled first here,
 //! and the body ends when it does (after the close frame).
 

@@ -50,7 +50,7 @@ pub async fn page() -> HttpResponse {
         .body(PAGE)
 }
 
-/// `?room=…&access_token=…`. Other parameters (the seed's `name`) are ignored: the server
+/// `?room=…&access_token=…`. Other parameters (a client-chosen `name`) are ignored: the server
 /// names every connection.
 #[derive(Deserialize)]
 pub struct JoinQuery {

@@ -18,7 +18,7 @@ use async_graphql::{Context, Error, Result};
 use auth::Principal;
 use server::ApiError;
 
-use crate::errors::{coded_error, codes};
+use crate::schema::errors::{coded_error, codes};
 
 /// The `Authorization` value relayed to users-service and products-service (`Bearer <token>`),
 /// `None` for an anonymous caller: those services decide what an answer shows (an email

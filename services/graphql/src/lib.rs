@@ -1,4 +1,4 @@
-//! The GraphQL API: `/graphql` on port 3003 (the seed's Apollo Server example, made real).
+//! The GraphQL API: `/graphql` on port 3003 (its lineage is in the service's README).
 //!
 //! Posts are this service's own (its database); users and products belong to users-service
 //! and products-service, reached over HTTP. Batching (DataLoader) keeps a nested query to one
@@ -6,24 +6,18 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`schema`] | the types, queries and subscription |
-//! | [`loaders`] | a request's caller data and an operation's loaders |
-//! | [`mutations`] | the mutations, each behind its rule |
+//! | [`schema`] | the GraphQL schema: types, queries, mutations, subscription, loaders, errors |
 //! | [`access`] | who the caller is, and what they may do or see |
 //! | [`limits`] | what an operation may cost, and the extension that refuses what costs more |
 //! | [`document`] | an operation's shape (root fields, aliases, depth) read from its document |
 //! | [`budget`] | what an operation spends while it runs: upstream calls, response bytes |
 //! | [`cost`] | what a list costs in the complexity limit |
-//! | [`posts`] | the posts table and the validation of what clients send |
-//! | [`row`] | [`row::PostRow`], a stored post |
+//! | [`posts`] | the posts table |
+//! | [`model`] | a post as data: the stored row, and what a client sent, checked |
 //! | [`upstream`] | the users-service and products-service clients |
 //! | [`pages`] | pages of the post list in memory between writes, emptied across instances |
 //! | [`events`] | `postCreated` across instances, over `pubsub` |
-//! | [`http`] | GraphQL over HTTP, content negotiation, the caller of each request |
-//! | [`exchange`] | response types and their negotiation, request-error bodies, the endpoint both transports use |
-//! | [`errors`] | the `extensions.code` values and how upstream and input failures become them |
-//! | [`websocket`] | subscriptions over WebSocket, the caller of each connection |
-//! | [`socket_operations`] | the operations one WebSocket runs, and the refusal of one too many |
+//! | [`http`] | `/graphql`: one route per transport (GET, POST, WebSocket), negotiation, execution |
 //! | [`graphiql`] | the GraphiQL page and its scripts, served from the binary |
 //!
 //! Everything else (config, logging, errors, health, metrics, shutdown) is `shared`'s.
@@ -32,21 +26,15 @@ pub mod access;
 pub mod budget;
 pub mod cost;
 pub mod document;
-pub mod errors;
 pub mod events;
-pub mod exchange;
 pub mod graphiql;
 pub mod http;
 pub mod limits;
-pub mod loaders;
-pub mod mutations;
+pub mod model;
 pub mod pages;
 pub mod posts;
-pub mod row;
 pub mod schema;
-pub mod socket_operations;
 pub mod upstream;
-pub mod websocket;
 
 use std::time::Duration;
 
@@ -64,10 +52,9 @@ use crate::{
     events::PostEvents,
     http::Endpoint,
     limits::OperationLimits,
-    mutations::MutationRoot,
     pages::PageCache,
     posts::PostRepository,
-    schema::{AppState, QueryRoot, SubscriptionRoot},
+    schema::{AppState, MutationRoot, QueryRoot, SubscriptionRoot},
     upstream::{ProductsClient, Upstream, UpstreamTimeouts, UsersClient},
 };
 
@@ -163,9 +150,9 @@ pub struct Settings {
     pub post_page_ttl: Duration,
 }
 
-impl Settings {
+impl From<&Config> for Settings {
     /// Settings from the flags.
-    pub fn from_config(config: &Config) -> Self {
+    fn from(config: &Config) -> Self {
         let service = ServiceSettings::from_args(NAME, DEFAULT_PORT, &config.common);
         Self {
             service,
@@ -191,7 +178,9 @@ impl Settings {
             post_page_ttl: Duration::from_millis(config.post_page_ttl_ms),
         }
     }
+}
 
+impl Settings {
     /// Default settings around `service`, reading from these base URLs (the stack, tests).
     pub fn new(
         service: ServiceSettings,
@@ -331,7 +320,7 @@ impl Application {
         Ok(Self { server, posts })
     }
 
-    /// Inserts the seed's demo posts (by users 1 and 2) when there are none at all.
+    /// Inserts the demo posts (by users 1 and 2) when there are none at all.
     pub async fn seed_demo_data(&self) -> anyhow::Result<bool> {
         self.posts.seed_if_empty([1, 2]).await
     }

@@ -37,9 +37,12 @@ use crate::{
     access::UpstreamAuth,
     budget::{OperationBudget, Overdrawn, field_bytes},
     document::{self, Shape},
-    errors::codes,
-    loaders::{self, CallerRequestId},
-    schema::AppState,
+    schema::{
+        caller::CallerRequestId,
+        errors::codes,
+        loaders::{self},
+        state::AppState,
+    },
 };
 
 /// How deep `__schema` and `__type` selections may nest, apart from the data's depth

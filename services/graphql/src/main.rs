@@ -11,7 +11,7 @@ static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config: Config = runtime::config::parse();
-    let settings = Settings::from_config(&config);
+    let settings = Settings::from(&config);
     server::run_binary(NAME, DEFAULT_PORT, &config.common, |_, logger| async move {
         Application::build(settings, logger)
             .await?

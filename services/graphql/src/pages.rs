@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 use pubsub::PubSub;
 use server::pagination::Page;
 
-use crate::row::PostRow;
+use crate::model::PostRow;
 
 /// Which page: limit, offset, author filter.
 type PageKey = (i64, i64, Option<i64>);

@@ -100,6 +100,8 @@ pub struct UploadForm {
 /// A row of the `media` table.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct MediaRow {
+    /// The list key: rows are listed and paged in `seq` order (upload order).
+    pub seq: i64,
     /// Public id (a UUID).
     pub id: String,
     /// Sanitised file name.
@@ -399,6 +401,7 @@ mod tests {
 
     fn row(owner_id: Option<i64>, visibility: Visibility) -> MediaRow {
         MediaRow {
+            seq: 1,
             id: "id".into(),
             name: "a.txt".into(),
             content_type: TEXT_PLAIN.into(),

@@ -2,14 +2,17 @@
 //! on SQLite and PostgreSQL.
 
 use db::{Database, timestamp_now};
-use server::pagination::Page;
+use server::pagination::{ListPage, Total};
 
 use crate::domain::{MediaRow, Visibility};
 
-const COLUMNS: &str = "id, name, content_type, size, object_key, thumbnail_key, \
+const COLUMNS: &str = "seq, id, name, content_type, size, object_key, thumbnail_key, \
      thumbnail_ready_at, owner_id, visibility, created_at";
 
-/// Which rows a list shows.
+/// Which rows a list shows. Each scope is read through an index that ends in `seq`, so a page
+/// seeks to its first row and reads only its own rows: the primary key (`All`),
+/// `media_owner_seq (owner_id, seq)` (`OwnedBy`), `media_visibility_seq (visibility, seq)`
+/// (`Public`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListScope {
     /// Every row (admins).
@@ -18,6 +21,39 @@ pub enum ListScope {
     OwnedBy(i64),
     /// The public rows (anonymous callers).
     Public,
+}
+
+/// The value a scope's filter compares with (bound as `$1`).
+enum ScopeValue {
+    /// An owner id.
+    Owner(i64),
+    /// A visibility.
+    Visibility(&'static str),
+}
+
+impl ListScope {
+    /// The scope's condition on `$1`, and the value to bind there; `None`: every row.
+    fn filter(self) -> Option<(&'static str, ScopeValue)> {
+        match self {
+            Self::All => None,
+            Self::OwnedBy(owner) => Some(("owner_id = $1", ScopeValue::Owner(owner))),
+            Self::Public => Some((
+                "visibility = $1",
+                ScopeValue::Visibility(Visibility::Public.as_str()),
+            )),
+        }
+    }
+}
+
+/// Binds a scope's value (if any) to a query as `$1`; one arm per [`ScopeValue`].
+macro_rules! bind_scope {
+    ($query:expr, $value:expr) => {
+        match $value {
+            None => $query,
+            Some(ScopeValue::Owner(owner)) => $query.bind(owner),
+            Some(ScopeValue::Visibility(visibility)) => $query.bind(visibility),
+        }
+    };
 }
 
 /// What a new row holds.
@@ -94,43 +130,68 @@ impl MediaRepository {
         Ok(row)
     }
 
-    /// One page of the rows in `scope`, oldest first, and how many rows the scope holds.
+    /// One page of the rows in `scope` ([`ListPage::sql`] on `seq`, so at most `limit + 1`
+    /// rows, in the page's order, for [`ListPage::window`]). No statement counts the scope.
     pub async fn list(
         &self,
         scope: ListScope,
-        page: Page,
-    ) -> Result<(Vec<MediaRow>, i64), sqlx::Error> {
-        // One of three fixed filters; the owner id or visibility it compares with is bound.
-        let (filter, limit) = match scope {
-            ListScope::All => ("", 1),
-            ListScope::OwnedBy(_) => ("WHERE owner_id = $1", 2),
-            ListScope::Public => ("WHERE visibility = $1", 2),
+        page: &ListPage,
+    ) -> Result<Vec<MediaRow>, sqlx::Error> {
+        let filter = scope.filter();
+        let (condition, value) = match filter {
+            Some((condition, value)) => (Some(condition), Some(value)),
+            None => (None, None),
         };
-        let offset = limit + 1;
-        let mut rows = sqlx::query_as::<_, MediaRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM media {filter} ORDER BY seq LIMIT ${limit} OFFSET ${offset}"
+        let page_sql = page.sql("seq", if condition.is_some() { 2 } else { 1 });
+        let conditions: Vec<&str> = condition
+            .into_iter()
+            .chain(page_sql.condition.as_deref())
+            .collect();
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {} ", conditions.join(" AND "))
+        };
+        let query = sqlx::query_as::<_, MediaRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM media {filter}{}",
+            page_sql.tail
         )));
-        let mut total = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM media {filter}"
-        )));
-        match scope {
-            ListScope::All => {}
-            ListScope::OwnedBy(owner) => {
-                rows = rows.bind(owner);
-                total = total.bind(owner);
-            }
-            ListScope::Public => {
-                rows = rows.bind(Visibility::Public.as_str());
-                total = total.bind(Visibility::Public.as_str());
-            }
+        let mut query = bind_scope!(query, value);
+        for bind in page_sql.binds {
+            query = query.bind(bind);
         }
-        let rows = rows
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(self.database.pool())
-            .await?;
-        let total = total.fetch_one(self.database.pool()).await?;
-        Ok((rows, total))
+        query.fetch_all(self.database.pool()).await
+    }
+
+    /// The total a list of `scope` answers with: counted when `exact` (its cost grows with the
+    /// scope's rows, read from the scope's index); otherwise PostgreSQL's estimate of the whole
+    /// table for [`ListScope::All`], and none for a filtered scope (the table's estimate is
+    /// not theirs).
+    pub async fn total(&self, scope: ListScope, exact: bool) -> Result<Total, sqlx::Error> {
+        if exact {
+            return self.count(scope).await.map(Total::Exact);
+        }
+        if scope != ListScope::All {
+            return Ok(Total::Unknown);
+        }
+        Ok(match self.database.estimated_rows("media").await? {
+            Some(estimate) => Total::Estimate(estimate),
+            None => Total::Unknown,
+        })
+    }
+
+    /// The rows in `scope`, counted.
+    pub async fn count(&self, scope: ListScope) -> Result<i64, sqlx::Error> {
+        let (filter, value) = match scope.filter() {
+            Some((condition, value)) => (format!(" WHERE {condition}"), Some(value)),
+            None => (String::new(), None),
+        };
+        let query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM media{filter}"
+        )));
+        bind_scope!(query, value)
+            .fetch_one(self.database.pool())
+            .await
     }
 
     /// The row with this id, if any.

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use server::{
     ApiError,
     identity::{Caller, SignedIn},
-    pagination::{Page, list_response},
+    pagination::{ListPage, ListQuery, ListRequest, links, list_response},
 };
 use store::{ByteRange, StoreError};
 use utoipa::IntoParams;
@@ -59,16 +59,66 @@ pub fn configure(config: &mut web::ServiceConfig, state: web::Data<MediaState>) 
         );
 }
 
-/// `?limit=&offset=` of the list.
+/// The scope of the list's cursors (`encode_cursor("media", seq)`): a cursor of another list
+/// is refused.
+pub const CURSOR_SCOPE: &str = "media";
+/// The list's path, the base of its `Link` header (the list takes no filter parameters: the
+/// caller decides what it shows).
+const LIST_PATH: &str = "/api/media";
+
+/// The query string of the list: a page by cursor (`after`, `before`) or by `offset`, and
+/// whether to count every item.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MediaListQuery {
     /// Items per page (0–1000, default 100).
     #[param(minimum = 0, maximum = 1000)]
     pub limit: Option<u32>,
-    /// Items to skip (default 0).
-    #[param(minimum = 0)]
+    /// The page after this cursor (from a `Link: rel="next"` header).
+    pub after: Option<String>,
+    /// The page before this cursor (from a `Link: rel="prev"` header).
+    pub before: Option<String>,
+    /// Items to skip (0–10000, default 0): for short lists; deeper pages are reached with
+    /// `after`.
+    #[param(minimum = 0, maximum = 10000)]
     pub offset: Option<u32>,
+    /// `exact`: count every item of the list into `X-Total-Count` (its cost grows with the
+    /// list).
+    #[param(example = "exact")]
+    pub count: Option<String>,
+    /// Not supported here (media ids are UUIDs, read one by one): refused with a 400 rather
+    /// than ignored.
+    #[param(ignore)]
+    pub ids: Option<String>,
+}
+
+impl MediaListQuery {
+    /// The page asked for and whether to count exactly, by shared's rules
+    /// ([`ListQuery::into_request`]); 400 for `ids` and for anything those rules refuse.
+    pub fn into_page(self) -> Result<(ListPage, bool), ApiError> {
+        if self.ids.is_some() {
+            return Err(no_ids());
+        }
+        let query = ListQuery {
+            limit: self.limit,
+            after: self.after,
+            before: self.before,
+            offset: self.offset,
+            ids: None,
+            count: self.count,
+        };
+        match query.into_request(CURSOR_SCOPE)? {
+            ListRequest::Page { page, exact_count } => Ok((page, exact_count)),
+            ListRequest::Ids(_) => Err(no_ids()),
+        }
+    }
+}
+
+/// The 400 for `?ids=`: media ids are UUIDs, and the list has no batch by them.
+fn no_ids() -> ApiError {
+    ApiError::BadRequest(
+        "ids: the media list has no batch by ids (read an item with /api/media/{id})".to_owned(),
+    )
 }
 
 /// The query of a signed download URL.
@@ -81,14 +131,19 @@ pub struct SignedQuery {
     pub sig: Option<String>,
 }
 
-/// Lists media, oldest first, a page at a time: the caller's own items (admins: every item;
-/// anonymous callers: the public ones).
+/// Lists media, oldest first, a page at a time (by cursor: `Link` leads to the pages beside
+/// it): the caller's own items (admins: every item; anonymous callers: the public ones).
 #[utoipa::path(get, path = "/api/media", tag = "media", params(MediaListQuery),
     security((), ("bearer_auth" = [])),
     responses(
         (status = 200, description = "Media, oldest first", body = Vec<Media>,
-            headers(("X-Total-Count" = i64, description = "Items in all pages"))),
-        (status = 400, description = "Bad query string", body = ErrorBody),
+            headers(
+                ("Link" = String, description = "RFC 8288 links to the next, previous and first pages (by cursor)"),
+                ("X-Total-Count" = i64, description = "Items in all pages, with count=exact"),
+                ("X-Total-Count-Estimate" = i64, description = "The database's estimate of every item (PostgreSQL, admins' list), without count=exact"))),
+        (status = 400, description = "Bad query string: limit over 1000, offset over 10000, \
+            a cursor not of this list, after/before/offset combined, a count other than exact, ids",
+            body = ErrorBody),
         (status = 401, description = "A token was sent and is invalid (reads need none)",
             body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "The Bearer challenge"))),
@@ -98,7 +153,8 @@ pub async fn list_media(
     state: web::Data<MediaState>,
     query: web::Query<MediaListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    list(&state, caller.0.as_ref(), &query)
+    let (page, exact_count) = query.into_inner().into_page()?;
+    list(&state, caller.0.as_ref(), &page, exact_count)
         .await
         .map_err(|error| state.fail(error))
 }
@@ -115,19 +171,19 @@ pub fn list_scope(viewer: Option<&Principal>) -> ListScope {
 async fn list(
     state: &MediaState,
     viewer: Option<&Principal>,
-    query: &MediaListQuery,
+    page: &ListPage,
+    exact_count: bool,
 ) -> Result<HttpResponse, MediaError> {
-    let page = Page::new(query.limit, query.offset).map_err(MediaError::BadQuery)?;
-    let (rows, total) = state.repository.list(list_scope(viewer), page).await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows {
+    let scope = list_scope(viewer);
+    let rows = state.repository.list(scope, page).await?;
+    let window = page.window(rows, |row| row.seq);
+    let total = state.repository.total(scope, exact_count).await?;
+    let link = links(LIST_PATH, CURSOR_SCOPE, page.limit, &window);
+    let mut items = Vec::with_capacity(window.items.len());
+    for row in window.items {
         items.push(present(state, row, false).await?);
     }
-    Ok(list_response(
-        &items,
-        None,
-        server::pagination::Total::Exact(total),
-    ))
+    Ok(list_response(&items, Some(&link), total))
 }
 
 /// One media item, with fresh download URLs: for its owner, admins, and anyone when it is

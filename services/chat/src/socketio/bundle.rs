@@ -1,6 +1,6 @@
 //! `GET /socket.io/socket.io.js`: the official client bundle (`socket.io-client`'s
-//! `dist/socket.io.min.js`, vendored in `vendor/socket.io-client/`), as the seed's page loads
-//! it; and its source map. Gzipped once, on first use, for clients that accept gzip; an
+//! `dist/socket.io.min.js`, vendored in `vendor/socket.io-client/`), where Socket.IO pages load
+//! it from; and its source map. Gzipped once, on first use, for clients that accept gzip; an
 //! `ETag` of its bytes answers a revalidation with 304, and `Cache-Control` lets it be cached
 //! for a day.
 

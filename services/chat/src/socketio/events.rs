@@ -2,7 +2,7 @@
 //! native protocol's JSON (`{"type":"chatMessage",…}`) in WebSocket text frames encoded once
 //! for all members ([`crate::frames::Frames`]); a Socket.IO member reads those frames back and
 //! sends each event as `42["chatMessage",{…}]`, the same object without its `type`. So the
-//! seed's payloads (`welcome`, `userJoined`, `userLeft`: `{message}`; `chatMessage`:
+//! payloads Socket.IO chat clients read (`welcome`, `userJoined`, `userLeft`: `{message}`; `chatMessage`:
 //! `{text, timestamp}`) arrive with the platform's fields beside them.
 
 use crate::socketio::{engine_packet, socket_packet};

@@ -23,7 +23,7 @@ use crate::{
 
 /// Packets a client may have sent that its socket has not read yet (a `POST` waits). A flume
 /// channel: it allocates as packets come, where tokio's takes a block of 32 slots at once
-/// (memory per idle session).
+/// (memory per idle session: docs/benchmarks.md, "chat-service: Socket.IO idle connections").
 const INCOMING_PACKETS: usize = 16;
 
 /// What the Engine.IO routes share: the hub and history of the native protocol, and the open

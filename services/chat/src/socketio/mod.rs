@@ -1,6 +1,6 @@
 //! Socket.IO at `/socket.io/`: Engine.IO v4 (HTTP long-polling and WebSocket, the upgrade from
 //! one to the other, the heartbeat) and Socket.IO v5 (the main namespace, events, acks), so
-//! the seed's page and `socket.io-client` 4 chat in the same rooms as `/chat/ws` clients.
+//! Socket.IO chat pages and `socket.io-client` 4 chat in the same rooms as `/chat/ws` clients.
 //! Written from the `socketio/engine.io-protocol` and `socketio/socket.io-protocol`
 //! specifications.
 //!

@@ -63,7 +63,7 @@ impl Outlet {
         }
     }
 
-    /// The packets ready now, up to about `max_bytes` (at least one), joined for a polling
+    /// The packets ready, up to about `max_bytes` (at least one), joined for a polling
     /// body; `None` if none is ready.
     pub fn poll_payload(&mut self, cx: &mut Context<'_>, max_bytes: usize) -> Poll<Option<String>> {
         let Some(first) = ready!(self.poll_packet(cx)) else {

@@ -11,9 +11,9 @@ use futures_util::StreamExt;
 use prometheus::IntGauge;
 
 use crate::{
-    ChatSettings,
     closing::Disconnect,
     metrics::ChatMetrics,
+    settings::Settings,
     socketio::{
         engine_packet::{self, CLOSE, NOOP},
         errors::EngineError,
@@ -32,7 +32,7 @@ pub fn text(body: String) -> HttpResponse {
 /// `GET ?sid=…`: the session's packets, once there is one.
 pub async fn poll(
     session: Arc<EngineSession>,
-    settings: &ChatSettings,
+    settings: &Settings,
     metrics: &ChatMetrics,
 ) -> HttpResponse {
     // Listening before the transport is read: a probe that flushes after it is not missed.
@@ -40,7 +40,7 @@ pub async fn poll(
     flushed.as_mut().enable();
     match session.transport() {
         Transport::WebSocket => return EngineError::BadRequest.response(),
-        // The client probes a WebSocket with polling paused: whatever asks now gets noop.
+        // The client probes a WebSocket with polling paused: a GET meanwhile gets noop.
         Transport::Probing => return text(NOOP.to_owned()),
         Transport::Polling => {}
     }
@@ -82,7 +82,7 @@ impl Drop for Waiting {
 pub async fn post(
     session: Arc<EngineSession>,
     mut body: web::Payload,
-    settings: &ChatSettings,
+    settings: &Settings,
 ) -> HttpResponse {
     if session.transport() == Transport::WebSocket {
         return EngineError::BadRequest.response();

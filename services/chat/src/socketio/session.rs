@@ -120,7 +120,7 @@ impl EngineSession {
         }
     }
 
-    /// Makes the pending `GET`, if any, answer `noop` now.
+    /// Makes the pending `GET`, if any, answer `noop` at once.
     pub fn flush(&self) {
         self.flush.notify_waiters();
     }

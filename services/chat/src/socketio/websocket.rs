@@ -22,11 +22,11 @@ use bytes::BytesMut;
 use tokio::sync::oneshot;
 
 use crate::{
-    ChatSettings,
     closing::Disconnect,
     connection::protocol_disconnect,
     frames::Outbound,
     outgoing::{Chunk, MAX_CHUNK_BYTES, poll_control},
+    settings::Settings,
     socketio::{
         engine_packet::{self, PROBE_PONG, Packet},
         errors::EngineError,
@@ -77,7 +77,7 @@ pub fn open(
 pub fn upgrade(
     request: &HttpRequest,
     body: web::Payload,
-    settings: &ChatSettings,
+    settings: &Settings,
     session: Arc<EngineSession>,
 ) -> HttpResponse {
     // A second WebSocket, or one for a session that upgraded: refused.
@@ -101,7 +101,7 @@ pub fn upgrade(
 fn accept(
     request: &HttpRequest,
     body: web::Payload,
-    settings: &ChatSettings,
+    settings: &Settings,
     session: &Arc<EngineSession>,
     handoff: oneshot::Receiver<Outlet>,
     probing: bool,

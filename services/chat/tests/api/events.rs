@@ -316,7 +316,7 @@ async fn coalesced_deliveries_keep_order_and_skip_their_subject() {
     assert_eq!(alice.expect("userLeft").await["user"], "bob");
 }
 
-async fn message_racing_a_join(mut chat: chat_service::ChatSettings) {
+async fn message_racing_a_join(mut chat: chat_service::Settings) {
     chat.limits = message_budgets_out_of_reach();
     let app = spawn_tuned(TestBackend::Sqlite, chat).await;
     let (mut alice, _) = app.join("race", "alice").await;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chat_service::{
-    Application, ChatSettings, DEFAULT_PORT, NAME,
+    Application, DEFAULT_PORT, NAME, Settings,
     limits::{LimitSettings, Rate},
 };
 use futures_util::{SinkExt, StreamExt};
@@ -30,7 +30,7 @@ pub struct ChatApp {
     /// The server and its HTTP client.
     pub service: TestService,
     /// Its chat settings (to start it again alike).
-    pub chat: ChatSettings,
+    pub chat: Settings,
 }
 
 impl std::ops::Deref for ChatApp {
@@ -130,10 +130,10 @@ pub struct Refused {
 }
 
 /// Chat settings for tests: the real limits, a unique channel prefix.
-pub fn test_chat_settings() -> ChatSettings {
-    ChatSettings {
+pub fn test_chat_settings() -> Settings {
+    Settings {
         channel_prefix: format!("test:chat:{}", uuid::Uuid::new_v4().simple()),
-        ..ChatSettings::default()
+        ..Settings::default()
     }
 }
 
@@ -159,7 +159,7 @@ pub async fn spawn_app(backend: TestBackend) -> ChatApp {
 }
 
 /// chat-service on a fresh database of `backend` with these chat settings.
-pub async fn spawn_tuned(backend: TestBackend, chat: ChatSettings) -> ChatApp {
+pub async fn spawn_tuned(backend: TestBackend, chat: Settings) -> ChatApp {
     let database_url = fresh_database(backend)
         .await
         .expect("a fresh test database");
@@ -167,7 +167,7 @@ pub async fn spawn_tuned(backend: TestBackend, chat: ChatSettings) -> ChatApp {
 }
 
 /// chat-service with these settings.
-pub async fn spawn_with(settings: ServiceSettings, chat: ChatSettings) -> ChatApp {
+pub async fn spawn_with(settings: ServiceSettings, chat: Settings) -> ChatApp {
     let built = chat.clone();
     let service = TestService::start(settings, test_logger(NAME), move |settings, logger| {
         Application::build_with(settings, built, logger)

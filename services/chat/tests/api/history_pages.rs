@@ -159,6 +159,9 @@ async fn bad_rooms_cursors_and_limits_are_400() {
         "/chat/rooms/lobby/messages?limit=99999999999999999999".to_owned(),
         "/chat/rooms/lobby/messages?limit=-1".to_owned(),
         "/chat/rooms/lobby/messages?limit=ten".to_owned(),
+        "/chat/rooms/lobby/messages?offset=10".to_owned(),
+        "/chat/rooms/lobby/messages?ids=1,2".to_owned(),
+        "/chat/rooms/lobby/messages?count=exact".to_owned(),
     ] {
         let response = app.get(&path).await;
         assert_eq!(response.status(), 400, "{path}");

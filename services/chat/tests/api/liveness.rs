@@ -11,7 +11,7 @@ use crate::helpers::{
     test_chat_settings,
 };
 
-fn short_heartbeat() -> chat_service::ChatSettings {
+fn short_heartbeat() -> chat_service::Settings {
     let mut chat = test_chat_settings();
     chat.ping_interval = Duration::from_millis(100);
     // Long enough that a test runner starved for a moment still answers in time.

@@ -152,8 +152,9 @@ async fn me_is_the_caller(backend: TestBackend) {
     assert_eq!(admin["me"], Value::Null, "user {ADMIN_ID} does not exist");
 }
 
-/// Sends `Authorization: <authorization>` on a POST, a GET and a WebSocket handshake of
-/// `/graphql`; asserts each is a 401 with the JSON error body and `WWW-Authenticate`.
+/// Sends `Authorization: <authorization>` on a POST, a GET, a WebSocket handshake and a PUT
+/// (a method `/graphql` does not take) of `/graphql`; asserts each is a 401 with the JSON
+/// error body and `WWW-Authenticate`: every route names its caller first.
 async fn assert_refused(graphql: &testing::TestService, authorization: &str) {
     let client = &graphql.client;
     let query = "{ users { name } }";
@@ -169,6 +170,7 @@ async fn assert_refused(graphql: &testing::TestService, authorization: &str) {
             .header("sec-websocket-version", "13")
             .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
             .header("sec-websocket-protocol", "graphql-transport-ws"),
+        client.put(graphql.url("/graphql")),
     ];
     for request in requests {
         let response = request

@@ -1,6 +1,7 @@
 //! graphql-service's integration tests: one binary (see `helpers` for how instances start).
 
 mod access;
+mod connection;
 mod dataloader;
 mod graphiql_browser;
 mod helpers;

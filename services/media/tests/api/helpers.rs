@@ -249,7 +249,7 @@ impl TestApp {
 
     /// How many media rows the service lists (to an admin: all of them).
     pub async fn row_count(&self) -> u64 {
-        let response = self.get("/api/media?limit=0").await;
+        let response = self.get("/api/media?limit=0&count=exact").await;
         assert_eq!(response.status(), 200);
         testing::total_count(&response)
     }

@@ -4,6 +4,7 @@
 mod access;
 mod helpers;
 mod media;
+mod paging;
 mod quotas;
 mod s3;
 mod serving;

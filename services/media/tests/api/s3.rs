@@ -181,7 +181,7 @@ async fn s3_limits_and_types_leave_nothing_behind(backend: TestBackend) {
     assert_eq!(long["name"].as_str().expect("name").len(), 255);
 
     // Lists carry URLs that work: presigned for the image, the service's own for text.
-    let response = app.get("/api/media?limit=2").await;
+    let response = app.get("/api/media?limit=2&count=exact").await;
     assert_eq!(testing::total_count(&response), 9);
     let page: Vec<Value> = response.json().await.expect("JSON");
     assert_eq!(page.len(), 2);

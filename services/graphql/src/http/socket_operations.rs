@@ -12,7 +12,7 @@ use async_graphql::http::WebSocketProtocols;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::errors::codes;
+use crate::schema::errors::codes;
 
 /// What to do with a client's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,11 +127,6 @@ impl SocketOperations {
         }
     }
 
-    /// How many operations run.
-    pub fn running(&self) -> usize {
-        self.running.len()
-    }
-
     /// The protocol's `error` message for operation `id`.
     fn error(&self, id: &str, code: &str, message: &str) -> String {
         let error = json!({"message": message, "extensions": {"code": code}});
@@ -186,7 +181,7 @@ mod tests {
         // The client completes one; the executor completes another.
         operations.inbound(br#"{"type":"complete","id":"1"}"#);
         operations.outbound(r#"{"type":"complete","id":"2"}"#);
-        assert_eq!(operations.running(), 0);
+        assert_eq!(operations.running.len(), 0);
         assert_eq!(
             operations.inbound(&subscribe("subscribe", "3")),
             Inbound::Forward
@@ -223,7 +218,7 @@ mod tests {
             panic!("refused");
         };
         assert!(frame.contains("QUERY_TOO_LARGE"), "{frame}");
-        assert_eq!(operations.running(), 0);
+        assert_eq!(operations.running.len(), 0);
         for other in [
             &br#"{"type":"connection_init"}"#[..],
             br#"{"type":"ping"}"#,

@@ -5,7 +5,7 @@
 
 use async_graphql::{Error, ErrorExtensions};
 
-use crate::{posts::PostInputError, upstream::UpstreamError};
+use crate::{model::PostInputError, upstream::UpstreamError};
 
 /// The `extensions.code` values clients can rely on.
 pub mod codes {

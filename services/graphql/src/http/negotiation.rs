@@ -1,15 +1,12 @@
-//! What a GraphQL exchange is answered with, over HTTP and WebSocket alike: the response types
-//! and their negotiation from `Accept`, request-error bodies, and the [`Endpoint`] both
-//! transports execute against.
+//! What a GraphQL exchange over HTTP answers with: the response type `Accept` asks for
+//! (`application/graphql-response+json` or `application/json`; neither → 406), whether a browser
+//! asks for a page, and the body of a request error in the chosen type.
 
 use actix_web::{
     HttpRequest, HttpResponse,
     http::{StatusCode, header},
 };
-use async_graphql::parser::types::ExecutableDocument;
 use serde_json::json;
-
-use crate::{Limits, PlatformSchema, schema::AppState};
 
 /// `application/graphql-response+json`.
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -112,6 +109,7 @@ pub(crate) fn error_response(
         .json(json!({"errors": [{"message": message.into(), "extensions": {"code": code}}]}))
 }
 
+/// A header's value, when it is text.
 pub(crate) fn header_str(request: &HttpRequest, name: header::HeaderName) -> Option<&str> {
     request
         .headers()
@@ -119,32 +117,45 @@ pub(crate) fn header_str(request: &HttpRequest, name: header::HeaderName) -> Opt
         .and_then(|value| value.to_str().ok())
 }
 
-/// Everything `/graphql` needs.
-pub struct Endpoint {
-    /// The schema, limits set.
-    pub schema: PlatformSchema,
-    /// Shared with the resolvers.
-    pub state: AppState,
-    /// Size limits of requests.
-    pub limits: Limits,
-    /// `graphql_operations_total{operation, outcome}`.
-    pub operations: prometheus::IntCounterVec,
-    /// Parsed documents by query text: clients send the same few queries again and again, and
-    /// parsing is a large share of a small query's cost.
-    pub documents: moka::sync::Cache<String, ExecutableDocument>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// How many times its query text a parsed document is counted: the tree keeps a position, a
-/// name and vectors for every token, an order of magnitude more than the text (an estimate,
-/// so `bytes` bounds the memory the cache holds, not just the text it was given).
-const PARSED_DOCUMENT_WEIGHT: usize = 10;
+    #[test]
+    fn accept_negotiation_follows_the_specification() {
+        assert_eq!(negotiate(None), Some(ResponseType::Json));
+        assert_eq!(negotiate(Some("*/*")), Some(ResponseType::Json));
+        assert_eq!(
+            negotiate(Some("application/json")),
+            Some(ResponseType::Json)
+        );
+        assert_eq!(
+            negotiate(Some(GRAPHQL_RESPONSE_JSON)),
+            Some(ResponseType::GraphqlResponseJson)
+        );
+        assert_eq!(
+            negotiate(Some(
+                "application/graphql-response+json, application/json;q=0.9"
+            )),
+            Some(ResponseType::GraphqlResponseJson)
+        );
+        assert_eq!(
+            negotiate(Some(
+                "application/graphql-response+json;q=0.5, application/json"
+            )),
+            Some(ResponseType::Json)
+        );
+        assert_eq!(negotiate(Some("text/xml")), None);
+        assert_eq!(negotiate(Some("application/json;q=0")), None);
+    }
 
-/// A cache of parsed documents holding about `bytes` of memory.
-pub fn document_cache(bytes: u64) -> moka::sync::Cache<String, ExecutableDocument> {
-    moka::sync::Cache::builder()
-        .weigher(|query: &String, _| {
-            u32::try_from(query.len().saturating_mul(PARSED_DOCUMENT_WEIGHT)).unwrap_or(u32::MAX)
-        })
-        .max_capacity(bytes)
-        .build()
+    #[test]
+    fn browsers_get_graphiql() {
+        assert!(wants_html(Some(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        )));
+        assert!(!wants_html(Some("*/*")));
+        assert!(!wants_html(Some("application/json, text/html;q=0.5")));
+        assert!(!wants_html(None));
+    }
 }

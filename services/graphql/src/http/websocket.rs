@@ -10,7 +10,7 @@
 //! a client reconnects with a fresh one and nothing outlives the token that allowed it.
 //!
 //! A connection runs at most `GRAPHQL_MAX_SUBSCRIPTIONS` operations at once
-//! ([`crate::socket_operations`]); each operation is held to the limits of [`crate::limits`]
+//! ([`super::socket_operations`]); each operation is held to the limits of [`crate::limits`]
 //! as over HTTP.
 
 use std::{
@@ -28,12 +28,15 @@ use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocket, WebSocketProtocols
 use futures_util::StreamExt;
 use server::request::RequestId;
 
+use super::{
+    execution::Endpoint,
+    negotiation::{ResponseType, error_response, header_str},
+    socket_operations::{Inbound, SocketOperations},
+};
 use crate::{
     PlatformSchema,
     access::{self, Authenticated},
-    exchange::{Endpoint, ResponseType, error_response, header_str},
-    schema::request_data,
-    socket_operations::{Inbound, SocketOperations},
+    schema::caller::request_data,
 };
 
 /// How many client messages may wait for the executor on one WebSocket before it is closed.
@@ -102,7 +105,7 @@ impl InitContext {
 
 /// Upgrades to a WebSocket speaking `graphql-transport-ws` (or `graphql-ws`, if the client
 /// offers only that one), for `caller` (the handshake's) until `connection_init` names another.
-pub fn subscribe(
+pub(crate) fn subscribe(
     request: &HttpRequest,
     payload: web::Payload,
     endpoint: &web::Data<Endpoint>,

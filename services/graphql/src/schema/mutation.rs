@@ -1,16 +1,19 @@
-//! The mutations, each behind its rule of [`crate::access`]: `createUser` for admins,
+//! The type `Mutation`, each field behind its rule of [`crate::access`]: `createUser` for admins,
 //! `createPost` as the caller (an admin as anyone), `updatePost` and `deletePost` by the
 //! post's author or an admin.
 
 use async_graphql::{Context, ErrorExtensions, ID, Object, Result, dataloader::DataLoader};
 
-use crate::{
-    access,
-    posts::ValidPost,
-    schema::{Post, User, UserLoader, coded_error, codes, database_error, parse_id, relay, state},
+use super::{
+    arguments::parse_id,
+    errors::{coded_error, codes},
+    loaders::UserLoader,
+    state::{database_error, relay, state},
+    types::{Post, User},
 };
+use crate::{access, model::ValidPost};
 
-/// The mutations: the type `Mutation`, the seed's name.
+/// The mutations: the type `Mutation`.
 pub struct MutationRoot;
 
 /// Succeeds when post `id` exists and the caller is its author or an admin.

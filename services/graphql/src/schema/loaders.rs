@@ -1,25 +1,19 @@
-//! What each request and each operation carries besides [`crate::schema::AppState`]: the
-//! caller's data (a request's over HTTP, a connection's over WebSocket: who is asking, their
-//! token, the request id) and the loaders of one operation, which batch its reads (one
-//! users-service call, one SQL statement per level) and draw on its [`OperationBudget`].
-//! Batches are per operation, so nothing fetched for one caller reaches another.
+//! The loaders of one operation, which batch its reads (one users-service call, one SQL
+//! statement per level) and draw on its [`OperationBudget`]. Batches are per operation, so
+//! nothing fetched for one caller reaches another.
 
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use auth::Principal;
 use server::pagination::Page;
 
 use crate::{
-    access::{Authenticated, UpstreamAuth},
+    access::UpstreamAuth,
     budget::OperationBudget,
-    posts::{PostRepository, PostRow},
+    model::PostRow,
+    posts::PostRepository,
     upstream::{Relay, UpstreamError, UserRecord, UsersClient},
 };
-
-/// The request's id, passed on to other services.
-#[derive(Clone)]
-pub struct CallerRequestId(pub String);
 
 /// Loads users by id from users-service, one batch call per query. It lives as long as one
 /// operation and keeps nothing between batches: what it loads was fetched with that caller's
@@ -102,46 +96,6 @@ impl Loader<AuthorPage> for PostsByAuthorLoader {
             }
         }
         Ok(loaded)
-    }
-}
-
-/// The caller-side data of a request (HTTP) or a connection (WebSocket): who is asking and the
-/// request id. Loaders are not in it: each operation gets its own
-/// ([`operation_loaders`]), which spend that operation's budget.
-pub fn request_data(request_id: &str, caller: Authenticated) -> RequestData {
-    RequestData {
-        request_id: CallerRequestId(request_id.to_owned()),
-        caller: caller.principal,
-        upstream: caller.upstream,
-    }
-}
-
-/// A request's (or a connection's) caller: no data leaks between requests or callers.
-pub struct RequestData {
-    /// The request's id.
-    pub request_id: CallerRequestId,
-    /// Who is asking (`None`: anonymous); [`access`] reads it.
-    pub caller: Option<Principal>,
-    /// The caller's token, relayed to users-service and products-service.
-    pub upstream: UpstreamAuth,
-}
-
-impl RequestData {
-    /// Adds these to a GraphQL request.
-    pub fn attach(self, request: async_graphql::Request) -> async_graphql::Request {
-        request
-            .data(self.request_id)
-            .data(self.caller)
-            .data(self.upstream)
-    }
-
-    /// Adds these to a WebSocket connection's data.
-    pub fn into_data(self) -> async_graphql::Data {
-        let mut data = async_graphql::Data::default();
-        data.insert(self.request_id);
-        data.insert(self.caller);
-        data.insert(self.upstream);
-        data
     }
 }
 
