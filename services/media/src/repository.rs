@@ -139,11 +139,7 @@ impl MediaRepository {
         scope: ListScope,
         page: &ListPage,
     ) -> Result<Vec<MediaRow>, sqlx::Error> {
-        let filter = scope.filter();
-        let (condition, value) = match filter {
-            Some((condition, value)) => (Some(condition), Some(value)),
-            None => (None, None),
-        };
+        let (condition, value) = scope.filter().unzip();
         let page_sql = page.sql("seq", if condition.is_some() { 2 } else { 1 });
         let conditions: Vec<&str> = condition
             .into_iter()
@@ -184,10 +180,8 @@ impl MediaRepository {
 
     /// The rows in `scope`, counted.
     pub async fn count(&self, scope: ListScope) -> Result<i64, sqlx::Error> {
-        let (filter, value) = match scope.filter() {
-            Some((condition, value)) => (format!(" WHERE {condition}"), Some(value)),
-            None => (String::new(), None),
-        };
+        let (condition, value) = scope.filter().unzip();
+        let filter = condition.map_or_else(String::new, |condition| format!(" WHERE {condition}"));
         let query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
             "SELECT COUNT(*) FROM media{filter}"
         )));
