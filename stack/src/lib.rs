@@ -224,7 +224,7 @@ impl Stack {
         .context("starting chat-service")?;
         let media = media_service::Application::build(
             settings.service(media_service::NAME, media_service::DEFAULT_PORT, &verifier),
-            media_service::MediaOptions::embedded(&settings.data_dir),
+            media_service::Settings::embedded(&settings.data_dir),
             telemetry::for_service(root, media_service::NAME),
         )
         .await

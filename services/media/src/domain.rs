@@ -69,8 +69,8 @@ pub struct Media {
     pub url: String,
     /// A download URL of the thumbnail, once the worker made it (images only).
     pub thumbnail_url: Option<String>,
-    /// The id of the user who uploaded it; `null` for items from before uploads needed a user
-    /// (only admins act on those).
+    /// The id of the user who uploaded it; `null` for an item owned by nobody (only admins read
+    /// or delete those).
     #[schema(example = 2)]
     pub owner_id: Option<i64>,
     /// `private` (owner and admins) or `public` (anyone may read it).
@@ -79,7 +79,7 @@ pub struct Media {
     pub created_at: String,
 }
 
-/// The body of a successful upload (the seed's shape, with the id).
+/// The body of a successful upload: a message and the stored item (with its id).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UploadResponse {
     /// `File uploaded successfully`.

@@ -1,5 +1,5 @@
-//! How a media item is shown to a client: its JSON with download URLs made now, and the
-//! download names. A download URL is a presigned S3 URL only for a raster image on the S3 store
+//! How a media item is shown to a client: its JSON with download URLs made for each answer,
+//! and the download names. A download URL is a presigned S3 URL only for a raster image on the S3 store
 //! (S3 cannot send the sandbox policy of [`crate::serving`]); everything else gets the service's
 //! own signed URL, whose answers carry it.
 
@@ -8,14 +8,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use shared::store::Presign;
 
 use crate::{
-    MediaState,
     domain::{Media, MediaError, MediaRow},
     serving::{Disposition, content_disposition},
     signing::Purpose,
+    state::MediaState,
 };
 
-/// A media item as clients see it, with download URLs made now. With `check_thumbnail`, a
-/// thumbnail the row does not know about yet is looked for in the store (and recorded).
+/// A media item as clients see it, with download URLs made for this answer. With
+/// `check_thumbnail`, a thumbnail the row does not know about yet is looked for in the store
+/// (and recorded).
 pub async fn present(
     state: &MediaState,
     row: MediaRow,
