@@ -9,7 +9,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`config`] | the media flags (limit, quotas, URL lifetime, allowed types, signing key) |
-//! | [`domain`] | [`domain::Media`], file-name sanitising, content-type detection, errors |
+//! | [`domain`] | [`domain::Media`], file-name sanitising, content-type detection, errors, the clock |
 //! | [`signing`] | HMAC-SHA256 signed download URLs of the fs store |
 //! | [`quota`] | per-user quotas: room reserved before an upload stores a byte |
 //! | [`repository`] | the `media` table, the same SQL on SQLite and PostgreSQL |

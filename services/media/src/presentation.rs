@@ -3,12 +3,12 @@
 //! (S3 cannot send the sandbox policy of [`crate::serving`]); everything else gets the service's
 //! own signed URL, whose answers carry it.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use shared::store::Presign;
 
 use crate::{
-    domain::{Media, MediaError, MediaRow},
+    domain::{Media, MediaError, MediaRow, seconds, unix_now},
     serving::{Disposition, content_disposition},
     signing::Purpose,
     state::MediaState,
@@ -82,7 +82,7 @@ async fn download_url(
         state,
         purpose,
         &row.id,
-        unix_now() + ttl_secs(ttl),
+        unix_now() + seconds(ttl),
     ))
 }
 
@@ -99,17 +99,6 @@ pub fn signed_path(state: &MediaState, purpose: Purpose, id: &str, expires: i64)
         "{prefix}/api/media/{id}/{}?expires={expires}&sig={sig}",
         purpose.as_str()
     )
-}
-
-fn ttl_secs(ttl: Duration) -> i64 {
-    i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2)
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, ttl_secs)
 }
 
 /// The type of every thumbnail (the worker writes PNG).

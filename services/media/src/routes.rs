@@ -28,8 +28,8 @@ use shared::{
 use utoipa::IntoParams;
 
 use crate::{
-    domain::{Media, MediaError, MediaRow},
-    presentation::{THUMBNAIL_TYPE, present, thumbnail_file_name, unix_now},
+    domain::{Media, MediaError, MediaRow, unix_now},
+    presentation::{THUMBNAIL_TYPE, present, thumbnail_file_name},
     repository::ListScope,
     serving::download_headers,
     signing::Purpose,
