@@ -1,7 +1,7 @@
 //! `worker`: see the library's documentation.
 
 use shared::server::Service;
-use worker::{Application, Command, Config, DEFAULT_PORT, NAME, WorkerOptions};
+use worker::{Application, Command, Config, DEFAULT_PORT, NAME, Settings};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -15,13 +15,13 @@ async fn main() -> std::process::ExitCode {
             .await
         }
         None => {
-            let options = WorkerOptions::from_config(&config);
+            let worker = Settings::from(&config);
             shared::server::run_binary(
                 NAME,
                 DEFAULT_PORT,
                 &config.common,
                 |settings, logger| async move {
-                    Application::build(settings, options, logger)
+                    Application::build(settings, worker, logger)
                         .await?
                         .run_until_stopped(shared::shutdown::signal())
                         .await
