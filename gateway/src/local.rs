@@ -1,4 +1,4 @@
-//! What the gateway answers itself: `GET /` (the seed's `API Gateway`), `/healthz`, `/readyz`
+//! What the gateway answers itself: `GET /` (the text `API Gateway`), `/healthz`, `/readyz`
 //! (200 while it runs) and `/metrics`.
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header::CONTENT_TYPE};

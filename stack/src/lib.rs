@@ -3,7 +3,7 @@
 //! on a fresh machine needs nothing else.
 //!
 //! [`Stack::build`] builds every service through its own `Application::build` (the path its
-//! binary takes), seeds the seed's demo rows into empty databases, and
+//! binary takes), seeds the demo rows into empty databases, and
 //! [`Stack::run_until_stopped`] fans one shutdown out to all of them.
 
 use std::{net::IpAddr, sync::Arc};
@@ -225,14 +225,14 @@ impl Stack {
         .context("starting chat-service")?;
         let media = media_service::Application::build(
             settings.service(media_service::NAME, media_service::DEFAULT_PORT, &verifier),
-            media_service::MediaOptions::embedded(&settings.data_dir),
+            media_service::Settings::embedded(&settings.data_dir),
             telemetry::for_service(root, media_service::NAME),
         )
         .await
         .context("starting media-service")?;
         let worker = worker::Application::build(
             settings.service(worker::NAME, worker::DEFAULT_PORT, &verifier),
-            worker::WorkerOptions::embedded(&settings.data_dir),
+            worker::Settings::embedded(&settings.data_dir),
             telemetry::for_service(root, worker::NAME),
         )
         .await

@@ -5,7 +5,8 @@
 //! `httparse`, writes the upstream head straight into a pooled upstream socket and relays the
 //! response back, all from the one task that owns the client connection: no header maps, no
 //! body types, no hand-off between a server task and a client connection task. The kernel's
-//! loopback work is then most of what a request costs (see `docs/benchmarks.md`).
+//! loopback work is then most of what a request costs (see `docs/benchmarks.md`, "What the
+//! gateway profile showed").
 //!
 //! Anything else goes to hyper, which then serves the rest of that connection with the bytes
 //! already read ([`Next::HandOver`]): upgrades (WebSocket), chunked or `Expect` requests,

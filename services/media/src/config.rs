@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
-/// The types accepted by default: the seed's images, PDF and plain text.
+/// The types accepted by default: raster images, PDF and plain text.
 pub const DEFAULT_ALLOWED_TYPES: &str =
     "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain";
 
@@ -17,7 +17,7 @@ pub const DEFAULT_QUOTA_FILES: u64 = 1000;
 /// Limits, quotas, download URLs and their signing.
 #[derive(clap::Args, Debug, Clone)]
 pub struct MediaArgs {
-    /// Largest file accepted, in bytes (the seed's 5 MB); larger uploads get 413
+    /// Largest file accepted, in bytes (default 5 MiB); larger uploads get 413
     #[arg(long, env = "MEDIA_MAX_BYTES", default_value_t = 5 * 1024 * 1024,
         value_parser = clap::value_parser!(u64).range(1..))]
     pub max_bytes: u64,

@@ -1,5 +1,8 @@
 //! What a media item is, who may see and change it, how client file names are made safe, how
-//! content types are decided from the bytes, and what can go wrong.
+//! content types are decided from the bytes, what can go wrong, and the clock that signed URLs
+//! and quota leases expire by.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth::Principal;
 use serde::{Deserialize, Serialize};
@@ -19,6 +22,18 @@ pub const SNIFF_BYTES: usize = 8192;
 pub const TEXT_PLAIN: &str = "text/plain";
 /// The types the worker makes thumbnails of.
 pub const THUMBNAIL_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+/// A duration in whole seconds, as the expiry arithmetic takes it (capped far from overflow).
+pub fn seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 2)
+}
+
+/// Seconds since the Unix epoch: the clock of signed URLs' `expires` and of quota leases.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, seconds)
+}
 
 /// Who may read a media item besides its owner and admins.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -70,8 +85,8 @@ pub struct Media {
     pub url: String,
     /// A download URL of the thumbnail, once the worker made it (images only).
     pub thumbnail_url: Option<String>,
-    /// The id of the user who uploaded it; `null` for items from before uploads needed a user
-    /// (only admins act on those).
+    /// The id of the user who uploaded it; `null` for an item owned by nobody (only admins read
+    /// or delete those).
     #[schema(example = 2)]
     pub owner_id: Option<i64>,
     /// `private` (owner and admins) or `public` (anyone may read it).
@@ -80,7 +95,7 @@ pub struct Media {
     pub created_at: String,
 }
 
-/// The body of a successful upload (the seed's shape, with the id).
+/// The body of a successful upload: a message and the stored item (with its id).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UploadResponse {
     /// `File uploaded successfully`.

@@ -1,6 +1,6 @@
 //! `media-service`: see the library's documentation.
 
-use media_service::{Application, Config, DEFAULT_PORT, MediaOptions, NAME};
+use media_service::{Application, Config, DEFAULT_PORT, NAME, Settings};
 use runtime::Service;
 
 /// The binary allocates through mimalloc: per-request allocations are a measurable share of a
@@ -11,13 +11,13 @@ static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config: Config = runtime::config::parse();
-    let options = MediaOptions::from(&config);
+    let settings = Settings::from(&config);
     server::run_binary(
         NAME,
         DEFAULT_PORT,
         &config.common,
-        |settings, logger| async move {
-            Application::build(settings, options, logger)
+        |service, logger| async move {
+            Application::build(service, settings, logger)
                 .await?
                 .run_until_stopped(runtime::shutdown::signal())
                 .await

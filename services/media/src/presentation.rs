@@ -1,21 +1,22 @@
-//! How a media item is shown to a client: its JSON with download URLs made now, and the
-//! download names. A download URL is a presigned S3 URL only for a raster image on the S3 store
+//! How a media item is shown to a client: its JSON with download URLs made for each answer,
+//! and the download names. A download URL is a presigned S3 URL only for a raster image on the S3 store
 //! (S3 cannot send the sandbox policy of [`crate::serving`]); everything else gets the service's
 //! own signed URL, whose answers carry it.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use store::Presign;
 
 use crate::{
-    MediaState,
-    domain::{Media, MediaError, MediaRow},
+    domain::{Media, MediaError, MediaRow, seconds, unix_now},
     serving::{Disposition, content_disposition},
     signing::Purpose,
+    state::MediaState,
 };
 
-/// A media item as clients see it, with download URLs made now. With `check_thumbnail`, a
-/// thumbnail the row does not know about yet is looked for in the store (and recorded).
+/// A media item as clients see it, with download URLs made for this answer. With
+/// `check_thumbnail`, a thumbnail the row does not know about yet is looked for in the store
+/// (and recorded).
 pub async fn present(
     state: &MediaState,
     row: MediaRow,
@@ -81,7 +82,7 @@ async fn download_url(
         state,
         purpose,
         &row.id,
-        unix_now() + ttl_secs(ttl),
+        unix_now() + seconds(ttl),
     ))
 }
 
@@ -98,17 +99,6 @@ pub fn signed_path(state: &MediaState, purpose: Purpose, id: &str, expires: i64)
         "{prefix}/api/media/{id}/{}?expires={expires}&sig={sig}",
         purpose.as_str()
     )
-}
-
-fn ttl_secs(ttl: Duration) -> i64 {
-    i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2)
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, ttl_secs)
 }
 
 /// The type of every thumbnail (the worker writes PNG).

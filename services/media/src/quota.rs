@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 
 use db::Database;
 
-use crate::{config::MediaArgs, domain::MediaError, presentation::unix_now};
+use crate::{
+    config::MediaArgs,
+    domain::{MediaError, unix_now},
+};
 
 /// How far ahead of the bytes received a reservation grows at once (one transaction per step).
 pub const RESERVE_STEP: u64 = 1024 * 1024;

@@ -8,8 +8,8 @@
 //! or is an admin (403 for someone else's public item, 404 for a private one). A signed download
 //! URL is a capability: it is only issued with a read, and whoever holds it may download until
 //! it expires. Downloads, whole or ranged, carry [`crate::serving`]'s headers: raster images
-//! inline, anything else as an attachment, both in a `Content-Security-Policy` sandbox. Every handler takes the [`Caller`], so a token that does not verify is a 401 on
-//! every route.
+//! inline, anything else as an attachment, both in a `Content-Security-Policy` sandbox. Every
+//! handler takes the [`Caller`], so a token that does not verify is a 401 on every route.
 
 use actix_web::{
     HttpRequest, HttpResponse,
@@ -28,36 +28,13 @@ use store::{ByteRange, StoreError};
 use utoipa::IntoParams;
 
 use crate::{
-    MediaState,
-    domain::{Media, MediaError, MediaRow},
-    presentation::{THUMBNAIL_TYPE, present, thumbnail_file_name, unix_now},
+    domain::{Media, MediaError, MediaRow, unix_now},
+    presentation::{THUMBNAIL_TYPE, present, thumbnail_file_name},
     repository::ListScope,
     serving::download_headers,
     signing::Purpose,
-    upload,
+    state::MediaState,
 };
-
-/// Adds the media routes to an app.
-pub fn configure(config: &mut web::ServiceConfig, state: web::Data<MediaState>) {
-    config
-        .app_data(state)
-        .route("/api/upload", web::post().to(upload::upload))
-        .service(
-            web::resource("/api/media")
-                .route(web::get().to(list_media))
-                .route(web::post().to(upload::upload_media)),
-        )
-        .service(
-            web::resource("/api/media/{id}")
-                .route(web::get().to(get_media))
-                .route(web::delete().to(delete_media)),
-        )
-        .route("/api/media/{id}/content", web::get().to(download_content))
-        .route(
-            "/api/media/{id}/thumbnail",
-            web::get().to(download_thumbnail),
-        );
-}
 
 /// The scope of the list's cursors (`encode_cursor("media", seq)`): a cursor of another list
 /// is refused.

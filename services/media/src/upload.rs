@@ -1,4 +1,4 @@
-//! `POST /api/upload` (the seed's route) and `POST /api/media`: a multipart form whose field
+//! `POST /api/upload` and `POST /api/media` (the same handler): a multipart form whose field
 //! `file` is streamed into a staged object while its size and type are checked.
 //!
 //! An upload needs a signed-in caller, who owns the item; `?visibility=public` lets anyone read
@@ -26,7 +26,6 @@ use store::StagedObject;
 use utoipa::IntoParams;
 
 use crate::{
-    MediaState,
     domain::{
         ContentSniffer, MediaError, THUMBNAIL_TYPES, UploadForm, UploadResponse, Visibility,
         key_name, sanitize_file_name,
@@ -34,12 +33,13 @@ use crate::{
     presentation::present,
     quota::{Quota, Reservation},
     repository::NewMedia,
+    state::MediaState,
 };
 
 /// Room for the multipart framing (boundaries, part headers, other small fields) beyond the
 /// file itself, before a declared `Content-Length` is refused outright.
 pub const MULTIPART_OVERHEAD: u64 = 64 * 1024;
-/// The message of a successful upload (the seed's, in English).
+/// The message of a successful upload.
 pub const UPLOADED: &str = "File uploaded successfully";
 
 /// The query of an upload.
@@ -247,7 +247,10 @@ async fn receive(
 }
 
 /// Streams one file field into a staged object, enforcing the limit, the allow-list and the
-/// quota as the bytes arrive: a chunk is written only once the reservation covers it.
+/// quota as the bytes arrive: a chunk is written only once the reservation covers it. Each chunk
+/// goes to the staged object as it arrives and is not kept (the sniffer keeps at most its first
+/// `SNIFF_BYTES`), so an upload's memory does not grow with its size (docs/benchmarks.md,
+/// "media-service": peak RSS during 5 MiB uploads).
 async fn receive_file(
     state: &MediaState,
     field: &mut Field,

@@ -1,4 +1,4 @@
-//! The products REST API: `/api/products…` on port 3002 (the seed's products microservice, made real).
+//! The products REST API: `/api/products…` on port 3002.
 //!
 //! | module | what it holds |
 //! |---|---|
@@ -63,7 +63,7 @@ impl Application {
         .map(Self)
     }
 
-    /// Inserts the seed's demo products (Laptop, Smartphone) when there are none at all.
+    /// Inserts the demo products (Laptop, Smartphone) when there are none at all.
     pub async fn seed_demo_data(&self) -> anyhow::Result<bool> {
         self.0.table().seed_if_empty().await
     }

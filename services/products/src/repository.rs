@@ -25,7 +25,7 @@ impl ProductRepository {
         Self { database }
     }
 
-    /// Inserts the seed's demo products when the table is empty; `true` when it did.
+    /// Inserts the demo products (Laptop, Smartphone) when the table is empty; `true` when it did.
     pub async fn seed_if_empty(&self) -> anyhow::Result<bool> {
         let mut transaction = self.database.pool().begin().await?;
         let any: Option<i64> = sqlx::query_scalar("SELECT id FROM products LIMIT 1")

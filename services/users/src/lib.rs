@@ -266,7 +266,7 @@ impl Application {
         })
     }
 
-    /// Inserts the seed's demo users (Alice, Bob) when there are none at all. They have no
+    /// Inserts the demo users (Alice, Bob) when there are none at all. They have no
     /// password: they cannot sign in until one is set.
     pub async fn seed_demo_data(&self) -> anyhow::Result<bool> {
         self.table.seed_if_empty().await

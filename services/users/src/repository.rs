@@ -25,7 +25,7 @@ impl UserRepository {
         Self { database }
     }
 
-    /// Inserts the seed's demo users when the table is empty; `true` when it did.
+    /// Inserts the demo users (Alice, Bob) when the table is empty; `true` when it did.
     pub async fn seed_if_empty(&self) -> anyhow::Result<bool> {
         let mut transaction = self.database.pool().begin().await?;
         let any: Option<i64> = sqlx::query_scalar("SELECT id FROM users LIMIT 1")

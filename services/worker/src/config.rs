@@ -37,7 +37,7 @@ pub struct Config {
 /// The subcommands.
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum Command {
-    /// Publish jobs (the seed's producer) with publisher confirms, printing each job's id
+    /// Publish jobs with publisher confirms, printing each job's id
     Produce(ProduceArgs),
 }
 
@@ -50,10 +50,10 @@ pub struct ProduceArgs {
     /// The job kind
     #[arg(long, default_value = "task")]
     pub kind: String,
-    /// The payload (JSON) of every job; default for `task`: the seed's `{id, task, timestamp}`
+    /// The payload (JSON) of every job; default for `task`: a bare `{id, task, timestamp}`
     #[arg(long, value_parser = parse_json)]
     pub payload: Option<serde_json::Value>,
-    /// Publishes awaiting their confirms at once (1: one after the other, as the seed)
+    /// Publishes awaiting their confirms at once (1: one after the other)
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub in_flight: u32,
 }
@@ -65,7 +65,7 @@ fn parse_json(text: &str) -> Result<serde_json::Value, String> {
 /// How jobs are consumed and retried.
 #[derive(clap::Args, Debug, Clone, Copy)]
 pub struct ProcessingArgs {
-    /// Deliveries received before any is acked (1, the seed's, is fair between workers; larger
+    /// Deliveries received before any is acked (1 is fair between workers; larger
     /// is much faster: 50–250 for short jobs)
     #[arg(long, env = "WORKER_PREFETCH", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,
@@ -163,9 +163,10 @@ impl ThumbnailArgs {
     }
 }
 
-/// Everything a worker instance needs beyond [`server::ServiceSettings`].
+/// Everything a worker instance needs beyond [`server::ServiceSettings`]: built from
+/// the flags with `From<&Config>`, or [`Settings::embedded`] for the stack and the tests.
 #[derive(Debug, Clone)]
-pub struct WorkerOptions {
+pub struct Settings {
     /// The job queue.
     pub queue: QueueArgs,
     /// The object store.
@@ -176,9 +177,9 @@ pub struct WorkerOptions {
     pub thumbnails: ThumbnailArgs,
 }
 
-impl WorkerOptions {
-    /// From the binary's flags.
-    pub fn from_config(config: &Config) -> Self {
+/// The settings the flags give.
+impl From<&Config> for Settings {
+    fn from(config: &Config) -> Self {
         Self {
             queue: config.queue.clone(),
             store: config.store.clone(),
@@ -186,7 +187,9 @@ impl WorkerOptions {
             thumbnails: config.thumbnails,
         }
     }
+}
 
+impl Settings {
     /// The embedded queue and fs store under `data_dir` (the stack, tests).
     pub fn embedded(data_dir: &Path) -> Self {
         Self {

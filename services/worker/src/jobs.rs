@@ -1,11 +1,10 @@
 //! The job kinds and what each does.
 //!
-//! - `task` — the seed's job: payload `{"id": 1, "task": "Tarea 1", "timestamp": "…"}`, logged
-//!   as received and processed. Its effect is a row in `task_runs`, written in the same
-//!   transaction as the job's id (see [`crate::repository`]; concurrent jobs share one
-//!   transaction, a group commit). Two optional fields exercise
-//!   the machinery: `duration_ms` (simulated work, at most 60 s; the seed's consumer took
-//!   2 s) and `fail_attempts` (the job fails while its attempt is at most this number).
+//! - `task` — payload `{"id": 1, "task": "Tarea 1", "timestamp": "…"}`, logged as received
+//!   and processed. Its effect is a row in `task_runs`, written in the same transaction as the
+//!   job's id (see [`crate::repository`]; concurrent jobs share one transaction, a group
+//!   commit). Two optional fields exercise the machinery: `duration_ms` (simulated work, at
+//!   most 60 s) and `fail_attempts` (the job fails while its attempt is at most this number).
 //! - `thumbnail` — media-service's: payload `{"media_id", "key"}`: a PNG of at most 256 px on
 //!   its longer side at `<media_id>/thumbnail.png`, within the process's decode budget, unless
 //!   the media item was deleted ([`crate::thumbnail`]). Not an image, a corrupt one, or one
@@ -30,7 +29,7 @@ const MAX_TASK_DURATION: Duration = Duration::from_secs(60);
 /// A job parsed from its envelope.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Job {
-    /// The seed's task.
+    /// A task: logged, recorded in `task_runs`.
     Task(TaskPayload),
     /// A thumbnail to make.
     Thumbnail(ThumbnailPayload),
@@ -39,9 +38,9 @@ pub enum Job {
 /// `task`'s payload.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct TaskPayload {
-    /// The producer's sequence number (the seed's `id`).
+    /// The producer's sequence number.
     pub id: Option<serde_json::Value>,
-    /// What to do (the seed's `"Tarea 1"`).
+    /// What to do (`"Tarea 1"`).
     pub task: String,
     /// When the producer made it.
     pub timestamp: Option<String>,

@@ -1,11 +1,11 @@
 //! The job worker: consumes `tasks_queue` (RabbitMQ, or the embedded durable queue when
-//! `AMQP_URL` is unset) and serves `/healthz`, `/readyz` and `/metrics` on port 3006. The
-//! seed's RabbitMQ consumer made real; `worker produce` is the seed's producer.
+//! `AMQP_URL` is unset) and serves `/healthz`, `/readyz` and `/metrics` on port 3006;
+//! `worker produce` publishes jobs.
 //!
 //! | module | what it holds |
 //! |---|---|
 //! | [`config`] | the flags: queue, store, prefetch, concurrency, retries, shutdown bound; `produce` |
-//! | [`message`] | a delivery as a job: an envelope, or the seed's bare `{"task"}` message |
+//! | [`message`] | a delivery as a job: an envelope, or a bare `{"task"}` message |
 //! | [`jobs`] | the job kinds (`task`, `thumbnail`) and what each does |
 //! | [`context`] | what every job runs with (database, store, decode budget) |
 //! | [`outcome`] | what handling a job amounted to, or why it failed |
@@ -39,7 +39,7 @@ use server::{HttpService, ServiceContext, ServiceSettings};
 use slog::Logger;
 use store::ObjectStore;
 
-pub use crate::config::{Command, Config, WorkerOptions};
+pub use crate::config::{Command, Config, Settings};
 use crate::{
     decode::DecodeBudget,
     metrics::WorkerMetrics,
@@ -75,18 +75,18 @@ impl Application {
     /// Connects everything and binds the health port. The binary and the tests start here.
     pub async fn build(
         settings: ServiceSettings,
-        options: WorkerOptions,
+        worker: Settings,
         logger: Logger,
     ) -> anyhow::Result<Self> {
         let context = ServiceContext::open(&settings, migrations(), logger.clone()).await?;
-        let queue = JobQueue::connect(&options.queue, logger.clone()).await?;
-        let store = ObjectStore::connect(&options.store, logger.clone()).await?;
+        let queue = JobQueue::connect(&worker.queue, logger.clone()).await?;
+        let store = ObjectStore::connect(&worker.store, logger.clone()).await?;
         let context = context
             .with_check("queue", queue.clone())
             .with_check("store", store.clone());
         let metrics = WorkerMetrics::register(&context.metrics)?;
         let http = HttpService::bind(&settings, &context, |_config| {})?;
-        let thumbnails = options.thumbnails;
+        let thumbnails = worker.thumbnails;
         let budget = DecodeBudget::new(
             thumbnails.decode_memory_bytes(),
             thumbnails.max_image_pixels,
@@ -99,7 +99,7 @@ impl Application {
             logger.clone(),
         ));
         let processor = Processor::new(
-            options.processing,
+            worker.processing,
             queue.clone(),
             context::JobContext {
                 repository: Repository::new(context.database.clone()),
@@ -112,11 +112,11 @@ impl Application {
             logger.clone(),
         );
         slog::info!(logger, "worker ready"; "queue" => queue.kind(),
-            "queue_name" => &options.queue.queue,
-            "prefetch" => options.processing.prefetch,
-            "concurrency" => options.processing.concurrency,
-            "max_attempts" => options.processing.max_attempts,
-            "max_deliveries" => options.processing.max_deliveries,
+            "queue_name" => &worker.queue.queue,
+            "prefetch" => worker.processing.prefetch,
+            "concurrency" => worker.processing.concurrency,
+            "max_attempts" => worker.processing.max_attempts,
+            "max_deliveries" => worker.processing.max_deliveries,
             "decode_memory_mb" => thumbnails.decode_memory_mb,
             "max_image_pixels" => thumbnails.max_image_pixels);
         Ok(Self {

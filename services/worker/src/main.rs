@@ -1,7 +1,7 @@
 //! `worker`: see the library's documentation.
 
 use runtime::Service;
-use worker::{Application, Command, Config, DEFAULT_PORT, NAME, WorkerOptions};
+use worker::{Application, Command, Config, DEFAULT_PORT, NAME, Settings};
 
 /// The binary allocates through mimalloc: per-request allocations are a measurable share of a
 /// server's time under glibc's allocator (docs/benchmarks.md, "What the users-service profile showed").
@@ -20,13 +20,13 @@ async fn main() -> std::process::ExitCode {
             .await
         }
         None => {
-            let options = WorkerOptions::from_config(&config);
+            let worker = Settings::from(&config);
             server::run_binary(
                 NAME,
                 DEFAULT_PORT,
                 &config.common,
                 |settings, logger| async move {
-                    Application::build(settings, options, logger)
+                    Application::build(settings, worker, logger)
                         .await?
                         .run_until_stopped(runtime::shutdown::signal())
                         .await

@@ -1,10 +1,10 @@
-//! What a delivered body is as a job: a job envelope (docs/contracts.md, "Messaging"), or the
-//! seed's bare task message, read as a `task` job.
+//! What a delivered body is as a job: a job envelope (docs/contracts.md, "Messaging"), or a
+//! bare task message, read as a `task` job.
 //!
-//! The seed's producer publishes `{"id": 1, "task": "Tarea 1", "timestamp": "…"}` to
-//! `tasks_queue`, persistent, without envelope or `message_id`. A JSON object with a `task`
-//! field and no `kind` field is such a message: it becomes a `task` job (attempt 1) whose
-//! payload is the object itself, so [`crate::jobs::Job::parse`] validates it as every `task`
+//! A bare task message is `{"id": 1, "task": "Tarea 1", "timestamp": "…"}` on `tasks_queue`,
+//! persistent, without envelope or `message_id`. A JSON object with a `task` field and no
+//! `kind` field is such a message: it becomes a `task` job (attempt 1) whose payload is the
+//! object itself, so [`crate::jobs::Job::parse`] validates it as every `task`
 //! payload is (a `task` that is not a string is malformed, dead-lettered). Anything else that is
 //! not an envelope (not JSON, no `task`, an envelope with a bad field) stays malformed.
 //!
@@ -12,9 +12,9 @@
 //! [`bare_job_id`]: the AMQP `message_id` when the producer set one (the id itself when it is a
 //! UUID), otherwise the SHA-256 of the body. The same message delivered again (a redelivery, a
 //! republished copy counting deliveries) has the same bytes, so it is recorded once; two runs
-//! of the seed's producer differ by their `timestamp`, so each is new work. Two publishes of
-//! byte-identical bodies without `message_id` are one job (the producer that means two jobs sets
-//! `message_id`). A retry publishes the job as an envelope carrying that id.
+//! of a producer of bare messages differ by their `timestamp`, so each is new work. Two
+//! publishes of byte-identical bodies without `message_id` are one job (the producer that means
+//! two jobs sets `message_id`). A retry publishes the job as an envelope carrying that id.
 
 use queue::{Delivery, Envelope};
 use sha2::{Digest, Sha256};

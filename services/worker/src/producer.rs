@@ -1,4 +1,4 @@
-//! `worker produce`: the seed's producer. Publishes `--count` jobs, each confirmed by the broker
+//! `worker produce`: publishes `--count` jobs, each confirmed by the broker
 //! (or committed, embedded) before its id is printed on its own line of stdout.
 
 use std::io::Write;
@@ -10,8 +10,9 @@ use slog::Logger;
 
 use crate::config::ProduceArgs;
 
-/// The seed's task message: `{"id": n, "task": "Tarea n", "timestamp": "…"}`.
-pub fn seed_task(n: u32) -> serde_json::Value {
+/// The default `task` payload, a bare task message:
+/// `{"id": n, "task": "Tarea n", "timestamp": "…"}`.
+pub fn bare_task(n: u32) -> serde_json::Value {
     serde_json::json!({
         "id": n,
         "task": format!("Tarea {n}"),
@@ -28,7 +29,7 @@ pub async fn produce(
     let payload_for = |n: u32| -> anyhow::Result<serde_json::Value> {
         match (&args.payload, args.kind.as_str()) {
             (Some(payload), _) => Ok(payload.clone()),
-            (None, "task") => Ok(seed_task(n)),
+            (None, "task") => Ok(bare_task(n)),
             (None, kind) => anyhow::bail!("--payload is required for jobs of kind {kind:?}"),
         }
     };

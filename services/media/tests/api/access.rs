@@ -249,7 +249,7 @@ async fn rows_from_before_ownership_are_owned_by_nobody_and_only_admins_act_on_t
     old.close().await;
 
     let data_dir = temp_dir("legacy");
-    let mut options = media_service::MediaOptions::embedded(&data_dir);
+    let mut options = media_service::Settings::embedded(&data_dir);
     options.media.signing_key = Some(crate::helpers::SIGNING_KEY.to_owned());
     let app = start_on(database_url, data_dir, options, None).await;
     app.store

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use media_service::{Application, DEFAULT_PORT, MediaOptions, NAME, signing::UrlSigner};
+use media_service::{Application, DEFAULT_PORT, NAME, Settings, signing::UrlSigner};
 use reqwest::{Method, Response};
 use runtime::{config::DatabaseUrl, telemetry::test_logger};
 use serde_json::Value;
@@ -57,7 +57,7 @@ pub struct TestApp {
     /// The server and its client.
     pub service: TestService,
     /// What it was started with.
-    pub options: MediaOptions,
+    pub options: Settings,
     /// The S3 server, for S3 instances.
     pub s3: Option<S3Server>,
     /// A second handle on the same store, to look at objects.
@@ -88,10 +88,10 @@ pub async fn spawn_app(backend: TestBackend, store: Store) -> TestApp {
 pub async fn spawn_with(
     backend: TestBackend,
     store: Store,
-    adjust: impl FnOnce(&mut MediaOptions),
+    adjust: impl FnOnce(&mut Settings),
 ) -> TestApp {
     let data_dir = temp_dir("data");
-    let mut options = MediaOptions::embedded(&data_dir);
+    let mut options = Settings::embedded(&data_dir);
     options.media.signing_key = Some(SIGNING_KEY.to_owned());
     let s3 = match store {
         Store::Fs => None,
@@ -109,7 +109,7 @@ pub async fn spawn_with(
 pub async fn start(
     backend: TestBackend,
     data_dir: PathBuf,
-    options: MediaOptions,
+    options: Settings,
     s3: Option<S3Server>,
 ) -> TestApp {
     let database_url = fresh_database(backend)
@@ -122,7 +122,7 @@ pub async fn start(
 pub async fn start_on(
     database_url: DatabaseUrl,
     data_dir: PathBuf,
-    options: MediaOptions,
+    options: Settings,
     s3: Option<S3Server>,
 ) -> TestApp {
     let settings = service_settings(NAME, DEFAULT_PORT, database_url);
@@ -435,7 +435,7 @@ impl S3Server {
     }
 
     /// Points `options` at this server.
-    pub fn configure(&self, options: &mut MediaOptions) {
+    pub fn configure(&self, options: &mut Settings) {
         options.store.media_store = StoreKind::S3;
         options.store.s3_endpoint = Some(self.endpoint.clone());
         options.store.s3_bucket = Some(self.bucket.clone());

@@ -279,7 +279,7 @@ async fn readiness_names_the_store_and_the_queue_and_the_openapi_document_is_ser
 #[tokio::test]
 async fn a_generated_signing_key_survives_a_restart() {
     let data_dir = crate::helpers::temp_dir("restart");
-    let options = media_service::MediaOptions::embedded(&data_dir);
+    let options = media_service::Settings::embedded(&data_dir);
     let app =
         crate::helpers::start(TestBackend::Sqlite, data_dir.clone(), options.clone(), None).await;
     let file = app.upload_ok("a.txt", b"kept across restarts").await;

@@ -260,7 +260,7 @@ async fn an_unreachable_s3_is_a_503_and_readyz_names_the_store() {
 #[tokio::test]
 async fn a_missing_bucket_stops_the_start_when_creation_is_disabled() {
     let s3 = S3Server::start();
-    let mut options = media_service::MediaOptions::embedded(&crate::helpers::temp_dir("nobucket"));
+    let mut options = media_service::Settings::embedded(&crate::helpers::temp_dir("nobucket"));
     s3.configure(&mut options);
     options.store.s3_create_bucket = false;
     let database_url = testing::fresh_database(TestBackend::Sqlite)

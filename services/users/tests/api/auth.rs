@@ -203,7 +203,7 @@ async fn a_wrong_password_and_an_unknown_email_answer_alike(backend: TestBackend
     let unknown: Value = unknown.json().await.expect("JSON");
     assert_eq!(wrong, unknown);
     assert_eq!(wrong["error"]["code"], "unauthorized");
-    // The seed's demo rows have no password: they cannot log in.
+    // The demo rows have no password: they cannot log in.
     let app_with_demo = app;
     send(
         &app_with_demo,

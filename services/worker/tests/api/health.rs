@@ -4,7 +4,7 @@ use queue::QueueArgs;
 use testing::error_code;
 
 use crate::{
-    helpers::{Broker, TestBroker, quick, spawn_worker, spawn_worker_with, worker_options},
+    helpers::{Broker, TestBroker, quick, spawn_worker, spawn_worker_with, worker_settings},
     on_every_broker,
 };
 
@@ -30,13 +30,13 @@ async fn the_worker_is_ready_when_its_queue_answers(kind: Broker) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_is_503_naming_the_queue_while_the_broker_is_unreachable() {
     let broker = TestBroker::new(Broker::RabbitMq).await;
-    let mut options = worker_options(&broker, quick());
-    options.queue = QueueArgs {
+    let mut settings = worker_settings(&broker, quick());
+    settings.queue = QueueArgs {
         amqp_url: Some("amqp://guest:guest@127.0.0.1:1/%2f".to_owned()),
         ..broker.args.clone()
     };
     // The worker starts anyway (the broker may come back) and says it is not ready.
-    let worker = spawn_worker_with(options, &broker).await;
+    let worker = spawn_worker_with(settings, &broker).await;
     assert_eq!(worker.service.get("/healthz").await.status(), 200);
     let response = worker.service.get("/readyz").await;
     assert_eq!(response.status(), 503);

@@ -18,7 +18,7 @@ use runtime::{config::DatabaseUrl, telemetry::test_logger};
 use store::{ObjectStore, StoreArgs};
 use testing::{TestBackend, TestService, fresh_database, metric_value, service_settings};
 use worker::{
-    Application, DEFAULT_PORT, NAME, WorkerOptions,
+    Application, DEFAULT_PORT, NAME, Settings,
     config::{ProcessingArgs, ThumbnailArgs},
     repository::Repository,
 };
@@ -169,8 +169,8 @@ pub fn worker_database_url(broker: &TestBroker) -> DatabaseUrl {
 }
 
 /// What a worker of `broker` runs with.
-pub fn worker_options(broker: &TestBroker, processing: ProcessingArgs) -> WorkerOptions {
-    WorkerOptions {
+pub fn worker_settings(broker: &TestBroker, processing: ProcessingArgs) -> Settings {
+    Settings {
         queue: broker.args.clone(),
         store: StoreArgs::embedded(&broker.dir),
         processing,
@@ -180,16 +180,16 @@ pub fn worker_options(broker: &TestBroker, processing: ProcessingArgs) -> Worker
 
 /// A worker consuming `broker`'s queue, with its database and store in the scratch directory.
 pub async fn spawn_worker(broker: &TestBroker, processing: ProcessingArgs) -> TestWorker {
-    spawn_worker_with(worker_options(broker, processing), broker).await
+    spawn_worker_with(worker_settings(broker, processing), broker).await
 }
 
-/// A worker with these options (database and store in `broker`'s scratch directory).
-pub async fn spawn_worker_with(options: WorkerOptions, broker: &TestBroker) -> TestWorker {
+/// A worker with these settings (database and store in `broker`'s scratch directory).
+pub async fn spawn_worker_with(worker: Settings, broker: &TestBroker) -> TestWorker {
     let url = worker_database_url(broker);
     let settings = service_settings(NAME, DEFAULT_PORT, url.clone());
-    let store_args = options.store.clone();
+    let store_args = worker.store.clone();
     let service = TestService::start(settings, test_logger(NAME), |settings, logger| {
-        Application::build(settings, options, logger)
+        Application::build(settings, worker, logger)
     })
     .await;
     let database = Database::connect(&url, worker::migrations())

@@ -8,7 +8,7 @@ use worker::config::ProcessingArgs;
 use crate::{
     helpers::{
         Broker, ChaosProxy, TestBroker, WorkerProcess, eventually, quick, spawn_worker,
-        spawn_worker_with, task, worker_options,
+        spawn_worker_with, task, worker_settings,
     },
     on_every_broker,
 };
@@ -212,7 +212,7 @@ async fn the_worker_and_producers_recover_from_broker_outages_losing_nothing() {
         amqp_url: Some(proxy.url()),
         ..broker.args.clone()
     };
-    let mut options = worker_options(
+    let mut settings = worker_settings(
         &broker,
         ProcessingArgs {
             prefetch: 20,
@@ -220,8 +220,8 @@ async fn the_worker_and_producers_recover_from_broker_outages_losing_nothing() {
             ..quick()
         },
     );
-    options.queue = through_proxy.clone();
-    let worker = spawn_worker_with(options, &broker).await;
+    settings.queue = through_proxy.clone();
+    let worker = spawn_worker_with(settings, &broker).await;
     let producer = JobQueue::connect(&through_proxy, runtime::telemetry::test_logger("producer"))
         .await
         .expect("a producer through the proxy");
