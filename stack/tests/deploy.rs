@@ -57,9 +57,20 @@ fn workspace_binaries() -> Vec<String> {
     let members = workspace["workspace"]["members"]
         .as_array()
         .expect("members");
+    // A member ending in `/*` names every folder below it (the building-block crates).
+    let dirs = members.iter().flat_map(|member| {
+        let member = member.as_str().expect("a path");
+        match member.strip_suffix("/*") {
+            Some(parent) => std::fs::read_dir(root().join(parent))
+                .expect("the members' folder")
+                .map(|entry| entry.expect("an entry").path())
+                .filter(|path| path.join("Cargo.toml").exists())
+                .collect::<Vec<_>>(),
+            None => vec![root().join(member)],
+        }
+    });
     let mut binaries = Vec::new();
-    for member in members {
-        let dir = root().join(member.as_str().expect("a path"));
+    for dir in dirs {
         let manifest: toml::Table = toml::from_str(
             &std::fs::read_to_string(dir.join("Cargo.toml")).expect("member manifest"),
         )

@@ -13,11 +13,12 @@ use bytes::Bytes;
 use serde::{Serialize, de::DeserializeOwned};
 
 use cache::{Cache, CacheStatus, Entry};
+use db::Database;
 
 use crate::{
     ApiError,
     pagination::{
-        ListPage, ListQuery, ListRequest, TOTAL_COUNT_HEADER, Total, links, list_response,
+        ListPage, ListQuery, ListRequest, PageSql, TOTAL_COUNT_HEADER, Total, links, list_response,
     },
 };
 
@@ -263,6 +264,35 @@ impl<T: Table> Resource<T> {
     }
 }
 
+/// One keyset page of the rows of `table` by their `id` column ([`ListPage::sql`]), each read
+/// as an `R`: what a [`Table::page`] over a whole table runs. `columns` and `table` are the
+/// caller's constants, never input.
+pub async fn select_page<R>(
+    database: &Database,
+    columns: &'static str,
+    table: &'static str,
+    page: &ListPage,
+) -> Result<Vec<R>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    let PageSql {
+        condition,
+        tail,
+        binds,
+    } = page.sql("id", 1);
+    let filter = condition.map(|condition| format!("WHERE {condition}"));
+    let sql = format!(
+        "SELECT {columns} FROM {table} {} {tail}",
+        filter.unwrap_or_default()
+    );
+    let mut query = sqlx::query_as::<_, R>(sqlx::AssertSqlSafe(sql));
+    for value in binds {
+        query = query.bind(value);
+    }
+    query.fetch_all(database.pool()).await
+}
+
 /// The header that says whether a read was a cache hit.
 pub const CACHE_STATUS_HEADER: actix_web::http::header::HeaderName =
     actix_web::http::header::HeaderName::from_static("x-cache");
@@ -304,7 +334,7 @@ impl<T: Table + Clone + Send + Sync + 'static> TableService<T> {
         logger: slog::Logger,
         migrations: db::Migrations,
         (name, path): (&'static str, &'static str),
-        table: impl FnOnce(db::Database) -> T,
+        table: impl FnOnce(Database) -> T,
         routes: fn(&mut actix_web::web::ServiceConfig, actix_web::web::Data<Resource<T>>),
     ) -> anyhow::Result<Self> {
         let context = crate::service::ServiceContext::open(&settings, migrations, logger).await?;

@@ -3,8 +3,8 @@
 
 use db::{Database, placeholders, timestamp_now};
 use server::{
-    crud::Table,
-    pagination::{ListPage, PageSql},
+    crud::{Table, select_page},
+    pagination::ListPage,
 };
 use sqlx::AssertSqlSafe;
 
@@ -58,22 +58,13 @@ impl Table for ProductRepository {
 
     /// One page by id (the primary key's index serves every seek).
     async fn page(&self, page: &ListPage) -> Result<Vec<Product>, ProductError> {
-        let PageSql {
-            condition,
-            tail,
-            binds,
-        } = page.sql("id", 1);
-        let filter = condition.map(|condition| format!("WHERE {condition}"));
-        let sql = format!(
-            "SELECT {COLUMNS} FROM products {} {tail}",
-            filter.unwrap_or_default()
-        );
-        let mut query = sqlx::query_as::<_, ProductRow>(AssertSqlSafe(sql));
-        for value in binds {
-            query = query.bind(value);
-        }
-        let rows = query.fetch_all(self.database.pool()).await?;
-        Ok(rows.into_iter().map(Product::from).collect())
+        Ok(
+            select_page::<ProductRow>(&self.database, COLUMNS, "products", page)
+                .await?
+                .into_iter()
+                .map(Product::from)
+                .collect(),
+        )
     }
 
     /// Every product, counted.

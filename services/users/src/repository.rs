@@ -3,8 +3,8 @@
 
 use db::{Database, is_unique_violation, placeholders, timestamp_now};
 use server::{
-    crud::Table,
-    pagination::{ListPage, PageSql},
+    crud::{Table, select_page},
+    pagination::ListPage,
 };
 use sqlx::AssertSqlSafe;
 
@@ -78,22 +78,7 @@ impl Table for UserRepository {
 
     /// One page by id (the primary key's index serves every seek).
     async fn page(&self, page: &ListPage) -> Result<Vec<User>, UserError> {
-        let PageSql {
-            condition,
-            tail,
-            binds,
-        } = page.sql("id", 1);
-        let filter = condition.map(|condition| format!("WHERE {condition}"));
-        let sql = format!(
-            "SELECT {COLUMNS} FROM users {} {tail}",
-            filter.unwrap_or_default()
-        );
-        let mut query = sqlx::query_as::<_, User>(AssertSqlSafe(sql));
-        for value in binds {
-            query = query.bind(value);
-        }
-        let rows = query.fetch_all(self.database.pool()).await?;
-        Ok(rows)
+        Ok(select_page(&self.database, COLUMNS, "users", page).await?)
     }
 
     /// Every user, counted.
