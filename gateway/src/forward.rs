@@ -171,6 +171,48 @@ pub fn upstream_fields<'h, F, I>(
     emit(Upstream::Gateway("x-request-id", request_id));
 }
 
+/// A message whose `Content-Length` fields cannot frame its body (RFC 9112 §6.3): a value
+/// other than digits, or values that disagree. Both paths answer such a request 400.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UnframedBody;
+
+impl UnframedBody {
+    /// The 400 answer's message.
+    pub const MESSAGE: &'static str =
+        "the request's Content-Length is not one number (RFC 9112 §6.3)";
+}
+
+/// A message body's length by its fields (a client's request, whose upstream head states it;
+/// an upstream's response): none beside a `Transfer-Encoding` (the body goes by its codings,
+/// RFC 9112 §6.3), else the one number every `Content-Length` gives (each value digits only,
+/// all agreeing), none without one.
+pub fn body_length<'h, F: Field<'h>>(
+    fields: impl IntoIterator<Item = F>,
+) -> Result<Option<u64>, UnframedBody> {
+    let mut length = None;
+    let mut chunked = false;
+    for field in fields {
+        let name = field.name();
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = true;
+        } else if name.eq_ignore_ascii_case("content-length") {
+            let value = field.value();
+            let number = std::str::from_utf8(value)
+                .ok()
+                .filter(|text| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()))
+                .and_then(|text| text.parse::<u64>().ok())
+                .ok_or(UnframedBody)?;
+            if length
+                .replace(number)
+                .is_some_and(|earlier| earlier != number)
+            {
+                return Err(UnframedBody);
+            }
+        }
+    }
+    Ok(if chunked { None } else { length })
+}
+
 /// The values of every `Connection` field among `fields`.
 pub fn connection_values<'h, F: Field<'h>>(fields: impl IntoIterator<Item = F>) -> Vec<&'h [u8]> {
     fields
@@ -451,6 +493,51 @@ mod tests {
                 "x-forwarded-host: h.example",
                 "x-request-id: id",
             ]
+        );
+    }
+
+    fn length_of(raw: &[(&'static str, &'static str)]) -> Result<Option<u64>, UnframedBody> {
+        let fields: Vec<httparse::Header<'static>> = raw
+            .iter()
+            .map(|(name, value)| httparse::Header {
+                name,
+                value: value.as_bytes(),
+            })
+            .collect();
+        body_length(fields.iter())
+    }
+
+    #[test]
+    fn the_body_length_is_one_number_of_digits() {
+        assert_eq!(length_of(&[]), Ok(None));
+        assert_eq!(length_of(&[("Content-Length", "3")]), Ok(Some(3)));
+        assert_eq!(
+            length_of(&[("content-length", "3"), ("CONTENT-LENGTH", "3")]),
+            Ok(Some(3))
+        );
+        for hostile in [
+            "+3",
+            "-3",
+            "3 ",
+            "",
+            "0x3",
+            "3, 3",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(
+                length_of(&[("content-length", hostile)]),
+                Err(UnframedBody),
+                "{hostile:?}"
+            );
+        }
+        assert_eq!(
+            length_of(&[("content-length", "3"), ("content-length", "4")]),
+            Err(UnframedBody)
+        );
+        assert_eq!(
+            length_of(&[("Transfer-Encoding", "chunked"), ("content-length", "3")]),
+            Ok(None),
+            "chunks frame the body"
         );
     }
 

@@ -567,20 +567,6 @@ fn ends_head(bytes: &[u8], from: usize) -> bool {
     })
 }
 
-/// Takes one `Content-Length` field into `length`: `Err` for a value that is not a number, or
-/// that disagrees with an earlier field (RFC 9112 §6.3: the message cannot be framed).
-fn add_content_length(length: &mut Option<u64>, value: &[u8]) -> Result<(), ()> {
-    let value = std::str::from_utf8(value)
-        .ok()
-        .filter(|text| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()))
-        .and_then(|text| text.parse::<u64>().ok())
-        .ok_or(())?;
-    match length.replace(value) {
-        Some(earlier) if earlier != value => Err(()),
-        _ => Ok(()),
-    }
-}
-
 /// Appends `name: value` and CRLF.
 fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);

@@ -9,13 +9,13 @@ use std::{net::SocketAddr, ops::Range, time::Instant};
 use http::{HeaderValue, Method, StatusCode};
 use runtime::network::client_address_among as client_address;
 
-use super::{MAX_DIRECT_BODY, Request, add_content_length, push_field};
+use super::{MAX_DIRECT_BODY, Request, push_field};
 use crate::{
     access::AccessRecord,
     context::Shared,
     forward::{
-        ClientHead, MAX_REQUEST_FIELDS, Upstream, head_size, request_id, upstream_fields,
-        upstream_target,
+        ClientHead, MAX_REQUEST_FIELDS, UnframedBody, Upstream, body_length, head_size, request_id,
+        upstream_fields, upstream_target,
     },
     headers::tokens,
     routing::Route,
@@ -162,7 +162,7 @@ fn parse<'f, 'h>(
 struct Checked<'h> {
     /// Its one non-empty `Host`.
     host: &'h [u8],
-    /// Its body's length: its `Content-Length` (every one agreeing).
+    /// Its body's length ([`body_length`]).
     content_length: Option<u64>,
     /// Its `Connection` says `close`.
     client_close: bool,
@@ -178,7 +178,7 @@ struct Checked<'h> {
 
 /// The framing check: `Err(())` (hyper takes the request) for a body framed other than by one
 /// length (`Transfer-Encoding`), an `Expect` or an `Upgrade`, no `Host` or two or an empty
-/// one, `Content-Length`s that disagree, a `Connection` naming the framing or the target, or a
+/// one, `Content-Length`s that cannot frame the body ([`body_length`]), a `Connection` naming the framing or the target, or a
 /// repeated `Authorization`. `inbound` is the buffer the fields were parsed from.
 fn check_fields<'h>(fields: &[httparse::Header<'h>], inbound: &[u8]) -> Result<Checked<'h>, ()> {
     let mut host = None;
@@ -202,8 +202,6 @@ fn check_fields<'h>(fields: &[httparse::Header<'h>], inbound: &[u8]) -> Result<C
             if host.replace(field.value).is_some() {
                 return Err(());
             }
-        } else if name.eq_ignore_ascii_case("content-length") {
-            add_content_length(&mut checked.content_length, field.value)?;
         } else if name.eq_ignore_ascii_case("connection") {
             for token in tokens(field.value) {
                 checked.client_close |= token.eq_ignore_ascii_case(b"close");
@@ -233,6 +231,8 @@ fn check_fields<'h>(fields: &[httparse::Header<'h>], inbound: &[u8]) -> Result<C
             }
         }
     }
+    // Lengths that cannot frame the body: hyper's path answers the 400.
+    checked.content_length = body_length(fields.iter()).map_err(|UnframedBody| ())?;
     // No `Host`, or an empty one: hyper's path answers the 400.
     checked.host = host.filter(|host| !host.is_empty()).ok_or(())?;
     Ok(checked)

@@ -9,9 +9,11 @@ use tokio::{
     net::TcpStream,
 };
 
-use super::{MAX_RESPONSE_FIELDS, add_content_length, chunked::ChunkedScanner, push_field};
+use super::{MAX_RESPONSE_FIELDS, chunked::ChunkedScanner, push_field};
 use crate::{
-    forward::{asks_to_close, carries_no_body, connection_values, passes_response_field},
+    forward::{
+        asks_to_close, body_length, carries_no_body, connection_values, passes_response_field,
+    },
     headers::TransferCodings,
 };
 
@@ -196,7 +198,8 @@ pub fn parse_response_head(bytes: &[u8]) -> Result<Option<ResponseHead>, HeadErr
     let connection = connection_values(parsed.headers.iter());
     // A body that ends with the connection also ends its reuse: `relay_response` says so.
     let keep_alive = parsed.version == Some(1) && !asks_to_close(&connection);
-    let mut content_length: Option<u64> = None;
+    let mut content_length =
+        body_length(parsed.headers.iter()).map_err(|_| HeadError::InvalidLength)?;
     let mut transfer_encoding: Vec<&[u8]> = Vec::new();
     let mut dated = false;
     let mut kept = Vec::with_capacity(parsed.headers.len());
@@ -207,8 +210,6 @@ pub fn parse_response_head(bytes: &[u8]) -> Result<Option<ResponseHead>, HeadErr
             continue;
         }
         if name.eq_ignore_ascii_case("content-length") {
-            add_content_length(&mut content_length, field.value)
-                .map_err(|()| HeadError::InvalidLength)?;
             continue;
         }
         dated |= name.eq_ignore_ascii_case("date");

@@ -15,12 +15,12 @@ use http::{
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use super::{content_length, error};
+use super::error;
 use crate::{
     access::AccessRecord,
     body::{FirstFrame, GatewayBody, Lease, first_frame},
     context::ThreadContext,
-    forward::{UpstreamFailure, retries_stale, strip_response_fields},
+    forward::{UpstreamFailure, body_length, retries_stale, strip_response_fields},
     framing::{reframe, watch_interim},
     headers::REQUEST_ID,
     pool::Connection,
@@ -256,10 +256,12 @@ async fn respond(
     *response.version_mut() = http::Version::HTTP_11;
     let (parts, mut body) = response.into_parts();
     let handshake = if opening && status == StatusCode::OK {
-        route
-            .sessions
-            .as_ref()
-            .zip(content_length(&parts.headers).filter(|length| *length <= MAX_HANDSHAKE_BYTES))
+        route.sessions.as_ref().zip(
+            body_length(&parts.headers)
+                .ok()
+                .flatten()
+                .filter(|length| *length <= MAX_HANDSHAKE_BYTES),
+        )
     } else {
         None
     };

@@ -20,7 +20,7 @@ use std::{
 use governor::clock::Clock;
 use http::{
     HeaderName, HeaderValue, Request, Response, StatusCode,
-    header::{AUTHORIZATION, CONTENT_LENGTH, RETRY_AFTER, TRANSFER_ENCODING, USER_AGENT},
+    header::{AUTHORIZATION, RETRY_AFTER, USER_AGENT},
 };
 use hyper::body::Incoming;
 use runtime::network::client_address_among as client_address;
@@ -30,8 +30,8 @@ use crate::{
     body::GatewayBody,
     context::ThreadContext,
     forward::{
-        ADDED_FIELDS, ClientHead, ErrorAnswer, MAX_REQUEST_FIELDS, Upstream, head_size, request_id,
-        upstream_fields, upstream_target,
+        ADDED_FIELDS, ClientHead, ErrorAnswer, MAX_REQUEST_FIELDS, UnframedBody, Upstream,
+        body_length, head_size, request_id, upstream_fields, upstream_target,
     },
     framing::{check_target, client_host},
     headers::{REQUEST_ID, X_FORWARDED_FOR, is_upgrade},
@@ -107,6 +107,13 @@ pub async fn handle(
         let message = "a request needs a Host (RFC 9112 §3.2)";
         return Ok(error(StatusCode::BAD_REQUEST, message, access));
     }
+    let Ok(body_length) = body_length(request.headers()) else {
+        return Ok(error(
+            StatusCode::BAD_REQUEST,
+            UnframedBody::MESSAGE,
+            access,
+        ));
+    };
     let route = shared.routes.find(request.uri().path()).cloned();
     if let Some(route) = &route {
         access.route = route.prefix.clone();
@@ -145,7 +152,7 @@ pub async fn handle(
         return Ok(error(StatusCode::NOT_FOUND, &message, access));
     };
     if let Some(limit) = route.max_body_bytes
-        && content_length(request.headers()).is_some_and(|length| length > limit)
+        && body_length.is_some_and(|length| length > limit)
     {
         let message = format!("the request body is larger than {limit} bytes");
         return Ok(error(StatusCode::PAYLOAD_TOO_LARGE, &message, access));
@@ -154,7 +161,8 @@ pub async fn handle(
     let affinity = Affinity::of(route.sessions.as_ref(), request.uri().query());
     let upgrade = is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-    let upstream_request = match upstream_request(request, &route, client, &request_id) {
+    let upstream_request = match upstream_request(request, body_length, &route, client, &request_id)
+    {
         Ok(upstream_request) => upstream_request,
         Err(message) => return Ok(error(StatusCode::BAD_REQUEST, &message, access)),
     };
@@ -189,6 +197,7 @@ fn request_head_size<B>(request: &Request<B>) -> usize {
 /// client's head and the route.
 fn upstream_request(
     request: Request<Incoming>,
+    body_length: Option<u64>,
     route: &Route,
     client_ip: IpAddr,
     request_id: &HeaderValue,
@@ -210,17 +219,10 @@ fn upstream_request(
             .parse()
             .map_err(|error| format!("invalid request target: {error}"))?,
     };
-    // hyper lets a request in only when its `Content-Length` values agree; beside a
-    // `Transfer-Encoding` there is none (hyper frames the body by its chunks).
-    let content_length = if parts.headers.contains_key(TRANSFER_ENCODING) {
-        None
-    } else {
-        content_length(&parts.headers)
-    };
     let head = ClientHead {
         fields: &parts.headers,
         host: host.as_bytes(),
-        content_length,
+        content_length: body_length,
         upgrade: is_upgrade(&parts.headers),
     };
     let mut headers = http::HeaderMap::with_capacity(parts.headers.len() + ADDED_FIELDS);
@@ -250,14 +252,6 @@ fn upstream_request(
     *upstream.uri_mut() = target;
     *upstream.headers_mut() = headers;
     Ok(upstream)
-}
-
-/// A head's `Content-Length`, when it has one number.
-fn content_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse().ok())
 }
 
 /// A JSON error response of docs/contracts.md, logged.

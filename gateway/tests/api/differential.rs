@@ -88,6 +88,7 @@ const CASES: &[(&str, &[u8], &[u8], u16)] = &[
     ("differing lengths", GET, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok", 502),
     ("a status below 100", GET, b"HTTP/1.1 099 Odd\r\n\r\n", 502),
     ("not HTTP", GET, b"SSH-2.0-OpenSSH\r\n\r\n", 502),
+    ("a Content-Length list", b"POST /a HTTP/1.1\r\nHost: h\r\nX-Request-Id: diff\r\nContent-Length: 3, 3\r\nConnection: close\r\n\r\nabc", OK, 400),
     ("no Host", b"GET /a HTTP/1.1\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", OK, 400),
     ("two Hosts", b"GET /a HTTP/1.1\r\nHost: a\r\nHost: b\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", OK, 400),
     ("CONNECT", b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", OK, 405),
