@@ -12,7 +12,8 @@ use tokio::{
 use super::{MAX_RESPONSE_FIELDS, chunked::ChunkedScanner, push_field};
 use crate::{
     forward::{
-        asks_to_close, body_length, carries_no_body, connection_values, passes_response_field,
+        asks_to_close, body_length, carries_no_body, connection_values, is_unasked_interim,
+        passes_response_field,
     },
     headers::TransferCodings,
 };
@@ -152,7 +153,8 @@ pub(super) async fn read_response_head(
     loop {
         if !bytes.is_empty() {
             match parse_response_head(bytes)? {
-                Some(head) if (100..200).contains(&head.status) => {
+                // The direct path takes no `Expect` (hyper's does): no interim response is asked.
+                Some(head) if is_unasked_interim(head.status, false) => {
                     return Err(HeadError::Interim(head.status));
                 }
                 Some(head) => return Ok(head),
