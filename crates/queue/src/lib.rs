@@ -29,7 +29,7 @@
 //! The names are docs/contracts.md's ("Messaging"); [`QueueArgs::queue`] and
 //! [`QueueArgs::exchange`] change them (tests use unique names).
 //!
-//! Shape beyond CONTRACTS: `enqueue` takes the job kind, its payload and the request id;
+//! `enqueue` takes the job kind, its payload and the request id;
 //! [`JobQueue::publish_raw`] sends a body that need not be an envelope (tools, tests of
 //! malformed messages); [`Delivery::retry`], [`Delivery::dead_letter`] and [`Delivery::requeue`]
 //! settle a delivery other than by [`Delivery::ack`], and [`Delivery::extend_lease`] keeps a
@@ -113,11 +113,6 @@ impl QueueArgs {
         self.queue = queue.to_owned();
         self.exchange = exchange.to_owned();
         self
-    }
-
-    /// The name of the dead-letter queue.
-    pub fn dead_queue(&self) -> String {
-        dead_queue_name(&self.queue)
     }
 }
 

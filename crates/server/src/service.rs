@@ -1,4 +1,5 @@
-//! The actix-web server every REST service runs, with the shared pieces wired in.
+//! The actix-web server every REST service runs, with the building blocks (database, cache,
+//! token verifier, metrics) wired in.
 //!
 //! A service builds [`ServiceSettings`] from its flags, opens its [`ServiceContext`] (database,
 //! cache, metrics, logger), and hands its routes to [`HttpService::bind`]. Tests change the

@@ -1,8 +1,7 @@
 //! Object storage for uploaded media and derived files (thumbnails): a directory on local disk
 //! (`MEDIA_STORE=fs`, the embedded default) or an S3-compatible bucket (`MEDIA_STORE=s3`).
 //!
-//! Owner: the media engineer (media-service writes, the worker reads and writes thumbnails).
-//! The API follows docs of the contracts between crates:
+//! media-service writes objects; the worker reads them and writes thumbnails.
 //!
 //! - [`StoreArgs`] (flattened into a service's clap `Config`; [`StoreArgs::embedded`] for the
 //!   stack and tests) → [`ObjectStore::connect`].
@@ -22,9 +21,8 @@
 //! that could leave the store's root on fs (`..`, absolute paths, backslashes, control
 //! characters, components starting with `.`).
 //!
-//! Changes from the contracts file: the streaming put is [`ObjectStore::stage`] +
-//! [`StagedObject::commit`] (the content type is given at commit, once the bytes decided it);
-//! credentials are also flags (`--aws-access-key-id`, `--aws-secret-access-key`) read from the
+//! The content type of a streamed object is given at [`StagedObject::commit`], once the bytes
+//! decided it; credentials are also flags (`--aws-access-key-id`, `--aws-secret-access-key`) read from the
 //! same variables; `S3_CREATE_BUCKET=false` disables creating the bucket at start.
 
 use std::{

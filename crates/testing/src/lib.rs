@@ -1,4 +1,8 @@
-//! Test support (feature `testing`): a fresh, empty database for each test, on either engine.
+//! Test support for the platform's tests: a fresh, empty database for each test on either
+//! engine ([`fresh_database`]), a service running on port 0 ([`TestService`], [`TestServer`]),
+//! a relay that cuts a backend under a live client ([`TcpSwitch`]), readers of metrics and
+//! `Link` headers, PostgreSQL plans ([`index_plan`], [`assert_index_plan`]), a capturing
+//! logger, and test signing keys with user and admin tokens.
 //!
 //! PostgreSQL is reached through `TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each test gets its own database named
