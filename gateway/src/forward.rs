@@ -286,6 +286,14 @@ pub fn request_id(client: Option<&[u8]>) -> HeaderValue {
         .unwrap_or_else(new_request_id)
 }
 
+/// Every response's `X-Request-Id` field, its lower-case name and its value (docs/contracts.md):
+/// the request's id, on the gateway's own answers and the upstream's alike (the upstream's own
+/// is dropped, [`passes_response_field`]). The value comes back as it was given, so each path
+/// keeps its own form of it.
+pub fn response_request_id<V>(request_id: V) -> (&'static str, V) {
+    ("x-request-id", request_id)
+}
+
 /// A new request id: a UUID.
 fn new_request_id() -> HeaderValue {
     HeaderValue::from_bytes(
@@ -439,7 +447,7 @@ impl ErrorAnswer {
     ) -> impl Iterator<Item = (&'static str, &'a [u8])> {
         [
             Some(("content-type", &b"application/json"[..])),
-            Some(("x-request-id", request_id)),
+            Some(response_request_id(request_id)),
             self.challenge
                 .map(|challenge| ("www-authenticate", challenge.as_bytes())),
         ]

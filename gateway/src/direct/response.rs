@@ -13,7 +13,7 @@ use super::{MAX_RESPONSE_FIELDS, chunked::ChunkedScanner, push_field};
 use crate::{
     forward::{
         asks_to_close, body_length, carries_no_body, connection_values, is_unasked_interim,
-        passes_response_field,
+        passes_response_field, response_request_id,
     },
     headers::TransferCodings,
 };
@@ -137,7 +137,8 @@ impl ResponseHead {
             out.extend_from_slice(super::http_date().as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        push_field(out, b"x-request-id", request_id.as_bytes());
+        let (name, value) = response_request_id(request_id.as_bytes());
+        push_field(out, name.as_bytes(), value);
         if close {
             out.extend_from_slice(b"connection: close\r\n");
         }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use http::{
-    HeaderValue, Request, Response, StatusCode,
+    HeaderName, HeaderValue, Request, Response, StatusCode,
     header::{CONNECTION, TRANSFER_ENCODING},
 };
 use hyper::body::Incoming;
@@ -20,9 +20,10 @@ use crate::{
     access::AccessRecord,
     body::{FirstFrame, GatewayBody, Lease, first_frame},
     context::ThreadContext,
-    forward::{UpstreamFailure, body_length, retries_stale, strip_response_fields},
+    forward::{
+        UpstreamFailure, body_length, response_request_id, retries_stale, strip_response_fields,
+    },
     framing::{reframe, watch_interim},
-    headers::REQUEST_ID,
     pool::Connection,
     request_body::{BodyTooLarge, ClientBodyError, RequestBody, RequestProgress},
     routing::Route,
@@ -209,9 +210,10 @@ async fn respond(
     if let Some(codings) = codings {
         response.headers_mut().insert(TRANSFER_ENCODING, codings);
     }
+    let (name, value) = response_request_id(access.request_id.clone());
     response
         .headers_mut()
-        .insert(REQUEST_ID, access.request_id.clone());
+        .insert(HeaderName::from_static(name), value);
     if !switching && !request.completed() {
         // An early answer, the request body still coming: the connection closes after it
         // (the rest of the body is not forwarded, [`RequestProgress::abandon`]).

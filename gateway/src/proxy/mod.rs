@@ -31,7 +31,7 @@ use crate::{
     context::ThreadContext,
     forward::{
         ADDED_FIELDS, ClientHead, ErrorAnswer, MAX_REQUEST_FIELDS, UnframedBody, Upstream,
-        body_length, head_size, request_id, upstream_fields, upstream_target,
+        body_length, head_size, request_id, response_request_id, upstream_fields, upstream_target,
     },
     framing::{check_target, client_host},
     headers::{REQUEST_ID, X_FORWARDED_FOR, is_upgrade},
@@ -289,9 +289,10 @@ fn finish_local(
     access.bytes = hyper::body::Body::size_hint(response.body())
         .exact()
         .unwrap_or(0);
+    let (name, value) = response_request_id(access.request_id.clone());
     response
         .headers_mut()
-        .insert(REQUEST_ID, access.request_id.clone());
+        .insert(HeaderName::from_static(name), value);
     access.write();
     response
 }
