@@ -193,9 +193,17 @@ impl ListPage {
         let (next, prev) = match self.seek {
             Seek::Start => (last.filter(|_| more), None),
             Seek::Offset(offset) => (last.filter(|_| more), first.filter(|_| offset > 0)),
-            // The cursor's own row follows a `before` page; one precedes an `after` page.
-            Seek::After(_) => (last.filter(|_| more), first),
-            Seek::Before(_) => (last, first.filter(|_| more)),
+            // The cursor's own row follows a `before` page; one precedes an `after` page. An
+            // empty page (past the end, or rows deleted meanwhile) links back to the cursor's
+            // side from the cursor itself, so a client is never left with no way back.
+            Seek::After(after) => (
+                last.filter(|_| more),
+                first.or(Some(after.saturating_add(1))),
+            ),
+            Seek::Before(before) => (
+                last.or(Some(before.saturating_sub(1))),
+                first.filter(|_| more),
+            ),
             Seek::End => (None, first.filter(|_| more)),
         };
         Window {
@@ -272,9 +280,6 @@ impl ListQuery {
                 "after, before, offset and ids cannot be combined".to_owned(),
             ));
         }
-        if let Some(ids) = self.ids {
-            return parse_ids(&ids).map(ListRequest::Ids);
-        }
         let exact_count = match self.count.as_deref() {
             None => false,
             Some("exact") => true,
@@ -286,6 +291,9 @@ impl ListQuery {
             }
         };
         let limit = checked_limit(self.limit).map_err(ApiError::BadRequest)?;
+        if let Some(ids) = self.ids {
+            return parse_ids(&ids).map(ListRequest::Ids);
+        }
         let seek = if let Some(after) = self.after {
             Seek::After(decode_cursor(scope, &after)?)
         } else if let Some(before) = self.before {
@@ -619,6 +627,40 @@ mod tests {
         let window = empty.window(select(empty), |k| *k);
         assert!(window.items.is_empty());
         assert_eq!((window.next, window.prev), (None, None));
+    }
+
+    #[test]
+    fn an_empty_cursor_page_links_back_to_its_cursor() {
+        let after = ListPage {
+            limit: 10,
+            seek: Seek::After(40),
+        };
+        let window = after.window(Vec::<i64>::new(), |k| *k);
+        assert_eq!((window.next, window.prev), (None, Some(41)));
+        let before = ListPage {
+            limit: 10,
+            seek: Seek::Before(40),
+        };
+        let window = before.window(Vec::<i64>::new(), |k| *k);
+        assert_eq!((window.next, window.prev), (Some(39), None));
+        let checked = ListQuery {
+            ids: Some("1".to_owned()),
+            count: Some("bogus".to_owned()),
+            ..ListQuery::default()
+        };
+        assert!(matches!(
+            checked.into_request("users"),
+            Err(ApiError::BadRequest(_))
+        ));
+        let checked = ListQuery {
+            ids: Some("1".to_owned()),
+            limit: Some(5000),
+            ..ListQuery::default()
+        };
+        assert!(matches!(
+            checked.into_request("users"),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 
     #[test]

@@ -30,6 +30,12 @@ pub async fn messages(
     history: web::Data<History>,
 ) -> Result<HttpResponse, ApiError> {
     let room = check_room(Some(room.as_str())).map_err(ApiError::BadRequest)?;
+    // `.` and `..` are rooms, but not path segments: clients resolve them away (RFC 3986).
+    if room == "." || room == ".." {
+        return Err(ApiError::BadRequest(
+            "the rooms `.` and `..` have no history URL; read them over the WebSocket".to_owned(),
+        ));
+    }
     let presented = access::Presented::in_header(&request);
     access::identify(&request, &presented, hub.settings().guests).await?;
     let mut query = query.into_inner();

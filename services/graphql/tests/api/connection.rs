@@ -132,9 +132,10 @@ async fn every_post_once_forwards_and_backwards(backend: TestBackend) {
     let data = graphql
         .data(FORWARDS, json!({"first": 5, "after": end}))
         .await;
+    // Past the end: no edges, and the posts before the cursor are still there.
     assert_eq!(
         data["postsConnection"],
-        json!({"edges": [], "pageInfo": {"hasNextPage": false, "hasPreviousPage": false,
+        json!({"edges": [], "pageInfo": {"hasNextPage": false, "hasPreviousPage": true,
                "startCursor": null, "endCursor": null}})
     );
     let data = graphql
