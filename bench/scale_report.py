@@ -23,6 +23,12 @@ def spread(values, digits):
     return f"{fmt.format(median)} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
 
+def thousands(rows):
+    """A row count with a space between thousands (10 000); only the count, so a request's own
+    commas stay."""
+    return f"{int(rows):,}".replace(",", " ")
+
+
 def main():
     path, smallest, largest = sys.argv[1], sys.argv[2], sys.argv[3]
     cases = OrderedDict()
@@ -36,15 +42,15 @@ def main():
     for (engine, _service, request, rows), case in cases.items():
         runs = case["runs"]
         print(
-            f"| {engine} | `{request}` | {int(rows):,} | {spread([r[0] for r in runs], 0)} | "
+            f"| {engine} | `{request}` | {thousands(rows)} | {spread([r[0] for r in runs], 0)} | "
             f"{spread([r[1] for r in runs], 2)} | {spread([r[2] for r in runs], 2)} | "
-            f"{sum(r[3] for r in runs)} |".replace(",", " ")
+            f"{sum(r[3] for r in runs)} |"
         )
 
     print()
-    print(f"Median p50 at {int(largest):,} rows over median p50 at {int(smallest):,} rows:".replace(",", " "))
+    print(f"Median p50 at {thousands(largest)} rows over median p50 at {thousands(smallest)} rows:")
     print()
-    print("| engine | request | p50 small | p50 large | ratio | aim | met |")
+    print(f"| engine | request | p50 at {thousands(smallest)} | p50 at {thousands(largest)} | ratio | aim | met |")
     print("|---|---|---|---|---|---|---|")
     missed = 0
     for (engine, service, request, rows), case in cases.items():
