@@ -10,7 +10,7 @@ use anyhow::Context;
 use backon::{ConstantBuilder, Retryable};
 use sqlx::{AnyPool, Executor, any::AnyPoolOptions, migrate::Migrator};
 
-use runtime::config::DatabaseUrl;
+use runtime::DatabaseUrl;
 
 /// Which engine a [`Database`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -230,7 +230,7 @@ fn parse_redis_url(url: &str) -> Result<String, String> {
 ///
 /// `--help` and `--version` print and exit 0; any other problem prints one line that names the
 /// environment variable (and flag) at fault and exits 2.
-pub fn parse<T: Parser>() -> T {
+pub fn parse_args<T: Parser>() -> T {
     match T::try_parse() {
         Ok(parsed) => parsed,
         Err(error) => {

@@ -3,27 +3,37 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`config`] | clap arguments every binary takes (docs/contracts.md's variables) and one-line start-up errors |
-//! | [`telemetry`] | slog JSON logging to stdout (and `LOG_DIR` files), the bridge for `log` records |
-//! | [`process`] | the [`Service`] a binary runs, [`run_process`], and the `--healthcheck` probe |
-//! | [`shutdown`] | SIGINT / SIGTERM as a future, fanned out to every server of a process |
-//! | [`metrics`] | the Prometheus registry of one instance |
-//! | [`network`] | the client's address: trusted proxies and the one `X-Forwarded-For` rule |
-//! | [`readiness`] | [`Probe`]: how a dependency says whether it answers (for `/readyz`) |
-//! | [`errors`] | the JSON error body and the code of each status |
-//! | [`access`] | the access log's line and the rule for a client's request id |
+//! | `config` | clap arguments every binary takes (docs/contracts.md's variables) and one-line start-up errors |
+//! | `telemetry` | slog JSON logging to stdout (and `LOG_DIR` files), the bridge for `log` records |
+//! | `process` | the [`Service`] a binary runs, [`run_process`], and the `--healthcheck` probe |
+//! | `shutdown` | SIGINT / SIGTERM as a future, fanned out to every server of a process |
+//! | `metrics` | the Prometheus registry of one instance |
+//! | `network` | the client's address: trusted proxies and the one `X-Forwarded-For` rule |
+//! | `readiness` | [`Probe`]: how a dependency says whether it answers (for `/readyz`) |
+//! | `errors` | the JSON error body and the code of each status |
+//! | `access` | the access log's line and the rule for a client's request id |
 //!
 //! It links no HTTP server, database, cache or broker: the gateway runs on it alone.
 
-pub mod access;
-pub mod config;
-pub mod errors;
-pub mod metrics;
-pub mod network;
-pub mod process;
-pub mod readiness;
-pub mod shutdown;
-pub mod telemetry;
+mod access;
+mod config;
+mod errors;
+mod metrics;
+mod network;
+mod process;
+mod readiness;
+mod shutdown;
+mod telemetry;
 
+pub use access::{AccessLine, is_acceptable_id};
+pub use config::{
+    AuthArgs, CommonArgs, DEFAULT_CACHE_NAMESPACE, DEFAULT_JWKS_URL, DatabaseUrl, LogLevel,
+    ProcessArgs, parse_args,
+};
+pub use errors::{ErrorBody, ErrorDetail, FieldError, code_for_status, error_json};
+pub use metrics::Metrics;
+pub use network::{Network, TrustedProxies, client_address_among};
 pub use process::{Service, probe, run_process};
 pub use readiness::{Probe, ProbeFuture};
+pub use shutdown::{Shutdown, shutdown_signal};
+pub use telemetry::{LogGuard, json_drain, service_logger, test_logger};

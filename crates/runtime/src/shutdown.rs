@@ -6,7 +6,7 @@ use std::future::Future;
 use tokio::sync::watch;
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
-pub async fn signal() {
+pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -197,7 +197,7 @@ pub fn init(
 }
 
 /// The logger a service logs through: the root with its `service` field.
-pub fn for_service(root: &Logger, service: &'static str) -> Logger {
+pub fn service_logger(root: &Logger, service: &'static str) -> Logger {
     root.new(o!("service" => service))
 }
 

@@ -9,7 +9,7 @@ use actix_web::{
     error::{JsonPayloadError, PathError, QueryPayloadError},
     http::{StatusCode, header},
 };
-use runtime::errors::{ErrorBody, ErrorDetail, FieldError, code_for_status};
+use runtime::{ErrorBody, ErrorDetail, FieldError, code_for_status};
 
 /// Everything a handler can fail with, each mapped to one status and code.
 #[derive(Debug, thiserror::Error)]

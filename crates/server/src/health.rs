@@ -15,11 +15,7 @@ use actix_web::{HttpResponse, http::StatusCode, web};
 use futures_util::future::join_all;
 use serde_json::json;
 
-use runtime::{
-    Probe,
-    errors::{ErrorBody, ErrorDetail, FieldError},
-    metrics::Metrics,
-};
+use runtime::{ErrorBody, ErrorDetail, FieldError, Metrics, Probe};
 
 use crate::{error::code_for, request::Observability};
 

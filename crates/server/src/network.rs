@@ -1,10 +1,10 @@
-//! The client address of an actix request: [`runtime::network::client_address_among`] over its
+//! The client address of an actix request: [`runtime::client_address_among`] over its
 //! `X-Forwarded-For` fields, with the server's trusted proxies.
 
 use std::net::IpAddr;
 
 use actix_web::{HttpRequest, http::header::HeaderMap, web};
-use runtime::network::{TrustedProxies, client_address_among};
+use runtime::{TrustedProxies, client_address_among};
 
 /// [`client_address_among`] for a request with actix's `headers`.
 pub fn client_address_from(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {

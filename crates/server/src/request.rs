@@ -17,10 +17,7 @@ use actix_web::{
 };
 use slog::Logger;
 
-use runtime::{
-    access::{AccessLine, is_acceptable_id},
-    metrics::Metrics,
-};
+use runtime::{AccessLine, Metrics, is_acceptable_id};
 
 use crate::error::{body_for_status, is_json};
 

@@ -20,11 +20,7 @@ use slog::Logger;
 use cache::{Cache, CacheSettings};
 use db::{Database, Migrations, redact};
 use runtime::{
-    Probe,
-    config::{CommonArgs, DatabaseUrl},
-    metrics::Metrics,
-    network::TrustedProxies,
-    run_process, telemetry,
+    CommonArgs, DatabaseUrl, Metrics, Probe, TrustedProxies, run_process, service_logger,
 };
 
 use crate::{
@@ -272,7 +268,7 @@ where
     }
     let settings = ServiceSettings::from_args(name, default_port, args);
     run_process(name, &args.process, |root| {
-        run(settings, telemetry::for_service(&root, name))
+        run(settings, service_logger(&root, name))
     })
     .await
 }

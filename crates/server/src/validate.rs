@@ -1,7 +1,7 @@
 //! Field checks that more than one service makes; each returns the cleaned value or the
 //! [`FieldError`] to report in a 422.
 
-use runtime::errors::FieldError;
+use runtime::FieldError;
 
 /// Longest name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -18,7 +18,7 @@ pub fn is_invisible(character: char) -> bool {
 }
 
 /// A display name: trimmed, 1–200 characters, no control or invisible characters.
-pub fn name(field: &str, value: &str) -> Result<String, FieldError> {
+pub fn check_name(field: &str, value: &str) -> Result<String, FieldError> {
     let trimmed = value.trim();
     let length = trimmed.chars().count();
     if length == 0 {
@@ -44,7 +44,7 @@ pub fn name(field: &str, value: &str) -> Result<String, FieldError> {
 }
 
 /// Collects the failures of several checks: all values, or every failure.
-pub fn all<T>(
+pub fn all_valid<T>(
     results: impl IntoIterator<Item = Result<T, FieldError>>,
 ) -> Result<Vec<T>, Vec<FieldError>> {
     let (values, failures): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
@@ -67,32 +67,32 @@ mod tests {
             "Bob\u{FEFF}",
             "A\u{2066}x",
         ] {
-            assert!(name("name", sneaky).is_err(), "{sneaky:?}");
+            assert!(check_name("name", sneaky).is_err(), "{sneaky:?}");
         }
-        assert!(name("name", "Zoë Ångström").is_ok());
+        assert!(check_name("name", "Zoë Ångström").is_ok());
     }
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(name("name", "  Alice "), Ok("Alice".to_owned()));
-        assert!(name("name", "   ").is_err());
-        assert!(name("name", &"é".repeat(200)).is_ok());
-        assert!(name("name", &"é".repeat(201)).is_err());
-        assert!(name("name", "a\u{0}b").is_err());
+        assert_eq!(check_name("name", "  Alice "), Ok("Alice".to_owned()));
+        assert!(check_name("name", "   ").is_err());
+        assert!(check_name("name", &"é".repeat(200)).is_ok());
+        assert!(check_name("name", &"é".repeat(201)).is_err());
+        assert!(check_name("name", "a\u{0}b").is_err());
     }
 }
 
 /// A request body that must be a JSON object: serde would otherwise also read a struct from a
 /// JSON array of its fields in order (`["Alice", "a@example.com"]`), which no client means.
 #[derive(Debug, Clone)]
-pub struct Object<T>(pub T);
+pub struct JsonObject<T>(pub T);
 
-impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for JsonObject<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct ObjectVisitor<T>(std::marker::PhantomData<T>);
 
         impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for ObjectVisitor<T> {
-            type Value = Object<T>;
+            type Value = JsonObject<T>;
 
             fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 formatter.write_str("a JSON object")
@@ -102,7 +102,7 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
                 self,
                 map: A,
             ) -> Result<Self::Value, A::Error> {
-                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Object)
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(JsonObject)
             }
         }
 
@@ -112,7 +112,7 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
 
 #[cfg(test)]
 mod object_tests {
-    use super::Object;
+    use super::JsonObject;
 
     #[derive(Debug, serde::Deserialize, PartialEq)]
     #[serde(deny_unknown_fields)]
@@ -123,8 +123,8 @@ mod object_tests {
 
     #[test]
     fn only_objects_are_read() {
-        let Object(pair) =
-            serde_json::from_str::<Object<Pair>>(r#"{"a": 1, "b": "x"}"#).expect("object");
+        let JsonObject(pair) =
+            serde_json::from_str::<JsonObject<Pair>>(r#"{"a": 1, "b": "x"}"#).expect("object");
         assert_eq!(
             pair,
             Pair {
@@ -132,8 +132,9 @@ mod object_tests {
                 b: "x".into()
             }
         );
-        let error = serde_json::from_str::<Object<Pair>>(r#"[1, "x"]"#).expect_err("array refused");
+        let error =
+            serde_json::from_str::<JsonObject<Pair>>(r#"[1, "x"]"#).expect_err("array refused");
         assert!(error.is_data(), "{error}");
-        assert!(serde_json::from_str::<Object<Pair>>(r#"{"a": 1, "b": "x", "c": 2}"#).is_err());
+        assert!(serde_json::from_str::<JsonObject<Pair>>(r#"{"a": 1, "b": "x", "c": 2}"#).is_err());
     }
 }

@@ -11,7 +11,7 @@
 use anyhow::Context;
 use sqlx::{Connection, Executor, postgres::PgConnection};
 
-use runtime::config::DatabaseUrl;
+use runtime::DatabaseUrl;
 
 /// The engines tests run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub struct TestServer {
     /// A client without proxies or redirects.
     pub client: reqwest::Client,
     /// Stops the server.
-    shutdown: runtime::shutdown::Shutdown,
+    shutdown: runtime::Shutdown,
     /// The server's task: its result is the service's `run_until_stopped`.
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -87,7 +87,7 @@ impl TestServer {
         F: FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Fut,
         Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        let shutdown = runtime::shutdown::Shutdown::new();
+        let shutdown = runtime::Shutdown::new();
         let task = tokio::spawn(run(Box::pin(shutdown.wait())));
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -337,7 +337,7 @@ pub fn capturing_logger(
         }
     }
     let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let drain = std::sync::Mutex::new(runtime::telemetry::json_drain(Shared(buffer.clone())));
+    let drain = std::sync::Mutex::new(runtime::json_drain(Shared(buffer.clone())));
     let logger = slog::Logger::root(
         slog::Drain::fuse(drain),
         slog::o!("service" => service, "version" => "test"),
@@ -352,11 +352,7 @@ pub fn service_settings(
     default_port: u16,
     database_url: DatabaseUrl,
 ) -> server::ServiceSettings {
-    let args = runtime::config::CommonArgs::embedded(
-        0,
-        std::net::Ipv4Addr::LOCALHOST.into(),
-        database_url,
-    );
+    let args = runtime::CommonArgs::embedded(0, std::net::Ipv4Addr::LOCALHOST.into(), database_url);
     let mut settings = server::ServiceSettings::from_args(name, default_port, &args);
     settings.workers = 1;
     settings.cache.namespace = format!("test:{}:{name}", uuid::Uuid::new_v4().simple());

@@ -214,7 +214,7 @@ pub async fn identify(
     guests: bool,
 ) -> Result<Identity, ApiError> {
     identify_with(
-        server::identity::verifier(request),
+        server::verifier(request),
         presented.as_authorization(),
         guests,
     )
@@ -247,9 +247,9 @@ pub async fn identify_with(
     };
     let verifier = verifier
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no token verifier installed")))?;
-    let principal = server::identity::authenticate(&verifier, Some(&authorization))
+    let principal = server::authenticate(&verifier, Some(&authorization))
         .await?
-        .ok_or_else(server::identity::sign_in_required)?;
+        .ok_or_else(server::sign_in_required)?;
     Ok(Identity {
         name: account_name(principal.name.as_deref(), principal.user_id),
         user_id: Some(principal.user_id),

@@ -6,7 +6,7 @@
 //! and the cap-delete cost the same however many messages the table holds.
 
 use db::Database;
-use server::pagination::{ListPage, PageSql, Seek, Window};
+use server::{ListPage, PageSql, Seek, Window};
 use sqlx::Row;
 
 use crate::protocol::ChatMessage;
@@ -82,7 +82,7 @@ impl History {
     /// The room's last `limit` messages, oldest first (what a joining client is sent).
     pub async fn recent(&self, room: &str, limit: usize) -> Result<Vec<ChatMessage>, sqlx::Error> {
         let page = ListPage {
-            limit: i64::try_from(limit.min(server::pagination::MAX_LIMIT as usize)).unwrap_or(1),
+            limit: i64::try_from(limit.min(server::MAX_LIMIT as usize)).unwrap_or(1),
             seek: Seek::End,
         };
         Ok(self.page(room, &page).await?.items)

@@ -127,7 +127,7 @@ impl Service for Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let stop = runtime::shutdown::Shutdown::new();
+        let stop = runtime::Shutdown::new();
         let server_stop = stop.wait();
         let hub = self.hub.clone();
         let presence = self.presence;

@@ -12,7 +12,7 @@
 //!   for the connection's own budget, for every budget. Checked narrowest first, so a flood on
 //!   one connection spends that connection's budget, not its neighbours'.
 //!
-//! The client address is [`server::network::client_address`]'s (the peer, or the gateway's
+//! The client address is [`server::client_address`]'s (the peer, or the gateway's
 //! `X-Forwarded-For` entry when the peer is a trusted proxy). IPv6 clients are counted by
 //! their /64, the block one subscriber is given (one host can use every address in it).
 //! The budgets hold per instance: with N instances behind the gateway, an address may get N

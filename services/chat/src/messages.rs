@@ -9,10 +9,7 @@
 //! takes guests ([`crate::access::identify`]).
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
-use server::{
-    ApiError,
-    pagination::{ListQuery, ListRequest, Seek, Total, links, list_response},
-};
+use server::{ApiError, ListQuery, ListRequest, Seek, Total, links, list_response};
 
 use crate::{access, history::History, hub::Hub, protocol::check_room};
 

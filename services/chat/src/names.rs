@@ -5,7 +5,7 @@
 //! chat never refuses a connection for its name: it shows a clean one instead.
 //!
 //! - **Cleaned.** Unicode NFC, so one name has one spelling; control characters and the
-//!   invisible ones of [`server::validate::is_invisible`] (zero-width characters, joiners,
+//!   invisible ones of [`server::is_invisible`] (zero-width characters, joiners,
 //!   direction overrides and isolates, the byte-order mark) dropped, since they make a name
 //!   read as another (`"\u{202E}ecilA"` shows as "Alice"); trimmed; at most
 //!   [`MAX_NAME_CHARS`] characters. users-service refuses such names at sign-up; the chat
@@ -21,7 +21,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use server::validate::{MAX_NAME_CHARS, is_invisible};
+use server::{MAX_NAME_CHARS, is_invisible};
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 

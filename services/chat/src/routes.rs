@@ -94,7 +94,7 @@ pub async fn websocket(
     }
     let seat = hub
         .limits()
-        .admit(server::network::client_address(&request))
+        .admit(server::client_address(&request))
         .inspect_err(|_| hub.metrics().connections_refused.inc())?;
     let holder = identity
         .user_id

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use runtime::config::CommonArgs;
+use runtime::CommonArgs;
 
 use crate::{
     access::AllowedOrigins,

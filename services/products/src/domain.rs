@@ -1,8 +1,8 @@
 //! What a product is, what clients may send, and what can go wrong with it.
 
-use runtime::errors::FieldError;
+use runtime::FieldError;
 use serde::{Deserialize, Serialize};
-use server::{ApiError, validate};
+use server::ApiError;
 use utoipa::ToSchema;
 
 /// The highest price accepted, in cents (one trillion minus a cent): every price up to it is
@@ -74,7 +74,7 @@ pub struct ValidProduct {
 impl ProductInput {
     /// Checks every field; the error lists each one at fault.
     pub fn validate(&self) -> Result<ValidProduct, ProductError> {
-        let name = validate::name("name", &self.name);
+        let name = server::check_name("name", &self.name);
         let price = price_cents(&self.price).map_err(|message| FieldError::new("price", message));
         match (name, price) {
             (Ok(name), Ok(price_cents)) => Ok(ValidProduct { name, price_cents }),

@@ -15,8 +15,8 @@ pub mod repository;
 pub mod routes;
 
 use db::Migrations;
-use runtime::{Service, config::CommonArgs};
-use server::{ServiceSettings, crud::TableService};
+use runtime::{CommonArgs, Service};
+use server::{ServiceSettings, TableService};
 use slog::Logger;
 
 use crate::repository::ProductRepository;

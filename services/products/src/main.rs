@@ -10,7 +10,7 @@ static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config: Config = runtime::config::parse();
+    let config: Config = runtime::parse_args();
     server::run_binary(
         NAME,
         DEFAULT_PORT,
@@ -18,7 +18,7 @@ async fn main() -> std::process::ExitCode {
         |settings, logger| async move {
             Application::build(settings, logger)
                 .await?
-                .run_until_stopped(runtime::shutdown::signal())
+                .run_until_stopped(runtime::shutdown_signal())
                 .await
         },
     )

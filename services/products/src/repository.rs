@@ -2,10 +2,7 @@
 //! unchanged on SQLite and PostgreSQL.
 
 use db::{Database, placeholders, timestamp_now};
-use server::{
-    crud::{Table, select_page},
-    pagination::ListPage,
-};
+use server::{ListPage, Table, select_page};
 use sqlx::AssertSqlSafe;
 
 use crate::domain::{Product, ProductError, ProductRow, ValidProduct};

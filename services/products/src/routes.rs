@@ -7,14 +7,8 @@
 //! refuses it.
 
 use actix_web::{HttpResponse, web};
-use runtime::errors::ErrorBody;
-use server::{
-    ApiError,
-    crud::Resource,
-    identity::{Admin, Caller},
-    pagination::ListQuery,
-    validate::Object,
-};
+use runtime::ErrorBody;
+use server::{Admin, ApiError, Caller, JsonObject, ListQuery, Resource};
 
 use crate::{
     domain::{Product, ProductInput},
@@ -101,9 +95,9 @@ pub async fn get_product(
 pub async fn create_product(
     _caller: Admin,
     state: web::Data<ProductsState>,
-    input: web::Json<Object<ProductInput>>,
+    input: web::Json<JsonObject<ProductInput>>,
 ) -> Result<HttpResponse, ApiError> {
-    let Object(input) = input.into_inner();
+    let JsonObject(input) = input.into_inner();
     state.create(input.validate()?).await
 }
 
@@ -126,9 +120,9 @@ pub async fn update_product(
     _caller: Admin,
     state: web::Data<ProductsState>,
     id: web::Path<i64>,
-    input: web::Json<Object<ProductInput>>,
+    input: web::Json<JsonObject<ProductInput>>,
 ) -> Result<HttpResponse, ApiError> {
-    let Object(input) = input.into_inner();
+    let JsonObject(input) = input.into_inner();
     state.update(id.into_inner(), input.validate()?).await
 }
 

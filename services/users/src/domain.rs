@@ -1,8 +1,8 @@
 //! What a user is, what clients may send, and what can go wrong with it.
 
-use runtime::errors::FieldError;
+use runtime::FieldError;
 use serde::{Deserialize, Serialize};
-use server::{ApiError, validate};
+use server::ApiError;
 use utoipa::ToSchema;
 
 /// Chat names its guests `guest-xxxx`: no account may take a name that looks like one.
@@ -65,7 +65,7 @@ impl UserInput {
         } else {
             Ok(email.to_owned())
         };
-        let name_check = validate::name("name", &self.name).and_then(|name| {
+        let name_check = server::check_name("name", &self.name).and_then(|name| {
             if name.to_lowercase().starts_with(RESERVED_NAME_PREFIX) {
                 Err(FieldError::new(
                     "name",
@@ -75,7 +75,8 @@ impl UserInput {
                 Ok(name)
             }
         });
-        let mut values = validate::all([name_check, email_check]).map_err(UserError::Invalid)?;
+        let mut values =
+            server::all_valid([name_check, email_check]).map_err(UserError::Invalid)?;
         let email = values.pop().expect("two values");
         let name = values.pop().expect("two values");
         Ok(ValidUser {

@@ -32,11 +32,8 @@ use actix_web::web;
 use anyhow::Context;
 use auth::{KeySource, SigningKeys, TokenIssuer, Verifier};
 use db::Migrations;
-use runtime::{
-    Service,
-    config::{AuthArgs, CommonArgs},
-};
-use server::{HttpService, ServiceContext, ServiceSettings, crud::Resource};
+use runtime::{AuthArgs, CommonArgs, Service};
+use server::{HttpService, Resource, ServiceContext, ServiceSettings};
 use slog::Logger;
 
 use crate::{

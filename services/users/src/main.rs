@@ -10,7 +10,7 @@ static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config: Config = runtime::config::parse();
+    let config: Config = runtime::parse_args();
     let (identity_args, auth_args) = (config.identity.clone(), config.common.auth.clone());
     server::run_binary(
         NAME,
@@ -22,7 +22,7 @@ async fn main() -> std::process::ExitCode {
             settings.verifier = identity.verifier();
             Application::build(settings, identity, logger)
                 .await?
-                .run_until_stopped(runtime::shutdown::signal())
+                .run_until_stopped(runtime::shutdown_signal())
                 .await
         },
     )

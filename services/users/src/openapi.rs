@@ -1,8 +1,8 @@
 //! The OpenAPI 3 document of the users API, generated from the handlers' annotations.
 
 use actix_web::HttpResponse;
-use runtime::errors::{ErrorBody, ErrorDetail, FieldError};
-use server::identity::BearerAuth;
+use runtime::{ErrorBody, ErrorDetail, FieldError};
+use server::BearerAuth;
 use utoipa::OpenApi;
 
 use crate::{

@@ -10,7 +10,7 @@
 use std::{sync::Arc, time::Duration};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
-use runtime::errors::FieldError;
+use runtime::FieldError;
 use server::ApiError;
 use tokio::sync::Semaphore;
 

@@ -2,10 +2,7 @@
 //! on SQLite and PostgreSQL.
 
 use db::{Database, is_unique_violation, placeholders, timestamp_now};
-use server::{
-    crud::{Table, select_page},
-    pagination::ListPage,
-};
+use server::{ListPage, Table, select_page};
 use sqlx::AssertSqlSafe;
 
 use crate::domain::{User, UserError, ValidUser};

@@ -2,14 +2,8 @@
 //! to the shared [`Resource`] (cache-aside reads, invalidation after writes).
 
 use actix_web::{HttpResponse, web};
-use runtime::errors::ErrorBody;
-use server::{
-    ApiError,
-    crud::Resource,
-    identity::{Admin, Caller, SignedIn},
-    pagination::ListQuery,
-    validate::Object,
-};
+use runtime::ErrorBody;
+use server::{Admin, ApiError, Caller, JsonObject, ListQuery, Resource, SignedIn};
 
 use crate::{
     domain::{User, UserInput},
@@ -93,9 +87,9 @@ pub async fn get_user(
 pub async fn create_user(
     _admin: Admin,
     state: web::Data<UsersState>,
-    input: web::Json<Object<UserInput>>,
+    input: web::Json<JsonObject<UserInput>>,
 ) -> Result<HttpResponse, ApiError> {
-    let Object(input) = input.into_inner();
+    let JsonObject(input) = input.into_inner();
     state.create(input.validate()?).await
 }
 
@@ -118,11 +112,11 @@ pub async fn update_user(
     caller: SignedIn,
     state: web::Data<UsersState>,
     id: web::Path<i64>,
-    input: web::Json<Object<UserInput>>,
+    input: web::Json<JsonObject<UserInput>>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     caller.require_self_or_admin(id)?;
-    let Object(input) = input.into_inner();
+    let JsonObject(input) = input.into_inner();
     state.update(id, input.validate()?).await
 }
 

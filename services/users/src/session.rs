@@ -9,13 +9,9 @@ use std::{net::IpAddr, time::Duration};
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use auth::TokenIssuer;
-use runtime::errors::{ErrorBody, FieldError};
+use runtime::{ErrorBody, FieldError};
 use serde::{Deserialize, Serialize};
-use server::{
-    ApiError,
-    identity::{Caller, SignedIn},
-    validate::Object,
-};
+use server::{ApiError, Caller, JsonObject, SignedIn};
 use utoipa::ToSchema;
 
 use crate::{
@@ -205,9 +201,9 @@ pub async fn signup(
     request: HttpRequest,
     identity: web::Data<Identity>,
     users: web::Data<UsersState>,
-    input: web::Json<Object<SignupInput>>,
+    input: web::Json<JsonObject<SignupInput>>,
 ) -> Result<HttpResponse, ApiError> {
-    let address = server::network::client_address(&request);
+    let address = server::client_address(&request);
     if let Err(not_until) = identity.signups.check_key(&address) {
         let clock = governor::clock::DefaultClock::default();
         let wait = not_until.wait_time_from(governor::clock::Clock::now(&clock));
@@ -219,7 +215,7 @@ pub async fn signup(
     if identity.signups.len() > 10_000 {
         identity.signups.retain_recent();
     }
-    let Object(input) = input.into_inner();
+    let JsonObject(input) = input.into_inner();
     let profile = UserInput {
         name: input.name,
         email: input.email,
@@ -263,11 +259,11 @@ pub async fn signup(
 pub async fn login(
     request: HttpRequest,
     identity: web::Data<Identity>,
-    input: web::Json<Object<LoginInput>>,
+    input: web::Json<JsonObject<LoginInput>>,
 ) -> Result<HttpResponse, ApiError> {
-    let Object(input) = input.into_inner();
+    let JsonObject(input) = input.into_inner();
     let email_key = input.email.trim().to_lowercase();
-    let address = server::network::client_address(&request);
+    let address = server::client_address(&request);
     let attempt = match identity.throttle.begin(&email_key, address).await {
         Ok(attempt) => attempt,
         Err(wait) => return Err(too_many(wait, TOO_MANY_FAILURES)),
@@ -308,9 +304,9 @@ pub async fn login(
     ))]
 pub async fn refresh(
     identity: web::Data<Identity>,
-    input: web::Json<Object<RefreshInput>>,
+    input: web::Json<JsonObject<RefreshInput>>,
 ) -> Result<HttpResponse, ApiError> {
-    let Object(input) = input.into_inner();
+    let JsonObject(input) = input.into_inner();
     let redeemed = identity
         .accounts
         .redeem(&auth::token_hash(&input.refresh_token))
@@ -339,9 +335,9 @@ pub async fn refresh(
     ))]
 pub async fn logout(
     identity: web::Data<Identity>,
-    input: web::Json<Object<RefreshInput>>,
+    input: web::Json<JsonObject<RefreshInput>>,
 ) -> Result<HttpResponse, ApiError> {
-    let Object(input) = input.into_inner();
+    let JsonObject(input) = input.into_inner();
     let hash = auth::token_hash(&input.refresh_token);
     if let Some(family) = identity.accounts.family_of(&hash).await.map_err(database)? {
         identity
@@ -396,11 +392,11 @@ pub async fn set_password(
     caller: SignedIn,
     identity: web::Data<Identity>,
     id: web::Path<i64>,
-    input: web::Json<Object<PasswordInput>>,
+    input: web::Json<JsonObject<PasswordInput>>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let principal = caller.require_self_or_admin(id)?;
-    let Object(input) = input.into_inner();
+    let JsonObject(input) = input.into_inner();
     passwords::check_new("password", &input.password)
         .map_err(|problem: FieldError| ApiError::validation(vec![problem]))?;
     let Some(account) = identity.accounts.find(id).await.map_err(database)? else {
@@ -415,7 +411,7 @@ pub async fn set_password(
             .and_then(|credentials| credentials.password_hash);
         if current.is_some() {
             // A guess of the current password counts as a failed login of the account.
-            let address = server::network::client_address(&request);
+            let address = server::client_address(&request);
             let attempt = match identity
                 .throttle
                 .begin(&account.email.to_lowercase(), address)

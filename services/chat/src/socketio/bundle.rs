@@ -64,7 +64,7 @@ impl Asset {
             .insert_header((header::ETAG, self.etag.as_str()))
             .insert_header((header::VARY, "Accept-Encoding"))
             .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
-        if server::request::accepts_gzip(request) {
+        if server::accepts_gzip(request) {
             response
                 .insert_header((header::CONTENT_ENCODING, "gzip"))
                 .body(self.gzipped.clone())

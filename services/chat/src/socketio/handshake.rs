@@ -71,7 +71,7 @@ pub fn open_session(
     }
     let seat = hub
         .limits()
-        .admit(server::network::client_address(request))
+        .admit(server::client_address(request))
         .map_err(|refusal| {
             hub.metrics().connections_refused.inc();
             Refused::Platform(refusal)
@@ -108,7 +108,7 @@ pub fn open_session(
         incoming,
         backlog,
         seat,
-        verifier: server::identity::verifier(request),
+        verifier: server::verifier(request),
         handshake_authorization: Presented::of(request, query.access_token.as_deref())
             .as_authorization(),
     }));

@@ -7,7 +7,7 @@ use chat_service::{
     limits::{LimitSettings, Rate},
 };
 use futures_util::{SinkExt, StreamExt};
-use runtime::{config::DatabaseUrl, telemetry::test_logger};
+use runtime::{DatabaseUrl, test_logger};
 use serde_json::{Value, json};
 use server::ServiceSettings;
 use testing::{TestBackend, TestService, fresh_database, service_settings};

@@ -7,7 +7,7 @@ use chat_service::{
 };
 use db::Database;
 use serde_json::Value;
-use server::pagination::{ListPage, Seek, encode_cursor};
+use server::{ListPage, Seek, encode_cursor};
 use testing::{
     TestBackend, assert_index_plan, assert_index_plan_uses, error_code, fresh_database, link,
     on_both_backends,

@@ -2,7 +2,7 @@
 
 use products_service::{Application, DEFAULT_PORT, NAME};
 use reqwest::{Method, Response};
-use runtime::{config::DatabaseUrl, telemetry::test_logger};
+use runtime::{DatabaseUrl, test_logger};
 use serde_json::{Value, json};
 use server::ServiceSettings;
 use testing::{TestBackend, TestService, fresh_database, service_settings};

@@ -192,7 +192,7 @@ async fn lists_pages_and_batches(backend: TestBackend) {
     let last: Vec<Value> = last.json().await.expect("array");
     assert_eq!(last.len(), 1);
     assert_eq!(last[0]["name"], "P5");
-    let foreign = server::pagination::encode_cursor("users", 1);
+    let foreign = server::encode_cursor("users", 1);
     let response = app.get(&format!("/api/products?after={foreign}")).await;
     assert_eq!(response.status(), 400, "a users cursor");
     assert_eq!(error_code(response).await, "bad_request");

@@ -290,7 +290,7 @@ async fn failed_logins_are_throttled_per_account_and_per_address() {
     let app = spawn_with_identity(
         test_settings(database),
         options,
-        runtime::telemetry::test_logger("users"),
+        runtime::test_logger("users"),
     )
     .await;
     signup(&app, "Hank", "hank@example.com").await;
@@ -559,7 +559,7 @@ async fn spawn_app_with_admin(settings: server::ServiceSettings, email: &str) ->
         email: email.into(),
         password: "an operator's long secret".into(),
     });
-    spawn_with_identity(settings, options, runtime::telemetry::test_logger("users")).await
+    spawn_with_identity(settings, options, runtime::test_logger("users")).await
 }
 
 #[tokio::test]
@@ -612,7 +612,7 @@ async fn the_generated_admin_is_written_once_privately_and_signs_in() {
     let app = users_service::Application::build(
         settings.clone(),
         IdentityOptions::new(test_keys()),
-        runtime::telemetry::test_logger("users"),
+        runtime::test_logger("users"),
     )
     .await
     .expect("built");
@@ -643,7 +643,7 @@ async fn the_generated_admin_is_written_once_privately_and_signs_in() {
     let running = spawn_with_identity(
         settings,
         IdentityOptions::new(test_keys()),
-        runtime::telemetry::test_logger("users"),
+        runtime::test_logger("users"),
     )
     .await;
     let session = login(&running, &admin.email, &admin.password).await;
@@ -661,7 +661,7 @@ async fn a_token_stored_into_a_revoked_family_is_refused() {
     let app = spawn_with_identity(
         test_settings(database_url.clone()),
         IdentityOptions::new(test_keys()),
-        runtime::telemetry::test_logger("users"),
+        runtime::test_logger("users"),
     )
     .await;
     let session = signup(&app, "Race", "race@example.com").await;
@@ -754,7 +754,7 @@ async fn sign_ups_are_limited_per_address() {
     let app = spawn_with_identity(
         test_settings(database),
         options,
-        runtime::telemetry::test_logger("users"),
+        runtime::test_logger("users"),
     )
     .await;
     signup(&app, "One", "one@example.com").await;

@@ -1,7 +1,7 @@
 //! Spawning users-service the way the binary does, on a free port and a fresh database.
 
 use reqwest::Response;
-use runtime::{config::DatabaseUrl, telemetry::test_logger};
+use runtime::{DatabaseUrl, test_logger};
 use serde_json::{Value, json};
 use server::ServiceSettings;
 use testing::{TestBackend, TestService, admin_token, fresh_database, service_settings, test_keys};

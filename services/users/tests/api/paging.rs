@@ -3,7 +3,7 @@
 
 use db::Database;
 use serde_json::Value;
-use server::pagination::encode_cursor;
+use server::encode_cursor;
 use testing::{TestBackend, assert_index_plan, error_code, fresh_database, link, on_both_backends};
 
 use crate::helpers::{UsersApi, spawn_app};

@@ -340,7 +340,7 @@ on_both_backends!(
 async fn sqlite_files_are_created_in_wal_mode() {
     use sqlx::Connection;
     let dir = std::env::temp_dir().join(format!("platform-wal-{}", uuid::Uuid::new_v4().simple()));
-    let url = runtime::config::DatabaseUrl(format!("sqlite://{}/nested/users.db", dir.display()));
+    let url = runtime::DatabaseUrl(format!("sqlite://{}/nested/users.db", dir.display()));
     let app = spawn_with(crate::helpers::test_settings(url.clone())).await;
     app.create_user("Alice", "alice@example.com").await;
     let mut connection = sqlx::SqliteConnection::connect(&url.0)
