@@ -1,0 +1,207 @@
+//! The crate's tests: the in-process fan-out, and Redis between two handles (cut and restored
+//! with `testing::TcpSwitch`).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use deadpool_redis::redis;
+use futures_util::StreamExt;
+use slog::Logger;
+
+use crate::{CHANNEL_CAPACITY, PubSub, PubSubError, Subscription};
+
+async fn next(subscription: &mut Subscription) -> Bytes {
+    tokio::time::timeout(Duration::from_secs(5), subscription.next())
+        .await
+        .expect("a message within 5 s")
+        .expect("the subscription is open")
+}
+
+#[tokio::test]
+async fn every_local_subscriber_gets_every_message_in_order() {
+    let pubsub = PubSub::in_process();
+    let mut first = pubsub.subscribe("a").await.expect("subscribe");
+    let mut second = pubsub.subscribe("a").await.expect("subscribe");
+    let mut other = pubsub.subscribe("b").await.expect("subscribe");
+    for n in 0..3 {
+        pubsub
+            .publish("a", Bytes::from(format!("m{n}")))
+            .await
+            .expect("publish");
+    }
+    pubsub
+        .publish("b", Bytes::from_static(b"b"))
+        .await
+        .expect("publish");
+    for subscription in [&mut first, &mut second] {
+        for n in 0..3 {
+            assert_eq!(next(subscription).await, format!("m{n}"));
+        }
+    }
+    assert_eq!(next(&mut other).await, "b");
+}
+
+#[tokio::test]
+async fn dropping_the_last_subscriber_forgets_the_channel() {
+    let pubsub = PubSub::in_process();
+    let first = pubsub.subscribe("a").await.expect("subscribe");
+    let second = pubsub.subscribe("a").await.expect("subscribe");
+    let channels = pubsub.local_channels().expect("in-process");
+    drop(first);
+    assert_eq!(channels.names(), vec!["a".to_owned()]);
+    drop(second);
+    assert!(channels.names().is_empty());
+    // Publishing to nobody is fine.
+    pubsub
+        .publish("a", Bytes::from_static(b"x"))
+        .await
+        .expect("publish");
+    pubsub.check().await.expect("in-process is always ready");
+}
+
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_misses_messages_and_others_do_not() {
+    let pubsub = PubSub::in_process();
+    let mut slow = pubsub.subscribe("a").await.expect("subscribe");
+    let mut keeping_up = pubsub.subscribe("a").await.expect("subscribe");
+    let total = CHANNEL_CAPACITY + 10;
+    for n in 0..total {
+        pubsub
+            .publish("a", Bytes::from(n.to_string()))
+            .await
+            .expect("publish");
+        assert_eq!(next(&mut keeping_up).await, n.to_string());
+    }
+    assert_eq!(slow.missed(), 10);
+    assert_eq!(keeping_up.missed(), 0);
+    for n in 0..CHANNEL_CAPACITY {
+        assert_eq!(next(&mut slow).await, n.to_string());
+    }
+    pubsub
+        .publish("a", Bytes::from_static(b"caught up"))
+        .await
+        .expect("publish");
+    assert_eq!(next(&mut slow).await, "caught up");
+}
+
+fn logger() -> Logger {
+    Logger::root(slog::Discard, slog::o!())
+}
+
+fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+fn unique(name: &str) -> String {
+    format!("test:pubsub:{}:{name}", uuid::Uuid::new_v4().simple())
+}
+
+/// How many subscribers Redis counts on `channel`.
+async fn redis_subscribers(channel: &str) -> i64 {
+    let client = redis::Client::open(redis_url()).expect("client");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a Redis connection");
+    let (_, count): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(channel)
+        .query_async(&mut connection)
+        .await
+        .expect("PUBSUB NUMSUB");
+    count
+}
+
+/// Polls `condition` every 20 ms for up to 5 s.
+async fn eventually<F, Fut>(what: &str, condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    testing::eventually(what, Duration::from_secs(5), condition).await;
+}
+
+#[tokio::test]
+async fn redis_carries_messages_between_processes_over_one_connection_each() {
+    let url = redis_url();
+    let publisher = PubSub::connect(Some(&url), logger()).await.expect("A");
+    let subscriber = PubSub::connect(Some(&url), logger()).await.expect("B");
+    assert_eq!(subscriber.kind(), "redis");
+    subscriber.check().await.expect("connected");
+    let channel = unique("room");
+    let mut first = subscriber.subscribe(&channel).await.expect("subscribe");
+    let mut second = subscriber.subscribe(&channel).await.expect("subscribe");
+    // Two local subscribers, one Redis subscription.
+    assert_eq!(redis_subscribers(&channel).await, 1);
+    for n in 0..3 {
+        publisher
+            .publish(&channel, Bytes::from(format!("m{n}")))
+            .await
+            .expect("publish");
+    }
+    for subscription in [&mut first, &mut second] {
+        for n in 0..3 {
+            assert_eq!(next(subscription).await, format!("m{n}"));
+        }
+    }
+    drop(first);
+    assert_eq!(redis_subscribers(&channel).await, 1, "one subscriber left");
+    drop(second);
+    eventually("Redis forgets the channel", || async {
+        redis_subscribers(&channel).await == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_invalid_url_is_refused() {
+    let error = PubSub::connect(Some("redis://[::1"), logger())
+        .await
+        .expect_err("refused");
+    assert!(matches!(error, PubSubError::InvalidUrl(_)), "{error}");
+}
+
+#[tokio::test]
+async fn subscriptions_survive_a_lost_redis_connection() {
+    let (switch, switch_url) = testing::TcpSwitch::for_url(&testing::redis_url()).await;
+    let subscriber = PubSub::connect(Some(&switch_url), logger())
+        .await
+        .expect("through the switch");
+    let publisher = PubSub::connect(Some(&redis_url()), logger())
+        .await
+        .expect("direct");
+    let channel = unique("survivor");
+    let mut subscription = subscriber.subscribe(&channel).await.expect("subscribe");
+    publisher
+        .publish(&channel, Bytes::from_static(b"before"))
+        .await
+        .expect("publish");
+    assert_eq!(next(&mut subscription).await, "before");
+
+    switch.cut();
+    eventually("check reports the lost connection", || async {
+        subscriber.check().await.is_err()
+    })
+    .await;
+    // Subscribing while Redis is away still works once it is back.
+    let late_channel = unique("late");
+    let mut late = subscriber
+        .subscribe(&late_channel)
+        .await
+        .expect("subscribe");
+    switch.restore();
+    eventually("the subscriber connection is back", || async {
+        subscriber.check().await.is_ok()
+    })
+    .await;
+    publisher
+        .publish(&channel, Bytes::from_static(b"after"))
+        .await
+        .expect("publish");
+    publisher
+        .publish(&late_channel, Bytes::from_static(b"late"))
+        .await
+        .expect("publish");
+    assert_eq!(next(&mut subscription).await, "after");
+    assert_eq!(next(&mut late).await, "late");
+}
