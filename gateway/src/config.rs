@@ -4,11 +4,10 @@
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
-use runtime::{
-    config::{AuthArgs, ProcessArgs},
-    network::Network,
-};
+use runtime::{AuthArgs, Network, ProcessArgs};
 use serde::Deserialize;
+
+use crate::cors::{Cors, CorsConfig};
 
 /// The gateway's port (docs/contracts.md).
 pub const DEFAULT_PORT: u16 = 3000;
@@ -38,6 +37,12 @@ pub struct Args {
     /// the TOML's, else none]
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<Network>>,
+    /// Origins whose pages may call the API across origins (comma-separated
+    /// `scheme://host[:port]`, or `*` without credentials); set, it replaces `[cors]
+    /// allowed_origins` of the TOML, and an empty value turns CORS off [default: the TOML's,
+    /// else none: CORS off]
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Option<Vec<String>>,
     /// Ask the gateway on PORT for `/healthz` and exit 0 when it answers 200
     #[arg(long, hide = true)]
     pub healthcheck: bool,
@@ -45,14 +50,23 @@ pub struct Args {
 
 impl Args {
     /// The configuration the gateway runs with: the TOML file's (or the built-in one), with
-    /// what the environment sets over it (`TRUSTED_PROXIES`).
+    /// what the environment sets over it (`TRUSTED_PROXIES`, `CORS_ALLOWED_ORIGINS`); an error
+    /// names the variable it comes from.
     pub fn gateway_config(&self) -> anyhow::Result<GatewayConfig> {
         let mut config = match &self.config {
-            Some(path) => GatewayConfig::from_file(path)?,
+            Some(path) => GatewayConfig::from_file(path).context("GATEWAY_CONFIG (--config)")?,
             None => GatewayConfig::builtin(),
         };
         if let Some(trusted_proxies) = &self.trusted_proxies {
             config.server.trusted_proxies = trusted_proxies.clone();
+        }
+        if let Some(origins) = &self.cors_allowed_origins {
+            config.cors.allowed_origins = origins
+                .iter()
+                .map(|origin| origin.trim().to_owned())
+                .filter(|origin| !origin.is_empty())
+                .collect();
+            Cors::new(&config.cors).context("CORS_ALLOWED_ORIGINS (--cors-allowed-origins)")?;
         }
         Ok(config)
     }
@@ -67,6 +81,9 @@ pub struct GatewayConfig {
     pub server: ServerConfig,
     /// Per-client rate limit (keyed by the token's user, else the client's IP); absent: off.
     pub rate_limit: Option<RateLimitConfig>,
+    /// Cross-origin requests from browsers ([`crate::cors`]); no origin (the default): off.
+    #[serde(default)]
+    pub cors: CorsConfig,
     /// The routes; the longest matching prefix wins.
     pub routes: Vec<RouteConfig>,
 }
@@ -214,6 +231,7 @@ impl GatewayConfig {
         Self {
             server: ServerConfig::default(),
             rate_limit: None,
+            cors: CorsConfig::default(),
             routes: vec![
                 route("/api/users", 3001),
                 route("/api/auth", 3001),
@@ -242,7 +260,8 @@ impl GatewayConfig {
         Ok(config)
     }
 
-    /// Every route has a prefix starting with `/` and at least one `http://host:port` upstream.
+    /// Every route has a prefix starting with `/` and at least one `http://host:port` upstream;
+    /// the rate limit and `[cors]` ([`Cors::new`]) hold.
     pub fn validate(&self) -> anyhow::Result<()> {
         for route in &self.routes {
             anyhow::ensure!(
@@ -277,6 +296,7 @@ impl GatewayConfig {
                 "rate_limit needs per_second and burst above 0"
             );
         }
+        Cors::new(&self.cors)?;
         Ok(())
     }
 }
@@ -328,6 +348,105 @@ mod tests {
             "a bad network is refused"
         );
         std::fs::remove_dir_all(dir).expect("cleanup");
+    }
+
+    #[test]
+    fn cors_origins_from_the_environment_replace_the_tomls() {
+        let dir = std::env::temp_dir().join(format!("gateway-cors-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("gateway.toml");
+        std::fs::write(
+            &file,
+            "[cors]\nallowed_origins = [\"https://a.example\"]\nallow_credentials = true\nmax_age = 60\n[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]\n",
+        )
+        .expect("write");
+        let toml = format!("--config={}", file.display());
+        let config = |args: &[&str]| {
+            Args::try_parse_from(["gateway"].iter().chain(args))
+                .expect("args")
+                .gateway_config()
+        };
+        let origins = |args: &[&str]| config(args).expect("config").cors.allowed_origins;
+        assert!(origins(&[]).is_empty(), "neither: none, CORS off");
+        assert_eq!(
+            origins(&[&toml]),
+            ["https://a.example"],
+            "unset: the TOML's"
+        );
+        assert_eq!(
+            origins(&[
+                &toml,
+                "--cors-allowed-origins=https://b.example, http://localhost:5173"
+            ]),
+            ["https://b.example", "http://localhost:5173"],
+            "set: it wins over the TOML"
+        );
+        let kept = config(&[&toml, "--cors-allowed-origins=https://b.example"]).expect("config");
+        assert!(
+            kept.cors.allow_credentials && kept.cors.max_age == Some(60),
+            "the rest of [cors] stays"
+        );
+        assert!(
+            origins(&[&toml, "--cors-allowed-origins="]).is_empty(),
+            "empty: CORS off"
+        );
+        assert_eq!(
+            origins(&["--cors-allowed-origins=*"]),
+            ["*"],
+            "any origin without credentials"
+        );
+        for bad in ["https://b.example/app", "*"] {
+            let error = config(&[&toml, &format!("--cors-allowed-origins={bad}")])
+                .expect_err("refused at start");
+            let message = format!("{error:#}");
+            assert!(
+                message.starts_with("CORS_ALLOWED_ORIGINS") && !message.contains('\n'),
+                "one line naming the variable: {message}"
+            );
+        }
+        std::fs::remove_dir_all(dir).expect("cleanup");
+    }
+
+    #[test]
+    fn cors_is_read_from_the_toml_and_checked() {
+        let config = GatewayConfig::from_toml(
+            r#"
+            [cors]
+            allowed_origins = ["https://app.example"]
+            allowed_methods = ["GET", "PUT"]
+            allowed_headers = ["Authorization"]
+            exposed_headers = ["X-Request-Id"]
+            allow_credentials = true
+            max_age = 600
+            [[routes]]
+            prefix = "/a"
+            upstreams = ["http://a:1"]
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(config.cors.allowed_methods, ["GET", "PUT"]);
+        assert!(
+            GatewayConfig::builtin().cors.allowed_origins.is_empty(),
+            "off by default"
+        );
+        let defaults = GatewayConfig::from_toml(
+            "[cors]\nallowed_origins = [\"https://app.example\"]\n[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]",
+        )
+        .expect("valid");
+        assert_eq!(
+            defaults.cors.exposed_headers,
+            crate::cors::DEFAULT_EXPOSED,
+            "the platform's headers exposed by default"
+        );
+        for bad in [
+            "[cors]\nallowed_origins = [\"*\"]\nallow_credentials = true",
+            "[cors]\nallowed_origins = [\"https://app.example/\"]",
+            "[cors]\nallowed_origin = [\"https://app.example\"]",
+            "[cors]\nmax_age = -1",
+        ] {
+            let text = format!("{bad}\n[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]");
+            assert!(GatewayConfig::from_toml(&text).is_err(), "{bad}");
+        }
     }
 
     #[test]

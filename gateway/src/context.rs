@@ -1,5 +1,5 @@
 //! What the gateway's requests share: [`Shared`] across every server thread (routes, limiter,
-//! telemetry, token verifier, settings), [`ThreadContext`] within one thread (its upstream pool
+//! telemetry, token verifier, settings, CORS rule), [`ThreadContext`] within one thread (its upstream pool
 //! and the [`Tracker`] of its open connections, which the drain waits for), and the upstream
 //! failures both paths count there.
 
@@ -11,6 +11,7 @@ use slog::Logger;
 use crate::{
     access::{GatewayMetrics, Telemetry},
     config::{GatewayConfig, ServerConfig},
+    cors::Cors,
     identity::ClientKey,
     pool::Pool,
     resolve::Resolver,
@@ -35,6 +36,8 @@ pub struct Shared {
     pub no_route: Arc<str>,
     /// How upstream connections resolve the instances' names.
     pub resolver: Arc<Resolver>,
+    /// The CORS rule (off unless origins are configured).
+    pub cors: Cors,
 }
 
 impl Shared {
@@ -61,6 +64,7 @@ impl Shared {
             server: config.server,
             no_route: Arc::from("-"),
             resolver: Arc::new(Resolver::System),
+            cors: Cors::new(&config.cors)?,
         })
     }
 

@@ -9,6 +9,7 @@
 //! | [`resolve`] | upstream names to addresses, at every new connection |
 //! | [`forward`] | the proxy rules, once for both paths: upstream head, retry, error answers |
 //! | [`headers`] | header primitives: hop-by-hop fields, tokens, transfer codings |
+//! | [`cors`] | CORS: the preflights the gateway answers, the fields every answer carries |
 //! | [`identity`] | the one auth decision (bearer token, route policy) and the rate limiter's key |
 //! | [`health`] | the optional active health checks of upstream instances |
 //! | [`direct`] | the direct path: plain HTTP/1.1 exchanges relayed by the connection's task |
@@ -27,6 +28,7 @@ pub mod access;
 pub mod body;
 pub mod config;
 pub mod context;
+pub mod cors;
 pub mod direct;
 pub mod forward;
 pub mod framing;

@@ -170,7 +170,8 @@ impl Harness {
         let framing = head.client_framing(false);
         let mut out = Vec::new();
         let request_id = HeaderValue::from_static("fuzz");
-        head.write_client_head(response, &framing, &request_id, false, &mut out);
+        let cors = (&self.shared.cors, crate::cors::Grant::Off);
+        head.write_client_head(response, &framing, &request_id, cors, false, &mut out);
         // The first read holds the head and up to `step` bytes more; the rest trickles in.
         let first = (head.length + step).min(response.len());
         let mut upstream_bytes = response[..first].to_vec();

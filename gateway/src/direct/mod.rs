@@ -42,6 +42,7 @@ use crate::{
     access::AccessRecord,
     context::ThreadContext,
     forward::{ErrorAnswer, UpstreamFailure, retries_stale},
+    cors::{Cors, Grant},
     identity::{ClientKey, Refusal, authorize},
     routing::Route,
     upstream::Instance,
@@ -116,7 +117,10 @@ pub async fn serve(
             Ok(Read::HandOver) => return Next::HandOver(connection.client, connection.inbound),
             Ok(Read::Request(request)) => request,
             Ok(Read::Refused(request, refusal)) => {
-                if connection.refuse(request, &refusal).await {
+                if connection
+                    .refuse(request, &refusal, &context.shared.cors)
+                    .await
+                {
                     continue;
                 }
                 return Next::Close;
@@ -165,6 +169,8 @@ struct Request {
     /// The bytes of `inbound` it takes up (head and the body bytes that came with it); they are
     /// dropped once the request is let through, and handed to hyper with the rest otherwise.
     consumed: usize,
+    /// What CORS grants its answers ([`crate::cors`]).
+    cors: Grant,
 }
 
 /// An exchange that failed before a response reached the client.
@@ -239,12 +245,18 @@ impl Connection {
 
     /// Answers a refused request as hyper's path does ([`crate::proxy::refused`]); whether the
     /// client connection may carry another request.
-    async fn refuse(&mut self, request: Request, refusal: &Refusal) -> bool {
+    async fn refuse(&mut self, request: Request, refusal: &Refusal, cors: &Cors) -> bool {
         // A body the client is still sending would be read as the next request; draining, this
         // is the connection's last answer.
         let close = request.client_close || request.body_left > 0 || *self.stop.borrow();
+        let fields = cors.response_fields(request.cors);
         let written = self
-            .answer_error(&ErrorAnswer::refusal(refusal), request.access, close)
+            .answer_error(
+                &ErrorAnswer::refusal(refusal),
+                request.access,
+                fields,
+                close,
+            )
             .await;
         written && !close
     }
@@ -345,7 +357,10 @@ impl Connection {
             Outcome::Failed(Failure::Answer(answer)) => {
                 // A body the client is still sending would be read as the next request.
                 let close = request.client_close || request.body_left > 0 || *self.stop.borrow();
-                let written = self.answer_error(&answer, request.access, close).await;
+                let fields = context.shared.cors.response_fields(request.cors);
+                let written = self
+                    .answer_error(&answer, request.access, fields, close)
+                    .await;
                 written && !close
             }
         }
@@ -426,6 +441,7 @@ impl Connection {
             &self.upstream_bytes,
             &framing,
             &request.access.request_id,
+            (&context.shared.cors, request.cors),
             client_close,
             &mut self.outbound,
         );
@@ -469,12 +485,13 @@ impl Connection {
         }
     }
 
-    /// Answers the client with `answer` and writes the access line; whether the answer was
-    /// written.
-    async fn answer_error(
+    /// Answers the client with `answer` and its CORS `fields`, and writes the access line;
+    /// whether the answer was written.
+    async fn answer_error<'c>(
         &mut self,
         answer: &ErrorAnswer,
         mut access: AccessRecord,
+        cors_fields: impl Iterator<Item = (&'static str, &'c [u8])>,
         close: bool,
     ) -> bool {
         let status = answer.status;
@@ -489,6 +506,9 @@ impl Connection {
             http_date(),
         );
         for (name, value) in answer.fields(access.request_id.as_bytes()) {
+            push_field(out, name.as_bytes(), value);
+        }
+        for (name, value) in cors_fields {
             push_field(out, name.as_bytes(), value);
         }
         if close {

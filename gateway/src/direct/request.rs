@@ -7,12 +7,13 @@
 use std::{net::SocketAddr, ops::Range, time::Instant};
 
 use http::{HeaderValue, Method, StatusCode};
-use runtime::network::client_address_among as client_address;
+use runtime::client_address_among as client_address;
 
 use super::{MAX_DIRECT_BODY, Request, push_field};
 use crate::{
     access::AccessRecord,
     context::Shared,
+    cors::Decision,
     forward::{
         ClientHead, MAX_REQUEST_FIELDS, UnframedBody, Upstream, body_length, head_size, request_id,
         upstream_fields, upstream_target,
@@ -38,6 +39,10 @@ pub(super) fn parse_request(
     if crate::local::is_local(&head.method, head.path) {
         return Err(());
     }
+    // A CORS preflight is answered by hyper's path, as the gateway's other own answers.
+    let Decision::Actual(cors) = shared.cors.decide(&head.method, head.fields.iter()) else {
+        return Err(());
+    };
     let route = shared.routes.find(head.path).ok_or(())?.clone();
     // A sticky route's requests pick their instance by their session: hyper's path does that.
     if route.sessions.is_some() {
@@ -90,6 +95,7 @@ pub(super) fn parse_request(
         client_close: checked.client_close,
         authorization: checked.authorization,
         consumed: head.length + with_head,
+        cors,
     }))
 }
 

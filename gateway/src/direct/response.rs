@@ -11,6 +11,7 @@ use tokio::{
 
 use super::{MAX_RESPONSE_FIELDS, chunked::ChunkedScanner, push_field};
 use crate::{
+    cors::{Cors, Grant, passes_upstream_field},
     forward::{
         asks_to_close, body_length, carries_no_body, connection_values, is_unasked_interim,
         passes_response_field, response_request_id,
@@ -97,12 +98,14 @@ impl ResponseHead {
         }
     }
 
-    /// Writes the client's head: status line, end-to-end fields, framing, the request id.
+    /// Writes the client's head: status line, end-to-end fields (the upstream's CORS fields
+    /// replaced by the gateway's, [`crate::cors`]), framing, the request id.
     pub(super) fn write_client_head(
         &self,
         bytes: &[u8],
         framing: &Framing,
         request_id: &HeaderValue,
+        (cors, grant): (&Cors, Grant),
         close: bool,
         out: &mut Vec<u8>,
     ) {
@@ -111,7 +114,15 @@ impl ResponseHead {
         out.extend_from_slice(&bytes[self.reason.clone()]);
         out.extend_from_slice(b"\r\n");
         for (name, value) in &self.fields {
-            push_field(out, &bytes[name.clone()], &bytes[value.clone()]);
+            let name = &bytes[name.clone()];
+            if grant == Grant::Off
+                || std::str::from_utf8(name).is_ok_and(|name| passes_upstream_field(grant, name))
+            {
+                push_field(out, name, &bytes[value.clone()]);
+            }
+        }
+        for (name, value) in cors.response_fields(grant) {
+            push_field(out, name.as_bytes(), value);
         }
         match framing {
             Framing::Length(length) => {

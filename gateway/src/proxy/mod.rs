@@ -1,5 +1,5 @@
-//! Hyper's path: one request through the gateway: the gateway's own answers (limits, local
-//! endpoints, auth, rate limit, no route), then its upstream head as [`crate::forward`] decides
+//! Hyper's path: one request through the gateway: the gateway's own answers (limits, CORS
+//! preflights, local endpoints, auth, rate limit, no route), then its upstream head as [`crate::forward`] decides
 //! it, sent and relayed by `exchange.rs`.
 //!
 //! | file | what it holds |
@@ -23,12 +23,13 @@ use http::{
     header::{AUTHORIZATION, RETRY_AFTER, USER_AGENT},
 };
 use hyper::body::Incoming;
-use runtime::network::client_address_among as client_address;
+use runtime::client_address_among as client_address;
 
 use crate::{
     access::AccessRecord,
     body::GatewayBody,
     context::ThreadContext,
+    cors::{self, Cors, Decision, Grant, Preflight},
     forward::{
         ADDED_FIELDS, ClientHead, ErrorAnswer, MAX_REQUEST_FIELDS, UnframedBody, Upstream,
         body_length, head_size, request_id, response_request_id, upstream_fields, upstream_target,
@@ -41,11 +42,33 @@ use crate::{
     sticky::Affinity,
 };
 
-/// Answers one request.
+/// Answers one request: a CORS preflight with [`preflight`]'s answer, any other with the
+/// gateway's own answer or the upstream's, either carrying its CORS fields ([`cors::apply`]).
 pub async fn handle(
+    request: Request<Incoming>,
+    context: Rc<ThreadContext>,
+    peer: SocketAddr,
+) -> Result<Response<GatewayBody>, Infallible> {
+    let shared = context.shared.clone();
+    match shared.cors.decide(request.method(), request.headers()) {
+        Decision::Actual(grant) => {
+            let Ok(mut response) = answer_request(request, context, peer, None).await;
+            cors::apply(&shared.cors, grant, response.headers_mut());
+            Ok(response)
+        }
+        Decision::Preflight(preflight) => {
+            answer_request(request, context, peer, Some(preflight)).await
+        }
+    }
+}
+
+/// Answers one request; `preflight`: the answer to a CORS preflight, given once its head has
+/// passed the limits.
+async fn answer_request(
     mut request: Request<Incoming>,
     context: Rc<ThreadContext>,
     peer: SocketAddr,
+    preflight: Option<Preflight>,
 ) -> Result<Response<GatewayBody>, Infallible> {
     let shared = &context.shared;
     let client = client_address(
@@ -99,6 +122,9 @@ pub async fn handle(
     }
     if let Err((status, message)) = check_target(&request) {
         return Ok(error(status, message, access));
+    }
+    if let Some(preflight) = preflight {
+        return Ok(answer_preflight(preflight, &shared.cors, access));
     }
     if let Some(response) = crate::local::answer(&request, shared).await {
         return Ok(finish_local(response, access));
@@ -294,6 +320,33 @@ fn finish_local(
         .headers_mut()
         .insert(HeaderName::from_static(name), value);
     access.write();
+    response
+}
+
+/// The gateway's answer to a CORS preflight (never forwarded): 204, or 403 `forbidden` without
+/// the allow fields; either with [`Cors::preflight_fields`].
+fn answer_preflight(
+    preflight: Preflight,
+    cors: &Cors,
+    access: AccessRecord,
+) -> Response<GatewayBody> {
+    let (mut response, grant) = match preflight {
+        Preflight::Allowed(grant) => {
+            let mut response = Response::new(GatewayBody::empty());
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            (finish_local(response, access), grant)
+        }
+        Preflight::Refused(message) => (
+            error(StatusCode::FORBIDDEN, &message, access),
+            Grant::Denied,
+        ),
+    };
+    for (name, value) in cors.preflight_fields(grant) {
+        let value = HeaderValue::from_bytes(value).expect("the CORS fields are header values");
+        response
+            .headers_mut()
+            .append(HeaderName::from_static(name), value);
+    }
     response
 }
 

@@ -8,7 +8,7 @@ use gateway::{
     config::{GatewayConfig, RouteAuth, RouteConfig, ServerConfig},
     resolve::Resolver,
 };
-use runtime::{Service, telemetry::test_logger};
+use runtime::{Service, test_logger};
 use testing::TestServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -50,6 +50,7 @@ pub fn config(routes: Vec<RouteConfig>) -> GatewayConfig {
             ..ServerConfig::default()
         },
         rate_limit: None,
+        cors: Default::default(),
         routes,
     }
 }

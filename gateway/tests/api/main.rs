@@ -1,6 +1,8 @@
 //! The gateway against real upstreams started in the test (one test binary).
 
 mod authorization;
+mod browser;
+mod cors;
 mod differential;
 mod direct;
 mod early;
