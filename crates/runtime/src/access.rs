@@ -39,12 +39,13 @@ pub struct AccessLine<'a> {
 }
 
 impl AccessLine<'_> {
-    /// Writes the line to `logger`.
+    /// Writes the line to `logger`, with the log target `access` (`LOG_LEVEL=warn,access=info`
+    /// keeps the access lines and quiets the rest).
     pub fn write(self, logger: &Logger) {
         if self.status >= 500 {
-            slog::error!(logger, "request"; self);
+            slog::error!(logger, # "access", "request"; self);
         } else {
-            slog::info!(logger, "request"; self);
+            slog::info!(logger, # "access", "request"; self);
         }
     }
 }

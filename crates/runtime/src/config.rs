@@ -1,10 +1,11 @@
 //! Command-line flags and environment variables (docs/contracts.md, "Configuration").
 //!
-//! Every binary flattens [`CommonArgs`] into its own clap parser and calls [`parse`], which turns
+//! Every binary flattens [`CommonArgs`] into its own clap parser and calls [`parse_args`], which turns
 //! a value that cannot be parsed into one line naming the variable, then exits with status 2.
 
 use std::{net::IpAddr, path::PathBuf, str::FromStr};
 
+use crate::log_filter::{LogFilter, LogFormat};
 use clap::{
     Parser,
     error::{ContextKind, ContextValue, ErrorKind},
@@ -105,12 +106,28 @@ pub struct ProcessArgs {
     /// Listen address (`0.0.0.0` in containers)
     #[arg(long, env = "BIND", default_value = "127.0.0.1")]
     pub bind: IpAddr,
-    /// Lowest level that is logged
-    #[arg(long, env = "LOG_LEVEL", value_enum, default_value_t = LogLevel::Info)]
-    pub log_level: LogLevel,
+    /// What is logged: a level, or per-target levels like `info,sqlx=warn` [default: info]
+    #[arg(long, env = "LOG_LEVEL")]
+    pub log_level: Option<LogFilter>,
+    /// What is logged when LOG_LEVEL is unset (the same syntax)
+    #[arg(long = "rust-log", env = "RUST_LOG")]
+    pub rust_log: Option<LogFilter>,
+    /// Log lines as `json` or `text`; `auto` writes text on a terminal, JSON otherwise
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
     /// Also write `error.log` (errors only) and `combined.log` into this directory
     #[arg(long, env = "LOG_DIR")]
     pub log_dir: Option<PathBuf>,
+}
+
+impl ProcessArgs {
+    /// `LOG_LEVEL`, else `RUST_LOG`, else `info`.
+    pub fn log_filter(&self) -> LogFilter {
+        self.log_level
+            .clone()
+            .or_else(|| self.rust_log.clone())
+            .unwrap_or_default()
+    }
 }
 
 impl CommonArgs {
@@ -121,7 +138,9 @@ impl CommonArgs {
             port: Some(port),
             process: ProcessArgs {
                 bind,
-                log_level: LogLevel::Info,
+                log_level: None,
+                rust_log: None,
+                log_format: LogFormat::Auto,
                 log_dir: None,
             },
             database_url: Some(database_url),
@@ -148,45 +167,6 @@ impl CommonArgs {
         self.database_url
             .clone()
             .unwrap_or_else(|| DatabaseUrl(format!("sqlite://data/{service}.db")))
-    }
-}
-
-/// Log levels, from the most to the least verbose.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogLevel {
-    /// Everything.
-    Trace,
-    /// Diagnostics for developers.
-    Debug,
-    /// One line per request and lifecycle events.
-    Info,
-    /// Something unexpected that was handled.
-    Warn,
-    /// Failures.
-    Error,
-}
-
-impl LogLevel {
-    /// The matching slog level.
-    pub fn to_slog(self) -> slog::Level {
-        match self {
-            Self::Trace => slog::Level::Trace,
-            Self::Debug => slog::Level::Debug,
-            Self::Info => slog::Level::Info,
-            Self::Warn => slog::Level::Warning,
-            Self::Error => slog::Level::Error,
-        }
-    }
-
-    /// The matching `log` crate filter.
-    pub fn to_log(self) -> log::LevelFilter {
-        match self {
-            Self::Trace => log::LevelFilter::Trace,
-            Self::Debug => log::LevelFilter::Debug,
-            Self::Info => log::LevelFilter::Info,
-            Self::Warn => log::LevelFilter::Warn,
-            Self::Error => log::LevelFilter::Error,
-        }
     }
 }
 
@@ -304,7 +284,20 @@ mod tests {
     fn defaults_hold_when_nothing_is_set() {
         let config = TestConfig::try_parse_from(["test"]).expect("defaults parse");
         assert_eq!(config.common.cache_ttl_secs, 60);
-        assert_eq!(config.common.process.log_level, LogLevel::Info);
+        assert!(
+            config
+                .common
+                .process
+                .log_filter()
+                .enabled("any", log::Level::Info)
+        );
+        assert!(
+            !config
+                .common
+                .process
+                .log_filter()
+                .enabled("any", log::Level::Debug)
+        );
         assert_eq!(
             config.common.database_url_or_default("users").0,
             "sqlite://data/users.db"

@@ -4,7 +4,8 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `config` | clap arguments every binary takes (docs/contracts.md's variables) and one-line start-up errors |
-//! | `telemetry` | slog JSON logging to stdout (and `LOG_DIR` files), the bridge for `log` records |
+//! | `telemetry` | slog logging to stdout, JSON or text (and JSON `LOG_DIR` files), the bridge for `log` records |
+//! | `log_filter` | `LOG_LEVEL` / `RUST_LOG` directives (`info,sqlx=warn`) and `LOG_FORMAT` |
 //! | `process` | the [`Service`] a binary runs, [`run_process`], and the `--healthcheck` probe |
 //! | `shutdown` | SIGINT / SIGTERM as a future, fanned out to every server of a process |
 //! | `metrics` | the Prometheus registry of one instance |
@@ -18,6 +19,7 @@
 mod access;
 mod config;
 mod errors;
+mod log_filter;
 mod metrics;
 mod network;
 mod process;
@@ -27,10 +29,11 @@ mod telemetry;
 
 pub use access::{AccessLine, is_acceptable_id};
 pub use config::{
-    AuthArgs, CommonArgs, DEFAULT_CACHE_NAMESPACE, DEFAULT_JWKS_URL, DatabaseUrl, LogLevel,
-    ProcessArgs, parse_args,
+    AuthArgs, CommonArgs, DEFAULT_CACHE_NAMESPACE, DEFAULT_JWKS_URL, DatabaseUrl, ProcessArgs,
+    parse_args,
 };
 pub use errors::{ErrorBody, ErrorDetail, FieldError, code_for_status, error_json};
+pub use log_filter::{LogFilter, LogFormat};
 pub use metrics::Metrics;
 pub use network::{Network, TrustedProxies, client_address_among};
 pub use process::{Service, probe, run_process};

@@ -28,7 +28,7 @@ where
     F: FnOnce(Logger) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let (root, guard) = match telemetry::init(name, process.log_level, process.log_dir.as_deref()) {
+    let (root, guard) = match telemetry::init(name, process) {
         Ok(logging) => logging,
         Err(error) => {
             eprintln!("error: LOG_DIR (--log-dir): {error}");

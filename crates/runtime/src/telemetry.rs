@@ -1,14 +1,16 @@
-//! Structured logging: one JSON object per line (`ts level msg service version` plus fields).
+//! Structured logging: one JSON object per line (`ts level msg service version` plus fields), or
+//! on a terminal a compact coloured text line with the same fields (`LOG_FORMAT`).
 //!
 //! [`init`] builds the process's one asynchronous drain: stdout, and with `LOG_DIR` also
-//! `combined.log` (every line) and `error.log` (errors only) in that directory. The channel
+//! `combined.log` (every line) and `error.log` (errors only) in that directory, always JSON.
+//! [`LogFilter`] decides per target which records are written (`LOG_LEVEL`, `RUST_LOG`). The channel
 //! blocks rather than drops when full, and [`LogGuard`] flushes it when dropped at exit. Lines
 //! are written out in batches (at most 50 ms late), so a busy service makes few system calls for
 //! its logs (docs/benchmarks.md, "What the users-service profile showed"). Records of libraries
 //! that log through the `log` crate (sqlx, hyper, …) reach the same drain.
 //!
 //! A process serving several services (the `stack`) calls [`init`] once and gives each service
-//! [`for_service`] of the root logger.
+//! [`service_logger`] of the root logger.
 
 use std::{
     fs::OpenOptions,
@@ -20,7 +22,10 @@ use std::{
 
 use slog::{Drain, FnValue, Level, Logger, PushFnValue, o};
 
-use crate::config::LogLevel;
+use crate::{
+    config::ProcessArgs,
+    log_filter::{FilterDrain, LogFilter},
+};
 
 /// Flushes the asynchronous drain when dropped. Keep it alive until the process ends.
 pub struct LogGuard {
@@ -31,7 +36,7 @@ pub struct LogGuard {
 type BoxedDrain = Box<dyn Drain<Ok = (), Err = slog::Never> + Send>;
 
 /// The lower-case level name the logs use (`info`, `error`, …), as winston writes them.
-pub fn level_name(level: Level) -> &'static str {
+fn level_name(level: Level) -> &'static str {
     match level {
         Level::Critical => "critical",
         Level::Error => "error",
@@ -154,15 +159,29 @@ fn batched_json_drain(target: Box<dyn io::Write + Send>) -> slog_json::Json<Batc
         .build()
 }
 
+/// The human format: time, coloured level, message, then the record's and the logger's fields.
+fn text_drain() -> BoxedDrain {
+    let decorator = slog_term::TermDecorator::new().stdout().build();
+    Box::new(
+        slog_term::FullFormat::new(decorator)
+            .use_custom_timestamp(|out: &mut dyn io::Write| {
+                write!(out, "{}", chrono::Local::now().format("%H:%M:%S%.3f"))
+            })
+            .build()
+            .fuse(),
+    )
+}
+
 /// Builds the process's root logger (field `version`) and routes `log` records into it
-/// (field `service` = `process_name`).
-pub fn init(
-    process_name: &'static str,
-    level: LogLevel,
-    log_dir: Option<&Path>,
-) -> io::Result<(Logger, LogGuard)> {
-    let stdout: BoxedDrain = Box::new(batched_json_drain(Box::new(io::stdout())).fuse());
-    let drain: BoxedDrain = match log_dir {
+/// (field `service` = `process_name`), both filtered by the process's [`LogFilter`].
+pub fn init(process_name: &'static str, process: &ProcessArgs) -> io::Result<(Logger, LogGuard)> {
+    let filter = process.log_filter();
+    let stdout: BoxedDrain = if process.log_format.is_text() {
+        text_drain()
+    } else {
+        Box::new(batched_json_drain(Box::new(io::stdout())).fuse())
+    };
+    let drain: BoxedDrain = match process.log_dir.as_deref() {
         None => stdout,
         Some(dir) => {
             let combined = batched_json_drain(Box::new(log_file(dir, "combined.log")?)).fuse();
@@ -178,16 +197,26 @@ pub fn init(
         .overflow_strategy(slog_async::OverflowStrategy::Block)
         .thread_name("slog".into())
         .build_with_guard();
-    // Filtered before the channel: a record below the level costs a comparison, not a copy
-    // of its fields sent to the logging thread.
-    let drain = drain.filter_level(level.to_slog()).fuse();
+    let drain = Arc::new(drain);
     // After the guard is dropped at exit the channel is closed; a late record (a background
     // task of a library) is then dropped instead of panicking the process on its way out.
+    // Filtered before the channel: a record the filter drops costs a comparison, not a copy
+    // of its fields sent to the logging thread.
     let root = Logger::root(
+        FilterDrain {
+            inner: drain.clone(),
+            filter: filter.clone(),
+        }
+        .ignore_res(),
+        o!("version" => env!("CARGO_PKG_VERSION")),
+    );
+    // `log` records are filtered by their own target in the bridge; the slog record carrying
+    // one has the bridge's module, so it goes to the unfiltered channel.
+    let bridged = Logger::root(
         drain.ignore_res(),
         o!("version" => env!("CARGO_PKG_VERSION")),
     );
-    bridge_log_crate(root.new(o!("service" => process_name)), level);
+    bridge_log_crate(bridged.new(o!("service" => process_name)), filter);
     Ok((
         root,
         LogGuard {
@@ -216,15 +245,21 @@ pub fn test_logger(service: &'static str) -> Logger {
 }
 
 struct LogBridge {
+    /// The unfiltered logger the records go to.
     logger: Logger,
+    /// The process's filter, applied to each record's own target.
+    filter: LogFilter,
 }
 
 impl log::Log for LogBridge {
-    fn enabled(&self, _metadata: &log::Metadata<'_>) -> bool {
-        true
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.filter.enabled(metadata.target(), metadata.level())
     }
 
     fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
         let target = record.target().to_owned();
         let args = record.args();
         match record.level() {
@@ -240,11 +275,12 @@ impl log::Log for LogBridge {
 }
 
 /// Installs the `log` bridge once per process; later calls keep the first.
-fn bridge_log_crate(logger: Logger, level: LogLevel) {
+fn bridge_log_crate(logger: Logger, filter: LogFilter) {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
-        if log::set_boxed_logger(Box::new(LogBridge { logger })).is_ok() {
-            log::set_max_level(level.to_log());
+        let max_level = filter.max_level();
+        if log::set_boxed_logger(Box::new(LogBridge { logger, filter })).is_ok() {
+            log::set_max_level(max_level);
         }
     });
 }

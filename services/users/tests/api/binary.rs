@@ -1,5 +1,5 @@
-//! The `users-service` binary itself: flags and variables, JSON logs to stdout and `LOG_DIR`,
-//! and a clean exit on SIGTERM.
+//! The `users-service` binary itself: flags and variables, logs to stdout (JSON, or text on a
+//! terminal) and `LOG_DIR`, per-target log filters, and a clean exit on SIGTERM.
 
 use std::{
     io::{BufRead, BufReader},
@@ -30,6 +30,8 @@ fn a_bad_value_stops_start_up_with_one_line_naming_the_variable() {
             "PORT",
             "BIND",
             "LOG_LEVEL",
+            "RUST_LOG",
+            "LOG_FORMAT",
             "LOG_DIR",
             "DATABASE_URL",
             "REDIS_URL",
@@ -159,4 +161,186 @@ async fn logs_json_everywhere_and_exits_zero_on_sigterm() {
         "only errors in error.log"
     );
     std::fs::remove_dir_all(dir).expect("cleanup");
+}
+
+/// How the binary's stdout is attached in [`run_and_log`].
+#[derive(Clone, Copy)]
+enum Stdout {
+    /// A pipe (log collectors, `docker logs`).
+    Pipe,
+    /// A pseudo-terminal, by util-linux's `script` (a person at a terminal).
+    Terminal,
+}
+
+/// Runs the binary with `variables`, makes one request (`X-Request-Id: <request_id>`), stops it
+/// with SIGTERM and returns what it wrote to stdout.
+async fn run_and_log(stdout: Stdout, variables: &[(&str, &str)], request_id: &str) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "platform-users-logs-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let port = testing::free_port();
+    let mut command = match stdout {
+        Stdout::Pipe => Command::new(BINARY),
+        Stdout::Terminal => {
+            let mut script = Command::new("script");
+            script.args(["-qfec", &format!("exec {BINARY}"), "/dev/null"]);
+            script
+        }
+    };
+    command
+        .env("PORT", port.to_string())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/users.db", dir.display()),
+        )
+        .env_remove("REDIS_URL")
+        .env_remove("LOG_LEVEL")
+        .env_remove("RUST_LOG")
+        .env_remove("LOG_FORMAT")
+        .envs(variables.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = command.spawn().expect("start the binary");
+    let output = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut BufReader::new(output), &mut text).ok();
+        text
+    });
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/users/7");
+    testing::eventually("the binary answers", Duration::from_secs(20), || {
+        let request = client.get(&url).header("x-request-id", request_id).send();
+        async move { request.await.is_ok() }
+    })
+    .await;
+    // Under `script` the service is the child of the pseudo-terminal's owner.
+    let signalled = match stdout {
+        Stdout::Pipe => Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status(),
+        Stdout::Terminal => Command::new("pkill")
+            .args(["-TERM", "-P", &child.id().to_string()])
+            .status(),
+    };
+    assert!(signalled.expect("signal").success());
+    assert!(child.wait().expect("wait").success(), "a clean exit");
+    let text = reader.join().expect("reader");
+    let _ = std::fs::remove_dir_all(dir);
+    text
+}
+
+/// `text` without its terminal escape sequences (`ESC [ … letter`, `ESC ( B`).
+fn without_colours(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut characters = text.chars();
+    while let Some(character) = characters.next() {
+        if character != '\u{1b}' {
+            plain.push(character);
+            continue;
+        }
+        match characters.next() {
+            Some('[') => {
+                for code in characters.by_ref() {
+                    if code.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            Some('(') => {
+                characters.next();
+            }
+            _ => {}
+        }
+    }
+    plain
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|line| serde_json::from_str(line.trim_end_matches('\r')).expect("every line is JSON"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_terminal_gets_coloured_text_lines_and_a_pipe_or_log_format_json_gets_json() {
+    let text = run_and_log(Stdout::Terminal, &[], "tty-text-1").await;
+    assert!(
+        text.lines().all(|line| !line.trim_start().starts_with('{')),
+        "no JSON on a terminal:\n{text}"
+    );
+    assert!(text.contains("\u{1b}["), "coloured:\n{text}");
+    let text = without_colours(&text);
+    let access = text
+        .lines()
+        .find(|line| line.contains("tty-text-1"))
+        .unwrap_or_else(|| panic!("an access line:\n{text}"));
+    for part in [
+        "INFO",
+        "request",
+        "status: 404",
+        "path: /api/users/7",
+        "service: users",
+    ] {
+        assert!(access.contains(part), "{part} in {access:?}");
+    }
+
+    let forced = run_and_log(Stdout::Terminal, &[("LOG_FORMAT", "json")], "tty-json-1").await;
+    assert!(
+        json_lines(&forced)
+            .iter()
+            .any(|line| line["request_id"] == "tty-json-1"),
+        "LOG_FORMAT=json on a terminal:\n{forced}"
+    );
+    let piped = run_and_log(Stdout::Pipe, &[], "pipe-json-1").await;
+    assert!(
+        json_lines(&piped)
+            .iter()
+            .any(|line| line["request_id"] == "pipe-json-1")
+    );
+    let text_in_a_pipe = run_and_log(Stdout::Pipe, &[("LOG_FORMAT", "text")], "pipe-text-1").await;
+    assert!(
+        text_in_a_pipe.contains("request_id: pipe-text-1"),
+        "{text_in_a_pipe}"
+    );
+    assert!(
+        !text_in_a_pipe.contains("\u{1b}["),
+        "no colour codes into a pipe"
+    );
+}
+
+#[tokio::test]
+async fn log_level_and_rust_log_take_per_target_directives() {
+    let messages = |text: &str| -> Vec<String> {
+        json_lines(text)
+            .iter()
+            .map(|line| line["msg"].as_str().expect("msg").to_owned())
+            .collect()
+    };
+    // The access lines have the target `access`, the lifecycle lines `server::service`.
+    let only_access = [("LOG_LEVEL", "warn,access=info")];
+    let logged = messages(&run_and_log(Stdout::Pipe, &only_access, "filter-1").await);
+    assert!(logged.contains(&"request".to_owned()), "{logged:?}");
+    assert!(!logged.contains(&"listening".to_owned()), "{logged:?}");
+
+    let from_rust_log = [("RUST_LOG", "warn,access=info")];
+    let logged = messages(&run_and_log(Stdout::Pipe, &from_rust_log, "filter-2").await);
+    assert!(logged.contains(&"request".to_owned()), "{logged:?}");
+    assert!(!logged.contains(&"listening".to_owned()), "{logged:?}");
+
+    let log_level_wins = [("LOG_LEVEL", "info"), ("RUST_LOG", "error")];
+    let logged = messages(&run_and_log(Stdout::Pipe, &log_level_wins, "filter-3").await);
+    assert!(logged.contains(&"listening".to_owned()), "{logged:?}");
+
+    assert_bad_values_refused(
+        BINARY,
+        &[
+            ("LOG_LEVEL", "info,sqlx=loud"),
+            ("LOG_LEVEL", "verbose"),
+            ("RUST_LOG", "a=b=c"),
+            ("LOG_FORMAT", "yaml"),
+        ],
+    );
 }
