@@ -8,7 +8,7 @@
 //!   gateway alone, once each;
 //! - the request id ([`request_id`]), the head's size ([`head_size`]) and field limit
 //!   ([`MAX_REQUEST_FIELDS`]);
-//! - the retry rule ([`retries_stale`]), the interim responses nobody asked for
+//! - the retry rule ([`retries_stale`], [`resendable`]), the interim responses nobody asked for
 //!   ([`is_unasked_interim`]), the statuses that carry no body ([`carries_no_body`]);
 //! - the gateway's own error answers ([`ErrorAnswer`]) and the upstream failures they report
 //!   ([`UpstreamFailure`]).
@@ -81,7 +81,7 @@ impl<'h> Field<'h> for (&'h HeaderName, &'h HeaderValue) {
 pub struct ClientHead<'h, I> {
     /// Its header fields, in order (every value of a repeated field).
     pub fields: I,
-    /// The host it is for ([`crate::framing::client_host`]: an absolute-form target's
+    /// The host it is for ([`crate::host::request_host`]: an absolute-form target's
     /// authority, else its one `Host`).
     pub host: &'h [u8],
     /// Its body's length, when one `Content-Length` frames it.
@@ -325,9 +325,18 @@ pub fn is_idempotent(method: &Method) -> bool {
 
 /// Whether a request whose upstream connection closed before any answer is sent once more, on
 /// a new connection: once at most, for an idempotent method, when the request is still whole
-/// to send (`resendable`: no body went out of reach of a second sending).
+/// to send (`resendable`, by [`resendable`]).
 pub fn retries_stale(method: &Method, resendable: bool, retried: bool) -> bool {
     is_idempotent(method) && resendable && !retried
+}
+
+/// Whether a request whose upstream connection closed before any answer is still whole to
+/// send again: the connection was a pooled one (`reused`: an idle keep-alive connection the
+/// upstream may close as the request leaves; a new one that closes is the upstream's failure,
+/// not that race), and none of its body is gone past a second sending (`body_kept`: it has
+/// none, or the body was never read).
+pub fn resendable(reused: bool, body_kept: bool) -> bool {
+    reused && body_kept
 }
 
 /// Whether an interim (1xx) response status was not asked for: all but a 100 to a request
@@ -575,6 +584,22 @@ mod tests {
         assert!(!is_unasked_interim(100, true));
         assert!(!is_unasked_interim(200, false));
         assert!(carries_no_body(204) && carries_no_body(304) && !carries_no_body(200));
+    }
+
+    #[test]
+    fn only_a_whole_request_on_a_pooled_connection_is_resendable() {
+        assert!(
+            resendable(true, true),
+            "a pooled connection that closed idle"
+        );
+        assert!(
+            !resendable(false, true),
+            "a new connection that closes is a failure"
+        );
+        assert!(!resendable(true, false), "a body relayed is gone");
+        assert!(!resendable(false, false));
+        assert!(retries_stale(&Method::GET, resendable(true, true), false));
+        assert!(!retries_stale(&Method::GET, resendable(false, true), false));
     }
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {

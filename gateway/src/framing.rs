@@ -1,7 +1,8 @@
 //! The framing rules of hyper's path that hyper itself does not apply, so both paths frame
 //! alike (the direct path applies them in `direct/request.rs` and `direct/response.rs`):
-//! which requests are never forwarded, which host a request is for, the interim responses
-//! nobody asked for, and the framing fields of a response hyper has decoded.
+//! which requests are never forwarded, which host a request is for (by [`crate::host`]'s
+//! rule), the interim responses nobody asked for, and the framing fields of a response hyper
+//! has decoded.
 
 use std::sync::{
     Arc,
@@ -13,11 +14,15 @@ use http::{
     header::{CONTENT_LENGTH, EXPECT, HOST, TRANSFER_ENCODING},
 };
 
-use crate::{forward::is_unasked_interim, headers::TransferCodings, request_body::RequestBody};
+use crate::{
+    forward::is_unasked_interim,
+    headers::TransferCodings,
+    host::{HostError, request_host},
+    request_body::RequestBody,
+};
 
 /// Refuses what the gateway never forwards: `CONNECT` (405: it is a reverse proxy, not a
-/// tunnel), and a request with more than one `Host` field (400, RFC 9112 §3.2: the gateway and
-/// a service could each read another one).
+/// tunnel).
 pub fn check_target<B>(request: &Request<B>) -> Result<(), (StatusCode, &'static str)> {
     if request.method() == Method::CONNECT {
         return Err((
@@ -25,23 +30,21 @@ pub fn check_target<B>(request: &Request<B>) -> Result<(), (StatusCode, &'static
             "CONNECT is not served: the gateway is no tunnel",
         ));
     }
-    if request.headers().get_all(HOST).iter().nth(1).is_some() {
-        return Err((StatusCode::BAD_REQUEST, "more than one Host header"));
-    }
     Ok(())
 }
 
-/// The host a request is for (RFC 9112 §3.2.2): an absolute-form target's authority, which
-/// wins over any `Host` field, else its one `Host`; `None` when it names none.
-pub fn client_host<B>(request: &Request<B>) -> Option<HeaderValue> {
-    match request.uri().authority() {
-        Some(authority) => HeaderValue::try_from(authority.as_str()).ok(),
-        None => request
+/// The host a request is for, by [`request_host`]'s rule: an absolute-form target's authority,
+/// which wins over the `Host` field, else its one `Host`.
+pub fn client_host<B>(request: &Request<B>) -> Result<HeaderValue, HostError> {
+    let host = request_host(
+        request
             .headers()
-            .get(HOST)
-            .filter(|host| !host.is_empty())
-            .cloned(),
-    }
+            .get_all(HOST)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        request.uri().authority().map(http::uri::Authority::as_str),
+    )?;
+    HeaderValue::from_bytes(host).map_err(|_| HostError::Invalid)
 }
 
 /// Notes the status of an interim (1xx) response the request did not ask for: any but a 100

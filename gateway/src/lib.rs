@@ -9,6 +9,7 @@
 //! | [`resolve`] | upstream names to addresses, at every new connection |
 //! | [`forward`] | the proxy rules, once for both paths: upstream head, retry, error answers |
 //! | [`headers`] | header primitives: hop-by-hop fields, tokens, transfer codings |
+//! | [`host`] | the `Host` rule, once for both paths: the host a request is for, or its 400 |
 //! | [`cors`] | CORS: the preflights the gateway answers, the fields every answer carries |
 //! | [`identity`] | the one auth decision (bearer token, route policy) and the rate limiter's key |
 //! | [`health`] | the optional active health checks of upstream instances |
@@ -34,6 +35,7 @@ pub mod forward;
 pub mod framing;
 pub mod headers;
 pub mod health;
+pub mod host;
 pub mod identity;
 pub mod local;
 pub mod pool;

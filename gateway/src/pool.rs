@@ -42,6 +42,8 @@ pub struct Connection {
     pub sender: SendRequest<RequestBody>,
     /// The upstream's address (one of those its name resolved to).
     pub address: SocketAddr,
+    /// It came from the pool: it carried an exchange before and sat idle since.
+    pub reused: bool,
 }
 
 /// An idle connection: whether it can still carry a request, and where it goes.
@@ -261,7 +263,11 @@ impl Pool {
             // Ends when the upstream closes or the last sender is dropped.
             let _ = connection.with_upgrades().await;
         });
-        Ok(Connection { sender, address })
+        Ok(Connection {
+            sender,
+            address,
+            reused: false,
+        })
     }
 
     /// A pooled connection to `instance` (to `address` only, when given) that is ready, if any.
@@ -273,6 +279,7 @@ impl Pool {
                 tokio::time::timeout(Duration::from_secs(1), connection.sender.ready()).await,
                 Ok(Ok(()))
             ) {
+                connection.reused = true;
                 return Some(connection);
             }
         }

@@ -12,13 +12,13 @@
 //! already read ([`Next::HandOver`]): upgrades (WebSocket), chunked or `Expect` requests,
 //! HTTP/1.0, the gateway's own endpoints, unknown paths, a head over the limits (more than
 //! [`MAX_REQUEST_FIELDS`](crate::forward::MAX_REQUEST_FIELDS) fields included) or one `httparse`
-//! rejects, a target that is not origin-form (`CONNECT`'s included), no `Host` or two, a body
-//! over the route's limit, a repeated `Authorization` field, and a request the rate limiter
-//! refuses. So each of those answers is made in one place,
-//! [`crate::proxy`]. A request [`crate::identity::authorize`] refuses is answered here, from
-//! the same [`Refusal`] hyper's path answers from, so its token is verified once. The proxy
-//! rules (the upstream head, the retry rule, the error answers) are [`crate::forward`]'s, as on
-//! hyper's path: this module does the I/O.
+//! rejects, a target that is not origin-form (`CONNECT`'s included), a `Host` [`crate::host`]
+//! refuses, a body over the route's limit, a repeated `Authorization` field, and a request the
+//! rate limiter refuses. So each of those answers is made in one place, [`crate::proxy`]. A
+//! request [`crate::identity::authorize`] refuses is answered here, from the same [`Refusal`]
+//! hyper's path answers from, so its token is verified once. The proxy rules (the upstream
+//! head, the retry rule, the error answers) are [`crate::forward`]'s, as on hyper's path: this
+//! module does the I/O.
 //!
 //! | file | what it holds |
 //! |---|---|
@@ -27,7 +27,7 @@
 //! | `response.rs` | the upstream's head, and the relay of its body (length, chunked, until close) |
 //! | `chunked.rs` | the chunked body's grammar, checked byte by byte as it passes |
 //! | `early.rs` | the request body's relay, cut short by an early answer, and the lingering close |
-//! | `fuzzing.rs` | both on arbitrary bytes, with their invariants, for the fuzz target |
+//! | `fuzzing.rs` | both on arbitrary bytes, with their invariants, for the fuzz target (`fuzzing`) |
 
 use std::{io::Write, net::SocketAddr, ops::Range, rc::Rc, sync::Arc, time::Duration};
 
@@ -41,8 +41,8 @@ use tokio::{
 use crate::{
     access::AccessRecord,
     context::ThreadContext,
-    forward::{ErrorAnswer, UpstreamFailure, retries_stale},
     cors::{Cors, Grant},
+    forward::{ErrorAnswer, UpstreamFailure, resendable, retries_stale},
     identity::{ClientKey, Refusal, authorize},
     routing::Route,
     upstream::Instance,
@@ -50,7 +50,9 @@ use crate::{
 
 mod chunked;
 mod early;
-/// The direct path on arbitrary bytes, for the fuzz target.
+/// The direct path on arbitrary bytes, for the fuzz target (feature `fuzzing`) and the test
+/// that replays its corpus.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod request;
 mod response;
@@ -313,7 +315,8 @@ impl Connection {
                 Err(Stale)
                     if retries_stale(
                         &request.method,
-                        reused && !request.has_body,
+                        // The body the client sent is relayed, not kept.
+                        resendable(reused, !request.has_body),
                         retried_stale,
                     ) =>
                 {

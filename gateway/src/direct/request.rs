@@ -19,6 +19,7 @@ use crate::{
         upstream_fields, upstream_target,
     },
     headers::tokens,
+    host::request_host,
     routing::Route,
 };
 
@@ -183,11 +184,11 @@ struct Checked<'h> {
 }
 
 /// The framing check: `Err(())` (hyper takes the request) for a body framed other than by one
-/// length (`Transfer-Encoding`), an `Expect` or an `Upgrade`, no `Host` or two or an empty
-/// one, `Content-Length`s that cannot frame the body ([`body_length`]), a `Connection` naming the framing or the target, or a
-/// repeated `Authorization`. `inbound` is the buffer the fields were parsed from.
+/// length (`Transfer-Encoding`), an `Expect` or an `Upgrade`, a `Host` [`request_host`]
+/// refuses (none, two, an empty or an invalid one), `Content-Length`s that cannot frame the
+/// body ([`body_length`]), a `Connection` naming the framing or the target, or a repeated
+/// `Authorization`. `inbound` is the buffer the fields were parsed from.
 fn check_fields<'h>(fields: &[httparse::Header<'h>], inbound: &[u8]) -> Result<Checked<'h>, ()> {
-    let mut host = None;
     let mut checked = Checked {
         host: b"",
         content_length: None,
@@ -204,10 +205,6 @@ fn check_fields<'h>(fields: &[httparse::Header<'h>], inbound: &[u8]) -> Result<C
             || name.eq_ignore_ascii_case("upgrade")
         {
             return Err(());
-        } else if name.eq_ignore_ascii_case("host") {
-            if host.replace(field.value).is_some() {
-                return Err(());
-            }
         } else if name.eq_ignore_ascii_case("connection") {
             for token in tokens(field.value) {
                 checked.client_close |= token.eq_ignore_ascii_case(b"close");
@@ -239,8 +236,13 @@ fn check_fields<'h>(fields: &[httparse::Header<'h>], inbound: &[u8]) -> Result<C
     }
     // Lengths that cannot frame the body: hyper's path answers the 400.
     checked.content_length = body_length(fields.iter()).map_err(|UnframedBody| ())?;
-    // No `Host`, or an empty one: hyper's path answers the 400.
-    checked.host = host.filter(|host| !host.is_empty()).ok_or(())?;
+    // No `Host`, two, an empty or an invalid one ([`request_host`]): hyper's path answers the
+    // 400. The target is origin-form: it has no authority.
+    let hosts = fields
+        .iter()
+        .filter(|field| field.name.eq_ignore_ascii_case("host"))
+        .map(|field| field.value);
+    checked.host = request_host(hosts, None).map_err(|_| ())?;
     Ok(checked)
 }
 

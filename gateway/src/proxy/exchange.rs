@@ -21,7 +21,8 @@ use crate::{
     body::{FirstFrame, GatewayBody, Lease, first_frame},
     context::ThreadContext,
     forward::{
-        UpstreamFailure, body_length, response_request_id, retries_stale, strip_response_fields,
+        UpstreamFailure, body_length, resendable, response_request_id, retries_stale,
+        strip_response_fields,
     },
     framing::{reframe, watch_interim},
     pool::Connection,
@@ -128,9 +129,17 @@ pub(super) async fn forward(
                     let message = malformed.to_string();
                     return error(StatusCode::BAD_REQUEST, &message, access);
                 }
+                // hyper hands the request back (body unread) when the connection closed before
+                // it went out.
+                let kept = unsent.is_some();
                 match unsent {
-                    // The pooled connection closed before the request went out.
-                    Some(unsent) if retries_stale(&method, true, stale_retry_used) => {
+                    Some(unsent)
+                        if retries_stale(
+                            &method,
+                            resendable(upstream.reused, kept),
+                            stale_retry_used,
+                        ) =>
+                    {
                         stale_retry_used = true;
                         request = unsent;
                     }

@@ -36,6 +36,7 @@ use crate::{
     },
     framing::{check_target, client_host},
     headers::{REQUEST_ID, X_FORWARDED_FOR, is_upgrade},
+    host::HostError,
     identity::{ClientKey, Refusal, authorize},
     request_body::RequestBody,
     routing::Route,
@@ -123,16 +124,22 @@ async fn answer_request(
     if let Err((status, message)) = check_target(&request) {
         return Ok(error(status, message, access));
     }
+    // Two `Host`s or an invalid one are refused everywhere; no `Host` only where a request is
+    // forwarded (a health probe may send none).
+    let host = client_host(&request);
+    if let Err(refused @ (HostError::Repeated | HostError::Invalid)) = host {
+        return Ok(error(StatusCode::BAD_REQUEST, refused.message(), access));
+    }
     if let Some(preflight) = preflight {
         return Ok(answer_preflight(preflight, &shared.cors, access));
     }
     if let Some(response) = crate::local::answer(&request, shared).await {
         return Ok(finish_local(response, access));
     }
-    if client_host(&request).is_none() {
-        let message = "a request needs a Host (RFC 9112 §3.2)";
-        return Ok(error(StatusCode::BAD_REQUEST, message, access));
-    }
+    let host = match host {
+        Ok(host) => host,
+        Err(refused) => return Ok(error(StatusCode::BAD_REQUEST, refused.message(), access)),
+    };
     let Ok(body_length) = body_length(request.headers()) else {
         return Ok(error(
             StatusCode::BAD_REQUEST,
@@ -187,11 +194,11 @@ async fn answer_request(
     let affinity = Affinity::of(route.sessions.as_ref(), request.uri().query());
     let upgrade = is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-    let upstream_request = match upstream_request(request, body_length, &route, client, &request_id)
-    {
-        Ok(upstream_request) => upstream_request,
-        Err(message) => return Ok(error(StatusCode::BAD_REQUEST, &message, access)),
-    };
+    let upstream_request =
+        match upstream_request(request, &host, body_length, &route, client, &request_id) {
+            Ok(upstream_request) => upstream_request,
+            Err(message) => return Ok(error(StatusCode::BAD_REQUEST, &message, access)),
+        };
     Ok(exchange::forward(
         upstream_request,
         &route,
@@ -223,12 +230,12 @@ fn request_head_size<B>(request: &Request<B>) -> usize {
 /// client's head and the route.
 fn upstream_request(
     request: Request<Incoming>,
+    host: &HeaderValue,
     body_length: Option<u64>,
     route: &Route,
     client_ip: IpAddr,
     request_id: &HeaderValue,
 ) -> Result<Request<RequestBody>, String> {
-    let host = client_host(&request).ok_or("a request needs a Host (RFC 9112 §3.2)")?;
     let (parts, body) = request.into_parts();
     let target = parts
         .uri

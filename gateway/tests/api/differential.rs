@@ -237,3 +237,68 @@ async fn both_paths_send_identical_upstream_heads() {
         }
     }
 }
+
+/// (what the case is, the client's request, the status expected, the `Host` the upstream reads
+/// when it is forwarded): requests with `Host` problems, which both paths answer by one rule
+/// (`gateway::host::request_host`).
+const HOST_CASES: &[(&str, &[u8], u16, Option<&str>)] = &[
+    ("one Host", b"GET /a HTTP/1.1\r\nHost: h.example:8080\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 200, Some("h.example:8080")),
+    ("an IPv6 literal", b"GET /a HTTP/1.1\r\nHost: [::1]:8080\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 200, Some("[::1]:8080")),
+    ("a percent-encoded name", b"GET /a HTTP/1.1\r\nHost: caf%C3%A9.example\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 200, Some("caf%C3%A9.example")),
+    ("no Host", b"GET /a HTTP/1.1\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 400, None),
+    ("an empty Host", b"GET /a HTTP/1.1\r\nHost:\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 400, None),
+    ("two Hosts", b"GET /a HTTP/1.1\r\nHost: a\r\nHost: b\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 400, None),
+    ("the same Host twice", b"GET /a HTTP/1.1\r\nHost: a\r\nhost: a\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 400, None),
+    ("a Host and an empty one", b"GET /a HTTP/1.1\r\nHost: a\r\nHost:\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 400, None),
+    ("a Host with a space", b"GET /a HTTP/1.1\r\nHost: a b\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 400, None),
+    ("a Host list", b"GET /a HTTP/1.1\r\nHost: a, b\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 400, None),
+    ("a Host with a path", b"GET /a HTTP/1.1\r\nHost: a/b\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 400, None),
+    ("a Host with user info", b"GET /a HTTP/1.1\r\nHost: user@a\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 400, None),
+    ("a Host with a port that is no number", b"GET /a HTTP/1.1\r\nHost: a:80x\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 400, None),
+    ("a Host without a name", b"GET /a HTTP/1.1\r\nHost: :80\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 400, None),
+    ("an unclosed IPv6 literal", b"GET /a HTTP/1.1\r\nHost: [::1\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 400, None),
+    ("an absolute-form authority over the Host", b"GET http://real.example/a HTTP/1.1\r\nHost: fake\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 200, Some("real.example")),
+    ("an absolute-form authority and no Host", b"GET http://real.example:81/a HTTP/1.1\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 200, Some("real.example:81")),
+    ("an absolute-form authority and two Hosts", b"GET http://real.example/a HTTP/1.1\r\nHost: a\r\nHost: b\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 400, None),
+    ("an absolute-form authority and an invalid Host", b"GET http://real.example/a HTTP/1.1\r\nHost: a b\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 400, None),
+    ("an absolute-form authority with user info", b"GET http://user@real.example/a HTTP/1.1\r\nHost: real.example\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 400, None),
+    ("a health probe without a Host", b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", 200, None),
+    ("a health probe with two Hosts", b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n", 400, None),
+];
+
+#[tokio::test]
+async fn both_paths_apply_one_host_rule() {
+    for (what, request, expected, upstream_host) in HOST_CASES {
+        let mut seen = Vec::new();
+        for path in ["direct", "hyper"] {
+            let upstream = ScriptedUpstream::always(OK).await;
+            let gateway = on_path(path, &upstream.url);
+            let text = exchange_raw(&gateway.authority, request).await;
+            gateway.server.stop().await;
+            let client_saw = client_view(&text);
+            assert_eq!(client_saw.0, *expected, "{what}, {path}: {text:?}");
+            let received = upstream.received();
+            match upstream_host {
+                Some(host) => {
+                    assert_eq!(received.len(), 1, "{what}, {path}");
+                    let (_, fields, _) = normalized_request(&received[0]);
+                    let hosts: Vec<_> = fields
+                        .iter()
+                        .filter(|field| field.starts_with("host:"))
+                        .collect();
+                    assert_eq!(hosts, [&format!("host: {host}")], "{what}, {path}");
+                }
+                None => assert!(received.is_empty(), "{what}, {path}: {received:?}"),
+            }
+            if *expected == 400 {
+                assert_eq!(client_saw.2, "\"bad_request\"", "{what}, {path}: {text:?}");
+            }
+            let upstream_saw: Vec<_> = received
+                .iter()
+                .map(|bytes| normalized_request(bytes))
+                .collect();
+            seen.push((upstream_saw, client_saw));
+        }
+        assert_eq!(seen[0], seen[1], "{what}: the paths differ (direct, hyper)");
+    }
+}
