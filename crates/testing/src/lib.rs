@@ -2,11 +2,16 @@
 //! engine ([`fresh_database`]), a service running on port 0 ([`TestService`], [`TestServer`]),
 //! a relay that cuts a backend under a live client ([`TcpSwitch`]), readers of metrics and
 //! `Link` headers, PostgreSQL plans ([`index_plan`], [`assert_index_plan`]), a capturing
-//! logger, and test signing keys with user and admin tokens.
+//! logger, test signing keys with user and admin tokens, and what a test needs outside the
+//! workspace ([`skip_unless!`], [`available`]: a missing backend is one line, not a failure).
 //!
 //! PostgreSQL is reached through `TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each test gets its own database named
 //! `platform_test_<uuid>`. SQLite databases are files in a fresh temporary directory.
+
+mod backends;
+
+pub use backends::{Backend, SETUP_COMMAND, available, chromium_binary, schemathesis_binary};
 
 use anyhow::Context;
 use sqlx::{Connection, Executor, postgres::PgConnection};
@@ -216,6 +221,7 @@ macro_rules! on_both_backends {
 
                 #[tokio::test]
                 async fn postgres() {
+                    $crate::skip_unless!(Postgres);
                     super::$name($crate::TestBackend::Postgres).await
                 }
             }
