@@ -89,7 +89,7 @@ fn logger() -> Logger {
 }
 
 fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    testing::redis_url()
 }
 
 fn unique(name: &str) -> String {
@@ -123,6 +123,7 @@ where
 
 #[tokio::test]
 async fn redis_carries_messages_between_processes_over_one_connection_each() {
+    testing::skip_unless!(Redis);
     let url = redis_url();
     let publisher = PubSub::connect(Some(&url), logger()).await.expect("A");
     let subscriber = PubSub::connect(Some(&url), logger()).await.expect("B");
@@ -163,6 +164,7 @@ async fn an_invalid_url_is_refused() {
 
 #[tokio::test]
 async fn subscriptions_survive_a_lost_redis_connection() {
+    testing::skip_unless!(Redis);
     let (switch, switch_url) = testing::TcpSwitch::for_url(&testing::redis_url()).await;
     let subscriber = PubSub::connect(Some(&switch_url), logger())
         .await
