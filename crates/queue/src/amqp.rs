@@ -11,31 +11,39 @@
 //! per-message `expiration`; those queues have no consumer and dead-letter expired messages
 //! back to `<queue>`. Messages of one level have similar delays, so RabbitMQ's expiry at the
 //! head of a queue delays a message by at most the jitter of the one before it.
+//!
+//! Its consumer, the handles of its deliveries and their batched acks are [`consumer`].
+//! lapin's errors become [`QueueError::Broker`] through [`broker`], never a public conversion.
+
+mod consumer;
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use futures_util::StreamExt;
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
     options::{
-        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-        BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-        QueueDeclareOptions,
+        BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueDeclareOptions,
     },
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
 use slog::Logger;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::Mutex;
 
-use super::{
-    ConsumeOptions, DELIVERIES_HEADER, Delivery, DeliveryHandle, ERROR_HEADER, EnqueueError,
-    Envelope, QueueArgs, QueueDepth, QueueError, REQUEST_ID_HEADER, dead_queue_name,
-};
-use db::redact;
+use super::{ConsumeOptions, EnqueueError, QueueArgs, QueueDepth, QueueError};
+
+pub(crate) use consumer::{AmqpConsumer, AmqpHandle};
+
+/// The header carrying the request id — docs/contracts.md, "Request id and logs".
+const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The header of a dead letter (and of a retry) naming the job's last error.
+const ERROR_HEADER: &str = "x-last-error";
+/// The header carrying how many times a message was handed to a consumer before; absent on a
+/// message never redelivered.
+const DELIVERIES_HEADER: &str = "x-deliveries";
 
 /// The number of retry queues (`<queue>.retry.1` … `.retry.10`); later attempts share the last.
-pub const RETRY_LEVELS: u32 = 10;
+const RETRY_LEVELS: u32 = 10;
 /// How long connecting may take before it counts as a failure.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a publish waits for its confirm before it counts as a failure.
@@ -61,9 +69,34 @@ fn reconnect_backoff() -> impl Iterator<Item = Duration> {
         .build()
 }
 
+/// `<queue>.dead`.
+fn dead_queue_name(queue: &str) -> String {
+    format!("{queue}.dead")
+}
+
+/// lapin's error as a [`QueueError`] (its source).
+fn broker(error: lapin::Error) -> QueueError {
+    QueueError::Broker(Box::new(error))
+}
+
+/// The URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            match url[scheme_end + 3..at].split_once(':') {
+                Some((user, _password)) => {
+                    format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+                }
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// RabbitMQ's side of a [`super::JobQueue`].
 #[derive(Clone)]
-pub struct AmqpQueue {
+pub(crate) struct AmqpQueue {
     /// The shared state.
     inner: Arc<Inner>,
 }
@@ -95,7 +128,11 @@ enum Failure {
 
 impl AmqpQueue {
     /// Connects (a broker that is down is logged, and retried on use).
-    pub async fn connect(url: &str, args: &QueueArgs, logger: Logger) -> anyhow::Result<Self> {
+    pub(crate) async fn connect(
+        url: &str,
+        args: &QueueArgs,
+        logger: Logger,
+    ) -> anyhow::Result<Self> {
         let queue = Self {
             inner: Arc::new(Inner {
                 url: url.to_owned(),
@@ -236,7 +273,7 @@ impl AmqpQueue {
     }
 
     /// Publishes to the job queue.
-    pub async fn publish_raw(
+    pub(crate) async fn publish_raw(
         &self,
         body: &[u8],
         message_id: &str,
@@ -321,13 +358,11 @@ impl AmqpQueue {
     }
 
     /// A consumer on its own connection (opened on the first `next`).
-    pub async fn consume(&self, options: ConsumeOptions) -> Result<AmqpConsumer, QueueError> {
-        let mut consumer = AmqpConsumer {
-            queue: self.clone(),
-            options,
-            session: None,
-            stopped: false,
-        };
+    pub(crate) async fn consume(
+        &self,
+        options: ConsumeOptions,
+    ) -> Result<AmqpConsumer, QueueError> {
+        let mut consumer = AmqpConsumer::new(self.clone(), options);
         // Fail fast when the broker is down at start; later failures reconnect in `next`.
         if let Err(error) = consumer.start().await {
             slog::warn!(self.inner.logger, "consumer cannot reach RabbitMQ yet; retrying";
@@ -337,7 +372,7 @@ impl AmqpQueue {
     }
 
     /// Whether the broker answers (reconnecting when needed).
-    pub async fn check(&self) -> anyhow::Result<()> {
+    pub(crate) async fn check(&self) -> anyhow::Result<()> {
         match tokio::time::timeout(Duration::from_secs(3), self.channel()).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(error)) => Err(anyhow::anyhow!("RabbitMQ: {error}")),
@@ -347,11 +382,11 @@ impl AmqpQueue {
 
     /// Takes up to `limit` messages off the dead-letter queue (acking them).
     #[cfg(any(test, feature = "testing"))]
-    pub async fn take_dead_letters(
+    pub(crate) async fn take_dead_letters(
         &self,
         limit: usize,
     ) -> Result<Vec<super::DeadLetter>, QueueError> {
-        let channel = self.channel().await?;
+        let channel = self.channel().await.map_err(broker)?;
         let mut letters = Vec::new();
         while letters.len() < limit {
             let Some(message) = channel
@@ -359,13 +394,18 @@ impl AmqpQueue {
                     self.inner.dead.as_str().into(),
                     lapin::options::BasicGetOptions::default(),
                 )
-                .await?
+                .await
+                .map_err(broker)?
             else {
                 break;
             };
             let delivery = message.delivery;
             let error = header(&delivery.properties, ERROR_HEADER);
-            delivery.acker.ack(BasicAckOptions::default()).await?;
+            delivery
+                .acker
+                .ack(lapin::options::BasicAckOptions::default())
+                .await
+                .map_err(broker)?;
             letters.push(super::DeadLetter {
                 body: delivery.data,
                 error,
@@ -375,8 +415,8 @@ impl AmqpQueue {
     }
 
     /// Message counts of the job queue and the dead-letter queue.
-    pub async fn depth(&self) -> Result<QueueDepth, QueueError> {
-        let channel = self.channel().await?;
+    pub(crate) async fn depth(&self) -> Result<QueueDepth, QueueError> {
+        let channel = self.channel().await.map_err(broker)?;
         let passive = QueueDeclareOptions {
             passive: true,
             ..QueueDeclareOptions::default()
@@ -387,7 +427,8 @@ impl AmqpQueue {
                 passive,
                 FieldTable::default(),
             )
-            .await?
+            .await
+            .map_err(broker)?
             .message_count();
         let dead = channel
             .queue_declare(
@@ -395,7 +436,8 @@ impl AmqpQueue {
                 passive,
                 FieldTable::default(),
             )
-            .await?
+            .await
+            .map_err(broker)?
             .message_count();
         Ok(QueueDepth {
             ready: u64::from(ready),
@@ -405,8 +447,8 @@ impl AmqpQueue {
 
     /// Deletes the queues (retry levels included) and the exchange: for tests and tools.
     #[cfg(any(test, feature = "testing"))]
-    pub async fn delete_topology(&self) -> Result<(), QueueError> {
-        let channel = self.channel().await?;
+    pub(crate) async fn delete_topology(&self) -> Result<(), QueueError> {
+        let channel = self.channel().await.map_err(broker)?;
         let mut queues = vec![self.inner.queue.clone(), self.inner.dead.clone()];
         queues.extend((1..=RETRY_LEVELS).map(|level| self.retry_queue(level).1));
         for queue in queues {
@@ -415,19 +457,21 @@ impl AmqpQueue {
                     queue.as_str().into(),
                     lapin::options::QueueDeleteOptions::default(),
                 )
-                .await?;
+                .await
+                .map_err(broker)?;
         }
         channel
             .exchange_delete(
                 self.inner.exchange.as_str().into(),
                 lapin::options::ExchangeDeleteOptions::default(),
             )
-            .await?;
+            .await
+            .map_err(broker)?;
         Ok(())
     }
 
     /// Closes the producers' connection.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         if let Some(live) = self.inner.live.lock().await.take() {
             close_quietly(live.connection.close(200, "closing".into())).await;
         }
@@ -511,410 +555,10 @@ fn delivered_before(properties: &BasicProperties) -> u32 {
     }
 }
 
-/// The connection, channel and lapin consumer of an [`AmqpConsumer`].
-struct Session {
-    connection: Connection,
-    channel: Channel,
-    consumer: lapin::Consumer,
-    /// To this session's settler (see [`settle_deliveries`]).
-    settle: mpsc::UnboundedSender<Settle>,
-    /// The settler: flushed before the channel closes.
-    settler: tokio::task::JoinHandle<()>,
-}
-
-/// Deliveries from RabbitMQ, on a connection of their own.
-pub struct AmqpConsumer {
-    queue: AmqpQueue,
-    options: ConsumeOptions,
-    session: Option<Session>,
-    stopped: bool,
-}
-
-impl AmqpConsumer {
-    async fn start(&mut self) -> Result<(), lapin::Error> {
-        let (connection, channel) = self.queue.open().await?;
-        channel
-            .basic_qos(self.options.prefetch.max(1), BasicQosOptions::default())
-            .await?;
-        let consumer = channel
-            .basic_consume(
-                self.queue.inner.queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        slog::info!(self.queue.inner.logger, "consuming";
-            "queue" => &self.queue.inner.queue, "prefetch" => self.options.prefetch);
-        let (settle, settlements) = mpsc::unbounded_channel();
-        let settler = tokio::spawn(settle_deliveries(
-            settlements,
-            self.queue.inner.logger.clone(),
-        ));
-        self.session = Some(Session {
-            connection,
-            channel,
-            consumer,
-            settle,
-            settler,
-        });
-        Ok(())
-    }
-
-    /// The next delivery; reconnects (with backoff, forever) when the connection drops.
-    pub async fn next(&mut self) -> Option<Delivery> {
-        let mut delays = reconnect_backoff();
-        loop {
-            if self.session.is_none() {
-                if self.stopped {
-                    return None;
-                }
-                if let Err(error) = self.start().await {
-                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                    slog::warn!(self.queue.inner.logger, "consumer reconnect failed";
-                        "error" => error.to_string(), "delay_ms" => delay.as_millis());
-                    tokio::time::sleep(delay).await;
-                    continue;
-                }
-            }
-            let session = self.session.as_mut()?;
-            match session.consumer.next().await {
-                Some(Ok(delivery)) => {
-                    let settle = session.settle.clone();
-                    if delivery.redelivered {
-                        self.recount(delivery, settle).await;
-                        continue;
-                    }
-                    return Some(self.wrap(delivery, settle));
-                }
-                Some(Err(error)) => {
-                    slog::warn!(self.queue.inner.logger, "consumer connection failed";
-                        "error" => error.to_string());
-                    self.drop_session().await;
-                }
-                None => {
-                    if self.stopped {
-                        return None;
-                    }
-                    slog::warn!(self.queue.inner.logger, "consumer cancelled by the broker");
-                    self.drop_session().await;
-                }
-            }
-        }
-    }
-
-    /// A redelivered message (its consumer died or handed it back unsettled): publishes a copy
-    /// carrying its delivery count to the job queue, then acks it, so the count is durable
-    /// before the job is handed out again (the module documentation of [`super`]). When the
-    /// copy cannot be published, the message goes back to the queue as it is.
-    async fn recount(
-        &self,
-        delivery: lapin::message::Delivery,
-        settle: mpsc::UnboundedSender<Settle>,
-    ) {
-        let tag = delivery.delivery_tag;
-        let _ = settle.send(Settle::Delivered(tag, delivery.acker));
-        let handed_out = delivered_before(&delivery.properties).saturating_add(1);
-        let count = handed_out.to_string();
-        let mut extra = vec![(DELIVERIES_HEADER, count.as_str())];
-        let last_error = header(&delivery.properties, ERROR_HEADER);
-        if let Some(error) = last_error.as_deref() {
-            extra.push((ERROR_HEADER, error));
-        }
-        let message_id = delivery
-            .properties
-            .message_id()
-            .as_ref()
-            .map(|id| id.as_str().to_owned())
-            .unwrap_or_default();
-        let request_id = header(&delivery.properties, REQUEST_ID_HEADER);
-        let copy = properties(&message_id, request_id.as_deref(), &extra);
-        let settlement = match self
-            .queue
-            .publish_to(&self.queue.inner.queue, &delivery.data, copy)
-            .await
-        {
-            Ok(()) => Settle::Ack(tag),
-            Err(error) => {
-                slog::warn!(self.queue.inner.logger,
-                    "recounting a redelivered message failed: it goes back as it is";
-                    "message_id" => &message_id, "error" => error.to_string());
-                Settle::Requeue(tag)
-            }
-        };
-        let _ = settle.send(settlement);
-    }
-
-    fn wrap(
-        &self,
-        delivery: lapin::message::Delivery,
-        settle: mpsc::UnboundedSender<Settle>,
-    ) -> Delivery {
-        let tag = delivery.delivery_tag;
-        // Registered before the handle exists, so the settler knows it before its settlement.
-        let _ = settle.send(Settle::Delivered(tag, delivery.acker));
-        let properties = &delivery.properties;
-        let deliveries = delivered_before(properties).saturating_add(1);
-        Delivery {
-            deliveries,
-            message_id: properties
-                .message_id()
-                .as_ref()
-                .map(|id| id.as_str().to_owned()),
-            request_id: header(properties, REQUEST_ID_HEADER),
-            handle: DeliveryHandle::Amqp(AmqpHandle {
-                tag,
-                settle,
-                queue: self.queue.clone(),
-            }),
-            body: delivery.data,
-        }
-    }
-
-    async fn drop_session(&mut self) {
-        if let Some(session) = self.session.take() {
-            // Its unsettled deliveries come back from the broker when the connection closes.
-            drop(session.settle);
-            close_quietly(session.connection.close(320, "reconnecting".into())).await;
-        }
-    }
-
-    /// Cancels the consumer; the deliveries received but not handed out go back at once.
-    pub async fn stop(&mut self) {
-        self.stopped = true;
-        let Some(session) = self.session.as_mut() else {
-            return;
-        };
-        let tag = session.consumer.tag();
-        if let Err(error) = session
-            .channel
-            .basic_cancel(tag, BasicCancelOptions::default())
-            .await
-        {
-            slog::warn!(self.queue.inner.logger, "cancelling the consumer failed";
-                "error" => error.to_string());
-            return;
-        }
-        // After the cancel, the stream yields what was already received, then ends.
-        let drain = async {
-            while let Some(Ok(delivery)) = session.consumer.next().await {
-                let _ = delivery
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..BasicNackOptions::default()
-                    })
-                    .await;
-            }
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
-    }
-
-    /// Closes the consumer's connection: the broker requeues whatever is still unacked.
-    pub async fn close(mut self) {
-        self.stopped = true;
-        if let Some(session) = self.session.take() {
-            // Every handle is gone by now (jobs finished or abandoned): the settler sends what
-            // it holds and ends before the channel closes.
-            drop(session.settle);
-            let _ = tokio::time::timeout(Duration::from_secs(5), session.settler).await;
-            close_quietly(session.channel.close(200, "closing".into())).await;
-            close_quietly(session.connection.close(200, "closing".into())).await;
-        }
-    }
-}
-
-/// A RabbitMQ delivery: its tag on its session's channel, that session's settler, and the
-/// queue to publish retries and dead letters to.
-pub(crate) struct AmqpHandle {
-    tag: u64,
-    settle: mpsc::UnboundedSender<Settle>,
-    queue: AmqpQueue,
-}
-
-impl AmqpHandle {
-    /// Queues the ack with the session's settler (see [`settle_deliveries`]).
-    pub(crate) async fn ack(self) -> Result<(), QueueError> {
-        self.settle
-            .send(Settle::Ack(self.tag))
-            .map_err(|_| settler_gone())
-    }
-
-    pub(crate) async fn retry(
-        self,
-        next: &Envelope,
-        delay: Duration,
-        error: &str,
-    ) -> Result<(), QueueError> {
-        let (level, retry_queue) = self.queue.retry_queue(next.attempt.saturating_sub(1));
-        self.queue
-            .ensure_retry_queue(level, &retry_queue)
-            .await
-            .map_err(|error| EnqueueError::Unavailable(error.to_string()))?;
-        let expiration = delay.as_millis().max(1).to_string();
-        let properties = properties(
-            &next.id.to_string(),
-            next.request_id.as_deref(),
-            &[(ERROR_HEADER, truncate(error, 1024))],
-        )
-        .with_expiration(expiration.as_str().into());
-        self.queue
-            .publish_to(&retry_queue, &next.to_body(), properties)
-            .await?;
-        self.ack().await
-    }
-
-    pub(crate) async fn dead_letter(
-        self,
-        body: &[u8],
-        message_id: Option<&str>,
-        request_id: Option<&str>,
-        error: &str,
-    ) -> Result<(), QueueError> {
-        let properties = properties(
-            message_id.unwrap_or(""),
-            request_id,
-            &[(ERROR_HEADER, truncate(error, 4096))],
-        );
-        self.queue
-            .publish_to(&self.queue.inner.dead, body, properties)
-            .await?;
-        self.ack().await
-    }
-
-    pub(crate) async fn requeue(self) -> Result<(), QueueError> {
-        self.settle
-            .send(Settle::Requeue(self.tag))
-            .map_err(|_| settler_gone())
-    }
-}
-
-fn settler_gone() -> QueueError {
-    QueueError::Broker(Box::new(std::io::Error::new(
-        std::io::ErrorKind::NotConnected,
-        "the consumer's connection was closed",
-    )))
-}
-
-/// What a session's deliveries tell its settler.
-pub(crate) enum Settle {
-    /// A delivery was handed out (sent before any settlement of it).
-    Delivered(u64, lapin::Acker),
-    /// Its job is done: ack it.
-    Ack(u64),
-    /// Give it back to the queue.
-    Requeue(u64),
-}
-
-/// How long an ack may wait behind an earlier delivery still in progress before it is sent
-/// on its own.
-const ACK_DELAY: Duration = Duration::from_millis(20);
-
-/// The most settlements taken in one go.
-const SETTLE_BATCH: usize = 1024;
-
-/// One session's settler: acks in batches. Deliveries are mostly finished in the order they
-/// came, so when the oldest unsettled delivery is done, it and every done one after it up to
-/// the next in progress are acked with one `multiple` ack (RabbitMQ then does one
-/// acknowledgement's work instead of many). A done delivery stuck behind a long job is acked
-/// on its own after [`ACK_DELAY`]. Every frame goes out from this one task, in order, so a
-/// `multiple` ack never covers a delivery that was requeued or acked already.
-async fn settle_deliveries(mut settlements: mpsc::UnboundedReceiver<Settle>, logger: Logger) {
-    /// A delivery handed out and not yet acked; `done` once its ack was asked for.
-    struct Unsettled {
-        acker: lapin::Acker,
-        done: bool,
-    }
-    async fn send(logger: &Logger, acker: &lapin::Acker, multiple: bool) {
-        if let Err(error) = acker.ack(BasicAckOptions { multiple }).await {
-            slog::warn!(logger, "acking failed: the deliveries will be delivered again";
-                "error" => error.to_string());
-        }
-    }
-    let mut unsettled: std::collections::BTreeMap<u64, Unsettled> = Default::default();
-    let mut batch = Vec::with_capacity(SETTLE_BATCH);
-    // Since when done deliveries have been waiting behind one in progress.
-    let mut waiting_since: Option<tokio::time::Instant> = None;
-    loop {
-        let deadline = waiting_since.map(|since| since + ACK_DELAY);
-        let received = tokio::select! {
-            received = settlements.recv_many(&mut batch, SETTLE_BATCH) => received,
-            () = async {
-                match deadline {
-                    Some(deadline) => tokio::time::sleep_until(deadline).await,
-                    None => std::future::pending().await,
-                }
-            } => {
-                let done: Vec<u64> = unsettled
-                    .iter()
-                    .filter(|(_, delivery)| delivery.done)
-                    .map(|(tag, _)| *tag)
-                    .collect();
-                for tag in done {
-                    if let Some(delivery) = unsettled.remove(&tag) {
-                        send(&logger, &delivery.acker, false).await;
-                    }
-                }
-                waiting_since = None;
-                continue;
-            }
-        };
-        for settlement in batch.drain(..) {
-            match settlement {
-                Settle::Delivered(tag, acker) => {
-                    unsettled.insert(tag, Unsettled { acker, done: false });
-                }
-                Settle::Ack(tag) => {
-                    if let Some(delivery) = unsettled.get_mut(&tag) {
-                        delivery.done = true;
-                    }
-                }
-                Settle::Requeue(tag) => {
-                    if let Some(delivery) = unsettled.remove(&tag)
-                        && let Err(error) = delivery
-                            .acker
-                            .nack(BasicNackOptions {
-                                requeue: true,
-                                ..BasicNackOptions::default()
-                            })
-                            .await
-                    {
-                        slog::warn!(logger, "requeueing failed: the delivery comes back anyway";
-                            "error" => error.to_string());
-                    }
-                }
-            }
-        }
-        // The done run at the front, acked up to its last tag at once.
-        let mut last_done = None;
-        while let Some(front) = unsettled.first_entry() {
-            if !front.get().done {
-                break;
-            }
-            last_done = Some(front.remove());
-        }
-        if let Some(delivery) = last_done {
-            send(&logger, &delivery.acker, true).await;
-        }
-        if unsettled.values().any(|delivery| delivery.done) {
-            waiting_since.get_or_insert_with(tokio::time::Instant::now);
-        } else {
-            waiting_since = None;
-        }
-        if received == 0 {
-            // Every sender is gone: ack whatever is done; the rest comes back from the broker.
-            for delivery in unsettled.into_values().filter(|delivery| delivery.done) {
-                send(&logger, &delivery.acker, false).await;
-            }
-            return;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::{JobQueue, QueueArgs};
+    use super::{consumer::ACK_DELAY, *};
+    use crate::JobQueue;
 
     fn amqp_url() -> String {
         std::env::var("TEST_AMQP_URL")

@@ -6,6 +6,8 @@
 //! job ran past the visibility timeout) makes the row deliverable again: at-least-once. Every
 //! settlement is checked against the lease it was given (`lease_token` and the delivery
 //! count), so a consumer whose lease expired cannot settle the job another consumer holds.
+//! sqlx's errors become [`QueueError::Database`] through [`database`], never a public
+//! conversion.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -21,7 +23,12 @@ use super::{
     ConsumeOptions, Delivery, DeliveryHandle, EnqueueError, Envelope, QueueDepth, QueueError,
 };
 use db::{Backend, Database, Migrations, redact, timestamp_now};
-use runtime::config::DatabaseUrl;
+use runtime::DatabaseUrl;
+
+/// sqlx's error as a [`QueueError`] (its source).
+fn database(error: sqlx::Error) -> QueueError {
+    QueueError::Database(Box::new(error))
+}
 
 /// The queue table's migrations.
 fn migrations() -> Migrations {
@@ -66,7 +73,7 @@ fn now_millis() -> i64 {
 
 /// The embedded queue of one process (cheap to clone).
 #[derive(Clone)]
-pub struct EmbeddedQueue {
+pub(crate) struct EmbeddedQueue {
     /// The shared state.
     inner: Arc<Inner>,
 }
@@ -80,7 +87,11 @@ struct Inner {
 
 impl EmbeddedQueue {
     /// Opens (creating and migrating) the queue database.
-    pub async fn connect(url: &DatabaseUrl, queue: &str, logger: Logger) -> anyhow::Result<Self> {
+    pub(crate) async fn connect(
+        url: &DatabaseUrl,
+        queue: &str,
+        logger: Logger,
+    ) -> anyhow::Result<Self> {
         // Processes (and, in the stack, services of one process) open the same file at once;
         // `Database::connect` takes its migrations one at a time and retries a raced one.
         let database = Database::connect(url, migrations()).await?;
@@ -97,7 +108,7 @@ impl EmbeddedQueue {
     }
 
     /// Inserts a message; returns once it is committed.
-    pub async fn publish_raw(
+    pub(crate) async fn publish_raw(
         &self,
         body: &[u8],
         message_id: &str,
@@ -121,7 +132,7 @@ impl EmbeddedQueue {
     }
 
     /// A consumer with its own lease token.
-    pub fn consume(&self, options: ConsumeOptions) -> EmbeddedConsumer {
+    pub(crate) fn consume(&self, options: ConsumeOptions) -> EmbeddedConsumer {
         EmbeddedConsumer {
             queue: self.clone(),
             options,
@@ -132,13 +143,13 @@ impl EmbeddedQueue {
     }
 
     /// Whether the queue database answers.
-    pub async fn check(&self) -> anyhow::Result<()> {
+    pub(crate) async fn check(&self) -> anyhow::Result<()> {
         self.inner.database.ping().await
     }
 
     /// Removes and returns up to `limit` dead letters, oldest first.
     #[cfg(any(test, feature = "testing"))]
-    pub async fn take_dead_letters(
+    pub(crate) async fn take_dead_letters(
         &self,
         limit: usize,
     ) -> Result<Vec<super::DeadLetter>, QueueError> {
@@ -150,7 +161,8 @@ impl EmbeddedQueue {
         .bind(&self.inner.queue)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(self.inner.database.pool())
-        .await?;
+        .await
+        .map_err(database)?;
         let mut letters: Vec<(i64, super::DeadLetter)> = rows
             .iter()
             .map(|row| {
@@ -162,23 +174,25 @@ impl EmbeddedQueue {
                     },
                 ))
             })
-            .collect::<Result<_, sqlx::Error>>()?;
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(database)?;
         letters.sort_by_key(|(seq, _)| *seq);
         Ok(letters.into_iter().map(|(_, letter)| letter).collect())
     }
 
     /// Ready and dead messages of the queue (leased ones count as ready).
-    pub async fn depth(&self) -> Result<QueueDepth, QueueError> {
+    pub(crate) async fn depth(&self) -> Result<QueueDepth, QueueError> {
         let rows = sqlx::query(
             "SELECT state, COUNT(*) AS n FROM queue_jobs WHERE queue = $1 GROUP BY state",
         )
         .bind(&self.inner.queue)
         .fetch_all(self.inner.database.pool())
-        .await?;
+        .await
+        .map_err(database)?;
         let mut depth = QueueDepth { ready: 0, dead: 0 };
         for row in rows {
-            let state: String = row.try_get("state")?;
-            let count: i64 = row.try_get("n")?;
+            let state: String = row.try_get("state").map_err(database)?;
+            let count: i64 = row.try_get("n").map_err(database)?;
             let count = u64::try_from(count).unwrap_or(0);
             match state.as_str() {
                 "dead" => depth.dead = count,
@@ -190,16 +204,17 @@ impl EmbeddedQueue {
 
     /// Deletes every row of this queue.
     #[cfg(any(test, feature = "testing"))]
-    pub async fn delete_topology(&self) -> Result<(), QueueError> {
+    pub(crate) async fn delete_topology(&self) -> Result<(), QueueError> {
         sqlx::query("DELETE FROM queue_jobs WHERE queue = $1")
             .bind(&self.inner.queue)
             .execute(self.inner.database.pool())
-            .await?;
+            .await
+            .map_err(database)?;
         Ok(())
     }
 
     /// Closes the pool.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         self.inner.database.close().await;
     }
 
@@ -267,7 +282,7 @@ impl EmbeddedQueue {
 }
 
 /// Deliveries leased from the embedded queue.
-pub struct EmbeddedConsumer {
+pub(crate) struct EmbeddedConsumer {
     /// The queue.
     queue: EmbeddedQueue,
     /// Prefetch (batch size), visibility timeout, poll interval.
@@ -283,7 +298,7 @@ pub struct EmbeddedConsumer {
 impl EmbeddedConsumer {
     /// The next delivery, waiting (woken by enqueues in this process, else polling) while the
     /// queue is empty. `None` once stopped.
-    pub async fn next(&mut self) -> Option<Delivery> {
+    pub(crate) async fn next(&mut self) -> Option<Delivery> {
         loop {
             if let Some(delivery) = self.buffer.pop_front() {
                 return Some(delivery);
@@ -322,7 +337,7 @@ impl EmbeddedConsumer {
     }
 
     /// No more leases; the leased jobs not handed out go back to the queue.
-    pub async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         self.stopped = true;
         for delivery in self.buffer.drain(..) {
             if let Err(error) = delivery.requeue().await {
@@ -333,7 +348,7 @@ impl EmbeddedConsumer {
     }
 
     /// Releases every lease this consumer still holds (jobs abandoned in flight included).
-    pub async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         self.stop().await;
         match self.queue.release_all(&self.token).await {
             Ok(0) => {}
@@ -367,7 +382,10 @@ impl EmbeddedHandle {
     /// Runs a statement of [`Self::on_lease`]: it must change exactly the leased row, or the
     /// lease was lost (it expired and another consumer took the job).
     async fn settle(&self, query: Query<'_, Any, AnyArguments>) -> Result<(), QueueError> {
-        let result = query.execute(self.queue.inner.database.pool()).await?;
+        let result = query
+            .execute(self.queue.inner.database.pool())
+            .await
+            .map_err(database)?;
         if result.rows_affected() == 1 {
             Ok(())
         } else {
@@ -441,17 +459,46 @@ fn millis_from_now(after: Duration) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use testing::{TestBackend, on_both_backends};
+
     use super::*;
     use crate::{JobQueue, QueueArgs};
 
-    async fn fresh_queue() -> (JobQueue, std::path::PathBuf) {
+    /// A queue of its own on `backend`: a SQLite file in a scratch directory, or a fresh
+    /// PostgreSQL database (the directory then stays empty).
+    async fn queue_args(backend: TestBackend) -> (QueueArgs, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("platform-queue-{}", uuid::Uuid::new_v4()));
+        let mut args = QueueArgs::embedded(&dir);
+        if backend == TestBackend::Postgres {
+            args.queue_database_url = testing::fresh_database(backend)
+                .await
+                .expect("a PostgreSQL database for the queue");
+        }
+        (args, dir)
+    }
+
+    async fn fresh_queue(backend: TestBackend) -> (JobQueue, std::path::PathBuf) {
+        let (args, dir) = queue_args(backend).await;
         let logger = Logger::root(slog::Discard, slog::o!());
-        let queue = JobQueue::connect(&QueueArgs::embedded(&dir), logger)
+        let queue = JobQueue::connect(&args, logger)
             .await
             .expect("embedded queue");
         (queue, dir)
     }
+
+    /// Removes the scratch directory (absent on PostgreSQL).
+    fn cleanup(dir: std::path::PathBuf) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    on_both_backends!(
+        an_acked_job_is_gone_and_an_unsettled_one_comes_back_after_its_lease,
+        a_delivery_handed_back_unstarted_is_uncounted_and_a_crashed_one_counts,
+        a_retry_waits_its_delay_and_a_dead_letter_keeps_its_error,
+        a_stale_lease_cannot_settle_a_job_another_consumer_holds,
+        services_opening_one_fresh_queue_at_once_all_succeed,
+        closing_a_consumer_releases_its_leases_at_once,
+    );
 
     fn quick(visibility: Duration) -> ConsumeOptions {
         ConsumeOptions {
@@ -468,9 +515,10 @@ mod tests {
             .expect("a delivery")
     }
 
-    #[tokio::test]
-    async fn an_acked_job_is_gone_and_an_unsettled_one_comes_back_after_its_lease() {
-        let (queue, dir) = fresh_queue().await;
+    async fn an_acked_job_is_gone_and_an_unsettled_one_comes_back_after_its_lease(
+        backend: TestBackend,
+    ) {
+        let (queue, dir) = fresh_queue(backend).await;
         let id = queue
             .enqueue("task", serde_json::json!({"n": 1}), Some("req-1"))
             .await
@@ -502,12 +550,13 @@ mod tests {
             QueueDepth { ready: 0, dead: 0 }
         );
         queue.close().await;
-        std::fs::remove_dir_all(dir).expect("cleanup");
+        cleanup(dir);
     }
 
-    #[tokio::test]
-    async fn a_delivery_handed_back_unstarted_is_uncounted_and_a_crashed_one_counts() {
-        let (queue, dir) = fresh_queue().await;
+    async fn a_delivery_handed_back_unstarted_is_uncounted_and_a_crashed_one_counts(
+        backend: TestBackend,
+    ) {
+        let (queue, dir) = fresh_queue(backend).await;
         queue
             .enqueue("task", serde_json::json!({}), None)
             .await
@@ -527,12 +576,11 @@ mod tests {
         assert_eq!(third.deliveries, 2);
         third.ack().await.expect("acked");
         queue.close().await;
-        std::fs::remove_dir_all(dir).expect("cleanup");
+        cleanup(dir);
     }
 
-    #[tokio::test]
-    async fn a_retry_waits_its_delay_and_a_dead_letter_keeps_its_error() {
-        let (queue, dir) = fresh_queue().await;
+    async fn a_retry_waits_its_delay_and_a_dead_letter_keeps_its_error(backend: TestBackend) {
+        let (queue, dir) = fresh_queue(backend).await;
         queue
             .enqueue("task", serde_json::json!({}), None)
             .await
@@ -557,12 +605,11 @@ mod tests {
         assert_eq!(letters[0].error.as_deref(), Some("boom twice"));
         assert_eq!(letters[0].envelope().expect("envelope").attempt, 2);
         queue.close().await;
-        std::fs::remove_dir_all(dir).expect("cleanup");
+        cleanup(dir);
     }
 
-    #[tokio::test]
-    async fn a_stale_lease_cannot_settle_a_job_another_consumer_holds() {
-        let (queue, dir) = fresh_queue().await;
+    async fn a_stale_lease_cannot_settle_a_job_another_consumer_holds(backend: TestBackend) {
+        let (queue, dir) = fresh_queue(backend).await;
         queue
             .enqueue("task", serde_json::json!({}), None)
             .await
@@ -580,13 +627,11 @@ mod tests {
         assert!(matches!(stale.ack().await, Err(QueueError::LeaseLost)));
         current.ack().await.expect("the current lease acks");
         queue.close().await;
-        std::fs::remove_dir_all(dir).expect("cleanup");
+        cleanup(dir);
     }
 
-    #[tokio::test]
-    async fn services_opening_one_fresh_queue_file_at_once_all_succeed() {
-        let dir = std::env::temp_dir().join(format!("platform-queue-{}", uuid::Uuid::new_v4()));
-        let args = QueueArgs::embedded(&dir);
+    async fn services_opening_one_fresh_queue_at_once_all_succeed(backend: TestBackend) {
+        let (args, dir) = queue_args(backend).await;
         let opened = futures_util::future::join_all(
             (0..4).map(|_| JobQueue::connect(&args, Logger::root(slog::Discard, slog::o!()))),
         )
@@ -599,12 +644,11 @@ mod tests {
                 .expect("enqueued");
             queue.close().await;
         }
-        std::fs::remove_dir_all(dir).expect("cleanup");
+        cleanup(dir);
     }
 
-    #[tokio::test]
-    async fn closing_a_consumer_releases_its_leases_at_once() {
-        let (queue, dir) = fresh_queue().await;
+    async fn closing_a_consumer_releases_its_leases_at_once(backend: TestBackend) {
+        let (queue, dir) = fresh_queue(backend).await;
         for n in 0..3 {
             queue
                 .enqueue("task", serde_json::json!({ "n": n }), None)
@@ -627,6 +671,6 @@ mod tests {
             next_within(&mut second).await.ack().await.expect("acked");
         }
         queue.close().await;
-        std::fs::remove_dir_all(dir).expect("cleanup");
+        cleanup(dir);
     }
 }

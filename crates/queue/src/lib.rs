@@ -1,16 +1,19 @@
 //! Jobs between services: producers [`JobQueue::enqueue`], the worker [`JobQueue::consume`]s.
 //!
-//! Two backends behind one API, chosen by [`QueueArgs`]:
+//! Two backends behind one API, chosen by [`QueueArgs`], each compiled in by a Cargo feature
+//! (both by default; a binary asked for a backend it was built without fails at
+//! [`JobQueue::connect`] with a one-line error naming the feature):
 //!
-//! - `AMQP_URL` set: RabbitMQ through lapin (`amqp.rs`). The topology is declared idempotently on
-//!   every (re)connection: the durable queue `tasks_queue`, the topic exchange `platform.events`,
-//!   the dead-letter queue `tasks_queue.dead`, and TTL'd retry queues `tasks_queue.retry.<n>`
-//!   that dead-letter back into `tasks_queue` when a message's delay expires. Messages are
-//!   persistent, carry `message_id`, `content_type: application/json` and the request id in the
-//!   `x-request-id` header; every publish waits for the broker's confirm, and is retried on a
-//!   fresh connection (with backoff) or reported to the caller, never dropped.
-//! - `AMQP_URL` unset: an embedded durable queue in a SQL table (`embedded.rs`) on
-//!   [`db::Database`] (SQLite `sqlite://data/queue.db` by default, shared by every process
+//! - `AMQP_URL` set (feature `amqp`): RabbitMQ through lapin. The topology is declared
+//!   idempotently on every (re)connection: the durable queue `tasks_queue`, the topic exchange
+//!   `platform.events`, the dead-letter queue `tasks_queue.dead`, and TTL'd retry queues
+//!   `tasks_queue.retry.<n>` that dead-letter back into `tasks_queue` when a message's delay
+//!   expires. Messages are persistent, carry `message_id`, `content_type: application/json` and
+//!   the request id in the `x-request-id` header; every publish waits for the broker's confirm,
+//!   and is retried on a fresh connection (with backoff) or reported to the caller, never
+//!   dropped.
+//! - `AMQP_URL` unset (feature `embedded`): an embedded durable queue in a SQL table on
+//!   `db::Database` (SQLite `sqlite://data/queue.db` by default, shared by every process
 //!   started in the same directory; PostgreSQL works too). A consumer leases jobs for a
 //!   visibility timeout; a job whose lease expires (its consumer crashed) is delivered again.
 //!
@@ -21,45 +24,59 @@
 //! killing it. The embedded queue counts in its row (a lease is a delivery; a delivery handed
 //! back unstarted by [`Delivery::requeue`] is uncounted). RabbitMQ's classic queues only flag a
 //! redelivery, so the AMQP consumer keeps the count in the message: a delivery flagged
-//! `redelivered` is not handed out; a copy carrying the count so far in [`DELIVERIES_HEADER`]
-//! is published to the job queue (confirmed) and the redelivered one acked, so the count is
-//! durable before the job runs again. (A delivery the broker hands back at a consumer's
+//! `redelivered` is not handed out; a copy carrying the count so far in the `x-deliveries`
+//! header is published to the job queue (confirmed) and the redelivered one acked, so the count
+//! is durable before the job runs again. (A delivery the broker hands back at a consumer's
 //! cancel or close also comes back flagged, so it counts there.)
 //!
-//! The names are docs/contracts.md's ("Messaging"); [`QueueArgs::queue`] and
-//! [`QueueArgs::exchange`] change them (tests use unique names).
+//! The names are docs/contracts.md's ("Messaging"); `QUEUE_NAME` and `EVENTS_EXCHANGE`
+//! ([`QueueArgs::queue`], [`QueueArgs::exchange`]) change them (tests use unique names).
 //!
-//! `enqueue` takes the job kind, its payload and the request id;
-//! [`JobQueue::publish_raw`] sends a body that need not be an envelope (tools, tests of
-//! malformed messages); [`Delivery::retry`], [`Delivery::dead_letter`] and [`Delivery::requeue`]
-//! settle a delivery other than by [`Delivery::ack`], and [`Delivery::extend_lease`] keeps a
-//! long job's embedded lease; `JobQueue::take_dead_letters` (tests) and [`JobQueue::depth`] inspect
-//! the queues, `JobQueue::delete_topology` removes them (tests, feature `testing`). [`QueueArgs`] also takes
-//! `QUEUE_NAME` and `EVENTS_EXCHANGE` (docs/contracts.md's names by default).
+//! `enqueue` takes the job kind, its payload and the request id; [`Delivery::retry`],
+//! [`Delivery::dead_letter`] and [`Delivery::requeue`] settle a delivery other than by
+//! [`Delivery::ack`], and [`Delivery::extend_lease`] keeps a long job's embedded lease;
+//! [`JobQueue::depth`] counts the waiting and the dead messages. The feature `testing` adds
+//! what tests need and production code must not use: `QueueArgs::amqp` and
+//! `QueueArgs::with_names` (queues of their own), `JobQueue::publish_raw` (a body that need not
+//! be an envelope), `JobQueue::take_dead_letters` and `JobQueue::delete_topology`.
 //!
 //! Not here yet: publishing domain events to `platform.events` (the exchange is declared).
+//!
+//! # Modules
+//!
+//! - this file: [`QueueArgs`], [`JobQueue`], [`Consumer`], [`Delivery`], [`ConsumeOptions`],
+//!   [`QueueDepth`] — the one API, dispatching to the backend.
+//! - `envelope.rs`: [`Envelope`], the JSON body of every job.
+//! - `error.rs`: [`EnqueueError`], [`QueueError`], [`MalformedMessage`].
+//! - `amqp.rs` (feature `amqp`): RabbitMQ's queue, topology and publisher confirms;
+//!   `amqp/consumer.rs`: its consumer, delivery handles and batched acks.
+//! - `embedded.rs` (feature `embedded`): the `queue_jobs` table, leases and settlements.
 
+#[cfg(not(any(feature = "amqp", feature = "embedded")))]
+compile_error!("the queue crate needs a backend: enable the `amqp` or the `embedded` feature");
+
+#[cfg(feature = "amqp")]
 mod amqp;
+#[cfg(feature = "embedded")]
 mod embedded;
+mod envelope;
+mod error;
 
 use std::{path::Path, time::Duration};
 
-use serde::{Deserialize, Serialize};
 use slog::Logger;
 
-use runtime::config::DatabaseUrl;
+use runtime::DatabaseUrl;
+
+pub use envelope::Envelope;
+pub use error::{EnqueueError, MalformedMessage, QueueError};
 
 /// docs/contracts.md's job queue.
-pub const DEFAULT_QUEUE: &str = "tasks_queue";
+pub(crate) const DEFAULT_QUEUE: &str = "tasks_queue";
 /// docs/contracts.md's domain-event exchange.
-pub const DEFAULT_EXCHANGE: &str = "platform.events";
-/// The header carrying the request id (AMQP) — docs/contracts.md, "Request id and logs".
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-/// The header of a dead letter naming why it died.
-pub const ERROR_HEADER: &str = "x-last-error";
-/// The header (AMQP) carrying how many times a message was handed to a consumer before; absent
-/// on a message never redelivered.
-pub const DELIVERIES_HEADER: &str = "x-deliveries";
+pub(crate) const DEFAULT_EXCHANGE: &str = "platform.events";
+/// The embedded queue's database when `QUEUE_DATABASE_URL` is unset.
+const DEFAULT_QUEUE_DATABASE: &str = "sqlite://data/queue.db";
 
 /// Where jobs go: flags and variables of every binary that produces or consumes jobs.
 #[derive(clap::Args, Debug, Clone)]
@@ -72,7 +89,7 @@ pub struct QueueArgs {
     #[arg(
         long,
         env = "QUEUE_DATABASE_URL",
-        default_value = "sqlite://data/queue.db",
+        default_value = DEFAULT_QUEUE_DATABASE,
         hide_env_values = true
     )]
     pub queue_database_url: DatabaseUrl,
@@ -98,21 +115,39 @@ impl QueueArgs {
         }
     }
 
-    /// RabbitMQ at `url`, with docs/contracts.md's names.
+    /// RabbitMQ at `url`, with docs/contracts.md's names (tests).
+    #[cfg(any(test, feature = "testing"))]
     pub fn amqp(url: &str) -> Self {
         Self {
             amqp_url: Some(url.to_owned()),
-            queue_database_url: DatabaseUrl("sqlite://data/queue.db".to_owned()),
+            queue_database_url: DatabaseUrl(DEFAULT_QUEUE_DATABASE.to_owned()),
             queue: DEFAULT_QUEUE.to_owned(),
             exchange: DEFAULT_EXCHANGE.to_owned(),
         }
     }
 
-    /// The same, with other queue and exchange names.
+    /// The same, with other queue and exchange names (tests).
+    #[cfg(any(test, feature = "testing"))]
     pub fn with_names(mut self, queue: &str, exchange: &str) -> Self {
         self.queue = queue.to_owned();
         self.exchange = exchange.to_owned();
         self
+    }
+
+    /// Why this build cannot open the backend these arguments name (it was compiled without
+    /// that backend's feature), as one line; `None` when it can.
+    pub fn missing_backend(&self) -> Option<&'static str> {
+        match self.amqp_url {
+            Some(_) if !cfg!(feature = "amqp") => Some(
+                "AMQP_URL is set, but this build has no RabbitMQ backend (the queue crate's \
+                 `amqp` feature); unset AMQP_URL to use the embedded queue",
+            ),
+            None if !cfg!(feature = "embedded") => Some(
+                "AMQP_URL is unset, but this build has no embedded queue (the queue crate's \
+                 `embedded` feature); set AMQP_URL to a RabbitMQ broker",
+            ),
+            _ => None,
+        }
     }
 }
 
@@ -121,111 +156,6 @@ fn parse_amqp_url(url: &str) -> Result<String, String> {
         Ok(url.to_owned())
     } else {
         Err("expected amqp://user:pass@host:5672/%2f".to_owned())
-    }
-}
-
-/// `<queue>.dead`.
-pub fn dead_queue_name(queue: &str) -> String {
-    format!("{queue}.dead")
-}
-
-/// A job as it travels (docs/contracts.md): the body of every message, JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Envelope {
-    /// The job's id, also the message's `message_id`; the consumer's idempotency key.
-    pub id: uuid::Uuid,
-    /// What to do (`task`, `thumbnail`).
-    pub kind: String,
-    /// The job as a reader of the seed's bare messages shows it (the seed's consumer logs a
-    /// message's `task`): a `task` job's `payload.task`, the kind for other jobs. A label
-    /// only: the worker reads `kind` and `payload`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task: Option<String>,
-    /// The kind's arguments.
-    pub payload: serde_json::Value,
-    /// 1 on the first delivery, one more on each retry.
-    pub attempt: u32,
-    /// The request that caused the job, when there was one.
-    pub request_id: Option<String>,
-    /// When the job was first enqueued (RFC 3339).
-    pub created_at: String,
-}
-
-impl Envelope {
-    /// A new job (attempt 1, now).
-    pub fn new(kind: &str, payload: serde_json::Value, request_id: Option<&str>) -> Self {
-        let task = match payload.get("task").and_then(serde_json::Value::as_str) {
-            Some(task) if kind == "task" => task.to_owned(),
-            _ => kind.to_owned(),
-        };
-        Self {
-            // Time-ordered: consumers' idempotency records (indexed by job id) then grow at
-            // the end of their index instead of touching a random page per job.
-            id: uuid::Uuid::now_v7(),
-            kind: kind.to_owned(),
-            task: Some(task),
-            payload,
-            attempt: 1,
-            request_id: request_id.map(str::to_owned),
-            created_at: db::timestamp_now(),
-        }
-    }
-
-    /// The same job, for its next attempt.
-    pub fn next_attempt(&self) -> Self {
-        Self {
-            attempt: self.attempt.saturating_add(1),
-            ..self.clone()
-        }
-    }
-
-    /// The JSON body.
-    pub fn to_body(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("an envelope always serializes")
-    }
-}
-
-/// Why a job could not be enqueued. The job is then not in the queue.
-#[derive(Debug, thiserror::Error)]
-pub enum EnqueueError {
-    /// The broker or the queue's database could not be reached (after retries).
-    #[error("the job queue is unavailable: {0}")]
-    Unavailable(String),
-    /// The broker refused the message (nack, or no queue to route it to).
-    #[error("the job queue refused the job: {0}")]
-    Rejected(String),
-}
-
-/// A failure of a consumer or of settling a delivery.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    /// The broker connection failed (the broker client's error is the source).
-    #[error("broker: {0}")]
-    Broker(#[source] BackendError),
-    /// The queue database failed (the database driver's error is the source).
-    #[error("queue database: {0}")]
-    Database(#[source] BackendError),
-    /// Publishing a retry or a dead letter failed.
-    #[error(transparent)]
-    Publish(#[from] EnqueueError),
-    /// The delivery's lease had expired and another consumer took the job over.
-    #[error("the lease of this delivery was lost (it expired)")]
-    LeaseLost,
-}
-
-/// A failure of the broker client or the database driver, kept as the source of a
-/// [`QueueError`] without making their types part of this crate's interface.
-pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
-
-impl From<lapin::Error> for QueueError {
-    fn from(error: lapin::Error) -> Self {
-        Self::Broker(Box::new(error))
-    }
-}
-
-impl From<sqlx::Error> for QueueError {
-    fn from(error: sqlx::Error) -> Self {
-        Self::Database(Box::new(error))
     }
 }
 
@@ -253,7 +183,8 @@ impl Default for ConsumeOptions {
     }
 }
 
-/// A dead letter taken off the dead-letter queue.
+/// A dead letter taken off the dead-letter queue (tests, feature `testing`).
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
     /// The message body as it was last delivered (an envelope, or what a malformed message was).
@@ -262,10 +193,11 @@ pub struct DeadLetter {
     pub error: Option<String>,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl DeadLetter {
-    /// The envelope, when the body is one.
-    pub fn envelope(&self) -> Option<Envelope> {
-        serde_json::from_slice(&self.body).ok()
+    /// The body as an envelope.
+    pub fn envelope(&self) -> Result<Envelope, MalformedMessage> {
+        Envelope::from_body(&self.body)
     }
 }
 
@@ -280,33 +212,51 @@ pub struct QueueDepth {
 
 /// The job queue of a process: a cheap handle, cloned freely.
 #[derive(Clone)]
-pub enum JobQueue {
+pub struct JobQueue {
+    /// The backend [`QueueArgs`] named.
+    backend: Backend,
+}
+
+/// The backends compiled in.
+#[derive(Clone)]
+enum Backend {
     /// RabbitMQ.
+    #[cfg(feature = "amqp")]
     Amqp(amqp::AmqpQueue),
     /// The embedded SQL queue.
+    #[cfg(feature = "embedded")]
     Embedded(embedded::EmbeddedQueue),
 }
 
 impl JobQueue {
     /// Opens the queue `args` names. With RabbitMQ, a broker that is down is not an error here:
     /// the connection is retried in the background and on each use, and `check` reports it.
+    /// A backend this build lacks is an error ([`QueueArgs::missing_backend`]).
     pub async fn connect(args: &QueueArgs, logger: Logger) -> anyhow::Result<Self> {
-        match &args.amqp_url {
-            Some(url) => Ok(Self::Amqp(
-                amqp::AmqpQueue::connect(url, args, logger).await?,
-            )),
-            None => Ok(Self::Embedded(
+        if let Some(missing) = args.missing_backend() {
+            anyhow::bail!(missing);
+        }
+        let backend = match &args.amqp_url {
+            #[cfg(feature = "amqp")]
+            Some(url) => Backend::Amqp(amqp::AmqpQueue::connect(url, args, logger).await?),
+            #[cfg(feature = "embedded")]
+            None => Backend::Embedded(
                 embedded::EmbeddedQueue::connect(&args.queue_database_url, &args.queue, logger)
                     .await?,
-            )),
-        }
+            ),
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("missing_backend names every backend not compiled in"),
+        };
+        Ok(Self { backend })
     }
 
     /// `amqp` or `embedded`, for logs.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Amqp(_) => "amqp",
-            Self::Embedded(_) => "embedded",
+        match self.backend {
+            #[cfg(feature = "amqp")]
+            Backend::Amqp(_) => "amqp",
+            #[cfg(feature = "embedded")]
+            Backend::Embedded(_) => "embedded",
         }
     }
 
@@ -327,80 +277,113 @@ impl JobQueue {
     pub async fn publish(&self, envelope: &Envelope) -> Result<(), EnqueueError> {
         let body = envelope.to_body();
         let id = envelope.id.to_string();
-        self.publish_raw(&body, &id, envelope.request_id.as_deref())
+        self.publish_body(&body, &id, envelope.request_id.as_deref())
             .await
     }
 
-    /// Enqueues any body (tools, and tests of malformed messages), with `message_id`.
+    /// Enqueues any body, with `message_id`: durable when it returns.
+    pub(crate) async fn publish_body(
+        &self,
+        body: &[u8],
+        message_id: &str,
+        request_id: Option<&str>,
+    ) -> Result<(), EnqueueError> {
+        match &self.backend {
+            #[cfg(feature = "amqp")]
+            Backend::Amqp(queue) => queue.publish_raw(body, message_id, request_id).await,
+            #[cfg(feature = "embedded")]
+            Backend::Embedded(queue) => queue.publish_raw(body, message_id, request_id).await,
+        }
+    }
+
+    /// Enqueues any body, with `message_id`: tests of malformed and foreign messages.
+    #[cfg(any(test, feature = "testing"))]
     pub async fn publish_raw(
         &self,
         body: &[u8],
         message_id: &str,
         request_id: Option<&str>,
     ) -> Result<(), EnqueueError> {
-        match self {
-            Self::Amqp(queue) => queue.publish_raw(body, message_id, request_id).await,
-            Self::Embedded(queue) => queue.publish_raw(body, message_id, request_id).await,
-        }
+        self.publish_body(body, message_id, request_id).await
     }
 
     /// Starts consuming the job queue.
     pub async fn consume(&self, options: ConsumeOptions) -> Result<Consumer, QueueError> {
-        Ok(match self {
-            Self::Amqp(queue) => Consumer::Amqp(Box::new(queue.consume(options).await?)),
-            Self::Embedded(queue) => Consumer::Embedded(queue.consume(options)),
-        })
+        let source = match &self.backend {
+            #[cfg(feature = "amqp")]
+            Backend::Amqp(queue) => Source::Amqp(Box::new(queue.consume(options).await?)),
+            #[cfg(feature = "embedded")]
+            Backend::Embedded(queue) => Source::Embedded(queue.consume(options)),
+        };
+        Ok(Consumer { source })
     }
 
     /// Whether the broker (or the queue database) answers, for `/readyz`.
     pub async fn check(&self) -> anyhow::Result<()> {
-        match self {
-            Self::Amqp(queue) => queue.check().await,
-            Self::Embedded(queue) => queue.check().await,
+        match &self.backend {
+            #[cfg(feature = "amqp")]
+            Backend::Amqp(queue) => queue.check().await,
+            #[cfg(feature = "embedded")]
+            Backend::Embedded(queue) => queue.check().await,
         }
     }
 
     /// Takes up to `limit` dead letters off the dead-letter queue (they are removed).
     #[cfg(any(test, feature = "testing"))]
     pub async fn take_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
-        match self {
-            Self::Amqp(queue) => queue.take_dead_letters(limit).await,
-            Self::Embedded(queue) => queue.take_dead_letters(limit).await,
+        match &self.backend {
+            #[cfg(feature = "amqp")]
+            Backend::Amqp(queue) => queue.take_dead_letters(limit).await,
+            #[cfg(feature = "embedded")]
+            Backend::Embedded(queue) => queue.take_dead_letters(limit).await,
         }
     }
 
     /// How many messages wait in the job queue and the dead-letter queue.
     pub async fn depth(&self) -> Result<QueueDepth, QueueError> {
-        match self {
-            Self::Amqp(queue) => queue.depth().await,
-            Self::Embedded(queue) => queue.depth().await,
+        match &self.backend {
+            #[cfg(feature = "amqp")]
+            Backend::Amqp(queue) => queue.depth().await,
+            #[cfg(feature = "embedded")]
+            Backend::Embedded(queue) => queue.depth().await,
         }
     }
 
     /// Removes the queues (RabbitMQ: the queues and the exchange; embedded: the queue's rows).
-    /// For tests and tools.
     #[cfg(any(test, feature = "testing"))]
     pub async fn delete_topology(&self) -> Result<(), QueueError> {
-        match self {
-            Self::Amqp(queue) => queue.delete_topology().await,
-            Self::Embedded(queue) => queue.delete_topology().await,
+        match &self.backend {
+            #[cfg(feature = "amqp")]
+            Backend::Amqp(queue) => queue.delete_topology().await,
+            #[cfg(feature = "embedded")]
+            Backend::Embedded(queue) => queue.delete_topology().await,
         }
     }
 
     /// Closes the connections (at shutdown).
     pub async fn close(&self) {
-        match self {
-            Self::Amqp(queue) => queue.close().await,
-            Self::Embedded(queue) => queue.close().await,
+        match &self.backend {
+            #[cfg(feature = "amqp")]
+            Backend::Amqp(queue) => queue.close().await,
+            #[cfg(feature = "embedded")]
+            Backend::Embedded(queue) => queue.close().await,
         }
     }
 }
 
 /// A stream of deliveries from the job queue.
-pub enum Consumer {
+pub struct Consumer {
+    /// The backend's consumer.
+    source: Source,
+}
+
+/// The backends' consumers.
+enum Source {
     /// From RabbitMQ.
+    #[cfg(feature = "amqp")]
     Amqp(Box<amqp::AmqpConsumer>),
     /// From the embedded queue.
+    #[cfg(feature = "embedded")]
     Embedded(embedded::EmbeddedConsumer),
 }
 
@@ -408,18 +391,22 @@ impl Consumer {
     /// The next delivery. Waits while the queue is empty; with RabbitMQ it reconnects (with
     /// backoff) when the connection drops, so it only returns `None` after [`Consumer::stop`].
     pub async fn next(&mut self) -> Option<Delivery> {
-        match self {
-            Self::Amqp(consumer) => consumer.next().await,
-            Self::Embedded(consumer) => consumer.next().await,
+        match &mut self.source {
+            #[cfg(feature = "amqp")]
+            Source::Amqp(consumer) => consumer.next().await,
+            #[cfg(feature = "embedded")]
+            Source::Embedded(consumer) => consumer.next().await,
         }
     }
 
     /// Stops consuming: no new deliveries; the ones received but not yet handed out by
     /// [`Consumer::next`] go back to the queue at once.
     pub async fn stop(&mut self) {
-        match self {
-            Self::Amqp(consumer) => consumer.stop().await,
-            Self::Embedded(consumer) => consumer.stop().await,
+        match &mut self.source {
+            #[cfg(feature = "amqp")]
+            Source::Amqp(consumer) => consumer.stop().await,
+            #[cfg(feature = "embedded")]
+            Source::Embedded(consumer) => consumer.stop().await,
         }
     }
 
@@ -427,9 +414,11 @@ impl Consumer {
     /// delivery still unsettled back to the queue (closing the AMQP channel; releasing the
     /// embedded leases), so nothing waits for a lease to expire.
     pub async fn close(self) {
-        match self {
-            Self::Amqp(consumer) => consumer.close().await,
-            Self::Embedded(consumer) => consumer.close().await,
+        match self.source {
+            #[cfg(feature = "amqp")]
+            Source::Amqp(consumer) => consumer.close().await,
+            #[cfg(feature = "embedded")]
+            Source::Embedded(consumer) => consumer.close().await,
         }
     }
 }
@@ -454,15 +443,17 @@ pub struct Delivery {
 /// The backend's handle of a delivery.
 pub(crate) enum DeliveryHandle {
     /// A RabbitMQ delivery.
+    #[cfg(feature = "amqp")]
     Amqp(amqp::AmqpHandle),
     /// An embedded lease.
+    #[cfg(feature = "embedded")]
     Embedded(embedded::EmbeddedHandle),
 }
 
 impl Delivery {
     /// The body as an envelope.
-    pub fn envelope(&self) -> Result<Envelope, serde_json::Error> {
-        serde_json::from_slice(&self.body)
+    pub fn envelope(&self) -> Result<Envelope, MalformedMessage> {
+        Envelope::from_body(&self.body)
     }
 
     /// Done: removes it from the queue. The embedded queue deletes it now; with RabbitMQ the
@@ -471,7 +462,9 @@ impl Delivery {
     /// the worker's idempotency record absorbs.
     pub async fn ack(self) -> Result<(), QueueError> {
         match self.handle {
+            #[cfg(feature = "amqp")]
             DeliveryHandle::Amqp(handle) => handle.ack().await,
+            #[cfg(feature = "embedded")]
             DeliveryHandle::Embedded(handle) => handle.ack().await,
         }
     }
@@ -485,26 +478,28 @@ impl Delivery {
         error: &str,
     ) -> Result<(), QueueError> {
         match self.handle {
+            #[cfg(feature = "amqp")]
             DeliveryHandle::Amqp(handle) => handle.retry(next, delay, error).await,
+            #[cfg(feature = "embedded")]
             DeliveryHandle::Embedded(handle) => handle.retry(next, delay, error).await,
         }
     }
 
     /// Failed for good: moves it to the dead-letter queue with `error`.
     pub async fn dead_letter(self, error: &str) -> Result<(), QueueError> {
-        let Self {
-            body,
-            message_id,
-            request_id,
-            handle,
-            ..
-        } = self;
-        match handle {
+        match self.handle {
+            #[cfg(feature = "amqp")]
             DeliveryHandle::Amqp(handle) => {
                 handle
-                    .dead_letter(&body, message_id.as_deref(), request_id.as_deref(), error)
+                    .dead_letter(
+                        &self.body,
+                        self.message_id.as_deref(),
+                        self.request_id.as_deref(),
+                        error,
+                    )
                     .await
             }
+            #[cfg(feature = "embedded")]
             DeliveryHandle::Embedded(handle) => handle.dead_letter(error).await,
         }
     }
@@ -518,7 +513,9 @@ impl Delivery {
     /// uncounts this delivery; RabbitMQ flags the message redelivered, which counts).
     pub async fn requeue(self) -> Result<(), QueueError> {
         match self.handle {
+            #[cfg(feature = "amqp")]
             DeliveryHandle::Amqp(handle) => handle.requeue().await,
+            #[cfg(feature = "embedded")]
             DeliveryHandle::Embedded(handle) => handle.requeue().await,
         }
     }
@@ -528,7 +525,12 @@ impl Delivery {
     /// long as the consumer's connection lives: nothing to do.
     pub async fn extend_lease(&self, visibility: Duration) -> Result<(), QueueError> {
         match &self.handle {
-            DeliveryHandle::Amqp(_) => Ok(()),
+            #[cfg(feature = "amqp")]
+            DeliveryHandle::Amqp(_) => {
+                let _ = visibility;
+                Ok(())
+            }
+            #[cfg(feature = "embedded")]
             DeliveryHandle::Embedded(handle) => handle.extend(visibility).await,
         }
     }
@@ -537,5 +539,58 @@ impl Delivery {
 impl runtime::Probe for JobQueue {
     fn probe(&self) -> runtime::ProbeFuture<'_> {
         Box::pin(self.check())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(amqp_url: Option<&str>) -> QueueArgs {
+        QueueArgs {
+            amqp_url: amqp_url.map(str::to_owned),
+            ..QueueArgs::embedded(Path::new("unused"))
+        }
+    }
+
+    #[test]
+    fn a_backend_left_out_of_the_build_is_named_in_one_line() {
+        let amqp = args(Some("amqp://guest:guest@127.0.0.1:5672/%2f")).missing_backend();
+        let embedded = args(None).missing_backend();
+        assert_eq!(amqp.is_some(), !cfg!(feature = "amqp"), "{amqp:?}");
+        assert_eq!(
+            embedded.is_some(),
+            !cfg!(feature = "embedded"),
+            "{embedded:?}"
+        );
+        for message in [amqp, embedded].into_iter().flatten() {
+            assert!(!message.contains('\n'), "{message}");
+            assert!(message.contains("feature"), "{message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn connecting_to_a_backend_left_out_fails_with_that_line() {
+        let logger = Logger::root(slog::Discard, slog::o!());
+        let missing = if cfg!(feature = "amqp") {
+            if cfg!(feature = "embedded") {
+                return;
+            }
+            args(None)
+        } else {
+            args(Some("amqp://guest:guest@127.0.0.1:1/%2f"))
+        };
+        let error = JobQueue::connect(&missing, logger)
+            .await
+            .err()
+            .expect("no such backend in this build");
+        assert_eq!(Some(error.to_string().as_str()), missing.missing_backend());
+    }
+
+    #[test]
+    fn a_body_that_is_no_envelope_is_malformed_with_the_reason() {
+        let error = Envelope::from_body(b"not JSON").expect_err("malformed");
+        assert!(error.reason.contains("expected"), "{error}");
+        assert!(error.to_string().starts_with("malformed message: "));
     }
 }
