@@ -30,32 +30,38 @@ wait_for() {
 
 port_open() { timeout 2 bash -c "</dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
+}
+
 step "system packages"
+# A server that already answers (or is given by its TEST_*_URL) needs no package.
+postgres_up() { [ -n "${TEST_POSTGRES_URL:-}" ] || pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+redis_up() { [ -n "${TEST_REDIS_URL:-}" ] || port_open 6379; }
+rabbitmq_up() { [ -n "${TEST_AMQP_URL:-}" ] || port_open 5672; }
 missing=()
-command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-command -v rabbitmq-server >/dev/null 2>&1 || missing+=(rabbitmq-server)
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+postgres_up || command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
+redis_up || command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+rabbitmq_up || command -v rabbitmq-server >/dev/null 2>&1 || missing+=(rabbitmq-server)
 command -v "${CHROMIUM:-chromium}" >/dev/null 2>&1 || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
 if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
+  if [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null; then
     echo "error: missing packages; install them, then run this again:" >&2
     echo "  sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
     exit 1
   fi
   echo "installing: ${missing[*]}"
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 echo "packages present"
 
 step "PostgreSQL, Redis, RabbitMQ"
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
 if [ -z "${TEST_POSTGRES_URL:-}" ] && ! pg_isready -q -h 127.0.0.1 -p 5432; then
   echo "PostgreSQL is down: starting it"
   as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
@@ -69,14 +75,14 @@ if [ -z "${TEST_POSTGRES_URL:-}" ] \
   as_root su postgres -c "psql -q -c \"ALTER ROLE postgres PASSWORD 'postgres'\""
   export TEST_POSTGRES_URL="postgres://postgres:postgres@127.0.0.1:5432/postgres"
 fi
-if [ -z "${TEST_REDIS_URL:-}" ] && ! port_open 6379; then
+if ! redis_up; then
   echo "Redis is down: starting it"
   as_root mkdir -p /var/lib/redis /var/log/redis
   as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
     --dir /var/lib/redis --logfile /var/log/redis/tests.log
   wait_for Redis 30 port_open 6379
 fi
-if [ -z "${TEST_AMQP_URL:-}" ] && ! port_open 5672; then
+if ! rabbitmq_up; then
   echo "RabbitMQ is down: starting it"
   as_root rabbitmq-server -detached
   wait_for RabbitMQ 120 port_open 5672

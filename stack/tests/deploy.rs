@@ -119,17 +119,57 @@ fn workspace_version() -> String {
         .to_owned()
 }
 
+/// `[workspace.package] rust-version` of the root Cargo.toml (the MSRV).
+fn workspace_rust_version() -> String {
+    let workspace: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml"))
+            .expect("TOML");
+    workspace["workspace"]["package"]["rust-version"]
+        .as_str()
+        .expect("a rust-version")
+        .to_owned()
+}
+
 #[test]
-fn ci_builds_every_binary() {
+fn ci_tests_the_workspace_per_system_and_toolchain_and_release_builds_every_image() {
     let ci = yaml(".github/workflows/ci.yml");
-    let mut matrix: Vec<String> = ci["jobs"]["build"]["strategy"]["matrix"]["binary"]
+    let test = &ci["jobs"]["test"];
+    let axis = |name: &str| -> Vec<String> {
+        test["strategy"]["matrix"][name]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("a {name} axis"))
+            .iter()
+            .map(|value| value.as_str().expect("a name").to_owned())
+            .collect()
+    };
+    assert_eq!(axis("os"), ["ubuntu-latest", "macos-latest"]);
+    assert_eq!(axis("toolchain"), ["stable".to_owned(), workspace_rust_version()]);
+    let runs: Vec<&str> = test["steps"]
         .as_sequence()
-        .expect("a binary matrix")
+        .expect("steps")
         .iter()
-        .map(|b| b.as_str().expect("a name").to_owned())
+        .filter_map(|step| step["run"].as_str())
         .collect();
-    matrix.sort();
-    assert_eq!(matrix, workspace_binaries());
+    assert!(
+        runs.iter().any(|run| run.contains("scripts/test.sh")),
+        "Linux runs the README's test command"
+    );
+    assert!(
+        ci["jobs"].as_mapping().expect("jobs").len() <= 3,
+        "no per-binary build matrix: one workspace build per system and toolchain"
+    );
+    for workflow in ["ci.yml", "release.yml"] {
+        let text = std::fs::read_to_string(root().join(".github/workflows").join(workflow))
+            .expect("workflow");
+        for line in text.lines().filter(|line| line.trim_start().starts_with("- uses:") || line.trim_start().starts_with("uses:")) {
+            let reference = line.split('@').nth(1).unwrap_or("");
+            let commit = reference.split_whitespace().next().unwrap_or("");
+            assert!(
+                commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{workflow}: not pinned by commit: {line}"
+            );
+        }
+    }
     let release = yaml(".github/workflows/release.yml");
     for (_, binary, port) in services() {
         let entry = release["jobs"]["image"]["strategy"]["matrix"]["include"]
