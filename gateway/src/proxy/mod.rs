@@ -1,6 +1,6 @@
 //! Hyper's path: one request through the gateway: the gateway's own answers (limits, CORS
-//! preflights, local endpoints, auth, rate limit, no route), then its upstream head as [`crate::forward`] decides
-//! it, sent and relayed by `exchange.rs`.
+//! preflights, local endpoints, auth, rate limit, no route), then its upstream head as
+//! [`crate::forward`] decides it, sent and relayed by `exchange.rs`.
 //!
 //! | file | what it holds |
 //! |---|---|
@@ -43,7 +43,7 @@ use crate::{
     sticky::Affinity,
 };
 
-/// Answers one request: a CORS preflight with [`preflight`]'s answer, any other with the
+/// Answers one request: a CORS preflight with [`answer_preflight`], any other with the
 /// gateway's own answer or the upstream's, either carrying its CORS fields ([`cors::apply`]).
 pub async fn handle(
     request: Request<Incoming>,
