@@ -123,7 +123,10 @@ impl SigningKeys {
         })
     }
 
-    /// A new random key first, the current one second (older ones are dropped).
+    /// A new random key first, the current one second (older ones are dropped): what a key
+    /// rotation looks like to the verifiers, for tests (feature `testing`). An operator rotates
+    /// by writing a new key first into the key file (deploy/k8s/README.md).
+    #[cfg(any(test, feature = "testing"))]
     pub fn rotated(&self) -> Result<Self, KeyError> {
         let mut keys = vec![KeyPair::new(random_key()?)?];
         keys.push(KeyPair::new(self.keys[0].signing.clone())?);
