@@ -1,7 +1,11 @@
 //! The Prometheus metrics of one service instance.
 //!
 //! Each instance owns its [`Metrics`] (its own registry), so several services in one process
-//! (the `stack`, or tests) never count into each other's series.
+//! (the `stack`, or tests) never count into each other's series. Every registry also reports
+//! the process: `process_resident_memory_bytes`, `process_cpu_seconds_total`,
+//! `process_open_fds` (and `process_max_fds`, `process_threads`, `process_start_time_seconds`,
+//! `process_virtual_memory_bytes`), read from `/proc` at each scrape; on systems without
+//! `/proc` those series are absent.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -77,6 +81,12 @@ impl Metrics {
             &["dependency", "required"],
         )
         .expect("valid metric");
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("the process series registered once");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -139,6 +149,25 @@ pub fn method_label(method: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_registry_reports_the_process() {
+        let text = Metrics::new("users").render();
+        for series in [
+            "process_resident_memory_bytes{service=\"users\"}",
+            "process_cpu_seconds_total{service=\"users\"}",
+            "process_open_fds{service=\"users\"}",
+        ] {
+            let value: f64 = text
+                .lines()
+                .find_map(|line| line.strip_prefix(series))
+                .unwrap_or_else(|| panic!("{series} in\n{text}"))
+                .trim()
+                .parse()
+                .expect("a number");
+            assert!(value > 0.0 || series.starts_with("process_cpu"), "{series} {value}");
+        }
+    }
 
     #[test]
     fn invented_methods_share_one_label() {

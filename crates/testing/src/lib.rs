@@ -4,14 +4,17 @@
 //! `Link` headers, PostgreSQL plans ([`index_plan`], [`assert_index_plan`]), a capturing
 //! logger, test signing keys with user and admin tokens, and what a test needs outside the
 //! workspace ([`skip_unless!`], [`available`]: a missing backend is one line, not a failure).
+//! [`Browser`] is a headless Chromium driven over the DevTools protocol, for the web pages' tests.
 //!
 //! PostgreSQL is reached through `TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each test gets its own database named
 //! `platform_test_<uuid>`. SQLite databases are files in a fresh temporary directory.
 
 mod backends;
+mod browser;
 
 pub use backends::{Backend, SETUP_COMMAND, available, chromium_binary, schemathesis_binary};
+pub use browser::Browser;
 
 use anyhow::Context;
 use sqlx::{Connection, Executor, postgres::PgConnection};
@@ -187,6 +190,31 @@ impl TestServer {
             .expect("metrics text");
         metric_value(&text, name, labels)
     }
+}
+
+/// Asserts that no two metric families of a Prometheus text exposition share a name once read
+/// as OpenMetrics, where a counter `x_total` is the family `x` (a gauge `x` beside a counter
+/// `x_total` is one family twice, and scrapers drop one). Returns the families' names.
+pub fn assert_distinct_metric_families(text: &str) -> Vec<String> {
+    let mut families: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let mut words = rest.split_whitespace();
+        let (Some(name), Some(kind)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let family = match kind {
+            "counter" => name.strip_suffix("_total").unwrap_or(name),
+            _ => name,
+        };
+        if let Some((other, _)) = families.iter().find(|(known, _)| known == family) {
+            panic!("the metric family {family} is declared twice ({other} and {name} {kind})");
+        }
+        families.push((family.to_owned(), format!("{name} {kind}")));
+    }
+    families.into_iter().map(|(family, _)| family).collect()
 }
 
 /// The value of the series `name` whose labels include all of `labels`, summed over the
@@ -620,5 +648,24 @@ impl Who {
             Some(token) => request.bearer_auth(token),
             None => request,
         }
+    }
+}
+
+#[cfg(test)]
+mod metric_family_tests {
+    use super::assert_distinct_metric_families;
+
+    #[test]
+    fn a_gauge_and_a_counter_of_one_family_are_refused() {
+        let text = "# TYPE chat_open_connections gauge\nchat_open_connections 1\n\
+                    # TYPE chat_connections counter\nchat_connections_total 3\n";
+        assert_eq!(
+            assert_distinct_metric_families(text),
+            ["chat_open_connections", "chat_connections"]
+        );
+        let clash = "# TYPE chat_connections gauge\nchat_connections 1\n\
+                     # TYPE chat_connections_total counter\nchat_connections_total 3\n";
+        let refused = std::panic::catch_unwind(|| assert_distinct_metric_families(clash));
+        assert!(refused.is_err());
     }
 }

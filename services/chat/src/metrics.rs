@@ -5,7 +5,8 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 /// Counters and gauges of the chat.
 #[derive(Clone)]
 pub struct ChatMetrics {
-    /// `chat_connections`: WebSocket connections open on this instance.
+    /// `chat_open_connections`: WebSocket connections open on this instance (a gauge named
+    /// `chat_connections` would share its OpenMetrics family with `chat_connections_total`).
     pub connections: IntGauge,
     /// Socket.IO long-polling `GET`s waiting for packets.
     pub polls_waiting: IntGauge,
@@ -37,7 +38,7 @@ impl ChatMetrics {
     /// Creates the series and registers them in `registry`.
     pub fn register(registry: &Registry) -> anyhow::Result<Self> {
         let metrics = Self {
-            connections: IntGauge::new("chat_connections", "Open WebSocket connections")?,
+            connections: IntGauge::new("chat_open_connections", "Open WebSocket connections")?,
             polls_waiting: IntGauge::new(
                 "chat_socketio_polls_waiting",
                 "Socket.IO long-polling GETs waiting for packets",

@@ -119,7 +119,7 @@ async fn user_left_is_sent_on_a_clean_close_and_on_a_dropped_connection() {
     let left = alice.expect("userLeft").await;
     assert_eq!(left["user"], "carol");
     eventually("the connections gauge counts alice alone", || async {
-        app.metric("chat_connections", &[]).await == 1.0
+        app.metric("chat_open_connections", &[]).await == 1.0
     })
     .await;
 }

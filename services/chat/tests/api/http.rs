@@ -61,10 +61,19 @@ async fn health_readiness_and_chat_metrics() {
     alice.expect("chatMessage").await;
     alice.say("").await;
     alice.expect_error("validation_failed").await;
-    assert_eq!(app.metric("chat_connections", &[]).await, 1.0);
+    assert_eq!(app.metric("chat_open_connections", &[]).await, 1.0);
     assert_eq!(app.metric("chat_connections_total", &[]).await, 1.0);
     assert_eq!(app.metric("chat_messages_total", &[]).await, 1.0);
     assert_eq!(app.metric("chat_rooms", &[]).await, 1.0);
+    let text = app
+        .service
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    let families = testing::assert_distinct_metric_families(&text);
+    assert!(families.contains(&"chat_open_connections".to_owned()));
     assert_eq!(
         app.metric("chat_client_errors_total", &[("code", "validation_failed")])
             .await,
@@ -77,7 +86,7 @@ async fn health_readiness_and_chat_metrics() {
             == 1.0
     })
     .await;
-    assert_eq!(app.metric("chat_connections", &[]).await, 0.0);
+    assert_eq!(app.metric("chat_open_connections", &[]).await, 0.0);
 }
 
 #[tokio::test]
