@@ -3,7 +3,7 @@
 use std::{path::Path, time::Duration};
 
 use queue::QueueArgs;
-use runtime::config::CommonArgs;
+use runtime::CommonArgs;
 use store::StoreArgs;
 
 /// `worker` (consume) and `worker produce`.

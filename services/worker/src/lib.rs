@@ -34,7 +34,7 @@ pub mod thumbnail;
 
 use db::Migrations;
 use queue::JobQueue;
-use runtime::{Service, shutdown::Shutdown};
+use runtime::{Service, Shutdown};
 use server::{HttpService, ServiceContext, ServiceSettings};
 use slog::Logger;
 use store::ObjectStore;

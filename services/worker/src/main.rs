@@ -10,11 +10,11 @@ static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config: Config = runtime::config::parse();
+    let config: Config = runtime::parse_args();
     match &config.command {
         Some(Command::Produce(args)) => {
             runtime::run_process(NAME, &config.common.process, |root| {
-                let logger = runtime::telemetry::for_service(&root, NAME);
+                let logger = runtime::service_logger(&root, NAME);
                 async move { worker::producer::produce(&config.queue, args, logger).await }
             })
             .await
@@ -28,7 +28,7 @@ async fn main() -> std::process::ExitCode {
                 |settings, logger| async move {
                     Application::build(settings, worker, logger)
                         .await?
-                        .run_until_stopped(runtime::shutdown::signal())
+                        .run_until_stopped(runtime::shutdown_signal())
                         .await
                 },
             )

@@ -1,7 +1,7 @@
-//! The worker's series, registered on the service's [`runtime::metrics::Metrics`] registry.
+//! The worker's series, registered on the service's [`runtime::Metrics`] registry.
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
-use runtime::metrics::Metrics;
+use runtime::Metrics;
 
 /// Job counters by `kind` (`task`, `thumbnail`, or `unknown` for malformed messages).
 #[derive(Clone)]

@@ -14,7 +14,7 @@ use std::{
 
 use db::Database;
 use queue::{DeadLetter, JobQueue, QueueArgs};
-use runtime::{config::DatabaseUrl, telemetry::test_logger};
+use runtime::{DatabaseUrl, test_logger};
 use store::{ObjectStore, StoreArgs};
 use testing::{TestBackend, TestService, fresh_database, metric_value, service_settings};
 use worker::{

@@ -25,7 +25,7 @@ fn context(worker: &TestWorker) -> JobContext {
             24_000_000,
             prometheus::IntGauge::new("test_gauge", "test").expect("a gauge"),
         ),
-        logger: runtime::telemetry::test_logger("test"),
+        logger: runtime::test_logger("test"),
     }
 }
 

@@ -222,7 +222,7 @@ async fn the_worker_and_producers_recover_from_broker_outages_losing_nothing() {
     );
     settings.queue = through_proxy.clone();
     let worker = spawn_worker_with(settings, &broker).await;
-    let producer = JobQueue::connect(&through_proxy, runtime::telemetry::test_logger("producer"))
+    let producer = JobQueue::connect(&through_proxy, runtime::test_logger("producer"))
         .await
         .expect("a producer through the proxy");
     let mut ids = Vec::new();
@@ -298,7 +298,7 @@ async fn an_unroutable_publish_is_an_error_not_a_silent_drop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_to_a_broker_that_is_down_fails_after_retries() {
     let args = QueueArgs::amqp("amqp://guest:guest@127.0.0.1:1/%2f");
-    let queue = JobQueue::connect(&args, runtime::telemetry::test_logger("producer"))
+    let queue = JobQueue::connect(&args, runtime::test_logger("producer"))
         .await
         .expect("connecting does not fail: the broker may come back");
     let started = Instant::now();

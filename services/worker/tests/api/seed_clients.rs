@@ -16,7 +16,7 @@ use std::{
 };
 
 use queue::{JobQueue, QueueArgs};
-use runtime::telemetry::test_logger;
+use runtime::test_logger;
 use worker::message::bare_job_id;
 
 use crate::helpers::{TestBroker, eventually, free_port, quick, spawn_worker, worker_command};
