@@ -24,6 +24,7 @@ async fn spawn_on_redis(redis: String, ttl: Duration) -> TestApp {
 
 #[tokio::test]
 async fn redis_hits_and_invalidation_after_writes() {
+    testing::skip_unless!(Postgres, Redis);
     let app = spawn_on_redis(redis_url(), Duration::from_secs(60)).await;
     let user = app.create_user("Alice", "alice@example.com").await;
     let path = format!("/api/users/{}", user["id"]);
@@ -66,6 +67,7 @@ async fn redis_hits_and_invalidation_after_writes() {
 
 #[tokio::test]
 async fn redis_entries_expire_after_the_ttl() {
+    testing::skip_unless!(Postgres, Redis);
     let app = spawn_on_redis(redis_url(), Duration::from_millis(700)).await;
     let user = app.create_user("Alice", "alice@example.com").await;
     let path = format!("/api/users/{}", user["id"]);
@@ -79,6 +81,7 @@ async fn redis_entries_expire_after_the_ttl() {
 
 #[tokio::test]
 async fn an_unreachable_redis_never_fails_a_request() {
+    testing::skip_unless!(Postgres);
     let closed_port = testing::free_port();
     let app = spawn_on_redis(
         format!("redis://127.0.0.1:{closed_port}"),
@@ -160,6 +163,7 @@ async fn fifty_concurrent_cold_reads_load_once(app: TestApp) {
 
 #[tokio::test]
 async fn single_flight_on_redis() {
+    testing::skip_unless!(Postgres, Redis);
     fifty_concurrent_cold_reads_load_once(
         spawn_on_redis(redis_url(), Duration::from_secs(60)).await,
     )

@@ -206,6 +206,7 @@ async fn openapi_document_describes_the_routes() {
 
 #[tokio::test]
 async fn a_server_error_is_opaque_to_the_client_and_logged_with_its_cause() {
+    testing::skip_unless!(Postgres);
     let database_url = fresh_database(TestBackend::Postgres)
         .await
         .expect("database");

@@ -119,6 +119,7 @@ on_both_backends!(
 /// PostgreSQL's statistics stand in for the total when no exact count is asked for.
 #[tokio::test]
 async fn postgres_lists_carry_the_planner_estimate() {
+    testing::skip_unless!(Postgres);
     let app = spawn_app(TestBackend::Postgres).await;
     for n in 0..3 {
         app.create_user(&format!("U{n}"), &format!("u{n}@example.com"))
@@ -143,6 +144,7 @@ async fn postgres_lists_carry_the_planner_estimate() {
 /// Every list page and every write's look-up seeks an index, whatever the table's size.
 #[tokio::test]
 async fn hot_queries_seek_indexes() {
+    testing::skip_unless!(Postgres);
     let url = fresh_database(TestBackend::Postgres)
         .await
         .expect("a database");
