@@ -189,6 +189,9 @@ pub struct RouteConfig {
     pub auth: RouteAuth,
     /// Session affinity across the route's instances (default: none, plain round-robin).
     pub sticky: Option<Sticky>,
+    /// The path of the OpenAPI document of the API behind the route (`/api/users/openapi.json`),
+    /// listed by the API docs at `/api/docs` ([`crate::docs`]); default: none.
+    pub openapi: Option<String>,
 }
 
 /// How a route keeps a client's session on one instance.
@@ -223,6 +226,11 @@ impl GatewayConfig {
             max_body_bytes: None,
             auth: RouteAuth::Optional,
             sticky: None,
+            openapi: None,
+        };
+        let documented = |prefix: &str, port: u16| RouteConfig {
+            openapi: Some(format!("{prefix}/openapi.json")),
+            ..route(prefix, port)
         };
         let socket_io = RouteConfig {
             sticky: Some(Sticky::EngineIo),
@@ -233,15 +241,15 @@ impl GatewayConfig {
             rate_limit: None,
             cors: CorsConfig::default(),
             routes: vec![
-                route("/api/users", 3001),
+                documented("/api/users", 3001),
                 route("/api/auth", 3001),
                 route(auth::JWKS_PATH, 3001),
-                route("/api/products", 3002),
+                documented("/api/products", 3002),
                 route("/graphql", 3003),
                 route("/chat", 3004),
                 socket_io,
                 route("/api/upload", 3005),
-                route("/api/media", 3005),
+                documented("/api/media", 3005),
             ],
         }
     }
@@ -281,6 +289,13 @@ impl GatewayConfig {
                 anyhow::ensure!(
                     uri.scheme_str() == Some("http") && uri.authority().is_some(),
                     "upstream {upstream:?} must be http://host:port"
+                );
+            }
+            if let Some(openapi) = &route.openapi {
+                anyhow::ensure!(
+                    openapi.starts_with('/') && openapi.parse::<http::uri::PathAndQuery>().is_ok(),
+                    "openapi {openapi:?} of route {} must be a path starting with /",
+                    route.prefix
                 );
             }
             if let Some(rewrite) = &route.rewrite {

@@ -18,7 +18,8 @@
 //! | [`tracker`] | a thread's open connections and tunnels, which the drain waits for |
 //! | [`framing`] | hyper's path's framing rules that hyper does not apply (both paths frame alike) |
 //! | [`proxy`] | hyper's path: local endpoints, auth, rate limit, route; the exchange upstream |
-//! | [`local`] | `GET /`, `/healthz`, `/readyz`, `/metrics` |
+//! | [`local`] | `GET /`, `/healthz`, `/readyz`, `/metrics`, and the API docs' paths |
+//! | [`docs`] | the API docs at `/api/docs`: Swagger UI over the routes' OpenAPI documents |
 //! | [`pool`] | each thread's keep-alive connections to the upstreams |
 //! | [`request_body`] | the streamed request body (size limit, progress, the client's framing errors) |
 //! | [`body`] | the response bodies (the gateway's own; the upstream's: pool return, access line) |
@@ -31,6 +32,7 @@ pub mod config;
 pub mod context;
 pub mod cors;
 pub mod direct;
+pub mod docs;
 pub mod forward;
 pub mod framing;
 pub mod headers;

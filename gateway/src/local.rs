@@ -1,5 +1,6 @@
 //! What the gateway answers itself: `GET /` (the text `API Gateway`), `/healthz`, `/readyz`
-//! (200 while it runs) and `/metrics`.
+//! (200 while it runs), `/metrics`, and the API docs under `/api/docs` ([`crate::docs`]),
+//! which come before any route (the `/api/...` prefixes included).
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header::CONTENT_TYPE};
 use hyper::body::Incoming;
@@ -12,13 +13,21 @@ const LOCAL_PATHS: [&str; 4] = ["/", "/healthz", "/readyz", "/metrics"];
 
 /// Whether a request is one of the gateway's own.
 pub fn is_local(method: &Method, path: &str) -> bool {
-    (method == Method::GET || method == Method::HEAD) && LOCAL_PATHS.contains(&path)
+    (method == Method::GET || method == Method::HEAD)
+        && (LOCAL_PATHS.contains(&path) || crate::docs::is_docs(path))
 }
 
 /// The answer to `request` when it is one of the gateway's own, else `None`.
 pub async fn answer(request: &Request<Incoming>, shared: &Shared) -> Option<Response<GatewayBody>> {
     if !is_local(request.method(), request.uri().path()) {
         return None;
+    }
+    if crate::docs::is_docs(request.uri().path()) {
+        let docs = crate::docs::answer(request.uri().path(), request.headers(), &shared.routes);
+        let mut response = Response::new(GatewayBody::full(docs.body));
+        *response.status_mut() = docs.status;
+        *response.headers_mut() = docs.headers;
+        return Some(response);
     }
     let (status, content_type, body) = match request.uri().path() {
         "/" => (

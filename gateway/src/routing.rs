@@ -66,6 +66,9 @@ impl Route {
 pub struct RouteTable {
     /// Sorted by prefix length, longest first, so the first match is the longest.
     routes: Vec<Arc<Route>>,
+    /// The OpenAPI documents the routes name (`openapi`), in the table's order, each once:
+    /// `(prefix of the route naming it first, its URL)`.
+    documents: Vec<(Arc<str>, Arc<str>)>,
 }
 
 impl RouteTable {
@@ -77,7 +80,21 @@ impl RouteTable {
             .map(|route| build_route(route, config))
             .collect::<anyhow::Result<Vec<_>>>()?;
         routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
-        Ok(Self { routes })
+        let mut documents: Vec<(Arc<str>, Arc<str>)> = Vec::new();
+        for route in &config.routes {
+            if let Some(url) = &route.openapi
+                && !documents.iter().any(|(_, known)| **known == **url)
+            {
+                documents.push((Arc::from(route.prefix.as_str()), Arc::from(url.as_str())));
+            }
+        }
+        Ok(Self { routes, documents })
+    }
+
+    /// The OpenAPI documents the routes name, in the table's order, each once: `(prefix of the
+    /// route naming it, its URL)`.
+    pub fn documents(&self) -> &[(Arc<str>, Arc<str>)] {
+        &self.documents
     }
 
     /// The route of `path`, if any.
@@ -134,6 +151,7 @@ mod tests {
                 max_body_bytes: None,
                 auth: RouteAuth::Optional,
                 sticky: None,
+                openapi: None,
             })
             .collect();
         RouteTable::new(&config).expect("table")

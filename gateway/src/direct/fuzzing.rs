@@ -58,6 +58,7 @@ impl Harness {
             max_body_bytes: Some(1024),
             auth: RouteAuth::Optional,
             sticky: None,
+            openapi: None,
         };
         let mut config = GatewayConfig::builtin();
         config.routes = vec![

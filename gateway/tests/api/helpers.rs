@@ -39,6 +39,7 @@ pub fn route(prefix: &str, upstreams: &[&str]) -> RouteConfig {
         max_body_bytes: None,
         auth: RouteAuth::Optional,
         sticky: None,
+        openapi: None,
     }
 }
 

@@ -5,6 +5,7 @@ mod browser;
 mod cors;
 mod differential;
 mod direct;
+mod docs;
 mod early;
 mod framing;
 mod helpers;

@@ -297,28 +297,29 @@ fn the_example_config_in_deploy_is_valid() {
         config
             .routes
             .into_iter()
-            .map(|route| (route.prefix, route.sticky))
+            .map(|route| (route.prefix, route.sticky, route.openapi))
             .collect()
     };
     let builtin = table(gateway::config::GatewayConfig::builtin());
     assert!(
         builtin.contains(&(
             "/socket.io".to_owned(),
-            Some(gateway::config::Sticky::EngineIo)
+            Some(gateway::config::Sticky::EngineIo),
+            None
         )),
         "Socket.IO is sticky: {builtin:?}"
     );
     assert_eq!(
         table(config),
         builtin,
-        "the example has the built-in routes, sticky alike"
+        "the example has the built-in routes, sticky and documented alike"
     );
     let k8s = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/k8s/gateway.toml");
     let k8s = gateway::config::GatewayConfig::from_file(&k8s).expect("deploy/k8s/gateway.toml");
     assert_eq!(
         table(k8s),
         builtin,
-        "the deployments' table has the built-in routes, sticky alike"
+        "the deployments' table has the built-in routes, sticky and documented alike"
     );
 }
 

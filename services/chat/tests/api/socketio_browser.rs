@@ -7,16 +7,13 @@
 //! second leave (red).
 
 use serde_json::json;
-use testing::TestBackend;
+use testing::{Browser, TestBackend};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
 };
 
-use crate::{
-    browser::{Browser, line_is},
-    helpers::spawn_app,
-};
+use crate::{browser::line_is, helpers::spawn_app};
 
 /// The seed's page.
 const SEED_PAGE: &str = include_str!("../fixtures/seed-chat.html");
@@ -105,7 +102,7 @@ async fn the_seeds_page_chats_through_socket_io_in_a_browser() {
     let app = spawn_app(TestBackend::Sqlite).await;
     let upstream = app.service.address.trim_start_matches("http://").to_owned();
     let front = seed_front(upstream).await;
-    let mut browser = Browser::launch().await;
+    let mut browser = Browser::launch_with_window(800, 600).await;
     let page = |tab: &str| format!("{front}/seed.html?tab={tab}");
 
     let first = browser.open(&page("first")).await;
