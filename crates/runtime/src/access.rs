@@ -9,8 +9,9 @@ pub fn is_acceptable_id(bytes: &[u8]) -> bool {
 }
 
 /// One access line (docs/contracts.md, "Request id and logs"): `msg` `request` with `method`,
-/// `path`, `route`, `status`, `duration_ms`, `ip`, `user_agent`, `request_id`, plus the
-/// gateway's `upstream` and `bytes`, and the cause chain of a 5xx. Every server of the platform
+/// `path`, `route`, `status`, `duration_ms`, `ip`, `user_agent`, `request_id`, `trace_id`,
+/// `span_id` (the server's span), plus the gateway's `upstream` and `bytes`, and the cause
+/// chain of a 5xx. Every server of the platform
 /// writes its requests through it, at `error` level for a 5xx and `info` otherwise.
 #[derive(Debug, Clone, Copy)]
 pub struct AccessLine<'a> {
@@ -30,6 +31,8 @@ pub struct AccessLine<'a> {
     pub user_agent: &'a str,
     /// The request id.
     pub request_id: &'a str,
+    /// The request's trace and the span of this server's work on it.
+    pub trace: Option<&'a crate::trace::TraceContext>,
     /// The instance that answered (the gateway).
     pub upstream: Option<&'a str>,
     /// Response body bytes (the gateway).
@@ -53,7 +56,7 @@ impl AccessLine<'_> {
 impl slog::KV for AccessLine<'_> {
     fn serialize(
         &self,
-        _record: &slog::Record<'_>,
+        record: &slog::Record<'_>,
         serializer: &mut dyn slog::Serializer,
     ) -> slog::Result {
         serializer.emit_str("method", self.method)?;
@@ -67,6 +70,9 @@ impl slog::KV for AccessLine<'_> {
         serializer.emit_str("ip", self.ip)?;
         serializer.emit_str("user_agent", self.user_agent)?;
         serializer.emit_str("request_id", self.request_id)?;
+        if let Some(trace) = self.trace {
+            slog::KV::serialize(trace, record, serializer)?;
+        }
         if let Some(upstream) = self.upstream {
             serializer.emit_str("upstream", upstream)?;
         }

@@ -118,6 +118,9 @@ pub struct ProcessArgs {
     /// Also write `error.log` (errors only) and `combined.log` into this directory
     #[arg(long, env = "LOG_DIR")]
     pub log_dir: Option<PathBuf>,
+    /// Where spans are exported (OpenTelemetry's variables).
+    #[command(flatten)]
+    pub trace: crate::export::TraceArgs,
 }
 
 impl ProcessArgs {
@@ -142,6 +145,7 @@ impl CommonArgs {
                 rust_log: None,
                 log_format: LogFormat::Auto,
                 log_dir: None,
+                trace: crate::export::TraceArgs::default(),
             },
             database_url: Some(database_url),
             redis_url: None,

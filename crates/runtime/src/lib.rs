@@ -13,12 +13,16 @@
 //! | `readiness` | [`Probe`]: how a dependency says whether it answers (for `/readyz`) |
 //! | `errors` | the JSON error body and the code of each status |
 //! | `access` | the access log's line and the rule for a client's request id |
+//! | `trace` | the W3C trace context (`traceparent`, `tracestate`) of a request or job |
+//! | `export` | span export over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, nothing otherwise |
 //!
-//! It links no HTTP server, database, cache or broker: the gateway runs on it alone.
+//! It links no HTTP server, database, cache or broker: the gateway runs on it alone. Its one
+//! HTTP client is the OTLP exporter's.
 
 mod access;
 mod config;
 mod errors;
+mod export;
 mod log_filter;
 mod metrics;
 mod network;
@@ -26,6 +30,7 @@ mod process;
 mod readiness;
 mod shutdown;
 mod telemetry;
+mod trace;
 
 pub use access::{AccessLine, is_acceptable_id};
 pub use config::{
@@ -33,6 +38,7 @@ pub use config::{
     parse_args,
 };
 pub use errors::{ErrorBody, ErrorDetail, FieldError, code_for_status, error_json};
+pub use export::{AttributeValue, SpanKind, SpanRecord, TraceArgs, Tracer, flush_spans};
 pub use log_filter::{LogFilter, LogFormat};
 pub use metrics::Metrics;
 pub use network::{Network, TrustedProxies, client_address_among};
@@ -40,3 +46,7 @@ pub use process::{Service, probe, run_process};
 pub use readiness::{Probe, ProbeFuture};
 pub use shutdown::{Shutdown, shutdown_signal};
 pub use telemetry::{LogGuard, json_drain, service_logger, test_logger};
+pub use trace::{
+    Incoming, ParsedTraceparent, SpanId, TRACEPARENT, TRACESTATE, TraceContext, TraceId,
+    Traceparent, parse_traceparent,
+};

@@ -165,7 +165,10 @@ mod tests {
                 .trim()
                 .parse()
                 .expect("a number");
-            assert!(value > 0.0 || series.starts_with("process_cpu"), "{series} {value}");
+            assert!(
+                value > 0.0 || series.starts_with("process_cpu"),
+                "{series} {value}"
+            );
         }
     }
 

@@ -20,9 +20,10 @@ pub trait Service {
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
-/// Sets up logging, runs `run` with the root logger, and turns its outcome into the exit
-/// status: 0 after a clean shutdown, 1 (after logging the cause) on failure, 2 when the log
-/// directory cannot be opened. The logs are flushed before it returns.
+/// Sets up logging and span export, runs `run` with the root logger, and turns its outcome into
+/// the exit status: 0 after a clean shutdown, 1 (after logging the cause) on failure, 2 when
+/// the log directory cannot be opened. Pending spans and the logs are flushed before it
+/// returns.
 pub async fn run_process<F, Fut>(name: &'static str, process: &ProcessArgs, run: F) -> ExitCode
 where
     F: FnOnce(Logger) -> Fut,
@@ -35,6 +36,7 @@ where
             return ExitCode::from(2);
         }
     };
+    process.trace.install();
     let code = match run(root.clone()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -42,6 +44,8 @@ where
             ExitCode::FAILURE
         }
     };
+    // The batch processor's blocking export may wait on the collector: off the runtime.
+    let _ = tokio::task::spawn_blocking(crate::export::flush_spans).await;
     drop(root);
     drop(guard);
     code

@@ -186,6 +186,7 @@ mod tests {
         let observability = web::Data::new(Observability {
             logger: slog::Logger::root(slog::Discard, slog::o!()),
             metrics: Metrics::new("test"),
+            tracer: runtime::Tracer::off(),
         });
         let app = test::init_service(
             App::new()

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `service` | the server, its settings and context, and [`run_binary`] |
 //! | `error` | [`ApiError`] and the handlers for actix's extractor errors |
-//! | `request` | the middleware: `X-Request-Id`, one access line per request, metrics, JSON-only errors |
+//! | `request` | the middleware: `X-Request-Id`, the trace context and server span, one access line per request, metrics, JSON-only errors |
 //! | `identity` | [`Caller`]: the verified caller of a request (bearer token), and the rules' helpers |
 //! | `network` | the client address of an actix request |
 //! | `health` | `/healthz`, `/readyz` and `/metrics` |
@@ -36,6 +36,6 @@ pub use pagination::{
     DEFAULT_LIMIT, ListPage, ListQuery, ListRequest, MAX_LIMIT, MAX_OFFSET, Page, PageSql, Seek,
     Total, Window, decode_cursor, encode_cursor, links, list_response,
 };
-pub use request::{REQUEST_ID_HEADER, RequestId, accepts_gzip};
+pub use request::{REQUEST_ID_HEADER, RequestId, RequestTrace, accepts_gzip};
 pub use service::{HttpService, ServiceContext, ServiceSettings, run_binary};
 pub use validate::{JsonObject, MAX_NAME_CHARS, all_valid, check_name, is_invisible};

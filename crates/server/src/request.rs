@@ -1,10 +1,11 @@
-//! The middleware every service runs on every request: the `X-Request-Id`, one JSON access line,
+//! The middleware every service runs on every request: the `X-Request-Id`, the W3C trace
+//! context (`traceparent`, `tracestate`) and the request's server span, one JSON access line,
 //! the HTTP metrics, and the rule that every error response is a JSON error body.
 
 use std::{
     future::{Ready, ready},
     sync::Arc,
-    time::Instant,
+    time::{Instant, SystemTime},
 };
 
 use actix_web::{
@@ -17,7 +18,10 @@ use actix_web::{
 };
 use slog::Logger;
 
-use runtime::{AccessLine, Metrics, is_acceptable_id};
+use runtime::{
+    AccessLine, AttributeValue, Metrics, SpanKind, SpanRecord, TRACEPARENT, TRACESTATE,
+    TraceContext, Tracer, is_acceptable_id,
+};
 
 use crate::error::{body_for_status, is_json};
 
@@ -47,6 +51,47 @@ impl RequestId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The trace context of the request being served: its trace id and this service's span id
+/// (what the access line logs, and what a handler forwards on its own calls and jobs as the
+/// parent of theirs: [`TraceContext::traceparent`] of it or of a [`TraceContext::child`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestTrace(pub TraceContext);
+
+impl RequestTrace {
+    /// The context of a request's fields: the caller's trace continued with a span of this
+    /// service's, or a new trace when its `traceparent` is absent or invalid; and the
+    /// caller's span id. Every `tracestate` field is joined with commas, as one list.
+    pub fn accept_or_start(headers: &header::HeaderMap) -> runtime::Incoming {
+        let traceparent = headers.get(TRACEPARENT).map(HeaderValue::as_bytes);
+        let mut states = headers.get_all(TRACESTATE);
+        let tracestate: Option<std::borrow::Cow<'_, [u8]>> = match (states.next(), states.next()) {
+            (None, _) => None,
+            (Some(one), None) => Some(one.as_bytes().into()),
+            (Some(first), Some(second)) => {
+                let mut joined = first.as_bytes().to_vec();
+                for value in std::iter::once(second).chain(headers.get_all(TRACESTATE).skip(2)) {
+                    joined.push(b',');
+                    joined.extend_from_slice(value.as_bytes());
+                }
+                Some(joined.into())
+            }
+        };
+        TraceContext::accept_or_start(traceparent, tracestate.as_deref())
+    }
+}
+
+impl FromRequest for RequestTrace {
+    type Error = Error;
+    type Future = Ready<Result<Self, Error>>;
+
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let trace = request.extensions().get::<RequestTrace>().cloned();
+        ready(Ok(
+            trace.unwrap_or_else(|| RequestTrace(TraceContext::start()))
+        ))
     }
 }
 
@@ -83,6 +128,8 @@ pub struct Observability {
     pub logger: Logger,
     /// The service's metrics.
     pub metrics: Metrics,
+    /// Where its server spans go (nowhere unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set).
+    pub tracer: Tracer,
 }
 
 /// The middleware function; [`crate::service`] wraps every service's app in it.
@@ -96,7 +143,11 @@ pub async fn observe(
         .cloned()
         .expect("server::HttpService installs Observability");
     let request_id = RequestId::accept_or_generate(request.headers().get(&REQUEST_ID_HEADER));
+    let trace = RequestTrace::accept_or_start(request.headers());
     request.extensions_mut().insert(request_id.clone());
+    request
+        .extensions_mut()
+        .insert(RequestTrace(trace.context.clone()));
     let mut response = match next.call(request).await {
         Ok(response) => response.map_into_boxed_body(),
         Err(error) => {
@@ -104,7 +155,8 @@ pub async fn observe(
             // renders `error` itself, which for our errors is the JSON body.
             let status = error.as_response_error().status_code().as_u16();
             slog::error!(observability.logger, "request";
-                "status" => status, "request_id" => request_id.as_str(), "error" => error.to_string());
+                "status" => status, "request_id" => request_id.as_str(),
+                "error" => error.to_string(), trace.context.clone());
             return Err(error);
         }
     };
@@ -151,11 +203,36 @@ pub async fn observe(
         ip: &ip,
         user_agent,
         request_id: request_id.as_str(),
+        trace: Some(&trace.context),
         upstream: None,
         bytes: None,
         error: cause.as_deref(),
     }
     .write(&observability.logger);
+    if observability.tracer.is_on() {
+        let end = SystemTime::now();
+        observability.tracer.record(SpanRecord {
+            name: format!("{method} {route}"),
+            kind: SpanKind::Server,
+            context: &trace.context,
+            parent: trace.parent,
+            start: end.checked_sub(elapsed).unwrap_or(end),
+            end,
+            attributes: vec![
+                (
+                    "http.request.method",
+                    AttributeValue::Text(method.to_owned()),
+                ),
+                ("http.route", AttributeValue::Text(route.to_owned())),
+                ("url.path", AttributeValue::Text(request.path().to_owned())),
+                (
+                    "http.response.status_code",
+                    AttributeValue::Int(i64::from(status.as_u16())),
+                ),
+            ],
+            error: status.is_server_error(),
+        });
+    }
     Ok(response)
 }
 

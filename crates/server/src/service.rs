@@ -175,6 +175,7 @@ impl HttpService {
         let observability = web::Data::new(Observability {
             logger: context.logger.clone(),
             metrics: context.metrics.clone(),
+            tracer: runtime::Tracer::for_service(settings.name),
         });
         let readiness = web::Data::new(context.readiness());
         let verifier = web::Data::from(settings.verifier.clone());
