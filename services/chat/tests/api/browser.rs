@@ -37,6 +37,7 @@ const HOSTILE: &str = "<script>window.pwned = 1</script><img src=x onerror=\"win
 
 #[tokio::test]
 async fn two_pages_chat_and_what_users_write_stays_text() {
+    testing::skip_unless!(Chromium);
     let app = spawn_app(TestBackend::Sqlite).await;
     let mut browser = Browser::launch_with_window(800, 600).await;
     // `tab` only tells the pages apart here: the page does not read it.

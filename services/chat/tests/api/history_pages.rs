@@ -252,6 +252,7 @@ fn page_sql(seek: Seek) -> String {
 
 #[tokio::test]
 async fn pages_and_the_cap_delete_seek_the_room_index_on_postgres() {
+    testing::skip_unless!(Postgres);
     let url = fresh_database(TestBackend::Postgres)
         .await
         .expect("a database");

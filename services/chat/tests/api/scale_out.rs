@@ -21,6 +21,7 @@ async fn two_instances(backend: TestBackend) -> (ChatApp, ChatApp) {
 }
 
 async fn messages_joins_and_leaves_cross_instances(backend: TestBackend) {
+    testing::skip_unless!(Redis);
     let (a, b) = two_instances(backend).await;
     let ready: serde_json::Value = a.service.get("/readyz").await.json().await.expect("JSON");
     assert_eq!(ready["checks"]["pubsub"], "ok", "{ready}");
@@ -89,6 +90,7 @@ async fn with_redis_unreachable_a_message_is_stored_but_refused_as_unavailable()
 
 #[tokio::test]
 async fn presence_counts_every_instance() {
+    testing::skip_unless!(Redis);
     let (a, b) = two_instances(TestBackend::Sqlite).await;
     let (mut alice, _) = a.join("lobby", "alice").await;
     let (bob, _) = b.join("lobby", "bob").await;

@@ -524,6 +524,7 @@ async fn socket_io_and_native_clients_share_a_room() {
 
 #[tokio::test]
 async fn socket_io_clients_chat_across_instances_over_redis() {
+    testing::skip_unless!(Redis);
     let database_url = fresh_database(TestBackend::Sqlite)
         .await
         .expect("a database");

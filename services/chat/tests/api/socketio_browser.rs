@@ -99,6 +99,7 @@ fn say(text: &str) -> String {
 
 #[tokio::test]
 async fn the_seeds_page_chats_through_socket_io_in_a_browser() {
+    testing::skip_unless!(Chromium);
     let app = spawn_app(TestBackend::Sqlite).await;
     let upstream = app.service.address.trim_start_matches("http://").to_owned();
     let front = seed_front(upstream).await;

@@ -75,6 +75,7 @@ async fn socket_io_client_chats_over_websocket_only() {
 
 #[tokio::test]
 async fn socket_io_client_chats_over_long_polling_only() {
+    testing::skip_unless!(Postgres);
     let Some(dir) = scenario_dir() else { return };
     let app = spawn_app(TestBackend::Postgres).await;
     run_scenario(&app, &dir, "polling", Some(&token_named("Alice"))).await;
