@@ -73,6 +73,7 @@ async fn a_batch_loads_only_what_is_not_cached_in_one_call_and_caches_it() {
 
 #[tokio::test]
 async fn a_batch_over_redis_loads_only_what_is_not_cached() {
+    testing::skip_unless!(Redis);
     batch_loads_only_what_is_not_cached(redis_cache()).await;
 }
 
@@ -172,6 +173,7 @@ async fn invalidation_and_expiry_force_a_new_load() {
 
 #[tokio::test]
 async fn an_invalidation_redis_missed_is_replayed_before_the_next_read() {
+    testing::skip_unless!(Redis);
     let (switch, switch_url) = testing::TcpSwitch::for_url(&testing::redis_url()).await;
     let mut settings =
         CacheSettings::new("test", Some(switch_url.clone()), Duration::from_secs(60));
@@ -296,6 +298,7 @@ async fn a_failed_load_is_not_cached() {
 /// [`Cache::invalidate`] also schedules) reaches Redis from the background retry alone.
 #[tokio::test]
 async fn a_pending_invalidation_is_retried_in_the_background() {
+    testing::skip_unless!(Redis);
     let (switch, switch_url) = testing::TcpSwitch::for_url(&testing::redis_url()).await;
     let mut settings = CacheSettings::new("test", Some(switch_url), Duration::from_secs(60));
     settings.namespace = format!("unit:{}", uuid::Uuid::new_v4().simple());
