@@ -1,11 +1,14 @@
 //! The gateway's metrics and its access line: one JSON line per request, written when the
-//! response has been sent (so `duration_ms` and `bytes` are the whole exchange's).
+//! response has been sent (so `duration_ms` and `bytes` are the whole exchange's), and the
+//! request's span when spans are exported.
 
 use std::{net::IpAddr, sync::Arc, time::Instant};
 
 use http::{HeaderValue, Method};
 use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts};
-use runtime::{access::AccessLine, metrics::Metrics};
+use runtime::{
+    AccessLine, AttributeValue, Metrics, SpanId, SpanKind, SpanRecord, TraceContext, Tracer,
+};
 use slog::Logger;
 
 /// The gateway's series, beside the shared HTTP ones.
@@ -93,6 +96,8 @@ pub struct Telemetry {
     pub logger: Logger,
     /// Its metrics.
     pub metrics: GatewayMetrics,
+    /// Where its spans go (nowhere unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set).
+    pub tracer: Tracer,
 }
 
 /// Everything the access line says about one request.
@@ -117,6 +122,10 @@ pub struct AccessRecord {
     pub user_agent: Option<HeaderValue>,
     /// The request id.
     pub request_id: HeaderValue,
+    /// The request's trace and the gateway's span of it ([`crate::forward::trace_context`]).
+    pub trace: TraceContext,
+    /// The client's span, when its `traceparent` named one.
+    pub trace_parent: Option<SpanId>,
     /// Response body bytes sent.
     pub bytes: u64,
     /// For 5xx: what went wrong.
@@ -126,7 +135,7 @@ pub struct AccessRecord {
 }
 
 impl AccessRecord {
-    /// Counts the request and writes its line.
+    /// Counts the request, writes its line and records its span.
     pub fn write(self) {
         let elapsed = self.started.elapsed();
         self.telemetry.metrics.base.observe_request(
@@ -149,6 +158,7 @@ impl AccessRecord {
                 .and_then(|value| value.to_str().ok())
                 .unwrap_or(""),
             request_id: self.request_id.to_str().unwrap_or(""),
+            trace: Some(&self.trace),
             upstream: Some(self.upstream.as_deref().unwrap_or("-")),
             bytes: Some(self.bytes),
             error: self
@@ -166,5 +176,38 @@ impl AccessRecord {
             }
             Some(user_id) => slog::info!(logger, "request"; line, "user_id" => user_id),
         }
+        if self.telemetry.tracer.is_on() {
+            self.record_span(elapsed);
+        }
+    }
+
+    /// The gateway's span of the request (client kind: the call it made for the client).
+    fn record_span(&self, elapsed: std::time::Duration) {
+        let end = std::time::SystemTime::now();
+        let mut attributes = vec![
+            (
+                "http.request.method",
+                AttributeValue::Text(self.method.as_str().to_owned()),
+            ),
+            ("http.route", AttributeValue::Text(self.route.to_string())),
+            ("url.path", AttributeValue::Text(self.path.clone())),
+            (
+                "http.response.status_code",
+                AttributeValue::Int(i64::from(self.status.as_u16())),
+            ),
+        ];
+        if let Some(upstream) = &self.upstream {
+            attributes.push(("server.address", AttributeValue::Text(upstream.to_string())));
+        }
+        self.telemetry.tracer.record(SpanRecord {
+            name: format!("{} {}", self.method, self.route),
+            kind: SpanKind::Client,
+            context: &self.trace,
+            parent: self.trace_parent,
+            start: end.checked_sub(elapsed).unwrap_or(end),
+            end,
+            attributes,
+            error: self.status.is_server_error(),
+        });
     }
 }

@@ -55,6 +55,7 @@ impl Shared {
             telemetry: Arc::new(Telemetry {
                 logger,
                 metrics: GatewayMetrics::new(),
+                tracer: runtime::Tracer::for_service("gateway"),
             }),
             limiter,
             verifier: Arc::new(auth::Verifier::new(

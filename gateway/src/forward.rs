@@ -4,10 +4,10 @@
 //!
 //! - the upstream request head from the client's head and the route ([`upstream_target`],
 //!   [`upstream_fields`]): the end-to-end fields pass as they came, and the fields the gateway
-//!   vouches for (`Host`, `Content-Length`, `X-Forwarded-*`, `X-Request-Id`) are written by the
-//!   gateway alone, once each;
-//! - the request id ([`request_id`]), the head's size ([`head_size`]) and field limit
-//!   ([`MAX_REQUEST_FIELDS`]);
+//!   vouches for (`Host`, `Content-Length`, `X-Forwarded-*`, `X-Request-Id`, `traceparent`,
+//!   `tracestate`) are written by the gateway alone, once each;
+//! - the request id ([`request_id`]), the trace context ([`trace_context`]), the head's size
+//!   ([`head_size`]) and field limit ([`MAX_REQUEST_FIELDS`]);
 //! - the retry rule ([`retries_stale`], [`resendable`]), the interim responses nobody asked for
 //!   ([`is_unasked_interim`]), the statuses that carry no body ([`carries_no_body`]);
 //! - the gateway's own error answers ([`ErrorAnswer`]) and the upstream failures they report
@@ -19,7 +19,7 @@ use http::{
     HeaderMap, HeaderName, HeaderValue, Method, StatusCode,
     header::{CONNECTION, UPGRADE},
 };
-use runtime::{access::is_acceptable_id, errors::error_json};
+use runtime::{Incoming, TRACEPARENT, TRACESTATE, TraceContext, error_json, is_acceptable_id};
 
 use crate::{
     headers::{is_end_to_end, tokens},
@@ -31,8 +31,9 @@ use crate::{
 pub const SERVICE_MAX_FIELDS: usize = 96;
 
 /// Most fields the gateway adds to a request: `Host`, `X-Forwarded-For`, `-Proto`, `-Host`,
-/// `X-Request-Id`, and hyper's `Transfer-Encoding` for a streamed body.
-pub const ADDED_FIELDS: usize = 6;
+/// `X-Request-Id`, `traceparent`, `tracestate`, and hyper's `Transfer-Encoding` for a streamed
+/// body.
+pub const ADDED_FIELDS: usize = 8;
 
 /// Most header fields a request may carry through the gateway; past it: 431 on both paths, so
 /// every request it lets through fits what the services take.
@@ -40,13 +41,15 @@ pub const MAX_REQUEST_FIELDS: usize = SERVICE_MAX_FIELDS - ADDED_FIELDS;
 
 /// The request fields the gateway writes itself (any the client sent are dropped): the host it
 /// sends to, the body's one length, and the forwarding fields it vouches for.
-const VOUCHED: [&str; 6] = [
+const VOUCHED: [&str; 8] = [
     "host",
     "content-length",
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
     "x-request-id",
+    TRACEPARENT,
+    TRACESTATE,
 ];
 
 /// A header field as a path holds it: `httparse`'s on the direct path, `http`'s on hyper's.
@@ -121,12 +124,15 @@ pub fn upstream_target<'t>(route: &Route, target: &'t str) -> Cow<'t, str> {
 /// 9110 §7.6.1: no hop-by-hop field, none its `Connection` names, none the gateway vouches
 /// for), then the gateway's own: one `Content-Length`, `Connection: upgrade` for an upgrade,
 /// the route's `Host` (else the client's host), `X-Forwarded-For` (the client's address alone,
-/// whatever the client sent), `X-Forwarded-Proto`, `X-Forwarded-Host`, `X-Request-Id`.
+/// whatever the client sent), `X-Forwarded-Proto`, `X-Forwarded-Host`, `X-Request-Id`, and
+/// the trace context with the gateway's span as parent: `traceparent`, and `tracestate` when
+/// the client's trace goes on with one ([`trace_context`]).
 pub fn upstream_fields<'h, F, I>(
     head: &ClientHead<'h, I>,
     route: &'h Route,
     client: IpAddr,
     request_id: &'h [u8],
+    trace: &TraceContext,
     mut emit: impl FnMut(Upstream<'_, F>),
 ) where
     F: Field<'h>,
@@ -169,6 +175,40 @@ pub fn upstream_fields<'h, F, I>(
     emit(Upstream::Gateway("x-forwarded-proto", b"http"));
     emit(Upstream::Gateway("x-forwarded-host", head.host));
     emit(Upstream::Gateway("x-request-id", request_id));
+    emit(Upstream::Gateway(
+        TRACEPARENT,
+        trace.traceparent().as_bytes(),
+    ));
+    if let Some(state) = trace.tracestate.as_deref() {
+        emit(Upstream::Gateway(TRACESTATE, state.as_bytes()));
+    }
+}
+
+/// The request's trace context (docs/contracts.md, "Trace context"): the client's trace
+/// continued with the gateway's own span when its one `traceparent` is valid (every
+/// `tracestate` value joined with commas goes on with it), else a new trace. Two
+/// `traceparent` fields are no valid one.
+pub fn trace_context<'h, F: Field<'h>>(fields: impl IntoIterator<Item = F>) -> Incoming {
+    let mut traceparent: Option<&[u8]> = None;
+    let mut repeated = false;
+    let mut tracestate: Option<Cow<'h, [u8]>> = None;
+    for field in fields {
+        let name = field.name();
+        if name.eq_ignore_ascii_case(TRACEPARENT) {
+            repeated |= traceparent.replace(field.value()).is_some();
+        } else if name.eq_ignore_ascii_case(TRACESTATE) {
+            tracestate = Some(match tracestate {
+                None => Cow::Borrowed(field.value()),
+                Some(earlier) => {
+                    let mut joined = earlier.into_owned();
+                    joined.push(b',');
+                    joined.extend_from_slice(field.value());
+                    Cow::Owned(joined)
+                }
+            });
+        }
+    }
+    TraceContext::accept_or_start(traceparent.filter(|_| !repeated), tracestate.as_deref())
 }
 
 /// A message whose `Content-Length` fields cannot frame its body (RFC 9112 §6.3): a value
@@ -487,16 +527,24 @@ mod tests {
             upgrade: false,
         };
         let mut written = Vec::new();
-        upstream_fields(&head, route, [192, 0, 2, 1].into(), b"id", |field| {
-            written.push(match field {
-                Upstream::Client(field) => {
-                    format!("{}: {}", field.name, String::from_utf8_lossy(field.value))
-                }
-                Upstream::Gateway(name, value) => {
-                    format!("{name}: {}", String::from_utf8_lossy(value))
-                }
-            });
-        });
+        let trace = trace_context(parsed.headers.iter()).context;
+        upstream_fields(
+            &head,
+            route,
+            [192, 0, 2, 1].into(),
+            b"id",
+            &trace,
+            |field| {
+                written.push(match field {
+                    Upstream::Client(field) => {
+                        format!("{}: {}", field.name, String::from_utf8_lossy(field.value))
+                    }
+                    Upstream::Gateway(name, value) => {
+                        format!("{name}: {}", String::from_utf8_lossy(value))
+                    }
+                });
+            },
+        );
         assert_eq!(
             written,
             [
@@ -509,6 +557,7 @@ mod tests {
                 "x-forwarded-proto: http",
                 "x-forwarded-host: h.example",
                 "x-request-id: id",
+                format!("traceparent: {}", trace.traceparent()).as_str(),
             ]
         );
     }

@@ -16,7 +16,7 @@ use crate::{
     cors::Decision,
     forward::{
         ClientHead, MAX_REQUEST_FIELDS, UnframedBody, Upstream, body_length, head_size, request_id,
-        upstream_fields, upstream_target,
+        trace_context, upstream_fields, upstream_target,
     },
     headers::tokens,
     host::request_host,
@@ -66,7 +66,16 @@ pub(super) fn parse_request(
         return Err(());
     }
     let request_id = request_id(checked.request_id);
-    write_upstream_head(&head, &checked, &route, client, &request_id, out);
+    let trace = trace_context(head.fields.iter());
+    write_upstream_head(
+        &head,
+        &checked,
+        &route,
+        client,
+        &request_id,
+        &trace.context,
+        out,
+    );
 
     let access = AccessRecord {
         telemetry: shared.telemetry.clone(),
@@ -79,6 +88,8 @@ pub(super) fn parse_request(
         ip: client,
         user_agent: checked.user_agent,
         request_id,
+        trace: trace.context,
+        trace_parent: trace.parent,
         bytes: 0,
         error: None,
         user_id: None,
@@ -254,6 +265,7 @@ fn write_upstream_head(
     route: &Route,
     client: std::net::IpAddr,
     request_id: &HeaderValue,
+    trace: &runtime::TraceContext,
     out: &mut Vec<u8>,
 ) {
     out.clear();
@@ -272,6 +284,7 @@ fn write_upstream_head(
         route,
         client,
         request_id.as_bytes(),
+        trace,
         |field| match field {
             Upstream::Client(field) => push_field(out, field.name.as_bytes(), field.value),
             Upstream::Gateway(name, value) => push_field(out, name.as_bytes(), value),

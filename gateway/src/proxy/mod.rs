@@ -32,7 +32,8 @@ use crate::{
     cors::{self, Cors, Decision, Grant, Preflight},
     forward::{
         ADDED_FIELDS, ClientHead, ErrorAnswer, MAX_REQUEST_FIELDS, UnframedBody, Upstream,
-        body_length, head_size, request_id, response_request_id, upstream_fields, upstream_target,
+        body_length, head_size, request_id, response_request_id, trace_context, upstream_fields,
+        upstream_target,
     },
     framing::{check_target, client_host},
     headers::{REQUEST_ID, X_FORWARDED_FOR, is_upgrade},
@@ -82,6 +83,7 @@ async fn answer_request(
         &shared.server.trusted_proxies,
     );
     let request_id = request_id(request.headers().get(REQUEST_ID).map(HeaderValue::as_bytes));
+    let trace = trace_context(request.headers());
     let mut access = AccessRecord {
         telemetry: shared.telemetry.clone(),
         started: Instant::now(),
@@ -93,6 +95,8 @@ async fn answer_request(
         ip: client,
         user_agent: request.headers().get(USER_AGENT).cloned(),
         request_id: request_id.clone(),
+        trace: trace.context,
+        trace_parent: trace.parent,
         bytes: 0,
         error: None,
         user_id: None,
@@ -194,11 +198,18 @@ async fn answer_request(
     let affinity = Affinity::of(route.sessions.as_ref(), request.uri().query());
     let upgrade = is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-    let upstream_request =
-        match upstream_request(request, &host, body_length, &route, client, &request_id) {
-            Ok(upstream_request) => upstream_request,
-            Err(message) => return Ok(error(StatusCode::BAD_REQUEST, &message, access)),
-        };
+    let upstream_request = match upstream_request(
+        request,
+        &host,
+        body_length,
+        &route,
+        client,
+        &request_id,
+        &access.trace,
+    ) {
+        Ok(upstream_request) => upstream_request,
+        Err(message) => return Ok(error(StatusCode::BAD_REQUEST, &message, access)),
+    };
     Ok(exchange::forward(
         upstream_request,
         &route,
@@ -235,6 +246,7 @@ fn upstream_request(
     route: &Route,
     client_ip: IpAddr,
     request_id: &HeaderValue,
+    trace: &runtime::TraceContext,
 ) -> Result<Request<RequestBody>, String> {
     let (parts, body) = request.into_parts();
     let target = parts
@@ -265,6 +277,7 @@ fn upstream_request(
         route,
         client_ip,
         request_id.as_bytes(),
+        trace,
         |field| match field {
             Upstream::Client((name, value)) => {
                 headers.append(name.clone(), value.clone());

@@ -6,8 +6,9 @@
 //! bytes:
 //! - the request as the upstream read it: its request line, its header fields as a sorted set
 //!   (names lower-cased, values trimmed, since each path writes them in its own order and
-//!   case) and its body bytes (the heads test counts a request id the gateway made up as
-//!   `(generated)`);
+//!   case; the gateway's span id in `traceparent` as `(span)` and a trace id it made up as
+//!   `(generated)`, since each run draws its own) and its body bytes (the heads test counts a
+//!   request id the gateway made up as `(generated)`);
 //! - the answer as the client read it: the status, the framing (`Content-Length` or the
 //!   `Transfer-Encoding` value), and the body's content (decoded from its chunks), or, for an
 //!   error, its JSON code alone (each path's message differs).
@@ -21,9 +22,38 @@
 
 use crate::{
     framing::{decode_chunked, on_path, split},
-    helpers::{TestGateway, config, exchange_raw, route, spawn},
+    helpers::{TestGateway, config, exchange_raw, route, spawn, spawn_logging_to},
     scripted::ScriptedUpstream,
 };
+
+/// The trace id of the `traceparent`s the tests send.
+const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+/// The parent id of the `traceparent`s the tests send: the client's span.
+const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+
+/// A `traceparent` value with the gateway's span id as `(span)` and a trace id other than
+/// [`CLIENT_TRACE`] as `(generated)`, after checking both are 32 and 16 lower-case hex digits.
+fn normalized_traceparent(value: &str) -> String {
+    let parts: Vec<&str> = value.split('-').collect();
+    assert_eq!(parts.len(), 4, "a version-00 traceparent: {value}");
+    let hex = |part: &str, digits: usize| {
+        part.len() == digits
+            && part
+                .bytes()
+                .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    assert!(hex(parts[1], 32) && hex(parts[2], 16), "{value}");
+    assert_ne!(
+        parts[2], CLIENT_SPAN,
+        "the gateway's own span is the parent: {value}"
+    );
+    let trace = if parts[1] == CLIENT_TRACE {
+        CLIENT_TRACE
+    } else {
+        "(generated)"
+    };
+    format!("{}-{trace}-(span)-{}", parts[0], parts[3])
+}
 
 /// The request as the upstream read it, in a form both paths can be held to.
 fn normalized_request(bytes: &[u8]) -> (String, Vec<String>, Vec<u8>) {
@@ -37,7 +67,12 @@ fn normalized_request(bytes: &[u8]) -> (String, Vec<String>, Vec<u8>) {
     let mut fields: Vec<String> = lines
         .map(|line| {
             let (name, value) = line.split_once(':').unwrap_or((line, ""));
-            format!("{}: {}", name.to_lowercase(), value.trim())
+            let name = name.to_lowercase();
+            let value = value.trim();
+            if name == "traceparent" {
+                return format!("{name}: {}", normalized_traceparent(value));
+            }
+            format!("{name}: {value}")
         })
         .collect();
     fields.sort();
@@ -222,6 +257,7 @@ async fn both_paths_send_identical_upstream_heads() {
             "x-forwarded-proto",
             "x-forwarded-host",
             "x-request-id",
+            "traceparent",
         ] {
             assert_eq!(count(once), 1, "{what}: {once} once: {fields:?}");
         }
@@ -300,5 +336,130 @@ async fn both_paths_apply_one_host_rule() {
             seen.push((upstream_saw, client_saw));
         }
         assert_eq!(seen[0], seen[1], "{what}: the paths differ (direct, hyper)");
+    }
+}
+
+/// (what the case is, the trace fields of the client's request, the `traceparent` and the
+/// `tracestate` the upstream reads, normalised as [`normalized_traceparent`] writes them).
+const TRACE_CASES: &[(&str, &str, &str, Option<&str>)] = &[
+    (
+        "a valid traceparent and tracestate",
+        "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\ntracestate: congo=t61rcWkgMzE\r\n",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-(span)-01",
+        Some("congo=t61rcWkgMzE"),
+    ),
+    (
+        "an unsampled trace, tracestate in two fields",
+        "TraceParent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00\r\ntracestate: a=1\r\nTracestate: b=2\r\n",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-(span)-00",
+        Some("a=1,b=2"),
+    ),
+    (
+        "a later version",
+        "traceparent: 01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more\r\n",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-(span)-01",
+        None,
+    ),
+    (
+        "upper-case hex: a new trace, the tracestate dropped",
+        "traceparent: 00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01\r\ntracestate: congo=t61rcWkgMzE\r\n",
+        "00-(generated)-(span)-01",
+        None,
+    ),
+    (
+        "an all-zero trace id",
+        "traceparent: 00-00000000000000000000000000000000-00f067aa0ba902b7-01\r\n",
+        "00-(generated)-(span)-01",
+        None,
+    ),
+    (
+        "a short parent id",
+        "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902-01\r\n",
+        "00-(generated)-(span)-01",
+        None,
+    ),
+    (
+        "two traceparents",
+        "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n",
+        "00-(generated)-(span)-01",
+        None,
+    ),
+    (
+        "no traceparent, a tracestate",
+        "tracestate: congo=t61rcWkgMzE\r\n",
+        "00-(generated)-(span)-01",
+        None,
+    ),
+    ("no trace fields", "", "00-(generated)-(span)-01", None),
+];
+
+#[tokio::test]
+async fn both_paths_forward_one_trace_context_with_the_gateways_span() {
+    for (what, fields, traceparent, tracestate) in TRACE_CASES {
+        for target in ["/a", "/api/x"] {
+            let request = format!(
+                "GET {target} HTTP/1.1\r\nHost: h\r\nX-Request-Id: diff\r\n{fields}Connection: close\r\n\r\n"
+            );
+            let mut seen = Vec::new();
+            for path in ["direct", "hyper"] {
+                let upstream = ScriptedUpstream::always(OK).await;
+                let (logger, logs) = testing::capturing_logger("gateway");
+                let mut api = route("/api", &[&upstream.url]);
+                api.rewrite = Some("/v2".to_owned());
+                let mut config = config(vec![route("/", &[&upstream.url]), api]);
+                config.server.threads = 1;
+                config.server.direct_path = path == "direct";
+                let gateway = spawn_logging_to(config, logger);
+                let text = exchange_raw(&gateway.authority, request.as_bytes()).await;
+                assert_eq!(split(&text).0, 200, "{what}, {path}: {text:?}");
+                let received = upstream.received();
+                assert_eq!(received.len(), 1, "{what}, {path}");
+                let (_, fields, _) = normalized_request(&received[0]);
+                let values = |name: &str| -> Vec<String> {
+                    fields
+                        .iter()
+                        .filter_map(|field| field.strip_prefix(&format!("{name}: ")))
+                        .map(str::to_owned)
+                        .collect()
+                };
+                assert_eq!(values("traceparent"), [*traceparent], "{what}, {path}");
+                assert_eq!(
+                    values("tracestate"),
+                    tracestate
+                        .iter()
+                        .map(|state| state.to_string())
+                        .collect::<Vec<_>>(),
+                    "{what}, {path}"
+                );
+                // The access line names the trace and the span the upstream was given as parent.
+                let sent = String::from_utf8_lossy(&received[0]).into_owned();
+                let sent = sent
+                    .lines()
+                    .find_map(|line| line.strip_prefix("traceparent: "))
+                    .expect("a traceparent")
+                    .to_owned();
+                let ids: Vec<&str> = sent.split('-').collect();
+                let logs = logs.clone();
+                testing::eventually("the access line", std::time::Duration::from_secs(5), || {
+                    let logs = logs.clone();
+                    let (trace_id, span_id) = (ids[1].to_owned(), ids[2].to_owned());
+                    async move {
+                        let text =
+                            String::from_utf8(logs.lock().expect("logs").clone()).expect("utf-8");
+                        text.lines()
+                            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                            .any(|line| {
+                                line["msg"] == "request"
+                                    && line["trace_id"] == trace_id.as_str()
+                                    && line["span_id"] == span_id.as_str()
+                            })
+                    }
+                })
+                .await;
+                gateway.server.stop().await;
+                seen.push(fields);
+            }
+            assert_eq!(seen[0], seen[1], "{what}: the paths differ (direct, hyper)");
+        }
     }
 }
