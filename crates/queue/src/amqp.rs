@@ -561,12 +561,12 @@ mod tests {
     use crate::JobQueue;
 
     fn amqp_url() -> String {
-        std::env::var("TEST_AMQP_URL")
-            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+        testing::amqp_url()
     }
 
     #[tokio::test]
     async fn confirmed_jobs_are_consumed_retried_through_a_ttl_queue_and_dead_lettered() {
+        testing::skip_unless!(RabbitMq);
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
         let args = QueueArgs::amqp(&amqp_url()).with_names(&name, &format!("{name}.events"));
         let logger = Logger::root(slog::Discard, slog::o!());
@@ -621,6 +621,7 @@ mod tests {
 
     #[tokio::test]
     async fn acks_out_of_order_and_a_requeue_between_them_settle_every_delivery_once() {
+        testing::skip_unless!(RabbitMq);
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
         let direct = QueueArgs::amqp(&amqp_url()).with_names(&name, &format!("{name}.events"));
         let logger = Logger::root(slog::Discard, slog::o!());
@@ -703,6 +704,7 @@ mod tests {
 
     #[tokio::test]
     async fn deliveries_are_counted_across_dead_consumers_and_kept_with_the_message() {
+        testing::skip_unless!(RabbitMq);
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
         let args = QueueArgs::amqp(&amqp_url()).with_names(&name, &format!("{name}.events"));
         let logger = Logger::root(slog::Discard, slog::o!());
