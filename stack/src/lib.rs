@@ -10,12 +10,7 @@ use std::{net::IpAddr, sync::Arc};
 
 use anyhow::Context;
 use futures_util::future::try_join_all;
-use runtime::{
-    Service,
-    config::{CommonArgs, DatabaseUrl, ProcessArgs},
-    shutdown::Shutdown,
-    telemetry,
-};
+use runtime::{CommonArgs, DatabaseUrl, ProcessArgs, Service, Shutdown, service_logger};
 use server::ServiceSettings;
 use slog::Logger;
 
@@ -54,7 +49,7 @@ impl Config {
         }
         settings.identity = Some(users_service::IdentityOptions::from_args(
             &self.identity,
-            &runtime::config::AuthArgs::default(),
+            &runtime::AuthArgs::default(),
             &self.data_dir,
         )?);
         Ok(settings)
@@ -187,7 +182,7 @@ impl Stack {
         let users = users_service::Application::build(
             settings.service(users_service::NAME, users_service::DEFAULT_PORT, &verifier),
             identity,
-            telemetry::for_service(root, users_service::NAME),
+            service_logger(root, users_service::NAME),
         )
         .await
         .context("starting users-service")?;
@@ -198,7 +193,7 @@ impl Stack {
                 products_service::DEFAULT_PORT,
                 &verifier,
             ),
-            telemetry::for_service(root, products_service::NAME),
+            service_logger(root, products_service::NAME),
         )
         .await
         .context("starting products-service")?;
@@ -213,27 +208,27 @@ impl Stack {
                 &service_url(users.port()),
                 &service_url(products.port()),
             )?,
-            telemetry::for_service(root, graphql_service::NAME),
+            service_logger(root, graphql_service::NAME),
         )
         .await
         .context("starting graphql-service")?;
         let chat = chat_service::Application::build(
             settings.service(chat_service::NAME, chat_service::DEFAULT_PORT, &verifier),
-            telemetry::for_service(root, chat_service::NAME),
+            service_logger(root, chat_service::NAME),
         )
         .await
         .context("starting chat-service")?;
         let media = media_service::Application::build(
             settings.service(media_service::NAME, media_service::DEFAULT_PORT, &verifier),
             media_service::Settings::embedded(&settings.data_dir),
-            telemetry::for_service(root, media_service::NAME),
+            service_logger(root, media_service::NAME),
         )
         .await
         .context("starting media-service")?;
         let worker = worker::Application::build(
             settings.service(worker::NAME, worker::DEFAULT_PORT, &verifier),
             worker::Settings::embedded(&settings.data_dir),
-            telemetry::for_service(root, worker::NAME),
+            service_logger(root, worker::NAME),
         )
         .await
         .context("starting the worker")?;
@@ -276,11 +271,11 @@ impl Stack {
                     .port_override
                     .unwrap_or(gateway::config::DEFAULT_PORT),
             ),
-            telemetry::for_service(root, "gateway"),
+            service_logger(root, "gateway"),
             verifier,
         )
         .context("starting the gateway")?;
-        let logger = telemetry::for_service(root, "stack");
+        let logger = service_logger(root, "stack");
         Ok(Self {
             gateway,
             users,

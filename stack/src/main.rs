@@ -9,7 +9,7 @@ static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config: Config = runtime::config::parse();
+    let config: Config = runtime::parse_args();
     let bind = config.process.bind;
     let process = config.process.clone();
     runtime::run_process("stack", &process, |root| async move {
@@ -32,7 +32,7 @@ async fn main() -> std::process::ExitCode {
             );
         }
         eprintln!();
-        stack.run_until_stopped(runtime::shutdown::signal()).await
+        stack.run_until_stopped(runtime::shutdown_signal()).await
     })
     .await
 }

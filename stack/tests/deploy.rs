@@ -108,25 +108,14 @@ fn every_binary_is_deployed_or_known_not_to_be() {
     );
 }
 
-/// `[workspace.package] version` of the root Cargo.toml.
-fn workspace_version() -> String {
+/// A key of `[workspace.package]` in the root Cargo.toml (`version`, `rust-version`).
+fn workspace_package(key: &str) -> String {
     let workspace: toml::Table =
         toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml"))
             .expect("TOML");
-    workspace["workspace"]["package"]["version"]
+    workspace["workspace"]["package"][key]
         .as_str()
-        .expect("a version")
-        .to_owned()
-}
-
-/// `[workspace.package] rust-version` of the root Cargo.toml (the MSRV).
-fn workspace_rust_version() -> String {
-    let workspace: toml::Table =
-        toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml"))
-            .expect("TOML");
-    workspace["workspace"]["package"]["rust-version"]
-        .as_str()
-        .expect("a rust-version")
+        .unwrap_or_else(|| panic!("[workspace.package] {key}"))
         .to_owned()
 }
 
@@ -143,7 +132,7 @@ fn ci_tests_the_workspace_per_system_and_toolchain_and_release_builds_every_imag
             .collect()
     };
     assert_eq!(axis("os"), ["ubuntu-latest", "macos-latest"]);
-    assert_eq!(axis("toolchain"), ["stable".to_owned(), workspace_rust_version()]);
+    assert_eq!(axis("toolchain"), ["stable".to_owned(), workspace_package("rust-version")]);
     let runs: Vec<&str> = test["steps"]
         .as_sequence()
         .expect("steps")
@@ -521,7 +510,7 @@ fn kubernetes_runs_every_service_with_its_port_and_probes() {
             .unwrap_or_else(|| panic!("kustomization.yaml pins no tag of {image}"));
         assert_eq!(
             pinned["newTag"].as_str(),
-            Some(workspace_version().as_str()),
+            Some(workspace_package("version").as_str()),
             "{image} runs the release of this version (release.yml publishes it)"
         );
         // Migrations before the port opens; endpoints updated before the drain starts.

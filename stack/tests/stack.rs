@@ -1,7 +1,7 @@
 //! The stack starts every service on embedded defaults, seeds the demo rows once, and stops
 //! cleanly.
 
-use runtime::{shutdown::Shutdown, telemetry::test_logger};
+use runtime::{Shutdown, test_logger};
 use serde_json::Value;
 use stack::{Stack, StackSettings};
 

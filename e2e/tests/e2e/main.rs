@@ -2,6 +2,7 @@
 //! library for how the platform starts).
 
 mod clients;
+mod dashboard;
 mod faults;
 mod hostile_input;
 mod hostile_load;

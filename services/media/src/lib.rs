@@ -46,7 +46,7 @@ use std::{path::Path, sync::Arc};
 use actix_web::web;
 use db::Migrations;
 use queue::{JobQueue, QueueArgs};
-use runtime::{Service, config::CommonArgs};
+use runtime::{CommonArgs, Service};
 use server::{HttpService, ServiceContext, ServiceSettings};
 use slog::Logger;
 use store::{ObjectStore, StoreArgs};

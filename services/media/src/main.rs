@@ -10,7 +10,7 @@ static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config: Config = runtime::config::parse();
+    let config: Config = runtime::parse_args();
     let settings = Settings::from(&config);
     server::run_binary(
         NAME,
@@ -19,7 +19,7 @@ async fn main() -> std::process::ExitCode {
         |service, logger| async move {
             Application::build(service, settings, logger)
                 .await?
-                .run_until_stopped(runtime::shutdown::signal())
+                .run_until_stopped(runtime::shutdown_signal())
                 .await
         },
     )

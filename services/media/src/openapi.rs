@@ -2,8 +2,8 @@
 //! the bearer scheme (`bearer_auth`) uploads and deletes require and reads accept.
 
 use actix_web::HttpResponse;
-use runtime::errors::{ErrorBody, ErrorDetail, FieldError};
-use server::identity::BearerAuth;
+use runtime::{ErrorBody, ErrorDetail, FieldError};
+use server::BearerAuth;
 use utoipa::OpenApi;
 
 use crate::{

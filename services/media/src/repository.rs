@@ -2,7 +2,7 @@
 //! on SQLite and PostgreSQL.
 
 use db::{Database, timestamp_now};
-use server::pagination::{ListPage, Total};
+use server::{ListPage, Total};
 
 use crate::domain::{MediaRow, Visibility};
 

@@ -17,13 +17,9 @@ use actix_web::{
     web,
 };
 use auth::Principal;
-use runtime::errors::{ErrorBody, error_json};
+use runtime::{ErrorBody, error_json};
 use serde::Deserialize;
-use server::{
-    ApiError,
-    identity::{Caller, SignedIn},
-    pagination::{ListPage, ListQuery, ListRequest, links, list_response},
-};
+use server::{ApiError, Caller, ListPage, ListQuery, ListRequest, SignedIn, links, list_response};
 use store::{ByteRange, StoreError};
 use utoipa::IntoParams;
 

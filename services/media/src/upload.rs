@@ -19,9 +19,9 @@
 use actix_multipart::{Field, Multipart, MultipartError};
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use futures_util::StreamExt;
-use runtime::errors::ErrorBody;
+use runtime::ErrorBody;
 use serde::Deserialize;
-use server::{ApiError, identity::SignedIn, request::RequestId};
+use server::{ApiError, RequestId, SignedIn};
 use store::StagedObject;
 use utoipa::IntoParams;
 

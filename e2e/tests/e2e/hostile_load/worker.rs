@@ -186,6 +186,7 @@ async fn has_thumbnail(platform: &Platform, token: &str, id: &str) -> bool {
 
 #[tokio::test]
 async fn bombs_are_dead_lettered_within_the_memory_budget_while_normal_images_get_thumbnails() {
+    testing::skip_unless!(Postgres, Redis, RabbitMq, S3sFs);
     let s3 = S3::start().await;
     let backends = s3.backends.clone();
     let queue = format!("e2e-worker-{}", uuid::Uuid::new_v4().simple());
@@ -213,7 +214,7 @@ async fn bombs_are_dead_lettered_within_the_memory_budget_while_normal_images_ge
     .expect("every process starts");
     let jobs = JobQueue::connect(
         &QueueArgs::amqp(&backends.amqp_url).with_names(&queue, &exchange),
-        runtime::telemetry::test_logger("e2e"),
+        runtime::test_logger("e2e"),
     )
     .await
     .expect("the platform's job queue");
@@ -413,7 +414,7 @@ async fn s3_store(backends: &Backends, root: &std::path::Path) -> ObjectStore {
     args.s3_bucket = Some(backends.s3_bucket.clone());
     args.aws_access_key_id = Some(backends.s3_access_key.clone());
     args.aws_secret_access_key = Some(backends.s3_secret_key.clone());
-    ObjectStore::connect(&args, runtime::telemetry::test_logger("e2e"))
+    ObjectStore::connect(&args, runtime::test_logger("e2e"))
         .await
         .expect("the S3 store")
 }
