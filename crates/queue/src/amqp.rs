@@ -16,6 +16,8 @@
 //! lapin's errors become [`QueueError::Broker`] through [`broker`], never a public conversion.
 
 mod consumer;
+#[cfg(feature = "embedded")]
+mod drain;
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -39,8 +41,11 @@ const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The header of a dead letter (and of a retry) naming the job's last error.
 const ERROR_HEADER: &str = "x-last-error";
 /// The header carrying how many times a message was handed to a consumer before; absent on a
-/// message never redelivered.
+/// message never redelivered. On a dead letter: how many times its last attempt was handed out.
 const DELIVERIES_HEADER: &str = "x-deliveries";
+/// The header of a retry and of a dead letter carrying when the job's first attempt failed
+/// (RFC 3339), kept from retry to retry.
+const FIRST_FAILURE_HEADER: &str = "x-first-failure";
 
 /// The number of retry queues (`<queue>.retry.1` … `.retry.10`); later attempts share the last.
 const RETRY_LEVELS: u32 = 10;
@@ -151,6 +156,11 @@ impl AmqpQueue {
                 "url" => redact(url), "error" => error.to_string()),
         }
         Ok(queue)
+    }
+
+    /// The job queue's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.inner.queue
     }
 
     /// Opens a connection and declares the topology on a channel of it.

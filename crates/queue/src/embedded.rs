@@ -2,7 +2,8 @@
 //!
 //! A row is a message not yet acked. Consumers lease rows (`lease_token`, `lease_until`) in one
 //! atomic `UPDATE … RETURNING`; an ack deletes the row, a retry pushes its `available_at` into
-//! the future, a dead letter marks it `dead`. A lease that expires (its consumer crashed, or the
+//! the future (keeping when it first failed), a dead letter moves it to `queue_dead_letters`
+//! ([`crate::DeadLetters`]) in one transaction. A lease that expires (its consumer crashed, or the
 //! job ran past the visibility timeout) makes the row deliverable again: at-least-once. Every
 //! settlement is checked against the lease it was given (`lease_token` and the delivery
 //! count), so a consumer whose lease expired cannot settle the job another consumer holds.
@@ -30,8 +31,8 @@ fn database(error: sqlx::Error) -> QueueError {
     QueueError::Database(Box::new(error))
 }
 
-/// The queue table's migrations.
-fn migrations() -> Migrations {
+/// The queue tables' migrations (`queue_jobs`, `queue_dead_letters`).
+pub(crate) fn migrations() -> Migrations {
     Migrations {
         sqlite: sqlx::migrate!("./migrations/sqlite"),
         postgres: sqlx::migrate!("./migrations/postgres"),
@@ -142,6 +143,30 @@ impl EmbeddedQueue {
         }
     }
 
+    /// The queue database.
+    pub(crate) fn database(&self) -> Database {
+        self.inner.database.clone()
+    }
+
+    /// The queue's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.inner.queue
+    }
+
+    /// Rows leased now (their lease running).
+    pub(crate) async fn leased(&self) -> Result<u64, QueueError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM queue_jobs WHERE queue = $1 AND state = 'ready' \
+                 AND lease_until > $2",
+        )
+        .bind(&self.inner.queue)
+        .bind(now_millis())
+        .fetch_one(self.inner.database.pool())
+        .await
+        .map_err(database)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     /// Whether the queue database answers.
     pub(crate) async fn check(&self) -> anyhow::Result<()> {
         self.inner.database.ping().await
@@ -154,8 +179,8 @@ impl EmbeddedQueue {
         limit: usize,
     ) -> Result<Vec<super::DeadLetter>, QueueError> {
         let rows = sqlx::query(
-            "DELETE FROM queue_jobs WHERE seq IN (SELECT seq FROM queue_jobs \
-                 WHERE queue = $1 AND state = 'dead' ORDER BY seq LIMIT $2) \
+            "DELETE FROM queue_dead_letters WHERE seq IN (SELECT seq FROM queue_dead_letters \
+                 WHERE queue = $1 ORDER BY seq LIMIT $2) \
              RETURNING seq, body, last_error",
         )
         .bind(&self.inner.queue)
@@ -182,34 +207,36 @@ impl EmbeddedQueue {
 
     /// Ready and dead messages of the queue (leased ones count as ready).
     pub(crate) async fn depth(&self) -> Result<QueueDepth, QueueError> {
-        let rows = sqlx::query(
-            "SELECT state, COUNT(*) AS n FROM queue_jobs WHERE queue = $1 GROUP BY state",
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM queue_jobs WHERE queue = $1) AS ready, \
+                 (SELECT COUNT(*) FROM queue_dead_letters WHERE queue = $1) AS dead",
         )
         .bind(&self.inner.queue)
-        .fetch_all(self.inner.database.pool())
+        .fetch_one(self.inner.database.pool())
         .await
         .map_err(database)?;
-        let mut depth = QueueDepth { ready: 0, dead: 0 };
-        for row in rows {
-            let state: String = row.try_get("state").map_err(database)?;
-            let count: i64 = row.try_get("n").map_err(database)?;
-            let count = u64::try_from(count).unwrap_or(0);
-            match state.as_str() {
-                "dead" => depth.dead = count,
-                _ => depth.ready += count,
-            }
-        }
-        Ok(depth)
+        let count = |column: &str| -> Result<u64, QueueError> {
+            let count: i64 = row.try_get(column).map_err(database)?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        };
+        Ok(QueueDepth {
+            ready: count("ready")?,
+            dead: count("dead")?,
+        })
     }
 
     /// Deletes every row of this queue.
     #[cfg(any(test, feature = "testing"))]
     pub(crate) async fn delete_topology(&self) -> Result<(), QueueError> {
-        sqlx::query("DELETE FROM queue_jobs WHERE queue = $1")
+        for table in ["queue_jobs", "queue_dead_letters"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE queue = $1"
+            )))
             .bind(&self.inner.queue)
             .execute(self.inner.database.pool())
             .await
             .map_err(database)?;
+        }
         Ok(())
     }
 
@@ -409,24 +436,62 @@ impl EmbeddedHandle {
         let query = self
             .on_lease(
                 "UPDATE queue_jobs SET body = $4, available_at = $5, last_error = $6, \
-                     lease_token = NULL, lease_until = NULL, deliveries = 0 \
+                     lease_token = NULL, lease_until = NULL, deliveries = 0, \
+                     first_failed_at = COALESCE(first_failed_at, $7) \
                  WHERE seq = $1 AND lease_token = $2 AND deliveries = $3",
             )
             .bind(next.to_body())
             .bind(millis_from_now(delay))
-            .bind(error);
+            .bind(error)
+            .bind(timestamp_now());
         self.settle(query).await
     }
 
-    pub(crate) async fn dead_letter(self, error: &str) -> Result<(), QueueError> {
-        let query = self
-            .on_lease(
-                "UPDATE queue_jobs SET state = 'dead', last_error = $4, \
-                     lease_token = NULL, lease_until = NULL \
-                 WHERE seq = $1 AND lease_token = $2 AND deliveries = $3",
-            )
-            .bind(error);
-        self.settle(query).await
+    /// Moves the leased row to `queue_dead_letters` in one transaction (nothing moves when
+    /// the lease was lost).
+    pub(crate) async fn dead_letter(
+        self,
+        body: &[u8],
+        message_id: Option<&str>,
+        request_id: Option<&str>,
+        deliveries: u32,
+        error: &str,
+    ) -> Result<(), QueueError> {
+        let mut transaction = self
+            .queue
+            .inner
+            .database
+            .pool()
+            .begin()
+            .await
+            .map_err(database)?;
+        let removed: Option<Option<String>> = sqlx::query_scalar(
+            "DELETE FROM queue_jobs WHERE seq = $1 AND lease_token = $2 AND deliveries = $3 \
+             RETURNING first_failed_at",
+        )
+        .bind(self.seq)
+        .bind(self.token.as_str())
+        .bind(self.deliveries)
+        .fetch_optional(&mut *transaction)
+        .await
+        .map_err(database)?;
+        let Some(first_failed_at) = removed else {
+            return Err(QueueError::LeaseLost);
+        };
+        crate::dead::NewDeadLetter {
+            message_id: message_id.unwrap_or_default(),
+            request_id,
+            body,
+            error: Some(error),
+            deliveries,
+            first_failed_at: first_failed_at.as_deref(),
+            failed_at: None,
+        }
+        .upsert(&self.queue.inner.queue)
+        .execute(&mut *transaction)
+        .await
+        .map_err(database)?;
+        transaction.commit().await.map_err(database)
     }
 
     pub(crate) async fn extend(&self, visibility: Duration) -> Result<(), QueueError> {

@@ -35,7 +35,9 @@
 //! `enqueue` takes the job kind, its payload and the request id; [`Delivery::retry`],
 //! [`Delivery::dead_letter`] and [`Delivery::requeue`] settle a delivery other than by
 //! [`Delivery::ack`], and [`Delivery::extend_lease`] keeps a long job's embedded lease;
-//! [`JobQueue::depth`] counts the waiting and the dead messages. The feature `testing` adds
+//! [`JobQueue::depth`] counts the waiting and the dead messages, [`JobQueue::leased`] the
+//! embedded queue's deliveries in flight; [`JobQueue::dead_letters`] opens the dead letters'
+//! table ([`DeadLetters`]). The feature `testing` adds
 //! what tests need and production code must not use: `QueueArgs::amqp` and
 //! `QueueArgs::with_names` (queues of their own), `JobQueue::publish_raw` (a body that need not
 //! be an envelope), `JobQueue::take_dead_letters` and `JobQueue::delete_topology`.
@@ -51,12 +53,17 @@
 //! - `amqp.rs` (feature `amqp`): RabbitMQ's queue, topology and publisher confirms;
 //!   `amqp/consumer.rs`: its consumer, delivery handles and batched acks.
 //! - `embedded.rs` (feature `embedded`): the `queue_jobs` table, leases and settlements.
+//! - `dead.rs` (feature `embedded`: it needs the SQL driver): [`DeadLetters`], both backends'
+//!   dead letters as rows of `queue_dead_letters` — listed, replayed, deleted — and the drain
+//!   of RabbitMQ's dead-letter queue into them; `amqp/drain.rs`: that drain's consumer.
 
 #[cfg(not(any(feature = "amqp", feature = "embedded")))]
 compile_error!("the queue crate needs a backend: enable the `amqp` or the `embedded` feature");
 
 #[cfg(feature = "amqp")]
 mod amqp;
+#[cfg(feature = "embedded")]
+mod dead;
 #[cfg(feature = "embedded")]
 mod embedded;
 mod envelope;
@@ -68,6 +75,8 @@ use slog::Logger;
 
 use runtime::DatabaseUrl;
 
+#[cfg(feature = "embedded")]
+pub use dead::{DeadLetterRow, DeadLetters, PageClause};
 pub use envelope::Envelope;
 pub use error::{EnqueueError, MalformedMessage, QueueError};
 
@@ -349,6 +358,34 @@ impl JobQueue {
         }
     }
 
+    /// The embedded queue's deliveries in flight (leased, the lease running) across every
+    /// consumer; `None` on RabbitMQ, whose per-queue unacked count only its management API
+    /// tells.
+    pub async fn leased(&self) -> Result<Option<u64>, QueueError> {
+        match &self.backend {
+            #[cfg(feature = "amqp")]
+            Backend::Amqp(_) => Ok(None),
+            #[cfg(feature = "embedded")]
+            Backend::Embedded(queue) => queue.leased().await.map(Some),
+        }
+    }
+
+    /// The dead letters of this queue as rows ([`DeadLetters`]): on the embedded queue, in the
+    /// queue database; on RabbitMQ, in the database at `drain_database` (the worker's own; the
+    /// queue's migrations are run there), which [`DeadLetters::drain`] fills.
+    #[cfg(feature = "embedded")]
+    pub async fn dead_letters(&self, drain_database: &DatabaseUrl) -> anyhow::Result<DeadLetters> {
+        let (database, name) = match &self.backend {
+            #[cfg(feature = "amqp")]
+            Backend::Amqp(queue) => (
+                db::Database::connect(drain_database, embedded::migrations()).await?,
+                queue.name().to_owned(),
+            ),
+            Backend::Embedded(queue) => (queue.database(), queue.name().to_owned()),
+        };
+        Ok(DeadLetters::new(self.clone(), database, &name))
+    }
+
     /// Removes the queues (RabbitMQ: the queues and the exchange; embedded: the queue's rows).
     #[cfg(any(test, feature = "testing"))]
     pub async fn delete_topology(&self) -> Result<(), QueueError> {
@@ -485,7 +522,8 @@ impl Delivery {
         }
     }
 
-    /// Failed for good: moves it to the dead-letter queue with `error`.
+    /// Failed for good: moves it to the dead-letter queue with `error`, how many times it was
+    /// delivered and when its first attempt failed (see [`DeadLetters`]).
     pub async fn dead_letter(self, error: &str) -> Result<(), QueueError> {
         match self.handle {
             #[cfg(feature = "amqp")]
@@ -495,12 +533,23 @@ impl Delivery {
                         &self.body,
                         self.message_id.as_deref(),
                         self.request_id.as_deref(),
+                        self.deliveries,
                         error,
                     )
                     .await
             }
             #[cfg(feature = "embedded")]
-            DeliveryHandle::Embedded(handle) => handle.dead_letter(error).await,
+            DeliveryHandle::Embedded(handle) => {
+                handle
+                    .dead_letter(
+                        &self.body,
+                        self.message_id.as_deref(),
+                        self.request_id.as_deref(),
+                        self.deliveries,
+                        error,
+                    )
+                    .await
+            }
         }
     }
 

@@ -15,8 +15,8 @@ use slog::Logger;
 use tokio::sync::mpsc;
 
 use super::{
-    AmqpQueue, DELIVERIES_HEADER, ERROR_HEADER, REQUEST_ID_HEADER, close_quietly, delivered_before,
-    header, properties, reconnect_backoff, truncate,
+    AmqpQueue, DELIVERIES_HEADER, ERROR_HEADER, FIRST_FAILURE_HEADER, REQUEST_ID_HEADER,
+    close_quietly, delivered_before, header, properties, reconnect_backoff, truncate,
 };
 use crate::{ConsumeOptions, Delivery, DeliveryHandle, EnqueueError, Envelope, QueueError};
 
@@ -144,6 +144,10 @@ impl AmqpConsumer {
         if let Some(error) = last_error.as_deref() {
             extra.push((ERROR_HEADER, error));
         }
+        let first_failure = header(&delivery.properties, FIRST_FAILURE_HEADER);
+        if let Some(first_failure) = first_failure.as_deref() {
+            extra.push((FIRST_FAILURE_HEADER, first_failure));
+        }
         let message_id = delivery
             .properties
             .message_id()
@@ -189,6 +193,7 @@ impl AmqpConsumer {
                 tag,
                 settle,
                 queue: self.queue.clone(),
+                first_failure: header(properties, FIRST_FAILURE_HEADER),
             }),
             body: delivery.data,
         }
@@ -247,12 +252,14 @@ impl AmqpConsumer {
     }
 }
 
-/// A RabbitMQ delivery: its tag on its session's channel, that session's settler, and the
-/// queue to publish retries and dead letters to.
+/// A RabbitMQ delivery: its tag on its session's channel, that session's settler, the queue to
+/// publish retries and dead letters to, and when the job first failed (its
+/// [`FIRST_FAILURE_HEADER`]), which they carry on.
 pub(crate) struct AmqpHandle {
     tag: u64,
     settle: mpsc::UnboundedSender<Settle>,
     queue: AmqpQueue,
+    first_failure: Option<String>,
 }
 
 impl AmqpHandle {
@@ -275,10 +282,14 @@ impl AmqpHandle {
             .await
             .map_err(|error| EnqueueError::Unavailable(error.to_string()))?;
         let expiration = delay.as_millis().max(1).to_string();
+        let first_failure = self.first_failure();
         let properties = properties(
             &next.id.to_string(),
             next.request_id.as_deref(),
-            &[(ERROR_HEADER, truncate(error, 1024))],
+            &[
+                (ERROR_HEADER, truncate(error, 1024)),
+                (FIRST_FAILURE_HEADER, &first_failure),
+            ],
         )
         .with_expiration(expiration.as_str().into());
         self.queue
@@ -287,17 +298,40 @@ impl AmqpHandle {
         self.ack().await
     }
 
+    /// When the job first failed: its header, or now (this is its first failure).
+    fn first_failure(&self) -> String {
+        self.first_failure.clone().unwrap_or_else(db_timestamp)
+    }
+
+    /// Publishes the message to `<queue>.dead` with the error, the deliveries of this attempt
+    /// and the first failure as headers, then acks it. A message without an id gets one, so
+    /// the drain into the dead letters' table is idempotent for it too.
     pub(crate) async fn dead_letter(
         self,
         body: &[u8],
         message_id: Option<&str>,
         request_id: Option<&str>,
+        deliveries: u32,
         error: &str,
     ) -> Result<(), QueueError> {
+        let first_failure = self.first_failure();
+        let deliveries = deliveries.to_string();
+        let made_up;
+        let message_id = match message_id {
+            Some(id) if !id.is_empty() => id,
+            _ => {
+                made_up = uuid::Uuid::new_v4().to_string();
+                &made_up
+            }
+        };
         let properties = properties(
-            message_id.unwrap_or(""),
+            message_id,
             request_id,
-            &[(ERROR_HEADER, truncate(error, 4096))],
+            &[
+                (ERROR_HEADER, truncate(error, 4096)),
+                (DELIVERIES_HEADER, &deliveries),
+                (FIRST_FAILURE_HEADER, &first_failure),
+            ],
         );
         self.queue
             .publish_to(&self.queue.inner.dead, body, properties)
@@ -310,6 +344,11 @@ impl AmqpHandle {
             .send(Settle::Requeue(self.tag))
             .map_err(|_| settler_gone())
     }
+}
+
+/// Now as RFC 3339 with milliseconds (the tables' format).
+fn db_timestamp() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn settler_gone() -> QueueError {
