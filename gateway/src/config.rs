@@ -84,6 +84,9 @@ pub struct GatewayConfig {
     /// Cross-origin requests from browsers ([`crate::cors`]); no origin (the default): off.
     #[serde(default)]
     pub cors: CorsConfig,
+    /// The operations page's collector ([`crate::ops`]); on by default.
+    #[serde(default)]
+    pub ops: OpsConfig,
     /// The routes; the longest matching prefix wins.
     pub routes: Vec<RouteConfig>,
 }
@@ -153,6 +156,57 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             direct_path: true,
         }
+    }
+}
+
+/// The collector of the operations page (`/ops`, [`crate::ops`]): each upstream instance's
+/// `/healthz`, `/readyz` and `/metrics`, every `interval_ms`, kept for `window_secs`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpsConfig {
+    /// Whether the gateway collects (it never does without upstreams).
+    pub enabled: bool,
+    /// Time between two scrapes of an instance (at least 100).
+    pub interval_ms: u64,
+    /// How far back the charts go; the points kept per instance are this over the interval
+    /// (at most 10 000).
+    pub window_secs: u64,
+    /// The longest one request of a scrape may take, connecting included.
+    pub timeout_ms: u64,
+    /// The largest body read of one answer (1 KiB to 64 MiB); a larger one fails the scrape.
+    pub max_body_bytes: usize,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_ms: 10_000,
+            window_secs: 900,
+            timeout_ms: 2_000,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl OpsConfig {
+    /// The bounds of the fields hold.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.interval_ms >= 100,
+            "[ops] interval_ms must be at least 100"
+        );
+        anyhow::ensure!(
+            self.window_secs * 1000 >= self.interval_ms
+                && (self.window_secs * 1000).div_ceil(self.interval_ms) <= 10_000,
+            "[ops] window_secs must hold between 1 and 10000 intervals"
+        );
+        anyhow::ensure!(self.timeout_ms > 0, "[ops] timeout_ms must be above 0");
+        anyhow::ensure!(
+            (1024..=64 * 1024 * 1024).contains(&self.max_body_bytes),
+            "[ops] max_body_bytes must be from 1024 to 67108864"
+        );
+        Ok(())
     }
 }
 
@@ -240,6 +294,7 @@ impl GatewayConfig {
             server: ServerConfig::default(),
             rate_limit: None,
             cors: CorsConfig::default(),
+            ops: OpsConfig::default(),
             routes: vec![
                 documented("/api/users", 3001),
                 route("/api/auth", 3001),
@@ -269,7 +324,7 @@ impl GatewayConfig {
     }
 
     /// Every route has a prefix starting with `/` and at least one `http://host:port` upstream;
-    /// the rate limit and `[cors]` ([`Cors::new`]) hold.
+    /// the rate limit, `[cors]` ([`Cors::new`]) and `[ops]` hold.
     pub fn validate(&self) -> anyhow::Result<()> {
         for route in &self.routes {
             anyhow::ensure!(
@@ -312,6 +367,7 @@ impl GatewayConfig {
             );
         }
         Cors::new(&self.cors)?;
+        self.ops.validate()?;
         Ok(())
     }
 }
@@ -492,6 +548,8 @@ mod tests {
             [server]
             connect_timeout_ms = 500
             trusted_proxies = ["10.0.0.0/8", "192.0.2.7"]
+            [ops]
+            interval_ms = 5000
             [rate_limit]
             per_second = 10
             burst = 20
@@ -509,6 +567,15 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(config.server.connect_timeout_ms, 500);
+        assert_eq!(
+            (
+                config.ops.enabled,
+                config.ops.interval_ms,
+                config.ops.window_secs
+            ),
+            (true, 5000, 900),
+            "[ops] on by default, its defaults fill the rest"
+        );
         assert_eq!(
             config.server.response_timeout_ms, 30_000,
             "defaults fill the rest"
@@ -542,6 +609,12 @@ mod tests {
             "[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]\nauth = true",
             "[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]\nsticky = \"cookie\"",
             "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]",
+            "[ops]\ninterval_ms = 99\n[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]",
+            "[ops]\nwindow_secs = 0\n[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]",
+            "[ops]\ninterval_ms = 100\nwindow_secs = 1001\n[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]",
+            "[ops]\ntimeout_ms = 0\n[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]",
+            "[ops]\nmax_body_bytes = 10\n[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]",
+            "[ops]\nintervals = 1\n[[routes]]\nprefix = \"/a\"\nupstreams = [\"http://a:1\"]",
         ] {
             assert!(GatewayConfig::from_toml(bad).is_err(), "{bad}");
         }

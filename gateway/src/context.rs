@@ -1,7 +1,7 @@
 //! What the gateway's requests share: [`Shared`] across every server thread (routes, limiter,
-//! telemetry, token verifier, settings, CORS rule), [`ThreadContext`] within one thread (its upstream pool
-//! and the [`Tracker`] of its open connections, which the drain waits for), and the upstream
-//! failures both paths count there.
+//! telemetry, token verifier, settings, CORS rule, operations windows), [`ThreadContext`]
+//! within one thread (its upstream pool and the [`Tracker`] of its open connections, which the
+//! drain waits for), and the upstream failures both paths count there.
 
 use std::{num::NonZeroU32, rc::Rc, sync::Arc};
 
@@ -13,6 +13,7 @@ use crate::{
     config::{GatewayConfig, ServerConfig},
     cors::Cors,
     identity::ClientKey,
+    ops::Ops,
     pool::Pool,
     resolve::Resolver,
     routing::{Route, RouteTable},
@@ -38,6 +39,8 @@ pub struct Shared {
     pub resolver: Arc<Resolver>,
     /// The CORS rule (off unless origins are configured).
     pub cors: Cors,
+    /// The operations page's windows, which its collector fills.
+    pub ops: Arc<Ops>,
 }
 
 impl Shared {
@@ -50,6 +53,7 @@ impl Shared {
             let burst = NonZeroU32::new(limit.burst).expect("validated above 0");
             governor::RateLimiter::keyed(governor::Quota::per_second(per_second).allow_burst(burst))
         });
+        let ops = Arc::new(Ops::new(&config));
         Ok(Self {
             routes: RouteTable::new(&config)?,
             telemetry: Arc::new(Telemetry {
@@ -66,6 +70,7 @@ impl Shared {
             no_route: Arc::from("-"),
             resolver: Arc::new(Resolver::System),
             cors: Cors::new(&config.cors)?,
+            ops,
         })
     }
 

@@ -18,8 +18,9 @@
 //! | [`tracker`] | a thread's open connections and tunnels, which the drain waits for |
 //! | [`framing`] | hyper's path's framing rules that hyper does not apply (both paths frame alike) |
 //! | [`proxy`] | hyper's path: local endpoints, auth, rate limit, route; the exchange upstream |
-//! | [`local`] | `GET /`, `/healthz`, `/readyz`, `/metrics`, and the API docs' paths |
+//! | [`local`] | `GET /`, `/healthz`, `/readyz`, `/metrics`, the API docs' and `/ops` paths |
 //! | [`docs`] | the API docs at `/api/docs`: Swagger UI over the routes' OpenAPI documents |
+//! | [`ops`] | the operations page at `/ops`: the upstreams' health and series, the queues |
 //! | [`pool`] | each thread's keep-alive connections to the upstreams |
 //! | [`request_body`] | the streamed request body (size limit, progress, the client's framing errors) |
 //! | [`body`] | the response bodies (the gateway's own; the upstream's: pool return, access line) |
@@ -40,6 +41,7 @@ pub mod health;
 pub mod host;
 pub mod identity;
 pub mod local;
+pub mod ops;
 pub mod pool;
 pub mod proxy;
 pub mod request_body;
@@ -132,6 +134,12 @@ impl Service for Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let collector = self
+            .shared
+            .ops
+            .settings
+            .enabled
+            .then(|| tokio::spawn(ops::collector::run(self.shared.ops.clone())));
         let threads = self
             .listeners
             .into_iter()
@@ -150,6 +158,9 @@ impl Service for Gateway {
             "shutting down: draining connections"
         );
         let _ = stop.send(true);
+        if let Some(collector) = collector {
+            collector.abort();
+        }
         let results = tokio::task::spawn_blocking(move || {
             threads
                 .into_iter()

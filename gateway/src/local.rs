@@ -1,6 +1,7 @@
 //! What the gateway answers itself: `GET /` (the text `API Gateway`), `/healthz`, `/readyz`
-//! (200 while it runs), `/metrics`, and the API docs under `/api/docs` ([`crate::docs`]),
-//! which come before any route (the `/api/...` prefixes included).
+//! (200 while it runs), `/metrics`, the API docs under `/api/docs` ([`crate::docs`]) and the
+//! operations page under `/ops` ([`crate::ops`]), which come before any route (the `/api/...`
+//! prefixes included).
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header::CONTENT_TYPE};
 use hyper::body::Incoming;
@@ -14,13 +15,16 @@ const LOCAL_PATHS: [&str; 4] = ["/", "/healthz", "/readyz", "/metrics"];
 /// Whether a request is one of the gateway's own.
 pub fn is_local(method: &Method, path: &str) -> bool {
     (method == Method::GET || method == Method::HEAD)
-        && (LOCAL_PATHS.contains(&path) || crate::docs::is_docs(path))
+        && (LOCAL_PATHS.contains(&path) || crate::docs::is_docs(path) || crate::ops::is_ops(path))
 }
 
 /// The answer to `request` when it is one of the gateway's own, else `None`.
 pub async fn answer(request: &Request<Incoming>, shared: &Shared) -> Option<Response<GatewayBody>> {
     if !is_local(request.method(), request.uri().path()) {
         return None;
+    }
+    if crate::ops::is_ops(request.uri().path()) {
+        return Some(crate::ops::answer(request, shared).await);
     }
     if crate::docs::is_docs(request.uri().path()) {
         let docs = crate::docs::answer(request.uri().path(), request.headers(), &shared.routes);

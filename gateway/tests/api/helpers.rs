@@ -5,7 +5,7 @@ use std::{net::Ipv4Addr, ops::Deref};
 
 use gateway::{
     Gateway,
-    config::{GatewayConfig, RouteAuth, RouteConfig, ServerConfig},
+    config::{GatewayConfig, OpsConfig, RouteAuth, RouteConfig, ServerConfig},
     resolve::Resolver,
 };
 use runtime::{Service, test_logger};
@@ -43,7 +43,8 @@ pub fn route(prefix: &str, upstreams: &[&str]) -> RouteConfig {
     }
 }
 
-/// A config of `routes` with default server settings, two threads.
+/// A config of `routes` with default server settings, two threads, and no operations
+/// collector (its scrapes would reach the test upstreams).
 pub fn config(routes: Vec<RouteConfig>) -> GatewayConfig {
     GatewayConfig {
         server: ServerConfig {
@@ -52,6 +53,10 @@ pub fn config(routes: Vec<RouteConfig>) -> GatewayConfig {
         },
         rate_limit: None,
         cors: Default::default(),
+        ops: OpsConfig {
+            enabled: false,
+            ..OpsConfig::default()
+        },
         routes,
     }
 }
