@@ -51,6 +51,7 @@ async fn open_docs(browser: &mut Browser, graphql: &TestService) -> String {
 
 #[tokio::test]
 async fn graphiql_lists_the_schema_or_says_introspection_is_off() {
+    testing::skip_unless!(Chromium);
     let mut browser = Browser::launch().await;
 
     let open = graphql(true).await;

@@ -80,6 +80,7 @@ async fn writes_are_seen_by_the_next_read(backend: TestBackend) {
 
 #[tokio::test]
 async fn a_write_on_one_instance_empties_the_pages_of_another() {
+    testing::skip_unless!(Postgres, Redis);
     let platform = TestPlatform::spawn(TestBackend::Postgres).await;
     let author = create_user(&platform.users, "Joe", "joe@example.com").await;
     // Pages would live a minute: only the announcement can make the change show.

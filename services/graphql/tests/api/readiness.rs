@@ -21,6 +21,7 @@ async fn readyz(graphql: &testing::TestService) -> (u16, Value) {
 
 #[tokio::test]
 async fn unreachable_pubsub_leaves_the_instance_degraded_and_serving() {
+    testing::skip_unless!(Redis);
     let users = spawn_users(TestBackend::Sqlite).await;
     let products = spawn_products(TestBackend::Sqlite).await;
     let (switch, relayed) = TcpSwitch::for_url(&redis_url()).await;
