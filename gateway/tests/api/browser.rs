@@ -67,6 +67,7 @@ fn calls(gateway: &str, token: &str) -> String {
 
 #[tokio::test]
 async fn a_page_of_a_listed_origin_calls_the_api_and_an_unlisted_one_is_blocked() {
+    testing::skip_unless!(Chromium);
     const OK: &[u8] =
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
     let upstream = ScriptedUpstream::always(OK).await;
