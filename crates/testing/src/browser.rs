@@ -1,7 +1,8 @@
 //! A headless Chromium driven over the DevTools protocol, for the tests of the platform's web
 //! pages ([`Browser`]): open a page, evaluate JavaScript in it, wait for a condition, take a
 //! screenshot. The binary is [`chromium_binary`] (Debian's `chromium`, or `$CHROMIUM`); a test
-//! fails, not skips, without it.
+//! that uses it starts with `skip_unless!(Chromium)`, so without it the test is skipped with one
+//! line (and fails under `CI=true`).
 
 use std::{
     io::{BufRead, BufReader},
