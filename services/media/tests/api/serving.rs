@@ -153,6 +153,7 @@ async fn fs_downloads_are_inline_only_for_raster_images(backend: TestBackend) {
 
 #[tokio::test]
 async fn s3_presigns_raster_images_only_and_serves_the_rest_itself() {
+    testing::skip_unless!(S3sFs);
     let app = permissive(TestBackend::Sqlite, Store::S3).await;
     let endpoint = app.s3.as_ref().expect("an S3 server").endpoint.clone();
     for (name, content, content_type, disposition) in samples() {
