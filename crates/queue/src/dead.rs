@@ -91,7 +91,8 @@ impl NewDeadLetter<'_> {
              ON CONFLICT (queue, message_id) DO UPDATE SET request_id = excluded.request_id, \
                  kind = excluded.kind, attempts = excluded.attempts, \
                  deliveries = excluded.deliveries, last_error = excluded.last_error, \
-                 body = excluded.body, last_failed_at = excluded.last_failed_at",
+                 body = excluded.body, last_failed_at = excluded.last_failed_at, \
+                 generation = queue_dead_letters.generation + 1",
         )
         .bind(queue.to_owned())
         .bind(message_id)
@@ -251,7 +252,7 @@ impl DeadLetters {
         let mut replayed = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(REPLAY_BATCH as usize) {
             let sql = format!(
-                "SELECT seq, message_id, request_id, body FROM queue_dead_letters \
+                "SELECT seq, generation, message_id, request_id, body FROM queue_dead_letters \
                  WHERE queue = $1 AND seq IN ({}) ORDER BY seq",
                 in_list(chunk.len())
             );
@@ -283,7 +284,8 @@ impl DeadLetters {
         let mut after = 0_i64;
         let mut replayed = 0_u64;
         loop {
-            let mut sql = "SELECT seq, message_id, request_id, body FROM queue_dead_letters \
+            let mut sql = "SELECT seq, generation, message_id, request_id, body \
+                 FROM queue_dead_letters \
                  WHERE queue = $1 AND seq > $2 AND seq <= $3"
                 .to_owned();
             if kind.is_some() {
@@ -311,7 +313,9 @@ impl DeadLetters {
         }
     }
 
-    /// Publishes each row's job back (attempt 1), then deletes the row; returns their ids.
+    /// Publishes each row's job back (attempt 1), then deletes the row unless a copy of the
+    /// job was stored over it meanwhile (replayed and dead again already: that row is the new
+    /// dead letter); returns their ids.
     async fn replay_rows(&self, rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<i64>, QueueError> {
         let mut replayed = Vec::with_capacity(rows.len());
         for row in rows {
@@ -319,11 +323,13 @@ impl DeadLetters {
             let message_id: String = row.try_get("message_id").map_err(database)?;
             let request_id: Option<String> = row.try_get("request_id").map_err(database)?;
             let body: Vec<u8> = row.try_get("body").map_err(database)?;
+            let generation: i64 = row.try_get("generation").map_err(database)?;
             self.queue
                 .publish_body(&first_attempt(body), &message_id, request_id.as_deref())
                 .await?;
-            sqlx::query("DELETE FROM queue_dead_letters WHERE seq = $1")
+            sqlx::query("DELETE FROM queue_dead_letters WHERE seq = $1 AND generation = $2")
                 .bind(seq)
+                .bind(generation)
                 .execute(self.database.pool())
                 .await
                 .map_err(database)?;
@@ -370,6 +376,33 @@ impl DeadLetters {
             .await
             .map_err(database)?;
         Ok(result.rows_affected())
+    }
+
+    /// Removes and returns up to `limit` rows, oldest first, as the dead-letter queue's
+    /// messages (tests, feature `testing`).
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn take(&self, limit: usize) -> Result<Vec<crate::DeadLetter>, QueueError> {
+        let rows = sqlx::query(
+            "SELECT seq, body, last_error FROM queue_dead_letters WHERE queue = $1 \
+             ORDER BY seq LIMIT $2",
+        )
+        .bind(self.name.clone())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.database.pool())
+        .await
+        .map_err(database)?;
+        let mut letters = Vec::with_capacity(rows.len());
+        for row in rows {
+            let seq: i64 = row.try_get("seq").map_err(database)?;
+            if self.delete(&[seq]).await?.is_empty() {
+                continue;
+            }
+            letters.push(crate::DeadLetter {
+                body: row.try_get("body").map_err(database)?,
+                error: row.try_get("last_error").map_err(database)?,
+            });
+        }
+        Ok(letters)
     }
 
     /// Whether the table's database answers.

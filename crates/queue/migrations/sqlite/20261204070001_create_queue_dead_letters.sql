@@ -16,7 +16,9 @@ CREATE TABLE IF NOT EXISTS queue_dead_letters (
     body BLOB NOT NULL,
     -- RFC 3339: its first failed attempt, and its dead-lettering
     first_failed_at TEXT NOT NULL,
-    last_failed_at TEXT NOT NULL
+    last_failed_at TEXT NOT NULL,
+    -- bumped by each copy stored over the row: a replay deletes only the copy it published
+    generation BIGINT NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS queue_dead_letters_job ON queue_dead_letters (queue, message_id);
 CREATE INDEX IF NOT EXISTS queue_dead_letters_kind ON queue_dead_letters (queue, kind, seq);
