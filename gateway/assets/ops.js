@@ -1,7 +1,8 @@
 // The operations page (/ops): sign in as an admin (POST /api/auth/login, the access token kept
 // in this tab's sessionStorage), then every few seconds: the gateway's overview of its
 // upstream instances (/ops/api/overview), the worker's queues (/api/jobs/stats) and its dead
-// letters (/api/jobs/dead), with replay and delete per letter and for all of them.
+// letters (/api/jobs/dead), with replay and delete per letter and for all of them (the
+// shapes of docs/contracts.md's "Jobs API").
 //
 // Everything shown is set with textContent or as an SVG attribute, never parsed as markup: a
 // dead letter's error is whatever text a job made.
@@ -128,7 +129,7 @@ function time(value) {
 // --- Charts ----------------------------------------------------------------------------
 
 /// A sparkline of `points[key]` over the window ending at `now`: a line through the known
-/// values (a gap where a value is missing), the window's maximum as its top.
+/// values (a gap where a value is missing), the largest value as its top.
 function sparkline(points, key, now, windowMs) {
   const width = 240;
   const height = 44;
@@ -139,7 +140,10 @@ function sparkline(points, key, now, windowMs) {
   svg.dataset.points = String(points.filter((p) => p[key] !== null && p[key] !== undefined).length);
   const values = points.map((p) => p[key]).filter((v) => v !== null && v !== undefined && Number.isFinite(v));
   const top = Math.max(...values, 0) || 1;
-  const x = (at) => width - ((now - at) / windowMs) * width;
+  // The x axis spans the window, or the points' own span while the window is not full yet.
+  const start = Math.max(now - windowMs, points.length ? points[0].at : now - windowMs);
+  const span = Math.max(now - start, 1);
+  const x = (at) => width - ((now - at) / span) * width;
   const y = (v) => height - 2 - (v / top) * (height - 6);
   const base = document.createElementNS(SVG, "line");
   base.setAttribute("x1", "0");
@@ -259,9 +263,17 @@ function queueRows(stats) {
   return [];
 }
 
-/// A queue's rates as text: every numeric field under `rates`, or named `…rate…`.
+/// A queue's rates as text: each `rates.<what>_per_minute` as "what 1 m · 5 m", and any
+/// other numeric field under `rates`.
 function ratesText(figures) {
   const parts = [];
+  const rates = figures.rates && typeof figures.rates === "object" ? figures.rates : {};
+  for (const [name, value] of Object.entries(rates)) {
+    if (value && typeof value.last_1m === "number") {
+      parts.push(`${name.replace(/_per_minute$/, "").replace(/_/g, " ")} ${number(value.last_1m, 1)} · ${number(value.last_5m, 1)}`);
+    }
+  }
+  if (parts.length) return parts.join("  |  ");
   const add = (name, value) => {
     if (typeof value === "number") parts.push(`${name.replace(/_/g, " ")} ${number(value, 2)}`);
     else if (value && typeof value === "object") for (const [inner, v] of Object.entries(value)) add(`${name} ${inner}`, v);
@@ -428,7 +440,7 @@ $("replay-all").addEventListener("click", () =>
   ask("Replay every dead letter?", () => act("Replayed every dead letter.", "POST", "/api/jobs/dead/replay", { all: true })),
 );
 $("purge-all").addEventListener("click", () =>
-  ask("Delete every dead letter for good?", () => act("Purged every dead letter.", "DELETE", "/api/jobs/dead", { all: true })),
+  ask("Delete every dead letter for good?", () => act("Purged every dead letter.", "POST", "/api/jobs/dead/delete", { all: true })),
 );
 $("confirm-yes").addEventListener("click", () => {
   const action = pending;

@@ -9,6 +9,7 @@ mod docs;
 mod early;
 mod framing;
 mod helpers;
+mod ops;
 mod proxying;
 mod resilience;
 mod scripted;
