@@ -40,6 +40,9 @@ pub(crate) use consumer::{AmqpConsumer, AmqpHandle};
 const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The header of a dead letter (and of a retry) naming the job's last error.
 const ERROR_HEADER: &str = "x-last-error";
+/// The header copying the envelope's `traceparent` (W3C trace context), for consumers that
+/// read headers only.
+pub(crate) const TRACEPARENT_HEADER: &str = "traceparent";
 /// The header carrying how many times a message was handed to a consumer before; absent on a
 /// message never redelivered. On a dead letter: how many times its last attempt was handed out.
 const DELIVERIES_HEADER: &str = "x-deliveries";
@@ -288,8 +291,13 @@ impl AmqpQueue {
         body: &[u8],
         message_id: &str,
         request_id: Option<&str>,
+        traceparent: Option<&str>,
     ) -> Result<(), EnqueueError> {
-        let properties = properties(message_id, request_id, &[]);
+        let extra: Vec<(&str, &str)> = traceparent
+            .map(|traceparent| (TRACEPARENT_HEADER, traceparent))
+            .into_iter()
+            .collect();
+        let properties = properties(message_id, request_id, &extra);
         self.publish_to(&self.inner.queue, body, properties).await
     }
 
@@ -625,6 +633,40 @@ mod tests {
             QueueDepth { ready: 0, dead: 0 }
         );
         consumer.close().await;
+        queue.delete_topology().await.expect("test queues deleted");
+        queue.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_envelopes_traceparent_is_also_a_message_header() {
+        testing::skip_unless!(RabbitMq);
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let args = QueueArgs::amqp(&amqp_url()).with_names(&name, &format!("{name}.events"));
+        let logger = Logger::root(slog::Discard, slog::o!());
+        let queue = JobQueue::connect(&args, logger).await.expect("connected");
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let envelope = crate::Envelope::new("task", serde_json::json!({}), Some("req-8"))
+            .with_traceparent(Some(traceparent.to_owned()));
+        queue.publish(&envelope).await.expect("confirmed");
+        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+            .await
+            .expect("a connection");
+        let channel = connection.create_channel().await.expect("a channel");
+        let message = channel
+            .basic_get(
+                name.as_str().into(),
+                lapin::options::BasicGetOptions { no_ack: true },
+            )
+            .await
+            .expect("basic.get")
+            .expect("the message");
+        assert_eq!(
+            header(&message.delivery.properties, TRACEPARENT_HEADER).as_deref(),
+            Some(traceparent)
+        );
+        let body = crate::Envelope::from_body(&message.delivery.data).expect("an envelope");
+        assert_eq!(body.traceparent.as_deref(), Some(traceparent));
+        close_quietly(connection.close(200, "done".into())).await;
         queue.delete_topology().await.expect("test queues deleted");
         queue.close().await;
     }

@@ -23,6 +23,11 @@ pub struct Envelope {
     pub attempt: u32,
     /// The request that caused the job, when there was one.
     pub request_id: Option<String>,
+    /// The W3C `traceparent` of the work that enqueued the job (its span is the parent of
+    /// the job's): the consumer continues that trace. Absent from messages of producers that
+    /// trace nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// When the job was first enqueued (RFC 3339).
     pub created_at: String,
 }
@@ -43,7 +48,16 @@ impl Envelope {
             payload,
             attempt: 1,
             request_id: request_id.map(str::to_owned),
+            traceparent: None,
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }
+    }
+
+    /// The same job, continuing the trace whose `traceparent` is given (the producer's span).
+    pub fn with_traceparent(self, traceparent: Option<String>) -> Self {
+        Self {
+            traceparent,
+            ..self
         }
     }
 
@@ -65,5 +79,29 @@ impl Envelope {
         serde_json::from_slice(body).map_err(|error| MalformedMessage {
             reason: error.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_traceparent_travels_in_the_body_only_when_there_is_one() {
+        let traced = Envelope::new("task", serde_json::json!({}), None).with_traceparent(Some(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+        ));
+        let read = Envelope::from_body(&traced.to_body()).expect("an envelope");
+        assert_eq!(read.traceparent, traced.traceparent);
+        assert_eq!(read.next_attempt().traceparent, traced.traceparent);
+        let untraced = Envelope::new("task", serde_json::json!({}), None);
+        let body: serde_json::Value = serde_json::from_slice(&untraced.to_body()).expect("JSON");
+        assert!(body.get("traceparent").is_none(), "{body}");
+        assert_eq!(
+            Envelope::from_body(&untraced.to_body())
+                .expect("read")
+                .traceparent,
+            None
+        );
     }
 }

@@ -282,12 +282,18 @@ impl JobQueue {
         Ok(envelope.id)
     }
 
-    /// Enqueues a whole envelope as it is (its id, its attempt): durable when it returns.
+    /// Enqueues a whole envelope as it is (its id, its attempt, its `traceparent`, also a
+    /// message header on RabbitMQ): durable when it returns.
     pub async fn publish(&self, envelope: &Envelope) -> Result<(), EnqueueError> {
         let body = envelope.to_body();
         let id = envelope.id.to_string();
-        self.publish_body(&body, &id, envelope.request_id.as_deref())
-            .await
+        self.publish_traced(
+            &body,
+            &id,
+            envelope.request_id.as_deref(),
+            envelope.traceparent.as_deref(),
+        )
+        .await
     }
 
     /// Enqueues any body, with `message_id`: durable when it returns.
@@ -297,11 +303,31 @@ impl JobQueue {
         message_id: &str,
         request_id: Option<&str>,
     ) -> Result<(), EnqueueError> {
+        self.publish_traced(body, message_id, request_id, None)
+            .await
+    }
+
+    /// Enqueues any body, with `message_id` and, on RabbitMQ, the `traceparent` header.
+    async fn publish_traced(
+        &self,
+        body: &[u8],
+        message_id: &str,
+        request_id: Option<&str>,
+        traceparent: Option<&str>,
+    ) -> Result<(), EnqueueError> {
         match &self.backend {
             #[cfg(feature = "amqp")]
-            Backend::Amqp(queue) => queue.publish_raw(body, message_id, request_id).await,
+            Backend::Amqp(queue) => {
+                queue
+                    .publish_raw(body, message_id, request_id, traceparent)
+                    .await
+            }
+            // The embedded queue keeps the body, and with it the envelope's `traceparent`.
             #[cfg(feature = "embedded")]
-            Backend::Embedded(queue) => queue.publish_raw(body, message_id, request_id).await,
+            Backend::Embedded(queue) => {
+                let _ = traceparent;
+                queue.publish_raw(body, message_id, request_id).await
+            }
         }
     }
 

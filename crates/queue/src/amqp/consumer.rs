@@ -16,7 +16,8 @@ use tokio::sync::mpsc;
 
 use super::{
     AmqpQueue, DELIVERIES_HEADER, ERROR_HEADER, FIRST_FAILURE_HEADER, REQUEST_ID_HEADER,
-    close_quietly, delivered_before, header, properties, reconnect_backoff, truncate,
+    TRACEPARENT_HEADER, close_quietly, delivered_before, header, properties, reconnect_backoff,
+    truncate,
 };
 use crate::{ConsumeOptions, Delivery, DeliveryHandle, EnqueueError, Envelope, QueueError};
 
@@ -155,6 +156,10 @@ impl AmqpConsumer {
             .map(|id| id.as_str().to_owned())
             .unwrap_or_default();
         let request_id = header(&delivery.properties, REQUEST_ID_HEADER);
+        let traceparent = header(&delivery.properties, TRACEPARENT_HEADER);
+        if let Some(traceparent) = traceparent.as_deref() {
+            extra.push((TRACEPARENT_HEADER, traceparent));
+        }
         let copy = properties(&message_id, request_id.as_deref(), &extra);
         let settlement = match self
             .queue
@@ -283,15 +288,15 @@ impl AmqpHandle {
             .map_err(|error| EnqueueError::Unavailable(error.to_string()))?;
         let expiration = delay.as_millis().max(1).to_string();
         let first_failure = self.first_failure();
-        let properties = properties(
-            &next.id.to_string(),
-            next.request_id.as_deref(),
-            &[
-                (ERROR_HEADER, truncate(error, 1024)),
-                (FIRST_FAILURE_HEADER, &first_failure),
-            ],
-        )
-        .with_expiration(expiration.as_str().into());
+        let mut extra = vec![
+            (ERROR_HEADER, truncate(error, 1024)),
+            (FIRST_FAILURE_HEADER, first_failure.as_str()),
+        ];
+        if let Some(traceparent) = next.traceparent.as_deref() {
+            extra.push((TRACEPARENT_HEADER, traceparent));
+        }
+        let properties = properties(&next.id.to_string(), next.request_id.as_deref(), &extra)
+            .with_expiration(expiration.as_str().into());
         self.queue
             .publish_to(&retry_queue, &next.to_body(), properties)
             .await?;
