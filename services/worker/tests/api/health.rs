@@ -29,6 +29,7 @@ async fn the_worker_is_ready_when_its_queue_answers(kind: Broker) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_is_503_naming_the_queue_while_the_broker_is_unreachable() {
+    testing::skip_unless!(RabbitMq);
     let broker = TestBroker::new(Broker::RabbitMq).await;
     let mut settings = worker_settings(&broker, quick());
     settings.queue = QueueArgs {

@@ -324,6 +324,7 @@ async fn ten_thousand_jobs_are_each_processed_exactly_once(kind: Broker) {
 mod ten_thousand_jobs {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn rabbitmq() {
+        testing::skip_unless!(RabbitMq);
         super::ten_thousand_jobs_are_each_processed_exactly_once(super::Broker::RabbitMq).await
     }
 

@@ -206,6 +206,7 @@ async fn in_flight_jobs_past_the_shutdown_bound_go_back_to_the_queue(kind: Broke
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_and_producers_recover_from_broker_outages_losing_nothing() {
+    testing::skip_unless!(RabbitMq);
     let broker = TestBroker::new(Broker::RabbitMq).await;
     let proxy = ChaosProxy::start("127.0.0.1:5672").await;
     let through_proxy = QueueArgs {
@@ -277,6 +278,7 @@ async fn the_worker_and_producers_recover_from_broker_outages_losing_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unroutable_publish_is_an_error_not_a_silent_drop() {
+    testing::skip_unless!(RabbitMq);
     let broker = TestBroker::new(Broker::RabbitMq).await;
     broker.queue.check().await.expect("connected");
     broker
@@ -367,6 +369,7 @@ mod a_job_longer_than_its_lease_is_not_delivered_twice {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn embedded_postgres() {
+        testing::skip_unless!(Postgres);
         super::a_job_longer_than_its_lease_is_not_delivered_twice(super::Broker::EmbeddedPostgres)
             .await
     }

@@ -79,6 +79,7 @@ fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seeds_producer_unchanged_feeds_the_worker_and_nothing_is_dead_lettered() {
+    testing::skip_unless!(RabbitMq);
     let Some(dir) = seed_dir() else { return };
     let _only = SEED_QUEUE.lock().await;
     let broker = seed_broker().await;
@@ -154,6 +155,7 @@ async fn the_seeds_producer_unchanged_feeds_the_worker_and_nothing_is_dead_lette
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seeds_consumer_unchanged_handles_the_platforms_jobs() {
+    testing::skip_unless!(RabbitMq);
     let Some(dir) = seed_dir() else { return };
     let _only = SEED_QUEUE.lock().await;
     let broker = seed_broker().await;
