@@ -49,6 +49,8 @@ const DELIVERIES_HEADER: &str = "x-deliveries";
 /// The header of a retry and of a dead letter carrying when the job's first attempt failed
 /// (RFC 3339), kept from retry to retry.
 const FIRST_FAILURE_HEADER: &str = "x-first-failure";
+/// The header of a dead letter carrying when it was dead-lettered (RFC 3339, milliseconds).
+const FAILED_AT_HEADER: &str = "x-failed-at";
 
 /// The number of retry queues (`<queue>.retry.1` … `.retry.10`); later attempts share the last.
 const RETRY_LEVELS: u32 = 10;

@@ -10,8 +10,8 @@
 //! message in the broker, and its second insert updates the same row (one row per queue and
 //! job id), so nothing is lost or doubled.
 //!
-//! A replay publishes the job back to the job queue (its attempt counter at 1, its id and
-//! request id kept; confirmed, or committed) and only then deletes the row: a crash between
+//! A replay publishes the job back to the job queue (its attempt counter at 1, its id, request
+//! id and trace context kept; confirmed, or committed) and only then deletes the row: a crash between
 //! leaves the job in both places, a duplicate the worker's idempotency record absorbs, never a
 //! lost job.
 
@@ -324,8 +324,14 @@ impl DeadLetters {
             let request_id: Option<String> = row.try_get("request_id").map_err(database)?;
             let body: Vec<u8> = row.try_get("body").map_err(database)?;
             let generation: i64 = row.try_get("generation").map_err(database)?;
+            let (body, traceparent) = first_attempt(body);
             self.queue
-                .publish_body(&first_attempt(body), &message_id, request_id.as_deref())
+                .publish_traced(
+                    &body,
+                    &message_id,
+                    request_id.as_deref(),
+                    traceparent.as_deref(),
+                )
                 .await?;
             sqlx::query("DELETE FROM queue_dead_letters WHERE seq = $1 AND generation = $2")
                 .bind(seq)
@@ -449,15 +455,20 @@ fn row(row: &sqlx::any::AnyRow) -> Result<DeadLetterRow, sqlx::Error> {
     })
 }
 
-/// The body with its envelope's `attempt` set back to 1 (every other field kept as it is); a
-/// body that is no JSON object with an `attempt` goes back unchanged.
-fn first_attempt(body: Vec<u8>) -> Vec<u8> {
+/// The body with its envelope's `attempt` set back to 1 (every other field kept as it is), and
+/// its `traceparent` (a header too on RabbitMQ); a body that is no JSON object with an
+/// `attempt` goes back unchanged.
+fn first_attempt(body: Vec<u8>) -> (Vec<u8>, Option<String>) {
     match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(serde_json::Value::Object(mut object)) if object.contains_key("attempt") => {
             object.insert("attempt".to_owned(), serde_json::Value::from(1));
-            serde_json::to_vec(&object).unwrap_or(body)
+            let traceparent = object
+                .get("traceparent")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned);
+            (serde_json::to_vec(&object).unwrap_or(body), traceparent)
         }
-        _ => body,
+        _ => (body, None),
     }
 }
 
@@ -468,10 +479,14 @@ mod tests {
     #[test]
     fn a_replayed_body_starts_again_at_attempt_one_with_every_other_field_kept() {
         let body = br#"{"id":"x","kind":"task","attempt":5,"traceparent":"00-a-b-01"}"#.to_vec();
-        let replayed: serde_json::Value =
-            serde_json::from_slice(&first_attempt(body)).expect("JSON");
+        let (replayed, traceparent) = first_attempt(body);
+        let replayed: serde_json::Value = serde_json::from_slice(&replayed).expect("JSON");
         assert_eq!(replayed["attempt"], 1);
         assert_eq!(replayed["traceparent"], "00-a-b-01");
-        assert_eq!(first_attempt(b"not json".to_vec()), b"not json");
+        assert_eq!(traceparent.as_deref(), Some("00-a-b-01"));
+        assert_eq!(
+            first_attempt(b"not json".to_vec()),
+            (b"not json".to_vec(), None)
+        );
     }
 }

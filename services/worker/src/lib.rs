@@ -1,6 +1,7 @@
 //! The job worker: consumes `tasks_queue` (RabbitMQ, or the embedded durable queue when
-//! `AMQP_URL` is unset) and serves `/healthz`, `/readyz` and `/metrics` on port 3006;
-//! `worker produce` publishes jobs.
+//! `AMQP_URL` is unset) and serves `/healthz`, `/readyz`, `/metrics` and the admins' jobs API
+//! (`/api/jobs`: figures, dead letters) on port 3006; `worker produce` publishes jobs. On
+//! RabbitMQ it also drains the dead-letter queue into its database ([`queue::DeadLetters`]).
 //!
 //! | module | what it holds |
 //! |---|---|
@@ -14,11 +15,14 @@
 //! | [`orphans`] | the sweep for thumbnails whose media item is gone |
 //! | [`processor`] | the consume loop: concurrency, acks, retries with backoff, dead letters |
 //! | [`repository`] | the worker's own database: processed job ids, recorded with the effect |
-//! | [`metrics`] | processed, failed, retried, dead-lettered, duplicate, in-flight, duration |
+//! | [`metrics`] | processed, failed, retried, dead-lettered, duplicate, in-flight, duration; the queue gauges |
+//! | [`stats`] | the queue's figures and rates; refreshes the queue gauges |
+//! | [`api`] | `/api/jobs`: stats, dead letters listed, replayed, deleted |
 //! | [`producer`] | `worker produce`: publishes jobs with confirms and prints their ids |
 //!
 //! Messaging, the object store, config, logging, health and shutdown are `shared`'s.
 
+pub mod api;
 pub mod config;
 pub mod context;
 pub mod decode;
@@ -30,6 +34,7 @@ pub mod outcome;
 pub mod processor;
 pub mod producer;
 pub mod repository;
+pub mod stats;
 pub mod thumbnail;
 
 use db::Migrations;
@@ -41,15 +46,17 @@ use store::ObjectStore;
 
 pub use crate::config::{Command, Config, Settings};
 use crate::{
+    api::JobsApi,
     decode::DecodeBudget,
     metrics::WorkerMetrics,
     processor::Processor,
     repository::{Repository, TaskRecorder},
+    stats::QueueStats,
 };
 
 /// The service's name (logs, metrics, default database `data/worker.db`).
 pub const NAME: &str = "worker";
-/// The port of docs/contracts.md (health and metrics only).
+/// The port of docs/contracts.md (health, metrics, the jobs API).
 pub const DEFAULT_PORT: u16 = 3006;
 
 /// The embedded migrations of the worker's own database, per engine.
@@ -59,8 +66,11 @@ pub fn migrations() -> Migrations {
 
 /// A built worker: database migrated, queue and store connected, health listener bound.
 pub struct Application {
-    /// `/healthz`, `/readyz`, `/metrics`.
+    /// `/healthz`, `/readyz`, `/metrics`, `/api/jobs`.
     http: HttpService,
+    /// The drain of RabbitMQ's dead letters into the table (nothing on the embedded queue),
+    /// and the gauges' refresh.
+    background: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
     /// The consume loop.
     processor: Processor,
     /// Closed at the end.
@@ -85,7 +95,19 @@ impl Application {
             .with_check("queue", queue.clone())
             .with_check("store", store.clone());
         let metrics = WorkerMetrics::register(&context.metrics)?;
-        let http = HttpService::bind(&settings, &context, |_config| {})?;
+        let dead = queue.dead_letters(&settings.database_url).await?;
+        let stats = QueueStats::new(queue.clone(), dead.clone(), metrics.clone(), logger.clone());
+        let jobs_api = JobsApi {
+            dead: dead.clone(),
+            stats: stats.clone(),
+        };
+        let http = HttpService::bind(&settings, &context, move |config| {
+            api::configure(config, jobs_api.clone());
+        })?;
+        let background: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = vec![
+            Box::pin(async move { dead.drain().await }),
+            Box::pin(stats.run()),
+        ];
         let thumbnails = worker.thumbnails;
         let budget = DecodeBudget::new(
             thumbnails.decode_memory_bytes(),
@@ -121,6 +143,7 @@ impl Application {
             "max_image_pixels" => thumbnails.max_image_pixels);
         Ok(Self {
             http,
+            background,
             processor,
             queue,
             sweeper,
@@ -143,12 +166,16 @@ impl Service for Application {
         let http_stop = Shutdown::new();
         let http = tokio::spawn(self.http.run_until_stopped(http_stop.wait()));
         let sweeper = tokio::spawn(self.sweeper);
+        let background: Vec<_> = self.background.into_iter().map(tokio::spawn).collect();
         // On a runtime thread, so the jobs it spawns start on that thread's queue instead of
         // waking a worker from outside the runtime for each one.
         let processed = tokio::spawn(self.processor.run(shutdown))
             .await
             .unwrap_or_else(|error| Err(anyhow::anyhow!("the consume loop panicked: {error}")));
         sweeper.abort();
+        for task in background {
+            task.abort();
+        }
         http_stop.trigger();
         let served = http.await;
         self.queue.close().await;

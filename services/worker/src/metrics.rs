@@ -1,6 +1,6 @@
 //! The worker's series, registered on the service's [`runtime::Metrics`] registry.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts};
 use runtime::Metrics;
 
 /// Job counters by `kind` (`task`, `thumbnail`, or `unknown` for malformed messages).
@@ -27,6 +27,21 @@ pub struct WorkerMetrics {
     pub in_flight: IntGauge,
     /// `worker_job_duration_seconds{kind, outcome}`: time to handle a delivery.
     pub duration: HistogramVec,
+    /// `queue_ready_jobs{queue}`, `queue_in_flight_jobs{queue}`, `queue_dead_jobs{queue}`:
+    /// the queue's depth, refreshed by [`crate::stats`].
+    pub queue: QueueGauges,
+}
+
+/// The queue's gauges, by `queue` (the job queue's name).
+#[derive(Clone)]
+pub struct QueueGauges {
+    /// `queue_ready_jobs{queue}`: jobs waiting to be delivered.
+    pub ready: IntGaugeVec,
+    /// `queue_in_flight_jobs{queue}`: jobs delivered and not settled (the embedded queue's
+    /// leases; on RabbitMQ this instance's jobs being handled).
+    pub in_flight: IntGaugeVec,
+    /// `queue_dead_jobs{queue}`: dead letters.
+    pub dead: IntGaugeVec,
 }
 
 impl WorkerMetrics {
@@ -74,6 +89,23 @@ impl WorkerMetrics {
                     ]),
                 &["kind", "outcome"],
             )?,
+            queue: QueueGauges {
+                ready: IntGaugeVec::new(
+                    Opts::new("queue_ready_jobs", "Jobs waiting in the job queue"),
+                    &["queue"],
+                )?,
+                in_flight: IntGaugeVec::new(
+                    Opts::new(
+                        "queue_in_flight_jobs",
+                        "Jobs delivered and not settled (RabbitMQ: this instance's)",
+                    ),
+                    &["queue"],
+                )?,
+                dead: IntGaugeVec::new(
+                    Opts::new("queue_dead_jobs", "Dead letters of the job queue"),
+                    &["queue"],
+                )?,
+            },
         };
         for collector in [
             Box::new(this.processed.clone()) as Box<dyn prometheus::core::Collector>,
@@ -85,6 +117,9 @@ impl WorkerMetrics {
             Box::new(this.decode_memory.clone()),
             Box::new(this.in_flight.clone()),
             Box::new(this.duration.clone()),
+            Box::new(this.queue.ready.clone()),
+            Box::new(this.queue.in_flight.clone()),
+            Box::new(this.queue.dead.clone()),
         ] {
             metrics.registry.register(collector)?;
         }

@@ -15,9 +15,9 @@ use slog::Logger;
 use tokio::sync::mpsc;
 
 use super::{
-    AmqpQueue, DELIVERIES_HEADER, ERROR_HEADER, FIRST_FAILURE_HEADER, REQUEST_ID_HEADER,
-    TRACEPARENT_HEADER, close_quietly, delivered_before, header, properties, reconnect_backoff,
-    truncate,
+    AmqpQueue, DELIVERIES_HEADER, ERROR_HEADER, FAILED_AT_HEADER, FIRST_FAILURE_HEADER,
+    REQUEST_ID_HEADER, TRACEPARENT_HEADER, close_quietly, delivered_before, header, properties,
+    reconnect_backoff, truncate,
 };
 use crate::{ConsumeOptions, Delivery, DeliveryHandle, EnqueueError, Envelope, QueueError};
 
@@ -308,8 +308,8 @@ impl AmqpHandle {
         self.first_failure.clone().unwrap_or_else(db_timestamp)
     }
 
-    /// Publishes the message to `<queue>.dead` with the error, the deliveries of this attempt
-    /// and the first failure as headers, then acks it. A message without an id gets one, so
+    /// Publishes the message to `<queue>.dead` with the error, the deliveries of this attempt,
+    /// the first failure and now as headers, then acks it. A message without an id gets one, so
     /// the drain into the dead letters' table is idempotent for it too.
     pub(crate) async fn dead_letter(
         self,
@@ -319,7 +319,11 @@ impl AmqpHandle {
         deliveries: u32,
         error: &str,
     ) -> Result<(), QueueError> {
-        let first_failure = self.first_failure();
+        let failed_at = db_timestamp();
+        let first_failure = self
+            .first_failure
+            .clone()
+            .unwrap_or_else(|| failed_at.clone());
         let deliveries = deliveries.to_string();
         let made_up;
         let message_id = match message_id {
@@ -336,6 +340,7 @@ impl AmqpHandle {
                 (ERROR_HEADER, truncate(error, 4096)),
                 (DELIVERIES_HEADER, &deliveries),
                 (FIRST_FAILURE_HEADER, &first_failure),
+                (FAILED_AT_HEADER, &failed_at),
             ],
         );
         self.queue

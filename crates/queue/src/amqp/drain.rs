@@ -12,8 +12,8 @@ use lapin::{
 };
 
 use super::{
-    AmqpQueue, DELIVERIES_HEADER, ERROR_HEADER, FIRST_FAILURE_HEADER, REQUEST_ID_HEADER,
-    close_quietly, header, reconnect_backoff,
+    AmqpQueue, DELIVERIES_HEADER, ERROR_HEADER, FAILED_AT_HEADER, FIRST_FAILURE_HEADER,
+    REQUEST_ID_HEADER, close_quietly, header, reconnect_backoff,
 };
 use crate::dead::{DeadLetters, NewDeadLetter};
 
@@ -77,11 +77,13 @@ impl AmqpQueue {
                         .and_then(|count| count.parse().ok())
                         .unwrap_or(0),
                     first_failed_at: first_failure.as_deref(),
-                    failed_at: properties
-                        .timestamp()
-                        .and_then(|seconds| i64::try_from(seconds).ok())
-                        .and_then(|seconds| chrono::DateTime::from_timestamp(seconds, 0))
-                        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                    failed_at: header(properties, FAILED_AT_HEADER).or_else(|| {
+                        properties
+                            .timestamp()
+                            .and_then(|seconds| i64::try_from(seconds).ok())
+                            .and_then(|seconds| chrono::DateTime::from_timestamp(seconds, 0))
+                            .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                    }),
                 };
                 match store.store(&letter).await {
                     Ok(()) => {

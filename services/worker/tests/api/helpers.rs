@@ -86,8 +86,19 @@ impl TestBroker {
         env
     }
 
-    /// Dead letters, waiting until there are `count` of them (or failing after 20 s).
+    /// Dead letters, waiting until there are `count` of them (or failing after 20 s): from the
+    /// queue's dead letters and, on RabbitMQ, from the table a worker of this broker drains
+    /// them into (its database, [`worker_database_url`]).
     pub async fn dead_letters(&self, count: usize) -> Vec<DeadLetter> {
+        let drained = match self.args.amqp_url {
+            Some(_) => Some(
+                self.queue
+                    .dead_letters(&worker_database_url(self))
+                    .await
+                    .expect("the drained dead letters' table"),
+            ),
+            None => None,
+        };
         let mut letters = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         while letters.len() < count {
@@ -102,6 +113,16 @@ impl TestBroker {
                     .await
                     .expect("reading the dead letters"),
             );
+            if let Some(drained) = &drained
+                && letters.len() < count
+            {
+                letters.extend(
+                    drained
+                        .take(count - letters.len())
+                        .await
+                        .expect("reading the drained dead letters"),
+                );
+            }
             if letters.len() < count {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }

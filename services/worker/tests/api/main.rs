@@ -1,6 +1,7 @@
 //! worker's integration tests: one binary, against the embedded queue (SQLite and PostgreSQL)
 //! and the machine's RabbitMQ.
 
+mod dead_letters;
 mod health;
 mod helpers;
 mod jobs;
