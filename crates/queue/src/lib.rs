@@ -296,18 +296,8 @@ impl JobQueue {
         .await
     }
 
-    /// Enqueues any body, with `message_id`: durable when it returns.
-    pub(crate) async fn publish_body(
-        &self,
-        body: &[u8],
-        message_id: &str,
-        request_id: Option<&str>,
-    ) -> Result<(), EnqueueError> {
-        self.publish_traced(body, message_id, request_id, None)
-            .await
-    }
-
-    /// Enqueues any body, with `message_id` and, on RabbitMQ, the `traceparent` header.
+    /// Enqueues any body, with `message_id` and, on RabbitMQ, the `traceparent` header:
+    /// durable when it returns.
     async fn publish_traced(
         &self,
         body: &[u8],
@@ -339,7 +329,8 @@ impl JobQueue {
         message_id: &str,
         request_id: Option<&str>,
     ) -> Result<(), EnqueueError> {
-        self.publish_body(body, message_id, request_id).await
+        self.publish_traced(body, message_id, request_id, None)
+            .await
     }
 
     /// Starts consuming the job queue.
