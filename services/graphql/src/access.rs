@@ -101,7 +101,7 @@ pub async fn from_header(
     };
     let verifier = verifier
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no token verifier installed")))?;
-    let principal = server::identity::authenticate(verifier, Some(authorization)).await?;
+    let principal = server::authenticate(verifier, Some(authorization)).await?;
     // `authenticate` took the header, so it is `Bearer <token>` and the token is these bytes.
     let token = auth::bearer_token(Some(authorization)).ok().flatten();
     Ok(Authenticated {

@@ -11,8 +11,8 @@ pub fn list_cost(limit: Option<i32>, default: u32, items: usize) -> usize {
         None => default,
         Some(limit) => u32::try_from(limit)
             .ok()
-            .filter(|limit| *limit <= server::pagination::MAX_LIMIT)
-            .unwrap_or(server::pagination::MAX_LIMIT),
+            .filter(|limit| *limit <= server::MAX_LIMIT)
+            .unwrap_or(server::MAX_LIMIT),
     };
     let page = usize::try_from(page).unwrap_or(CEILING);
     page.saturating_mul(items).saturating_add(1).min(CEILING)

@@ -60,7 +60,7 @@ async fn asset(request: HttpRequest, name: web::Path<String>) -> HttpResponse {
             CacheDirective::MaxAge(86_400),
         ]))
         .insert_header((header::VARY, "Accept-Encoding"));
-    if server::request::accepts_gzip(&request) {
+    if server::accepts_gzip(&request) {
         return response
             .insert_header((header::CONTENT_ENCODING, "gzip"))
             .body(*gzipped);

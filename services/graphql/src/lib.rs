@@ -43,7 +43,7 @@ use db::Migrations;
 use prometheus::{IntCounterVec, Opts};
 use pubsub::PubSub;
 use reqwest::Url;
-use runtime::{Service, config::CommonArgs};
+use runtime::{CommonArgs, Service};
 use server::{HttpService, ServiceContext, ServiceSettings};
 use slog::Logger;
 

@@ -38,7 +38,7 @@ use crate::{
     budget::{OperationBudget, Overdrawn, field_bytes},
     document::{self, Shape},
     schema::{
-        caller::CallerRequestId,
+        caller::{CallerRequestId, CallerTrace},
         errors::codes,
         loaders::{self},
         state::AppState,
@@ -262,10 +262,13 @@ impl Extension for Guard {
                 let upstream = request_or_session::<UpstreamAuth>(&request, context)
                     .cloned()
                     .unwrap_or_default();
+                let trace = request_or_session::<CallerTrace>(&request, context)
+                    .map(|trace| trace.0.clone());
                 let loaders = loaders::operation_loaders(
                     &state.users,
                     &state.posts,
                     &request_id,
+                    trace,
                     upstream,
                     self.budget.clone(),
                 );

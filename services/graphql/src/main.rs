@@ -10,12 +10,12 @@ static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config: Config = runtime::config::parse();
+    let config: Config = runtime::parse_args();
     let settings = Settings::from(&config);
     server::run_binary(NAME, DEFAULT_PORT, &config.common, |_, logger| async move {
         Application::build(settings, logger)
             .await?
-            .run_until_stopped(runtime::shutdown::signal())
+            .run_until_stopped(runtime::shutdown_signal())
             .await
     })
     .await

@@ -21,7 +21,7 @@ use std::{
 use bytes::Bytes;
 use futures_util::StreamExt;
 use pubsub::PubSub;
-use server::pagination::Page;
+use server::Page;
 
 use crate::model::PostRow;
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use db::{Database, timestamp_now};
 use prometheus::IntCounterVec;
-use server::pagination::{ListPage, Page, Window};
+use server::{ListPage, Page, Window};
 use sqlx::AssertSqlSafe;
 
 use crate::{
@@ -20,7 +20,7 @@ use crate::{
 const COLUMNS: &str = "id, title, content, author_id, created_at";
 
 /// An offset page of posts by id: `$1` the limit, `$2` the offset (at most
-/// [`server::pagination::MAX_OFFSET`]).
+/// [`server::MAX_OFFSET`]).
 pub const LIST_SQL: &str =
     "SELECT id, title, content, author_id, created_at FROM posts ORDER BY id LIMIT $1 OFFSET $2";
 

@@ -1,7 +1,9 @@
 //! users-service and products-service, over HTTP: the data this service does not own.
 //!
-//! Every call has connect and request timeouts, passes the request's `X-Request-Id` and its
-//! caller's `Authorization` on ([`Relay`]), and counts in
+//! Every call has connect and request timeouts, passes the request's `X-Request-Id`, its trace
+//! context (`traceparent` naming a span of the call's own, whose parent is the request's
+//! server span; `tracestate`) and its caller's `Authorization` on ([`Relay`]), records that
+//! client span when spans are exported, and counts in
 //! `graphql_upstream_requests_total{service, outcome}`. Nothing here is cached: what
 //! users-service shows depends on the caller's token (an email address), so each answer serves
 //! the one operation it was fetched for. Every call draws on its operation's
@@ -10,13 +12,19 @@
 //! what failed is logged here (with the URL and the answer), the client hears only which
 //! service.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant, SystemTime},
+};
 
 use prometheus::IntCounterVec;
 use reqwest::{Client, Response, StatusCode};
+use runtime::{
+    AttributeValue, SpanKind, SpanRecord, TRACEPARENT, TRACESTATE, TraceContext, Tracer,
+};
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::Value;
-use server::pagination::Page;
+use server::Page;
 
 use crate::budget::{OperationBudget, Overdrawn};
 
@@ -40,6 +48,8 @@ pub struct UserRecord {
 pub struct Relay<'a> {
     /// `X-Request-Id`.
     pub request_id: &'a str,
+    /// The request's trace context (its server span): each call is a child span of it.
+    pub trace: Option<&'a TraceContext>,
     /// The caller's `Authorization` value (`Bearer <token>`), if any.
     pub authorization: Option<&'a str>,
     /// The operation's budget, which each call draws on (`None`: unbounded).
@@ -47,8 +57,19 @@ pub struct Relay<'a> {
 }
 
 impl Relay<'_> {
-    fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        let request = request.header(server::request::REQUEST_ID_HEADER.as_str(), self.request_id);
+    /// The request with the relayed fields; `call`: the call's own span, its `traceparent`.
+    fn apply(
+        &self,
+        request: reqwest::RequestBuilder,
+        call: Option<&TraceContext>,
+    ) -> reqwest::RequestBuilder {
+        let mut request = request.header(server::REQUEST_ID_HEADER.as_str(), self.request_id);
+        if let Some(call) = call {
+            request = request.header(TRACEPARENT, call.traceparent().as_str());
+            if let Some(state) = call.tracestate.as_deref() {
+                request = request.header(TRACESTATE, state);
+            }
+        }
         match self.authorization {
             Some(authorization) => request.header(reqwest::header::AUTHORIZATION, authorization),
             None => request,
@@ -136,6 +157,8 @@ pub struct Upstream {
     calls: IntCounterVec,
     /// Where failures are told in full.
     logger: slog::Logger,
+    /// Where the calls' client spans go (nowhere unless spans are exported).
+    tracer: Tracer,
 }
 
 impl Upstream {
@@ -158,7 +181,55 @@ impl Upstream {
             client,
             calls,
             logger,
+            tracer: Tracer::for_service(crate::NAME),
         })
+    }
+
+    /// The call's client span, when spans are exported: `METHOD service`, from `started` to
+    /// now, with the status the service answered (none: no answer).
+    fn record_call(
+        &self,
+        method: &'static str,
+        path: &str,
+        relay: Relay<'_>,
+        call: Option<&TraceContext>,
+        started: Instant,
+        status: Option<u16>,
+    ) {
+        let (Some(call), true) = (call, self.tracer.is_on()) else {
+            return;
+        };
+        let end = SystemTime::now();
+        let mut attributes = vec![
+            (
+                "http.request.method",
+                AttributeValue::Text(method.to_owned()),
+            ),
+            (
+                "url.full",
+                AttributeValue::Text(format!("{}{path}", self.base_url)),
+            ),
+            (
+                "peer.service",
+                AttributeValue::Text(self.service.to_owned()),
+            ),
+        ];
+        if let Some(status) = status {
+            attributes.push((
+                "http.response.status_code",
+                AttributeValue::Int(status.into()),
+            ));
+        }
+        self.tracer.record(SpanRecord {
+            name: format!("{method} {}", self.service),
+            kind: SpanKind::Client,
+            context: call,
+            parent: relay.trace.map(|trace| trace.span_id),
+            start: end.checked_sub(started.elapsed()).unwrap_or(end),
+            end,
+            attributes,
+            error: status.is_none_or(|status| status >= 500),
+        });
     }
 
     /// Takes one call from the operation's budget.
@@ -177,12 +248,14 @@ impl Upstream {
             UpstreamError::Unavailable { reason, .. } => {
                 slog::error!(self.logger, "upstream call failed";
                     "service" => self.service, "url" => format!("{}{path}", self.base_url),
-                    "request_id" => relay.request_id, "error" => reason);
+                    "request_id" => relay.request_id, "error" => reason,
+                    "trace_id" => relay.trace.map(|trace| trace.trace_id));
             }
             UpstreamError::Timeout { .. } => {
                 slog::error!(self.logger, "upstream call timed out";
                     "service" => self.service, "url" => format!("{}{path}", self.base_url),
-                    "request_id" => relay.request_id);
+                    "request_id" => relay.request_id,
+                    "trace_id" => relay.trace.map(|trace| trace.trace_id));
             }
             UpstreamError::Overdrawn(_) | UpstreamError::Rejected { .. } => {}
         }
@@ -196,10 +269,20 @@ impl Upstream {
         relay: Relay<'_>,
     ) -> Result<Option<T>, UpstreamError> {
         self.draw(relay)?;
+        let call = relay.trace.map(TraceContext::child);
+        let started = Instant::now();
         let sent = relay
-            .apply(self.client.get(format!("{}{path}", self.base_url)))
+            .apply(
+                self.client.get(format!("{}{path}", self.base_url)),
+                call.as_ref(),
+            )
             .send()
             .await;
+        let status = sent
+            .as_ref()
+            .ok()
+            .map(|response| response.status().as_u16());
+        self.record_call("GET", path, relay, call.as_ref(), started, status);
         let answer = async {
             let response = self.answered(sent)?;
             if response.status() == StatusCode::NOT_FOUND {
@@ -220,11 +303,21 @@ impl Upstream {
         relay: Relay<'_>,
     ) -> Result<T, UpstreamError> {
         self.draw(relay)?;
+        let call = relay.trace.map(TraceContext::child);
+        let started = Instant::now();
         let sent = relay
-            .apply(self.client.post(format!("{}{path}", self.base_url)))
+            .apply(
+                self.client.post(format!("{}{path}", self.base_url)),
+                call.as_ref(),
+            )
             .json(body)
             .send()
             .await;
+        let status = sent
+            .as_ref()
+            .ok()
+            .map(|response| response.status().as_u16());
+        self.record_call("POST", path, relay, call.as_ref(), started, status);
         let answer = async {
             let response = self.answered(sent)?;
             self.decode(response).await
@@ -348,7 +441,7 @@ impl UsersClient {
     ) -> Result<HashMap<i64, UserRecord>, UpstreamError> {
         let mut found = HashMap::with_capacity(ids.len());
         // users-service takes at most 1000 ids per call.
-        for chunk in ids.chunks(server::pagination::MAX_LIMIT as usize) {
+        for chunk in ids.chunks(server::MAX_LIMIT as usize) {
             let path = format!("/api/users?ids={}", ids_query(chunk));
             let users: Vec<UserRecord> = self.0.get(&path, relay).await?.unwrap_or_default();
             found.extend(users.into_iter().map(|user| (user.id, user)));

@@ -13,7 +13,7 @@ use async_graphql::{
     parser::types::{DocumentOperations, ExecutableDocument, OperationType},
 };
 use serde_json::json;
-use server::request::RequestId;
+use server::{RequestId, RequestTrace};
 
 use super::negotiation::{ResponseType, error_response};
 use crate::{
@@ -97,6 +97,8 @@ pub(crate) struct Run<'a> {
     pub(crate) response_type: ResponseType,
     /// Its id.
     pub(crate) request_id: &'a RequestId,
+    /// Its trace context.
+    pub(crate) trace: &'a RequestTrace,
     /// Who sent it.
     pub(crate) caller: Authenticated,
 }
@@ -111,6 +113,7 @@ pub(crate) async fn execute(
         over_get,
         response_type,
         request_id,
+        trace,
         caller,
     } = run;
     match endpoint.documents.get(&graphql_request.query) {
@@ -142,7 +145,8 @@ pub(crate) async fn execute(
             "subscriptions run over WebSocket on this path (graphql-transport-ws)",
         );
     }
-    let graphql_request = request_data(request_id.as_str(), caller).attach(graphql_request);
+    let graphql_request =
+        request_data(request_id.as_str(), &trace.0, caller).attach(graphql_request);
     let response = endpoint.schema.execute(graphql_request).await;
     let outcome = if response.errors.is_empty() {
         "ok"

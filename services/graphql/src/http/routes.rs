@@ -10,7 +10,7 @@ use actix_web::{
     web,
 };
 use serde_json::json;
-use server::request::RequestId;
+use server::{RequestId, RequestTrace};
 
 use super::{
     execution::{Endpoint, Run, execute},
@@ -42,7 +42,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
 
 /// The caller of `request`, or the 401 that refuses it.
 async fn authenticate(request: &HttpRequest) -> Result<Authenticated, HttpResponse> {
-    let verifier = server::identity::verifier(request);
+    let verifier = server::verifier(request);
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -65,9 +65,12 @@ async fn subscribe(
     payload: web::Payload,
     endpoint: web::Data<Endpoint>,
     request_id: RequestId,
+    trace: RequestTrace,
 ) -> HttpResponse {
     match authenticate(&request).await {
-        Ok(caller) => websocket::subscribe(&request, payload, &endpoint, &request_id, caller),
+        Ok(caller) => {
+            websocket::subscribe(&request, payload, &endpoint, &request_id, &trace, caller)
+        }
         Err(refused) => refused,
     }
 }
@@ -78,6 +81,7 @@ async fn get(
     request: HttpRequest,
     endpoint: web::Data<Endpoint>,
     request_id: RequestId,
+    trace: RequestTrace,
 ) -> HttpResponse {
     let caller = match authenticate(&request).await {
         Ok(caller) => caller,
@@ -111,6 +115,7 @@ async fn get(
                 over_get: true,
                 response_type,
                 request_id: &request_id,
+                trace: &trace,
                 caller,
             };
             execute(graphql_request, run, &endpoint).await
@@ -130,6 +135,7 @@ async fn post(
     payload: web::Payload,
     endpoint: web::Data<Endpoint>,
     request_id: RequestId,
+    trace: RequestTrace,
 ) -> HttpResponse {
     let caller = match authenticate(&request).await {
         Ok(caller) => caller,
@@ -181,6 +187,7 @@ async fn post(
                 over_get: false,
                 response_type,
                 request_id: &request_id,
+                trace: &trace,
                 caller,
             };
             execute(graphql_request, run, &endpoint).await

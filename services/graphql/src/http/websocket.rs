@@ -26,7 +26,7 @@ use actix_web::{
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocket, WebSocketProtocols, WsMessage};
 use futures_util::StreamExt;
-use server::request::RequestId;
+use server::{RequestId, RequestTrace};
 
 use super::{
     execution::Endpoint,
@@ -61,6 +61,8 @@ struct InitContext {
     verifier: Option<Arc<auth::Verifier>>,
     /// The handshake's request id.
     request_id: String,
+    /// The handshake's trace context.
+    trace: runtime::TraceContext,
     /// Where the outcome is left for the pump.
     outcome: Arc<Mutex<Option<InitOutcome>>>,
 }
@@ -81,7 +83,7 @@ impl InitContext {
             *slot = Some(outcome);
         }
         match decided {
-            Ok(Some(caller)) => Ok(request_data(&self.request_id, caller).into_data()),
+            Ok(Some(caller)) => Ok(request_data(&self.request_id, &self.trace, caller).into_data()),
             Ok(None) => Ok(async_graphql::Data::default()),
             Err(message) => Err(async_graphql::Error::new(message)),
         }
@@ -110,6 +112,7 @@ pub(crate) fn subscribe(
     payload: web::Payload,
     endpoint: &web::Data<Endpoint>,
     request_id: &RequestId,
+    trace: &RequestTrace,
     caller: Authenticated,
 ) -> HttpResponse {
     let offered = header_str(request, header::SEC_WEBSOCKET_PROTOCOL);
@@ -155,10 +158,11 @@ pub(crate) fn subscribe(
     };
     let schema = endpoint.schema.clone();
     let expires_at = caller.principal.as_ref().map(|p| p.expires_at);
-    let data = request_data(request_id.as_str(), caller).into_data();
+    let data = request_data(request_id.as_str(), &trace.0, caller).into_data();
     let init = InitContext {
-        verifier: server::identity::verifier(request),
+        verifier: server::verifier(request),
         request_id: request_id.as_str().to_owned(),
+        trace: trace.0.clone(),
         outcome: Arc::new(Mutex::new(None)),
     };
     let limits = endpoint.limits;

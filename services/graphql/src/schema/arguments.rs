@@ -2,7 +2,7 @@
 //! one is a `BAD_USER_INPUT` error.
 
 use async_graphql::{ID, Result};
-use server::pagination::{MAX_LIMIT, Page};
+use server::{MAX_LIMIT, Page};
 
 use super::errors::{coded_error, codes};
 

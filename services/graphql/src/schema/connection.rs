@@ -3,7 +3,7 @@
 //! page is one keyset page of [`server::pagination`] (a range of an index read in order), so a
 //! page costs the same wherever it is in the table.
 //!
-//! Cursors are [`server::pagination::encode_cursor`]'s, scope `posts`: opaque to clients, and a
+//! Cursors are [`server::encode_cursor`]'s, scope `posts`: opaque to clients, and a
 //! cursor of another list is refused. The arguments' rules:
 //!
 //! - `first` and `last` are 0 to [`MAX_LIMIT`]; when neither is given a page has
@@ -18,7 +18,7 @@ use async_graphql::{
         Connection, DefaultConnectionName, DefaultEdgeName, DisableNodesField, Edge, EmptyFields,
     },
 };
-use server::pagination::{ListPage, MAX_LIMIT, Seek, decode_cursor, encode_cursor};
+use server::{ListPage, MAX_LIMIT, Seek, decode_cursor, encode_cursor};
 
 use super::{
     errors::{coded_error, codes},

@@ -5,7 +5,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use server::pagination::Page;
+use server::Page;
 
 use crate::{
     access::UpstreamAuth,
@@ -23,6 +23,8 @@ pub struct UserLoader {
     pub users: UsersClient,
     /// Passed on as `X-Request-Id`.
     pub request_id: String,
+    /// The operation's trace context, continued by each call.
+    pub trace: Option<runtime::TraceContext>,
     /// The caller's token, passed on.
     pub authorization: UpstreamAuth,
     /// The operation's budget, which each call draws on.
@@ -36,6 +38,7 @@ impl Loader<i64> for UserLoader {
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, UserRecord>, Self::Error> {
         let relay = Relay {
             request_id: &self.request_id,
+            trace: self.trace.as_ref(),
             authorization: self.authorization.0.as_deref(),
             budget: Some(&self.budget),
         };
@@ -114,6 +117,7 @@ pub fn operation_loaders(
     users: &UsersClient,
     posts: &PostRepository,
     request_id: &str,
+    trace: Option<runtime::TraceContext>,
     upstream: UpstreamAuth,
     budget: Arc<OperationBudget>,
 ) -> OperationLoaders {
@@ -122,6 +126,7 @@ pub fn operation_loaders(
             UserLoader {
                 users: users.clone(),
                 request_id: request_id.to_owned(),
+                trace,
                 authorization: upstream,
                 budget,
             },

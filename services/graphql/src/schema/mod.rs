@@ -30,7 +30,7 @@ pub(crate) mod state;
 pub(crate) mod subscription;
 pub(crate) mod types;
 
-pub use caller::{CallerRequestId, RequestData, request_data};
+pub use caller::{CallerRequestId, CallerTrace, RequestData, request_data};
 pub use connection::{CURSOR_SCOPE, DEFAULT_FIRST, PostConnection};
 pub use errors::{coded_error, codes};
 pub use loaders::{AuthorPage, OperationLoaders, PostsByAuthorLoader, UserLoader};

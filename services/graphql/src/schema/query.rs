@@ -5,7 +5,7 @@
 //! prefetched page is used only when every nested selection asks for that same page.
 
 use async_graphql::{Context, ErrorExtensions, ID, Object, Result, dataloader::DataLoader};
-use server::pagination::{DEFAULT_LIMIT, Page};
+use server::{DEFAULT_LIMIT, Page};
 
 use super::{
     arguments::{page, parse_id},

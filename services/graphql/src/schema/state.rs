@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_graphql::{Context, Error};
 
 use super::{
-    caller::CallerRequestId,
+    caller::{CallerRequestId, CallerTrace},
     errors::{coded_error, codes},
 };
 use crate::{
@@ -38,12 +38,14 @@ pub(crate) fn state<'a>(context: &Context<'a>) -> &'a AppState {
     context.data_unchecked::<AppState>()
 }
 
-/// What an upstream call of this operation passes on: its request id and caller's token.
+/// What an upstream call of this operation passes on: its request id, trace context and
+/// caller's token.
 pub(crate) fn relay<'a>(context: &Context<'a>) -> Relay<'a> {
     Relay {
         request_id: context
             .data_opt::<CallerRequestId>()
             .map_or("", |id| id.0.as_str()),
+        trace: context.data_opt::<CallerTrace>().map(|trace| &trace.0),
         authorization: context
             .data_opt::<UpstreamAuth>()
             .and_then(|upstream| upstream.0.as_deref()),

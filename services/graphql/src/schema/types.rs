@@ -6,7 +6,7 @@
 use async_graphql::{
     ComplexObject, Context, ErrorExtensions, ID, Result, SimpleObject, dataloader::DataLoader,
 };
-use server::pagination::Page;
+use server::Page;
 
 use super::{
     arguments::page,

@@ -6,7 +6,7 @@
 use db::Database;
 use graphql_service::posts::{LIST_BY_AUTHOR_SQL, LIST_SQL, by_authors_sql, page_sql};
 use serde_json::{Value, json};
-use server::pagination::{ListPage, Seek, encode_cursor};
+use server::{ListPage, Seek, encode_cursor};
 use testing::{TestBackend, assert_index_plan, assert_index_plan_uses, fresh_database};
 
 use crate::helpers::{GraphqlApi, TestPlatform, create_post, create_user, first_error_code};
@@ -266,6 +266,7 @@ fn with_literals(sql: &str, values: &[i64]) -> String {
 
 #[tokio::test]
 async fn every_posts_list_reads_an_index_in_order_on_postgres() {
+    testing::skip_unless!(Postgres);
     let url = fresh_database(TestBackend::Postgres)
         .await
         .expect("a database");

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use graphql_service::{Application, DEFAULT_PORT, NAME, Settings};
 use reqwest::Response;
-use runtime::{config::DatabaseUrl, telemetry::test_logger};
+use runtime::{DatabaseUrl, test_logger};
 use serde_json::{Value, json};
 use testing::{TestBackend, TestService, fresh_database, service_settings};
 

@@ -14,4 +14,5 @@ mod queries;
 mod readiness;
 mod seed_schema;
 mod subscriptions;
+mod trace_context;
 mod upstream_failures;

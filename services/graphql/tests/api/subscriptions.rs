@@ -30,7 +30,7 @@ fn spawn_gateway(graphql: &TestService) -> TestServer {
     let gateway = Gateway::build(
         config,
         (Ipv4Addr::LOCALHOST, 0).into(),
-        runtime::telemetry::test_logger("gateway"),
+        runtime::test_logger("gateway"),
         testing::test_verifier(),
     )
     .expect("the gateway builds");
@@ -280,6 +280,7 @@ async fn bad_subscription_messages_get_errors_not_crashes() {
 
 #[tokio::test]
 async fn post_created_reaches_subscribers_of_other_instances_over_redis() {
+    testing::skip_unless!(Postgres, Redis);
     let users = crate::helpers::spawn_users(TestBackend::Postgres).await;
     let author = create_user(&users, "Kai", "kai@example.com").await;
     let instances = instances_over_redis(&users.url(""), &users.url(""), |_| {}).await;
