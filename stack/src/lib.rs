@@ -36,6 +36,11 @@ pub struct Config {
     /// password is created on first start and written to `<data dir>/admin-credentials`).
     #[command(flatten)]
     pub identity: users_service::IdentityArgs,
+    /// Origins whose pages may call the gateway across origins (comma-separated
+    /// `scheme://host[:port]`, e.g. a front end's dev server `http://localhost:5173`)
+    /// [default: none, CORS off]
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Config {
@@ -47,6 +52,12 @@ impl Config {
         if self.free_ports {
             settings.port_override = Some(0);
         }
+        settings.cors_allowed_origins = self
+            .cors_allowed_origins
+            .iter()
+            .map(|origin| origin.trim().to_owned())
+            .filter(|origin| !origin.is_empty())
+            .collect();
         settings.identity = Some(users_service::IdentityOptions::from_args(
             &self.identity,
             &runtime::AuthArgs::default(),
@@ -67,6 +78,8 @@ pub struct StackSettings {
     pub data_dir: std::path::PathBuf,
     /// Accounts and tokens; `None`: the defaults, with the keys in `data_dir`.
     pub identity: Option<users_service::IdentityOptions>,
+    /// Origins the gateway answers CORS for (empty: CORS off).
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl StackSettings {
@@ -77,6 +90,7 @@ impl StackSettings {
             port_override: None,
             data_dir: "data".into(),
             identity: None,
+            cors_allowed_origins: Vec::new(),
         }
     }
 
@@ -106,6 +120,10 @@ impl StackSettings {
                 .unwrap_or_else(|| panic!("the stack serves no built-in route {}", route.prefix));
             route.upstreams = vec![format!("http://{}:{port}", self.upstream_host())];
         }
+        config
+            .cors
+            .allowed_origins
+            .clone_from(&self.cors_allowed_origins);
         config
     }
 
@@ -155,7 +173,7 @@ pub struct Stack {
     chat: chat_service::Application,
     /// The media service.
     media: media_service::Application,
-    /// The worker (health and metrics only).
+    /// The worker (health, metrics, the jobs API).
     worker: worker::Application,
     /// The stack's logger.
     logger: Logger,
@@ -264,6 +282,7 @@ impl Stack {
                 ("/socket.io", chat.port()),
                 ("/api/upload", media.port()),
                 ("/api/media", media.port()),
+                ("/api/jobs", worker.port()),
             ]),
             std::net::SocketAddr::new(
                 settings.bind,

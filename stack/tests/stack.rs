@@ -12,9 +12,21 @@ async fn start(
     Shutdown,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
+    start_with(data_dir, Vec::new()).await
+}
+
+async fn start_with(
+    data_dir: &std::path::Path,
+    cors_allowed_origins: Vec<String>,
+) -> (
+    Vec<stack::Endpoint>,
+    Shutdown,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let mut settings = StackSettings::new([127, 0, 0, 1].into());
     settings.port_override = Some(0);
     settings.data_dir = data_dir.to_owned();
+    settings.cors_allowed_origins = cors_allowed_origins;
     let stack = Stack::build(settings, &test_logger("stack"))
         .await
         .expect("the stack builds");
@@ -225,4 +237,50 @@ async fn signs_in_the_generated_admin_and_writes(gateway: &str, data_dir: &std::
         .await
         .expect("DELETE");
     assert_eq!(deleted.status(), 204);
+}
+
+/// `CORS_ALLOWED_ORIGINS` of the stack reaches its gateway: a front end on another origin (a dev
+/// server) gets its preflight answered; another origin does not.
+#[tokio::test]
+async fn a_listed_origin_gets_cors_answers_from_the_stacks_gateway() {
+    let data_dir = std::env::temp_dir().join(format!("platform-stack-cors-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let (endpoints, shutdown, task) =
+        start_with(&data_dir, vec!["http://localhost:5173".to_owned()]).await;
+    let gateway = &endpoints
+        .iter()
+        .find(|e| e.service == "gateway")
+        .expect("the gateway")
+        .url;
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(reqwest::Method::OPTIONS, format!("{gateway}/api/products"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let listed = preflight("http://localhost:5173").await.expect("preflight");
+    assert_eq!(listed.status(), 204);
+    assert_eq!(
+        listed.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    let unlisted = preflight("https://elsewhere.example")
+        .await
+        .expect("preflight");
+    assert_eq!(unlisted.status(), 403);
+    assert!(
+        unlisted
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    shutdown.trigger();
+    task.await.expect("the stack task").expect("a clean stop");
+    std::fs::remove_dir_all(&data_dir).expect("cleanup");
 }
