@@ -290,6 +290,11 @@ impl GatewayConfig {
             sticky: Some(Sticky::EngineIo),
             ..route("/socket.io", 3004)
         };
+        // The worker's jobs API: admins only, so anonymous requests stop here.
+        let jobs = RouteConfig {
+            auth: RouteAuth::Required,
+            ..route("/api/jobs", 3006)
+        };
         Self {
             server: ServerConfig::default(),
             rate_limit: None,
@@ -305,6 +310,7 @@ impl GatewayConfig {
                 socket_io,
                 route("/api/upload", 3005),
                 documented("/api/media", 3005),
+                jobs,
             ],
         }
     }
@@ -535,7 +541,8 @@ mod tests {
                 "/chat",
                 "/socket.io",
                 "/api/upload",
-                "/api/media"
+                "/api/media",
+                "/api/jobs"
             ]
         );
         config.validate().expect("valid");
