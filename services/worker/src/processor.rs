@@ -4,6 +4,11 @@
 //! once delivered more than `--max-deliveries` times: a job whose handling kills the worker
 //! would otherwise come back forever).
 //!
+//! Each job continues the trace of the work that enqueued it (the envelope's `traceparent`,
+//! else a trace of its own): every line logged about it carries `trace_id` and the job's
+//! `span_id`, and with spans exported the job is a consumer span whose parent is the
+//! producer's.
+//!
 //! Shutdown: stop consuming (deliveries received but not started go back to the queue), let
 //! in-flight jobs finish within `--shutdown-timeout-secs`, abandon the rest (the broker, or
 //! the lease release, hands them to another worker), close the consumer.
@@ -11,10 +16,11 @@
 use std::{
     future::Future,
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use queue::{ConsumeOptions, Delivery, Envelope, JobQueue};
+use runtime::{AttributeValue, Incoming, SpanKind, SpanRecord, TraceContext, Tracer};
 use slog::Logger;
 use tokio::{sync::Semaphore, task::JoinSet};
 
@@ -49,6 +55,8 @@ struct Inner {
     jobs: JobContext,
     metrics: WorkerMetrics,
     logger: Logger,
+    /// Where the jobs' consumer spans go (nowhere unless spans are exported).
+    tracer: Tracer,
 }
 
 impl Processor {
@@ -67,6 +75,7 @@ impl Processor {
                 jobs,
                 metrics,
                 logger,
+                tracer: Tracer::for_service(crate::NAME),
             }),
         }
     }
@@ -157,72 +166,143 @@ impl Processor {
                 delivery.deliveries - 1,
                 inner.args.max_deliveries
             );
-            Box::pin(self.dead_letter(delivery, envelope.as_ref(), kind, "redelivered", &reason))
-                .await;
+            Box::pin(self.dead_letter(
+                &inner.logger,
+                delivery,
+                envelope.as_ref(),
+                kind,
+                "redelivered",
+                &reason,
+            ))
+            .await;
             return (kind, "dead_lettered");
         }
         let envelope = match job_envelope(&delivery) {
             Ok(envelope) => envelope,
             Err(reason) => {
-                Box::pin(self.dead_letter(delivery, None, "unknown", "malformed", &reason)).await;
+                Box::pin(self.dead_letter(
+                    &inner.logger,
+                    delivery,
+                    None,
+                    "unknown",
+                    "malformed",
+                    &reason,
+                ))
+                .await;
                 return ("unknown", "dead_lettered");
             }
         };
         let kind = kind_label(&envelope.kind);
-        let job = match Job::parse(&envelope) {
+        let trace =
+            TraceContext::accept_or_start(envelope.traceparent.as_deref().map(str::as_bytes), None);
+        let logger = inner.logger.new(slog::OwnedKV(trace.context.clone()));
+        let started = Instant::now();
+        let outcome = self.process(delivery, &envelope, kind, &logger).await;
+        if inner.tracer.is_on() {
+            self.record_span(&envelope, kind, outcome, &trace, started);
+        }
+        (kind, outcome)
+    }
+
+    /// The job's consumer span: `process <kind>`, its parent the producer's span.
+    fn record_span(
+        &self,
+        envelope: &Envelope,
+        kind: &'static str,
+        outcome: &'static str,
+        trace: &Incoming,
+        started: Instant,
+    ) {
+        let end = SystemTime::now();
+        self.inner.tracer.record(SpanRecord {
+            name: format!("process {kind}"),
+            kind: SpanKind::Consumer,
+            context: &trace.context,
+            parent: trace.parent,
+            start: end.checked_sub(started.elapsed()).unwrap_or(end),
+            end,
+            attributes: vec![
+                (
+                    "messaging.operation.type",
+                    AttributeValue::Text("process".to_owned()),
+                ),
+                (
+                    "messaging.message.id",
+                    AttributeValue::Text(envelope.id.to_string()),
+                ),
+                ("job.kind", AttributeValue::Text(envelope.kind.clone())),
+                (
+                    "job.attempt",
+                    AttributeValue::Int(i64::from(envelope.attempt)),
+                ),
+                ("job.outcome", AttributeValue::Text(outcome.to_owned())),
+            ],
+            error: outcome == "dead_lettered",
+        });
+    }
+
+    /// Runs a parsed envelope's job and settles its delivery, logging to the job's `logger`;
+    /// returns the outcome label.
+    async fn process(
+        &self,
+        delivery: Delivery,
+        envelope: &Envelope,
+        kind: &'static str,
+        logger: &Logger,
+    ) -> &'static str {
+        let inner = &self.inner;
+        let job = match Job::parse(envelope) {
             Ok(job) => job,
             Err(error) => {
                 Box::pin(self.dead_letter(
+                    logger,
                     delivery,
-                    Some(&envelope),
+                    Some(envelope),
                     kind,
                     "malformed",
                     &error.to_string(),
                 ))
                 .await;
-                return (kind, "dead_lettered");
+                return "dead_lettered";
             }
         };
         // Thumbnails are checked first (their work is costly); tasks when they record their
         // effect (one statement for many jobs).
         let check_first = matches!(job, Job::Thumbnail(_));
-        match self.already_processed(check_first, &envelope).await {
+        match self.already_processed(check_first, envelope).await {
             Ok(true) => {
-                self.duplicate(delivery, &envelope, kind).await;
-                return (kind, "duplicate");
+                self.duplicate(logger, delivery, envelope, kind).await;
+                return "duplicate";
             }
             Ok(false) => {}
             Err(error) => {
                 // Cannot tell: treat as a failed attempt (the database may be back soon).
                 let error = crate::outcome::database_error(error);
-                return (
-                    kind,
-                    Box::pin(self.failed(delivery, &envelope, kind, error)).await,
-                );
+                return Box::pin(self.failed(logger, delivery, envelope, kind, error)).await;
             }
         }
-        match self.run_keeping_lease(job, &envelope, &delivery).await {
+        match self
+            .run_keeping_lease(logger, job, envelope, &delivery)
+            .await
+        {
             Ok(Outcome::Done) => {
-                settle(&inner.logger, &envelope, delivery.ack().await);
+                settle(logger, envelope, delivery.ack().await);
                 inner.metrics.processed.with_label_values(&[kind]).inc();
-                (kind, "processed")
+                "processed"
             }
             Ok(Outcome::Duplicate) => {
-                self.duplicate(delivery, &envelope, kind).await;
-                (kind, "duplicate")
+                self.duplicate(logger, delivery, envelope, kind).await;
+                "duplicate"
             }
             Ok(Outcome::Skipped(reason)) => {
-                slog::info!(inner.logger, "job skipped: nothing to do";
+                slog::info!(logger, "job skipped: nothing to do";
                     "job_id" => %envelope.id, "kind" => &envelope.kind, "reason" => reason,
                     "request_id" => envelope.request_id.as_deref());
-                settle(&inner.logger, &envelope, delivery.ack().await);
+                settle(logger, envelope, delivery.ack().await);
                 inner.metrics.skipped.with_label_values(&[kind]).inc();
-                (kind, "skipped")
+                "skipped"
             }
-            Err(error) => (
-                kind,
-                Box::pin(self.failed(delivery, &envelope, kind, error)).await,
-            ),
+            Err(error) => Box::pin(self.failed(logger, delivery, envelope, kind, error)).await,
         }
     }
 
@@ -241,12 +321,17 @@ impl Processor {
     /// visibility timeout, so a job longer than the lease is not delivered to another worker.
     async fn run_keeping_lease(
         &self,
+        logger: &Logger,
         job: Job,
         envelope: &Envelope,
         delivery: &Delivery,
     ) -> Result<Outcome, JobError> {
         let visibility = Duration::from_secs(self.inner.args.lease_secs);
-        let run = job.run(&self.inner.jobs, envelope);
+        let context = JobContext {
+            logger: logger.clone(),
+            ..self.inner.jobs.clone()
+        };
+        let run = job.run(&context, envelope);
         tokio::pin!(run);
         let mut heartbeat =
             tokio::time::interval_at(tokio::time::Instant::now() + visibility / 3, visibility / 3);
@@ -255,7 +340,7 @@ impl Processor {
                 outcome = &mut run => return outcome,
                 _ = heartbeat.tick() => {
                     if let Err(error) = delivery.extend_lease(visibility).await {
-                        slog::warn!(self.inner.logger, "extending a job's lease failed";
+                        slog::warn!(logger, "extending a job's lease failed";
                             "job_id" => %envelope.id, "error" => error.to_string());
                     }
                 }
@@ -263,10 +348,16 @@ impl Processor {
         }
     }
 
-    async fn duplicate(&self, delivery: Delivery, envelope: &Envelope, kind: &'static str) {
-        slog::info!(self.inner.logger, "job already processed: acked without effect";
+    async fn duplicate(
+        &self,
+        logger: &Logger,
+        delivery: Delivery,
+        envelope: &Envelope,
+        kind: &'static str,
+    ) {
+        slog::info!(logger, "job already processed: acked without effect";
             "job_id" => %envelope.id, "kind" => &envelope.kind, "attempt" => envelope.attempt);
-        settle(&self.inner.logger, envelope, delivery.ack().await);
+        settle(logger, envelope, delivery.ack().await);
         self.inner
             .metrics
             .duplicate
@@ -277,6 +368,7 @@ impl Processor {
     /// A failed attempt: retried later, or dead-lettered. Returns the outcome label.
     async fn failed(
         &self,
+        logger: &Logger,
         delivery: Delivery,
         envelope: &Envelope,
         kind: &'static str,
@@ -287,6 +379,7 @@ impl Processor {
         match error {
             JobError::Malformed(_) => {
                 self.dead_letter(
+                    logger,
                     delivery,
                     Some(envelope),
                     kind,
@@ -297,13 +390,13 @@ impl Processor {
                 "dead_lettered"
             }
             JobError::Permanent(reason) => {
-                self.dead_letter(delivery, Some(envelope), kind, "permanent", &reason)
+                self.dead_letter(logger, delivery, Some(envelope), kind, "permanent", &reason)
                     .await;
                 "dead_lettered"
             }
             JobError::Transient(reason) if envelope.attempt >= inner.args.max_attempts => {
                 let reason = format!("failed after {} attempts: {reason}", envelope.attempt);
-                self.dead_letter(delivery, Some(envelope), kind, "exhausted", &reason)
+                self.dead_letter(logger, delivery, Some(envelope), kind, "exhausted", &reason)
                     .await;
                 "dead_lettered"
             }
@@ -311,7 +404,7 @@ impl Processor {
                 let delay = inner
                     .args
                     .retry_delay(envelope.attempt, rand::random::<f64>());
-                slog::warn!(inner.logger, "job failed; retrying later";
+                slog::warn!(logger, "job failed; retrying later";
                     "job_id" => %envelope.id, "kind" => &envelope.kind,
                     "attempt" => envelope.attempt, "max_attempts" => inner.args.max_attempts,
                     "delay_ms" => delay.as_millis(), "error" => &reason,
@@ -319,7 +412,7 @@ impl Processor {
                 let result = delivery
                     .retry(&envelope.next_attempt(), delay, &reason)
                     .await;
-                settle(&inner.logger, envelope, result);
+                settle(logger, envelope, result);
                 inner.metrics.retried.with_label_values(&[kind]).inc();
                 "retried"
             }
@@ -328,6 +421,7 @@ impl Processor {
 
     async fn dead_letter(
         &self,
+        logger: &Logger,
         delivery: Delivery,
         envelope: Option<&Envelope>,
         kind: &'static str,
@@ -335,7 +429,7 @@ impl Processor {
         reason: &str,
     ) {
         let inner = &self.inner;
-        slog::error!(inner.logger, "job dead-lettered";
+        slog::error!(logger, "job dead-lettered";
             "job_id" => envelope.map(|envelope| envelope.id.to_string())
                 .or_else(|| delivery.message_id.clone()),
             "kind" => envelope.map(|envelope| envelope.kind.as_str()),
@@ -345,7 +439,7 @@ impl Processor {
         let id = envelope.map(|envelope| envelope.id.to_string());
         match delivery.dead_letter(reason).await {
             Ok(()) => {}
-            Err(error) => slog::warn!(inner.logger,
+            Err(error) => slog::warn!(logger,
                 "settling a delivery failed: it will be delivered again";
                 "job_id" => id, "error" => error.to_string()),
         }
