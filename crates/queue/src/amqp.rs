@@ -164,6 +164,7 @@ impl AmqpQueue {
     }
 
     /// The job queue's name.
+    #[cfg(feature = "embedded")]
     pub(crate) fn name(&self) -> &str {
         &self.inner.queue
     }

@@ -398,7 +398,11 @@ impl JobQueue {
                 db::Database::connect(drain_database, embedded::migrations()).await?,
                 queue.name().to_owned(),
             ),
-            Backend::Embedded(queue) => (queue.database(), queue.name().to_owned()),
+            Backend::Embedded(queue) => {
+                // Its dead letters are in the queue database.
+                let _ = drain_database;
+                (queue.database(), queue.name().to_owned())
+            }
         };
         Ok(DeadLetters::new(self.clone(), database, &name))
     }
