@@ -1,6 +1,7 @@
 //! The operations page at `/ops`: the overview is for admins only (401 without a token, 403
 //! for a user, on both paths), and carries each upstream instance's series once the collector
-//! has scraped it twice. Then in headless Chromium ([`testing::Browser`]) against a real
+//! has scraped it twice; an instance answering garbage or too much is shown so, and the
+//! gateway goes on. Then in headless Chromium ([`testing::Browser`]) against a real
 //! users-service and worker behind the gateway: an admin signs in through the page, the
 //! services' cards show them ready with points in their charts, the queue's figures and its
 //! dead letters are listed (a hostile error text shown as text), and a dead letter is replayed,
@@ -12,7 +13,10 @@ use runtime::test_logger;
 use serde_json::{Value, json};
 use testing::{Browser, TestBackend, TestService, fresh_database, service_settings, test_keys};
 
-use crate::helpers::{TestGateway, config, route, spawn};
+use crate::{
+    helpers::{TestGateway, config, route, spawn},
+    scripted::ScriptedUpstream,
+};
 
 /// Collector settings quick enough for a test.
 fn quick_ops() -> OpsConfig {
@@ -149,6 +153,64 @@ async fn the_overview_is_for_admins_and_carries_each_instances_series() {
         gateway.server.stop().await;
     }
     users.server.stop().await;
+}
+
+#[tokio::test]
+async fn garbage_and_oversized_answers_are_shown_as_such_and_the_gateway_goes_on() {
+    // Each connection answers once; enough of them for the scrapes of the test.
+    let answering = |reply: &'static [u8]| ScriptedUpstream::start(vec![vec![Some(reply)]; 1000]);
+    let garbage = answering(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n{A}0\nm{a=\"\nhttp_requests_total{ 5\n\xff\xfe\x00 1\n",
+    )
+    .await;
+    let mut oversized = b"HTTP/1.1 200 OK\r\nContent-Length: 2097152\r\n\r\n".to_vec();
+    oversized.resize(oversized.len() + 2 * 1024 * 1024, b'#');
+    let oversized = answering(Vec::leak(oversized)).await;
+    let mut config = config(vec![
+        route("/garbage", &[&garbage.url]),
+        route("/oversized", &[&oversized.url]),
+    ]);
+    config.ops = quick_ops();
+    let gateway = spawn(config);
+    let admin = format!("Bearer {}", testing::admin_token(1));
+    let state = || async {
+        let body: Value = overview(&gateway, Some(&admin))
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        body["services"].clone()
+    };
+    testing::eventually(
+        "two scrapes of the garbage and an oversized one",
+        std::time::Duration::from_secs(20),
+        || async {
+            let services = state().await;
+            services[0]["points"]
+                .as_array()
+                .is_some_and(|p| p.len() >= 2)
+                && services[1]["error"]
+                    .as_str()
+                    .is_some_and(|error| error.contains("length limit exceeded"))
+        },
+    )
+    .await;
+    let services = state().await;
+    let point = &services[0]["points"][0];
+    assert_eq!(services[0]["healthy"], true, "{services}");
+    assert_eq!(
+        (&point["rate"], &point["error_rate"], &point["p99"]),
+        (&json!(0.0), &Value::Null, &Value::Null),
+        "nothing readable: no request counted: {services}"
+    );
+    assert!(services[0]["error"].is_null(), "{services}");
+    assert_eq!(
+        services[1]["readiness"]["status"], "unreachable",
+        "{services}"
+    );
+    assert_eq!(services[1]["points"], json!([]), "{services}");
+    assert_eq!(gateway.get("/healthz").await.status(), 200);
+    gateway.server.stop().await;
 }
 
 #[tokio::test]
