@@ -278,6 +278,7 @@ async fn sigterm_to_every_process_under_load(platform: Platform) {
 
 #[tokio::test]
 async fn faults_on_real_backends() {
+    testing::skip_unless!(Postgres, Redis, RabbitMq, S3sFs);
     let (redis, redis_url) = TcpSwitch::for_url(&testing::redis_url()).await;
     let amqp = testing::amqp_url();
     let (rabbitmq, amqp_url) = TcpSwitch::for_url(&amqp).await;

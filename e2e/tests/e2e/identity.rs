@@ -902,6 +902,7 @@ pub fn assert_invalid_token(answer: &Answer, label: &str) {
 
 #[tokio::test]
 async fn identity_and_access_on_real_backends() {
+    testing::skip_unless!(Postgres, Redis, RabbitMq, S3sFs);
     let s3 = crate::journey::S3::start().await;
     let platform = Platform::processes(&s3.backends)
         .await

@@ -2,29 +2,14 @@
 //! gateway: generated valid and invalid requests must never get a 5xx, and every response must
 //! match the document. Requests carry an admin's token, so writes are exercised too.
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use e2e::Platform;
 
-/// schemathesis's `st`: `$SCHEMATHESIS`, or where `.ci/run` installs it.
-fn schemathesis() -> PathBuf {
-    let path = std::env::var_os("SCHEMATHESIS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/platform-tools/st-venv/bin/st")
-        });
-    assert!(
-        path.exists(),
-        "schemathesis is not installed at {} (.ci/run installs it: pip install schemathesis==4.32.5)",
-        path.display()
-    );
-    path
-}
-
 #[tokio::test]
 async fn schemathesis_finds_no_server_errors_or_schema_violations() {
-    let st = schemathesis();
+    testing::skip_unless!(Schemathesis);
+    let st = testing::schemathesis_binary();
     let platform = Platform::stack().await.expect("the stack starts");
     // As an admin, so the write operations run past the access check.
     let authorization = format!("Authorization: Bearer {}", platform.admin_token().await);

@@ -71,6 +71,7 @@ async fn run_scenario(dir: &Path, base: &str, transports: &str) {
 
 #[tokio::test]
 async fn socket_io_clients_chat_through_the_gateway() {
+    testing::skip_unless!(Postgres, Redis, RabbitMq, S3sFs);
     let Some(dir) = scenario_dir() else { return };
     let s3 = S3::start().await;
     let platform = Platform::processes(&s3.backends)
@@ -110,6 +111,7 @@ const ATTEMPTS: usize = 4;
 /// instance that does not know its session, and the run fails.
 #[tokio::test]
 async fn socket_io_clients_on_two_chat_instances_chat_through_the_sticky_gateway() {
+    testing::skip_unless!(Redis);
     let Some(dir) = scenario_dir() else { return };
     let pair = e2e::StickyChats::start(Some(testing::redis_url()))
         .await

@@ -131,6 +131,7 @@ async fn own_outcome(socket: &mut Socket, own: &str) -> bool {
 
 #[tokio::test]
 async fn one_address_is_capped_and_budgeted_and_names_cannot_pass_for_others() {
+    testing::skip_unless!(Postgres, Redis, RabbitMq, S3sFs);
     let s3 = S3::start().await;
     let backends = s3.backends.clone();
     let platform = Platform::processes(&backends)

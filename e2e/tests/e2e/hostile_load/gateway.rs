@@ -46,6 +46,7 @@ fn client_from(source: Ipv4Addr) -> reqwest::Client {
 
 #[tokio::test]
 async fn a_client_cannot_choose_its_address_nor_starve_another_with_a_flood() {
+    testing::skip_unless!(Postgres, Redis, RabbitMq, S3sFs);
     let s3 = S3::start().await;
     let backends = s3.backends.clone();
     let tuning = Tuning {
