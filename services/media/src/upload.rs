@@ -17,11 +17,11 @@
 //! row that records a stored file takes the reservation's place in one transaction.
 
 use actix_multipart::{Field, Multipart, MultipartError};
-use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, http::header, web};
 use futures_util::StreamExt;
-use runtime::ErrorBody;
+use runtime::{ErrorBody, TraceContext};
 use serde::Deserialize;
-use server::{ApiError, RequestId, SignedIn};
+use server::{ApiError, RequestId, RequestTrace, SignedIn};
 use store::StagedObject;
 use utoipa::IntoParams;
 
@@ -186,13 +186,18 @@ async fn store_upload(
             return Err(error);
         }
     };
+    // The request's span: the thumbnail job continues its trace.
+    let trace = request
+        .extensions()
+        .get::<RequestTrace>()
+        .map_or_else(TraceContext::start, |trace| trace.0.clone());
     // From here on the work must finish or be undone whatever the client does.
     let task = tokio::spawn(publish(
         state.into_inner(),
         received,
         ownership,
         reservation,
-        request_id,
+        (request_id, trace),
     ));
     let media = task
         .await
@@ -308,14 +313,14 @@ fn multipart_error(error: MultipartError) -> MediaError {
 }
 
 /// Publishes the object, records it (the row takes the reservation's place), and asks for a
-/// thumbnail; undoes the publication and releases the reservation when the row cannot be
-/// written.
+/// thumbnail (a job continuing the request's trace); undoes the publication and releases the
+/// reservation when the row cannot be written.
 async fn publish(
     state: std::sync::Arc<MediaState>,
     received: Received,
     ownership: Ownership,
     reservation: Reservation,
-    request_id: RequestId,
+    (request_id, trace): (RequestId, TraceContext),
 ) -> Result<crate::domain::Media, MediaError> {
     let Received {
         staged,
@@ -361,19 +366,17 @@ async fn publish(
             "key": object_key,
             "thumbnail_key": thumbnail_key,
         });
-        match state
-            .queue
-            .enqueue("thumbnail", payload, Some(request_id.as_str()))
-            .await
-        {
-            Ok(job) => slog::info!(state.logger, "thumbnail job enqueued";
-                "media_id" => &id, "job_id" => job.to_string(),
-                "request_id" => request_id.as_str()),
+        let job = queue::Envelope::new("thumbnail", payload, Some(request_id.as_str()))
+            .with_traceparent(Some(trace.traceparent().to_string()));
+        match state.queue.publish(&job).await {
+            Ok(()) => slog::info!(state.logger, "thumbnail job enqueued";
+                "media_id" => &id, "job_id" => job.id.to_string(),
+                "request_id" => request_id.as_str(), trace.clone()),
             Err(error) => {
                 // The upload stands; it just will not get a thumbnail.
                 slog::error!(state.logger, "could not enqueue the thumbnail job";
                     "media_id" => &id, "request_id" => request_id.as_str(),
-                    "error" => error.to_string());
+                    "error" => error.to_string(), trace.clone());
                 match state.repository.clear_thumbnail(&id).await {
                     Ok(()) => row.thumbnail_key = None,
                     Err(cleanup) => slog::warn!(state.logger, "could not clear the thumbnail key";
@@ -384,6 +387,7 @@ async fn publish(
     }
     slog::info!(state.logger, "media stored"; "media_id" => &id, "type" => content_type,
         "owner_id" => ownership.owner_id, "visibility" => ownership.visibility.as_str(),
-        "size" => size, "store" => state.store.kind(), "request_id" => request_id.as_str());
+        "size" => size, "store" => state.store.kind(), "request_id" => request_id.as_str(),
+        trace);
     present(&state, row, false).await
 }
