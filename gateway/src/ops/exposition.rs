@@ -116,6 +116,10 @@ fn parse_value(text: &str) -> Option<f64> {
     }
 }
 
+/// The services' probe routes, left out of the request figures: the collector's own scrapes
+/// (and an orchestrator's probes) are not the traffic the page charts.
+pub const PROBE_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
 /// At most this many distinct bucket bounds are kept from one scrape (the services have 15).
 pub const MAX_BUCKETS: usize = 64;
 
@@ -124,12 +128,12 @@ pub const MAX_BUCKETS: usize = 64;
 pub struct Reading {
     /// The `service` label of its series (every service's registry sets it).
     pub service: Option<String>,
-    /// `http_requests_total`, summed over every label set.
+    /// `http_requests_total`, summed over every label set but the [`PROBE_ROUTES`].
     pub requests: f64,
     /// The part of [`Reading::requests`] with a `5xx` status.
     pub errors: f64,
-    /// `http_request_duration_seconds_bucket` summed over every label set: `(le, cumulative
-    /// count)`, sorted by `le`, at most [`MAX_BUCKETS`].
+    /// `http_request_duration_seconds_bucket` summed over every label set but the
+    /// [`PROBE_ROUTES`]: `(le, cumulative count)`, sorted by `le`, at most [`MAX_BUCKETS`].
     pub buckets: Vec<(f64, f64)>,
     /// `process_resident_memory_bytes`, when reported.
     pub resident_memory: Option<f64>,
@@ -147,7 +151,11 @@ impl Reading {
                 reading.service = Some(service.chars().take(64).collect());
             }
             let count = sample.value;
-            let counted = count.is_finite() && count >= 0.0;
+            let counted = count.is_finite()
+                && count >= 0.0
+                && !sample
+                    .label("route")
+                    .is_some_and(|route| PROBE_ROUTES.contains(&route));
             match sample.name {
                 "http_requests_total" if counted => {
                     reading.requests += count;
@@ -196,6 +204,8 @@ mod tests {
 http_requests_total{method="GET",route="/api/users/{id}",service="users",status="200"} 90
 http_requests_total{method="GET",route="/api/users/{id}",service="users",status="404"} 5
 http_requests_total{method="POST",route="/api/auth/login",service="users",status="503"} 5
+http_requests_total{method="GET",route="/metrics",service="users",status="200"} 40
+http_requests_total{method="GET",route="/readyz",service="users",status="503"} 40
 # HELP http_request_duration_seconds Time to answer HTTP requests
 # TYPE http_request_duration_seconds histogram
 http_request_duration_seconds_bucket{method="GET",route="/api/users/{id}",service="users",le="0.1"} 80
@@ -206,12 +216,14 @@ http_request_duration_seconds_count{method="GET",route="/api/users/{id}",service
 http_request_duration_seconds_bucket{method="POST",route="/api/auth/login",service="users",le="0.1"} 0
 http_request_duration_seconds_bucket{method="POST",route="/api/auth/login",service="users",le="1"} 5
 http_request_duration_seconds_bucket{method="POST",route="/api/auth/login",service="users",le="+Inf"} 5
+http_request_duration_seconds_bucket{method="GET",route="/metrics",service="users",le="0.1"} 40
+http_request_duration_seconds_bucket{method="GET",route="/metrics",service="users",le="+Inf"} 40
 # TYPE process_resident_memory_bytes gauge
 process_resident_memory_bytes{service="users"} 1.2345e7
 "#;
 
     #[test]
-    fn a_services_scrape_is_read() {
+    fn a_services_scrape_is_read_without_its_probes() {
         let reading = Reading::of(SCRAPE);
         assert_eq!(reading.service.as_deref(), Some("users"));
         assert_eq!((reading.requests, reading.errors), (100.0, 5.0));

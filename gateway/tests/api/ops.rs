@@ -134,11 +134,35 @@ async fn the_overview_is_for_admins_and_carries_each_instances_series() {
         );
         assert_eq!(users_state["healthy"], true, "{body}");
         assert_eq!(users_state["readiness"]["status"], "ready", "{body}");
-        let point = &users_state["points"][1];
-        assert!(
-            point["rate"].as_f64().is_some_and(|rate| rate > 0.0),
-            "the scrapes themselves are requests: {point}"
+        let idle = &users_state["points"][0];
+        assert_eq!(
+            (&idle["rate"], &idle["error_rate"], &idle["p99"]),
+            (&json!(0.0), &Value::Null, &Value::Null),
+            "the collector's own scrapes are not counted: {idle}"
         );
+
+        // Traffic through the gateway: a point with its rate and latency.
+        let busy = || async {
+            for _ in 0..5 {
+                assert_eq!(gateway.get("/api/users").await.status(), 200);
+            }
+            let body: Value = overview(&gateway, Some(&admin))
+                .await
+                .json()
+                .await
+                .expect("JSON");
+            body["services"][0]["points"]
+                .as_array()
+                .and_then(|points| points.iter().rev().find(|p| p["rate"].as_f64() > Some(0.0)))
+                .cloned()
+        };
+        testing::eventually(
+            "a point with requests",
+            std::time::Duration::from_secs(20),
+            || async { busy().await.is_some() },
+        )
+        .await;
+        let point = busy().await.expect("a point with requests");
         assert_eq!(point["error_rate"], 0.0, "{point}");
         assert!(
             point["p99"]
@@ -285,6 +309,19 @@ async fn an_admin_watches_the_services_and_replays_and_purges_dead_letters() {
     let users = users_service(Some((email, password))).await;
     let worker = worker_service(&dir).await;
     let gateway = ops_gateway("direct", &users.address, Some(&worker.address));
+    // Some traffic for the charts, paced, until the test ends.
+    let traffic = {
+        let client = gateway.client.clone();
+        let (users_url, jobs_url) = (gateway.url("/api/users"), gateway.url("/api/jobs/stats"));
+        let token = testing::admin_token(1);
+        tokio::spawn(async move {
+            loop {
+                let _ = client.get(&users_url).send().await;
+                let _ = client.get(&jobs_url).bearer_auth(&token).send().await;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+    };
 
     // Jobs of kinds the worker does not know: dead letters at once, one with markup for an
     // error text.
@@ -342,7 +379,7 @@ async fn an_admin_watches_the_services_and_replays_and_purges_dead_letters() {
                 &page,
                 &format!("{service}'s card ready with points"),
                 &format!(
-                    "{card}.querySelector('.readiness').textContent === 'ready' && [...{card}.querySelectorAll('svg.spark')].every(svg => Number(svg.dataset.points) >= 2)"
+                    "{card}.querySelector('.readiness').textContent === 'ready' && [...{card}.querySelectorAll('svg.spark')].every(svg => Number(svg.dataset.points) >= 3)"
                 ),
             )
             .await;
@@ -457,6 +494,7 @@ async fn an_admin_watches_the_services_and_replays_and_purges_dead_letters() {
         "nothing the policy blocks"
     );
 
+    traffic.abort();
     queue.close().await;
     gateway.server.stop().await;
     worker.server.stop().await;
