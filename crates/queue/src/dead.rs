@@ -133,7 +133,7 @@ pub struct DeadLetters {
     /// Where replays are published.
     queue: JobQueue,
     /// Where the rows are.
-    database: Database,
+    pub(crate) database: Database,
     /// The queue's name (rows are per queue).
     name: String,
 }
@@ -474,7 +474,171 @@ fn first_attempt(body: Vec<u8>) -> (Vec<u8>, Option<String>) {
 
 #[cfg(test)]
 mod tests {
-    use super::first_attempt;
+    use std::time::Duration;
+
+    use slog::Logger;
+    use testing::{TestBackend, on_both_backends};
+
+    use super::*;
+    use crate::{ConsumeOptions, Consumer, Delivery, QueueArgs};
+
+    /// An embedded queue of its own on `backend`, its dead letters, its scratch directory.
+    async fn fresh(backend: TestBackend) -> (JobQueue, DeadLetters, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("platform-dead-{}", uuid::Uuid::new_v4()));
+        let mut args = QueueArgs::embedded(&dir);
+        if backend == TestBackend::Postgres {
+            args.queue_database_url = testing::fresh_database(backend)
+                .await
+                .expect("a PostgreSQL database for the queue");
+        }
+        let queue = JobQueue::connect(&args, Logger::root(slog::Discard, slog::o!()))
+            .await
+            .expect("embedded queue");
+        let dead = queue
+            .dead_letters(&args.queue_database_url)
+            .await
+            .expect("its dead letters");
+        (queue, dead, dir)
+    }
+
+    async fn consumer(queue: &JobQueue) -> Consumer {
+        queue
+            .consume(ConsumeOptions {
+                prefetch: 1,
+                visibility_timeout: Duration::from_secs(30),
+                poll_interval: Duration::from_millis(20),
+            })
+            .await
+            .expect("a consumer")
+    }
+
+    async fn next(consumer: &mut Consumer) -> Delivery {
+        tokio::time::timeout(Duration::from_secs(5), consumer.next())
+            .await
+            .expect("a delivery within 5 s")
+            .expect("a delivery")
+    }
+
+    /// Every row, oldest first.
+    async fn rows(dead: &DeadLetters) -> Vec<DeadLetterRow> {
+        dead.list(
+            None,
+            PageClause {
+                condition: None,
+                tail: "ORDER BY seq ASC LIMIT $2",
+                binds: &[100],
+            },
+        )
+        .await
+        .expect("listed")
+    }
+
+    on_both_backends!(
+        a_dead_job_is_a_row_with_its_history_replayed_at_attempt_one_and_deleted,
+        a_copy_stored_over_a_row_being_replayed_is_not_deleted_by_that_replay,
+    );
+
+    async fn a_dead_job_is_a_row_with_its_history_replayed_at_attempt_one_and_deleted(
+        backend: TestBackend,
+    ) {
+        let (queue, dead, dir) = fresh(backend).await;
+        let id = queue
+            .enqueue("task", serde_json::json!({"n": 1}), Some("req-1"))
+            .await
+            .expect("enqueued");
+        let mut consumer = consumer(&queue).await;
+        let first = next(&mut consumer).await;
+        let retry = first.envelope().expect("an envelope").next_attempt();
+        first
+            .retry(&retry, Duration::from_millis(50), "boom once")
+            .await
+            .expect("retried");
+        next(&mut consumer)
+            .await
+            .dead_letter("boom twice")
+            .await
+            .expect("dead");
+        let listed = rows(&dead).await;
+        assert_eq!(listed.len(), 1);
+        let row = &listed[0];
+        assert_eq!(row.job_id, id.to_string());
+        assert_eq!(row.kind.as_deref(), Some("task"));
+        assert_eq!((row.attempts, row.deliveries), (2, 1));
+        assert_eq!(row.last_error.as_deref(), Some("boom twice"));
+        assert_eq!(row.request_id.as_deref(), Some("req-1"));
+        assert_eq!(row.payload, Some(serde_json::json!({"n": 1})));
+        assert!(
+            row.first_failed_at < row.last_failed_at,
+            "the first failure is the first attempt's: {row:?}"
+        );
+        assert_eq!(dead.count(None).await.expect("counted"), 1);
+        assert_eq!(dead.count(Some("thumbnail")).await.expect("counted"), 0);
+        assert_eq!(dead.total().await.expect("total"), 1);
+        assert_eq!(queue.depth().await.expect("depth").dead, 1);
+
+        assert_eq!(
+            dead.replay(&[row.id, row.id + 1000])
+                .await
+                .expect("replayed"),
+            [row.id]
+        );
+        assert!(rows(&dead).await.is_empty());
+        let again = next(&mut consumer).await;
+        let envelope = again.envelope().expect("an envelope");
+        assert_eq!((envelope.id, envelope.attempt), (id, 1));
+        assert_eq!(again.request_id.as_deref(), Some("req-1"));
+        again.dead_letter("boom again").await.expect("dead");
+        let row = rows(&dead).await.remove(0);
+        assert_eq!(dead.delete(&[row.id]).await.expect("deleted"), [row.id]);
+        assert!(dead.delete(&[row.id]).await.expect("deleted").is_empty());
+        assert_eq!(queue.depth().await.expect("depth").dead, 0);
+        queue.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    async fn a_copy_stored_over_a_row_being_replayed_is_not_deleted_by_that_replay(
+        backend: TestBackend,
+    ) {
+        let (queue, dead, dir) = fresh(backend).await;
+        let id = queue
+            .enqueue("task", serde_json::json!({}), None)
+            .await
+            .expect("enqueued");
+        let mut consumer = consumer(&queue).await;
+        next(&mut consumer)
+            .await
+            .dead_letter("first death")
+            .await
+            .expect("dead");
+        // The replay has read its row; the job, published, dies again before the row goes.
+        let read = sqlx::query(
+            "SELECT seq, generation, message_id, request_id, body FROM queue_dead_letters",
+        )
+        .fetch_all(dead.database.pool())
+        .await
+        .expect("read");
+        let body = Envelope::new("task", serde_json::json!({}), None).to_body();
+        NewDeadLetter {
+            message_id: &id.to_string(),
+            request_id: None,
+            body: &body,
+            error: Some("second death"),
+            deliveries: 1,
+            first_failed_at: None,
+            failed_at: None,
+        }
+        .upsert(dead.queue_name())
+        .execute(dead.database.pool())
+        .await
+        .expect("stored over");
+        dead.replay_rows(read).await.expect("replayed");
+        let left = rows(&dead).await;
+        assert_eq!(left.len(), 1, "the second death is kept");
+        assert_eq!(left[0].last_error.as_deref(), Some("second death"));
+        assert_eq!(next(&mut consumer).await.envelope().expect("job").id, id);
+        queue.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn a_replayed_body_starts_again_at_attempt_one_with_every_other_field_kept() {

@@ -111,3 +111,168 @@ impl AmqpQueue {
         drained
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::{Arc, Mutex},
+        time::Duration,
+    };
+
+    use slog::{Drain, Logger};
+
+    use crate::{ConsumeOptions, DeadLetterRow, DeadLetters, JobQueue, PageClause, QueueArgs};
+
+    /// A logger keeping every message, to wait for one.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<String>>>);
+
+    impl Drain for Captured {
+        type Ok = ();
+        type Err = slog::Never;
+
+        fn log(&self, record: &slog::Record, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(record.msg().to_string());
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn logged(&self, message: &str) -> bool {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .any(|logged| logged == message)
+        }
+    }
+
+    /// A RabbitMQ queue of its own, its dead letters in a scratch SQLite file, the scratch
+    /// directory.
+    async fn fresh(logs: &Captured) -> (JobQueue, DeadLetters, std::path::PathBuf) {
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let args =
+            QueueArgs::amqp(&testing::amqp_url()).with_names(&name, &format!("{name}.events"));
+        let queue = JobQueue::connect(&args, Logger::root(logs.clone().fuse(), slog::o!()))
+            .await
+            .expect("connected");
+        let dir = std::env::temp_dir().join(format!("platform-drain-{name}"));
+        let dead = queue
+            .dead_letters(&runtime::DatabaseUrl(format!(
+                "sqlite://{}/worker.db",
+                dir.display()
+            )))
+            .await
+            .expect("the dead letters' table");
+        (queue, dead, dir)
+    }
+
+    /// Dead-letters the next job of `queue` with `error`.
+    async fn kill_next(queue: &JobQueue, error: &str) {
+        let mut consumer = queue
+            .consume(ConsumeOptions::default())
+            .await
+            .expect("a consumer");
+        let delivery = tokio::time::timeout(Duration::from_secs(5), consumer.next())
+            .await
+            .expect("a delivery within 5 s")
+            .expect("a delivery");
+        delivery.dead_letter(error).await.expect("dead-lettered");
+        consumer.stop().await;
+        consumer.close().await;
+    }
+
+    async fn rows(dead: &DeadLetters) -> Vec<DeadLetterRow> {
+        dead.list(
+            None,
+            PageClause {
+                condition: None,
+                tail: "ORDER BY seq ASC LIMIT $2",
+                binds: &[100],
+            },
+        )
+        .await
+        .expect("listed")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_copies_of_a_dead_job_are_drained_into_one_row_with_its_fields() {
+        testing::skip_unless!(RabbitMq);
+        let logs = Captured::default();
+        let (queue, dead, dir) = fresh(&logs).await;
+        let envelope = crate::Envelope::new("task", serde_json::json!({"n": 1}), Some("req-d"));
+        for error in ["first death", "second death"] {
+            queue.publish(&envelope).await.expect("published");
+            kill_next(&queue, error).await;
+        }
+        let drain = tokio::spawn({
+            let dead = dead.clone();
+            async move { dead.drain().await }
+        });
+        testing::eventually("both copies drained", Duration::from_secs(10), || async {
+            queue.depth().await.expect("depth").dead == 0
+                && rows(&dead)
+                    .await
+                    .first()
+                    .and_then(|row| row.last_error.clone())
+                    == Some("second death".to_owned())
+        })
+        .await;
+        let stored = rows(&dead).await;
+        assert_eq!(stored.len(), 1, "one row per job: {stored:?}");
+        let row = &stored[0];
+        assert_eq!(row.job_id, envelope.id.to_string());
+        assert_eq!(row.kind.as_deref(), Some("task"));
+        assert_eq!((row.attempts, row.deliveries), (1, 1));
+        assert_eq!(row.request_id.as_deref(), Some("req-d"));
+        assert!(row.first_failed_at <= row.last_failed_at, "{row:?}");
+        drain.abort();
+        queue.delete_topology().await.expect("deleted");
+        queue.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_letter_the_table_cannot_take_stays_in_the_broker_until_it_can() {
+        testing::skip_unless!(RabbitMq);
+        let logs = Captured::default();
+        let (queue, dead, dir) = fresh(&logs).await;
+        sqlx::query("ALTER TABLE queue_dead_letters RENAME TO queue_dead_letters_away")
+            .execute(dead.database.pool())
+            .await
+            .expect("the table moved away");
+        let id = queue
+            .enqueue("task", serde_json::json!({}), None)
+            .await
+            .expect("enqueued");
+        kill_next(&queue, "dead").await;
+        let drain = tokio::spawn({
+            let dead = dead.clone();
+            async move { dead.drain().await }
+        });
+        testing::eventually("a store failed", Duration::from_secs(10), || async {
+            logs.logged("storing a dead letter failed: it stays in the broker")
+        })
+        .await;
+        sqlx::query("ALTER TABLE queue_dead_letters_away RENAME TO queue_dead_letters")
+            .execute(dead.database.pool())
+            .await
+            .expect("the table back");
+        testing::eventually(
+            "the dead letter stored",
+            Duration::from_secs(10),
+            || async {
+                rows(&dead).await.len() == 1 && queue.depth().await.expect("depth").dead == 0
+            },
+        )
+        .await;
+        assert_eq!(rows(&dead).await[0].job_id, id.to_string());
+        drain.abort();
+        queue.delete_topology().await.expect("deleted");
+        queue.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
