@@ -378,13 +378,15 @@ fn scratch_dir(kind: &str) -> PathBuf {
 impl Platform {
     /// The `stack` binary on embedded defaults, in a fresh data directory, on free ports.
     pub async fn stack() -> anyhow::Result<Self> {
+        Self::stack_with(&[]).await
+    }
+
+    /// [`Platform::stack`] with variables of a test's own (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub async fn stack_with(env: &[(&str, String)]) -> anyhow::Result<Self> {
         let scratch = scratch_dir("stack");
-        let process = Process::spawn(
-            "stack",
-            &binary("stack"),
-            &[("DATA_DIR", scratch.join("data").display().to_string())],
-            &["--free-ports"],
-        );
+        let mut variables = vec![("DATA_DIR", scratch.join("data").display().to_string())];
+        variables.extend(env.iter().cloned());
+        let process = Process::spawn("stack", &binary("stack"), &variables, &["--free-ports"]);
         // The stack prints `  <service> <url>` lines once everything is up.
         let deadline = Instant::now() + Duration::from_secs(60);
         let services = loop {

@@ -10,3 +10,4 @@ mod identity;
 mod journey;
 mod schemas;
 mod socketio;
+mod trace_context;
