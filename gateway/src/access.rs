@@ -82,6 +82,22 @@ impl GatewayMetrics {
             rate_limited,
         }
     }
+
+    /// Creates every route's upstream-error and ejection series at 0, so `rate()` and the
+    /// dashboards see them before the first failure (a series that appears only at its first
+    /// increment hides that increment from `rate()`).
+    pub fn start_at_zero(&self, routes: &crate::routing::RouteTable) {
+        for route in routes.routes() {
+            for kind in ["connect", "timeout", "protocol"] {
+                self.upstream_errors
+                    .with_label_values(&[&*route.prefix, kind]);
+            }
+            for instance in route.upstreams.instances() {
+                self.ejections
+                    .with_label_values(&[&*route.prefix, &*instance.label]);
+            }
+        }
+    }
 }
 
 impl Default for GatewayMetrics {

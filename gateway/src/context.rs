@@ -54,11 +54,14 @@ impl Shared {
             governor::RateLimiter::keyed(governor::Quota::per_second(per_second).allow_burst(burst))
         });
         let ops = Arc::new(Ops::new(&config));
+        let routes = RouteTable::new(&config)?;
+        let metrics = GatewayMetrics::new();
+        metrics.start_at_zero(&routes);
         Ok(Self {
-            routes: RouteTable::new(&config)?,
+            routes,
             telemetry: Arc::new(Telemetry {
                 logger,
-                metrics: GatewayMetrics::new(),
+                metrics,
                 tracer: runtime::Tracer::for_service("gateway"),
             }),
             limiter,

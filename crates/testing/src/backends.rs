@@ -102,9 +102,25 @@ pub fn chromium_binary() -> String {
     std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_owned())
 }
 
-/// The schemathesis command line program.
+/// The schemathesis command line program: `SCHEMATHESIS`, else the one `scripts/test.sh`
+/// installs (`~/.cache/platform-tools/st-venv/bin/st`) when it is there, else `st` on PATH.
 pub fn schemathesis_binary() -> String {
-    std::env::var("SCHEMATHESIS").unwrap_or_else(|_| "st".to_owned())
+    if let Ok(binary) = std::env::var("SCHEMATHESIS") {
+        return binary;
+    }
+    let tools = std::env::var_os("PLATFORM_TOOLS")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|home| std::path::Path::new(&home).join(".cache/platform-tools"))
+        });
+    tools
+        .map(|tools| tools.join("st-venv/bin/st"))
+        .filter(|installed| installed.is_file())
+        .map_or_else(
+            || "st".to_owned(),
+            |installed| installed.display().to_string(),
+        )
 }
 
 /// Whether something accepts TCP connections at the host and port of `url`.

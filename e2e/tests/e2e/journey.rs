@@ -299,6 +299,9 @@ async fn journey(platform: &Platform) {
             >= 1.0,
         "the worker counted the thumbnail job"
     );
+
+    // 7. The Grafana dashboard reads only series these processes export.
+    crate::dashboard::assert_dashboard_matches(&platform.services).await;
 }
 
 #[tokio::test]
@@ -398,6 +401,7 @@ fn which(name: &str) -> Option<std::path::PathBuf> {
 
 #[tokio::test]
 async fn journey_on_real_backends() {
+    testing::skip_unless!(Postgres, Redis, RabbitMq, S3sFs);
     let s3 = S3::start().await;
     let platform = Platform::processes(&s3.backends)
         .await

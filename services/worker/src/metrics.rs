@@ -123,6 +123,22 @@ impl WorkerMetrics {
         ] {
             metrics.registry.register(collector)?;
         }
+        // Every known kind's counters exist at 0 from the start, so `rate()` and the dashboards
+        // see a job type before its first job (a series born at its first increment hides it).
+        for kind in ["task", "thumbnail", "unknown"] {
+            for counter in [
+                &this.processed,
+                &this.failed,
+                &this.retried,
+                &this.skipped,
+                &this.duplicate,
+            ] {
+                counter.with_label_values(&[kind]);
+            }
+            for reason in ["malformed", "permanent", "exhausted", "redelivered"] {
+                this.dead_lettered.with_label_values(&[kind, reason]);
+            }
+        }
         Ok(this)
     }
 }

@@ -15,7 +15,7 @@ use std::{
 
 use media_service::{Application, DEFAULT_PORT, NAME, Settings, signing::UrlSigner};
 use reqwest::{Method, Response};
-use runtime::{config::DatabaseUrl, telemetry::test_logger};
+use runtime::{DatabaseUrl, test_logger};
 use serde_json::Value;
 use store::{ObjectStore, StoreKind};
 use testing::{TestBackend, TestService, admin_token, fresh_database, service_settings};

@@ -296,7 +296,7 @@ async fn a_generated_signing_key_survives_a_restart() {
     settings.workers = 1;
     let service = testing::TestService::start(
         settings,
-        runtime::telemetry::test_logger("media"),
+        runtime::test_logger("media"),
         move |settings, logger| media_service::Application::build(settings, options, logger),
     )
     .await;

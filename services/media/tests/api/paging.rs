@@ -6,7 +6,7 @@
 use db::Database;
 use reqwest::Method;
 use serde_json::Value;
-use server::pagination::encode_cursor;
+use server::encode_cursor;
 use testing::{
     TestBackend, assert_index_plan, assert_index_plan_uses, error_code, fresh_database, link,
     on_both_backends, total_count,
@@ -355,6 +355,7 @@ async fn the_openapi_document_declares_the_paging_parameters_and_headers() {
 /// request.
 #[tokio::test]
 async fn every_per_request_statement_seeks_an_index_on_postgres() {
+    testing::skip_unless!(Postgres);
     let url = fresh_database(TestBackend::Postgres)
         .await
         .expect("a database");

@@ -17,6 +17,7 @@ on_both_backends!(
 );
 
 async fn s3_uploads_download_identically_through_presigned_urls(backend: TestBackend) {
+    testing::skip_unless!(S3sFs);
     let app = spawn_app(backend, Store::S3).await;
     let s3 = app.s3.as_ref().expect("an S3 server");
     assert!(
@@ -128,6 +129,7 @@ async fn s3_uploads_download_identically_through_presigned_urls(backend: TestBac
 }
 
 async fn s3_limits_and_types_leave_nothing_behind(backend: TestBackend) {
+    testing::skip_unless!(S3sFs);
     let app = spawn_app(backend, Store::S3).await;
     let file = app.upload_ok("exact.png", &png(MAX, 1)).await;
     assert_eq!(file["size"], MAX);
@@ -195,6 +197,7 @@ async fn s3_limits_and_types_leave_nothing_behind(backend: TestBackend) {
 }
 
 async fn s3_delete_removes_the_objects_and_the_row(backend: TestBackend) {
+    testing::skip_unless!(S3sFs);
     let app = spawn_app(backend, Store::S3).await;
     let file = app
         .upload_ok("gone.webp", b"RIFF\x24\x00\x00\x00WEBPVP8 ")
@@ -259,6 +262,7 @@ async fn an_unreachable_s3_is_a_503_and_readyz_names_the_store() {
 
 #[tokio::test]
 async fn a_missing_bucket_stops_the_start_when_creation_is_disabled() {
+    testing::skip_unless!(S3sFs);
     let s3 = S3Server::start();
     let mut options = media_service::Settings::embedded(&crate::helpers::temp_dir("nobucket"));
     s3.configure(&mut options);
@@ -271,7 +275,7 @@ async fn a_missing_bucket_stops_the_start_when_creation_is_disabled() {
         media_service::DEFAULT_PORT,
         database_url,
     );
-    let logger = runtime::telemetry::test_logger("media");
+    let logger = runtime::test_logger("media");
     let Err(error) = media_service::Application::build(settings, options, logger).await else {
         panic!("the start must fail");
     };
@@ -285,6 +289,7 @@ async fn a_missing_bucket_stops_the_start_when_creation_is_disabled() {
 
 #[tokio::test]
 async fn s3_going_down_turns_uploads_and_readiness_to_503() {
+    testing::skip_unless!(S3sFs);
     let mut app = spawn_app(TestBackend::Sqlite, Store::S3).await;
     app.upload_ok("before.txt", b"while S3 is up").await;
     assert_eq!(app.get("/readyz").await.status(), 200);
@@ -320,7 +325,8 @@ async fn s3_going_down_turns_uploads_and_readiness_to_503() {
 
 #[tokio::test]
 async fn the_s3_tests_need_s3s_fs() {
-    // Starting and stopping the server is the check: a missing binary fails here, loudly.
+    testing::skip_unless!(S3sFs);
+    // Starting and stopping the server is the check: under CI=true a missing binary fails.
     let server = S3Server::start();
     assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_ok());
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use queue::{ConsumeOptions, JobQueue};
-use runtime::telemetry::test_logger;
+use runtime::test_logger;
 use serde_json::Value;
 use testing::{TestBackend, error_code, on_both_backends};
 
