@@ -242,7 +242,7 @@ async fn keys_that_cannot_be_fetched_are_a_503_not_a_pass() {
     let verifier = std::sync::Arc::new(auth::Verifier::new(settings, auth::KeySource::Remote(url)));
     let gateway = spawn_with(
         two_routes(&upstream),
-        runtime::telemetry::test_logger("gateway"),
+        runtime::test_logger("gateway"),
         verifier,
     );
     let authorization = format!("Bearer {}", user_token(1));

@@ -13,7 +13,7 @@ use std::{
 };
 
 use gateway::{config::Sticky, resolve::Resolver};
-use runtime::telemetry::test_logger;
+use runtime::test_logger;
 use testing::test_verifier;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
