@@ -23,8 +23,7 @@ where
 
 #[tokio::test]
 async fn an_admin_manages_dead_letters_through_the_gateway() {
-    let data_dir =
-        std::env::temp_dir().join(format!("platform-stack-jobs-{}", uuid_like()));
+    let data_dir = std::env::temp_dir().join(format!("platform-stack-jobs-{}", uuid_like()));
     let mut settings = StackSettings::new([127, 0, 0, 1].into());
     settings.port_override = Some(0);
     settings.data_dir = data_dir.clone();
@@ -127,7 +126,10 @@ async fn an_admin_manages_dead_letters_through_the_gateway() {
             .await
             .expect("JSON")
     };
-    eventually("the dead letter listed", || async { list().await.len() == 1 }).await;
+    eventually("the dead letter listed", || async {
+        list().await.len() == 1
+    })
+    .await;
     let row = list().await.remove(0);
     assert_eq!(row["job_id"], job.to_string());
     assert_eq!(row["kind"], "no_such_kind");
@@ -166,7 +168,9 @@ async fn an_admin_manages_dead_letters_through_the_gateway() {
 
     queue.close().await;
     shutdown.trigger();
-    task.await.expect("joined").expect("the stack stops cleanly");
+    task.await
+        .expect("joined")
+        .expect("the stack stops cleanly");
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
