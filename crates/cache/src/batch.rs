@@ -3,7 +3,7 @@
 
 use std::{future::Future, sync::atomic::Ordering};
 
-use crate::{Cache, Entry, handle::Store};
+use crate::{Cache, Entry, state::Store};
 
 impl Cache {
     /// The entries of `keys` (distinct), in their order: those cached, and the others from one

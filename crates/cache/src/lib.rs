@@ -15,7 +15,8 @@
 //! |---|---|
 //! | `entry` | [`Entry`] (a value's JSON, or missing) and [`CacheStatus`] (hit or miss) |
 //! | `settings` | [`CacheSettings`], [`DEFAULT_CACHE_NAMESPACE`] |
-//! | `handle` | [`Cache`]: shared state, single-flight [`Cache::get_or_load`], [`Cache::invalidate`], counted look-ups, [`Cache::ping`] |
+//! | `state` | [`Cache`] and what its clones share: the tier, the loads under way, Redis' back-off, missed invalidations |
+//! | `handle` | [`Cache`]'s operations: single-flight [`Cache::get_or_load`], [`Cache::invalidate`], counted look-ups, [`Cache::ping`] |
 //! | `batch` | [`Cache::get_many`]: many keys, one look-up, one load |
 //! | `local` | the in-process moka tier and its per-entry expiry |
 //! | `redis` | the Redis tier: the pool, the timeout and backoff around every command, pending invalidations, the value encoding |
@@ -29,9 +30,10 @@ mod handle;
 mod local;
 mod redis;
 mod settings;
+mod state;
 #[cfg(test)]
 mod tests;
 
 pub use entry::{CacheStatus, Entry};
-pub use handle::Cache;
 pub use settings::{CacheSettings, DEFAULT_CACHE_NAMESPACE};
+pub use state::Cache;

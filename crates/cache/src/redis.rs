@@ -17,7 +17,7 @@ use deadpool_redis::{Runtime, redis};
 
 use crate::{
     Cache, CacheSettings, Entry,
-    handle::{Lookup, Store},
+    state::{Lookup, Store},
 };
 
 /// How long after an invalidation Redis is told again, for a load in another process that

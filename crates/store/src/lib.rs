@@ -41,11 +41,13 @@
 //! | `key` | [`validate_key`] |
 //! | `range` | [`ByteRange`], [`ObjectRead`], [`ByteStreamBox`]: reads, whole or ranged |
 //! | `object_store` | [`ObjectStore`] (validates keys, picks the backend), [`Presign`] |
+//! | `backend` | the backend enum and what a store's clones and staged objects share |
 //! | `staged` | [`StagedObject`], the staging directory and the removal of stale staged files |
 //! | `fs` | the local backend: files under `MEDIA_DIR` |
 //! | `s3` | the S3 backend and the sorting of SDK errors (feature `s3`) |
 
 mod args;
+mod backend;
 mod error;
 mod fs;
 mod key;

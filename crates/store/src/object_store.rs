@@ -2,7 +2,6 @@
 //! to the backend `MEDIA_STORE` chose ([`crate::fs`], or the `s3` module with the `s3` feature).
 
 use std::{
-    path::PathBuf,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -13,6 +12,7 @@ use slog::Logger;
 
 use crate::{
     ByteRange, ObjectRead, StagedObject, StoreArgs, StoreError, StoreKind,
+    backend::{Backend, Shared},
     fs::FsStore,
     staged::{STAGING_DIR, STALE_STAGED, remove_stale_staged},
     validate_key,
@@ -32,21 +32,8 @@ pub struct Presign {
 /// An object store: a directory or an S3 bucket. Cheap to clone.
 #[derive(Clone)]
 pub struct ObjectStore {
-    /// The backend and staging directory, shared by the clones.
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    /// Where [`StagedObject`]s are written, on both backends.
-    staging: PathBuf,
-    backend: Backend,
-}
-
-/// The backend behind an [`ObjectStore`].
-pub(crate) enum Backend {
-    Fs(FsStore),
-    #[cfg(feature = "s3")]
-    S3(crate::s3::S3Store),
+    /// The backend and staging directory, shared by the clones and their staged objects.
+    inner: Arc<Shared>,
 }
 
 impl std::fmt::Debug for ObjectStore {
@@ -93,12 +80,12 @@ impl ObjectStore {
             StoreKind::S3 => unreachable!("refused above"),
         };
         Ok(Self {
-            inner: Arc::new(Inner { staging, backend }),
+            inner: Arc::new(Shared { staging, backend }),
         })
     }
 
-    /// The backend, for [`StagedObject::commit`].
-    pub(crate) fn backend(&self) -> &Backend {
+    /// The backend.
+    fn backend(&self) -> &Backend {
         &self.inner.backend
     }
 
@@ -128,7 +115,7 @@ impl ObjectStore {
 
     /// Starts a streamed write: a temporary file, removed unless committed.
     pub async fn stage(&self) -> Result<StagedObject, StoreError> {
-        StagedObject::create(self.clone(), &self.inner.staging).await
+        StagedObject::create(Arc::clone(&self.inner)).await
     }
 
     /// The whole object (fine for thumbnails, not for large files).

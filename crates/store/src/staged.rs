@@ -4,13 +4,18 @@
 
 use std::{
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
 use anyhow::Context;
 use tokio::io::AsyncWriteExt;
 
-use crate::{ObjectStore, StoreError, object_store::Backend, validate_key};
+use crate::{
+    StoreError,
+    backend::{Backend, Shared},
+    validate_key,
+};
 
 /// The directory where staged (not yet committed) uploads are written, under the store's root.
 pub(crate) const STAGING_DIR: &str = ".staging";
@@ -23,7 +28,7 @@ pub(crate) const STALE_STAGED: Duration = Duration::from_secs(24 * 3600);
 /// it. Dropped without a commit (an error, a client that went away), the file is removed.
 pub struct StagedObject {
     /// The store it will be committed to.
-    store: ObjectStore,
+    store: Arc<Shared>,
     /// The open temporary file (`None` once closed).
     file: Option<tokio::fs::File>,
     /// Its path.
@@ -44,9 +49,11 @@ impl std::fmt::Debug for StagedObject {
 }
 
 impl StagedObject {
-    /// A new empty `.part` file in `staging`, to be committed to `store`.
-    pub(crate) async fn create(store: ObjectStore, staging: &Path) -> Result<Self, StoreError> {
-        let path = staging.join(format!("{}.part", uuid::Uuid::new_v4().simple()));
+    /// A new empty `.part` file in the store's staging directory, to be committed to it.
+    pub(crate) async fn create(store: Arc<Shared>) -> Result<Self, StoreError> {
+        let path = store
+            .staging
+            .join(format!("{}.part", uuid::Uuid::new_v4().simple()));
         let file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -103,7 +110,7 @@ impl StagedObject {
                 .context("syncing the staging file")
                 .map_err(StoreError::Other)?;
         }
-        match self.store.backend() {
+        match &self.store.backend {
             Backend::Fs(fs) => {
                 fs.publish(&self.path, key).await?;
                 self.committed = true;
