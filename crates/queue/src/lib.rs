@@ -37,10 +37,10 @@
 //! [`Delivery::ack`], and [`Delivery::extend_lease`] keeps a long job's embedded lease;
 //! [`JobQueue::depth`] counts the waiting and the dead messages, [`JobQueue::leased`] the
 //! embedded queue's deliveries in flight; [`JobQueue::dead_letters`] opens the dead letters'
-//! table ([`DeadLetters`]). The feature `testing` adds
-//! what tests need and production code must not use: `QueueArgs::amqp` and
-//! `QueueArgs::with_names` (queues of their own), `JobQueue::publish_raw` (a body that need not
-//! be an envelope), `JobQueue::take_dead_letters` and `JobQueue::delete_topology`.
+//! table ([`DeadLetters`]). The feature `testing` adds what tests need and production code
+//! must not use: `QueueArgs::amqp` and `QueueArgs::with_names` (queues of their own),
+//! `JobQueue::publish_raw` (a body that need not be an envelope), `JobQueue::take_dead_letters`,
+//! `JobQueue::delete_topology` and `DeadLetters::take`.
 //!
 //! Not here yet: publishing domain events to `platform.events` (the exchange is declared).
 //!
