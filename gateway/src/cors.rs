@@ -13,7 +13,7 @@
 use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 
-use crate::{forward::Field, headers::tokens};
+use crate::headers::{Field, tokens};
 
 /// The response fields the platform's clients read, exposed by default: the request id, the
 /// list headers (docs/contracts.md, "Lists") and the rate limit's wait.

@@ -22,7 +22,7 @@ use http::{
 use runtime::{Incoming, TRACEPARENT, TRACESTATE, TraceContext, error_json, is_acceptable_id};
 
 use crate::{
-    headers::{is_end_to_end, tokens},
+    headers::{Field, is_end_to_end, tokens},
     identity::Refusal,
     routing::Route,
 };
@@ -51,34 +51,6 @@ const VOUCHED: [&str; 8] = [
     TRACEPARENT,
     TRACESTATE,
 ];
-
-/// A header field as a path holds it: `httparse`'s on the direct path, `http`'s on hyper's.
-pub trait Field<'h> {
-    /// Its name, in the case it came in.
-    fn name(&self) -> &'h str;
-    /// Its value's bytes.
-    fn value(&self) -> &'h [u8];
-}
-
-impl<'h> Field<'h> for &'h httparse::Header<'h> {
-    fn name(&self) -> &'h str {
-        self.name
-    }
-
-    fn value(&self) -> &'h [u8] {
-        self.value
-    }
-}
-
-impl<'h> Field<'h> for (&'h HeaderName, &'h HeaderValue) {
-    fn name(&self) -> &'h str {
-        self.0.as_str()
-    }
-
-    fn value(&self) -> &'h [u8] {
-        self.1.as_bytes()
-    }
-}
 
 /// What of a client's request head the upstream head is made from.
 pub struct ClientHead<'h, I> {

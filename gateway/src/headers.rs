@@ -3,7 +3,7 @@
 //! them are [`crate::forward`]'s.
 
 use http::{
-    HeaderMap, HeaderName,
+    HeaderMap, HeaderName, HeaderValue,
     header::{CONNECTION, UPGRADE},
 };
 
@@ -115,6 +115,34 @@ pub fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .split(|byte| *byte == b',')
         .map(<[u8]>::trim_ascii)
         .filter(|token| !token.is_empty())
+}
+
+/// A header field as a path holds it: `httparse`'s on the direct path, `http`'s on hyper's.
+pub trait Field<'h> {
+    /// Its name, in the case it came in.
+    fn name(&self) -> &'h str;
+    /// Its value's bytes.
+    fn value(&self) -> &'h [u8];
+}
+
+impl<'h> Field<'h> for &'h httparse::Header<'h> {
+    fn name(&self) -> &'h str {
+        self.name
+    }
+
+    fn value(&self) -> &'h [u8] {
+        self.value
+    }
+}
+
+impl<'h> Field<'h> for (&'h HeaderName, &'h HeaderValue) {
+    fn name(&self) -> &'h str {
+        self.0.as_str()
+    }
+
+    fn value(&self) -> &'h [u8] {
+        self.1.as_bytes()
+    }
 }
 
 #[cfg(test)]
