@@ -214,26 +214,55 @@ fn missing(asked: &[i64], done: &[i64]) -> Vec<i64> {
         .collect()
 }
 
+/// What a bulk request does to the dead letters it selects.
+#[derive(Clone, Copy)]
+enum BulkAction {
+    /// Publish them again and remove them.
+    Replay,
+    /// Remove them.
+    Delete,
+}
+
+impl BulkAction {
+    /// The answer's count field.
+    fn field(self) -> &'static str {
+        match self {
+            Self::Replay => "replayed",
+            Self::Delete => "deleted",
+        }
+    }
+}
+
+/// Replays or deletes the selected dead letters; answers the count, and for ids the ones that
+/// were not there.
+async fn bulk(api: &JobsApi, body: Bulk, action: BulkAction) -> Result<HttpResponse, ApiError> {
+    let answer = match body.selection()? {
+        Selection::Ids(ids) => {
+            let done = match action {
+                BulkAction::Replay => api.dead.replay(&ids).await,
+                BulkAction::Delete => api.dead.delete(&ids).await,
+            }
+            .map_err(unavailable)?;
+            serde_json::json!({ action.field(): done.len(), "missing": missing(&ids, &done) })
+        }
+        Selection::All(kind) => {
+            let done = match action {
+                BulkAction::Replay => api.dead.replay_all(kind.as_deref()).await,
+                BulkAction::Delete => api.dead.delete_all(kind.as_deref()).await,
+            }
+            .map_err(unavailable)?;
+            serde_json::json!({ action.field(): done })
+        }
+    };
+    Ok(HttpResponse::Ok().json(answer))
+}
+
 async fn replay_bulk(
     _admin: Admin,
     api: web::Data<JobsApi>,
     body: web::Json<Bulk>,
 ) -> Result<HttpResponse, ApiError> {
-    let answer = match body.into_inner().selection()? {
-        Selection::Ids(ids) => {
-            let replayed = api.dead.replay(&ids).await.map_err(unavailable)?;
-            serde_json::json!({ "replayed": replayed.len(), "missing": missing(&ids, &replayed) })
-        }
-        Selection::All(kind) => {
-            let replayed = api
-                .dead
-                .replay_all(kind.as_deref())
-                .await
-                .map_err(unavailable)?;
-            serde_json::json!({ "replayed": replayed })
-        }
-    };
-    Ok(HttpResponse::Ok().json(answer))
+    bulk(&api, body.into_inner(), BulkAction::Replay).await
 }
 
 async fn delete_bulk(
@@ -241,19 +270,5 @@ async fn delete_bulk(
     api: web::Data<JobsApi>,
     body: web::Json<Bulk>,
 ) -> Result<HttpResponse, ApiError> {
-    let answer = match body.into_inner().selection()? {
-        Selection::Ids(ids) => {
-            let deleted = api.dead.delete(&ids).await.map_err(unavailable)?;
-            serde_json::json!({ "deleted": deleted.len(), "missing": missing(&ids, &deleted) })
-        }
-        Selection::All(kind) => {
-            let deleted = api
-                .dead
-                .delete_all(kind.as_deref())
-                .await
-                .map_err(unavailable)?;
-            serde_json::json!({ "deleted": deleted })
-        }
-    };
-    Ok(HttpResponse::Ok().json(answer))
+    bulk(&api, body.into_inner(), BulkAction::Delete).await
 }
