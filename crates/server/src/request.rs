@@ -269,6 +269,40 @@ mod tests {
     }
 
     #[test]
+    fn the_callers_trace_goes_on_with_every_tracestate_field_joined() {
+        let request = actix_web::test::TestRequest::default()
+            .insert_header((
+                TRACEPARENT,
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ))
+            .append_header((TRACESTATE, "a=1"))
+            .append_header((TRACESTATE, "b=2"))
+            .append_header((TRACESTATE, "c=3"))
+            .to_http_request();
+        let incoming = RequestTrace::accept_or_start(request.headers());
+        assert_eq!(
+            incoming.context.trace_id.to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(
+            incoming.parent.map(|span| span.to_string()).as_deref(),
+            Some("00f067aa0ba902b7")
+        );
+        assert_eq!(incoming.context.tracestate.as_deref(), Some("a=1,b=2,c=3"));
+
+        let invalid = actix_web::test::TestRequest::default()
+            .insert_header((
+                TRACEPARENT,
+                "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            ))
+            .insert_header((TRACESTATE, "a=1"))
+            .to_http_request();
+        let started = RequestTrace::accept_or_start(invalid.headers());
+        assert_eq!(started.parent, None);
+        assert_eq!(started.context.tracestate, None);
+    }
+
+    #[test]
     fn a_rejected_id_is_replaced_by_a_uuid() {
         let id = RequestId::accept_or_generate(Some(&HeaderValue::from_static("with space")));
         assert!(uuid::Uuid::parse_str(id.as_str()).is_ok());
