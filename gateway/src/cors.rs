@@ -161,7 +161,7 @@ impl Cors {
                     method != "*",
                     "[cors] allowed_methods: list the methods, not *"
                 );
-                Method::from_bytes(method.as_bytes()).map_err(|_| {
+                Method::from_bytes(standard_method(method).as_bytes()).map_err(|_| {
                     anyhow::anyhow!("[cors] allowed_methods: {method:?} is not a method")
                 })
             })
@@ -420,6 +420,21 @@ fn checked_origin(origin: &str) -> anyhow::Result<HeaderValue> {
     HeaderValue::from_str(&origin.to_ascii_lowercase()).map_err(|_| refuse("is not a header value"))
 }
 
+/// The methods of RFC 9110 and `PATCH`, which browsers send in upper case.
+const STANDARD_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// `method` in upper case when it is a standard one in any case (`put` is `PUT`, which is what
+/// a browser's preflight names); any other method as written (methods are case-sensitive).
+fn standard_method(method: &str) -> &str {
+    STANDARD_METHODS
+        .iter()
+        .find(|standard| standard.eq_ignore_ascii_case(method))
+        .copied()
+        .unwrap_or(method)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -603,6 +618,32 @@ mod tests {
         })
         .expect_err("* with credentials");
         assert!(error.to_string().contains("allow_credentials"), "{error}");
+    }
+
+    #[test]
+    fn standard_methods_are_read_in_any_case() {
+        let cors = Cors::new(&CorsConfig {
+            allowed_origins: vec!["https://app.example".to_owned()],
+            allowed_methods: vec!["put".to_owned(), "Patch".to_owned(), "PURGE".to_owned()],
+            ..CorsConfig::default()
+        })
+        .expect("valid");
+        for method in ["PUT", "PATCH", "PURGE"] {
+            let fields = [APP, ("Access-Control-Request-Method", method)];
+            assert!(
+                matches!(
+                    decide(&cors, Method::OPTIONS, &fields),
+                    Decision::Preflight(Preflight::Allowed(_))
+                ),
+                "{method}"
+            );
+        }
+        assert_eq!(cors.allow_methods, "PUT, PATCH, PURGE");
+        assert_eq!(
+            standard_method("purge"),
+            "purge",
+            "other methods as written"
+        );
     }
 
     #[test]
