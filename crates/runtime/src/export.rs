@@ -79,7 +79,12 @@ impl TraceArgs {
     }
 }
 
-/// Exports every pending span and stops the providers: the last thing a process does.
+/// How long a stopping process waits for its last spans to be exported (a collector that does
+/// not answer must not hold the exit past a container's grace period).
+const FLUSH_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Exports every pending span and stops the providers, each within [`FLUSH_BOUND`]: the last
+/// thing a process does.
 pub fn flush_spans() {
     let Some(Some(export)) = EXPORT.get() else {
         return;
@@ -92,9 +97,9 @@ pub fn flush_spans() {
         .map(|(_, provider)| provider)
         .collect();
     for provider in providers {
-        // An unreachable collector loses these spans; the process is ending either way.
-        let _ = provider.force_flush();
-        let _ = provider.shutdown();
+        // Shutting down exports what is pending; an unreachable collector loses those spans,
+        // as the process is ending either way.
+        let _ = provider.shutdown_with_timeout(FLUSH_BOUND);
     }
 }
 

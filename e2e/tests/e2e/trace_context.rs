@@ -142,17 +142,26 @@ struct OtlpReceiver {
 }
 
 impl OtlpReceiver {
-    async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a listener");
+    /// Serves on a thread and runtime of its own, so it answers while the test's thread waits
+    /// (for the stack to stop, which exports its last spans).
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+        listener.set_nonblocking(true).expect("non-blocking");
         let url = format!("http://{}", listener.local_addr().expect("an address"));
         let spans = Arc::new(Mutex::new(Vec::new()));
         let kept = spans.clone();
-        tokio::spawn(async move {
-            while let Ok((connection, _)) = listener.accept().await {
-                tokio::spawn(serve(connection, kept.clone()));
-            }
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("the receiver's runtime");
+            runtime.block_on(async move {
+                let listener =
+                    tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+                while let Ok((connection, _)) = listener.accept().await {
+                    tokio::spawn(serve(connection, kept.clone()));
+                }
+            });
         });
         Self { url, spans }
     }
@@ -238,7 +247,7 @@ fn find<'s>(spans: &'s [(String, Span)], service: &str, name: &str) -> Option<&'
 
 #[tokio::test]
 async fn spans_reach_an_otlp_receiver_each_the_child_of_the_step_before() {
-    let receiver = OtlpReceiver::start().await;
+    let receiver = OtlpReceiver::start();
     let platform = Platform::stack_with(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.clone()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
