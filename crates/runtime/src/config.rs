@@ -109,9 +109,10 @@ pub struct ProcessArgs {
     /// What is logged: a level, or per-target levels like `info,sqlx=warn` [default: info]
     #[arg(long, env = "LOG_LEVEL")]
     pub log_level: Option<LogFilter>,
-    /// What is logged when LOG_LEVEL is unset (the same syntax)
+    /// What is logged when LOG_LEVEL is unset (the same syntax; read only then, so a RUST_LOG
+    /// meant for another program does not matter once LOG_LEVEL is set)
     #[arg(long = "rust-log", env = "RUST_LOG")]
-    pub rust_log: Option<LogFilter>,
+    pub rust_log: Option<String>,
     /// Log lines as `json` or `text`; `auto` writes text on a terminal, JSON otherwise
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
@@ -124,12 +125,16 @@ pub struct ProcessArgs {
 }
 
 impl ProcessArgs {
-    /// `LOG_LEVEL`, else `RUST_LOG`, else `info`.
-    pub fn log_filter(&self) -> LogFilter {
-        self.log_level
-            .clone()
-            .or_else(|| self.rust_log.clone())
-            .unwrap_or_default()
+    /// `LOG_LEVEL`, else `RUST_LOG`, else `info`; an error names RUST_LOG when it is the one
+    /// in use and cannot be read.
+    pub fn log_filter(&self) -> Result<LogFilter, String> {
+        match (&self.log_level, &self.rust_log) {
+            (Some(filter), _) => Ok(filter.clone()),
+            (None, Some(spec)) => spec
+                .parse()
+                .map_err(|error| format!("RUST_LOG (--rust-log): {error}")),
+            (None, None) => Ok(LogFilter::default()),
+        }
     }
 }
 
@@ -293,6 +298,7 @@ mod tests {
                 .common
                 .process
                 .log_filter()
+                .expect("a filter")
                 .enabled("any", log::Level::Info)
         );
         assert!(
@@ -300,6 +306,7 @@ mod tests {
                 .common
                 .process
                 .log_filter()
+                .expect("a filter")
                 .enabled("any", log::Level::Debug)
         );
         assert_eq!(

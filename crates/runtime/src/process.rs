@@ -29,7 +29,14 @@ where
     F: FnOnce(Logger) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let (root, guard) = match telemetry::init(name, process) {
+    let filter = match process.log_filter() {
+        Ok(filter) => filter,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let (root, guard) = match telemetry::init(name, process, filter) {
         Ok(logging) => logging,
         Err(error) => {
             eprintln!("error: LOG_DIR (--log-dir): {error}");

@@ -174,8 +174,11 @@ fn text_drain() -> BoxedDrain {
 
 /// Builds the process's root logger (field `version`) and routes `log` records into it
 /// (field `service` = `process_name`), both filtered by the process's [`LogFilter`].
-pub fn init(process_name: &'static str, process: &ProcessArgs) -> io::Result<(Logger, LogGuard)> {
-    let filter = process.log_filter();
+pub fn init(
+    process_name: &'static str,
+    process: &ProcessArgs,
+    filter: LogFilter,
+) -> io::Result<(Logger, LogGuard)> {
     let stdout: BoxedDrain = if process.log_format.is_text() {
         text_drain()
     } else {

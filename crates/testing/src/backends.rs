@@ -82,14 +82,17 @@ impl Backend {
             Self::Redis => "apt-get install redis-server",
             Self::RabbitMq => "apt-get install rabbitmq-server",
             Self::S3sFs => "cargo install s3s-fs --version 0.14.1 --features binary --locked",
-            Self::Chromium => "apt-get install chromium",
+            Self::Chromium => {
+                "apt-get install chromium (Debian), or Google Chrome with CHROMIUM naming it"
+            }
             Self::Schemathesis => "pip install schemathesis==4.32.5",
         }
     }
 
     fn probe(self) -> bool {
         match self {
-            Self::Postgres | Self::Redis | Self::RabbitMq => answers(&self.location()),
+            Self::Postgres => answers(&self.location()) && logs_in(&self.location()),
+            Self::Redis | Self::RabbitMq => answers(&self.location()),
             Self::S3sFs => runs("s3s-fs", "--version"),
             Self::Chromium => runs(&chromium_binary(), "--version"),
             Self::Schemathesis => runs(&schemathesis_binary(), "--version"),
@@ -97,9 +100,17 @@ impl Backend {
     }
 }
 
-/// The Chromium the browser tests start.
+/// The Chromium the browser tests start: `CHROMIUM`, else the first of `chromium`,
+/// `chromium-browser` and `google-chrome` on PATH (Debian, older Ubuntu, Google's package).
 pub fn chromium_binary() -> String {
-    std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_owned())
+    if let Ok(binary) = std::env::var("CHROMIUM") {
+        return binary;
+    }
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|candidate| runs(candidate, "--version"))
+        .unwrap_or("chromium")
+        .to_owned()
 }
 
 /// The schemathesis command line program: `SCHEMATHESIS`, else the one `scripts/test.sh`
@@ -136,13 +147,42 @@ fn answers(url: &str) -> bool {
         .any(|address| TcpStream::connect_timeout(&address, Duration::from_secs(2)).is_ok())
 }
 
+/// Whether the tests' PostgreSQL account logs in at `url` (a server that refuses it is as good
+/// as missing: every test would fail on it). Asked from a thread of its own, since the caller
+/// may be inside a runtime that must not block.
+fn logs_in(url: &str) -> bool {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return false;
+        };
+        runtime.block_on(async {
+            use sqlx::Connection;
+            matches!(
+                tokio::time::timeout(
+                    Duration::from_secs(5),
+                    sqlx::postgres::PgConnection::connect(&url)
+                )
+                .await,
+                Ok(Ok(_))
+            )
+        })
+    })
+    .join()
+    .unwrap_or(false)
+}
+
 /// `host` and `port` of `scheme://[user[:password]@]host[:port][/…]`, with the scheme's port.
 fn host_and_port(url: &str) -> Option<(String, u16)> {
     let url = reqwest::Url::parse(url).ok()?;
     let default_port = match url.scheme() {
         "postgres" | "postgresql" => 5432,
-        "redis" => 6379,
+        "redis" | "rediss" => 6379,
         "amqp" => 5672,
+        "amqps" => 5671,
         _ => return None,
     };
     let host = url
@@ -150,6 +190,17 @@ fn host_and_port(url: &str) -> Option<(String, u16)> {
         .trim_start_matches('[')
         .trim_end_matches(']');
     Some((host.to_owned(), url.port().unwrap_or(default_port)))
+}
+
+/// `url` with its password (if any) replaced by `***`, for messages.
+fn without_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 fn runs(program: &str, argument: &str) -> bool {
@@ -175,10 +226,14 @@ pub fn available(backend: Backend) -> bool {
     if present {
         return true;
     }
+    let state = match backend {
+        Backend::Postgres => "is missing or refuses the tests' login",
+        _ => "is missing",
+    };
     let line = format!(
-        "{} is missing ({}): the tests that need it are skipped; `{SETUP_COMMAND}` installs and starts everything, or `{}` provides it alone",
+        "{} {state} ({}): the tests that need it are skipped; `{SETUP_COMMAND}` installs and starts everything, or `{}` provides it alone",
         backend.name(),
-        backend.location(),
+        without_password(&backend.location()),
         backend.provider(),
     );
     assert!(!under_ci(), "{line} (CI=true: a missing backend fails)");
@@ -190,9 +245,17 @@ pub fn available(backend: Backend) -> bool {
 /// binaries share cargo as their parent) reports `backend`. Written straight to stderr: the
 /// test harness would hide `eprintln!` output of a test that passes.
 fn report_once(backend: Backend, line: &str) {
+    let parent = std::os::unix::process::parent_id();
+    // The parent's start time too: a pid is reused, a (pid, start) pair is not.
+    let started = std::fs::read_to_string(format!("/proc/{parent}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after_name = stat.rsplit_once(')')?.1.to_owned();
+            after_name.split_whitespace().nth(19).map(str::to_owned)
+        })
+        .unwrap_or_default();
     let marker = std::env::temp_dir().join(format!(
-        "platform-tests-missing-{}-{}",
-        std::os::unix::process::parent_id(),
+        "platform-tests-missing-{parent}-{started}-{}",
         backend.name()
     ));
     let first = std::fs::OpenOptions::new()
@@ -244,6 +307,10 @@ mod tests {
             Some(("localhost".to_owned(), 6379))
         );
         assert_eq!(host_and_port("nonsense"), None);
+        assert_eq!(
+            without_password("postgres://platform_test:s3cret@127.0.0.1:5432/postgres"),
+            "postgres://platform_test:***@127.0.0.1:5432/postgres"
+        );
     }
 
     #[test]

@@ -333,6 +333,11 @@ async fn log_level_and_rust_log_take_per_target_directives() {
     let log_level_wins = [("LOG_LEVEL", "info"), ("RUST_LOG", "error")];
     let logged = messages(&run_and_log(Stdout::Pipe, &log_level_wins, "filter-3").await);
     assert!(logged.contains(&"listening".to_owned()), "{logged:?}");
+    // A RUST_LOG written for another program (tracing's syntax) is not read once LOG_LEVEL is
+    // set.
+    let log_level_wins = [("LOG_LEVEL", "info"), ("RUST_LOG", "info/regex")];
+    let logged = messages(&run_and_log(Stdout::Pipe, &log_level_wins, "filter-3").await);
+    assert!(logged.contains(&"listening".to_owned()), "{logged:?}");
 
     assert_bad_values_refused(
         BINARY,
