@@ -42,6 +42,17 @@ impl Cache {
                 invalidations: AtomicU64::new(0),
             }),
         };
+        // This cache's series at 0 from the start, so `rate()` and the dashboards see the
+        // first look-up and the first load.
+        let name = cache.inner.settings.name;
+        for result in ["hit", "miss", "bypass", "error"] {
+            cache
+                .inner
+                .metrics
+                .cache_requests
+                .with_label_values(&[name, result]);
+        }
+        cache.inner.metrics.cache_loads.with_label_values(&[name]);
         cache.retry_pending_invalidations_in_background();
         Ok(cache)
     }

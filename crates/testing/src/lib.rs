@@ -195,8 +195,20 @@ impl TestServer {
 /// Asserts that no two metric families of a Prometheus text exposition share a name once read
 /// as OpenMetrics, where a counter `x_total` is the family `x` (a gauge `x` beside a counter
 /// `x_total` is one family twice, and scrapers drop one). Returns the families' names.
+/// Also asserts that no series names one label twice (a metric label named like the registry's
+/// constant `service` label gives `{service="users",service="graphql"}`, which a Prometheus
+/// server refuses).
 pub fn assert_distinct_metric_families(text: &str) -> Vec<String> {
     let mut families: Vec<(String, String)> = Vec::new();
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        let names = label_names(line);
+        for (index, name) in names.iter().enumerate() {
+            assert!(
+                !names[..index].contains(name),
+                "the label {name} appears twice in {line}"
+            );
+        }
+    }
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("# TYPE ") else {
             continue;
@@ -215,6 +227,39 @@ pub fn assert_distinct_metric_families(text: &str) -> Vec<String> {
         families.push((family.to_owned(), format!("{name} {kind}")));
     }
     families.into_iter().map(|(family, _)| family).collect()
+}
+
+/// The label names of one series line (`name{a="x",b="y"} 1`), values skipped with their
+/// escapes.
+fn label_names(line: &str) -> Vec<String> {
+    let Some(open) = line.find('{') else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    let mut name = String::new();
+    let mut characters = line[open + 1..].chars();
+    while let Some(character) = characters.next() {
+        match character {
+            '}' => break,
+            '=' => {
+                names.push(std::mem::take(&mut name));
+                // The quoted value, with `\"` and `\\` escapes.
+                characters.next();
+                while let Some(value) = characters.next() {
+                    match value {
+                        '\\' => {
+                            characters.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            ',' | ' ' => {}
+            other => name.push(other),
+        }
+    }
+    names
 }
 
 /// The value of the series `name` whose labels include all of `labels`, summed over the
@@ -667,5 +712,9 @@ mod metric_family_tests {
                      # TYPE chat_connections_total counter\nchat_connections_total 3\n";
         let refused = std::panic::catch_unwind(|| assert_distinct_metric_families(clash));
         assert!(refused.is_err());
+        let twice = "# TYPE up counter\nup_total{service=\"users\",route=\"/a/{id},x\",service=\"graphql\"} 1\n";
+        assert!(std::panic::catch_unwind(|| assert_distinct_metric_families(twice)).is_err());
+        let once = "# TYPE up counter\nup_total{upstream=\"users\",route=\"/a/{id},\\\"x\",service=\"graphql\"} 1\n";
+        assert_eq!(assert_distinct_metric_families(once), ["up"]);
     }
 }

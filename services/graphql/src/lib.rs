@@ -261,7 +261,8 @@ impl Application {
             &context,
             "graphql_upstream_requests_total",
             "Calls to users-service and products-service, by outcome",
-            &["service", "outcome"],
+            // Not `service`: every series already carries `service="graphql"`.
+            &["upstream", "outcome"],
         )?;
         let sql_queries = counter(
             &context,
@@ -275,6 +276,19 @@ impl Application {
             "GraphQL operations, by type and outcome",
             &["operation", "outcome"],
         )?;
+        // Every known series at 0 from the start, so `rate()` and the dashboards see them
+        // before their first increment.
+        for upstream in ["users", "products"] {
+            for outcome in ["ok", "rejected", "error", "timeout"] {
+                upstream_calls.with_label_values(&[upstream, outcome]);
+            }
+        }
+        for operation in ["query", "mutation"] {
+            for outcome in ["ok", "error"] {
+                operations.with_label_values(&[operation, outcome]);
+            }
+        }
+        operations.with_label_values(&["subscription", "connected"]);
         let pages = PageCache::new(
             settings.post_page_ttl,
             POST_PAGE_CACHE_BYTES,

@@ -4,7 +4,7 @@
 //! context (`traceparent` naming a span of the call's own, whose parent is the request's
 //! server span; `tracestate`) and its caller's `Authorization` on ([`Relay`]), records that
 //! client span when spans are exported, and counts in
-//! `graphql_upstream_requests_total{service, outcome}`. Nothing here is cached: what
+//! `graphql_upstream_requests_total{upstream, outcome}`. Nothing here is cached: what
 //! users-service shows depends on the caller's token (an email address), so each answer serves
 //! the one operation it was fetched for. Every call draws on its operation's
 //! [`OperationBudget`] first, so one operation makes at most so many. Failures become an
@@ -153,7 +153,7 @@ pub struct Upstream {
     base_url: String,
     /// Pooled connections, timeouts set.
     client: Client,
-    /// `graphql_upstream_requests_total{service, outcome}`.
+    /// `graphql_upstream_requests_total{upstream, outcome}`.
     calls: IntCounterVec,
     /// Where failures are told in full.
     logger: slog::Logger,

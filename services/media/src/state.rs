@@ -51,6 +51,18 @@ impl UploadMetrics {
             prometheus::IntCounter::new("media_upload_bytes_total", "Bytes of the uploads stored")?;
         registry.register(Box::new(uploads.clone()))?;
         registry.register(Box::new(bytes.clone()))?;
+        // Every outcome at 0 from the start, so `rate()` and the dashboards see the first one.
+        for outcome in [
+            "stored",
+            "too_large",
+            "over_quota",
+            "unsupported",
+            "bad_request",
+            "unavailable",
+            "error",
+        ] {
+            uploads.with_label_values(&[outcome]);
+        }
         Ok(Self { uploads, bytes })
     }
 

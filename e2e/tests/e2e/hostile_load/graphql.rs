@@ -98,7 +98,7 @@ async fn users_calls(platform: &Platform) -> f64 {
         total += e2e::metric(
             &platform.services["graphql"],
             "graphql_upstream_requests_total",
-            &[("service", "users"), ("outcome", outcome)],
+            &[("upstream", "users"), ("outcome", outcome)],
         )
         .await;
     }

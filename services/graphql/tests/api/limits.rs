@@ -44,7 +44,7 @@ async fn upstream_calls(graphql: &TestService, service: &str) -> f64 {
         total += graphql
             .metric(
                 "graphql_upstream_requests_total",
-                &[("service", service), ("outcome", outcome)],
+                &[("upstream", service), ("outcome", outcome)],
             )
             .await;
     }

@@ -56,7 +56,7 @@ async fn users_service_down_is_upstream_unavailable() {
         graphql
             .metric(
                 "graphql_upstream_requests_total",
-                &[("service", "users"), ("outcome", "error")]
+                &[("upstream", "users"), ("outcome", "error")]
             )
             .await
             >= 5.0
