@@ -132,7 +132,10 @@ fn ci_tests_the_workspace_per_system_and_toolchain_and_release_builds_every_imag
             .collect()
     };
     assert_eq!(axis("os"), ["ubuntu-latest", "macos-latest"]);
-    assert_eq!(axis("toolchain"), ["stable".to_owned(), workspace_package("rust-version")]);
+    assert_eq!(
+        axis("toolchain"),
+        ["stable".to_owned(), workspace_package("rust-version")]
+    );
     let runs: Vec<&str> = test["steps"]
         .as_sequence()
         .expect("steps")
@@ -150,7 +153,9 @@ fn ci_tests_the_workspace_per_system_and_toolchain_and_release_builds_every_imag
     for workflow in ["ci.yml", "release.yml"] {
         let text = std::fs::read_to_string(root().join(".github/workflows").join(workflow))
             .expect("workflow");
-        for line in text.lines().filter(|line| line.trim_start().starts_with("- uses:") || line.trim_start().starts_with("uses:")) {
+        for line in text.lines().filter(|line| {
+            line.trim_start().starts_with("- uses:") || line.trim_start().starts_with("uses:")
+        }) {
             let reference = line.split('@').nth(1).unwrap_or("");
             let commit = reference.split_whitespace().next().unwrap_or("");
             assert!(
