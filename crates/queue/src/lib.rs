@@ -76,7 +76,10 @@ use slog::Logger;
 use runtime::DatabaseUrl;
 
 #[cfg(feature = "embedded")]
-pub use dead::{DeadLetterRow, DeadLetters, PageClause};
+pub use dead::{
+    BulkProgress, DeadLetterRow, DeadLetters, MAX_ERROR_BYTES, MAX_ID_BYTES, PageRequest,
+    PageStart, storable,
+};
 pub use envelope::Envelope;
 pub use error::{EnqueueError, MalformedMessage, QueueError};
 

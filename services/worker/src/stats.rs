@@ -23,6 +23,20 @@ const LONGEST_WINDOW: Duration = Duration::from_secs(300);
 /// The job kinds the counters are labelled with ([`crate::processor`]'s).
 const KINDS: [&str; 3] = ["task", "thumbnail", "unknown"];
 
+/// The name of this process among the worker's replicas: `<hostname>-<pid>` (a container's
+/// hostname is its own), or a random id made at start when the host has no name to read.
+pub fn instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default();
+    if host.is_empty() {
+        format!("worker-{}", uuid::Uuid::new_v4().simple())
+    } else {
+        format!("{host}-{}", std::process::id())
+    }
+}
+
 /// The counters at one moment.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
@@ -36,6 +50,9 @@ struct Sample {
 pub struct QueueFigures {
     /// The job queue's name.
     pub queue: String,
+    /// This worker instance ([`instance_name`]): `processed`, `failed`, `dead_lettered`, the
+    /// rates and RabbitMQ's `in_flight` are its own.
+    pub instance: String,
     /// `amqp` or `embedded`.
     pub backend: &'static str,
     /// Jobs waiting to be delivered (embedded: retries waiting for their delay included).
@@ -89,6 +106,7 @@ struct Inner {
     dead: DeadLetters,
     metrics: WorkerMetrics,
     since: String,
+    instance: String,
     samples: Mutex<VecDeque<Sample>>,
     logger: Logger,
 }
@@ -102,6 +120,7 @@ impl QueueStats {
                 dead,
                 metrics,
                 since: db::timestamp_now(),
+                instance: instance_name(),
                 samples: Mutex::new(VecDeque::new()),
                 logger,
             }),
@@ -211,6 +230,7 @@ impl QueueStats {
             .sum();
         Ok(QueueFigures {
             queue: name,
+            instance: inner.instance.clone(),
             backend: inner.queue.kind(),
             waiting,
             in_flight,

@@ -15,6 +15,7 @@ use crate::{
 use worker::config::ProcessingArgs;
 
 on_every_broker!(
+    a_large_dead_letter_is_listed_cut_and_read_whole_by_id,
     a_poison_job_is_listed_with_its_fields_replayed_and_deleted,
     bulk_replay_and_delete_answer_counts_and_refuse_bad_selections,
     dead_letters_are_paged_by_cursor,
@@ -70,13 +71,13 @@ async fn call_as(
     (status, link, body)
 }
 
-/// The dead letters' first page (up to 1000), once it has `count` rows.
+/// The dead letters' first page (up to 100), once it has `count` rows.
 async fn dead_list(worker: &TestWorker, count: usize) -> Vec<Value> {
     eventually(
         &format!("{count} dead letters listed"),
         Duration::from_secs(20),
         || async {
-            call(worker, Method::GET, "/api/jobs/dead?limit=1000", None)
+            call(worker, Method::GET, "/api/jobs/dead?limit=100", None)
                 .await
                 .1
                 .as_array()
@@ -84,7 +85,7 @@ async fn dead_list(worker: &TestWorker, count: usize) -> Vec<Value> {
         },
     )
     .await;
-    let (status, rows) = call(worker, Method::GET, "/api/jobs/dead?limit=1000", None).await;
+    let (status, rows) = call(worker, Method::GET, "/api/jobs/dead?limit=100", None).await;
     assert_eq!(status, StatusCode::OK);
     rows.as_array().expect("an array").clone()
 }
@@ -247,6 +248,39 @@ async fn a_poison_job_is_listed_with_its_fields_replayed_and_deleted(kind: Broke
     broker.cleanup().await;
 }
 
+async fn a_large_dead_letter_is_listed_cut_and_read_whole_by_id(kind: Broker) {
+    let broker = TestBroker::new(kind).await;
+    let worker = spawn_worker(&broker, quick()).await;
+    let pad = "p".repeat(10_000);
+    // A job of no kind the worker knows: dead at once.
+    broker
+        .queue
+        .enqueue("no-such-kind", json!({ "pad": pad }), None)
+        .await
+        .expect("enqueued");
+    let rows = dead_list(&worker, 1).await;
+    let listed = &rows[0];
+    assert_eq!(listed["payload_truncated"], true, "{listed}");
+    let cut = listed["payload"].as_str().expect("the payload's text, cut");
+    assert_eq!(cut.len(), 4096);
+    assert!(cut.starts_with("{\"pad\":\"ppp"), "{cut}");
+    assert_eq!(listed["last_error_truncated"], false);
+    let (status, whole) = call(
+        &worker,
+        Method::GET,
+        &format!("/api/jobs/dead/{}", id_of(listed)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{whole}");
+    assert_eq!(whole["payload"], json!({ "pad": pad }));
+    assert_eq!(whole["job_id"], listed["job_id"]);
+    let (status, body) = call(&worker, Method::GET, "/api/jobs/dead/999999999", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    worker.stop().await;
+    broker.cleanup().await;
+}
+
 async fn bulk_replay_and_delete_answer_counts_and_refuse_bad_selections(kind: Broker) {
     let broker = TestBroker::new(kind).await;
     let worker = spawn_worker(&broker, quick()).await;
@@ -278,7 +312,14 @@ async fn bulk_replay_and_delete_answer_counts_and_refuse_bad_selections(kind: Br
         Some(json!({"all": true, "kind": "thumbnail"})),
     )
     .await;
-    assert_eq!((status, body), (StatusCode::OK, json!({"replayed": 0})));
+    let last = id_of(&rows[4]);
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"replayed": 0, "remaining": 0, "through": last})
+        )
+    );
     let (status, body) = call(
         &worker,
         Method::POST,
@@ -286,7 +327,11 @@ async fn bulk_replay_and_delete_answer_counts_and_refuse_bad_selections(kind: Br
         Some(json!({"all": true})),
     )
     .await;
-    assert_eq!((status, body), (StatusCode::OK, json!({"replayed": 3})));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (&body["replayed"], &body["through"]),
+        (&json!(3), &json!(last))
+    );
     // Still malformed: dead again, under the same job ids.
     let again = dead_list(&worker, 3).await;
     let ids = |rows: &[Value]| {
@@ -314,7 +359,11 @@ async fn bulk_replay_and_delete_answer_counts_and_refuse_bad_selections(kind: Br
         Some(json!({"all": true})),
     )
     .await;
-    assert_eq!((status, body), (StatusCode::OK, json!({"deleted": 3})));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (&body["deleted"], &body["remaining"]),
+        (&json!(3), &json!(0))
+    );
     dead_list(&worker, 0).await;
     let too_many: Vec<i64> = (1..=1001).collect();
     for (bad, field) in [
@@ -323,6 +372,8 @@ async fn bulk_replay_and_delete_answer_counts_and_refuse_bad_selections(kind: Br
         (json!({"ids": too_many}), "ids"),
         (json!({"ids": [1], "all": true}), "ids"),
         (json!({"ids": [1], "kind": "task"}), "kind"),
+        (json!({"ids": [1], "through": 5}), "through"),
+        (json!({"all": true, "kind": ""}), "kind"),
     ] {
         for action in ["replay", "delete"] {
             let (status, body) = call(
@@ -416,6 +467,7 @@ async fn dead_letters_are_paged_by_cursor(kind: Broker) {
     assert_eq!(response.headers()["x-total-count"], "5");
     for bad in [
         "/api/jobs/dead?limit=1001",
+        "/api/jobs/dead?limit=101",
         "/api/jobs/dead?after=garbage",
         "/api/jobs/dead?limit=-1",
         "/api/jobs/dead?ids=1,2",
@@ -494,6 +546,12 @@ async fn stats_and_gauges_follow_the_jobs(kind: Broker) {
     let queue = broker.args.queue.clone();
     let before = stats(&worker).await;
     assert_eq!(before["queue"], queue.as_str());
+    assert!(
+        before["instance"]
+            .as_str()
+            .is_some_and(|name| !name.is_empty()),
+        "{before}"
+    );
     assert_eq!(
         before["backend"],
         if kind == Broker::RabbitMq {
