@@ -427,6 +427,38 @@ async function act(done, method, path, body) {
   await Promise.allSettled([refreshDead(), refreshQueues()]);
 }
 
+/// A bulk "all" action, one bounded call after another (the Jobs API replays or deletes at
+/// most 1000 rows a call, of the rows there were at the first call: its `through`) until none
+/// remains, or a call does nothing (rows another replay holds).
+async function actAll(done, path, field) {
+  const status = $("dead-status");
+  status.textContent = "Working…";
+  let total = 0;
+  let through;
+  try {
+    for (;;) {
+      const body = through === undefined ? { all: true } : { all: true, through };
+      const { json } = await call("POST", path, body);
+      const count = Number(json?.[field] ?? 0);
+      const remaining = Number(json?.remaining ?? 0);
+      through = json?.through;
+      total += count;
+      if (remaining <= 0) {
+        status.textContent = `${done} (${total})`;
+        break;
+      }
+      if (count <= 0) {
+        status.textContent = `${done} (${total}; ${remaining} held by another replay: try again)`;
+        break;
+      }
+      status.textContent = `Working… ${total} done, ${remaining} left`;
+    }
+  } catch (error) {
+    status.textContent = `Failed after ${total}: ${error.message}`;
+  }
+  await Promise.allSettled([refreshDead(), refreshQueues()]);
+}
+
 // The bulk actions ask once more before they run.
 let pending = null;
 
@@ -437,10 +469,10 @@ function ask(text, action) {
 }
 
 $("replay-all").addEventListener("click", () =>
-  ask("Replay every dead letter?", () => act("Replayed every dead letter.", "POST", "/api/jobs/dead/replay", { all: true })),
+  ask("Replay every dead letter?", () => actAll("Replayed every dead letter.", "/api/jobs/dead/replay", "replayed")),
 );
 $("purge-all").addEventListener("click", () =>
-  ask("Delete every dead letter for good?", () => act("Purged every dead letter.", "POST", "/api/jobs/dead/delete", { all: true })),
+  ask("Delete every dead letter for good?", () => actAll("Purged every dead letter.", "/api/jobs/dead/delete", "deleted")),
 );
 $("confirm-yes").addEventListener("click", () => {
   const action = pending;
