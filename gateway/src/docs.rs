@@ -10,9 +10,9 @@
 //! | `/api/docs/assets/swagger-ui-<version>/<file>` | Swagger UI, gzipped | a year, `immutable` |
 //!
 //! Swagger UI's files are kept gzipped and sent with `Content-Encoding: gzip` to a client that
-//! takes it, decompressed for one that does not.
+//! takes it, decompressed for one that does not (once per file, then kept).
 
-use std::io::Read;
+use std::{io::Read, sync::OnceLock};
 
 use bytes::Bytes;
 use http::{
@@ -135,10 +135,11 @@ pub fn answer(path: &str, request: &HeaderMap, routes: &RouteTable) -> DocsAnswe
     let asset = path
         .strip_prefix(ASSETS_PATH)
         .and_then(|rest| rest.strip_prefix('/'))
-        .and_then(|name| SWAGGER_UI.iter().find(|(file, ..)| *file == name));
-    let Some((_, content_type, gzipped)) = asset else {
+        .and_then(|name| SWAGGER_UI.iter().position(|(file, ..)| *file == name));
+    let Some(index) = asset else {
         return not_found(path, headers);
     };
+    let (_, content_type, gzipped) = SWAGGER_UI[index];
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(
         CACHE_CONTROL,
@@ -149,17 +150,30 @@ pub fn answer(path: &str, request: &HeaderMap, routes: &RouteTable) -> DocsAnswe
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         Bytes::from_static(gzipped)
     } else {
-        let mut plain = Vec::new();
-        flate2::read::GzDecoder::new(*gzipped)
-            .read_to_end(&mut plain)
-            .expect("the vendored assets are gzip (tested)");
-        Bytes::from(plain)
+        plain(index)
     };
     DocsAnswer {
         status: StatusCode::OK,
         headers,
         body,
     }
+}
+
+/// Swagger UI's files decompressed, each the first time a client that takes no gzip asks for
+/// it: later answers share its bytes, so such a client costs no decompression.
+static PLAIN: [OnceLock<Bytes>; SWAGGER_UI.len()] = [const { OnceLock::new() }; SWAGGER_UI.len()];
+
+/// The decompressed bytes of Swagger UI's file at `index` of [`SWAGGER_UI`].
+fn plain(index: usize) -> Bytes {
+    PLAIN[index]
+        .get_or_init(|| {
+            let mut plain = Vec::new();
+            flate2::read::GzDecoder::new(SWAGGER_UI[index].2)
+                .read_to_end(&mut plain)
+                .expect("the vendored assets are gzip (tested)");
+            Bytes::from(plain)
+        })
+        .clone()
 }
 
 /// The 404 of docs/contracts.md for a file the docs do not have.
@@ -250,6 +264,26 @@ mod tests {
         }
         assert!(is_docs("/api/docs") && is_docs("/api/docs/docs.js"));
         assert!(!is_docs("/api/docsx") && !is_docs("/api/doc"));
+    }
+
+    #[test]
+    fn each_file_is_decompressed_once() {
+        let routes = RouteTable::new(&crate::config::GatewayConfig::builtin()).expect("routes");
+        let path = format!("{ASSETS_PATH}/swagger-ui-bundle.js");
+        let first = answer(&path, &HeaderMap::new(), &routes);
+        let second = answer(&path, &with_encoding("identity"), &routes);
+        assert_eq!(first.status, StatusCode::OK);
+        assert!(first.headers.get(CONTENT_ENCODING).is_none());
+        assert!(first.body.len() > 1_000_000, "{}", first.body.len());
+        assert_eq!(first.body, second.body);
+        assert_eq!(
+            first.body.as_ptr(),
+            second.body.as_ptr(),
+            "the second answer shares the first one's bytes"
+        );
+        let gzipped = answer(&path, &with_encoding("gzip"), &routes);
+        assert_eq!(gzipped.headers[CONTENT_ENCODING], "gzip");
+        assert_eq!(gzipped.body, SWAGGER_UI[0].2);
     }
 
     #[test]
