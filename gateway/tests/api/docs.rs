@@ -336,6 +336,41 @@ async fn swagger_ui_signs_in_and_tries_an_authenticated_call() {
         .await;
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("api-docs.png");
     browser.screenshot(&page, &path).await;
+
+    // The token is in this tab's sessionStorage only, nothing of it in the origin's
+    // localStorage (which /ops, GraphiQL and chat share), even from Swagger UI's own Authorize
+    // dialog (its action stands in here, for a scheme of another document, `other`).
+    browser
+        .evaluate(
+            &page,
+            "ui.authActions.authorizeWithPersistOption({other: {name: 'other', value: 'x', schema: {type: 'http', scheme: 'bearer'}}}); true",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .evaluate(
+                &page,
+                "[localStorage.length, typeof sessionStorage.getItem('api-docs.token'), ui.authSelectors.authorized().size]"
+            )
+            .await,
+        json!([0, "string", 2]),
+        "the token kept for this tab only"
+    );
+    // Signing out drops every authorisation, whichever document's scheme it is under, and the
+    // stored token.
+    browser
+        .evaluate(&page, "document.getElementById('signout').click(); true")
+        .await;
+    assert_eq!(
+        browser
+            .evaluate(
+                &page,
+                "[ui.authSelectors.authorized().size, sessionStorage.getItem('api-docs.token'), localStorage.length]"
+            )
+            .await,
+        json!([0, null, 0]),
+        "nothing authorised after signing out"
+    );
     assert_eq!(
         browser.evaluate(&page, "window.violations").await,
         json!([]),
