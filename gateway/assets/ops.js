@@ -199,7 +199,9 @@ function serviceCard(service, now, windowMs) {
   card.dataset.service = service.service || service.instance;
   const title = element("div", "card-title");
   title.appendChild(element("h3", "", service.service || "unknown service"));
-  title.appendChild(element("span", "muted", service.instance));
+  // An address of a name that resolves to several: both shown.
+  const where = service.name && service.name !== service.instance ? `${service.instance} (${service.name})` : service.instance;
+  title.appendChild(element("span", "muted", where));
   card.appendChild(title);
 
   const badges = element("div", "badges");
@@ -321,7 +323,14 @@ async function refreshQueues() {
 
 // --- Dead letters ----------------------------------------------------------------------
 
-let deadNext = null;
+// The dead letters' pages loaded ("More" adds one): each refresh loads as many again, so the
+// rows a user brought in stay.
+let deadPages = 1;
+// Bumped by each load of the list: only the latest one's rows are shown.
+let deadVersion = 0;
+// The dead letters whose replay or delete is under way: their buttons stay disabled, even on
+// rows a refresh draws meanwhile, so a double click sends one call.
+const deadBusy = new Set();
 
 function deadItems(json) {
   if (Array.isArray(json)) return json;
@@ -367,20 +376,41 @@ function deadRow(letter) {
   const actions = element("td", "actions");
   const replay = element("button", "replay", "Replay");
   replay.type = "button";
-  replay.addEventListener("click", () => act(`Replayed ${id}.`, "POST", `/api/jobs/dead/${encodeURIComponent(id)}/replay`));
   const remove = element("button", "delete danger", "Delete");
   remove.type = "button";
-  remove.addEventListener("click", () => act(`Deleted ${id}.`, "DELETE", `/api/jobs/dead/${encodeURIComponent(id)}`));
+  replay.disabled = remove.disabled = deadBusy.has(id);
+  const once = (done, method, path) => async () => {
+    if (deadBusy.has(id)) return;
+    deadBusy.add(id);
+    replay.disabled = remove.disabled = true;
+    try {
+      await act(done, method, path);
+    } finally {
+      deadBusy.delete(id);
+      replay.disabled = remove.disabled = false;
+    }
+  };
+  replay.addEventListener("click", once(`Replayed ${id}.`, "POST", `/api/jobs/dead/${encodeURIComponent(id)}/replay`));
+  remove.addEventListener("click", once(`Deleted ${id}.`, "DELETE", `/api/jobs/dead/${encodeURIComponent(id)}`));
   actions.append(replay, remove);
   row.appendChild(actions);
   return row;
 }
 
+/// The list again, as many pages as are loaded; shown unless a later load started meanwhile.
 async function refreshDead() {
   const body = $("dead").tBodies[0];
+  const version = ++deadVersion;
   try {
-    const { json, response } = await call("GET", `/api/jobs/dead?limit=${DEAD_PAGE}`);
+    let { json, response } = await call("GET", `/api/jobs/dead?limit=${DEAD_PAGE}`);
     const items = deadItems(json);
+    let next = nextLink(response);
+    for (let page = 1; page < deadPages && next; page += 1) {
+      ({ json, response } = await call("GET", next));
+      items.push(...deadItems(json));
+      next = nextLink(response);
+    }
+    if (version !== deadVersion) return;
     body.replaceChildren(...items.map(deadRow));
     if (items.length === 0) {
       const empty = element("tr", "empty");
@@ -389,10 +419,10 @@ async function refreshDead() {
       empty.appendChild(cell);
       body.appendChild(empty);
     }
-    deadNext = nextLink(response);
-    $("dead-more").hidden = !deadNext;
+    $("dead-more").hidden = !next;
   } catch (error) {
     if (error.message === "signed out") throw error;
+    if (version !== deadVersion) return;
     const row = element("tr", "empty");
     const cell = element("td", "muted", `The Jobs API did not answer: ${error.message}`);
     cell.colSpan = 8;
@@ -403,14 +433,16 @@ async function refreshDead() {
 }
 
 $("dead-more").addEventListener("click", async () => {
-  if (!deadNext) return;
+  const more = $("dead-more");
+  if (more.disabled) return;
+  more.disabled = true;
+  deadPages += 1;
   try {
-    const { json, response } = await call("GET", deadNext);
-    $("dead").tBodies[0].append(...deadItems(json).map(deadRow));
-    deadNext = nextLink(response);
-    $("dead-more").hidden = !deadNext;
+    await refreshDead();
   } catch (error) {
     $("dead-status").textContent = `Loading more failed: ${error.message}`;
+  } finally {
+    more.disabled = false;
   }
 });
 
@@ -474,11 +506,19 @@ $("replay-all").addEventListener("click", () =>
 $("purge-all").addEventListener("click", () =>
   ask("Delete every dead letter for good?", () => actAll("Purged every dead letter.", "/api/jobs/dead/delete", "deleted")),
 );
-$("confirm-yes").addEventListener("click", () => {
+// While a bulk action runs, neither bulk button starts another.
+$("confirm-yes").addEventListener("click", async () => {
   const action = pending;
   pending = null;
   $("confirm").hidden = true;
-  if (action) action();
+  if (!action) return;
+  const bulk = [$("replay-all"), $("purge-all")];
+  for (const button of bulk) button.disabled = true;
+  try {
+    await action();
+  } finally {
+    for (const button of bulk) button.disabled = false;
+  }
 });
 $("confirm-no").addEventListener("click", () => {
   pending = null;

@@ -139,7 +139,7 @@ impl Service for Gateway {
             .ops
             .settings
             .enabled
-            .then(|| tokio::spawn(ops::collector::run(self.shared.ops.clone())));
+            .then(|| tokio::spawn(ops::collector::run(self.shared.clone())));
         let threads = self
             .listeners
             .into_iter()

@@ -143,6 +143,12 @@ impl Reading {
     /// The reading of a `/metrics` body; series it does not know, and lines it cannot read, are
     /// ignored. Negative and non-finite counts are ignored too (a counter is neither).
     pub fn of(text: &str) -> Self {
+        Self::of_excluding(text, &PROBE_ROUTES)
+    }
+
+    /// [`Reading::of`] leaving out the requests of the routes `excluded` (rather than the
+    /// probes').
+    pub fn of_excluding(text: &str, excluded: &[&str]) -> Self {
         let mut reading = Self::default();
         for sample in samples(text) {
             if reading.service.is_none()
@@ -155,7 +161,7 @@ impl Reading {
                 && count >= 0.0
                 && !sample
                     .label("route")
-                    .is_some_and(|route| PROBE_ROUTES.contains(&route));
+                    .is_some_and(|route| excluded.contains(&route));
             match sample.name {
                 "http_requests_total" if counted => {
                     reading.requests += count;

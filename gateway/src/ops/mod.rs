@@ -11,7 +11,12 @@
 //! | [`page`] | the page, its script and style (served from the binary), the overview API |
 //!
 //! [`Ops`] is what the collector writes and the overview reads: one fixed ring of points per
-//! instance, so memory stays bounded whatever the gateway's uptime.
+//! instance, so memory stays bounded whatever the gateway's uptime. An instance is one address:
+//! each upstream name of the route table is resolved at every scrape, and each of its
+//! addresses (at most [`MAX_ADDRESSES`]) is scraped as its own instance (a Kubernetes headless
+//! Service or a DNS name with several records: one card per pod), asked with the name as
+//! `Host`. A name whose host is `localhost` is one instance (its IPv4 and IPv6 loopback are the
+//! same machine). The gateway itself is one more instance, read from its own registry.
 
 pub mod collector;
 pub mod exposition;
@@ -39,6 +44,10 @@ pub use page::{answer, is_ops};
 const MAX_TEXT: usize = 300;
 /// Most readiness checks kept per instance.
 const MAX_CHECKS: usize = 16;
+/// Most addresses of one upstream name scraped as instances.
+pub const MAX_ADDRESSES: usize = 32;
+/// The gateway's own instance's name.
+pub const GATEWAY: &str = "gateway";
 
 /// The collector's settings, from `[ops]`.
 #[derive(Debug, Clone)]
@@ -158,6 +167,18 @@ impl Readiness {
     }
 }
 
+impl Probed {
+    /// An instance that could not be asked at all, and why (its name did not resolve).
+    pub fn unreachable(error: &str) -> Self {
+        Self {
+            healthy: false,
+            readiness: Readiness::unreachable(error),
+            reading: None,
+            error: Some(clip(error)),
+        }
+    }
+}
+
 /// At most [`MAX_TEXT`] characters of `text`.
 fn clip(text: &str) -> String {
     text.chars().take(MAX_TEXT).collect()
@@ -173,7 +194,9 @@ fn now_ms() -> u64 {
 /// One instance's state.
 #[derive(Debug)]
 struct InstanceState {
-    /// `host:port`.
+    /// The upstream's `host:port` as the routes name it (the `Host` it is asked with).
+    name: String,
+    /// Its address, `IP:port` (the name itself when it is not resolved to addresses).
     authority: String,
     /// The route prefixes it serves.
     routes: Vec<String>,
@@ -189,19 +212,40 @@ struct InstanceState {
     error: Option<String>,
 }
 
+impl InstanceState {
+    /// An instance of `name` at `authority` serving `routes`, nothing scraped yet.
+    fn new(name: &str, authority: &str, routes: &[String], capacity: usize) -> Self {
+        Self {
+            name: name.to_owned(),
+            authority: authority.to_owned(),
+            routes: routes.to_vec(),
+            service: None,
+            last: None,
+            ring: Ring::new(capacity),
+            probed: None,
+            error: None,
+        }
+    }
+}
+
 /// The instances' windows: what the collector writes and `/ops/api/overview` reads.
 #[derive(Debug)]
 pub struct Ops {
     /// The collector's settings.
     pub settings: Settings,
-    /// One state per upstream address, in the route table's order.
-    instances: Vec<Mutex<InstanceState>>,
+    /// Each upstream name (`host:port`) of the route table once, with the prefixes naming it.
+    names: Vec<(String, Vec<String>)>,
+    /// One state per instance: each name's addresses in the names' order.
+    instances: Mutex<Vec<InstanceState>>,
+    /// The gateway's own instance.
+    gateway: Mutex<InstanceState>,
 }
 
 impl Ops {
-    /// Empty windows for each upstream address of `config`'s routes (each once).
+    /// Empty windows for each upstream name of `config`'s routes (each once), one instance
+    /// per name until a scrape resolves it.
     pub fn new(config: &GatewayConfig) -> Self {
-        let mut instances: Vec<InstanceState> = Vec::new();
+        let mut names: Vec<(String, Vec<String>)> = Vec::new();
         for route in &config.routes {
             for upstream in &route.upstreams {
                 let Some(authority) = upstream
@@ -211,54 +255,137 @@ impl Ops {
                 else {
                     continue;
                 };
-                match instances.iter_mut().find(|i| i.authority == authority) {
-                    Some(instance) => instance.routes.push(route.prefix.clone()),
-                    None => instances.push(InstanceState {
-                        authority,
-                        routes: vec![route.prefix.clone()],
-                        service: None,
-                        last: None,
-                        ring: Ring::new(0),
-                        probed: None,
-                        error: None,
-                    }),
+                match names.iter_mut().find(|(name, _)| *name == authority) {
+                    Some((_, routes)) => routes.push(route.prefix.clone()),
+                    None => names.push((authority, vec![route.prefix.clone()])),
                 }
             }
         }
-        let settings = Settings::new(&config.ops, instances.len());
-        for instance in &mut instances {
-            instance.ring = Ring::new(settings.capacity);
-        }
+        let settings = Settings::new(&config.ops, names.len());
+        let instances = names
+            .iter()
+            .map(|(name, routes)| InstanceState::new(name, name, routes, settings.capacity))
+            .collect();
+        let gateway = InstanceState::new(GATEWAY, GATEWAY, &[], settings.capacity);
         Self {
             settings,
-            instances: instances.into_iter().map(Mutex::new).collect(),
+            names,
+            instances: Mutex::new(instances),
+            gateway: Mutex::new(gateway),
         }
+    }
+
+    /// The upstream names, each once, in the route table's order.
+    pub fn names(&self) -> Vec<String> {
+        self.names.iter().map(|(name, _)| name.clone()).collect()
     }
 
     /// The instances' addresses.
     pub fn authorities(&self) -> Vec<String> {
-        self.instances
+        lock(&self.instances)
             .iter()
-            .map(|instance| lock(instance).authority.clone())
+            .map(|instance| instance.authority.clone())
             .collect()
     }
 
-    /// Records a scrape of the instance at `authority`, now: a point when it follows
+    /// The instances of `name` are those at `addresses` from now on (at most
+    /// [`MAX_ADDRESSES`], each once): an address still there keeps its window, a new one
+    /// starts empty, one gone is dropped. No address keeps the ones there are (a name that
+    /// does not resolve now is shown failing, not forgotten); the name itself stands in when
+    /// there is none. The addresses to scrape.
+    pub fn resolved(&self, name: &str, addresses: &[String]) -> Vec<String> {
+        let Some((_, routes)) = self.names.iter().find(|(known, _)| known == name) else {
+            return Vec::new();
+        };
+        let mut wanted: Vec<&String> = Vec::new();
+        for address in addresses {
+            if !wanted.contains(&address) && wanted.len() < MAX_ADDRESSES {
+                wanted.push(address);
+            }
+        }
+        let mut instances = lock(&self.instances);
+        let (kept, mut others): (Vec<InstanceState>, Vec<InstanceState>) = instances
+            .drain(..)
+            .partition(|instance| instance.name == name);
+        let mut mine: Vec<InstanceState> = if wanted.is_empty() {
+            kept
+        } else {
+            let mut kept = kept;
+            wanted
+                .iter()
+                .map(
+                    |address| match kept.iter().position(|i| i.authority == **address) {
+                        Some(index) => kept.swap_remove(index),
+                        None => InstanceState::new(name, address, routes, self.settings.capacity),
+                    },
+                )
+                .collect()
+        };
+        if mine.is_empty() {
+            mine.push(InstanceState::new(
+                name,
+                name,
+                routes,
+                self.settings.capacity,
+            ));
+        }
+        let scraped = mine.iter().map(|i| i.authority.clone()).collect();
+        others.extend(mine);
+        // The names' order; a name's addresses in their order (the sort is stable).
+        others.sort_by_key(|instance| {
+            self.names
+                .iter()
+                .position(|(known, _)| *known == instance.name)
+        });
+        *instances = others;
+        scraped
+    }
+
+    /// Records a scrape of `name`'s instance at `authority`, now: a point when it follows
     /// another reading.
-    pub fn record(&self, authority: &str, probed: Probed) {
-        self.record_at(authority, probed, Instant::now(), now_ms());
+    pub fn record(&self, name: &str, authority: &str, probed: Probed) {
+        self.record_at(name, authority, probed, Instant::now(), now_ms());
+    }
+
+    /// Records what the gateway read of itself, now.
+    pub fn record_gateway(&self, probed: Probed) {
+        record_into(&mut lock(&self.gateway), probed, Instant::now(), now_ms());
     }
 
     /// [`Ops::record`] at a given time.
-    fn record_at(&self, authority: &str, probed: Probed, instant: Instant, at: u64) {
-        let Some(instance) = self
-            .instances
-            .iter()
-            .find(|instance| lock(instance).authority == authority)
+    fn record_at(&self, name: &str, authority: &str, probed: Probed, instant: Instant, at: u64) {
+        let mut instances = lock(&self.instances);
+        let Some(instance) = instances
+            .iter_mut()
+            .find(|instance| instance.name == name && instance.authority == authority)
         else {
             return;
         };
-        let mut instance = lock(instance);
+        record_into(instance, probed, instant, at);
+    }
+
+    /// The overview: settings, and each instance's state and points, the gateway's last.
+    pub fn overview(&self) -> Value {
+        let instances = lock(&self.instances);
+        let gateway = lock(&self.gateway);
+        let services: Vec<Value> = instances
+            .iter()
+            .chain(std::iter::once(&*gateway))
+            .map(instance_json)
+            .collect();
+        json!({
+            "collecting": self.settings.enabled,
+            "interval_ms": self.settings.interval.as_millis() as u64,
+            "window_secs": self.settings.window.as_secs(),
+            "now": now_ms(),
+            "services": services,
+        })
+    }
+}
+
+/// Records a scrape into `instance`.
+fn record_into(instance: &mut InstanceState, probed: Probed, instant: Instant, at: u64) {
+    {
         instance.probed = Some((at, probed.healthy, probed.readiness));
         instance.error = probed.error;
         match probed.reading {
@@ -277,50 +404,35 @@ impl Ops {
             None => instance.last = None,
         }
     }
-
-    /// The overview: settings, and each instance's state and points.
-    pub fn overview(&self) -> Value {
-        let services: Vec<Value> = self
-            .instances
-            .iter()
-            .map(|instance| {
-                let instance = lock(instance);
-                let (scraped_at, healthy, readiness) = match &instance.probed {
-                    Some((at, healthy, readiness)) => {
-                        (Some(*at), Some(*healthy), Some(readiness))
-                    }
-                    None => (None, None, None),
-                };
-                json!({
-                    "service": instance.service,
-                    "instance": instance.authority,
-                    "routes": instance.routes,
-                    "scraped_at": scraped_at,
-                    "healthy": healthy,
-                    "readiness": readiness.map(|readiness| json!({
-                        "status": readiness.status,
-                        "checks": readiness.checks.iter().map(|(name, state)| json!({"name": name, "state": state})).collect::<Vec<_>>(),
-                        "message": readiness.message,
-                    })),
-                    "error": instance.error,
-                    "points": instance.ring.points().collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        json!({
-            "collecting": self.settings.enabled,
-            "interval_ms": self.settings.interval.as_millis() as u64,
-            "window_secs": self.settings.window.as_secs(),
-            "now": now_ms(),
-            "services": services,
-        })
-    }
 }
 
-/// The instance's state, even if a thread panicked while holding it (each write leaves it
+/// The overview's entry of `instance`.
+fn instance_json(instance: &InstanceState) -> Value {
+    let (scraped_at, healthy, readiness) = match &instance.probed {
+        Some((at, healthy, readiness)) => (Some(*at), Some(*healthy), Some(readiness)),
+        None => (None, None, None),
+    };
+    json!({
+        "service": instance.service,
+        "name": instance.name,
+        "instance": instance.authority,
+        "routes": instance.routes,
+        "scraped_at": scraped_at,
+        "healthy": healthy,
+        "readiness": readiness.map(|readiness| json!({
+            "status": readiness.status,
+            "checks": readiness.checks.iter().map(|(name, state)| json!({"name": name, "state": state})).collect::<Vec<_>>(),
+            "message": readiness.message,
+        })),
+        "error": instance.error,
+        "points": instance.ring.points().collect::<Vec<_>>(),
+    })
+}
+
+/// What `mutex` guards, even if a thread panicked while holding it (each write leaves it
 /// whole).
-fn lock(instance: &Mutex<InstanceState>) -> std::sync::MutexGuard<'_, InstanceState> {
-    instance
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -369,6 +481,9 @@ mod tests {
             json!(["/api/users", "/api/auth", "/.well-known/jwks.json"])
         );
         assert_eq!(overview["collecting"], true);
+        let services = overview["services"].as_array().expect("services");
+        assert_eq!(services.len(), expected.len() + 1, "and the gateway's own");
+        assert_eq!(services[expected.len()]["instance"], GATEWAY);
         assert_eq!(ops.settings.capacity, 90, "15 minutes of 10 s");
         let mut none = GatewayConfig::builtin();
         none.routes.clear();
@@ -380,9 +495,10 @@ mod tests {
         let ops = Ops::new(&GatewayConfig::builtin());
         let start = Instant::now();
         let users = "127.0.0.1:3001";
-        ops.record_at(users, probed(100.0), start, 1_000);
+        ops.record_at(users, users, probed(100.0), start, 1_000);
         assert_eq!(ops.overview()["services"][0]["points"], json!([]));
         ops.record_at(
+            users,
             users,
             probed(150.0),
             start + Duration::from_secs(10),
@@ -403,6 +519,7 @@ mod tests {
         );
         ops.record_at(
             users,
+            users,
             Probed {
                 healthy: false,
                 readiness: Readiness::unreachable("connecting: refused"),
@@ -414,6 +531,7 @@ mod tests {
         );
         ops.record_at(
             users,
+            users,
             probed(900.0),
             start + Duration::from_secs(30),
             31_000,
@@ -422,7 +540,59 @@ mod tests {
         let users_state = &overview["services"][0];
         assert_eq!(users_state["points"].as_array().map(Vec::len), Some(1));
         assert_eq!(users_state["readiness"]["status"], "ready");
-        ops.record_at("10.9.9.9:1", probed(1.0), start, 1);
+        ops.record_at("10.9.9.9:1", "10.9.9.9:1", probed(1.0), start, 1);
+    }
+
+    #[test]
+    fn a_names_instances_follow_its_addresses() {
+        let mut config = GatewayConfig::builtin();
+        config.routes.truncate(2);
+        config.routes[0].upstreams = vec!["http://users:3001".to_owned()];
+        config.routes[1].upstreams = vec!["http://products:3002".to_owned()];
+        let ops = Ops::new(&config);
+        assert_eq!(ops.authorities(), ["users:3001", "products:3002"]);
+        let start = Instant::now();
+        let pods = |ips: &[&str]| {
+            ips.iter()
+                .map(|ip| format!("{ip}:3001"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ops.resolved("users:3001", &pods(&["10.0.0.1", "10.0.0.2", "10.0.0.1"])),
+            pods(&["10.0.0.1", "10.0.0.2"])
+        );
+        assert_eq!(
+            ops.authorities(),
+            ["10.0.0.1:3001", "10.0.0.2:3001", "products:3002"]
+        );
+        // Each pod's counters are its own: no reset read across pods.
+        ops.record_at("users:3001", "10.0.0.1:3001", probed(1000.0), start, 1_000);
+        ops.record_at("users:3001", "10.0.0.2:3001", probed(10.0), start, 1_000);
+        let later = start + Duration::from_secs(10);
+        ops.record_at("users:3001", "10.0.0.1:3001", probed(1100.0), later, 11_000);
+        ops.record_at("users:3001", "10.0.0.2:3001", probed(20.0), later, 11_000);
+        let overview = ops.overview();
+        assert_eq!(overview["services"][0]["points"][0]["rate"], 10.0);
+        assert_eq!(overview["services"][1]["points"][0]["rate"], 1.0);
+        assert_eq!(overview["services"][1]["name"], "users:3001");
+        // A pod gone is dropped, a new one starts empty, one still there keeps its window.
+        ops.resolved("users:3001", &pods(&["10.0.0.3", "10.0.0.2"]));
+        let overview = ops.overview();
+        assert_eq!(
+            ops.authorities(),
+            ["10.0.0.3:3001", "10.0.0.2:3001", "products:3002"]
+        );
+        assert_eq!(overview["services"][0]["points"], json!([]));
+        assert_eq!(overview["services"][1]["points"][0]["rate"], 1.0);
+        // No answer keeps them (shown failing); a name never resolved stands as itself.
+        assert_eq!(
+            ops.resolved("users:3001", &[]),
+            pods(&["10.0.0.3", "10.0.0.2"])
+        );
+        assert_eq!(ops.resolved("products:3002", &[]), ["products:3002"]);
+        let many: Vec<String> = (0..100).map(|n| format!("10.1.0.{n}:3001")).collect();
+        assert_eq!(ops.resolved("users:3001", &many).len(), MAX_ADDRESSES);
+        assert!(ops.resolved("unknown:1", &many).is_empty());
     }
 
     #[test]

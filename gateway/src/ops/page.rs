@@ -10,12 +10,15 @@
 //! inline script or style; the script builds every element with `textContent`, never markup
 //! from data (a dead letter's error is whatever a job made of it).
 
+use std::net::IpAddr;
+
 use bytes::Bytes;
+use governor::clock::Clock;
 use http::{
     HeaderMap, HeaderValue, Request, Response, StatusCode,
     header::{
-        AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, WWW_AUTHENTICATE,
-        X_CONTENT_TYPE_OPTIONS,
+        AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, RETRY_AFTER,
+        WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
     },
 };
 
@@ -24,7 +27,7 @@ use crate::{
     config::RouteAuth,
     context::Shared,
     forward::ErrorAnswer,
-    identity::{Refusal, authorize},
+    identity::{ClientKey, Refusal, authorize},
 };
 
 /// The page's path.
@@ -64,8 +67,14 @@ pub fn is_ops(path: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// The answer to a `GET` under `/ops`.
-pub async fn answer<B>(request: &Request<B>, shared: &Shared) -> Response<GatewayBody> {
+/// The answer to a `GET` under `/ops` from the client at `client`. The overview draws from
+/// the gateway's rate limiter as a proxied request does (a refused token from its address's
+/// bucket), so guessing tokens there is throttled too.
+pub async fn answer<B>(
+    request: &Request<B>,
+    shared: &Shared,
+    client: IpAddr,
+) -> Response<GatewayBody> {
     let path = request.uri().path();
     if path == OVERVIEW_PATH {
         let authorization = request
@@ -73,7 +82,24 @@ pub async fn answer<B>(request: &Request<B>, shared: &Shared) -> Response<Gatewa
             .get_all(AUTHORIZATION)
             .iter()
             .map(HeaderValue::as_bytes);
-        return match authorize(&shared.verifier, RouteAuth::Required, authorization).await {
+        let outcome = authorize(&shared.verifier, RouteAuth::Required, authorization).await;
+        let key = ClientKey::of(&outcome, client);
+        if let Some(limiter) = &shared.limiter
+            && let Err(not_until) = limiter.check_key(&key)
+        {
+            shared.telemetry.metrics.rate_limited.inc();
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            let mut response = error(ErrorAnswer::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                key.limited_message(),
+            ));
+            response.headers_mut().insert(
+                RETRY_AFTER,
+                HeaderValue::from(crate::proxy::retry_after(wait)),
+            );
+            return response;
+        }
+        return match outcome {
             Ok(Some(principal)) if principal.admin => {
                 let body = shared.ops.overview().to_string();
                 let mut response = respond(StatusCode::OK, "application/json", Bytes::from(body));

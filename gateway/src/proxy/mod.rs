@@ -137,7 +137,7 @@ async fn answer_request(
     if let Some(preflight) = preflight {
         return Ok(answer_preflight(preflight, &shared.cors, access));
     }
-    if let Some(response) = crate::local::answer(&request, shared).await {
+    if let Some(response) = crate::local::answer(&request, shared, client).await {
         return Ok(finish_local(response, access));
     }
     let host = match host {

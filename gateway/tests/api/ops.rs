@@ -8,13 +8,15 @@
 //! one deleted and the rest purged from the page. A screenshot is written to
 //! `$CARGO_TARGET_TMPDIR/ops.png`.
 
-use gateway::config::OpsConfig;
+use std::collections::HashMap;
+
+use gateway::{config::OpsConfig, resolve::Resolver};
 use runtime::test_logger;
 use serde_json::{Value, json};
 use testing::{Browser, TestBackend, TestService, fresh_database, service_settings, test_keys};
 
 use crate::{
-    helpers::{TestGateway, config, route, spawn},
+    helpers::{TestGateway, config, route, spawn, spawn_resolving},
     scripted::ScriptedUpstream,
 };
 
@@ -123,8 +125,28 @@ async fn the_overview_is_for_admins_and_carries_each_instances_series() {
         let services = body["services"].as_array().expect("services");
         assert_eq!(
             services.len(),
-            1,
-            "one instance behind three routes: {body}"
+            2,
+            "one instance behind three routes, and the gateway: {body}"
+        );
+        let own = &services[1];
+        assert_eq!(
+            (&own["service"], &own["instance"], &own["healthy"]),
+            (&json!("gateway"), &json!("gateway"), &json!(true)),
+            "{body}"
+        );
+        assert_eq!(own["readiness"]["status"], "ready", "{body}");
+        assert_eq!(
+            own["readiness"]["checks"],
+            json!([
+                {"name": "/.well-known/jwks.json", "state": "ok"},
+                {"name": "/api/users", "state": "ok"},
+                {"name": "/api/auth", "state": "ok"},
+            ]),
+            "{body}"
+        );
+        assert_eq!(
+            own["points"][0]["rate"], 0.0,
+            "the gateway's own answers (this overview) are not its traffic: {body}"
         );
         let users_state = &services[0];
         assert_eq!(users_state["service"], "users", "{body}");
@@ -151,10 +173,14 @@ async fn the_overview_is_for_admins_and_carries_each_instances_series() {
                 .json()
                 .await
                 .expect("JSON");
-            body["services"][0]["points"]
-                .as_array()
-                .and_then(|points| points.iter().rev().find(|p| p["rate"].as_f64() > Some(0.0)))
-                .cloned()
+            let busy = |index: usize| {
+                body["services"][index]["points"]
+                    .as_array()
+                    .and_then(|points| points.iter().rev().find(|p| p["rate"].as_f64() > Some(0.0)))
+                    .cloned()
+            };
+            // The gateway's card counts the same requests, from its own registry.
+            busy(1).and(busy(0))
         };
         testing::eventually(
             "a point with requests",
@@ -177,6 +203,89 @@ async fn the_overview_is_for_admins_and_carries_each_instances_series() {
         gateway.server.stop().await;
     }
     users.server.stop().await;
+}
+
+#[tokio::test]
+async fn each_address_of_a_name_is_an_instance_asked_with_the_name() {
+    // Two pods behind one name (a headless Service): counters far apart, as two processes'.
+    let pod = |requests: u32| {
+        let body = format!(
+            "http_requests_total{{service=\"users\",route=\"/x\",status=\"200\"}} {requests}\n"
+        );
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        ScriptedUpstream::start(vec![vec![Some(String::leak(reply).as_bytes())]; 1000])
+    };
+    let (first, second) = (pod(1000).await, pod(5).await);
+    let addresses: Vec<std::net::SocketAddr> = [&first.url, &second.url]
+        .iter()
+        .map(|url| {
+            url.trim_start_matches("http://")
+                .parse()
+                .expect("an address")
+        })
+        .collect();
+    let name = "users.test:80";
+    let mut config = config(vec![route("/api/users", &[&format!("http://{name}")])]);
+    config.ops = quick_ops();
+    let gateway = spawn_resolving(
+        config,
+        test_logger("gateway"),
+        testing::test_verifier(),
+        Resolver::Fixed(HashMap::from([(name.to_owned(), addresses.clone())])),
+    );
+    let admin = format!("Bearer {}", testing::admin_token(1));
+    let services = || async {
+        let body: Value = overview(&gateway, Some(&admin))
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        body["services"].as_array().cloned().unwrap_or_default()
+    };
+    testing::eventually(
+        "both pods with points",
+        std::time::Duration::from_secs(20),
+        || async {
+            let services = services().await;
+            services.len() == 3
+                && services[..2]
+                    .iter()
+                    .all(|pod| pod["points"].as_array().is_some_and(|p| p.len() >= 2))
+        },
+    )
+    .await;
+    let services = services().await;
+    for (index, address) in addresses.iter().enumerate() {
+        let pod = &services[index];
+        assert_eq!(pod["name"], name, "{pod}");
+        assert_eq!(pod["instance"], address.to_string(), "{pod}");
+        assert_eq!(pod["routes"], json!(["/api/users"]), "{pod}");
+        assert_eq!(pod["healthy"], true, "{pod}");
+        // Each pod's counter is read against its own: no drop read as a restart.
+        assert!(
+            pod["points"]
+                .as_array()
+                .expect("points")
+                .iter()
+                .all(|point| point["rate"] == 0.0),
+            "{pod}"
+        );
+    }
+    assert_eq!(services[2]["service"], "gateway");
+    for pod in [&first, &second] {
+        let asked = pod.received();
+        assert!(!asked.is_empty());
+        assert!(
+            asked.iter().all(|request| String::from_utf8_lossy(request)
+                .to_ascii_lowercase()
+                .contains(&format!("\r\nhost: {name}\r\n"))),
+            "asked with the name as Host"
+        );
+    }
+    gateway.server.stop().await;
 }
 
 #[tokio::test]
@@ -281,6 +390,59 @@ async fn the_page_and_its_files_are_the_gateways_own_under_a_strict_policy() {
     users.server.stop().await;
 }
 
+#[tokio::test]
+async fn bad_tokens_at_the_overview_are_throttled_and_other_methods_refused() {
+    let users = users_service(None).await;
+    for path in ["direct", "hyper"] {
+        // A catch-all route below: no method under `/ops` or `/api/docs` reaches it.
+        let mut gateway_config = config(vec![route("/", &[&users.address])]);
+        gateway_config.server.direct_path = path == "direct";
+        gateway_config.rate_limit = Some(gateway::config::RateLimitConfig {
+            per_second: 1,
+            burst: 3,
+        });
+        let gateway = spawn(gateway_config);
+        let mut statuses = Vec::new();
+        for _ in 0..5 {
+            let response = overview(&gateway, Some("Bearer not-a-token")).await;
+            statuses.push(response.status().as_u16());
+            if response.status() == 429 {
+                assert!(response.headers().contains_key("retry-after"), "{path}");
+                assert_eq!(testing::error_code(response).await, "rate_limited");
+            }
+        }
+        assert_eq!(statuses[..3], [401, 401, 401], "{path}");
+        assert_eq!(statuses[4], 429, "{path}: {statuses:?}");
+
+        for (method, target) in [
+            ("POST", "/ops"),
+            ("DELETE", "/ops/api/overview"),
+            ("PUT", "/ops/assets/ops.js"),
+            ("POST", "/api/docs"),
+            ("PATCH", "/api/docs/docs.js"),
+        ] {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+            let response = gateway
+                .client
+                .request(method.clone(), gateway.url(target))
+                .body("{}")
+                .send()
+                .await
+                .expect("a request");
+            assert_eq!(response.status(), 405, "{path} {method} {target}");
+            assert_eq!(response.headers()["allow"], "GET, HEAD", "{path} {target}");
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/json",
+                "{path} {target}"
+            );
+            assert_eq!(testing::error_code(response).await, "method_not_allowed");
+        }
+        gateway.server.stop().await;
+    }
+    users.server.stop().await;
+}
+
 /// The worker on the embedded queue in `dir`, checking the test keys' tokens.
 async fn worker_service(dir: &std::path::Path) -> TestService {
     let url = runtime::DatabaseUrl(format!("sqlite://{}/worker.db", dir.display()));
@@ -298,6 +460,151 @@ const RECORD_VIOLATIONS: &str = "window.violations = []; document.addEventListen
 /// The dead letters' ids in the page's table.
 const DEAD_IDS: &str =
     "[...document.querySelectorAll('#dead tbody tr[data-id]')].map(row => row.dataset.id)";
+
+/// Evaluated in the signed-in page: each call the page makes, as `METHOD path`, in
+/// `window.calls`.
+const RECORD_CALLS: &str = "window.calls = []; const fetchOf = window.fetch; window.fetch = (path, options) => { window.calls.push(`${(options && options.method) || 'GET'} ${path}`); return fetchOf(path, options); }; true";
+
+#[tokio::test]
+async fn the_dead_letter_list_keeps_its_pages_and_a_click_is_one_call() {
+    testing::skip_unless!(Chromium);
+    let dir = std::env::temp_dir().join(format!("gateway-ops-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let email = "ops-pages@example.com";
+    let password = "an ops admin password 43";
+    let users = users_service(Some((email, password))).await;
+    let worker = worker_service(&dir).await;
+    let gateway = ops_gateway("hyper", &users.address, Some(&worker.address));
+    // More dead letters than one page of the list (50).
+    let queue =
+        queue::JobQueue::connect(&queue::QueueArgs::embedded(&dir), test_logger("producer"))
+            .await
+            .expect("the worker's queue");
+    for n in 0..56 {
+        queue
+            .enqueue(&format!("unknown_{n}"), json!({}), None)
+            .await
+            .expect("enqueued");
+    }
+
+    let mut browser = Browser::launch_with_window(1280, 1400).await;
+    let page = browser.open("about:blank").await;
+    browser.call(Some(&page), "Page.enable", json!({})).await;
+    browser
+        .call(
+            Some(&page),
+            "Page.navigate",
+            json!({"url": gateway.url("/ops")}),
+        )
+        .await;
+    browser
+        .wait_for(
+            &page,
+            "the sign-in form",
+            "!document.getElementById('signin').hidden",
+        )
+        .await;
+    browser.evaluate(&page, RECORD_CALLS).await;
+    browser
+        .evaluate(
+            &page,
+            &format!(
+                "document.getElementById('signin-email').value = {}; document.getElementById('signin-password').value = {}; document.getElementById('signin-submit').click(); true",
+                json!(email),
+                json!(password)
+            ),
+        )
+        .await;
+    // Page one, then "More": the second page's rows stay through the refreshes that follow.
+    browser
+        .wait_for(
+            &page,
+            "a first page and More",
+            &format!("{DEAD_IDS}.length === 50 && !document.getElementById('dead-more').hidden"),
+        )
+        .await;
+    browser
+        .evaluate(&page, "document.getElementById('dead-more').click(); true")
+        .await;
+    browser
+        .wait_for(&page, "the second page", &format!("{DEAD_IDS}.length > 50"))
+        .await;
+    // A refresh asks for the first page again: two asked means one drawn since.
+    let calls = "window.calls.filter(call => call === 'GET /api/jobs/dead?limit=50').length";
+    let lists = browser
+        .evaluate(&page, calls)
+        .await
+        .as_u64()
+        .expect("a count");
+    browser
+        .wait_for(
+            &page,
+            "two refreshes after More",
+            &format!("{calls} >= {}", lists + 2),
+        )
+        .await;
+    let shown = browser.evaluate(&page, &format!("{DEAD_IDS}.length")).await;
+    assert!(
+        shown.as_u64().is_some_and(|rows| rows > 50),
+        "the rows More loaded stay: {shown}"
+    );
+
+    // Two clicks on a row's Replay: one call.
+    let first = browser.evaluate(&page, &format!("{DEAD_IDS}[0]")).await;
+    let first = first.as_str().expect("an id").to_owned();
+    browser
+        .evaluate(
+            &page,
+            &format!("const replay = document.querySelector('#dead tr[data-id=\"{first}\"] button.replay'); replay.click(); replay.click(); true"),
+        )
+        .await;
+    browser
+        .wait_for(
+            &page,
+            "the replay done",
+            &format!(
+                "document.getElementById('dead-status').textContent.startsWith('Replayed {first}.')"
+            ),
+        )
+        .await;
+    assert_eq!(
+        browser
+            .evaluate(
+                &page,
+                &format!("window.calls.filter(call => call === 'POST /api/jobs/dead/{first}/replay').length"),
+            )
+            .await,
+        1,
+        "one call for a double click"
+    );
+    // A bulk action disables both bulk buttons until it is done.
+    browser
+        .evaluate(&page, "document.getElementById('purge-all').click(); document.getElementById('confirm-yes').click(); true")
+        .await;
+    assert_eq!(
+        browser
+            .evaluate(
+                &page,
+                "[document.getElementById('purge-all').disabled, document.getElementById('replay-all').disabled]"
+            )
+            .await,
+        json!([true, true]),
+        "the bulk buttons while the purge runs"
+    );
+    browser
+        .wait_for(
+            &page,
+            "the purge done, the buttons back",
+            "document.getElementById('dead-status').textContent.startsWith('Purged') && !document.getElementById('purge-all').disabled",
+        )
+        .await;
+
+    queue.close().await;
+    gateway.server.stop().await;
+    worker.server.stop().await;
+    users.server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
 #[tokio::test]
 async fn an_admin_watches_the_services_and_replays_and_purges_dead_letters() {
