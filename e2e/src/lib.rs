@@ -363,7 +363,7 @@ pub const SERVICES: [(&str, &str, &[&str]); 6] = [
     ("graphql", "graphql-service", &["/graphql"]),
     ("chat", "chat-service", &["/chat", "/socket.io"]),
     ("media", "media-service", &["/api/upload", "/api/media"]),
-    ("worker", "worker", &[]),
+    ("worker", "worker", &["/api/jobs"]),
 ];
 
 fn scratch_dir(kind: &str) -> PathBuf {

@@ -325,36 +325,48 @@ async fn attack(platform: &Platform, backends: &Backends, jobs: &JobQueue, root:
     }
     println!("bombs refused by media-service at the upload: {refused_by_media} of {BOMBS}");
 
-    // Every bomb dead-lettered with the reason, once.
+    // Every bomb dead-lettered with the reason, once: listed by the worker's jobs API through
+    // the gateway (RabbitMQ's dead queue is drained into the worker's database).
+    let admin = platform.admin_token().await;
+    let client = reqwest::Client::new();
     let deadline = Instant::now() + PATIENCE;
-    let mut letters = Vec::new();
-    while letters.len() < BOMBS {
+    let letters: Vec<Value> = loop {
+        let answer = client
+            .get(format!("{}/api/jobs/dead?limit=100", platform.gateway))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("GET /api/jobs/dead");
+        let status = answer.status();
+        let body: Value = answer.json().await.expect("JSON");
+        assert_eq!(status, 200, "{body}");
+        let page = body.as_array().expect("a page of dead letters").clone();
+        if page.len() >= BOMBS {
+            break page;
+        }
         assert!(
             Instant::now() < deadline,
             "{} of {BOMBS} bombs dead-lettered",
-            letters.len()
+            page.len()
         );
-        letters.extend(jobs.take_dead_letters(BOMBS).await.expect("dead letters"));
-        if letters.len() < BOMBS {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let mut dead = BTreeSet::new();
     for letter in &letters {
-        let envelope = letter.envelope().expect("a job");
-        let reason = letter.error.as_deref().unwrap_or_default();
+        let reason = letter["last_error"].as_str().unwrap_or_default();
         assert!(
             reason.contains("20000×20000") && reason.contains("WORKER_MAX_IMAGE_PIXELS"),
             "{reason}"
         );
-        assert_eq!(envelope.attempt, 1, "a bomb was retried");
+        assert_eq!(letter["attempts"], 1, "a bomb was retried: {letter}");
         dead.insert(
-            envelope.payload["media_id"]
+            letter["payload"]["media_id"]
                 .as_str()
                 .expect("a media id")
                 .to_owned(),
         );
     }
+    assert_eq!(letters.len(), BOMBS, "each bomb dead-lettered once");
     assert_eq!(dead, bomb_ids, "each bomb dead-lettered once");
 
     // Everyone else's images get their thumbnails: the normal user's, and the heavy ones,
