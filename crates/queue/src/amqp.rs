@@ -585,11 +585,17 @@ mod tests {
         testing::amqp_url()
     }
 
+    /// A queue and exchange of the test's own on the test RabbitMQ: their name and the args.
+    pub(crate) fn own_queue() -> (String, QueueArgs) {
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let args = QueueArgs::amqp(&amqp_url()).with_names(&name, &format!("{name}.events"));
+        (name, args)
+    }
+
     #[tokio::test]
     async fn confirmed_jobs_are_consumed_retried_through_a_ttl_queue_and_dead_lettered() {
         testing::skip_unless!(RabbitMq);
-        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-        let args = QueueArgs::amqp(&amqp_url()).with_names(&name, &format!("{name}.events"));
+        let (_, args) = own_queue();
         let logger = Logger::root(slog::Discard, slog::o!());
         let queue = JobQueue::connect(&args, logger).await.expect("connected");
         queue.check().await.expect("RabbitMQ answers");
@@ -643,8 +649,7 @@ mod tests {
     #[tokio::test]
     async fn the_envelopes_traceparent_is_also_a_message_header() {
         testing::skip_unless!(RabbitMq);
-        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-        let args = QueueArgs::amqp(&amqp_url()).with_names(&name, &format!("{name}.events"));
+        let (name, args) = own_queue();
         let logger = Logger::root(slog::Discard, slog::o!());
         let queue = JobQueue::connect(&args, logger).await.expect("connected");
         let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -677,8 +682,7 @@ mod tests {
     #[tokio::test]
     async fn acks_out_of_order_and_a_requeue_between_them_settle_every_delivery_once() {
         testing::skip_unless!(RabbitMq);
-        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-        let direct = QueueArgs::amqp(&amqp_url()).with_names(&name, &format!("{name}.events"));
+        let (name, direct) = own_queue();
         let logger = Logger::root(slog::Discard, slog::o!());
         let queue = JobQueue::connect(&direct, logger.clone())
             .await
@@ -760,8 +764,7 @@ mod tests {
     #[tokio::test]
     async fn deliveries_are_counted_across_dead_consumers_and_kept_with_the_message() {
         testing::skip_unless!(RabbitMq);
-        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-        let args = QueueArgs::amqp(&amqp_url()).with_names(&name, &format!("{name}.events"));
+        let (_, args) = own_queue();
         let logger = Logger::root(slog::Discard, slog::o!());
         let queue = JobQueue::connect(&args, logger.clone())
             .await

@@ -173,9 +173,7 @@ mod tests {
 
     use slog::{Drain, Logger};
 
-    use crate::{
-        ConsumeOptions, DeadLetterRow, DeadLetters, JobQueue, PageRequest, PageStart, QueueArgs,
-    };
+    use crate::{ConsumeOptions, DeadLetterRow, DeadLetters, JobQueue, PageRequest, PageStart};
 
     /// A logger keeping every message, to wait for one.
     #[derive(Clone, Default)]
@@ -216,9 +214,7 @@ mod tests {
         logs: &Captured,
         backend: testing::TestBackend,
     ) -> (JobQueue, DeadLetters, std::path::PathBuf) {
-        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-        let args =
-            QueueArgs::amqp(&testing::amqp_url()).with_names(&name, &format!("{name}.events"));
+        let (name, args) = crate::amqp::tests::own_queue();
         let queue = JobQueue::connect(&args, Logger::root(logs.clone().fuse(), slog::o!()))
             .await
             .expect("connected");
