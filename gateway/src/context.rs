@@ -41,9 +41,27 @@ pub struct Shared {
     pub cors: Cors,
     /// The operations page's windows, which its collector fills.
     pub ops: Arc<Ops>,
+    /// The API docs page, listing the routes' OpenAPI documents (built once: routes are fixed).
+    pub docs_page: bytes::Bytes,
 }
 
 impl Shared {
+    /// Takes one request of `key` from the rate limit: `Err(seconds)` to tell the client in
+    /// `Retry-After` (at least 1) when its bucket is empty, counted in
+    /// `gateway_rate_limited_total`. Without a configured limit everything passes.
+    pub fn admit(&self, key: &ClientKey) -> Result<(), u64> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check_key(key).map_err(|not_until| {
+            self.telemetry.metrics.rate_limited.inc();
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+        })
+    }
+
     /// The routes, limiter and telemetry of `config`, logging to `logger`, with a verifier that
     /// knows no keys (every token is refused until [`Shared::with_verifier`] sets the real one).
     pub fn new(config: GatewayConfig, logger: Logger) -> anyhow::Result<Self> {
@@ -57,6 +75,7 @@ impl Shared {
         let routes = RouteTable::new(&config)?;
         let metrics = GatewayMetrics::new();
         metrics.start_at_zero(&routes);
+        let docs_page = crate::docs::page(&routes);
         Ok(Self {
             routes,
             telemetry: Arc::new(Telemetry {
@@ -74,6 +93,7 @@ impl Shared {
             resolver: Arc::new(Resolver::System),
             cors: Cors::new(&config.cors)?,
             ops,
+            docs_page,
         })
     }
 

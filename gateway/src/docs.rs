@@ -85,10 +85,7 @@ const SWAGGER_UI: [(&str, &str, &[u8]); 3] = [
 
 /// Whether `path` is the docs page or one of its files.
 pub fn is_docs(path: &str) -> bool {
-    path == PAGE_PATH
-        || path
-            .strip_prefix(PAGE_PATH)
-            .is_some_and(|rest| rest.starts_with('/'))
+    crate::routing::is_under(path, PAGE_PATH)
 }
 
 /// A response of the docs: status, fields and body.
@@ -102,8 +99,8 @@ pub struct DocsAnswer {
 }
 
 /// The answer to a `GET` of `path` (under `/api/docs`), for a client that sent `request`'s
-/// fields; the page lists the documents of `routes`.
-pub fn answer(path: &str, request: &HeaderMap, routes: &RouteTable) -> DocsAnswer {
+/// fields; `page` is the page [`page`] built from the routes at start.
+pub fn answer(path: &str, request: &HeaderMap, page: &Bytes) -> DocsAnswer {
     let mut headers = HeaderMap::new();
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if path == PAGE_PATH {
@@ -116,11 +113,10 @@ pub fn answer(path: &str, request: &HeaderMap, routes: &RouteTable) -> DocsAnswe
             CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY_VALUE),
         );
-        let body = page(routes);
         return DocsAnswer {
             status: StatusCode::OK,
             headers,
-            body: Bytes::from(body),
+            body: page.clone(),
         };
     }
     if let Some((_, content_type, bytes)) = OWN_FILES.iter().find(|(own, ..)| *own == path) {
@@ -188,8 +184,8 @@ fn not_found(path: &str, mut headers: HeaderMap) -> DocsAnswer {
 }
 
 /// The page, listing the OpenAPI documents of the routes ([`RouteTable::documents`]), each
-/// named by its route's prefix.
-fn page(routes: &RouteTable) -> String {
+/// named by its route's prefix: built once, when the gateway starts (the routes are fixed).
+pub fn page(routes: &RouteTable) -> Bytes {
     let documents: Vec<serde_json::Value> = routes
         .documents()
         .iter()
@@ -199,8 +195,10 @@ fn page(routes: &RouteTable) -> String {
     let documents = serde_json::Value::from(documents)
         .to_string()
         .replace('<', "\\u003c");
-    PAGE.replace("{assets}", ASSETS_PATH)
-        .replace("{documents}", &documents)
+    Bytes::from(
+        PAGE.replace("{assets}", ASSETS_PATH)
+            .replace("{documents}", &documents),
+    )
 }
 
 /// Whether the client takes a gzip-encoded answer: `Accept-Encoding` names `gzip` or `*`
@@ -270,8 +268,8 @@ mod tests {
     fn each_file_is_decompressed_once() {
         let routes = RouteTable::new(&crate::config::GatewayConfig::builtin()).expect("routes");
         let path = format!("{ASSETS_PATH}/swagger-ui-bundle.js");
-        let first = answer(&path, &HeaderMap::new(), &routes);
-        let second = answer(&path, &with_encoding("identity"), &routes);
+        let first = answer(&path, &HeaderMap::new(), &page(&routes));
+        let second = answer(&path, &with_encoding("identity"), &page(&routes));
         assert_eq!(first.status, StatusCode::OK);
         assert!(first.headers.get(CONTENT_ENCODING).is_none());
         assert!(first.body.len() > 1_000_000, "{}", first.body.len());
@@ -281,7 +279,7 @@ mod tests {
             second.body.as_ptr(),
             "the second answer shares the first one's bytes"
         );
-        let gzipped = answer(&path, &with_encoding("gzip"), &routes);
+        let gzipped = answer(&path, &with_encoding("gzip"), &page(&routes));
         assert_eq!(gzipped.headers[CONTENT_ENCODING], "gzip");
         assert_eq!(gzipped.body, SWAGGER_UI[0].2);
     }
@@ -313,7 +311,7 @@ mod tests {
         config.routes[0].openapi = Some("/a</script>.json".to_owned());
         config.routes[1].openapi = Some("/a</script>.json".to_owned());
         let routes = RouteTable::new(&config).expect("routes");
-        let page = page(&routes);
+        let page = String::from_utf8(page(&routes).to_vec()).expect("UTF-8");
         assert!(!page.contains("/a</script>"), "{page}");
         assert_eq!(page.matches("/a\\u003c/script>.json").count(), 1, "{page}");
         assert!(page.contains("/api/products/openapi.json"), "{page}");

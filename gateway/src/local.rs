@@ -47,7 +47,7 @@ pub async fn answer(
         return Some(crate::ops::answer(request, shared, client).await);
     }
     if crate::docs::is_docs(request.uri().path()) {
-        let docs = crate::docs::answer(request.uri().path(), request.headers(), &shared.routes);
+        let docs = crate::docs::answer(request.uri().path(), request.headers(), &shared.docs_page);
         let mut response = Response::new(GatewayBody::full(docs.body));
         *response.status_mut() = docs.status;
         *response.headers_mut() = docs.headers;
@@ -103,7 +103,7 @@ fn readiness(shared: &Shared) -> (StatusCode, &'static str, Vec<u8>) {
         .routes
         .routes()
         .iter()
-        .filter(|route| route.upstreams.ejected() == route.upstreams.instances().len())
+        .filter(|route| route.upstreams.none_in_rotation())
         .map(|route| &*route.prefix)
         .collect();
     let body = json!({"status": "ready", "degraded": degraded});
@@ -114,7 +114,8 @@ fn readiness(shared: &Shared) -> (StatusCode, &'static str, Vec<u8>) {
     )
 }
 
-fn metrics(shared: &Shared) -> String {
+/// The gateway's metrics text, its ejected-instance gauges set first.
+pub(crate) fn metrics(shared: &Shared) -> String {
     let metrics = &shared.telemetry.metrics;
     for route in shared.routes.routes() {
         metrics

@@ -31,13 +31,19 @@ pub struct Route {
     pub sessions: Option<Sessions>,
 }
 
+/// Whether `path` is `prefix` or below it on a segment boundary (`/api/docs`,
+/// `/api/docs/x`, not `/api/docsx`); every path is under `/`. Routes and the gateway's own
+/// pages match paths by this one rule.
+pub fn is_under(path: &str, prefix: &str) -> bool {
+    prefix == "/"
+        || (path.starts_with(prefix)
+            && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
+}
+
 impl Route {
     /// Whether `path` is this route's prefix or below it, on a segment boundary.
     pub fn matches(&self, path: &str) -> bool {
-        let prefix = self.prefix.as_ref();
-        prefix == "/"
-            || (path.starts_with(prefix)
-                && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
+        is_under(path, &self.prefix)
     }
 
     /// The path to send upstream: unchanged, or with the prefix replaced by the rewrite.

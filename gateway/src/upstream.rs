@@ -203,6 +203,12 @@ impl Upstreams {
             .filter(|instance| !self.is_healthy(instance))
             .count()
     }
+
+    /// Whether no instance is in rotation (the route answers 502): what `/readyz` and the
+    /// operations page call degraded.
+    pub fn none_in_rotation(&self) -> bool {
+        self.ejected() == self.instances.len()
+    }
 }
 
 #[cfg(test)]

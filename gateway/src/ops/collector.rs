@@ -80,7 +80,7 @@ fn gateway_probe(shared: &Shared) -> Probed {
         .iter()
         .take(MAX_CHECKS)
         .map(|route| {
-            let state = if route.upstreams.ejected() == route.upstreams.instances().len() {
+            let state = if route.upstreams.none_in_rotation() {
                 "no instance in rotation"
             } else {
                 "ok"
@@ -89,7 +89,7 @@ fn gateway_probe(shared: &Shared) -> Probed {
         })
         .collect();
     let degraded = checks.iter().any(|(_, state)| state != "ok");
-    let text = shared.telemetry.metrics.base.render();
+    let text = crate::local::metrics(shared);
     Probed {
         healthy: true,
         readiness: Readiness {

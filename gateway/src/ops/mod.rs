@@ -385,24 +385,22 @@ impl Ops {
 
 /// Records a scrape into `instance`.
 fn record_into(instance: &mut InstanceState, probed: Probed, instant: Instant, at: u64) {
-    {
-        instance.probed = Some((at, probed.healthy, probed.readiness));
-        instance.error = probed.error;
-        match probed.reading {
-            Some(reading) => {
-                if let Some(service) = &reading.service {
-                    instance.service = Some(service.clone());
-                }
-                if let Some((then, before)) = &instance.last {
-                    let seconds = instant.duration_since(*then).as_secs_f64();
-                    let point = Point::between(before, &reading, seconds, at);
-                    instance.ring.push(point);
-                }
-                instance.last = Some((instant, reading));
+    instance.probed = Some((at, probed.healthy, probed.readiness));
+    instance.error = probed.error;
+    match probed.reading {
+        Some(reading) => {
+            if let Some(service) = &reading.service {
+                instance.service = Some(service.clone());
             }
-            // No rate is drawn across a scrape that failed: the next one starts afresh.
-            None => instance.last = None,
+            if let Some((then, before)) = &instance.last {
+                let seconds = instant.duration_since(*then).as_secs_f64();
+                let point = Point::between(before, &reading, seconds, at);
+                instance.ring.push(point);
+            }
+            instance.last = Some((instant, reading));
         }
+        // No rate is drawn across a scrape that failed: the next one starts afresh.
+        None => instance.last = None,
     }
 }
 
@@ -540,7 +538,9 @@ mod tests {
         let users_state = &overview["services"][0];
         assert_eq!(users_state["points"].as_array().map(Vec::len), Some(1));
         assert_eq!(users_state["readiness"]["status"], "ready");
+        // A scrape of an address no route names is dropped, not added.
         ops.record_at("10.9.9.9:1", "10.9.9.9:1", probed(1.0), start, 1);
+        assert_eq!(ops.overview(), overview);
     }
 
     #[test]

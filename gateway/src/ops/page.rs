@@ -13,7 +13,6 @@
 use std::net::IpAddr;
 
 use bytes::Bytes;
-use governor::clock::Clock;
 use http::{
     HeaderMap, HeaderValue, Request, Response, StatusCode,
     header::{
@@ -61,10 +60,7 @@ const FILES: [(&str, &str, &[u8]); 3] = [
 
 /// Whether `path` is the page or below it.
 pub fn is_ops(path: &str) -> bool {
-    path == PAGE_PATH
-        || path
-            .strip_prefix(PAGE_PATH)
-            .is_some_and(|rest| rest.starts_with('/'))
+    crate::routing::is_under(path, PAGE_PATH)
 }
 
 /// The answer to a `GET` under `/ops` from the client at `client`. The overview draws from
@@ -84,19 +80,14 @@ pub async fn answer<B>(
             .map(HeaderValue::as_bytes);
         let outcome = authorize(&shared.verifier, RouteAuth::Required, authorization).await;
         let key = ClientKey::of(&outcome, client);
-        if let Some(limiter) = &shared.limiter
-            && let Err(not_until) = limiter.check_key(&key)
-        {
-            shared.telemetry.metrics.rate_limited.inc();
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+        if let Err(retry_after) = shared.admit(&key) {
             let mut response = error(ErrorAnswer::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 key.limited_message(),
             ));
-            response.headers_mut().insert(
-                RETRY_AFTER,
-                HeaderValue::from(crate::proxy::retry_after(wait)),
-            );
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after));
             return response;
         }
         return match outcome {

@@ -14,10 +14,9 @@ use std::{
     convert::Infallible,
     net::{IpAddr, SocketAddr},
     rc::Rc,
-    time::{Duration, Instant},
+    time::Instant,
 };
 
-use governor::clock::Clock;
 use http::{
     HeaderName, HeaderValue, Request, Response, StatusCode,
     header::{AUTHORIZATION, RETRY_AFTER, USER_AGENT},
@@ -169,15 +168,11 @@ async fn answer_request(
     .await;
     // A refused token draws from its address's bucket, so a flood of bad tokens is limited too.
     let key = ClientKey::of(&outcome, client);
-    if let Some(limiter) = &shared.limiter
-        && let Err(not_until) = limiter.check_key(&key)
-    {
-        shared.telemetry.metrics.rate_limited.inc();
-        let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+    if let Err(retry_after) = shared.admit(&key) {
         let mut response = error(StatusCode::TOO_MANY_REQUESTS, key.limited_message(), access);
         response
             .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(retry_after(wait)));
+            .insert(RETRY_AFTER, HeaderValue::from(retry_after));
         return Ok(response);
     }
     match outcome {
@@ -368,9 +363,4 @@ fn answer_preflight(
             .append(HeaderName::from_static(name), value);
     }
     response
-}
-
-/// How long to wait before telling a rate-limited client to come back, at least a second.
-pub fn retry_after(wait: Duration) -> u64 {
-    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
