@@ -17,7 +17,7 @@
 //! row that records a stored file takes the reservation's place in one transaction.
 
 use actix_multipart::{Field, Multipart, MultipartError};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, http::header, web};
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use futures_util::StreamExt;
 use runtime::{ErrorBody, TraceContext};
 use serde::Deserialize;
@@ -104,8 +104,9 @@ pub async fn upload(
     request: HttpRequest,
     payload: web::Payload,
     request_id: RequestId,
+    trace: RequestTrace,
 ) -> Result<HttpResponse, ApiError> {
-    upload_media(SignedIn(owner), state, request, payload, request_id).await
+    upload_media(SignedIn(owner), state, request, payload, request_id, trace).await
 }
 
 /// The same as `POST /api/upload`.
@@ -131,6 +132,7 @@ pub async fn upload_media(
     request: HttpRequest,
     payload: web::Payload,
     request_id: RequestId,
+    RequestTrace(trace): RequestTrace,
 ) -> Result<HttpResponse, ApiError> {
     // Refused before the body is read: nothing is staged, counted or stored.
     let visibility = requested_visibility(request.query_string()).map_err(ApiError::from)?;
@@ -138,7 +140,14 @@ pub async fn upload_media(
         owner_id: owner.user_id,
         visibility,
     };
-    let outcome = store_upload(state.clone(), &request, payload, request_id, ownership).await;
+    let outcome = store_upload(
+        state.clone(),
+        &request,
+        payload,
+        (request_id, trace),
+        ownership,
+    )
+    .await;
     state
         .metrics
         .observe(outcome.as_ref().map(|(_, size)| *size));
@@ -147,11 +156,13 @@ pub async fn upload_media(
         .map_err(|error| state.fail(error))
 }
 
+/// Stores the upload; `(request_id, trace)` name the request, and its thumbnail job continues
+/// the trace.
 async fn store_upload(
     state: web::Data<MediaState>,
     request: &HttpRequest,
     payload: web::Payload,
-    request_id: RequestId,
+    (request_id, trace): (RequestId, TraceContext),
     ownership: Ownership,
 ) -> Result<(HttpResponse, u64), MediaError> {
     let max = state.settings.max_bytes;
@@ -186,11 +197,7 @@ async fn store_upload(
             return Err(error);
         }
     };
-    // The request's span: the thumbnail job continues its trace.
-    let trace = request
-        .extensions()
-        .get::<RequestTrace>()
-        .map_or_else(TraceContext::start, |trace| trace.0.clone());
+    // `trace` is the request's span: the thumbnail job continues its trace.
     // From here on the work must finish or be undone whatever the client does.
     let task = tokio::spawn(publish(
         state.into_inner(),
