@@ -231,7 +231,7 @@ pub fn assert_distinct_metric_families(text: &str) -> Vec<String> {
 
 /// The label names of one series line (`name{a="x",b="y"} 1`), values skipped with their
 /// escapes.
-fn label_names(line: &str) -> Vec<String> {
+pub fn label_names(line: &str) -> Vec<String> {
     let Some(open) = line.find('{') else {
         return Vec::new();
     };

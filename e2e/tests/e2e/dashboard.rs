@@ -49,34 +49,10 @@ fn exported(text: &str) -> BTreeMap<String, BTreeSet<String>> {
             continue;
         }
         let name_end = line.find(['{', ' ']).unwrap_or(line.len());
-        let labels = series.entry(line[..name_end].to_owned()).or_default();
-        if line[name_end..].starts_with('{') {
-            let body = &line[name_end + 1..];
-            let mut rest = body;
-            while let Some(equals) = rest.find("=\"") {
-                let name = rest[..equals].trim_start_matches([',', ' ']);
-                labels.insert(name.to_owned());
-                // Skip the quoted value (with its escapes) to the next label.
-                let value = &rest[equals + 2..];
-                let mut end = 0;
-                let mut escaped = false;
-                for (index, character) in value.char_indices() {
-                    match (escaped, character) {
-                        (true, _) => escaped = false,
-                        (false, '\\') => escaped = true,
-                        (false, '"') => {
-                            end = index;
-                            break;
-                        }
-                        _ => {}
-                    }
-                }
-                rest = &value[end + 1..];
-                if rest.starts_with('}') {
-                    break;
-                }
-            }
-        }
+        series
+            .entry(line[..name_end].to_owned())
+            .or_default()
+            .extend(testing::label_names(line));
     }
     series
 }
