@@ -302,33 +302,19 @@ impl DeadLetters {
 
     /// How many rows there are (of `kind`, or all).
     pub async fn count(&self, kind: Option<&str>) -> Result<u64, QueueError> {
-        let query = match kind {
-            Some(kind) => sqlx::query_scalar(
-                "SELECT COUNT(*) FROM queue_dead_letters WHERE queue = $1 AND kind = $2",
-            )
-            .bind(self.name.clone())
-            .bind(kind.to_owned()),
-            None => sqlx::query_scalar("SELECT COUNT(*) FROM queue_dead_letters WHERE queue = $1")
-                .bind(self.name.clone()),
-        };
-        let count: i64 = query
-            .fetch_one(self.database.pool())
-            .await
-            .map_err(database)?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        self.count_through(kind, i64::MAX).await
     }
 
-    /// Dead letters in all: the rows, and on RabbitMQ the messages of `<queue>.dead` not
+    /// Dead letters in all, given the queue's `depth`: on the embedded queue its dead count
+    /// (the rows themselves), on RabbitMQ the rows and the messages of `<queue>.dead` not
     /// drained yet.
-    pub async fn total(&self) -> Result<u64, QueueError> {
-        let rows = self.count(None).await?;
-        let waiting = match &self.queue.backend {
+    pub async fn total(&self, depth: &crate::QueueDepth) -> Result<u64, QueueError> {
+        match &self.queue.backend {
             #[cfg(feature = "amqp")]
-            crate::Backend::Amqp(queue) => queue.depth().await?.dead,
+            crate::Backend::Amqp(_) => Ok(self.count(None).await? + depth.dead),
             #[cfg(feature = "embedded")]
-            crate::Backend::Embedded(_) => 0,
-        };
-        Ok(rows + waiting)
+            crate::Backend::Embedded(_) => Ok(depth.dead),
+        }
     }
 
     /// Replays the rows `ids` names (see the module documentation); returns the ids replayed,
@@ -415,8 +401,12 @@ impl DeadLetters {
         Ok(())
     }
 
-    /// The highest id there is (0: none): the bound of a bulk selection that names none.
-    async fn last_id(&self) -> Result<i64, QueueError> {
+    /// The bound of a bulk selection: `through` when it names one, else the highest id there
+    /// is now (0: none).
+    async fn bound(&self, through: Option<i64>) -> Result<i64, QueueError> {
+        if let Some(through) = through {
+            return Ok(through);
+        }
         let last: Option<i64> =
             sqlx::query_scalar("SELECT MAX(seq) FROM queue_dead_letters WHERE queue = $1")
                 .bind(self.name.clone())
@@ -456,10 +446,7 @@ impl DeadLetters {
         through: Option<i64>,
         max: usize,
     ) -> Result<BulkProgress, QueueError> {
-        let through = match through {
-            Some(through) => through,
-            None => self.last_id().await?,
-        };
+        let through = self.bound(through).await?;
         let mut sql = "SELECT seq FROM queue_dead_letters \
              WHERE queue = $1 AND seq <= $2 AND (replay_until IS NULL OR replay_until <= $3)"
             .to_owned();
@@ -518,10 +505,7 @@ impl DeadLetters {
         through: Option<i64>,
         max: usize,
     ) -> Result<BulkProgress, QueueError> {
-        let through = match through {
-            Some(through) => through,
-            None => self.last_id().await?,
-        };
+        let through = self.bound(through).await?;
         let mut sql = "DELETE FROM queue_dead_letters WHERE seq IN (SELECT seq \
              FROM queue_dead_letters WHERE queue = $1 AND seq <= $2"
             .to_owned();
@@ -912,8 +896,9 @@ mod tests {
         );
         assert_eq!(dead.count(None).await.expect("counted"), 1);
         assert_eq!(dead.count(Some("thumbnail")).await.expect("counted"), 0);
-        assert_eq!(dead.total().await.expect("total"), 1);
-        assert_eq!(queue.depth().await.expect("depth").dead, 1);
+        let depth = queue.depth().await.expect("depth");
+        assert_eq!(depth.dead, 1);
+        assert_eq!(dead.total(&depth).await.expect("total"), 1);
 
         assert_eq!(
             dead.replay(&[row.id, row.id + 1000])

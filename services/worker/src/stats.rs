@@ -201,7 +201,7 @@ impl QueueStats {
         let inner = &self.inner;
         let depth = inner.queue.depth().await?;
         let leased = inner.queue.leased().await?;
-        let dead = inner.dead.total().await?;
+        let dead = inner.dead.total(&depth).await?;
         let (waiting, in_flight, in_flight_scope) = match leased {
             Some(leased) => (depth.ready.saturating_sub(leased), leased, "queue"),
             None => (
