@@ -64,19 +64,21 @@ pub fn migrations() -> Migrations {
     db::embedded_migrations!()
 }
 
+/// A background task of the worker, aborted when the consume loop ends.
+type Task = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// A built worker: database migrated, queue and store connected, health listener bound.
 pub struct Application {
     /// `/healthz`, `/readyz`, `/metrics`, `/api/jobs`.
     http: HttpService,
-    /// The drain of RabbitMQ's dead letters into the table (nothing on the embedded queue),
-    /// and the gauges' refresh.
-    background: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// What runs beside the consume loop until it ends: the drain of RabbitMQ's dead letters
+    /// into the table (nothing on the embedded queue), the gauges' refresh, the orphan sweep
+    /// (at start, then periodically).
+    background: Vec<Task>,
     /// The consume loop.
     processor: Processor,
     /// Closed at the end.
     queue: JobQueue,
-    /// The orphan sweep (at start, then periodically).
-    sweeper: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     /// For the lifecycle lines.
     logger: Logger,
 }
@@ -104,7 +106,7 @@ impl Application {
         let http = HttpService::bind(&settings, &context, move |config| {
             api::configure(config, jobs_api.clone());
         })?;
-        let background: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = vec![
+        let mut background: Vec<Task> = vec![
             Box::pin(async move { dead.drain().await }),
             Box::pin(stats.run()),
         ];
@@ -114,12 +116,12 @@ impl Application {
             thumbnails.max_image_pixels,
             metrics.decode_memory.clone(),
         );
-        let sweeper = Box::pin(orphans::run_sweeps(
+        background.push(Box::pin(orphans::run_sweeps(
             store.clone(),
             Repository::new(context.database.clone()),
             std::time::Duration::from_secs(thumbnails.orphan_sweep_secs),
             logger.clone(),
-        ));
+        )));
         let processor = Processor::new(
             worker.processing,
             queue.clone(),
@@ -146,7 +148,6 @@ impl Application {
             background,
             processor,
             queue,
-            sweeper,
             logger,
         })
     }
@@ -165,14 +166,12 @@ impl Service for Application {
     ) -> anyhow::Result<()> {
         let http_stop = Shutdown::new();
         let http = tokio::spawn(self.http.run_until_stopped(http_stop.wait()));
-        let sweeper = tokio::spawn(self.sweeper);
         let background: Vec<_> = self.background.into_iter().map(tokio::spawn).collect();
         // On a runtime thread, so the jobs it spawns start on that thread's queue instead of
         // waking a worker from outside the runtime for each one.
         let processed = tokio::spawn(self.processor.run(shutdown))
             .await
             .unwrap_or_else(|error| Err(anyhow::anyhow!("the consume loop panicked: {error}")));
-        sweeper.abort();
         for task in background {
             task.abort();
         }

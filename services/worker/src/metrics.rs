@@ -3,6 +3,19 @@
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts};
 use runtime::Metrics;
 
+/// The `kind` labels of the job series: the kinds the worker handles, and `unknown` for any
+/// other (a malformed or foreign message), so a sender cannot create series without bound.
+pub const KINDS: [&str; 3] = ["task", "thumbnail", "unknown"];
+
+/// The `kind` label of a job of `kind`.
+pub fn kind_label(kind: &str) -> &'static str {
+    KINDS
+        .iter()
+        .copied()
+        .find(|known| *known == kind)
+        .unwrap_or("unknown")
+}
+
 /// Job counters by `kind` (`task`, `thumbnail`, or `unknown` for malformed messages).
 #[derive(Clone)]
 pub struct WorkerMetrics {
@@ -125,7 +138,7 @@ impl WorkerMetrics {
         }
         // Every known kind's counters exist at 0 from the start, so `rate()` and the dashboards
         // see a job type before its first job (a series born at its first increment hides it).
-        for kind in ["task", "thumbnail", "unknown"] {
+        for kind in KINDS {
             for counter in [
                 &this.processed,
                 &this.failed,

@@ -29,18 +29,9 @@ use crate::{
     context::JobContext,
     jobs::Job,
     message::job_envelope,
-    metrics::WorkerMetrics,
+    metrics::{WorkerMetrics, kind_label},
     outcome::{JobError, Outcome},
 };
-
-/// The kinds the metrics label; anything else is `unknown` (bounded label values).
-fn kind_label(kind: &str) -> &'static str {
-    match kind {
-        "task" => "task",
-        "thumbnail" => "thumbnail",
-        _ => "unknown",
-    }
-}
 
 /// Consumes the job queue.
 #[derive(Clone)]

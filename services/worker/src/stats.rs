@@ -20,8 +20,6 @@ use crate::metrics::WorkerMetrics;
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 /// The longest rate window.
 const LONGEST_WINDOW: Duration = Duration::from_secs(300);
-/// The job kinds the counters are labelled with ([`crate::processor`]'s).
-const KINDS: [&str; 3] = ["task", "thumbnail", "unknown"];
 
 /// The name of this process among the worker's replicas: `<hostname>-<pid>` (a container's
 /// hostname is its own), or a random id made at start when the host has no name to read.
@@ -133,7 +131,7 @@ impl QueueStats {
     fn counters(&self) -> Sample {
         let metrics = &self.inner.metrics;
         let sum = |counter: &prometheus::IntCounterVec| -> u64 {
-            KINDS
+            crate::metrics::KINDS
                 .iter()
                 .map(|kind| counter.with_label_values(&[*kind]).get())
                 .sum()
