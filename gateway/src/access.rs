@@ -192,7 +192,7 @@ impl AccessRecord {
             }
             Some(user_id) => slog::info!(logger, "request"; line, "user_id" => user_id),
         }
-        if self.telemetry.tracer.is_on() {
+        if self.telemetry.tracer.records(&self.trace) {
             self.record_span(elapsed);
         }
     }

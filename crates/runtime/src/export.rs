@@ -223,9 +223,11 @@ impl Tracer {
         Self(None)
     }
 
-    /// Whether spans are recorded (build a [`SpanRecord`] only then).
-    pub fn is_on(&self) -> bool {
-        self.0.is_some()
+    /// Whether a span of `context` is recorded: exporting, and the trace sampled (build a
+    /// [`SpanRecord`] only then; an unsampled trace's span would be dropped by the sampler
+    /// after its name and attributes were made).
+    pub fn records(&self, context: &crate::TraceContext) -> bool {
+        self.0.is_some() && context.sampled()
     }
 
     /// Hands a finished span to the batch processor (a sampled trace's; nothing when off).

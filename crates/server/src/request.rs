@@ -209,7 +209,7 @@ pub async fn observe(
         error: cause.as_deref(),
     }
     .write(&observability.logger);
-    if observability.tracer.is_on() {
+    if observability.tracer.records(&trace.context) {
         let end = SystemTime::now();
         observability.tracer.record(SpanRecord {
             name: format!("{method} {route}"),

@@ -22,6 +22,9 @@ use crate::clients::png;
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// A trace its caller did not sample (flags 00): no process records a span of it.
+const UNSAMPLED_TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+const UNSAMPLED: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
@@ -255,14 +258,16 @@ async fn spans_reach_an_otlp_receiver_each_the_child_of_the_step_before() {
     .await
     .expect("the stack starts");
 
-    let answered = reqwest::Client::new()
-        .post(platform.url("/graphql"))
-        .header("traceparent", TRACEPARENT)
-        .json(&serde_json::json!({"query": "{ users { id } }"}))
-        .send()
-        .await
-        .expect("POST /graphql");
-    assert_eq!(answered.status(), 200);
+    for traceparent in [UNSAMPLED, TRACEPARENT] {
+        let answered = reqwest::Client::new()
+            .post(platform.url("/graphql"))
+            .header("traceparent", traceparent)
+            .json(&serde_json::json!({"query": "{ users { id } }"}))
+            .send()
+            .await
+            .expect("POST /graphql");
+        assert_eq!(answered.status(), 200);
+    }
     upload_and_wait_for_the_thumbnail(&platform).await;
 
     // (service, span name) of each step, in order, each the parent of the next.
@@ -329,4 +334,15 @@ async fn spans_reach_an_otlp_receiver_each_the_child_of_the_step_before() {
     platform
         .stop(Duration::from_secs(10))
         .expect("the stack stops");
+    // Stopped, every process has exported what it recorded: nothing of the unsampled trace.
+    let unsampled: Vec<_> = receiver
+        .spans()
+        .into_iter()
+        .filter(|(_, span)| hex(&span.trace_id) == UNSAMPLED_TRACE_ID)
+        .map(|(service, span)| format!("{service} {}", span.name))
+        .collect();
+    assert!(
+        unsampled.is_empty(),
+        "spans of an unsampled trace: {unsampled:?}"
+    );
 }

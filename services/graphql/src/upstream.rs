@@ -196,7 +196,7 @@ impl Upstream {
         started: Instant,
         status: Option<u16>,
     ) {
-        let (Some(call), true) = (call, self.tracer.is_on()) else {
+        let Some(call) = call.filter(|call| self.tracer.records(call)) else {
             return;
         };
         let end = SystemTime::now();

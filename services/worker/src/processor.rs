@@ -189,7 +189,7 @@ impl Processor {
         let logger = inner.logger.new(slog::OwnedKV(trace.context.clone()));
         let started = Instant::now();
         let outcome = self.process(delivery, &envelope, kind, &logger).await;
-        if inner.tracer.is_on() {
+        if inner.tracer.records(&trace.context) {
             self.record_span(&envelope, kind, outcome, &trace, started);
         }
         (kind, outcome)
