@@ -18,7 +18,7 @@ use std::{
 };
 
 use prometheus::IntCounterVec;
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, Method, Response, StatusCode};
 use runtime::{
     AttributeValue, SpanKind, SpanRecord, TRACEPARENT, TRACESTATE, TraceContext, Tracer,
 };
@@ -189,7 +189,7 @@ impl Upstream {
     /// now, with the status the service answered (none: no answer).
     fn record_call(
         &self,
-        method: &'static str,
+        method: &str,
         path: &str,
         relay: Relay<'_>,
         call: Option<&TraceContext>,
@@ -269,20 +269,7 @@ impl Upstream {
         relay: Relay<'_>,
     ) -> Result<Option<T>, UpstreamError> {
         self.draw(relay)?;
-        let call = relay.trace.map(TraceContext::child);
-        let started = Instant::now();
-        let sent = relay
-            .apply(
-                self.client.get(format!("{}{path}", self.base_url)),
-                call.as_ref(),
-            )
-            .send()
-            .await;
-        let status = sent
-            .as_ref()
-            .ok()
-            .map(|response| response.status().as_u16());
-        self.record_call("GET", path, relay, call.as_ref(), started, status);
+        let sent = self.send(Method::GET, path, relay, |request| request).await;
         let answer = async {
             let response = self.answered(sent)?;
             if response.status() == StatusCode::NOT_FOUND {
@@ -303,21 +290,9 @@ impl Upstream {
         relay: Relay<'_>,
     ) -> Result<T, UpstreamError> {
         self.draw(relay)?;
-        let call = relay.trace.map(TraceContext::child);
-        let started = Instant::now();
-        let sent = relay
-            .apply(
-                self.client.post(format!("{}{path}", self.base_url)),
-                call.as_ref(),
-            )
-            .json(body)
-            .send()
+        let sent = self
+            .send(Method::POST, path, relay, |request| request.json(body))
             .await;
-        let status = sent
-            .as_ref()
-            .ok()
-            .map(|response| response.status().as_u16());
-        self.record_call("POST", path, relay, call.as_ref(), started, status);
         let answer = async {
             let response = self.answered(sent)?;
             self.decode(response).await
@@ -325,6 +300,29 @@ impl Upstream {
         answer
             .await
             .map_err(|error| self.logged(path, relay, error))
+    }
+
+    /// Sends `method path` (with what `body` adds) under a span of the call's own, the child
+    /// of the request's, and records the call (metric, span).
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        relay: Relay<'_>,
+        body: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> reqwest::Result<Response> {
+        let call = relay.trace.map(TraceContext::child);
+        let started = Instant::now();
+        let request = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base_url));
+        let sent = body(relay.apply(request, call.as_ref())).send().await;
+        let status = sent
+            .as_ref()
+            .ok()
+            .map(|response| response.status().as_u16());
+        self.record_call(method.as_str(), path, relay, call.as_ref(), started, status);
+        sent
     }
 
     fn answered(&self, sent: reqwest::Result<Response>) -> Result<Response, UpstreamError> {
