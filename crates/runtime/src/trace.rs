@@ -19,14 +19,6 @@ const MAX_TRACESTATE: usize = 512;
 /// The sampled bit of the trace flags: the caller may record the trace.
 const SAMPLED: u8 = 0x01;
 
-/// A trace's id: 16 bytes, never all zero, written as 32 lower-case hex digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TraceId(pub [u8; 16]);
-
-/// A span's id: 8 bytes, never all zero, written as 16 lower-case hex digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SpanId(pub [u8; 8]);
-
 fn write_hex(bytes: &[u8], out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for (byte, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
@@ -35,67 +27,57 @@ fn write_hex(bytes: &[u8], out: &mut [u8]) {
     }
 }
 
-impl fmt::Display for TraceId {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = [0_u8; 32];
-        write_hex(&self.0, &mut text);
-        formatter.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
-    }
-}
+/// An id of `$bytes` bytes, never all zero, written as lower-case hex: its type, its text (for
+/// headers and log fields) and a random one.
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $bytes:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name(pub [u8; $bytes]);
 
-impl fmt::Display for SpanId {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = [0_u8; 16];
-        write_hex(&self.0, &mut text);
-        formatter.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
-    }
-}
-
-impl slog::Value for TraceId {
-    fn serialize(
-        &self,
-        _record: &slog::Record<'_>,
-        key: slog::Key,
-        serializer: &mut dyn slog::Serializer,
-    ) -> slog::Result {
-        serializer.emit_arguments(key, &format_args!("{self}"))
-    }
-}
-
-impl slog::Value for SpanId {
-    fn serialize(
-        &self,
-        _record: &slog::Record<'_>,
-        key: slog::Key,
-        serializer: &mut dyn slog::Serializer,
-    ) -> slog::Result {
-        serializer.emit_arguments(key, &format_args!("{self}"))
-    }
-}
-
-impl TraceId {
-    /// A random, non-zero trace id.
-    pub fn random() -> Self {
-        loop {
-            let id: [u8; 16] = rand::random();
-            if id != [0; 16] {
-                return Self(id);
+        impl fmt::Display for $name {
+            fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut text = [0_u8; $bytes * 2];
+                write_hex(&self.0, &mut text);
+                formatter.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
             }
         }
-    }
-}
 
-impl SpanId {
-    /// A random, non-zero span id.
-    pub fn random() -> Self {
-        loop {
-            let id: [u8; 8] = rand::random();
-            if id != [0; 8] {
-                return Self(id);
+        impl slog::Value for $name {
+            fn serialize(
+                &self,
+                _record: &slog::Record<'_>,
+                key: slog::Key,
+                serializer: &mut dyn slog::Serializer,
+            ) -> slog::Result {
+                serializer.emit_arguments(key, &format_args!("{self}"))
             }
         }
-    }
+
+        impl $name {
+            /// A random, non-zero id.
+            pub fn random() -> Self {
+                loop {
+                    let id: [u8; $bytes] = rand::random();
+                    if id != [0; $bytes] {
+                        return Self(id);
+                    }
+                }
+            }
+        }
+    };
 }
+
+id_type!(
+    /// A trace's id: 16 bytes, never all zero, written as 32 lower-case hex digits.
+    TraceId,
+    16
+);
+id_type!(
+    /// A span's id: 8 bytes, never all zero, written as 16 lower-case hex digits.
+    SpanId,
+    8
+);
 
 /// The trace context of one unit of work (a request, a job): the trace it belongs to and its
 /// own span. Forwarded downstream as the `traceparent` whose parent id is [`Self::span_id`].
