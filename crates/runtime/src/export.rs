@@ -150,7 +150,7 @@ pub enum AttributeValue {
     Int(i64),
 }
 
-/// A finished span: built only when [`Tracer::is_on`], recorded with [`Tracer::record`].
+/// A finished span: built only when [`Tracer::records`] its context, recorded with [`Tracer::record`].
 #[derive(Debug)]
 pub struct SpanRecord<'a> {
     /// `METHOD route` for a request, the task for a job.
