@@ -539,8 +539,9 @@ mod tests {
         assert_eq!(users_state["points"].as_array().map(Vec::len), Some(1));
         assert_eq!(users_state["readiness"]["status"], "ready");
         // A scrape of an address no route names is dropped, not added.
+        // `now` is the wall clock at each call, so only the services are compared.
         ops.record_at("10.9.9.9:1", "10.9.9.9:1", probed(1.0), start, 1);
-        assert_eq!(ops.overview(), overview);
+        assert_eq!(ops.overview()["services"], overview["services"]);
     }
 
     #[test]
