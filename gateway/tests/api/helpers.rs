@@ -125,3 +125,16 @@ pub async fn exchange_raw(authority: &str, request: &[u8]) -> String {
     stream.read_to_end(&mut response).await.expect("read");
     String::from_utf8_lossy(&response).into_owned()
 }
+
+/// A port for a gateway binary the test starts, held until the returned socket is dropped: the
+/// socket is bound with `SO_REUSEPORT` and never listens, so the kernel gives the port to no
+/// other test's bind, while the binary's own `SO_REUSEPORT` listener (`server::bind_listeners`)
+/// can join it on `127.0.0.1`; connections go to the listening socket only.
+pub fn reserved_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+    socket.set_reuseport(true).expect("SO_REUSEPORT");
+    socket.bind((Ipv4Addr::LOCALHOST, 0).into()).expect("bind");
+    let port = socket.local_addr().expect("address").port();
+    (socket, port)
+}

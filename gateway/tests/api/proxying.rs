@@ -6,7 +6,7 @@ use testing::error_code;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
-    helpers::{config, raw, route, spawn},
+    helpers::{config, raw, reserved_port, route, spawn},
     upstream,
 };
 
@@ -218,7 +218,8 @@ async fn hundred_mebibytes_stream_both_ways_in_bounded_memory() {
         ),
     )
     .expect("config");
-    let port = testing::free_port();
+    // Held while the binary runs: no other test is given the port.
+    let (_reserved, port) = reserved_port();
     let mut gateway = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
         .env("PORT", port.to_string())
         .env("GATEWAY_CONFIG", &config)

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::{
     direct::one_thread,
     framing::{PATHS, split},
-    helpers::{exchange_raw, spawn_logging_to},
+    helpers::{exchange_raw, reserved_port, spawn_logging_to},
     scripted::ScriptedUpstream,
 };
 
@@ -143,7 +143,8 @@ async fn the_trusted_proxies_variable_sets_the_binarys_list() {
             "x-forwarded-for: 198.51.100.7",
         ),
     ] {
-        let port = testing::free_port();
+        // Held while the binary runs: no other test is given the port.
+        let (_reserved, port) = reserved_port();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"));
         command
             .env("PORT", port.to_string())
