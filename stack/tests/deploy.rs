@@ -936,3 +936,133 @@ fn no_deployment_file_holds_a_private_key() {
         );
     }
 }
+
+/// Whether a Kubernetes label selector (`matchLabels`, `matchExpressions` with `In`, `NotIn`,
+/// `Exists`, `DoesNotExist`) selects a pod with `labels`.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    let label = |key: &str| labels[key].as_str();
+    let by_labels = selector["matchLabels"]
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .all(|(key, value)| label(key.as_str().expect("key")) == value.as_str());
+    let by_expressions = selector["matchExpressions"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .all(|expression| {
+            let value = label(expression["key"].as_str().expect("key"));
+            let listed = |v: &str| {
+                expression["values"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .any(|listed| listed.as_str() == Some(v))
+            };
+            match expression["operator"].as_str().expect("operator") {
+                "In" => value.is_some_and(listed),
+                "NotIn" => !value.is_some_and(listed),
+                "Exists" => value.is_some(),
+                "DoesNotExist" => value.is_none(),
+                other => panic!("unknown operator {other}"),
+            }
+        });
+    by_labels && by_expressions
+}
+
+/// The Deployments whose pods the cluster lets open a connection to `name`'s pods, by the
+/// NetworkPolicies that select them; `None` when no policy selects them (anyone may).
+fn allowed_callers(documents: &[Value], name: &str) -> Option<std::collections::BTreeSet<String>> {
+    let pod_labels = |deployment: &str| {
+        k8s_deployment(documents, deployment)["spec"]["template"]["metadata"]["labels"].clone()
+    };
+    let target = pod_labels(name);
+    let policies: Vec<&Value> = documents
+        .iter()
+        .filter(|d| d["kind"].as_str() == Some("NetworkPolicy"))
+        .filter(|d| selects(&d["spec"]["podSelector"], &target))
+        .collect();
+    if policies.is_empty() {
+        return None;
+    }
+    let mut allowed = std::collections::BTreeSet::new();
+    for policy in policies {
+        let policy_name = policy["metadata"]["name"].as_str().unwrap_or("?");
+        for rule in policy["spec"]["ingress"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            let peers = rule["from"]
+                .as_sequence()
+                .unwrap_or_else(|| panic!("{policy_name}: a rule without `from` lets anyone in"));
+            for peer in peers {
+                assert!(
+                    peer["namespaceSelector"].is_null() && peer["ipBlock"].is_null(),
+                    "{policy_name}: only the platform's own pods are peers, by podSelector"
+                );
+                for (caller, _, _) in services() {
+                    if selects(&peer["podSelector"], &pod_labels(caller)) {
+                        allowed.insert(caller.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    Some(allowed)
+}
+
+#[test]
+fn network_policies_let_each_service_be_reached_only_by_its_callers() {
+    let k8s = k8s_documents();
+    // Who calls whom: the gateway every service it routes to, and each binary the services its
+    // URL settings name (graphql: users and products; everyone: users' JWKS).
+    let mut callers: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        std::collections::BTreeMap::new();
+    let routes: toml::Table = toml::from_str(
+        &std::fs::read_to_string(root().join("deploy/k8s/gateway.toml")).expect("gateway.toml"),
+    )
+    .expect("TOML");
+    let host_of = |url: &str| {
+        url.strip_prefix("http://")
+            .and_then(|rest| rest.split([':', '/']).next())
+            .map(str::to_owned)
+    };
+    for route in routes["routes"].as_array().expect("routes") {
+        for upstream in route["upstreams"].as_array().expect("upstreams") {
+            let host = host_of(upstream.as_str().expect("upstream")).expect("http upstream");
+            callers.entry(host).or_default().insert("gateway".into());
+        }
+    }
+    for (name, binary, _) in services() {
+        for variable in variables(binary)
+            .iter()
+            .filter(|variable| variable.ends_with("_URL"))
+        {
+            let Some(url) = k8s_variable(&k8s, name, variable) else {
+                continue;
+            };
+            // A service's own name (users-service's AUTH_JWKS_URL, from the shared ConfigMap) is
+            // not a call: it checks tokens with the keys it holds.
+            if let Some(host) =
+                host_of(&url).filter(|host| host != name && services().iter().any(|s| s.0 == host))
+            {
+                callers.entry(host).or_default().insert(name.to_owned());
+            }
+        }
+    }
+    assert!(
+        callers["users"].len() == services().len() - 1,
+        "every other binary calls users-service (the token keys): {:?}",
+        callers["users"]
+    );
+    assert!(callers["products"].contains("graphql"));
+    // The gateway is the way in from outside: the Ingress reaches it, so nothing restricts it.
+    assert_eq!(allowed_callers(&k8s, "gateway"), None);
+    for (name, _, _) in services().into_iter().filter(|s| s.0 != "gateway") {
+        let expected = callers.get(name).cloned().unwrap_or_default();
+        let allowed = allowed_callers(&k8s, name)
+            .unwrap_or_else(|| panic!("no NetworkPolicy selects {name}: any pod may reach it"));
+        assert_eq!(allowed, expected, "who may reach {name}");
+    }
+}
