@@ -9,7 +9,7 @@
 //!
 //! | what | anonymous | a user | another user | an admin |
 //! |---|---|---|---|---|
-//! | `User.email` | `FORBIDDEN` | their own | `FORBIDDEN` | any |
+//! | `User.email` | `""` | their own | `""` | any |
 //! | `createPost` | `UNAUTHENTICATED` | as themself | `FORBIDDEN` | as anyone |
 //! | `updatePost`, `deletePost` | `UNAUTHENTICATED` | their own | `FORBIDDEN` | any |
 //! | `createUser` | `UNAUTHENTICATED` | `FORBIDDEN` | `FORBIDDEN` | yes |
