@@ -148,6 +148,20 @@ impl Body for GatewayBody {
                         if let Some(lease) = body.lease.take() {
                             lease.request.abandon();
                         }
+                        // The upstream broke its body off after the head went out (a malformed
+                        // chunk, a short body): hyper cuts the client's connection, and it is
+                        // counted as the direct path counts it.
+                        if let Some(access) = body.access.as_mut() {
+                            access
+                                .telemetry
+                                .metrics
+                                .upstream_errors
+                                .with_label_values(&[&*access.route, "protocol"])
+                                .inc();
+                            let upstream = access.upstream.as_deref().unwrap_or("the upstream");
+                            access.error =
+                                Some(format!("{upstream} broke off the response body: {error}"));
+                        }
                         Poll::Ready(Some(Err(error)))
                     }
                     Poll::Pending => Poll::Pending,

@@ -321,3 +321,104 @@ async fn after_an_http_1_0_answer_the_next_request_is_still_http_1_1() {
         gateway.server.stop().await;
     }
 }
+
+/// Reads from `stream` into `seen` until `seen` holds `wanted`; fails after five seconds.
+async fn read_until(stream: &mut tokio::net::TcpStream, seen: &mut Vec<u8>, wanted: &[u8]) {
+    use tokio::io::AsyncReadExt;
+    let reading = async {
+        while !seen.windows(wanted.len()).any(|window| window == wanted) {
+            assert_ne!(stream.read_buf(seen).await.expect("read"), 0, "{seen:?}");
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), reading)
+        .await
+        .unwrap_or_else(|_| panic!("no {wanted:?} in {:?}", String::from_utf8_lossy(seen)));
+}
+
+/// The client's head and first chunk have gone out when the upstream's next chunk size turns
+/// out to be no number: too late for a 502, so the client keeps the head and the chunk it has,
+/// the connection is cut before any last chunk (a client never takes the body for whole), the
+/// upstream connection is closed, not pooled, and the failure is counted.
+#[tokio::test]
+async fn a_chunked_response_broken_after_its_head_went_out_is_cut_off_and_counted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const HEAD_AND_CHUNK: &[u8] =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
+    const BROKEN: &[u8] = b"zz\r\nworld\r\n0\r\n\r\n";
+    for path in PATHS {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let gateway = on_path(path, &url);
+        let (head_seen, head_seen_rx) = tokio::sync::oneshot::channel::<()>();
+        let upstream = tokio::spawn(async move {
+            let (mut first, _) = listener.accept().await.expect("accept");
+            let mut request = Vec::new();
+            read_until(&mut first, &mut request, b"\r\n\r\n").await;
+            first.write_all(HEAD_AND_CHUNK).await.expect("head");
+            head_seen_rx.await.expect("the client read the head");
+            first.write_all(BROKEN).await.expect("the bad chunk");
+            // The gateway closes this connection without another request on it.
+            let mut after = Vec::new();
+            let ended = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                first.read_to_end(&mut after),
+            )
+            .await;
+            assert!(
+                matches!(ended, Ok(Ok(0))),
+                "the broken connection is closed, never reused: {ended:?}, {after:?}"
+            );
+            let (mut second, _) = listener.accept().await.expect("accept");
+            let mut request = Vec::new();
+            read_until(&mut second, &mut request, b"\r\n\r\n").await;
+            second.write_all(OK).await.expect("answer");
+        });
+
+        // A keep-alive request: the gateway, not the client, ends the connection.
+        let mut client = tokio::net::TcpStream::connect(&gateway.authority)
+            .await
+            .expect("connect");
+        client
+            .write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .expect("send");
+        let mut seen = Vec::new();
+        read_until(&mut client, &mut seen, b"hello\r\n").await;
+        head_seen.send(()).expect("the upstream waits");
+        let ended = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            client.read_to_end(&mut seen),
+        )
+        .await;
+        assert!(
+            matches!(ended, Ok(Ok(_))),
+            "{path}: the connection is closed: {ended:?}"
+        );
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        let (status, head, body) = split(&text);
+        assert_eq!(status, 200, "{path}: {text:?}");
+        assert!(
+            head.contains("transfer-encoding: chunked"),
+            "{path}: {head}"
+        );
+        assert_eq!(body, "5\r\nhello\r\n", "{path}: the chunk, and no last one");
+        testing::eventually(
+            "the broken body counted",
+            std::time::Duration::from_secs(5),
+            || async {
+                gateway
+                    .metric("gateway_upstream_errors_total", &[("kind", "protocol")])
+                    .await
+                    == 1.0
+            },
+        )
+        .await;
+
+        let (status, _, body) = split(&exchange_raw(&gateway.authority, GET).await);
+        assert_eq!((status, body.as_str()), (200, "ok"), "{path}");
+        upstream.await.expect("the upstream's script");
+        gateway.server.stop().await;
+    }
+}
