@@ -36,7 +36,6 @@ use crate::{
     },
     framing::{check_target, client_host},
     headers::{REQUEST_ID, X_FORWARDED_FOR, is_upgrade},
-    host::HostError,
     identity::{ClientKey, Refusal, authorize},
     request_body::RequestBody,
     routing::Route,
@@ -127,22 +126,18 @@ async fn answer_request(
     if let Err((status, message)) = check_target(&request) {
         return Ok(error(status, message, access));
     }
-    // Two `Host`s or an invalid one are refused everywhere; no `Host` only where a request is
-    // forwarded (a health probe may send none).
-    let host = client_host(&request);
-    if let Err(refused @ (HostError::Repeated | HostError::Invalid)) = host {
-        return Ok(error(StatusCode::BAD_REQUEST, refused.message(), access));
-    }
+    // One `Host` rule for every request, the gateway's own included (RFC 9112 §3.2: no `Host`,
+    // two, or an invalid one is a 400, whatever the target).
+    let host = match client_host(&request) {
+        Ok(host) => host,
+        Err(refused) => return Ok(error(StatusCode::BAD_REQUEST, refused.message(), access)),
+    };
     if let Some(preflight) = preflight {
         return Ok(answer_preflight(preflight, &shared.cors, access));
     }
     if let Some(response) = crate::local::answer(&request, shared, client).await {
         return Ok(finish_local(response, access));
     }
-    let host = match host {
-        Ok(host) => host,
-        Err(refused) => return Ok(error(StatusCode::BAD_REQUEST, refused.message(), access)),
-    };
     let Ok(body_length) = body_length(request.headers()) else {
         return Ok(error(
             StatusCode::BAD_REQUEST,

@@ -298,7 +298,19 @@ const HOST_CASES: &[(&str, &[u8], u16, Option<&str>)] = &[
     ("an absolute-form authority and two Hosts", b"GET http://real.example/a HTTP/1.1\r\nHost: a\r\nHost: b\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 400, None),
     ("an absolute-form authority and an invalid Host", b"GET http://real.example/a HTTP/1.1\r\nHost: a b\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 400, None),
     ("an absolute-form authority with user info", b"GET http://user@real.example/a HTTP/1.1\r\nHost: real.example\r\nX-Request-Id: diff\r\nConnection: close\r\n\r\n", 400, None),
-    ("a health probe without a Host", b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", 200, None),
+    // The gateway's own paths and preflights are held to the same rule as forwarded requests.
+    ("a health probe without a Host", b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", 400, None),
+    ("a readiness probe without a Host", b"GET /readyz HTTP/1.1\r\nConnection: close\r\n\r\n", 400, None),
+    ("the metrics without a Host", b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n", 400, None),
+    ("the root page without a Host", b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 400, None),
+    ("the API docs without a Host", b"GET /api/docs HTTP/1.1\r\nConnection: close\r\n\r\n", 400, None),
+    ("the operations page without a Host", b"GET /ops HTTP/1.1\r\nConnection: close\r\n\r\n", 400, None),
+    ("a health probe with an empty Host", b"GET /healthz HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n", 400, None),
+    ("a health probe with an invalid Host", b"GET /healthz HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n", 400, None),
+    ("a CORS preflight without a Host", b"OPTIONS /a HTTP/1.1\r\nOrigin: https://app.example\r\nAccess-Control-Request-Method: PUT\r\nConnection: close\r\n\r\n", 400, None),
+    ("the gateway's own probe (`--healthcheck`), HTTP/1.0 with a Host", b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n", 200, None),
+    ("an HTTP/1.0 health probe without a Host", b"GET /healthz HTTP/1.0\r\n\r\n", 400, None),
+    ("an HTTP/1.0 request without a Host", b"GET /a HTTP/1.0\r\nX-Request-Id: diff\r\n\r\n", 400, None),
     ("a health probe with two Hosts", b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n", 400, None),
 ];
 
@@ -336,6 +348,26 @@ async fn both_paths_apply_one_host_rule() {
             seen.push((upstream_saw, client_saw));
         }
         assert_eq!(seen[0], seen[1], "{what}: the paths differ (direct, hyper)");
+    }
+}
+
+/// The container's `--healthcheck` probe (`runtime::probe`) sends a `Host`, so the one rule
+/// above lets it through on either path.
+#[tokio::test]
+async fn the_healthcheck_probe_passes_the_host_rule() {
+    for path in ["direct", "hyper"] {
+        let upstream = ScriptedUpstream::always(OK).await;
+        let gateway = on_path(path, &upstream.url);
+        let port = gateway
+            .authority
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+            .expect("a port");
+        let code = tokio::task::spawn_blocking(move || runtime::probe(port))
+            .await
+            .expect("the probe ran");
+        assert_eq!(code, std::process::ExitCode::SUCCESS, "{path}");
+        gateway.server.stop().await;
     }
 }
 
