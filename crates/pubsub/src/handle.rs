@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use slog::Logger;
 
-use crate::{PubSubError, Subscription, local::Channels, redis::RedisBackend};
+use crate::{Leases, PubSubError, Subscription, local::Channels, redis::RedisBackend};
 
 /// A pub/sub handle; cheap to clone, shared by every task of the process.
 #[derive(Clone)]
@@ -87,6 +87,17 @@ impl PubSub {
             subscriber.id,
             self.inner.clone(),
         ))
+    }
+
+    /// Keys held across every instance on this Redis (over its publishing pool); `None`
+    /// in-process, where this process is the only instance.
+    pub fn leases(&self) -> Option<Leases> {
+        match &*self.inner {
+            Backend::Local(_) => None,
+            Backend::Redis(redis) => Some(Leases {
+                backend: redis.clone(),
+            }),
+        }
     }
 
     /// Whether pub/sub works (for `/readyz`): always in-process; with Redis, the subscriber

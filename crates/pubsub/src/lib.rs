@@ -30,18 +30,23 @@
 //!   behind misses the newer ones rather than growing memory or slowing the publisher;
 //!   [`Subscription::missed`] counts them.
 //!
+//! - [`PubSub::leases`] (Redis only): [`Leases`], keys held across instances by one holder at a
+//!   time, through leases that lapse unless renewed (a chat name unique in its room).
+//!
 //! # Modules (private; everything public is re-exported here)
 //!
 //! | module | holds |
 //! |---|---|
 //! | `handle` | [`PubSub`]: connect, publish, subscribe, check; the backend it runs on |
 //! | `subscription` | [`Subscription`] and the guard that unsubscribes it on drop |
+//! | `leases` | [`Leases`]: keys held across instances, taken, renewed and released by Lua scripts |
 //! | `local` | the in-process fan-out: each channel's subscribers and their bounded queues, [`CHANNEL_CAPACITY`] |
 //! | `redis` | the Redis backend: the one subscriber connection and its task (backoff, resubscription), the publishing pool |
 //! | `error` | [`PubSubError`]; Redis errors are its boxed source, never a public type |
 
 mod error;
 mod handle;
+mod leases;
 mod local;
 mod redis;
 mod subscription;
@@ -50,5 +55,6 @@ mod tests;
 
 pub use error::PubSubError;
 pub use handle::PubSub;
+pub use leases::{Lease, Leases};
 pub use local::CHANNEL_CAPACITY;
 pub use subscription::Subscription;

@@ -1,7 +1,8 @@
 //! The Redis backend: ONE dedicated subscriber connection per process, owned by a task that
 //! (re)connects with backoff, subscribes every channel with local subscribers, fans what
 //! arrives out through [`Channels`], and unsubscribes channels nobody listens to any more;
-//! PUBLISH and PING go through a small pool of ordinary connections.
+//! PUBLISH, PING and the [`crate::Leases`] scripts go through a small pool of ordinary
+//! connections.
 
 use std::{
     sync::{
@@ -89,6 +90,21 @@ impl RedisBackend {
                 .await
                 .map_err(PubSubError::redis)?;
             Ok(())
+        })
+        .await
+        .map_err(|_| PubSubError::Timeout(REDIS_TIMEOUT))?
+    }
+
+    /// Runs `pipe` over a pooled connection, within the timeout (the [`crate::Leases`]).
+    pub(crate) async fn query<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, PubSubError> {
+        tokio::time::timeout(REDIS_TIMEOUT, async {
+            let mut connection = self.pool.get().await.map_err(PubSubError::pool)?;
+            pipe.query_async::<T>(&mut *connection)
+                .await
+                .map_err(PubSubError::redis)
         })
         .await
         .map_err(|_| PubSubError::Timeout(REDIS_TIMEOUT))?

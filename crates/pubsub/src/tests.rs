@@ -8,7 +8,7 @@ use deadpool_redis::redis;
 use futures_util::StreamExt;
 use slog::Logger;
 
-use crate::{CHANNEL_CAPACITY, PubSub, PubSubError, Subscription};
+use crate::{CHANNEL_CAPACITY, Lease, PubSub, PubSubError, Subscription};
 
 async fn next(subscription: &mut Subscription) -> Bytes {
     tokio::time::timeout(Duration::from_secs(5), subscription.next())
@@ -206,4 +206,70 @@ async fn subscriptions_survive_a_lost_redis_connection() {
         .expect("publish");
     assert_eq!(next(&mut subscription).await, "after");
     assert_eq!(next(&mut late).await, "late");
+}
+
+#[tokio::test]
+async fn a_lease_holds_a_key_for_its_holder_until_released_or_lapsed() {
+    testing::skip_unless!(Redis);
+    assert!(
+        PubSub::in_process().leases().is_none(),
+        "one process: no leases"
+    );
+    let url = redis_url();
+    let a = PubSub::connect(Some(&url), logger()).await.expect("A");
+    let b = PubSub::connect(Some(&url), logger()).await.expect("B");
+    let (a, b) = (a.leases().expect("Redis"), b.leases().expect("Redis"));
+    let key = unique("name");
+    let ttl = Duration::from_secs(30);
+    let lease = |holder, id| Lease {
+        key: &key,
+        holder,
+        id,
+    };
+    assert_eq!(
+        a.take(&[lease("alice", "a1")], ttl).await.expect("take"),
+        [true]
+    );
+    // Another holder is refused; the same holder shares it through its own lease.
+    assert_eq!(
+        b.take(&[lease("mallory", "b1")], ttl).await.expect("take"),
+        [false]
+    );
+    assert_eq!(
+        b.take(&[lease("alice", "b2")], ttl).await.expect("take"),
+        [true]
+    );
+    a.release(&key, "a1").await.expect("release");
+    assert_eq!(
+        a.take(&[lease("mallory", "a3")], ttl).await.expect("take"),
+        [false]
+    );
+    b.release(&key, "b2").await.expect("release");
+    assert_eq!(
+        a.take(&[lease("mallory", "a3")], ttl).await.expect("take"),
+        [true]
+    );
+    // A lease nobody renews lapses, and with it the holder's claim.
+    let short = unique("short");
+    let lapsing = Lease {
+        key: &short,
+        holder: "alice",
+        id: "a4",
+    };
+    assert_eq!(
+        a.take(&[lapsing], Duration::from_millis(200))
+            .await
+            .expect("take"),
+        [true]
+    );
+    let thief = Lease {
+        key: &short,
+        holder: "mallory",
+        id: "b5",
+    };
+    assert_eq!(b.take(&[thief], ttl).await.expect("take"), [false]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.take(&[thief], ttl).await.expect("take"), [true]);
+    b.release(&short, "b5").await.expect("release");
+    a.release(&key, "a3").await.expect("release");
 }

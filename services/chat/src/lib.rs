@@ -5,7 +5,7 @@
 //! |---|---|
 //! | [`protocol`] | the events of docs/contracts.md ("Chat protocol"), and the checks on rooms, texts |
 //! | [`access`] | the handshake's `Origin` check, its access token (three ways to send one), the names |
-//! | [`names`] | names cleaned (NFC, no invisible characters) and unique in a room |
+//! | [`names`] | names cleaned (NFC, no invisible characters) and unique in a room, across instances over Redis |
 //! | [`limits`] | connections per client address; messages per connection, account and address |
 //! | [`history`] | the messages in SQLite or PostgreSQL, capped per room, read by page |
 //! | [`hub`] | this instance's connections and rooms, their fan-out and presence across instances over [`pubsub`] |

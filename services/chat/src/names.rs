@@ -10,20 +10,32 @@
 //!   read as another (`"\u{202E}ecilA"` shows as "Alice"); trimmed; at most
 //!   [`MAX_NAME_CHARS`] characters. users-service refuses such names at sign-up; the chat
 //!   strips them from whatever a token carries.
-//! - **Unique in a room**, on this instance, compared caseless after NFKC (`Alice`, `ALICE` and
-//!   the full-width `Ａｌｉｃｅ` are one name). The connections of one account share its name (one
-//!   person, several tabs). Another account whose name is taken gets the first free
-//!   `"<name> (2)"`, `"<name> (3)"`, …; a guest whose drawn name is taken draws again. The
-//!   first to join keeps the plain name until every connection holding it has left.
+//! - **Unique in a room**, compared caseless after NFKC (`Alice`, `ALICE` and the full-width
+//!   `Ａｌｉｃｅ` are one name). The connections of one account share its name (one person,
+//!   several tabs). Another account whose name is taken gets the first free `"<name> (2)"`,
+//!   `"<name> (3)"`, …; a guest whose drawn name is taken draws again. The first to join keeps
+//!   the plain name until every connection holding it has left.
+//! - **Across instances** with Redis ([`shared`]): a name is also taken in Redis, one lease per
+//!   instance holding it, renewed while held and lapsing when its instance dies; a name another
+//!   instance holds for another identity is taken as a local one is (a suffix, another draw).
+//!   Redis failing: the local rule alone (see [`shared`]). In-process pub/sub: this instance
+//!   is the only one, its registry the whole truth.
+
+pub mod shared;
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
 
+use pubsub::Leases;
 use server::{MAX_NAME_CHARS, is_invisible};
+use slog::Logger;
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
+
+pub use self::shared::SharedNames;
+use crate::settings::Settings;
 
 /// A name as shown: NFC, without control or invisible characters, trimmed, at most
 /// [`MAX_NAME_CHARS`] characters (possibly empty: the caller picks a fallback).
@@ -51,86 +63,175 @@ pub enum Holder {
     Guest(Uuid),
 }
 
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Account(id) => write!(f, "account:{id}"),
+            Self::Guest(id) => write!(f, "guest:{}", id.simple()),
+        }
+    }
+}
+
 /// A name held in a room.
 #[derive(Debug)]
 struct Held {
     holder: Holder,
     /// The connections holding it (several for one account).
     connections: usize,
+    /// Its lease in Redis (with [`SharedNames`]): made when the name is first held here.
+    lease: String,
 }
 
-/// The names held in each room on this instance; cheap to clone.
+/// The names held here: by room, by [`name_key`].
+type Rooms = HashMap<String, HashMap<String, Held>>;
+
+/// The names held in each room on this instance, and in Redis with every instance's;
+/// cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct RoomNames(Arc<Mutex<HashMap<String, HashMap<String, Held>>>>);
+pub struct RoomNames {
+    local: Arc<Mutex<Rooms>>,
+    /// `None`: this instance is the only one.
+    shared: Option<SharedNames>,
+}
 
 /// Guests draw at most this many names before one gets a suffix (65 536 guest names: a room
 /// that has taken this many draws is as good as full).
 const GUEST_DRAWS: usize = 16;
 
 impl RoomNames {
+    /// Names held here and, with `leases` (Redis), across every instance on it (see
+    /// [`SharedNames`]; starts the task renewing this instance's leases, within a tokio runtime).
+    pub fn new(leases: Option<Leases>, settings: &Settings, logger: Logger) -> Self {
+        let local = Arc::new(Mutex::new(Rooms::new()));
+        let shared = leases.map(|leases| {
+            SharedNames::start(
+                leases,
+                &settings.channel_prefix,
+                settings.name_lease,
+                Arc::downgrade(&local),
+                logger,
+            )
+        });
+        Self { local, shared }
+    }
+
     /// Takes a name in `room` for `holder`, who wants `wanted` (already [`clean`]): `wanted`
     /// itself when no one else holds it, else (an account) `wanted` with the first free suffix,
     /// or (a guest) the first free name `draw` gives. Held until the claim is dropped.
-    pub fn claim(
+    pub async fn claim(
         &self,
         room: &str,
         holder: Holder,
         wanted: &str,
         mut draw: impl FnMut() -> String,
     ) -> NameClaim {
-        let mut rooms = self.0.lock().expect("names lock");
-        let names = rooms.entry(room.to_owned()).or_default();
-        let free = |name: &str| {
-            names
-                .get(&name_key(name))
-                .is_none_or(|held| held.holder == holder)
-        };
         let mut name = wanted.to_owned();
-        if let Holder::Guest(_) = holder {
-            for _ in 0..GUEST_DRAWS {
-                if free(&name) {
-                    break;
-                }
-                name = draw();
+        let mut draws = 0;
+        let mut suffixed: Option<(String, u64)> = None;
+        loop {
+            if let Some(claim) = self.take(room, holder, &name).await {
+                return claim;
             }
+            name = match (&mut suffixed, holder) {
+                (None, Holder::Guest(_)) if draws < GUEST_DRAWS => {
+                    draws += 1;
+                    draw()
+                }
+                (None, _) => {
+                    suffixed = Some((name, 2));
+                    with_suffix(&suffixed.as_ref().expect("just set").0, 2)
+                }
+                (Some((base, n)), _) => {
+                    *n += 1;
+                    with_suffix(base, *n)
+                }
+            };
         }
-        if !free(&name) {
-            let base = name;
-            name = (2_u64..)
-                .map(|n| with_suffix(&base, n))
-                .find(|candidate| free(candidate))
-                .expect("some suffix is free");
+    }
+
+    /// Takes `name` for `holder` when it is free here and (with Redis) everywhere.
+    async fn take(&self, room: &str, holder: Holder, name: &str) -> Option<NameClaim> {
+        let key = name_key(name);
+        // This holder's new lease in Redis, once taken.
+        let mut lease: Option<String> = None;
+        loop {
+            let here = self
+                .local()
+                .get(room)
+                .and_then(|names| names.get(&key))
+                .map(|held| held.holder);
+            match (&self.shared, here) {
+                (_, Some(other)) if other != holder => return None,
+                (Some(shared), None) if lease.is_none() => {
+                    let id = Uuid::new_v4().simple().to_string();
+                    if !shared.take(room, &key, holder, &id).await {
+                        return None;
+                    }
+                    lease = Some(id);
+                }
+                _ => {}
+            }
+            let mut rooms = self.local();
+            let names = rooms.entry(room.to_owned()).or_default();
+            match names.get_mut(&key) {
+                Some(held) if held.holder == holder => held.connections += 1,
+                // Another holder took it here while Redis answered.
+                Some(_) => {}
+                None if self.shared.is_some() && lease.is_none() => {
+                    // This holder's connections let it go meanwhile: take it in Redis.
+                    if names.is_empty() {
+                        rooms.remove(room);
+                    }
+                    continue;
+                }
+                None => {
+                    let lease = lease.take().unwrap_or_default();
+                    names.insert(
+                        key.clone(),
+                        Held {
+                            holder,
+                            connections: 1,
+                            lease,
+                        },
+                    );
+                }
+            }
+            let held = names.get(&key).is_some_and(|held| held.holder == holder);
+            drop(rooms);
+            // A lease not kept (the name was held here already, or taken by another) goes back.
+            if let (Some(shared), Some(lease)) = (&self.shared, lease) {
+                shared.release(room, &key, lease);
+            }
+            return held.then(|| NameClaim {
+                names: self.clone(),
+                room: room.to_owned(),
+                key,
+                name: name.to_owned(),
+            });
         }
-        let key = name_key(&name);
-        names
-            .entry(key.clone())
-            .or_insert(Held {
-                holder,
-                connections: 0,
-            })
-            .connections += 1;
-        NameClaim {
-            names: self.clone(),
-            room: room.to_owned(),
-            key,
-            name,
-        }
+    }
+
+    fn local(&self) -> std::sync::MutexGuard<'_, Rooms> {
+        self.local.lock().expect("names lock")
     }
 
     /// Rooms with names held (memory: none is kept for an empty room).
     pub fn rooms(&self) -> usize {
-        self.0.lock().expect("names lock").len()
+        self.local().len()
     }
 
     fn release(&self, room: &str, key: &str) {
-        let mut rooms = self.0.lock().expect("names lock");
+        let mut rooms = self.local();
         let Some(names) = rooms.get_mut(room) else {
             return;
         };
         if let Some(held) = names.get_mut(key) {
             held.connections -= 1;
-            if held.connections == 0 {
-                names.remove(key);
+            if held.connections == 0
+                && let Some(held) = names.remove(key)
+                && let Some(shared) = &self.shared
+            {
+                shared.release(room, key, held.lease);
             }
         }
         if names.is_empty() {
@@ -199,74 +300,102 @@ mod tests {
         assert_ne!(name_key("Alice"), name_key("Alicia"));
     }
 
-    #[test]
-    fn a_second_account_with_a_taken_name_gets_a_suffix() {
+    #[tokio::test]
+    async fn a_second_account_with_a_taken_name_gets_a_suffix() {
         let names = RoomNames::default();
-        let first = names.claim("general", Holder::Account(1), "Alice", no_draws);
-        let second = names.claim("general", Holder::Account(2), "alice", no_draws);
-        let third = names.claim("general", Holder::Account(3), "ALICE", no_draws);
+        let first = names
+            .claim("general", Holder::Account(1), "Alice", no_draws)
+            .await;
+        let second = names
+            .claim("general", Holder::Account(2), "alice", no_draws)
+            .await;
+        let third = names
+            .claim("general", Holder::Account(3), "ALICE", no_draws)
+            .await;
         assert_eq!(first.name(), "Alice");
         assert_eq!(second.name(), "alice (2)");
         assert_eq!(third.name(), "ALICE (3)");
         // Another room is another namespace.
-        let elsewhere = names.claim("other", Holder::Account(2), "alice", no_draws);
+        let elsewhere = names
+            .claim("other", Holder::Account(2), "alice", no_draws)
+            .await;
         assert_eq!(elsewhere.name(), "alice");
         // An account named like a suffixed name does not take it from its holder.
-        let sly = names.claim("general", Holder::Account(4), "Alice (2)", no_draws);
+        let sly = names
+            .claim("general", Holder::Account(4), "Alice (2)", no_draws)
+            .await;
         assert_eq!(sly.name(), "Alice (2) (2)");
     }
 
-    #[test]
-    fn one_account_keeps_one_name_over_its_connections() {
+    #[tokio::test]
+    async fn one_account_keeps_one_name_over_its_connections() {
         let names = RoomNames::default();
-        let tab = names.claim("general", Holder::Account(1), "Alice", no_draws);
-        let other_tab = names.claim("general", Holder::Account(1), "Alice", no_draws);
+        let tab = names
+            .claim("general", Holder::Account(1), "Alice", no_draws)
+            .await;
+        let other_tab = names
+            .claim("general", Holder::Account(1), "Alice", no_draws)
+            .await;
         assert_eq!(other_tab.name(), "Alice");
         drop(tab);
         // Still held by the other tab.
-        let impostor = names.claim("general", Holder::Account(2), "Alice", no_draws);
+        let impostor = names
+            .claim("general", Holder::Account(2), "Alice", no_draws)
+            .await;
         assert_eq!(impostor.name(), "Alice (2)");
         drop(other_tab);
         drop(impostor);
         assert_eq!(names.rooms(), 0, "released names leave nothing behind");
-        let later = names.claim("general", Holder::Account(2), "Alice", no_draws);
+        let later = names
+            .claim("general", Holder::Account(2), "Alice", no_draws)
+            .await;
         assert_eq!(later.name(), "Alice");
     }
 
-    #[test]
-    fn a_guest_whose_name_is_taken_draws_another() {
+    #[tokio::test]
+    async fn a_guest_whose_name_is_taken_draws_another() {
         let names = RoomNames::default();
-        let first = names.claim(
-            "general",
-            Holder::Guest(Uuid::new_v4()),
-            "guest-0001",
-            || panic!("the first guest keeps its name"),
-        );
+        let first = names
+            .claim(
+                "general",
+                Holder::Guest(Uuid::new_v4()),
+                "guest-0001",
+                || panic!("the first guest keeps its name"),
+            )
+            .await;
         let mut drawn = vec!["guest-0001".to_owned(), "guest-0002".to_owned()];
-        let second = names.claim(
-            "general",
-            Holder::Guest(Uuid::new_v4()),
-            "guest-0001",
-            || drawn.remove(0),
-        );
+        let second = names
+            .claim(
+                "general",
+                Holder::Guest(Uuid::new_v4()),
+                "guest-0001",
+                || drawn.remove(0),
+            )
+            .await;
         assert_eq!(first.name(), "guest-0001");
         assert_eq!(second.name(), "guest-0002");
         // Two guests are two people even with one name drawn.
-        let unlucky = names.claim(
-            "general",
-            Holder::Guest(Uuid::new_v4()),
-            "guest-0001",
-            || "guest-0001".to_owned(),
-        );
+        let unlucky = names
+            .claim(
+                "general",
+                Holder::Guest(Uuid::new_v4()),
+                "guest-0001",
+                || "guest-0001".to_owned(),
+            )
+            .await;
         assert_eq!(unlucky.name(), "guest-0001 (2)");
     }
 
-    #[test]
-    fn suffixed_names_stay_within_the_limit() {
+    #[tokio::test]
+    async fn suffixed_names_stay_within_the_limit() {
         let names = RoomNames::default();
         let long = "n".repeat(MAX_NAME_CHARS);
-        let _first = names.claim("general", Holder::Account(1), &long, no_draws);
-        let second = names.claim("general", Holder::Account(2), &long, no_draws);
+        let _first = names
+            .claim("general", Holder::Account(1), &long, no_draws)
+            .await;
+        let second = names
+            .claim("general", Holder::Account(2), &long, no_draws)
+            .await;
         assert_eq!(second.name().chars().count(), MAX_NAME_CHARS);
         assert!(second.name().ends_with(" (2)"));
     }

@@ -101,7 +101,8 @@ pub async fn websocket(
         .map_or_else(|| Holder::Guest(uuid::Uuid::new_v4()), Holder::Account);
     let name = hub
         .names()
-        .claim(&room, holder, &identity.name, access::guest_name);
+        .claim(&room, holder, &identity.name, access::guest_name)
+        .await;
     // A client that offered `bearer` gets it selected (browsers fail a handshake that selects
     // none of their offers); the token beside it is never a candidate.
     let (response, session, stream) =

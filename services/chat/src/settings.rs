@@ -112,6 +112,9 @@ pub struct Settings {
     /// How long a room's fan-out spaces its deliveries per member here (at most 10 ms, none
     /// under 1 ms): a busy big room sends each client its events in fewer, larger writes.
     pub coalesce_per_member: Duration,
+    /// How long a name's lease in Redis lasts unless renewed (every third of it): how long a
+    /// name stays taken after its instance died.
+    pub name_lease: Duration,
     /// Whether a connection without a token is let in, under a `guest-xxxx` name.
     pub guests: bool,
     /// Origins whose pages may open the chat besides the request's own host.
@@ -135,6 +138,7 @@ impl Default for Settings {
             presence_interval: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(5),
             coalesce_per_member: Duration::from_micros(10),
+            name_lease: Duration::from_secs(30),
             guests: true,
             allowed_origins: AllowedOrigins::default(),
         }

@@ -54,7 +54,7 @@ struct HubInner {
     presence: Arc<Presence>,
     /// Connections per address, message budgets.
     limits: Limits,
-    /// The names held in each room.
+    /// The names held in each room (and across instances, over Redis).
     names: RoomNames,
     metrics: ChatMetrics,
     logger: Logger,
@@ -76,6 +76,7 @@ impl Hub {
             settings.presence_interval,
             logger.clone(),
         );
+        let names = RoomNames::new(pubsub.leases(), &settings, logger.clone());
         Self {
             inner: Arc::new(HubInner {
                 pubsub,
@@ -84,7 +85,7 @@ impl Hub {
                 registry: Registry::default(),
                 rooms,
                 presence: Arc::new(presence),
-                names: RoomNames::default(),
+                names,
                 metrics,
                 logger,
             }),

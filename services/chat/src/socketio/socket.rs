@@ -300,7 +300,8 @@ impl Socket<'_> {
         let name = self
             .hub
             .names()
-            .claim(&room, holder, wanted, access::guest_name);
+            .claim(&room, holder, wanted, access::guest_name)
+            .await;
         let (fill, batch) = oneshot::channel();
         self.session.outbound.push(Outbound::Batch(batch))?;
         let entered = enter_room(

@@ -1,11 +1,22 @@
 //! Names that cannot pass for others: shown in NFC without invisible or direction-changing
 //! characters, and unique in a room (caseless): a second account with a taken name gets a
-//! suffix, while one account's connections share its name.
+//! suffix, while one account's connections share its name; across instances sharing Redis
+//! too, where the name of an instance that died is free once its lease lapses.
 
-use serde_json::Value;
-use testing::TestBackend;
+use std::time::Duration;
 
-use crate::helpers::{ChatApp, Client, spawn_app, token_of};
+use chat_service::names::{Holder, RoomNames};
+use pubsub::PubSub;
+use serde_json::{Value, json};
+use testing::{TestBackend, fresh_database, redis_url};
+
+use crate::{
+    helpers::{
+        ChatApp, Client, PATIENCE, spawn_app, spawn_with, test_chat_settings, test_settings,
+        token_of,
+    },
+    socketio::Sio,
+};
 
 /// Account `id` named `name` in `room`: its client and `welcome`, past its `history`.
 async fn join_as(app: &ChatApp, room: &str, id: i64, name: &str) -> (Client, Value) {
@@ -74,4 +85,97 @@ async fn invisible_and_direction_changing_characters_are_stripped_and_names_are_
     // Nothing visible left: the account's fallback name.
     let (_blank, welcome) = join_as(&app, "general", 9, "\u{2066}\u{200B}").await;
     assert_eq!(welcome["user"], "user-9");
+}
+
+/// Two instances sharing Redis and a database, names leased for `name_lease`.
+async fn two_instances(name_lease: Duration) -> (ChatApp, ChatApp) {
+    let database_url = fresh_database(TestBackend::Sqlite)
+        .await
+        .expect("a database");
+    let mut chat = test_chat_settings();
+    chat.name_lease = name_lease;
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let mut settings = test_settings(database_url.clone());
+        settings.cache.redis_url = Some(redis_url());
+        instances.push(spawn_with(settings, chat.clone()).await);
+    }
+    let b = instances.pop().expect("two");
+    (instances.pop().expect("two"), b)
+}
+
+/// Joins `room` as account `id` named `name` until its name is `wanted`.
+async fn join_until_named(app: &ChatApp, room: &str, id: i64, name: &str, wanted: &str) -> Client {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (client, welcome) = join_as(app, room, id, name).await;
+        if welcome["user"] == wanted {
+            return client;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {welcome}, not {wanted}"
+        );
+        client.close().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_name_is_unique_in_a_room_across_instances_over_both_protocols() {
+    testing::skip_unless!(Redis);
+    let (a, b) = two_instances(Duration::from_secs(30)).await;
+    let (alice, welcome) = join_as(&a, "general", 1, "Alice").await;
+    assert_eq!(welcome["user"], "Alice");
+    // Another account on the other instance is suffixed, as it is on one instance.
+    let (_other, welcome) = join_as(&b, "general", 2, "alice").await;
+    assert_eq!(welcome["user"], "alice (2)");
+    let (mut sio, _) = Sio::open(&b).await;
+    let (welcome, _) = sio
+        .connect(&json!({"token": token_of(3, "ALICE"), "room": "general"}))
+        .await;
+    assert_eq!(welcome["user"], "ALICE (3)");
+    // Alice's own tab on the other instance is Alice.
+    let (alice_on_b, welcome) = join_as(&b, "general", 1, "Alice").await;
+    assert_eq!(welcome["user"], "Alice");
+    // Her tab on A gone, her tab on B still holds the name, for A's newcomers too.
+    alice.close().await;
+    let (_late, welcome) = join_as(&a, "general", 4, "Alice").await;
+    assert_eq!(welcome["user"], "Alice (4)");
+    // Once her last tab has left, the name is free everywhere.
+    alice_on_b.close().await;
+    join_until_named(&a, "general", 5, "Alice", "Alice").await;
+}
+
+#[tokio::test]
+async fn the_name_of_an_instance_that_died_is_free_once_its_lease_lapses() {
+    testing::skip_unless!(Redis);
+    let lease = Duration::from_millis(900);
+    let (a, _b) = two_instances(lease).await;
+    // An instance that takes "Dora" and dies: its runtime gone, its lease never released.
+    let mut chat = a.chat.clone();
+    chat.name_lease = lease;
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let logger = runtime::test_logger("dead-instance");
+            let pubsub = PubSub::connect(Some(&redis_url()), logger.clone())
+                .await
+                .expect("Redis");
+            let names = RoomNames::new(pubsub.leases(), &chat, logger);
+            let claim = names
+                .claim("general", Holder::Account(99), "Dora", || unreachable!())
+                .await;
+            assert_eq!(claim.name(), "Dora");
+            std::mem::forget(claim);
+        });
+    })
+    .join()
+    .expect("the dying instance");
+    let (_second, welcome) = join_as(&a, "general", 6, "Dora").await;
+    assert_eq!(welcome["user"], "Dora (2)", "the lease still holds");
+    join_until_named(&a, "general", 7, "Dora", "Dora").await;
 }
