@@ -1,10 +1,12 @@
 //! The shape of an operation, read from its document before anything runs: how many fields it
 //! selects at its root, how many aliases it uses, how deep its data selections nest and how
 //! deep its introspection selections nest (apart: `__schema` and `__type` follow the schema's
-//! own fixed nesting, which must not count against the data's depth). Fragments are counted
-//! where they are spread, as the executor would run them; the walk stops once it has seen more
-//! fields than an operation may have, so a document whose fragments multiply cannot make it
-//! long.
+//! own fixed nesting, which must not count against the data's depth), and what its data and
+//! its introspection each cost in fields (apart too: introspection has a budget of its own).
+//! Fields are counted as async-graphql's complexity counts a field without a cost of its own,
+//! 1 each, `__typename` nothing. Fragments are counted where they are spread, as the executor
+//! would run them; the walk stops once it has seen more fields than an operation may have, so a
+//! document whose fragments multiply cannot make it long.
 
 use std::collections::HashMap;
 
@@ -27,8 +29,13 @@ pub struct Shape {
     pub data_depth: usize,
     /// Fields on the longest path under `__schema` or `__type`, those included.
     pub introspection_depth: usize,
-    /// Fields it would execute, counted up to the walk's bound.
+    /// Fields it would execute, `__typename` included, counted up to the walk's bound.
     pub fields: usize,
+    /// Data fields (not `__typename`), counted up to the walk's bound.
+    pub data_fields: usize,
+    /// Fields under `__schema` or `__type`, those included (not `__typename`), counted up to
+    /// the walk's bound: each costs 1 in async-graphql's complexity, as a data field does.
+    pub introspection_fields: usize,
     /// Whether it selects `__schema` or `__type`.
     pub introspection: bool,
     /// Whether the walk stopped at its bound (`fields` is then a lower bound).
@@ -106,6 +113,7 @@ impl<'a> Walk<'a> {
                     if field.alias.is_some() {
                         self.shape.aliases += 1;
                     }
+                    let costs = field.name.node != "__typename";
                     let inner = match level {
                         Level::Root => {
                             self.shape.root_fields += 1;
@@ -122,10 +130,12 @@ impl<'a> Walk<'a> {
                     match inner {
                         Level::Data(depth) => {
                             self.shape.data_depth = self.shape.data_depth.max(depth);
+                            self.shape.data_fields += usize::from(costs);
                         }
                         Level::Introspection(depth) => {
                             self.shape.introspection_depth =
                                 self.shape.introspection_depth.max(depth);
+                            self.shape.introspection_fields += usize::from(costs);
                         }
                         Level::Root => {}
                     }
@@ -166,6 +176,8 @@ mod tests {
         assert_eq!(found.aliases, 2);
         assert_eq!(found.data_depth, 3);
         assert_eq!(found.fields, 8);
+        assert_eq!(found.data_fields, 8);
+        assert_eq!(found.introspection_fields, 0);
         assert!(!found.introspection);
     }
 
@@ -188,6 +200,18 @@ mod tests {
         assert!(found.introspection);
         assert_eq!(found.data_depth, 2);
         assert_eq!(found.introspection_depth, 7);
+        assert_eq!(found.data_fields, 2);
+        assert_eq!(found.introspection_fields, 7);
+    }
+
+    #[test]
+    fn typename_costs_nothing_and_introspection_costs_apart() {
+        let found = of(
+            "{ __typename posts { __typename id }                           __schema { __typename types { __typename name } }                           ...Q }                         fragment Q on Query { __type(name: \"Post\") { ... on __Type { name } } }",
+        );
+        assert_eq!(found.fields, 11);
+        assert_eq!(found.data_fields, 2);
+        assert_eq!(found.introspection_fields, 5);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! | aliases ([`Limits::max_aliases`]) | before it runs | `TOO_MANY_ALIASES` |
 //! | root fields ([`Limits::max_root_fields`]) | before it runs | `TOO_MANY_ROOT_FIELDS` |
 //! | data depth ([`Limits::max_depth`]); introspection nests up to [`MAX_INTROSPECTION_DEPTH`] apart | before it runs | `QUERY_TOO_DEEP` |
-//! | complexity ([`Limits::max_complexity`]): a list costs its page size times its items ([`crate::cost`]) | before it runs | `QUERY_TOO_COMPLEX` |
+//! | complexity ([`Limits::max_complexity`]): a list costs its page size times its items ([`crate::cost`]); introspection apart, up to [`MAX_INTROSPECTION_COMPLEXITY`] | before it runs | `QUERY_TOO_COMPLEX` |
 //! | calls to users-service and products-service ([`Limits::max_upstream_calls`]) | the call over it | `UPSTREAM_CALLS_EXCEEDED` on that field |
 //! | response bytes ([`Limits::max_response_bytes`]) | the field over it | `RESPONSE_TOO_LARGE`, the whole answer |
 //!
@@ -50,12 +50,20 @@ use crate::{
 /// `type`, nine `ofType` and the innermost `name`).
 pub const MAX_INTROSPECTION_DEPTH: usize = 20;
 
+/// What the `__schema` and `__type` selections of an operation may cost, apart from the data's
+/// complexity limit (a field costs 1, `__typename` nothing): graphql-js's
+/// `getIntrospectionQuery()` costs 220 (230 with every option on), so any introspection client
+/// passes with a margin over twice that, whatever `GRAPHQL_MAX_COMPLEXITY` is, and an
+/// introspection bomb (aliased or repeated `__schema`) is still refused.
+pub const MAX_INTROSPECTION_COMPLEXITY: usize = 500;
+
 /// What an operation may cost.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Data selection depth (introspection apart).
     pub max_depth: usize,
-    /// Complexity: every field costs 1, a list its page size times its items' cost.
+    /// Complexity of the data: every field costs 1, a list its page size times its items'
+    /// cost (introspection apart: [`MAX_INTROSPECTION_COMPLEXITY`]).
     pub max_complexity: usize,
     /// Aliased fields per operation (counted where fragments are spread).
     pub max_aliases: usize,
@@ -148,13 +156,38 @@ impl Limits {
                 ),
             ));
         }
+        // Once the walk stopped, each count is a lower bound.
+        let counted = |cost: usize| (!shape.truncated).then_some(cost);
+        if shape.data_fields > self.max_complexity {
+            return Err(self.too_complex(counted(shape.data_fields)));
+        }
+        if shape.introspection_fields > MAX_INTROSPECTION_COMPLEXITY {
+            return Err(introspection_too_complex(counted(
+                shape.introspection_fields,
+            )));
+        }
         if shape.truncated {
             return Err(self.too_complex(None));
         }
-        if shape.fields > self.max_complexity {
-            return Err(self.too_complex(Some(shape.fields)));
-        }
         Ok(())
+    }
+
+    /// The most fields [`document::shape`] needs to walk to answer [`Limits::check_shape`]:
+    /// past it, the data or the introspection is over its limit, or the operation would execute
+    /// more `__typename`s than both limits together allow fields.
+    pub fn walk_bound(&self) -> usize {
+        self.max_complexity
+            .saturating_add(1)
+            .saturating_add(MAX_INTROSPECTION_COMPLEXITY + 1)
+    }
+
+    /// The complexity of an operation's data: async-graphql's count, less the operation's
+    /// introspection fields, which async-graphql counts 1 each (their types declare no cost,
+    /// `__typename` it skips), as [`Shape::introspection_fields`] counts them. async-graphql
+    /// counts every operation of the document and the shape is the one run, so what is taken
+    /// off is never more than the introspection counted.
+    pub fn data_complexity(complexity: usize, shape: &Shape) -> usize {
+        complexity.saturating_sub(shape.introspection_fields)
     }
 
     /// `QUERY_TOO_COMPLEX`, with the cost when it was counted to the end (`None`: the count
@@ -175,6 +208,22 @@ impl Limits {
     }
 }
 
+/// `QUERY_TOO_COMPLEX` for the introspection of an operation, with its cost when it was counted
+/// to the end.
+fn introspection_too_complex(cost: Option<usize>) -> ServerError {
+    let cost = match cost {
+        Some(cost) => cost.to_string(),
+        None => format!("over {MAX_INTROSPECTION_COMPLEXITY}"),
+    };
+    refusal(
+        codes::QUERY_TOO_COMPLEX,
+        format!(
+            "the introspection (`__schema`, `__type`) costs {cost} fields; the limit is \
+             {MAX_INTROSPECTION_COMPLEXITY}"
+        ),
+    )
+}
+
 /// The schema extension holding every operation to [`Limits`].
 pub struct OperationLimits(pub Limits);
 
@@ -187,6 +236,7 @@ impl ExtensionFactory for OperationLimits {
                 self.0.max_response_bytes,
             )),
             operation_name: Mutex::new(None),
+            shape: Mutex::new(Shape::default()),
         })
     }
 }
@@ -197,6 +247,9 @@ struct Guard {
     budget: Arc<OperationBudget>,
     /// The operation the request names, for measuring that one.
     operation_name: Mutex<Option<String>>,
+    /// The shape of the operation, once its document is parsed: validation's complexity is
+    /// the data's once its introspection is taken out.
+    shape: Mutex<Shape>,
 }
 
 /// A value of the request's data, else of the connection's.
@@ -292,13 +345,11 @@ impl Extension for Guard {
             .lock()
             .ok()
             .and_then(|name| name.clone());
-        // Every field costs at least 1: a walk past the complexity limit has its answer.
-        let shape = document::shape(
-            &document,
-            name.as_deref(),
-            self.limits.max_complexity.saturating_add(1),
-        );
+        let shape = document::shape(&document, name.as_deref(), self.limits.walk_bound());
         self.limits.check_shape(&shape)?;
+        if let Ok(mut measured) = self.shape.lock() {
+            *measured = shape;
+        }
         Ok(document)
     }
 
@@ -308,8 +359,10 @@ impl Extension for Guard {
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(context).await?;
-        if result.complexity > self.limits.max_complexity {
-            return Err(vec![self.limits.too_complex(Some(result.complexity))]);
+        let shape = self.shape.lock().map(|shape| *shape).unwrap_or_default();
+        let complexity = Limits::data_complexity(result.complexity, &shape);
+        if complexity > self.limits.max_complexity {
+            return Err(vec![self.limits.too_complex(Some(complexity))]);
         }
         Ok(result)
     }
@@ -409,6 +462,45 @@ mod tests {
                 ..fine
             }),
             named("QUERY_TOO_COMPLEX")
+        );
+        assert_eq!(
+            code(Shape {
+                data_fields: 5001,
+                ..fine
+            }),
+            named("QUERY_TOO_COMPLEX")
+        );
+        let with_introspection = |introspection_fields: usize| Shape {
+            introspection: true,
+            introspection_fields,
+            ..fine
+        };
+        let tight = Limits {
+            max_complexity: 50,
+            ..limits
+        };
+        let tight_code = |shape: Shape| {
+            tight
+                .check_shape(&shape)
+                .err()
+                .map(|error| error.extensions.expect("extensions").get("code").cloned())
+        };
+        assert_eq!(tight_code(with_introspection(500)), None);
+        assert_eq!(
+            tight_code(with_introspection(501)),
+            named("QUERY_TOO_COMPLEX")
+        );
+        assert_eq!(
+            tight_code(Shape {
+                data_fields: 51,
+                ..with_introspection(230)
+            }),
+            named("QUERY_TOO_COMPLEX")
+        );
+        assert_eq!(
+            Limits::data_complexity(280, &with_introspection(230)),
+            50,
+            "validation's count less the introspection's"
         );
         let closed = Limits {
             introspection: false,

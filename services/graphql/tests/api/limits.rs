@@ -1,6 +1,7 @@
 //! What an operation may cost (docs/contracts.md, "GraphQL"): each limit refuses with its
 //! `extensions.code`, the static ones before anything runs; graphql-js's introspection query
-//! passes them; `operationName` picks the operation measured and run.
+//! passes them, its cost apart from the data's, and an introspection bomb is refused;
+//! `operationName` picks the operation measured and run.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -191,6 +192,106 @@ async fn data_depth_is_limited_and_introspection_nests_apart() {
     );
     let body = graphql.graphql(&endless, json!({})).await;
     assert_eq!(codes(&body), ["QUERY_TOO_DEEP"], "{body}");
+}
+
+/// graphql-js's fragments of its introspection query (`FullType`, `InputValue`, `TypeRef`):
+/// `types { ...FullType }` costs 172 fields.
+fn introspection_fragments() -> &'static str {
+    let query = introspection_query::DEFAULT;
+    &query[query
+        .find("fragment FullType")
+        .expect("the FullType fragment")..]
+}
+
+#[tokio::test]
+async fn introspection_costs_apart_from_the_data() {
+    let database = fresh_database(TestBackend::Sqlite).await.expect("database");
+    // Introspection and posts call neither users-service nor products-service.
+    let mut settings = graphql_settings(database, "http://127.0.0.1:9", "http://127.0.0.1:9");
+    settings.limits.max_complexity = 50;
+    let graphql = spawn_graphql(settings).await;
+
+    // graphql-js's introspection queries cost 220 and 230 fields: they pass whatever the data's
+    // limit, alone or beside data within it (`posts(limit: 49) { id }` costs 50).
+    for query in [
+        introspection_query::DEFAULT.to_owned(),
+        introspection_query::EVERY_OPTION.to_owned(),
+        format!(
+            "{{ posts(limit: 49) {{ id }} __typename __schema {{ types {{ ...FullType }} }} }} {}",
+            introspection_fragments()
+        ),
+    ] {
+        let body = graphql.graphql(&query, json!({})).await;
+        assert!(body.get("errors").is_none(), "{query}: {body}");
+        assert!(body["data"]["__schema"]["types"].is_array(), "{body}");
+    }
+
+    // Data over its limit is refused with introspection beside it: 51 fields counted in the
+    // document, and `posts(limit: 25) { id title }` (1 + 25 × 2) counted by its page, with
+    // `__typename`s under `__schema` too (they cost nothing, so they take nothing off).
+    for query in [
+        format!(
+            "{{ post(id: 1) {{ {} }} __schema {{ types {{ name }} }} }}",
+            "id ".repeat(50)
+        ),
+        "{ posts(limit: 25) { id title } __schema { types { ...FullType } } } ".to_owned()
+            + introspection_fragments(),
+        format!(
+            "{{ posts(limit: 25) {{ id title }} __schema {{ types {{ name }} {}}} }}",
+            "__typename ".repeat(10)
+        ),
+    ] {
+        let body = graphql.graphql(&query, json!({})).await;
+        assert_eq!(codes(&body), ["QUERY_TOO_COMPLEX"], "{query}: {body}");
+        assert!(body["data"].is_null(), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn an_introspection_bomb_is_refused() {
+    let database = fresh_database(TestBackend::Sqlite).await.expect("database");
+    // The default limits: the data's complexity limit (5000) would let each bomb through.
+    let graphql = spawn_graphql(graphql_settings(
+        database,
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+    ))
+    .await;
+    let fragments = introspection_fragments();
+    let aliased = |count: usize| -> String {
+        let schemas: String = (0..count)
+            .map(|i| format!("s{i}: __schema {{ types {{ ...FullType }} }} "))
+            .collect();
+        format!("{{ {schemas}}} {fragments}")
+    };
+    // Two aliased copies of the schema's types cost 346: within the introspection budget.
+    let body = graphql.graphql(&aliased(2), json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+
+    // Doubling fragments under `__schema`: 2^21 fields if expanded.
+    let mut doubling = String::from("{ __schema { ...F0 } }");
+    for level in 0..20 {
+        doubling.push_str(&format!(
+            " fragment F{level} on __Schema {{ ...F{next} ...F{next} }}",
+            next = level + 1
+        ));
+    }
+    doubling.push_str(" fragment F20 on __Schema { types { name } }");
+    for query in [
+        // Three aliased copies: 519.
+        aliased(3),
+        // The same selection spread three times: 517.
+        format!(
+            "{{ __schema {{ ...S ...S ...S }} }} fragment S on __Schema {{ types {{ ...FullType }} }} {fragments}"
+        ),
+        doubling,
+    ] {
+        let body = graphql.graphql(&query, json!({})).await;
+        assert_eq!(codes(&body), ["QUERY_TOO_COMPLEX"], "{query}: {body}");
+        assert!(body["data"].is_null(), "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("introspection"), "{body}");
+    }
 }
 
 #[tokio::test]
