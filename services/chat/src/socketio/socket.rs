@@ -187,25 +187,70 @@ impl Socket<'_> {
         }
     }
 
-    /// One Engine.IO packet other than `pong`.
+    /// One Engine.IO packet other than `pong`. Every packet but the heartbeat's and the
+    /// session's end spends the message budgets, as every `/chat/ws` frame does: `upgrade`
+    /// and `noop` spend without being refused (the transport needs them, and they do nothing
+    /// else), a binary attachment of a refused packet is dropped without an answer.
     async fn handle(&mut self, packet: Packet) -> Result<(), Disconnect> {
         match packet {
             Packet::Close => Err(Disconnect::ClientClosed),
-            Packet::Ping(_) | Packet::Pong(_) | Packet::Upgrade | Packet::Noop => Ok(()),
-            Packet::Binary(_) if self.skip_attachments > 0 => {
-                self.skip_attachments -= 1;
+            Packet::Ping(_) | Packet::Pong(_) => Ok(()),
+            Packet::Upgrade | Packet::Noop => {
+                let _ = self.spend();
                 Ok(())
             }
-            Packet::Binary(_) => self.refuse(None, &binary_refusal()),
+            Packet::Binary(_) => {
+                let within = self.spend();
+                if self.skip_attachments > 0 {
+                    self.skip_attachments -= 1;
+                    return Ok(());
+                }
+                self.refuse(None, &within.err().unwrap_or_else(binary_refusal))
+            }
             Packet::Message(text) => self.message(&text).await,
         }
     }
 
-    /// One Socket.IO packet.
+    /// One unit of the connection's, account's and address's budgets (the native rule).
+    fn spend(&self) -> Result<(), Refusal> {
+        spend_budget(self.hub, &self.limiter, self.user_id, self.seat)
+    }
+
+    /// One Socket.IO packet: what ends the session does so, anything else spends the budgets
+    /// first (a refused `CONNECT` gets `CONNECT_ERROR` `rate_limited`, an event its ack, any
+    /// other packet an `error` event).
     async fn message(&mut self, text: &str) -> Result<(), Disconnect> {
         // The specification: a packet that does not parse ends the connection.
         let packet = socket_packet::decode(text).map_err(|_| Disconnect::Protocol)?;
-        if packet.namespace != MAIN_NAMESPACE {
+        let main = packet.namespace == MAIN_NAMESPACE;
+        let connected = self.wanted_name.is_some();
+        match packet.kind {
+            // The specification: anything before `CONNECT` ends the connection.
+            kind if main && !connected && kind != Kind::Connect => {
+                return Err(Disconnect::Protocol);
+            }
+            Kind::ConnectError if main => return Err(Disconnect::Protocol),
+            Kind::Disconnect if main => return Err(Disconnect::ClientClosed),
+            _ => {}
+        }
+        if let Err(refusal) = self.spend() {
+            return match packet.kind {
+                Kind::Connect => self.send(socket_packet::connect_error(
+                    &packet.namespace,
+                    &refusal.message,
+                    Some(json!({ "code": refusal.code })),
+                )),
+                Kind::Event | Kind::BinaryEvent => {
+                    self.skip_attachments = packet.attachments;
+                    self.refuse(packet.ack, &refusal)
+                }
+                _ => {
+                    self.skip_attachments = packet.attachments;
+                    self.refuse(None, &refusal)
+                }
+            };
+        }
+        if !main {
             if packet.kind == Kind::Connect {
                 let refused =
                     socket_packet::connect_error(&packet.namespace, "Invalid namespace", None);
@@ -213,20 +258,10 @@ impl Socket<'_> {
             }
             return Ok(());
         }
-        let connected = self.wanted_name.is_some();
         match packet.kind {
             Kind::Connect if connected => Ok(()),
             Kind::Connect => self.connect(packet.data).await,
-            // The specification: anything before `CONNECT` ends the connection.
-            _ if !connected => Err(Disconnect::Protocol),
-            Kind::Disconnect => Err(Disconnect::ClientClosed),
-            Kind::Event => {
-                if let Err(refusal) = spend_budget(self.hub, &self.limiter, self.user_id, self.seat)
-                {
-                    return self.refuse(packet.ack, &refusal);
-                }
-                self.event(packet.ack, packet.data).await
-            }
+            Kind::Event => self.event(packet.ack, packet.data).await,
             Kind::BinaryEvent => {
                 self.skip_attachments = packet.attachments;
                 self.refuse(packet.ack, &binary_refusal())
@@ -235,8 +270,7 @@ impl Socket<'_> {
                 self.skip_attachments = packet.attachments;
                 Ok(())
             }
-            Kind::Ack => Ok(()),
-            Kind::ConnectError => Err(Disconnect::Protocol),
+            Kind::Ack | Kind::Disconnect | Kind::ConnectError => Ok(()),
         }
     }
 

@@ -16,3 +16,4 @@ mod scale_out;
 mod socketio;
 mod socketio_browser;
 mod socketio_client;
+mod socketio_rules;

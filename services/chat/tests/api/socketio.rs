@@ -8,7 +8,10 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use testing::{TestBackend, fresh_database, redis_url};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite::Message};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Message, client::IntoClientRequest},
+};
 
 use chat_service::limits::Rate;
 
@@ -19,13 +22,13 @@ use crate::helpers::{
 
 /// A raw Engine.IO client over a WebSocket.
 pub struct Sio {
-    socket: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+    pub(crate) socket: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
     /// Answer the server's pings (`2`) with pongs (`3`).
     pub pong: bool,
 }
 
 /// `ws://…/socket.io/?EIO=4&transport=websocket` plus `extra`.
-fn ws_url(app: &ChatApp, extra: &str) -> String {
+pub(crate) fn ws_url(app: &ChatApp, extra: &str) -> String {
     format!(
         "{}/socket.io/?EIO=4&transport=websocket{extra}",
         app.service.address.replace("http://", "ws://")
@@ -33,7 +36,7 @@ fn ws_url(app: &ChatApp, extra: &str) -> String {
 }
 
 /// `http://…/socket.io/?EIO=4&transport=polling` plus `extra`.
-fn polling_url(app: &ChatApp, extra: &str) -> String {
+pub(crate) fn polling_url(app: &ChatApp, extra: &str) -> String {
     format!(
         "{}/socket.io/?EIO=4&transport=polling{extra}",
         app.service.address
@@ -43,7 +46,18 @@ fn polling_url(app: &ChatApp, extra: &str) -> String {
 impl Sio {
     /// A session on the WebSocket from the start; its `open` payload.
     pub async fn open(app: &ChatApp) -> (Self, Value) {
-        let (socket, _) = connect_async(ws_url(app, "")).await.expect("WebSocket");
+        Self::open_with(app, &[]).await
+    }
+
+    /// A session on the WebSocket with these extra handshake headers; its `open` payload.
+    pub async fn open_with(app: &ChatApp, headers: &[(&'static str, &str)]) -> (Self, Value) {
+        let mut request = ws_url(app, "").into_client_request().expect("a request");
+        for (name, value) in headers {
+            request
+                .headers_mut()
+                .insert(*name, value.parse().expect("a header value"));
+        }
+        let (socket, _) = connect_async(request).await.expect("WebSocket");
         let mut sio = Self { socket, pong: true };
         let open = sio.recv().await;
         let open = open.strip_prefix('0').expect("the open packet first");
@@ -143,7 +157,7 @@ fn ack_argument(packet: &str, id: u64) -> Option<Value> {
 }
 
 /// A polling session's handshake: its sid and `open` payload.
-async fn polling_handshake(app: &ChatApp) -> (String, Value) {
+pub(crate) async fn polling_handshake(app: &ChatApp) -> (String, Value) {
     let response = reqwest::get(polling_url(app, "")).await.expect("handshake");
     assert_eq!(response.status(), 200);
     let body = response.text().await.expect("body");
@@ -153,7 +167,7 @@ async fn polling_handshake(app: &ChatApp) -> (String, Value) {
 }
 
 /// A polling `GET` of session `sid`: its status and body.
-async fn poll(app: &ChatApp, sid: &str) -> (u16, String) {
+pub(crate) async fn poll(app: &ChatApp, sid: &str) -> (u16, String) {
     let response = reqwest::get(polling_url(app, &format!("&sid={sid}")))
         .await
         .expect("GET");
@@ -164,7 +178,11 @@ async fn poll(app: &ChatApp, sid: &str) -> (u16, String) {
 }
 
 /// A polling `POST` of `body` to session `sid`: its status and body.
-async fn post(app: &ChatApp, sid: &str, body: impl Into<reqwest::Body>) -> (u16, String) {
+pub(crate) async fn post(
+    app: &ChatApp,
+    sid: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, String) {
     let response = reqwest::Client::new()
         .post(polling_url(app, &format!("&sid={sid}")))
         .header("content-type", "text/plain;charset=UTF-8")
@@ -179,7 +197,7 @@ async fn post(app: &ChatApp, sid: &str, body: impl Into<reqwest::Body>) -> (u16,
 }
 
 /// Polls until the packets received contain one starting with each of `wanted`, in order.
-async fn poll_for(app: &ChatApp, sid: &str, wanted: &[&str]) -> Vec<String> {
+pub(crate) async fn poll_for(app: &ChatApp, sid: &str, wanted: &[&str]) -> Vec<String> {
     let mut packets: Vec<String> = Vec::new();
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
@@ -562,13 +580,14 @@ async fn socket_io_clients_chat_across_instances_over_redis() {
 async fn socket_io_clients_share_the_native_budgets_and_connection_cap() {
     let mut chat = test_chat_settings();
     chat.limits = message_budgets_out_of_reach();
-    chat.limits.connection = Rate::new(1, 2);
+    // A burst of three: its CONNECT spends one, as every packet does.
+    chat.limits.connection = Rate::new(1, 3);
     chat.limits.connections_per_address = 3;
     let app = spawn_tuned(TestBackend::Sqlite, chat).await;
     let (_native, _) = app.join("capped", "Nat").await;
     let (mut sio, _) = Sio::open(&app).await;
     sio.connect(&json!({"room": "capped"})).await;
-    // Its own budget: a burst of two, then refused in the ack.
+    // Its own budget: two left of the burst, then refused in the ack.
     for id in 1..=2 {
         sio.send(&format!(r#"42{id}["chatMessage","m{id}"]"#)).await;
         let (_, ack) = sio.expect_event_and_ack("chatMessage", id).await;
