@@ -69,8 +69,11 @@ pub fn watch_interim(request: &mut Request<RequestBody>) -> Arc<AtomicU16> {
 
 /// Makes the framing fields of an upstream response hyper has decoded true for the body it
 /// passes on (RFC 9112 §6.3): beside `Transfer-Encoding`, a `Content-Length` is no length of
-/// anything and goes. Returns the codings below `chunked` (`gzip`), to announce again after
-/// the hop-by-hop fields are gone: hyper then chunks the body anew after them.
+/// anything and goes. Returns, when codings lie below `chunked` (`gzip`), the value to
+/// announce again after the hop-by-hop fields are gone: those codings, then `chunked`, which
+/// hyper's encoder honours as it is. Left to add `chunked` itself, hyper 1.x also appends
+/// `, chunked` to the next field it writes with more than one value (`Connection: close,
+/// chunked`), which the direct path never writes.
 pub fn reframe(headers: &mut http::HeaderMap) -> Option<HeaderValue> {
     if !headers.contains_key(TRANSFER_ENCODING) {
         return None;
@@ -83,6 +86,6 @@ pub fn reframe(headers: &mut http::HeaderMap) -> Option<HeaderValue> {
             .map(HeaderValue::as_bytes),
     );
     (!codings.below.is_empty())
-        .then(|| HeaderValue::from_bytes(&codings.below).ok())
+        .then(|| HeaderValue::from_bytes(&codings.rechunked()).ok())
         .flatten()
 }
