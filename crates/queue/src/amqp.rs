@@ -704,9 +704,11 @@ mod tests {
                     .expect("confirmed"),
             );
         }
+        // A prefetch of exactly the six in flight: the broker hands this consumer another message
+        // only once it has taken an ack, which is how the test sees the acks arrive (below).
         let mut consumer = relayed
             .consume(ConsumeOptions {
-                prefetch: 10,
+                prefetch: 6,
                 ..ConsumeOptions::default()
             })
             .await
@@ -737,24 +739,70 @@ mod tests {
         take(5).ack().await.expect("queued");
         again.ack().await.expect("queued");
         // 4, 5 and the redelivered 3 are done behind 0 too: past the delay they are acked, with
-        // 0 still in progress. Cutting the connection then hands back what was not acked: 0
-        // alone (6 if done deliveries waited for the front, or 1 and 2 were never sent).
-        tokio::time::sleep(ACK_DELAY * 5).await;
+        // 0 still in progress. Five probes fill the prefetch again only once the broker has
+        // taken every one of those acks (0 alone left unacked): receiving all five is the broker
+        // showing it, whatever the machine's speed. Done deliveries waiting for the front would
+        // leave no room for them.
+        let mut probes = Vec::new();
+        let mut probe_ids = Vec::new();
+        for n in 0..5 {
+            probe_ids.push(
+                queue
+                    .enqueue("probe", serde_json::json!({ "n": n }), None)
+                    .await
+                    .expect("confirmed"),
+            );
+        }
+        for _ in 0..5 {
+            let probe = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+                .await
+                .expect("room for every probe (every ack taken) within 10 s")
+                .expect("a delivery");
+            probes.push(probe);
+        }
+        // Cutting the connection then hands back what was not acked: 0 and the probes, none
+        // of 1 to 5.
         switch.cut();
         testing::eventually(
-            "the cut connection's unacked delivery back in the queue",
+            "the cut connection's unacked deliveries back in the queue",
             Duration::from_secs(10),
             || {
                 let queue = &queue;
-                async move { queue.depth().await.expect("depth").ready >= 1 }
+                async move { queue.depth().await.expect("depth").ready >= 6 }
             },
         )
         .await;
         assert_eq!(
             queue.depth().await.expect("depth"),
-            QueueDepth { ready: 1, dead: 0 },
-            "only the delivery never acked comes back"
+            QueueDepth { ready: 6, dead: 0 },
+            "only the deliveries never acked come back"
         );
+        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+            .await
+            .expect("a connection");
+        let channel = connection.create_channel().await.expect("a channel");
+        let mut back = Vec::new();
+        while let Some(message) = channel
+            .basic_get(
+                name.as_str().into(),
+                lapin::options::BasicGetOptions { no_ack: true },
+            )
+            .await
+            .expect("basic.get")
+        {
+            back.push(
+                crate::Envelope::from_body(&message.delivery.data)
+                    .expect("an envelope")
+                    .id,
+            );
+        }
+        close_quietly(connection.close(200, "done".into())).await;
+        let mut expected = probe_ids.clone();
+        expected.push(ids[0]);
+        back.sort();
+        expected.sort();
+        assert_eq!(back, expected, "0 and the probes come back, nothing acked");
+        drop(probes);
         drop(take(0));
         drop(consumer);
         queue.delete_topology().await.expect("test queues deleted");
