@@ -69,21 +69,22 @@ async fn logs_json_everywhere_and_exits_zero_on_sigterm() {
 
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/api/users/7");
-    let mut answered = None;
-    for _ in 0..100 {
-        if let Ok(response) = client
+    let answered = std::cell::Cell::new(None);
+    testing::eventually("the binary answers", Duration::from_secs(20), || {
+        let request = client
             .get(&url)
             .header("x-request-id", "bin-test-1")
             .header("user-agent", "it")
-            .send()
-            .await
-        {
-            answered = Some(response.status());
-            break;
+            .send();
+        let answered = &answered;
+        async move {
+            let status = request.await.ok().map(|response| response.status());
+            answered.set(status);
+            status.is_some()
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(answered, Some(reqwest::StatusCode::NOT_FOUND));
+    })
+    .await;
+    assert_eq!(answered.get(), Some(reqwest::StatusCode::NOT_FOUND));
 
     let probe = |port: u16| {
         Command::new(BINARY)
