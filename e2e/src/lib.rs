@@ -136,6 +136,7 @@ impl Process {
             "ADMIN_PASSWORD_FILE",
             "LOGIN_FAILURES_PER_ACCOUNT",
             "LOGIN_FAILURES_PER_ADDRESS",
+            "LOGIN_FAILURES_PERIOD_SECS",
             "CHAT_GUESTS",
         ] {
             command.env_remove(variable);

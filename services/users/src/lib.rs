@@ -86,6 +86,10 @@ pub struct IdentityArgs {
     /// Failed sign-ins per client address per minute before it is throttled (429)
     #[arg(long, env = "LOGIN_FAILURES_PER_ADDRESS", default_value_t = NonZeroU32::new(20).expect("20"))]
     pub login_failures_per_address: NonZeroU32,
+    /// Seconds the failed sign-in budgets are counted over (the "minute" of the two above);
+    /// within it, the budget comes back one failure at a time, evenly
+    #[arg(long, env = "LOGIN_FAILURES_PERIOD_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub login_failures_period_secs: u64,
     /// Sign-ups per client address per hour before it is throttled (429)
     #[arg(long, env = "SIGNUPS_PER_ADDRESS", default_value_t = NonZeroU32::new(60).expect("60"))]
     pub signups_per_address: NonZeroU32,
@@ -118,10 +122,12 @@ pub struct IdentityOptions {
     pub refresh_ttl: Duration,
     /// Hashes at once.
     pub hash_concurrency: usize,
-    /// Failed sign-ins a minute per account.
+    /// Failed sign-ins per account in [`IdentityOptions::failures_period`].
     pub failures_per_account: NonZeroU32,
-    /// Failed sign-ins a minute per address.
+    /// Failed sign-ins per address in [`IdentityOptions::failures_period`].
     pub failures_per_address: NonZeroU32,
+    /// What the failure budgets are counted over (a minute).
+    pub failures_period: Duration,
     /// Sign-ups an hour per address.
     pub signups_per_address: NonZeroU32,
     /// The admin to create or promote at start.
@@ -139,6 +145,7 @@ impl IdentityOptions {
             hash_concurrency: 2,
             failures_per_account: NonZeroU32::new(5).expect("5"),
             failures_per_address: NonZeroU32::new(20).expect("20"),
+            failures_period: Duration::from_secs(60),
             signups_per_address: NonZeroU32::new(60).expect("60"),
             admin: None,
         }
@@ -173,6 +180,7 @@ impl IdentityOptions {
             hash_concurrency: usize::try_from(args.auth_hash_concurrency).unwrap_or(2),
             failures_per_account: args.login_failures_per_account,
             failures_per_address: args.login_failures_per_address,
+            failures_period: Duration::from_secs(args.login_failures_period_secs),
             signups_per_address: args.signups_per_address,
             admin: args
                 .admin_email
@@ -238,6 +246,7 @@ impl Application {
             throttle: LoginThrottle::new(
                 options.failures_per_account,
                 options.failures_per_address,
+                options.failures_period,
             ),
             signups: governor::RateLimiter::keyed(governor::Quota::per_hour(
                 options.signups_per_address,

@@ -64,12 +64,20 @@ where
         .build()
 }
 
+/// `budget` cells per `period`, all of them available at once.
+fn quota(budget: NonZeroU32, period: Duration) -> Quota {
+    Quota::with_period((period / budget.get()).max(Duration::from_nanos(1)))
+        .expect("a period of at least 1 ns")
+        .allow_burst(budget)
+}
+
 impl LoginThrottle {
-    /// `per_account` and `per_address` failures a minute (each also the burst).
-    pub fn new(per_account: NonZeroU32, per_address: NonZeroU32) -> Self {
+    /// `per_account` and `per_address` failures per `period` (each also the burst; a spent
+    /// budget comes back one failure every `period / budget`).
+    pub fn new(per_account: NonZeroU32, per_address: NonZeroU32, period: Duration) -> Self {
         Self {
-            accounts: RateLimiter::keyed(Quota::per_minute(per_account)),
-            addresses: RateLimiter::keyed(Quota::per_minute(per_address)),
+            accounts: RateLimiter::keyed(quota(per_account, period)),
+            addresses: RateLimiter::keyed(quota(per_address, period)),
             blocked: cache(),
             account_turns: cache(),
             address_turns: cache(),
@@ -152,6 +160,7 @@ mod tests {
         LoginThrottle::new(
             NonZeroU32::new(3).expect("3"),
             NonZeroU32::new(5).expect("5"),
+            Duration::from_secs(3600),
         )
     }
 
@@ -174,8 +183,9 @@ mod tests {
         let wait = fail(&throttle, "a@x.io", address)
             .await
             .expect_err("fourth failure");
+        // 3 an hour: the next failure is allowed 20 minutes after the budget's first.
         assert!(
-            wait > Duration::ZERO && wait <= Duration::from_secs(20),
+            wait > Duration::from_secs(19 * 60) && wait <= Duration::from_secs(20 * 60),
             "{wait:?}"
         );
         assert!(throttle.begin("a@x.io", address).await.is_err());

@@ -22,6 +22,7 @@ fn a_bad_value_stops_start_up_with_one_line_naming_the_variable() {
             ("DATABASE_URL", "mysql://db"),
             ("LOG_LEVEL", "loud"),
             ("CACHE_TTL_SECS", "0"),
+            ("LOGIN_FAILURES_PERIOD_SECS", "0"),
         ],
     );
     assert_help_names(
@@ -36,6 +37,9 @@ fn a_bad_value_stops_start_up_with_one_line_naming_the_variable() {
             "DATABASE_URL",
             "REDIS_URL",
             "CACHE_TTL_SECS",
+            "LOGIN_FAILURES_PER_ACCOUNT",
+            "LOGIN_FAILURES_PER_ADDRESS",
+            "LOGIN_FAILURES_PERIOD_SECS",
         ],
     );
 }
