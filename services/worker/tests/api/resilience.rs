@@ -319,17 +319,20 @@ async fn publishing_to_a_broker_that_is_down_fails_after_retries() {
 /// A job longer than the lease keeps it (the worker extends it): no second worker starts it.
 async fn a_job_longer_than_its_lease_is_not_delivered_twice(kind: Broker) {
     let broker = TestBroker::new(kind).await;
+    // A 3 s lease, extended every second: only a stall of 2 s loses it. The job lasts over
+    // two leases, so it is still running when an unextended lease would have run out, twice.
     let short_lease = ProcessingArgs {
-        lease_secs: 1,
+        lease_secs: 3,
         ..quick()
     };
     let first = spawn_worker(&broker, short_lease).await;
     let second = spawn_worker(&broker, short_lease).await;
-    let job_time = Duration::from_millis(2500);
+    let job_ms = 7000;
+    let job_time = Duration::from_millis(job_ms);
     let enqueued_at = tokio::time::Instant::now();
     let id = broker
         .queue
-        .enqueue("task", task("longer than the lease", 2500, 0), None)
+        .enqueue("task", task("longer than the lease", job_ms, 0), None)
         .await
         .expect("enqueued");
     eventually("the long job done", Duration::from_secs(20), || async {
