@@ -232,24 +232,31 @@ async fn service_killed_and_restarted_under_load(platform: &mut Platform) {
     };
     stop.store(true, Ordering::SeqCst);
     let outcomes = running.await.expect("the load");
-    let unanswered = outcomes.iter().filter(|(status, _)| *status == 0).count();
-    assert_eq!(unanswered, 0, "no hung or dropped client connections");
-    let bad_gateways: Vec<_> = outcomes
+    let bad_gateways = outcomes.iter().filter(|(status, _)| *status == 502).count();
+    assert!(bad_gateways > 0, "the outage was seen as 502s");
+    // Only 200s and quick 502s (the gateway does not wait out a dead upstream); no hung or
+    // dropped client connection (0).
+    let unexpected: Vec<String> = outcomes
         .iter()
-        .filter(|(status, _)| *status == 502)
+        .enumerate()
+        .filter(|(_, (status, took))| match status {
+            200 => false,
+            502 => *took >= Duration::from_secs(3),
+            _ => true,
+        })
+        .map(|(index, (status, took))| {
+            let status = match status {
+                0 => "no answer".to_owned(),
+                status => status.to_string(),
+            };
+            format!("request {index}: {status} after {took:?}")
+        })
         .collect();
-    assert!(!bad_gateways.is_empty(), "the outage was seen as 502s");
     assert!(
-        bad_gateways
-            .iter()
-            .all(|(_, took)| *took < Duration::from_secs(1)),
-        "502s come quickly: {bad_gateways:?}"
-    );
-    assert!(
-        outcomes
-            .iter()
-            .all(|(status, _)| matches!(status, 200 | 502)),
-        "only 200s and 502s"
+        unexpected.is_empty(),
+        "of {} requests ({bad_gateways} 502s), answers other than a 200 or a 502 within 3 s:\n{}",
+        outcomes.len(),
+        unexpected.join("\n")
     );
     assert!(
         recovered_after < Duration::from_secs(15),
