@@ -905,7 +905,17 @@ pub fn assert_invalid_token(answer: &Answer, label: &str) {
 async fn identity_and_access_on_real_backends() {
     testing::skip_unless!(Postgres, Redis, RabbitMq, S3sFs);
     let s3 = crate::journey::S3::start().await;
-    let platform = Platform::processes(&s3.backends)
+    // Failure budgets counted over an hour: the throttling flow (sessions) spends one and sees
+    // the 429, with no cell coming back however long its argon2 hashes take.
+    let tuning = e2e::Tuning {
+        env: vec![(
+            "users".to_owned(),
+            "LOGIN_FAILURES_PERIOD_SECS".to_owned(),
+            "3600".to_owned(),
+        )],
+        ..e2e::Tuning::default()
+    };
+    let platform = Platform::processes_tuned(&s3.backends, &tuning)
         .await
         .expect("every process starts");
     let mut world = World::build(platform).await;
