@@ -11,9 +11,19 @@
 //!
 //! A bomb media-service itself refuses at the upload (a guard of its own) is put in the store
 //! and its job enqueued the way media-service does, so the worker meets every bomb.
+//!
+//! A poison job takes its worker down on every delivery (the worker process is killed while
+//! the job runs, as the kernel's OOM killer or a crash would), while a normal user keeps
+//! uploading photos and waiting for their thumbnails: the job is dead-lettered unrun with the
+//! reason once it has been delivered `WORKER_MAX_DELIVERIES` times, never runs again, and every
+//! one of the normal user's images gets its thumbnail.
 
 use std::{
     collections::BTreeSet,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -429,4 +439,262 @@ async fn s3_store(backends: &Backends, root: &std::path::Path) -> ObjectStore {
     ObjectStore::connect(&args, runtime::test_logger("e2e"))
         .await
         .expect("the S3 store")
+}
+
+/// Deliveries of one job before the worker sets it aside (`WORKER_MAX_DELIVERIES`).
+const MAX_DELIVERIES: usize = 3;
+
+/// Worker log lines saying `message` of job `job_id`, across the worker's restarts.
+fn worker_logged(platform: &Platform, message: &str, job_id: &str) -> usize {
+    let worker = platform
+        .processes
+        .iter()
+        .find(|process| process.name == "worker")
+        .expect("the worker process");
+    let lines = worker.stdout.lock().expect("the worker's log").clone();
+    lines
+        .iter()
+        .filter(|line| line.contains(job_id))
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["msg"] == message && line["job_id"] == job_id)
+        .count()
+}
+
+/// What the normal user saw: the media ids uploaded, and every answer that was not a 2xx or a
+/// thumbnail that did not come.
+#[derive(Default)]
+struct NormalUse {
+    uploaded: Vec<String>,
+    problems: Vec<String>,
+}
+
+/// Uploads a photo, waits for its thumbnail, and again, until `stop`; `thumbnails` counts the
+/// thumbnails seen.
+async fn upload_photos_and_wait_for_thumbnails(
+    gateway: String,
+    token: String,
+    stop: Arc<AtomicBool>,
+    thumbnails: Arc<AtomicUsize>,
+) -> NormalUse {
+    let client = reqwest::Client::new();
+    let mut seen = NormalUse::default();
+    let mut index = 0_u32;
+    while !stop.load(Ordering::SeqCst) {
+        let payload = Payload {
+            bytes: png(320 + index % 50, 240),
+            name: format!("photo-{index}.png"),
+            content_type: "image/png",
+        };
+        index += 1;
+        let (status, body) = upload(&gateway, &token, &payload).await;
+        if status != 201 {
+            seen.problems
+                .push(format!("upload {}: {status} {body}", payload.name));
+            continue;
+        }
+        let id = body["file"]["id"].as_str().expect("an id").to_owned();
+        seen.uploaded.push(id.clone());
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let answer = client
+                .get(format!("{gateway}/api/media/{id}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("GET");
+            let status = answer.status().as_u16();
+            let metadata: Value = answer.json().await.unwrap_or(Value::Null);
+            if status != 200 {
+                seen.problems
+                    .push(format!("GET /api/media/{id}: {status} {metadata}"));
+                break;
+            }
+            if metadata["thumbnail_url"].is_string() {
+                thumbnails.fetch_add(1, Ordering::SeqCst);
+                break;
+            }
+            if Instant::now() > deadline {
+                seen.problems
+                    .push(format!("no thumbnail for {id} within {PATIENCE:?}"));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_job_that_kills_the_worker_each_time_is_dead_lettered_while_normal_images_get_thumbnails()
+{
+    testing::skip_unless!(Postgres, Redis, RabbitMq, S3sFs);
+    let s3 = S3::start().await;
+    let backends = s3.backends.clone();
+    let queue = format!("e2e-poison-{}", uuid::Uuid::new_v4().simple());
+    let exchange = format!("{queue}.events");
+    let mut env = Vec::new();
+    for process in ["media", "worker"] {
+        env.push((process.to_owned(), "QUEUE_NAME".to_owned(), queue.clone()));
+        env.push((
+            process.to_owned(),
+            "EVENTS_EXCHANGE".to_owned(),
+            exchange.clone(),
+        ));
+    }
+    // One delivery at a time: while the poison runs it is the worker's only unsettled delivery,
+    // so each kill hands back the poison alone (no normal job gains a delivery), and its
+    // redelivered message is acked before its recounted copy can be delivered.
+    for (variable, value) in [
+        ("WORKER_PREFETCH", "1".to_owned()),
+        ("WORKER_CONCURRENCY", "1".to_owned()),
+        ("WORKER_MAX_DELIVERIES", MAX_DELIVERIES.to_string()),
+    ] {
+        env.push(("worker".to_owned(), variable.to_owned(), value));
+    }
+    let mut platform = Platform::processes_tuned(
+        &backends,
+        &Tuning {
+            env,
+            ..Tuning::default()
+        },
+    )
+    .await
+    .expect("every process starts");
+    let jobs = JobQueue::connect(
+        &QueueArgs::amqp(&backends.amqp_url).with_names(&queue, &exchange),
+        runtime::test_logger("e2e"),
+    )
+    .await
+    .expect("the platform's job queue");
+
+    // The normal user, uploading from before the first crash until after the last.
+    let normal = platform.sign_up("Photographer").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let thumbnails = Arc::new(AtomicUsize::new(0));
+    let normal_use = tokio::spawn(upload_photos_and_wait_for_thumbnails(
+        platform.gateway.clone(),
+        normal.access_token.clone(),
+        stop.clone(),
+        thumbnails.clone(),
+    ));
+    testing::eventually("the normal user's first thumbnail", PATIENCE, || {
+        let thumbnails = thumbnails.clone();
+        async move { thumbnails.load(Ordering::SeqCst) >= 1 }
+    })
+    .await;
+
+    // The poison: a task of a minute, killed with its worker each time it runs.
+    let request_id = format!("req-poison-{}", uuid::Uuid::new_v4().simple());
+    let poison = jobs
+        .enqueue(
+            "task",
+            json!({"task": "takes its worker down", "duration_ms": 60_000}),
+            Some(&request_id),
+        )
+        .await
+        .expect("the poison enqueued")
+        .to_string();
+    for delivery in 1..=MAX_DELIVERIES {
+        testing::eventually(
+            &format!("the poison running, delivery {delivery}"),
+            Duration::from_secs(60),
+            || {
+                let runs = worker_logged(&platform, "task received", &poison);
+                async move { runs >= delivery }
+            },
+        )
+        .await;
+        assert_eq!(
+            worker_logged(&platform, "task received", &poison),
+            delivery,
+            "the poison runs once per delivery"
+        );
+        platform.process("worker").restart();
+    }
+
+    // The next delivery sets it aside unrun, with the reason; RabbitMQ's dead queue is drained
+    // into the worker's database, listed through the gateway.
+    let admin = platform.admin_token().await;
+    let client = reqwest::Client::new();
+    let dead_letters = || async {
+        let answer = client
+            .get(format!("{}/api/jobs/dead?limit=100", platform.gateway))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("GET /api/jobs/dead");
+        // 502 while the restarted worker is not listening yet.
+        if answer.status() != 200 {
+            return Vec::new();
+        }
+        let page: Value = answer.json().await.expect("JSON");
+        page.as_array().expect("a page of dead letters").clone()
+    };
+    testing::eventually("the poison dead-lettered", PATIENCE, || async {
+        !dead_letters().await.is_empty()
+    })
+    .await;
+    let thumbnails_by_then = thumbnails.load(Ordering::SeqCst);
+    // The queue goes on: the normal user gets another thumbnail after the poison was set aside.
+    testing::eventually("a thumbnail after the dead letter", PATIENCE, || {
+        let thumbnails = thumbnails.clone();
+        async move { thumbnails.load(Ordering::SeqCst) > thumbnails_by_then }
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    let normal_use = normal_use.await.expect("the normal user's uploads");
+
+    let letters = dead_letters().await;
+    assert_eq!(
+        letters.len(),
+        1,
+        "only the poison dead-lettered: {letters:?}"
+    );
+    let letter = &letters[0];
+    assert_eq!(letter["job_id"], poison.as_str(), "{letter}");
+    assert_eq!(letter["kind"], "task", "{letter}");
+    assert_eq!(letter["request_id"], request_id.as_str(), "{letter}");
+    let reason = letter["last_error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&format!("delivered {MAX_DELIVERIES} times"))
+            && reason.contains("WORKER_MAX_DELIVERIES"),
+        "{reason}"
+    );
+    assert_eq!(
+        e2e::metric(
+            &platform.services["worker"],
+            "worker_jobs_dead_lettered_total",
+            &[("kind", "task"), ("reason", "redelivered")]
+        )
+        .await,
+        1.0
+    );
+    // Never run again: nothing of it is left in the queue (every normal job done too, none
+    // waiting), it ran once per delivery it was killed in, and it never completed.
+    testing::eventually("the job queue empty", Duration::from_secs(30), || async {
+        jobs.depth().await.expect("the queue's depth").ready == 0
+    })
+    .await;
+    assert_eq!(
+        worker_logged(&platform, "task received", &poison),
+        MAX_DELIVERIES,
+        "the poison ran again"
+    );
+    assert_eq!(worker_logged(&platform, "task processed", &poison), 0);
+
+    assert!(
+        normal_use.problems.is_empty(),
+        "the normal user, alongside: {}",
+        normal_use.problems.join("\n")
+    );
+    println!(
+        "poison dead-lettered after {MAX_DELIVERIES} deliveries; the normal user uploaded {} \
+         photos meanwhile, each with its thumbnail",
+        normal_use.uploaded.len()
+    );
+    platform
+        .stop(Duration::from_secs(20))
+        .expect("every process exits 0 on SIGTERM");
+    let _ = jobs.delete_topology().await;
+    jobs.close().await;
 }
