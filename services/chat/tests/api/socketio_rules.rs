@@ -1,13 +1,22 @@
 //! The native rules over Socket.IO, where `/chat/ws`'s tests cannot reach: every packet spends
-//! the budgets (a flood of `CONNECT`s to an unknown namespace too).
+//! the budgets (a flood of `CONNECT`s to an unknown namespace too), an address's and an
+//! account's budgets span their sessions, names are unique and cleaned, a WebSocket frame over
+//! `maxPayload` closes with 1009, and a polling client that stops answering pings is cut off.
+
+use std::time::Duration;
 
 use chat_service::limits::Rate;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use testing::TestBackend;
+use tokio_tungstenite::tungstenite::{Message, protocol::CloseFrame};
 
 use crate::{
-    helpers::{message_budgets_out_of_reach, spawn_tuned, test_chat_settings},
-    socketio::Sio,
+    helpers::{
+        PATIENCE, message_budgets_out_of_reach, spawn_app, spawn_tuned, test_chat_settings,
+        token_of,
+    },
+    socketio::{Sio, poll, poll_for, polling_handshake, post},
 };
 
 /// Sends `40/admin,` `count` times at once; the answers' payloads, in order.
@@ -57,4 +66,194 @@ async fn a_flood_of_connects_to_an_unknown_namespace_spends_the_budget_like_even
     let payload: Value =
         serde_json::from_str(refused.strip_prefix("44").expect("CONNECT_ERROR")).expect("JSON");
     assert_eq!(payload["data"]["code"], "rate_limited", "{refused}");
+}
+
+/// Sends `count` messages with acks from each of `sessions` at once; the refusals' messages
+/// (every other message is delivered).
+async fn flood(sessions: &mut [Sio], count: u64) -> Vec<String> {
+    for sio in sessions.iter_mut() {
+        for id in 1..=count {
+            sio.send(&format!(r#"42{id}["chatMessage","m{id}"]"#)).await;
+        }
+    }
+    let mut refusals = Vec::new();
+    for sio in sessions.iter_mut() {
+        let mut acks = 0;
+        while acks < count {
+            let packet = sio.recv().await;
+            let Some(rest) = packet.strip_prefix("43") else {
+                continue;
+            };
+            acks += 1;
+            let start = rest.find('[').expect("an ack's arguments");
+            let argument: Value = serde_json::from_str(&rest[start..]).expect("JSON");
+            if argument[0]["ok"] == false {
+                assert_eq!(argument[0]["error"]["code"], "rate_limited", "{packet}");
+                refusals.push(
+                    argument[0]["error"]["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    refusals
+}
+
+#[tokio::test]
+async fn socket_io_sessions_share_their_address_and_account_budgets() {
+    let mut chat = test_chat_settings();
+    chat.limits = message_budgets_out_of_reach();
+    chat.limits.address = Rate::new(1, 6);
+    chat.limits.account = Rate::new(1, 4);
+    let app = spawn_tuned(TestBackend::Sqlite, chat).await;
+    // Two guests from one address (each CONNECT spends one of its six): ten messages.
+    let mut guests = Vec::new();
+    for _ in 0..2 {
+        let (mut sio, _) = Sio::open_with(&app, &[("x-forwarded-for", "203.0.113.9")]).await;
+        sio.connect(&json!({"room": "budgets"})).await;
+        guests.push(sio);
+    }
+    let refusals = flood(&mut guests, 5).await;
+    assert!(refusals.len() >= 4, "{refusals:?}");
+    assert!(
+        refusals.iter().all(|m| m.contains("203.0.113.9")),
+        "{refusals:?}"
+    );
+    // A neighbour at another address is not held back.
+    let (mut neighbour, _) = Sio::open_with(&app, &[("x-forwarded-for", "203.0.113.10")]).await;
+    neighbour.connect(&json!({"room": "budgets"})).await;
+    assert!(
+        flood(std::slice::from_mut(&mut neighbour), 1)
+            .await
+            .is_empty()
+    );
+    // One account from two addresses: one budget of four.
+    let mut tabs = Vec::new();
+    for n in 1..=2 {
+        let address = format!("192.0.2.{n}");
+        let (mut sio, _) = Sio::open_with(&app, &[("x-forwarded-for", &address)]).await;
+        sio.connect(&json!({"token": token_of(41, "Tabby"), "room": "budgets"}))
+            .await;
+        tabs.push(sio);
+    }
+    let refusals = flood(&mut tabs, 4).await;
+    assert!(refusals.len() >= 2, "{refusals:?}");
+    assert!(
+        refusals.iter().all(|m| m.contains("account")),
+        "{refusals:?}"
+    );
+}
+
+/// Connects a Socket.IO session as account `id` named `name` in `room`; it and its name.
+async fn sio_as(app: &crate::helpers::ChatApp, room: &str, id: i64, name: &str) -> (Sio, Value) {
+    let (mut sio, _) = Sio::open(app).await;
+    let (welcome, _) = sio
+        .connect(&json!({"token": token_of(id, name), "room": room}))
+        .await;
+    (sio, welcome["user"].clone())
+}
+
+#[tokio::test]
+async fn socket_io_names_are_unique_in_a_room_and_cleaned() {
+    let app = spawn_app(TestBackend::Sqlite).await;
+    let (_alice, name) = sio_as(&app, "general", 1, "Alice").await;
+    assert_eq!(name, "Alice");
+    let (_second, name) = sio_as(&app, "general", 2, "alice").await;
+    assert_eq!(name, "alice (2)");
+    let (_tab, name) = sio_as(&app, "general", 1, "Alice").await;
+    assert_eq!(name, "Alice", "one account, one name");
+    // A right-to-left override and a zero-width space: what is left is shown.
+    let (_spoof, name) = sio_as(&app, "general", 5, "\u{202E}ecilA\u{200B}").await;
+    assert_eq!(name, "ecilA");
+    let (_bob, name) = sio_as(&app, "general", 6, "Bob").await;
+    assert_eq!(name, "Bob");
+    let (_fake_bob, name) = sio_as(&app, "general", 7, "B\u{200D}o\u{FEFF}b").await;
+    assert_eq!(name, "Bob (2)");
+}
+
+#[tokio::test]
+async fn a_websocket_frame_over_max_payload_closes_the_session_with_1009() {
+    let app = spawn_app(TestBackend::Sqlite).await;
+    let (mut sio, open) = Sio::open(&app).await;
+    sio.connect(&json!({"room": "big"})).await;
+    let max = open["maxPayload"].as_u64().expect("maxPayload") as usize;
+    // At the limit: read, and refused as too long a text; the session stays.
+    let prefix = r#"42["chatMessage",""#;
+    let at_limit = format!("{prefix}{}\"]", "x".repeat(max - prefix.len() - 2));
+    assert_eq!(at_limit.len(), max);
+    sio.send(&at_limit).await;
+    assert_eq!(sio.expect("error").await["code"], "validation_failed");
+    // One byte more: closed with 1009 (what the Socket.IO server's `ws` does over maxPayload).
+    sio.socket
+        .send(Message::text(format!("{at_limit} ")))
+        .await
+        .expect("send");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let code = loop {
+        let frame = tokio::time::timeout_at(deadline, sio.socket.next())
+            .await
+            .expect("the close frame in time");
+        match frame {
+            Some(Ok(Message::Close(Some(CloseFrame { code, .. })))) => break u16::from(code),
+            Some(Ok(Message::Close(None)) | Err(_)) | None => panic!("closed without a code"),
+            Some(Ok(_)) => {}
+        }
+    };
+    assert_eq!(code, 1009);
+    assert_eq!(
+        app.metric("chat_disconnects_total", &[("reason", "frame_too_large")])
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_polling_client_that_misses_pongs_is_cut_off_and_one_that_answers_is_not() {
+    let mut chat = test_chat_settings();
+    chat.ping_interval = Duration::from_millis(100);
+    chat.pong_timeout = Duration::from_millis(300);
+    let app = spawn_tuned(TestBackend::Sqlite, chat).await;
+
+    // Silent: it polls, never answers a ping, and its session ends.
+    let (silent, _) = polling_handshake(&app).await;
+    post(&app, &silent, r#"40{"room":"quiet"}"#).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut pings = 0;
+    loop {
+        let (status, body) = poll(&app, &silent).await;
+        if status == 400 || body.split('\x1e').any(|packet| packet == "1") {
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        pings += body.split('\x1e').filter(|packet| *packet == "2").count();
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still open after {pings} pings"
+        );
+    }
+    assert!(pings >= 1, "pinged before being cut off");
+    let (status, body) = poll(&app, &silent).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, r#"{"code":1,"message":"Session ID unknown"}"#)
+    );
+    assert!(
+        app.metric("chat_disconnects_total", &[("reason", "heartbeat")])
+            .await
+            >= 1.0
+    );
+
+    // Answering (poll_for posts a pong for each ping): alive after many timeouts.
+    let (alive, _) = polling_handshake(&app).await;
+    post(&app, &alive, r#"40{"room":"quiet"}"#).await;
+    poll_for(&app, &alive, &[r#"42["history""#]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let until = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while tokio::time::Instant::now() < until {
+        poll_for(&app, &alive, &["2"]).await;
+    }
+    post(&app, &alive, r#"42["chatMessage","still here"]"#).await;
+    poll_for(&app, &alive, &[r#"42["chatMessage""#]).await;
 }
