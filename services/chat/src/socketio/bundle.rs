@@ -1,8 +1,10 @@
 //! `GET /socket.io/socket.io.js`: the official client bundle (`socket.io-client`'s
 //! `dist/socket.io.min.js`, vendored in `vendor/socket.io-client/`), where Socket.IO pages load
-//! it from; and its source map. Gzipped once, on first use, for clients that accept gzip; an
-//! `ETag` of its bytes answers a revalidation with 304, and `Cache-Control` lets it be cached
-//! for a day.
+//! it from; and its source map. Gzipped once, on first use, for clients that accept gzip. Each
+//! representation has its own `ETag` (RFC 9110 §8.8.3: the gzip one is the identity one with
+//! `-gzip`), so a cache never answers a gzip request with identity bytes under one tag;
+//! `If-None-Match` answers 304 only when it names the tag of the representation the request
+//! would get. `Cache-Control` lets it be cached for a day; `Vary: Accept-Encoding` on both.
 
 use std::{io::Write, sync::OnceLock};
 
@@ -21,7 +23,10 @@ const SOURCE_MAP: &[u8] =
 struct Asset {
     plain: &'static [u8],
     gzipped: Vec<u8>,
+    /// The identity representation's `ETag`.
     etag: String,
+    /// The gzip representation's.
+    gzip_etag: String,
     content_type: &'static str,
 }
 
@@ -36,12 +41,16 @@ impl Asset {
             plain,
             gzipped,
             etag: format!("\"{:016x}\"", fnv1a(plain)),
+            gzip_etag: format!("\"{:016x}-gzip\"", fnv1a(plain)),
             content_type,
         }
     }
 
     fn respond(&self, request: &HttpRequest) -> HttpResponse {
         let cache = CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(86_400)]);
+        let gzip = server::accepts_gzip(request);
+        let etag = if gzip { &self.gzip_etag } else { &self.etag };
+        // The weak comparison `If-None-Match` calls for (RFC 9110 §13.1.2).
         let revalidated = request
             .headers()
             .get_all(header::IF_NONE_MATCH)
@@ -49,22 +58,24 @@ impl Asset {
             .flat_map(|value| value.split(','))
             .any(|tag| {
                 let tag = tag.trim();
-                tag == "*" || tag.trim_start_matches("W/") == self.etag
+                tag == "*" || tag.trim_start_matches("W/") == etag
             });
+        let mut response = if revalidated {
+            HttpResponse::NotModified()
+        } else {
+            HttpResponse::Ok()
+        };
+        response
+            .insert_header(cache)
+            .insert_header((header::ETAG, etag.as_str()))
+            .insert_header((header::VARY, "Accept-Encoding"));
         if revalidated {
-            return HttpResponse::NotModified()
-                .insert_header(cache)
-                .insert_header((header::ETAG, self.etag.as_str()))
-                .finish();
+            return response.finish();
         }
-        let mut response = HttpResponse::Ok();
         response
             .content_type(self.content_type)
-            .insert_header(cache)
-            .insert_header((header::ETAG, self.etag.as_str()))
-            .insert_header((header::VARY, "Accept-Encoding"))
             .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
-        if server::accepts_gzip(request) {
+        if gzip {
             response
                 .insert_header((header::CONTENT_ENCODING, "gzip"))
                 .body(self.gzipped.clone())

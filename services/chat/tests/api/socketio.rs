@@ -685,7 +685,10 @@ async fn the_client_bundle_is_served_compressed_and_cacheable() {
         .await
         .expect("GET");
     assert_eq!(gzipped.headers()["content-encoding"], "gzip");
-    assert_eq!(gzipped.headers()["etag"].to_str().expect("etag"), etag);
+    assert_eq!(gzipped.headers()["vary"], "Accept-Encoding");
+    // Another representation, another tag.
+    let gzip_etag = gzipped.headers()["etag"].to_str().expect("etag").to_owned();
+    assert_eq!(gzip_etag, format!("{}-gzip\"", etag.trim_end_matches('"')));
     let compressed = gzipped.bytes().await.expect("body");
     assert!(
         compressed.len() < vendored.len() / 2,
@@ -693,13 +696,27 @@ async fn the_client_bundle_is_served_compressed_and_cacheable() {
         compressed.len()
     );
 
-    let revalidated = plain_client
-        .get(&url)
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .expect("GET");
-    assert_eq!(revalidated.status(), 304);
+    // `If-None-Match` matches the tag of the representation asked for, and only that one.
+    let revalidate = |tag: &str, gzip: bool| {
+        let mut request = plain_client.get(&url).header("if-none-match", tag);
+        if gzip {
+            request = request.header("accept-encoding", "gzip");
+        }
+        async move { request.send().await.expect("GET") }
+    };
+    for (tag, gzip) in [(&etag, false), (&gzip_etag, true)] {
+        let revalidated = revalidate(tag, gzip).await;
+        assert_eq!(revalidated.status(), 304, "{tag} gzip: {gzip}");
+        assert_eq!(revalidated.headers()["etag"].to_str().expect("etag"), tag);
+        let weak = revalidate(&format!("W/{tag}"), gzip).await;
+        assert_eq!(weak.status(), 304, "weak {tag} gzip: {gzip}");
+    }
+    for (tag, gzip) in [(&etag, true), (&gzip_etag, false)] {
+        let other = revalidate(tag, gzip).await;
+        assert_eq!(other.status(), 200, "{tag} gzip: {gzip}");
+        let expected = if gzip { &gzip_etag } else { &etag };
+        assert_eq!(other.headers()["etag"].to_str().expect("etag"), expected);
+    }
     let map = plain_client
         .get(format!(
             "{}/socket.io/socket.io.min.js.map",
