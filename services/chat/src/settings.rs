@@ -10,6 +10,11 @@ use crate::{
     limits::{LimitSettings, Rate},
 };
 
+/// The longest ping interval: a Socket.IO long-polling `GET` is answered within one (by the
+/// ping at the latest), which must come before the gateway's default response timeout (30 s);
+/// 25 s is Socket.IO's own default, leaving 5 s for the network and a loaded instance.
+pub const MAX_PING_INTERVAL_SECS: u64 = 25;
+
 /// The flags and environment variables of `chat-service`.
 #[derive(clap::Parser, Debug, Clone)]
 #[command(
@@ -21,8 +26,10 @@ pub struct Config {
     /// What every service takes (`REDIS_URL` set: rooms shared by every instance).
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Seconds between heartbeat pings to each client
-    #[arg(long, env = "CHAT_PING_INTERVAL_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    /// Seconds between heartbeat pings to each client, at most 25: a Socket.IO long-polling
+    /// GET waits up to one interval, and must be answered within the gateway's response
+    /// timeout (30 s by default)
+    #[arg(long, env = "CHAT_PING_INTERVAL_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=MAX_PING_INTERVAL_SECS))]
     pub chat_ping_interval_secs: u64,
     /// Seconds without a pong after which a client is disconnected
     #[arg(long, env = "CHAT_PONG_TIMEOUT_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -178,5 +185,17 @@ mod tests {
         assert_eq!(settings.history_len, default.history_len);
         assert_eq!(settings.outbound_bytes, default.outbound_bytes);
         assert_eq!(settings.channel_prefix, default.channel_prefix);
+    }
+
+    #[test]
+    fn a_ping_interval_longer_than_a_long_poll_may_wait_behind_the_gateway_is_refused() {
+        let with = |secs: &str| {
+            Config::try_parse_from(["chat-service", &format!("--chat-ping-interval-secs={secs}")])
+        };
+        let longest = with("25").expect("25 s is accepted");
+        assert_eq!(longest.chat_ping_interval_secs, MAX_PING_INTERVAL_SECS);
+        for refused in ["26", "3600", "0"] {
+            assert!(with(refused).is_err(), "{refused} s accepted");
+        }
     }
 }
