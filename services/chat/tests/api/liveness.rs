@@ -23,11 +23,26 @@ fn short_heartbeat() -> chat_service::Settings {
 async fn a_client_that_never_answers_pings_is_closed_with_1008() {
     let app = spawn_tuned(TestBackend::Sqlite, short_heartbeat()).await;
     let (mut watcher, _) = app.join("general", "watcher").await;
-    // The silent client reads nothing from now on, so it never answers a ping.
+    // The watcher reads from now on, in its own task (and so answers its pings however long
+    // the silent one takes to join), until it sees someone leave.
+    let watching = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        loop {
+            let event = watcher.next_event().await;
+            seen.push(event["type"].as_str().unwrap_or_default().to_owned());
+            if event["type"] == "userLeft" {
+                return (seen, event);
+            }
+        }
+    });
+    // The silent client reads nothing once it has joined, so it never answers a ping.
     let (mut silent, _) = app.join("general", "silent").await;
-    watcher.expect("userJoined").await;
-    // The watcher keeps reading (and so answers its pings) and sees the silent one go.
-    assert_eq!(watcher.expect("userLeft").await["user"], "silent");
+    let (seen, left) = tokio::time::timeout(PATIENCE, watching)
+        .await
+        .expect("someone leaves in time")
+        .expect("the watcher reads");
+    assert_eq!(seen, ["userJoined", "userLeft"]);
+    assert_eq!(left["user"], "silent");
     assert_eq!(
         app.metric("chat_disconnects_total", &[("reason", "heartbeat")])
             .await,

@@ -399,7 +399,11 @@ async fn one_get_at_a_time_and_posts_within_max_payload() {
     // The session is not connected: its first GET waits (for a ping); a second at once ends
     // the session.
     let first = tokio::spawn(poll_owned(app.service.address.clone(), sid.clone()));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Parked: the server holds it (and so the session's outlet) before the second comes.
+    eventually("the first GET is held", || async {
+        app.metric("chat_socketio_polls_waiting", &[]).await == 1.0
+    })
+    .await;
     let (status, _) = poll(&app, &sid).await;
     assert_eq!(status, 400, "a second GET at once");
     let (status, body) = tokio::time::timeout(PATIENCE, first)
