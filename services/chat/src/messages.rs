@@ -1,6 +1,6 @@
 //! `GET /chat/rooms/{room}/messages?limit=&before=&after=`: a room's history a page at a time,
 //! by cursor on the order the server accepted the messages in (the shared
-//! [`server::pagination`] query, without its `offset`, `ids` and `count`: 400).
+//! [`server::ListQuery`], without its `offset`, `ids` and `count`: 400).
 //!
 //! Without a cursor the answer is the newest page; `before=` (the `Link` header's `rel="prev"`)
 //! reaches older messages and `after=` (`rel="next"`) newer ones. Within a page the messages
