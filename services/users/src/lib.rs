@@ -87,8 +87,9 @@ pub struct IdentityArgs {
     #[arg(long, env = "LOGIN_FAILURES_PER_ADDRESS", default_value_t = NonZeroU32::new(20).expect("20"))]
     pub login_failures_per_address: NonZeroU32,
     /// Seconds the failed sign-in budgets are counted over (the "minute" of the two above);
-    /// within it, the budget comes back one failure at a time, evenly
-    #[arg(long, env = "LOGIN_FAILURES_PERIOD_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    /// within it, the budget comes back one failure at a time, evenly. At most an hour, the
+    /// time a blocked key is remembered without attempts
+    #[arg(long, env = "LOGIN_FAILURES_PERIOD_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=throttle::MAX_PERIOD_SECS))]
     pub login_failures_period_secs: u64,
     /// Sign-ups per client address per hour before it is throttled (429)
     #[arg(long, env = "SIGNUPS_PER_ADDRESS", default_value_t = NonZeroU32::new(60).expect("60"))]

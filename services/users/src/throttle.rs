@@ -53,6 +53,10 @@ pub struct LoginThrottle {
     address_turns: moka::sync::Cache<IpAddr, Arc<Semaphore>>,
 }
 
+/// How long a key is remembered without attempts, and so the longest period a budget may be
+/// counted over: a blocked key's wait (period ÷ budget) never outlives its entry.
+pub const MAX_PERIOD_SECS: u64 = 3600;
+
 fn cache<K, V>() -> moka::sync::Cache<K, V>
 where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
@@ -60,7 +64,7 @@ where
 {
     moka::sync::Cache::builder()
         .max_capacity(100_000)
-        .time_to_idle(Duration::from_secs(3600))
+        .time_to_idle(Duration::from_secs(MAX_PERIOD_SECS))
         .build()
 }
 

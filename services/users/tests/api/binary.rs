@@ -23,6 +23,7 @@ fn a_bad_value_stops_start_up_with_one_line_naming_the_variable() {
             ("LOG_LEVEL", "loud"),
             ("CACHE_TTL_SECS", "0"),
             ("LOGIN_FAILURES_PERIOD_SECS", "0"),
+            ("LOGIN_FAILURES_PERIOD_SECS", "3601"),
         ],
     );
     assert_help_names(
