@@ -126,8 +126,9 @@ async fn answer_request(
     if let Err((status, message)) = check_target(&request) {
         return Ok(error(status, message, access));
     }
-    // One `Host` rule for every request, the gateway's own included (RFC 9112 §3.2: no `Host`,
-    // two, or an invalid one is a 400, whatever the target).
+    // One `Host` rule for every request, the gateway's own included: two `Host` fields or an
+    // invalid one is a 400, and so is none (RFC 9112 §3.2 for HTTP/1.1; for HTTP/1.0 it is this
+    // gateway's rule, so that a request names its host however it comes).
     let host = match client_host(&request) {
         Ok(host) => host,
         Err(refused) => return Ok(error(StatusCode::BAD_REQUEST, refused.message(), access)),
