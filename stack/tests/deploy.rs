@@ -996,16 +996,34 @@ fn allowed_callers(documents: &[Value], name: &str) -> Option<std::collections::
             let peers = rule["from"]
                 .as_sequence()
                 .unwrap_or_else(|| panic!("{policy_name}: a rule without `from` lets anyone in"));
+            let ports: Vec<&str> = rule["ports"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .filter_map(|port| port["port"].as_str())
+                .collect();
+            assert_eq!(
+                ports,
+                ["http"],
+                "{policy_name}: a rule opens the service's port alone (no `ports` opens every one)"
+            );
             for peer in peers {
                 assert!(
                     peer["namespaceSelector"].is_null() && peer["ipBlock"].is_null(),
                     "{policy_name}: only the platform's own pods are peers, by podSelector"
                 );
-                for (caller, _, _) in services() {
-                    if selects(&peer["podSelector"], &pod_labels(caller)) {
-                        allowed.insert(caller.to_owned());
-                    }
-                }
+                let selected: Vec<&str> = services()
+                    .into_iter()
+                    .map(|(caller, _, _)| caller)
+                    .filter(|caller| selects(&peer["podSelector"], &pod_labels(caller)))
+                    .collect();
+                // A peer that names no Deployment of the platform lets in whichever pods carry
+                // its labels.
+                assert!(
+                    !selected.is_empty(),
+                    "{policy_name}: a peer selects none of the platform's Deployments"
+                );
+                allowed.extend(selected.into_iter().map(str::to_owned));
             }
         }
     }
