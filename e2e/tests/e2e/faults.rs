@@ -201,6 +201,13 @@ async fn rabbitmq_lost_during_uploads(platform: &Platform, rabbitmq: &TcpSwitch)
     }
 }
 
+/// The gateway's connect and response timeouts in [`faults_on_real_backends`].
+const GATEWAY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How soon a request to a dead upstream gets its 502: a loaded machine's margin, well under
+/// [`GATEWAY_TIMEOUT`].
+const QUICK_502: Duration = Duration::from_secs(3);
+
 async fn service_killed_and_restarted_under_load(platform: &mut Platform) {
     let url = platform.url("/api/products/1");
     let created = reqwest::Client::new()
@@ -234,14 +241,14 @@ async fn service_killed_and_restarted_under_load(platform: &mut Platform) {
     let outcomes = running.await.expect("the load");
     let bad_gateways = outcomes.iter().filter(|(status, _)| *status == 502).count();
     assert!(bad_gateways > 0, "the outage was seen as 502s");
-    // Only 200s and quick 502s (the gateway does not wait out a dead upstream); no hung or
-    // dropped client connection (0).
+    // Only 200s and quick 502s (the gateway does not wait out a dead upstream: the bound is a
+    // fraction of its timeouts); no hung or dropped client connection (0).
     let unexpected: Vec<String> = outcomes
         .iter()
         .enumerate()
         .filter(|(_, (status, took))| match status {
             200 => false,
-            502 => *took >= Duration::from_secs(3),
+            502 => *took >= QUICK_502,
             _ => true,
         })
         .map(|(index, (status, took))| {
@@ -254,7 +261,7 @@ async fn service_killed_and_restarted_under_load(platform: &mut Platform) {
         .collect();
     assert!(
         unexpected.is_empty(),
-        "of {} requests ({bad_gateways} 502s), answers other than a 200 or a 502 within 3 s:\n{}",
+        "of {} requests ({bad_gateways} 502s), answers other than a 200 or a 502 within {QUICK_502:?}:\n{}",
         outcomes.len(),
         unexpected.join("\n")
     );
@@ -295,7 +302,16 @@ async fn faults_on_real_backends() {
         amqp_url,
         ..s3.backends.clone()
     };
-    let mut platform = Platform::processes(&backends)
+    // Timeouts far above the quick-502 bound below, so a gateway that waited out a dead
+    // upstream instead of failing at once would be seen.
+    let tuning = e2e::Tuning {
+        gateway_server: format!(
+            "connect_timeout_ms = {0}\nresponse_timeout_ms = {0}",
+            GATEWAY_TIMEOUT.as_millis()
+        ),
+        ..Default::default()
+    };
+    let mut platform = Platform::processes_tuned(&backends, &tuning)
         .await
         .expect("every process starts");
 
