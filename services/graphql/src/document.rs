@@ -5,15 +5,191 @@
 //! its introspection each cost in fields (apart too: introspection has a budget of its own).
 //! Fields are counted as async-graphql's complexity counts a field without a cost of its own,
 //! 1 each, `__typename` nothing. Fragments are counted where they are spread, as the executor
-//! would run them; the walk stops once it has seen more fields than an operation may have, so a
-//! document whose fragments multiply cannot make it long.
+//! would run them.
+//!
+//! Expanding fragments where they are spread multiplies: a fragment spreading the next twice,
+//! thirty deep, is 2^30 selections from a few hundred bytes, and async-graphql walks that
+//! expansion itself (its recursion-depth check, then validation) once the document is parsed.
+//! So [`admit`] reads every document first, in time linear in its text: a spread of a fragment
+//! the document does not define, or a fragment spreading itself, is refused as validation
+//! refuses it, and so is a document whose operations expand to more than
+//! [`selection_bound`] selections (each fragment's expanded size counted once, then added
+//! where it is spread). [`shape`]'s walk stops at its bound of fields and at that bound of
+//! selections, spreads and inline fragments included, so it ends on any document.
 
 use std::collections::HashMap;
 
 use async_graphql::{
-    Name, Positioned,
-    parser::types::{DocumentOperations, ExecutableDocument, FragmentDefinition, SelectionSet},
+    Name, Pos, Positioned,
+    parser::types::{
+        DocumentOperations, ExecutableDocument, FragmentDefinition, Selection, SelectionSet,
+    },
 };
+
+/// Selections (fields, fragment spreads, inline fragments) an operation may expand to for each
+/// field it may execute: fragments and type conditions wrap fields, they do not replace them,
+/// so a document past this many is no operation the limits would let run.
+const SELECTIONS_PER_FIELD: usize = 4;
+
+/// The most selections, fragments expanded where they are spread, that the operations of a
+/// document measured against `max_fields` fields may hold (a spread and an inline fragment count
+/// 1 each, as a field does, besides what they select).
+pub fn selection_bound(max_fields: usize) -> usize {
+    max_fields.saturating_mul(SELECTIONS_PER_FIELD)
+}
+
+/// Why [`admit`] refused a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unfit {
+    /// A spread names a fragment the document does not define.
+    UnknownFragment {
+        /// The fragment's name.
+        name: String,
+        /// Where it is spread.
+        pos: Pos,
+    },
+    /// A fragment spreads itself, directly or through others.
+    FragmentCycle {
+        /// The fragment spread again while it is being expanded.
+        name: String,
+        /// The spread closing the cycle.
+        pos: Pos,
+    },
+    /// Its operations expand to more than this many selections.
+    TooManySelections(usize),
+}
+
+/// One definition of a document (an operation or a fragment) as written: its selections,
+/// fragments not expanded, and the fragments it spreads, once per spread.
+#[derive(Default)]
+struct Written<'a> {
+    selections: usize,
+    spreads: Vec<(&'a Name, Pos)>,
+}
+
+impl<'a> Written<'a> {
+    fn of(selection_set: &'a SelectionSet) -> Self {
+        let mut written = Self::default();
+        written.read(selection_set);
+        written
+    }
+
+    /// The parser nests selection sets at most 64 deep, so this recursion is shallow.
+    fn read(&mut self, selection_set: &'a SelectionSet) {
+        for item in &selection_set.items {
+            self.selections = self.selections.saturating_add(1);
+            match &item.node {
+                Selection::Field(field) => self.read(&field.node.selection_set.node),
+                Selection::InlineFragment(fragment) => {
+                    self.read(&fragment.node.selection_set.node);
+                }
+                Selection::FragmentSpread(spread) => {
+                    self.spreads
+                        .push((&spread.node.fragment_name.node, spread.pos));
+                }
+            }
+        }
+    }
+}
+
+/// Refuses a document whose spreads name undefined fragments or form a cycle (what validation
+/// refuses), or whose operations, every one of them, expand to more than `max_selections`
+/// selections (what async-graphql's own walks of the expansion must not be given). Linear in
+/// the document: each definition is read once, and each fragment's expanded size is computed
+/// once, after the fragments it spreads (a depth-first order kept on a stack of its own, so a
+/// long chain of fragments cannot exhaust the thread's).
+pub fn admit(document: &ExecutableDocument, max_selections: usize) -> Result<(), Unfit> {
+    let names: Vec<&Name> = document.fragments.keys().collect();
+    let index: HashMap<&Name, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(at, name)| (*name, at))
+        .collect();
+    let fragments: Vec<Written<'_>> = names
+        .iter()
+        .map(|name| Written::of(&document.fragments[*name].node.selection_set.node))
+        .collect();
+    let operations: Vec<Written<'_>> = document
+        .operations
+        .iter()
+        .map(|(_, operation)| Written::of(&operation.node.selection_set.node))
+        .collect();
+    for written in operations.iter().chain(&fragments) {
+        if let Some((name, pos)) = written
+            .spreads
+            .iter()
+            .find(|(name, _)| !index.contains_key(name))
+        {
+            return Err(Unfit::UnknownFragment {
+                name: name.to_string(),
+                pos: *pos,
+            });
+        }
+    }
+
+    let mut states = vec![Sizing::Unseen; names.len()];
+    for start in 0..names.len() {
+        if states[start] != Sizing::Unseen {
+            continue;
+        }
+        // Each fragment being expanded, with how many of its spreads have been looked at.
+        let mut stack = vec![(start, 0_usize)];
+        states[start] = Sizing::Expanding;
+        while let Some((fragment, next)) = stack.last_mut() {
+            let fragment = *fragment;
+            if let Some((name, pos)) = fragments[fragment].spreads.get(*next) {
+                *next += 1;
+                let spread = index[name];
+                match states[spread] {
+                    Sizing::Unseen => {
+                        states[spread] = Sizing::Expanding;
+                        stack.push((spread, 0));
+                    }
+                    Sizing::Expanding => {
+                        return Err(Unfit::FragmentCycle {
+                            name: name.to_string(),
+                            pos: *pos,
+                        });
+                    }
+                    Sizing::Sized(_) => {}
+                }
+            } else {
+                states[fragment] = Sizing::Sized(expanded(&fragments[fragment], &index, &states));
+                stack.pop();
+            }
+        }
+    }
+    let total = operations.iter().fold(0_usize, |total, operation| {
+        total.saturating_add(expanded(operation, &index, &states))
+    });
+    if total > max_selections {
+        return Err(Unfit::TooManySelections(max_selections));
+    }
+    Ok(())
+}
+
+/// Where [`admit`] is with a fragment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sizing {
+    Unseen,
+    /// On the stack: a spread of it now is a cycle.
+    Expanding,
+    /// Its selections, with every fragment it spreads expanded (saturating).
+    Sized(usize),
+}
+
+/// The selections of `written` with each fragment it spreads expanded, those fragments sized.
+fn expanded(written: &Written<'_>, index: &HashMap<&Name, usize>, states: &[Sizing]) -> usize {
+    written
+        .spreads
+        .iter()
+        .fold(written.selections, |size, (name, _)| {
+            match states[index[name]] {
+                Sizing::Sized(spread) => size.saturating_add(spread),
+                Sizing::Unseen | Sizing::Expanding => size,
+            }
+        })
+}
 
 /// The root fields that answer from the schema itself.
 const INTROSPECTION_ROOTS: [&str; 2] = ["__schema", "__type"];
@@ -38,13 +214,14 @@ pub struct Shape {
     pub introspection_fields: usize,
     /// Whether it selects `__schema` or `__type`.
     pub introspection: bool,
-    /// Whether the walk stopped at its bound (`fields` is then a lower bound).
+    /// Whether the walk stopped at one of its bounds (the counts are then lower bounds).
     pub truncated: bool,
 }
 
 /// The shape of the operation a request runs (`operation_name`, or the only one); of every
 /// operation of the document merged when the name matches none (validation refuses that
-/// request later). The walk stops after `max_fields` fields.
+/// request later). The walk stops after `max_fields` fields, or after
+/// [`selection_bound`]`(max_fields)` selections.
 pub fn shape(
     document: &ExecutableDocument,
     operation_name: Option<&str>,
@@ -54,6 +231,8 @@ pub fn shape(
         fragments: &document.fragments,
         shape: Shape::default(),
         max_fields,
+        max_selections: selection_bound(max_fields),
+        selections: 0,
         spreading: Vec::new(),
     };
     let named = match (&document.operations, operation_name) {
@@ -78,6 +257,11 @@ struct Walk<'a> {
     fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
     shape: Shape,
     max_fields: usize,
+    max_selections: usize,
+    /// Selections visited: fields, spreads and inline fragments, each time it is expanded (a
+    /// spread of an undefined fragment, or one closing a cycle, too: neither selects a field,
+    /// so the fields alone would not bound the walk).
+    selections: usize,
     /// The fragments being expanded, outermost first: a spread of one of them again is a
     /// cycle (validation refuses it; the walk only must not loop).
     spreading: Vec<&'a Name>,
@@ -100,12 +284,12 @@ impl<'a> Walk<'a> {
     }
 
     fn selections(&mut self, selection_set: &'a SelectionSet, level: Level) {
-        use async_graphql::parser::types::Selection;
         for item in &selection_set.items {
-            if self.shape.fields >= self.max_fields {
+            if self.shape.fields >= self.max_fields || self.selections >= self.max_selections {
                 self.shape.truncated = true;
                 return;
             }
+            self.selections += 1;
             match &item.node {
                 Selection::Field(field) => {
                     let field = &field.node;
@@ -248,5 +432,119 @@ mod tests {
                         fragment B on Query { users { id } ...A }");
         assert_eq!(found.root_fields, 2);
         assert!(!found.truncated);
+    }
+
+    /// `f`'s answer, failing unless it comes within 5 s (the thread computing it is left
+    /// behind otherwise, so an unbounded walk fails the test instead of hanging it).
+    fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (answer, answered) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = answer.send(f());
+        });
+        answered
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("an answer within 5 s")
+    }
+
+    /// `{ ...F0 }` and `levels` fragments, each spreading the next twice, then `last`.
+    fn doubling(levels: usize, last: &str) -> ExecutableDocument {
+        let mut query = String::from("{ ...F0 }");
+        for level in 0..levels {
+            query.push_str(&format!(
+                " fragment F{level} on Query {{ ...F{next} ...F{next} }}",
+                next = level + 1
+            ));
+        }
+        query.push_str(last);
+        async_graphql::parser::parse_query(&query).expect("a document")
+    }
+
+    #[test]
+    fn spreads_that_select_no_field_still_stop_the_walk() {
+        // 2^41 spreads of an undefined fragment, or of one being expanded: no field at all.
+        for last in ["", " fragment F40 on Query { ...F0 ...F0 }"] {
+            let document = doubling(40, last);
+            let found = within(move || shape(&document, None, 1000));
+            assert!(found.truncated, "{last}");
+            assert_eq!(found.fields, 0, "{last}");
+        }
+    }
+
+    #[test]
+    fn inline_fragments_count_against_the_walk() {
+        // Inline fragments 10 deep around one field; a bound of 1 field allows 4 selections.
+        let query = format!(
+            "{{ {}posts {{ id }}{} }}",
+            "... on Query { ".repeat(10),
+            " }".repeat(10)
+        );
+        let document = async_graphql::parser::parse_query(&query).expect("a document");
+        let found = shape(&document, None, 1);
+        assert!(found.truncated);
+        assert_eq!(found.fields, 0);
+        assert!(!shape(&document, None, 3).truncated);
+    }
+
+    #[test]
+    fn undefined_and_cyclic_spreads_are_refused_as_validation_refuses_them() {
+        let unknown = doubling(40, "");
+        assert!(matches!(
+            within(move || admit(&unknown, 1000)),
+            Err(Unfit::UnknownFragment { name, .. }) if name == "F40"
+        ));
+        let document = async_graphql::parser::parse_query(
+            "{ posts { ...P } } fragment P on Post { id ...Q } fragment Q on Post { title }",
+        )
+        .expect("a document");
+        assert_eq!(admit(&document, 1000), Ok(()));
+        let document = async_graphql::parser::parse_query(
+            "{ posts { ...P } } fragment P on Post { author { posts { ...Q } } } \
+             fragment Q on Post { ... on Post { ...P } }",
+        )
+        .expect("a document");
+        assert!(matches!(
+            admit(&document, 1000),
+            Err(Unfit::FragmentCycle { .. })
+        ));
+        // A fragment no operation spreads is read too, as validation reads it.
+        let document = async_graphql::parser::parse_query(
+            "{ posts { id } } fragment Lone on Query { ...Lone }",
+        )
+        .expect("a document");
+        assert!(matches!(
+            admit(&document, 1000),
+            Err(Unfit::FragmentCycle { name, .. }) if name == "Lone"
+        ));
+        let cycle = doubling(40, " fragment F40 on Query { ...F0 ...F0 }");
+        assert!(matches!(
+            within(move || admit(&cycle, 1000)),
+            Err(Unfit::FragmentCycle { .. })
+        ));
+    }
+
+    #[test]
+    fn expansions_are_sized_without_being_walked() {
+        // 2^61 selections, and more than a usize holds at 70 levels: sized at once.
+        for levels in [60, 70] {
+            let document = doubling(
+                levels,
+                &format!(" fragment F{levels} on Query {{ __typename }}"),
+            );
+            assert_eq!(
+                within(move || admit(&document, 1_000_000)),
+                Err(Unfit::TooManySelections(1_000_000))
+            );
+        }
+        // `{ ...F0 }` with F0..F2 doubling into F3 { __typename }: 1 + 2 + 4 + 8 spreads and
+        // 8 fields, 23 selections; every operation counts.
+        let document = doubling(3, " fragment F3 on Query { __typename }");
+        assert_eq!(admit(&document, 23), Ok(()));
+        assert_eq!(admit(&document, 22), Err(Unfit::TooManySelections(22)));
+        let document = async_graphql::parser::parse_query(
+            "query A { posts { id } } query B { ... on Query { posts { id } } }",
+        )
+        .expect("a document");
+        assert_eq!(admit(&document, 5), Ok(()));
+        assert_eq!(admit(&document, 4), Err(Unfit::TooManySelections(4)));
     }
 }

@@ -8,8 +8,13 @@
 //! | root fields ([`Limits::max_root_fields`]) | before it runs | `TOO_MANY_ROOT_FIELDS` |
 //! | data depth ([`Limits::max_depth`]); introspection nests up to [`MAX_INTROSPECTION_DEPTH`] apart | before it runs | `QUERY_TOO_DEEP` |
 //! | complexity ([`Limits::max_complexity`]): a list costs its page size times its items ([`crate::cost`]); introspection apart, up to [`MAX_INTROSPECTION_COMPLEXITY`] | before it runs | `QUERY_TOO_COMPLEX` |
+//! | the document's operations, fragments expanded where they are spread, at most [`document::selection_bound`] of [`Limits::walk_bound`] selections | before it is measured | `QUERY_TOO_COMPLEX` |
 //! | calls to users-service and products-service ([`Limits::max_upstream_calls`]) | the call over it | `UPSTREAM_CALLS_EXCEEDED` on that field |
 //! | response bytes ([`Limits::max_response_bytes`]) | the field over it | `RESPONSE_TOO_LARGE`, the whole answer |
+//!
+//! Before any of those, a spread of a fragment the document does not define, or a fragment
+//! spreading itself, is refused as validation would refuse it (no code), before anything walks
+//! the document's expansion ([`document::admit`]).
 //!
 //! The static limits are read from the document ([`crate::document`]) and from async-graphql's
 //! complexity count (the `complexity` of each list field in [`crate::schema`]). The running ones
@@ -181,6 +186,30 @@ impl Limits {
             .saturating_add(MAX_INTROSPECTION_COMPLEXITY + 1)
     }
 
+    /// Refuses a document whose fragments cannot be expanded (a spread of an undefined
+    /// fragment, a cycle: validation's errors) or expand past [`document::selection_bound`]
+    /// (`QUERY_TOO_COMPLEX`); linear in the document, so it runs before async-graphql's own
+    /// walks of the expansion (its recursion-depth check, validation) and [`document::shape`].
+    pub fn check_document(&self, document: &ExecutableDocument) -> Result<(), ServerError> {
+        let bound = document::selection_bound(self.walk_bound());
+        document::admit(document, bound).map_err(|unfit| match unfit {
+            document::Unfit::UnknownFragment { name, pos } => {
+                ServerError::new(format!(r#"Unknown fragment: "{name}""#), Some(pos))
+            }
+            document::Unfit::FragmentCycle { name, pos } => {
+                ServerError::new(format!(r#"Cannot spread fragment "{name}""#), Some(pos))
+            }
+            document::Unfit::TooManySelections(bound) => refusal(
+                codes::QUERY_TOO_COMPLEX,
+                format!(
+                    "the document's operations select more than {bound} fields, fragment \
+                     spreads and inline fragments (each fragment counted where it is spread); \
+                     the limit is {bound}"
+                ),
+            ),
+        })
+    }
+
     /// The complexity of an operation's data: async-graphql's count, less the operation's
     /// introspection fields, which async-graphql counts 1 each (their types declare no cost,
     /// `__typename` it skips), as [`Shape::introspection_fields`] counts them. async-graphql
@@ -304,6 +333,12 @@ impl Extension for Guard {
         request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
+        let mut request = request;
+        // Parsed here (kept on the request, so not parsed again) to be refused before
+        // async-graphql's recursion-depth check walks every operation's expansion.
+        if let Ok(document) = request.parsed_query() {
+            self.limits.check_document(document)?;
+        }
         if let Ok(mut name) = self.operation_name.lock() {
             name.clone_from(&request.operation_name);
         }

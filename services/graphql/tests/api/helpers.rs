@@ -221,3 +221,40 @@ pub async fn create_post(graphql: &TestService, title: &str, author_id: i64) -> 
         .await["createPost"]
         .clone()
 }
+
+/// Runs `setup` then `scenario` on a runtime of a thread of their own, and fails unless the
+/// scenario ends within `limit` of the setup's end. The services the setup spawns run on that
+/// runtime too, so a request that pins their thread fails the test instead of hanging it (the
+/// pinned thread is left behind; the test binary ends without it).
+pub fn answers_within<S, Setup, Scenario>(
+    limit: Duration,
+    setup: impl FnOnce() -> Setup + Send + 'static,
+    scenario: impl FnOnce(S) -> Scenario + Send + 'static,
+) where
+    Setup: Future<Output = S>,
+    Scenario: Future<Output = ()>,
+{
+    let (progress, reports) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async move {
+            let state = setup().await;
+            let _ = progress.send("set up");
+            scenario(state).await;
+            let _ = progress.send("answered");
+        });
+    });
+    assert_eq!(
+        reports.recv_timeout(Duration::from_secs(120)),
+        Ok("set up"),
+        "the setup ends (a panic of it is printed above)"
+    );
+    assert_eq!(
+        reports.recv_timeout(limit),
+        Ok("answered"),
+        "every request is answered within {limit:?} (a panic of the scenario is printed above)"
+    );
+}

@@ -1,7 +1,10 @@
 //! What an operation may cost (docs/contracts.md, "GraphQL"): each limit refuses with its
 //! `extensions.code`, the static ones before anything runs; graphql-js's introspection query
 //! passes them, its cost apart from the data's, and an introspection bomb is refused;
-//! `operationName` picks the operation measured and run.
+//! `operationName` picks the operation measured and run; fragments that multiply, name no
+//! fragment or spread themselves are refused at once.
+
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -9,7 +12,8 @@ use testing::{TestBackend, TestService, fresh_database};
 
 use crate::{
     helpers::{
-        GraphqlApi, TestPlatform, create_post, create_user, graphql_settings, spawn_graphql,
+        GraphqlApi, TestPlatform, answers_within, create_post, create_user, graphql_settings,
+        spawn_graphql,
     },
     introspection_query,
 };
@@ -268,7 +272,23 @@ async fn an_introspection_bomb_is_refused() {
     let body = graphql.graphql(&aliased(2), json!({})).await;
     assert!(body.get("errors").is_none(), "{body}");
 
-    // Doubling fragments under `__schema`: 2^21 fields if expanded.
+    for query in [
+        // Three aliased copies: 519.
+        aliased(3),
+        // The same selection spread three times: 517.
+        format!(
+            "{{ __schema {{ ...S ...S ...S }} }} fragment S on __Schema {{ types {{ ...FullType }} }} {fragments}"
+        ),
+    ] {
+        let body = graphql.graphql(&query, json!({})).await;
+        assert_eq!(codes(&body), ["QUERY_TOO_COMPLEX"], "{query}: {body}");
+        assert!(body["data"].is_null(), "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("introspection"), "{body}");
+    }
+
+    // Doubling fragments under `__schema`: 2^21 fields if expanded, refused from the size of
+    // the document's expansion before anything is measured.
     let mut doubling = String::from("{ __schema { ...F0 } }");
     for level in 0..20 {
         doubling.push_str(&format!(
@@ -277,21 +297,11 @@ async fn an_introspection_bomb_is_refused() {
         ));
     }
     doubling.push_str(" fragment F20 on __Schema { types { name } }");
-    for query in [
-        // Three aliased copies: 519.
-        aliased(3),
-        // The same selection spread three times: 517.
-        format!(
-            "{{ __schema {{ ...S ...S ...S }} }} fragment S on __Schema {{ types {{ ...FullType }} }} {fragments}"
-        ),
-        doubling,
-    ] {
-        let body = graphql.graphql(&query, json!({})).await;
-        assert_eq!(codes(&body), ["QUERY_TOO_COMPLEX"], "{query}: {body}");
-        assert!(body["data"].is_null(), "{body}");
-        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
-        assert!(message.contains("introspection"), "{body}");
-    }
+    let body = graphql.graphql(&doubling, json!({})).await;
+    assert_eq!(codes(&body), ["QUERY_TOO_COMPLEX"], "{body}");
+    assert!(body["data"].is_null(), "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("fragment spreads"), "{body}");
 }
 
 #[tokio::test]
@@ -423,4 +433,62 @@ async fn operation_name_picks_the_operation_over_get_and_post() {
     let body = graphql.graphql(&document, json!({})).await;
     assert!(body["data"].is_null(), "{body}");
     assert!(body["errors"][0]["message"].is_string(), "{body}");
+}
+
+/// `{ ...F0 }` and `levels` fragments, each spreading the next twice, then `last`: the
+/// expansion holds 2^(levels + 1) spreads.
+pub fn doubling_fragments(levels: usize, last: &str) -> String {
+    let mut query = String::from("{ ...F0 }");
+    for level in 0..levels {
+        query.push_str(&format!(
+            " fragment F{level} on Query {{ ...F{next} ...F{next} }}",
+            next = level + 1
+        ));
+    }
+    query.push_str(last);
+    query
+}
+
+/// Doubling fragments 31 deep (within async-graphql's recursion depth of 32, so nothing stops
+/// their expansion but the service's own check) are refused within seconds, whatever ends them:
+/// a fragment the document does not define, one spreading the first again, or a field.
+#[test]
+fn multiplying_fragments_are_refused_before_they_are_expanded() {
+    answers_within(
+        Duration::from_secs(10),
+        || async {
+            let database = fresh_database(TestBackend::Sqlite).await.expect("database");
+            spawn_graphql(graphql_settings(
+                database,
+                "http://127.0.0.1:9",
+                "http://127.0.0.1:9",
+            ))
+            .await
+        },
+        |graphql| async move {
+            let undefined = doubling_fragments(31, "");
+            let body = graphql.graphql(&undefined, json!({})).await;
+            assert!(body["data"].is_null(), "{body}");
+            assert_eq!(
+                body["errors"][0]["message"], r#"Unknown fragment: "F31""#,
+                "{body}"
+            );
+
+            let cycle = doubling_fragments(31, " fragment F31 on Query { ...F0 }");
+            let body = graphql.graphql(&cycle, json!({})).await;
+            assert!(body["data"].is_null(), "{body}");
+            let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+            assert!(message.starts_with("Cannot spread fragment \"F"), "{body}");
+
+            let defined = doubling_fragments(31, " fragment F31 on Query { __typename }");
+            let body = graphql.graphql(&defined, json!({})).await;
+            assert_eq!(codes(&body), ["QUERY_TOO_COMPLEX"], "{body}");
+            assert!(body["data"].is_null(), "{body}");
+
+            // A few doublings still run: 2^4 `__typename`s.
+            let few = doubling_fragments(3, " fragment F3 on Query { __typename }");
+            let data = graphql.data(&few, json!({})).await;
+            assert_eq!(data, json!({"__typename": "Query"}));
+        },
+    );
 }

@@ -12,7 +12,13 @@ use tokio_tungstenite::{
     tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
 };
 
-use crate::helpers::{GraphqlApi, TestPlatform, create_user, instances_over_redis, user};
+use crate::{
+    helpers::{
+        GraphqlApi, TestPlatform, answers_within, create_user, graphql_settings,
+        instances_over_redis, spawn_graphql, user,
+    },
+    limits::doubling_fragments,
+};
 
 type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -602,5 +608,41 @@ async fn a_socket_runs_a_bounded_number_of_operations() {
         ),
         (json!("d"), json!("TOO_MANY_SUBSCRIPTIONS")),
         "{refused}"
+    );
+}
+
+/// Over WebSocket too, fragments doubling 31 deep into an undefined one are refused at once.
+#[test]
+fn multiplying_fragments_are_refused_on_websocket() {
+    answers_within(
+        Duration::from_secs(10),
+        || async {
+            let database = testing::fresh_database(TestBackend::Sqlite)
+                .await
+                .expect("database");
+            spawn_graphql(graphql_settings(
+                database,
+                "http://127.0.0.1:9",
+                "http://127.0.0.1:9",
+            ))
+            .await
+        },
+        |graphql| async move {
+            let mut socket = signed_in(&graphql.url(""), None, json!({})).await;
+            send(
+                &mut socket,
+                json!({"id": "1", "type": "subscribe",
+                       "payload": {"query": doubling_fragments(31, "")}}),
+            )
+            .await;
+            let refused = next_json(&mut socket, Duration::from_secs(5))
+                .await
+                .expect("an answer");
+            assert_eq!(refused["id"], "1", "{refused}");
+            assert!(
+                refused.to_string().contains(r#"Unknown fragment: \"F31\""#),
+                "{refused}"
+            );
+        },
     );
 }
