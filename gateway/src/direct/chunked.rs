@@ -83,6 +83,9 @@ enum ChunkState {
     FinalLf,
 }
 
+/// Hex digits a chunk size may have.
+const MAX_SIZE_DIGITS: u32 = 16;
+
 impl ChunkedScanner {
     /// Scans `bytes`: `Ok(Some(n))` when the body ends after `n` of them, `Ok(None)` when it
     /// goes on past them, `Err(())` when they are not chunked coding.
@@ -94,7 +97,10 @@ impl ChunkedScanner {
             let space = byte == b' ' || byte == b'\t';
             self.state = match self.state {
                 Size => match byte {
-                    b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                    // At most 16 digits, leading zeros included (a u64's worth, as httparse
+                    // reads them): a size line longer than that is refused, not relayed, so no
+                    // parser after the gateway can read it differently.
+                    b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' if self.digits < MAX_SIZE_DIGITS => {
                         let digit = u64::from((byte as char).to_digit(16).ok_or(())?);
                         self.size = self.size.checked_mul(16).ok_or(())? + digit;
                         self.digits += 1;
@@ -228,6 +234,11 @@ mod tests {
         let pieces: Vec<&[u8]> = body.chunks(1).collect();
         assert_eq!(scan_all(&pieces), Ok(Some(body.len() - 4)));
         assert_eq!(scan_all(&[b"0\r\n\r\n"]), Ok(Some(5)));
+        assert_eq!(
+            scan_all(&[b"0000000000000005\r\nhello\r\n0000000000000000\r\n\r\n"]),
+            Ok(Some(45)),
+            "16 digits, leading zeros included"
+        );
         assert_eq!(scan_all(&[b"5\r\nhel"]), Ok(None), "not over yet");
     }
 
@@ -241,6 +252,11 @@ mod tests {
             (b"0\r\nX: 1\n\r\n", "a bare LF in a trailer"),
             (b"3\r\nabcX", "data not followed by CRLF"),
             (b"fffffffffffffffff\r\n", "size overflow"),
+            (
+                b"00000000000000005\r\nhello\r\n",
+                "17 digits, leading zeros included",
+            ),
+            (b"000000000000000000000\r\n\r\n", "a last chunk of 21 zeros"),
             (b"5;a\0b\r\n", "NUL in an extension"),
             (b"5;a=\x01\r\n", "a control byte as an extension value"),
             (b"5;\xff\r\n", "obs-text as an extension name"),
