@@ -31,7 +31,13 @@
 //!   [`Subscription::missed`] counts them.
 //!
 //! - [`PubSub::leases`] (Redis only): [`Leases`], keys held across instances by one holder at a
-//!   time, through leases that lapse unless renewed (a chat name unique in its room).
+//!   time, through leases that lapse unless renewed (a chat name unique in its room). They
+//!   need Redis 5 or later (their scripts read `TIME`) and one Redis, not a Cluster (their
+//!   scripts touch several keys).
+//! - **One Redis, several deployments**: lease keys live in the database of the URL's `/db`
+//!   index, but pub/sub channels span every database of the server, so deployments sharing a
+//!   Redis must use different channel names and lease keys (different prefixes), not only
+//!   different `/db` indexes.
 //!
 //! # Modules (private; everything public is re-exported here)
 //!

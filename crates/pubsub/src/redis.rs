@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// How long a Redis command (publish, subscribe, ping) may take.
-const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Pub/sub over Redis.
 pub(crate) struct RedisBackend {

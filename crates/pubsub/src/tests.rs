@@ -239,12 +239,12 @@ async fn a_lease_holds_a_key_for_its_holder_until_released_or_lapsed() {
         b.take(&[lease("alice", "b2")], ttl).await.expect("take"),
         [true]
     );
-    a.release(&key, "a1").await.expect("release");
+    a.release(&[(&key, "a1")]).await.expect("release");
     assert_eq!(
         a.take(&[lease("mallory", "a3")], ttl).await.expect("take"),
         [false]
     );
-    b.release(&key, "b2").await.expect("release");
+    b.release(&[(&key, "b2")]).await.expect("release");
     assert_eq!(
         a.take(&[lease("mallory", "a3")], ttl).await.expect("take"),
         [true]
@@ -256,20 +256,115 @@ async fn a_lease_holds_a_key_for_its_holder_until_released_or_lapsed() {
         holder: "alice",
         id: "a4",
     };
-    assert_eq!(
-        a.take(&[lapsing], Duration::from_millis(200))
-            .await
-            .expect("take"),
-        [true]
-    );
+    // Long enough that the refusal below comes well before the lapse, on a loaded machine.
+    let short_ttl = Duration::from_secs(3);
+    let taken_at = tokio::time::Instant::now();
+    assert_eq!(a.take(&[lapsing], short_ttl).await.expect("take"), [true]);
     let thief = Lease {
         key: &short,
         holder: "mallory",
         id: "b5",
     };
     assert_eq!(b.take(&[thief], ttl).await.expect("take"), [false]);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(b.take(&[thief], ttl).await.expect("take"), [true]);
-    b.release(&short, "b5").await.expect("release");
-    a.release(&key, "a3").await.expect("release");
+    testing::eventually(
+        "the unrenewed lease lapses",
+        Duration::from_secs(10),
+        || async { b.take(&[thief], ttl).await.expect("take") == [true] },
+    )
+    .await;
+    assert!(
+        taken_at.elapsed() >= short_ttl - Duration::from_millis(100),
+        "taken back only once the lease lapsed"
+    );
+    b.release(&[(&short, "b5")]).await.expect("release");
+    a.release(&[(&key, "a3")]).await.expect("release");
+}
+
+/// The lease ids recorded in `key` (its fields but `=holder`).
+async fn lease_ids(key: &str) -> Vec<String> {
+    let client = redis::Client::open(redis_url()).expect("URL");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis");
+    let fields: Vec<String> = redis::cmd("HKEYS")
+        .arg(key)
+        .query_async(&mut connection)
+        .await
+        .expect("HKEYS");
+    let mut ids: Vec<String> = fields.into_iter().filter(|f| f != "=holder").collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn taking_a_key_drops_its_lapsed_leases_even_for_the_same_holder() {
+    testing::skip_unless!(Redis);
+    let a = PubSub::connect(Some(&redis_url()), logger())
+        .await
+        .expect("A");
+    let a = a.leases().expect("Redis");
+    let key = unique("pile");
+    let lease = |id| Lease {
+        key: &key,
+        holder: "alice",
+        id,
+    };
+    let long = Duration::from_secs(30);
+    a.take(&[lease("dead")], Duration::from_millis(300))
+        .await
+        .expect("take");
+    a.take(&[lease("live")], long).await.expect("take");
+    assert_eq!(lease_ids(&key).await, ["dead", "live"]);
+    // Renewing the live lease, once the other lapsed, drops it.
+    testing::eventually(
+        "the lapsed lease is dropped",
+        Duration::from_secs(10),
+        || async {
+            a.take(&[lease("live")], long).await.expect("take");
+            lease_ids(&key).await == ["live"]
+        },
+    )
+    .await;
+    a.release(&[(&key, "live")]).await.expect("release");
+    assert!(
+        lease_ids(&key).await.is_empty(),
+        "the key went with its last lease"
+    );
+}
+
+#[tokio::test]
+async fn leases_work_on_after_redis_forgets_their_scripts() {
+    testing::skip_unless!(Redis);
+    let a = PubSub::connect(Some(&redis_url()), logger())
+        .await
+        .expect("A");
+    let a = a.leases().expect("Redis");
+    let key = unique("flushed");
+    let lease = Lease {
+        key: &key,
+        holder: "alice",
+        id: "a1",
+    };
+    let ttl = Duration::from_secs(30);
+    assert_eq!(a.take(&[lease], ttl).await.expect("take"), [true]);
+    // What a Redis restart does to the script cache (calls by SHA-1 answer NOSCRIPT).
+    let client = redis::Client::open(redis_url()).expect("URL");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis");
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut connection)
+        .await
+        .expect("SCRIPT FLUSH");
+    assert_eq!(a.take(&[lease], ttl).await.expect("take"), [true]);
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut connection)
+        .await
+        .expect("SCRIPT FLUSH");
+    a.release(&[(&key, "a1")]).await.expect("release");
+    assert!(lease_ids(&key).await.is_empty());
 }

@@ -122,7 +122,8 @@ impl Service for Application {
     }
 
     /// On `shutdown`: refuses new clients, closes every connection with 1001 (going away),
-    /// waits for them (bounded), then drains and stops the HTTP server.
+    /// waits for them (bounded), releases their names in Redis (bounded), then drains and
+    /// stops the HTTP server.
     async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -136,6 +137,9 @@ impl Service for Application {
             shutdown.await;
             slog::info!(hub.logger(), "shutting down: closing WebSocket connections");
             hub.close_all(hub.settings().shutdown_grace).await;
+            // The names of the closed connections, free in Redis now rather than a lease later
+            // (a renewal and the releases: two round trips of at most 2 s).
+            let _ = tokio::time::timeout(Duration::from_secs(5), hub.names().flush()).await;
             let _ = tokio::time::timeout(Duration::from_secs(2), presence).await;
             forgetting.abort();
             stop.trigger();

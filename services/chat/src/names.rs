@@ -152,8 +152,9 @@ impl RoomNames {
     /// Takes `name` for `holder` when it is free here and (with Redis) everywhere.
     async fn take(&self, room: &str, holder: Holder, name: &str) -> Option<NameClaim> {
         let key = name_key(name);
-        // This holder's new lease in Redis, once taken.
-        let mut lease: Option<String> = None;
+        // This holder's new lease in Redis, once taken; released unless the name is held here
+        // through it (see `PendingLease`).
+        let mut lease: Option<PendingLease<'_>> = None;
         loop {
             let here = self
                 .local()
@@ -163,11 +164,13 @@ impl RoomNames {
             match (&self.shared, here) {
                 (_, Some(other)) if other != holder => return None,
                 (Some(shared), None) if lease.is_none() => {
-                    let id = Uuid::new_v4().simple().to_string();
-                    if !shared.take(room, &key, holder, &id).await {
+                    let pending = PendingLease::new(shared, room, &key);
+                    if !shared.take(room, &key, holder, pending.id()).await {
+                        // Refused: Redis recorded nothing.
+                        pending.disarm();
                         return None;
                     }
-                    lease = Some(id);
+                    lease = Some(pending);
                 }
                 _ => {}
             }
@@ -185,7 +188,7 @@ impl RoomNames {
                     continue;
                 }
                 None => {
-                    let lease = lease.take().unwrap_or_default();
+                    let lease = lease.take().map(PendingLease::disarm).unwrap_or_default();
                     names.insert(
                         key.clone(),
                         Held {
@@ -199,15 +202,21 @@ impl RoomNames {
             let held = names.get(&key).is_some_and(|held| held.holder == holder);
             drop(rooms);
             // A lease not kept (the name was held here already, or taken by another) goes back.
-            if let (Some(shared), Some(lease)) = (&self.shared, lease) {
-                shared.release(room, &key, lease);
-            }
+            drop(lease);
             return held.then(|| NameClaim {
                 names: self.clone(),
                 room: room.to_owned(),
                 key,
                 name: name.to_owned(),
             });
+        }
+    }
+
+    /// Returns once the releases of names let go so far are done in Redis (or failed): for
+    /// shutdown, so the names of a stopping instance are free at once, not after their lease.
+    pub async fn flush(&self) {
+        if let Some(shared) = &self.shared {
+            shared.flush().await;
         }
     }
 
@@ -236,6 +245,46 @@ impl RoomNames {
         }
         if names.is_empty() {
             rooms.remove(room);
+        }
+    }
+}
+
+/// A lease taken (or being taken) in Redis for a name not yet held here: released when dropped
+/// armed, so a claim dropped while Redis answers (its client gone mid-handshake) leaves no
+/// lease that no [`Held`] records, which would keep the name taken for a whole lease time.
+struct PendingLease<'a> {
+    shared: &'a SharedNames,
+    room: &'a str,
+    key: &'a str,
+    /// `None` once disarmed.
+    id: Option<String>,
+}
+
+impl<'a> PendingLease<'a> {
+    /// A new lease id for `key` in `room`, armed before Redis is asked.
+    fn new(shared: &'a SharedNames, room: &'a str, key: &'a str) -> Self {
+        Self {
+            shared,
+            room,
+            key,
+            id: Some(Uuid::new_v4().simple().to_string()),
+        }
+    }
+
+    fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or_default()
+    }
+
+    /// The lease id, no longer released on drop (held here, or never recorded in Redis).
+    fn disarm(mut self) -> String {
+        self.id.take().unwrap_or_default()
+    }
+}
+
+impl Drop for PendingLease<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.shared.release(self.room, self.key, id);
         }
     }
 }

@@ -11,12 +11,14 @@
 //!   after Redis lost it, or this instance could not renew for a whole lease) stays with the
 //!   connections holding it here and is logged.
 //! - **Released** by the same task, in order with the renewals (so a renewal never brings a
-//!   released lease back), when the last connection here holding it leaves. An instance that
-//!   dies releases nothing: its leases lapse after one lease time.
+//!   released lease back), when the last connection here holding it leaves, or when a claim
+//!   is dropped while Redis takes its lease (a client gone mid-handshake). The releases waiting
+//!   go in one round trip; at shutdown [`SharedNames::flush`] sends the last ones. An instance
+//!   that dies releases nothing: its leases lapse after one lease time.
 //! - **Redis failing** (error or 2 s timeout): the name is given by the local rule alone
 //!   (logged), and taken in Redis by the next renewal that reaches it. Failing open keeps the
 //!   chat's semantics when Redis is down: clients still connect and read their room (readiness
-//!   reports the `pubsub` check as failing, as before), and while Redis is down no event
+//!   reports the `pubsub` check as failing), and while Redis is down no event
 //!   crosses instances, so the only names a client sees side by side are its instance's, which
 //!   stay unique; refusing every join instead would turn a Redis outage into a chat outage for
 //!   a guarantee nobody could observe meanwhile.
@@ -28,12 +30,18 @@ use std::{
 
 use pubsub::{Lease, Leases};
 use slog::Logger;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Holder, Rooms};
 
-/// Releases waiting for the keeper task: (Redis key, lease).
-type Release = (String, String);
+/// What the keeper task is handed, done in order.
+#[derive(Debug)]
+enum Chore {
+    /// Release lease `.1` of Redis key `.0`.
+    Release(String, String),
+    /// Answer once every release handed over before is done (or failed).
+    Flush(oneshot::Sender<()>),
+}
 
 /// This instance's names in Redis; cheap to clone.
 #[derive(Debug, Clone)]
@@ -43,7 +51,7 @@ pub struct SharedNames {
     prefix: String,
     ttl: Duration,
     /// To the keeper task, which releases in order with its renewals.
-    releases: mpsc::UnboundedSender<Release>,
+    chores: mpsc::UnboundedSender<Chore>,
     logger: Logger,
 }
 
@@ -57,12 +65,12 @@ impl SharedNames {
         local: Weak<Mutex<Rooms>>,
         logger: Logger,
     ) -> Self {
-        let (releases, pending) = mpsc::unbounded_channel();
+        let (chores, pending) = mpsc::unbounded_channel();
         let shared = Self {
             leases,
             prefix: format!("{channel_prefix}:name:"),
             ttl,
-            releases,
+            chores,
             logger,
         };
         tokio::spawn(shared.clone().keep(local, pending));
@@ -103,22 +111,35 @@ impl SharedNames {
     /// Hands `lease` of `name_key` in `room` to the keeper task, which releases it.
     pub(super) fn release(&self, room: &str, name_key: &str, lease: String) {
         // The keeper ends only once every handle is gone; a send cannot fail before.
-        let _ = self.releases.send((self.key(room, name_key), lease));
+        let _ = self
+            .chores
+            .send(Chore::Release(self.key(room, name_key), lease));
     }
 
-    /// The keeper task: releases in the order they come, renews every `ttl / 3`.
-    async fn keep(self, local: Weak<Mutex<Rooms>>, mut pending: mpsc::UnboundedReceiver<Release>) {
+    /// Returns once every release handed over before is done or failed (each round trip
+    /// within 2 s), so a stopping instance leaves none of its names behind.
+    pub(super) async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.chores.send(Chore::Flush(done)).is_ok() {
+            let _ = flushed.await;
+        }
+    }
+
+    /// The keeper task: releases in the order they come (those waiting together in one round
+    /// trip), renews every `ttl / 3`.
+    async fn keep(self, local: Weak<Mutex<Rooms>>, mut pending: mpsc::UnboundedReceiver<Chore>) {
         let mut renew = tokio::time::interval(self.ttl / 3);
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         renew.tick().await;
         loop {
             tokio::select! {
-                release = pending.recv() => {
-                    let Some((key, lease)) = release else { return };
-                    if let Err(error) = self.leases.release(&key, &lease).await {
-                        // It lapses by itself within one lease time.
-                        slog::warn!(self.logger, "name lease not released"; "error" => %error);
+                chore = pending.recv() => {
+                    let Some(chore) = chore else { return };
+                    let mut chores = vec![chore];
+                    while let Ok(chore) = pending.try_recv() {
+                        chores.push(chore);
                     }
+                    self.do_chores(chores).await;
                 }
                 _ = renew.tick() => {
                     let Some(local) = local.upgrade() else { return };
@@ -127,6 +148,30 @@ impl SharedNames {
                     self.renew(&held).await;
                 }
             }
+        }
+    }
+
+    /// Every release of `chores` in one round trip, then answers their flushes.
+    async fn do_chores(&self, chores: Vec<Chore>) {
+        let mut releases = Vec::new();
+        let mut flushes = Vec::new();
+        for chore in chores {
+            match chore {
+                Chore::Release(key, lease) => releases.push((key, lease)),
+                Chore::Flush(done) => flushes.push(done),
+            }
+        }
+        let releases: Vec<(&str, &str)> = releases
+            .iter()
+            .map(|(key, lease)| (key.as_str(), lease.as_str()))
+            .collect();
+        if let Err(error) = self.leases.release(&releases).await {
+            // They lapse by themselves within one lease time.
+            slog::warn!(self.logger, "name leases not released";
+                "names" => releases.len(), "error" => %error);
+        }
+        for done in flushes {
+            let _ = done.send(());
         }
     }
 

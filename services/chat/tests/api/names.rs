@@ -3,7 +3,13 @@
 //! suffix, while one account's connections share its name; across instances sharing Redis
 //! too, where the name of an instance that died is free once its lease lapses.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use chat_service::names::{Holder, RoomNames};
 use pubsub::PubSub;
@@ -150,7 +156,9 @@ async fn a_name_is_unique_in_a_room_across_instances_over_both_protocols() {
 #[tokio::test]
 async fn the_name_of_an_instance_that_died_is_free_once_its_lease_lapses() {
     testing::skip_unless!(Redis);
-    let lease = Duration::from_millis(900);
+    // Several seconds: the join below, refused "Dora", comes well within it on a loaded
+    // machine; `join_until_named` then waits for the lapse (up to PATIENCE).
+    let lease = Duration::from_secs(5);
     let (a, _b) = two_instances(lease).await;
     // An instance that takes "Dora" and dies: its runtime gone, its lease never released.
     let mut chat = a.chat.clone();
@@ -178,4 +186,144 @@ async fn the_name_of_an_instance_that_died_is_free_once_its_lease_lapses() {
     let (_second, welcome) = join_as(&a, "general", 6, "Dora").await;
     assert_eq!(welcome["user"], "Dora (2)", "the lease still holds");
     join_until_named(&a, "general", 7, "Dora", "Dora").await;
+}
+
+/// A relay to Redis that, once `armed`, swallows every answer on the next connection that sends
+/// a script call (`EVAL`/`EVALSHA`): the script runs in Redis, its caller waits. Its URL.
+async fn answer_holding_relay(armed: Arc<AtomicBool>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let redis = redis_url();
+    let rest = redis.trim_start_matches("redis://");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let target = authority.rsplit('@').next().expect("host:port").to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let relay = format!("redis://{}{path}", listener.local_addr().expect("bound"));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                continue;
+            };
+            let armed = armed.clone();
+            tokio::spawn(async move {
+                let held = Arc::new(AtomicBool::new(false));
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                let holding = held.clone();
+                let up = async move {
+                    let mut buffer = vec![0; 64 * 1024];
+                    while let Ok(n @ 1..) = from_client.read(&mut buffer).await {
+                        let chunk = &buffer[..n];
+                        if chunk.windows(4).any(|word| word == b"EVAL")
+                            && armed.swap(false, Ordering::SeqCst)
+                        {
+                            holding.store(true, Ordering::SeqCst);
+                        }
+                        if to_server.write_all(chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                let down = async move {
+                    let mut buffer = vec![0; 64 * 1024];
+                    while let Ok(n @ 1..) = from_server.read(&mut buffer).await {
+                        if !held.load(Ordering::SeqCst)
+                            && to_client.write_all(&buffer[..n]).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                };
+                tokio::join!(up, down);
+            });
+        }
+    });
+    relay
+}
+
+/// Two instances' names (no HTTP) on Redis, sharing `chat`'s channel prefix.
+async fn two_registries(chat: &chat_service::Settings) -> (RoomNames, RoomNames) {
+    let mut registries = Vec::new();
+    for name in ["a", "b"] {
+        let logger = runtime::test_logger(name);
+        let pubsub = PubSub::connect(Some(&redis_url()), logger.clone())
+            .await
+            .expect("Redis");
+        registries.push(RoomNames::new(pubsub.leases(), chat, logger));
+    }
+    let b = registries.pop().expect("two");
+    (registries.pop().expect("two"), b)
+}
+
+#[tokio::test]
+async fn a_claim_dropped_while_redis_takes_its_name_leaves_no_lease_behind() {
+    testing::skip_unless!(Redis);
+    let chat = test_chat_settings();
+    // A reaches Redis through a relay that can keep an answer from it; B directly.
+    let armed = Arc::new(AtomicBool::new(false));
+    let relayed = answer_holding_relay(armed.clone()).await;
+    let logger = runtime::test_logger("a");
+    let pubsub = PubSub::connect(Some(&relayed), logger.clone())
+        .await
+        .expect("Redis");
+    let a = RoomNames::new(pubsub.leases(), &chat, logger);
+    let (b, _) = two_registries(&chat).await;
+    // Redis runs A's script for "Eve" but A never hears back; the claim is dropped meanwhile
+    // (as actix drops the handler of a client gone mid-handshake).
+    armed.store(true, Ordering::SeqCst);
+    let claim = tokio::time::timeout(
+        Duration::from_millis(300),
+        a.claim("general", Holder::Account(1), "Eve", || unreachable!()),
+    )
+    .await;
+    assert!(
+        claim.is_err(),
+        "answered through a relay that holds answers"
+    );
+    assert!(
+        !armed.load(Ordering::SeqCst),
+        "the claim's script reached Redis"
+    );
+    // The release the drop queued, done (over another connection: the held one fails).
+    a.flush().await;
+    let eve = b
+        .claim("general", Holder::Account(2), "Eve", || unreachable!())
+        .await;
+    assert_eq!(eve.name(), "Eve", "the dropped claim's lease is gone");
+}
+
+#[tokio::test]
+async fn names_let_go_are_free_everywhere_once_flushed_even_as_the_instance_stops() {
+    testing::skip_unless!(Redis);
+    let chat = test_chat_settings();
+    // An instance whose runtime ends right after its last name was let go and flushed (as the
+    // binary exits once shutdown returns): nothing runs after the flush.
+    let dying = chat.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let logger = runtime::test_logger("stopping-instance");
+            let pubsub = PubSub::connect(Some(&redis_url()), logger.clone())
+                .await
+                .expect("Redis");
+            let names = RoomNames::new(pubsub.leases(), &dying, logger);
+            let claim = names
+                .claim("general", Holder::Account(1), "Fay", || unreachable!())
+                .await;
+            assert_eq!(claim.name(), "Fay");
+            drop(claim);
+            names.flush().await;
+        });
+    })
+    .join()
+    .expect("the stopping instance");
+    let (other, _) = two_registries(&chat).await;
+    let fay = other
+        .claim("general", Holder::Account(2), "Fay", || unreachable!())
+        .await;
+    assert_eq!(fay.name(), "Fay", "released before the instance stopped");
 }
