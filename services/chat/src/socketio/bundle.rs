@@ -1,8 +1,9 @@
 //! `GET /socket.io/socket.io.js`: the official client bundle (`socket.io-client`'s
 //! `dist/socket.io.min.js`, vendored in `vendor/socket.io-client/`), where Socket.IO pages load
 //! it from; and its source map. Gzipped once, on first use, for clients that accept gzip. Each
-//! representation has its own `ETag` (RFC 9110 §8.8.3: the gzip one is the identity one with
-//! `-gzip`), so a cache never answers a gzip request with identity bytes under one tag;
+//! representation has its own strong `ETag` (RFC 9110 §8.8.3), a hash of its own bytes (the
+//! gzip one's ends in `-gzip`), so a cache never answers a gzip request with identity bytes
+//! under one tag;
 //! `If-None-Match` answers 304 only when it names the tag of the representation the request
 //! would get. `Cache-Control` lets it be cached for a day; `Vary: Accept-Encoding` on both.
 
@@ -39,9 +40,9 @@ impl Asset {
             .expect("gzip into memory does not fail");
         Self {
             plain,
-            gzipped,
             etag: format!("\"{:016x}\"", fnv1a(plain)),
-            gzip_etag: format!("\"{:016x}-gzip\"", fnv1a(plain)),
+            gzip_etag: format!("\"{:016x}-gzip\"", fnv1a(&gzipped)),
+            gzipped,
             content_type,
         }
     }
@@ -106,4 +107,19 @@ pub async fn source_map(request: HttpRequest) -> HttpResponse {
     ASSET
         .get_or_init(|| Asset::new(SOURCE_MAP, "application/json"))
         .respond(&request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_representation_is_tagged_by_a_hash_of_its_own_bytes() {
+        let asset = Asset::new(SCRIPT, "application/javascript");
+        assert_eq!(asset.etag, format!("\"{:016x}\"", fnv1a(SCRIPT)));
+        assert_eq!(
+            asset.gzip_etag,
+            format!("\"{:016x}-gzip\"", fnv1a(&asset.gzipped))
+        );
+    }
 }

@@ -196,7 +196,11 @@ impl Socket<'_> {
             Packet::Close => Err(Disconnect::ClientClosed),
             Packet::Ping(_) | Packet::Pong(_) => Ok(()),
             Packet::Upgrade | Packet::Noop => {
-                let _ = self.spend();
+                // Spent, never refused: not counted in `chat_rate_limited_total` either.
+                let _ = self
+                    .hub
+                    .limits()
+                    .check_message(&self.limiter, self.user_id, self.seat);
                 Ok(())
             }
             Packet::Binary(_) => {
