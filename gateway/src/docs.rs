@@ -24,7 +24,7 @@ use http::{
 };
 use serde_json::json;
 
-use crate::{headers::tokens, routing::RouteTable};
+use crate::routing::RouteTable;
 
 /// The page's path.
 pub const PAGE_PATH: &str = "/api/docs";
@@ -201,29 +201,15 @@ pub fn page(routes: &RouteTable) -> Bytes {
     )
 }
 
-/// Whether the client takes a gzip-encoded answer: `Accept-Encoding` names `gzip` or `*`
-/// without refusing it with `q=0` (RFC 9110 §12.5.3).
+/// Whether the client takes a gzip-encoded answer ([`runtime::accepts_gzip`] over its
+/// `Accept-Encoding` lines).
 fn accepts_gzip(request: &HeaderMap) -> bool {
-    request
-        .get_all(ACCEPT_ENCODING)
-        .iter()
-        .flat_map(|value| tokens(value.as_bytes()))
-        .any(|coding| {
-            let mut parts = coding.split(|byte| *byte == b';');
-            let name = parts.next().unwrap_or_default().trim_ascii();
-            let refused = parts.any(|parameter| {
-                let parameter: Vec<u8> = parameter
-                    .iter()
-                    .copied()
-                    .filter(|byte| !byte.is_ascii_whitespace())
-                    .collect();
-                parameter.eq_ignore_ascii_case(b"q=0")
-                    || parameter.strip_prefix(b"q=0.").is_some_and(|digits| {
-                        !digits.is_empty() && digits.iter().all(|digit| *digit == b'0')
-                    })
-            });
-            (name.eq_ignore_ascii_case(b"gzip") || name == b"*") && !refused
-        })
+    runtime::accepts_gzip(
+        request
+            .get_all(ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|value| value.to_str().ok()),
+    )
 }
 
 #[cfg(test)]
@@ -248,6 +234,8 @@ mod tests {
         assert!(!accepts_gzip(&with_encoding("gzip; q = 0.000")));
         assert!(!accepts_gzip(&with_encoding("identity")));
         assert!(!accepts_gzip(&HeaderMap::new()));
+        // `*` does not override gzip refused by name (runtime::accepts_gzip's rule).
+        assert!(!accepts_gzip(&with_encoding("gzip;q=0, *")));
     }
 
     #[test]

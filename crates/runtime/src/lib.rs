@@ -11,6 +11,7 @@
 //! | `metrics` | the Prometheus registry of one instance |
 //! | `network` | the client's address: trusted proxies and the one `X-Forwarded-For` rule |
 //! | `readiness` | [`Probe`]: how a dependency says whether it answers (for `/readyz`) |
+//! | `encoding` | whether a request's `Accept-Encoding` takes gzip |
 //! | `errors` | the JSON error body and the code of each status |
 //! | `access` | the access log's line and the rule for a client's request id |
 //! | `trace` | the W3C trace context (`traceparent`, `tracestate`) of a request or job |
@@ -21,6 +22,7 @@
 
 mod access;
 mod config;
+mod encoding;
 mod errors;
 mod export;
 mod log_filter;
@@ -37,6 +39,7 @@ pub use config::{
     AuthArgs, CommonArgs, DEFAULT_CACHE_NAMESPACE, DEFAULT_JWKS_URL, DatabaseUrl, ProcessArgs,
     parse_args,
 };
+pub use encoding::accepts_gzip;
 pub use errors::{ErrorBody, ErrorDetail, FieldError, code_for_status, error_json};
 pub use export::{AttributeValue, SpanKind, SpanRecord, TraceArgs, Tracer, flush_spans};
 pub use log_filter::{LogFilter, LogFormat};
