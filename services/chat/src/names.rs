@@ -21,11 +21,12 @@
 //!   Redis failing: the local rule alone (see [`shared`]). In-process pub/sub: this instance
 //!   is the only one, its registry the whole truth.
 
+mod held;
 pub mod shared;
 
 use std::{
-    collections::HashMap,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use pubsub::Leases;
@@ -34,8 +35,9 @@ use slog::Logger;
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
+pub use self::held::Holder;
+use self::held::{Held, Rooms};
 pub use self::shared::SharedNames;
-use crate::settings::Settings;
 
 /// A name as shown: NFC, without control or invisible characters, trimmed, at most
 /// [`MAX_NAME_CHARS`] characters (possibly empty: the caller picks a fallback).
@@ -54,37 +56,6 @@ pub fn name_key(name: &str) -> String {
     name.nfkc().flat_map(char::to_lowercase).nfkc().collect()
 }
 
-/// Who holds a name in a room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Holder {
-    /// An account: all its connections share its name.
-    Account(i64),
-    /// A guest's connection.
-    Guest(Uuid),
-}
-
-impl std::fmt::Display for Holder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Account(id) => write!(f, "account:{id}"),
-            Self::Guest(id) => write!(f, "guest:{}", id.simple()),
-        }
-    }
-}
-
-/// A name held in a room.
-#[derive(Debug)]
-struct Held {
-    holder: Holder,
-    /// The connections holding it (several for one account).
-    connections: usize,
-    /// Its lease in Redis (with [`SharedNames`]): made when the name is first held here.
-    lease: String,
-}
-
-/// The names held here: by room, by [`name_key`].
-type Rooms = HashMap<String, HashMap<String, Held>>;
-
 /// The names held in each room on this instance, and in Redis with every instance's;
 /// cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -100,17 +71,12 @@ const GUEST_DRAWS: usize = 16;
 
 impl RoomNames {
     /// Names held here and, with `leases` (Redis), across every instance on it (see
-    /// [`SharedNames`]; starts the task renewing this instance's leases, within a tokio runtime).
-    pub fn new(leases: Option<Leases>, settings: &Settings, logger: Logger) -> Self {
+    /// [`SharedNames`]; starts the task renewing this instance's leases, within a tokio runtime):
+    /// their keys under `prefix` (the chat's channel prefix), each lease lasting `lease`.
+    pub fn new(leases: Option<Leases>, prefix: &str, lease: Duration, logger: Logger) -> Self {
         let local = Arc::new(Mutex::new(Rooms::new()));
         let shared = leases.map(|leases| {
-            SharedNames::start(
-                leases,
-                &settings.channel_prefix,
-                settings.name_lease,
-                Arc::downgrade(&local),
-                logger,
-            )
+            SharedNames::start(leases, prefix, lease, Arc::downgrade(&local), logger)
         });
         Self { local, shared }
     }

@@ -76,7 +76,12 @@ impl Hub {
             settings.presence_interval,
             logger.clone(),
         );
-        let names = RoomNames::new(pubsub.leases(), &settings, logger.clone());
+        let names = RoomNames::new(
+            pubsub.leases(),
+            &settings.channel_prefix,
+            settings.name_lease,
+            logger.clone(),
+        );
         Self {
             inner: Arc::new(HubInner {
                 pubsub,

@@ -32,7 +32,7 @@ use pubsub::{Lease, Leases};
 use slog::Logger;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Holder, Rooms};
+use super::held::{Holder, Rooms};
 
 /// What the keeper task is handed, done in order.
 #[derive(Debug)]

@@ -173,7 +173,12 @@ async fn the_name_of_an_instance_that_died_is_free_once_its_lease_lapses() {
             let pubsub = PubSub::connect(Some(&redis_url()), logger.clone())
                 .await
                 .expect("Redis");
-            let names = RoomNames::new(pubsub.leases(), &chat, logger);
+            let names = RoomNames::new(
+                pubsub.leases(),
+                &chat.channel_prefix,
+                chat.name_lease,
+                logger,
+            );
             let claim = names
                 .claim("general", Holder::Account(99), "Dora", || unreachable!())
                 .await;
@@ -250,7 +255,12 @@ async fn two_registries(chat: &chat_service::Settings) -> (RoomNames, RoomNames)
         let pubsub = PubSub::connect(Some(&redis_url()), logger.clone())
             .await
             .expect("Redis");
-        registries.push(RoomNames::new(pubsub.leases(), chat, logger));
+        registries.push(RoomNames::new(
+            pubsub.leases(),
+            &chat.channel_prefix,
+            chat.name_lease,
+            logger,
+        ));
     }
     let b = registries.pop().expect("two");
     (registries.pop().expect("two"), b)
@@ -267,7 +277,12 @@ async fn a_claim_dropped_while_redis_takes_its_name_leaves_no_lease_behind() {
     let pubsub = PubSub::connect(Some(&relayed), logger.clone())
         .await
         .expect("Redis");
-    let a = RoomNames::new(pubsub.leases(), &chat, logger);
+    let a = RoomNames::new(
+        pubsub.leases(),
+        &chat.channel_prefix,
+        chat.name_lease,
+        logger,
+    );
     let (b, _) = two_registries(&chat).await;
     // Redis runs A's script for "Eve" but A never hears back; the claim is dropped meanwhile
     // (as actix drops the handler of a client gone mid-handshake).
@@ -310,7 +325,12 @@ async fn names_let_go_are_free_everywhere_once_flushed_even_as_the_instance_stop
             let pubsub = PubSub::connect(Some(&redis_url()), logger.clone())
                 .await
                 .expect("Redis");
-            let names = RoomNames::new(pubsub.leases(), &dying, logger);
+            let names = RoomNames::new(
+                pubsub.leases(),
+                &dying.channel_prefix,
+                dying.name_lease,
+                logger,
+            );
             let claim = names
                 .claim("general", Holder::Account(1), "Fay", || unreachable!())
                 .await;
