@@ -163,31 +163,13 @@ async fn the_name_of_an_instance_that_died_is_free_once_its_lease_lapses() {
     // An instance that takes "Dora" and dies: its runtime gone, its lease never released.
     let mut chat = a.chat.clone();
     chat.name_lease = lease;
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(async {
-            let logger = runtime::test_logger("dead-instance");
-            let pubsub = PubSub::connect(Some(&redis_url()), logger.clone())
-                .await
-                .expect("Redis");
-            let names = RoomNames::new(
-                pubsub.leases(),
-                &chat.channel_prefix,
-                chat.name_lease,
-                logger,
-            );
-            let claim = names
-                .claim("general", Holder::Account(99), "Dora", || unreachable!())
-                .await;
-            assert_eq!(claim.name(), "Dora");
-            std::mem::forget(claim);
-        });
-    })
-    .join()
-    .expect("the dying instance");
+    on_an_instance_that_ends(chat, "dead-instance", |names| async move {
+        let claim = names
+            .claim("general", Holder::Account(99), "Dora", || unreachable!())
+            .await;
+        assert_eq!(claim.name(), "Dora");
+        std::mem::forget(claim);
+    });
     let (_second, welcome) = join_as(&a, "general", 6, "Dora").await;
     assert_eq!(welcome["user"], "Dora (2)", "the lease still holds");
     join_until_named(&a, "general", 7, "Dora", "Dora").await;
@@ -247,23 +229,46 @@ async fn answer_holding_relay(armed: Arc<AtomicBool>) -> String {
     relay
 }
 
+/// An instance's names (no HTTP) on the Redis at `redis`, as `chat` sets them up.
+async fn registry(chat: &chat_service::Settings, instance: &'static str, redis: &str) -> RoomNames {
+    let logger = runtime::test_logger(instance);
+    let pubsub = PubSub::connect(Some(redis), logger.clone())
+        .await
+        .expect("Redis");
+    RoomNames::new(
+        pubsub.leases(),
+        &chat.channel_prefix,
+        chat.name_lease,
+        logger,
+    )
+}
+
 /// Two instances' names (no HTTP) on Redis, sharing `chat`'s channel prefix.
 async fn two_registries(chat: &chat_service::Settings) -> (RoomNames, RoomNames) {
-    let mut registries = Vec::new();
-    for name in ["a", "b"] {
-        let logger = runtime::test_logger(name);
-        let pubsub = PubSub::connect(Some(&redis_url()), logger.clone())
-            .await
-            .expect("Redis");
-        registries.push(RoomNames::new(
-            pubsub.leases(),
-            &chat.channel_prefix,
-            chat.name_lease,
-            logger,
-        ));
-    }
-    let b = registries.pop().expect("two");
-    (registries.pop().expect("two"), b)
+    (
+        registry(chat, "a", &redis_url()).await,
+        registry(chat, "b", &redis_url()).await,
+    )
+}
+
+/// Runs `body` with the names of an instance whose process ends with it: a runtime of its own
+/// on a thread of its own, both gone once `body` returns (no task of the instance runs after).
+fn on_an_instance_that_ends<F, Body>(chat: chat_service::Settings, instance: &'static str, body: F)
+where
+    F: FnOnce(RoomNames) -> Body + Send + 'static,
+    Body: std::future::Future<Output = ()>,
+{
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            body(registry(&chat, instance, &redis_url()).await).await;
+        });
+    })
+    .join()
+    .expect(instance);
 }
 
 #[tokio::test]
@@ -273,17 +278,8 @@ async fn a_claim_dropped_while_redis_takes_its_name_leaves_no_lease_behind() {
     // A reaches Redis through a relay that can keep an answer from it; B directly.
     let armed = Arc::new(AtomicBool::new(false));
     let relayed = answer_holding_relay(armed.clone()).await;
-    let logger = runtime::test_logger("a");
-    let pubsub = PubSub::connect(Some(&relayed), logger.clone())
-        .await
-        .expect("Redis");
-    let a = RoomNames::new(
-        pubsub.leases(),
-        &chat.channel_prefix,
-        chat.name_lease,
-        logger,
-    );
-    let (b, _) = two_registries(&chat).await;
+    let a = registry(&chat, "a", &relayed).await;
+    let b = registry(&chat, "b", &redis_url()).await;
     // Redis runs A's script for "Eve" but A never hears back; the claim is dropped meanwhile
     // (as actix drops the handler of a client gone mid-handshake).
     armed.store(true, Ordering::SeqCst);
@@ -315,32 +311,14 @@ async fn names_let_go_are_free_everywhere_once_flushed_even_as_the_instance_stop
     // An instance whose runtime ends right after its last name was let go and flushed (as the
     // binary exits once shutdown returns): nothing runs after the flush.
     let dying = chat.clone();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(async {
-            let logger = runtime::test_logger("stopping-instance");
-            let pubsub = PubSub::connect(Some(&redis_url()), logger.clone())
-                .await
-                .expect("Redis");
-            let names = RoomNames::new(
-                pubsub.leases(),
-                &dying.channel_prefix,
-                dying.name_lease,
-                logger,
-            );
-            let claim = names
-                .claim("general", Holder::Account(1), "Fay", || unreachable!())
-                .await;
-            assert_eq!(claim.name(), "Fay");
-            drop(claim);
-            names.flush().await;
-        });
-    })
-    .join()
-    .expect("the stopping instance");
+    on_an_instance_that_ends(dying, "stopping-instance", |names| async move {
+        let claim = names
+            .claim("general", Holder::Account(1), "Fay", || unreachable!())
+            .await;
+        assert_eq!(claim.name(), "Fay");
+        drop(claim);
+        names.flush().await;
+    });
     let (other, _) = two_registries(&chat).await;
     let fay = other
         .claim("general", Holder::Account(2), "Fay", || unreachable!())
