@@ -10,11 +10,11 @@
 //! Expanding fragments where they are spread multiplies: a fragment spreading the next twice,
 //! thirty deep, is 2^30 selections from a few hundred bytes, and async-graphql walks that
 //! expansion itself (its recursion-depth check, then validation) once the document is parsed.
-//! So [`admit`] reads every document first, in time linear in its text: a spread of a fragment
-//! the document does not define, or a fragment spreading itself, is refused as validation
-//! refuses it, and so is a document whose operations expand to more than
-//! [`selection_bound`] selections (each fragment's expanded size counted once, then added
-//! where it is spread). [`shape`]'s walk stops at its bound of fields and at that bound of
+//! So [`admit`] reads every document first, in time linear in its text: a fragment spreading
+//! itself is refused as validation refuses it, and so is a document whose operations expand to
+//! more than [`selection_bound`] selections (each fragment's expanded size counted once, then
+//! added where it is spread; a spread of a fragment the document does not define counts 1, and
+//! validation answers it). [`shape`]'s walk stops at its bound of fields and at that bound of
 //! selections, spreads and inline fragments included, so it ends on any document.
 
 use std::collections::HashMap;
@@ -26,9 +26,11 @@ use async_graphql::{
     },
 };
 
-/// Selections (fields, fragment spreads, inline fragments) an operation may expand to for each
-/// field it may execute: fragments and type conditions wrap fields, they do not replace them,
-/// so a document past this many is no operation the limits would let run.
+/// Selections (fields, fragment spreads, inline fragments) allowed for each field an operation
+/// may execute: headroom for the spreads and inline fragments that wrap fields. An operation
+/// the other limits accept may still go past it (inline fragments nested around one
+/// `__typename` are several selections for a field that costs nothing); the bound only keeps
+/// the expansion async-graphql walks proportionate to the limits.
 const SELECTIONS_PER_FIELD: usize = 4;
 
 /// The most selections, fragments expanded where they are spread, that the operations of a
@@ -41,18 +43,13 @@ pub fn selection_bound(max_fields: usize) -> usize {
 /// Why [`admit`] refused a document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unfit {
-    /// A spread names a fragment the document does not define.
-    UnknownFragment {
-        /// The fragment's name.
-        name: String,
-        /// Where it is spread.
-        pos: Pos,
-    },
-    /// A fragment spreads itself, directly or through others.
+    /// A fragment spreads itself, directly or through others: the first cycle async-graphql's
+    /// validation (its rule `NoFragmentCycles`) reports, fragments taken in document order.
     FragmentCycle {
         /// The fragment spread again while it is being expanded.
         name: String,
-        /// The spread closing the cycle.
+        /// Where validation places the error: the spread in that fragment that begins the
+        /// cycle (the one closing it when the fragment spreads itself directly).
         pos: Pos,
     },
     /// Its operations expand to more than this many selections.
@@ -92,14 +89,18 @@ impl<'a> Written<'a> {
     }
 }
 
-/// Refuses a document whose spreads name undefined fragments or form a cycle (what validation
-/// refuses), or whose operations, every one of them, expand to more than `max_selections`
-/// selections (what async-graphql's own walks of the expansion must not be given). Linear in
-/// the document: each definition is read once, and each fragment's expanded size is computed
-/// once, after the fragments it spreads (a depth-first order kept on a stack of its own, so a
-/// long chain of fragments cannot exhaust the thread's).
+/// Refuses a document whose fragments form a cycle (what validation refuses, and what
+/// async-graphql's recursion-depth check would walk before it), or whose operations, every one
+/// of them, expand to more than `max_selections` selections (what async-graphql's own walks of
+/// the expansion must not be given). A spread of a fragment the document does not define is
+/// the spread alone, 1 selection: validation reports every such spread. Linear in the
+/// document: each definition is read once, and each fragment's expanded size is computed once,
+/// after the fragments it spreads (a depth-first order kept on a stack of its own, so a long
+/// chain of fragments cannot exhaust the thread's).
 pub fn admit(document: &ExecutableDocument, max_selections: usize) -> Result<(), Unfit> {
-    let names: Vec<&Name> = document.fragments.keys().collect();
+    // In document order, as validation looks for cycles: the first found is its first.
+    let mut names: Vec<&Name> = document.fragments.keys().collect();
+    names.sort_by_key(|name| document.fragments[*name].pos);
     let index: HashMap<&Name, usize> = names
         .iter()
         .enumerate()
@@ -114,41 +115,40 @@ pub fn admit(document: &ExecutableDocument, max_selections: usize) -> Result<(),
         .iter()
         .map(|(_, operation)| Written::of(&operation.node.selection_set.node))
         .collect();
-    for written in operations.iter().chain(&fragments) {
-        if let Some((name, pos)) = written
-            .spreads
-            .iter()
-            .find(|(name, _)| !index.contains_key(name))
-        {
-            return Err(Unfit::UnknownFragment {
-                name: name.to_string(),
-                pos: *pos,
-            });
-        }
-    }
 
     let mut states = vec![Sizing::Unseen; names.len()];
     for start in 0..names.len() {
         if states[start] != Sizing::Unseen {
             continue;
         }
-        // Each fragment being expanded, with how many of its spreads have been looked at.
+        // Each fragment being expanded, with how many of its spreads have been looked at: the
+        // last of them looked at is the one being followed.
         let mut stack = vec![(start, 0_usize)];
         states[start] = Sizing::Expanding;
         while let Some((fragment, next)) = stack.last_mut() {
             let fragment = *fragment;
-            if let Some((name, pos)) = fragments[fragment].spreads.get(*next) {
+            if let Some((name, _)) = fragments[fragment].spreads.get(*next) {
                 *next += 1;
-                let spread = index[name];
+                let Some(&spread) = index.get(name) else {
+                    continue;
+                };
                 match states[spread] {
                     Sizing::Unseen => {
                         states[spread] = Sizing::Expanding;
                         stack.push((spread, 0));
                     }
                     Sizing::Expanding => {
+                        // The spread `spread`'s frame is following: the one beginning the cycle.
+                        let pos = stack
+                            .iter()
+                            .find(|(on, _)| *on == spread)
+                            .map(|&(on, looked_at)| fragments[on].spreads[looked_at - 1].1)
+                            .unwrap_or_else(|| {
+                                unreachable!("a fragment expanding is on the stack")
+                            });
                         return Err(Unfit::FragmentCycle {
                             name: name.to_string(),
-                            pos: *pos,
+                            pos,
                         });
                     }
                     Sizing::Sized(_) => {}
@@ -178,15 +178,17 @@ enum Sizing {
     Sized(usize),
 }
 
-/// The selections of `written` with each fragment it spreads expanded, those fragments sized.
+/// The selections of `written` with each fragment it spreads expanded, every fragment it
+/// spreads sized already (a spread of an undefined fragment adds nothing to its own 1).
 fn expanded(written: &Written<'_>, index: &HashMap<&Name, usize>, states: &[Sizing]) -> usize {
     written
         .spreads
         .iter()
-        .fold(written.selections, |size, (name, _)| {
-            match states[index[name]] {
-                Sizing::Sized(spread) => size.saturating_add(spread),
-                Sizing::Unseen | Sizing::Expanding => size,
+        .filter_map(|(name, _)| index.get(name))
+        .fold(written.selections, |size, &spread| match states[spread] {
+            Sizing::Sized(spread) => size.saturating_add(spread),
+            Sizing::Unseen | Sizing::Expanding => {
+                unreachable!("a fragment is sized after every fragment it spreads")
             }
         })
 }
@@ -485,41 +487,65 @@ mod tests {
         assert!(!shape(&document, None, 3).truncated);
     }
 
+    /// Where `needle` first begins in a one-line `query`.
+    fn at(query: &str, needle: &str) -> Pos {
+        Pos {
+            line: 1,
+            column: query.find(needle).expect("in the query") + 1,
+        }
+    }
+
+    /// The cycle refused: its fragment's name and where validation reports it.
+    fn cycle(query: &str) -> Option<(String, Pos)> {
+        let document = async_graphql::parser::parse_query(query).expect("a document");
+        match within(move || admit(&document, 1000)) {
+            Err(Unfit::FragmentCycle { name, pos }) => Some((name, pos)),
+            _ => None,
+        }
+    }
+
     #[test]
-    fn undefined_and_cyclic_spreads_are_refused_as_validation_refuses_them() {
-        let unknown = doubling(40, "");
-        assert!(matches!(
-            within(move || admit(&unknown, 1000)),
-            Err(Unfit::UnknownFragment { name, .. }) if name == "F40"
-        ));
+    fn cycles_are_refused_where_validation_reports_them() {
+        // Validation reports the spread, in the fragment spread again, that begins the cycle.
+        let query = "{ posts { ...P } } fragment P on Post { author { posts { ...Q } } } \
+                     fragment Q on Post { ... on Post { ...P } }";
+        assert_eq!(cycle(query), Some(("P".into(), at(query, "...Q"))));
+        // Fragments are taken in document order, as validation takes them.
+        let query = "{ posts { ...Q } } fragment Q on Post { ... on Post { ...P } } \
+                     fragment P on Post { author { posts { ...Q } } }";
+        assert_eq!(cycle(query), Some(("Q".into(), at(query, "...P"))));
+        // A fragment no operation spreads is read too, as validation reads it; a fragment
+        // spreading itself is reported at that spread.
+        let query = "{ posts { id } } fragment Lone on Query { __typename ...Lone }";
+        assert_eq!(cycle(query), Some(("Lone".into(), at(query, "...Lone"))));
+        let mut query = String::from("{ ...F0 }");
+        for level in 0..40 {
+            query.push_str(&format!(
+                " fragment F{level} on Query {{ ...F{next} ...F{next} }}",
+                next = level + 1
+            ));
+        }
+        query.push_str(" fragment F40 on Query { ...F0 ...F0 }");
+        assert_eq!(cycle(&query), Some(("F0".into(), at(&query, "...F1"))));
         let document = async_graphql::parser::parse_query(
             "{ posts { ...P } } fragment P on Post { id ...Q } fragment Q on Post { title }",
         )
         .expect("a document");
         assert_eq!(admit(&document, 1000), Ok(()));
-        let document = async_graphql::parser::parse_query(
-            "{ posts { ...P } } fragment P on Post { author { posts { ...Q } } } \
-             fragment Q on Post { ... on Post { ...P } }",
-        )
-        .expect("a document");
-        assert!(matches!(
-            admit(&document, 1000),
-            Err(Unfit::FragmentCycle { .. })
-        ));
-        // A fragment no operation spreads is read too, as validation reads it.
-        let document = async_graphql::parser::parse_query(
-            "{ posts { id } } fragment Lone on Query { ...Lone }",
-        )
-        .expect("a document");
-        assert!(matches!(
-            admit(&document, 1000),
-            Err(Unfit::FragmentCycle { name, .. }) if name == "Lone"
-        ));
-        let cycle = doubling(40, " fragment F40 on Query { ...F0 ...F0 }");
-        assert!(matches!(
-            within(move || admit(&cycle, 1000)),
-            Err(Unfit::FragmentCycle { .. })
-        ));
+    }
+
+    #[test]
+    fn undefined_spreads_are_left_to_validation_and_count_1() {
+        // 1 + 2 + 4 + 8 spreads, the last 8 of F3, which the document does not define.
+        let document = doubling(3, "");
+        assert_eq!(admit(&document, 15), Ok(()));
+        assert_eq!(admit(&document, 14), Err(Unfit::TooManySelections(14)));
+        // 2^71 - 1 spreads, more than a usize holds: sized at once.
+        let document = doubling(70, "");
+        assert_eq!(
+            within(move || admit(&document, 1_000_000)),
+            Err(Unfit::TooManySelections(1_000_000))
+        );
     }
 
     #[test]

@@ -186,25 +186,23 @@ impl Limits {
             .saturating_add(MAX_INTROSPECTION_COMPLEXITY + 1)
     }
 
-    /// Refuses a document whose fragments cannot be expanded (a spread of an undefined
-    /// fragment, a cycle: validation's errors) or expand past [`document::selection_bound`]
+    /// Refuses a document whose fragments form a cycle (validation's message and location for
+    /// the first cycle it reports) or expand past [`document::selection_bound`]
     /// (`QUERY_TOO_COMPLEX`); linear in the document, so it runs before async-graphql's own
     /// walks of the expansion (its recursion-depth check, validation) and [`document::shape`].
+    /// Spreads of undefined fragments are left to validation, which reports every one.
     pub fn check_document(&self, document: &ExecutableDocument) -> Result<(), ServerError> {
         let bound = document::selection_bound(self.walk_bound());
         document::admit(document, bound).map_err(|unfit| match unfit {
-            document::Unfit::UnknownFragment { name, pos } => {
-                ServerError::new(format!(r#"Unknown fragment: "{name}""#), Some(pos))
-            }
             document::Unfit::FragmentCycle { name, pos } => {
                 ServerError::new(format!(r#"Cannot spread fragment "{name}""#), Some(pos))
             }
             document::Unfit::TooManySelections(bound) => refusal(
                 codes::QUERY_TOO_COMPLEX,
                 format!(
-                    "the document's operations select more than {bound} fields, fragment \
-                     spreads and inline fragments (each fragment counted where it is spread); \
-                     the limit is {bound}"
+                    "the document's operations select more fields, fragment spreads and inline \
+                     fragments than the limit of {bound} (each fragment counted where it is \
+                     spread)"
                 ),
             ),
         })
