@@ -311,7 +311,9 @@ async fn taking_a_key_drops_its_lapsed_leases_even_for_the_same_holder() {
         id,
     };
     let long = Duration::from_secs(30);
-    a.take(&[lease("dead")], Duration::from_millis(300))
+    // Long enough to outlive the next TAKE and HKEYS on a loaded machine; `eventually` waits
+    // out its lapse.
+    a.take(&[lease("dead")], Duration::from_secs(3))
         .await
         .expect("take");
     a.take(&[lease("live")], long).await.expect("take");
