@@ -24,7 +24,8 @@ use crate::{
     local::{Channels, Subscriber},
 };
 
-/// How long a Redis command (publish, subscribe, ping) may take.
+/// How long a Redis command (publish, subscribe, ping) may take; also each pooled connection's
+/// own connection and response timeouts (redis-rs would otherwise give every call 500 ms).
 pub(crate) const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Pub/sub over Redis.
@@ -48,9 +49,12 @@ impl RedisBackend {
     pub(crate) async fn connect(url: &str, logger: Logger) -> Result<Arc<Self>, PubSubError> {
         let client = redis::Client::open(url).map_err(PubSubError::invalid_url)?;
         let timeout = Some(REDIS_TIMEOUT);
-        let pool = deadpool_redis::Config::from_url(url)
-            .builder()
-            .map_err(PubSubError::invalid_url)?
+        let connections = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout);
+        let manager = deadpool_redis::Manager::new_with_config(url, connections)
+            .map_err(PubSubError::invalid_url)?;
+        let pool = deadpool_redis::Pool::builder(manager)
             .max_size(16)
             .wait_timeout(timeout)
             .create_timeout(timeout)

@@ -176,8 +176,10 @@ async fn the_name_of_an_instance_that_died_is_free_once_its_lease_lapses() {
 }
 
 /// A relay to Redis that, once `armed`, swallows every answer on the next connection that sends
-/// a script call (`EVAL`/`EVALSHA`): the script runs in Redis, its caller waits. Its URL.
-async fn answer_holding_relay(armed: Arc<AtomicBool>) -> String {
+/// a script call (`EVAL`/`EVALSHA`): the script runs in Redis, its caller waits (`armed` is
+/// false again once that call is passed on to Redis). Once `cut`, it closes that connection,
+/// so the pool finds it broken at once instead of waiting out its response timeout. Its URL.
+async fn answer_holding_relay(armed: Arc<AtomicBool>, cut: Arc<AtomicBool>) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let redis = redis_url();
     let rest = redis.trim_start_matches("redis://");
@@ -193,8 +195,10 @@ async fn answer_holding_relay(armed: Arc<AtomicBool>) -> String {
                 continue;
             };
             let armed = armed.clone();
+            let cut = cut.clone();
             tokio::spawn(async move {
                 let held = Arc::new(AtomicBool::new(false));
+                let cut_if_held = held.clone();
                 let (mut from_client, mut to_client) = client.into_split();
                 let (mut from_server, mut to_server) = server.into_split();
                 let holding = held.clone();
@@ -202,13 +206,17 @@ async fn answer_holding_relay(armed: Arc<AtomicBool>) -> String {
                     let mut buffer = vec![0; 64 * 1024];
                     while let Ok(n @ 1..) = from_client.read(&mut buffer).await {
                         let chunk = &buffer[..n];
-                        if chunk.windows(4).any(|word| word == b"EVAL")
-                            && armed.swap(false, Ordering::SeqCst)
-                        {
+                        let hold = !holding.load(Ordering::SeqCst)
+                            && chunk.windows(4).any(|word| word == b"EVAL")
+                            && armed.load(Ordering::SeqCst);
+                        if hold {
                             holding.store(true, Ordering::SeqCst);
                         }
                         if to_server.write_all(chunk).await.is_err() {
                             break;
+                        }
+                        if hold {
+                            armed.store(false, Ordering::SeqCst);
                         }
                     }
                 };
@@ -222,7 +230,16 @@ async fn answer_holding_relay(armed: Arc<AtomicBool>) -> String {
                         }
                     }
                 };
-                tokio::join!(up, down);
+                let closed = async move {
+                    while !(cut.load(Ordering::SeqCst) && cut_if_held.load(Ordering::SeqCst)) {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                };
+                // Returning drops both sockets.
+                tokio::select! {
+                    _ = async { tokio::join!(up, down) } => {}
+                    () = closed => {}
+                }
             });
         }
     });
@@ -277,25 +294,26 @@ async fn a_claim_dropped_while_redis_takes_its_name_leaves_no_lease_behind() {
     let chat = test_chat_settings();
     // A reaches Redis through a relay that can keep an answer from it; B directly.
     let armed = Arc::new(AtomicBool::new(false));
-    let relayed = answer_holding_relay(armed.clone()).await;
+    let cut = Arc::new(AtomicBool::new(false));
+    let relayed = answer_holding_relay(armed.clone(), cut.clone()).await;
     let a = registry(&chat, "a", &relayed).await;
     let b = registry(&chat, "b", &redis_url()).await;
     // Redis runs A's script for "Eve" but A never hears back; the claim is dropped meanwhile
-    // (as actix drops the handler of a client gone mid-handshake).
+    // (as actix drops the handler of a client gone mid-handshake), once its script call has
+    // reached the relay, however long the pool connection and SCRIPT LOAD before it took.
     armed.store(true, Ordering::SeqCst);
-    let claim = tokio::time::timeout(
-        Duration::from_millis(300),
-        a.claim("general", Holder::Account(1), "Eve", || unreachable!()),
-    )
-    .await;
-    assert!(
-        claim.is_err(),
-        "answered through a relay that holds answers"
-    );
-    assert!(
-        !armed.load(Ordering::SeqCst),
-        "the claim's script reached Redis"
-    );
+    let script_sent = async {
+        while armed.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        claim = a.claim("general", Holder::Account(1), "Eve", || unreachable!()) => {
+            panic!("{} answered through a relay that holds answers", claim.name());
+        }
+        () = script_sent => {}
+    }
+    cut.store(true, Ordering::SeqCst);
     // The release the drop queued, done (over another connection: the held one fails).
     a.flush().await;
     let eve = b
