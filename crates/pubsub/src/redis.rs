@@ -24,9 +24,14 @@ use crate::{
     local::{Channels, Subscriber},
 };
 
-/// How long a Redis command (publish, subscribe, ping) may take; also each pooled connection's
-/// own connection and response timeouts (redis-rs would otherwise give every call 500 ms).
+/// How long a Redis command (publish, subscribe, ping, a lease script) may take in all: getting
+/// a pooled connection included.
 pub(crate) const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long one reply on a pooled connection may take, and opening one: well under
+/// [`REDIS_TIMEOUT`], so a pooled connection that stopped answering fails the pool's check
+/// quickly and the command goes on over a new one within its time.
+const REPLY_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Pub/sub over Redis.
 pub(crate) struct RedisBackend {
@@ -50,8 +55,8 @@ impl RedisBackend {
         let client = redis::Client::open(url).map_err(PubSubError::invalid_url)?;
         let timeout = Some(REDIS_TIMEOUT);
         let connections = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout);
+            .set_connection_timeout(Some(REPLY_TIMEOUT))
+            .set_response_timeout(Some(REPLY_TIMEOUT));
         let manager = deadpool_redis::Manager::new_with_config(url, connections)
             .map_err(PubSubError::invalid_url)?;
         let pool = deadpool_redis::Pool::builder(manager)
