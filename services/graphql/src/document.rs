@@ -414,15 +414,7 @@ mod tests {
     #[test]
     fn multiplying_fragments_stop_at_the_bound() {
         // Each fragment spreads the next twice: 2^20 fields if expanded in full.
-        let mut query = String::from("{ ...F0 }");
-        for level in 0..20 {
-            query.push_str(&format!(
-                " fragment F{level} on Query {{ ...F{next} ...F{next} }}",
-                next = level + 1
-            ));
-        }
-        query.push_str(" fragment F20 on Query { posts { id } }");
-        let document = async_graphql::parser::parse_query(&query).expect("a document");
+        let document = doubling(20, " fragment F20 on Query { posts { id } }");
         let found = shape(&document, None, 1000);
         assert!(found.truncated);
         assert_eq!(found.fields, 1000);
@@ -450,6 +442,11 @@ mod tests {
 
     /// `{ ...F0 }` and `levels` fragments, each spreading the next twice, then `last`.
     fn doubling(levels: usize, last: &str) -> ExecutableDocument {
+        async_graphql::parser::parse_query(doubling_query(levels, last)).expect("a document")
+    }
+
+    /// [`doubling`]'s text.
+    fn doubling_query(levels: usize, last: &str) -> String {
         let mut query = String::from("{ ...F0 }");
         for level in 0..levels {
             query.push_str(&format!(
@@ -458,7 +455,7 @@ mod tests {
             ));
         }
         query.push_str(last);
-        async_graphql::parser::parse_query(&query).expect("a document")
+        query
     }
 
     #[test]
@@ -518,14 +515,7 @@ mod tests {
         // spreading itself is reported at that spread.
         let query = "{ posts { id } } fragment Lone on Query { __typename ...Lone }";
         assert_eq!(cycle(query), Some(("Lone".into(), at(query, "...Lone"))));
-        let mut query = String::from("{ ...F0 }");
-        for level in 0..40 {
-            query.push_str(&format!(
-                " fragment F{level} on Query {{ ...F{next} ...F{next} }}",
-                next = level + 1
-            ));
-        }
-        query.push_str(" fragment F40 on Query { ...F0 ...F0 }");
+        let query = doubling_query(40, " fragment F40 on Query { ...F0 ...F0 }");
         assert_eq!(cycle(&query), Some(("F0".into(), at(&query, "...F1"))));
         let document = async_graphql::parser::parse_query(
             "{ posts { ...P } } fragment P on Post { id ...Q } fragment Q on Post { title }",
